@@ -1,0 +1,39 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"gopkg.in/yaml.v3"
+)
+
+// config is the server configuration file; flags override it.
+type config struct {
+	Zones       string   `yaml:"zones"`        // zone directory; default "zones"
+	Listen      []string `yaml:"listen"`       // DNS addresses; default 127.0.0.1:5353
+	ServerID    string   `yaml:"server_id"`    // NSID and id.server; default off
+	VersionBind string   `yaml:"version_bind"` // version.bind answer; default off
+	MaxUDPSize  uint16   `yaml:"max_udp_size"` // UDP response cap; default 1232
+	LogFormat   string   `yaml:"log_format"`   // text or json; default text
+}
+
+func defaultConfig() config {
+	return config{Zones: "zones", Listen: []string{"127.0.0.1:5353"}}
+}
+
+func (c *config) load(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	dec := yaml.NewDecoder(f)
+	dec.KnownFields(true) // a misspelt key is an error, not a silent default
+	if err := dec.Decode(c); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if c.MaxUDPSize != 0 && c.MaxUDPSize < 512 {
+		return fmt.Errorf("%s: max_udp_size %d is below 512", path, c.MaxUDPSize)
+	}
+	return nil
+}

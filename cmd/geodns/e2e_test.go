@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/geodns/geodns/resolver"
+	"github.com/miekg/dns"
+	"github.com/stretchr/testify/require"
+)
+
+// binary is the geodns command built once for the end-to-end tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "geodns-e2e")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "geodns")
+	build := exec.Command("go", "build", "-race", "-o", binary, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building geodns:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freeAddr returns a loopback address whose port is free for UDP and TCP.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := resolver.Listen("127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr()
+	ln.UDP.Close()
+	ln.TCP.Close()
+	return addr
+}
+
+// startProcess runs a command until the test ends, killing it by its PID.
+func startProcess(t *testing.T, log *logBuffer, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = log, log
+	require.NoError(t, cmd.Start())
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+		if t.Failed() {
+			t.Logf("%s output:\n%s", name, log.String())
+		}
+	})
+	return cmd
+}
+
+// logBuffer collects a process's output; safe to read while it writes.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startGeodns serves zonesDir with the built binary and waits until it
+// answers for zone.
+func startGeodns(t *testing.T, zonesDir, zone string, extra ...string) (addr string, log *logBuffer) {
+	t.Helper()
+	addr = freeAddr(t)
+	log = new(logBuffer)
+	args := append([]string{"serve", "--zones", zonesDir, "--listen", addr}, extra...)
+	startProcess(t, log, binary, args...)
+	waitSOA(t, addr, zone)
+	return addr, log
+}
+
+// startNSD serves the given master files (zone name -> file) with NSD.
+func startNSD(t *testing.T, zonefiles map[string]string) string {
+	t.Helper()
+	nsd, err := exec.LookPath("nsd")
+	if err != nil {
+		if _, err2 := os.Stat("/usr/sbin/nsd"); err2 != nil {
+			t.Fatal("nsd is not installed: run scripts/test-deps.sh (make test does)")
+		}
+		nsd = "/usr/sbin/nsd"
+	}
+	addr := freeAddr(t)
+	host, port, _ := net.SplitHostPort(addr)
+	dir := t.TempDir()
+	var conf strings.Builder
+	fmt.Fprintf(&conf, `server:
+  ip-address: %s
+  port: %s
+  do-ip6: no
+  username: ""
+  chroot: ""
+  zonesdir: %q
+  database: ""
+  zonelistfile: %q
+  xfrdfile: %q
+  xfrdir: %q
+  pidfile: %q
+  server-count: 1
+  verbosity: 1
+  hide-version: yes
+  hide-identity: yes
+  ipv4-edns-size: %d
+  refuse-any: no
+  rrl-ratelimit: 0
+  rrl-whitelist-ratelimit: 0
+remote-control:
+  control-enable: no
+`, host, port, dir, dir+"/zone.list", dir+"/xfrd.state", dir, dir+"/nsd.pid", resolver.DefaultMaxUDPSize)
+	first := ""
+	for zone, file := range zonefiles {
+		abs, err := filepath.Abs(file)
+		require.NoError(t, err)
+		fmt.Fprintf(&conf, "zone:\n  name: %q\n  zonefile: %q\n", zone, abs)
+		first = zone
+	}
+	confFile := filepath.Join(dir, "nsd.conf")
+	require.NoError(t, os.WriteFile(confFile, []byte(conf.String()), 0o644))
+	startProcess(t, new(logBuffer), nsd, "-d", "-c", confFile)
+	waitSOA(t, addr, first)
+	return addr
+}
+
+func waitSOA(t *testing.T, addr, zone string) {
+	t.Helper()
+	c := &dns.Client{Timeout: 200 * time.Millisecond}
+	require.Eventually(t, func() bool {
+		r, _, err := c.Exchange(question(zone, dns.TypeSOA), addr)
+		return err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) == 1
+	}, 20*time.Second, 50*time.Millisecond, "no server answering for %s at %s", zone, addr)
+}
+
+func question(name string, qtype uint16) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), qtype)
+	m.RecursionDesired = false
+	return m
+}
+
+// runGeodns runs the binary to completion and returns its exit code and output.
+func runGeodns(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(binary, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else {
+		require.NoError(t, err)
+	}
+	return code, stdout.String(), stderr.String()
+}

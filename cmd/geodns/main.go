@@ -1,0 +1,223 @@
+// Command geodns is an authoritative DNS server that answers service names
+// with the nearest healthy site. This package only wires the parts together.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/geodns/geodns/resolver"
+	"github.com/geodns/geodns/zones"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `usage:
+  geodns serve   [--config geodns.yaml] [--zones DIR] [--listen ADDR:PORT]... [--log-format text|json]
+  geodns check   [--zones DIR] [FILE.yaml...]
+  geodns import  --origin ZONE FILE.zone
+  geodns version
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stderr)
+	case "check":
+		return check(args[1:], stdout, stderr)
+	case "import":
+		return importCmd(args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintf(stdout, "geodns %s\nIP Geolocation by DB-IP (https://db-ip.com), CC BY 4.0, when DB-IP data is used\n", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "geodns: unknown command %q\n%s", args[0], usage)
+	return 2
+}
+
+// listFlag collects a repeatable flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+func serve(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configFile := fs.String("config", "", "config file (YAML)")
+	zonesDir := fs.String("zones", "", "directory of <zone>.yaml files (default zones)")
+	logFormat := fs.String("log-format", "", "text or json (default text)")
+	var listen listFlag
+	fs.Var(&listen, "listen", "DNS address, UDP and TCP; repeatable (default 127.0.0.1:5353)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg := defaultConfig()
+	if *configFile != "" {
+		if err := cfg.load(*configFile); err != nil {
+			fmt.Fprintf(stderr, "geodns: %v\n", err)
+			return 1
+		}
+	}
+	// Flags override the config file, which overrides the defaults.
+	if *zonesDir != "" {
+		cfg.Zones = *zonesDir
+	}
+	if len(listen) > 0 {
+		cfg.Listen = listen
+	}
+	if *logFormat != "" {
+		cfg.LogFormat = *logFormat
+	}
+	log, err := newLogger(cfg.LogFormat, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "geodns: %v\n", err)
+		return 2
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+
+	reg := prometheus.NewRegistry()
+	var set atomic.Pointer[zones.Set]
+	watcher := zones.NewWatcher(cfg.Zones, &set, zones.NewMetrics(reg), log)
+	if err := watcher.Scan(true); err != nil && len(set.Load().Zones()) == 0 {
+		log.Warn("no zone loaded; serving REFUSED until a zone file loads", "dir", cfg.Zones, "error", err)
+	}
+
+	var lns []resolver.Listener
+	for _, addr := range cfg.Listen {
+		ln, err := resolver.Listen(addr)
+		if err != nil {
+			log.Error("cannot listen", "addr", addr, "error", err)
+			return 1
+		}
+		lns = append(lns, ln)
+		log.Info("serving DNS", "addr", ln.Addr(), "transport", "udp+tcp")
+	}
+	h := resolver.NewHandler(&set, resolver.Config{
+		ServerID: cfg.ServerID, Version: cfg.VersionBind, MaxUDPSize: cfg.MaxUDPSize,
+	}, log)
+
+	errc := make(chan error, 2)
+	go func() { errc <- watcher.Run(ctx, hup) }()
+	go func() { errc <- resolver.Serve(ctx, h, lns...) }()
+	err = <-errc
+	stop()
+	if err != nil {
+		log.Error("stopping", "error", err)
+		return 1
+	}
+	<-errc
+	log.Info("stopped")
+	return 0
+}
+
+func newLogger(format string, w io.Writer) (*slog.Logger, error) {
+	switch format {
+	case "", "text":
+		return slog.New(slog.NewTextHandler(w, nil)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, nil)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// check validates zone files the way serve loads them and prints every
+// problem as file:line:col: message.
+func check(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("zones", "zones", "directory of <zone>.yaml files")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	files := fs.Args()
+	if len(files) == 0 {
+		entries, err := os.ReadDir(*dir)
+		if err != nil {
+			fmt.Fprintf(stderr, "geodns check: %v\n", err)
+			return 1
+		}
+		for _, e := range entries {
+			if _, ok := zones.OriginFromFile(e.Name()); ok && !e.IsDir() {
+				files = append(files, *dir+string(os.PathSeparator)+e.Name())
+			}
+		}
+	}
+	sort.Strings(files)
+	bad := 0
+	for _, f := range files {
+		z, err := zones.LoadFile(f, nil)
+		if err != nil {
+			bad++
+			for _, e := range zones.Errors(err) {
+				fmt.Fprintln(stderr, e.Error())
+			}
+			continue
+		}
+		fmt.Fprintf(stdout, "%s: ok: zone %s, %d records, serial %d\n", f, z.Origin, z.Len(), z.Serial)
+	}
+	if len(files) == 0 {
+		fmt.Fprintf(stderr, "geodns check: no <zone>.yaml files in %s\n", *dir)
+		return 1
+	}
+	if bad > 0 {
+		fmt.Fprintf(stderr, "geodns check: %d of %d zone files have errors\n", bad, len(files))
+		return 1
+	}
+	return 0
+}
+
+func importCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("import", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	origin := fs.String("origin", "", "the zone's name, e.g. example.com.")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *origin == "" || fs.NArg() != 1 {
+		fmt.Fprint(stderr, "usage: geodns import --origin ZONE FILE.zone\n")
+		return 2
+	}
+	f, err := os.Open(fs.Arg(0))
+	if err != nil {
+		fmt.Fprintf(stderr, "geodns import: %v\n", err)
+		return 1
+	}
+	defer f.Close()
+	out, err := zones.ImportMaster(f, *origin, fs.Arg(0))
+	if err != nil {
+		fmt.Fprintf(stderr, "geodns import: %v\n", err)
+		return 1
+	}
+	if _, err := stdout.Write(out); err != nil && !errors.Is(err, os.ErrClosed) {
+		return 1
+	}
+	return 0
+}

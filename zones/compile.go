@@ -1,0 +1,574 @@
+package zones
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+	"gopkg.in/yaml.v3"
+)
+
+// OriginFromFile returns the zone name a file name stands for:
+// "example.com.yaml" serves "example.com.".
+func OriginFromFile(path string) (string, bool) {
+	base := filepath.Base(path)
+	ext := filepath.Ext(base)
+	if ext != ".yaml" && ext != ".yml" {
+		return "", false
+	}
+	name := strings.TrimSuffix(base, ext)
+	if name == "" || strings.HasPrefix(name, ".") {
+		return "", false
+	}
+	o, err := absName(name+".", ".")
+	return o, err == nil
+}
+
+// LoadFile reads, validates and compiles one zone file. prev is the version
+// being served (nil if none); an automatic serial moves forward from it.
+// The error, if any, lists every problem found, each with file:line:col.
+func LoadFile(path string, prev *Zone) (*Zone, error) {
+	origin, ok := OriginFromFile(path)
+	if !ok {
+		return nil, &PosError{File: path, Msg: "zone files are named <zone>.yaml"}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &PosError{File: path, Msg: err.Error()}
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, &PosError{File: path, Msg: err.Error()}
+	}
+	return Compile(path, data, origin, st.ModTime(), prev)
+}
+
+// Compile builds a zone from YAML bytes. file names the source in errors and
+// anchors relative import paths; mtime seeds an automatic serial.
+func Compile(file string, data []byte, origin string, mtime time.Time, prev *Zone) (*Zone, error) {
+	s, uses, errs := decodeSpec(file, data, origin)
+	if s == nil {
+		return nil, errs.err()
+	}
+	c := &compiler{spec: s, errs: errs}
+	z := c.build(uses, mtime, prev)
+	if err := c.errs.err(); err != nil {
+		return nil, err
+	}
+	return z, nil
+}
+
+type compiler struct {
+	spec    *spec
+	errs    errList
+	z       *Zone
+	soaFrom string // where the SOA came from, for "given twice" errors
+}
+
+func (c *compiler) errAt(n *yaml.Node, format string, args ...any) {
+	if n == nil {
+		c.errs.add(c.spec.file, 0, 0, format, args...)
+		return
+	}
+	c.errs.add(c.spec.file, n.Line, n.Column, format, args...)
+}
+
+// placed is a record with the YAML node it came from (nil for imported ones).
+type placed struct {
+	rr   dns.RR
+	node *yaml.Node
+}
+
+func (c *compiler) build(uses []serviceUse, mtime time.Time, prev *Zone) *Zone {
+	s := c.spec
+	z := &Zone{
+		Origin: s.origin, File: s.file, nodes: map[string]*node{},
+		Sites: map[string]*Site{}, Services: map[string]*Service{}, Checks: map[string]*Check{},
+	}
+	c.z = z
+	var recs []placed
+	if s.importFile != "" {
+		recs = append(recs, c.importFile()...)
+	}
+	for _, r := range s.recs {
+		if rr := c.parseRecord(r); rr != nil {
+			recs = append(recs, placed{rr, r.node})
+		}
+	}
+	soa := s.soa
+	for _, p := range recs {
+		if x, ok := p.rr.(*dns.SOA); ok {
+			if soa != nil {
+				c.errAt(s.soaNode, "SOA given twice: here and in %s", s.importFile)
+				continue
+			}
+			if x.Hdr.Name != s.origin {
+				c.errAt(s.importNode, "%s: SOA for %s, not at the zone apex %s", s.importFile, x.Hdr.Name, s.origin)
+				continue
+			}
+			soa, s.serialSet = x, true
+		}
+	}
+	if soa == nil {
+		c.errAt(nil, "zone %s: missing SOA (add a soa: key)", s.origin)
+		return nil
+	}
+	z.soa = soa
+	if s.soa != nil {
+		recs = append(recs, placed{soa, s.soaNode})
+	}
+	c.addNodes(recs)
+	c.services(uses)
+	c.validate(recs)
+	if len(c.errs) > 0 {
+		return nil
+	}
+	z.Hash = c.hash()
+	c.serial(mtime, prev)
+	neg := dns.Copy(z.soa).(*dns.SOA)
+	neg.Hdr.Ttl = min(neg.Hdr.Ttl, neg.Minttl)
+	z.negSOA = []dns.RR{neg}
+	z.apexNS = z.nodes[s.origin].get(dns.TypeNS)
+	c.link()
+	return z
+}
+
+// link points each name at its wildcard child and gathers, for NS, MX and
+// SRV sets, the in-zone addresses of their targets, so lookups do not
+// search for them.
+func (c *compiler) link() {
+	z := c.z
+	for name, n := range z.nodes {
+		if strings.HasPrefix(name, "*.") {
+			parent := name[2:]
+			if parent == "" {
+				parent = "."
+			}
+			z.nodes[parent].wild = n
+		}
+		for i := range n.sets {
+			s := &n.sets[i]
+			for _, rr := range s.rrs {
+				var target string
+				switch x := rr.(type) {
+				case *dns.NS:
+					target = x.Ns
+				case *dns.MX:
+					target = x.Mx
+				case *dns.SRV:
+					target = x.Target
+				default:
+					continue
+				}
+				if t := z.nodes[dns.CanonicalName(target)]; t != nil {
+					s.extra = append(s.extra, t.get(dns.TypeA)...)
+					s.extra = append(s.extra, t.get(dns.TypeAAAA)...)
+				}
+			}
+		}
+	}
+}
+
+var parseErrRE = regexp.MustCompile(`^(?:(.*): )?dns: (.*) at line: (\d+):(\d+)$`)
+
+// importFile reads the master file named by import:, relative to the zone file.
+func (c *compiler) importFile() []placed {
+	s := c.spec
+	path := s.importFile
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(filepath.Dir(s.file), path)
+	}
+	c.z.Imports = append(c.z.Imports, path)
+	f, err := os.Open(path)
+	if err != nil {
+		c.errAt(s.importNode, "import: %v", err)
+		return nil
+	}
+	defer f.Close()
+	zp := dns.NewZoneParser(f, s.origin, path)
+	zp.SetDefaultTTL(s.ttl)
+	var out []placed
+	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
+		out = append(out, placed{rr, nil})
+	}
+	if err := zp.Err(); err != nil {
+		if m := parseErrRE.FindStringSubmatch(err.Error()); m != nil {
+			line, _ := strconv.Atoi(m[3])
+			col, _ := strconv.Atoi(m[4])
+			c.errs.add(path, line, col, "%s", m[2])
+		} else {
+			c.errAt(s.importNode, "import %s: %v", s.importFile, err)
+		}
+	}
+	return out
+}
+
+// parseRecord turns one YAML value into a record. Addresses, the bulk of big
+// zones, skip the master-file parser.
+func (c *compiler) parseRecord(r recSpec) dns.RR {
+	hdr := dns.RR_Header{Name: r.owner, Class: dns.ClassINET, Ttl: r.ttl}
+	switch r.rtype {
+	case "A":
+		ip := net.ParseIP(r.value).To4()
+		if ip == nil || strings.Contains(r.value, ":") {
+			c.errAt(r.node, "name %q A: %q is not an IPv4 address", c.rel(r.owner), r.value)
+			return nil
+		}
+		hdr.Rrtype = dns.TypeA
+		return &dns.A{Hdr: hdr, A: ip}
+	case "AAAA":
+		ip := net.ParseIP(r.value)
+		if ip == nil || !strings.Contains(r.value, ":") {
+			c.errAt(r.node, "name %q AAAA: %q is not an IPv6 address", c.rel(r.owner), r.value)
+			return nil
+		}
+		hdr.Rrtype = dns.TypeAAAA
+		return &dns.AAAA{Hdr: hdr, AAAA: ip}
+	}
+	value := r.value
+	if (r.rtype == "TXT" || r.rtype == "SPF") && !strings.HasPrefix(value, `"`) {
+		value = quoteTXT(value)
+	}
+	line := fmt.Sprintf("%s %d IN %s %s\n", r.owner, r.ttl, r.rtype, value)
+	zp := dns.NewZoneParser(strings.NewReader(line), c.spec.origin, "")
+	rr, ok := zp.Next()
+	if err := zp.Err(); err != nil || !ok {
+		msg := "empty value"
+		if err != nil {
+			msg = err.Error()
+			if m := parseErrRE.FindStringSubmatch(msg); m != nil {
+				msg = m[2]
+			}
+		}
+		c.errAt(r.node, "name %q %s: bad value %q: %s", c.rel(r.owner), r.rtype, r.value, msg)
+		return nil
+	}
+	if _, extra := zp.Next(); extra {
+		c.errAt(r.node, "name %q %s: value %q holds more than one record", c.rel(r.owner), r.rtype, r.value)
+		return nil
+	}
+	return rr
+}
+
+// quoteTXT turns plain text into TXT presentation format: one string, split
+// into the 255-byte pieces the wire format allows.
+func quoteTXT(s string) string {
+	var b strings.Builder
+	for len(s) > 0 || b.Len() == 0 {
+		n := min(len(s), 255)
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteByte('"')
+		for _, ch := range []byte(s[:n]) {
+			if ch == '"' || ch == '\\' {
+				b.WriteByte('\\')
+			}
+			if ch < ' ' || ch > '~' {
+				fmt.Fprintf(&b, "\\%03d", ch)
+				continue
+			}
+			b.WriteByte(ch)
+		}
+		b.WriteByte('"')
+		s = s[n:]
+	}
+	return b.String()
+}
+
+// rel shows a name relative to the origin, as the operator wrote it.
+func (c *compiler) rel(name string) string {
+	o := c.spec.origin
+	switch {
+	case name == o:
+		return "@"
+	case strings.HasSuffix(name, "."+o):
+		return strings.TrimSuffix(name, "."+o)
+	}
+	return name
+}
+
+func (c *compiler) addNodes(recs []placed) {
+	z := c.z
+	for _, p := range recs {
+		rr := p.rr
+		h := rr.Header()
+		h.Name = dns.CanonicalName(h.Name)
+		if !dns.IsSubDomain(z.Origin, h.Name) {
+			c.placeErr(p, "name %s is outside the zone %s", h.Name, z.Origin)
+			continue
+		}
+		if h.Class != dns.ClassINET {
+			c.placeErr(p, "name %q: class %s is not served (only IN)", c.rel(h.Name), dns.Class(h.Class))
+			continue
+		}
+		n := c.node(h.Name)
+		i := slices.IndexFunc(n.sets, func(s rrset) bool { return s.rtype == h.Rrtype })
+		if i < 0 {
+			n.sets = append(n.sets, rrset{rtype: h.Rrtype})
+			i = len(n.sets) - 1
+		}
+		set := &n.sets[i]
+		if slices.ContainsFunc(set.rrs, func(o dns.RR) bool { return dns.IsDuplicate(o, rr) }) {
+			continue // RFC 2181 5: a set holds each record once
+		}
+		if len(set.rrs) > 0 {
+			h.Ttl = set.rrs[0].Header().Ttl // RFC 2181 5.2: one TTL per set
+		}
+		set.rrs = append(set.rrs, rr)
+		z.count++
+	}
+	for _, n := range z.nodes {
+		slices.SortFunc(n.sets, func(a, b rrset) int { return int(a.rtype) - int(b.rtype) })
+		n.cut = n.name != z.Origin && n.get(dns.TypeNS) != nil
+	}
+}
+
+func (c *compiler) placeErr(p placed, format string, args ...any) {
+	if p.node != nil {
+		c.errAt(p.node, format, args...)
+		return
+	}
+	c.errAt(c.spec.importNode, "import %s: "+format, append([]any{c.spec.importFile}, args...)...)
+}
+
+// node returns the node for name, creating it and its empty ancestors.
+func (c *compiler) node(name string) *node {
+	z := c.z
+	n, ok := z.nodes[name]
+	if ok {
+		return n
+	}
+	n = &node{name: name}
+	z.nodes[name] = n
+	for p := name; p != z.Origin; {
+		off, end := dns.NextLabel(p, 0)
+		if end {
+			break
+		}
+		p = p[off:]
+		if _, ok := z.nodes[p]; ok {
+			break
+		}
+		z.nodes[p] = &node{name: p}
+	}
+	return n
+}
+
+func (c *compiler) services(uses []serviceUse) {
+	s, z := c.spec, c.z
+	for _, site := range s.sites {
+		z.Sites[site.Name] = site
+		z.SiteList = append(z.SiteList, site)
+	}
+	for _, ch := range s.checks {
+		z.Checks[ch.Name] = ch
+	}
+	for _, svc := range s.services {
+		for _, r := range svc.siteRefs {
+			if z.Sites[r.name] == nil {
+				c.errAt(r.node, "service %q: unknown site %q", svc.Name, r.name)
+			}
+		}
+		for _, r := range svc.checkRef {
+			if z.Checks[r.name] == nil {
+				c.errAt(r.node, "service %q: unknown check %q", svc.Name, r.name)
+			}
+		}
+		if len(svc.SiteOrder) == 0 {
+			for _, site := range z.SiteList {
+				svc.SiteOrder = append(svc.SiteOrder, site.Name)
+			}
+		}
+		sv := svc.Service
+		z.Services[svc.Name] = &sv
+	}
+	for _, u := range uses {
+		svc := z.Services[u.name]
+		if svc == nil {
+			c.errAt(u.node, "name %q: unknown service %q", c.rel(u.owner), u.name)
+			continue
+		}
+		c.node(u.owner).service = svc
+	}
+}
+
+// validate checks what only the whole zone can tell.
+func (c *compiler) validate(recs []placed) {
+	z := c.z
+	where := map[string]placed{} // first record of each name, for positions
+	for _, p := range recs {
+		if _, ok := where[p.rr.Header().Name]; !ok {
+			where[p.rr.Header().Name] = p
+		}
+	}
+	at := func(name string, format string, args ...any) {
+		if k := c.spec.names[name]; k != nil {
+			c.errAt(k, format, args...)
+			return
+		}
+		if p, ok := where[name]; ok {
+			c.placeErr(p, format, args...)
+			return
+		}
+		c.errAt(nil, format, args...)
+	}
+	apex := z.nodes[z.Origin]
+	if apex == nil || apex.get(dns.TypeNS) == nil {
+		c.errAt(c.spec.names[z.Origin], "zone %s: no NS records at the apex", z.Origin)
+	}
+	for name, n := range z.nodes {
+		rel := c.rel(name)
+		if n.get(dns.TypeSOA) != nil && name != z.Origin {
+			at(name, "name %q: SOA record below the apex", rel)
+		}
+		if cn := n.get(dns.TypeCNAME); cn != nil {
+			if len(cn) > 1 {
+				at(name, "name %q: more than one CNAME", rel)
+			}
+			for _, s := range n.sets {
+				if s.rtype != dns.TypeCNAME && s.rtype != dns.TypeRRSIG && s.rtype != dns.TypeNSEC {
+					at(name, "name %q: CNAME beside other data (%s)", rel, dns.TypeToString[s.rtype])
+					break
+				}
+			}
+			if n.service != nil {
+				at(name, "name %q: CNAME beside a service", rel)
+			}
+		}
+		if n.service != nil && (n.get(dns.TypeA) != nil || n.get(dns.TypeAAAA) != nil) {
+			at(name, "name %q: A/AAAA records beside a service (the service answers those)", rel)
+		}
+		if n.get(dns.TypeDS) != nil && !n.cut {
+			at(name, "name %q: DS record without a delegation (NS) at the same name", rel)
+		}
+		if n.cut {
+			if strings.HasPrefix(name, "*.") {
+				at(name, "name %q: wildcard delegations are not supported", rel)
+			}
+			if n.service != nil {
+				at(name, "name %q: a service at a delegation point", rel)
+			}
+			for _, s := range n.sets {
+				switch s.rtype {
+				case dns.TypeNS, dns.TypeDS, dns.TypeA, dns.TypeAAAA, dns.TypeRRSIG, dns.TypeNSEC:
+				default:
+					at(name, "name %q: %s record at a delegation point (only NS, DS and glue belong there)", rel, dns.TypeToString[s.rtype])
+				}
+			}
+		}
+		if cut := c.cutAbove(name); cut != "" {
+			if n.service != nil {
+				at(name, "name %q: service below the delegation at %s", rel, cut)
+			}
+			for _, s := range n.sets {
+				if s.rtype != dns.TypeA && s.rtype != dns.TypeAAAA {
+					at(name, "name %q: %s record below the delegation at %s is never served (only glue belongs there)", rel, dns.TypeToString[s.rtype], cut)
+				}
+			}
+		}
+	}
+}
+
+// cutAbove returns the delegation point strictly above name, if any.
+func (c *compiler) cutAbove(name string) string {
+	for p := name; p != c.z.Origin; {
+		off, end := dns.NextLabel(p, 0)
+		if end {
+			break
+		}
+		p = p[off:]
+		if n := c.z.nodes[p]; n != nil && n.cut {
+			return p
+		}
+	}
+	return ""
+}
+
+// hash digests the zone's content in a canonical order, ignoring the serial,
+// so a reload of unchanged content keeps its serial.
+func (c *compiler) hash() [32]byte {
+	var lines []string
+	for _, n := range c.z.nodes {
+		for _, s := range n.sets {
+			for _, rr := range s.rrs {
+				if soa, ok := rr.(*dns.SOA); ok {
+					x := *soa
+					x.Serial = 0
+					rr = &x
+				}
+				lines = append(lines, rr.String())
+			}
+		}
+		if n.service != nil {
+			lines = append(lines, n.name+" service "+n.service.Name)
+		}
+	}
+	slices.Sort(lines)
+	var b bytes.Buffer
+	for _, l := range lines {
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	for _, site := range c.z.SiteList {
+		fmt.Fprintf(&b, "%+v\n", *site)
+	}
+	for _, svc := range c.spec.services {
+		fmt.Fprintf(&b, "%+v\n", svc.Service)
+	}
+	for _, ch := range c.spec.checks {
+		fmt.Fprintf(&b, "%+v\n", *ch)
+	}
+	return sha256.Sum256(b.Bytes())
+}
+
+// serial sets an automatic serial unless the zone gives one: the file's
+// modification time in seconds (stable across restarts), moved past the
+// previous serial whenever the content changed (RFC 1982 arithmetic).
+func (c *compiler) serial(mtime time.Time, prev *Zone) {
+	z := c.z
+	if c.spec.serialSet {
+		z.Serial = z.soa.Serial
+		return
+	}
+	serial := uint32(mtime.Unix())
+	if prev != nil {
+		switch {
+		case prev.Hash == z.Hash:
+			serial = prev.Serial
+		case !serialAfter(serial, prev.Serial):
+			serial = prev.Serial + 1
+		}
+	}
+	soa := dns.Copy(z.soa).(*dns.SOA)
+	soa.Serial = serial
+	z.soa, z.Serial = soa, serial
+	z.nodes[z.Origin].sets[slices.IndexFunc(z.nodes[z.Origin].sets, func(s rrset) bool { return s.rtype == dns.TypeSOA })].rrs[0] = soa
+}
+
+// serialAfter reports whether a comes after b in RFC 1982 serial arithmetic.
+func serialAfter(a, b uint32) bool {
+	return a != b && a-b < 1<<31
+}
+
+// yamlError converts a yaml.v3 syntax error into a positioned error.
+// yaml.v3 reports a line but no column, so the column is left out.
+func yamlError(file string, err error) *PosError {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return &PosError{File: file, Line: line, Col: 1, Msg: "yaml: " + m[2]}
+	}
+	return &PosError{File: file, Line: 1, Col: 1, Msg: "yaml: " + msg}
+}
+
+var yamlLineRE = regexp.MustCompile(`^line (\d+): (.*)$`)

@@ -1,0 +1,170 @@
+package zones
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/miekg/dns"
+	"gopkg.in/yaml.v3"
+)
+
+// ImportMaster converts an RFC 1035 master file into zone YAML. Every record
+// is kept, unknown types in RFC 3597 form; the serial is written out so the
+// YAML serves the same SOA as the master file.
+func ImportMaster(r io.Reader, origin, file string) ([]byte, error) {
+	origin = dns.CanonicalName(dns.Fqdn(origin))
+	zp := dns.NewZoneParser(r, origin, file)
+	var rrs []dns.RR
+	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
+		rr.Header().Name = dns.CanonicalName(rr.Header().Name)
+		rrs = append(rrs, rr)
+	}
+	if err := zp.Err(); err != nil {
+		return nil, err
+	}
+	var soa *dns.SOA
+	ttls := map[uint32]int{}
+	type key struct {
+		name  string
+		rtype uint16
+	}
+	sets := map[key][]dns.RR{}
+	var order []key
+	for _, rr := range rrs {
+		h := rr.Header()
+		if !dns.IsSubDomain(origin, h.Name) {
+			return nil, fmt.Errorf("%s: %s is outside the zone %s", file, h.Name, origin)
+		}
+		if s, ok := rr.(*dns.SOA); ok {
+			if soa != nil {
+				return nil, fmt.Errorf("%s: more than one SOA", file)
+			}
+			soa = s
+			continue
+		}
+		ttls[h.Ttl]++
+		k := key{h.Name, h.Rrtype}
+		if _, ok := sets[k]; !ok {
+			order = append(order, k)
+		}
+		sets[k] = append(sets[k], rr)
+	}
+	if soa == nil {
+		return nil, fmt.Errorf("%s: no SOA record", file)
+	}
+	zoneTTL := uint32(DefaultTTL)
+	best := 0
+	for t, n := range ttls {
+		if n > best || (n == best && t < zoneTTL) {
+			zoneTTL, best = t, n
+		}
+	}
+	slices.SortStableFunc(order, func(a, b key) int {
+		if c := compareNames(a.name, b.name); c != 0 {
+			return c
+		}
+		return int(a.rtype) - int(b.rtype)
+	})
+
+	rel := func(name string) string {
+		switch {
+		case name == origin:
+			return "@"
+		case strings.HasSuffix(name, "."+origin):
+			return strings.TrimSuffix(name, "."+origin)
+		}
+		return name
+	}
+	str := func(s string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Value: s} }
+	num := func(n uint32) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.FormatUint(uint64(n), 10)} }
+	mapping := func(kv ...*yaml.Node) *yaml.Node { return &yaml.Node{Kind: yaml.MappingNode, Content: kv} }
+	flow := func(n *yaml.Node) *yaml.Node { n.Style = yaml.FlowStyle; return n }
+
+	soaMap := flow(mapping(
+		str("ns"), str(soa.Ns), str("mbox"), str(soa.Mbox), str("serial"), num(soa.Serial),
+		str("refresh"), num(soa.Refresh), str("retry"), num(soa.Retry),
+		str("expire"), num(soa.Expire), str("minttl"), num(soa.Minttl)))
+	if soa.Hdr.Ttl != zoneTTL {
+		soaMap.Content = append(soaMap.Content, str("ttl"), num(soa.Hdr.Ttl))
+	}
+	records := mapping()
+	var cur *yaml.Node
+	var curName string
+	var curSets [][]dns.RR
+	flush := func() {
+		if cur == nil {
+			return
+		}
+		// One TTL for the whole name goes on the name; otherwise per type.
+		nameTTL, same := curSets[0][0].Header().Ttl, true
+		for _, s := range curSets {
+			same = same && s[0].Header().Ttl == nameTTL
+		}
+		if same && nameTTL != zoneTTL {
+			cur.Content = append(cur.Content, str("ttl"), num(nameTTL))
+		}
+		for _, s := range curSets {
+			vals := &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle}
+			for _, rr := range s {
+				vals.Content = append(vals.Content, str(rdata(rr)))
+			}
+			var v *yaml.Node = vals
+			if t := s[0].Header().Ttl; !same && t != zoneTTL {
+				v = flow(mapping(str("ttl"), num(t), str("values"), vals))
+			}
+			cur.Content = append(cur.Content, str(typeName(s[0].Header().Rrtype)), v)
+		}
+		records.Content = append(records.Content, str(rel(curName)), cur)
+	}
+	for _, k := range order {
+		if cur == nil || k.name != curName {
+			flush()
+			cur, curName, curSets = mapping(), k.name, nil
+		}
+		curSets = append(curSets, sets[k])
+	}
+	flush()
+	doc := mapping(str("origin"), str(origin), str("ttl"), num(zoneTTL), str("soa"), soaMap)
+	if len(records.Content) > 0 {
+		doc.Content = append(doc.Content, str("records"), records)
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# imported from %s\n", file)
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(doc); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), enc.Close()
+}
+
+// rdata is a record's data in presentation format, without the header.
+func rdata(rr dns.RR) string {
+	if u, ok := rr.(*dns.RFC3597); ok {
+		return fmt.Sprintf(`\# %d %s`, len(u.Rdata)/2, u.Rdata)
+	}
+	return strings.TrimSpace(strings.TrimPrefix(rr.String(), rr.Header().String()))
+}
+
+func typeName(t uint16) string {
+	if s, ok := dns.TypeToString[t]; ok {
+		return s
+	}
+	return "TYPE" + strconv.Itoa(int(t))
+}
+
+// compareNames orders names canonically (RFC 4034 6.1): by labels from the
+// root, so a zone reads top-down.
+func compareNames(a, b string) int {
+	la, lb := dns.SplitDomainName(a), dns.SplitDomainName(b)
+	for i, j := len(la)-1, len(lb)-1; i >= 0 && j >= 0; i, j = i-1, j-1 {
+		if c := strings.Compare(strings.ToLower(la[i]), strings.ToLower(lb[j])); c != 0 {
+			return c
+		}
+	}
+	return len(la) - len(lb)
+}

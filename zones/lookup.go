@@ -1,0 +1,227 @@
+package zones
+
+import "github.com/miekg/dns"
+
+// Result classifies a lookup's outcome.
+type Result uint8
+
+const (
+	Success    Result = iota // records answer the question
+	NXDomain                 // the name does not exist
+	NoData                   // the name exists, the type does not
+	Delegation               // the name is at or below a zone cut: a referral
+)
+
+var resultNames = [...]string{"success", "nxdomain", "nodata", "delegation"}
+
+func (r Result) String() string { return resultNames[r] }
+
+// Answer is the outcome of a lookup. Its slices may share the zone's
+// records: callers must not mutate them.
+type Answer struct {
+	Result Result
+	Answer []dns.RR
+	Ns     []dns.RR
+	Extra  []dns.RR
+}
+
+// ServiceFunc answers a service name (owner) for qtype A or AAAA. It returns
+// nil when the service has nothing for that type or client.
+type ServiceFunc func(svc *Service, owner string, qtype uint16) []dns.RR
+
+// maxChain bounds in-zone CNAME chains; a longer one (or a loop) is answered
+// as far as it got.
+const maxChain = 12
+
+// Lookup answers qname/qtype from the zone, following RFC 1034 4.3.2 with
+// RFC 4592 wildcards. qname must be canonical (lower case) and inside the
+// zone. With minimalAny, ANY is answered with a single RRset (RFC 8482).
+// svc answers service names; nil answers them NODATA.
+func (z *Zone) Lookup(qname string, qtype uint16, minimalAny bool, svc ServiceFunc) Answer {
+	var a Answer
+	name := qname
+	for hop := 0; ; hop++ {
+		n, cut, ce := z.find(name, qtype)
+		if cut != nil {
+			ns := cut.set(dns.TypeNS)
+			a.Ns, a.Extra = ns.rrs, ns.extra
+			if hop == 0 {
+				a.Result = Delegation
+			}
+			return a
+		}
+		synth := n == nil
+		if synth {
+			if ce.wild == nil {
+				a.Result, a.Ns = NXDomain, z.negSOA
+				return a
+			}
+			n = ce.wild
+		}
+		if cname := n.set(dns.TypeCNAME); cname != nil && qtype != dns.TypeCNAME && qtype != dns.TypeANY {
+			a.Answer = appendRRs(a.Answer, cname.rrs, synth, name)
+			target := dns.CanonicalName(cname.rrs[0].(*dns.CNAME).Target)
+			if hop+1 >= maxChain || !dns.IsSubDomain(z.Origin, target) || answered(a.Answer, target) {
+				return a // out of zone, too long, or a loop: the client takes it from here
+			}
+			name = target
+			continue
+		}
+		chained := len(a.Answer)
+		switch {
+		case qtype == dns.TypeANY:
+			a.Answer = z.any(a.Answer, n, name, synth, minimalAny, svc)
+		case n.service != nil && (qtype == dns.TypeA || qtype == dns.TypeAAAA):
+			if svc != nil {
+				a.Answer = append(a.Answer, svc(n.service, name, qtype)...)
+			}
+		default:
+			if set := n.set(qtype); set != nil {
+				a.Answer = appendRRs(a.Answer, set.rrs, synth, name)
+				a.Extra = set.extra
+			}
+		}
+		if len(a.Answer) == chained {
+			a.Result, a.Ns = NoData, z.negSOA
+		}
+		return a
+	}
+}
+
+// find walks from the apex down to name. It returns the node for name if it
+// exists, or the delegation met on the way, and the closest encloser.
+// A DS question at a cut is answered by this (the parent) side.
+func (z *Zone) find(name string, qtype uint16) (n, cut, ce *node) {
+	ce = z.nodes[z.Origin]
+	below := len(name) - len(z.Origin) // labels starting before this are below the apex
+	var starts [128]int
+	k := 0
+	for off, end := 0, false; !end && off < below && k < len(starts); off, end = dns.NextLabel(name, off) {
+		starts[k] = off
+		k++
+	}
+	for i := k - 1; i >= 0; i-- {
+		nd := z.nodes[name[starts[i]:]]
+		if nd == nil {
+			return nil, nil, ce
+		}
+		ce = nd
+		if nd.cut && (i > 0 || qtype != dns.TypeDS) {
+			return nil, nd, ce
+		}
+	}
+	return ce, nil, ce
+}
+
+func (z *Zone) any(out []dns.RR, n *node, owner string, synth, minimal bool, svc ServiceFunc) []dns.RR {
+	if n.service != nil && svc != nil {
+		for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
+			out = append(out, svc(n.service, owner, t)...)
+			if minimal && len(out) > 0 {
+				return out
+			}
+		}
+	}
+	for _, s := range n.sets {
+		out = appendRRs(out, s.rrs, synth, owner)
+		if minimal {
+			break
+		}
+	}
+	return out
+}
+
+// answered reports whether name already owns a record of the answer: a
+// CNAME loop, stopped there so each record is sent once.
+func answered(rrs []dns.RR, name string) bool {
+	for _, rr := range rrs {
+		if rr.Header().Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// appendRRs appends a set; records synthesized from a wildcard are copied
+// under the owner asked for.
+func appendRRs(dst, rrs []dns.RR, synth bool, owner string) []dns.RR {
+	if !synth {
+		if dst == nil {
+			return rrs
+		}
+		return append(dst[:len(dst):len(dst)], rrs...)
+	}
+	for _, rr := range rrs {
+		c := dns.Copy(rr)
+		c.Header().Name = owner
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// Set is an immutable collection of zones, found by longest suffix match.
+type Set struct {
+	zones map[string]*Zone
+}
+
+// NewSet returns a set of the given zones.
+func NewSet(zs ...*Zone) *Set {
+	s := &Set{zones: make(map[string]*Zone, len(zs))}
+	for _, z := range zs {
+		s.zones[z.Origin] = z
+	}
+	return s
+}
+
+// With returns a copy of the set with z added or replaced.
+func (s *Set) With(z *Zone) *Set {
+	n := &Set{zones: make(map[string]*Zone, len(s.zones)+1)}
+	for k, v := range s.zones {
+		n.zones[k] = v
+	}
+	n.zones[z.Origin] = z
+	return n
+}
+
+// Without returns a copy of the set without the zone named origin.
+func (s *Set) Without(origin string) *Set {
+	n := &Set{zones: make(map[string]*Zone, len(s.zones))}
+	for k, v := range s.zones {
+		if k != origin {
+			n.zones[k] = v
+		}
+	}
+	return n
+}
+
+// Zone returns the zone named origin, or nil.
+func (s *Set) Zone(origin string) *Zone { return s.zones[origin] }
+
+// Zones returns every zone in the set, in no particular order.
+func (s *Set) Zones() []*Zone {
+	out := make([]*Zone, 0, len(s.zones))
+	for _, z := range s.zones {
+		out = append(out, z)
+	}
+	return out
+}
+
+// Find returns the zone that answers qname (canonical): the closest
+// enclosing one. A DS question at a zone's apex belongs to the parent zone
+// when the parent is served too (RFC 4035 3.1.4.1).
+func (s *Set) Find(qname string, qtype uint16) *Zone {
+	var best *Zone
+	for off, end := 0, false; !end; off, end = dns.NextLabel(qname, off) {
+		if z := s.zones[qname[off:]]; z != nil {
+			if off == 0 && qtype == dns.TypeDS && qname != "." {
+				best = z
+				continue
+			}
+			return z
+		}
+	}
+	if z := s.zones["."]; z != nil {
+		return z
+	}
+	return best
+}

@@ -1,0 +1,47 @@
+package zones
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics counts zone loads. Series of removed zones are deleted.
+type Metrics struct {
+	reloads *prometheus.CounterVec
+	serial  *prometheus.GaugeVec
+	records *prometheus.GaugeVec
+}
+
+// NewMetrics registers the zone metrics with reg (nil: not registered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "geodns_zone_reloads_total",
+			Help: "Zone file loads by zone and result (ok, error, removed).",
+		}, []string{"zone", "result"}),
+		serial: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "geodns_zone_serial",
+			Help: "SOA serial of the zone being served.",
+		}, []string{"zone"}),
+		records: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "geodns_zone_records",
+			Help: "Number of records in the zone being served.",
+		}, []string{"zone"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.reloads, m.serial, m.records)
+	}
+	return m
+}
+
+func (m *Metrics) loaded(z *Zone) {
+	m.reloads.WithLabelValues(z.Origin, "ok").Inc()
+	m.serial.WithLabelValues(z.Origin).Set(float64(z.Serial))
+	m.records.WithLabelValues(z.Origin).Set(float64(z.Len()))
+}
+
+func (m *Metrics) failed(zone string) { m.reloads.WithLabelValues(zone, "error").Inc() }
+
+func (m *Metrics) removed(zone string) {
+	m.reloads.DeleteLabelValues(zone, "ok")
+	m.reloads.DeleteLabelValues(zone, "error")
+	m.serial.DeleteLabelValues(zone)
+	m.records.DeleteLabelValues(zone)
+}

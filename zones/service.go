@@ -1,0 +1,71 @@
+package zones
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Site is a location that serves a service, placed by its coordinates.
+type Site struct {
+	Name     string
+	Lat, Lon float64
+	Capacity float64 // relative units; default 1
+}
+
+// AllDownPolicy says what a service answers when none of its sites is up.
+type AllDownPolicy uint8
+
+const (
+	AllDownServeAll AllDownPolicy = iota // answer every endpoint (default)
+	AllDownNoData                        // answer NODATA
+	AllDownFallback                      // answer the service's Fallback addresses
+)
+
+// Endpoint is one answer of a service at one site.
+type Endpoint struct {
+	Site    string
+	Address netip.Addr // the address answered
+	Check   string     // name of the check probing it; "" = never probed
+	Target  string     // host:port probed instead of Address; "" = Address and the check's port
+}
+
+// Rule sends matching clients to a fixed site order, ahead of distance.
+type Rule struct {
+	Countries    []string // ISO 3166-1 alpha-2, upper case
+	Continents   []string // two-letter continent codes, upper case
+	Subdivisions []string // ISO 3166-2 subdivision codes, upper case
+	CIDRs        []netip.Prefix
+	Sites        []string
+}
+
+// Service is a geo- and health-routed name's configuration.
+type Service struct {
+	Name        string
+	TTL         uint32 // answer TTL; default: the zone's default TTL
+	Answers     int    // max addresses per answer and family; default 2
+	Endpoints   []Endpoint
+	Rules       []Rule
+	SiteUpRatio float64 // a site is up while >= this share of its endpoints is; default 0.5
+	AllDown     AllDownPolicy
+	Fallback    []netip.Addr // answered under AllDownFallback
+	SiteOrder   []string     // order for clients without a location: sites as listed
+}
+
+// Check describes how endpoints are probed. Field defaults are applied at load.
+type Check struct {
+	Name         string
+	Type         string // http, https, tcp, dns, static
+	Port         int
+	Path         string
+	Host         string
+	ExpectStatus []int
+	ExpectBody   string
+	Interval     time.Duration // default 1s
+	Timeout      time.Duration // default 800ms
+	Rise         int           // default 3
+	Fall         int           // default 2
+	Insecure     bool
+	Up           bool // static checks: the fixed state; default true
+}
+
+var checkTypes = map[string]int{"http": 80, "https": 443, "tcp": 0, "dns": 53, "static": 0}

@@ -1,0 +1,96 @@
+package zones
+
+import (
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+const (
+	defaultInterval = time.Second
+	defaultTimeout  = 800 * time.Millisecond
+)
+
+// Zone is a compiled, immutable zone snapshot. It is safe for concurrent use;
+// the records it returns are shared and must not be mutated.
+type Zone struct {
+	Origin string // canonical (lower-case, absolute) zone name
+	File   string // the YAML file it came from
+	Serial uint32
+	Hash   [32]byte // digest of the zone's content, for change detection
+
+	Sites    map[string]*Site
+	SiteList []*Site // as listed in the file
+	Services map[string]*Service
+	Checks   map[string]*Check
+
+	// Imports lists the master files read, so a watcher can reload the zone
+	// when one of them changes.
+	Imports []string
+
+	soa    *dns.SOA
+	negSOA []dns.RR // the SOA with the negative-caching TTL, for authority sections
+	apexNS []dns.RR
+	nodes  map[string]*node
+	count  int
+}
+
+// node is one owner name. Empty non-terminals are nodes without records so
+// that they answer NODATA rather than NXDOMAIN (RFC 8020).
+type node struct {
+	name    string
+	sets    []rrset // sorted by type
+	service *Service
+	wild    *node // the "*" child, the source of synthesis below this name
+	cut     bool  // holds an NS set below the apex: a delegation point
+}
+
+type rrset struct {
+	rtype uint16
+	rrs   []dns.RR
+	extra []dns.RR // addresses of in-zone NS/MX/SRV targets: glue and additional data
+}
+
+func (n *node) get(t uint16) []dns.RR {
+	if s := n.set(t); s != nil {
+		return s.rrs
+	}
+	return nil
+}
+
+func (n *node) set(t uint16) *rrset {
+	for i := range n.sets {
+		if n.sets[i].rtype == t {
+			return &n.sets[i]
+		}
+	}
+	return nil
+}
+
+// SOA returns the zone's SOA record.
+func (z *Zone) SOA() *dns.SOA { return z.soa }
+
+// Len returns the number of records in the zone.
+func (z *Zone) Len() int { return z.count }
+
+// Records calls fn for every record in the zone, names in no particular order.
+func (z *Zone) Records(fn func(dns.RR)) {
+	for _, n := range z.nodes {
+		for _, s := range n.sets {
+			for _, rr := range s.rrs {
+				fn(rr)
+			}
+		}
+	}
+}
+
+// ServiceNames returns the owner names routed to services, with their service.
+func (z *Zone) ServiceNames() map[string]*Service {
+	out := map[string]*Service{}
+	for name, n := range z.nodes {
+		if n.service != nil {
+			out[name] = n.service
+		}
+	}
+	return out
+}
