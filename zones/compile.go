@@ -74,9 +74,11 @@ type compiler struct {
 	soaFrom string // where the SOA came from, for "given twice" errors
 }
 
+// errAt records an error at n; whole-zone errors (n == nil) point at the
+// top of the file so every error has a line and column.
 func (c *compiler) errAt(n *yaml.Node, format string, args ...any) {
 	if n == nil {
-		c.errs.add(c.spec.file, 0, 0, format, args...)
+		c.errs.add(c.spec.file, 1, 1, format, args...)
 		return
 	}
 	c.errs.add(c.spec.file, n.Line, n.Column, format, args...)

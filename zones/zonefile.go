@@ -71,10 +71,14 @@ func decodeSpec(file string, data []byte, origin string) (*spec, []serviceUse, e
 	}
 	s := &spec{file: file, origin: origin, ttl: DefaultTTL, names: map[string]*yaml.Node{}}
 	if len(doc.Content) == 0 {
-		d.errs.add(file, 0, 0, "empty file")
+		d.errs.add(file, 1, 1, "empty file")
 		return nil, nil, d.errs
 	}
 	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		d.errf(root, "zone: expected a mapping of keys (origin, soa, records, ...), got %s", kindName(root))
+		return nil, nil, d.errs
+	}
 	// The origin and default TTL shape everything else, so read them first.
 	var recordsNode, servicesNode, sitesNode, checksNode, soaNode *yaml.Node
 	d.fields(root, "zone", map[string]func(*yaml.Node){
@@ -226,10 +230,10 @@ func (d *decoder) sites(s *spec, n *yaml.Node) {
 	d.entries(n, "sites", func(k, v *yaml.Node) {
 		site := &Site{Name: k.Value, Capacity: 1}
 		what := fmt.Sprintf("site %q", k.Value)
-		var haveLat, haveLon bool
+		var haveLat, haveLon bool // given, valid or not: a bad value is reported once
 		d.fields(v, what, map[string]func(*yaml.Node){
-			"lat": func(x *yaml.Node) { site.Lat, haveLat = d.float(x, what+": lat", -90, 90) },
-			"lon": func(x *yaml.Node) { site.Lon, haveLon = d.float(x, what+": lon", -180, 180) },
+			"lat": func(x *yaml.Node) { site.Lat, _ = d.float(x, what+": lat", -90, 90); haveLat = true },
+			"lon": func(x *yaml.Node) { site.Lon, _ = d.float(x, what+": lon", -180, 180); haveLon = true },
 			"capacity": func(x *yaml.Node) {
 				if c, ok := d.float(x, what+": capacity", 0, 1e9); ok {
 					site.Capacity = c

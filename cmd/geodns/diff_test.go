@@ -107,12 +107,12 @@ func TestDifferentialNSD(t *testing.T) {
 }
 
 type query struct {
-	name   string
-	qtype  uint16
-	tcp    bool
-	edns   int // 0 = no OPT; else the UDP size advertised
-	ver    uint8
-	do     bool
+	name  string
+	qtype uint16
+	tcp   bool
+	edns  int // 0 = no OPT; else the UDP size advertised
+	ver   uint8
+	do    bool
 }
 
 func (q query) String() string {

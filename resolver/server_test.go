@@ -1,0 +1,127 @@
+package resolver
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/stretchr/testify/require"
+)
+
+// startServer serves the test zone on a loopback port until the test ends.
+func startServer(t *testing.T) string {
+	t.Helper()
+	h := newTestHandler(t, Config{})
+	ln, err := Listen("127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, h, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(10 * time.Second):
+			t.Error("Serve did not return after cancel")
+		}
+	})
+	c := &dns.Client{Timeout: time.Second}
+	require.Eventually(t, func() bool {
+		_, _, err := c.Exchange(new(dns.Msg).SetQuestion("www.example.net.", dns.TypeA), ln.Addr())
+		return err == nil
+	}, 5*time.Second, 20*time.Millisecond)
+	return ln.Addr()
+}
+
+func TestServerUDPAndTCP(t *testing.T) {
+	addr := startServer(t)
+	for _, proto := range []string{"udp", "tcp"} {
+		c := &dns.Client{Net: proto, Timeout: 2 * time.Second}
+		r, _, err := c.Exchange(new(dns.Msg).SetQuestion("www.example.net.", dns.TypeA), addr)
+		require.NoError(t, err, proto)
+		require.Len(t, r.Answer, 2, proto)
+		require.True(t, r.Authoritative)
+	}
+}
+
+func TestServerTruncatesThenTCPWorks(t *testing.T) {
+	addr := startServer(t)
+	q := new(dns.Msg).SetQuestion("big.example.net.", dns.TypeTXT)
+	r, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(q, addr)
+	require.NoError(t, err)
+	require.True(t, r.Truncated)
+	r, _, err = (&dns.Client{Net: "tcp", Timeout: 2 * time.Second}).Exchange(q, addr)
+	require.NoError(t, err)
+	require.False(t, r.Truncated)
+	require.Len(t, r.Answer, 6)
+}
+
+// miekg/dns closes a TCP connection after 128 queries unless told not to;
+// resolvers pipeline many more over one connection.
+func TestServerTCPNoQueryCap(t *testing.T) {
+	addr := startServer(t)
+	conn, err := dns.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer conn.Close()
+	for i := range 300 {
+		q := new(dns.Msg).SetQuestion("www.example.net.", dns.TypeA)
+		require.NoError(t, conn.SetDeadline(time.Now().Add(2*time.Second)))
+		require.NoError(t, conn.WriteMsg(q), "query %d", i)
+		r, err := conn.ReadMsg()
+		require.NoError(t, err, "query %d", i)
+		require.Equal(t, q.Id, r.Id)
+	}
+}
+
+func TestServerSurvivesGarbage(t *testing.T) {
+	addr := startServer(t)
+	conn, err := net.Dial("udp", addr)
+	require.NoError(t, err)
+	defer conn.Close()
+	qd2 := new(dns.Msg).SetQuestion("www.example.net.", dns.TypeA)
+	qd2.Question = append(qd2.Question, qd2.Question[0])
+	twoQuestions, err := qd2.Pack()
+	require.NoError(t, err)
+	packets := [][]byte{
+		{},
+		{0x12},
+		{0x12, 0x34, 0x01, 0x00, 0x00, 0x01},                               // header cut short
+		{0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0xc0, 0x0c}, // name pointing at itself
+		append([]byte{0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0}, make([]byte, 300)...),
+		twoQuestions,
+	}
+	for _, p := range packets {
+		_, err := conn.Write(p)
+		require.NoError(t, err)
+	}
+	// A multi-question query gets FORMERR; the rest are dropped or FORMERR.
+	buf := make([]byte, 2048)
+	sawFormErr := false
+	for {
+		conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		n, err := conn.Read(buf)
+		if err != nil {
+			break
+		}
+		m := new(dns.Msg)
+		if m.Unpack(buf[:n]) == nil && m.Rcode == dns.RcodeFormatError {
+			sawFormErr = true
+		}
+	}
+	require.True(t, sawFormErr)
+	// And the server still answers.
+	r, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(new(dns.Msg).SetQuestion("www.example.net.", dns.TypeA), addr)
+	require.NoError(t, err)
+	require.Equal(t, dns.RcodeSuccess, r.Rcode)
+}
+
+func TestListenSamePort(t *testing.T) {
+	ln, err := Listen("127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.UDP.Close()
+	defer ln.TCP.Close()
+	require.Equal(t, ln.UDP.LocalAddr().String(), ln.TCP.Addr().String())
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what the tests need from Debian: NSD (the reference server of the
+# differential test) and dig. Idempotent; quick when everything is present.
+set -euo pipefail
+
+need=()
+command -v nsd >/dev/null 2>&1 || [ -x /usr/sbin/nsd ] || need+=(nsd)
+command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
+[ ${#need[@]} -eq 0 ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "installing: ${need[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# Debian starts NSD as a service on install; the tests run their own.
+if command -v systemctl >/dev/null 2>&1; then
+  $SUDO systemctl disable --now nsd >/dev/null 2>&1 || true
+fi

@@ -1,0 +1,229 @@
+package zones
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/stretchr/testify/require"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// posRE is the shape every zone error must have: file:line:col: message.
+var posRE = regexp.MustCompile(`^[^:]+:\d+:\d+: \S`)
+
+// TestBadZones loads every file in testdata/bad and compares its errors
+// with testdata/bad/want.txt (rewrite it with -update after checking them).
+func TestBadZones(t *testing.T) {
+	files, err := filepath.Glob("testdata/bad/*.yaml")
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(files), 30)
+	var got []string
+	for _, f := range files {
+		_, err := LoadFile(f, nil)
+		require.Error(t, err, "%s must not load", f)
+		for _, e := range Errors(err) {
+			line := strings.TrimPrefix(e.Error(), "testdata/bad/")
+			require.Regexp(t, posRE, line)
+			got = append(got, line)
+		}
+	}
+	golden := "testdata/bad/want.txt"
+	if *update {
+		require.NoError(t, os.WriteFile(golden, []byte(strings.Join(got, "\n")+"\n"), 0o644))
+	}
+	want, err := os.ReadFile(golden)
+	require.NoError(t, err)
+	require.Equal(t, strings.Split(strings.TrimSpace(string(want)), "\n"), got)
+}
+
+// TestBadZoneReportsAllErrors: one pass finds every problem in a file.
+func TestBadZoneReportsAllErrors(t *testing.T) {
+	src := `soa: {ns: a.example., mbox: b.example.}
+records:
+  "@": {NS: [ns1.example.net.]}
+  a: {A: [300.1.1.1]}
+  b: {AAAA: [nope]}
+  c: {CNAME: x, TXT: [y]}
+  d: {service: missing}
+`
+	_, err := Compile("many.example.yaml", []byte(src), "many.example.", time.Now(), nil)
+	errs := Errors(err)
+	require.Len(t, errs, 4, "%v", err)
+	lines := []int{}
+	for _, e := range errs {
+		lines = append(lines, e.Line)
+	}
+	require.Equal(t, []int{4, 5, 6, 7}, lines)
+}
+
+func TestGoodZones(t *testing.T) {
+	files, err := filepath.Glob("testdata/good/*.yaml")
+	require.NoError(t, err)
+	examples, err := filepath.Glob("../examples/zones/*.yaml")
+	require.NoError(t, err)
+	require.NotEmpty(t, examples)
+	for _, f := range append(files, examples...) {
+		z, err := LoadFile(f, nil)
+		require.NoError(t, err, f)
+		require.NotZero(t, z.Len())
+	}
+}
+
+func TestFullZoneDecoded(t *testing.T) {
+	z, err := LoadFile("testdata/good/full.example.yaml", nil)
+	require.NoError(t, err)
+	require.Equal(t, uint32(2024120101), z.Serial)
+	require.Equal(t, uint32(3600), z.SOA().Hdr.Ttl)
+
+	get := func(name string, t uint16) []string {
+		a := z.Lookup(name, t, false, nil)
+		var out []string
+		for _, rr := range a.Answer {
+			out = append(out, rr.String())
+		}
+		return out
+	}
+	require.Equal(t, []string{"mail.full.example.\t60\tIN\tA\t192.0.2.25"}, get("mail.full.example.", dns.TypeA))
+	require.Equal(t, []string{"ns2.full.example.\t86400\tIN\tAAAA\t2001:db8::2"}, get("ns2.full.example.", dns.TypeAAAA))
+	require.Equal(t, []string{
+		"full.example.\t600\tIN\tTXT\t\"plain text with \\\"quotes\\\" and spaces\"",
+		"full.example.\t600\tIN\tTXT\t\"pre\" \"quoted\"",
+	}, get("full.example.", dns.TypeTXT))
+	require.Equal(t, []string{"legacy.full.example.\t300\tIN\tA\t192.0.2.77"}, get("legacy.full.example.", dns.TypeA), "imported")
+	require.Equal(t, []string{"odd.full.example.\t600\tCLASS1\tTYPE65534\t\\# 4 0A000001"}, get("odd.full.example.", 65534))
+
+	web := z.Services["web"]
+	require.Equal(t, uint32(30), web.TTL)
+	require.Equal(t, 1, web.Answers)
+	require.Equal(t, AllDownFallback, web.AllDown)
+	require.Equal(t, []string{"west", "east"}, web.SiteOrder)
+	require.Len(t, web.Endpoints, 3)
+	require.Equal(t, "127.0.0.2:8443", web.Endpoints[0].Target)
+	require.Equal(t, []string{"CA", "MX"}, web.Rules[0].Countries)
+	require.Equal(t, "203.0.113.0/24", web.Rules[1].CIDRs[0].String())
+	hc := z.Checks["hc"]
+	require.Equal(t, 2*time.Second, hc.Interval)
+	require.Equal(t, []int{200, 204}, hc.ExpectStatus)
+	require.False(t, z.Checks["pin"].Up)
+	require.Equal(t, map[string]*Service{"full.example.": web, "lb.full.example.": web}, z.ServiceNames())
+}
+
+func TestCheckDefaults(t *testing.T) {
+	src := `soa: {ns: a.example., mbox: b.example.}
+records: {"@": {NS: [ns1.example.net.]}}
+checks: {hc: {type: https}}
+`
+	z, err := Compile("d.example.yaml", []byte(src), "d.example.", time.Now(), nil)
+	require.NoError(t, err)
+	hc := z.Checks["hc"]
+	require.Equal(t, Check{Name: "hc", Type: "https", Port: 443, Path: "/", ExpectStatus: []int{200},
+		Interval: time.Second, Timeout: 800 * time.Millisecond, Rise: 3, Fall: 2, Up: true}, *hc)
+}
+
+const serialZone = `soa: {ns: a.example., mbox: b.example.}
+records: {"@": {NS: [ns1.example.net.]}, www: {A: [%s]}}
+`
+
+func compileSerial(t *testing.T, addr string, mtime time.Time, prev *Zone) *Zone {
+	t.Helper()
+	z, err := Compile("s.example.yaml", []byte(strings.Replace(serialZone, "%s", addr, 1)), "s.example.", mtime, prev)
+	require.NoError(t, err)
+	return z
+}
+
+func TestAutomaticSerial(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	z1 := compileSerial(t, "192.0.2.1", t0, nil)
+	require.Equal(t, uint32(1_700_000_000), z1.Serial, "starts at the file's mtime")
+	require.Equal(t, z1.Serial, z1.SOA().Serial)
+
+	z2 := compileSerial(t, "192.0.2.1", t0.Add(time.Hour), z1)
+	require.Equal(t, z1.Serial, z2.Serial, "unchanged content keeps its serial, even if touched")
+
+	z3 := compileSerial(t, "192.0.2.2", t0, z2)
+	require.Equal(t, z1.Serial+1, z3.Serial, "changed content within the same second still moves on")
+
+	z4 := compileSerial(t, "192.0.2.3", t0.Add(time.Hour), z3)
+	require.Equal(t, uint32(1_700_003_600), z4.Serial)
+
+	neg := z4.Lookup("nx.s.example.", dns.TypeA, false, nil).Ns[0].(*dns.SOA)
+	require.Equal(t, z4.Serial, neg.Serial, "negative answers carry the current serial")
+	require.Equal(t, uint32(60), neg.Hdr.Ttl, "min(SOA TTL, minttl)")
+
+	require.True(t, serialAfter(1, 0xffffffff), "RFC 1982 wrap-around")
+	require.False(t, serialAfter(0xffffffff, 1))
+}
+
+// TestImportRoundTrip converts master files to YAML and checks that the
+// compiled zone holds exactly the master file's records.
+func TestImportRoundTrip(t *testing.T) {
+	files, err := filepath.Glob("../cmd/geodns/testdata/diff/*.zone")
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	for _, f := range files {
+		origin := strings.TrimSuffix(filepath.Base(f), "zone")
+		data, err := os.ReadFile(f)
+		require.NoError(t, err)
+		y, err := ImportMaster(strings.NewReader(string(data)), origin, f)
+		require.NoError(t, err)
+		z, err := Compile(origin+"yaml", y, origin, time.Now(), nil)
+		require.NoError(t, err, "%s:\n%s", f, y)
+
+		var want []string
+		zp := dns.NewZoneParser(strings.NewReader(string(data)), origin, f)
+		for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
+			rr.Header().Name = strings.ToLower(rr.Header().Name)
+			want = append(want, rr.String())
+		}
+		var got []string
+		z.Records(func(rr dns.RR) { got = append(got, rr.String()) })
+		sort.Strings(want)
+		sort.Strings(got)
+		require.Equal(t, slices.Compact(want), got, f)
+	}
+}
+
+func TestLookupDoesNotMutateZone(t *testing.T) {
+	z, err := LoadFile("testdata/good/full.example.yaml", nil)
+	require.NoError(t, err)
+	before := z.Lookup("full.example.", dns.TypeMX, false, nil)
+	snapshot := []string{}
+	for _, rr := range before.Answer {
+		snapshot = append(snapshot, rr.String())
+	}
+	// A wildcard answer is synthesized from copies, never from the zone's records.
+	a := z.Lookup("x.apps.full.example.", dns.TypeCNAME, false, nil)
+	require.Equal(t, "x.apps.full.example.", a.Answer[0].Header().Name)
+	b := z.Lookup("*.apps.full.example.", dns.TypeCNAME, false, nil)
+	require.Equal(t, "*.apps.full.example.", b.Answer[0].Header().Name)
+	after := z.Lookup("full.example.", dns.TypeMX, false, nil)
+	for i, rr := range after.Answer {
+		require.Equal(t, snapshot[i], rr.String())
+	}
+}
+
+func TestSetFind(t *testing.T) {
+	mk := func(origin string) *Zone {
+		src := "soa: {ns: a.example., mbox: b.example.}\nrecords: {\"@\": {NS: [ns1.example.net.]}}\n"
+		z, err := Compile(origin+"yaml", []byte(src), origin, time.Now(), nil)
+		require.NoError(t, err)
+		return z
+	}
+	s := NewSet(mk("example.com."), mk("sub.example.com."))
+	require.Equal(t, "sub.example.com.", s.Find("a.sub.example.com.", dns.TypeA).Origin)
+	require.Equal(t, "sub.example.com.", s.Find("sub.example.com.", dns.TypeSOA).Origin)
+	require.Equal(t, "example.com.", s.Find("sub.example.com.", dns.TypeDS).Origin, "DS comes from the parent")
+	require.Equal(t, "example.com.", s.Find("www.example.com.", dns.TypeA).Origin)
+	require.Nil(t, s.Find("example.org.", dns.TypeA))
+	require.Nil(t, s.Find("com.", dns.TypeA))
+	require.Len(t, s.Without("example.com.").Zones(), 1)
+}
