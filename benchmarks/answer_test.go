@@ -1,0 +1,71 @@
+package benchmarks
+
+import (
+	"sync/atomic"
+	"testing"
+
+	"github.com/geodns/geodns/resolver"
+	"github.com/geodns/geodns/zones"
+	"github.com/miekg/dns"
+)
+
+func loadExample(b *testing.B) (*zones.Zone, *resolver.Handler) {
+	b.Helper()
+	z, err := zones.LoadFile("../examples/zones/example.com.yaml", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var set atomic.Pointer[zones.Set]
+	set.Store(zones.NewSet(z))
+	return z, resolver.NewHandler(&set, resolver.Config{}, nil)
+}
+
+var answerCases = []struct {
+	name  string
+	qname string
+	qtype uint16
+	want  zones.Result
+}{
+	{"positive", "mail.example.com.", dns.TypeA, zones.Success},
+	{"nxdomain", "nope.example.com.", dns.TypeA, zones.NXDomain},
+	{"wildcard", "host42.dev.example.com.", dns.TypeA, zones.Success},
+	{"referral", "www.lab.example.com.", dns.TypeA, zones.Delegation},
+}
+
+// BenchmarkLookup measures the zone lookup alone: the tree walk that every
+// answer starts with. It should not allocate, except to synthesize
+// wildcard records.
+func BenchmarkLookup(b *testing.B) {
+	z, _ := loadExample(b)
+	for _, c := range answerCases {
+		b.Run(c.name, func(b *testing.B) {
+			if r := z.Lookup(c.qname, c.qtype, true, nil).Result; r != c.want {
+				b.Fatalf("result %v, want %v", r, c.want)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				z.Lookup(c.qname, c.qtype, true, nil)
+			}
+		})
+	}
+}
+
+// BenchmarkAnswer measures the whole answer: the request in, the response
+// message built and packed to wire format as the server sends it.
+func BenchmarkAnswer(b *testing.B) {
+	_, h := loadExample(b)
+	for _, c := range answerCases {
+		b.Run(c.name, func(b *testing.B) {
+			req := new(dns.Msg).SetQuestion(c.qname, c.qtype)
+			req.SetEdns0(1232, false)
+			buf := make([]byte, 0, 4096)
+			b.ReportAllocs()
+			for b.Loop() {
+				m := h.Answer(req, false)
+				if _, err := m.PackBuffer(buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
