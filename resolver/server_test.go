@@ -125,3 +125,14 @@ func TestListenSamePort(t *testing.T) {
 	defer ln.TCP.Close()
 	require.Equal(t, ln.UDP.LocalAddr().String(), ln.TCP.Addr().String())
 }
+
+func TestServerUnknownOpcode(t *testing.T) {
+	addr := startServer(t)
+	for _, op := range []int{dns.OpcodeIQuery, dns.OpcodeStatus, dns.OpcodeUpdate, 15} {
+		m := new(dns.Msg).SetQuestion("www.example.net.", dns.TypeA)
+		m.Opcode = op
+		r, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(m, addr)
+		require.NoError(t, err, "opcode %d", op)
+		require.Equal(t, dns.RcodeNotImplemented, r.Rcode, "opcode %d", op)
+	}
+}
