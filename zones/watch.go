@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -37,10 +38,13 @@ type fingerprint struct {
 	files []fileStamp // the zone file, then its imports
 }
 
+// fileStamp tells whether a file changed. The inode catches a file replaced
+// by rename within one timestamp tick; file events force a reload anyway.
 type fileStamp struct {
 	path  string
 	mtime time.Time
 	size  int64
+	inode uint64
 }
 
 // NewWatcher returns a watcher of dir that publishes zones through set.
@@ -61,7 +65,11 @@ func NewWatcher(dir string, set *atomic.Pointer[Set], m *Metrics, log *slog.Logg
 // Scan loads every zone file that changed since the last scan (all of them
 // with force) and drops zones whose file is gone. It returns the errors of
 // the files that failed; the zones that loaded are served either way.
-func (w *Watcher) Scan(force bool) error {
+func (w *Watcher) Scan(force bool) error { return w.scan(force, nil) }
+
+// scan is Scan that also reloads the zones whose file, or an import of it,
+// is in touched (paths named by file events).
+func (w *Watcher) scan(force bool, touched map[string]bool) error {
 	files, err := zoneFiles(w.dir)
 	if files == nil {
 		return err
@@ -71,7 +79,7 @@ func (w *Watcher) Scan(force bool) error {
 	for origin, path := range files {
 		present[path] = true
 		fp := stamp(path, w.seen[path])
-		if !force && fp.equal(w.seen[path]) {
+		if !force && fp.equal(w.seen[path]) && !fp.touched(touched) {
 			continue
 		}
 		prev := w.set.Load().Zone(origin)
@@ -120,6 +128,7 @@ func (w *Watcher) Run(ctx context.Context, hup <-chan os.Signal) error {
 	poll := time.NewTicker(w.Poll)
 	defer poll.Stop()
 	var debounce <-chan time.Time
+	touched := map[string]bool{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -128,14 +137,19 @@ func (w *Watcher) Run(ctx context.Context, hup <-chan os.Signal) error {
 			if !ok {
 				return errors.New("file watcher closed")
 			}
-			if ev.Op != fsnotify.Chmod && debounce == nil {
+			if ev.Op == fsnotify.Chmod {
+				continue
+			}
+			touched[filepath.Clean(ev.Name)] = true
+			if debounce == nil {
 				debounce = time.After(w.Debounce)
 			}
 		case err := <-fw.Errors:
 			w.log.Warn("file watcher", "error", err)
 		case <-debounce:
 			debounce = nil
-			w.Scan(false)
+			w.scan(false, touched)
+			touched = map[string]bool{}
 		case <-hup:
 			w.log.Info("SIGHUP: reloading all zones")
 			w.Scan(true)
@@ -196,7 +210,15 @@ func statStamp(path string) fileStamp {
 	if err != nil {
 		return fileStamp{path: path}
 	}
-	return fileStamp{path: path, mtime: st.ModTime(), size: st.Size()}
+	fs := fileStamp{path: path, mtime: st.ModTime(), size: st.Size()}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		fs.inode = sys.Ino
+	}
+	return fs
 }
 
 func (f fingerprint) equal(o fingerprint) bool { return slices.Equal(f.files, o.files) }
+
+func (f fingerprint) touched(paths map[string]bool) bool {
+	return slices.ContainsFunc(f.files, func(s fileStamp) bool { return paths[s.path] })
+}
