@@ -1,6 +1,7 @@
 package benchmarks
 
 import (
+	"net/netip"
 	"sync/atomic"
 	"testing"
 
@@ -8,6 +9,8 @@ import (
 	"github.com/geodns/geodns/zones"
 	"github.com/miekg/dns"
 )
+
+var testClient = netip.MustParseAddr("127.0.0.1")
 
 func loadExample(b *testing.B) (*zones.Zone, *resolver.Handler) {
 	b.Helper()
@@ -17,7 +20,7 @@ func loadExample(b *testing.B) (*zones.Zone, *resolver.Handler) {
 	}
 	var set atomic.Pointer[zones.Set]
 	set.Store(zones.NewSet(z))
-	return z, resolver.NewHandler(&set, resolver.Config{}, nil)
+	return z, resolver.NewHandler(&set, nil, resolver.Config{}, nil)
 }
 
 var answerCases = []struct {
@@ -61,7 +64,7 @@ func BenchmarkAnswer(b *testing.B) {
 			buf := make([]byte, 0, 4096)
 			b.ReportAllocs()
 			for b.Loop() {
-				m := h.Answer(req, false)
+				m := h.Answer(req, testClient, false)
 				if _, err := m.PackBuffer(buf); err != nil {
 					b.Fatal(err)
 				}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/geodns/geodns/route"
 	"github.com/geodns/geodns/zones"
 	"github.com/miekg/dns"
 )
@@ -26,24 +27,36 @@ type Config struct {
 // DefaultMaxUDPSize is the UDP response cap when Config.MaxUDPSize is 0.
 const DefaultMaxUDPSize = 1232
 
+// Router decides what a service name answers a client; *route.Router is
+// one. Implementations must be safe for concurrent use.
+type Router interface {
+	Route(origin string, svc *zones.Service, client netip.Prefix, v6 bool) route.Decision
+}
+
 // Handler answers queries from the zone set it reads through an atomic
 // pointer. It is safe for concurrent use.
 type Handler struct {
 	zones  *atomic.Pointer[zones.Set]
+	router Router
 	cfg    Config
 	log    *slog.Logger
 	panics atomic.Uint64
 }
 
-// NewHandler returns a handler serving the zone set held by zs.
-func NewHandler(zs *atomic.Pointer[zones.Set], cfg Config, log *slog.Logger) *Handler {
+// NewHandler returns a handler serving the zone set held by zs, routing
+// service names with router (nil: every client gets each service's
+// default site order).
+func NewHandler(zs *atomic.Pointer[zones.Set], router Router, cfg Config, log *slog.Logger) *Handler {
 	if cfg.MaxUDPSize == 0 {
 		cfg.MaxUDPSize = DefaultMaxUDPSize
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Handler{zones: zs, cfg: cfg, log: log}
+	if router == nil {
+		router = &route.Router{}
+	}
+	return &Handler{zones: zs, router: router, cfg: cfg, log: log}
 }
 
 // Panics returns how many queries panicked in the handler so far.
@@ -61,8 +74,9 @@ func (h *Handler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 			w.WriteMsg(m)
 		}
 	}()
-	_, tcp := w.RemoteAddr().(*net.TCPAddr)
-	w.WriteMsg(h.Answer(req, tcp))
+	remote := w.RemoteAddr()
+	_, tcp := remote.(*net.TCPAddr)
+	w.WriteMsg(h.Answer(req, addrOf(remote), tcp))
 }
 
 func queryString(req *dns.Msg) string {
@@ -72,9 +86,9 @@ func queryString(req *dns.Msg) string {
 	return req.Question[0].String()
 }
 
-// Answer builds the response to req. tcp says whether it will go back over
-// TCP (no size limit, full ANY answers).
-func (h *Handler) Answer(req *dns.Msg, tcp bool) *dns.Msg {
+// Answer builds the response to req from the client at remote. tcp says
+// whether it goes back over TCP (no size limit, full ANY answers).
+func (h *Handler) Answer(req *dns.Msg, remote netip.Addr, tcp bool) *dns.Msg {
 	m := new(dns.Msg)
 	m.SetReply(req)
 	m.Compress = true
@@ -91,17 +105,31 @@ func (h *Handler) Answer(req *dns.Msg, tcp bool) *dns.Msg {
 		m.Rcode = dns.RcodeFormatError
 		return m
 	}
+	var respOPT *dns.OPT
 	if opt != nil {
-		m.Extra = append(m.Extra, h.responseOPT(opt))
+		respOPT = h.responseOPT(opt)
+		m.Extra = append(m.Extra, respOPT)
 		if opt.Version() != 0 {
 			m.Rcode = dns.RcodeBadVers // RFC 6891 6.1.3
 			return m
 		}
 	}
+	ecs, ok := parseECS(opt)
+	if !ok {
+		m.Rcode = dns.RcodeFormatError
+		return m
+	}
+	client := netip.PrefixFrom(remote, remote.BitLen())
+	if ecs.usable() {
+		client = ecs.prefix
+	}
 	q := req.Question[0]
 	switch q.Qclass {
 	case dns.ClassINET:
-		h.answerIN(m, q, tcp)
+		scope := h.answerIN(m, q, client, tcp)
+		if ecs != nil {
+			respOPT.Option = append(respOPT.Option, ecs.option(scope))
+		}
 	case dns.ClassCHAOS:
 		h.answerCHAOS(m, q)
 	default:
@@ -149,14 +177,16 @@ func (h *Handler) responseOPT(req *dns.OPT) *dns.OPT {
 	return o
 }
 
-func (h *Handler) answerIN(m *dns.Msg, q dns.Question, tcp bool) {
+// answerIN answers a class IN question and returns the ECS scope the
+// answer holds for: 0 unless a service routed by location answered.
+func (h *Handler) answerIN(m *dns.Msg, q dns.Question, client netip.Prefix, tcp bool) (scope int) {
 	switch q.Qtype {
 	case dns.TypeAXFR, dns.TypeIXFR:
 		m.Rcode = dns.RcodeRefused // zone transfers are not offered
-		return
+		return 0
 	case dns.TypeOPT, dns.TypeTSIG, dns.TypeTKEY:
 		m.Rcode = dns.RcodeFormatError // meta types are not questions
-		return
+		return 0
 	}
 	qname := strings.ToLower(q.Name)
 	set := h.zones.Load()
@@ -166,9 +196,14 @@ func (h *Handler) answerIN(m *dns.Msg, q dns.Question, tcp bool) {
 	}
 	if z == nil {
 		m.Rcode = dns.RcodeRefused // not ours, and we never recurse
-		return
+		return 0
 	}
-	a := z.Lookup(qname, q.Qtype, !tcp, firstSite)
+	svcFn := func(svc *zones.Service, owner string, qtype uint16) []dns.RR {
+		d := h.router.Route(z.Origin, svc, client, qtype == dns.TypeAAAA)
+		scope = max(scope, d.Scope)
+		return serviceRRs(svc, owner, qtype, d)
+	}
+	a := z.Lookup(qname, q.Qtype, !tcp, svcFn)
 	m.Authoritative = a.Result != zones.Delegation
 	if a.Result == zones.NXDomain {
 		m.Rcode = dns.RcodeNameError
@@ -180,6 +215,24 @@ func (h *Handler) answerIN(m *dns.Msg, q dns.Question, tcp bool) {
 		extra = append(extra, a.Extra...)
 		m.Extra = append(extra, m.Extra...)
 	}
+	return scope
+}
+
+// serviceRRs turns a routing decision into records owned by owner.
+func serviceRRs(svc *zones.Service, owner string, qtype uint16, d route.Decision) []dns.RR {
+	hdr := dns.RR_Header{Name: owner, Class: dns.ClassINET, Ttl: svc.TTL}
+	if svc.CNAME {
+		if len(d.Names) == 0 {
+			return nil
+		}
+		hdr.Rrtype = dns.TypeCNAME
+		return []dns.RR{&dns.CNAME{Hdr: hdr, Target: d.Names[0]}}
+	}
+	out := make([]dns.RR, 0, len(d.Addrs))
+	for _, a := range d.Addrs {
+		out = append(out, addrRR(hdr, a))
+	}
+	return out
 }
 
 func (h *Handler) answerCHAOS(m *dns.Msg, q dns.Question) {
@@ -228,27 +281,7 @@ func truncate(m *dns.Msg, size int) {
 	m.Answer, m.Ns, m.Extra = nil, nil, opt
 }
 
-// firstSite answers a service name from the first site in the service's
-// order that has addresses of the asked family; geo routing replaces it.
-func firstSite(svc *zones.Service, owner string, qtype uint16) []dns.RR {
-	want4 := qtype == dns.TypeA
-	for _, site := range svc.SiteOrder {
-		var out []dns.RR
-		for _, ep := range svc.Endpoints {
-			if ep.Site != site || ep.Address.Is4() != want4 || len(out) == svc.Answers {
-				continue
-			}
-			out = append(out, addrRR(owner, svc.TTL, ep.Address))
-		}
-		if len(out) > 0 {
-			return out
-		}
-	}
-	return nil
-}
-
-func addrRR(owner string, ttl uint32, a netip.Addr) dns.RR {
-	hdr := dns.RR_Header{Name: owner, Class: dns.ClassINET, Ttl: ttl}
+func addrRR(hdr dns.RR_Header, a netip.Addr) dns.RR {
 	if a.Is4() {
 		hdr.Rrtype = dns.TypeA
 		b := a.As4()

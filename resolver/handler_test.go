@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"net"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -53,10 +54,12 @@ services:
     endpoints:
       - {site: east, address: 192.0.2.10}
       - {site: east, address: 192.0.2.11}
-      - {site: east, address: 192.0.2.12}
       - {site: west, address: 198.51.100.10}
       - {site: west, address: "2001:db8::10"}
 `
+
+// testClient is the source address of queries in these tests.
+var testClient = netip.MustParseAddr("127.0.0.1")
 
 func newTestHandler(t testing.TB, cfg Config) *Handler {
 	t.Helper()
@@ -64,7 +67,7 @@ func newTestHandler(t testing.TB, cfg Config) *Handler {
 	require.NoError(t, err)
 	var set atomic.Pointer[zones.Set]
 	set.Store(zones.NewSet(z))
-	return NewHandler(&set, cfg, nil)
+	return NewHandler(&set, nil, cfg, nil)
 }
 
 var (
@@ -146,7 +149,7 @@ func TestAnswer(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.Name, func(t *testing.T) {
-			resp := h.Answer(c.Msg(), c.TCP)
+			resp := h.Answer(c.Msg(), testClient, c.TCP)
 			// Every response must survive packing at its size limit.
 			_, err := resp.Pack()
 			require.NoError(t, err)
@@ -169,30 +172,30 @@ func TestAnswerMalformed(t *testing.T) {
 	t.Run("no question: FORMERR", func(t *testing.T) {
 		m := new(dns.Msg)
 		m.Id = 7
-		require.Equal(t, dns.RcodeFormatError, h.Answer(m, false).Rcode)
+		require.Equal(t, dns.RcodeFormatError, h.Answer(m, testClient, false).Rcode)
 	})
 	t.Run("two questions: FORMERR", func(t *testing.T) {
 		m := new(dns.Msg).SetQuestion("www.example.net.", dns.TypeA)
 		m.Question = append(m.Question, m.Question[0])
-		require.Equal(t, dns.RcodeFormatError, h.Answer(m, false).Rcode)
+		require.Equal(t, dns.RcodeFormatError, h.Answer(m, testClient, false).Rcode)
 	})
 	t.Run("two OPT records: FORMERR", func(t *testing.T) {
 		m := new(dns.Msg).SetQuestion("www.example.net.", dns.TypeA)
 		m.SetEdns0(1232, false)
 		m.SetEdns0(1232, false)
 		m.Extra = append(m.Extra, &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}})
-		require.Equal(t, dns.RcodeFormatError, h.Answer(m, false).Rcode)
+		require.Equal(t, dns.RcodeFormatError, h.Answer(m, testClient, false).Rcode)
 	})
 	t.Run("NOTIFY: NOTIMP", func(t *testing.T) {
 		m := new(dns.Msg).SetNotify("example.net.")
-		resp := h.Answer(m, false)
+		resp := h.Answer(m, testClient, false)
 		require.Equal(t, dns.RcodeNotImplemented, resp.Rcode)
 		require.Equal(t, dns.OpcodeNotify, resp.Opcode)
 	})
 	t.Run("no recursion offered", func(t *testing.T) {
 		m := new(dns.Msg).SetQuestion("www.example.net.", dns.TypeA)
 		m.RecursionDesired = true
-		resp := h.Answer(m, false)
+		resp := h.Answer(m, testClient, false)
 		require.False(t, resp.RecursionAvailable)
 		require.True(t, resp.RecursionDesired, "RD is copied (RFC 1035 4.1.1)")
 	})
@@ -204,7 +207,7 @@ func TestNSID(t *testing.T) {
 		m := new(dns.Msg).SetQuestion("www.example.net.", dns.TypeA)
 		m.SetEdns0(1232, false)
 		m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_NSID{Code: dns.EDNS0NSID})
-		opt := h.Answer(m, false).IsEdns0()
+		opt := h.Answer(m, testClient, false).IsEdns0()
 		require.NotNil(t, opt)
 		var got string
 		for _, o := range opt.Option {
@@ -217,7 +220,7 @@ func TestNSID(t *testing.T) {
 }
 
 func TestServeDNSRecoversPanics(t *testing.T) {
-	h := NewHandler(nil, Config{}, nil) // no zone source: the lookup panics
+	h := NewHandler(nil, nil, Config{}, nil) // no zone source: the lookup panics
 	rec := &dnstest.Recorder{}
 	h.ServeDNS(rec, new(dns.Msg).SetQuestion("www.example.net.", dns.TypeA))
 	require.Equal(t, 1, rec.Writes)

@@ -392,6 +392,11 @@ func (c *compiler) services(uses []serviceUse) {
 			}
 		}
 		sv := svc.Service
+		for _, site := range z.SiteList {
+			if slices.ContainsFunc(sv.Endpoints, func(ep Endpoint) bool { return ep.Site == site.Name }) {
+				sv.Sites = append(sv.Sites, site)
+			}
+		}
 		z.Services[svc.Name] = &sv
 	}
 	for _, u := range uses {
@@ -449,6 +454,10 @@ func (c *compiler) validate(recs []placed) {
 		}
 		if n.service != nil && (n.get(dns.TypeA) != nil || n.get(dns.TypeAAAA) != nil) {
 			at(name, "name %q: A/AAAA records beside a service (the service answers those)", rel)
+		}
+		if n.service != nil && n.service.CNAME && len(n.sets) > 0 {
+			at(name, "name %q: service %q answers with a CNAME, which cannot stand beside other data (%s)",
+				rel, n.service.Name, dns.TypeToString[n.sets[0].rtype])
 		}
 		if n.get(dns.TypeDS) != nil && !n.cut {
 			at(name, "name %q: DS record without a delegation (NS) at the same name", rel)

@@ -25,8 +25,9 @@ type Answer struct {
 	Extra  []dns.RR
 }
 
-// ServiceFunc answers a service name (owner) for qtype A or AAAA. It returns
-// nil when the service has nothing for that type or client.
+// ServiceFunc answers a service name (owner) for qtype A or AAAA, or with
+// its CNAME (qtype CNAME) for CNAME services. It returns nil when the
+// service has nothing for that type or client.
 type ServiceFunc func(svc *Service, owner string, qtype uint16) []dns.RR
 
 // maxChain bounds in-zone CNAME chains; a longer one (or a loop) is answered
@@ -58,9 +59,13 @@ func (z *Zone) Lookup(qname string, qtype uint16, minimalAny bool, svc ServiceFu
 			}
 			n = ce.wild
 		}
-		if cname := n.set(dns.TypeCNAME); cname != nil && qtype != dns.TypeCNAME && qtype != dns.TypeANY {
-			a.Answer = appendRRs(a.Answer, cname.rrs, synth, name)
-			target := dns.CanonicalName(cname.rrs[0].(*dns.CNAME).Target)
+		cname := n.get(dns.TypeCNAME)
+		if cname == nil && n.service != nil && n.service.CNAME && svc != nil {
+			cname = svc(n.service, name, dns.TypeCNAME) // a CNAME service: the target depends on the client
+		}
+		if cname != nil && qtype != dns.TypeCNAME && qtype != dns.TypeANY {
+			a.Answer = appendRRs(a.Answer, cname, synth, name)
+			target := dns.CanonicalName(cname[0].(*dns.CNAME).Target)
 			if hop+1 >= maxChain || !dns.IsSubDomain(z.Origin, target) || answered(a.Answer, target) {
 				return a // out of zone, too long, or a loop: the client takes it from here
 			}
@@ -71,7 +76,9 @@ func (z *Zone) Lookup(qname string, qtype uint16, minimalAny bool, svc ServiceFu
 		switch {
 		case qtype == dns.TypeANY:
 			a.Answer = z.any(a.Answer, n, name, synth, minimalAny, svc)
-		case n.service != nil && (qtype == dns.TypeA || qtype == dns.TypeAAAA):
+		case n.service != nil && n.service.CNAME && qtype == dns.TypeCNAME:
+			a.Answer = append(a.Answer, cname...)
+		case n.service != nil && !n.service.CNAME && (qtype == dns.TypeA || qtype == dns.TypeAAAA):
 			if svc != nil {
 				a.Answer = append(a.Answer, svc(n.service, name, qtype)...)
 			}
@@ -114,6 +121,9 @@ func (z *Zone) find(name string, qtype uint16) (n, cut, ce *node) {
 }
 
 func (z *Zone) any(out []dns.RR, n *node, owner string, synth, minimal bool, svc ServiceFunc) []dns.RR {
+	if n.service != nil && n.service.CNAME && svc != nil {
+		return append(out, svc(n.service, owner, dns.TypeCNAME)...)
+	}
 	if n.service != nil && svc != nil {
 		for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
 			out = append(out, svc(n.service, owner, t)...)

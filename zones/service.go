@@ -24,7 +24,8 @@ const (
 // Endpoint is one answer of a service at one site.
 type Endpoint struct {
 	Site    string
-	Address netip.Addr // the address answered
+	Address netip.Addr // the address answered; invalid for CNAME services
+	CNAME   string     // the name answered, for CNAME services (canonical)
 	Check   string     // name of the check probing it; "" = never probed
 	Target  string     // host:port probed instead of Address; "" = Address and the check's port
 }
@@ -49,6 +50,10 @@ type Service struct {
 	AllDown     AllDownPolicy
 	Fallback    []netip.Addr // answered under AllDownFallback
 	SiteOrder   []string     // order for clients without a location: sites as listed
+	Sites       []*Site      // the sites its endpoints are at, as listed under sites
+	// CNAME services answer every type with a CNAME to the chosen site's
+	// endpoint name, for sites behind a load balancer or CDN name.
+	CNAME bool
 }
 
 // Check describes how endpoints are probed. Field defaults are applied at load.

@@ -125,6 +125,8 @@ func (w *Watcher) Run(ctx context.Context, hup <-chan os.Signal) error {
 	if err := fw.Add(w.dir); err != nil {
 		return fmt.Errorf("watch %s: %w", w.dir, err)
 	}
+	// Catch what changed between the caller's first Scan and the watch.
+	w.Scan(false)
 	poll := time.NewTicker(w.Poll)
 	defer poll.Stop()
 	var debounce <-chan time.Time

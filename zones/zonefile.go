@@ -363,7 +363,7 @@ func (d *decoder) services(s *spec, n *yaml.Node) {
 					svc.siteRefs = append(svc.siteRefs, ref{sn.Value, sn})
 				}
 			},
-			"endpoints": func(x *yaml.Node) { d.endpoints(svc, x, what) },
+			"endpoints": func(x *yaml.Node) { d.endpoints(svc, x, what, s.origin) },
 			"rules":     func(x *yaml.Node) { d.rules(svc, x, what) },
 		})
 		if len(svc.Endpoints) == 0 {
@@ -379,7 +379,7 @@ func (d *decoder) services(s *spec, n *yaml.Node) {
 	})
 }
 
-func (d *decoder) endpoints(svc *serviceSpec, n *yaml.Node, what string) {
+func (d *decoder) endpoints(svc *serviceSpec, n *yaml.Node, what, origin string) {
 	if n.Kind != yaml.SequenceNode {
 		d.errf(n, "%s: endpoints: expected a list, got %s", what, kindName(n))
 		return
@@ -388,10 +388,14 @@ func (d *decoder) endpoints(svc *serviceSpec, n *yaml.Node, what string) {
 		en = resolveAlias(en)
 		ew := fmt.Sprintf("%s endpoint %d", what, i+1)
 		var ep Endpoint
-		var siteNode, addrNode *yaml.Node
+		var siteNode, addrNode, cnameNode *yaml.Node
 		d.fields(en, ew, map[string]func(*yaml.Node){
 			"site":    func(x *yaml.Node) { ep.Site, _ = d.scalar(x, ew+": site"); siteNode = x },
 			"address": func(x *yaml.Node) { addrNode = x },
+			"cname": func(x *yaml.Node) {
+				cnameNode = x
+				ep.CNAME, _ = d.domain(x, ew+": cname", origin)
+			},
 			"check": func(x *yaml.Node) {
 				ep.Check, _ = d.scalar(x, ew+": check")
 				svc.checkRef = append(svc.checkRef, ref{ep.Check, x})
@@ -411,13 +415,22 @@ func (d *decoder) endpoints(svc *serviceSpec, n *yaml.Node, what string) {
 		} else {
 			svc.siteRefs = append(svc.siteRefs, ref{ep.Site, siteNode})
 		}
-		if addrNode == nil {
-			d.errf(en, "%s: missing address", ew)
-		} else if s, ok := d.scalar(addrNode, ew+": address"); ok {
-			if ip, ok := d.addr(addrNode, ew+": address"); ok {
-				ep.Address = ip
+		switch {
+		case addrNode != nil && cnameNode != nil:
+			d.errf(cnameNode, "%s: give address or cname, not both", ew)
+		case addrNode == nil && cnameNode == nil:
+			d.errf(en, "%s: missing address (or cname)", ew)
+		case addrNode != nil:
+			if _, ok := d.scalar(addrNode, ew+": address"); ok {
+				if ip, ok := d.addr(addrNode, ew+": address"); ok {
+					ep.Address = ip
+				}
 			}
-			_ = s
+		}
+		if i == 0 {
+			svc.CNAME = cnameNode != nil
+		} else if svc.CNAME != (cnameNode != nil) {
+			d.errf(en, "%s: a service answers either addresses or CNAMEs, not a mix", ew)
 		}
 		svc.Endpoints = append(svc.Endpoints, ep)
 	}

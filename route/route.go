@@ -1,0 +1,220 @@
+package route
+
+import (
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/geodns/geodns/geo"
+	"github.com/geodns/geodns/zones"
+)
+
+// Locator places client addresses; *geo.Locator is one. Implementations
+// must be safe for concurrent use.
+type Locator interface {
+	Locate(netip.Addr) (geo.Location, bool)
+}
+
+// Health reports endpoint state. Implementations must be safe for
+// concurrent use and must not block.
+type Health interface {
+	// EndpointUp reports whether endpoint i of svc (in the zone origin) is up.
+	EndpointUp(origin string, svc *zones.Service, i int) bool
+}
+
+// Router makes routing decisions. The zero value routes every client by
+// each service's default order with every endpoint up.
+type Router struct {
+	Loc    Locator // nil: no client has a location
+	Health Health  // nil: every endpoint is up
+	rot    atomic.Uint32
+}
+
+// Decision is what a service answers one client.
+type Decision struct {
+	// Addrs are the addresses to answer, at most svc.Answers, rotated.
+	Addrs []netip.Addr
+	// Names are the CNAME targets (CNAME services), rotated; the first is answered.
+	Names []string
+	// Scope is the prefix length (of the client's family) the decision
+	// holds for: every client in client/Scope gets the same decision.
+	// 0 when it does not depend on the client at all.
+	Scope int
+	// AllDown is set when no site was up and the all-down policy answered.
+	AllDown bool
+	// Sites are the sites answering, nearest group first.
+	Sites []string
+}
+
+// Trace records how a decision was made, for explain.
+type Trace struct {
+	Location  geo.Location
+	Located   bool
+	Rule      int // index of the matching rule, -1 if none
+	Distances []geo.SiteDistance
+	Groups    [][]string
+	Down      []string // sites skipped as down
+}
+
+// Route decides what svc answers to a client in the network client for the
+// address family v6 (A: false, AAAA: true). For CNAME services v6 is
+// ignored. origin is the zone's name, for health lookups.
+func (r *Router) Route(origin string, svc *zones.Service, client netip.Prefix, v6 bool) Decision {
+	return r.route(origin, svc, client, v6, nil)
+}
+
+// Explain is Route with a trace of the steps taken.
+func (r *Router) Explain(origin string, svc *zones.Service, client netip.Prefix, v6 bool) (Decision, Trace) {
+	var t Trace
+	d := r.route(origin, svc, client, v6, &t)
+	return d, t
+}
+
+func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v6 bool, tr *Trace) Decision {
+	addr := client.Addr().Unmap()
+	var loc geo.Location
+	located := false
+	if r.Loc != nil && addr.IsValid() {
+		loc, located = r.Loc.Locate(addr)
+	}
+	rule := geo.MatchRule(svc.Rules, loc, addr)
+
+	var groups [][]string
+	switch {
+	case rule >= 0:
+		groups = singletons(svc.Rules[rule].Sites)
+	case located && loc.HasCoords:
+		var dist *[]geo.SiteDistance
+		if tr != nil {
+			dist = &tr.Distances
+		}
+		groups = geo.Rank(svc.Sites, loc, dist)
+	default:
+		groups = singletons(svc.SiteOrder)
+	}
+	if tr != nil {
+		tr.Location, tr.Located, tr.Rule, tr.Groups = loc, located, rule, groups
+	}
+
+	var d Decision
+	candidates := 0 // sites with endpoints of the family: more than one makes the answer location-dependent
+	for _, site := range svc.SiteOrder {
+		if r.siteHas(svc, site, v6) {
+			candidates++
+		}
+	}
+	for _, g := range groups {
+		for _, site := range g {
+			if !r.siteHas(svc, site, v6) {
+				continue
+			}
+			if !r.siteUp(origin, svc, site) {
+				if tr != nil {
+					tr.Down = append(tr.Down, site)
+				}
+				continue
+			}
+			d.Sites = append(d.Sites, site)
+			for i, ep := range svc.Endpoints {
+				if ep.Site == site && family(ep, v6, svc.CNAME) && r.up(origin, svc, i) {
+					d.add(ep)
+				}
+			}
+		}
+		if len(d.Sites) > 0 {
+			break
+		}
+	}
+	if len(d.Sites) == 0 && candidates > 0 {
+		d.AllDown = true
+		switch svc.AllDown {
+		case zones.AllDownServeAll:
+			for _, ep := range svc.Endpoints {
+				if family(ep, v6, svc.CNAME) {
+					d.add(ep)
+				}
+			}
+		case zones.AllDownFallback:
+			for _, a := range svc.Fallback {
+				if a.Is6() == v6 {
+					d.Addrs = append(d.Addrs, a)
+				}
+			}
+		}
+	}
+	d.rotate(r.rot.Add(1), svc.Answers)
+
+	// The ECS scope: as wide as is still true for this decision.
+	switch {
+	case candidates <= 1 && rule < 0 && len(svc.Rules) == 0:
+		d.Scope = 0 // one possible answer for everyone
+	case !loc.Network.IsValid():
+		d.Scope = geo.CIDRScope(svc.Rules, addr, 0) // no database: only rule networks matter
+	default:
+		d.Scope = min(client.Bits(), geo.CIDRScope(svc.Rules, addr, loc.Network.Bits()))
+	}
+	return d
+}
+
+func (d *Decision) add(ep zones.Endpoint) {
+	if ep.CNAME != "" {
+		d.Names = append(d.Names, ep.CNAME)
+		return
+	}
+	d.Addrs = append(d.Addrs, ep.Address)
+}
+
+// rotate turns the answer set by n and keeps at most limit addresses, so
+// that clients of one site spread over its endpoints.
+func (d *Decision) rotate(n uint32, limit int) {
+	if k := len(d.Addrs); k > 1 {
+		s := int(n % uint32(k))
+		d.Addrs = append(d.Addrs[s:], d.Addrs[:s]...)
+	}
+	if len(d.Addrs) > limit {
+		d.Addrs = d.Addrs[:limit]
+	}
+	if k := len(d.Names); k > 1 {
+		s := int(n % uint32(k))
+		d.Names = append(d.Names[s:], d.Names[:s]...)
+	}
+}
+
+func family(ep zones.Endpoint, v6, cname bool) bool {
+	return cname || ep.Address.Is6() == v6
+}
+
+func (r *Router) siteHas(svc *zones.Service, site string, v6 bool) bool {
+	for _, ep := range svc.Endpoints {
+		if ep.Site == site && family(ep, v6, svc.CNAME) {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Router) up(origin string, svc *zones.Service, i int) bool {
+	return r.Health == nil || r.Health.EndpointUp(origin, svc, i)
+}
+
+// siteUp reports whether at least SiteUpRatio of the site's endpoints are up.
+func (r *Router) siteUp(origin string, svc *zones.Service, site string) bool {
+	total, up := 0, 0
+	for i, ep := range svc.Endpoints {
+		if ep.Site != site {
+			continue
+		}
+		total++
+		if r.up(origin, svc, i) {
+			up++
+		}
+	}
+	return total > 0 && up > 0 && float64(up) >= svc.SiteUpRatio*float64(total)
+}
+
+func singletons(sites []string) [][]string {
+	out := make([][]string, len(sites))
+	for i, s := range sites {
+		out[i] = []string{s}
+	}
+	return out
+}
