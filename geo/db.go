@@ -3,6 +3,7 @@ package geo
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 
 	"github.com/oschwald/maxminddb-golang/v2"
@@ -59,8 +60,15 @@ type dbipRecord struct {
 	Longitude   *float64 `maxminddb:"longitude"`
 }
 
+// openDB reads a database into memory. It is not memory-mapped: a file
+// overwritten in place (cp new.mmdb city.mmdb) would change, or with a
+// truncation fault (SIGBUS), the pages under lookups in flight.
 func openDB(path string) (*db, error) {
-	r, err := maxminddb.Open(path)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("geoip %s: %w", path, err)
+	}
+	r, err := maxminddb.OpenBytes(data)
 	if err != nil {
 		return nil, fmt.Errorf("geoip %s: %w", path, err)
 	}
@@ -76,7 +84,6 @@ func openDB(path string) (*db, error) {
 	case strings.HasPrefix(t, "city") || strings.Contains(t, "dbip") || strings.Contains(t, "db-ip"):
 		d.schema = schemaDBIP
 	default:
-		r.Close()
 		return nil, fmt.Errorf("geoip %s: unknown database type %q (want GeoIP2/GeoLite2 City or Country, or DB-IP City Lite)", path, r.Metadata.DatabaseType)
 	}
 	return d, nil

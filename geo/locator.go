@@ -10,10 +10,6 @@ import (
 	"time"
 )
 
-// closeDelay is how long a replaced database stays open: a lookup that
-// started on it finishes in microseconds, and its memory map must outlive it.
-const closeDelay = 30 * time.Second
-
 // Locator places client addresses using one or more databases, first match
 // wins (DB-IP ships one file per address family). It is safe for
 // concurrent use; databases are swapped atomically on reload.
@@ -100,7 +96,6 @@ func (l *Locator) reload(force bool) error {
 	}
 	var (
 		next    []*db
-		retired []*db
 		errs    []error
 		changed bool
 	)
@@ -128,18 +123,12 @@ func (l *Locator) reload(force bool) error {
 			continue
 		}
 		changed = true
-		next = append(next, d)
-		if prev != nil {
-			retired = append(retired, prev)
-		}
+		next = append(next, d) // a replaced database is freed by the GC once no lookup holds it
 		l.log.Info("GeoIP database loaded", "file", p, "type", d.r.Metadata.DatabaseType,
 			"built", d.r.Metadata.BuildTime().Format(time.DateOnly))
 	}
 	if changed || force {
 		l.dbs.Store(&next)
-	}
-	for _, d := range retired {
-		time.AfterFunc(closeDelay, func() { d.r.Close() })
 	}
 	return errors.Join(errs...)
 }

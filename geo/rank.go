@@ -2,6 +2,7 @@ package geo
 
 import (
 	"math"
+	"math/bits"
 	"net/netip"
 	"slices"
 	"strings"
@@ -91,24 +92,42 @@ func MatchRule(rules []zones.Rule, loc Location, addr netip.Addr) int {
 	return -1
 }
 
-// CIDRScope lengthens base, the prefix length an answer holds for, until
-// no rule network lies partly inside addr/base (inside such a network the
-// rule would answer differently from the rest).
+// CIDRScope lengthens base, the prefix length an answer for addr holds
+// for, until addr/base lies wholly inside or wholly outside every rule
+// network (where a rule answers differently from its surroundings). It
+// lengthens no further than that: the result is as wide as is still true.
 func CIDRScope(rules []zones.Rule, addr netip.Addr, base int) int {
 	addr = addr.Unmap()
-	for changed := true; changed; {
-		changed = false
-		outer, err := addr.Prefix(base)
-		if err != nil {
-			return base
-		}
-		for _, r := range rules {
-			for _, c := range r.CIDRs {
-				if c.Addr().Is4() == addr.Is4() && c.Bits() > base && outer.Overlaps(c) {
-					base, changed = c.Bits(), true
-				}
+	for _, r := range rules {
+		for _, c := range r.CIDRs {
+			if c.Addr().Is4() != addr.Is4() || c.Bits() <= base {
+				continue
 			}
+			if c.Contains(addr) {
+				base = c.Bits() // inside: the scope must stay inside
+				continue
+			}
+			// Outside: one bit past where addr and the rule network part.
+			base = max(base, commonBits(addr, c.Addr())+1)
 		}
 	}
 	return base
+}
+
+// commonBits returns how many leading bits a and b share.
+func commonBits(a, b netip.Addr) int {
+	x, y := a.As16(), b.As16()
+	n := 0
+	if a.Is4() {
+		n = -96 // As16 puts IPv4 behind a 96-bit prefix
+	}
+	for i := range x {
+		d := x[i] ^ y[i]
+		if d == 0 {
+			n += 8
+			continue
+		}
+		return n + bits.LeadingZeros8(d)
+	}
+	return n
 }

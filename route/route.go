@@ -145,7 +145,7 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 
 	// The ECS scope: as wide as is still true for this decision.
 	switch {
-	case candidates <= 1 && rule < 0 && len(svc.Rules) == 0:
+	case candidates <= 1 || d.AllDown:
 		d.Scope = 0 // one possible answer for everyone
 	case !loc.Network.IsValid():
 		d.Scope = geo.CIDRScope(svc.Rules, addr, 0) // no database: only rule networks matter
