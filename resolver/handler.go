@@ -128,6 +128,9 @@ func (h *Handler) Answer(req *dns.Msg, remote netip.Addr, tcp bool) *dns.Msg {
 	case dns.ClassINET:
 		scope := h.answerIN(m, q, client, tcp)
 		if ecs != nil {
+			if !ecs.usable() {
+				scope = 0 // the option was not used: say so (RFC 7871 7.2.1)
+			}
 			respOPT.Option = append(respOPT.Option, ecs.option(scope))
 		}
 	case dns.ClassCHAOS:

@@ -136,3 +136,10 @@ func TestServerUnknownOpcode(t *testing.T) {
 		require.Equal(t, dns.RcodeNotImplemented, r.Rcode, "opcode %d", op)
 	}
 }
+
+// contextUntil returns a context cancelled when stop closes.
+func contextUntil(stop <-chan struct{}) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-stop; cancel() }()
+	return ctx, cancel
+}
