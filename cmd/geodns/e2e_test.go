@@ -150,8 +150,10 @@ remote-control:
 func waitSOA(t *testing.T, addr, zone string) {
 	t.Helper()
 	c := &dns.Client{Timeout: 200 * time.Millisecond}
+	q := question(zone, dns.TypeSOA)
+	q.RecursionDesired = true // resolvers need it; authoritative servers ignore it
 	require.Eventually(t, func() bool {
-		r, _, err := c.Exchange(question(zone, dns.TypeSOA), addr)
+		r, _, err := c.Exchange(q, addr)
 		return err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) == 1
 	}, 20*time.Second, 50*time.Millisecond, "no server answering for %s at %s", zone, addr)
 }

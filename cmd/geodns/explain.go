@@ -159,7 +159,11 @@ func (w *explainer) trace(owner string, svc *zones.Service, tr route.Trace, d ro
 	if d.AllDown {
 		w.printf("all down  policy applies\n")
 	}
-	w.printf("chosen    %v -> %v%v, scope /%d\n", d.Sites, d.Addrs, d.Names, d.Scope)
+	answer := fmt.Sprint(d.Addrs)
+	if svc.CNAME {
+		answer = fmt.Sprint(d.Names)
+	}
+	w.printf("chosen    %v -> %s, scope /%d\n", d.Sites, answer, d.Scope)
 }
 
 func orDash(s string) string {

@@ -196,3 +196,24 @@ func TestRealGeoIP(t *testing.T) {
 		}
 	}
 }
+
+func TestExplainCommand(t *testing.T) {
+	files := realDB(t)
+	code, out, errOut := runGeodns(t, "explain", "--zones", "../../examples/zones", "--geoip", files[0], "--geoip", files[1],
+		"--client", "128.32.0.0/24", "www.example.com", "A")
+	require.Equal(t, 0, code, errOut)
+	t.Logf("geodns explain:\n%s", out)
+	for _, want := range []string{
+		"location  NA US California Berkeley",
+		"(network 128.32.0.0/16",
+		"distance  us-west            67 km",
+		"chosen    [us-west] -> [198.51.100.10], scope /16",
+		"answer    www.example.com.\t30\tIN\tA\t198.51.100.10",
+		"ecs scope /16",
+	} {
+		require.Contains(t, out, want)
+	}
+	code, out, _ = runGeodns(t, "explain", "--zones", "../../examples/zones", "--client", "192.0.2.1", "www.example.org")
+	require.Equal(t, 1, code)
+	require.Contains(t, out, "REFUSED")
+}

@@ -120,6 +120,9 @@ func serve(args []string, stderr io.Writer) int {
 		log.Warn("no zone loaded; serving REFUSED until a zone file loads", "dir", cfg.Zones, "error", err)
 	}
 
+	// Locate before listening: no query is answered without the GeoIP data.
+	locator := newLocator(cfg.GeoIP, log)
+
 	var lns []resolver.Listener
 	for _, addr := range cfg.Listen {
 		ln, err := resolver.Listen(addr)
@@ -130,7 +133,6 @@ func serve(args []string, stderr io.Writer) int {
 		lns = append(lns, ln)
 		log.Info("serving DNS", "addr", ln.Addr(), "transport", "udp+tcp")
 	}
-	locator := newLocator(cfg.GeoIP, log)
 	router := &route.Router{Loc: locator}
 	h := resolver.NewHandler(&set, router, resolver.Config{
 		ServerID: cfg.ServerID, Version: cfg.VersionBind, MaxUDPSize: cfg.MaxUDPSize,

