@@ -223,7 +223,11 @@ func (h *Handler) answerIN(m *dns.Msg, q dns.Question, client netip.Prefix, tcp 
 
 // serviceRRs turns a routing decision into records owned by owner.
 func serviceRRs(svc *zones.Service, owner string, qtype uint16, d route.Decision) []dns.RR {
-	hdr := dns.RR_Header{Name: owner, Class: dns.ClassINET, Ttl: svc.TTL}
+	ttl := svc.TTL
+	if d.Degraded {
+		ttl = min(ttl, svc.DegradedTTL)
+	}
+	hdr := dns.RR_Header{Name: owner, Class: dns.ClassINET, Ttl: ttl}
 	if svc.CNAME {
 		if len(d.Names) == 0 {
 			return nil

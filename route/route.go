@@ -41,6 +41,11 @@ type Decision struct {
 	Scope int
 	// AllDown is set when no site was up and the all-down policy answered.
 	AllDown bool
+	// Degraded is set when the answer is not the healthy normal one: a
+	// nearer site was skipped as down, an answering site has endpoints
+	// down, or AllDown. Answers then get the service's DegradedTTL, so
+	// clients come back soon after recovery.
+	Degraded bool
 	// Sites are the sites answering, nearest group first.
 	Sites []string
 }
@@ -107,15 +112,23 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 			if !r.siteHas(svc, site, v6) {
 				continue
 			}
-			if !r.siteUp(origin, svc, site) {
+			if !SiteUp(r.Health, origin, svc, site) {
 				if tr != nil {
 					tr.Down = append(tr.Down, site)
 				}
+				d.Degraded = true // failing over
 				continue
 			}
 			d.Sites = append(d.Sites, site)
 			for i, ep := range svc.Endpoints {
-				if ep.Site == site && family(ep, v6, svc.CNAME) && r.up(origin, svc, i) {
+				if ep.Site != site {
+					continue
+				}
+				if !r.up(origin, svc, i) {
+					d.Degraded = true // the site answers short of endpoints
+					continue
+				}
+				if family(ep, v6, svc.CNAME) {
 					d.add(ep)
 				}
 			}
@@ -125,7 +138,7 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 		}
 	}
 	if len(d.Sites) == 0 && candidates > 0 {
-		d.AllDown = true
+		d.AllDown, d.Degraded = true, true
 		switch svc.AllDown {
 		case zones.AllDownServeAll:
 			for _, ep := range svc.Endpoints {
@@ -196,15 +209,16 @@ func (r *Router) up(origin string, svc *zones.Service, i int) bool {
 	return r.Health == nil || r.Health.EndpointUp(origin, svc, i)
 }
 
-// siteUp reports whether at least SiteUpRatio of the site's endpoints are up.
-func (r *Router) siteUp(origin string, svc *zones.Service, site string) bool {
+// SiteUp reports whether a site of svc is up: at least SiteUpRatio of its
+// endpoints are up (and at least one).
+func SiteUp(h Health, origin string, svc *zones.Service, site string) bool {
 	total, up := 0, 0
 	for i, ep := range svc.Endpoints {
 		if ep.Site != site {
 			continue
 		}
 		total++
-		if r.up(origin, svc, i) {
+		if h == nil || h.EndpointUp(origin, svc, i) {
 			up++
 		}
 	}

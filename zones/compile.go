@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -391,7 +392,17 @@ func (c *compiler) services(uses []serviceUse) {
 				svc.SiteOrder = append(svc.SiteOrder, site.Name)
 			}
 		}
+		// The published copy gets probes and sites; the spec stays as
+		// decoded, so the content hash prints no pointers.
 		sv := svc.Service
+		sv.Endpoints = slices.Clone(svc.Endpoints)
+		for i := range sv.Endpoints {
+			ep := &sv.Endpoints[i]
+			c.probe(ep, svc)
+			if ep.ID = ep.CNAME; ep.Address.IsValid() {
+				ep.ID = ep.Address.String()
+			}
+		}
 		for _, site := range z.SiteList {
 			if slices.ContainsFunc(sv.Endpoints, func(ep Endpoint) bool { return ep.Site == site.Name }) {
 				sv.Sites = append(sv.Sites, site)
@@ -407,6 +418,41 @@ func (c *compiler) services(uses []serviceUse) {
 		}
 		c.node(u.owner).service = svc
 	}
+}
+
+// probe sets the endpoint's probe from its check and target.
+func (c *compiler) probe(ep *Endpoint, svc *serviceSpec) {
+	if ep.Check == "" {
+		return
+	}
+	ch := c.z.Checks[ep.Check]
+	if ch == nil {
+		return // reported as an unknown check
+	}
+	p := &Probe{Check: ch}
+	if ch.Type != "static" {
+		host, port := ep.Address, ch.Port
+		if ep.Target != "" {
+			if ap, err := netip.ParseAddrPort(ep.Target); err == nil {
+				host, port = ap.Addr().Unmap(), int(ap.Port())
+			} else if a, err := netip.ParseAddr(ep.Target); err == nil {
+				host = a.Unmap()
+			}
+		}
+		if !host.IsValid() {
+			c.errAt(svc.node, "service %q: endpoint %s at site %s has check %q but nothing to probe: give it a target",
+				svc.Name, ep.CNAME, ep.Site, ep.Check)
+			return
+		}
+		if port == 0 {
+			c.errAt(svc.node, "service %q: check %q needs a port (in the check or the endpoint's target)", svc.Name, ep.Check)
+			return
+		}
+		p.Target = netip.AddrPortFrom(host, uint16(port)).String()
+	}
+	p.Key = fmt.Sprintf("%s|%s|%d|%s|%s|%v|%q|%v|%v|%d|%d|%v|%v|%s|%d", p.Target, ch.Type, ch.Port, ch.Path, ch.Host,
+		ch.ExpectStatus, ch.ExpectBody, ch.Interval, ch.Timeout, ch.Rise, ch.Fall, ch.Insecure, ch.Up, ch.Query, ch.QType)
+	ep.Probe = p
 }
 
 // validate checks what only the whole zone can tell.

@@ -27,7 +27,18 @@ type Endpoint struct {
 	Address netip.Addr // the address answered; invalid for CNAME services
 	CNAME   string     // the name answered, for CNAME services (canonical)
 	Check   string     // name of the check probing it; "" = never probed
-	Target  string     // host:port probed instead of Address; "" = Address and the check's port
+	Target  string     // address[:port] probed instead of Address; "" = Address and the check's port
+	Probe   *Probe     // what health checking sends; nil when never probed
+	ID      string     // the address or CNAME as text: names the endpoint in overrides and status
+}
+
+// Probe is one health check against one target. Endpoints whose probes have
+// the same Key share a single probe and its state (an address and its AAAA
+// sibling behind the same target, or one backend in several zones).
+type Probe struct {
+	Key    string // the check's settings and the target: equal keys are one probe
+	Check  *Check
+	Target string // IP:port to probe; "" for static checks
 }
 
 // Rule sends matching clients to a fixed site order, ahead of distance.
@@ -54,6 +65,9 @@ type Service struct {
 	// CNAME services answer every type with a CNAME to the chosen site's
 	// endpoint name, for sites behind a load balancer or CDN name.
 	CNAME bool
+	// DegradedTTL caps the answer TTL while the answering site has endpoints
+	// down or a nearer site is skipped, so clients move back soon. Default 5.
+	DegradedTTL uint32
 }
 
 // Check describes how endpoints are probed. Field defaults are applied at load.
@@ -70,7 +84,9 @@ type Check struct {
 	Rise         int           // default 3
 	Fall         int           // default 2
 	Insecure     bool
-	Up           bool // static checks: the fixed state; default true
+	Up           bool   // static checks: the fixed state; default true
+	Query        string // dns checks: the name asked; default the zone's origin
+	QType        uint16 // dns checks: the type asked; default SOA
 }
 
 var checkTypes = map[string]int{"http": 80, "https": 443, "tcp": 0, "dns": 53, "static": 0}

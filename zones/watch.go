@@ -30,6 +30,9 @@ type Watcher struct {
 	// Debounce coalesces bursts of file events (editors write in steps).
 	// Default 100ms.
 	Debounce time.Duration
+	// OnChange, if set, is called with the new set after a scan changed it
+	// (health checking follows the served endpoints this way).
+	OnChange func(*Set)
 
 	seen map[string]fingerprint // last attempted version of each file
 }
@@ -76,6 +79,12 @@ func (w *Watcher) scan(force bool, touched map[string]bool) error {
 	}
 	errs := []error{err}
 	present := map[string]bool{}
+	before := w.set.Load()
+	defer func() {
+		if after := w.set.Load(); after != before && w.OnChange != nil {
+			w.OnChange(after)
+		}
+	}()
 	for origin, path := range files {
 		present[path] = true
 		fp := stamp(path, w.seen[path])

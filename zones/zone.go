@@ -6,9 +6,12 @@ import (
 	"github.com/miekg/dns"
 )
 
+// Health check defaults (see Check).
 const (
-	defaultInterval = time.Second
-	defaultTimeout  = 800 * time.Millisecond
+	DefaultInterval = time.Second
+	DefaultTimeout  = 800 * time.Millisecond
+	DefaultRise     = 3
+	DefaultFall     = 2
 )
 
 // Zone is a compiled, immutable zone snapshot. It is safe for concurrent use;

@@ -249,7 +249,7 @@ func (d *decoder) sites(s *spec, n *yaml.Node) {
 
 func (d *decoder) checks(s *spec, n *yaml.Node) {
 	d.entries(n, "checks", func(k, v *yaml.Node) {
-		c := &Check{Name: k.Value, Interval: defaultInterval, Timeout: defaultTimeout, Rise: 3, Fall: 2, Up: true}
+		c := &Check{Name: k.Value, Interval: DefaultInterval, Timeout: DefaultTimeout, Rise: DefaultRise, Fall: DefaultFall, Up: true}
 		what := fmt.Sprintf("check %q", k.Value)
 		count := func(dst *int, key string) func(*yaml.Node) {
 			return func(x *yaml.Node) {
@@ -289,7 +289,22 @@ func (d *decoder) checks(s *spec, n *yaml.Node) {
 			"fall":     count(&c.Fall, "fall"),
 			"insecure": func(x *yaml.Node) { c.Insecure, _ = d.bool(x, what+": insecure") },
 			"up":       func(x *yaml.Node) { c.Up, _ = d.bool(x, what+": up") },
+			"query":    func(x *yaml.Node) { c.Query, _ = d.domain(x, what+": query", s.origin) },
+			"qtype": func(x *yaml.Node) {
+				t, _ := d.scalar(x, what+": qtype")
+				if c.QType = dns.StringToType[strings.ToUpper(t)]; c.QType == 0 {
+					d.errf(x, "%s: unknown qtype %q", what, t)
+				}
+			},
 		})
+		if c.Type == "dns" {
+			if c.Query == "" {
+				c.Query = s.origin
+			}
+			if c.QType == 0 {
+				c.QType = dns.TypeSOA
+			}
+		}
 		port, known := checkTypes[c.Type]
 		switch {
 		case c.Type == "":
@@ -316,13 +331,18 @@ func (d *decoder) checks(s *spec, n *yaml.Node) {
 
 func (d *decoder) services(s *spec, n *yaml.Node) {
 	d.entries(n, "services", func(k, v *yaml.Node) {
-		svc := &serviceSpec{Service: Service{Name: k.Value, TTL: s.ttl, Answers: 2, SiteUpRatio: 0.5}, node: k}
+		svc := &serviceSpec{Service: Service{Name: k.Value, TTL: s.ttl, Answers: 2, SiteUpRatio: 0.5, DegradedTTL: 5}, node: k}
 		what := fmt.Sprintf("service %q", k.Value)
 		var fallbackNode *yaml.Node
 		d.fields(v, what, map[string]func(*yaml.Node){
 			"ttl": func(x *yaml.Node) {
 				if t, ok := d.ttl(x, what+": ttl"); ok {
 					svc.TTL = t
+				}
+			},
+			"degraded_ttl": func(x *yaml.Node) {
+				if t, ok := d.ttl(x, what+": degraded_ttl"); ok {
+					svc.DegradedTTL = t
 				}
 			},
 			"answers": func(x *yaml.Node) {

@@ -117,6 +117,32 @@ func TestFullZoneDecoded(t *testing.T) {
 	require.Equal(t, map[string]*Service{"full.example.": web, "lb.full.example.": web}, z.ServiceNames())
 }
 
+func TestHashIsStable(t *testing.T) {
+	a, err := LoadFile("../examples/zones/example.com.yaml", nil)
+	require.NoError(t, err)
+	b, err := LoadFile("../examples/zones/example.com.yaml", a)
+	require.NoError(t, err)
+	require.Equal(t, a.Hash, b.Hash)
+	require.Equal(t, a.Serial, b.Serial, "reloading unchanged content keeps the serial")
+}
+
+func TestProbes(t *testing.T) {
+	z, err := LoadFile("../examples/zones/example.com.yaml", nil)
+	require.NoError(t, err)
+	eps := z.Services["web"].Endpoints
+	require.Equal(t, "127.0.0.2:8080", eps[0].Probe.Target)
+	require.Equal(t, eps[0].Probe.Key, eps[1].Probe.Key, "A and AAAA behind one target share a probe")
+	require.NotEqual(t, eps[0].Probe.Key, eps[2].Probe.Key)
+	require.Same(t, z.Checks["web"], eps[0].Probe.Check)
+
+	full, err := LoadFile("testdata/good/full.example.yaml", nil)
+	require.NoError(t, err)
+	web := full.Services["web"].Endpoints
+	require.Equal(t, "127.0.0.2:8443", web[0].Probe.Target, "target with a port")
+	require.Equal(t, "", web[1].Probe.Target, "static checks probe nothing")
+	require.Nil(t, web[2].Probe, "no check, no probe")
+}
+
 func TestCheckDefaults(t *testing.T) {
 	src := `soa: {ns: a.example., mbox: b.example.}
 records: {"@": {NS: [ns1.example.net.]}}

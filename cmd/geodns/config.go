@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 
 	"gopkg.in/yaml.v3"
@@ -16,6 +17,21 @@ type config struct {
 	MaxUDPSize  uint16   `yaml:"max_udp_size"` // UDP response cap; default 1232
 	LogFormat   string   `yaml:"log_format"`   // text or json; default text
 	GeoIP       []string `yaml:"geoip"`        // GeoIP database files; default none
+	StateDir    string   `yaml:"state_dir"`    // health state and overrides; default "" (not kept)
+	ProbeAllow  []string `yaml:"probe_allow"`  // CIDRs health checks may connect to; default any
+}
+
+// probeAllow parses probe_allow.
+func (c *config) probeAllow() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range c.ProbeAllow {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("probe_allow: %q is not a CIDR prefix", s)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 func defaultConfig() config {

@@ -43,10 +43,7 @@ func TestDifferentialNSD(t *testing.T) {
 	var all []*zones.Zone
 
 	// The example zone, YAML -> master file.
-	src := "../../examples/zones/example.com.yaml"
-	data, err := os.ReadFile(src)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(geoDir, "example.com.yaml"), data, 0o644))
+	staticExample(t, geoDir)
 	ex, err := zones.LoadFile(filepath.Join(geoDir, "example.com.yaml"), nil)
 	require.NoError(t, err)
 	nsdZones["example.com."] = writeMaster(t, nsdDir, ex)

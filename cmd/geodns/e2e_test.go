@@ -90,7 +90,8 @@ func startGeodns(t *testing.T, zonesDir, zone string, extra ...string) (addr str
 	t.Helper()
 	addr = freeAddr(t)
 	log = new(logBuffer)
-	args := append([]string{"serve", "--zones", zonesDir, "--listen", addr}, extra...)
+	// Probes may only reach loopback: a test zone pointing elsewhere fails closed.
+	args := append([]string{"serve", "--zones", zonesDir, "--listen", addr, "--probe-allow", "127.0.0.0/8"}, extra...)
 	startProcess(t, log, binary, args...)
 	waitSOA(t, addr, zone)
 	return addr, log
@@ -163,6 +164,23 @@ func question(name string, qtype uint16) *dns.Msg {
 	m.SetQuestion(dns.Fqdn(name), qtype)
 	m.RecursionDesired = false
 	return m
+}
+
+// exampleCheck is the example zone's health check, as written there.
+const exampleCheck = "web: {type: http, port: 8080, path: /healthz, expect_status: [200], expect_body: ok}"
+
+// staticExample writes the example zone into dir with its check made
+// static (always up): for tests of DNS semantics, not of health checking,
+// which would otherwise see the demo backends missing and fail over.
+func staticExample(t *testing.T, dir string) string {
+	t.Helper()
+	src, err := os.ReadFile("../../examples/zones/example.com.yaml")
+	require.NoError(t, err)
+	require.Contains(t, string(src), exampleCheck, "the example zone's check changed: update exampleCheck")
+	out := strings.Replace(string(src), exampleCheck, "web: {type: static, up: true}", 1)
+	path := filepath.Join(dir, "example.com.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(out), 0o644))
+	return out
 }
 
 // runGeodns runs the binary to completion and returns its exit code and output.

@@ -11,12 +11,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync/atomic"
 	"syscall"
 
 	"github.com/geodns/geodns/geo"
+	healthpkg "github.com/geodns/geodns/health"
 	"github.com/geodns/geodns/resolver"
 	"github.com/geodns/geodns/route"
 	"github.com/geodns/geodns/zones"
@@ -28,7 +30,7 @@ var version = "dev"
 
 const usage = `usage:
   geodns serve   [--config geodns.yaml] [--zones DIR] [--listen ADDR:PORT]... [--geoip FILE]...
-                 [--log-format text|json]
+                 [--state-dir DIR] [--probe-allow CIDR]... [--log-format text|json]
   geodns check   [--zones DIR] [FILE.yaml...]
   geodns explain [--zones DIR] [--geoip FILE]... --client IP[/LEN] NAME [TYPE]
   geodns import  --origin ZONE FILE.zone
@@ -76,9 +78,11 @@ func serve(args []string, stderr io.Writer) int {
 	configFile := fs.String("config", "", "config file (YAML)")
 	zonesDir := fs.String("zones", "", "directory of <zone>.yaml files (default zones)")
 	logFormat := fs.String("log-format", "", "text or json (default text)")
-	var listen, geoip listFlag
+	stateDir := fs.String("state-dir", "", "directory for health state and overrides (default: not kept)")
+	var listen, geoip, allow listFlag
 	fs.Var(&listen, "listen", "DNS address, UDP and TCP; repeatable (default 127.0.0.1:5353)")
 	fs.Var(&geoip, "geoip", "GeoIP database (.mmdb); repeatable")
+	fs.Var(&allow, "probe-allow", "network health checks may connect to; repeatable (default any)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -102,6 +106,17 @@ func serve(args []string, stderr io.Writer) int {
 	if len(geoip) > 0 {
 		cfg.GeoIP = geoip
 	}
+	if len(allow) > 0 {
+		cfg.ProbeAllow = allow
+	}
+	if *stateDir != "" {
+		cfg.StateDir = *stateDir
+	}
+	probeAllow, err := cfg.probeAllow()
+	if err != nil {
+		fmt.Fprintf(stderr, "geodns: %v\n", err)
+		return 2
+	}
 	log, err := newLogger(cfg.LogFormat, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "geodns: %v\n", err)
@@ -114,8 +129,22 @@ func serve(args []string, stderr io.Writer) int {
 	signal.Notify(hup, syscall.SIGHUP)
 
 	reg := prometheus.NewRegistry()
+	stateFile := ""
+	if cfg.StateDir != "" {
+		if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+			log.Error("state directory", "error", err)
+			return 1
+		}
+		stateFile = filepath.Join(cfg.StateDir, "health.json")
+	}
+	health := healthpkg.NewManager(healthpkg.Options{Allow: probeAllow, StateFile: stateFile, Log: log, Registerer: reg})
+	if len(probeAllow) == 0 {
+		log.Warn("probe_allow is not set: health checks may connect anywhere a zone file points them")
+	}
+
 	var set atomic.Pointer[zones.Set]
 	watcher := zones.NewWatcher(cfg.Zones, &set, zones.NewMetrics(reg), log)
+	watcher.OnChange = health.SetZones
 	if err := watcher.Scan(true); err != nil && len(set.Load().Zones()) == 0 {
 		log.Warn("no zone loaded; serving REFUSED until a zone file loads", "dir", cfg.Zones, "error", err)
 	}
@@ -133,14 +162,15 @@ func serve(args []string, stderr io.Writer) int {
 		lns = append(lns, ln)
 		log.Info("serving DNS", "addr", ln.Addr(), "transport", "udp+tcp")
 	}
-	router := &route.Router{Loc: locator}
+	router := &route.Router{Loc: locator, Health: health}
 	h := resolver.NewHandler(&set, router, resolver.Config{
 		ServerID: cfg.ServerID, Version: cfg.VersionBind, MaxUDPSize: cfg.MaxUDPSize,
 	}, log)
 
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	go func() { errc <- watcher.Run(ctx, hup) }()
 	go func() { errc <- locator.Run(ctx) }()
+	go func() { errc <- health.Run(ctx) }()
 	go func() { errc <- resolver.Serve(ctx, h, lns...) }()
 	err = <-errc
 	stop()
@@ -148,8 +178,9 @@ func serve(args []string, stderr io.Writer) int {
 		log.Error("stopping", "error", err)
 		return 1
 	}
-	<-errc
-	<-errc
+	for range 3 {
+		<-errc
+	}
 	log.Info("stopped")
 	return 0
 }

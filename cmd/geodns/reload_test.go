@@ -19,8 +19,7 @@ import (
 // leave the previous data answering, and `geodns check` must report it.
 func TestHotReloadUnderLoad(t *testing.T) {
 	dir := t.TempDir()
-	src, err := os.ReadFile("../../examples/zones/example.com.yaml")
-	require.NoError(t, err)
+	src := []byte(staticExample(t, dir))
 	zoneFile := filepath.Join(dir, "example.com.yaml")
 	write := func(body string) {
 		tmp := zoneFile + ".tmp"

@@ -90,7 +90,9 @@ func TestUnboundECS(t *testing.T) {
 		t.Fatal("dig is not installed: run scripts/test-deps.sh (make test does)")
 	}
 	files := realDB(t)
-	geodns, _ := startGeodns(t, "../../examples/zones", "example.com.", "--geoip", files[0], "--geoip", files[1])
+	dir := t.TempDir()
+	staticExample(t, dir)
+	geodns, _ := startGeodns(t, dir, "example.com.", "--geoip", files[0], "--geoip", files[1])
 	unbound := startUnbound(t, geodns)
 
 	const west, east = "198.51.100.10", "192.0.2.10" // the example zone's web endpoints

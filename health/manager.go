@@ -1,0 +1,431 @@
+package health
+
+import (
+	"container/heap"
+	"context"
+	"crypto/x509"
+	"log/slog"
+	"maps"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/geodns/geodns/route"
+	"github.com/geodns/geodns/zones"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options configure a Manager; the zero value works.
+type Options struct {
+	// Allow lists the networks probes may connect to (probe_allow); a
+	// target outside is not probed and is down with "target not allowed".
+	// Empty: any.
+	Allow []netip.Prefix
+	// StateFile persists probe states and overrides across restarts. "": none.
+	StateFile string
+	// MaxInFlight caps probes running at once. Default 4096: far above what
+	// hung targets can hold (one per target for at most its timeout).
+	MaxInFlight int
+	// RootCAs verifies https checks. nil: the system's roots.
+	RootCAs *x509.CertPool
+	Log     *slog.Logger
+	// Registerer receives the health metrics. nil: not registered.
+	Registerer prometheus.Registerer
+}
+
+// Manager runs the probes of the served zones and publishes their state.
+// Its methods are safe for concurrent use.
+type Manager struct {
+	prober  prober
+	log     *slog.Logger
+	metrics *metrics
+	saver   *saver
+	sem     chan struct{}
+
+	mu        sync.Mutex
+	probes    map[string]*probe
+	queue     probeHeap
+	wake      chan struct{}
+	zones     *zones.Set
+	sites     map[string]Override
+	endpoints map[string]Override
+	saved     map[string]savedProbe // persisted states not yet claimed by a probe
+	allDown   map[string]bool       // "zone/service" -> all sites down
+	everReady bool
+
+	snap atomic.Pointer[Snapshot]
+}
+
+// probe is one scheduled probe and its state machine.
+type probe struct {
+	key   string
+	spec  *zones.Probe
+	check string // the check's name, for logs and metrics
+	site  string // a site it serves, for logs and metrics
+	ids   []string
+
+	next     time.Time
+	index    int // in the heap; -1 when removed
+	inflight bool
+
+	up      bool
+	known   bool // has had a result (or a persisted state)
+	results int  // results since it started here
+	succ    int
+	fail    int
+	since   time.Time
+	reason  string
+}
+
+// NewManager returns a manager with the persisted state, if any, loaded.
+func NewManager(opts Options) *Manager {
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = 4096
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	m := &Manager{
+		prober:    prober{allow: opts.Allow, rootCAs: opts.RootCAs},
+		log:       opts.Log,
+		metrics:   newMetrics(opts.Registerer),
+		sem:       make(chan struct{}, opts.MaxInFlight),
+		probes:    map[string]*probe{},
+		wake:      make(chan struct{}, 1),
+		sites:     map[string]Override{},
+		endpoints: map[string]Override{},
+		saved:     map[string]savedProbe{},
+		allDown:   map[string]bool{},
+	}
+	if opts.StateFile != "" {
+		m.saver = newSaver(opts.StateFile, opts.Log)
+		st, err := load(opts.StateFile)
+		if err != nil {
+			m.log.Error("health state not loaded; starting with every endpoint up", "file", opts.StateFile, "error", err)
+		}
+		m.saved = st.Probes
+		maps.Copy(m.sites, st.Sites)
+		maps.Copy(m.endpoints, st.Endpoints)
+	}
+	m.publishLocked()
+	return m
+}
+
+// Snapshot returns the current state.
+func (m *Manager) Snapshot() *Snapshot { return m.snap.Load() }
+
+// EndpointUp implements route.Health from the current snapshot.
+func (m *Manager) EndpointUp(_ string, svc *zones.Service, i int) bool {
+	return m.snap.Load().EndpointUp(&svc.Endpoints[i])
+}
+
+// SetZones makes the probes match the zones' endpoints: new probes start
+// (from their persisted state, else up), probes no endpoint uses stop at
+// once, and unchanged ones keep their state and schedule.
+func (m *Manager) SetZones(set *zones.Set) {
+	want := map[string]*probe{}
+	for _, z := range set.Zones() {
+		for _, svc := range z.Services {
+			for _, ep := range svc.Endpoints {
+				if ep.Probe == nil {
+					continue
+				}
+				p := want[ep.Probe.Key]
+				if p == nil {
+					p = &probe{key: ep.Probe.Key, spec: ep.Probe, check: ep.Probe.Check.Name, site: ep.Site}
+					want[p.key] = p
+				}
+				p.ids = append(p.ids, ep.ID)
+			}
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.zones = set
+	now := time.Now()
+	for key, p := range m.probes {
+		if _, keep := want[key]; !keep {
+			heap.Remove(&m.queue, p.index)
+			p.index = -1
+			delete(m.probes, key)
+			m.metrics.forget(p)
+		}
+	}
+	for key, w := range want {
+		if p, ok := m.probes[key]; ok {
+			p.spec, p.check, p.site, p.ids = w.spec, w.check, w.site, w.ids
+			continue
+		}
+		w.up = true
+		if s, ok := m.saved[key]; ok {
+			w.up, w.known, w.since, w.reason = s.Up, true, s.Since, s.Reason+" (before restart)"
+		}
+		// A random first run spreads probes over the interval, so they do
+		// not fire in lockstep.
+		w.next = now.Add(time.Duration(rand.Int64N(int64(w.spec.Check.Interval))))
+		if w.spec.Check.Type == "static" {
+			w.next = now
+		}
+		m.probes[key] = w
+		heap.Push(&m.queue, w)
+		m.metrics.set(w)
+	}
+	m.publishLocked()
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run probes until ctx is done.
+func (m *Manager) Run(ctx context.Context) error {
+	if m.saver != nil {
+		go m.saver.run(ctx)
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		m.mu.Lock()
+		now := time.Now()
+		for m.queue.Len() > 0 && !m.queue[0].next.After(now) {
+			p := m.queue[0]
+			iv := p.spec.Check.Interval
+			p.next = p.next.Add(iv)
+			if p.next.Before(now) { // fell behind (a suspended process): no burst of catch-up probes
+				p.next = now.Add(iv)
+			}
+			heap.Fix(&m.queue, 0)
+			if p.inflight {
+				continue // the last one has not returned (timeout <= interval makes this rare)
+			}
+			select {
+			case m.sem <- struct{}{}:
+				p.inflight = true
+				go m.run(ctx, p, p.spec)
+			default:
+				m.metrics.skipped.Inc()
+			}
+		}
+		wait := time.Hour
+		if m.queue.Len() > 0 {
+			wait = time.Until(m.queue[0].next)
+		}
+		m.mu.Unlock()
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		case <-m.wake:
+		}
+	}
+}
+
+func (m *Manager) run(ctx context.Context, p *probe, spec *zones.Probe) {
+	res := m.prober.probe(ctx, spec)
+	<-m.sem
+	if ctx.Err() != nil {
+		return
+	}
+	m.record(p, res)
+}
+
+// record feeds one result to a probe's state machine: down after Fall
+// consecutive failures, up after Rise consecutive successes.
+func (m *Manager) record(p *probe, res Result) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p.inflight = false
+	if p.index < 0 {
+		return // removed while it ran
+	}
+	c := p.spec.Check
+	m.metrics.observe(p, res)
+	first := !p.known
+	p.known = true
+	p.results++
+	was := p.up
+	if res.OK {
+		p.succ, p.fail = p.succ+1, 0
+		if !p.up && p.succ >= c.Rise {
+			p.up = true
+		}
+	} else {
+		p.fail, p.succ = p.fail+1, 0
+		if p.up && p.fail >= c.Fall {
+			p.up = false
+		}
+	}
+	changed := p.up != was
+	if changed || first {
+		p.since, p.reason = time.Now(), res.Reason
+	}
+	if changed {
+		state := "down"
+		if p.up {
+			state = "up"
+		}
+		m.log.Warn("endpoint "+state, "check", p.check, "target", p.spec.Target, "site", p.site,
+			"endpoints", p.ids, "reason", res.Reason)
+		m.metrics.transition(p, state)
+	}
+	m.metrics.set(p)
+	if changed || p.results == 1 {
+		m.publishLocked()
+	}
+}
+
+// SetSite sets (or with "" clears) the override of every site named site.
+func (m *Manager) SetSite(site string, o Override) error {
+	return m.setOverride(m.sites, "site", site, o)
+}
+
+// SetEndpoint sets (or with "" clears) the override of an endpoint, named
+// by its address or CNAME.
+func (m *Manager) SetEndpoint(id string, o Override) error {
+	return m.setOverride(m.endpoints, "endpoint", id, o)
+}
+
+func (m *Manager) setOverride(in map[string]Override, kind, name string, o Override) error {
+	if o != "" && !o.valid() {
+		return errBadOverride
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o == "" {
+		delete(in, name)
+	} else {
+		in[name] = o
+	}
+	m.log.Warn("override "+kind, kind, name, "override", string(o))
+	m.publishLocked()
+	return nil
+}
+
+// Overrides returns the current site and endpoint overrides.
+func (m *Manager) Overrides() (sites, endpoints map[string]Override) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return maps.Clone(m.sites), maps.Clone(m.endpoints)
+}
+
+// publishLocked builds and stores a new snapshot, persists the state, and
+// reports services whose sites all went down or came back.
+func (m *Manager) publishLocked() {
+	s := &Snapshot{
+		probes:    make(map[string]bool, len(m.probes)),
+		sites:     maps.Clone(m.sites),
+		endpoints: maps.Clone(m.endpoints),
+		ready:     true,
+	}
+	for k, p := range m.probes {
+		if p.known || p.results > 0 {
+			s.probes[k] = p.up
+		}
+		if p.results == 0 {
+			s.ready = false
+		}
+	}
+	m.everReady = m.everReady || s.ready
+	s.ready = m.everReady
+	m.snap.Store(s)
+	m.checkAllDown(s)
+	if m.saver != nil {
+		m.saver.save(m.stateLocked())
+	}
+}
+
+// checkAllDown logs and counts services that lost (or regained) every site.
+func (m *Manager) checkAllDown(s *Snapshot) {
+	if m.zones == nil {
+		return
+	}
+	view := snapshotHealth{s}
+	for _, z := range m.zones.Zones() {
+		for name, svc := range z.Services {
+			down := true
+			for _, site := range svc.Sites {
+				if route.SiteUp(view, z.Origin, svc, site.Name) {
+					down = false
+					break
+				}
+			}
+			key := z.Origin + "/" + name
+			if down == m.allDown[key] {
+				continue
+			}
+			m.allDown[key] = down
+			if down {
+				m.metrics.allDown.WithLabelValues(name).Inc()
+				m.log.Error("every site of the service is down; all_down policy applies", "zone", z.Origin, "service", name,
+					"policy", policyName(svc.AllDown))
+			} else {
+				m.log.Warn("service has an up site again", "zone", z.Origin, "service", name)
+			}
+		}
+	}
+}
+
+type snapshotHealth struct{ s *Snapshot }
+
+func (h snapshotHealth) EndpointUp(_ string, svc *zones.Service, i int) bool {
+	return h.s.EndpointUp(&svc.Endpoints[i])
+}
+
+func policyName(p zones.AllDownPolicy) string {
+	return [...]string{"serve-all", "nodata", "fallback"}[p]
+}
+
+// ProbeStatus is one probe's state, for status pages.
+type ProbeStatus struct {
+	Check     string    `json:"check"`
+	Target    string    `json:"target,omitempty"`
+	Site      string    `json:"site"`
+	Endpoints []string  `json:"endpoints"`
+	Up        bool      `json:"up"`
+	Since     time.Time `json:"since"`
+	Reason    string    `json:"reason"`
+}
+
+// Status returns every probe's state, ordered by check and target.
+func (m *Manager) Status() []ProbeStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]ProbeStatus, 0, len(m.probes))
+	for _, p := range m.probes {
+		out = append(out, ProbeStatus{p.check, p.spec.Target, p.site, slices.Clone(p.ids), p.up, p.since, p.reason})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Check != out[j].Check {
+			return out[i].Check < out[j].Check
+		}
+		return out[i].Target < out[j].Target
+	})
+	return out
+}
+
+// probeHeap orders probes by their next run.
+type probeHeap []*probe
+
+func (h probeHeap) Len() int           { return len(h) }
+func (h probeHeap) Less(i, j int) bool { return h[i].next.Before(h[j].next) }
+func (h probeHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *probeHeap) Push(x any) {
+	p := x.(*probe)
+	p.index = len(*h)
+	*h = append(*h, p)
+}
+func (h *probeHeap) Pop() any {
+	old := *h
+	p := old[len(old)-1]
+	*h = old[:len(old)-1]
+	p.index = -1
+	return p
+}

@@ -1,0 +1,68 @@
+package health
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	up          *prometheus.GaugeVec
+	duration    *prometheus.HistogramVec
+	transitions *prometheus.CounterVec
+	allDown     *prometheus.CounterVec
+	skipped     prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "geodns_check_up",
+			Help: "Whether a probe's target is up (1) or down (0), after rise/fall.",
+		}, []string{"check", "endpoint", "site"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "geodns_check_duration_seconds",
+			Help:    "Time a probe took, by check.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"check"}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "geodns_health_transitions_total",
+			Help: "Up/down changes of probes, by check and new state.",
+		}, []string{"check", "state"}),
+		allDown: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "geodns_all_down_total",
+			Help: "Times every site of a service went down, so its all_down policy answered.",
+		}, []string{"service"}),
+		skipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "geodns_check_skipped_total",
+			Help: "Probes not started because too many were in flight.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.up, m.duration, m.transitions, m.allDown, m.skipped)
+	}
+	return m
+}
+
+func (m *metrics) labels(p *probe) []string {
+	target := p.spec.Target
+	if target == "" && len(p.ids) > 0 {
+		target = p.ids[0] // static checks: name the endpoint
+	}
+	return []string{p.check, target, p.site}
+}
+
+func (m *metrics) set(p *probe) {
+	v := 0.0
+	if p.up {
+		v = 1
+	}
+	m.up.WithLabelValues(m.labels(p)...).Set(v)
+}
+
+func (m *metrics) observe(p *probe, r Result) {
+	m.duration.WithLabelValues(p.check).Observe(r.RTT.Seconds())
+}
+
+func (m *metrics) transition(p *probe, state string) {
+	m.transitions.WithLabelValues(p.check, state).Inc()
+}
+
+// forget deletes a removed probe's series.
+func (m *metrics) forget(p *probe) { m.up.DeleteLabelValues(m.labels(p)...) }
