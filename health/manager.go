@@ -320,7 +320,7 @@ func (m *Manager) publishLocked() {
 		probes:    make(map[string]bool, len(m.probes)),
 		sites:     maps.Clone(m.sites),
 		endpoints: maps.Clone(m.endpoints),
-		ready:     true,
+		ready:     m.zones != nil, // and every probe has run once (below)
 	}
 	for k, p := range m.probes {
 		if p.known || p.results > 0 {

@@ -76,9 +76,6 @@ func (p *prober) probe(ctx context.Context, pr *zones.Probe) Result {
 		r = Result{Reason: "unknown check type " + c.Type}
 	}
 	r.RTT = time.Since(start)
-	if !r.OK && ctx.Err() != nil && r.Reason != "timeout" && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		r.Reason = "timeout"
-	}
 	return r
 }
 
@@ -129,6 +126,9 @@ func (p *prober) http(ctx context.Context, target string, c *zones.Check) Result
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
+		if r := reason(err); r == "timeout" {
+			return Result{Reason: "timeout waiting for response"}
+		}
 		return Result{Reason: "bad response: " + reason(err)}
 	}
 	defer resp.Body.Close()

@@ -1,0 +1,223 @@
+package health
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/geodns/geodns/zones"
+	"github.com/stretchr/testify/require"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// zoneYAML builds a zone whose service has one endpoint per target, east
+// then west, all probed by check hc.
+func zoneYAML(check string, east, west []string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "soa: {ns: ns1.example.net., mbox: h.example.net.}\nrecords:\n  \"@\": {NS: [ns1.example.net.]}\n  www: {service: web}\n")
+	fmt.Fprintf(&b, "sites:\n  east: {lat: 39, lon: -77}\n  west: {lat: 37, lon: -122}\nchecks:\n  hc: %s\n", check)
+	fmt.Fprintf(&b, "services:\n  web:\n    endpoints:\n")
+	n := 0
+	for _, s := range []struct {
+		site    string
+		targets []string
+	}{{"east", east}, {"west", west}} {
+		site := s.site
+		for _, t := range s.targets {
+			n++
+			fmt.Fprintf(&b, "      - {site: %s, address: 192.0.2.%d, check: hc, target: \"%s\"}\n", site, n, t)
+		}
+	}
+	return b.String()
+}
+
+func compile(t testing.TB, src string) *zones.Set {
+	t.Helper()
+	z, err := zones.Compile("example.net.yaml", []byte(src), "example.net.", time.Now(), nil)
+	require.NoError(t, err)
+	return zones.NewSet(z)
+}
+
+// probeFor returns the manager's probe for a target.
+func probeFor(t *testing.T, m *Manager, target string) *probe {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, p := range m.probes {
+		if p.spec.Target == target {
+			return p
+		}
+	}
+	t.Fatalf("no probe for %s", target)
+	return nil
+}
+
+func upOf(m *Manager, set *zones.Set, target string) bool {
+	for _, ep := range set.Zone("example.net.").Services["web"].Endpoints {
+		if ep.Probe.Target == target {
+			return m.Snapshot().EndpointUp(&ep)
+		}
+	}
+	panic("no endpoint for " + target)
+}
+
+const (
+	e1 = "127.0.0.2:8080"
+	w1 = "127.0.0.3:8080"
+)
+
+func TestRiseFall(t *testing.T) {
+	set := compile(t, zoneYAML("{type: http, port: 8080, rise: 3, fall: 2}", []string{e1}, []string{w1}))
+	m := NewManager(Options{Allow: loopback, Log: quiet})
+	require.False(t, m.Snapshot().Ready(), "no zones yet")
+	m.SetZones(set)
+	p := probeFor(t, m, e1)
+	ok, bad := Result{OK: true, Reason: "HTTP 200"}, Result{Reason: "connection refused"}
+
+	require.True(t, upOf(m, set, e1), "up before any result")
+	require.False(t, m.Snapshot().Ready())
+	m.record(p, ok)
+	require.True(t, upOf(m, set, e1))
+	m.record(p, bad)
+	require.True(t, upOf(m, set, e1), "one failure is not fall=2")
+	m.record(p, ok)
+	m.record(p, bad)
+	require.True(t, upOf(m, set, e1), "failures must be consecutive")
+	m.record(p, bad)
+	require.False(t, upOf(m, set, e1), "down after 2 consecutive failures")
+	m.record(p, ok)
+	m.record(p, ok)
+	require.False(t, upOf(m, set, e1), "two successes are not rise=3")
+	m.record(p, bad)
+	m.record(p, ok)
+	m.record(p, ok)
+	require.False(t, upOf(m, set, e1), "successes must be consecutive")
+	m.record(p, ok)
+	require.True(t, upOf(m, set, e1), "up after 3 consecutive successes")
+
+	require.False(t, m.Snapshot().Ready(), "west has had no result yet")
+	m.record(probeFor(t, m, w1), ok)
+	require.True(t, m.Snapshot().Ready(), "every probe has run once")
+
+	st := m.Status()
+	require.Len(t, st, 2)
+	require.Equal(t, e1, st[0].Target)
+	require.Equal(t, "HTTP 200", st[0].Reason)
+	require.Equal(t, []string{"192.0.2.1"}, st[0].Endpoints)
+}
+
+func TestOverrides(t *testing.T) {
+	set := compile(t, zoneYAML("{type: static}", []string{e1}, []string{w1}))
+	m := NewManager(Options{Allow: loopback, Log: quiet})
+	m.SetZones(set)
+	eps := set.Zone("example.net.").Services["web"].Endpoints
+	east, west := &eps[0], &eps[1]
+	if east.Site != "east" {
+		east, west = west, east
+	}
+	require.True(t, m.Snapshot().EndpointUp(east))
+
+	require.NoError(t, m.SetSite("east", Drain))
+	require.False(t, m.Snapshot().EndpointUp(east), "drained")
+	require.True(t, m.Snapshot().EndpointUp(west))
+
+	require.NoError(t, m.SetEndpoint(east.ID, ForceUp))
+	require.True(t, m.Snapshot().EndpointUp(east), "the endpoint's override beats its site's")
+
+	require.NoError(t, m.SetEndpoint(east.ID, ""))
+	require.NoError(t, m.SetSite("east", ""))
+	require.True(t, m.Snapshot().EndpointUp(east), "cleared")
+	require.Error(t, m.SetSite("east", "sideways"))
+}
+
+func TestPersistence(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "health.json")
+	set := compile(t, zoneYAML("{type: http, port: 8080}", []string{e1}, []string{w1}))
+	ctx, cancel := context.WithCancel(context.Background())
+	m := NewManager(Options{Allow: loopback, Log: quiet, StateFile: file})
+	m.SetZones(set)
+	done := make(chan struct{})
+	go func() { m.saver.run(ctx); close(done) }()
+	p := probeFor(t, m, e1)
+	m.record(p, Result{Reason: "connection refused"})
+	m.record(p, Result{Reason: "connection refused"})
+	require.NoError(t, m.SetSite("west", Drain))
+	require.Eventually(t, func() bool {
+		st, err := load(file)
+		return err == nil && len(st.Probes) == 1 && !st.Probes[p.key].Up && st.Sites["west"] == Drain
+	}, 5*time.Second, 10*time.Millisecond)
+	cancel()
+	<-done
+
+	// A new process: the state is there before any probe runs.
+	m2 := NewManager(Options{Allow: loopback, Log: quiet, StateFile: file})
+	m2.SetZones(set)
+	require.False(t, upOf(m2, set, e1), "down from the first query after a restart")
+	require.False(t, upOf(m2, set, w1), "the drain survived")
+	st := m2.Status()
+	require.Contains(t, st[0].Reason, "(before restart)")
+
+	// The state must come back up through rise successes, as any down endpoint.
+	p2 := probeFor(t, m2, e1)
+	m2.record(p2, Result{OK: true})
+	require.False(t, upOf(m2, set, e1))
+
+	// A corrupt file is reported and ignored: everything starts up.
+	require.NoError(t, os.WriteFile(file, []byte("{not json"), 0o644))
+	m3 := NewManager(Options{Allow: loopback, Log: quiet, StateFile: file})
+	m3.SetZones(set)
+	require.True(t, upOf(m3, set, e1))
+}
+
+func TestSetZonesReconciles(t *testing.T) {
+	set := compile(t, zoneYAML("{type: http, port: 8080}", []string{e1}, []string{w1}))
+	m := NewManager(Options{Allow: loopback, Log: quiet})
+	m.SetZones(set)
+	p := probeFor(t, m, e1)
+	m.record(p, Result{})
+	m.record(p, Result{})
+	require.False(t, upOf(m, set, e1))
+
+	// West's endpoint is replaced, east's is unchanged.
+	const w2 = "127.0.0.4:8080"
+	set2 := compile(t, zoneYAML("{type: http, port: 8080}", []string{e1}, []string{w2}))
+	m.SetZones(set2)
+	require.False(t, upOf(m, set2, e1), "an unchanged endpoint keeps its state")
+	require.True(t, upOf(m, set2, w2), "a new endpoint starts up")
+	require.Same(t, p, probeFor(t, m, e1))
+	m.mu.Lock()
+	require.Len(t, m.probes, 2)
+	require.Equal(t, 2, m.queue.Len())
+	m.mu.Unlock()
+
+	// A removed probe's late result changes nothing.
+	old := probeFor(t, m, w2)
+	m.SetZones(compile(t, zoneYAML("{type: http, port: 8080}", []string{e1}, nil)))
+	m.record(old, Result{})
+	m.mu.Lock()
+	require.Len(t, m.probes, 1)
+	m.mu.Unlock()
+}
+
+func TestAllDownCounted(t *testing.T) {
+	set := compile(t, zoneYAML("{type: http, port: 8080, fall: 1}", []string{e1}, []string{w1}))
+	m := NewManager(Options{Allow: loopback, Log: quiet})
+	m.SetZones(set)
+	m.record(probeFor(t, m, e1), Result{})
+	require.Zero(t, countAllDown(m))
+	m.record(probeFor(t, m, w1), Result{})
+	require.Equal(t, 1.0, countAllDown(m))
+	m.record(probeFor(t, m, w1), Result{}) // still down: not counted again
+	require.Equal(t, 1.0, countAllDown(m))
+}
+
+func countAllDown(m *Manager) float64 {
+	return testutilCounter(m.metrics.allDown.WithLabelValues("web"))
+}

@@ -1,0 +1,164 @@
+package health
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/geodns/geodns/zones"
+	"github.com/miekg/dns"
+	"github.com/stretchr/testify/require"
+)
+
+// loopback is the allowlist of every test prober.
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+
+func check(typ string, mod ...func(*zones.Check)) *zones.Check {
+	c := &zones.Check{Name: "hc", Type: typ, Path: "/healthz", ExpectStatus: []int{200},
+		Interval: time.Second, Timeout: 800 * time.Millisecond, Rise: 3, Fall: 2, Up: true}
+	for _, f := range mod {
+		f(c)
+	}
+	return c
+}
+
+func probeOf(c *zones.Check, target string) *zones.Probe {
+	return &zones.Probe{Key: c.Type + "|" + target, Check: c, Target: target}
+}
+
+func hostPort(t *testing.T, url string) string {
+	t.Helper()
+	return strings.TrimPrefix(strings.TrimPrefix(url, "http://"), "https://")
+}
+
+// hungListener accepts connections and never answers.
+func hungListener(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				for _, c := range conns {
+					c.Close()
+				}
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	return ln.Addr().String()
+}
+
+// closedPort returns a loopback address nothing listens on.
+func closedPort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func TestProbes(t *testing.T) {
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/healthz":
+			if r.Host != "www.example.com" && r.Host != r.Context().Value(http.LocalAddrContextKey).(net.Addr).String() {
+				w.WriteHeader(421)
+				return
+			}
+			fmt.Fprint(w, "all ok")
+		case "/fail":
+			w.WriteHeader(503)
+		}
+	}))
+	defer ok.Close()
+	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }))
+	defer tlsSrv.Close()
+	dnsAddr := dnsBackend(t)
+	httpTarget, tlsTarget := hostPort(t, ok.URL), hostPort(t, tlsSrv.URL)
+
+	p := &prober{allow: loopback} // a mistake in a test must fail closed, never leave the machine
+	for _, c := range []struct {
+		name   string
+		probe  *zones.Probe
+		ok     bool
+		reason string
+	}{
+		{"http 200", probeOf(check("http"), httpTarget), true, "HTTP 200"},
+		{"http Host header", probeOf(check("http", func(c *zones.Check) { c.Host = "www.example.com" }), httpTarget), true, "HTTP 200"},
+		{"http body matches", probeOf(check("http", func(c *zones.Check) { c.ExpectBody = "ok" }), httpTarget), true, "HTTP 200"},
+		{"http body lacks", probeOf(check("http", func(c *zones.Check) { c.ExpectBody = "healthy" }), httpTarget), false, `HTTP 200, body lacks "healthy"`},
+		{"http status", probeOf(check("http", func(c *zones.Check) { c.Path = "/fail" }), httpTarget), false, "HTTP 503"},
+		{"http status listed", probeOf(check("http", func(c *zones.Check) { c.Path = "/fail"; c.ExpectStatus = []int{200, 503} }), httpTarget), true, "HTTP 503"},
+		{"http refused", probeOf(check("http"), closedPort(t)), false, "connection refused"},
+		{"http hung", probeOf(check("http", func(c *zones.Check) { c.Timeout = 200 * time.Millisecond }), hungListener(t)), false, "timeout waiting for response"},
+		{"https self-signed", probeOf(check("https"), tlsTarget), false, "TLS: certificate: x509: certificate signed by unknown authority"},
+		{"https self-signed, insecure", probeOf(check("https", func(c *zones.Check) { c.Insecure = true }), tlsTarget), true, "HTTP 200"},
+		{"tcp", probeOf(check("tcp"), httpTarget), true, "connected"},
+		{"tcp refused", probeOf(check("tcp"), closedPort(t)), false, "connection refused"},
+		{"dns NOERROR", probeOf(check("dns", func(c *zones.Check) { c.Query, c.QType = "example.net.", dns.TypeSOA }), dnsAddr), true, "DNS NOERROR"},
+		{"dns REFUSED", probeOf(check("dns", func(c *zones.Check) { c.Query, c.QType = "example.org.", dns.TypeSOA }), dnsAddr), false, "DNS REFUSED"},
+		{"static up", probeOf(check("static"), ""), true, "static up"},
+		{"static down", probeOf(check("static", func(c *zones.Check) { c.Up = false }), ""), false, "static down"},
+		{"outside the allowlist: not sent", probeOf(check("tcp"), "192.0.2.1:80"), false, "target not allowed"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := p.probe(context.Background(), c.probe)
+			require.Equal(t, c.ok, r.OK, r.Reason)
+			require.Equal(t, c.reason, r.Reason)
+		})
+	}
+}
+
+// TestHTTPSVerified: a certificate the roots trust, for the host name asked.
+func TestHTTPSVerified(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }))
+	defer srv.Close()
+	pool := srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	p := &prober{rootCAs: pool, allow: loopback}
+	target := hostPort(t, srv.URL)
+	r := p.probe(context.Background(), probeOf(check("https", func(c *zones.Check) { c.Host = "example.com" }), target))
+	require.True(t, r.OK, r.Reason) // httptest's certificate is for example.com and 127.0.0.1
+	r = p.probe(context.Background(), probeOf(check("https", func(c *zones.Check) { c.Host = "www.example.org" }), target))
+	require.False(t, r.OK)
+	require.Contains(t, r.Reason, "certificate is valid for")
+}
+
+func TestProbeAllow(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	target := hostPort(t, srv.URL)
+	p := &prober{allow: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}
+	r := p.probe(context.Background(), probeOf(check("http"), target))
+	require.False(t, r.OK)
+	require.Equal(t, "target not allowed", r.Reason)
+	p.allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	require.True(t, p.probe(context.Background(), probeOf(check("http"), target)).OK)
+}
+
+// dnsBackend serves example.net. SOA and refuses the rest.
+func dnsBackend(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg).SetReply(r)
+		if r.Question[0].Name != "example.net." {
+			m.Rcode = dns.RcodeRefused
+		}
+		w.WriteMsg(m)
+	})}
+	go srv.ActivateAndServe()
+	t.Cleanup(func() { srv.Shutdown() })
+	return pc.LocalAddr().String()
+}
