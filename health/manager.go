@@ -56,6 +56,8 @@ type Manager struct {
 	saved     map[string]savedProbe // persisted states not yet claimed by a probe
 	allDown   map[string]bool       // "zone/service" -> all sites down
 	everReady bool
+	async     bool          // Run's publisher is running: results publish through it
+	dirty     chan struct{} // results changed the state since the last publish
 
 	snap atomic.Pointer[Snapshot]
 }
@@ -96,6 +98,7 @@ func NewManager(opts Options) *Manager {
 		sem:       make(chan struct{}, opts.MaxInFlight),
 		probes:    map[string]*probe{},
 		wake:      make(chan struct{}, 1),
+		dirty:     make(chan struct{}, 1),
 		sites:     map[string]Override{},
 		endpoints: map[string]Override{},
 		saved:     map[string]savedProbe{},
@@ -181,11 +184,20 @@ func (m *Manager) SetZones(set *zones.Set) {
 	}
 }
 
+// publishEvery bounds how often probe results rebuild the snapshot: when a
+// datacenter dies, thousands of transitions arrive within a second, and
+// each rebuild is O(endpoints).
+const publishEvery = 10 * time.Millisecond
+
 // Run probes until ctx is done.
 func (m *Manager) Run(ctx context.Context) error {
 	if m.saver != nil {
 		go m.saver.run(ctx)
 	}
+	m.mu.Lock()
+	m.async = true
+	m.mu.Unlock()
+	go m.publisher(ctx)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -221,6 +233,26 @@ func (m *Manager) Run(ctx context.Context) error {
 			return nil
 		case <-timer.C:
 		case <-m.wake:
+		}
+	}
+}
+
+// publisher rebuilds the snapshot when results changed it, at most every
+// publishEvery: the first change of a burst is published at once.
+func (m *Manager) publisher(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.dirty:
+		}
+		m.mu.Lock()
+		m.publishLocked()
+		m.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(publishEvery):
 		}
 	}
 }
@@ -274,8 +306,16 @@ func (m *Manager) record(p *probe, res Result) {
 		m.metrics.transition(p, state)
 	}
 	m.metrics.set(p)
-	if changed || p.results == 1 {
-		m.publishLocked()
+	if !changed && p.results != 1 {
+		return
+	}
+	if !m.async {
+		m.publishLocked() // no publisher: callers (tests) see the change at once
+		return
+	}
+	select {
+	case m.dirty <- struct{}{}:
+	default:
 	}
 }
 
