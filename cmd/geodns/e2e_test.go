@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +22,10 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	if addr := os.Getenv("GEODNS_TEST_BACKEND"); addr != "" {
+		serveBackend(addr) // this process is a test backend, not the tests
+		return
+	}
 	dir, err := os.MkdirTemp("", "geodns-e2e")
 	if err != nil {
 		panic(err)
@@ -48,22 +53,28 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
+// process is a command started by startProcess; done closes when it exits.
+type process struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
 // startProcess runs a command until the test ends, killing it by its PID.
-func startProcess(t *testing.T, log *logBuffer, name string, args ...string) *exec.Cmd {
+func startProcess(t *testing.T, log *logBuffer, name string, args ...string) *process {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	require.NoError(t, cmd.Start())
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
-		<-done
+		<-p.done
 		if t.Failed() {
 			t.Logf("%s output:\n%s", name, log.String())
 		}
 	})
-	return cmd
+	return p
 }
 
 // logBuffer collects a process's output; safe to read while it writes.
@@ -84,6 +95,23 @@ func (l *logBuffer) String() string {
 	return l.b.String()
 }
 
+// servers maps a running geodns's DNS address to its process.
+var servers sync.Map
+
+// stopGeodns kills a geodns started by startGeodns with SIGKILL.
+func stopGeodns(t *testing.T, addr string) {
+	t.Helper()
+	v, ok := servers.Load(addr)
+	require.True(t, ok)
+	p := v.(*process)
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("geodns did not exit after SIGKILL")
+	}
+}
+
 // startGeodns serves zonesDir with the built binary and waits until it
 // answers for zone.
 func startGeodns(t *testing.T, zonesDir, zone string, extra ...string) (addr string, log *logBuffer) {
@@ -92,7 +120,7 @@ func startGeodns(t *testing.T, zonesDir, zone string, extra ...string) (addr str
 	log = new(logBuffer)
 	// Probes may only reach loopback: a test zone pointing elsewhere fails closed.
 	args := append([]string{"serve", "--zones", zonesDir, "--listen", addr, "--probe-allow", "127.0.0.0/8"}, extra...)
-	startProcess(t, log, binary, args...)
+	servers.Store(addr, startProcess(t, log, binary, args...))
 	waitSOA(t, addr, zone)
 	return addr, log
 }
