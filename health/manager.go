@@ -149,6 +149,7 @@ func (m *Manager) SetZones(set *zones.Set) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.zones = set
+	m.metrics.siteUp.Reset() // series of removed zones, services and sites go; the rest are set again below
 	now := time.Now()
 	for key, p := range m.probes {
 		if _, keep := want[key]; !keep {
@@ -389,10 +390,11 @@ func (m *Manager) checkAllDown(s *Snapshot) {
 		for name, svc := range z.Services {
 			down := true
 			for _, site := range svc.Sites {
+				up := 0.0
 				if route.SiteUp(view, z.Origin, svc, site.Name) {
-					down = false
-					break
+					down, up = false, 1
 				}
+				m.metrics.siteUp.WithLabelValues(z.Origin, name, site.Name).Set(up)
 			}
 			key := z.Origin + "/" + name
 			if down == m.allDown[key] {
@@ -422,6 +424,7 @@ func policyName(p zones.AllDownPolicy) string {
 
 // ProbeStatus is one probe's state, for status pages.
 type ProbeStatus struct {
+	Key       string    `json:"-"`
 	Check     string    `json:"check"`
 	Target    string    `json:"target,omitempty"`
 	Site      string    `json:"site"`
@@ -437,7 +440,7 @@ func (m *Manager) Status() []ProbeStatus {
 	defer m.mu.Unlock()
 	out := make([]ProbeStatus, 0, len(m.probes))
 	for _, p := range m.probes {
-		out = append(out, ProbeStatus{p.check, p.spec.Target, p.site, slices.Clone(p.ids), p.up, p.since, p.reason})
+		out = append(out, ProbeStatus{p.key, p.check, p.spec.Target, p.site, slices.Clone(p.ids), p.up, p.since, p.reason})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Check != out[j].Check {

@@ -7,6 +7,7 @@ type metrics struct {
 	duration    *prometheus.HistogramVec
 	transitions *prometheus.CounterVec
 	allDown     *prometheus.CounterVec
+	siteUp      *prometheus.GaugeVec
 	skipped     prometheus.Counter
 }
 
@@ -29,13 +30,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "geodns_all_down_total",
 			Help: "Times every site of a service went down, so its all_down policy answered.",
 		}, []string{"service"}),
+		siteUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "geodns_site_up",
+			Help: "Whether a site of a service is up (1): enough of its endpoints are up, and it is not drained.",
+		}, []string{"zone", "service", "site"}),
 		skipped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "geodns_check_skipped_total",
 			Help: "Probes not started because too many were in flight.",
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.up, m.duration, m.transitions, m.allDown, m.skipped)
+		reg.MustRegister(m.up, m.duration, m.transitions, m.allDown, m.siteUp, m.skipped)
 	}
 	return m
 }

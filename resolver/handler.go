@@ -22,6 +22,8 @@ type Config struct {
 	// MaxUDPSize caps UDP responses whatever the client advertises.
 	// Default 1232 (the DNS flag day 2020 value, no IP fragmentation).
 	MaxUDPSize uint16
+	// Metrics counts queries and answers. Default nil: not counted.
+	Metrics *Metrics
 }
 
 // DefaultMaxUDPSize is the UDP response cap when Config.MaxUDPSize is 0.
@@ -68,6 +70,9 @@ func (h *Handler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	defer func() {
 		if p := recover(); p != nil {
 			h.panics.Add(1)
+			if h.cfg.Metrics != nil {
+				h.cfg.Metrics.panics.Inc()
+			}
 			h.log.Error("panic answering query", "panic", p, "query", queryString(req))
 			m := new(dns.Msg)
 			m.SetRcode(req, dns.RcodeServerFailure)
@@ -124,9 +129,12 @@ func (h *Handler) Answer(req *dns.Msg, remote netip.Addr, tcp bool) *dns.Msg {
 		client = ecs.prefix
 	}
 	q := req.Question[0]
+	zone := ""
+	defer func() { h.cfg.Metrics.query(zone, q.Qtype, m.Rcode) }()
 	switch q.Qclass {
 	case dns.ClassINET:
-		scope := h.answerIN(m, q, client, tcp)
+		var scope int
+		scope, zone = h.answerIN(m, q, client, tcp)
 		if ecs != nil {
 			if !ecs.usable() {
 				scope = 0 // the option was not used: say so (RFC 7871 7.2.1)
@@ -180,16 +188,17 @@ func (h *Handler) responseOPT(req *dns.OPT) *dns.OPT {
 	return o
 }
 
-// answerIN answers a class IN question and returns the ECS scope the
-// answer holds for: 0 unless a service routed by location answered.
-func (h *Handler) answerIN(m *dns.Msg, q dns.Question, client netip.Prefix, tcp bool) (scope int) {
+// answerIN answers a class IN question. It returns the ECS scope the
+// answer holds for (0 unless a service routed by location answered) and
+// the zone that answered ("" if none).
+func (h *Handler) answerIN(m *dns.Msg, q dns.Question, client netip.Prefix, tcp bool) (scope int, zone string) {
 	switch q.Qtype {
 	case dns.TypeAXFR, dns.TypeIXFR:
 		m.Rcode = dns.RcodeRefused // zone transfers are not offered
-		return 0
+		return 0, ""
 	case dns.TypeOPT, dns.TypeTSIG, dns.TypeTKEY:
 		m.Rcode = dns.RcodeFormatError // meta types are not questions
-		return 0
+		return 0, ""
 	}
 	qname := strings.ToLower(q.Name)
 	set := h.zones.Load()
@@ -199,11 +208,17 @@ func (h *Handler) answerIN(m *dns.Msg, q dns.Question, client netip.Prefix, tcp 
 	}
 	if z == nil {
 		m.Rcode = dns.RcodeRefused // not ours, and we never recurse
-		return 0
+		return 0, ""
 	}
 	svcFn := func(svc *zones.Service, owner string, qtype uint16) []dns.RR {
 		d := h.router.Route(z.Origin, svc, client, qtype == dns.TypeAAAA)
 		scope = max(scope, d.Scope)
+		switch {
+		case d.AllDown:
+			h.cfg.Metrics.answer(svc.Name, "all-down")
+		case len(d.Sites) > 0:
+			h.cfg.Metrics.answer(svc.Name, d.Sites[0])
+		}
 		return serviceRRs(svc, owner, qtype, d)
 	}
 	a := z.Lookup(qname, q.Qtype, !tcp, svcFn)
@@ -218,7 +233,7 @@ func (h *Handler) answerIN(m *dns.Msg, q dns.Question, client netip.Prefix, tcp 
 		extra = append(extra, a.Extra...)
 		m.Extra = append(extra, m.Extra...)
 	}
-	return scope
+	return scope, z.Origin
 }
 
 // serviceRRs turns a routing decision into records owned by owner.

@@ -4,21 +4,41 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
 
 // config is the server configuration file; flags override it.
 type config struct {
-	Zones       string   `yaml:"zones"`        // zone directory; default "zones"
-	Listen      []string `yaml:"listen"`       // DNS addresses; default 127.0.0.1:5353
-	ServerID    string   `yaml:"server_id"`    // NSID and id.server; default off
-	VersionBind string   `yaml:"version_bind"` // version.bind answer; default off
-	MaxUDPSize  uint16   `yaml:"max_udp_size"` // UDP response cap; default 1232
-	LogFormat   string   `yaml:"log_format"`   // text or json; default text
-	GeoIP       []string `yaml:"geoip"`        // GeoIP database files; default none
-	StateDir    string   `yaml:"state_dir"`    // health state and overrides; default "" (not kept)
-	ProbeAllow  []string `yaml:"probe_allow"`  // CIDRs health checks may connect to; default any
+	Zones        string   `yaml:"zones"`        // zone directory; default "zones"
+	Listen       []string `yaml:"listen"`       // DNS addresses; default 127.0.0.1:5353
+	ServerID     string   `yaml:"server_id"`    // NSID and id.server; default off
+	VersionBind  string   `yaml:"version_bind"` // version.bind answer; default off
+	MaxUDPSize   uint16   `yaml:"max_udp_size"` // UDP response cap; default 1232
+	LogFormat    string   `yaml:"log_format"`   // text or json; default text
+	GeoIP        []string `yaml:"geoip"`        // GeoIP database files; default none
+	StateDir     string   `yaml:"state_dir"`    // health state and overrides; default "" (not kept)
+	ProbeAllow   []string `yaml:"probe_allow"`  // CIDRs health checks may connect to; default any
+	HTTP         string   `yaml:"http"`         // admin API and metrics; default 127.0.0.1:8053, "off" to disable
+	APIToken     string   `yaml:"api_token"`    // bearer token for write calls; default none (refused)
+	APITokenFile string   `yaml:"api_token_file"`
+}
+
+// token returns the API token: from the token file if one is named, else
+// GEODNS_API_TOKEN, else api_token.
+func (c *config) token() (string, error) {
+	if c.APITokenFile != "" {
+		b, err := os.ReadFile(c.APITokenFile)
+		if err != nil {
+			return "", fmt.Errorf("api token file: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	if t := os.Getenv("GEODNS_API_TOKEN"); t != "" {
+		return t, nil
+	}
+	return c.APIToken, nil
 }
 
 // probeAllow parses probe_allow.
@@ -35,7 +55,7 @@ func (c *config) probeAllow() ([]netip.Prefix, error) {
 }
 
 func defaultConfig() config {
-	return config{Zones: "zones", Listen: []string{"127.0.0.1:5353"}}
+	return config{Zones: "zones", Listen: []string{"127.0.0.1:5353"}, HTTP: "127.0.0.1:8053"}
 }
 
 func (c *config) load(path string) error {

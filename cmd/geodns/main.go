@@ -9,20 +9,24 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync/atomic"
 	"syscall"
 
+	"github.com/geodns/geodns/api"
 	"github.com/geodns/geodns/geo"
 	healthpkg "github.com/geodns/geodns/health"
 	"github.com/geodns/geodns/resolver"
 	"github.com/geodns/geodns/route"
 	"github.com/geodns/geodns/zones"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -30,9 +34,11 @@ var version = "dev"
 
 const usage = `usage:
   geodns serve   [--config geodns.yaml] [--zones DIR] [--listen ADDR:PORT]... [--geoip FILE]...
-                 [--state-dir DIR] [--probe-allow CIDR]... [--log-format text|json]
+                 [--http ADDR:PORT|off] [--api-token-file FILE] [--state-dir DIR]
+                 [--probe-allow CIDR]... [--log-format text|json]
   geodns check   [--zones DIR] [FILE.yaml...]
   geodns explain [--zones DIR] [--geoip FILE]... --client IP[/LEN] NAME [TYPE]
+  geodns drill   --api URL --site SITE [--clients NET,...] [--duration 30s] [--limit 3s]
   geodns import  --origin ZONE FILE.zone
   geodns version
 `
@@ -55,6 +61,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return importCmd(args[1:], stdout, stderr)
 	case "explain":
 		return explain(args[1:], stdout, stderr)
+	case "drill":
+		return drill(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "geodns %s\nIP Geolocation by DB-IP (https://db-ip.com), CC BY 4.0, when DB-IP data is used\n", version)
 		return 0
@@ -79,6 +87,8 @@ func serve(args []string, stderr io.Writer) int {
 	zonesDir := fs.String("zones", "", "directory of <zone>.yaml files (default zones)")
 	logFormat := fs.String("log-format", "", "text or json (default text)")
 	stateDir := fs.String("state-dir", "", "directory for health state and overrides (default: not kept)")
+	httpAddr := fs.String("http", "", "admin API and metrics address, or off (default 127.0.0.1:8053)")
+	tokenFile := fs.String("api-token-file", "", "file holding the API bearer token (else GEODNS_API_TOKEN)")
 	var listen, geoip, allow listFlag
 	fs.Var(&listen, "listen", "DNS address, UDP and TCP; repeatable (default 127.0.0.1:5353)")
 	fs.Var(&geoip, "geoip", "GeoIP database (.mmdb); repeatable")
@@ -112,6 +122,17 @@ func serve(args []string, stderr io.Writer) int {
 	if *stateDir != "" {
 		cfg.StateDir = *stateDir
 	}
+	if *httpAddr != "" {
+		cfg.HTTP = *httpAddr
+	}
+	if *tokenFile != "" {
+		cfg.APITokenFile = *tokenFile
+	}
+	token, err := cfg.token()
+	if err != nil {
+		fmt.Fprintf(stderr, "geodns: %v\n", err)
+		return 2
+	}
 	probeAllow, err := cfg.probeAllow()
 	if err != nil {
 		fmt.Fprintf(stderr, "geodns: %v\n", err)
@@ -129,6 +150,11 @@ func serve(args []string, stderr io.Writer) int {
 	signal.Notify(hup, syscall.SIGHUP)
 
 	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "geodns_build_info",
+		Help: "Always 1; the labels say which geodns is running."}, []string{"version", "goversion"})
+	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
+	reg.MustRegister(buildInfo)
 	stateFile := ""
 	if cfg.StateDir != "" {
 		if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
@@ -165,12 +191,34 @@ func serve(args []string, stderr io.Writer) int {
 	router := &route.Router{Loc: locator, Health: health}
 	h := resolver.NewHandler(&set, router, resolver.Config{
 		ServerID: cfg.ServerID, Version: cfg.VersionBind, MaxUDPSize: cfg.MaxUDPSize,
+		Metrics: resolver.NewMetrics(reg),
 	}, log)
 
-	errc := make(chan error, 4)
+	var dnsAddrs []string
+	for _, ln := range lns {
+		dnsAddrs = append(dnsAddrs, ln.Addr())
+	}
+	apiServer := &api.Server{Zones: &set, Health: health, Router: router, Resolver: h, Gatherer: reg,
+		Token: token, Version: version, DNS: dnsAddrs, Log: log}
+	var apiLn net.Listener
+	if cfg.HTTP != "off" {
+		apiLn, err = net.Listen("tcp", cfg.HTTP)
+		if err != nil {
+			log.Error("cannot listen", "addr", cfg.HTTP, "error", err)
+			return 1
+		}
+		log.Info("serving HTTP API and metrics", "addr", apiLn.Addr().String(), "write_calls", token != "")
+	}
+
+	errc := make(chan error, 5)
 	go func() { errc <- watcher.Run(ctx, hup) }()
 	go func() { errc <- locator.Run(ctx) }()
 	go func() { errc <- health.Run(ctx) }()
+	running := 4
+	if apiLn != nil {
+		go func() { errc <- apiServer.Serve(ctx, apiLn) }()
+		running++
+	}
 	go func() { errc <- resolver.Serve(ctx, h, lns...) }()
 	err = <-errc
 	stop()
@@ -178,7 +226,7 @@ func serve(args []string, stderr io.Writer) int {
 		log.Error("stopping", "error", err)
 		return 1
 	}
-	for range 3 {
+	for range running - 1 {
 		<-errc
 	}
 	log.Info("stopped")

@@ -1,0 +1,112 @@
+package api
+
+import (
+	"net"
+	"net/netip"
+
+	"github.com/geodns/geodns/geo"
+	"github.com/geodns/geodns/resolver"
+	"github.com/geodns/geodns/route"
+	"github.com/geodns/geodns/zones"
+	"github.com/miekg/dns"
+)
+
+// Explanation says how a name is answered for a client, step by step.
+type Explanation struct {
+	Name     string         `json:"name"`
+	Type     string         `json:"type"`
+	Client   string         `json:"client"`
+	Zone     string         `json:"zone,omitempty"`
+	Serial   uint32         `json:"serial,omitempty"`
+	Services []ServiceTrace `json:"services,omitempty"`
+	Rcode    string         `json:"rcode"`
+	Answer   []string       `json:"answer,omitempty"`
+	Ns       []string       `json:"authority,omitempty"`
+	Scope    *int           `json:"ecs_scope,omitempty"` // set when the client is a network (sent as ECS)
+}
+
+// ServiceTrace is one service's routing decision within an explanation.
+type ServiceTrace struct {
+	Service   string             `json:"service"`
+	Owner     string             `json:"owner"`
+	Type      string             `json:"type"`
+	Location  *geo.Location      `json:"location,omitempty"` // nil: not located
+	Network   string             `json:"network,omitempty"`  // database network, located or not
+	Rule      int                `json:"rule,omitempty"`     // 1-based; 0: none matched
+	RuleSites []string           `json:"rule_sites,omitempty"`
+	Distances []geo.SiteDistance `json:"distances,omitempty"`
+	Order     []string           `json:"default_order,omitempty"` // used when neither a rule nor a location applies
+	Groups    [][]string         `json:"groups"`
+	Down      []string           `json:"down,omitempty"`
+	AllDown   bool               `json:"all_down,omitempty"`
+	Degraded  bool               `json:"degraded,omitempty"`
+	Chosen    []string           `json:"chosen_sites"`
+	Addresses []string           `json:"addresses,omitempty"`
+	Names     []string           `json:"names,omitempty"`
+	Scope     int                `json:"scope"`
+}
+
+// Explain answers name/qtype for client with the server's own code (the
+// zones, router and handler given) and records every routing decision.
+func Explain(set *zones.Set, router *route.Router, h *resolver.Handler, name string, qtype uint16, client netip.Prefix) Explanation {
+	name = dns.CanonicalName(dns.Fqdn(name))
+	e := Explanation{Name: name, Type: dns.TypeToString[qtype], Client: client.String()}
+	if z := set.Find(name, qtype); z != nil {
+		e.Zone, e.Serial = z.Origin, z.Serial
+		traced := func(svc *zones.Service, owner string, t uint16) []dns.RR {
+			d, tr := router.Explain(z.Origin, svc, client, t == dns.TypeAAAA)
+			e.Services = append(e.Services, trace(svc, owner, t, d, tr))
+			return nil
+		}
+		z.Lookup(name, qtype, false, traced)
+	}
+	req := new(dns.Msg).SetQuestion(name, qtype)
+	req.SetEdns0(1232, false)
+	ecs := client.Bits() < client.Addr().BitLen()
+	if ecs {
+		o := &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: uint8(client.Bits()), Address: net.IP(client.Addr().AsSlice())}
+		if client.Addr().Is6() {
+			o.Family = 2
+		}
+		req.IsEdns0().Option = append(req.IsEdns0().Option, o)
+	}
+	resp := h.Answer(req, client.Addr(), true)
+	e.Rcode = dns.RcodeToString[resp.Rcode]
+	for _, rr := range resp.Answer {
+		e.Answer = append(e.Answer, rr.String())
+	}
+	for _, rr := range resp.Ns {
+		e.Ns = append(e.Ns, rr.String())
+	}
+	if opt := resp.IsEdns0(); opt != nil && ecs {
+		for _, o := range opt.Option {
+			if s, ok := o.(*dns.EDNS0_SUBNET); ok {
+				scope := int(s.SourceScope)
+				e.Scope = &scope
+			}
+		}
+	}
+	return e
+}
+
+func trace(svc *zones.Service, owner string, qtype uint16, d route.Decision, tr route.Trace) ServiceTrace {
+	st := ServiceTrace{Service: svc.Name, Owner: owner, Type: dns.TypeToString[qtype], Groups: tr.Groups,
+		Down: tr.Down, AllDown: d.AllDown, Degraded: d.Degraded, Chosen: d.Sites, Names: d.Names, Scope: d.Scope,
+		Distances: tr.Distances}
+	if tr.Located {
+		loc := tr.Location
+		st.Location = &loc
+	}
+	if tr.Location.Network.IsValid() {
+		st.Network = tr.Location.Network.String()
+	}
+	if tr.Rule >= 0 {
+		st.Rule, st.RuleSites = tr.Rule+1, svc.Rules[tr.Rule].Sites
+	} else if len(tr.Distances) == 0 {
+		st.Order = svc.SiteOrder
+	}
+	for _, a := range d.Addrs {
+		st.Addresses = append(st.Addresses, a.String())
+	}
+	return st
+}

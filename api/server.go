@@ -1,0 +1,312 @@
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/geodns/geodns/health"
+	"github.com/geodns/geodns/resolver"
+	"github.com/geodns/geodns/route"
+	"github.com/geodns/geodns/zones"
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Server serves the HTTP API. Set its fields, then use Handler or Serve.
+type Server struct {
+	Zones    *atomic.Pointer[zones.Set]
+	Health   *health.Manager
+	Router   *route.Router
+	Resolver *resolver.Handler
+	Gatherer prometheus.Gatherer
+	// Token authorizes write calls (Authorization: Bearer <token>).
+	// "": write calls are refused.
+	Token   string
+	Version string
+	DNS     []string // the DNS listen addresses, for status and drills
+	Log     *slog.Logger
+}
+
+// maxBody bounds request bodies; no call needs one, so a small limit.
+const maxBody = 4 << 10
+
+// Handler returns the API's routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("GET /api/v1/status", s.status)
+	mux.HandleFunc("GET /api/v1/explain", s.explain)
+	mux.HandleFunc("POST /api/v1/sites/{name}/{action}", s.override(s.siteExists, s.Health.SetSite))
+	mux.HandleFunc("POST /api/v1/endpoints/{name}/{action}", s.override(s.endpointExists, s.Health.SetEndpoint))
+	return http.MaxBytesHandler(mux, maxBody)
+}
+
+// Serve listens on ln until ctx is done, then shuts down gracefully.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(sctx)
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// readyz is ready once zones are loaded and every probe has run once.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case len(s.Zones.Load().Zones()) == 0:
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "reason": "no zone loaded"})
+	case !s.Health.Snapshot().Ready():
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "reason": "first round of health checks not done"})
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"ready": true})
+	}
+}
+
+// Status is the answer of GET /api/v1/status.
+type Status struct {
+	Version   string               `json:"version"`
+	Go        string               `json:"go"`
+	Ready     bool                 `json:"ready"`
+	DNS       []string             `json:"dns"`
+	Zones     []ZoneStatus         `json:"zones"`
+	Services  []ServiceStatus      `json:"services"`
+	Overrides map[string]any       `json:"overrides"`
+	Probes    []health.ProbeStatus `json:"probes"`
+}
+
+// ZoneStatus describes one served zone.
+type ZoneStatus struct {
+	Origin  string `json:"origin"`
+	Serial  uint32 `json:"serial"`
+	Records int    `json:"records"`
+	File    string `json:"file"`
+}
+
+// ServiceStatus describes one service and its sites.
+type ServiceStatus struct {
+	Zone  string       `json:"zone"`
+	Name  string       `json:"name"`
+	Names []string     `json:"names"`
+	Sites []SiteStatus `json:"sites"`
+}
+
+// SiteStatus is one site of a service.
+type SiteStatus struct {
+	Name      string           `json:"name"`
+	Up        bool             `json:"up"`
+	Override  string           `json:"override,omitempty"`
+	Endpoints []EndpointStatus `json:"endpoints"`
+}
+
+// EndpointStatus is one endpoint, with its probe's last change.
+type EndpointStatus struct {
+	ID       string    `json:"id"`
+	Up       bool      `json:"up"`
+	Override string    `json:"override,omitempty"`
+	Check    string    `json:"check,omitempty"`
+	Target   string    `json:"target,omitempty"`
+	Since    time.Time `json:"since,omitzero"`
+	Reason   string    `json:"reason,omitempty"`
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	set := s.Zones.Load()
+	snap := s.Health.Snapshot()
+	probes := s.Health.Status()
+	byKey := map[string]health.ProbeStatus{}
+	for _, p := range probes {
+		byKey[p.Key] = p
+	}
+	sites, eps := s.Health.Overrides()
+	st := Status{Version: s.Version, Go: runtime.Version(), Ready: snap.Ready(), DNS: s.DNS, Probes: probes,
+		Overrides: map[string]any{"sites": sites, "endpoints": eps}}
+	zs := set.Zones()
+	sort.Slice(zs, func(i, j int) bool { return zs[i].Origin < zs[j].Origin })
+	for _, z := range zs {
+		st.Zones = append(st.Zones, ZoneStatus{z.Origin, z.Serial, z.Len(), z.File})
+		names := map[*zones.Service][]string{}
+		for owner, svc := range z.ServiceNames() {
+			names[svc] = append(names[svc], owner)
+		}
+		svcNames := make([]string, 0, len(z.Services))
+		for n := range z.Services {
+			svcNames = append(svcNames, n)
+		}
+		sort.Strings(svcNames)
+		for _, n := range svcNames {
+			svc := z.Services[n]
+			ss := ServiceStatus{Zone: z.Origin, Name: n, Names: names[svc]}
+			sort.Strings(ss.Names)
+			for _, site := range svc.Sites {
+				sst := SiteStatus{Name: site.Name, Up: route.SiteUp(s.Health, z.Origin, svc, site.Name), Override: string(sites[site.Name])}
+				for _, ep := range svc.Endpoints {
+					if ep.Site != site.Name {
+						continue
+					}
+					es := EndpointStatus{ID: ep.ID, Up: snap.EndpointUp(&ep), Override: string(eps[ep.ID])}
+					if ep.Probe != nil {
+						p := byKey[ep.Probe.Key]
+						es.Check, es.Target, es.Since, es.Reason = p.Check, p.Target, p.Since, p.Reason
+					}
+					sst.Endpoints = append(sst.Endpoints, es)
+				}
+				ss.Sites = append(ss.Sites, sst)
+			}
+			st.Services = append(st.Services, ss)
+		}
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) explain(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	name, client := q.Get("name"), q.Get("client")
+	if name == "" || client == "" {
+		writeError(w, http.StatusBadRequest, "name and client are required, e.g. ?name=www.example.com&client=198.51.100.0/24")
+		return
+	}
+	if _, ok := dns.IsDomainName(name); !ok {
+		writeError(w, http.StatusBadRequest, "name is not a domain name")
+		return
+	}
+	prefix, err := ParseClient(client)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "client: "+err.Error())
+		return
+	}
+	qtype := dns.TypeA
+	if t := q.Get("type"); t != "" {
+		if qtype = dns.StringToType[strings.ToUpper(t)]; qtype == 0 {
+			writeError(w, http.StatusBadRequest, "unknown type "+t)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, Explain(s.Zones.Load(), s.Router, s.Resolver, name, qtype, prefix))
+}
+
+// ParseClient reads an address or a network: 203.0.113.7 or 203.0.113.0/24.
+func ParseClient(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+var actions = map[string]health.Override{"drain": health.Drain, "undrain": "", "force-up": health.ForceUp, "force-down": health.ForceDown}
+
+// override handles POST .../{name}/{action}: drain, undrain, force-up, force-down.
+func (s *Server) override(exists func(string) bool, set func(string, health.Override) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.authorized(w, r) {
+			return
+		}
+		name, action := r.PathValue("name"), r.PathValue("action")
+		o, ok := actions[action]
+		if !ok {
+			writeError(w, http.StatusNotFound, "unknown action "+action+": drain, undrain, force-up or force-down")
+			return
+		}
+		if !exists(name) && o != "" { // undrain works on anything, so a stale drain can always be removed
+			writeError(w, http.StatusNotFound, name+" is in none of the served zones")
+			return
+		}
+		if err := set(name, o); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		s.Log.Warn("API override", "name", name, "action", action, "from", r.RemoteAddr)
+		writeJSON(w, http.StatusOK, map[string]string{"name": name, "override": string(o)})
+	}
+}
+
+// authorized checks the bearer token: 401 without one, 403 with a wrong
+// one or when no token is configured (write calls are then disabled).
+func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
+	if s.Token == "" {
+		writeError(w, http.StatusForbidden, "write calls are disabled: no API token is configured")
+		return false
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || got == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="geodns"`)
+		writeError(w, http.StatusUnauthorized, "missing Authorization: Bearer <token>")
+		return false
+	}
+	if subtle.ConstantTimeCompare([]byte(got), []byte(s.Token)) != 1 {
+		writeError(w, http.StatusForbidden, "wrong token")
+		return false
+	}
+	return true
+}
+
+func (s *Server) siteExists(name string) bool {
+	for _, z := range s.Zones.Load().Zones() {
+		if z.Sites[name] != nil {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) endpointExists(id string) bool {
+	for _, z := range s.Zones.Load().Zones() {
+		for _, svc := range z.Services {
+			if slices.ContainsFunc(svc.Endpoints, func(ep zones.Endpoint) bool { return ep.ID == id }) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,75 @@
+package resolver
+
+import (
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics counts queries and service answers. Labels are bounded: zones we
+// serve, a fixed set of query types, rcodes, services and sites.
+type Metrics struct {
+	queries *prometheus.CounterVec
+	answers *prometheus.CounterVec
+	panics  prometheus.Counter
+}
+
+// NewMetrics registers the resolver metrics with reg (nil: not registered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		queries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "geodns_queries_total",
+			Help: `DNS queries answered, by zone ("-": none of ours), query type and rcode.`,
+		}, []string{"zone", "qtype", "rcode"}),
+		answers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "geodns_answers_total",
+			Help: `Service answers, by service and the site that answered ("all-down": the all_down policy).`,
+		}, []string{"service", "site"}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "geodns_panics_total",
+			Help: "Queries whose handling panicked; each was answered SERVFAIL.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.queries, m.answers, m.panics)
+	}
+	return m
+}
+
+// qtypeLabels are the query types counted by name; the rest are "other",
+// so a client cannot make up label values.
+var qtypeLabels = func() map[uint16]string {
+	m := map[uint16]string{}
+	for _, t := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeNS, dns.TypeSOA, dns.TypeMX, dns.TypeTXT,
+		dns.TypeCNAME, dns.TypeSRV, dns.TypeCAA, dns.TypePTR, dns.TypeNAPTR, dns.TypeDS, dns.TypeDNSKEY,
+		dns.TypeHTTPS, dns.TypeSVCB, dns.TypeTLSA, dns.TypeSSHFP, dns.TypeANY, dns.TypeAXFR, dns.TypeIXFR} {
+		m[t] = dns.TypeToString[t]
+	}
+	return m
+}()
+
+func (m *Metrics) query(zone string, qtype uint16, rcode int) {
+	if m == nil {
+		return
+	}
+	t, ok := qtypeLabels[qtype]
+	if !ok {
+		t = "other"
+	}
+	if zone == "" {
+		zone = "-"
+	}
+	m.queries.WithLabelValues(zone, t, dns.RcodeToString[rcode]).Inc()
+}
+
+func (m *Metrics) answer(service, site string) {
+	if m != nil {
+		m.answers.WithLabelValues(service, site).Inc()
+	}
+}
+
+// Forget deletes the series of a zone that is no longer served.
+func (m *Metrics) Forget(zone string) {
+	if m != nil {
+		m.queries.DeletePartialMatch(prometheus.Labels{"zone": zone})
+	}
+}
