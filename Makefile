@@ -24,6 +24,7 @@ test:
 	scripts/fetch-geoip.sh
 	test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
+	docker-compose -f docker-compose.yml config -q
 	$(GO) test -race -count=1 -timeout 10m ./...
 
 bench:

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// The shipped example configurations load under the strict parser.
+func TestExampleConfigs(t *testing.T) {
+	for _, f := range []string{"../../examples/docker/geodns.yaml", "../../examples/systemd/geodns.yaml"} {
+		c := defaultConfig()
+		require.NoError(t, c.load(f), f)
+		_, err := c.probeAllow()
+		require.NoError(t, err, f)
+		require.NotEmpty(t, c.GeoIP, f)
+	}
+}
+
+func TestConfigRejectsUnknownKeys(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "geodns.yaml")
+	require.NoError(t, os.WriteFile(f, []byte("zones: z\nlisten_on: [\"127.0.0.1:53\"]\n"), 0o644))
+	c := defaultConfig()
+	err := c.load(f)
+	require.ErrorContains(t, err, "listen_on")
+	require.ErrorContains(t, err, "line 2")
+}
+
+func TestConfigToken(t *testing.T) {
+	c := defaultConfig()
+	c.APIToken = "from-config"
+	t.Setenv("GEODNS_API_TOKEN", "")
+	tok, err := c.token()
+	require.NoError(t, err)
+	require.Equal(t, "from-config", tok)
+	t.Setenv("GEODNS_API_TOKEN", "from-env")
+	tok, _ = c.token()
+	require.Equal(t, "from-env", tok, "the environment beats the config file")
+	c.APITokenFile = tokenFile(t, "from-file")
+	tok, _ = c.token()
+	require.Equal(t, "from-file", tok, "a token file beats both")
+}
