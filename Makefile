@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN     := bin/geodns
 
-.PHONY: all build run test test-unit check-zones bench fmt vet clean
+.PHONY: all build run test fuzz bench clean
 
 all: build
 
@@ -26,6 +26,11 @@ test:
 	$(GO) vet ./...
 	docker-compose -f docker-compose.yml config -q
 	$(GO) test -race -count=1 -timeout 10m ./...
+	FUZZTIME=5s scripts/fuzz.sh
+
+# Every fuzz target for FUZZTIME each (default 10m).
+fuzz:
+	FUZZTIME=$${FUZZTIME:-10m} scripts/fuzz.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./benchmarks/

@@ -1,0 +1,104 @@
+package resolver
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/miekg/dns"
+)
+
+func seedQueries() [][]byte {
+	var out [][]byte
+	add := func(m *dns.Msg) {
+		b, err := m.Pack()
+		if err == nil {
+			out = append(out, b)
+		}
+	}
+	for _, q := range []struct {
+		name string
+		t    uint16
+	}{{"www.example.net.", dns.TypeA}, {"svc.example.net.", dns.TypeAAAA}, {"x.wild.example.net.", dns.TypeMX},
+		{"host.sub.example.net.", dns.TypeA}, {"sub.example.net.", dns.TypeDS}, {"chain.example.net.", dns.TypeANY},
+		{"big.example.net.", dns.TypeTXT}, {"nope.example.org.", dns.TypeA}} {
+		m := new(dns.Msg).SetQuestion(q.name, q.t)
+		add(m)
+		m.SetEdns0(1232, true)
+		add(m)
+	}
+	m := new(dns.Msg).SetQuestion("svc.example.net.", dns.TypeA)
+	m.SetEdns0(4096, false)
+	m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: 24, Address: net.IPv4(198, 51, 100, 0).To4()})
+	add(m)
+	m = new(dns.Msg).SetQuestion("id.server.", dns.TypeTXT)
+	m.Question[0].Qclass = dns.ClassCHAOS
+	add(m)
+	add(new(dns.Msg).SetNotify("example.net."))
+	m = new(dns.Msg).SetQuestion("www.example.net.", dns.TypeA)
+	m.SetEdns0(1232, false)
+	m.IsEdns0().SetVersion(1)
+	add(m)
+	return out
+}
+
+// FuzzAnswer: any packet that unpacks gets a response that packs, and
+// echoes the ID and the question.
+func FuzzAnswer(f *testing.F) {
+	for _, s := range seedQueries() {
+		f.Add(s, false)
+	}
+	h := newTestHandler(f, Config{ServerID: "fuzz"})
+	client := netip.MustParseAddr("198.51.100.7")
+	f.Fuzz(func(t *testing.T, packet []byte, tcp bool) {
+		req := new(dns.Msg)
+		if err := req.Unpack(packet); err != nil {
+			return // the server answers FORMERR or drops these before the handler
+		}
+		resp := h.Answer(req, client, tcp)
+		wire, err := resp.Pack()
+		if err != nil {
+			t.Fatalf("response does not pack: %v\nquery: %v\nresponse: %v", err, req, resp)
+		}
+		if !tcp && len(wire) > 65535 {
+			t.Fatalf("response of %d bytes", len(wire))
+		}
+		back := new(dns.Msg)
+		if err := back.Unpack(wire); err != nil {
+			t.Fatalf("response does not unpack: %v", err)
+		}
+		if back.Id != req.Id || !back.Response {
+			t.Fatalf("ID %d != %d or QR unset", back.Id, req.Id)
+		}
+		if len(req.Question) == 1 && (len(back.Question) != 1 || back.Question[0] != req.Question[0]) {
+			t.Fatalf("question not echoed: %v vs %v", back.Question, req.Question)
+		}
+	})
+}
+
+// FuzzECS: parsing any client subnet option either accepts a canonical
+// (masked) prefix or rejects it; it never panics.
+func FuzzECS(f *testing.F) {
+	f.Add(uint16(1), uint8(24), uint8(0), []byte{198, 51, 100, 0})
+	f.Add(uint16(2), uint8(56), uint8(0), []byte{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0})
+	f.Add(uint16(0), uint8(0), uint8(0), []byte{})
+	f.Add(uint16(1), uint8(33), uint8(0), []byte{1, 2, 3, 4})
+	f.Fuzz(func(t *testing.T, family uint16, source, scope uint8, addr []byte) {
+		opt := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+		opt.Option = append(opt.Option, &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: family, SourceNetmask: source, SourceScope: scope, Address: net.IP(addr)})
+		ecs, ok := parseECS(opt)
+		if !ok || ecs == nil || ecs.family == 0 {
+			return
+		}
+		if ecs.prefix.Masked() != ecs.prefix {
+			t.Fatalf("accepted an unmasked prefix %v", ecs.prefix)
+		}
+		if int(ecs.source) != ecs.prefix.Bits() {
+			t.Fatalf("source %d, prefix %v", ecs.source, ecs.prefix)
+		}
+		o := ecs.option(ecs.prefix.Bits())
+		if o.SourceNetmask != ecs.source {
+			t.Fatal("echo changed the source prefix")
+		}
+	})
+}
