@@ -172,7 +172,7 @@ func TestECSOverTheWire(t *testing.T) {
 	go func() {
 		ctx, cancel := contextUntil(stop)
 		defer cancel()
-		done <- Serve(ctx, h, ln)
+		done <- Serve(ctx, h, ServeOptions{}, ln)
 	}()
 	defer func() { close(stop); <-done }()
 	c := &dns.Client{Timeout: 2 * time.Second}

@@ -59,15 +59,28 @@ func Listen(addr string) (Listener, error) {
 	return Listener{}, fmt.Errorf("listen %s: %w", addr, last)
 }
 
+// DefaultMaxTCPConns caps concurrent TCP connections per listener.
+const DefaultMaxTCPConns = 1000
+
+// ServeOptions tune Serve; the zero value gives the defaults.
+type ServeOptions struct {
+	// MaxTCPConns caps concurrent TCP connections per listener; one more is
+	// accepted and closed at once. Default DefaultMaxTCPConns.
+	MaxTCPConns int
+}
+
 // Serve answers DNS on the listeners until ctx is cancelled, then stops
 // accepting, lets in-flight queries finish (up to 5 s) and returns.
-func Serve(ctx context.Context, h dns.Handler, lns ...Listener) error {
+func Serve(ctx context.Context, h dns.Handler, opts ServeOptions, lns ...Listener) error {
+	if opts.MaxTCPConns <= 0 {
+		opts.MaxTCPConns = DefaultMaxTCPConns
+	}
 	var servers []*dns.Server
 	for _, l := range lns {
 		servers = append(servers,
 			&dns.Server{PacketConn: l.UDP, Handler: h, UDPSize: 65535,
 				ReadTimeout: readTimeout, WriteTimeout: writeTimeout},
-			&dns.Server{Listener: l.TCP, Handler: h, MaxTCPQueries: -1,
+			&dns.Server{Listener: limit(l.TCP, opts.MaxTCPConns), Handler: h, MaxTCPQueries: -1,
 				ReadTimeout: readTimeout, WriteTimeout: writeTimeout,
 				IdleTimeout: func() time.Duration { return tcpIdleTimeout }},
 		)
@@ -96,5 +109,44 @@ func Serve(ctx context.Context, h dns.Handler, lns ...Listener) error {
 		}
 	}
 	wg.Wait()
+	return err
+}
+
+// limitListener accepts at most a fixed number of connections at once. One
+// more is accepted and closed at once: the client learns immediately, and a
+// flood of idle connections cannot hold every slot of the kernel backlog.
+type limitListener struct {
+	net.Listener
+	slots chan struct{}
+}
+
+func limit(l net.Listener, n int) net.Listener {
+	return &limitListener{Listener: l, slots: make(chan struct{}, n)}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.slots <- struct{}{}:
+			return &limitedConn{Conn: c, release: func() { <-l.slots }}, nil
+		default:
+			c.Close()
+		}
+	}
+}
+
+type limitedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
 	return err
 }

@@ -18,7 +18,7 @@ func startServer(t *testing.T) string {
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, h, ln) }()
+	go func() { done <- Serve(ctx, h, ServeOptions{}, ln) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -142,4 +142,56 @@ func contextUntil(stop <-chan struct{}) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { <-stop; cancel() }()
 	return ctx, cancel
+}
+
+func TestServerTCPConnectionCap(t *testing.T) {
+	h := newTestHandler(t, Config{})
+	ln, err := Listen("127.0.0.1:0")
+	require.NoError(t, err)
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := contextUntil(stop)
+		defer cancel()
+		done <- Serve(ctx, h, ServeOptions{MaxTCPConns: 3}, ln)
+	}()
+	defer func() { close(stop); <-done }()
+
+	ask := func(conn *dns.Conn) error {
+		conn.SetDeadline(time.Now().Add(2 * time.Second))
+		if err := conn.WriteMsg(new(dns.Msg).SetQuestion("www.example.net.", dns.TypeA)); err != nil {
+			return err
+		}
+		_, err := conn.ReadMsg()
+		return err
+	}
+	var held []*dns.Conn
+	require.Eventually(t, func() bool {
+		c, err := dns.Dial("tcp", ln.Addr())
+		if err != nil {
+			return false
+		}
+		if ask(c) != nil {
+			c.Close()
+			return false
+		}
+		held = append(held, c)
+		return len(held) == 3
+	}, 5*time.Second, 20*time.Millisecond)
+	extra, err := dns.Dial("tcp", ln.Addr())
+	require.NoError(t, err)
+	require.Error(t, ask(extra), "a fourth connection is closed at once")
+	extra.Close()
+	for _, c := range held {
+		require.NoError(t, ask(c), "the held connections keep working")
+	}
+	held[0].Close()
+	require.Eventually(t, func() bool {
+		c, err := dns.Dial("tcp", ln.Addr())
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		return ask(c) == nil
+	}, 5*time.Second, 20*time.Millisecond, "a freed slot takes a new connection")
 }

@@ -129,3 +129,41 @@ func TestWatcherFirstLoadFails(t *testing.T) {
 	require.NotNil(t, set.Load().Zone("ok.example."), "good zones serve while a bad one is rejected")
 	require.Nil(t, set.Load().Zone("bad.example."))
 }
+
+// TestBrokenEditKeepsServing writes each broken zone in testdata/bad over
+// a good version of the same zone: every one is rejected with
+// file:line:col, and the good version keeps answering.
+func TestBrokenEditKeepsServing(t *testing.T) {
+	bad, err := filepath.Glob("testdata/bad/*.yaml")
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(bad), 30)
+	dir := t.TempDir()
+	for _, aux := range []string{"broken.zone.txt", "good.zone.txt"} { // imported by some bad files
+		b, err := os.ReadFile(filepath.Join("testdata/bad", aux))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, aux), b, 0o644))
+	}
+	var set atomic.Pointer[Set]
+	w := NewWatcher(dir, &set, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for _, f := range bad {
+		name := filepath.Base(f)
+		origin, ok := OriginFromFile(name)
+		require.True(t, ok)
+		writeZone(t, dir, name, zoneWithA("192.0.2.1"))
+		require.NoError(t, w.Scan(false), name)
+		require.Equal(t, "192.0.2.1", answerA(&set, origin), name)
+
+		src, err := os.ReadFile(f)
+		require.NoError(t, err)
+		writeZone(t, dir, name, string(src))
+		err = w.Scan(false)
+		require.Error(t, err, "%s was accepted", name)
+		for _, e := range Errors(err) {
+			require.Regexp(t, posRE, e.Error())
+		}
+		require.Equal(t, "192.0.2.1", answerA(&set, origin), "%s: the previous version must keep serving", name)
+		require.NoError(t, os.Remove(filepath.Join(dir, name)))
+		require.NoError(t, w.Scan(false))
+	}
+	t.Logf("%d broken edits rejected with file:line:col; each zone's previous version kept answering", len(bad))
+}

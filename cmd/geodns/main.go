@@ -219,7 +219,7 @@ func serve(args []string, stderr io.Writer) int {
 		go func() { errc <- apiServer.Serve(ctx, apiLn) }()
 		running++
 	}
-	go func() { errc <- resolver.Serve(ctx, h, lns...) }()
+	go func() { errc <- resolver.Serve(ctx, h, resolver.ServeOptions{MaxTCPConns: cfg.MaxTCPConns}, lns...) }()
 	err = <-errc
 	stop()
 	if err != nil {
