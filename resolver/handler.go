@@ -6,10 +6,12 @@ import (
 	"net/netip"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/geodns/geodns/route"
 	"github.com/geodns/geodns/zones"
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config holds the handler's settings; the zero value is usable.
@@ -24,6 +26,10 @@ type Config struct {
 	MaxUDPSize uint16
 	// Metrics counts queries and answers. Default nil: not counted.
 	Metrics *Metrics
+	// RRL limits UDP responses per client network. Default: off.
+	RRL RRLConfig
+	// Registerer receives the RRL metrics. Default nil: not registered.
+	Registerer prometheus.Registerer
 }
 
 // DefaultMaxUDPSize is the UDP response cap when Config.MaxUDPSize is 0.
@@ -39,6 +45,7 @@ type Router interface {
 // pointer. It is safe for concurrent use.
 type Handler struct {
 	zones  *atomic.Pointer[zones.Set]
+	rrl    *rrl // nil: no rate limiting
 	router Router
 	cfg    Config
 	log    *slog.Logger
@@ -58,7 +65,7 @@ func NewHandler(zs *atomic.Pointer[zones.Set], router Router, cfg Config, log *s
 	if router == nil {
 		router = &route.Router{}
 	}
-	return &Handler{zones: zs, router: router, cfg: cfg, log: log}
+	return &Handler{zones: zs, router: router, cfg: cfg, log: log, rrl: newRRL(cfg.RRL, cfg.Registerer)}
 }
 
 // Panics returns how many queries panicked in the handler so far.
@@ -81,7 +88,17 @@ func (h *Handler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	}()
 	remote := w.RemoteAddr()
 	_, tcp := remote.(*net.TCPAddr)
-	w.WriteMsg(h.Answer(req, addrOf(remote), tcp))
+	client := addrOf(remote)
+	m := h.Answer(req, client, tcp)
+	if h.rrl != nil && !tcp { // TCP cannot be spoofed: never limited
+		switch h.rrl.check(client, m, time.Now()) {
+		case rrlDrop:
+			return
+		case rrlSlip:
+			slip(m)
+		}
+	}
+	w.WriteMsg(m)
 }
 
 func queryString(req *dns.Msg) string {

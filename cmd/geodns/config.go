@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+
+	"github.com/geodns/geodns/resolver"
 	"net/netip"
 	"os"
 	"strings"
@@ -11,19 +13,20 @@ import (
 
 // config is the server configuration file; flags override it.
 type config struct {
-	Zones        string   `yaml:"zones"`               // zone directory; default "zones"
-	Listen       []string `yaml:"listen"`              // DNS addresses; default 127.0.0.1:5353
-	ServerID     string   `yaml:"server_id"`           // NSID and id.server; default off
-	VersionBind  string   `yaml:"version_bind"`        // version.bind answer; default off
-	MaxUDPSize   uint16   `yaml:"max_udp_size"`        // UDP response cap; default 1232
-	MaxTCPConns  int      `yaml:"max_tcp_connections"` // concurrent TCP clients per listener; default 1000
-	LogFormat    string   `yaml:"log_format"`          // text or json; default text
-	GeoIP        []string `yaml:"geoip"`               // GeoIP database files; default none
-	StateDir     string   `yaml:"state_dir"`           // health state and overrides; default "" (not kept)
-	ProbeAllow   []string `yaml:"probe_allow"`         // CIDRs health checks may connect to; default any
-	HTTP         string   `yaml:"http"`                // admin API and metrics; default 127.0.0.1:8053, "off" to disable
-	APIToken     string   `yaml:"api_token"`           // bearer token for write calls; default none (refused)
-	APITokenFile string   `yaml:"api_token_file"`
+	Zones        string             `yaml:"zones"`               // zone directory; default "zones"
+	Listen       []string           `yaml:"listen"`              // DNS addresses; default 127.0.0.1:5353
+	ServerID     string             `yaml:"server_id"`           // NSID and id.server; default off
+	VersionBind  string             `yaml:"version_bind"`        // version.bind answer; default off
+	MaxUDPSize   uint16             `yaml:"max_udp_size"`        // UDP response cap; default 1232
+	MaxTCPConns  int                `yaml:"max_tcp_connections"` // concurrent TCP clients per listener; default 1000
+	RRL          resolver.RRLConfig `yaml:"rrl"`                 // response rate limiting; default off
+	LogFormat    string             `yaml:"log_format"`          // text or json; default text
+	GeoIP        []string           `yaml:"geoip"`               // GeoIP database files; default none
+	StateDir     string             `yaml:"state_dir"`           // health state and overrides; default "" (not kept)
+	ProbeAllow   []string           `yaml:"probe_allow"`         // CIDRs health checks may connect to; default any
+	HTTP         string             `yaml:"http"`                // admin API and metrics; default 127.0.0.1:8053, "off" to disable
+	APIToken     string             `yaml:"api_token"`           // bearer token for write calls; default none (refused)
+	APITokenFile string             `yaml:"api_token_file"`
 }
 
 // token returns the API token: from the token file if one is named, else

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -120,6 +121,9 @@ func startGeodns(t *testing.T, zonesDir, zone string, extra ...string) (addr str
 	log = new(logBuffer)
 	// Probes may only reach loopback: a test zone pointing elsewhere fails closed.
 	args := append([]string{"serve", "--zones", zonesDir, "--listen", addr, "--probe-allow", "127.0.0.0/8"}, extra...)
+	if !slices.Contains(extra, "--http") {
+		args = append(args, "--http", "off") // the default port would clash between test servers
+	}
 	servers.Store(addr, startProcess(t, log, binary, args...))
 	waitSOA(t, addr, zone)
 	return addr, log

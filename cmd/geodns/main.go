@@ -191,7 +191,7 @@ func serve(args []string, stderr io.Writer) int {
 	router := &route.Router{Loc: locator, Health: health}
 	h := resolver.NewHandler(&set, router, resolver.Config{
 		ServerID: cfg.ServerID, Version: cfg.VersionBind, MaxUDPSize: cfg.MaxUDPSize,
-		Metrics: resolver.NewMetrics(reg),
+		Metrics: resolver.NewMetrics(reg), RRL: cfg.RRL, Registerer: reg,
 	}, log)
 
 	var dnsAddrs []string

@@ -1,0 +1,60 @@
+package resolver
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/stretchr/testify/require"
+)
+
+func TestRRLAccounting(t *testing.T) {
+	r := newRRL(RRLConfig{ResponsesPerSecond: 5, Slip: 2, Window: 2 * time.Second}, nil)
+	h := newTestHandler(t, Config{})
+	answer := h.Answer(new(dns.Msg).SetQuestion("www.example.net.", dns.TypeA), testClient, false)
+	nx := h.Answer(new(dns.Msg).SetQuestion("nope.example.net.", dns.TypeA), testClient, false)
+	nx2 := h.Answer(new(dns.Msg).SetQuestion("other.example.net.", dns.TypeAAAA), testClient, false)
+	attacker, neighbour, other := netip.MustParseAddr("203.0.113.5"), netip.MustParseAddr("203.0.113.77"), netip.MustParseAddr("198.51.100.9")
+
+	now := time.Unix(1700000000, 0)
+	count := func(client netip.Addr, m *dns.Msg, n int, step time.Duration) (sent, slipped, dropped int) {
+		for range n {
+			switch r.check(client, m, now) {
+			case rrlSend:
+				sent++
+			case rrlSlip:
+				slipped++
+			case rrlDrop:
+				dropped++
+			}
+			now = now.Add(step)
+		}
+		return
+	}
+	// A burst of 100 within a moment: 5 go out, the rest alternate slip/drop.
+	sent, slipped, dropped := count(attacker, answer, 100, 0)
+	require.Equal(t, 5, sent)
+	require.Equal(t, 47, slipped, "slip 2: every second limited response (2nd, 4th, ... 94th) is truncated")
+	require.Equal(t, 48, dropped)
+
+	// Another client network, same name: its own account.
+	sent, _, _ = count(other, answer, 5, 0)
+	require.Equal(t, 5, sent)
+	// The attacker's /24 neighbour shares the account (ipv4_prefix 24).
+	require.NotEqual(t, rrlSend, r.check(neighbour, answer, now))
+	// NXDOMAINs for any name in the zone share one account.
+	sent, _, _ = count(other, nx, 5, 0)
+	require.Equal(t, 5, sent)
+	require.NotEqual(t, rrlSend, r.check(other, nx2, now), "NXDOMAIN is accounted per zone, not per name")
+
+	// Debt is bounded by the window: after it passes (plus a second of
+	// credit), the account sends again at its rate.
+	now = now.Add(3 * time.Second)
+	sent, _, _ = count(attacker, answer, 10, 200*time.Millisecond) // 5/s: one per 200 ms is within rate
+	require.Equal(t, 10, sent)
+}
+
+func TestRRLOff(t *testing.T) {
+	require.Nil(t, newRRL(RRLConfig{}, nil))
+}
