@@ -30,6 +30,9 @@ type Config struct {
 	RRL RRLConfig
 	// Registerer receives the RRL metrics. Default nil: not registered.
 	Registerer prometheus.Registerer
+	// CookieSecret (16 bytes) makes DNS server cookies (RFC 9018); servers
+	// of one anycast set should share it. Default nil: a random secret.
+	CookieSecret []byte
 }
 
 // DefaultMaxUDPSize is the UDP response cap when Config.MaxUDPSize is 0.
@@ -44,12 +47,13 @@ type Router interface {
 // Handler answers queries from the zone set it reads through an atomic
 // pointer. It is safe for concurrent use.
 type Handler struct {
-	zones  *atomic.Pointer[zones.Set]
-	rrl    *rrl // nil: no rate limiting
-	router Router
-	cfg    Config
-	log    *slog.Logger
-	panics atomic.Uint64
+	zones   *atomic.Pointer[zones.Set]
+	rrl     *rrl // nil: no rate limiting
+	cookies *cookies
+	router  Router
+	cfg     Config
+	log     *slog.Logger
+	panics  atomic.Uint64
 }
 
 // NewHandler returns a handler serving the zone set held by zs, routing
@@ -65,7 +69,8 @@ func NewHandler(zs *atomic.Pointer[zones.Set], router Router, cfg Config, log *s
 	if router == nil {
 		router = &route.Router{}
 	}
-	return &Handler{zones: zs, router: router, cfg: cfg, log: log, rrl: newRRL(cfg.RRL, cfg.Registerer)}
+	return &Handler{zones: zs, router: router, cfg: cfg, log: log, rrl: newRRL(cfg.RRL, cfg.Registerer),
+		cookies: newCookies(cfg.CookieSecret)}
 }
 
 // Panics returns how many queries panicked in the handler so far.
@@ -89,8 +94,9 @@ func (h *Handler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	remote := w.RemoteAddr()
 	_, tcp := remote.(*net.TCPAddr)
 	client := addrOf(remote)
-	m := h.Answer(req, client, tcp)
-	if h.rrl != nil && !tcp { // TCP cannot be spoofed: never limited
+	m, cookie := h.answer(req, client, tcp)
+	// Neither TCP nor a query with our cookie can come from a spoofed address.
+	if h.rrl != nil && !tcp && cookie != cookieValid {
 		switch h.rrl.check(client, m, time.Now()) {
 		case rrlDrop:
 			return
@@ -111,21 +117,27 @@ func queryString(req *dns.Msg) string {
 // Answer builds the response to req from the client at remote. tcp says
 // whether it goes back over TCP (no size limit, full ANY answers).
 func (h *Handler) Answer(req *dns.Msg, remote netip.Addr, tcp bool) *dns.Msg {
-	m := new(dns.Msg)
+	m, _ := h.answer(req, remote, tcp)
+	return m
+}
+
+// answer is Answer that also says what the query's DNS cookie was.
+func (h *Handler) answer(req *dns.Msg, remote netip.Addr, tcp bool) (m *dns.Msg, cookie cookieStatus) {
+	m = new(dns.Msg)
 	m.SetReply(req)
 	m.Compress = true
 	if req.Opcode != dns.OpcodeQuery {
 		m.Rcode = dns.RcodeNotImplemented
-		return m
+		return m, cookie
 	}
 	if len(req.Question) != 1 {
 		m.Rcode = dns.RcodeFormatError
-		return m
+		return m, cookie
 	}
 	opt, ok := requestOPT(req)
 	if !ok {
 		m.Rcode = dns.RcodeFormatError
-		return m
+		return m, cookie
 	}
 	var respOPT *dns.OPT
 	if opt != nil {
@@ -133,13 +145,23 @@ func (h *Handler) Answer(req *dns.Msg, remote netip.Addr, tcp bool) *dns.Msg {
 		m.Extra = append(m.Extra, respOPT)
 		if opt.Version() != 0 {
 			m.Rcode = dns.RcodeBadVers // RFC 6891 6.1.3
-			return m
+			return m, cookie
 		}
 	}
 	ecs, ok := parseECS(opt)
 	if !ok {
 		m.Rcode = dns.RcodeFormatError
-		return m
+		return m, cookie
+	}
+	if opt != nil {
+		var co *dns.EDNS0_COOKIE
+		if cookie, co = h.cookies.check(opt, remote, time.Now()); cookie == cookieMalformed {
+			m.Rcode = dns.RcodeFormatError
+			return m, cookie
+		}
+		if co != nil {
+			respOPT.Option = append(respOPT.Option, co)
+		}
 	}
 	client := netip.PrefixFrom(remote, remote.BitLen())
 	if ecs.usable() {
@@ -171,7 +193,7 @@ func (h *Handler) Answer(req *dns.Msg, remote netip.Addr, tcp bool) *dns.Msg {
 		}
 	}
 	truncate(m, size)
-	return m
+	return m, cookie
 }
 
 // requestOPT returns the query's OPT record; ok is false when the EDNS part

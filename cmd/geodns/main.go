@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -188,10 +189,17 @@ func serve(args []string, stderr io.Writer) int {
 		lns = append(lns, ln)
 		log.Info("serving DNS", "addr", ln.Addr(), "transport", "udp+tcp")
 	}
+	var cookieSecret []byte
+	if cfg.CookieSecret != "" {
+		if cookieSecret, err = hex.DecodeString(cfg.CookieSecret); err != nil || len(cookieSecret) != 16 {
+			log.Error("cookie_secret must be 32 hex digits (16 bytes)")
+			return 2
+		}
+	}
 	router := &route.Router{Loc: locator, Health: health}
 	h := resolver.NewHandler(&set, router, resolver.Config{
 		ServerID: cfg.ServerID, Version: cfg.VersionBind, MaxUDPSize: cfg.MaxUDPSize,
-		Metrics: resolver.NewMetrics(reg), RRL: cfg.RRL, Registerer: reg,
+		Metrics: resolver.NewMetrics(reg), RRL: cfg.RRL, Registerer: reg, CookieSecret: cookieSecret,
 	}, log)
 
 	var dnsAddrs []string

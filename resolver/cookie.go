@@ -1,0 +1,107 @@
+package resolver
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/binary"
+	"encoding/hex"
+	"net/netip"
+	"time"
+
+	"github.com/dchest/siphash"
+	"github.com/miekg/dns"
+)
+
+// cookies makes and checks DNS server cookies (RFC 7873) in the
+// interoperable form of RFC 9018: version 1, three reserved bytes, a
+// timestamp, and SipHash-2-4 over the client cookie, those eight bytes and
+// the client address. Servers of one anycast set that share the secret
+// accept each other's cookies.
+type cookies struct {
+	k0, k1 uint64
+}
+
+// newCookies uses secret (16 bytes) or, if nil, a random one.
+func newCookies(secret []byte) *cookies {
+	if len(secret) != 16 {
+		secret = make([]byte, 16)
+		rand.Read(secret)
+	}
+	return &cookies{k0: binary.LittleEndian.Uint64(secret[:8]), k1: binary.LittleEndian.Uint64(secret[8:])}
+}
+
+// Cookie lifetimes (RFC 9018 4.3): a cookie older than an hour, or from
+// more than five minutes ahead, is not valid; one older than half an hour
+// is replaced in the response.
+const (
+	cookieMaxAge    = time.Hour
+	cookieMaxFuture = 5 * time.Minute
+	cookieRenew     = 30 * time.Minute
+)
+
+func (c *cookies) server(client []byte, ip netip.Addr, ts uint32) []byte {
+	out := make([]byte, 16)
+	out[0] = 1 // version; bytes 1-3 reserved, zero
+	binary.BigEndian.PutUint32(out[4:8], ts)
+	in := make([]byte, 0, 8+8+16)
+	in = append(in, client...)
+	in = append(in, out[:8]...)
+	in = append(in, ip.Unmap().AsSlice()...)
+	binary.LittleEndian.PutUint64(out[8:], siphash.Hash(c.k0, c.k1, in))
+	return out
+}
+
+// cookieStatus is what a query's COOKIE option amounted to.
+type cookieStatus uint8
+
+const (
+	cookieNone      cookieStatus = iota // no option
+	cookieMalformed                     // FORMERR (RFC 7873 5.2.2)
+	cookieClient                        // a client cookie only, or a server cookie not ours or stale
+	cookieValid                         // a server cookie we made, for this client, in date
+)
+
+// check reads the query's COOKIE option and returns its status and the
+// option for the response: the client cookie and a server cookie, the
+// client's own while valid and fresh, else a new one.
+func (c *cookies) check(opt *dns.OPT, ip netip.Addr, now time.Time) (cookieStatus, *dns.EDNS0_COOKIE) {
+	if opt == nil {
+		return cookieNone, nil
+	}
+	var raw []byte
+	found := false
+	for _, o := range opt.Option {
+		if co, ok := o.(*dns.EDNS0_COOKIE); ok {
+			b, err := hex.DecodeString(co.Cookie)
+			if err != nil {
+				return cookieMalformed, nil
+			}
+			raw, found = b, true
+			break // only the first COOKIE option counts (RFC 7873 5.2)
+		}
+	}
+	if !found {
+		return cookieNone, nil
+	}
+	if len(raw) < 8 || len(raw) > 40 || (len(raw) > 8 && len(raw) < 16) {
+		return cookieMalformed, nil
+	}
+	client, srv := raw[:8], raw[8:]
+	status := cookieClient
+	ts := uint32(now.Unix())
+	reply := []byte(nil)
+	if len(srv) == 16 && srv[0] == 1 {
+		made := binary.BigEndian.Uint32(srv[4:8])
+		age := time.Duration(int64(ts)-int64(made)) * time.Second
+		if age <= cookieMaxAge && age >= -cookieMaxFuture && subtle.ConstantTimeCompare(srv, c.server(client, ip, made)) == 1 {
+			status = cookieValid
+			if age < cookieRenew {
+				reply = srv // still fresh: the client keeps it
+			}
+		}
+	}
+	if reply == nil {
+		reply = c.server(client, ip, ts)
+	}
+	return status, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: hex.EncodeToString(append(append([]byte{}, client...), reply...))}
+}
