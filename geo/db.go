@@ -3,8 +3,8 @@ package geo
 import (
 	"fmt"
 	"net/netip"
-	"os"
 	"strings"
+	"time"
 
 	"github.com/oschwald/maxminddb-golang/v2"
 )
@@ -22,8 +22,13 @@ type db struct {
 	path   string
 	r      *maxminddb.Reader
 	schema schema
-	ipv4   bool // an IPv4-only tree (DB-IP ships one file per family)
+	ipv4   bool   // an IPv4-only tree (DB-IP ships one file per family)
+	data   []byte // the private copy the reader works on
 }
+
+// retire frees a replaced database's memory once no lookup can be using it:
+// lookups copy what they decode and take microseconds.
+func (d *db) retire() { time.AfterFunc(time.Minute, func() { releasePrivate(d.data) }) }
 
 // maxmindRecord decodes only what routing needs from the GeoIP2 schema;
 // geoip2-golang's City model also decodes every localized name.
@@ -60,30 +65,35 @@ type dbipRecord struct {
 	Longitude   *float64 `maxminddb:"longitude"`
 }
 
-// openDB reads a database into memory. It is not memory-mapped: a file
-// overwritten in place (cp new.mmdb city.mmdb) would change, or with a
-// truncation fault (SIGBUS), the pages under lookups in flight.
+// openDB copies a database into private read-only memory. The file is not
+// mapped itself: one overwritten in place (cp new.mmdb city.mmdb) would
+// change, or with a truncation fault (SIGBUS), the pages under lookups in
+// flight. The copy is not on the Go heap either, where 100+ MB of live
+// bytes would let the collector grow the heap by as much again.
 func openDB(path string) (*db, error) {
-	data, err := os.ReadFile(path)
+	data, err := readPrivate(path)
 	if err != nil {
 		return nil, fmt.Errorf("geoip %s: %w", path, err)
 	}
 	r, err := maxminddb.OpenBytes(data)
 	if err != nil {
+		releasePrivate(data)
 		return nil, fmt.Errorf("geoip %s: %w", path, err)
 	}
-	d := &db{path: path, r: r, ipv4: r.Metadata.IPVersion == 4}
+	d := &db{path: path, r: r, data: data, ipv4: r.Metadata.IPVersion == 4}
 	t := strings.ToLower(r.Metadata.DatabaseType)
 	switch {
 	case strings.Contains(t, "geoip2") || strings.Contains(t, "geolite2"):
 		if !strings.Contains(t, "city") && !strings.Contains(t, "country") {
 			r.Close()
+			releasePrivate(data)
 			return nil, fmt.Errorf("geoip %s: database type %q has no location (want a City or Country database)", path, r.Metadata.DatabaseType)
 		}
 		d.schema = schemaMaxMind
 	case strings.HasPrefix(t, "city") || strings.Contains(t, "dbip") || strings.Contains(t, "db-ip"):
 		d.schema = schemaDBIP
 	default:
+		releasePrivate(data)
 		return nil, fmt.Errorf("geoip %s: unknown database type %q (want GeoIP2/GeoLite2 City or Country, or DB-IP City Lite)", path, r.Metadata.DatabaseType)
 	}
 	return d, nil

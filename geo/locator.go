@@ -123,7 +123,10 @@ func (l *Locator) reload(force bool) error {
 			continue
 		}
 		changed = true
-		next = append(next, d) // a replaced database is freed by the GC once no lookup holds it
+		next = append(next, d)
+		if prev != nil {
+			prev.retire()
+		}
 		l.log.Info("GeoIP database loaded", "file", p, "type", d.r.Metadata.DatabaseType,
 			"built", d.r.Metadata.BuildTime().Format(time.DateOnly))
 	}
