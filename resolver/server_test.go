@@ -13,12 +13,17 @@ import (
 // startServer serves the test zone on a loopback port until the test ends.
 func startServer(t *testing.T) string {
 	t.Helper()
-	h := newTestHandler(t, Config{})
+	return serveHandler(t, newTestHandler(t, Config{}), ServeOptions{})
+}
+
+// serveHandler serves h on a loopback port until the test ends.
+func serveHandler(t *testing.T, h dns.Handler, opts ServeOptions) string {
+	t.Helper()
 	ln, err := Listen("127.0.0.1:0")
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, h, ServeOptions{}, ln) }()
+	go func() { done <- Serve(ctx, h, opts, ln) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -137,26 +142,8 @@ func TestServerUnknownOpcode(t *testing.T) {
 	}
 }
 
-// contextUntil returns a context cancelled when stop closes.
-func contextUntil(stop <-chan struct{}) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() { <-stop; cancel() }()
-	return ctx, cancel
-}
-
 func TestServerTCPConnectionCap(t *testing.T) {
-	h := newTestHandler(t, Config{})
-	ln, err := Listen("127.0.0.1:0")
-	require.NoError(t, err)
-	stop := make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		ctx, cancel := contextUntil(stop)
-		defer cancel()
-		done <- Serve(ctx, h, ServeOptions{MaxTCPConns: 3}, ln)
-	}()
-	defer func() { close(stop); <-done }()
-
+	addr := serveHandler(t, newTestHandler(t, Config{}), ServeOptions{MaxTCPConns: 3})
 	ask := func(conn *dns.Conn) error {
 		conn.SetDeadline(time.Now().Add(2 * time.Second))
 		if err := conn.WriteMsg(new(dns.Msg).SetQuestion("www.example.net.", dns.TypeA)); err != nil {
@@ -167,7 +154,7 @@ func TestServerTCPConnectionCap(t *testing.T) {
 	}
 	var held []*dns.Conn
 	require.Eventually(t, func() bool {
-		c, err := dns.Dial("tcp", ln.Addr())
+		c, err := dns.Dial("tcp", addr)
 		if err != nil {
 			return false
 		}
@@ -178,7 +165,7 @@ func TestServerTCPConnectionCap(t *testing.T) {
 		held = append(held, c)
 		return len(held) == 3
 	}, 5*time.Second, 20*time.Millisecond)
-	extra, err := dns.Dial("tcp", ln.Addr())
+	extra, err := dns.Dial("tcp", addr)
 	require.NoError(t, err)
 	require.Error(t, ask(extra), "a fourth connection is closed at once")
 	extra.Close()
@@ -187,7 +174,7 @@ func TestServerTCPConnectionCap(t *testing.T) {
 	}
 	held[0].Close()
 	require.Eventually(t, func() bool {
-		c, err := dns.Dial("tcp", ln.Addr())
+		c, err := dns.Dial("tcp", addr)
 		if err != nil {
 			return false
 		}

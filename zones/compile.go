@@ -289,13 +289,16 @@ func quoteTXT(s string) string {
 }
 
 // rel shows a name relative to the origin, as the operator wrote it.
-func (c *compiler) rel(name string) string {
-	o := c.spec.origin
+func (c *compiler) rel(name string) string { return relName(name, c.spec.origin) }
+
+// relName writes name relative to origin: "@" for the origin itself, the
+// absolute name if it is outside.
+func relName(name, origin string) string {
 	switch {
-	case name == o:
+	case name == origin:
 		return "@"
-	case strings.HasSuffix(name, "."+o):
-		return strings.TrimSuffix(name, "."+o)
+	case strings.HasSuffix(name, "."+origin):
+		return strings.TrimSuffix(name, "."+origin)
 	}
 	return name
 }

@@ -70,15 +70,6 @@ func ImportMaster(r io.Reader, origin, file string) ([]byte, error) {
 		return int(a.rtype) - int(b.rtype)
 	})
 
-	rel := func(name string) string {
-		switch {
-		case name == origin:
-			return "@"
-		case strings.HasSuffix(name, "."+origin):
-			return strings.TrimSuffix(name, "."+origin)
-		}
-		return name
-	}
 	str := func(s string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Value: s} }
 	num := func(n uint32) *yaml.Node {
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.FormatUint(uint64(n), 10)}
@@ -120,7 +111,7 @@ func ImportMaster(r io.Reader, origin, file string) ([]byte, error) {
 			}
 			cur.Content = append(cur.Content, str(typeName(s[0].Header().Rrtype)), v)
 		}
-		records.Content = append(records.Content, str(rel(curName)), cur)
+		records.Content = append(records.Content, str(relName(curName, origin)), cur)
 	}
 	for _, k := range order {
 		if cur == nil || k.name != curName {

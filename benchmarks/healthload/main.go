@@ -12,7 +12,6 @@
 package main
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
 	"net"
@@ -20,10 +19,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/geodns/geodns/benchmarks/internal/proc"
 )
 
 func main() {
@@ -124,11 +124,11 @@ func main() {
 	cpu0, t0, p0 := cpuTicks(pid), time.Now(), probes.Load()
 	peak := 0
 	for end := t0.Add(*duration); time.Now().Before(end); time.Sleep(time.Second) {
-		peak = max(peak, rssKB(pid))
+		peak = max(peak, proc.RSSKB(pid))
 	}
 	u1, s1 := cpuSplit(pid)
 	cpu1, t1, p1 := cpuTicks(pid), time.Now(), probes.Load()
-	const ticksPerSecond = 100 // Linux USER_HZ
+	const ticksPerSecond = proc.TicksPerSecond
 	share := float64(cpu1-cpu0) / ticksPerSecond / t1.Sub(t0).Seconds()
 	rate := float64(p1-p0) / t1.Sub(t0).Seconds()
 	fmt.Printf("| endpoints | check | interval | measured | probes/s | geodns CPU (share of one core) | geodns peak RSS |\n")
@@ -146,31 +146,10 @@ func cpuTicks(pid int) int64 {
 	return u + s
 }
 
-// cpuSplit returns a process's user and system time in clock ticks.
 func cpuSplit(pid int) (user, sys int64) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	user, sys, err := proc.CPU(pid)
 	must(err)
-	// The command name may hold spaces; fields count from after its ')'.
-	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
-	user, _ = strconv.ParseInt(f[11], 10, 64)
-	sys, _ = strconv.ParseInt(f[12], 10, 64)
 	return user, sys
-}
-
-func rssKB(pid int) int {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, _ := strconv.Atoi(strings.Fields(rest)[0])
-			return kb
-		}
-	}
-	return 0
 }
 
 func countDown(log string) int {

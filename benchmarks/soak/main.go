@@ -7,7 +7,6 @@
 package main
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
 	"io"
@@ -21,6 +20,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/geodns/geodns/benchmarks/internal/proc"
 )
 
 func main() {
@@ -135,11 +136,11 @@ func main() {
 	rss1 := make(chan int, 1)
 	go func() {
 		time.Sleep(time.Minute)
-		rss1 <- rssKB(cmd.Process.Pid)
+		rss1 <- proc.RSSKB(cmd.Process.Pid)
 	}()
 	out := dnsperf("-l", strconv.Itoa(int(duration.Seconds())), "-Q", strconv.Itoa(rate))
 	close(stopReload)
-	rssEnd := rssKB(cmd.Process.Pid)
+	rssEnd := proc.RSSKB(cmd.Process.Pid)
 	crashed := "no"
 	select {
 	case err := <-exited:
@@ -198,22 +199,6 @@ func sumMetric(text, prefix, match string) float64 {
 		}
 	}
 	return total
-}
-
-func rssKB(pid int) int {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, _ := strconv.Atoi(strings.Fields(rest)[0])
-			return kb
-		}
-	}
-	return 0
 }
 
 func must(err error) {
