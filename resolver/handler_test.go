@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -234,4 +235,36 @@ func TestServeDNSWritesOnce(t *testing.T) {
 	h.ServeDNS(rec, new(dns.Msg).SetQuestion("www.example.net.", dns.TypeANY))
 	require.Equal(t, 1, rec.Writes)
 	require.Len(t, rec.Msg.Answer, 3, "TCP client gets the full ANY answer")
+}
+
+// TestConcurrentAnswersShareNothing runs the answers that start from the
+// zone's own record slices (CNAME into a service, ANY, MX with additional
+// data) concurrently: under -race, any write into shared zone data fails.
+func TestConcurrentAnswersShareNothing(t *testing.T) {
+	h := newTestHandler(t, Config{})
+	qs := []*dns.Msg{
+		new(dns.Msg).SetQuestion("svcalias.example.net.", dns.TypeA),
+		new(dns.Msg).SetQuestion("chain.example.net.", dns.TypeA),
+		new(dns.Msg).SetQuestion("www.example.net.", dns.TypeANY),
+		new(dns.Msg).SetQuestion("example.net.", dns.TypeMX),
+		new(dns.Msg).SetQuestion("x.wild.example.net.", dns.TypeA),
+	}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 500 {
+				q := qs[(i+w)%len(qs)]
+				m := h.Answer(q, testClient, w%2 == 0)
+				if _, err := m.Pack(); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	a := h.Answer(new(dns.Msg).SetQuestion("svcalias.example.net.", dns.TypeA), testClient, false)
+	require.Len(t, a.Answer, 3, "the CNAME and the service's two addresses, unchanged by the load")
 }

@@ -140,7 +140,6 @@ func (c *compiler) build(uses []serviceUse, mtime time.Time, prev *Zone) *Zone {
 	neg := dns.Copy(z.soa).(*dns.SOA)
 	neg.Hdr.Ttl = min(neg.Hdr.Ttl, neg.Minttl)
 	z.negSOA = []dns.RR{neg}
-	z.apexNS = z.nodes[s.origin].get(dns.TypeNS)
 	c.link()
 	return z
 }
@@ -621,7 +620,7 @@ func serialAfter(a, b uint32) bool {
 }
 
 // yamlError converts a yaml.v3 syntax error into a positioned error.
-// yaml.v3 reports a line but no column, so the column is left out.
+// yaml.v3 reports only a line, so the error points at its first column.
 func yamlError(file string, err error) *PosError {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {

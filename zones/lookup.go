@@ -77,10 +77,10 @@ func (z *Zone) Lookup(qname string, qtype uint16, minimalAny bool, svc ServiceFu
 		case qtype == dns.TypeANY:
 			a.Answer = z.any(a.Answer, n, name, synth, minimalAny, svc)
 		case n.service != nil && n.service.CNAME && qtype == dns.TypeCNAME:
-			a.Answer = append(a.Answer, cname...)
+			a.Answer = appendRRs(a.Answer, cname, false, name)
 		case n.service != nil && !n.service.CNAME && (qtype == dns.TypeA || qtype == dns.TypeAAAA):
 			if svc != nil {
-				a.Answer = append(a.Answer, svc(n.service, name, qtype)...)
+				a.Answer = appendRRs(a.Answer, svc(n.service, name, qtype), false, name)
 			}
 		default:
 			if set := n.set(qtype); set != nil {
@@ -122,11 +122,11 @@ func (z *Zone) find(name string, qtype uint16) (n, cut, ce *node) {
 
 func (z *Zone) any(out []dns.RR, n *node, owner string, synth, minimal bool, svc ServiceFunc) []dns.RR {
 	if n.service != nil && n.service.CNAME && svc != nil {
-		return append(out, svc(n.service, owner, dns.TypeCNAME)...)
+		return appendRRs(out, svc(n.service, owner, dns.TypeCNAME), false, owner)
 	}
 	if n.service != nil && svc != nil {
 		for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
-			out = append(out, svc(n.service, owner, t)...)
+			out = appendRRs(out, svc(n.service, owner, t), false, owner)
 			if minimal && len(out) > 0 {
 				return out
 			}
@@ -153,7 +153,9 @@ func answered(rrs []dns.RR, name string) bool {
 }
 
 // appendRRs appends a set; records synthesized from a wildcard are copied
-// under the owner asked for.
+// under the owner asked for. The first set may be returned as it is (the
+// zone's own slice, no allocation); any append after it copies, so the
+// zone's backing arrays are never written by a query.
 func appendRRs(dst, rrs []dns.RR, synth bool, owner string) []dns.RR {
 	if !synth {
 		if dst == nil {

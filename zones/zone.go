@@ -33,7 +33,6 @@ type Zone struct {
 
 	soa    *dns.SOA
 	negSOA []dns.RR // the SOA with the negative-caching TTL, for authority sections
-	apexNS []dns.RR
 	nodes  map[string]*node
 	count  int
 }
