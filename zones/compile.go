@@ -323,19 +323,47 @@ func (c *compiler) addNodes(recs []placed) {
 			i = len(n.sets) - 1
 		}
 		set := &n.sets[i]
-		if slices.ContainsFunc(set.rrs, func(o dns.RR) bool { return dns.IsDuplicate(o, rr) }) {
-			continue // RFC 2181 5: a set holds each record once
-		}
 		if len(set.rrs) > 0 {
 			h.Ttl = set.rrs[0].Header().Ttl // RFC 2181 5.2: one TTL per set
 		}
 		set.rrs = append(set.rrs, rr)
-		z.count++
 	}
 	for _, n := range z.nodes {
+		for i := range n.sets {
+			n.sets[i].rrs = dedupe(n.sets[i].rrs)
+			z.count += len(n.sets[i].rrs)
+		}
 		slices.SortFunc(n.sets, func(a, b rrset) int { return int(a.rtype) - int(b.rtype) })
 		n.cut = n.name != z.Origin && n.get(dns.TypeNS) != nil
 	}
+}
+
+// dedupe keeps each record of a set once (RFC 2181 5), in the order given.
+// Small sets compare pairwise; large ones (a $GENERATE can make 65,535
+// records at one name) group by a normalized text first, so a zone cannot
+// make a reload quadratic.
+func dedupe(rrs []dns.RR) []dns.RR {
+	out := rrs[:0:0]
+	if len(rrs) <= 16 {
+		for _, rr := range rrs {
+			if !slices.ContainsFunc(out, func(o dns.RR) bool { return dns.IsDuplicate(o, rr) }) {
+				out = append(out, rr)
+			}
+		}
+		return out
+	}
+	// Duplicates compare names without case, so they share this key;
+	// records that share it are told apart by IsDuplicate itself.
+	groups := make(map[string][]dns.RR, len(rrs))
+	for _, rr := range rrs {
+		key := strings.ToLower(rdata(rr))
+		if slices.ContainsFunc(groups[key], func(o dns.RR) bool { return dns.IsDuplicate(o, rr) }) {
+			continue
+		}
+		groups[key] = append(groups[key], rr)
+		out = append(out, rr)
+	}
+	return out
 }
 
 func (c *compiler) placeErr(p placed, format string, args ...any) {
