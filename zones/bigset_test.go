@@ -1,6 +1,7 @@
 package zones
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -29,4 +30,21 @@ func TestLargeRRsetIsLinear(t *testing.T) {
 	require.Equal(t, `big.big.example.	300	IN	TXT	"r1"`, a.Answer[0].String(), "order kept")
 	require.Len(t, z.Lookup("mx.big.example.", dns.TypeMX, false, nil).Answer, 100, "names compare without case")
 	t.Logf("65,535 + 32,000 + 200 records at two names compiled in %v", took.Round(time.Millisecond))
+}
+
+// TestAdditionalDataBounded: 3,000 MX records naming one host with 1,000
+// addresses built 3,000,000 additional records (every MX query would copy
+// them); each target now counts once and a set keeps at most maxExtra.
+func TestAdditionalDataBounded(t *testing.T) {
+	src := "@ 300 IN SOA a. b. 1 2 3 4 5\n@ 300 IN NS ns.\n$GENERATE 1-3000 @ 300 IN MX $ host\n"
+	for i := range 4 {
+		src += fmt.Sprintf("$GENERATE 1-250 host 300 IN A 10.0.%d.$\n", i)
+	}
+	y, err := ImportMaster(strings.NewReader(src), "mx.example.", "mx.zone")
+	require.NoError(t, err)
+	z, err := Compile("mx.example.yaml", y, "mx.example.", time.Now(), nil)
+	require.NoError(t, err)
+	a := z.Lookup("mx.example.", dns.TypeMX, false, nil)
+	require.Len(t, a.Answer, 3000)
+	require.Len(t, a.Extra, maxExtra)
 }

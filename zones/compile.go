@@ -144,6 +144,10 @@ func (c *compiler) build(uses []serviceUse, mtime time.Time, prev *Zone) *Zone {
 	return z
 }
 
+// maxExtra caps the additional records kept for one set: more than any
+// response carries (they go first when a response is too big).
+const maxExtra = 256
+
 // link points each name at its wildcard child and gathers, for NS, MX and
 // SRV sets, the in-zone addresses of their targets, so lookups do not
 // search for them.
@@ -159,6 +163,7 @@ func (c *compiler) link() {
 		}
 		for i := range n.sets {
 			s := &n.sets[i]
+			seen := map[string]bool{}
 			for _, rr := range s.rrs {
 				var target string
 				switch x := rr.(type) {
@@ -171,10 +176,20 @@ func (c *compiler) link() {
 				default:
 					continue
 				}
-				if t := z.nodes[dns.CanonicalName(target)]; t != nil {
+				// Each target once: many records naming one host with many
+				// addresses must not multiply into millions of extras.
+				target = dns.CanonicalName(target)
+				if seen[target] || len(s.extra) >= maxExtra {
+					continue
+				}
+				seen[target] = true
+				if t := z.nodes[target]; t != nil {
 					s.extra = append(s.extra, t.get(dns.TypeA)...)
 					s.extra = append(s.extra, t.get(dns.TypeAAAA)...)
 				}
+			}
+			if len(s.extra) > maxExtra {
+				s.extra = s.extra[:maxExtra:maxExtra]
 			}
 		}
 	}
