@@ -25,8 +25,8 @@ test:
 	test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 	docker-compose -f docker-compose.yml config -q
-	$(GO) test -race -count=1 -timeout 10m ./...
 	FUZZTIME=5s scripts/fuzz.sh
+	$(GO) test -race -count=1 -timeout 10m ./...
 
 # Every fuzz target for FUZZTIME each (default 10m).
 fuzz:
