@@ -323,7 +323,12 @@ func (h *Handler) answerCHAOS(m *dns.Msg, q dns.Question) {
 // An answer or authority section that does not fit is sent empty with TC so
 // the client retries over TCP rather than caching a partial RRset.
 func truncate(m *dns.Msg, size int) {
-	if m.Len() <= size {
+	// The uncompressed length is a cheap upper bound (no compression map):
+	// when it fits, the compressed message fits too.
+	m.Compress = false
+	n := m.Len()
+	m.Compress = true
+	if n <= size || m.Len() <= size {
 		return
 	}
 	var opt []dns.RR
