@@ -186,22 +186,24 @@ func NewSet(zs ...*Zone) *Set {
 }
 
 // With returns a copy of the set with z added or replaced.
-func (s *Set) With(z *Zone) *Set {
-	n := &Set{zones: make(map[string]*Zone, len(s.zones)+1)}
+func (s *Set) With(z *Zone) *Set { return s.Update([]*Zone{z}, nil) }
+
+// Without returns a copy of the set without the zone named origin.
+func (s *Set) Without(origin string) *Set { return s.Update(nil, []string{origin}) }
+
+// Update returns a copy of the set with the zones in add added or
+// replaced and those named in remove taken out: one copy however many
+// zones change, so loading thousands of zones is not quadratic.
+func (s *Set) Update(add []*Zone, remove []string) *Set {
+	n := &Set{zones: make(map[string]*Zone, len(s.zones)+len(add))}
 	for k, v := range s.zones {
 		n.zones[k] = v
 	}
-	n.zones[z.Origin] = z
-	return n
-}
-
-// Without returns a copy of the set without the zone named origin.
-func (s *Set) Without(origin string) *Set {
-	n := &Set{zones: make(map[string]*Zone, len(s.zones))}
-	for k, v := range s.zones {
-		if k != origin {
-			n.zones[k] = v
-		}
+	for _, z := range add {
+		n.zones[z.Origin] = z
+	}
+	for _, o := range remove {
+		delete(n.zones, o)
 	}
 	return n
 }

@@ -79,19 +79,16 @@ func (w *Watcher) scan(force bool, touched map[string]bool) error {
 	}
 	errs := []error{err}
 	present := map[string]bool{}
-	before := w.set.Load()
-	defer func() {
-		if after := w.set.Load(); after != before && w.OnChange != nil {
-			w.OnChange(after)
-		}
-	}()
+	cur := w.set.Load()
+	var added []*Zone
+	var removed []string
 	for origin, path := range files {
 		present[path] = true
 		fp := stamp(path, w.seen[path])
 		if !force && fp.equal(w.seen[path]) && !fp.touched(touched) {
 			continue
 		}
-		prev := w.set.Load().Zone(origin)
+		prev := cur.Zone(origin)
 		z, err := LoadFile(path, prev)
 		if err != nil {
 			w.seen[path] = fp
@@ -103,7 +100,7 @@ func (w *Watcher) scan(force bool, touched map[string]bool) error {
 			continue
 		}
 		w.seen[path] = fingerprint{files: append(fp.files[:1:1], importStamps(z)...)}
-		w.set.Store(w.set.Load().With(z))
+		added = append(added, z)
 		w.metrics.loaded(z)
 		if prev == nil || prev.Serial != z.Serial || force {
 			w.log.Info("zone loaded", "zone", origin, "serial", z.Serial, "records", z.Len())
@@ -115,9 +112,16 @@ func (w *Watcher) scan(force bool, touched map[string]bool) error {
 		}
 		delete(w.seen, path)
 		if origin, ok := OriginFromFile(path); ok && files[origin] == "" {
-			w.set.Store(w.set.Load().Without(origin))
+			removed = append(removed, origin)
 			w.metrics.removed(origin)
 			w.log.Info("zone removed: its file is gone", "zone", origin, "file", path)
+		}
+	}
+	if len(added) > 0 || len(removed) > 0 {
+		next := cur.Update(added, removed)
+		w.set.Store(next)
+		if w.OnChange != nil {
+			w.OnChange(next)
 		}
 	}
 	return errors.Join(errs...)
