@@ -30,7 +30,7 @@ type Server struct {
 	Zones    *atomic.Pointer[zones.Set]
 	Health   *health.Manager
 	Router   *route.Router
-	Resolver *resolver.Handler
+	Resolver *resolver.Handler // answers explains; give it no metrics, explains are not traffic
 	Gatherer prometheus.Gatherer
 	// Token authorizes write calls (Authorization: Bearer <token>).
 	// "": write calls are refused.

@@ -24,7 +24,8 @@ type Config struct {
 	// MaxUDPSize caps UDP responses whatever the client advertises.
 	// Default 1232 (the DNS flag day 2020 value, no IP fragmentation).
 	MaxUDPSize uint16
-	// Metrics counts queries and answers. Default nil: not counted.
+	// Metrics counts queries and answers. Default nil: not counted (as
+	// for a handler that answers explains rather than traffic).
 	Metrics *Metrics
 	// RRL limits UDP responses per client network. Default: off.
 	RRL RRLConfig
@@ -123,6 +124,8 @@ func (h *Handler) Answer(req *dns.Msg, remote netip.Addr, tcp bool) *dns.Msg {
 
 // answer is Answer that also says what the query's DNS cookie was.
 func (h *Handler) answer(req *dns.Msg, remote netip.Addr, tcp bool) (m *dns.Msg, cookie cookieStatus) {
+	zone := "" // the zone that answered, for the query counter; every outcome is counted
+	defer func() { h.cfg.Metrics.query(zone, qtypeOf(req), m.Rcode) }()
 	m = new(dns.Msg)
 	m.SetReply(req)
 	m.Compress = true
@@ -168,8 +171,6 @@ func (h *Handler) answer(req *dns.Msg, remote netip.Addr, tcp bool) (m *dns.Msg,
 		client = ecs.prefix
 	}
 	q := req.Question[0]
-	zone := ""
-	defer func() { h.cfg.Metrics.query(zone, q.Qtype, m.Rcode) }()
 	switch q.Qclass {
 	case dns.ClassINET:
 		var scope int
@@ -194,6 +195,13 @@ func (h *Handler) answer(req *dns.Msg, remote netip.Addr, tcp bool) (m *dns.Msg,
 	}
 	truncate(m, size)
 	return m, cookie
+}
+
+func qtypeOf(req *dns.Msg) uint16 {
+	if len(req.Question) == 0 {
+		return dns.TypeNone // counted as "other"
+	}
+	return req.Question[0].Qtype
 }
 
 // requestOPT returns the query's OPT record; ok is false when the EDNS part

@@ -12,6 +12,8 @@ import (
 	"github.com/geodns/geodns/resolver/dnstest"
 	"github.com/geodns/geodns/zones"
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -267,4 +269,23 @@ func TestConcurrentAnswersShareNothing(t *testing.T) {
 	wg.Wait()
 	a := h.Answer(new(dns.Msg).SetQuestion("svcalias.example.net.", dns.TypeA), testClient, false)
 	require.Len(t, a.Answer, 3, "the CNAME and the service's two addresses, unchanged by the load")
+}
+
+// TestMetricsCountEveryOutcome: malformed and BADVERS queries are counted
+// too, not only the ones that reach a zone.
+func TestMetricsCountEveryOutcome(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h := newTestHandler(t, Config{Metrics: NewMetrics(reg)})
+	h.Answer(new(dns.Msg).SetQuestion("www.example.net.", dns.TypeA), testClient, false)
+	two := new(dns.Msg).SetQuestion("www.example.net.", dns.TypeA)
+	two.Question = append(two.Question, two.Question[0])
+	h.Answer(two, testClient, false)
+	v1 := new(dns.Msg).SetQuestion("www.example.net.", dns.TypeA)
+	v1.SetEdns0(1232, false)
+	v1.IsEdns0().SetVersion(1)
+	h.Answer(v1, testClient, false)
+	m := h.cfg.Metrics
+	require.Equal(t, 1.0, testutil.ToFloat64(m.queries.WithLabelValues("example.net.", "A", "NOERROR")))
+	require.Equal(t, 1.0, testutil.ToFloat64(m.queries.WithLabelValues("-", "A", "FORMERR")))
+	require.Equal(t, 1.0, testutil.ToFloat64(m.queries.WithLabelValues("-", "A", "BADVERS")))
 }

@@ -58,7 +58,16 @@ func (m *Metrics) query(zone string, qtype uint16, rcode int) {
 	if zone == "" {
 		zone = "-"
 	}
-	m.queries.WithLabelValues(zone, t, dns.RcodeToString[rcode]).Inc()
+	m.queries.WithLabelValues(zone, t, RcodeName(rcode)).Inc()
+}
+
+// RcodeName names an rcode. 16 is BADVERS (RFC 6891) here: miekg/dns
+// names it BADSIG, its TSIG meaning, and geodns does not do TSIG.
+func RcodeName(rcode int) string {
+	if rcode == dns.RcodeBadVers {
+		return "BADVERS"
+	}
+	return dns.RcodeToString[rcode]
 }
 
 func (m *Metrics) answer(service, site string) {

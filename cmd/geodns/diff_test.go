@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/geodns/geodns/resolver"
 	"github.com/geodns/geodns/zones"
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
@@ -81,7 +82,7 @@ func TestDifferentialNSD(t *testing.T) {
 		require.NoError(t, err, "geodns: %s", q)
 		b, err := q.exchange(theirs)
 		require.NoError(t, err, "nsd: %s", q)
-		counts[rcodeName(b.Rcode)]++
+		counts[resolver.RcodeName(b.Rcode)]++
 		if b.Truncated {
 			counts["truncated"]++
 		}
@@ -386,12 +387,4 @@ func writeMaster(t *testing.T, dir string, z *zones.Zone) string {
 	file := filepath.Join(dir, z.Origin+"zone")
 	require.NoError(t, os.WriteFile(file, []byte(b.String()), 0o644))
 	return file
-}
-
-// rcodeName names an rcode; 16 is BADVERS here, not BADSIG (no TSIG is used).
-func rcodeName(rc int) string {
-	if rc == dns.RcodeBadVers {
-		return "BADVERS"
-	}
-	return dns.RcodeToString[rc]
 }

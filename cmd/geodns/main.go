@@ -206,7 +206,11 @@ func serve(args []string, stderr io.Writer) int {
 	for _, ln := range lns {
 		dnsAddrs = append(dnsAddrs, ln.Addr())
 	}
-	apiServer := &api.Server{Zones: &set, Health: health, Router: router, Resolver: h, Gatherer: reg,
+	// Explains run the same answer code, but are not traffic: no counters.
+	explainer := resolver.NewHandler(&set, router, resolver.Config{
+		ServerID: cfg.ServerID, Version: cfg.VersionBind, MaxUDPSize: cfg.MaxUDPSize,
+	}, log)
+	apiServer := &api.Server{Zones: &set, Health: health, Router: router, Resolver: explainer, Gatherer: reg,
 		Token: token, Version: version, DNS: dnsAddrs, Log: log}
 	var apiLn net.Listener
 	if cfg.HTTP != "off" {
