@@ -128,6 +128,24 @@ func answers(t *testing.T, c *dns.Client, server string, clients []string) ([]st
 	return out, minTTL
 }
 
+// untilAll asks for the east clients' answers every 20 ms until all of
+// them get want (at most 10 s) and returns how long that took. Every
+// sample goes to check first; done says whether it is the last one.
+func untilAll(t *testing.T, c *dns.Client, server, want string, check func(got []string, ttl uint32, done bool)) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		got, ttl := answers(t, c, server, eastClients)
+		done := all(got, want)
+		check(got, ttl, done)
+		if done {
+			return time.Since(start)
+		}
+		require.Less(t, time.Since(start), 10*time.Second, "east clients never all got %s: %v", want, got)
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func all(xs []string, v string) bool {
 	for _, x := range xs {
 		if x != v {
@@ -168,17 +186,11 @@ func TestChaosFailover(t *testing.T) {
 
 	// The east datacenter dies.
 	east.kill()
-	killed := time.Now()
-	var moved time.Duration
-	for moved == 0 {
-		got, ttl := answers(t, c, server, eastClients)
-		if all(got, westAddr) {
-			moved = time.Since(killed)
+	moved := untilAll(t, c, server, westAddr, func(got []string, ttl uint32, done bool) {
+		if done {
 			require.LessOrEqual(t, ttl, uint32(5), "failover answers carry the degraded TTL")
 		}
-		require.Less(t, time.Since(killed), 10*time.Second, "east clients never moved: %v", got)
-		time.Sleep(20 * time.Millisecond)
-	}
+	})
 	t.Logf("east killed (SIGKILL): every east client answered west after %.2f s", moved.Seconds())
 	require.LessOrEqual(t, moved, 3*time.Second)
 	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
@@ -215,18 +227,11 @@ func TestChaosFailover(t *testing.T) {
 
 	// East comes back: clients return after rise (3) successful probes.
 	east.start()
-	back := time.Now()
-	var returned time.Duration
-	for returned == 0 {
-		got, _ := answers(t, c, server2, eastClients)
-		if all(got, eastAddr) {
-			returned = time.Since(back)
-		} else {
-			require.True(t, none(got, eastAddr) || all(got, eastAddr), "clients return together: %v", got)
+	returned := untilAll(t, c, server2, eastAddr, func(got []string, _ uint32, done bool) {
+		if !done {
+			require.True(t, none(got, eastAddr), "clients return together: %v", got)
 		}
-		require.Less(t, time.Since(back), 10*time.Second, "east clients never came back")
-		time.Sleep(20 * time.Millisecond)
-	}
+	})
 	t.Logf("east restarted: east clients back after %.2f s (rise 3 x interval 1 s)", returned.Seconds())
 	require.GreaterOrEqual(t, returned, 1900*time.Millisecond, "not before rise successes")
 	require.LessOrEqual(t, returned, 4500*time.Millisecond)
