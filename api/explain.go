@@ -44,6 +44,29 @@ type ServiceTrace struct {
 	Addresses []string           `json:"addresses,omitempty"`
 	Names     []string           `json:"names,omitempty"`
 	Scope     int                `json:"scope"`
+	// Traffic is each site's standing, when a dial, a return ramp or a
+	// spread decided where the client goes: the client's bucket (drawn for
+	// HashedNet) below a site's keeps_percent keeps it there.
+	Traffic     []SiteTrafficTrace `json:"traffic,omitempty"`
+	HashedNet   string             `json:"hashed_network,omitempty"`
+	SpilledFrom string             `json:"spilled_from,omitempty"`
+	Spill       []SiteShareTrace   `json:"spill,omitempty"` // the spread of SpilledFrom's clients
+}
+
+// SiteTrafficTrace is one site's standing in a decision.
+type SiteTrafficTrace struct {
+	Site   string  `json:"site"`
+	Up     bool    `json:"up"`
+	Dial   float64 `json:"dial_percent"`
+	Ramp   float64 `json:"ramp_percent"`
+	Keeps  float64 `json:"keeps_percent"`
+	Bucket float64 `json:"client_bucket_percent"`
+}
+
+// SiteShareTrace is one site's share of a spread.
+type SiteShareTrace struct {
+	Site  string  `json:"site"`
+	Share float64 `json:"share_percent"`
 }
 
 // Explain answers name/qtype for client with the server's own code (the
@@ -107,6 +130,19 @@ func trace(svc *zones.Service, owner string, qtype uint16, d route.Decision, tr 
 	}
 	for _, a := range d.Addrs {
 		st.Addresses = append(st.Addresses, a.String())
+	}
+	shaped := tr.SpilledFrom != ""
+	for _, t := range tr.Traffic {
+		shaped = shaped || (t.Up && t.Weight < 1)
+	}
+	if shaped {
+		st.HashedNet, st.SpilledFrom = tr.HashedNet.String(), tr.SpilledFrom
+		for _, t := range tr.Traffic {
+			st.Traffic = append(st.Traffic, SiteTrafficTrace{t.Site, t.Up, percent(t.Dial), percent(t.Ramp), percent(t.Weight), percent(t.Bucket)})
+		}
+		for _, s := range tr.Spill {
+			st.Spill = append(st.Spill, SiteShareTrace{s.Site, percent(s.Share)})
+		}
 	}
 	return st
 }

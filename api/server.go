@@ -1,11 +1,13 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -55,6 +57,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/explain", s.explain)
 	mux.HandleFunc("POST /api/v1/sites/{name}/{action}", s.override(s.siteExists, s.Health.SetSite))
 	mux.HandleFunc("POST /api/v1/endpoints/{name}/{action}", s.override(s.endpointExists, s.Health.SetEndpoint))
+	mux.HandleFunc("POST /api/v1/services/{service}/sites/{site}/dial", s.dial)
+	mux.HandleFunc("DELETE /api/v1/services/{service}/sites/{site}/dial", s.dial)
 	return http.MaxBytesHandler(mux, maxBody)
 }
 
@@ -130,17 +134,29 @@ type ZoneStatus struct {
 
 // ServiceStatus describes one service and its sites.
 type ServiceStatus struct {
-	Zone  string       `json:"zone"`
-	Name  string       `json:"name"`
-	Names []string     `json:"names"`
-	Sites []SiteStatus `json:"sites"`
+	Zone       string       `json:"zone"`
+	Name       string       `json:"name"`
+	Names      []string     `json:"names"`
+	Spillover  bool         `json:"spillover"`
+	ReturnRamp string       `json:"return_ramp"`
+	Sites      []SiteStatus `json:"sites"`
 }
+
+func percent(f float64) float64 { return math.Round(f*1000) / 10 }
 
 // SiteStatus is one site of a service.
 type SiteStatus struct {
-	Name      string           `json:"name"`
-	Up        bool             `json:"up"`
-	Override  string           `json:"override,omitempty"`
+	Name     string  `json:"name"`
+	Up       bool    `json:"up"`
+	Override string  `json:"override,omitempty"`
+	Capacity float64 `json:"capacity"`
+	// Dial is the percentage of its own clients the site keeps (the API's
+	// dial if set, else the zone's); Ramp the percentage of its return
+	// ramp done; Keeps their product, 0 when down.
+	Dial      float64          `json:"dial_percent"`
+	Ramp      float64          `json:"ramp_percent"`
+	Keeps     float64          `json:"keeps_percent"`
+	Demand    float64          `json:"demand_percent"` // estimated share of the service's clients (spillover's load)
 	Endpoints []EndpointStatus `json:"endpoints"`
 }
 
@@ -164,8 +180,15 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		byKey[p.Key] = p
 	}
 	sites, eps := s.Health.Overrides()
+	dials := []DialStatus{}
+	for k, w := range s.Health.Dials() {
+		dials = append(dials, DialStatus{k.Service, k.Site, percent(w)})
+	}
+	slices.SortFunc(dials, func(a, b DialStatus) int {
+		return cmp.Or(cmp.Compare(a.Service, b.Service), cmp.Compare(a.Site, b.Site))
+	})
 	st := Status{Version: s.Version, Go: runtime.Version(), Ready: snap.Ready(), DNS: s.DNS, Probes: probes,
-		Overrides: map[string]any{"sites": sites, "endpoints": eps}}
+		Overrides: map[string]any{"sites": sites, "endpoints": eps, "dials": dials}}
 	zs := set.Zones()
 	sort.Slice(zs, func(i, j int) bool { return zs[i].Origin < zs[j].Origin })
 	for _, z := range zs {
@@ -181,10 +204,14 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		sort.Strings(svcNames)
 		for _, n := range svcNames {
 			svc := z.Services[n]
-			ss := ServiceStatus{Zone: z.Origin, Name: n, Names: names[svc]}
+			ss := ServiceStatus{Zone: z.Origin, Name: n, Names: names[svc], Spillover: svc.Spillover,
+				ReturnRamp: svc.ReturnRamp.String()}
+			demand, _ := s.Router.Demand(svc)
 			sort.Strings(ss.Names)
 			for _, site := range svc.Sites {
-				sst := SiteStatus{Name: site.Name, Up: route.SiteUp(s.Health, z.Origin, svc, site.Name), Override: string(sites[site.Name])}
+				tr := s.Router.Standing(z.Origin, svc, site.Name)
+				sst := SiteStatus{Name: site.Name, Up: tr.Up, Override: string(sites[site.Name]), Capacity: site.Capacity,
+					Dial: percent(tr.Dial), Ramp: percent(tr.Ramp), Keeps: percent(tr.Weight), Demand: percent(demand[site.Name])}
 				for _, ep := range svc.Endpoints {
 					if ep.Site != site.Name {
 						continue
@@ -269,6 +296,63 @@ func (s *Server) override(exists func(string) bool, set func(string, health.Over
 		s.Log.Warn("API override", "name", name, "action", action, "from", r.RemoteAddr)
 		writeJSON(w, http.StatusOK, map[string]string{"name": name, "override": string(o)})
 	}
+}
+
+// DialStatus is a dial set through the API.
+type DialStatus struct {
+	Service string  `json:"service"`
+	Site    string  `json:"site"`
+	Weight  float64 `json:"weight_percent"`
+}
+
+// dial handles POST (body {"weight": percent}) and DELETE of
+// /api/v1/services/{service}/sites/{site}/dial. The dial applies to the
+// service of that name in every zone and persists across restarts.
+func (s *Server) dial(w http.ResponseWriter, r *http.Request) {
+	if !s.authorized(w, r) {
+		return
+	}
+	service, site := r.PathValue("service"), r.PathValue("site")
+	weight := -1.0 // DELETE: back to the zone file's dial
+	if r.Method == http.MethodPost {
+		var body struct {
+			Weight *float64 `json:"weight"`
+		}
+		dec := json.NewDecoder(r.Body)
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&body); err != nil || body.Weight == nil {
+			writeError(w, http.StatusBadRequest, `body must be {"weight": <percent 0-100>}`)
+			return
+		}
+		if *body.Weight < 0 || *body.Weight > 100 {
+			writeError(w, http.StatusBadRequest, "weight must be from 0 to 100 (percent)")
+			return
+		}
+		weight = *body.Weight / 100
+	}
+	if !s.serviceSiteExists(service, site) && weight >= 0 { // a stale dial can always be removed
+		writeError(w, http.StatusNotFound, "no service "+service+" with site "+site+" in the served zones")
+		return
+	}
+	if err := s.Health.SetDial(service, site, weight); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	s.Log.Warn("API dial", "service", service, "site", site, "weight", weight, "from", r.RemoteAddr)
+	out := map[string]any{"service": service, "site": site, "weight_percent": nil}
+	if weight >= 0 {
+		out["weight_percent"] = percent(weight)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) serviceSiteExists(service, site string) bool {
+	for _, z := range s.Zones.Load().Zones() {
+		if svc := z.Services[service]; svc != nil && slices.ContainsFunc(svc.Sites, func(x *zones.Site) bool { return x.Name == site }) {
+			return true
+		}
+	}
+	return false
 }
 
 // authorized checks the bearer token: 401 without one, 403 with a wrong

@@ -17,6 +17,7 @@ type Locator struct {
 	paths  []string
 	log    *slog.Logger
 	dbs    atomic.Pointer[[]*db]
+	gen    atomic.Uint64 // bumped on every swap: caches of derived data key on it
 	stamps map[string]stamp
 	// Poll is how often files are checked for changes. Default 10s.
 	Poll time.Duration
@@ -48,6 +49,9 @@ func (l *Locator) Databases() []string {
 	}
 	return out
 }
+
+// Generation changes whenever the databases in use do.
+func (l *Locator) Generation() uint64 { return l.gen.Load() }
 
 // Locate places addr. ok is false when no database knows it; the Location's
 // Network then still says how far that holds (zero when there is no
@@ -132,6 +136,7 @@ func (l *Locator) reload(force bool) error {
 	}
 	if changed || force {
 		l.dbs.Store(&next)
+		l.gen.Add(1)
 	}
 	return errors.Join(errs...)
 }

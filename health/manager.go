@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"log/slog"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -53,6 +54,8 @@ type Manager struct {
 	zones     *zones.Set
 	sites     map[string]Override
 	endpoints map[string]Override
+	lifted    map[string]time.Time // "site:NAME" or "endpoint:ID" -> when a drain or force-down was lifted
+	dials     map[DialKey]float64
 	saved     map[string]savedProbe // persisted states not yet claimed by a probe
 	allDown   map[string]bool       // "zone/service" -> all sites down
 	everReady bool
@@ -81,6 +84,7 @@ type probe struct {
 	fail    int
 	since   time.Time
 	reason  string
+	back    time.Time // when it last went from down to up; zero: never seen
 }
 
 // NewManager returns a manager with the persisted state, if any, loaded.
@@ -101,6 +105,8 @@ func NewManager(opts Options) *Manager {
 		dirty:     make(chan struct{}, 1),
 		sites:     map[string]Override{},
 		endpoints: map[string]Override{},
+		lifted:    map[string]time.Time{},
+		dials:     map[DialKey]float64{},
 		saved:     map[string]savedProbe{},
 		allDown:   map[string]bool{},
 	}
@@ -113,6 +119,10 @@ func NewManager(opts Options) *Manager {
 		m.saved = st.Probes
 		maps.Copy(m.sites, st.Sites)
 		maps.Copy(m.endpoints, st.Endpoints)
+		maps.Copy(m.lifted, st.Lifted)
+		for _, d := range st.Dials {
+			m.dials[DialKey{d.Service, d.Site}] = d.Weight
+		}
 	}
 	m.publishLocked()
 	return m
@@ -124,6 +134,20 @@ func (m *Manager) Snapshot() *Snapshot { return m.snap.Load() }
 // EndpointUp implements route.Health from the current snapshot.
 func (m *Manager) EndpointUp(_ string, svc *zones.Service, i int) bool {
 	return m.snap.Load().EndpointUp(&svc.Endpoints[i])
+}
+
+// Returned implements route.Traffic from the current snapshot.
+func (m *Manager) Returned(_ string, svc *zones.Service, i int) time.Time {
+	return m.snap.Load().Returned(&svc.Endpoints[i])
+}
+
+// LastReturn implements route.Traffic from the current snapshot.
+func (m *Manager) LastReturn() time.Time { return m.snap.Load().LastReturn() }
+
+// Dial implements route.Traffic from the current snapshot.
+func (m *Manager) Dial(service, site string) (float64, bool) {
+	w, ok := m.snap.Load().dials[DialKey{service, site}]
+	return w, ok
 }
 
 // SetZones makes the probes match the zones' endpoints: new probes start
@@ -166,7 +190,7 @@ func (m *Manager) SetZones(set *zones.Set) {
 		}
 		w.up = true
 		if s, ok := m.saved[key]; ok {
-			w.up, w.known, w.since, w.reason = s.Up, true, s.Since, s.Reason+" (before restart)"
+			w.up, w.known, w.since, w.reason, w.back = s.Up, true, s.Since, s.Reason+" (before restart)", s.Back
 		}
 		// A random first run spreads probes over the interval, so they do
 		// not fire in lockstep.
@@ -297,6 +321,9 @@ func (m *Manager) record(p *probe, res Result) {
 	if changed || first {
 		p.since, p.reason = time.Now(), res.Reason
 	}
+	if changed && p.up {
+		p.back = p.since // a return: the service's ramp starts here
+	}
 	if changed {
 		state := "down"
 		if p.up {
@@ -337,6 +364,16 @@ func (m *Manager) setOverride(in map[string]Override, kind, name string, o Overr
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if old, ok := in[name]; ok && old != ForceUp && o != Drain && o != ForceDown {
+		// Taken out and now let back in: a return, ramped like one.
+		now := time.Now()
+		m.lifted[kind+":"+name] = now
+		for k, t := range m.lifted {
+			if now.Sub(t) > time.Hour { // longer than any ramp
+				delete(m.lifted, k)
+			}
+		}
+	}
 	if o == "" {
 		delete(in, name)
 	} else {
@@ -345,6 +382,36 @@ func (m *Manager) setOverride(in map[string]Override, kind, name string, o Overr
 	m.log.Warn("override "+kind, kind, name, "override", string(o))
 	m.publishLocked()
 	return nil
+}
+
+// DialKey names a traffic dial: a service (in every zone) and a site.
+type DialKey struct{ Service, Site string }
+
+// SetDial sets the share (0..1) of its own clients site keeps for service,
+// beating the zone file's dial; a negative weight clears it.
+func (m *Manager) SetDial(service, site string, weight float64) error {
+	if weight > 1 || math.IsNaN(weight) {
+		return errBadDial
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := DialKey{service, site}
+	if weight < 0 {
+		delete(m.dials, k)
+		m.log.Warn("dial cleared", "service", service, "site", site)
+	} else {
+		m.dials[k] = weight
+		m.log.Warn("dial set", "service", service, "site", site, "weight", weight)
+	}
+	m.publishLocked()
+	return nil
+}
+
+// Dials returns the dials set through SetDial.
+func (m *Manager) Dials() map[DialKey]float64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return maps.Clone(m.dials)
 }
 
 // Overrides returns the current site and endpoint overrides.
@@ -361,15 +428,27 @@ func (m *Manager) publishLocked() {
 		probes:    make(map[string]bool, len(m.probes)),
 		sites:     maps.Clone(m.sites),
 		endpoints: maps.Clone(m.endpoints),
+		lifted:    maps.Clone(m.lifted),
+		dials:     maps.Clone(m.dials),
 		ready:     m.zones != nil, // and every probe has run once (below)
 	}
 	for k, p := range m.probes {
 		if p.known || p.results > 0 {
 			s.probes[k] = p.up
 		}
+		if !p.back.IsZero() {
+			if s.back == nil {
+				s.back = map[string]time.Time{}
+			}
+			s.back[k] = p.back
+			s.last = latest(s.last, p.back)
+		}
 		if p.results == 0 {
 			s.ready = false
 		}
+	}
+	for _, t := range m.lifted {
+		s.last = latest(s.last, t)
 	}
 	m.everReady = m.everReady || s.ready
 	s.ready = m.everReady

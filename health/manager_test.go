@@ -221,3 +221,61 @@ func TestAllDownCounted(t *testing.T) {
 func countAllDown(m *Manager) float64 {
 	return testutilCounter(m.metrics.allDown.WithLabelValues("web"))
 }
+
+// TestReturnsAndDials: what the return ramp and dials read — when an
+// endpoint came back (a probe's down-to-up, a lifted drain) and the API's
+// dials — is published and survives a restart.
+func TestReturnsAndDials(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "health.json")
+	set := compile(t, zoneYAML("{type: http, port: 8080, rise: 2, fall: 1}", []string{e1}, []string{w1}))
+	eps := set.Zone("example.net.").Services["web"].Endpoints
+	east, west := &eps[0], &eps[1]
+	ctx, cancel := context.WithCancel(context.Background())
+	m := NewManager(Options{Allow: loopback, Log: quiet, StateFile: file})
+	m.SetZones(set)
+	done := make(chan struct{})
+	go func() { m.saver.run(ctx); close(done) }()
+
+	p := probeFor(t, m, e1)
+	m.record(p, Result{OK: true})
+	require.True(t, m.Snapshot().Returned(east).IsZero(), "up from the start is no return")
+	m.record(p, Result{Reason: "refused"})
+	m.record(p, Result{OK: true})
+	require.True(t, m.Snapshot().Returned(east).IsZero(), "one success of rise 2: still down")
+	before := time.Now()
+	m.record(p, Result{OK: true})
+	back := m.Snapshot().Returned(east)
+	require.False(t, back.Before(before), "came back up: %v", back)
+
+	require.True(t, m.Snapshot().Returned(west).IsZero())
+	require.NoError(t, m.SetSite("west", Drain))
+	require.True(t, m.Snapshot().Returned(west).IsZero(), "a drain is no return")
+	require.NoError(t, m.SetSite("west", ""))
+	lifted := m.Snapshot().Returned(west)
+	require.False(t, lifted.IsZero(), "undrained: a return")
+
+	require.NoError(t, m.SetDial("web", "east", 0.25))
+	w, ok := m.Dial("web", "east")
+	require.True(t, ok)
+	require.Equal(t, 0.25, w)
+	require.Error(t, m.SetDial("web", "east", 1.5))
+	require.NoError(t, m.SetDial("web", "west", 0.5))
+	require.NoError(t, m.SetDial("web", "west", -1))
+	_, ok = m.Dial("web", "west")
+	require.False(t, ok, "cleared")
+
+	require.Eventually(t, func() bool {
+		st, err := load(file)
+		return err == nil && len(st.Dials) == 1 && len(st.Lifted) == 1
+	}, 5*time.Second, 10*time.Millisecond)
+	cancel()
+	<-done
+
+	m2 := NewManager(Options{Allow: loopback, Log: quiet, StateFile: file})
+	m2.SetZones(set)
+	w, ok = m2.Dial("web", "east")
+	require.True(t, ok, "the dial survived a restart")
+	require.Equal(t, 0.25, w)
+	require.True(t, m2.Snapshot().Returned(east).Equal(back), "the return time survived a restart")
+	require.True(t, m2.Snapshot().Returned(west).Equal(lifted))
+}

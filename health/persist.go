@@ -1,6 +1,7 @@
 package health
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 )
@@ -15,27 +17,45 @@ import (
 // errBadOverride rejects an override that is not drain, up or down.
 var errBadOverride = errors.New(`override must be "drain", "up" or "down"`)
 
+var errBadDial = errors.New("dial weight must be from 0 to 100 percent")
+
 // state is what the state file holds.
 type state struct {
 	Version   int                   `json:"version"`
 	Probes    map[string]savedProbe `json:"probes"`
 	Sites     map[string]Override   `json:"site_overrides"`
 	Endpoints map[string]Override   `json:"endpoint_overrides"`
+	Lifted    map[string]time.Time  `json:"overrides_lifted,omitempty"`
+	Dials     []savedDial           `json:"dials,omitempty"`
 }
 
 type savedProbe struct {
 	Up     bool      `json:"up"`
 	Since  time.Time `json:"since"`
 	Reason string    `json:"reason"`
+	Back   time.Time `json:"back,omitzero"` // last down-to-up transition
+}
+
+type savedDial struct {
+	Service string  `json:"service"`
+	Site    string  `json:"site"`
+	Weight  float64 `json:"weight"`
 }
 
 func (m *Manager) stateLocked() state {
-	st := state{Version: 1, Probes: make(map[string]savedProbe, len(m.probes)), Sites: m.sites, Endpoints: m.endpoints}
+	st := state{Version: 1, Probes: make(map[string]savedProbe, len(m.probes)), Sites: m.sites, Endpoints: m.endpoints,
+		Lifted: m.lifted}
 	for k, p := range m.probes {
 		if p.known {
-			st.Probes[k] = savedProbe{p.up, p.since, p.reason}
+			st.Probes[k] = savedProbe{p.up, p.since, p.reason, p.back}
 		}
 	}
+	for k, w := range m.dials {
+		st.Dials = append(st.Dials, savedDial{k.Service, k.Site, w})
+	}
+	slices.SortFunc(st.Dials, func(a, b savedDial) int {
+		return cmp.Or(cmp.Compare(a.Service, b.Service), cmp.Compare(a.Site, b.Site))
+	})
 	return st
 }
 
@@ -65,6 +85,7 @@ func load(path string) (state, error) {
 			delete(st.Endpoints, name)
 		}
 	}
+	st.Dials = slices.DeleteFunc(st.Dials, func(d savedDial) bool { return !(d.Weight >= 0 && d.Weight <= 1) })
 	return st, nil
 }
 

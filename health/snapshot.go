@@ -1,6 +1,8 @@
 package health
 
 import (
+	"time"
+
 	"github.com/geodns/geodns/zones"
 )
 
@@ -18,9 +20,13 @@ func (o Override) valid() bool { return o == Drain || o == ForceDown || o == For
 // Snapshot is the health state at one moment. It is immutable and safe for
 // concurrent use.
 type Snapshot struct {
-	probes    map[string]bool     // probe key -> up
-	sites     map[string]Override // site name -> override
-	endpoints map[string]Override // endpoint ID (address or CNAME) -> override
+	probes    map[string]bool      // probe key -> up
+	sites     map[string]Override  // site name -> override
+	endpoints map[string]Override  // endpoint ID (address or CNAME) -> override
+	back      map[string]time.Time // probe key -> last down-to-up transition
+	lifted    map[string]time.Time // "site:NAME", "endpoint:ID" -> drain or force-down lifted
+	dials     map[DialKey]float64
+	last      time.Time // the latest of back and lifted
 	ready     bool
 }
 
@@ -44,6 +50,31 @@ func (s *Snapshot) EndpointUp(ep *zones.Endpoint) bool {
 	up, known := s.probes[ep.Probe.Key]
 	return up || !known
 }
+
+// Returned reports when an endpoint last came back into service: its
+// probe went up, or a drain or force-down of it or its site was lifted.
+// Zero: never (as far as this process and the state file know).
+func (s *Snapshot) Returned(ep *zones.Endpoint) time.Time {
+	var t time.Time
+	if ep.Probe != nil {
+		t = s.back[ep.Probe.Key]
+	}
+	if len(s.lifted) > 0 {
+		t = latest(t, s.lifted["site:"+ep.Site])
+		t = latest(t, s.lifted["endpoint:"+ep.ID])
+	}
+	return t
+}
+
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// LastReturn is the latest Returned of any endpoint.
+func (s *Snapshot) LastReturn() time.Time { return s.last }
 
 // Ready reports whether every probe has had its first result.
 func (s *Snapshot) Ready() bool { return s.ready }

@@ -3,6 +3,7 @@ package route
 import (
 	"net/netip"
 	"sync/atomic"
+	"time"
 
 	"github.com/geodns/geodns/geo"
 	"github.com/geodns/geodns/zones"
@@ -24,9 +25,12 @@ type Health interface {
 // Router makes routing decisions. The zero value routes every client by
 // each service's default order with every endpoint up.
 type Router struct {
-	Loc    Locator // nil: no client has a location
-	Health Health  // nil: every endpoint is up
-	rot    atomic.Uint32
+	Loc     Locator          // nil: no client has a location
+	Health  Health           // nil: every endpoint is up
+	Traffic Traffic          // nil: only the zone files' dials, no return ramps
+	Now     func() time.Time // nil: time.Now; tests move the clock
+	rot     atomic.Uint32
+	demandCache
 }
 
 // Decision is what a service answers one client.
@@ -42,9 +46,9 @@ type Decision struct {
 	// AllDown is set when no site was up and the all-down policy answered.
 	AllDown bool
 	// Degraded is set when the answer is not the healthy normal one: a
-	// nearer site was skipped as down, an answering site has endpoints
-	// down, or AllDown. Answers then get the service's DegradedTTL, so
-	// clients come back soon after recovery.
+	// nearer site was skipped as down or is still winning its clients back,
+	// an answering site has endpoints down, or AllDown. Answers then get
+	// the service's DegradedTTL, so clients come back soon after recovery.
 	Degraded bool
 	// Sites are the sites answering, nearest group first.
 	Sites []string
@@ -58,6 +62,14 @@ type Trace struct {
 	Distances []geo.SiteDistance
 	Groups    [][]string
 	Down      []string // sites skipped as down
+	// Traffic is the standing of every site the client was offered to, in
+	// order; HashedNet is the client network their buckets are drawn for.
+	Traffic   []SiteTraffic
+	HashedNet netip.Prefix
+	// SpilledFrom is the site whose clients this one left, with Spill the
+	// spread they go by (spillover services only).
+	SpilledFrom string
+	Spill       []SiteShare
 }
 
 // Route decides what svc answers to a client in the network client for the
@@ -74,6 +86,20 @@ func (r *Router) Explain(origin string, svc *zones.Service, client netip.Prefix,
 	return d, t
 }
 
+// siteGroups orders a service's sites for a client: a matching rule's
+// sites, else sites by distance in groups of equally near ones, else the
+// default order.
+func siteGroups(svc *zones.Service, loc geo.Location, located bool, addr netip.Addr, dist *[]geo.SiteDistance) [][]string {
+	switch rule := geo.MatchRule(svc.Rules, loc, addr); {
+	case rule >= 0:
+		return singletons(svc.Rules[rule].Sites)
+	case located && loc.HasCoords:
+		return geo.Rank(svc.Sites, loc, dist)
+	default:
+		return singletons(svc.SiteOrder)
+	}
+}
+
 func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v6 bool, tr *Trace) Decision {
 	addr := client.Addr().Unmap()
 	var loc geo.Location
@@ -81,23 +107,13 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 	if r.Loc != nil && addr.IsValid() {
 		loc, located = r.Loc.Locate(addr)
 	}
-	rule := geo.MatchRule(svc.Rules, loc, addr)
-
-	var groups [][]string
-	switch {
-	case rule >= 0:
-		groups = singletons(svc.Rules[rule].Sites)
-	case located && loc.HasCoords:
-		var dist *[]geo.SiteDistance
-		if tr != nil {
-			dist = &tr.Distances
-		}
-		groups = geo.Rank(svc.Sites, loc, dist)
-	default:
-		groups = singletons(svc.SiteOrder)
-	}
+	var dist *[]geo.SiteDistance
 	if tr != nil {
-		tr.Location, tr.Located, tr.Rule, tr.Groups = loc, located, rule, groups
+		dist = &tr.Distances
+	}
+	groups := siteGroups(svc, loc, located, addr, dist)
+	if tr != nil {
+		tr.Location, tr.Located, tr.Rule, tr.Groups = loc, located, geo.MatchRule(svc.Rules, loc, addr), groups
 	}
 
 	var d Decision
@@ -107,34 +123,90 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 			candidates++
 		}
 	}
+	var (
+		t      time.Time // zero unless a ramp needs the time
+		net    = hashedNet(client)
+		netKey uint64
+		hashed bool // the decision depends on the client's hashed network
+		home   = "" // the first site offered the client, for spillover
+	)
+	netKey = netHash(net)
+	if r.Traffic != nil && svc.ReturnRamp > 0 {
+		t = time.Now()
+		if r.Now != nil {
+			t = r.Now()
+		}
+	}
+	if tr != nil {
+		tr.HashedNet = net
+	}
 	for _, g := range groups {
 		for _, site := range g {
 			if !r.siteHas(svc, site, v6) {
 				continue
 			}
-			if !SiteUp(r.Health, origin, svc, site) {
+			st := r.standing(origin, svc, site, t)
+			if home == "" {
+				home = site
+			}
+			if st.Weight < 1 && st.Weight > 0 {
+				hashed = true
+				st.Bucket = bucket(netKey, site)
+			}
+			if tr != nil {
+				tr.Traffic = append(tr.Traffic, st)
+			}
+			switch {
+			case !st.Up:
 				if tr != nil {
 					tr.Down = append(tr.Down, site)
 				}
 				d.Degraded = true // failing over
 				continue
+			case st.Weight <= 0 || (st.Weight < 1 && st.Bucket >= st.Weight):
+				if st.Ramp < 1 {
+					d.Degraded = true // come back soon: the ramp moves on
+				}
+				continue // dialed away, or not yet won back
 			}
-			d.Sites = append(d.Sites, site)
-			for i, ep := range svc.Endpoints {
-				if ep.Site != site {
-					continue
-				}
-				if !r.up(origin, svc, i) {
-					d.Degraded = true // the site answers short of endpoints
-					continue
-				}
-				if family(ep, v6, svc.CNAME) {
-					d.add(ep)
-				}
-			}
+			r.take(origin, svc, site, v6, &d)
 		}
 		if len(d.Sites) > 0 {
 			break
+		}
+		if home != "" && svc.Spillover {
+			// The home sites shed this client: spread it by spare capacity
+			// rather than give the next group everything.
+			sts := make([]SiteTraffic, len(svc.Sites))
+			for i, s := range svc.Sites {
+				if r.siteHas(svc, s.Name, v6) {
+					sts[i] = r.standing(origin, svc, s.Name, t)
+				}
+			}
+			shares := r.spill(svc, home, sts)
+			if tr != nil {
+				tr.SpilledFrom, tr.Spill = home, shares
+			}
+			if to := pick(netKey, shares); to != "" {
+				hashed = true
+				r.take(origin, svc, to, v6, &d)
+			}
+			break
+		}
+	}
+	if len(d.Sites) == 0 && home != "" {
+		// Up sites shed every client and nobody can take them (every site
+		// is dialed away or still ramping, say after a total outage): the
+		// nearest up sites keep them after all.
+		for _, g := range groups {
+			for _, site := range g {
+				if r.siteHas(svc, site, v6) && SiteUp(r.Health, origin, svc, site) {
+					r.take(origin, svc, site, v6, &d)
+				}
+			}
+			if len(d.Sites) > 0 {
+				break
+			}
 		}
 	}
 	if len(d.Sites) == 0 && candidates > 0 {
@@ -165,7 +237,27 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 	default:
 		d.Scope = min(client.Bits(), geo.CIDRScope(svc.Rules, addr, loc.Network.Bits()))
 	}
+	if hashed && d.Scope < net.Bits() && !d.AllDown {
+		d.Scope = net.Bits() // the answer holds for the hashed network, no wider
+	}
 	return d
+}
+
+// take adds an up site's up endpoints of the family to the answer.
+func (r *Router) take(origin string, svc *zones.Service, site string, v6 bool, d *Decision) {
+	d.Sites = append(d.Sites, site)
+	for i, ep := range svc.Endpoints {
+		if ep.Site != site {
+			continue
+		}
+		if !r.up(origin, svc, i) {
+			d.Degraded = true // the site answers short of endpoints
+			continue
+		}
+		if family(ep, v6, svc.CNAME) {
+			d.add(ep)
+		}
+	}
 }
 
 func (d *Decision) add(ep zones.Endpoint) {

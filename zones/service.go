@@ -68,7 +68,23 @@ type Service struct {
 	// DegradedTTL caps the answer TTL while the answering site has endpoints
 	// down or a nearer site is skipped, so clients move back soon. Default 5.
 	DegradedTTL uint32
+	// Spillover spreads the clients a lost (down, drained or dialed) site
+	// sheds over the other up sites by their spare capacity, instead of
+	// sending them all to the next nearest site.
+	Spillover bool
+	// MaxLoad: spilled clients fill the survivors nearest the lost site up
+	// to this utilization before farther ones take any. Default 0.8.
+	MaxLoad float64
+	// ReturnRamp is how long a site that comes back (or is undrained) takes
+	// to win its clients back, step by step. 0: at once. Default 60s.
+	ReturnRamp time.Duration
+	// Dials are the share (0..1) of its own clients each site keeps, from
+	// the zone file; sites not listed keep all. The admin API can override.
+	Dials map[string]float64
 }
+
+// DefaultReturnRamp is a service's return_ramp when the zone file gives none.
+const DefaultReturnRamp = 60 * time.Second
 
 // Check describes how endpoints are probed. Field defaults are applied at load.
 type Check struct {

@@ -331,7 +331,8 @@ func (d *decoder) checks(s *spec, n *yaml.Node) {
 
 func (d *decoder) services(s *spec, n *yaml.Node) {
 	d.entries(n, "services", func(k, v *yaml.Node) {
-		svc := &serviceSpec{Service: Service{Name: k.Value, TTL: s.ttl, Answers: 2, SiteUpRatio: 0.5, DegradedTTL: 5}, node: k}
+		svc := &serviceSpec{Service: Service{Name: k.Value, TTL: s.ttl, Answers: 2, SiteUpRatio: 0.5, DegradedTTL: 5,
+			MaxLoad: 0.8, ReturnRamp: DefaultReturnRamp}, node: k}
 		what := fmt.Sprintf("service %q", k.Value)
 		var fallbackNode *yaml.Node
 		d.fields(v, what, map[string]func(*yaml.Node){
@@ -385,6 +386,36 @@ func (d *decoder) services(s *spec, n *yaml.Node) {
 			},
 			"endpoints": func(x *yaml.Node) { d.endpoints(svc, x, what, s.origin) },
 			"rules":     func(x *yaml.Node) { d.rules(svc, x, what) },
+			"spillover": func(x *yaml.Node) {
+				if x.Kind == yaml.ScalarNode && x.Tag != "!!null" {
+					svc.Spillover, _ = d.bool(x, what+": spillover") // true: on, with the defaults
+					return
+				}
+				svc.Spillover = true
+				d.fields(x, what+": spillover", map[string]func(*yaml.Node){
+					"max_load": func(y *yaml.Node) {
+						if v, ok := d.float(y, what+": spillover: max_load", 0.01, 10); ok {
+							svc.MaxLoad = v
+						}
+					},
+				})
+			},
+			"return_ramp": func(x *yaml.Node) {
+				if x.Value == "0" || x.Value == "0s" {
+					svc.ReturnRamp = 0
+				} else if v, ok := d.duration(x, what+": return_ramp"); ok {
+					svc.ReturnRamp = v
+				}
+			},
+			"dials": func(x *yaml.Node) {
+				svc.Dials = map[string]float64{}
+				d.entries(x, what+": dials", func(sk, sv *yaml.Node) {
+					svc.siteRefs = append(svc.siteRefs, ref{sk.Value, sk})
+					if pct, ok := d.float(sv, fmt.Sprintf("%s: dial of %q", what, sk.Value), 0, 100); ok {
+						svc.Dials[sk.Value] = pct / 100
+					}
+				})
+			},
 		})
 		if len(svc.Endpoints) == 0 {
 			d.errf(k, "%s: no endpoints", what)

@@ -256,3 +256,38 @@ func TestSetFind(t *testing.T) {
 	require.Nil(t, s.Find("com.", dns.TypeA))
 	require.Len(t, s.Without("example.com.").Zones(), 1)
 }
+
+func TestTrafficSettings(t *testing.T) {
+	src := `
+soa: {ns: ns1.example.net., mbox: h.example.net.}
+records:
+  "@": {NS: [ns1.example.net.]}
+  www: {service: web}
+  api: {service: api}
+sites:
+  east: {lat: 39, lon: -77, capacity: 100}
+  west: {lat: 37, lon: -122}
+services:
+  web:
+    spillover: {max_load: 0.9}
+    return_ramp: 2m
+    dials: {east: 25}
+    endpoints: [{site: east, address: 192.0.2.1}, {site: west, address: 192.0.2.2}]
+  api:
+    spillover: true
+    return_ramp: 0
+    endpoints: [{site: east, address: 192.0.2.3}]
+`
+	z, err := Compile("example.net.yaml", []byte(src), "example.net.", time.Now(), nil)
+	require.NoError(t, err)
+	web, api := z.Services["web"], z.Services["api"]
+	require.True(t, web.Spillover)
+	require.Equal(t, 0.9, web.MaxLoad)
+	require.Equal(t, 2*time.Minute, web.ReturnRamp)
+	require.Equal(t, map[string]float64{"east": 0.25}, web.Dials)
+	require.Equal(t, 100.0, web.Sites[0].Capacity)
+	require.Equal(t, 1.0, web.Sites[1].Capacity, "default capacity")
+	require.True(t, api.Spillover)
+	require.Equal(t, 0.8, api.MaxLoad, "default max_load")
+	require.Zero(t, api.ReturnRamp)
+}

@@ -94,6 +94,7 @@ checks:
 services:
   web:
     ttl: 30
+    return_ramp: 0s   # back at once: the ramp has its own test
     endpoints:
       - {site: us-east, address: %s, check: web, target: %q}
       - {site: us-west, address: %s, check: web, target: %q}

@@ -68,10 +68,14 @@ func drill(args []string, stdout, stderr io.Writer) int {
 	}
 	// The site's addresses tell its answers from the others'.
 	mine := map[string]bool{}
+	var ramp time.Duration // the longest return ramp of a service at the site: the return may take that long
 	for _, svc := range st.Services {
 		for _, s := range svc.Sites {
 			if s.Name != *site {
 				continue
+			}
+			if r, err := time.ParseDuration(svc.ReturnRamp); err == nil {
+				ramp = max(ramp, r)
 			}
 			for _, ep := range s.Endpoints {
 				mine[ep.ID] = true
@@ -157,15 +161,15 @@ func drill(args []string, stdout, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 	drained = false
-	back, err := q.waitAll(ctx, nets, true, 30*time.Second)
+	back, err := q.waitAll(ctx, nets, true, 30*time.Second+ramp)
 	if err != nil {
 		return fail("waiting for clients to come back: %v", err)
 	}
-	say("undrained %s: all %d clients back in %.2f s", *site, len(nets), back.Seconds())
-	if moved > *limit || back > *limit {
-		return fail("over the limit of %v (move %.2f s, return %.2f s)", *limit, moved.Seconds(), back.Seconds())
+	say("undrained %s: all %d clients back in %.2f s (return ramp %v)", *site, len(nets), back.Seconds(), ramp)
+	if moved > *limit || back > *limit+ramp {
+		return fail("over the limit of %v (move %.2f s, return %.2f s of which the ramp may take %v)", *limit, moved.Seconds(), back.Seconds(), ramp)
 	}
-	say("drill passed: move %.2f s, return %.2f s (limit %v)", moved.Seconds(), back.Seconds(), *limit)
+	say("drill passed: move %.2f s, return %.2f s (limit %v, return ramp %v)", moved.Seconds(), back.Seconds(), *limit, ramp)
 	return 0
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"strings"
 	"sync/atomic"
 
@@ -24,6 +25,7 @@ func explain(args []string, stdout, stderr io.Writer) int {
 	client := fs.String("client", "", "client address or network, e.g. 203.0.113.7 or 203.0.113.0/24")
 	var geoip listFlag
 	fs.Var(&geoip, "geoip", "GeoIP database (.mmdb); repeatable")
+	apiURL := fs.String("api", "", "explain with a running server's state (health, drains, dials, ramps) through its admin API, e.g. http://127.0.0.1:8053")
 	// Accept flags after the name too: explain www.example.com A --client ...
 	var pos []string
 	for rest := args; ; {
@@ -37,7 +39,7 @@ func explain(args []string, stdout, stderr io.Writer) int {
 		rest = fs.Args()[1:]
 	}
 	if *client == "" || len(pos) < 1 || len(pos) > 2 {
-		fmt.Fprint(stderr, "usage: geodns explain [--zones DIR] [--geoip FILE]... --client IP[/LEN] NAME [TYPE]\n")
+		fmt.Fprint(stderr, "usage: geodns explain [--zones DIR] [--geoip FILE]... [--api URL] --client IP[/LEN] NAME [TYPE]\n")
 		return 2
 	}
 	prefix, err := api.ParseClient(*client)
@@ -52,6 +54,21 @@ func explain(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
+	if *apiURL != "" {
+		var e api.Explanation
+		q := url.Values{"name": {pos[0]}, "client": {prefix.String()}, "type": {dns.TypeToString[qtype]}}
+		if err := getJSON(*apiURL+"/api/v1/explain?"+q.Encode(), &e); err != nil {
+			fmt.Fprintf(stderr, "geodns explain: %v\n", err)
+			return 1
+		}
+		printExplanation(stdout, e)
+		if e.Zone == "" {
+			fmt.Fprintf(stdout, "answer    REFUSED: %s is in none of the served zones\n", e.Name)
+			return 1
+		}
+		return 0
+	}
+	// Offline: the zone files as they are, every endpoint up.
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var set atomic.Pointer[zones.Set]
 	if err := zones.NewWatcher(*dir, &set, nil, quiet).Scan(true); err != nil {
@@ -102,6 +119,28 @@ func printExplanation(w io.Writer, e api.Explanation) {
 		p("groups    %v (sites within 5%% of the nearest share the answer)\n", s.Groups)
 		if len(s.Down) > 0 {
 			p("down      %v\n", s.Down)
+		}
+		for _, t := range s.Traffic {
+			state := "down"
+			if t.Up {
+				state = fmt.Sprintf("keeps %.1f%% (dial %.1f%%, ramp %.1f%%)", t.Keeps, t.Dial, t.Ramp)
+				if t.Keeps < 100 {
+					verdict := "kept"
+					if t.Bucket >= t.Keeps {
+						verdict = "moved"
+					}
+					state += fmt.Sprintf("; client bucket %.1f%%: %s", t.Bucket, verdict)
+				}
+			}
+			p("traffic   %-12s %s\n", t.Site, state)
+		}
+		if s.SpilledFrom != "" {
+			var parts []string
+			for _, sh := range s.Spill {
+				parts = append(parts, fmt.Sprintf("%s %.1f%%", sh.Site, sh.Share))
+			}
+			p("spill     %s's clients spread by spare capacity: %s (client network %s)\n", s.SpilledFrom,
+				orDash(strings.Join(parts, ", ")), s.HashedNet)
 		}
 		if s.AllDown {
 			p("all down  the service's all_down policy answers\n")

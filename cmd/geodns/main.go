@@ -196,7 +196,7 @@ func serve(args []string, stderr io.Writer) int {
 			return 2
 		}
 	}
-	router := &route.Router{Loc: locator, Health: health}
+	router := &route.Router{Loc: locator, Health: health, Traffic: health}
 	h := resolver.NewHandler(&set, router, resolver.Config{
 		ServerID: cfg.ServerID, Version: cfg.VersionBind, MaxUDPSize: cfg.MaxUDPSize,
 		Metrics: resolver.NewMetrics(reg), RRL: cfg.RRL, Registerer: reg, CookieSecret: cookieSecret,
