@@ -32,8 +32,12 @@ test:
 fuzz:
 	FUZZTIME=$${FUZZTIME:-10m} scripts/fuzz.sh
 
-bench:
+# Go benchmarks of the answer path, then geodns against gdnsd, Knot and NSD
+# with dnsperf (ROUNDS rounds of DURATION per run; tables in benchmarks/out/).
+bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./benchmarks/
+	scripts/bench-deps.sh
+	$(GO) run ./benchmarks/peers -rounds $${ROUNDS:-3} -duration $${DURATION:-5s}
 
 clean:
 	rm -rf bin

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what the dnsperf harness (benchmarks/peers) needs from Debian:
+# dnsperf and the peers it measures geodns against (gdnsd, Knot, NSD).
+# Idempotent; quick when all are present.
+set -euo pipefail
+need=()
+command -v dnsperf >/dev/null 2>&1 || need+=(dnsperf)
+command -v gdnsd >/dev/null 2>&1 || [ -x /usr/sbin/gdnsd ] || need+=(gdnsd)
+command -v knotd >/dev/null 2>&1 || [ -x /usr/sbin/knotd ] || need+=(knot)
+command -v nsd >/dev/null 2>&1 || [ -x /usr/sbin/nsd ] || need+=(nsd)
+command -v taskset >/dev/null 2>&1 || need+=(util-linux)
+"$(dirname "$0")/apt-install.sh" "${need[@]}"
+if command -v systemctl >/dev/null 2>&1; then
+  # The packages start their own instances; the harness runs its own.
+  { [ "$(id -u)" -eq 0 ] && systemctl disable --now gdnsd knot >/dev/null 2>&1; } || true
+fi
