@@ -55,6 +55,7 @@ type Handler struct {
 	cfg     Config
 	log     *slog.Logger
 	panics  atomic.Uint64
+	fast    atomic.Pointer[fastCache]
 }
 
 // NewHandler returns a handler serving the zone set held by zs, routing
@@ -77,9 +78,19 @@ func NewHandler(zs *atomic.Pointer[zones.Set], router Router, cfg Config, log *s
 // Panics returns how many queries panicked in the handler so far.
 func (h *Handler) Panics() uint64 { return h.panics.Load() }
 
-// ServeDNS implements dns.Handler: one answer, one write. A panic while
-// answering is recovered, counted and logged, and the client gets SERVFAIL.
+// ServeDNS implements dns.Handler: one answer, one write.
 func (h *Handler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
+	remote := w.RemoteAddr()
+	_, tcp := remote.(*net.TCPAddr)
+	if m := h.respond(req, addrOf(remote), tcp); m != nil {
+		w.WriteMsg(m)
+	}
+}
+
+// respond answers req and applies response rate limiting; nil means drop.
+// A panic while answering is recovered, counted and logged, and the
+// client gets SERVFAIL.
+func (h *Handler) respond(req *dns.Msg, client netip.Addr, tcp bool) (m *dns.Msg) {
 	defer func() {
 		if p := recover(); p != nil {
 			h.panics.Add(1)
@@ -87,25 +98,21 @@ func (h *Handler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 				h.cfg.Metrics.panics.Inc()
 			}
 			h.log.Error("panic answering query", "panic", p, "query", queryString(req))
-			m := new(dns.Msg)
+			m = new(dns.Msg)
 			m.SetRcode(req, dns.RcodeServerFailure)
-			w.WriteMsg(m)
 		}
 	}()
-	remote := w.RemoteAddr()
-	_, tcp := remote.(*net.TCPAddr)
-	client := addrOf(remote)
 	m, cookie := h.answer(req, client, tcp)
 	// Neither TCP nor a query with our cookie can come from a spoofed address.
 	if h.rrl != nil && !tcp && cookie != cookieValid {
 		switch h.rrl.check(client, m, time.Now()) {
 		case rrlDrop:
-			return
+			return nil
 		case rrlSlip:
 			slip(m)
 		}
 	}
-	w.WriteMsg(m)
+	return m
 }
 
 func queryString(req *dns.Msg) string {
@@ -124,8 +131,28 @@ func (h *Handler) Answer(req *dns.Msg, remote netip.Addr, tcp bool) *dns.Msg {
 
 // answer is Answer that also says what the query's DNS cookie was.
 func (h *Handler) answer(req *dns.Msg, remote netip.Addr, tcp bool) (m *dns.Msg, cookie cookieStatus) {
+	return h.answerTraced(req, remote, tcp, nil)
+}
+
+// trace records how an answer was made, for the fast path's cache; a
+// traced answer is not counted in the metrics.
+type trace struct {
+	zone     string          // the zone that answered
+	services int             // service names routed
+	svc      *zones.Service  // the last one
+	owner    string          // its owner name
+	fixed    *route.Decision // answer services with this decision instead of routing
+}
+
+func (h *Handler) answerTraced(req *dns.Msg, remote netip.Addr, tcp bool, tr *trace) (m *dns.Msg, cookie cookieStatus) {
 	zone := "" // the zone that answered, for the query counter; every outcome is counted
-	defer func() { h.cfg.Metrics.query(zone, qtypeOf(req), m.Rcode) }()
+	defer func() {
+		if tr == nil {
+			h.cfg.Metrics.query(zone, qtypeOf(req), m.Rcode)
+		} else {
+			tr.zone = zone
+		}
+	}()
 	m = new(dns.Msg)
 	m.SetReply(req)
 	m.Compress = true
@@ -174,7 +201,7 @@ func (h *Handler) answer(req *dns.Msg, remote netip.Addr, tcp bool) (m *dns.Msg,
 	switch q.Qclass {
 	case dns.ClassINET:
 		var scope int
-		scope, zone = h.answerIN(m, q, client, tcp)
+		scope, zone = h.answerIN(m, q, client, tcp, tr)
 		if ecs != nil {
 			if !ecs.usable() {
 				scope = 0 // the option was not used: say so (RFC 7871 7.2.1)
@@ -238,7 +265,7 @@ func (h *Handler) responseOPT(req *dns.OPT) *dns.OPT {
 // answerIN answers a class IN question. It returns the ECS scope the
 // answer holds for (0 unless a service routed by location answered) and
 // the zone that answered ("" if none).
-func (h *Handler) answerIN(m *dns.Msg, q dns.Question, client netip.Prefix, tcp bool) (scope int, zone string) {
+func (h *Handler) answerIN(m *dns.Msg, q dns.Question, client netip.Prefix, tcp bool, tr *trace) (scope int, zone string) {
 	switch q.Qtype {
 	case dns.TypeAXFR, dns.TypeIXFR:
 		m.Rcode = dns.RcodeRefused // zone transfers are not offered
@@ -258,6 +285,14 @@ func (h *Handler) answerIN(m *dns.Msg, q dns.Question, client netip.Prefix, tcp 
 		return 0, ""
 	}
 	svcFn := func(svc *zones.Service, owner string, qtype uint16) []dns.RR {
+		if tr != nil {
+			tr.services++
+			tr.svc, tr.owner = svc, owner
+			if tr.fixed != nil {
+				return serviceRRs(svc, owner, qtype, *tr.fixed)
+			}
+			return nil // filling the cache: the caller notes the service
+		}
 		d := h.router.Route(z.Origin, svc, client, qtype == dns.TypeAAAA)
 		scope = max(scope, d.Scope)
 		switch {

@@ -48,9 +48,14 @@ var qtypeLabels = func() map[uint16]string {
 }()
 
 func (m *Metrics) query(zone string, qtype uint16, rcode int) {
-	if m == nil {
-		return
+	if m != nil {
+		m.counter(zone, qtype, rcode).Inc()
 	}
+}
+
+// counter returns the query counter of zone, qtype and rcode; the fast
+// path keeps it with a cached response rather than find it per query.
+func (m *Metrics) counter(zone string, qtype uint16, rcode int) prometheus.Counter {
 	t, ok := qtypeLabels[qtype]
 	if !ok {
 		t = "other"
@@ -58,7 +63,7 @@ func (m *Metrics) query(zone string, qtype uint16, rcode int) {
 	if zone == "" {
 		zone = "-"
 	}
-	m.queries.WithLabelValues(zone, t, RcodeName(rcode)).Inc()
+	return m.queries.WithLabelValues(zone, t, RcodeName(rcode))
 }
 
 // RcodeName names an rcode. 16 is BADVERS (RFC 6891) here: miekg/dns

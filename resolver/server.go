@@ -4,11 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"net/netip"
+	"runtime"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
 )
 
 // Timeouts for TCP clients. A resolver keeps a connection for several
@@ -24,6 +30,9 @@ const (
 type Listener struct {
 	UDP net.PacketConn
 	TCP net.Listener
+	// more UDP sockets on the same address (SO_REUSEPORT), one per core:
+	// the kernel spreads clients over them and each has its own reader.
+	more []net.PacketConn
 }
 
 // Addr returns the address both sockets are bound to.
@@ -36,8 +45,20 @@ func Listen(addr string) (Listener, error) {
 	if err != nil {
 		return Listener{}, err
 	}
+	// One UDP socket per core. With one, no SO_REUSEPORT: a second server
+	// started on the same port by mistake then fails instead of silently
+	// taking half the traffic.
+	sockets := runtime.GOMAXPROCS(0)
+	lc := net.ListenConfig{}
+	if sockets > 1 {
+		lc.Control = reusePort
+	}
 	var last error
 	for range 20 {
+		// The first bind is exclusive (no SO_REUSEPORT): it fails if any
+		// socket holds the port, and port 0 gets a port nobody shares. The
+		// group then binds that port; a foreign socket joining it would
+		// silently take a share of the queries.
 		pc, err := net.ListenPacket("udp", addr)
 		if err != nil {
 			return Listener{}, err
@@ -46,9 +67,26 @@ func Listen(addr string) (Listener, error) {
 		if p == "0" {
 			_, p, _ = net.SplitHostPort(pc.LocalAddr().String())
 		}
+		bound := pc.LocalAddr().String()
+		if sockets > 1 {
+			pc.Close()
+			if pc, err = lc.ListenPacket(context.Background(), "udp", bound); err != nil {
+				last = err
+				continue
+			}
+		}
 		ln, err := net.Listen("tcp", net.JoinHostPort(host, p))
 		if err == nil {
-			return Listener{UDP: pc, TCP: ln}, nil
+			l := Listener{UDP: pc, TCP: ln}
+			for range sockets - 1 {
+				more, err := lc.ListenPacket(context.Background(), "udp", bound)
+				if err != nil {
+					l.Close()
+					return Listener{}, fmt.Errorf("listen %s: %w", addr, err)
+				}
+				l.more = append(l.more, more)
+			}
+			return l, nil
 		}
 		pc.Close()
 		last = err
@@ -59,6 +97,23 @@ func Listen(addr string) (Listener, error) {
 	return Listener{}, fmt.Errorf("listen %s: %w", addr, last)
 }
 
+// Close closes every socket of the listener.
+func (l Listener) Close() {
+	l.UDP.Close()
+	l.TCP.Close()
+	for _, pc := range l.more {
+		pc.Close()
+	}
+}
+
+func reusePort(_, _ string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	})
+	return errors.Join(err, serr)
+}
+
 // DefaultMaxTCPConns caps concurrent TCP connections per listener.
 const DefaultMaxTCPConns = 1000
 
@@ -67,24 +122,55 @@ type ServeOptions struct {
 	// MaxTCPConns caps concurrent TCP connections per listener; one more is
 	// accepted and closed at once. Default DefaultMaxTCPConns.
 	MaxTCPConns int
+	Log         *slog.Logger // default slog.Default()
+}
+
+// WireHandler answers queries in wire format (UDP) and as dns.Msg (TCP);
+// *Handler is one.
+type WireHandler interface {
+	dns.Handler
+	ServeWire(q []byte, remote netip.Addr, tcp bool, out []byte) []byte
 }
 
 // Serve answers DNS on the listeners until ctx is cancelled, then stops
 // accepting, lets in-flight queries finish (up to 5 s) and returns.
-func Serve(ctx context.Context, h dns.Handler, opts ServeOptions, lns ...Listener) error {
+func Serve(ctx context.Context, h WireHandler, opts ServeOptions, lns ...Listener) error {
 	if opts.MaxTCPConns <= 0 {
 		opts.MaxTCPConns = DefaultMaxTCPConns
 	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
 	var servers []*dns.Server
+	var udp []net.PacketConn
 	for _, l := range lns {
 		servers = append(servers,
-			&dns.Server{PacketConn: l.UDP, Handler: h, UDPSize: 65535,
-				ReadTimeout: readTimeout, WriteTimeout: writeTimeout},
 			&dns.Server{Listener: limit(l.TCP, opts.MaxTCPConns), Handler: h, MaxTCPQueries: -1,
 				ReadTimeout: readTimeout, WriteTimeout: writeTimeout,
 				IdleTimeout: func() time.Duration { return tcpIdleTimeout }},
 		)
+		udp = append(append(udp, l.UDP), l.more...)
 	}
+	var udpWG sync.WaitGroup
+	var stop atomic.Bool
+	for _, pc := range udp {
+		c, ok := pc.(*net.UDPConn)
+		if !ok {
+			return fmt.Errorf("serve: %T is not a UDP socket", pc)
+		}
+		udpWG.Add(1)
+		go func() {
+			defer udpWG.Done()
+			serveUDP(c, h, opts.Log, &stop)
+		}()
+	}
+	defer func() {
+		stop.Store(true)
+		for _, pc := range udp {
+			pc.Close()
+		}
+		udpWG.Wait()
+	}()
 	errc := make(chan error, len(servers))
 	var wg sync.WaitGroup
 	for _, s := range servers {

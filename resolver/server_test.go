@@ -17,7 +17,7 @@ func startServer(t *testing.T) string {
 }
 
 // serveHandler serves h on a loopback port until the test ends.
-func serveHandler(t *testing.T, h dns.Handler, opts ServeOptions) string {
+func serveHandler(t *testing.T, h WireHandler, opts ServeOptions) string {
 	t.Helper()
 	ln, err := Listen("127.0.0.1:0")
 	require.NoError(t, err)
@@ -126,9 +126,11 @@ func TestServerSurvivesGarbage(t *testing.T) {
 func TestListenSamePort(t *testing.T) {
 	ln, err := Listen("127.0.0.1:0")
 	require.NoError(t, err)
-	defer ln.UDP.Close()
-	defer ln.TCP.Close()
+	defer ln.Close()
 	require.Equal(t, ln.UDP.LocalAddr().String(), ln.TCP.Addr().String())
+	// Another server cannot take the port, not even with SO_REUSEPORT.
+	_, err = Listen(ln.Addr())
+	require.Error(t, err)
 }
 
 func TestServerUnknownOpcode(t *testing.T) {

@@ -8,6 +8,7 @@ FUZZTIME="${FUZZTIME:-10s}"
 targets=(
   "FuzzAnswer ./resolver"        # raw packet -> handler
   "FuzzECS ./resolver"           # client subnet option parsing
+  "FuzzFastPath ./resolver"      # cached wire answers == full answers
   "FuzzCompile ./zones"          # YAML zone loader
   "FuzzImportMaster ./zones"     # RFC 1035 master-file import
   "FuzzRequest ./api"            # admin API requests

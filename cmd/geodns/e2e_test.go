@@ -49,8 +49,7 @@ func freeAddr(t *testing.T) string {
 	ln, err := resolver.Listen("127.0.0.1:0")
 	require.NoError(t, err)
 	addr := ln.Addr()
-	ln.UDP.Close()
-	ln.TCP.Close()
+	ln.Close()
 	return addr
 }
 
