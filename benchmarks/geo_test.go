@@ -64,10 +64,12 @@ func BenchmarkServiceAnswer(b *testing.B) {
 	var set atomic.Pointer[zones.Set]
 	set.Store(zones.NewSet(z))
 	h := resolver.NewHandler(&set, &route.Router{Loc: l}, resolver.Config{}, nil)
+	// wire: the server's path (ServeWire: the fast path, packed variants);
+	// the others build and pack a dns.Msg (the full path).
 	for _, c := range []struct {
-		name string
-		ecs  bool
-	}{{"ecs", true}, {"source-address", false}} {
+		name      string
+		ecs, wire bool
+	}{{"ecs", true, false}, {"source-address", false, false}, {"wire-ecs", true, true}, {"wire-source-address", false, true}} {
 		b.Run(c.name, func(b *testing.B) {
 			reqs := make([]*dns.Msg, len(clients))
 			for i, a := range clients {
@@ -82,6 +84,22 @@ func BenchmarkServiceAnswer(b *testing.B) {
 					m.IsEdns0().Option = append(m.IsEdns0().Option, e)
 				}
 				reqs[i] = m
+			}
+			if c.wire {
+				wires := make([][]byte, len(reqs))
+				for i, m := range reqs {
+					wires[i], _ = m.Pack()
+				}
+				buf := make([]byte, 0, 4096)
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					if resp := h.ServeWire(wires[i%len(wires)], clients[i%len(clients)], false, buf); len(resp) < 40 {
+						b.Fatal("no answer")
+					}
+					i++
+				}
+				return
 			}
 			buf := make([]byte, 0, 4096)
 			b.ReportAllocs()

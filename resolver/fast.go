@@ -164,9 +164,9 @@ func parseSubnet(b []byte) (clientSubnet, bool) {
 	return clientSubnet{family: family, source: source, prefix: p}, true
 }
 
-func (fq *query) key(tcp bool) string {
+// key writes the cache key of the question into b.
+func (fq *query) key(b *[255 + 3]byte, tcp bool) []byte {
 	n := len(fq.name)
-	var b [255 + 3]byte
 	copy(b[:], fq.lower[:n])
 	b[n], b[n+1] = byte(fq.qtype>>8), byte(fq.qtype)
 	var f byte
@@ -180,7 +180,7 @@ func (fq *query) key(tcp bool) string {
 		f |= 4
 	}
 	b[n+2] = f
-	return string(b[:n+3])
+	return b[:n+3]
 }
 
 // packed is a response ready to copy, with what a query must still patch.
@@ -226,7 +226,7 @@ func newFastCache(set *zones.Set) *fastCache {
 	return c
 }
 
-func (c *fastCache) shard(key string) int {
+func (c *fastCache) shard(key []byte) int {
 	h := uint32(2166136261)
 	for i := 0; i < len(key); i++ {
 		h = (h ^ uint32(key[i])) * 16777619
@@ -234,22 +234,22 @@ func (c *fastCache) shard(key string) int {
 	return int(h % fastShards)
 }
 
-func (c *fastCache) get(key string) *entry {
+func (c *fastCache) get(key []byte) *entry {
 	s := &c.shards[c.shard(key)]
 	s.mu.RLock()
-	e := s.m[key]
+	e := s.m[string(key)] // no allocation: the compiler looks up the bytes
 	s.mu.RUnlock()
 	return e
 }
 
-func (c *fastCache) put(key string, e *entry) {
+func (c *fastCache) put(key []byte, e *entry) {
 	if c.count.Load() >= maxEntries {
 		return
 	}
 	s := &c.shards[c.shard(key)]
 	s.mu.Lock()
-	if _, ok := s.m[key]; !ok {
-		s.m[key] = e
+	if _, ok := s.m[string(key)]; !ok {
+		s.m[string(key)] = e
 		c.count.Add(1)
 	}
 	s.mu.Unlock()
@@ -319,7 +319,8 @@ func (h *Handler) fastAnswer(fq *query, remote netip.Addr, tcp bool, out []byte)
 		return nil, false
 	}
 	c := h.cache(set)
-	key := fq.key(tcp)
+	var kb [255 + 3]byte
+	key := fq.key(&kb, tcp)
 	e := c.get(key)
 	if e == nil {
 		e = h.fill(set, fq, tcp)
@@ -437,9 +438,10 @@ func (h *Handler) fill(set *zones.Set, fq *query, tcp bool) *entry {
 
 // variant returns the packed response for one routing decision.
 func (h *Handler) variant(e *entry, fq *query, tcp bool, d route.Decision) *packed {
-	k := decisionKey(d)
+	var kb [128]byte
+	k := decisionKey(kb[:0], d)
 	e.mu.RLock()
-	p := e.variants[k]
+	p := e.variants[string(k)]
 	e.mu.RUnlock()
 	if p != nil {
 		return p
@@ -465,15 +467,14 @@ func (h *Handler) variant(e *entry, fq *query, tcp bool, d route.Decision) *pack
 	}
 	e.mu.Lock()
 	if len(e.variants) < maxVariants {
-		e.variants[k] = p
+		e.variants[string(k)] = p
 	}
 	e.mu.Unlock()
 	return p
 }
 
-// decisionKey names what a decision puts in a response.
-func decisionKey(d route.Decision) string {
-	b := make([]byte, 0, 64)
+// decisionKey appends to b what names the response a decision makes.
+func decisionKey(b []byte, d route.Decision) []byte {
 	if d.Degraded {
 		b = append(b, 'd')
 	}
@@ -491,7 +492,7 @@ func decisionKey(d route.Decision) string {
 	for _, n := range d.Names[:min(1, len(d.Names))] {
 		b = append(b, n...)
 	}
-	return string(b)
+	return b
 }
 
 // pack packs m for the cache: nil if it cannot be.

@@ -31,6 +31,7 @@ type Router struct {
 	Now     func() time.Time // nil: time.Now; tests move the clock
 	rot     atomic.Uint32
 	demandCache
+	places placeCache
 }
 
 // Decision is what a service answers one client.
@@ -102,18 +103,20 @@ func siteGroups(svc *zones.Service, loc geo.Location, located bool, addr netip.A
 
 func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v6 bool, tr *Trace) Decision {
 	addr := client.Addr().Unmap()
-	var loc geo.Location
-	located := false
-	if r.Loc != nil && addr.IsValid() {
-		loc, located = r.Loc.Locate(addr)
-	}
-	var dist *[]geo.SiteDistance
+	var (
+		loc     geo.Location
+		located bool
+		groups  [][]string
+	)
 	if tr != nil {
-		dist = &tr.Distances
-	}
-	groups := siteGroups(svc, loc, located, addr, dist)
-	if tr != nil {
+		if r.Loc != nil && addr.IsValid() {
+			loc, located = r.Loc.Locate(addr)
+		}
+		groups = siteGroups(svc, loc, located, addr, &tr.Distances)
 		tr.Location, tr.Located, tr.Rule, tr.Groups = loc, located, geo.MatchRule(svc.Rules, loc, addr), groups
+	} else {
+		p := r.place(svc, client, addr)
+		loc, groups = p.loc, p.groups
 	}
 
 	var d Decision

@@ -47,6 +47,7 @@ var (
 	geodnsBin = flag.String("geodns", "bin/geodns", "the geodns binary")
 	outDir    = flag.String("out", "", "directory for raw output and the summary (default benchmarks/out/peers-<time>)")
 	basePort  = flag.Int("port", 5400, "first of the ports the servers listen on")
+	keep      = flag.Bool("keep", false, "keep the work directory (configs, zones, logs)")
 )
 
 const addr = "127.0.0.1"
@@ -89,7 +90,11 @@ func main() {
 	}
 	work, err := os.MkdirTemp("", "geodns-peers-")
 	check(err)
-	defer os.RemoveAll(work)
+	if *keep {
+		log.Printf("work directory kept: %s", work)
+	} else {
+		defer os.RemoveAll(work)
+	}
 	check(os.MkdirAll(filepath.Join(*outDir, "raw"), 0o755))
 	writeCommon(work)
 	var cells []cell
