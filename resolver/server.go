@@ -153,6 +153,8 @@ func Serve(ctx context.Context, h WireHandler, opts ServeOptions, lns ...Listene
 	}
 	var udpWG sync.WaitGroup
 	var stop atomic.Bool
+	addProcs(len(udp))
+	defer addProcs(-len(udp))
 	for _, pc := range udp {
 		c, ok := pc.(*net.UDPConn)
 		if !ok {
@@ -196,6 +198,26 @@ func Serve(ctx context.Context, h WireHandler, opts ServeOptions, lns ...Listene
 	}
 	wg.Wait()
 	return err
+}
+
+// readerProcs counts the UDP readers running; each holds a P of its own
+// (udp_linux.go), so GOMAXPROCS is the program's own setting plus them.
+var readerProcs struct {
+	sync.Mutex
+	base, n int
+}
+
+func addProcs(d int) {
+	if !readersHoldProcs {
+		return
+	}
+	readerProcs.Lock()
+	defer readerProcs.Unlock()
+	if readerProcs.n == 0 {
+		readerProcs.base = runtime.GOMAXPROCS(0)
+	}
+	readerProcs.n += d
+	runtime.GOMAXPROCS(readerProcs.base + readerProcs.n)
 }
 
 // limitListener accepts at most a fixed number of connections at once. One

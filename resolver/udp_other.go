@@ -8,6 +8,9 @@ import (
 	"sync/atomic"
 )
 
+// readersHoldProcs: readers wait in the netpoller, without a P.
+const readersHoldProcs = false
+
 // serveUDP answers queries on c until c is closed.
 func serveUDP(c *net.UDPConn, h WireHandler, log *slog.Logger, _ *atomic.Bool) {
 	servePolled(c, h, log)

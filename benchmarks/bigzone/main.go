@@ -4,6 +4,12 @@
 //
 //	go run ./benchmarks/bigzone -records 1000000 -out /tmp/big      # write /tmp/big/big.example.yaml
 //	go run ./benchmarks/bigzone -records 1000000 -out /tmp/big -load
+//	go run ./benchmarks/bigzone -records 1000000 -out /tmp/big -serve bin/geodns -qps 20000 -duration 40s
+//
+// -serve starts the server on the zone, reports when it answers and its
+// RSS, then runs dnsperf against it at a fixed rate and, a third of the way
+// in, edits the zone file: the reload must lose and fail no query, and the
+// edit must be served.
 //
 // The mix is what a large hosting zone looks like: 70 % A, 10 % AAAA,
 // 10 % TXT, 5 % CNAME, 5 % MX, at names host<N>, with the apex SOA and NS.
@@ -14,13 +20,19 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/geodns/geodns/zones"
+	"github.com/miekg/dns"
 )
 
 const origin = "big.example."
@@ -29,6 +41,9 @@ func main() {
 	n := flag.Int("records", 1_000_000, "records to write")
 	out := flag.String("out", "", "directory to write big.example.yaml to")
 	load := flag.Bool("load", false, "load the zone and report time and memory")
+	serveBin := flag.String("serve", "", "geodns binary: serve the zone and reload it under dnsperf load")
+	qps := flag.Int("qps", 20000, "dnsperf rate for -serve")
+	duration := flag.Duration("duration", 40*time.Second, "dnsperf run for -serve")
 	format := flag.String("format", "master", "master: the records in an RFC 1035 file the YAML zone imports (how bulk data is kept); yaml: all in the YAML file")
 	flag.Parse()
 	if *out == "" {
@@ -40,6 +55,10 @@ func main() {
 	}
 	st, _ := os.Stat(path)
 	fmt.Printf("wrote %s: %d records, %.1f MB\n", path, *n, float64(st.Size())/1e6)
+	if *serveBin != "" {
+		serveAndReload(*serveBin, *out, *n, *qps, *duration)
+		return
+	}
 	if !*load {
 		return
 	}
@@ -135,4 +154,108 @@ func writeMaster(path string, n int) error {
 		return err
 	}
 	return f.Close()
+}
+
+// serveAndReload is -serve.
+func serveAndReload(bin, dir string, n, qps int, duration time.Duration) {
+	const addr = "127.0.0.1:5460"
+	start := time.Now()
+	cmd := exec.Command(bin, "serve", "--zones", dir, "--listen", addr, "--http", "off", "--log-format", "json")
+	logf, err := os.Create(filepath.Join(dir, "server.log"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		log.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	}()
+	c := &dns.Client{Timeout: 500 * time.Millisecond}
+	ask := func(name string) (*dns.Msg, error) {
+		r, _, err := c.Exchange(new(dns.Msg).SetQuestion(name, dns.TypeA), addr)
+		return r, err
+	}
+	for {
+		if r, err := ask("h7." + origin); err == nil && len(r.Answer) == 1 {
+			break
+		}
+		if time.Since(start) > 2*time.Minute {
+			log.Fatal("the server did not answer within 2 minutes")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ready := time.Since(start)
+	rss := rssKB(cmd.Process.Pid)
+	fmt.Printf("geodns answers the %d-record zone %.2f s after start; RSS %.0f MB = %.0f B/record\n",
+		n, ready.Seconds(), float64(rss)/1024, float64(rss)*1024/float64(n))
+
+	// Queries: names spread over the zone, all positive or NODATA.
+	rng := rand.New(rand.NewPCG(1, 2))
+	var q strings.Builder
+	for range 10000 {
+		fmt.Fprintf(&q, "h%d.%s A\n", 3+rng.IntN(n-3), origin)
+	}
+	qf := filepath.Join(dir, "queries.txt")
+	if err := os.WriteFile(qf, []byte(q.String()), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	perf := exec.Command("dnsperf", "-s", "127.0.0.1", "-p", "5460", "-d", qf, "-l", strconv.Itoa(int(duration.Seconds())),
+		"-Q", strconv.Itoa(qps), "-c", "4", "-t", "2")
+	var perfOut strings.Builder
+	perf.Stdout, perf.Stderr = &perfOut, &perfOut
+	if err := perf.Start(); err != nil {
+		log.Fatal(err)
+	}
+	time.Sleep(duration / 3)
+	// The edit: one more record, in the imported master file.
+	zf := filepath.Join(dir, "big.example.zone")
+	f, err := os.OpenFile(zf, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Fprintln(f, "reloaded A 192.0.2.99")
+	f.Close()
+	now := time.Now()
+	os.Chtimes(filepath.Join(dir, "big.example.yaml"), now, now) // the YAML file is what the watcher reloads
+	edited := time.Now()
+	for {
+		if r, err := ask("reloaded." + origin); err == nil && len(r.Answer) == 1 {
+			break
+		}
+		if time.Since(edited) > duration {
+			log.Fatal("the edit was never served")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	fmt.Printf("edit served %.2f s after it was written (peak RSS %.0f MB)\n", time.Since(edited).Seconds(), float64(hwmKB(cmd.Process.Pid))/1024)
+	if err := perf.Wait(); err != nil {
+		log.Fatalf("dnsperf: %v\n%s", err, perfOut.String())
+	}
+	for _, line := range strings.Split(perfOut.String(), "\n") {
+		for _, k := range []string{"Queries sent", "Queries completed", "Queries lost", "Response codes", "Queries per second", "Average Latency", "Latency StdDev"} {
+			if strings.Contains(line, k) {
+				fmt.Println(strings.TrimSpace(line))
+			}
+		}
+	}
+}
+
+func rssKB(pid int) int64 { return statusKB(pid, "VmRSS:") }
+func hwmKB(pid int) int64 { return statusKB(pid, "VmHWM:") }
+
+func statusKB(pid int, field string) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field); ok {
+			n, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+			return n
+		}
+	}
+	return 0
 }
