@@ -3,6 +3,7 @@ package resolver
 import (
 	"context"
 	"net"
+	"runtime"
 	"testing"
 	"time"
 
@@ -183,4 +184,26 @@ func TestServerTCPConnectionCap(t *testing.T) {
 		defer c.Close()
 		return ask(c) == nil
 	}, 5*time.Second, 20*time.Millisecond, "a freed slot takes a new connection")
+}
+
+// TestGCWithIdleReaders: a UDP reader waiting for queries holds a P in a
+// raw system call; a collection must still stop the world promptly (a
+// reader that did not yield on the preemption signal hung it forever).
+func TestGCWithIdleReaders(t *testing.T) {
+	startServer(t)
+	time.Sleep(50 * time.Millisecond) // the readers are waiting
+	for range 3 {
+		done := make(chan time.Duration, 1)
+		go func() {
+			start := time.Now()
+			runtime.GC()
+			done <- time.Since(start)
+		}()
+		select {
+		case d := <-done:
+			require.Less(t, d, time.Second)
+		case <-time.After(5 * time.Second):
+			t.Fatal("a garbage collection did not finish: a UDP reader does not yield")
+		}
+	}
 }

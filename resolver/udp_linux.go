@@ -24,9 +24,9 @@ import (
 // every wait (sysmon retakes a P blocked in a syscall after 20 us; at
 // moderate rates that cost three thread switches per query, more than the
 // query itself). Serve adds one P per reader so the rest of the program
-// keeps its own. The receive timeout and the runtime's preemption signal
-// (which interrupts a read with a timeout set: EINTR) bound how long the
-// reader holds the P without a scheduling point.
+// keeps its own. The reader stays preemptible: the runtime's preemption
+// signal interrupts a read that has a timeout set (EINTR), and the reader
+// then yields.
 
 // readersHoldProcs: each reader keeps a P while it waits (see above).
 const readersHoldProcs = true
@@ -71,8 +71,6 @@ func serveUDP(c *net.UDPConn, h WireHandler, log *slog.Logger, stop *atomic.Bool
 	// epoll, which would wake an idle thread for every datagram the reader
 	// takes. Closed, it leaves the epoll set; the duplicate keeps the socket.
 	c.Close()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 
 	var (
 		in    [udpBatch]mmsghdr
@@ -102,7 +100,10 @@ func serveUDP(c *net.UDPConn, h WireHandler, log *slog.Logger, stop *atomic.Bool
 		if errno != 0 {
 			switch errno {
 			case unix.EAGAIN, unix.EINTR:
-				runtime.Gosched() // the timeout or a preemption: let the scheduler in
+				// The timeout, or a signal: the runtime's preemption (a GC
+				// stopping the world) waits for this yield, as a raw call
+				// back into the kernel is no scheduling point.
+				runtime.Gosched()
 				continue
 			case unix.EBADF:
 				return
