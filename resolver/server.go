@@ -200,7 +200,7 @@ func Serve(ctx context.Context, h WireHandler, opts ServeOptions, lns ...Listene
 	return err
 }
 
-// readerProcs counts the UDP readers running; each holds a P of its own
+// readerProcs counts the UDP readers running; each gets a P of its own
 // (udp_linux.go), so GOMAXPROCS is the program's own setting plus them.
 var readerProcs struct {
 	sync.Mutex

@@ -186,9 +186,9 @@ func TestServerTCPConnectionCap(t *testing.T) {
 	}, 5*time.Second, 20*time.Millisecond, "a freed slot takes a new connection")
 }
 
-// TestGCWithIdleReaders: a UDP reader waiting for queries holds a P in a
-// raw system call; a collection must still stop the world promptly (a
-// reader that did not yield on the preemption signal hung it forever).
+// TestGCWithIdleReaders: UDP readers waiting in recvmmsg must not hold off
+// a collection's stop-the-world (a reader waiting in a raw system call,
+// tried once, hung it forever).
 func TestGCWithIdleReaders(t *testing.T) {
 	startServer(t)
 	time.Sleep(50 * time.Millisecond) // the readers are waiting

@@ -19,16 +19,19 @@ import (
 // query is there, with whatever else is queued), answers the batch, and
 // sends it with one sendmmsg. The kernel wakes that thread directly.
 //
-// The calls are raw: the thread keeps its P (Go's scheduler slot) while it
-// waits, so the runtime does not hand the P off and take it back around
-// every wait (sysmon retakes a P blocked in a syscall after 20 us; at
-// moderate rates that cost three thread switches per query, more than the
-// query itself). Serve adds one P per reader so the rest of the program
-// keeps its own. The reader stays preemptible: the runtime's preemption
-// signal interrupts a read that has a timeout set (EINTR), and the reader
-// then yields.
+// Two things kept this from being as cheap as in C, each costing a thread
+// switch or two per query at moderate rates: sysmon takes a P blocked in a
+// system call away after 20 us, and hands it to another thread, unless a
+// P is idle; and the Go connection's descriptor, in the netpoller's epoll
+// set, woke an idle thread for every datagram. So Serve adds one P per
+// reader (one stays idle for the rest of the program), and the reader
+// closes the Go connection once it has its own descriptor.
+//
+// (Raw system calls, which keep the P during the wait, were cheaper still
+// but left goroutines queued on the reader's P waiting for its timeout:
+// TCP answers stalled, and a stop-the-world waited on the reader.)
 
-// readersHoldProcs: each reader keeps a P while it waits (see above).
+// readersHoldProcs: each reader gets a P of its own (see above).
 const readersHoldProcs = true
 
 // mmsghdr is struct mmsghdr.
@@ -95,16 +98,12 @@ func serveUDP(c *net.UDPConn, h WireHandler, log *slog.Logger, stop *atomic.Bool
 			in[i].hdr.Namelen = uint32(unsafe.Sizeof(names[i]))
 			in[i].hdr.Flags = 0
 		}
-		r, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&in[0])), udpBatch,
+		r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&in[0])), udpBatch,
 			unix.MSG_WAITFORONE, 0, 0)
 		if errno != 0 {
 			switch errno {
 			case unix.EAGAIN, unix.EINTR:
-				// The timeout, or a signal: the runtime's preemption (a GC
-				// stopping the world) waits for this yield, as a raw call
-				// back into the kernel is no scheduling point.
-				runtime.Gosched()
-				continue
+				continue // the timeout or a signal: look at stop
 			case unix.EBADF:
 				return
 			}
@@ -130,7 +129,7 @@ func serveUDP(c *net.UDPConn, h WireHandler, log *slog.Logger, stop *atomic.Bool
 			k++
 		}
 		for sent := 0; sent < k; {
-			w, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&out[sent])), uintptr(k-sent), 0, 0, 0)
+			w, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&out[sent])), uintptr(k-sent), 0, 0, 0)
 			if errno != 0 {
 				if errno == unix.EINTR || errno == unix.EAGAIN {
 					continue
