@@ -102,52 +102,48 @@ func write(dir string, n int, master bool) (string, error) {
 		}
 		return path, writeMaster(filepath.Join(dir, "big.example.zone"), n)
 	}
+	return path, writeRecords(path, head, n, func(w *bufio.Writer, i int, typ, value string) {
+		switch typ {
+		case "CNAME":
+			fmt.Fprintf(w, "  h%d: {CNAME: %s}\n", i, value)
+		default:
+			fmt.Fprintf(w, "  h%d: {%s: [%q]}\n", i, typ, value)
+		}
+	})
+}
+
+// writeMaster writes the same records as an RFC 1035 master file.
+func writeMaster(path string, n int) error {
+	head := fmt.Sprintf("$ORIGIN %s\n$TTL 300\n", origin)
+	return writeRecords(path, head, n, func(w *bufio.Writer, i int, typ, value string) {
+		if typ == "TXT" {
+			value = strconv.Quote(value)
+		}
+		fmt.Fprintf(w, "h%d %s %s\n", i, typ, value)
+	})
+}
+
+// writeRecords writes head and records 3..n-1 (70 % A, 10 % AAAA, 10 %
+// TXT, 5 % CNAME, 5 % MX), each formatted by line.
+func writeRecords(path, head string, n int, line func(w *bufio.Writer, i int, typ, value string)) error {
 	f, err := os.Create(path)
 	if err != nil {
-		return "", err
+		return err
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
 	w.WriteString(head)
 	for i := 3; i < n; i++ {
 		switch i % 20 {
 		case 0, 1:
-			fmt.Fprintf(w, "  h%d: {AAAA: [\"2001:db8:%x::%x\"]}\n", i, i>>16, i&0xffff)
+			line(w, i, "AAAA", fmt.Sprintf("2001:db8:%x::%x", i>>16, i&0xffff))
 		case 2, 3:
-			fmt.Fprintf(w, "  h%d: {TXT: [\"v=spf1 ip4:10.%d.%d.0/24 -all\"]}\n", i, i>>16&255, i>>8&255)
+			line(w, i, "TXT", fmt.Sprintf("v=spf1 ip4:10.%d.%d.0/24 -all", i>>16&255, i>>8&255))
 		case 4:
-			fmt.Fprintf(w, "  h%d: {CNAME: h%d}\n", i, i-1)
+			line(w, i, "CNAME", fmt.Sprintf("h%d", i-1))
 		case 5:
-			fmt.Fprintf(w, "  h%d: {MX: [\"10 mx%d.mail.example.net.\"]}\n", i, i%100)
+			line(w, i, "MX", fmt.Sprintf("10 mx%d.mail.example.net.", i%100))
 		default:
-			fmt.Fprintf(w, "  h%d: {A: [10.%d.%d.%d]}\n", i, i>>16&255, i>>8&255, i&255)
-		}
-	}
-	if err := w.Flush(); err != nil {
-		return "", err
-	}
-	return path, f.Close()
-}
-
-// writeMaster writes the same records as an RFC 1035 master file.
-func writeMaster(path string, n int) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	fmt.Fprintf(w, "$ORIGIN %s\n$TTL 300\n", origin)
-	for i := 3; i < n; i++ {
-		switch i % 20 {
-		case 0, 1:
-			fmt.Fprintf(w, "h%d AAAA 2001:db8:%x::%x\n", i, i>>16, i&0xffff)
-		case 2, 3:
-			fmt.Fprintf(w, "h%d TXT \"v=spf1 ip4:10.%d.%d.0/24 -all\"\n", i, i>>16&255, i>>8&255)
-		case 4:
-			fmt.Fprintf(w, "h%d CNAME h%d\n", i, i-1)
-		case 5:
-			fmt.Fprintf(w, "h%d MX 10 mx%d.mail.example.net.\n", i, i%100)
-		default:
-			fmt.Fprintf(w, "h%d A 10.%d.%d.%d\n", i, i>>16&255, i>>8&255, i&255)
+			line(w, i, "A", fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255))
 		}
 	}
 	if err := w.Flush(); err != nil {
