@@ -104,9 +104,10 @@ func siteGroups(svc *zones.Service, loc geo.Location, located bool, addr netip.A
 func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v6 bool, tr *Trace) Decision {
 	addr := client.Addr().Unmap()
 	var (
-		loc     geo.Location
-		located bool
-		groups  [][]string
+		loc        geo.Location
+		located    bool
+		groups     [][]string
+		candidates = -1 // sites with endpoints of the family: more than one makes the answer location-dependent
 	)
 	if tr != nil {
 		if r.Loc != nil && addr.IsValid() {
@@ -117,14 +118,12 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 	} else {
 		p := r.place(svc, client, addr)
 		loc, groups = p.loc, p.groups
+		candidates = p.candidates[b2i(v6)]
 	}
 
 	var d Decision
-	candidates := 0 // sites with endpoints of the family: more than one makes the answer location-dependent
-	for _, site := range svc.SiteOrder {
-		if r.siteHas(svc, site, v6) {
-			candidates++
-		}
+	if candidates < 0 {
+		candidates = countCandidates(svc, v6)
 	}
 	var (
 		t      time.Time // zero unless a ramp needs the time
@@ -145,7 +144,7 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 	}
 	for _, g := range groups {
 		for _, site := range g {
-			if !r.siteHas(svc, site, v6) {
+			if !siteHas(svc, site, v6) {
 				continue
 			}
 			st := r.standing(origin, svc, site, t)
@@ -182,7 +181,7 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 			// rather than give the next group everything.
 			sts := make([]SiteTraffic, len(svc.Sites))
 			for i, s := range svc.Sites {
-				if r.siteHas(svc, s.Name, v6) {
+				if siteHas(svc, s.Name, v6) {
 					sts[i] = r.standing(origin, svc, s.Name, t)
 				}
 			}
@@ -203,7 +202,7 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 		// nearest up sites keep them after all.
 		for _, g := range groups {
 			for _, site := range g {
-				if r.siteHas(svc, site, v6) && SiteUp(r.Health, origin, svc, site) {
+				if siteHas(svc, site, v6) && SiteUp(r.Health, origin, svc, site) {
 					r.take(origin, svc, site, v6, &d)
 				}
 			}
@@ -291,7 +290,24 @@ func family(ep zones.Endpoint, v6, cname bool) bool {
 	return cname || ep.Address.Is6() == v6
 }
 
-func (r *Router) siteHas(svc *zones.Service, site string, v6 bool) bool {
+func countCandidates(svc *zones.Service, v6 bool) int {
+	n := 0
+	for _, site := range svc.SiteOrder {
+		if siteHas(svc, site, v6) {
+			n++
+		}
+	}
+	return n
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func siteHas(svc *zones.Service, site string, v6 bool) bool {
 	for _, ep := range svc.Endpoints {
 		if ep.Site == site && family(ep, v6, svc.CNAME) {
 			return true
