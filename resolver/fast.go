@@ -189,7 +189,6 @@ type packed struct {
 	optLast bool // the response ends with an OPT record without options: ECS can be appended
 	queries prometheus.Counter
 	answers prometheus.Counter // service variants: the answer's service and site
-	scope   int
 }
 
 // entry is the fast path's knowledge of one question.

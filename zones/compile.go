@@ -72,10 +72,9 @@ func Compile(file string, data []byte, origin string, mtime time.Time, prev *Zon
 }
 
 type compiler struct {
-	spec    *spec
-	errs    errList
-	z       *Zone
-	soaFrom string // where the SOA came from, for "given twice" errors
+	spec *spec
+	errs errList
+	z    *Zone
 }
 
 // errAt records an error at n; whole-zone errors (n == nil) point at the

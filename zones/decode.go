@@ -94,14 +94,6 @@ func (d *decoder) list(n *yaml.Node, what string) []*yaml.Node {
 	return nil
 }
 
-func (d *decoder) strings(n *yaml.Node, what string) []string {
-	var out []string
-	for _, c := range d.list(n, what) {
-		out = append(out, c.Value)
-	}
-	return out
-}
-
 func (d *decoder) int(n *yaml.Node, what string, lo, hi int64) (int64, bool) {
 	s, ok := d.scalar(n, what)
 	if !ok {

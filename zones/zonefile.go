@@ -44,8 +44,7 @@ type recSpec struct {
 type serviceSpec struct {
 	Service
 	node     *yaml.Node
-	owners   []string // names routed to this service
-	siteRefs []ref    // site names used by endpoints and rules
+	siteRefs []ref // site names used by endpoints and rules
 	checkRef []ref
 }
 
