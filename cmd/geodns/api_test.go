@@ -29,7 +29,13 @@ func tokenFile(t *testing.T, token string) string {
 
 func call(t *testing.T, method, url, token string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
+	return callJSON(t, method, url, token, "")
+}
+
+// callJSON is call with a JSON body ("" for none).
+func callJSON(t *testing.T, method, url, token, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	require.NoError(t, err)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -37,8 +43,8 @@ func call(t *testing.T, method, url, token string) (int, string) {
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(out)
 }
 
 func okBackend(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }

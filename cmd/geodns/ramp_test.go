@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,19 +14,6 @@ import (
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
 )
-
-// callJSON is call with a JSON body.
-func callJSON(t *testing.T, method, url, token, body string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
 
 // eastSide returns the east clients: /24s of east-coast networks (AWS in
 // Ashburn, Verizon in New York) that DB-IP places nearer us-east.

