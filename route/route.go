@@ -23,7 +23,9 @@ type Health interface {
 }
 
 // Router makes routing decisions. The zero value routes every client by
-// each service's default order with every endpoint up.
+// each service's default order with every endpoint up. Services must not
+// change once routed: the router keeps what it derives per service (a new
+// zone version brings new ones).
 type Router struct {
 	Loc     Locator          // nil: no client has a location
 	Health  Health           // nil: every endpoint is up

@@ -201,7 +201,23 @@ func pick(net uint64, shares []SiteShare) string {
 // when the survivors are all full, the result is proportional to capacity.
 // Nil when no site can take clients.
 func (r *Router) spill(svc *zones.Service, lost string, st []SiteTraffic) []SiteShare {
-	demand, _ := r.Demand(svc)
+	demand, from := r.demand(svc)
+	ready := from.shares.Load() != nil
+	key := spillKey{svc, lost}
+	if v, ok := r.spills.Load(key); ok && v.(*spillMemo).matches(from, ready, st) {
+		return v.(*spillMemo).shares
+	}
+	shares := spread(svc, lost, st, demand)
+	m := &spillMemo{from: from, ready: ready, weights: make([]float64, len(st)), shares: shares}
+	for i, t := range st {
+		m.weights[i] = weightOf(t)
+	}
+	r.spills.Store(key, m)
+	return shares
+}
+
+// spread computes spill's answer from the sites' standings and demand.
+func spread(svc *zones.Service, lost string, st []SiteTraffic, demand map[string]float64) []SiteShare {
 	n := len(svc.Sites)
 	capShare := make([]float64, n)
 	load := make([]float64, n)
@@ -332,17 +348,25 @@ func cmpFloat(a, b float64) int {
 // generation; until it is ready (ok false), and without a database,
 // shares follow capacity.
 func (r *Router) Demand(svc *zones.Service) (shares map[string]float64, ok bool) {
+	shares, e := r.demand(svc)
+	return shares, e.shares.Load() != nil
+}
+
+// demand is Demand with the entry the shares come from: an entry is one
+// service version and database generation, so it names the input of a
+// spread. Nothing is allocated once the entry exists.
+func (r *Router) demand(svc *zones.Service) (map[string]float64, *demandEntry) {
 	gen := uint64(0)
 	if g, isGen := r.Loc.(interface{ Generation() uint64 }); isGen {
 		gen = g.Generation()
 	}
-	if r.Loc == nil {
-		return capacityShares(svc), true
-	}
 	v, _ := r.demands.Load(svc)
 	e, _ := v.(*demandEntry)
 	if e == nil || e.gen != gen {
-		ne := &demandEntry{gen: gen}
+		ne := &demandEntry{gen: gen, fallback: capacityShares(svc)}
+		if r.Loc == nil {
+			ne.shares.Store(&ne.fallback) // no database: capacity is all there is
+		}
 		var stored bool
 		if e == nil {
 			_, loaded := r.demands.LoadOrStore(svc, ne)
@@ -350,25 +374,30 @@ func (r *Router) Demand(svc *zones.Service) (shares map[string]float64, ok bool)
 		} else {
 			stored = r.demands.CompareAndSwap(svc, e, ne)
 		}
-		if stored {
-			if r.demandCount.Add(1) > 4096 {
-				// Services of replaced zone versions are never asked again.
-				r.demands.Clear()
-				r.demandCount.Store(0)
-			}
+		if !stored {
+			return r.demand(svc) // another query got there first
+		}
+		if r.demandCount.Add(1) > 4096 {
+			// Services of replaced zone versions are never asked again.
+			r.demands.Clear()
+			r.spills.Clear()
+			r.demandCount.Store(0)
+		}
+		if r.Loc != nil {
 			go func() { ne.shares.Store(ptr(estimate(r.Loc, svc))) }()
 		}
-		return capacityShares(svc), false
+		e = ne
 	}
 	if p := e.shares.Load(); p != nil {
-		return *p, true
+		return *p, e
 	}
-	return capacityShares(svc), false
+	return e.fallback, e
 }
 
 type demandEntry struct {
-	gen    uint64
-	shares atomic.Pointer[map[string]float64]
+	gen      uint64
+	fallback map[string]float64 // capacity shares, until the estimate is in
+	shares   atomic.Pointer[map[string]float64]
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -419,8 +448,43 @@ func estimate(loc Locator, svc *zones.Service) map[string]float64 {
 	return counts
 }
 
-// demandCache is the Router's per-service demand estimates.
+// demandCache is the Router's per-service demand estimates, and the
+// spreads computed from them.
 type demandCache struct {
 	demands     sync.Map // *zones.Service -> *demandEntry
+	spills      sync.Map // spillKey -> *spillMemo
 	demandCount atomic.Int64
+}
+
+type spillKey struct {
+	svc  *zones.Service
+	lost string
+}
+
+// spillMemo is a spread and what it was computed from: every spilled
+// query of an outage asks for the same one.
+type spillMemo struct {
+	from    *demandEntry
+	ready   bool
+	weights []float64 // each site's Weight, 0 for sites without the family; -1 for those
+	shares  []SiteShare
+}
+
+func (m *spillMemo) matches(from *demandEntry, ready bool, st []SiteTraffic) bool {
+	if m.from != from || m.ready != ready || len(m.weights) != len(st) {
+		return false
+	}
+	for i, t := range st {
+		if m.weights[i] != weightOf(t) {
+			return false
+		}
+	}
+	return true
+}
+
+func weightOf(t SiteTraffic) float64 {
+	if t.Site == "" {
+		return -1
+	}
+	return t.Weight
 }

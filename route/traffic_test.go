@@ -158,11 +158,13 @@ func TestSpilloverSpreadsByCapacity(t *testing.T) {
 	require.InDelta(t, 2048, got["eu"], 150)
 
 	// max_load 3: west, the nearest, has room for all of east's half
-	// (3 x 0.25 - 0.25 = 0.5).
-	web.MaxLoad = 3
+	// (3 x 0.25 - 0.25 = 0.5). A new service value, as a zone reload makes:
+	// the router keeps what it derives per service.
+	roomy := web
+	roomy.MaxLoad = 3
 	got = map[string]int{}
 	for _, c := range newYorkers() {
-		got[r.Route(z.Origin, &web, c, false).Sites[0]]++
+		got[r.Route(z.Origin, &roomy, c, false).Sites[0]]++
 	}
 	require.Equal(t, 4096, got["us-west"], "nearest first while under max_load: %v", got)
 }
