@@ -38,7 +38,8 @@ type query struct {
 	subnet  clientSubnet
 }
 
-// parseQuery reads q as a fast-path query; ok is false for anything else.
+// parseQuery reads q into fq, which must be zero, as a fast-path query;
+// ok is false for anything else.
 func parseQuery(q []byte, fq *query) bool {
 	if len(q) < 12+5 {
 		return false
@@ -94,7 +95,6 @@ func parseQuery(q []byte, fq *query) bool {
 		return false
 	}
 	off += 4
-	fq.edns, fq.do, fq.ecs = false, false, nil
 	if ar == 0 {
 		return off == len(q)
 	}
@@ -387,7 +387,7 @@ func (h *Handler) fastAnswer(fq *query, remote netip.Addr, tcp bool, out []byte)
 // ID 0, no RD/CD, EDNS without options and with room for any size.
 func canonical(fq *query) *dns.Msg {
 	req := new(dns.Msg)
-	req.Question = []dns.Question{{Name: dns.CanonicalName(string(wireName(fq.lower[:len(fq.name)]))), Qtype: fq.qtype, Qclass: dns.ClassINET}}
+	req.Question = []dns.Question{{Name: wireName(fq.lower[:len(fq.name)]), Qtype: fq.qtype, Qclass: dns.ClassINET}}
 	if fq.edns {
 		req.SetEdns0(65535, fq.do)
 	}

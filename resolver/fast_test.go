@@ -159,7 +159,7 @@ func TestParseQueryRejects(t *testing.T) {
 		"trailing": append(mk(func(*dns.Msg) {}), 0),
 		"short":    mk(func(*dns.Msg) {})[:14],
 	} {
-		require.False(t, parseQuery(w, &fq), name)
+		require.False(t, parseQuery(w, new(query)), name)
 	}
 }
 
