@@ -322,7 +322,7 @@ func dnsperf(work, name string, round int, c cell, port, pid int, fixed bool) ru
 	if err != nil {
 		log.Fatalf("dnsperf: %v\n%s", err, out)
 	}
-	raw := filepath.Join(*outDir, "raw", fmt.Sprintf("%s-%s-%s-r%d.txt", name, c.cell(), kind, round))
+	raw := filepath.Join(*outDir, "raw", fmt.Sprintf("%s-%s-%s-r%d.txt", name, c.name, kind, round))
 	var lat []float64
 	var summary strings.Builder
 	sc := bufio.NewScanner(strings.NewReader(string(out)))
@@ -360,8 +360,6 @@ func dnsperf(work, name string, round int, c cell, port, pid int, fixed bool) ru
 	}
 	return r
 }
-
-func (c cell) cell() string { return c.name }
 
 func percentile(sorted []float64, p float64) float64 {
 	i := int(p*float64(len(sorted))+0.5) - 1
