@@ -32,7 +32,7 @@ func BenchmarkProbeTCP(b *testing.B) {
 	pr := probeOf(check("tcp"), ln.Addr().String())
 	b.ReportAllocs()
 	for b.Loop() {
-		if r := p.probe(context.Background(), pr); !r.OK {
+		if r := probeOnce(p, pr); !r.OK {
 			b.Fatal(r.Reason)
 		}
 	}
@@ -47,8 +47,27 @@ func BenchmarkProbeHTTP(b *testing.B) {
 	pr := probeOf(check("http", func(c *zones.Check) { c.ExpectBody = "ok" }), strings.TrimPrefix(srv.URL, "http://"))
 	b.ReportAllocs()
 	for b.Loop() {
-		if r := p.probe(context.Background(), pr); !r.OK {
+		if r := probeOnce(p, pr); !r.OK {
 			b.Fatal(r.Reason)
 		}
 	}
+}
+
+// BenchmarkProbeHTTPKeepAlive measures one http probe on the connection
+// the last one kept (GET, response), as checks with keepalive run.
+func BenchmarkProbeHTTPKeepAlive(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	defer srv.Close()
+	p := &prober{allow: loopback, maxKept: 1}
+	c := check("http", func(c *zones.Check) { c.ExpectBody = "ok" })
+	pr := probeOf(c, strings.TrimPrefix(srv.URL, "http://"))
+	var kept *conn
+	b.ReportAllocs()
+	for b.Loop() {
+		var r Result
+		if r, kept = p.probe(context.Background(), pr, kept); !r.OK || kept == nil {
+			b.Fatal(r.Reason)
+		}
+	}
+	p.release(kept)
 }

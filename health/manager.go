@@ -13,6 +13,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/geodns/geodns/route"
@@ -31,6 +32,10 @@ type Options struct {
 	// MaxInFlight caps probes running at once. Default 4096: far above what
 	// hung targets can hold (one per target for at most its timeout).
 	MaxInFlight int
+	// MaxKept caps the http(s) connections kept open between probes.
+	// 0: the open-file limit less 4,096 for the rest of the server (DNS
+	// over TCP, zone files, the API). Negative: none are kept.
+	MaxKept int
 	// RootCAs verifies https checks. nil: the system's roots.
 	RootCAs *x509.CertPool
 	Log     *slog.Logger
@@ -46,6 +51,8 @@ type Manager struct {
 	metrics *metrics
 	saver   *saver
 	sem     chan struct{}
+
+	epoch time.Time // the origin of the queue's times
 
 	mu        sync.Mutex
 	probes    map[string]*probe
@@ -73,9 +80,10 @@ type probe struct {
 	site  string // a site it serves, for logs and metrics
 	ids   []string
 
-	next     time.Time
-	index    int // in the heap; -1 when removed
+	index    int // in the queue; -1 when removed
 	inflight bool
+	conn     *conn // kept open for the next run; the running probe owns it while inflight
+	series   series
 
 	up      bool
 	known   bool // has had a result (or a persisted state)
@@ -95,10 +103,17 @@ func NewManager(opts Options) *Manager {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
+	if opts.MaxKept == 0 {
+		var lim syscall.Rlimit
+		if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur > 4096 {
+			opts.MaxKept = int(min(lim.Cur-4096, math.MaxInt32))
+		}
+	}
 	m := &Manager{
-		prober:    prober{allow: opts.Allow, rootCAs: opts.RootCAs},
+		prober:    prober{allow: opts.Allow, rootCAs: opts.RootCAs, maxKept: int64(opts.MaxKept)},
 		log:       opts.Log,
 		metrics:   newMetrics(opts.Registerer),
+		epoch:     time.Now(),
 		sem:       make(chan struct{}, opts.MaxInFlight),
 		probes:    map[string]*probe{},
 		wake:      make(chan struct{}, 1),
@@ -179,6 +194,10 @@ func (m *Manager) SetZones(set *zones.Set) {
 		if _, keep := want[key]; !keep {
 			heap.Remove(&m.queue, p.index)
 			p.index = -1
+			if !p.inflight { // else its run closes the connection when it sees the removal
+				m.prober.release(p.conn)
+				p.conn = nil
+			}
 			delete(m.probes, key)
 			m.metrics.forget(p)
 		}
@@ -186,6 +205,7 @@ func (m *Manager) SetZones(set *zones.Set) {
 	for key, w := range want {
 		if p, ok := m.probes[key]; ok {
 			p.spec, p.check, p.site, p.ids = w.spec, w.check, w.site, w.ids
+			m.metrics.set(p) // its series follows a new check name or site
 			continue
 		}
 		w.up = true
@@ -194,12 +214,12 @@ func (m *Manager) SetZones(set *zones.Set) {
 		}
 		// A random first run spreads probes over the interval, so they do
 		// not fire in lockstep.
-		w.next = now.Add(time.Duration(rand.Int64N(int64(w.spec.Check.Interval))))
+		next := now.Add(time.Duration(rand.Int64N(int64(w.spec.Check.Interval))))
 		if w.spec.Check.Type == "static" {
-			w.next = now
+			next = now
 		}
 		m.probes[key] = w
-		heap.Push(&m.queue, w)
+		heap.Push(&m.queue, queued{at: next.Sub(m.epoch), p: w})
 		m.metrics.set(w)
 	}
 	m.publishLocked()
@@ -214,6 +234,13 @@ func (m *Manager) SetZones(set *zones.Set) {
 // each rebuild is O(endpoints).
 const publishEvery = 10 * time.Millisecond
 
+// batchEvery is the shortest time between two rounds of starting probes.
+// Probes due in between start together, at most this late: one wake-up of
+// the scheduler (and of the threads that run the probes) serves a batch,
+// where thousands of endpoints would otherwise wake it thousands of times
+// a second.
+const batchEvery = 10 * time.Millisecond
+
 // Run probes until ctx is done.
 func (m *Manager) Run(ctx context.Context) error {
 	if m.saver != nil {
@@ -227,13 +254,14 @@ func (m *Manager) Run(ctx context.Context) error {
 	defer timer.Stop()
 	for {
 		m.mu.Lock()
-		now := time.Now()
-		for m.queue.Len() > 0 && !m.queue[0].next.After(now) {
-			p := m.queue[0]
+		now := time.Since(m.epoch)
+		for m.queue.Len() > 0 && m.queue[0].at <= now {
+			q := &m.queue[0]
+			p := q.p
 			iv := p.spec.Check.Interval
-			p.next = p.next.Add(iv)
-			if p.next.Before(now) { // fell behind (a suspended process): no burst of catch-up probes
-				p.next = now.Add(iv)
+			q.at += iv
+			if q.at < now { // fell behind (a suspended process): no burst of catch-up probes
+				q.at = now + iv
 			}
 			heap.Fix(&m.queue, 0)
 			if p.inflight {
@@ -249,15 +277,29 @@ func (m *Manager) Run(ctx context.Context) error {
 		}
 		wait := time.Hour
 		if m.queue.Len() > 0 {
-			wait = time.Until(m.queue[0].next)
+			wait = max(m.queue[0].at-time.Since(m.epoch), batchEvery-(time.Since(m.epoch)-now))
 		}
 		m.mu.Unlock()
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
+			m.closeKept()
 			return nil
 		case <-timer.C:
 		case <-m.wake:
+		}
+	}
+}
+
+// closeKept closes the connections kept by idle probes; running ones close
+// theirs when they see the context done.
+func (m *Manager) closeKept() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, p := range m.probes {
+		if !p.inflight {
+			m.prober.release(p.conn)
+			p.conn = nil
 		}
 	}
 }
@@ -283,23 +325,30 @@ func (m *Manager) publisher(ctx context.Context) {
 }
 
 func (m *Manager) run(ctx context.Context, p *probe, spec *zones.Probe) {
-	res := m.prober.probe(ctx, spec)
+	res, kept := m.prober.probe(ctx, spec, p.conn)
+	p.conn = nil
 	<-m.sem
 	if ctx.Err() != nil {
+		m.prober.release(kept)
+		m.mu.Lock()
+		p.inflight = false
+		m.mu.Unlock()
 		return
 	}
-	m.record(p, res)
+	m.record(p, res, kept)
 }
 
 // record feeds one result to a probe's state machine: down after Fall
 // consecutive failures, up after Rise consecutive successes.
-func (m *Manager) record(p *probe, res Result) {
+func (m *Manager) record(p *probe, res Result, kept *conn) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	p.inflight = false
 	if p.index < 0 {
+		m.prober.release(kept)
 		return // removed while it ran
 	}
+	p.conn = kept
 	c := p.spec.Check
 	m.metrics.observe(p, res)
 	first := !p.known
@@ -530,24 +579,31 @@ func (m *Manager) Status() []ProbeStatus {
 	return out
 }
 
-// probeHeap orders probes by their next run.
-type probeHeap []*probe
+// probeHeap orders probes by their next run. The time is kept in the
+// heap's own array: ordering thirty thousand probes then reads no probe.
+type probeHeap []queued
+
+// queued is a probe and when it runs next (since the manager's epoch).
+type queued struct {
+	at time.Duration
+	p  *probe
+}
 
 func (h probeHeap) Len() int           { return len(h) }
-func (h probeHeap) Less(i, j int) bool { return h[i].next.Before(h[j].next) }
+func (h probeHeap) Less(i, j int) bool { return h[i].at < h[j].at }
 func (h probeHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].index, h[j].index = i, j
+	h[i].p.index, h[j].p.index = i, j
 }
 func (h *probeHeap) Push(x any) {
-	p := x.(*probe)
-	p.index = len(*h)
-	*h = append(*h, p)
+	q := x.(queued)
+	q.p.index = len(*h)
+	*h = append(*h, q)
 }
 func (h *probeHeap) Pop() any {
 	old := *h
-	p := old[len(old)-1]
+	q := old[len(old)-1]
 	*h = old[:len(old)-1]
-	p.index = -1
-	return p
+	q.p.index = -1
+	return q
 }

@@ -83,27 +83,27 @@ func TestRiseFall(t *testing.T) {
 
 	require.True(t, upOf(m, set, e1), "up before any result")
 	require.False(t, m.Snapshot().Ready())
-	m.record(p, ok)
+	m.record(p, ok, nil)
 	require.True(t, upOf(m, set, e1))
-	m.record(p, bad)
+	m.record(p, bad, nil)
 	require.True(t, upOf(m, set, e1), "one failure is not fall=2")
-	m.record(p, ok)
-	m.record(p, bad)
+	m.record(p, ok, nil)
+	m.record(p, bad, nil)
 	require.True(t, upOf(m, set, e1), "failures must be consecutive")
-	m.record(p, bad)
+	m.record(p, bad, nil)
 	require.False(t, upOf(m, set, e1), "down after 2 consecutive failures")
-	m.record(p, ok)
-	m.record(p, ok)
+	m.record(p, ok, nil)
+	m.record(p, ok, nil)
 	require.False(t, upOf(m, set, e1), "two successes are not rise=3")
-	m.record(p, bad)
-	m.record(p, ok)
-	m.record(p, ok)
+	m.record(p, bad, nil)
+	m.record(p, ok, nil)
+	m.record(p, ok, nil)
 	require.False(t, upOf(m, set, e1), "successes must be consecutive")
-	m.record(p, ok)
+	m.record(p, ok, nil)
 	require.True(t, upOf(m, set, e1), "up after 3 consecutive successes")
 
 	require.False(t, m.Snapshot().Ready(), "west has had no result yet")
-	m.record(probeFor(t, m, w1), ok)
+	m.record(probeFor(t, m, w1), ok, nil)
 	require.True(t, m.Snapshot().Ready(), "every probe has run once")
 
 	st := m.Status()
@@ -146,8 +146,8 @@ func TestPersistence(t *testing.T) {
 	done := make(chan struct{})
 	go func() { m.saver.run(ctx); close(done) }()
 	p := probeFor(t, m, e1)
-	m.record(p, Result{Reason: "connection refused"})
-	m.record(p, Result{Reason: "connection refused"})
+	m.record(p, Result{Reason: "connection refused"}, nil)
+	m.record(p, Result{Reason: "connection refused"}, nil)
 	require.NoError(t, m.SetSite("west", Drain))
 	require.Eventually(t, func() bool {
 		st, err := load(file)
@@ -166,7 +166,7 @@ func TestPersistence(t *testing.T) {
 
 	// The state must come back up through rise successes, as any down endpoint.
 	p2 := probeFor(t, m2, e1)
-	m2.record(p2, Result{OK: true})
+	m2.record(p2, Result{OK: true}, nil)
 	require.False(t, upOf(m2, set, e1))
 
 	// A corrupt file is reported and ignored: everything starts up.
@@ -181,8 +181,8 @@ func TestSetZonesReconciles(t *testing.T) {
 	m := NewManager(Options{Allow: loopback, Log: quiet})
 	m.SetZones(set)
 	p := probeFor(t, m, e1)
-	m.record(p, Result{})
-	m.record(p, Result{})
+	m.record(p, Result{}, nil)
+	m.record(p, Result{}, nil)
 	require.False(t, upOf(m, set, e1))
 
 	// West's endpoint is replaced, east's is unchanged.
@@ -200,7 +200,7 @@ func TestSetZonesReconciles(t *testing.T) {
 	// A removed probe's late result changes nothing.
 	old := probeFor(t, m, w2)
 	m.SetZones(compile(t, zoneYAML("{type: http, port: 8080}", []string{e1}, nil)))
-	m.record(old, Result{})
+	m.record(old, Result{}, nil)
 	m.mu.Lock()
 	require.Len(t, m.probes, 1)
 	m.mu.Unlock()
@@ -210,11 +210,11 @@ func TestAllDownCounted(t *testing.T) {
 	set := compile(t, zoneYAML("{type: http, port: 8080, fall: 1}", []string{e1}, []string{w1}))
 	m := NewManager(Options{Allow: loopback, Log: quiet})
 	m.SetZones(set)
-	m.record(probeFor(t, m, e1), Result{})
+	m.record(probeFor(t, m, e1), Result{}, nil)
 	require.Zero(t, countAllDown(m))
-	m.record(probeFor(t, m, w1), Result{})
+	m.record(probeFor(t, m, w1), Result{}, nil)
 	require.Equal(t, 1.0, countAllDown(m))
-	m.record(probeFor(t, m, w1), Result{}) // still down: not counted again
+	m.record(probeFor(t, m, w1), Result{}, nil) // still down: not counted again
 	require.Equal(t, 1.0, countAllDown(m))
 }
 
@@ -237,13 +237,13 @@ func TestReturnsAndDials(t *testing.T) {
 	go func() { m.saver.run(ctx); close(done) }()
 
 	p := probeFor(t, m, e1)
-	m.record(p, Result{OK: true})
+	m.record(p, Result{OK: true}, nil)
 	require.True(t, m.Snapshot().Returned(east).IsZero(), "up from the start is no return")
-	m.record(p, Result{Reason: "refused"})
-	m.record(p, Result{OK: true})
+	m.record(p, Result{Reason: "refused"}, nil)
+	m.record(p, Result{OK: true}, nil)
 	require.True(t, m.Snapshot().Returned(east).IsZero(), "one success of rise 2: still down")
 	before := time.Now()
-	m.record(p, Result{OK: true})
+	m.record(p, Result{OK: true}, nil)
 	back := m.Snapshot().Returned(east)
 	require.False(t, back.Before(before), "came back up: %v", back)
 

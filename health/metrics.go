@@ -45,12 +45,21 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
-func (m *metrics) labels(p *probe) []string {
+// series holds a probe's metric series, looked up once rather than by
+// their labels at every result.
+type series struct {
+	up       prometheus.Gauge
+	upLabels [3]string
+	duration prometheus.Observer
+	check    string // the duration's label
+}
+
+func (m *metrics) labels(p *probe) [3]string {
 	target := p.spec.Target
 	if target == "" && len(p.ids) > 0 {
 		target = p.ids[0] // static checks: name the endpoint
 	}
-	return []string{p.check, target, p.site}
+	return [3]string{p.check, target, p.site}
 }
 
 func (m *metrics) set(p *probe) {
@@ -58,11 +67,20 @@ func (m *metrics) set(p *probe) {
 	if p.up {
 		v = 1
 	}
-	m.up.WithLabelValues(m.labels(p)...).Set(v)
+	if l := m.labels(p); p.series.up == nil || l != p.series.upLabels {
+		if p.series.up != nil { // a reload gave the probe another check name or site
+			m.up.DeleteLabelValues(p.series.upLabels[:]...)
+		}
+		p.series.up, p.series.upLabels = m.up.WithLabelValues(l[:]...), l
+	}
+	p.series.up.Set(v)
 }
 
 func (m *metrics) observe(p *probe, r Result) {
-	m.duration.WithLabelValues(p.check).Observe(r.RTT.Seconds())
+	if p.series.duration == nil || p.series.check != p.check {
+		p.series.duration, p.series.check = m.duration.WithLabelValues(p.check), p.check
+	}
+	p.series.duration.Observe(r.RTT.Seconds())
 }
 
 func (m *metrics) transition(p *probe, state string) {
@@ -70,4 +88,8 @@ func (m *metrics) transition(p *probe, state string) {
 }
 
 // forget deletes a removed probe's series.
-func (m *metrics) forget(p *probe) { m.up.DeleteLabelValues(m.labels(p)...) }
+func (m *metrics) forget(p *probe) {
+	if p.series.up != nil {
+		m.up.DeleteLabelValues(p.series.upLabels[:]...)
+	}
+}

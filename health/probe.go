@@ -2,6 +2,7 @@ package health
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -9,11 +10,11 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"slices"
-	"strings"
+	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,10 +32,23 @@ type Result struct {
 // maxBody bounds how much of an HTTP body is read for expect_body.
 const maxBody = 64 << 10
 
-// prober sends probes. It holds no per-probe state.
+// prober sends probes. The only state it keeps between probes is the
+// count of connections held open for http(s) keep-alive; the connections
+// themselves belong to the probes that use them.
 type prober struct {
 	allow   []netip.Prefix // empty: any target
 	rootCAs *x509.CertPool // nil: the system's
+	// maxKept bounds the connections kept open at once (file descriptors:
+	// the rest of the server needs some too). 0: none are kept.
+	maxKept int64
+	kept    atomic.Int64
+}
+
+// conn is a connection kept open between the probes of one target. A probe
+// owns it while it runs; between runs its scheduled probe holds it.
+type conn struct {
+	net.Conn
+	br *bufio.Reader
 }
 
 // allowed reports whether a target may be probed (probe_allow).
@@ -49,17 +63,20 @@ func (p *prober) allowed(target string) bool {
 	return slices.ContainsFunc(p.allow, func(pr netip.Prefix) bool { return pr.Contains(ap.Addr().Unmap()) })
 }
 
-// probe runs one probe to completion or its check's timeout.
-func (p *prober) probe(ctx context.Context, pr *zones.Probe) Result {
+// probe runs one probe to completion or its check's timeout. kept is the
+// connection the last probe of this target left open, or nil; the one it
+// returns is for the next probe (nil: none was kept).
+func (p *prober) probe(ctx context.Context, pr *zones.Probe, kept *conn) (Result, *conn) {
 	c := pr.Check
 	if c.Type == "static" {
 		if c.Up {
-			return Result{OK: true, Reason: "static up"}
+			return Result{OK: true, Reason: "static up"}, nil
 		}
-		return Result{Reason: "static down"}
+		return Result{Reason: "static down"}, nil
 	}
 	if !p.allowed(pr.Target) {
-		return Result{Reason: "target not allowed"}
+		p.release(kept)
+		return Result{Reason: "target not allowed"}, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
@@ -69,21 +86,29 @@ func (p *prober) probe(ctx context.Context, pr *zones.Probe) Result {
 	case "tcp":
 		r = p.tcp(ctx, pr.Target)
 	case "http", "https":
-		r = p.http(ctx, pr.Target, c)
+		r, kept = p.http(ctx, pr.Target, c, kept)
 	case "dns":
 		r = p.dns(ctx, pr.Target, c)
 	default:
 		r = Result{Reason: "unknown check type " + c.Type}
 	}
 	r.RTT = time.Since(start)
-	return r
+	return r, kept
+}
+
+// release closes a kept connection (nil: nothing to do).
+func (p *prober) release(c *conn) {
+	if c != nil {
+		c.Close()
+		p.kept.Add(-1)
+	}
 }
 
 // dial connects to a target. Its connection closes with a reset (linger
 // 0), as HAProxy's checks do: at thousands of probes a second, TIME_WAIT
 // sockets would fill the ephemeral ports and make every connect slower.
 func (p *prober) dial(ctx context.Context, target string) (*net.TCPConn, error) {
-	var d net.Dialer
+	d := net.Dialer{KeepAlive: -1} // a probe's own request is the liveness test; no keep-alive timers
 	c, err := d.DialContext(ctx, "tcp", target)
 	if err != nil {
 		return nil, err
@@ -102,60 +127,103 @@ func (p *prober) tcp(ctx context.Context, target string) Result {
 	return Result{OK: true, Reason: "connected"}
 }
 
-// http sends one GET with Connection: close. A plain request on a fresh
-// connection tests what a client would meet, and keeps no state per probe.
-func (p *prober) http(ctx context.Context, target string, c *zones.Check) Result {
+// http sends one GET. With keep-alive (the default) it goes on the
+// connection the last probe left open, if any, and leaves the connection
+// open for the next; otherwise on a fresh connection with Connection: close.
+func (p *prober) http(ctx context.Context, target string, c *zones.Check, kept *conn) (Result, *conn) {
+	if kept != nil {
+		r, kept, stale := p.exchange(ctx, kept, target, c)
+		if !stale {
+			return r, kept
+		}
+		// The server closed the idle connection (its keep-alive timeout,
+		// or a restart): that says nothing of its health, a new one will.
+	}
+	cn, err := p.open(ctx, target, c)
+	if err != nil {
+		return Result{Reason: reason(err)}, nil
+	}
+	r, cn, _ := p.exchange(ctx, cn, target, c)
+	return r, cn
+}
+
+// open connects to an http(s) target; https checks do the TLS handshake.
+func (p *prober) open(ctx context.Context, target string, c *zones.Check) (*conn, error) {
 	tcp, err := p.dial(ctx, target)
 	if err != nil {
-		return Result{Reason: reason(err)}
+		return nil, err
 	}
-	defer tcp.Close()
-	var conn net.Conn = tcp
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	}
-	host := c.Host
-	if host == "" {
-		host = target
-	}
+	nc := wrapConn(tcp)
 	if c.Type == "https" {
 		name := c.Host
 		if name == "" {
 			ap, _ := netip.ParseAddrPort(target)
 			name = ap.Addr().String() // verified against the certificate's IP SANs
 		}
-		tc := tls.Client(conn, &tls.Config{ServerName: name, InsecureSkipVerify: c.Insecure, RootCAs: p.rootCAs, MinVersion: tls.VersionTLS12})
+		tc := tls.Client(nc, &tls.Config{ServerName: name, InsecureSkipVerify: c.Insecure, RootCAs: p.rootCAs, MinVersion: tls.VersionTLS12})
 		if err := tc.HandshakeContext(ctx); err != nil {
-			return Result{Reason: "TLS: " + reason(err)}
+			tcp.Close()
+			return nil, fmt.Errorf("TLS: %s", reason(err))
 		}
-		conn = tc
+		nc = tc
 	}
-	req := "GET " + c.Path + " HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: geodns-health\r\nConnection: close\r\n\r\n"
-	if _, err := io.WriteString(conn, req); err != nil {
-		return Result{Reason: reason(err)}
+	p.kept.Add(1) // counted from here; release uncounts it
+	return &conn{Conn: nc, br: bufio.NewReaderSize(nc, 1024)}, nil
+}
+
+// exchange sends the request on cn and reads the response. It returns the
+// connection if it may serve the next probe, else closes it. stale reports
+// a connection the server had closed before the request was sent.
+func (p *prober) exchange(ctx context.Context, cn *conn, target string, c *zones.Check) (r Result, next *conn, stale bool) {
+	keep := c.KeepAlive && p.kept.Load() <= p.maxKept
+	defer func() {
+		if next == nil {
+			p.release(cn)
+		}
+	}()
+	if dl, ok := ctx.Deadline(); ok {
+		cn.SetDeadline(dl)
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	host := c.Host
+	if host == "" {
+		host = target
+	}
+	req := "GET " + c.Path + " HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: geodns-health\r\n"
+	if !keep {
+		req += "Connection: close\r\n"
+	}
+	if _, err := io.WriteString(cn, req+"\r\n"); err != nil {
+		return Result{Reason: reason(err)}, nil, closedByPeer(err)
+	}
+	limit := int64(0) // body bytes to read: what expect_body needs, or all of it to reuse the connection
+	if c.ExpectBody != "" || keep {
+		limit = maxBody
+	}
+	resp, err := readResponse(cn.br, c.ExpectBody != "", limit)
 	if err != nil {
 		if r := reason(err); r == "timeout" {
-			return Result{Reason: "timeout waiting for response"}
+			return Result{Reason: "timeout waiting for response"}, nil, false
 		}
-		return Result{Reason: "bad response: " + reason(err)}
+		return Result{Reason: "bad response: " + reason(err)}, nil, closedByPeer(err) && cn.br.Buffered() == 0
 	}
-	defer resp.Body.Close()
-	status := fmt.Sprintf("HTTP %d", resp.StatusCode)
-	if !slices.Contains(c.ExpectStatus, resp.StatusCode) {
-		return Result{Reason: status}
+	if keep && resp.reusable {
+		cn.SetDeadline(time.Time{})
+		next = cn
 	}
-	if c.ExpectBody != "" {
-		body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-		if err != nil {
-			return Result{Reason: status + ", body: " + reason(err)}
-		}
-		if !strings.Contains(string(body), c.ExpectBody) {
-			return Result{Reason: fmt.Sprintf("%s, body lacks %q", status, c.ExpectBody)}
-		}
+	status := "HTTP " + strconv.Itoa(resp.status)
+	if !slices.Contains(c.ExpectStatus, resp.status) {
+		return Result{Reason: status}, next, false
 	}
-	return Result{OK: true, Reason: status}
+	if c.ExpectBody != "" && !bytes.Contains(resp.body, []byte(c.ExpectBody)) {
+		return Result{Reason: fmt.Sprintf("%s, body lacks %q", status, c.ExpectBody)}, next, false
+	}
+	return Result{OK: true, Reason: status}, next, false
+}
+
+// closedByPeer tells an error of a connection the other side had closed.
+func closedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 func (p *prober) dns(ctx context.Context, target string, c *zones.Check) Result {

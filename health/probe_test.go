@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,7 +23,7 @@ var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 
 func check(typ string, mod ...func(*zones.Check)) *zones.Check {
 	c := &zones.Check{Name: "hc", Type: typ, Path: "/healthz", ExpectStatus: []int{200},
-		Interval: time.Second, Timeout: 800 * time.Millisecond, Rise: 3, Fall: 2, Up: true}
+		Interval: time.Second, Timeout: 800 * time.Millisecond, Rise: 3, Fall: 2, Up: true, KeepAlive: true}
 	for _, f := range mod {
 		f(c)
 	}
@@ -110,7 +111,7 @@ func TestProbes(t *testing.T) {
 		{"outside the allowlist: not sent", probeOf(check("tcp"), "192.0.2.1:80"), false, "target not allowed"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			r := p.probe(context.Background(), c.probe)
+			r := probeOnce(p, c.probe)
 			require.Equal(t, c.ok, r.OK, r.Reason)
 			require.Equal(t, c.reason, r.Reason)
 		})
@@ -124,9 +125,9 @@ func TestHTTPSVerified(t *testing.T) {
 	pool := srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
 	p := &prober{rootCAs: pool, allow: loopback}
 	target := hostPort(t, srv.URL)
-	r := p.probe(context.Background(), probeOf(check("https", func(c *zones.Check) { c.Host = "example.com" }), target))
+	r := probeOnce(p, probeOf(check("https", func(c *zones.Check) { c.Host = "example.com" }), target))
 	require.True(t, r.OK, r.Reason) // httptest's certificate is for example.com and 127.0.0.1
-	r = p.probe(context.Background(), probeOf(check("https", func(c *zones.Check) { c.Host = "www.example.org" }), target))
+	r = probeOnce(p, probeOf(check("https", func(c *zones.Check) { c.Host = "www.example.org" }), target))
 	require.False(t, r.OK)
 	require.Contains(t, r.Reason, "certificate is valid for")
 }
@@ -136,11 +137,11 @@ func TestProbeAllow(t *testing.T) {
 	defer srv.Close()
 	target := hostPort(t, srv.URL)
 	p := &prober{allow: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}
-	r := p.probe(context.Background(), probeOf(check("http"), target))
+	r := probeOnce(p, probeOf(check("http"), target))
 	require.False(t, r.OK)
 	require.Equal(t, "target not allowed", r.Reason)
 	p.allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
-	require.True(t, p.probe(context.Background(), probeOf(check("http"), target)).OK)
+	require.True(t, probeOnce(p, probeOf(check("http"), target)).OK)
 }
 
 // dnsBackend serves example.net. SOA and refuses the rest.
@@ -158,4 +159,93 @@ func dnsBackend(t *testing.T) string {
 	go srv.ActivateAndServe()
 	t.Cleanup(func() { srv.Shutdown() })
 	return pc.LocalAddr().String()
+}
+
+// TestKeepAlive: an http check reuses one connection across probes, gets
+// past a connection the server closed while idle, and keeps none when the
+// check, the server or the budget says not to.
+func TestKeepAlive(t *testing.T) {
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/close" {
+			w.Header().Set("Connection", "close")
+		}
+		fmt.Fprint(w, "all ok")
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	target := hostPort(t, srv.URL)
+	p := &prober{allow: loopback, maxKept: 10}
+	run := func(pr *zones.Probe, kept *conn) *conn {
+		t.Helper()
+		r, kept := p.probe(context.Background(), pr, kept)
+		require.True(t, r.OK, r.Reason)
+		return kept
+	}
+
+	pr := probeOf(check("http", func(c *zones.Check) { c.ExpectBody = "ok" }), target)
+	var kept *conn
+	for range 5 {
+		kept = run(pr, kept)
+		require.NotNil(t, kept)
+	}
+	require.EqualValues(t, 1, conns.Load(), "five probes, one connection")
+	require.EqualValues(t, 1, p.kept.Load())
+
+	srv.CloseClientConnections() // as a server's idle timeout does
+	kept = run(pr, kept)
+	require.NotNil(t, kept)
+	require.EqualValues(t, 2, conns.Load(), "a closed connection is replaced, and the probe still succeeds")
+	require.EqualValues(t, 1, p.kept.Load())
+
+	srv.Close()
+	r, kept := p.probe(context.Background(), pr, kept)
+	require.False(t, r.OK)
+	require.Equal(t, "connection refused", r.Reason, "a dead server fails the probe on the fresh connection")
+	require.Nil(t, kept)
+	require.EqualValues(t, 0, p.kept.Load())
+}
+
+func TestKeepAliveNotKept(t *testing.T) {
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/close" {
+			w.Header().Set("Connection", "close")
+		}
+		fmt.Fprint(w, "ok")
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	target := hostPort(t, srv.URL)
+	for _, c := range []struct {
+		name    string
+		maxKept int64
+		check   *zones.Check
+	}{
+		{"keepalive: false", 10, check("http", func(c *zones.Check) { c.KeepAlive = false })},
+		{"the server says close", 10, check("http", func(c *zones.Check) { c.Path = "/close" })},
+		{"over the budget", 0, check("http")},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := &prober{allow: loopback, maxKept: c.maxKept}
+			before := conns.Load()
+			for range 3 {
+				r, kept := p.probe(context.Background(), probeOf(c.check, target), nil)
+				require.True(t, r.OK, r.Reason)
+				require.Nil(t, kept)
+			}
+			require.EqualValues(t, 3, conns.Load()-before)
+			require.EqualValues(t, 0, p.kept.Load())
+		})
+	}
 }

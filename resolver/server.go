@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -152,7 +151,7 @@ func Serve(ctx context.Context, h WireHandler, opts ServeOptions, lns ...Listene
 		udp = append(append(udp, l.UDP), l.more...)
 	}
 	var udpWG sync.WaitGroup
-	var stop atomic.Bool
+	stopped := make(chan struct{})
 	addProcs(len(udp))
 	defer addProcs(-len(udp))
 	for _, pc := range udp {
@@ -163,11 +162,11 @@ func Serve(ctx context.Context, h WireHandler, opts ServeOptions, lns ...Listene
 		udpWG.Add(1)
 		go func() {
 			defer udpWG.Done()
-			serveUDP(c, h, opts.Log, &stop)
+			serveUDP(c, h, opts.Log, stopped)
 		}()
 	}
 	defer func() {
-		stop.Store(true)
+		close(stopped)
 		for _, pc := range udp {
 			pc.Close()
 		}

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
-	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -41,11 +40,15 @@ type mmsghdr struct {
 	_   [4]byte
 }
 
-// rcvTimeout bounds a blocked read, so a closed server's thread notices.
-const rcvTimeoutUsec = 10_000
+// rcvTimeout bounds a blocked read: a backstop, should the shutdown that
+// wakes a stopping reader not. It is long on purpose: each time a read
+// outlasts 10 ms, sysmon takes the reader's P away, and then polls every
+// 20 us for a millisecond or more; a 10 ms timeout kept it doing that all
+// the time (5,000 wake-ups a second in a server that probes endpoints).
+const rcvTimeoutSec = 1
 
-// serveUDP answers queries on c until it is stopped (c closed).
-func serveUDP(c *net.UDPConn, h WireHandler, log *slog.Logger, stop *atomic.Bool) {
+// serveUDP answers queries on c until stopped is closed.
+func serveUDP(c *net.UDPConn, h WireHandler, log *slog.Logger, stopped <-chan struct{}) {
 	raw, err := c.SyscallConn()
 	if err != nil {
 		log.Error("UDP socket: falling back to the netpoller", "error", err)
@@ -59,7 +62,7 @@ func serveUDP(c *net.UDPConn, h WireHandler, log *slog.Logger, stop *atomic.Bool
 		// The duplicate shares the socket (and its flags): reads through the
 		// Go connection are not made any more, so blocking mode is safe.
 		derr = errors.Join(unix.SetNonblock(fd, false),
-			unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: rcvTimeoutUsec}))
+			unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: rcvTimeoutSec}))
 	}
 	if derr != nil {
 		if fd >= 0 {
@@ -69,7 +72,19 @@ func serveUDP(c *net.UDPConn, h WireHandler, log *slog.Logger, stop *atomic.Bool
 		servePolled(c, h, log)
 		return
 	}
-	defer unix.Close(fd)
+	// A shutdown wakes the blocked read at once (recvmmsg returns nothing).
+	// The descriptor is closed only after it, so that the shutdown cannot
+	// hit a descriptor number reused by then.
+	woken := make(chan struct{})
+	go func() {
+		<-stopped
+		unix.Shutdown(fd, unix.SHUT_RD)
+		close(woken)
+	}()
+	defer func() {
+		<-woken
+		unix.Close(fd)
+	}()
 	// The Go connection's descriptor is registered with the netpoller's
 	// epoll, which would wake an idle thread for every datagram the reader
 	// takes. Closed, it leaves the epoll set; the duplicate keeps the socket.
@@ -93,7 +108,12 @@ func serveUDP(c *net.UDPConn, h WireHandler, log *slog.Logger, stop *atomic.Bool
 		in[i].hdr.Iovlen = 1
 		in[i].hdr.Name = (*byte)(unsafe.Pointer(&names[i]))
 	}
-	for !stop.Load() {
+	for {
+		select {
+		case <-stopped:
+			return
+		default:
+		}
 		for i := range in {
 			in[i].hdr.Namelen = uint32(unsafe.Sizeof(names[i]))
 			in[i].hdr.Flags = 0
@@ -103,9 +123,7 @@ func serveUDP(c *net.UDPConn, h WireHandler, log *slog.Logger, stop *atomic.Bool
 		if errno != 0 {
 			switch errno {
 			case unix.EAGAIN, unix.EINTR:
-				continue // the timeout or a signal: look at stop
-			case unix.EBADF:
-				return
+				continue // the timeout or a signal: look at stopped
 			}
 			log.Warn("UDP read failed", "error", errno)
 			continue

@@ -5,13 +5,12 @@ package resolver
 import (
 	"log/slog"
 	"net"
-	"sync/atomic"
 )
 
 // readersHoldProcs: readers wait in the netpoller, without a P.
 const readersHoldProcs = false
 
 // serveUDP answers queries on c until c is closed.
-func serveUDP(c *net.UDPConn, h WireHandler, log *slog.Logger, _ *atomic.Bool) {
+func serveUDP(c *net.UDPConn, h WireHandler, log *slog.Logger, _ <-chan struct{}) {
 	servePolled(c, h, log)
 }

@@ -12,6 +12,7 @@ targets=(
   "FuzzCompile ./zones"          # YAML zone loader
   "FuzzImportMaster ./zones"     # RFC 1035 master-file import
   "FuzzRequest ./api"            # admin API requests
+  "FuzzReadResponse ./health"    # health-check HTTP responses == net/http
 )
 for t in "${targets[@]}"; do
   set -- $t

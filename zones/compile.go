@@ -500,8 +500,8 @@ func (c *compiler) probe(ep *Endpoint, svc *serviceSpec) {
 		}
 		p.Target = netip.AddrPortFrom(host, uint16(port)).String()
 	}
-	p.Key = fmt.Sprintf("%s|%s|%d|%s|%s|%v|%q|%v|%v|%d|%d|%v|%v|%s|%d", p.Target, ch.Type, ch.Port, ch.Path, ch.Host,
-		ch.ExpectStatus, ch.ExpectBody, ch.Interval, ch.Timeout, ch.Rise, ch.Fall, ch.Insecure, ch.Up, ch.Query, ch.QType)
+	p.Key = fmt.Sprintf("%s|%s|%d|%s|%s|%v|%q|%v|%v|%d|%d|%v|%v|%s|%d|%v", p.Target, ch.Type, ch.Port, ch.Path, ch.Host,
+		ch.ExpectStatus, ch.ExpectBody, ch.Interval, ch.Timeout, ch.Rise, ch.Fall, ch.Insecure, ch.Up, ch.Query, ch.QType, ch.KeepAlive)
 	ep.Probe = p
 }
 

@@ -100,9 +100,13 @@ type Check struct {
 	Rise         int           // default 3
 	Fall         int           // default 2
 	Insecure     bool
-	Up           bool   // static checks: the fixed state; default true
-	Query        string // dns checks: the name asked; default the zone's origin
-	QType        uint16 // dns checks: the type asked; default SOA
+	// KeepAlive keeps an http(s) check's connection open between probes
+	// (default true): a probe is then one request on it instead of a TCP
+	// (and TLS) handshake, several times cheaper for the checker.
+	KeepAlive bool
+	Up        bool   // static checks: the fixed state; default true
+	Query     string // dns checks: the name asked; default the zone's origin
+	QType     uint16 // dns checks: the type asked; default SOA
 }
 
 var checkTypes = map[string]int{"http": 80, "https": 443, "tcp": 0, "dns": 53, "static": 0}

@@ -248,7 +248,7 @@ func (d *decoder) sites(s *spec, n *yaml.Node) {
 
 func (d *decoder) checks(s *spec, n *yaml.Node) {
 	d.entries(n, "checks", func(k, v *yaml.Node) {
-		c := &Check{Name: k.Value, Interval: DefaultInterval, Timeout: DefaultTimeout, Rise: DefaultRise, Fall: DefaultFall, Up: true}
+		c := &Check{Name: k.Value, Interval: DefaultInterval, Timeout: DefaultTimeout, Rise: DefaultRise, Fall: DefaultFall, Up: true, KeepAlive: true}
 		what := fmt.Sprintf("check %q", k.Value)
 		count := func(dst *int, key string) func(*yaml.Node) {
 			return func(x *yaml.Node) {
@@ -284,11 +284,12 @@ func (d *decoder) checks(s *spec, n *yaml.Node) {
 					c.Timeout = v
 				}
 			},
-			"rise":     count(&c.Rise, "rise"),
-			"fall":     count(&c.Fall, "fall"),
-			"insecure": func(x *yaml.Node) { c.Insecure, _ = d.bool(x, what+": insecure") },
-			"up":       func(x *yaml.Node) { c.Up, _ = d.bool(x, what+": up") },
-			"query":    func(x *yaml.Node) { c.Query, _ = d.domain(x, what+": query", s.origin) },
+			"rise":      count(&c.Rise, "rise"),
+			"fall":      count(&c.Fall, "fall"),
+			"insecure":  func(x *yaml.Node) { c.Insecure, _ = d.bool(x, what+": insecure") },
+			"up":        func(x *yaml.Node) { c.Up, _ = d.bool(x, what+": up") },
+			"keepalive": func(x *yaml.Node) { c.KeepAlive, _ = d.bool(x, what+": keepalive") },
+			"query":     func(x *yaml.Node) { c.Query, _ = d.domain(x, what+": query", s.origin) },
 			"qtype": func(x *yaml.Node) {
 				t, _ := d.scalar(x, what+": qtype")
 				if c.QType = dns.StringToType[strings.ToUpper(t)]; c.QType == 0 {
