@@ -139,11 +139,21 @@ func readHead(br *bufio.Reader, wantBody bool, limit int64) (response, error) {
 }
 
 // readLine reads a line without its CRLF (or LF), counting into *n the
-// bytes of the head read so far.
+// bytes of the head read so far. The line is valid until the next read.
 func readLine(br *bufio.Reader, n *int) ([]byte, error) {
 	line, err := br.ReadSlice('\n')
 	*n += len(line)
-	if *n > maxHeader || errors.Is(err, bufio.ErrBufferFull) {
+	if errors.Is(err, bufio.ErrBufferFull) && *n <= maxHeader {
+		// Longer than the buffer (a big cookie, say): gathered in a copy.
+		line = bytes.Clone(line)
+		for errors.Is(err, bufio.ErrBufferFull) && *n <= maxHeader {
+			var more []byte
+			more, err = br.ReadSlice('\n')
+			*n += len(more)
+			line = append(line, more...)
+		}
+	}
+	if *n > maxHeader {
 		return nil, errHeaderTooLong
 	}
 	if err != nil {

@@ -32,11 +32,12 @@ func TestReadResponse(t *testing.T) {
 		{"not http", "SSH-2.0-OpenSSH\r\n\r\n", 0, "", false, "malformed status line"},
 		{"two lengths", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nok", 0, "", false, "bad Content-Length"},
 		{"gzip", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", 0, "", false, "unsupported transfer encoding"},
+		{"header longer than the buffer", "HTTP/1.1 200 OK\r\nSet-Cookie: " + strings.Repeat("c", 5000) + "\r\nContent-Length: 2\r\n\r\nok", 200, "ok", true, ""},
 		{"endless header", "HTTP/1.1 200 OK\r\nX: " + strings.Repeat("a", maxHeader), 0, "", false, "too long"},
 		{"nothing", "", 0, "", false, "EOF"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			br := bufio.NewReaderSize(strings.NewReader(c.in), 1024)
+			br := bufio.NewReaderSize(strings.NewReader(c.in), 2048)
 			r, err := readResponse(br, true, maxBody)
 			if c.err != "" {
 				require.ErrorContains(t, err, c.err)
@@ -69,7 +70,7 @@ func FuzzReadResponse(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		ours, err := readResponse(bufio.NewReaderSize(bytes.NewReader(in), 1024), true, maxBody)
+		ours, err := readResponse(bufio.NewReaderSize(bytes.NewReader(in), 16), true, maxBody)
 		resp, herr := http.ReadResponse(bufio.NewReader(bytes.NewReader(in)), nil)
 		if herr != nil || resp.StatusCode < 200 && resp.StatusCode != 101 || resp.ProtoMajor != 1 {
 			return // net/http refuses it; it is interim (net/http's Transport skips those, as readResponse does); not HTTP/1.x

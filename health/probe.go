@@ -14,6 +14,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -48,8 +49,12 @@ type prober struct {
 // owns it while it runs; between runs its scheduled probe holds it.
 type conn struct {
 	net.Conn
-	br *bufio.Reader
 }
+
+// readers lends response buffers to running probes: a kept connection has
+// nothing to buffer between probes, so thirty thousand of them need no
+// buffer of their own.
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 2048) }}
 
 // allowed reports whether a target may be probed (probe_allow).
 func (p *prober) allowed(target string) bool {
@@ -78,17 +83,16 @@ func (p *prober) probe(ctx context.Context, pr *zones.Probe, kept *conn) (Result
 		p.release(kept)
 		return Result{Reason: "target not allowed"}, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
-	defer cancel()
 	start := time.Now()
+	deadline := start.Add(c.Timeout)
 	var r Result
 	switch c.Type {
 	case "tcp":
-		r = p.tcp(ctx, pr.Target)
+		r = p.tcp(ctx, pr.Target, deadline)
 	case "http", "https":
-		r, kept = p.http(ctx, pr.Target, c, kept)
+		r, kept = p.http(ctx, pr.Target, c, kept, deadline)
 	case "dns":
-		r = p.dns(ctx, pr.Target, c)
+		r = p.dns(ctx, pr.Target, c, deadline)
 	default:
 		r = Result{Reason: "unknown check type " + c.Type}
 	}
@@ -107,8 +111,8 @@ func (p *prober) release(c *conn) {
 // dial connects to a target. Its connection closes with a reset (linger
 // 0), as HAProxy's checks do: at thousands of probes a second, TIME_WAIT
 // sockets would fill the ephemeral ports and make every connect slower.
-func (p *prober) dial(ctx context.Context, target string) (*net.TCPConn, error) {
-	d := net.Dialer{KeepAlive: -1} // a probe's own request is the liveness test; no keep-alive timers
+func (p *prober) dial(ctx context.Context, target string, deadline time.Time) (*net.TCPConn, error) {
+	d := net.Dialer{KeepAlive: -1, Deadline: deadline} // a probe's own request is the liveness test; no keep-alive timers
 	c, err := d.DialContext(ctx, "tcp", target)
 	if err != nil {
 		return nil, err
@@ -118,8 +122,8 @@ func (p *prober) dial(ctx context.Context, target string) (*net.TCPConn, error) 
 	return tc, nil
 }
 
-func (p *prober) tcp(ctx context.Context, target string) Result {
-	conn, err := p.dial(ctx, target)
+func (p *prober) tcp(ctx context.Context, target string, deadline time.Time) Result {
+	conn, err := p.dial(ctx, target, deadline)
 	if err != nil {
 		return Result{Reason: reason(err)}
 	}
@@ -130,26 +134,26 @@ func (p *prober) tcp(ctx context.Context, target string) Result {
 // http sends one GET. With keep-alive (the default) it goes on the
 // connection the last probe left open, if any, and leaves the connection
 // open for the next; otherwise on a fresh connection with Connection: close.
-func (p *prober) http(ctx context.Context, target string, c *zones.Check, kept *conn) (Result, *conn) {
+func (p *prober) http(ctx context.Context, target string, c *zones.Check, kept *conn, deadline time.Time) (Result, *conn) {
 	if kept != nil {
-		r, kept, stale := p.exchange(ctx, kept, target, c)
+		r, kept, stale := p.exchange(kept, target, c, deadline)
 		if !stale {
 			return r, kept
 		}
 		// The server closed the idle connection (its keep-alive timeout,
 		// or a restart): that says nothing of its health, a new one will.
 	}
-	cn, err := p.open(ctx, target, c)
+	cn, err := p.open(ctx, target, c, deadline)
 	if err != nil {
 		return Result{Reason: reason(err)}, nil
 	}
-	r, cn, _ := p.exchange(ctx, cn, target, c)
+	r, cn, _ := p.exchange(cn, target, c, deadline)
 	return r, cn
 }
 
 // open connects to an http(s) target; https checks do the TLS handshake.
-func (p *prober) open(ctx context.Context, target string, c *zones.Check) (*conn, error) {
-	tcp, err := p.dial(ctx, target)
+func (p *prober) open(ctx context.Context, target string, c *zones.Check, deadline time.Time) (*conn, error) {
+	tcp, err := p.dial(ctx, target, deadline)
 	if err != nil {
 		return nil, err
 	}
@@ -161,29 +165,28 @@ func (p *prober) open(ctx context.Context, target string, c *zones.Check) (*conn
 			name = ap.Addr().String() // verified against the certificate's IP SANs
 		}
 		tc := tls.Client(nc, &tls.Config{ServerName: name, InsecureSkipVerify: c.Insecure, RootCAs: p.rootCAs, MinVersion: tls.VersionTLS12})
-		if err := tc.HandshakeContext(ctx); err != nil {
+		tc.SetDeadline(deadline)
+		if err := tc.Handshake(); err != nil {
 			tcp.Close()
 			return nil, fmt.Errorf("TLS: %s", reason(err))
 		}
 		nc = tc
 	}
 	p.kept.Add(1) // counted from here; release uncounts it
-	return &conn{Conn: nc, br: bufio.NewReaderSize(nc, 1024)}, nil
+	return &conn{Conn: nc}, nil
 }
 
 // exchange sends the request on cn and reads the response. It returns the
 // connection if it may serve the next probe, else closes it. stale reports
 // a connection the server had closed before the request was sent.
-func (p *prober) exchange(ctx context.Context, cn *conn, target string, c *zones.Check) (r Result, next *conn, stale bool) {
+func (p *prober) exchange(cn *conn, target string, c *zones.Check, deadline time.Time) (r Result, next *conn, stale bool) {
 	keep := c.KeepAlive && p.kept.Load() <= p.maxKept
 	defer func() {
 		if next == nil {
 			p.release(cn)
 		}
 	}()
-	if dl, ok := ctx.Deadline(); ok {
-		cn.SetDeadline(dl)
-	}
+	cn.SetDeadline(deadline)
 	host := c.Host
 	if host == "" {
 		host = target
@@ -199,14 +202,19 @@ func (p *prober) exchange(ctx context.Context, cn *conn, target string, c *zones
 	if c.ExpectBody != "" || keep {
 		limit = maxBody
 	}
-	resp, err := readResponse(cn.br, c.ExpectBody != "", limit)
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(cn)
+	resp, err := readResponse(br, c.ExpectBody != "", limit)
+	extra := br.Buffered() // bytes past the response: nothing a reused connection may carry
+	br.Reset(nil)
+	readers.Put(br)
 	if err != nil {
 		if r := reason(err); r == "timeout" {
 			return Result{Reason: "timeout waiting for response"}, nil, false
 		}
-		return Result{Reason: "bad response: " + reason(err)}, nil, closedByPeer(err) && cn.br.Buffered() == 0
+		return Result{Reason: "bad response: " + reason(err)}, nil, closedByPeer(err) && extra == 0
 	}
-	if keep && resp.reusable {
+	if keep && resp.reusable && extra == 0 {
 		cn.SetDeadline(time.Time{})
 		next = cn
 	}
@@ -226,7 +234,9 @@ func closedByPeer(err error) bool {
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
-func (p *prober) dns(ctx context.Context, target string, c *zones.Check) Result {
+func (p *prober) dns(ctx context.Context, target string, c *zones.Check, deadline time.Time) Result {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
 	m := new(dns.Msg)
 	m.SetQuestion(c.Query, c.QType)
 	m.RecursionDesired = false
