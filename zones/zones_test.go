@@ -155,7 +155,13 @@ checks: {hc: {type: https}}
 	require.NoError(t, err)
 	hc := z.Checks["hc"]
 	require.Equal(t, Check{Name: "hc", Type: "https", Port: 443, Path: "/", ExpectStatus: []int{200},
-		Interval: time.Second, Timeout: 800 * time.Millisecond, Rise: 3, Fall: 2, Up: true}, *hc)
+		Interval: time.Second, Timeout: 800 * time.Millisecond, Rise: 3, Fall: 2, Up: true, KeepAlive: true}, *hc)
+
+	z, err = Compile("d.example.yaml", []byte(strings.Replace(src, "type: https", "type: http, keepalive: false", 1)), "d.example.", time.Now(), nil)
+	require.NoError(t, err)
+	require.False(t, z.Checks["hc"].KeepAlive)
+	_, err = Compile("d.example.yaml", []byte(strings.Replace(src, "type: https", "type: http, keepalive: maybe", 1)), "d.example.", time.Now(), nil)
+	require.ErrorContains(t, err, "d.example.yaml:3:")
 }
 
 const serialZone = `soa: {ns: a.example., mbox: b.example.}
