@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,6 +60,7 @@ func LoadFile(path string, prev *Zone) (*Zone, error) {
 // Compile builds a zone from YAML bytes. file names the source in errors and
 // anchors relative import paths; mtime seeds an automatic serial.
 func Compile(file string, data []byte, origin string, mtime time.Time, prev *Zone) (*Zone, error) {
+	defer loadingGC()()
 	s, uses, errs := decodeSpec(file, data, origin)
 	if s == nil {
 		return nil, errs.err()
@@ -721,3 +723,39 @@ func yamlError(file string, err error) *PosError {
 }
 
 var yamlLineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
+
+// loadGCPercent is the collector's GOGC while zones compile. A compile
+// allocates its result while the heap grows under it, so at GOGC 100 the
+// collector runs again at each doubling and marks everything built so
+// far: a third of a million-record load. At 200 that load takes 25 %
+// less time for 5 % more peak heap; the setting returns when the last
+// compile ends.
+const loadGCPercent = 200
+
+var loadGC struct {
+	sync.Mutex
+	n    int // compiles running
+	prev int // the setting to return to; kept when it was already higher, or off
+	set  bool
+}
+
+// loadingGC raises GOGC for a compile and returns what lowers it again.
+func loadingGC() (done func()) {
+	loadGC.Lock()
+	defer loadGC.Unlock()
+	if loadGC.n == 0 {
+		loadGC.prev = debug.SetGCPercent(loadGCPercent)
+		loadGC.set = loadGC.prev >= 0 && loadGC.prev < loadGCPercent
+		if !loadGC.set {
+			debug.SetGCPercent(loadGC.prev)
+		}
+	}
+	loadGC.n++
+	return func() {
+		loadGC.Lock()
+		defer loadGC.Unlock()
+		if loadGC.n--; loadGC.n == 0 && loadGC.set {
+			debug.SetGCPercent(loadGC.prev)
+		}
+	}
+}

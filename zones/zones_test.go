@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
@@ -296,4 +297,26 @@ services:
 	require.True(t, api.Spillover)
 	require.Equal(t, 0.8, api.MaxLoad, "default max_load")
 	require.Zero(t, api.ReturnRamp)
+}
+
+// TestLoadingGC: compiles raise GOGC while any runs and put back what was
+// set before; a higher setting, or the collector off, is left alone.
+func TestLoadingGC(t *testing.T) {
+	prev := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(prev)
+	done1 := loadingGC()
+	done2 := loadingGC()
+	require.Equal(t, loadGCPercent, debug.SetGCPercent(loadGCPercent))
+	done1()
+	require.Equal(t, loadGCPercent, debug.SetGCPercent(loadGCPercent), "one compile still runs")
+	done2()
+	require.Equal(t, 100, debug.SetGCPercent(100))
+
+	for _, setting := range []int{-1, 400} {
+		debug.SetGCPercent(setting)
+		done := loadingGC()
+		require.Equal(t, setting, debug.SetGCPercent(setting))
+		done()
+		require.Equal(t, setting, debug.SetGCPercent(setting))
+	}
 }
