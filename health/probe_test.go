@@ -161,12 +161,11 @@ func dnsBackend(t *testing.T) string {
 	return pc.LocalAddr().String()
 }
 
-// TestKeepAlive: an http check reuses one connection across probes, gets
-// past a connection the server closed while idle, and keeps none when the
-// check, the server or the budget says not to.
-func TestKeepAlive(t *testing.T) {
-	var conns atomic.Int64
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// countingServer answers "all ok" (with Connection: close at /close) and
+// counts the connections it accepted.
+func countingServer(t *testing.T) (srv *httptest.Server, conns *atomic.Int64) {
+	conns = new(atomic.Int64)
+	srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/close" {
 			w.Header().Set("Connection", "close")
 		}
@@ -178,7 +177,15 @@ func TestKeepAlive(t *testing.T) {
 		}
 	}
 	srv.Start()
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	return srv, conns
+}
+
+// TestKeepAlive: an http check reuses one connection across probes, gets
+// past a connection the server closed while idle, and keeps none when the
+// check, the server or the budget says not to.
+func TestKeepAlive(t *testing.T) {
+	srv, conns := countingServer(t)
 	target := hostPort(t, srv.URL)
 	p := &prober{allow: loopback, maxKept: 10}
 	run := func(pr *zones.Probe, kept *conn) *conn {
@@ -212,20 +219,7 @@ func TestKeepAlive(t *testing.T) {
 }
 
 func TestKeepAliveNotKept(t *testing.T) {
-	var conns atomic.Int64
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/close" {
-			w.Header().Set("Connection", "close")
-		}
-		fmt.Fprint(w, "ok")
-	}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	srv.Start()
-	defer srv.Close()
+	srv, conns := countingServer(t)
 	target := hostPort(t, srv.URL)
 	for _, c := range []struct {
 		name    string
