@@ -228,10 +228,11 @@ func (p *prober) exchange(cn *conn, target string, c *zones.Check, deadline time
 	return Result{OK: true, Reason: status}, next, false
 }
 
-// closedByPeer tells an error of a connection the other side had closed.
+// closedByPeer tells an error of a connection the other side had closed
+// before answering. A response cut short (io.ErrUnexpectedEOF) is not
+// one: that server did answer, badly.
 func closedByPeer(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 func (p *prober) dns(ctx context.Context, target string, c *zones.Check, deadline time.Time) Result {
