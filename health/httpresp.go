@@ -67,8 +67,10 @@ func readHead(br *bufio.Reader, wantBody bool, limit int64) (response, error) {
 	if r.status < 100 {
 		return r, fmt.Errorf("malformed status code %q", rest[:3])
 	}
-	closeConn := proto[7] == '0' // HTTP/1.0: closed unless it says keep-alive
+	http10 := proto[7] == '0' // the line is gone after the next read
+	closeConn := http10       // HTTP/1.0: closed unless it says keep-alive
 	length, chunked := int64(-1), false
+	var scratch [256]byte
 	for {
 		line, err := readLine(br, &n)
 		if err != nil {
@@ -77,16 +79,15 @@ func readHead(br *bufio.Reader, wantBody bool, limit int64) (response, error) {
 		if len(line) == 0 {
 			break
 		}
-		if next, _ := br.Peek(1); len(next) == 1 && (next[0] == ' ' || next[0] == '\t') {
+		// A copy: the Peek below may move the buffer the line is in.
+		line = append(scratch[:0], line...)
+		for next, _ := br.Peek(1); len(next) == 1 && (next[0] == ' ' || next[0] == '\t'); next, _ = br.Peek(1) {
 			// Obsolete line folding: the value goes on in the next line.
-			line = bytes.Clone(line)
-			for next, _ := br.Peek(1); len(next) == 1 && (next[0] == ' ' || next[0] == '\t'); next, _ = br.Peek(1) {
-				more, err := readLine(br, &n)
-				if err != nil {
-					return r, err
-				}
-				line = append(append(line, ' '), bytes.TrimSpace(more)...)
+			more, err := readLine(br, &n)
+			if err != nil {
+				return r, err
 			}
+			line = append(append(line, ' '), bytes.TrimSpace(more)...)
 		}
 		name, value, ok := bytes.Cut(line, []byte(":"))
 		if !ok {
@@ -110,7 +111,7 @@ func readHead(br *bufio.Reader, wantBody bool, limit int64) (response, error) {
 				tok = bytes.TrimSpace(tok)
 				if bytes.EqualFold(tok, []byte("close")) {
 					closeConn = true
-				} else if bytes.EqualFold(tok, []byte("keep-alive")) && proto[7] == '0' {
+				} else if bytes.EqualFold(tok, []byte("keep-alive")) && http10 {
 					closeConn = false
 				}
 			}

@@ -55,6 +55,21 @@ func TestReadResponse(t *testing.T) {
 	}
 }
 
+// TestReadResponseSmallBuffer: lines that end at the reader's buffer edge,
+// where looking at the next line's first byte moves the buffer.
+func TestReadResponseSmallBuffer(t *testing.T) {
+	for pad := range 40 {
+		for _, proto := range []string{"HTTP/1.1 200 OK\r\n", "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n"} {
+			in := proto + "X-Pad: " + strings.Repeat("p", pad) + "\r\nContent-Length: 2\r\nX-Folded: a\r\n b\r\n\r\nok"
+			r, err := readResponse(bufio.NewReaderSize(strings.NewReader(in), 16), true, maxBody)
+			require.NoError(t, err, "pad %d", pad)
+			require.Equal(t, 200, r.status)
+			require.Equal(t, "ok", string(r.body), "pad %d", pad)
+			require.True(t, r.reusable, "pad %d: %q", pad, in)
+		}
+	}
+}
+
 // FuzzReadResponse holds readResponse to net/http's parser: whatever
 // response net/http reads, readResponse reads with the same status and
 // body, and calls the connection reusable only when net/http would.
