@@ -30,7 +30,6 @@ func parseECS(opt *dns.OPT) (ecs *clientSubnet, ok bool) {
 		if ecs != nil || e.SourceScope != 0 {
 			return nil, false
 		}
-		var bits int
 		var addr netip.Addr
 		switch e.Family {
 		case 0: // some clients send family 0 with prefix 0: "do not use ECS"
@@ -40,32 +39,39 @@ func parseECS(opt *dns.OPT) (ecs *clientSubnet, ok bool) {
 			ecs = &clientSubnet{}
 			continue
 		case 1:
-			bits = 32
-			a, good := netip.AddrFromSlice(e.Address.To4())
-			if !good {
-				return nil, false
-			}
-			addr = a
+			addr, _ = netip.AddrFromSlice(e.Address.To4())
 		case 2:
-			bits = 128
-			a, good := netip.AddrFromSlice(e.Address.To16())
-			if !good {
-				return nil, false
-			}
-			addr = a
-		default:
+			addr, _ = netip.AddrFromSlice(e.Address.To16())
+		}
+		cs, good := newSubnet(e.Family, e.SourceNetmask, addr)
+		if !good {
 			return nil, false
 		}
-		if int(e.SourceNetmask) > bits {
-			return nil, false
-		}
-		p := netip.PrefixFrom(addr, int(e.SourceNetmask))
-		if p.Masked().Addr() != addr {
-			return nil, false // bits set beyond the source prefix
-		}
-		ecs = &clientSubnet{family: e.Family, source: e.SourceNetmask, prefix: p}
+		ecs = &cs
 	}
 	return ecs, true
+}
+
+// newSubnet checks an ECS option's family, source prefix and address (the
+// full path's parser and the fast path's both end here): ok is false for
+// an unknown family, a prefix longer than the family's addresses, or
+// address bits set past the prefix.
+func newSubnet(family uint16, source uint8, addr netip.Addr) (clientSubnet, bool) {
+	bits := 0
+	switch family {
+	case 1:
+		bits = 32
+	case 2:
+		bits = 128
+	}
+	if bits == 0 || addr.BitLen() != bits || int(source) > bits {
+		return clientSubnet{}, false
+	}
+	p := netip.PrefixFrom(addr, int(source))
+	if p.Masked().Addr() != addr {
+		return clientSubnet{}, false // bits set beyond the source prefix
+	}
+	return clientSubnet{family: family, source: source, prefix: p}, true
 }
 
 // usable reports whether the option names a client network to route by:

@@ -142,26 +142,28 @@ func parseSubnet(b []byte) (clientSubnet, bool) {
 	if len(b) < 4 || b[3] != 0 {
 		return clientSubnet{}, false
 	}
-	family, source := binary.BigEndian.Uint16(b), b[2]
-	a := b[4:]
+	family, source, a := binary.BigEndian.Uint16(b), b[2], b[4:]
+	if len(a) != (int(source)+7)/8 {
+		return clientSubnet{}, false // the address in as many bytes as the prefix needs, as RFC 7871 asks
+	}
 	var addr netip.Addr
-	switch {
-	case family == 1 && source <= 32 && len(a) == (int(source)+7)/8:
+	switch family {
+	case 1:
 		var x [4]byte
+		if len(a) > len(x) {
+			return clientSubnet{}, false
+		}
 		copy(x[:], a)
 		addr = netip.AddrFrom4(x)
-	case family == 2 && source <= 128 && len(a) == (int(source)+7)/8:
+	case 2:
 		var x [16]byte
+		if len(a) > len(x) {
+			return clientSubnet{}, false
+		}
 		copy(x[:], a)
 		addr = netip.AddrFrom16(x)
-	default:
-		return clientSubnet{}, false
 	}
-	p := netip.PrefixFrom(addr, int(source))
-	if p.Masked().Addr() != addr {
-		return clientSubnet{}, false
-	}
-	return clientSubnet{family: family, source: source, prefix: p}, true
+	return newSubnet(family, source, addr)
 }
 
 // key writes the cache key of the question into b.
