@@ -146,22 +146,14 @@ func parseSubnet(b []byte) (clientSubnet, bool) {
 	if len(a) != (int(source)+7)/8 {
 		return clientSubnet{}, false // the address in as many bytes as the prefix needs, as RFC 7871 asks
 	}
-	var addr netip.Addr
-	switch family {
-	case 1:
-		var x [4]byte
-		if len(a) > len(x) {
-			return clientSubnet{}, false
-		}
-		copy(x[:], a)
-		addr = netip.AddrFrom4(x)
-	case 2:
-		var x [16]byte
-		if len(a) > len(x) {
-			return clientSubnet{}, false
-		}
-		copy(x[:], a)
-		addr = netip.AddrFrom16(x)
+	var x [16]byte
+	if len(a) > len(x) {
+		return clientSubnet{}, false
+	}
+	copy(x[:], a)
+	addr := netip.AddrFrom16(x)
+	if family == 1 {
+		addr = netip.AddrFrom4([4]byte(x[:4])) // longer prefixes newSubnet refuses
 	}
 	return newSubnet(family, source, addr)
 }
