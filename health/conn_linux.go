@@ -43,7 +43,7 @@ func (c *rawConn) Read(b []byte) (int, error) {
 		n, errno = int(r), e
 		return e != unix.EAGAIN
 	})
-	return result(n, errno, err, true)
+	return result("read", n, errno, err)
 }
 
 func (c *rawConn) Write(b []byte) (int, error) {
@@ -57,7 +57,7 @@ func (c *rawConn) Write(b []byte) (int, error) {
 			n, errno = int(r), e
 			return e != unix.EAGAIN
 		})
-		if _, err := result(n, errno, err, false); err != nil {
+		if _, err := result("write", n, errno, err); err != nil {
 			return written, err
 		}
 		written += n
@@ -65,14 +65,15 @@ func (c *rawConn) Write(b []byte) (int, error) {
 	return written, nil
 }
 
-// result turns a raw call's outcome into what net.Conn returns.
-func result(n int, errno syscall.Errno, err error, read bool) (int, error) {
+// result turns the outcome of a raw read or write (op) into what net.Conn
+// returns.
+func result(op string, n int, errno syscall.Errno, err error) (int, error) {
 	switch {
 	case err != nil: // a deadline, or the connection closed
 		return 0, err
 	case errno != 0:
-		return 0, &net.OpError{Op: map[bool]string{true: "read", false: "write"}[read], Net: "tcp", Err: errno}
-	case read && n == 0:
+		return 0, &net.OpError{Op: op, Net: "tcp", Err: errno}
+	case op == "read" && n == 0:
 		return 0, io.EOF
 	}
 	return n, nil

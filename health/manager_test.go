@@ -137,14 +137,21 @@ func TestOverrides(t *testing.T) {
 	require.Error(t, m.SetSite("east", "sideways"))
 }
 
-func TestPersistence(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "health.json")
-	set := compile(t, zoneYAML("{type: http, port: 8080}", []string{e1}, []string{w1}))
+// savingManager returns a manager on set that writes its state to file;
+// stop returns once its saver has finished.
+func savingManager(file string, set *zones.Set) (m *Manager, stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
-	m := NewManager(Options{Allow: loopback, Log: quiet, StateFile: file})
+	m = NewManager(Options{Allow: loopback, Log: quiet, StateFile: file})
 	m.SetZones(set)
 	done := make(chan struct{})
 	go func() { m.saver.run(ctx); close(done) }()
+	return m, func() { cancel(); <-done }
+}
+
+func TestPersistence(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "health.json")
+	set := compile(t, zoneYAML("{type: http, port: 8080}", []string{e1}, []string{w1}))
+	m, stop := savingManager(file, set)
 	p := probeFor(t, m, e1)
 	m.record(p, Result{Reason: "connection refused"}, nil)
 	m.record(p, Result{Reason: "connection refused"}, nil)
@@ -153,8 +160,7 @@ func TestPersistence(t *testing.T) {
 		st, err := load(file)
 		return err == nil && len(st.Probes) == 1 && !st.Probes[p.key].Up && st.Sites["west"] == Drain
 	}, 5*time.Second, 10*time.Millisecond)
-	cancel()
-	<-done
+	stop()
 
 	// A new process: the state is there before any probe runs.
 	m2 := NewManager(Options{Allow: loopback, Log: quiet, StateFile: file})
@@ -230,11 +236,7 @@ func TestReturnsAndDials(t *testing.T) {
 	set := compile(t, zoneYAML("{type: http, port: 8080, rise: 2, fall: 1}", []string{e1}, []string{w1}))
 	eps := set.Zone("example.net.").Services["web"].Endpoints
 	east, west := &eps[0], &eps[1]
-	ctx, cancel := context.WithCancel(context.Background())
-	m := NewManager(Options{Allow: loopback, Log: quiet, StateFile: file})
-	m.SetZones(set)
-	done := make(chan struct{})
-	go func() { m.saver.run(ctx); close(done) }()
+	m, stop := savingManager(file, set)
 
 	p := probeFor(t, m, e1)
 	m.record(p, Result{OK: true}, nil)
@@ -268,8 +270,7 @@ func TestReturnsAndDials(t *testing.T) {
 		st, err := load(file)
 		return err == nil && len(st.Dials) == 1 && len(st.Lifted) == 1
 	}, 5*time.Second, 10*time.Millisecond)
-	cancel()
-	<-done
+	stop()
 
 	m2 := NewManager(Options{Allow: loopback, Log: quiet, StateFile: file})
 	m2.SetZones(set)
