@@ -146,10 +146,14 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 	}
 	for _, g := range groups {
 		for _, site := range g {
-			if !siteHas(svc, site, v6) {
+			// One walk over the site's endpoints tells whether it is up
+			// and gathers its answer, kept only if the site is taken.
+			na, nn := len(d.Addrs), len(d.Names)
+			has, up, short := r.collect(origin, svc, site, v6, &d)
+			if !has {
 				continue
 			}
-			st := r.standing(origin, svc, site, t)
+			st := r.weigh(origin, svc, site, up, t)
 			if home == "" {
 				home = site
 			}
@@ -166,14 +170,17 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 					tr.Down = append(tr.Down, site)
 				}
 				d.Degraded = true // failing over
-				continue
 			case st.Weight <= 0 || (st.Weight < 1 && st.Bucket >= st.Weight):
 				if st.Ramp < 1 {
 					d.Degraded = true // come back soon: the ramp moves on
 				}
-				continue // dialed away, or not yet won back
+				// dialed away, or not yet won back
+			default:
+				d.Sites = append(d.Sites, site)
+				d.Degraded = d.Degraded || short // the site answers short of endpoints
+				continue
 			}
-			r.take(origin, svc, site, v6, &d)
+			d.Addrs, d.Names = d.Addrs[:na], d.Names[:nn] // not taken
 		}
 		if len(d.Sites) > 0 {
 			break
@@ -250,18 +257,33 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 // take adds an up site's up endpoints of the family to the answer.
 func (r *Router) take(origin string, svc *zones.Service, site string, v6 bool, d *Decision) {
 	d.Sites = append(d.Sites, site)
+	if _, _, short := r.collect(origin, svc, site, v6, d); short {
+		d.Degraded = true // the site answers short of endpoints
+	}
+}
+
+// collect walks a site's endpoints once, asking each one's health once: it
+// adds the up endpoints of the family to d, and reports whether the site
+// has endpoints of the family, whether it is up (SiteUp) and whether any
+// of its endpoints is down.
+func (r *Router) collect(origin string, svc *zones.Service, site string, v6 bool, d *Decision) (has, up, short bool) {
+	total, n := 0, 0
 	for i, ep := range svc.Endpoints {
 		if ep.Site != site {
 			continue
 		}
+		total++
+		fam := family(ep, v6, svc.CNAME)
+		has = has || fam
 		if !r.up(origin, svc, i) {
-			d.Degraded = true // the site answers short of endpoints
 			continue
 		}
-		if family(ep, v6, svc.CNAME) {
+		n++
+		if fam {
 			d.add(ep)
 		}
 	}
+	return has, siteUp(svc, n, total), n < total
 }
 
 func (d *Decision) add(ep zones.Endpoint) {
@@ -335,6 +357,11 @@ func SiteUp(h Health, origin string, svc *zones.Service, site string) bool {
 			up++
 		}
 	}
+	return siteUp(svc, up, total)
+}
+
+// siteUp is SiteUp's rule for up of total endpoints.
+func siteUp(svc *zones.Service, up, total int) bool {
 	return total > 0 && up > 0 && float64(up) >= svc.SiteUpRatio*float64(total)
 }
 

@@ -68,7 +68,12 @@ func (r *Router) Standing(origin string, svc *zones.Service, site string) SiteTr
 
 // standing is what a site may keep of its clients right now.
 func (r *Router) standing(origin string, svc *zones.Service, site string, now time.Time) SiteTraffic {
-	st := SiteTraffic{Site: site, Up: SiteUp(r.Health, origin, svc, site), Dial: 1, Ramp: 1}
+	return r.weigh(origin, svc, site, SiteUp(r.Health, origin, svc, site), now)
+}
+
+// weigh is standing for a site already known to be up or down.
+func (r *Router) weigh(origin string, svc *zones.Service, site string, up bool, now time.Time) SiteTraffic {
+	st := SiteTraffic{Site: site, Up: up, Dial: 1, Ramp: 1}
 	if d, ok := svc.Dials[site]; ok {
 		st.Dial = d
 	}
