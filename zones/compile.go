@@ -170,7 +170,7 @@ func (c *compiler) link() {
 		}
 		for i := range n.sets {
 			s := &n.sets[i]
-			seen := map[string]bool{}
+			var seen map[string]bool // made at the first target: most sets have none
 			for _, rr := range s.rrs {
 				var target string
 				switch x := rr.(type) {
@@ -188,6 +188,9 @@ func (c *compiler) link() {
 				target = dns.CanonicalName(target)
 				if seen[target] || len(s.extra) >= maxExtra {
 					continue
+				}
+				if seen == nil {
+					seen = map[string]bool{}
 				}
 				seen[target] = true
 				if t := z.nodes[target]; t != nil {
