@@ -1,7 +1,6 @@
 package api
 
 import (
-	"cmp"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -181,12 +180,9 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	}
 	sites, eps := s.Health.Overrides()
 	dials := []DialStatus{}
-	for k, w := range s.Health.Dials() {
-		dials = append(dials, DialStatus{k.Service, k.Site, percent(w)})
+	for _, d := range s.Health.Dials() {
+		dials = append(dials, DialStatus{d.Service, d.Site, percent(d.Weight)})
 	}
-	slices.SortFunc(dials, func(a, b DialStatus) int {
-		return cmp.Or(cmp.Compare(a.Service, b.Service), cmp.Compare(a.Site, b.Site))
-	})
 	st := Status{Version: s.Version, Go: runtime.Version(), Ready: snap.Ready(), DNS: s.DNS, Probes: probes,
 		Overrides: map[string]any{"sites": sites, "endpoints": eps, "dials": dials}}
 	zs := set.Zones()

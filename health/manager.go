@@ -456,11 +456,11 @@ func (m *Manager) SetDial(service, site string, weight float64) error {
 	return nil
 }
 
-// Dials returns the dials set through SetDial.
-func (m *Manager) Dials() map[DialKey]float64 {
+// Dials returns the dials set through SetDial, by service and site.
+func (m *Manager) Dials() []Dial {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return maps.Clone(m.dials)
+	return m.dialsLocked()
 }
 
 // Overrides returns the current site and endpoint overrides.

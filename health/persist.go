@@ -26,7 +26,7 @@ type state struct {
 	Sites     map[string]Override   `json:"site_overrides"`
 	Endpoints map[string]Override   `json:"endpoint_overrides"`
 	Lifted    map[string]time.Time  `json:"overrides_lifted,omitempty"`
-	Dials     []savedDial           `json:"dials,omitempty"`
+	Dials     []Dial                `json:"dials,omitempty"`
 }
 
 type savedProbe struct {
@@ -36,7 +36,9 @@ type savedProbe struct {
 	Back   time.Time `json:"back,omitzero"` // last down-to-up transition
 }
 
-type savedDial struct {
+// Dial is a dial set through the API: the share (0-1) of its own clients
+// a site of a service keeps.
+type Dial struct {
 	Service string  `json:"service"`
 	Site    string  `json:"site"`
 	Weight  float64 `json:"weight"`
@@ -50,13 +52,20 @@ func (m *Manager) stateLocked() state {
 			st.Probes[k] = savedProbe{p.up, p.since, p.reason, p.back}
 		}
 	}
+	st.Dials = m.dialsLocked()
+	return st
+}
+
+// dialsLocked lists the dials by service and site.
+func (m *Manager) dialsLocked() []Dial {
+	var out []Dial
 	for k, w := range m.dials {
-		st.Dials = append(st.Dials, savedDial{k.Service, k.Site, w})
+		out = append(out, Dial{k.Service, k.Site, w})
 	}
-	slices.SortFunc(st.Dials, func(a, b savedDial) int {
+	slices.SortFunc(out, func(a, b Dial) int {
 		return cmp.Or(cmp.Compare(a.Service, b.Service), cmp.Compare(a.Site, b.Site))
 	})
-	return st
+	return out
 }
 
 // load reads a state file; a missing file is an empty state.
@@ -85,7 +94,7 @@ func load(path string) (state, error) {
 			delete(st.Endpoints, name)
 		}
 	}
-	st.Dials = slices.DeleteFunc(st.Dials, func(d savedDial) bool { return !(d.Weight >= 0 && d.Weight <= 1) })
+	st.Dials = slices.DeleteFunc(st.Dials, func(d Dial) bool { return !(d.Weight >= 0 && d.Weight <= 1) })
 	return st, nil
 }
 
