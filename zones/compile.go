@@ -738,18 +738,19 @@ const loadGCPercent = 200
 var loadGC struct {
 	sync.Mutex
 	n    int // compiles running
-	prev int // the setting to return to; kept when it was already higher, or off
-	set  bool
+	prev int // the setting before the first of them
 }
+
+// raises tells whether loadingGC changes a setting: it never lowers a
+// higher one nor turns a collector that is off back on.
+func raises(setting int) bool { return setting >= 0 && setting < loadGCPercent }
 
 // loadingGC raises GOGC for a compile and returns what lowers it again.
 func loadingGC() (done func()) {
 	loadGC.Lock()
 	defer loadGC.Unlock()
 	if loadGC.n == 0 {
-		loadGC.prev = debug.SetGCPercent(loadGCPercent)
-		loadGC.set = loadGC.prev >= 0 && loadGC.prev < loadGCPercent
-		if !loadGC.set {
+		if loadGC.prev = debug.SetGCPercent(loadGCPercent); !raises(loadGC.prev) {
 			debug.SetGCPercent(loadGC.prev)
 		}
 	}
@@ -757,7 +758,7 @@ func loadingGC() (done func()) {
 	return func() {
 		loadGC.Lock()
 		defer loadGC.Unlock()
-		if loadGC.n--; loadGC.n == 0 && loadGC.set {
+		if loadGC.n--; loadGC.n == 0 && raises(loadGC.prev) {
 			debug.SetGCPercent(loadGC.prev)
 		}
 	}
