@@ -130,11 +130,9 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 	var (
 		t      time.Time // zero unless a ramp needs the time
 		net    = hashedNet(client)
-		netKey uint64
 		hashed bool // the decision depends on the client's hashed network
 		home   = "" // the first site offered the client, for spillover
 	)
-	netKey = netHash(net)
 	if r.Traffic != nil && svc.ReturnRamp > 0 {
 		t = time.Now()
 		if r.Now != nil {
@@ -159,7 +157,7 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 			}
 			if st.Weight < 1 && st.Weight > 0 {
 				hashed = true
-				st.Bucket = bucket(netKey, site)
+				st.Bucket = bucket(netHash(net), site) // hashed only when a dial or ramp asks
 			}
 			if tr != nil {
 				tr.Traffic = append(tr.Traffic, st)
@@ -198,7 +196,7 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 			if tr != nil {
 				tr.SpilledFrom, tr.Spill = home, shares
 			}
-			if to := pick(netKey, shares); to != "" {
+			if to := pick(netHash(net), shares); to != "" {
 				hashed = true
 				r.take(origin, svc, to, v6, &d)
 			}
