@@ -250,6 +250,10 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.async = true
 	m.mu.Unlock()
 	go m.publisher(ctx)
+	loop, err := newEvloop(&m.prober, m)
+	if err != nil {
+		m.log.Warn("health checks run without an event loop", "error", err)
+	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -270,7 +274,12 @@ func (m *Manager) Run(ctx context.Context) error {
 			select {
 			case m.sem <- struct{}{}:
 				p.inflight = true
-				go m.run(ctx, p, p.spec)
+				if loop != nil && loopable(p.spec) {
+					loop.submit(p, p.spec, p.conn)
+					p.conn = nil
+				} else {
+					go m.run(ctx, p, p.spec)
+				}
 			default:
 				m.metrics.skipped.Inc()
 			}
@@ -283,6 +292,9 @@ func (m *Manager) Run(ctx context.Context) error {
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
+			if loop != nil {
+				loop.stop()
+			}
 			m.closeKept()
 			return nil
 		case <-timer.C:
@@ -336,6 +348,20 @@ func (m *Manager) run(ctx context.Context, p *probe, spec *zones.Probe) {
 		return
 	}
 	m.record(p, res, kept)
+}
+
+// finished implements loopOwner.
+func (m *Manager) finished(p *probe, r Result, kept *conn) {
+	<-m.sem
+	m.record(p, r, kept)
+}
+
+// abandoned implements loopOwner.
+func (m *Manager) abandoned(p *probe) {
+	<-m.sem
+	m.mu.Lock()
+	p.inflight = false
+	m.mu.Unlock()
 }
 
 // record feeds one result to a probe's state machine: down after Fall

@@ -48,7 +48,43 @@ type prober struct {
 // conn is a connection kept open between the probes of one target. A probe
 // owns it while it runs; between runs its scheduled probe holds it.
 type conn struct {
-	net.Conn
+	net.Conn     // a goroutine's probe (https); nil for the event loop's,
+	fd       int // whose connection is this socket
+}
+
+// close closes the connection.
+func (c *conn) close() {
+	if c.Conn != nil {
+		c.Conn.Close()
+	} else {
+		closeFD(c.fd)
+	}
+}
+
+// looper runs probes of the checks loopable accepts, telling a loopOwner
+// how each ends (loop_linux.go).
+type looper interface {
+	submit(p *probe, spec *zones.Probe, kept *conn)
+	stop()
+}
+
+// loopOwner hears how the loop's probes end.
+type loopOwner interface {
+	// finished takes a probe's result and the connection kept for its
+	// next run (nil: none).
+	finished(p *probe, r Result, kept *conn)
+	// abandoned: the loop stopped before the probe finished.
+	abandoned(p *probe)
+}
+
+// loopable tells the probes an event loop runs: tcp and plain http. TLS
+// (https), DNS and static checks run in a goroutine each.
+func loopable(pr *zones.Probe) bool {
+	if pr.Check.Type != "tcp" && pr.Check.Type != "http" {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(pr.Target)
+	return err == nil && ap.Addr().Zone() == "" // a zone needs the interface's index: net.Dialer knows how
 }
 
 // readers lends response buffers to running probes: a kept connection has
@@ -103,7 +139,7 @@ func (p *prober) probe(ctx context.Context, pr *zones.Probe, kept *conn) (Result
 // release closes a kept connection (nil: nothing to do).
 func (p *prober) release(c *conn) {
 	if c != nil {
-		c.Close()
+		c.close()
 		p.kept.Add(-1)
 	}
 }
@@ -135,6 +171,10 @@ func (p *prober) tcp(ctx context.Context, target string, deadline time.Time) Res
 // connection the last probe left open, if any, and leaves the connection
 // open for the next; otherwise on a fresh connection with Connection: close.
 func (p *prober) http(ctx context.Context, target string, c *zones.Check, kept *conn, deadline time.Time) (Result, *conn) {
+	if kept != nil && kept.Conn == nil { // the event loop's; not expected here
+		p.release(kept)
+		kept = nil
+	}
 	if kept != nil {
 		r, kept, stale := p.exchange(kept, target, c, deadline)
 		if !stale {
@@ -187,24 +227,12 @@ func (p *prober) exchange(cn *conn, target string, c *zones.Check, deadline time
 		}
 	}()
 	cn.SetDeadline(deadline)
-	host := c.Host
-	if host == "" {
-		host = target
-	}
-	req := "GET " + c.Path + " HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: geodns-health\r\n"
-	if !keep {
-		req += "Connection: close\r\n"
-	}
-	if _, err := io.WriteString(cn, req+"\r\n"); err != nil {
+	if _, err := io.WriteString(cn, request(target, c, keep)); err != nil {
 		return Result{Reason: reason(err)}, nil, closedByPeer(err)
-	}
-	limit := int64(0) // body bytes to read: what expect_body needs, or all of it to reuse the connection
-	if c.ExpectBody != "" || keep {
-		limit = maxBody
 	}
 	br := readers.Get().(*bufio.Reader)
 	br.Reset(cn)
-	resp, err := readResponse(br, c.ExpectBody != "", limit)
+	resp, err := readResponse(br, c.ExpectBody != "", bodyLimit(c, keep))
 	extra := br.Buffered() // bytes past the response: nothing a reused connection may carry
 	br.Reset(nil)
 	readers.Put(br)
@@ -218,14 +246,42 @@ func (p *prober) exchange(cn *conn, target string, c *zones.Check, deadline time
 		cn.SetDeadline(time.Time{})
 		next = cn
 	}
+	return judge(resp, c), next, false
+}
+
+// request is the GET an http(s) check sends; keep asks the server to keep
+// the connection open for the next probe.
+func request(target string, c *zones.Check, keep bool) string {
+	host := c.Host
+	if host == "" {
+		host = target
+	}
+	req := "GET " + c.Path + " HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: geodns-health\r\n"
+	if !keep {
+		req += "Connection: close\r\n"
+	}
+	return req + "\r\n"
+}
+
+// bodyLimit is how many body bytes a probe reads: what expect_body needs,
+// or all of it (up to maxBody) to reuse the connection.
+func bodyLimit(c *zones.Check, keep bool) int64 {
+	if c.ExpectBody != "" || keep {
+		return maxBody
+	}
+	return 0
+}
+
+// judge turns a response into the probe's result.
+func judge(resp response, c *zones.Check) Result {
 	status := "HTTP " + strconv.Itoa(resp.status)
 	if !slices.Contains(c.ExpectStatus, resp.status) {
-		return Result{Reason: status}, next, false
+		return Result{Reason: status}
 	}
 	if c.ExpectBody != "" && !bytes.Contains(resp.body, []byte(c.ExpectBody)) {
-		return Result{Reason: fmt.Sprintf("%s, body lacks %q", status, c.ExpectBody)}, next, false
+		return Result{Reason: fmt.Sprintf("%s, body lacks %q", status, c.ExpectBody)}
 	}
-	return Result{OK: true, Reason: status}, next, false
+	return Result{OK: true, Reason: status}
 }
 
 // closedByPeer tells an error of a connection the other side had closed

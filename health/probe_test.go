@@ -1,7 +1,7 @@
 package health
 
 import (
-	"context"
+	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -110,12 +110,19 @@ func TestProbes(t *testing.T) {
 		{"static down", probeOf(check("static", func(c *zones.Check) { c.Up = false }), ""), false, "static down"},
 		{"outside the allowlist: not sent", probeOf(check("tcp"), "192.0.2.1:80"), false, "target not allowed"},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			r := probeOnce(p, c.probe)
-			require.Equal(t, c.ok, r.OK, r.Reason)
-			require.Equal(t, c.reason, r.Reason)
-		})
+		for _, via := range runners(t, p) {
+			if via.name == "loop" && !loopable(c.probe) {
+				continue
+			}
+			t.Run(c.name+"/"+via.name, func(t *testing.T) {
+				r, kept := via.run(c.probe, nil)
+				p.release(kept)
+				require.Equal(t, c.ok, r.OK, r.Reason)
+				require.Equal(t, c.reason, r.Reason)
+			})
+		}
 	}
+	require.EqualValues(t, 0, p.kept.Load(), "every connection counted was closed")
 }
 
 // TestHTTPSVerified: a certificate the roots trust, for the host name asked.
@@ -185,37 +192,41 @@ func countingServer(t *testing.T) (srv *httptest.Server, conns *atomic.Int64) {
 // past a connection the server closed while idle, and keeps none when the
 // check, the server or the budget says not to.
 func TestKeepAlive(t *testing.T) {
-	srv, conns := countingServer(t)
-	target := hostPort(t, srv.URL)
 	p := &prober{allow: loopback, maxKept: 10}
-	run := func(pr *zones.Probe, kept *conn) *conn {
-		t.Helper()
-		r, kept := p.probe(context.Background(), pr, kept)
-		require.True(t, r.OK, r.Reason)
-		return kept
+	for _, via := range runners(t, p) {
+		t.Run(via.name, func(t *testing.T) {
+			srv, conns := countingServer(t)
+			target := hostPort(t, srv.URL)
+			run := func(pr *zones.Probe, kept *conn) *conn {
+				t.Helper()
+				r, kept := via.run(pr, kept)
+				require.True(t, r.OK, r.Reason)
+				return kept
+			}
+
+			pr := probeOf(check("http", func(c *zones.Check) { c.ExpectBody = "ok" }), target)
+			var kept *conn
+			for range 5 {
+				kept = run(pr, kept)
+				require.NotNil(t, kept)
+			}
+			require.EqualValues(t, 1, conns.Load(), "five probes, one connection")
+			require.EqualValues(t, 1, p.kept.Load())
+
+			srv.CloseClientConnections() // as a server's idle timeout does
+			kept = run(pr, kept)
+			require.NotNil(t, kept)
+			require.EqualValues(t, 2, conns.Load(), "a closed connection is replaced, and the probe still succeeds")
+			require.EqualValues(t, 1, p.kept.Load())
+
+			srv.Close()
+			r, kept := via.run(pr, kept)
+			require.False(t, r.OK)
+			require.Equal(t, "connection refused", r.Reason, "a dead server fails the probe on the fresh connection")
+			require.Nil(t, kept)
+			require.EqualValues(t, 0, p.kept.Load())
+		})
 	}
-
-	pr := probeOf(check("http", func(c *zones.Check) { c.ExpectBody = "ok" }), target)
-	var kept *conn
-	for range 5 {
-		kept = run(pr, kept)
-		require.NotNil(t, kept)
-	}
-	require.EqualValues(t, 1, conns.Load(), "five probes, one connection")
-	require.EqualValues(t, 1, p.kept.Load())
-
-	srv.CloseClientConnections() // as a server's idle timeout does
-	kept = run(pr, kept)
-	require.NotNil(t, kept)
-	require.EqualValues(t, 2, conns.Load(), "a closed connection is replaced, and the probe still succeeds")
-	require.EqualValues(t, 1, p.kept.Load())
-
-	srv.Close()
-	r, kept := p.probe(context.Background(), pr, kept)
-	require.False(t, r.OK)
-	require.Equal(t, "connection refused", r.Reason, "a dead server fails the probe on the fresh connection")
-	require.Nil(t, kept)
-	require.EqualValues(t, 0, p.kept.Load())
 }
 
 func TestKeepAliveNotKept(t *testing.T) {
@@ -230,16 +241,98 @@ func TestKeepAliveNotKept(t *testing.T) {
 		{"the server says close", 10, check("http", func(c *zones.Check) { c.Path = "/close" })},
 		{"over the budget", 0, check("http")},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			p := &prober{allow: loopback, maxKept: c.maxKept}
-			before := conns.Load()
-			for range 3 {
-				r, kept := p.probe(context.Background(), probeOf(c.check, target), nil)
-				require.True(t, r.OK, r.Reason)
-				require.Nil(t, kept)
+		p := &prober{allow: loopback, maxKept: c.maxKept}
+		for _, via := range runners(t, p) {
+			t.Run(c.name+"/"+via.name, func(t *testing.T) {
+				before := conns.Load()
+				for range 3 {
+					r, kept := via.run(probeOf(c.check, target), nil)
+					require.True(t, r.OK, r.Reason)
+					require.Nil(t, kept)
+				}
+				require.EqualValues(t, 3, conns.Load()-before)
+				require.EqualValues(t, 0, p.kept.Load())
+			})
+		}
+	}
+}
+
+// splitServer answers every request on a connection with pieces, written
+// 20 ms apart, and closes the connection after them if closeAfter.
+func splitServer(t *testing.T, pieces []string, closeAfter bool) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
 			}
-			require.EqualValues(t, 3, conns.Load()-before)
-			require.EqualValues(t, 0, p.kept.Load())
-		})
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					if _, err := http.ReadRequest(br); err != nil {
+						return
+					}
+					for _, p := range pieces {
+						if _, err := io.WriteString(c, p); err != nil {
+							return
+						}
+						time.Sleep(20 * time.Millisecond)
+					}
+					if closeAfter {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestResponseInPieces: a response read in several reads, cut anywhere
+// (mid-line, mid-body, between chunks, before a folded line), gives the
+// same result as in one, and the connection is kept exactly when the
+// response said it may be.
+func TestResponseInPieces(t *testing.T) {
+	big := strings.Repeat("x", 40000) // more than one read buffer
+	for _, c := range []struct {
+		name       string
+		pieces     []string
+		closeAfter bool
+		ok         bool
+		reason     string
+		kept       bool
+	}{
+		{"length, cut in a header and the body", []string{"HTTP/1.1 200 OK\r\nContent-Le", "ngth: 6\r\n\r\nall", " ok"}, false, true, "HTTP 200", true},
+		{"chunked", []string{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nall\r\n", "3\r\n ok\r\n0\r\n", "\r\n"}, false, true, "HTTP 200", true},
+		{"folded header after a cut", []string{"HTTP/1.1 200 OK\r\nX-A: 1\r\n", " 2\r\nContent-Length: 6\r\n\r\nall ok"}, false, true, "HTTP 200", true},
+		{"interim response first", []string{"HTTP/1.1 100 Continue\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nall ok"}, false, true, "HTTP 200", true},
+		{"body to the connection's end", []string{"HTTP/1.1 200 OK\r\n\r\nall", " ok"}, true, true, "HTTP 200", false},
+		{"long body", []string{"HTTP/1.1 200 OK\r\nContent-Length: 40006\r\n\r\n" + big[:20000], big[20000:] + "all ok"}, false, true, "HTTP 200", true},
+		{"cut short", []string{"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nall"}, true, false, "bad response: connection closed", false},
+		{"status cut short", []string{"HTTP/1.1 20"}, true, false, "bad response: connection closed", false},
+	} {
+		target := splitServer(t, c.pieces, c.closeAfter)
+		p := &prober{allow: loopback, maxKept: 10}
+		for _, via := range runners(t, p) {
+			t.Run(c.name+"/"+via.name, func(t *testing.T) {
+				pr := probeOf(check("http", func(c *zones.Check) { c.ExpectBody = "all ok" }), target)
+				r, kept := via.run(pr, nil)
+				require.Equal(t, c.ok, r.OK, r.Reason)
+				require.Equal(t, c.reason, r.Reason)
+				require.Equal(t, c.kept, kept != nil)
+				if kept != nil { // and it carries the next probe
+					r, kept = via.run(pr, kept)
+					require.True(t, r.OK, r.Reason)
+					require.NotNil(t, kept)
+				}
+				p.release(kept)
+				require.EqualValues(t, 0, p.kept.Load())
+			})
+		}
 	}
 }
