@@ -176,7 +176,7 @@ func (l *evloop) run() {
 		for _, j := range jobs {
 			l.begin(j)
 		}
-		clear(jobs) // hold no probe until the next batch
+		clear(jobs)            // hold no probe until the next batch
 		var deadline time.Time // none
 		if len(l.due) > 0 {
 			deadline = l.due[0].deadline

@@ -56,4 +56,4 @@ type loopResult struct {
 }
 
 func (o chanOwner) finished(_ *probe, r Result, kept *conn) { o <- loopResult{r: r, kept: kept} }
-func (o chanOwner) abandoned(*probe)                       { o <- loopResult{abandoned: true} }
+func (o chanOwner) abandoned(*probe)                        { o <- loopResult{abandoned: true} }
