@@ -15,7 +15,8 @@ func TestLoopStop(t *testing.T) {
 	require.NoError(t, err)
 	hung := probeOf(check("http"), hungListener(t))
 	for range 3 {
-		l.submit(&probe{}, hung, nil)
+		target, _ := loopable(hung)
+		l.submit(&probe{}, hung, target, nil)
 	}
 	require.Eventually(t, func() bool { return p.kept.Load() == 3 }, 5e9, 1e6, "three connections open, waiting for answers")
 	l.stop()

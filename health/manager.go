@@ -1,7 +1,6 @@
 package health
 
 import (
-	"container/heap"
 	"context"
 	"crypto/x509"
 	"log/slog"
@@ -80,7 +79,9 @@ type probe struct {
 	site  string // a site it serves, for logs and metrics
 	ids   []string
 
-	index    int // in the queue; -1 when removed
+	removed  bool           // no endpoint uses it any more; its queue entry is dropped when it comes up
+	loop     bool           // the event loop runs it
+	target   netip.AddrPort // spec.Target, parsed for the loop
 	inflight bool
 	conn     *conn // kept open for the next run; the running probe owns it while inflight
 	series   series
@@ -179,6 +180,7 @@ func (m *Manager) SetZones(set *zones.Set) {
 				p := want[ep.Probe.Key]
 				if p == nil {
 					p = &probe{key: ep.Probe.Key, spec: ep.Probe, check: ep.Probe.Check.Name, site: ep.Site}
+					p.target, p.loop = loopable(ep.Probe)
 					want[p.key] = p
 				}
 				p.ids = append(p.ids, ep.ID)
@@ -192,8 +194,7 @@ func (m *Manager) SetZones(set *zones.Set) {
 	now := time.Now()
 	for key, p := range m.probes {
 		if _, keep := want[key]; !keep {
-			heap.Remove(&m.queue, p.index)
-			p.index = -1
+			p.removed = true
 			if !p.inflight { // else its run closes the connection when it sees the removal
 				m.prober.release(p.conn)
 				p.conn = nil
@@ -204,7 +205,7 @@ func (m *Manager) SetZones(set *zones.Set) {
 	}
 	for key, w := range want {
 		if p, ok := m.probes[key]; ok {
-			p.spec, p.check, p.site, p.ids = w.spec, w.check, w.site, w.ids
+			p.spec, p.check, p.site, p.ids, p.target, p.loop = w.spec, w.check, w.site, w.ids, w.target, w.loop
 			m.metrics.set(p) // its series follows a new check name or site
 			continue
 		}
@@ -219,7 +220,7 @@ func (m *Manager) SetZones(set *zones.Set) {
 			next = now
 		}
 		m.probes[key] = w
-		heap.Push(&m.queue, queued{at: next.Sub(m.epoch), p: w})
+		m.queue.push(queued{at: next.Sub(m.epoch), p: w})
 		m.metrics.set(w)
 	}
 	m.publishLocked()
@@ -259,23 +260,27 @@ func (m *Manager) Run(ctx context.Context) error {
 	for {
 		m.mu.Lock()
 		now := time.Since(m.epoch)
-		for m.queue.Len() > 0 && m.queue[0].at <= now {
+		for len(m.queue) > 0 && m.queue[0].at <= now {
 			q := &m.queue[0]
 			p := q.p
+			if p.removed {
+				m.queue.pop()
+				continue
+			}
 			iv := p.spec.Check.Interval
 			q.at += iv
 			if q.at < now { // fell behind (a suspended process): no burst of catch-up probes
 				q.at = now + iv
 			}
-			heap.Fix(&m.queue, 0)
+			m.queue.down(0)
 			if p.inflight {
 				continue // the last one has not returned (timeout <= interval makes this rare)
 			}
 			select {
 			case m.sem <- struct{}{}:
 				p.inflight = true
-				if loop != nil && loopable(p.spec) {
-					loop.submit(p, p.spec, p.conn)
+				if loop != nil && p.loop {
+					loop.submit(p, p.spec, p.target, p.conn)
 					p.conn = nil
 				} else {
 					go m.run(ctx, p, p.spec)
@@ -285,7 +290,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			}
 		}
 		wait := time.Hour
-		if m.queue.Len() > 0 {
+		if len(m.queue) > 0 {
 			wait = max(m.queue[0].at-time.Since(m.epoch), batchEvery-(time.Since(m.epoch)-now))
 		}
 		m.mu.Unlock()
@@ -370,7 +375,7 @@ func (m *Manager) record(p *probe, res Result, kept *conn) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	p.inflight = false
-	if p.index < 0 {
+	if p.removed {
 		m.prober.release(kept)
 		return // removed while it ran
 	}
@@ -605,8 +610,10 @@ func (m *Manager) Status() []ProbeStatus {
 	return out
 }
 
-// probeHeap orders probes by their next run. The time is kept in the
-// heap's own array: ordering thirty thousand probes then reads no probe.
+// probeHeap orders probes by their next run: a binary heap of times and
+// probes, sifted by the times alone, so that ordering thirty thousand
+// probes reads no probe (each one a cache miss). A removed probe keeps its
+// entry until the entry comes up.
 type probeHeap []queued
 
 // queued is a probe and when it runs next (since the manager's epoch).
@@ -615,21 +622,45 @@ type queued struct {
 	p  *probe
 }
 
-func (h probeHeap) Len() int           { return len(h) }
-func (h probeHeap) Less(i, j int) bool { return h[i].at < h[j].at }
-func (h probeHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].p.index, h[j].p.index = i, j
-}
-func (h *probeHeap) Push(x any) {
-	q := x.(queued)
-	q.p.index = len(*h)
+func (h *probeHeap) push(q queued) {
 	*h = append(*h, q)
+	h.up(len(*h) - 1)
 }
-func (h *probeHeap) Pop() any {
+
+// pop removes the first entry.
+func (h *probeHeap) pop() {
 	old := *h
-	q := old[len(old)-1]
-	*h = old[:len(old)-1]
-	q.p.index = -1
-	return q
+	n := len(old) - 1
+	old[0], old[n] = old[n], queued{}
+	*h = old[:n]
+	h.down(0)
+}
+
+func (h probeHeap) up(i int) {
+	for i > 0 {
+		parent := (i - 1) / 2
+		if h[parent].at <= h[i].at {
+			return
+		}
+		h[parent], h[i] = h[i], h[parent]
+		i = parent
+	}
+}
+
+// down moves entry i down to its place, after its time grew.
+func (h probeHeap) down(i int) {
+	for {
+		c := 2*i + 1
+		if c >= len(h) {
+			return
+		}
+		if r := c + 1; r < len(h) && h[r].at < h[c].at {
+			c = r
+		}
+		if h[i].at <= h[c].at {
+			return
+		}
+		h[i], h[c] = h[c], h[i]
+		i = c
+	}
 }

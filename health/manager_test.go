@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -200,7 +201,13 @@ func TestSetZonesReconciles(t *testing.T) {
 	require.Same(t, p, probeFor(t, m, e1))
 	m.mu.Lock()
 	require.Len(t, m.probes, 2)
-	require.Equal(t, 2, m.queue.Len())
+	live := 0
+	for _, q := range m.queue {
+		if !q.p.removed {
+			live++
+		}
+	}
+	require.Equal(t, 2, live, "the replaced probe's entry is dropped when it comes up")
 	m.mu.Unlock()
 
 	// A removed probe's late result changes nothing.
@@ -279,4 +286,24 @@ func TestReturnsAndDials(t *testing.T) {
 	require.Equal(t, 0.25, w)
 	require.True(t, m2.Snapshot().Returned(east).Equal(back), "the return time survived a restart")
 	require.True(t, m2.Snapshot().Returned(west).Equal(lifted))
+}
+
+// TestProbeHeap: entries come out in time order, also after the first one's
+// time grew (a probe run and queued again).
+func TestProbeHeap(t *testing.T) {
+	var h probeHeap
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 1000 {
+		h.push(queued{at: time.Duration(r.IntN(10000))})
+	}
+	for range 5000 { // run the first, queue it again later
+		h[0].at += time.Duration(r.IntN(10000))
+		h.down(0)
+	}
+	last := time.Duration(-1)
+	for len(h) > 0 {
+		require.GreaterOrEqual(t, h[0].at, last)
+		last = h[0].at
+		h.pop()
+	}
 }

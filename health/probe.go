@@ -64,7 +64,7 @@ func (c *conn) close() {
 // looper runs probes of the checks loopable accepts, telling a loopOwner
 // how each ends (loop_linux.go).
 type looper interface {
-	submit(p *probe, spec *zones.Probe, kept *conn)
+	submit(p *probe, spec *zones.Probe, target netip.AddrPort, kept *conn)
 	stop()
 }
 
@@ -77,14 +77,14 @@ type loopOwner interface {
 	abandoned(p *probe)
 }
 
-// loopable tells the probes an event loop runs: tcp and plain http. TLS
-// (https), DNS and static checks run in a goroutine each.
-func loopable(pr *zones.Probe) bool {
+// loopable tells the probes an event loop runs, and their target: tcp and
+// plain http. TLS (https), DNS and static checks run in a goroutine each.
+func loopable(pr *zones.Probe) (netip.AddrPort, bool) {
 	if pr.Check.Type != "tcp" && pr.Check.Type != "http" {
-		return false
+		return netip.AddrPort{}, false
 	}
 	ap, err := netip.ParseAddrPort(pr.Target)
-	return err == nil && ap.Addr().Zone() == "" // a zone needs the interface's index: net.Dialer knows how
+	return ap, err == nil && ap.Addr().Zone() == "" // a zone needs the interface's index: net.Dialer knows how
 }
 
 // readers lends response buffers to running probes: a kept connection has
@@ -98,10 +98,11 @@ func (p *prober) allowed(target string) bool {
 		return true
 	}
 	ap, err := netip.ParseAddrPort(target)
-	if err != nil {
-		return false
-	}
-	return slices.ContainsFunc(p.allow, func(pr netip.Prefix) bool { return pr.Contains(ap.Addr().Unmap()) })
+	return err == nil && p.allowedAddr(ap)
+}
+
+func (p *prober) allowedAddr(ap netip.AddrPort) bool {
+	return len(p.allow) == 0 || slices.ContainsFunc(p.allow, func(pr netip.Prefix) bool { return pr.Contains(ap.Addr().Unmap()) })
 }
 
 // probe runs one probe to completion or its check's timeout. kept is the
@@ -272,9 +273,23 @@ func bodyLimit(c *zones.Check, keep bool) int64 {
 	return 0
 }
 
+// statusText names the status codes for results, made once: a result per
+// probe, thousands a second, would otherwise build the same strings.
+var statusText = func() (t [600]string) {
+	for code := 100; code < len(t); code++ {
+		t[code] = "HTTP " + strconv.Itoa(code)
+	}
+	return t
+}()
+
 // judge turns a response into the probe's result.
 func judge(resp response, c *zones.Check) Result {
-	status := "HTTP " + strconv.Itoa(resp.status)
+	var status string
+	if resp.status < len(statusText) {
+		status = statusText[resp.status]
+	} else {
+		status = "HTTP " + strconv.Itoa(resp.status)
+	}
 	if !slices.Contains(c.ExpectStatus, resp.status) {
 		return Result{Reason: status}
 	}

@@ -40,7 +40,8 @@ func runners(t testing.TB, p *prober) []runner {
 	}
 	t.Cleanup(l.stop)
 	return append(rs, runner{"loop", func(pr *zones.Probe, kept *conn) (Result, *conn) {
-		l.submit(&probe{}, pr, kept)
+		target, _ := loopable(pr)
+		l.submit(&probe{}, pr, target, kept)
 		r := <-done
 		return r.r, r.kept
 	}})

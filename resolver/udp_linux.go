@@ -43,9 +43,10 @@ type mmsghdr struct {
 // rcvTimeout bounds a blocked read: a backstop, should the shutdown that
 // wakes a stopping reader not. It is long on purpose: each time a read
 // outlasts 10 ms, sysmon takes the reader's P away, and then polls every
-// 20 us for a millisecond or more; a 10 ms timeout kept it doing that all
-// the time (5,000 wake-ups a second in a server that probes endpoints).
-const rcvTimeoutSec = 1
+// 20 us, backing off to 10 ms over about a second. A 10 ms timeout kept it
+// doing that all the time (5,000 wake-ups a second in a server that
+// probes endpoints); 1 s still kept it near half of that with two readers.
+const rcvTimeoutSec = 60
 
 // serveUDP answers queries on c until stopped is closed.
 func serveUDP(c *net.UDPConn, h WireHandler, log *slog.Logger, stopped <-chan struct{}) {
