@@ -229,15 +229,27 @@ func (b *bodySink) Write(p []byte) (int, error) {
 }
 
 // copyN reads n bytes of body from br, or as many as are left to read
-// (then errBodyLimit).
+// (then errBodyLimit). It takes them from br's buffer, where io.CopyN
+// would allocate a reader and a copy buffer per body.
 func (b *bodySink) copyN(br *bufio.Reader, n int64) error {
 	want := min(n, b.left)
-	got, err := io.CopyN(b, br, want)
-	if got < want && err == io.EOF {
-		err = io.ErrUnexpectedEOF
+	cut := want < n
+	for want > 0 {
+		if br.Buffered() == 0 {
+			if _, err := br.Peek(1); err != nil {
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return err
+			}
+		}
+		chunk, _ := br.Peek(int(min(want, int64(br.Buffered()))))
+		b.Write(chunk)
+		br.Discard(len(chunk))
+		want -= int64(len(chunk))
 	}
-	if err == nil && want < n {
-		err = errBodyLimit
+	if cut {
+		return errBodyLimit
 	}
-	return err
+	return nil
 }

@@ -49,6 +49,7 @@ type evloop struct {
 	byFD    []*task  // the running task of each socket
 	gen     []uint32 // each socket's registrations: an event of an earlier socket with the same number is ignored
 	due     taskHeap // running tasks by deadline
+	free    []*task  // finished tasks, for the next ones: no allocation per probe
 	scratch []byte   // what a read returns, while a response fits one read
 	src     tail
 	br      *bufio.Reader
@@ -57,8 +58,8 @@ type evloop struct {
 type job struct {
 	p      *probe
 	spec   *zones.Probe
-	target netip.AddrPort // spec.Target, parsed
-	kept   *conn          // the connection the last run kept, or nil
+	target *loopTarget
+	kept   *conn // the connection the last run kept, or nil
 }
 
 // task is a running probe.
@@ -136,7 +137,7 @@ func newEvloop(pr *prober, owner loopOwner) (looper, error) {
 
 // submit starts a probe. kept is the connection its last run kept, or
 // nil; the probe owns it from here. Not to be called after stop.
-func (l *evloop) submit(p *probe, spec *zones.Probe, target netip.AddrPort, kept *conn) {
+func (l *evloop) submit(p *probe, spec *zones.Probe, target *loopTarget, kept *conn) {
 	l.mu.Lock()
 	first := len(l.jobs) == 0
 	l.jobs = append(l.jobs, job{p, spec, target, kept})
@@ -234,13 +235,19 @@ func (l *evloop) shut(jobs []job) {
 }
 
 func (l *evloop) begin(j job) {
-	t := &task{job: j, fd: -1, start: time.Now()}
-	t.deadline = t.start.Add(j.spec.Check.Timeout)
-	if !l.pr.allowedAddr(j.target) {
+	if !l.pr.allowedAddr(j.target.addr) {
 		l.pr.release(j.kept)
 		l.owner.finished(j.p, Result{Reason: "target not allowed"}, nil)
 		return
 	}
+	var t *task
+	if n := len(l.free); n > 0 {
+		t, l.free = l.free[n-1], l.free[:n-1]
+	} else {
+		t = new(task)
+	}
+	*t = task{job: j, fd: -1, start: time.Now()}
+	t.deadline = t.start.Add(j.spec.Check.Timeout)
 	heap.Push(&l.due, t)
 	if k := j.kept; k != nil {
 		if k.Conn == nil {
@@ -259,7 +266,7 @@ func (l *evloop) begin(j job) {
 // with a reset (linger 0): no TIME_WAIT sockets at thousands of probes a
 // second.
 func (l *evloop) dial(t *task) {
-	ap := t.target
+	ap := t.target.addr
 	family := unix.AF_INET
 	if !ap.Addr().Unmap().Is4() {
 		family = unix.AF_INET6
@@ -322,7 +329,10 @@ func (l *evloop) send(t *task) {
 	if t.req == "" {
 		c := t.spec.Check
 		t.keep = c.KeepAlive && l.pr.kept.Load() <= l.pr.maxKept
-		t.req = request(t.spec.Target, c, t.keep)
+		t.req = t.target.req
+		if t.keep != c.KeepAlive { // over the budget of kept connections
+			t.req = request(t.spec.Target, c, t.keep)
+		}
 	}
 	for t.sent < len(t.req) {
 		n, errno := rawWrite(t.fd, t.req[t.sent:])
@@ -430,17 +440,22 @@ func (l *evloop) keepConn(t *task, r Result) {
 	k.fd = t.fd
 	l.byFD[t.fd] = nil
 	t.fd, t.counted, t.kept = -1, false, nil // k holds the count now
-	heap.Remove(&l.due, t.index)
-	r.RTT = time.Since(t.start)
-	l.owner.finished(t.p, r, k)
+	l.finish(t, r, k)
 }
 
 // end finishes t with r, closing its connection.
 func (l *evloop) end(t *task, r Result) {
 	l.closeConn(t)
+	l.finish(t, r, nil)
+}
+
+// finish hands t's result to its owner and keeps t for a next probe.
+func (l *evloop) finish(t *task, r Result, kept *conn) {
 	heap.Remove(&l.due, t.index)
 	r.RTT = time.Since(t.start)
-	l.owner.finished(t.p, r, nil)
+	l.owner.finished(t.p, r, kept)
+	*t = task{}
+	l.free = append(l.free, t)
 }
 
 // closeConn closes t's connection, if open.

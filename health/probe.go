@@ -64,7 +64,7 @@ func (c *conn) close() {
 // looper runs probes of the checks loopable accepts, telling a loopOwner
 // how each ends (loop_linux.go).
 type looper interface {
-	submit(p *probe, spec *zones.Probe, target netip.AddrPort, kept *conn)
+	submit(p *probe, spec *zones.Probe, target *loopTarget, kept *conn)
 	stop()
 }
 
@@ -77,14 +77,29 @@ type loopOwner interface {
 	abandoned(p *probe)
 }
 
-// loopable tells the probes an event loop runs, and their target: tcp and
-// plain http. TLS (https), DNS and static checks run in a goroutine each.
-func loopable(pr *zones.Probe) (netip.AddrPort, bool) {
+// loopTarget is what an event loop needs of a probe, made once per zone
+// set rather than per probe: the target parsed, and the request.
+type loopTarget struct {
+	addr netip.AddrPort
+	req  string // http: the request, asking to keep the connection if the check does
+}
+
+// loopable tells the probes an event loop runs, and makes their
+// loopTarget: tcp and plain http. TLS (https), DNS and static checks run
+// in a goroutine each.
+func loopable(pr *zones.Probe) (*loopTarget, bool) {
 	if pr.Check.Type != "tcp" && pr.Check.Type != "http" {
-		return netip.AddrPort{}, false
+		return nil, false
 	}
 	ap, err := netip.ParseAddrPort(pr.Target)
-	return ap, err == nil && ap.Addr().Zone() == "" // a zone needs the interface's index: net.Dialer knows how
+	if err != nil || ap.Addr().Zone() != "" { // a zone needs the interface's index: net.Dialer knows how
+		return nil, false
+	}
+	lt := &loopTarget{addr: ap}
+	if pr.Check.Type == "http" {
+		lt.req = request(pr.Target, pr.Check, pr.Check.KeepAlive)
+	}
+	return lt, true
 }
 
 // readers lends response buffers to running probes: a kept connection has
