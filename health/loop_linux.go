@@ -51,6 +51,7 @@ type evloop struct {
 	due     taskHeap // running tasks by deadline
 	free    []*task  // finished tasks, for the next ones: no allocation per probe
 	scratch []byte   // what a read returns, while a response fits one read
+	reqBuf  []byte   // where requests are made: one is written whole before the next is made
 	src     tail
 	br      *bufio.Reader
 }
@@ -58,8 +59,8 @@ type evloop struct {
 type job struct {
 	p      *probe
 	spec   *zones.Probe
-	target *loopTarget
-	kept   *conn // the connection the last run kept, or nil
+	target netip.AddrPort // spec.Target, parsed
+	kept   *conn          // the connection the last run kept, or nil
 }
 
 // task is a running probe.
@@ -70,7 +71,7 @@ type task struct {
 	reused   bool // fd is the connection an earlier probe kept
 	state    uint8
 	keep     bool   // the request asks to keep the connection
-	req      string // the request, once decided
+	req      []byte // the request, once decided; in reqBuf unless a write stopped short
 	sent     int    // bytes of it written
 	resp     []byte // the response so far, when it took more than one read
 	start    time.Time
@@ -137,7 +138,7 @@ func newEvloop(pr *prober, owner loopOwner) (looper, error) {
 
 // submit starts a probe. kept is the connection its last run kept, or
 // nil; the probe owns it from here. Not to be called after stop.
-func (l *evloop) submit(p *probe, spec *zones.Probe, target *loopTarget, kept *conn) {
+func (l *evloop) submit(p *probe, spec *zones.Probe, target netip.AddrPort, kept *conn) {
 	l.mu.Lock()
 	first := len(l.jobs) == 0
 	l.jobs = append(l.jobs, job{p, spec, target, kept})
@@ -235,7 +236,7 @@ func (l *evloop) shut(jobs []job) {
 }
 
 func (l *evloop) begin(j job) {
-	if !l.pr.allowedAddr(j.target.addr) {
+	if !l.pr.allowedAddr(j.target) {
 		l.pr.release(j.kept)
 		l.owner.finished(j.p, Result{Reason: "target not allowed"}, nil)
 		return
@@ -266,7 +267,7 @@ func (l *evloop) begin(j job) {
 // with a reset (linger 0): no TIME_WAIT sockets at thousands of probes a
 // second.
 func (l *evloop) dial(t *task) {
-	ap := t.target.addr
+	ap := t.target
 	family := unix.AF_INET
 	if !ap.Addr().Unmap().Is4() {
 		family = unix.AF_INET6
@@ -326,18 +327,19 @@ func (l *evloop) step(t *task, events uint32) {
 
 // send writes t's request, or as much as the socket takes.
 func (l *evloop) send(t *task) {
-	if t.req == "" {
+	if t.req == nil {
 		c := t.spec.Check
 		t.keep = c.KeepAlive && l.pr.kept.Load() <= l.pr.maxKept
-		t.req = t.target.req
-		if t.keep != c.KeepAlive { // over the budget of kept connections
-			t.req = request(t.spec.Target, c, t.keep)
-		}
+		l.reqBuf = appendRequest(l.reqBuf[:0], t.spec.Target, c, t.keep)
+		t.req = l.reqBuf
 	}
 	for t.sent < len(t.req) {
 		n, errno := rawWrite(t.fd, t.req[t.sent:])
 		if errno == unix.EAGAIN {
 			t.state = sending // on until the socket is writable again
+			if &t.req[0] == &l.reqBuf[0] {
+				t.req = bytes.Clone(t.req) // the next request will be made in reqBuf
+			}
 			return
 		}
 		if errno != 0 {
@@ -347,6 +349,7 @@ func (l *evloop) send(t *task) {
 		t.sent += n
 	}
 	t.state = reading
+	t.req = nil // reqBuf's next contents are another's
 }
 
 // read takes what the socket has of t's response and finishes t when the
@@ -424,7 +427,7 @@ func (l *evloop) read(t *task) {
 func (l *evloop) broken(t *task, err error, r Result) {
 	if t.reused && closedByPeer(err) {
 		l.closeConn(t)
-		t.req, t.sent = "", 0
+		t.req, t.sent = nil, 0
 		l.dial(t)
 		return
 	}
@@ -563,7 +566,7 @@ func rawRead(fd int, b []byte) (int, syscall.Errno) {
 	return int(n), errno
 }
 
-func rawWrite(fd int, s string) (int, syscall.Errno) {
-	n, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.StringData(s))), uintptr(len(s)))
+func rawWrite(fd int, b []byte) (int, syscall.Errno) {
+	n, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
 	return int(n), errno
 }

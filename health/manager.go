@@ -79,9 +79,9 @@ type probe struct {
 	site  string // a site it serves, for logs and metrics
 	ids   []string
 
-	removed  bool        // no endpoint uses it any more; its queue entry is dropped when it comes up
-	loop     bool        // the event loop runs it
-	target   *loopTarget // what the loop needs of it
+	removed  bool           // no endpoint uses it any more; its queue entry is dropped when it comes up
+	loop     bool           // the event loop runs it
+	target   netip.AddrPort // spec.Target, parsed for the loop
 	inflight bool
 	conn     *conn // kept open for the next run; the running probe owns it while inflight
 	series   series

@@ -64,7 +64,7 @@ func (c *conn) close() {
 // looper runs probes of the checks loopable accepts, telling a loopOwner
 // how each ends (loop_linux.go).
 type looper interface {
-	submit(p *probe, spec *zones.Probe, target *loopTarget, kept *conn)
+	submit(p *probe, spec *zones.Probe, target netip.AddrPort, kept *conn)
 	stop()
 }
 
@@ -77,29 +77,15 @@ type loopOwner interface {
 	abandoned(p *probe)
 }
 
-// loopTarget is what an event loop needs of a probe, made once per zone
-// set rather than per probe: the target parsed, and the request.
-type loopTarget struct {
-	addr netip.AddrPort
-	req  string // http: the request, asking to keep the connection if the check does
-}
-
-// loopable tells the probes an event loop runs, and makes their
-// loopTarget: tcp and plain http. TLS (https), DNS and static checks run
-// in a goroutine each.
-func loopable(pr *zones.Probe) (*loopTarget, bool) {
+// loopable tells the probes an event loop runs, and their target parsed
+// (once per zone set, not per probe): tcp and plain http. TLS (https), DNS
+// and static checks run in a goroutine each.
+func loopable(pr *zones.Probe) (netip.AddrPort, bool) {
 	if pr.Check.Type != "tcp" && pr.Check.Type != "http" {
-		return nil, false
+		return netip.AddrPort{}, false
 	}
 	ap, err := netip.ParseAddrPort(pr.Target)
-	if err != nil || ap.Addr().Zone() != "" { // a zone needs the interface's index: net.Dialer knows how
-		return nil, false
-	}
-	lt := &loopTarget{addr: ap}
-	if pr.Check.Type == "http" {
-		lt.req = request(pr.Target, pr.Check, pr.Check.KeepAlive)
-	}
-	return lt, true
+	return ap, err == nil && ap.Addr().Zone() == "" // a zone needs the interface's index: net.Dialer knows how
 }
 
 // readers lends response buffers to running probes: a kept connection has
@@ -268,15 +254,20 @@ func (p *prober) exchange(cn *conn, target string, c *zones.Check, deadline time
 // request is the GET an http(s) check sends; keep asks the server to keep
 // the connection open for the next probe.
 func request(target string, c *zones.Check, keep bool) string {
+	return string(appendRequest(nil, target, c, keep))
+}
+
+func appendRequest(b []byte, target string, c *zones.Check, keep bool) []byte {
 	host := c.Host
 	if host == "" {
 		host = target
 	}
-	req := "GET " + c.Path + " HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: geodns-health\r\n"
+	b = append(append(append(append(b, "GET "...), c.Path...), " HTTP/1.1\r\nHost: "...), host...)
+	b = append(b, "\r\nUser-Agent: geodns-health\r\n"...)
 	if !keep {
-		req += "Connection: close\r\n"
+		b = append(b, "Connection: close\r\n"...)
 	}
-	return req + "\r\n"
+	return append(b, "\r\n"...)
 }
 
 // bodyLimit is how many body bytes a probe reads: what expect_body needs,
