@@ -107,28 +107,27 @@ func newEvloop(pr *prober, owner loopOwner) (looper, error) {
 		unix.Close(ep)
 		return nil, err
 	}
-	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: wakeFD}); err != nil {
+	fail := func(err error) (looper, error) {
 		unix.Close(ep)
 		unix.Close(wake)
 		return nil, err
+	}
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: wakeFD}); err != nil {
+		return fail(err)
 	}
 	// The loop waits for its epoll instance in the runtime's poller, as a
 	// goroutine waits for a socket: a thread blocked in epoll_wait would
 	// hold its P, and the runtime's monitor, seeing a long system call,
-	// hands the P to another thread and then polls every 20 us for a
-	// millisecond: at a batch of probes every 10 ms, that monitor cost
-	// more than the probes' reads.
+	// hands the P to another thread and then polls every 20 us, backing
+	// off over about a second: with a batch of probes every 10 ms it never
+	// backed off, and cost more than the probes' reads.
 	if err := unix.SetNonblock(ep, true); err != nil {
-		unix.Close(ep)
-		unix.Close(wake)
-		return nil, err
+		return fail(err)
 	}
 	f := os.NewFile(uintptr(ep), "health-epoll")
 	rc, err := f.SyscallConn()
 	if err != nil {
-		f.Close()
-		unix.Close(wake)
-		return nil, err
+		return fail(err)
 	}
 	l := &evloop{pr: pr, owner: owner, ep: ep, epf: f, eprc: rc, wake: wake, exited: make(chan struct{}),
 		scratch: make([]byte, 16<<10), br: bufio.NewReaderSize(nil, 2048)}
