@@ -1,7 +1,6 @@
 package health
 
 import (
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -54,20 +53,25 @@ func BenchmarkProbeHTTP(b *testing.B) {
 }
 
 // BenchmarkProbeHTTPKeepAlive measures one http probe on the connection
-// the last one kept (GET, response), as checks with keepalive run.
+// the last one kept (GET, response), as checks with keepalive run, in a
+// goroutine of its own and (on Linux) on the event loop.
 func BenchmarkProbeHTTPKeepAlive(b *testing.B) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
 	defer srv.Close()
 	p := &prober{allow: loopback, maxKept: 1}
 	c := check("http", func(c *zones.Check) { c.ExpectBody = "ok" })
 	pr := probeOf(c, strings.TrimPrefix(srv.URL, "http://"))
-	var kept *conn
-	b.ReportAllocs()
-	for b.Loop() {
-		var r Result
-		if r, kept = p.probe(context.Background(), pr, kept); !r.OK || kept == nil {
-			b.Fatal(r.Reason)
-		}
+	for _, via := range runners(b, p) {
+		b.Run(via.name, func(b *testing.B) {
+			var kept *conn
+			b.ReportAllocs()
+			for b.Loop() {
+				var r Result
+				if r, kept = via.run(pr, kept); !r.OK || kept == nil {
+					b.Fatal(r.Reason)
+				}
+			}
+			p.release(kept)
+		})
 	}
-	p.release(kept)
 }
