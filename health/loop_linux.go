@@ -305,7 +305,11 @@ func (l *evloop) dial(t *task) {
 func (l *evloop) step(t *task, events uint32) {
 	switch t.state {
 	case connecting:
-		if errno := soError(t.fd); errno != 0 {
+		if events&(unix.EPOLLERR|unix.EPOLLHUP) != 0 { // refused, unreachable, reset: the socket says which
+			errno := soError(t.fd)
+			if errno == 0 {
+				errno = unix.ECONNRESET
+			}
 			l.end(t, Result{Reason: reason(errno)})
 			return
 		}

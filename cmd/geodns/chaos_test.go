@@ -45,6 +45,7 @@ func (b *backend) start() {
 	b.t.Helper()
 	b.cmd = exec.Command(os.Args[0])
 	b.cmd.Env = append(os.Environ(), "GEODNS_TEST_BACKEND="+b.addr)
+	b.cmd.Stderr = os.Stderr // why it did not start, if it did not
 	require.NoError(b.t, b.cmd.Start())
 	require.Eventually(b.t, func() bool {
 		c, err := net.DialTimeout("tcp", b.addr, 100*time.Millisecond)
