@@ -220,7 +220,7 @@ func (m *Manager) SetZones(set *zones.Set) {
 			next = now
 		}
 		m.probes[key] = w
-		m.queue.push(queued{at: next.Sub(m.epoch), p: w})
+		m.queue.push(queued{at: next.Sub(m.epoch), every: w.spec.Check.Interval, p: w})
 		m.metrics.set(w)
 	}
 	m.publishLocked()
@@ -267,7 +267,7 @@ func (m *Manager) Run(ctx context.Context) error {
 				m.queue.pop()
 				continue
 			}
-			iv := p.spec.Check.Interval
+			iv := q.every
 			q.at += iv
 			if q.at < now { // fell behind (a suspended process): no burst of catch-up probes
 				q.at = now + iv
@@ -616,10 +616,13 @@ func (m *Manager) Status() []ProbeStatus {
 // entry until the entry comes up.
 type probeHeap []queued
 
-// queued is a probe and when it runs next (since the manager's epoch).
+// queued is a probe, when it runs next (since the manager's epoch), and
+// its interval (part of the probe's key: it never changes), kept here so
+// that requeueing it reads neither its spec nor its check.
 type queued struct {
-	at time.Duration
-	p  *probe
+	at    time.Duration
+	every time.Duration
+	p     *probe
 }
 
 func (h *probeHeap) push(q queued) {
