@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -44,8 +46,32 @@ func TestMain(m *testing.M) {
 }
 
 // freeAddr returns a loopback address whose port is free for UDP and TCP.
+//
+// The port is below the ephemeral range: between this check and the
+// server's own bind, any connect() on the machine (other test packages
+// run alongside, thousands of probe connections) may take a free
+// ephemeral port as its source, and then the server cannot bind it (seen
+// twice in a day of runs). Below the range only an explicit bind takes it.
 func freeAddr(t *testing.T) string {
 	t.Helper()
+	low := 32768 // Linux's default start of the ephemeral range
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil {
+				low = v
+			}
+		}
+	}
+	for range 100 {
+		port := 10000 + rand.IntN(max(low-10000, 1))
+		ln, err := resolver.Listen(fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue // taken: another
+		}
+		addr := ln.Addr()
+		ln.Close()
+		return addr
+	}
 	ln, err := resolver.Listen("127.0.0.1:0")
 	require.NoError(t, err)
 	addr := ln.Addr()
