@@ -336,3 +336,39 @@ func TestResponseInPieces(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestLongerThanSocketBuffers: a request the socket cannot take in
+// one write (a path of 16 MB, to a server that starts reading only after
+// a pause) is written in parts as the server drains it, and answered.
+func TestRequestLongerThanSocketBuffers(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				time.Sleep(100 * time.Millisecond) // the prober's writes fill the buffers meanwhile
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			}()
+		}
+	}()
+	pr := probeOf(check("http", func(c *zones.Check) {
+		c.Path = "/" + strings.Repeat("a", 16<<20)
+		c.Timeout = 10 * time.Second
+	}), ln.Addr().String())
+	p := &prober{allow: loopback, maxKept: 10}
+	for _, via := range runners(t, p) {
+		t.Run(via.name, func(t *testing.T) {
+			r, kept := via.run(pr, nil)
+			p.release(kept)
+			require.True(t, r.OK, r.Reason)
+		})
+	}
+}
