@@ -257,9 +257,9 @@ func TestKeepAliveNotKept(t *testing.T) {
 	}
 }
 
-// splitServer answers every request on a connection with pieces, written
-// 20 ms apart, and closes the connection after them if closeAfter.
-func splitServer(t *testing.T, pieces []string, closeAfter bool) string {
+// serveEach listens on loopback and runs serve on each connection it
+// accepts, closing the connection after.
+func serveEach(t *testing.T, serve func(net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -272,25 +272,33 @@ func splitServer(t *testing.T, pieces []string, closeAfter bool) string {
 			}
 			go func() {
 				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					if _, err := http.ReadRequest(br); err != nil {
-						return
-					}
-					for _, p := range pieces {
-						if _, err := io.WriteString(c, p); err != nil {
-							return
-						}
-						time.Sleep(20 * time.Millisecond)
-					}
-					if closeAfter {
-						return
-					}
-				}
+				serve(c)
 			}()
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// splitServer answers every request on a connection with pieces, written
+// 20 ms apart, and closes the connection after them if closeAfter.
+func splitServer(t *testing.T, pieces []string, closeAfter bool) string {
+	return serveEach(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			if _, err := http.ReadRequest(br); err != nil {
+				return
+			}
+			for _, p := range pieces {
+				if _, err := io.WriteString(c, p); err != nil {
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if closeAfter {
+				return
+			}
+		}
+	})
 }
 
 // TestResponseInPieces: a response read in several reads, cut anywhere
@@ -341,28 +349,16 @@ func TestResponseInPieces(t *testing.T) {
 // one write (a path of 16 MB, to a server that starts reading only after
 // a pause) is written in parts as the server drains it, and answered.
 func TestRequestLongerThanSocketBuffers(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				time.Sleep(100 * time.Millisecond) // the prober's writes fill the buffers meanwhile
-				if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-				}
-			}()
+	target := serveEach(t, func(c net.Conn) {
+		time.Sleep(100 * time.Millisecond) // the prober's writes fill the buffers meanwhile
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		}
-	}()
+	})
 	pr := probeOf(check("http", func(c *zones.Check) {
 		c.Path = "/" + strings.Repeat("a", 16<<20)
 		c.Timeout = 10 * time.Second
-	}), ln.Addr().String())
+	}), target)
 	p := &prober{allow: loopback, maxKept: 10}
 	for _, via := range runners(t, p) {
 		t.Run(via.name, func(t *testing.T) {
