@@ -480,11 +480,6 @@ func (l *evloop) closeConn(t *task) {
 	t.fd, t.counted = -1, false
 }
 
-// closeFD closes a socket; closing it also takes it out of the epoll set.
-func closeFD(fd int) {
-	unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)
-}
-
 // tail reads the bytes of a response received so far, then returns end:
 // errMore while the connection is open, else why it is not.
 type tail struct {
@@ -521,55 +516,4 @@ func (h *taskHeap) Pop() any {
 	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
 	return t
-}
-
-func rawSocket(family int) (int, syscall.Errno) {
-	fd, _, errno := unix.RawSyscall(unix.SYS_SOCKET, uintptr(family), unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if errno != 0 {
-		return -1, errno
-	}
-	lg := unix.Linger{Onoff: 1, Linger: 0}
-	unix.RawSyscall6(unix.SYS_SETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_LINGER, uintptr(unsafe.Pointer(&lg)), unsafe.Sizeof(lg), 0)
-	return int(fd), 0
-}
-
-func rawConnect(fd, family int, ap netip.AddrPort) syscall.Errno {
-	port := ap.Port()
-	if family == unix.AF_INET {
-		sa := unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: ap.Addr().Unmap().As4()}
-		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
-		p[0], p[1] = byte(port>>8), byte(port)
-		_, _, errno := unix.RawSyscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&sa)), unsafe.Sizeof(sa))
-		return errno
-	}
-	sa := unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: ap.Addr().As16()}
-	p := (*[2]byte)(unsafe.Pointer(&sa.Port))
-	p[0], p[1] = byte(port>>8), byte(port)
-	_, _, errno := unix.RawSyscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&sa)), unsafe.Sizeof(sa))
-	return errno
-}
-
-// soError is a connecting socket's outcome: 0 once connected (or still
-// connecting).
-func soError(fd int) syscall.Errno {
-	var v int32
-	n := uint32(unsafe.Sizeof(v))
-	if _, _, errno := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_ERROR,
-		uintptr(unsafe.Pointer(&v)), uintptr(unsafe.Pointer(&n)), 0); errno != 0 {
-		return errno
-	}
-	return syscall.Errno(v)
-}
-
-func rawRead(fd int, b []byte) (int, syscall.Errno) {
-	if len(b) == 0 {
-		return 0, 0
-	}
-	n, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-	return int(n), errno
-}
-
-func rawWrite(fd int, b []byte) (int, syscall.Errno) {
-	n, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-	return int(n), errno
 }
