@@ -66,9 +66,7 @@ type job struct {
 // task is a running probe.
 type task struct {
 	job
-	fd       int  // -1: none open
-	counted  bool // fd is an http connection, counted in prober.kept
-	reused   bool // fd is the connection an earlier probe kept
+	fd       int // -1: none open; an http check's is counted in prober.kept
 	state    uint8
 	keep     bool   // the request asks to keep the connection
 	req      []byte // the request, once decided; in reqBuf unless a write stopped short
@@ -249,15 +247,11 @@ func (l *evloop) begin(j job) {
 	*t = task{job: j, fd: -1, start: time.Now()}
 	t.deadline = t.start.Add(j.spec.Check.Timeout)
 	heap.Push(&l.due, t)
-	if k := j.kept; k != nil {
-		if k.Conn == nil {
-			t.fd, t.counted, t.reused = k.fd, true, true
-			l.byFD[k.fd] = t
-			l.send(t)
-			return
-		}
-		l.pr.release(k) // a goroutine's connection; not expected here
-		t.kept = nil
+	if k := j.kept; k != nil { // t.kept, while t uses it
+		t.fd = k.fd
+		l.byFD[k.fd] = t
+		l.send(t)
+		return
 	}
 	l.dial(t)
 }
@@ -278,8 +272,7 @@ func (l *evloop) dial(t *task) {
 	}
 	t.fd = fd
 	if t.spec.Check.Type == "http" {
-		t.counted = true // as the goroutine's probes count their connections
-		l.pr.kept.Add(1)
+		l.pr.kept.Add(1) // as the goroutine's probes count their connections
 	}
 	if errno := rawConnect(fd, family, ap); errno != 0 && errno != unix.EINPROGRESS {
 		l.end(t, Result{Reason: reason(errno)})
@@ -428,7 +421,7 @@ func (l *evloop) read(t *task) {
 // server had closed it while idle (its keep-alive timeout, a restart),
 // which says nothing of its health: a new connection will.
 func (l *evloop) broken(t *task, err error, r Result) {
-	if t.reused && closedByPeer(err) {
+	if t.kept != nil && closedByPeer(err) {
 		l.closeConn(t)
 		t.req, t.sent = nil, 0
 		l.dial(t)
@@ -445,7 +438,7 @@ func (l *evloop) keepConn(t *task, r Result) {
 	}
 	k.fd = t.fd
 	l.byFD[t.fd] = nil
-	t.fd, t.counted, t.kept = -1, false, nil // k holds the count now
+	t.fd, t.kept = -1, nil // k holds the connection, and its count, now
 	l.finish(t, r, k)
 }
 
@@ -466,7 +459,7 @@ func (l *evloop) finish(t *task, r Result, kept *conn) {
 
 // closeConn closes t's connection, if open.
 func (l *evloop) closeConn(t *task) {
-	t.kept, t.reused, t.resp = nil, false, nil
+	t.kept, t.resp = nil, nil
 	if t.fd < 0 {
 		return
 	}
@@ -474,10 +467,10 @@ func (l *evloop) closeConn(t *task) {
 		l.byFD[t.fd] = nil
 	}
 	closeFD(t.fd)
-	if t.counted {
+	if t.spec.Check.Type == "http" {
 		l.pr.kept.Add(-1)
 	}
-	t.fd, t.counted = -1, false
+	t.fd = -1
 }
 
 // tail reads the bytes of a response received so far, then returns end:

@@ -15,8 +15,7 @@ func TestLoopStop(t *testing.T) {
 	require.NoError(t, err)
 	hung := probeOf(check("http"), hungListener(t))
 	for range 3 {
-		target, _ := loopable(hung)
-		l.submit(&probe{}, hung, target, nil)
+		l.submit(&probe{}, hung, loopTarget(hung), nil)
 	}
 	require.Eventually(t, func() bool { return p.kept.Load() == 3 }, 5e9, 1e6, "three connections open, waiting for answers")
 	l.stop()

@@ -80,8 +80,7 @@ type probe struct {
 	ids   []string
 
 	removed  bool           // no endpoint uses it any more; its queue entry is dropped when it comes up
-	loop     bool           // the event loop runs it
-	target   netip.AddrPort // spec.Target, parsed for the loop
+	target   netip.AddrPort // spec.Target parsed, if the event loop runs it (loopTarget)
 	inflight bool
 	conn     *conn // kept open for the next run; the running probe owns it while inflight
 	series   series
@@ -180,7 +179,7 @@ func (m *Manager) SetZones(set *zones.Set) {
 				p := want[ep.Probe.Key]
 				if p == nil {
 					p = &probe{key: ep.Probe.Key, spec: ep.Probe, check: ep.Probe.Check.Name, site: ep.Site}
-					p.target, p.loop = loopable(ep.Probe)
+					p.target = loopTarget(ep.Probe)
 					want[p.key] = p
 				}
 				p.ids = append(p.ids, ep.ID)
@@ -205,7 +204,7 @@ func (m *Manager) SetZones(set *zones.Set) {
 	}
 	for key, w := range want {
 		if p, ok := m.probes[key]; ok {
-			p.spec, p.check, p.site, p.ids, p.target, p.loop = w.spec, w.check, w.site, w.ids, w.target, w.loop
+			p.spec, p.check, p.site, p.ids, p.target = w.spec, w.check, w.site, w.ids, w.target
 			m.metrics.set(p) // its series follows a new check name or site
 			continue
 		}
@@ -279,7 +278,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			select {
 			case m.sem <- struct{}{}:
 				p.inflight = true
-				if loop != nil && p.loop {
+				if loop != nil && p.target.IsValid() {
 					loop.submit(p, p.spec, p.target, p.conn)
 					p.conn = nil
 				} else {

@@ -61,7 +61,7 @@ func (c *conn) close() {
 	}
 }
 
-// looper runs probes of the checks loopable accepts, telling a loopOwner
+// looper runs the probes loopTarget accepts, telling a loopOwner
 // how each ends (loop_linux.go).
 type looper interface {
 	submit(p *probe, spec *zones.Probe, target netip.AddrPort, kept *conn)
@@ -77,15 +77,20 @@ type loopOwner interface {
 	abandoned(p *probe)
 }
 
-// loopable tells the probes an event loop runs, and their target parsed
-// (once per zone set, not per probe): tcp and plain http. TLS (https), DNS
-// and static checks run in a goroutine each.
-func loopable(pr *zones.Probe) (netip.AddrPort, bool) {
+// loopTarget is the target of a probe an event loop runs, parsed once per
+// zone set rather than per probe; the zero AddrPort for the others. The
+// loop runs tcp and plain http checks; TLS (https), DNS and static checks
+// run in a goroutine each, as do targets with an IPv6 zone (it needs the
+// interface's index: net.Dialer knows how).
+func loopTarget(pr *zones.Probe) netip.AddrPort {
 	if pr.Check.Type != "tcp" && pr.Check.Type != "http" {
-		return netip.AddrPort{}, false
+		return netip.AddrPort{}
 	}
 	ap, err := netip.ParseAddrPort(pr.Target)
-	return ap, err == nil && ap.Addr().Zone() == "" // a zone needs the interface's index: net.Dialer knows how
+	if err != nil || ap.Addr().Zone() != "" {
+		return netip.AddrPort{}
+	}
+	return ap
 }
 
 // readers lends response buffers to running probes: a kept connection has
@@ -173,10 +178,6 @@ func (p *prober) tcp(ctx context.Context, target string, deadline time.Time) Res
 // connection the last probe left open, if any, and leaves the connection
 // open for the next; otherwise on a fresh connection with Connection: close.
 func (p *prober) http(ctx context.Context, target string, c *zones.Check, kept *conn, deadline time.Time) (Result, *conn) {
-	if kept != nil && kept.Conn == nil { // the event loop's; not expected here
-		p.release(kept)
-		kept = nil
-	}
 	if kept != nil {
 		r, kept, stale := p.exchange(kept, target, c, deadline)
 		if !stale {

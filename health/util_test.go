@@ -40,8 +40,7 @@ func runners(t testing.TB, p *prober) []runner {
 	}
 	t.Cleanup(l.stop)
 	return append(rs, runner{"loop", func(pr *zones.Probe, kept *conn) (Result, *conn) {
-		target, _ := loopable(pr)
-		l.submit(&probe{}, pr, target, kept)
+		l.submit(&probe{}, pr, loopTarget(pr), kept)
 		r := <-done
 		return r.r, r.kept
 	}})
