@@ -343,24 +343,21 @@ func (m *Manager) publisher(ctx context.Context) {
 func (m *Manager) run(ctx context.Context, p *probe, spec *zones.Probe) {
 	res, kept := m.prober.probe(ctx, spec, p.conn)
 	p.conn = nil
-	<-m.sem
 	if ctx.Err() != nil {
 		m.prober.release(kept)
-		m.mu.Lock()
-		p.inflight = false
-		m.mu.Unlock()
+		m.abandoned(p)
 		return
 	}
-	m.record(p, res, kept)
+	m.finished(p, res, kept)
 }
 
-// finished implements loopOwner.
+// finished implements loopOwner: a probe's result, from the loop or run.
 func (m *Manager) finished(p *probe, r Result, kept *conn) {
 	<-m.sem
 	m.record(p, r, kept)
 }
 
-// abandoned implements loopOwner.
+// abandoned implements loopOwner: a probe stopped before its result.
 func (m *Manager) abandoned(p *probe) {
 	<-m.sem
 	m.mu.Lock()
