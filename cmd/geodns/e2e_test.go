@@ -62,21 +62,20 @@ func freeAddr(t *testing.T) string {
 			}
 		}
 	}
-	for range 100 {
-		port := 10000 + rand.IntN(max(low-10000, 1))
+	for try := 0; ; try++ {
+		port := 0 // after 100 taken ports: any the kernel gives
+		if try < 100 {
+			port = 10000 + rand.IntN(max(low-10000, 1))
+		}
 		ln, err := resolver.Listen(fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
+		if err != nil && port != 0 {
 			continue // taken: another
 		}
+		require.NoError(t, err)
 		addr := ln.Addr()
 		ln.Close()
 		return addr
 	}
-	ln, err := resolver.Listen("127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr()
-	ln.Close()
-	return addr
 }
 
 // process is a command started by startProcess; done closes when it exits.
