@@ -16,6 +16,15 @@ targets=(
 )
 for t in "${targets[@]}"; do
   set -- $t
-  out="$(go test -run '^$' -fuzz "^$1\$" -fuzztime "$FUZZTIME" ${FUZZFLAGS:-} "$2" 2>&1)" || { echo "$out"; exit 1; }
+  if ! out="$(go test -run '^$' -fuzz "^$1\$" -fuzztime "$FUZZTIME" ${FUZZFLAGS:-} "$2" 2>&1)"; then
+    # Go before 1.27 may fail a run with a bare "context deadline exceeded"
+    # when -fuzztime ends while a worker is busy (golang/go#75804): no input
+    # failed. Anything else, or a reproducer written, is a failure.
+    if ! grep -q '^    context deadline exceeded$' <<<"$out" || grep -q 'Failing input written' <<<"$out"; then
+      echo "$out"
+      exit 1
+    fi
+    echo "$1: stopped by the fuzzing engine's deadline race (golang/go#75804), no failing input"
+  fi
   echo "$1: $(echo "$out" | grep -E '^fuzz: elapsed' | tail -1)"
 done
