@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/miekg/dns"
 	"golang.org/x/sys/unix"
 )
 
@@ -124,10 +123,9 @@ type ServeOptions struct {
 	Log         *slog.Logger // default slog.Default()
 }
 
-// WireHandler answers queries in wire format (UDP) and as dns.Msg (TCP);
-// *Handler is one.
+// WireHandler answers queries in wire format, over UDP and TCP; *Handler
+// is one.
 type WireHandler interface {
-	dns.Handler
 	ServeWire(q []byte, remote netip.Addr, tcp bool, out []byte) []byte
 }
 
@@ -140,14 +138,10 @@ func Serve(ctx context.Context, h WireHandler, opts ServeOptions, lns ...Listene
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	var servers []*dns.Server
+	var servers []*tcpServer
 	var udp []net.PacketConn
 	for _, l := range lns {
-		servers = append(servers,
-			&dns.Server{Listener: limit(l.TCP, opts.MaxTCPConns), Handler: h, MaxTCPQueries: -1,
-				ReadTimeout: readTimeout, WriteTimeout: writeTimeout,
-				IdleTimeout: func() time.Duration { return tcpIdleTimeout }},
-		)
+		servers = append(servers, newTCPServer(limit(l.TCP, opts.MaxTCPConns), h, opts.Log))
 		udp = append(append(udp, l.UDP), l.more...)
 	}
 	var udpWG sync.WaitGroup
@@ -178,7 +172,7 @@ func Serve(ctx context.Context, h WireHandler, opts ServeOptions, lns ...Listene
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.ActivateAndServe(); err != nil {
+			if err := s.serve(); err != nil {
 				errc <- err
 			}
 		}()
@@ -188,13 +182,13 @@ func Serve(ctx context.Context, h WireHandler, opts ServeOptions, lns ...Listene
 	case <-ctx.Done():
 	case err = <-errc:
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	grace, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	var shut sync.WaitGroup
 	for _, s := range servers {
-		if e := s.ShutdownContext(sctx); e != nil && !errors.Is(e, context.DeadlineExceeded) && err == nil && ctx.Err() == nil {
-			err = e
-		}
+		shut.Go(func() { s.shutdown(grace.Done()) })
 	}
+	shut.Wait()
 	wg.Wait()
 	return err
 }
