@@ -3,8 +3,6 @@
 package health
 
 import (
-	"io"
-	"net"
 	"net/netip"
 	"syscall"
 	"unsafe"
@@ -12,72 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// rawConn reads and writes a probe's non-blocking socket with raw system
-// calls, waiting for readiness through the runtime's poller as net.Conn
-// does (deadlines included). A non-blocking read or write never blocks,
-// so the usual system call bookkeeping buys nothing here and costs much:
-// on loopback a write runs the receiver's TCP stack too, long enough for
-// the runtime's monitor to hand the thread's P to another thread, and at
-// thousands of probes a second those hand-offs cost more CPU than the
-// probes themselves.
-type rawConn struct {
-	*net.TCPConn
-	rc syscall.RawConn
-}
-
-func wrapConn(c *net.TCPConn) net.Conn {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return c
-	}
-	return &rawConn{TCPConn: c, rc: rc}
-}
-
-func (c *rawConn) Read(b []byte) (int, error) {
-	if len(b) == 0 {
-		return 0, nil
-	}
-	var n int
-	var errno syscall.Errno
-	err := c.rc.Read(func(fd uintptr) bool {
-		n, errno = rawRead(int(fd), b)
-		return errno != unix.EAGAIN
-	})
-	return result("read", n, errno, err)
-}
-
-func (c *rawConn) Write(b []byte) (int, error) {
-	written := 0
-	for written < len(b) {
-		var n int
-		var errno syscall.Errno
-		err := c.rc.Write(func(fd uintptr) bool {
-			n, errno = rawWrite(int(fd), b[written:])
-			return errno != unix.EAGAIN
-		})
-		if _, err := result("write", n, errno, err); err != nil {
-			return written, err
-		}
-		written += n
-	}
-	return written, nil
-}
-
-// result turns the outcome of a raw read or write (op) into what net.Conn
-// returns.
-func result(op string, n int, errno syscall.Errno, err error) (int, error) {
-	switch {
-	case err != nil: // a deadline, or the connection closed
-		return 0, err
-	case errno != 0:
-		return 0, &net.OpError{Op: op, Net: "tcp", Err: errno}
-	case op == "read" && n == 0:
-		return 0, io.EOF
-	}
-	return n, nil
-}
-
-// The raw system calls of probes, the event loop's and rawConn's.
+// The raw system calls of the event loop (reads and writes are rawconn's).
 
 // closeFD closes a socket; closing it also takes it out of the epoll set.
 func closeFD(fd int) {
@@ -120,17 +53,4 @@ func soError(fd int) syscall.Errno {
 		return errno
 	}
 	return syscall.Errno(v)
-}
-
-func rawRead(fd int, b []byte) (int, syscall.Errno) {
-	if len(b) == 0 {
-		return 0, 0
-	}
-	n, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-	return int(n), errno
-}
-
-func rawWrite(fd int, b []byte) (int, syscall.Errno) {
-	n, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-	return int(n), errno
 }

@@ -2,10 +2,6 @@
 
 package health
 
-import "net"
-
-func wrapConn(c *net.TCPConn) net.Conn { return c }
-
 // The event loop runs on Linux only: elsewhere every probe runs in a
 // goroutine, and no connection is a bare socket.
 func newEvloop(*prober, loopOwner) (looper, error) { return nil, nil }

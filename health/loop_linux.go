@@ -16,6 +16,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/geodns/geodns/internal/rawconn"
 	"github.com/geodns/geodns/zones"
 	"golang.org/x/sys/unix"
 )
@@ -198,7 +199,7 @@ func (l *evloop) run() {
 		for _, ev := range events[:n] {
 			if ev.Fd == wakeFD {
 				var b [8]byte
-				rawRead(l.wake, b[:])
+				rawconn.Read(l.wake, b[:])
 				continue
 			}
 			if fd := int(ev.Fd); l.byFD[fd] != nil && l.gen[fd] == uint32(ev.Pad) {
@@ -330,7 +331,7 @@ func (l *evloop) send(t *task) {
 		t.req = l.reqBuf
 	}
 	for t.sent < len(t.req) {
-		n, errno := rawWrite(t.fd, t.req[t.sent:])
+		n, errno := rawconn.Write(t.fd, t.req[t.sent:])
 		if errno == unix.EAGAIN {
 			t.state = sending // on until the socket is writable again
 			if &t.req[0] == &l.reqBuf[0] {
@@ -364,7 +365,7 @@ func (l *evloop) read(t *task) {
 			}
 			acc = slices.Grow(acc, len(acc))
 		}
-		n, errno := rawRead(t.fd, acc[len(acc):cap(acc)])
+		n, errno := rawconn.Read(t.fd, acc[len(acc):cap(acc)])
 		if errno == unix.EAGAIN {
 			if !got {
 				return // nothing new

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/geodns/geodns/internal/rawconn"
 	"github.com/geodns/geodns/zones"
 	"github.com/miekg/dns"
 )
@@ -200,7 +201,7 @@ func (p *prober) open(ctx context.Context, target string, c *zones.Check, deadli
 	if err != nil {
 		return nil, err
 	}
-	nc := wrapConn(tcp)
+	nc := rawconn.Wrap(tcp)
 	if c.Type == "https" {
 		name := c.Host
 		if name == "" {

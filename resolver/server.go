@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/geodns/geodns/internal/rawconn"
 	"golang.org/x/sys/unix"
 )
 
@@ -233,7 +234,8 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		select {
 		case l.slots <- struct{}{}:
-			return &limitedConn{Conn: c, release: func() { <-l.slots }}, nil
+			// Read and written with raw system calls (see rawconn).
+			return &limitedConn{Conn: rawconn.Wrap(c), release: func() { <-l.slots }}, nil
 		default:
 			c.Close()
 		}
