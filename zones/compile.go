@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -77,6 +78,20 @@ type compiler struct {
 	spec *spec
 	errs errList
 	z    *Zone
+
+	all []*node // every node, in the order made: shares walks them without the map
+
+	// What link must visit, noted as nodes and sets are made, so that it
+	// does not walk a million names for the few that need it.
+	wilds    []*node  // nodes named "*.<parent>"
+	targets  []setRef // NS, MX and SRV sets
+	imported [32]byte // sha256 of the import file's bytes
+}
+
+// setRef names the set of type rtype at n.
+type setRef struct {
+	n     *node
+	rtype uint16
 }
 
 // errAt records an error at n; whole-zone errors (n == nil) point at the
@@ -147,7 +162,7 @@ func (c *compiler) build(uses []serviceUse, mtime time.Time, prev *Zone) *Zone {
 	if len(c.errs) > 0 {
 		return nil
 	}
-	z.Hash = c.hash()
+	z.Hash = c.hash(recs[imported:], uses)
 	c.serial(mtime, prev)
 	neg := dns.Copy(z.soa).(*dns.SOA)
 	neg.Hdr.Ttl = min(neg.Hdr.Ttl, neg.Minttl)
@@ -165,15 +180,16 @@ const maxExtra = 256
 // search for them.
 func (c *compiler) link() {
 	z := c.z
-	for name, n := range z.nodes {
-		if strings.HasPrefix(name, "*.") {
-			parent := name[2:]
-			if parent == "" {
-				parent = "."
-			}
-			z.nodes[parent].wild = n
+	for _, n := range c.wilds {
+		parent := n.name[2:]
+		if parent == "" {
+			parent = "."
 		}
-		for i := range n.sets {
+		z.nodes[parent].wild = n
+	}
+	for _, ref := range c.targets {
+		n := ref.n
+		if i := slices.IndexFunc(n.sets, func(s rrset) bool { return s.rtype == ref.rtype }); i >= 0 {
 			s := &n.sets[i]
 			var seen map[string]bool // made at the first target: most sets have none
 			for _, rr := range s.rrs {
@@ -233,7 +249,10 @@ func (c *compiler) importFile(add func([]placed)) {
 		// fills (a record line is rarely under 24 bytes).
 		c.z.nodes = make(map[string]*node, st.Size()/24)
 	}
-	zp := dns.NewZoneParser(f, s.origin, path)
+	// The bytes the parser reads are hashed as it reads them (the
+	// zone's content hash stands on them: hash).
+	sum := sha256.New()
+	zp := dns.NewZoneParser(io.TeeReader(f, sum), s.origin, path)
 	zp.SetDefaultTTL(s.ttl)
 	const batchSize = 2048
 	batches := make(chan []placed, 4)
@@ -255,6 +274,7 @@ func (c *compiler) importFile(add func([]placed)) {
 		add(b)
 	}
 	// The channel is closed: the parser is done, and its error final.
+	sum.Sum(c.imported[:0])
 	if err := zp.Err(); err != nil {
 		if m := parseErrRE.FindStringSubmatch(err.Error()); m != nil {
 			line, _ := strconv.Atoi(m[3])
@@ -374,6 +394,10 @@ func (c *compiler) addRecords(recs []placed) {
 		if i < 0 {
 			n.sets = append(n.sets, rrset{rtype: h.Rrtype})
 			i = len(n.sets) - 1
+			switch h.Rrtype {
+			case dns.TypeNS, dns.TypeMX, dns.TypeSRV:
+				c.targets = append(c.targets, setRef{n, h.Rrtype})
+			}
 		}
 		set := &n.sets[i]
 		if len(set.rrs) > 0 {
@@ -443,8 +467,7 @@ func (c *compiler) node(name string) *node {
 	if ok {
 		return n
 	}
-	n = &node{name: name}
-	z.nodes[name] = n
+	n = c.newNode(name)
 	for p := name; p != z.Origin; {
 		off, end := dns.NextLabel(p, 0)
 		if end {
@@ -454,7 +477,17 @@ func (c *compiler) node(name string) *node {
 		if _, ok := z.nodes[p]; ok {
 			break
 		}
-		z.nodes[p] = &node{name: p}
+		c.newNode(p)
+	}
+	return n
+}
+
+func (c *compiler) newNode(name string) *node {
+	n := &node{name: name}
+	c.z.nodes[name] = n
+	c.all = append(c.all, n)
+	if strings.HasPrefix(name, "*.") {
+		c.wilds = append(c.wilds, n)
 	}
 	return n
 }
@@ -550,10 +583,15 @@ func (c *compiler) probe(ep *Endpoint, svc *serviceSpec) {
 // validate checks what only the whole zone can tell.
 func (c *compiler) validate(recs []placed) {
 	z := c.z
-	var where map[string]placed // first record of each name, for positions; built at the first error
+	var (
+		mu    sync.Mutex        // at is called from every share's goroutine
+		where map[string]placed // first record of each name, for positions; built at the first error
+	)
 	// at reports a problem with the records of name; the message is made
 	// only then (a big zone has a million names).
 	at := func(name string, format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
 		format, args = "name %q: "+format, append([]any{c.rel(name)}, args...)
 		if k := c.spec.names[name]; k != nil {
 			c.errAt(k, format, args...)
@@ -577,57 +615,66 @@ func (c *compiler) validate(recs []placed) {
 	if apex == nil || apex.get(dns.TypeNS) == nil {
 		c.errAt(c.spec.names[z.Origin], "zone %s: no NS records at the apex", z.Origin)
 	}
-	for name, n := range z.nodes {
-		if n.get(dns.TypeSOA) != nil && name != z.Origin {
-			at(name, "SOA record below the apex")
+	c.shares(func(nodes []*node) [2]uint64 {
+		for _, n := range nodes {
+			c.validateNode(n, at)
 		}
-		if cn := n.get(dns.TypeCNAME); cn != nil {
-			if len(cn) > 1 {
-				at(name, "more than one CNAME")
-			}
-			for _, s := range n.sets {
-				if s.rtype != dns.TypeCNAME && s.rtype != dns.TypeRRSIG && s.rtype != dns.TypeNSEC {
-					at(name, "CNAME beside other data (%s)", dns.TypeToString[s.rtype])
-					break
-				}
-			}
-			if n.service != nil {
-				at(name, "CNAME beside a service")
-			}
+		return [2]uint64{}
+	})
+}
+
+// validateNode checks one name against the rest of the zone; at reports.
+func (c *compiler) validateNode(n *node, at func(name, format string, args ...any)) {
+	z, name := c.z, n.name
+	if n.get(dns.TypeSOA) != nil && name != z.Origin {
+		at(name, "SOA record below the apex")
+	}
+	if cn := n.get(dns.TypeCNAME); cn != nil {
+		if len(cn) > 1 {
+			at(name, "more than one CNAME")
 		}
-		if n.service != nil && (n.get(dns.TypeA) != nil || n.get(dns.TypeAAAA) != nil) {
-			at(name, "A/AAAA records beside a service (the service answers those)")
-		}
-		if n.service != nil && n.service.CNAME && len(n.sets) > 0 {
-			at(name, "service %q answers with a CNAME, which cannot stand beside other data (%s)",
-				n.service.Name, dns.TypeToString[n.sets[0].rtype])
-		}
-		if n.get(dns.TypeDS) != nil && !n.cut {
-			at(name, "DS record without a delegation (NS) at the same name")
-		}
-		if n.cut {
-			if strings.HasPrefix(name, "*.") {
-				at(name, "wildcard delegations are not supported")
-			}
-			if n.service != nil {
-				at(name, "a service at a delegation point")
-			}
-			for _, s := range n.sets {
-				switch s.rtype {
-				case dns.TypeNS, dns.TypeDS, dns.TypeA, dns.TypeAAAA, dns.TypeRRSIG, dns.TypeNSEC:
-				default:
-					at(name, "%s record at a delegation point (only NS, DS and glue belong there)", dns.TypeToString[s.rtype])
-				}
+		for _, s := range n.sets {
+			if s.rtype != dns.TypeCNAME && s.rtype != dns.TypeRRSIG && s.rtype != dns.TypeNSEC {
+				at(name, "CNAME beside other data (%s)", dns.TypeToString[s.rtype])
+				break
 			}
 		}
-		if cut := c.cutAbove(name); cut != "" {
-			if n.service != nil {
-				at(name, "service below the delegation at %s", cut)
+		if n.service != nil {
+			at(name, "CNAME beside a service")
+		}
+	}
+	if n.service != nil && (n.get(dns.TypeA) != nil || n.get(dns.TypeAAAA) != nil) {
+		at(name, "A/AAAA records beside a service (the service answers those)")
+	}
+	if n.service != nil && n.service.CNAME && len(n.sets) > 0 {
+		at(name, "service %q answers with a CNAME, which cannot stand beside other data (%s)",
+			n.service.Name, dns.TypeToString[n.sets[0].rtype])
+	}
+	if n.get(dns.TypeDS) != nil && !n.cut {
+		at(name, "DS record without a delegation (NS) at the same name")
+	}
+	if n.cut {
+		if strings.HasPrefix(name, "*.") {
+			at(name, "wildcard delegations are not supported")
+		}
+		if n.service != nil {
+			at(name, "a service at a delegation point")
+		}
+		for _, s := range n.sets {
+			switch s.rtype {
+			case dns.TypeNS, dns.TypeDS, dns.TypeA, dns.TypeAAAA, dns.TypeRRSIG, dns.TypeNSEC:
+			default:
+				at(name, "%s record at a delegation point (only NS, DS and glue belong there)", dns.TypeToString[s.rtype])
 			}
-			for _, s := range n.sets {
-				if s.rtype != dns.TypeA && s.rtype != dns.TypeAAAA {
-					at(name, "%s record below the delegation at %s is never served (only glue belongs there)", dns.TypeToString[s.rtype], cut)
-				}
+		}
+	}
+	if cut := c.cutAbove(name); cut != "" {
+		if n.service != nil {
+			at(name, "service below the delegation at %s", cut)
+		}
+		for _, s := range n.sets {
+			if s.rtype != dns.TypeA && s.rtype != dns.TypeAAAA {
+				at(name, "%s record below the delegation at %s is never served (only glue belongs there)", dns.TypeToString[s.rtype], cut)
 			}
 		}
 	}
@@ -649,13 +696,24 @@ func (c *compiler) cutAbove(name string) string {
 }
 
 // hash digests the zone's content, ignoring the serial, so a reload of
-// unchanged content keeps its serial. Records are digested one by one in
-// wire form and the digests summed, which needs no canonical order: a
-// million-record zone hashes in a fraction of a second, not by sorting a
-// million strings.
-func (c *compiler) hash() [32]byte {
-	sum := c.shares(hashNodes) // sums commute
+// unchanged content keeps its serial. An imported file counts by its bytes,
+// hashed as the parser read them: on a big zone, walking a million records
+// again cost more than the rest of the load after the parse. So an edit of
+// it that changes no record (a comment) moves the serial too. The YAML's
+// own records and service names are digested one by one and the digests
+// summed, which needs no canonical order.
+func (c *compiler) hash(recs []placed, uses []serviceUse) [32]byte {
+	var sum digest
+	buf := make([]byte, 512)
+	for _, p := range recs {
+		buf = sum.addRR(buf, p.rr)
+	}
+	for _, u := range uses {
+		sum.add([]byte(u.owner + " service " + u.name))
+	}
 	var b bytes.Buffer
+	b.Write(c.imported[:])
+	binary.Write(&b, binary.BigEndian, c.spec.ttl) // the imported records' default TTL
 	binary.Write(&b, binary.BigEndian, sum)
 	for _, site := range c.z.SiteList {
 		fmt.Fprintf(&b, "%+v\n", *site)
@@ -667,6 +725,40 @@ func (c *compiler) hash() [32]byte {
 		fmt.Fprintf(&b, "%+v\n", *ch)
 	}
 	return sha256.Sum256(b.Bytes())
+}
+
+// digest is a sum of sha256 digests: the same for the same items in any order.
+type digest [2]uint64
+
+func (d *digest) add(b []byte) {
+	h := sha256.Sum256(b)
+	d[0] += binary.BigEndian.Uint64(h[:8])
+	d[1] += binary.BigEndian.Uint64(h[8:16])
+}
+
+// addRR adds rr, with its serial zeroed if it is an SOA, in wire form; buf
+// is scratch space, returned for the next call.
+func (d *digest) addRR(buf []byte, rr dns.RR) []byte {
+	if soa, ok := rr.(*dns.SOA); ok {
+		x := *soa
+		x.Serial = 0
+		rr = &x
+	}
+	if b, ok := addressKey(buf[:0], rr); ok {
+		d.add(b)
+		return buf
+	}
+	off, err := dns.PackRR(rr, buf, 0, nil, false)
+	if err != nil && len(buf) < dns.MaxMsgSize {
+		buf = make([]byte, dns.MaxMsgSize) // a record this size: retry with room
+		off, err = dns.PackRR(rr, buf, 0, nil, false)
+	}
+	if err != nil {
+		d.add([]byte(rr.String())) // cannot pack: its text still identifies it
+		return buf
+	}
+	d.add(buf[:off])
+	return buf
 }
 
 // addressKey encodes an A or AAAA record for the hash without packing it
@@ -694,10 +786,7 @@ func addressKey(b []byte, rr dns.RR) ([]byte, bool) {
 // shares runs f on shares of the zone's nodes, one per core for big zones,
 // and returns the sum of what it returns.
 func (c *compiler) shares(f func([]*node) [2]uint64) [2]uint64 {
-	nodes := make([]*node, 0, len(c.z.nodes))
-	for _, n := range c.z.nodes {
-		nodes = append(nodes, n)
-	}
+	nodes := c.all
 	workers := min(runtime.GOMAXPROCS(0), 1+len(nodes)/10000)
 	sums := make([][2]uint64, workers)
 	var wg sync.WaitGroup
@@ -709,45 +798,6 @@ func (c *compiler) shares(f func([]*node) [2]uint64) [2]uint64 {
 	for _, s := range sums {
 		sum[0] += s[0]
 		sum[1] += s[1]
-	}
-	return sum
-}
-
-func hashNodes(nodes []*node) [2]uint64 {
-	var sum [2]uint64
-	buf := make([]byte, 512)
-	add := func(b []byte) {
-		h := sha256.Sum256(b)
-		sum[0] += binary.BigEndian.Uint64(h[:8])
-		sum[1] += binary.BigEndian.Uint64(h[8:16])
-	}
-	for _, n := range nodes {
-		for _, s := range n.sets {
-			for _, rr := range s.rrs {
-				if soa, ok := rr.(*dns.SOA); ok {
-					x := *soa
-					x.Serial = 0
-					rr = &x
-				}
-				if b, ok := addressKey(buf[:0], rr); ok {
-					add(b)
-					continue
-				}
-				off, err := dns.PackRR(rr, buf, 0, nil, false)
-				if err != nil && len(buf) < dns.MaxMsgSize {
-					buf = make([]byte, dns.MaxMsgSize) // a record this size: retry with room
-					off, err = dns.PackRR(rr, buf, 0, nil, false)
-				}
-				if err != nil {
-					add([]byte(rr.String())) // cannot pack: its text still identifies it
-					continue
-				}
-				add(buf[:off])
-			}
-		}
-		if n.service != nil {
-			add([]byte(n.name + " service " + n.service.Name))
-		}
 	}
 	return sum
 }

@@ -2,6 +2,7 @@ package zones
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -197,6 +198,33 @@ func TestAutomaticSerial(t *testing.T) {
 
 	require.True(t, serialAfter(1, 0xffffffff), "RFC 1982 wrap-around")
 	require.False(t, serialAfter(0xffffffff, 1))
+}
+
+// TestAutomaticSerialImported: an imported file's content moves the serial
+// as the YAML's own records do, and so does the YAML's default TTL, which
+// its records without a TTL take.
+func TestAutomaticSerialImported(t *testing.T) {
+	dir := t.TempDir()
+	// The SOA has a TTL of its own: only the imported records take the default.
+	yamlSrc := "origin: i.example.\nttl: %d\nimport: i.example.zone\nsoa: {ns: a.example., mbox: b.example., ttl: 3600}\n"
+	compile := func(ttl int, master string, prev *Zone) *Zone {
+		t.Helper()
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "i.example.zone"), []byte(master), 0o644))
+		z, err := Compile(filepath.Join(dir, "i.example.yaml"), fmt.Appendf(nil, yamlSrc, ttl), "i.example.",
+			time.Unix(1_700_000_000, 0), prev)
+		require.NoError(t, err)
+		return z
+	}
+	master := "@ NS ns1.example.net.\nwww A 192.0.2.1\n"
+	z1 := compile(300, master, nil)
+	z2 := compile(300, master, z1)
+	require.Equal(t, z1.Serial, z2.Serial, "the same file again keeps the serial")
+	z3 := compile(300, strings.Replace(master, "192.0.2.1", "192.0.2.2", 1), z2)
+	require.Equal(t, z2.Serial+1, z3.Serial, "an edited record moves it")
+	z4 := compile(600, strings.Replace(master, "192.0.2.1", "192.0.2.2", 1), z3)
+	require.Equal(t, z3.Serial+1, z4.Serial, "a new default TTL for the imported records moves it")
+	ans := z4.Lookup("www.i.example.", dns.TypeA, false, nil).Answer
+	require.Equal(t, uint32(600), ans[0].Header().Ttl)
 }
 
 // TestImportRoundTrip converts master files to YAML and checks that the

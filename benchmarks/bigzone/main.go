@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -44,6 +45,7 @@ func main() {
 	serveBin := flag.String("serve", "", "geodns binary: serve the zone and reload it under dnsperf load")
 	qps := flag.Int("qps", 20000, "dnsperf rate for -serve")
 	duration := flag.Duration("duration", 40*time.Second, "dnsperf run for -serve")
+	cpuProfile := flag.String("cpuprofile", "", "with -load: write a CPU profile of the load to this file")
 	format := flag.String("format", "master", "master: the records in an RFC 1035 file the YAML zone imports (how bulk data is kept); yaml: all in the YAML file")
 	flag.Parse()
 	if *out == "" {
@@ -65,9 +67,19 @@ func main() {
 	runtime.GC()
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+	}
 	start := time.Now()
 	z, err := zones.LoadFile(path, nil)
 	took := time.Since(start)
+	pprof.StopCPUProfile()
 	if err != nil {
 		log.Fatal(err)
 	}
