@@ -307,3 +307,35 @@ func TestProbeHeap(t *testing.T) {
 		h.pop()
 	}
 }
+
+// TestBatchWindow: probes start in batches at most 1 % of the shortest
+// check interval late, between 10 ms and 100 ms.
+func TestBatchWindow(t *testing.T) {
+	for _, tc := range []struct {
+		intervals []string // of the zone's checks, each probing its own target
+		want      time.Duration
+	}{
+		{[]string{"1s"}, 10 * time.Millisecond},
+		{[]string{"200ms"}, 10 * time.Millisecond},
+		{[]string{"5s"}, 50 * time.Millisecond},
+		{[]string{"10s"}, 100 * time.Millisecond},
+		{[]string{"60s"}, 100 * time.Millisecond},
+		{[]string{"10s", "2s"}, 20 * time.Millisecond}, // the shortest decides
+	} {
+		t.Run(strings.Join(tc.intervals, ","), func(t *testing.T) {
+			var b strings.Builder
+			b.WriteString("soa: {ns: ns1.example.net., mbox: h.example.net.}\nrecords:\n  \"@\": {NS: [ns1.example.net.]}\n  www: {service: web}\n")
+			b.WriteString("sites:\n  east: {lat: 39, lon: -77}\nchecks:\n")
+			for i, iv := range tc.intervals {
+				fmt.Fprintf(&b, "  c%d: {type: tcp, port: 80, interval: %s, timeout: 100ms}\n", i, iv)
+			}
+			b.WriteString("services:\n  web:\n    endpoints:\n")
+			for i := range tc.intervals {
+				fmt.Fprintf(&b, "      - {site: east, address: 192.0.2.%d, check: c%d, target: \"127.0.0.%d\"}\n", i+1, i, i+1)
+			}
+			m := NewManager(Options{Allow: loopback, Log: quiet})
+			m.SetZones(compile(t, b.String()))
+			require.Equal(t, tc.want, m.batch)
+		})
+	}
+}
