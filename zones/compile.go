@@ -192,7 +192,7 @@ func (c *compiler) link() {
 		if i := slices.IndexFunc(n.sets, func(s rrset) bool { return s.rtype == ref.rtype }); i >= 0 {
 			s := &n.sets[i]
 			var seen map[string]bool // made at the first target: most sets have none
-			for _, rr := range s.rrs {
+			for _, rr := range s.records() {
 				var target string
 				switch x := rr.(type) {
 				case *dns.NS:
@@ -207,7 +207,7 @@ func (c *compiler) link() {
 				// Each target once: many records naming one host with many
 				// addresses must not multiply into millions of extras.
 				target = dns.CanonicalName(target)
-				if seen[target] || len(s.extra) >= maxExtra {
+				if seen[target] || len(s.extra()) >= maxExtra {
 					continue
 				}
 				if seen == nil {
@@ -215,12 +215,12 @@ func (c *compiler) link() {
 				}
 				seen[target] = true
 				if t := z.nodes[target]; t != nil {
-					s.extra = append(s.extra, t.get(dns.TypeA)...)
-					s.extra = append(s.extra, t.get(dns.TypeAAAA)...)
+					s.all = append(s.all, t.get(dns.TypeA)...)
+					s.all = append(s.all, t.get(dns.TypeAAAA)...)
 				}
 			}
-			if len(s.extra) > maxExtra {
-				s.extra = s.extra[:maxExtra:maxExtra]
+			if end := int(s.n) + maxExtra; len(s.all) > end {
+				s.all = s.all[:end:end]
 			}
 		}
 	}
@@ -400,10 +400,10 @@ func (c *compiler) addRecords(recs []placed) {
 			}
 		}
 		set := &n.sets[i]
-		if len(set.rrs) > 0 {
-			h.Ttl = set.rrs[0].Header().Ttl // RFC 2181 5.2: one TTL per set
+		if len(set.all) > 0 {
+			h.Ttl = set.all[0].Header().Ttl // RFC 2181 5.2: one TTL per set
 		}
-		set.rrs = append(set.rrs, rr)
+		set.all = append(set.all, rr) // records only until finishNodes counts them
 	}
 }
 
@@ -413,8 +413,10 @@ func (c *compiler) finishNodes() {
 	counts := c.shares(func(nodes []*node) (count [2]uint64) {
 		for _, n := range nodes {
 			for i := range n.sets {
-				n.sets[i].rrs = dedupe(n.sets[i].rrs)
-				count[0] += uint64(len(n.sets[i].rrs))
+				s := &n.sets[i]
+				s.all = dedupe(s.all)
+				s.n = uint32(len(s.all))
+				count[0] += uint64(s.n)
 			}
 			slices.SortFunc(n.sets, func(a, b rrset) int { return int(a.rtype) - int(b.rtype) })
 			n.cut = n.name != z.Origin && n.get(dns.TypeNS) != nil
@@ -823,7 +825,7 @@ func (c *compiler) serial(mtime time.Time, prev *Zone) {
 	soa := dns.Copy(z.soa).(*dns.SOA)
 	soa.Serial = serial
 	z.soa, z.Serial = soa, serial
-	z.nodes[z.Origin].sets[slices.IndexFunc(z.nodes[z.Origin].sets, func(s rrset) bool { return s.rtype == dns.TypeSOA })].rrs[0] = soa
+	z.nodes[z.Origin].sets[slices.IndexFunc(z.nodes[z.Origin].sets, func(s rrset) bool { return s.rtype == dns.TypeSOA })].all[0] = soa
 }
 
 // serialAfter reports whether a comes after b in RFC 1982 serial arithmetic.

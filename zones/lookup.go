@@ -45,7 +45,7 @@ func (z *Zone) Lookup(qname string, qtype uint16, minimalAny bool, svc ServiceFu
 		n, cut, ce := z.find(name, qtype)
 		if cut != nil {
 			ns := cut.set(dns.TypeNS)
-			a.Ns, a.Extra = ns.rrs, ns.extra
+			a.Ns, a.Extra = ns.records(), ns.extra()
 			if hop == 0 {
 				a.Result = Delegation
 			}
@@ -84,8 +84,8 @@ func (z *Zone) Lookup(qname string, qtype uint16, minimalAny bool, svc ServiceFu
 			}
 		default:
 			if set := n.set(qtype); set != nil {
-				a.Answer = appendRRs(a.Answer, set.rrs, synth, name)
-				a.Extra = set.extra
+				a.Answer = appendRRs(a.Answer, set.records(), synth, name)
+				a.Extra = set.extra()
 			}
 		}
 		if len(a.Answer) == chained {
@@ -132,8 +132,8 @@ func (z *Zone) any(out []dns.RR, n *node, owner string, synth, minimal bool, svc
 			}
 		}
 	}
-	for _, s := range n.sets {
-		out = appendRRs(out, s.rrs, synth, owner)
+	for i := range n.sets {
+		out = appendRRs(out, n.sets[i].records(), synth, owner)
 		if minimal {
 			break
 		}

@@ -47,15 +47,30 @@ type node struct {
 	cut     bool  // holds an NS set below the apex: a delegation point
 }
 
+// rrset is the records of one type at a name. Its records and their
+// additional data share one slice: 32 bytes a set rather than 56 (a
+// million-record zone has about as many sets).
 type rrset struct {
 	rtype uint16
-	rrs   []dns.RR
-	extra []dns.RR // addresses of in-zone NS/MX/SRV targets: glue and additional data
+	n     uint32   // all[:n] are the records
+	all   []dns.RR // the records, then the addresses of in-zone NS/MX/SRV targets (glue and additional data)
+}
+
+// records returns the set's records. Its capacity ends with them, so an
+// append by a caller copies rather than writing over the extra records.
+func (s *rrset) records() []dns.RR { return s.all[:s.n:s.n] }
+
+// extra returns the addresses of the set's in-zone NS/MX/SRV targets.
+func (s *rrset) extra() []dns.RR {
+	if int(s.n) == len(s.all) {
+		return nil
+	}
+	return s.all[s.n:]
 }
 
 func (n *node) get(t uint16) []dns.RR {
 	if s := n.set(t); s != nil {
-		return s.rrs
+		return s.records()
 	}
 	return nil
 }
@@ -78,8 +93,8 @@ func (z *Zone) Len() int { return z.count }
 // Records calls fn for every record in the zone, names in no particular order.
 func (z *Zone) Records(fn func(dns.RR)) {
 	for _, n := range z.nodes {
-		for _, s := range n.sets {
-			for _, rr := range s.rrs {
+		for i := range n.sets {
+			for _, rr := range n.sets[i].records() {
 				fn(rr)
 			}
 		}

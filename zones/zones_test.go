@@ -348,3 +348,16 @@ func TestLoadingGC(t *testing.T) {
 		require.Equal(t, setting, debug.SetGCPercent(setting))
 	}
 }
+
+// TestAnswerAppendKeepsExtra: a set's records and its additional data share
+// one slice; a caller that appends to the records it was given must not
+// write over the additional data.
+func TestAnswerAppendKeepsExtra(t *testing.T) {
+	z, err := LoadFile("../examples/zones/example.com.yaml", nil)
+	require.NoError(t, err)
+	a := z.Lookup("example.com.", dns.TypeMX, false, nil)
+	require.NotEmpty(t, a.Extra, "the MX target's address")
+	want := a.Extra[0].String()
+	_ = append(a.Answer, &dns.A{Hdr: dns.RR_Header{Name: "x.example.com.", Rrtype: dns.TypeA, Class: dns.ClassINET}})
+	require.Equal(t, want, z.Lookup("example.com.", dns.TypeMX, false, nil).Extra[0].String())
+}
