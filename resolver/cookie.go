@@ -39,16 +39,21 @@ const (
 	cookieRenew     = 30 * time.Minute
 )
 
-func (c *cookies) server(client []byte, ip netip.Addr, ts uint32) []byte {
-	out := make([]byte, 16)
-	out[0] = 1 // version; bytes 1-3 reserved, zero
+// server writes into out the server cookie made at ts for the client
+// cookie client (8 bytes) and the client's address.
+func (c *cookies) server(out *[16]byte, client []byte, ip netip.Addr, ts uint32) {
+	*out = [16]byte{0: 1} // version 1; bytes 1-3 reserved, zero
 	binary.BigEndian.PutUint32(out[4:8], ts)
-	in := make([]byte, 0, 8+8+16)
-	in = append(in, client...)
-	in = append(in, out[:8]...)
-	in = append(in, ip.Unmap().AsSlice()...)
+	var buf [8 + 8 + 16]byte
+	in := append(append(buf[:0], client...), out[:8]...)
+	if ip = ip.Unmap(); ip.Is4() {
+		a := ip.As4()
+		in = append(in, a[:]...)
+	} else {
+		a := ip.As16()
+		in = append(in, a[:]...)
+	}
 	binary.LittleEndian.PutUint64(out[8:], siphash.Hash(c.k0, c.k1, in))
-	return out
 }
 
 // cookieStatus is what a query's COOKIE option amounted to.
@@ -62,8 +67,7 @@ const (
 )
 
 // check reads the query's COOKIE option and returns its status and the
-// option for the response: the client cookie and a server cookie, the
-// client's own while valid and fresh, else a new one.
+// option for the response (reply's).
 func (c *cookies) check(opt *dns.OPT, ip netip.Addr, now time.Time) (cookieStatus, *dns.EDNS0_COOKIE) {
 	if opt == nil {
 		return cookieNone, nil
@@ -83,25 +87,44 @@ func (c *cookies) check(opt *dns.OPT, ip netip.Addr, now time.Time) (cookieStatu
 	if !found {
 		return cookieNone, nil
 	}
-	if len(raw) < 8 || len(raw) > 40 || (len(raw) > 8 && len(raw) < 16) {
+	if !cookieLen(len(raw)) {
 		return cookieMalformed, nil
 	}
+	var out [cookieReplyLen]byte
+	status := c.reply(&out, raw, ip, now)
+	return status, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: hex.EncodeToString(out[:])}
+}
+
+// cookieLen reports whether a COOKIE option of n bytes is well formed: a
+// client cookie of 8, or one with a server cookie of 8 to 32 (RFC 7873 4).
+func cookieLen(n int) bool { return n == 8 || n >= 16 && n <= 40 }
+
+// cookieReplyLen is the length of the COOKIE option we answer: the client
+// cookie and our 16-byte server cookie.
+const cookieReplyLen = 8 + 16
+
+// reply writes into out the COOKIE option's data for the response to raw,
+// a well-formed COOKIE option of a query from ip (cookieLen): the client
+// cookie and a server cookie, the client's own while valid and fresh, else
+// a new one; and returns what raw's cookie amounted to.
+func (c *cookies) reply(out *[cookieReplyLen]byte, raw []byte, ip netip.Addr, now time.Time) cookieStatus {
 	client, srv := raw[:8], raw[8:]
+	copy(out[:8], client)
 	status := cookieClient
 	ts := uint32(now.Unix())
-	reply := []byte(nil)
 	if len(srv) == 16 && srv[0] == 1 {
 		made := binary.BigEndian.Uint32(srv[4:8])
 		age := time.Duration(int64(ts)-int64(made)) * time.Second
-		if age <= cookieMaxAge && age >= -cookieMaxFuture && subtle.ConstantTimeCompare(srv, c.server(client, ip, made)) == 1 {
+		var want [16]byte
+		c.server(&want, client, ip, made)
+		if age <= cookieMaxAge && age >= -cookieMaxFuture && subtle.ConstantTimeCompare(srv, want[:]) == 1 {
 			status = cookieValid
 			if age < cookieRenew {
-				reply = srv // still fresh: the client keeps it
+				copy(out[8:], srv) // still fresh: the client keeps it
+				return status
 			}
 		}
 	}
-	if reply == nil {
-		reply = c.server(client, ip, ts)
-	}
-	return status, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: hex.EncodeToString(append(append([]byte{}, client...), reply...))}
+	c.server((*[16]byte)(out[8:]), client, ip, ts)
+	return status
 }

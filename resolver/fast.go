@@ -15,11 +15,12 @@ import (
 
 // The fast path answers the common query from wire-format responses
 // packed once per zone set: a query of one question, class IN, with at
-// most an OPT record whose only option is ECS. Its response is copied, and
-// only the ID, the RD and CD bits, the question's letter case and the ECS
-// option are written per query. Service names keep their routing per
-// query: the decision picks one of the packed variants (one per distinct
-// answer). Everything else — other options (cookies, NSID), CHAOS, CNAME
+// most an OPT record whose options are ECS and a DNS cookie. Its response
+// is copied, and only the ID, the RD and CD bits, the question's letter
+// case, the cookie and the ECS option are written per query. Service names
+// keep their routing per query: the decision picks one of the packed
+// variants (one per distinct answer). Everything else — other options
+// (NSID, malformed cookies), CHAOS, CNAME
 // chains into services, responses that need truncation, response rate
 // limiting — takes the full path, which is the reference: a cached
 // response is what the full path answered to the same question.
@@ -36,6 +37,7 @@ type query struct {
 	udpSize uint16
 	ecs     []byte // the ECS option's data (family, prefixes, address), or nil
 	subnet  clientSubnet
+	cookie  []byte // the COOKIE option's data (client cookie, maybe a server cookie), or nil
 }
 
 // parseQuery reads q into fq, which must be zero, as a fast-path query;
@@ -118,10 +120,18 @@ func parseQuery(q []byte, fq *query) bool {
 			return false
 		}
 		code, l := binary.BigEndian.Uint16(q[o:]), int(binary.BigEndian.Uint16(q[o+2:]))
-		if o+4+l > off+rdlen || code != dns.EDNS0SUBNET || fq.ecs != nil {
+		if o+4+l > off+rdlen {
 			return false
 		}
-		fq.ecs = q[o+4 : o+4+l]
+		data := q[o+4 : o+4+l]
+		switch {
+		case code == dns.EDNS0SUBNET && fq.ecs == nil:
+			fq.ecs = data
+		case code == dns.EDNS0COOKIE && fq.cookie == nil && cookieLen(l):
+			fq.cookie = data // a malformed one gets FORMERR from the full path
+		default:
+			return false // other options, or one twice
+		}
 		o += 4 + l
 	}
 	if fq.ecs != nil {
@@ -180,7 +190,7 @@ func (fq *query) key(b *[255 + 3]byte, tcp bool) []byte {
 // packed is a response ready to copy, with what a query must still patch.
 type packed struct {
 	wire    []byte
-	optLast bool // the response ends with an OPT record without options: ECS can be appended
+	optLast bool // the response ends with an OPT record without options: a cookie and ECS can be appended
 	queries prometheus.Counter
 	answers prometheus.Counter // service variants: the answer's service and site
 }
@@ -338,7 +348,7 @@ func (h *Handler) fastAnswer(fq *query, remote netip.Addr, tcp bool, out []byte)
 			scope = 0
 		}
 	}
-	if p == nil || (fq.ecs != nil && !p.optLast) {
+	if p == nil || ((fq.ecs != nil || fq.cookie != nil) && !p.optLast) {
 		return nil, false
 	}
 	limit := 65535
@@ -349,6 +359,9 @@ func (h *Handler) fastAnswer(fq *query, remote netip.Addr, tcp bool, out []byte)
 		}
 	}
 	n := len(p.wire)
+	if fq.cookie != nil {
+		n += 4 + cookieReplyLen
+	}
 	if fq.ecs != nil {
 		n += 4 + len(fq.ecs)
 	}
@@ -360,13 +373,25 @@ func (h *Handler) fastAnswer(fq *query, remote netip.Addr, tcp bool, out []byte)
 	resp[2] = resp[2]&^0x01 | fq.rd
 	resp[3] = resp[3]&^0x10 | fq.cd
 	copy(resp[12:], fq.name) // the client's letter case (0x20)
+	// Options go at the end of the OPT record, which ends the response, in
+	// the full path's order: COOKIE, then ECS.
+	opts := len(resp)
+	if fq.cookie != nil {
+		var co [cookieReplyLen]byte
+		h.cookies.reply(&co, fq.cookie, remote, h.clock())
+		resp = binary.BigEndian.AppendUint16(resp, dns.EDNS0COOKIE)
+		resp = binary.BigEndian.AppendUint16(resp, cookieReplyLen)
+		resp = append(resp, co[:]...)
+	}
 	if fq.ecs != nil {
 		l := len(resp)
 		resp = binary.BigEndian.AppendUint16(resp, dns.EDNS0SUBNET)
 		resp = binary.BigEndian.AppendUint16(resp, uint16(len(fq.ecs)))
 		resp = append(resp, fq.ecs...)
 		resp[l+4+3] = byte(scope) // family(2) source(1) scope(1)
-		binary.BigEndian.PutUint16(resp[l-2:], uint16(4+len(fq.ecs)))
+	}
+	if len(resp) > opts {
+		binary.BigEndian.PutUint16(resp[opts-2:], uint16(len(resp)-opts)) // the OPT's RDLENGTH, 0 as packed
 	}
 	if p.queries != nil {
 		p.queries.Inc()

@@ -35,7 +35,8 @@ func normalized(t testing.TB, wire []byte) string {
 }
 
 // fastQueries are queries the fast path takes: every kind of answer in the
-// test zone, in odd letter case, with and without EDNS, DO and ECS.
+// test zone, in odd letter case, with and without EDNS, DO, ECS and DNS
+// cookies.
 func fastQueries() []*dns.Msg {
 	var out []*dns.Msg
 	names := []string{"www.example.net.", "WwW.ExAmple.NET.", "example.net.", "mail.example.net.", "nothere.example.net.",
@@ -48,7 +49,7 @@ func fastQueries() []*dns.Msg {
 	id := uint16(1)
 	for _, n := range names {
 		for _, qt := range types {
-			for v := range 4 + len(ecs) {
+			for v := range 6 + len(ecs) {
 				q := new(dns.Msg).SetQuestion(n, qt)
 				q.Id = id
 				id++
@@ -62,6 +63,15 @@ func fastQueries() []*dns.Msg {
 					q.SetEdns0(4096, true)
 				case v == 3:
 					q.SetEdns0(1232, false)
+				case v == 4+len(ecs): // a client cookie (BIND's resolvers send one)
+					q.SetEdns0(1232, false)
+					q.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"}}
+				case v == 5+len(ecs): // a server cookie not ours, then ECS
+					q = ecsQuery(n, qt, subnet("198.51.100.0/24"))
+					q.Id = id
+					o := q.IsEdns0()
+					o.Option = append([]dns.EDNS0{&dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE,
+						Cookie: "0102030405060708" + "0100000065a0bc00" + "1122334455667788"}}, o.Option...)
 				default:
 					if e := ecs[v-4]; e != "" {
 						q = ecsQuery(n, qt, subnet(e))
@@ -81,6 +91,7 @@ func fastQueries() []*dns.Msg {
 // what the full path answers it, the first time (filling) and after.
 func TestFastPathMatchesFullPath(t *testing.T) {
 	for _, h := range []*Handler{newTestHandler(t, Config{}), newGeoHandler(t)} {
+		h.now = fixedNow // both paths date the same cookies
 		fast := 0
 		for _, q := range fastQueries() {
 			wire, err := q.Pack()
@@ -142,9 +153,14 @@ func TestParseQueryRejects(t *testing.T) {
 			q.SetEdns0(1232, false)
 			q.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_NSID{Code: dns.EDNS0NSID}}
 		}),
-		"cookie": mk(func(q *dns.Msg) {
+		"cookie of 12 bytes": mk(func(q *dns.Msg) { // FORMERR: the full path's
 			q.SetEdns0(1232, false)
-			q.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"}}
+			q.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "010203040506070809101112"}}
+		}),
+		"two cookies": mk(func(q *dns.Msg) {
+			q.SetEdns0(1232, false)
+			co := &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"}
+			q.IsEdns0().Option = []dns.EDNS0{co, co}
 		}),
 		"ecs scope": mk(func(q *dns.Msg) {
 			e := subnet("198.51.100.0/24")
@@ -173,6 +189,7 @@ func FuzzFastPath(f *testing.F) {
 		}
 	}
 	h := newTestHandler(f, Config{})
+	h.now = fixedNow
 	f.Fuzz(func(t *testing.T, wire []byte, tcp bool) {
 		var fq query
 		if !parseQuery(wire, &fq) {
@@ -187,4 +204,48 @@ func FuzzFastPath(f *testing.F) {
 			require.Equal(t, normalized(t, slow), normalized(t, got))
 		}
 	})
+}
+
+// fixedNow is the clock of handlers whose fast and full answers are
+// compared: the cookies they make carry the time.
+func fixedNow() time.Time { return time.Unix(1_800_000_000, 0) }
+
+// TestFastPathCookies: the fast path answers a query with a DNS cookie as
+// the full path does: a fresh server cookie of ours is echoed, an old,
+// foreign or missing one is replaced by one made now; and it takes such
+// queries (BIND's resolvers send a cookie with every query).
+func TestFastPathCookies(t *testing.T) {
+	h := newTestHandler(t, Config{CookieSecret: []byte("0123456789abcdef")})
+	now := fixedNow()
+	h.now = func() time.Time { return now }
+	ask := func(cookie string, client netip.Addr) string {
+		t.Helper()
+		q := ecsQuery("www.example.net.", dns.TypeA, nil)
+		q.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: cookie}}
+		wire, err := q.Pack()
+		require.NoError(t, err)
+		var fq query
+		require.True(t, parseQuery(wire, &fq))
+		got, ok := h.fastAnswer(&fq, client, false, nil)
+		require.True(t, ok, "the fast path answers it")
+		require.Equal(t, normalized(t, h.slowWire(wire, client, false, nil)), normalized(t, got))
+		m := new(dns.Msg)
+		require.NoError(t, m.Unpack(got))
+		return m.IsEdns0().Option[0].(*dns.EDNS0_COOKIE).Cookie
+	}
+	const clientCookie = "0102030405060708"
+	first := ask(clientCookie, testClient)
+	require.Len(t, first, 2*cookieReplyLen)
+	require.Equal(t, clientCookie, first[:16])
+	require.Equal(t, first, ask(first, testClient), "a fresh cookie of ours is echoed")
+
+	now = now.Add(40 * time.Minute) // older than cookieRenew: replaced
+	renewed := ask(first, testClient)
+	require.NotEqual(t, first, renewed)
+	require.Equal(t, fmt.Sprintf("01000000%08x", uint32(now.Unix())), renewed[16:32], "version 1, made now")
+
+	other := netip.MustParseAddr("198.51.100.7")
+	require.NotEqual(t, renewed, ask(renewed, other), "a cookie made for another address is replaced")
+	require.Equal(t, renewed, ask(clientCookie+"0100000065a0bc001122334455667788", testClient),
+		"a server cookie not ours is replaced by ours, made now")
 }

@@ -56,6 +56,7 @@ type Handler struct {
 	log     *slog.Logger
 	panics  atomic.Uint64
 	fast    atomic.Pointer[fastCache]
+	now     func() time.Time // nil: time.Now; tests fix the clock that dates cookies
 }
 
 // NewHandler returns a handler serving the zone set held by zs, routing
@@ -73,6 +74,13 @@ func NewHandler(zs *atomic.Pointer[zones.Set], router Router, cfg Config, log *s
 	}
 	return &Handler{zones: zs, router: router, cfg: cfg, log: log, rrl: newRRL(cfg.RRL, cfg.Registerer),
 		cookies: newCookies(cfg.CookieSecret)}
+}
+
+func (h *Handler) clock() time.Time {
+	if h.now != nil {
+		return h.now()
+	}
+	return time.Now()
 }
 
 // Panics returns how many queries panicked in the handler so far.
@@ -185,7 +193,7 @@ func (h *Handler) answerTraced(req *dns.Msg, remote netip.Addr, tcp bool, tr *tr
 	}
 	if opt != nil {
 		var co *dns.EDNS0_COOKIE
-		if cookie, co = h.cookies.check(opt, remote, time.Now()); cookie == cookieMalformed {
+		if cookie, co = h.cookies.check(opt, remote, h.clock()); cookie == cookieMalformed {
 			m.Rcode = dns.RcodeFormatError
 			return m, cookie
 		}
