@@ -67,7 +67,7 @@ const (
 )
 
 // check reads the query's COOKIE option and returns its status and the
-// option for the response (reply's).
+// COOKIE option for the response, as reply makes it.
 func (c *cookies) check(opt *dns.OPT, ip netip.Addr, now time.Time) (cookieStatus, *dns.EDNS0_COOKIE) {
 	if opt == nil {
 		return cookieNone, nil
