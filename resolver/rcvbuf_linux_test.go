@@ -1,7 +1,6 @@
 package resolver
 
 import (
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -23,7 +22,7 @@ func TestUDPReadBuffer(t *testing.T) {
 	l, err := Listen("127.0.0.1:0")
 	require.NoError(t, err)
 	defer l.Close()
-	for _, pc := range append([]net.PacketConn{l.UDP}, l.more...) {
+	for _, pc := range l.udpSockets() {
 		rc, err := pc.(syscall.Conn).SyscallConn()
 		require.NoError(t, err)
 		var got int

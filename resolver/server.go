@@ -85,7 +85,7 @@ func Listen(addr string) (Listener, error) {
 				}
 				l.more = append(l.more, more)
 			}
-			for _, pc := range append([]net.PacketConn{l.UDP}, l.more...) {
+			for _, pc := range l.udpSockets() {
 				if uc, ok := pc.(*net.UDPConn); ok {
 					uc.SetReadBuffer(udpReadBuffer) // the kernel caps it at net.core.rmem_max, silently
 				}
@@ -101,11 +101,15 @@ func Listen(addr string) (Listener, error) {
 	return Listener{}, fmt.Errorf("listen %s: %w", addr, last)
 }
 
+// udpSockets returns the listener's UDP sockets: UDP and the more.
+func (l Listener) udpSockets() []net.PacketConn {
+	return append([]net.PacketConn{l.UDP}, l.more...)
+}
+
 // Close closes every socket of the listener.
 func (l Listener) Close() {
-	l.UDP.Close()
 	l.TCP.Close()
-	for _, pc := range l.more {
+	for _, pc := range l.udpSockets() {
 		pc.Close()
 	}
 }
@@ -155,7 +159,7 @@ func Serve(ctx context.Context, h WireHandler, opts ServeOptions, lns ...Listene
 	var udp []net.PacketConn
 	for _, l := range lns {
 		servers = append(servers, newTCPServer(limit(l.TCP, opts.MaxTCPConns), h, opts.Log))
-		udp = append(append(udp, l.UDP), l.more...)
+		udp = append(udp, l.udpSockets()...)
 	}
 	var udpWG sync.WaitGroup
 	stopped := make(chan struct{})
