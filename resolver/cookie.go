@@ -115,13 +115,15 @@ func (c *cookies) reply(out *[cookieReplyLen]byte, raw []byte, ip netip.Addr, no
 	if len(srv) == 16 && srv[0] == 1 {
 		made := binary.BigEndian.Uint32(srv[4:8])
 		age := time.Duration(int64(ts)-int64(made)) * time.Second
-		var want [16]byte
-		c.server(&want, client, ip, made)
-		if age <= cookieMaxAge && age >= -cookieMaxFuture && subtle.ConstantTimeCompare(srv, want[:]) == 1 {
-			status = cookieValid
-			if age < cookieRenew {
-				copy(out[8:], srv) // still fresh: the client keeps it
-				return status
+		if age <= cookieMaxAge && age >= -cookieMaxFuture {
+			var want [16]byte
+			c.server(&want, client, ip, made)
+			if subtle.ConstantTimeCompare(srv, want[:]) == 1 {
+				status = cookieValid
+				if age < cookieRenew {
+					copy(out[8:], srv) // still fresh: the client keeps it
+					return status
+				}
 			}
 		}
 	}
