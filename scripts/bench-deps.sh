@@ -9,8 +9,4 @@ command -v gdnsd >/dev/null 2>&1 || [ -x /usr/sbin/gdnsd ] || need+=(gdnsd)
 command -v knotd >/dev/null 2>&1 || [ -x /usr/sbin/knotd ] || need+=(knot)
 command -v nsd >/dev/null 2>&1 || [ -x /usr/sbin/nsd ] || need+=(nsd)
 command -v taskset >/dev/null 2>&1 || need+=(util-linux)
-"$(dirname "$0")/apt-install.sh" "${need[@]}"
-if command -v systemctl >/dev/null 2>&1; then
-  # The packages start their own instances; the harness runs its own.
-  { [ "$(id -u)" -eq 0 ] && systemctl disable --now gdnsd knot >/dev/null 2>&1; } || true
-fi
+exec "$(dirname "$0")/apt-install.sh" "${need[@]}"
