@@ -9,7 +9,11 @@
 // Cells: static (a plain A record), geo (a service name, placed by the
 // source address), ecs (the same with an ECS option), mixed (10,000
 // queries: 65 % positive, 15 % NODATA, 20 % NXDOMAIN), tcp (the static
-// name over TCP). Per cell and server: a saturation run (QPS, server CPU,
+// name over TCP), flood (a random-name flood: 1,000,000 distinct names,
+// half under a wildcard, half NXDOMAIN, each asked once; the peak RSS after
+// it shows whether memory stays flat). The server geodns-rrl is geodns with
+// response rate limiting on at a limit no cell reaches, so it measures what
+// the accounting costs. Per cell and server: a saturation run (QPS, server CPU,
 // QPS per server core) and a run at a fixed rate with per-query latencies
 // (p50, p99, server CPU). Knot and NSD serve no geo names here.
 package main
@@ -43,7 +47,7 @@ var (
 	serverCPU = flag.String("server-cpu", "0", "CPU the server is pinned to")
 	clientCPU = flag.String("client-cpu", "1", "CPU dnsperf is pinned to")
 	servers   = flag.String("servers", "geodns,gdnsd,knot,nsd", "servers to measure")
-	cellsFlag = flag.String("cells", "static,geo,ecs,mixed,tcp", "cells to measure")
+	cellsFlag = flag.String("cells", "static,geo,ecs,mixed,tcp,flood", "cells to measure")
 	geodnsBin = flag.String("geodns", "bin/geodns", "the geodns binary")
 	outDir    = flag.String("out", "", "directory for raw output and the summary (default benchmarks/out/peers-<time>)")
 	basePort  = flag.Int("port", 5400, "first of the ports the servers listen on")
@@ -59,6 +63,7 @@ type cell struct {
 	name, file string
 	tcp, ecs   bool
 	geo        bool // needs a geo-capable server
+	once       bool // saturation run: each query of the file once (dnsperf -n 1), not for -duration
 }
 
 var allCells = []cell{
@@ -67,6 +72,7 @@ var allCells = []cell{
 	{name: "ecs", file: "q_geo.txt", geo: true, ecs: true},
 	{name: "mixed", file: "q_mixed.txt"},
 	{name: "tcp", file: "q_static.txt", tcp: true},
+	{name: "flood", file: "q_flood.txt", once: true},
 }
 
 // result is one server's numbers for one cell in one round.
@@ -192,14 +198,21 @@ func start(work, dir, name string, port int) (*exec.Cmd, bool) {
 	mmdb := filepath.Join(work, "geo.mmdb")
 	listen := net.JoinHostPort(addr, strconv.Itoa(port))
 	switch name {
-	case "geodns":
+	case "geodns", "geodns-rrl":
 		zd := filepath.Join(dir, "zones")
 		check(os.MkdirAll(zd, 0o755))
 		copyFile(zone, filepath.Join(zd, "static.zone"))
 		check(os.WriteFile(filepath.Join(zd, "example.com.yaml"), []byte(geodnsZone), 0o644))
 		bin, err := filepath.Abs(*geodnsBin)
 		check(err)
-		return pin(bin, "serve", "--zones", zd, "--listen", listen, "--geoip", mmdb, "--http", "off", "--log-format", "json"), true
+		args := []string{bin, "serve", "--zones", zd, "--listen", listen, "--geoip", mmdb, "--http", "off", "--log-format", "json"}
+		if name == "geodns-rrl" {
+			// Every answer is accounted; none is limited (dnsperf asks from one address).
+			conf := filepath.Join(dir, "geodns.yaml")
+			check(os.WriteFile(conf, []byte("rrl: {responses_per_second: 100000000}\n"), 0o644))
+			args = append(args, "--config", conf)
+		}
+		return pin(args...), true
 	case "gdnsd":
 		check(os.MkdirAll(filepath.Join(dir, "zones"), 0o755))
 		z, err := os.ReadFile(zone)
@@ -301,8 +314,12 @@ type run struct {
 // dnsperf runs one dnsperf pinned to the client CPU and reads the
 // server's CPU time around it.
 func dnsperf(work, name string, round int, c cell, port, pid int, fixed bool) run {
-	args := []string{"-c", *clientCPU, "dnsperf", "-s", addr, "-p", strconv.Itoa(port), "-d", filepath.Join(work, c.file),
-		"-l", strconv.FormatFloat(duration.Seconds(), 'f', -1, 64), "-t", "2"}
+	args := []string{"-c", *clientCPU, "dnsperf", "-s", addr, "-p", strconv.Itoa(port), "-d", filepath.Join(work, c.file), "-t", "2"}
+	if c.once && !fixed {
+		args = append(args, "-n", "1")
+	} else {
+		args = append(args, "-l", strconv.FormatFloat(duration.Seconds(), 'f', -1, 64))
+	}
 	if c.tcp {
 		args = append(args, "-m", "tcp")
 	}
@@ -445,6 +462,7 @@ mail    IN A   192.0.2.25
 static  IN A   192.0.2.10
 static  IN AAAA 2001:db8::10
 txt     IN TXT "hello benchmark"
+*.wild  IN TXT "wildcard answer"
 `)
 	for i := 1; i <= 200; i++ {
 		fmt.Fprintf(&z, "host%d IN A 198.51.100.%d\n", i, i%250+1)
@@ -490,6 +508,17 @@ txt     IN TXT "hello benchmark"
 		}
 	}
 	check(os.WriteFile(filepath.Join(work, "q_mixed.txt"), []byte(q.String()), 0o644))
+
+	// The random-name flood: 1,000,000 distinct names, each once.
+	var fl strings.Builder
+	for i := range 1000000 {
+		if i%2 == 0 {
+			fmt.Fprintf(&fl, "r%d-%x.wild.example.com TXT\n", i, rng.Uint32())
+		} else {
+			fmt.Fprintf(&fl, "r%d-%x.example.com A\n", i, rng.Uint32())
+		}
+	}
+	check(os.WriteFile(filepath.Join(work, "q_flood.txt"), []byte(fl.String()), 0o644))
 	writeMMDB(filepath.Join(work, "geo.mmdb"))
 }
 
@@ -616,8 +645,8 @@ func summarize(results []result, names []string, cells []cell) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s, `go run ./benchmarks/peers -rounds %d -duration %v -fixed-qps %d` (server on CPU %s, dnsperf on CPU %s; medians of %d rounds)\n\n",
 		time.Now().Format(time.DateOnly), *rounds, *duration, *fixedQPS, *serverCPU, *clientCPU, *rounds)
-	fmt.Fprintln(&b, "| cell | server | QPS | server CPU | QPS per server core | ÷ gdnsd | ÷ NSD | p50 ms @10k | p99 ms @10k | p99 ÷ Knot | CPU @10k | CPU ÷ Knot | peak RSS |")
-	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(&b, "| cell | server | QPS | server CPU | QPS per server core | ÷ geodns | ÷ gdnsd | ÷ NSD | p50 ms @10k | p99 ms @10k | p99 ÷ Knot | CPU @10k | CPU ÷ Knot | peak RSS |")
+	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	get := func(server, cell string, round int) (result, bool) {
 		for _, r := range results {
 			if r.server == server && r.cell == cell && r.round == round {
@@ -628,7 +657,7 @@ func summarize(results []result, names []string, cells []cell) string {
 	}
 	for _, c := range cells {
 		for _, s := range names {
-			var qps, cpu, core, p50, p99, fcpu, rss, rGd, rNsd, rP99, rCPU []float64
+			var qps, cpu, core, p50, p99, fcpu, rss, rGeo, rGd, rNsd, rP99, rCPU []float64
 			for r := 1; r <= *rounds; r++ {
 				x, ok := get(s, c.name, r)
 				if !ok {
@@ -636,6 +665,9 @@ func summarize(results []result, names []string, cells []cell) string {
 				}
 				qps, cpu, core = append(qps, x.qps), append(cpu, x.cpu), append(core, x.perCore)
 				p50, p99, fcpu, rss = append(p50, x.p50), append(p99, x.p99), append(fcpu, x.fixedCPU), append(rss, float64(x.rssKB))
+				if g, ok := get("geodns", c.name, r); ok && g.perCore > 0 {
+					rGeo = append(rGeo, x.perCore/g.perCore)
+				}
 				if g, ok := get("gdnsd", c.name, r); ok && g.perCore > 0 {
 					rGd = append(rGd, x.perCore/g.perCore)
 				}
@@ -650,8 +682,8 @@ func summarize(results []result, names []string, cells []cell) string {
 			if len(qps) == 0 {
 				continue
 			}
-			fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f %% | %.0f | %s | %s | %.3f | %.3f | %s | %.1f %% | %s | %.0f MB |\n",
-				c.name, s, median(qps), 100*median(cpu), median(core), ratio(rGd), ratio(rNsd), median(p50), median(p99), ratio(rP99),
+			fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f %% | %.0f | %s | %s | %s | %.3f | %.3f | %s | %.1f %% | %s | %.0f MB |\n",
+				c.name, s, median(qps), 100*median(cpu), median(core), ratio(rGeo), ratio(rGd), ratio(rNsd), median(p50), median(p99), ratio(rP99),
 				100*median(fcpu), ratio(rCPU), median(rss)/1024)
 		}
 	}
