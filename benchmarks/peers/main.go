@@ -46,7 +46,7 @@ var (
 	fixedQPS  = flag.Int("fixed-qps", 10000, "offered load of the latency runs")
 	serverCPU = flag.String("server-cpu", "0", "CPU the server is pinned to")
 	clientCPU = flag.String("client-cpu", "1", "CPU dnsperf is pinned to")
-	servers   = flag.String("servers", "geodns,gdnsd,knot,nsd", "servers to measure")
+	servers   = flag.String("servers", "geodns,geodns-rrl,gdnsd,knot,nsd", "servers to measure")
 	cellsFlag = flag.String("cells", "static,geo,ecs,mixed,tcp,flood", "cells to measure")
 	geodnsBin = flag.String("geodns", "bin/geodns", "the geodns binary")
 	outDir    = flag.String("out", "", "directory for raw output and the summary (default benchmarks/out/peers-<time>)")
