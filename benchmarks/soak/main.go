@@ -15,13 +15,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/geodns/geodns/benchmarks/internal/proc"
+	"github.com/geodns/geodns/benchmarks/internal/scrape"
 )
 
 func main() {
@@ -114,7 +114,7 @@ func main() {
 		}
 		return string(out)
 	}
-	sat := number(dnsperf("-l", "10"), `Queries per second:\s+([0-9.]+)`)
+	sat := scrape.Number(dnsperf("-l", "10"), `Queries per second:\s+([0-9.]+)`)
 	rate := int(sat * *factor)
 	fmt.Printf("soak: saturation %.0f qps; offering %d qps (%.1fx) for %v, a zone reload every second, east flapping every 5 s\n", sat, rate, *factor, *duration)
 
@@ -147,58 +147,19 @@ func main() {
 		crashed = fmt.Sprintf("yes: %v", err)
 	default:
 	}
-	metrics := get("http://" + httpAddr + "/metrics")
-	servfail := sumMetric(metrics, `geodns_queries_total{`, `rcode="SERVFAIL"`)
-	panics := sumMetric(metrics, `geodns_panics_total`, "")
-	okReloads := sumMetric(metrics, `geodns_zone_reloads_total{`, `result="ok"`)
-	sent := number(out, `Queries sent:\s+([0-9]+)`)
-	done := number(out, `Queries completed:\s+([0-9]+)`)
+	metrics := scrape.Get("http://" + httpAddr + "/metrics")
+	servfail := scrape.SumMetric(metrics, `geodns_queries_total{`, `rcode="SERVFAIL"`)
+	panics := scrape.SumMetric(metrics, `geodns_panics_total`, "")
+	okReloads := scrape.SumMetric(metrics, `geodns_zone_reloads_total{`, `result="ok"`)
+	sent := scrape.Number(out, `Queries sent:\s+([0-9]+)`)
+	done := scrape.Number(out, `Queries completed:\s+([0-9]+)`)
 	r1 := <-rss1
-	fmt.Println(strings.TrimSpace(section(out, "Statistics:")))
+	fmt.Println(strings.TrimSpace(scrape.Section(out, "Statistics:")))
 	fmt.Printf("\n| duration | offered | sent | answered | SERVFAIL | panics | crashed | zone reloads (ok) | flaps | RSS at 1 min | RSS at end | growth |\n")
 	fmt.Printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	fmt.Printf("| %v | %d qps (%.1fx saturation %.0f) | %.0f | %.2f %% | %.0f | %.0f | %s | %d (%.0f) | %d | %.1f MB | %.1f MB | %+.1f %% |\n",
 		*duration, rate, *factor, sat, sent, 100*done/sent, servfail, panics, crashed, reloads, okReloads, flaps,
 		float64(r1)/1024, float64(rssEnd)/1024, 100*float64(rssEnd-r1)/float64(r1))
-}
-
-func section(s, from string) string {
-	if i := strings.Index(s, from); i >= 0 {
-		return s[i:]
-	}
-	return s
-}
-
-func number(s, re string) float64 {
-	m := regexp.MustCompile(re).FindStringSubmatch(s)
-	if m == nil {
-		return 0
-	}
-	v, _ := strconv.ParseFloat(m[1], 64)
-	return v
-}
-
-func get(url string) string {
-	resp, err := http.Get(url)
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
-}
-
-// sumMetric adds the values of a metric's series that contain match.
-func sumMetric(text, prefix, match string) float64 {
-	total := 0.0
-	for _, line := range strings.Split(text, "\n") {
-		if strings.HasPrefix(line, prefix) && strings.Contains(line, match) {
-			f := strings.Fields(line)
-			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-			total += v
-		}
-	}
-	return total
 }
 
 func must(err error) {
