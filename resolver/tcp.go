@@ -33,7 +33,8 @@ import (
 //   - A connection waits tcpIdleTimeout for its next query, and readTimeout
 //     for its first one, for the rest of a query once part has come, and
 //     for its next one when it goes idle with more than half the slots
-//     taken (Knot too shortens idle timeouts when it fills up).
+//     taken (Knot too shortens idle timeouts when it fills up). Only an
+//     answer restarts the wait: messages dropped unanswered buy no time.
 //   - At the cap, a new connection takes the slot of the connection idle
 //     the longest: one waiting for a query, never one answering. With none
 //     idle it is closed at once.
@@ -219,14 +220,17 @@ func (s *tcpServer) conn(c *tcpConn) {
 	br := bufio.NewReaderSize(c.Conn, 4096)
 	var (
 		q       []byte
-		out     = make([]byte, 0, 4096) // answers not yet written, framed
-		readBy  time.Time
+		out     = make([]byte, 0, 4096)       // answers not yet written, framed
+		readBy  = time.Now().Add(readTimeout) // for the first query
 		lenHead [2]byte
-		waitFor = readTimeout   // the first query gets readTimeout
 		idle    = c.idle.Load() // as stored: 0 while answering
 	)
 	if idle == evicted {
 		return // before it started
+	}
+	c.SetReadDeadline(readBy)
+	if s.closing.Load() { // it may have replaced the shutdown's deadline
+		return
 	}
 	for {
 		if !buffered(br) {
@@ -237,19 +241,22 @@ func (s *tcpServer) conn(c *tcpConn) {
 				}
 				out = out[:0]
 			}
-			now := time.Now()
 			if idle == 0 {
+				// Answered: the idle time starts. (Messages that get no
+				// answer leave the connection as it was: they buy no time.)
+				now := time.Now()
 				idle = s.stamp(now)
 				c.idle.Store(idle) // from here on, it may be evicted
-				waitFor = s.idleTimeout()
-			}
-			if left := readBy.Sub(now); left < waitFor/2 || left > waitFor {
-				readBy = now.Add(waitFor)
-				c.SetReadDeadline(readBy)
-				// Checked after the deadline is set: a shutdown in between
-				// set its own deadline first, which this one replaced.
-				if s.closing.Load() {
-					return
+				waitFor := s.idleTimeout()
+				if left := readBy.Sub(now); left < waitFor/2 || left > waitFor {
+					readBy = now.Add(waitFor)
+					c.SetReadDeadline(readBy)
+					// Checked after the deadline is set: a shutdown in
+					// between set its own deadline first, which this one
+					// replaced.
+					if s.closing.Load() {
+						return
+					}
 				}
 			}
 			if _, err := br.Peek(1); err != nil {
@@ -279,6 +286,7 @@ func (s *tcpServer) conn(c *tcpConn) {
 		if _, err := io.ReadFull(br, q); err != nil {
 			return
 		}
+		waited := idle
 		if idle != 0 {
 			if !c.idle.CompareAndSwap(idle, 0) {
 				return // evicted as the query came in
@@ -290,8 +298,12 @@ func (s *tcpServer) conn(c *tcpConn) {
 		out = append(out, 0, 0)
 		resp := s.h.ServeWire(q, remote, true, out[at:])
 		switch {
-		case len(resp) == 0:
-			out = out[:at-2] // dropped, as over UDP
+		case len(resp) == 0: // dropped, as over UDP
+			out = out[:at-2]
+			if waited != 0 {
+				idle = waited // still waiting since then
+				c.idle.Store(idle)
+			}
 			continue
 		case len(resp) <= cap(out)-at && &out[:at+1][at] == &resp[0]:
 			out = out[:at+len(resp)]

@@ -273,6 +273,29 @@ func TestTCPPartialQueryTimesOut(t *testing.T) {
 	t.Logf("closed %v after the length", took.Round(time.Millisecond))
 }
 
+// TestTCPEmptyMessagesBuyNoTime: messages that get no answer (length 0,
+// less than a header) do not count as queries: a client sending only those
+// is closed after readTimeout, as one sending nothing is. (They once
+// switched the connection to the idle timeout, 10 s, renewed by each.)
+func TestTCPEmptyMessagesBuyNoTime(t *testing.T) {
+	addr := startServer(t)
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer c.Close()
+	go func() {
+		for _, m := range [][]byte{{0, 0}, {0, 1, 0x12}, {0, 0}, {0, 0}, {0, 0}, {0, 0}, {0, 0}, {0, 0}} {
+			if _, err := c.Write(m); err != nil {
+				return
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}()
+	took, err := waitClosed(c, tcpIdleTimeout/2)
+	require.NoError(t, err, "still open after half the idle timeout")
+	require.GreaterOrEqual(t, took, readTimeout/2)
+	t.Logf("closed after %v", took.Round(time.Millisecond))
+}
+
 // TestTCPIdleConnectionsYieldToNewOnes: with every slot held by an idle
 // connection, each new client takes the slot of the longest-idle one and
 // gets its answer (it was closed at once: 0 of 20 answered).
