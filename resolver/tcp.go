@@ -26,7 +26,7 @@ import (
 // Every input is hostile until bounded:
 //   - A write that has to wait for the client gets writeTimeout, counted
 //     from when it first has to wait (rawconn.WriteWithin), then the
-//     connection is closed. That is the budget for unread answers: the
+//     connection is reset. That is the budget for unread answers: the
 //     socket buffers, one batch here, and writeTimeout to take them. The
 //     deadline is set only for a write that waits, so a write the socket
 //     takes at once (nearly all) costs no timer, and none meets a stale one.
