@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/geodns/geodns/internal/rawconn"
 	"golang.org/x/sys/unix"
 )
 
@@ -134,8 +133,9 @@ const DefaultMaxTCPConns = 1000
 
 // ServeOptions tune Serve; the zero value gives the defaults.
 type ServeOptions struct {
-	// MaxTCPConns caps concurrent TCP connections per listener; one more is
-	// accepted and closed at once. Default DefaultMaxTCPConns.
+	// MaxTCPConns caps concurrent TCP connections per listener. One more
+	// takes the slot of the connection idle the longest, or is closed at
+	// once when none is idle. Default DefaultMaxTCPConns.
 	MaxTCPConns int
 	Log         *slog.Logger // default slog.Default()
 }
@@ -158,7 +158,7 @@ func Serve(ctx context.Context, h WireHandler, opts ServeOptions, lns ...Listene
 	var servers []*tcpServer
 	var udp []net.PacketConn
 	for _, l := range lns {
-		servers = append(servers, newTCPServer(limit(l.TCP, opts.MaxTCPConns), h, opts.Log))
+		servers = append(servers, newTCPServer(l.TCP, opts.MaxTCPConns, h, opts.Log))
 		udp = append(udp, l.udpSockets()...)
 	}
 	var udpWG sync.WaitGroup
@@ -228,44 +228,4 @@ func addProcs(d int) {
 	}
 	readerProcs.n += d
 	runtime.GOMAXPROCS(readerProcs.base + readerProcs.n)
-}
-
-// limitListener accepts at most a fixed number of connections at once. One
-// more is accepted and closed at once: the client learns immediately, and a
-// flood of idle connections cannot hold every slot of the kernel backlog.
-type limitListener struct {
-	net.Listener
-	slots chan struct{}
-}
-
-func limit(l net.Listener, n int) net.Listener {
-	return &limitListener{Listener: l, slots: make(chan struct{}, n)}
-}
-
-func (l *limitListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		select {
-		case l.slots <- struct{}{}:
-			// Read and written with raw system calls (see rawconn).
-			return &limitedConn{Conn: rawconn.Wrap(c), release: func() { <-l.slots }}, nil
-		default:
-			c.Close()
-		}
-	}
-}
-
-type limitedConn struct {
-	net.Conn
-	once    sync.Once
-	release func()
-}
-
-func (c *limitedConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(c.release)
-	return err
 }

@@ -10,42 +10,85 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/geodns/geodns/internal/rawconn"
 )
 
 // DNS over TCP (RFC 7766) with the same wire path as UDP: each connection
 // has a goroutine that reads length-prefixed queries, answers each with
-// ServeWire and writes the answers to a buffer flushed when no complete
-// query is left buffered. So a client that pipelines gets its answers in
-// one write per batch, and a query costs no dns.Msg when the fast path
-// answers it.
+// ServeWire into the connection's own output buffer and writes that buffer
+// when no complete query is left buffered, or when it holds tcpFlushAt
+// bytes. So a client that pipelines gets its answers in one write per
+// batch, and a query costs no dns.Msg when the fast path answers it. Only
+// those writes reach the socket: there is no buffered writer to spill on
+// its own.
 //
-// Deadlines are renewed only when half of one has gone: setting one is a
-// timer update in the runtime, which cost more than the answer itself
-// when done per query. So a connection idle for between half and all of
-// tcpIdleTimeout is closed, and a stalled write fails after between half
-// and all of writeTimeout.
+// Every input is hostile until bounded:
+//   - A write that has to wait for the client gets writeTimeout, counted
+//     from when it first has to wait (rawconn.WriteWithin), then the
+//     connection is reset. That is the budget for unread answers: the
+//     socket buffers, one batch here, and writeTimeout to take them. The
+//     deadline is set only for a write that waits, so a write the socket
+//     takes at once (nearly all) costs no timer, and none meets a stale one.
+//   - A connection waits tcpIdleTimeout for its next query, and readTimeout
+//     for its first one, for the rest of a query once part has come, and
+//     for its next one when it goes idle with more than half the slots
+//     taken (Knot too shortens idle timeouts when it fills up). Only an
+//     answer restarts the wait: messages dropped unanswered buy no time.
+//   - At the cap, a new connection takes the slot of the connection idle
+//     the longest: one waiting for a query, never one answering. With none
+//     idle it is closed at once.
+//
+// Read deadlines are renewed only when half of one has gone: setting one is
+// a timer update in the runtime, which cost more than the answer itself
+// when done per query. So an idle connection is closed after between half
+// and all of its timeout.
+
+// tcpFlushAt is the output a batch of pipelined answers may reach before
+// it is written without waiting for the batch to end.
+const tcpFlushAt = 16 << 10
 
 // tcpServer serves one listener.
 type tcpServer struct {
-	ln  net.Listener
-	h   WireHandler
-	log *slog.Logger
+	ln    net.Listener
+	h     WireHandler
+	log   *slog.Logger
+	max   int       // connections at once
+	epoch time.Time // idle stamps count from it
 
 	closing atomic.Bool
+	live    atomic.Int32 // connections holding a slot; changed under mu
 	mu      sync.Mutex
-	conns   map[net.Conn]struct{}
+	conns   []*tcpConn     // every connection still running, evicted ones too
 	wg      sync.WaitGroup // one per connection
 }
 
-func newTCPServer(ln net.Listener, h WireHandler, log *slog.Logger) *tcpServer {
-	return &tcpServer{ln: ln, h: h, log: log, conns: map[net.Conn]struct{}{}}
+// tcpConn is a connection and whether it waits for a query.
+type tcpConn struct {
+	net.Conn
+	// idle is when the connection began waiting for a query (nanoseconds
+	// after the server's epoch, > 0), 0 while it answers, or evicted. The
+	// connection's goroutine moves it between waiting and answering; an
+	// evictor takes it from waiting to evicted, by compare-and-swap, so
+	// one answering is never evicted.
+	idle atomic.Int64
+	i    int // index in conns, under mu
 }
+
+const evicted = -1
+
+func newTCPServer(ln net.Listener, max int, h WireHandler, log *slog.Logger) *tcpServer {
+	return &tcpServer{ln: ln, h: h, log: log, max: max, epoch: time.Now()}
+}
+
+// stamp returns t as an idle stamp: > 0 and rising with t.
+func (s *tcpServer) stamp(t time.Time) int64 { return int64(t.Sub(s.epoch)) + 1 }
 
 // serve accepts connections until shutdown closes the listener.
 func (s *tcpServer) serve() error {
 	var backoff time.Duration
 	for {
-		c, err := s.ln.Accept()
+		nc, err := s.ln.Accept()
 		if err != nil {
 			if s.closing.Load() {
 				return nil
@@ -62,16 +105,59 @@ func (s *tcpServer) serve() error {
 			continue
 		}
 		backoff = 0
+		// Read and written with raw system calls (see rawconn).
+		c := &tcpConn{Conn: rawconn.Wrap(nc)}
+		c.idle.Store(s.stamp(time.Now()))
 		s.mu.Lock()
 		if s.closing.Load() {
 			s.mu.Unlock()
-			c.Close()
+			nc.Close()
 			return nil
 		}
-		s.conns[c] = struct{}{}
+		var victim *tcpConn
+		if int(s.live.Load()) >= s.max {
+			if victim = s.evictLocked(); victim == nil {
+				// Every slot answers: the client learns at once, and a flood
+				// of connections cannot fill the kernel's backlog.
+				s.mu.Unlock()
+				nc.Close()
+				continue
+			}
+		}
+		c.i = len(s.conns)
+		s.conns = append(s.conns, c)
+		s.live.Add(1)
 		s.wg.Add(1)
 		s.mu.Unlock()
+		if victim != nil {
+			victim.Close() // its goroutine, waiting for a query, returns
+		}
 		go s.conn(c)
+	}
+}
+
+// evictLocked takes the slot of the connection waiting for a query the
+// longest and returns it to be closed; nil if every connection is
+// answering. A scan of every connection, made only at the cap: at 1,000
+// connections a few microseconds, next to the accept's system calls.
+func (s *tcpServer) evictLocked() *tcpConn {
+	for {
+		var oldest *tcpConn
+		var since int64
+		for _, c := range s.conns {
+			if v := c.idle.Load(); v > 0 && (oldest == nil || v < since) {
+				oldest, since = c, v
+			}
+		}
+		if oldest == nil {
+			return nil
+		}
+		// It may have just got a query: then it is answering, and another
+		// one goes.
+		if oldest.idle.CompareAndSwap(since, evicted) {
+			s.live.Add(-1)
+			return oldest
+		}
 	}
 }
 
@@ -83,7 +169,7 @@ func (s *tcpServer) shutdown(done <-chan struct{}) {
 	s.closing.Store(true)
 	s.ln.Close()
 	now := time.Now()
-	for c := range s.conns {
+	for _, c := range s.conns {
 		c.SetReadDeadline(now)
 	}
 	s.mu.Unlock()
@@ -98,54 +184,99 @@ func (s *tcpServer) shutdown(done <-chan struct{}) {
 	case <-done:
 	}
 	s.mu.Lock()
-	for c := range s.conns {
+	for _, c := range s.conns {
 		c.Close()
 	}
 	s.mu.Unlock()
 	<-finished
 }
 
-func (s *tcpServer) conn(c net.Conn) {
+// idleTimeout is how long a connection that has answered may wait for its
+// next query: tcpIdleTimeout, or readTimeout when more than half the slots
+// are taken.
+func (s *tcpServer) idleTimeout() time.Duration {
+	if 2*int(s.live.Load()) > s.max {
+		return readTimeout
+	}
+	return tcpIdleTimeout
+}
+
+func (s *tcpServer) conn(c *tcpConn) {
 	defer func() {
 		c.Close()
 		s.mu.Lock()
-		delete(s.conns, c)
+		if c.idle.Swap(evicted) != evicted {
+			s.live.Add(-1)
+		}
+		last := s.conns[len(s.conns)-1]
+		last.i = c.i
+		s.conns[c.i] = last
+		s.conns[len(s.conns)-1] = nil
+		s.conns = s.conns[:len(s.conns)-1]
 		s.mu.Unlock()
 		s.wg.Done()
 	}()
 	remote := addrOf(c.RemoteAddr())
-	br := bufio.NewReaderSize(c, 4096)
-	bw := bufio.NewWriterSize(c, 4096)
+	br := bufio.NewReaderSize(c.Conn, 4096)
 	var (
-		q                []byte
-		out              []byte
-		readBy, writeBy  time.Time
-		readFor, lenHead = readTimeout, [2]byte{}
+		q       []byte
+		out     = make([]byte, 0, 4096)       // answers not yet written, framed
+		readBy  = time.Now().Add(readTimeout) // for the first query
+		lenHead [2]byte
+		idle    = c.idle.Load() // as stored: 0 while answering
 	)
+	if idle == evicted {
+		return // before it started
+	}
+	c.SetReadDeadline(readBy)
+	if s.closing.Load() { // it may have replaced the shutdown's deadline
+		return
+	}
 	for {
 		if !buffered(br) {
 			// About to wait for the client: send what is answered first.
-			if bw.Buffered() > 0 {
-				if now := time.Now(); writeBy.Sub(now) < writeTimeout/2 {
-					writeBy = now.Add(writeTimeout)
-					c.SetWriteDeadline(writeBy)
-				}
-				if bw.Flush() != nil {
+			if len(out) > 0 {
+				if !c.write(out) {
 					return
+				}
+				out = out[:0]
+			}
+			if idle == 0 {
+				// Answered: the idle time starts. (Messages that get no
+				// answer leave the connection as it was: they buy no time.)
+				now := time.Now()
+				idle = s.stamp(now)
+				c.idle.Store(idle) // from here on, it may be evicted
+				waitFor := s.idleTimeout()
+				if left := readBy.Sub(now); left < waitFor/2 || left > waitFor {
+					readBy = now.Add(waitFor)
+					c.SetReadDeadline(readBy)
+					// Checked after the deadline is set: a shutdown in
+					// between set its own deadline first, which this one
+					// replaced.
+					if s.closing.Load() {
+						return
+					}
 				}
 			}
-			if now := time.Now(); readBy.Sub(now) < readFor/2 {
-				readBy = now.Add(readFor)
-				c.SetReadDeadline(readBy)
-				// Checked after the deadline is set: a shutdown in between
-				// set its own deadline first, which this one replaced.
-				if s.closing.Load() {
-					return
+			if _, err := br.Peek(1); err != nil {
+				return // closed, idle too long, evicted or shut down
+			}
+			if !buffered(br) {
+				// Part of a query: the rest gets readTimeout, not what is
+				// left of the idle timeout. (Also where a pipelined stream
+				// is cut by the buffer's end: one timer per 4 KB of queries.)
+				if now := time.Now(); readBy.Sub(now) > readTimeout {
+					readBy = now.Add(readTimeout)
+					c.SetReadDeadline(readBy)
+					if s.closing.Load() {
+						return
+					}
 				}
 			}
 		}
 		if _, err := io.ReadFull(br, lenHead[:]); err != nil {
-			return // closed, idle too long, or shut down
+			return
 		}
 		n := int(binary.BigEndian.Uint16(lenHead[:]))
 		if cap(q) < n {
@@ -155,23 +286,59 @@ func (s *tcpServer) conn(c net.Conn) {
 		if _, err := io.ReadFull(br, q); err != nil {
 			return
 		}
-		readFor = tcpIdleTimeout // the first query gets readTimeout
-		resp := s.h.ServeWire(q, remote, true, out[:0])
-		if len(resp) == 0 {
-			continue // dropped, as over UDP
+		waited := idle
+		if idle != 0 {
+			if !c.idle.CompareAndSwap(idle, 0) {
+				return // evicted as the query came in
+			}
+			idle = 0
 		}
-		if cap(resp) > cap(out) {
-			out = resp[:0]
+		// Answered in place, after room for its length.
+		at := len(out) + 2
+		out = append(out, 0, 0)
+		resp := s.h.ServeWire(q, remote, true, out[at:])
+		switch {
+		case len(resp) == 0: // dropped, as over UDP
+			out = out[:at-2]
+			if waited != 0 {
+				idle = waited // still waiting since then
+				c.idle.Store(idle)
+			}
+			continue
+		case len(resp) <= cap(out)-at && &out[:at+1][at] == &resp[0]:
+			out = out[:at+len(resp)]
+		default: // it did not fit
+			out = append(out, resp...)
 		}
-		bw.Write(binary.BigEndian.AppendUint16(lenHead[:0], uint16(len(resp))))
-		bw.Write(resp)
+		binary.BigEndian.PutUint16(out[at-2:], uint16(len(resp)))
 		if s.closing.Load() {
 			// Answer this one, and no more: the shutdown's deadline is set.
-			c.SetWriteDeadline(time.Now().Add(writeTimeout))
-			bw.Flush()
+			c.write(out)
 			return
 		}
+		if len(out) >= tcpFlushAt && buffered(br) {
+			// A long pipelined batch: written now, so the answers waiting
+			// here stay bounded.
+			if !c.write(out) {
+				return
+			}
+			out = out[:0]
+		}
 	}
+}
+
+// write writes b, or reports that it could not (the client is gone, or
+// did not take its answers within writeTimeout). Then the connection is to
+// be closed, by a reset: what it still holds to send is dropped at once,
+// not kept by the kernel, and the client learns, though its window is shut.
+func (c *tcpConn) write(b []byte) bool {
+	if rawconn.WriteWithin(c.Conn, b, writeTimeout) == nil {
+		return true
+	}
+	if l, ok := c.Conn.(interface{ SetLinger(int) error }); ok {
+		l.SetLinger(0)
+	}
+	return false
 }
 
 // buffered reports whether br holds a whole message, length included.
