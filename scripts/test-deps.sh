@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Installs what the tests need from Debian: NSD (the reference server of the
-# differential test), Unbound (the resolver in the ECS test), dig, npm (to
-# fetch the GeoIP data), promtool (checks our metrics) and docker-compose
-# (validates docker-compose.yml). Idempotent; quick when all are present.
+# Installs what the tests need from Debian: NSD and Knot (the two reference
+# servers of the differential and conformance tests; nsd-checkzone and
+# Knot's kzonecheck, from knot-dnssecutils, judge the zone acceptance test),
+# Unbound (the resolver in the ECS test), dig, npm (to fetch the GeoIP
+# data), promtool (checks our metrics) and docker-compose (validates
+# docker-compose.yml). Idempotent; quick when all are present.
 set -euo pipefail
 need=()
 command -v nsd >/dev/null 2>&1 || [ -x /usr/sbin/nsd ] || need+=(nsd)
+command -v knotd >/dev/null 2>&1 || [ -x /usr/sbin/knotd ] || need+=(knot)
+command -v kzonecheck >/dev/null 2>&1 || [ -x /usr/sbin/kzonecheck ] || need+=(knot-dnssecutils)
 command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
 command -v unbound >/dev/null 2>&1 || [ -x /usr/sbin/unbound ] || need+=(unbound)
 command -v npm >/dev/null 2>&1 || need+=(npm)

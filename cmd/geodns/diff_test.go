@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -39,22 +40,32 @@ import (
 //   - Additional data outside referrals is optional and not compared.
 //   - Truncated responses: both must set TC; their contents are not compared.
 func TestDifferentialNSD(t *testing.T) {
+	geoDir, masters, all := diffZones(t)
+	ours, _ := startGeodns(t, geoDir, "example.com.")
+	theirs := startNSD(t, masters)
+	differential(t, "nsd", ours, theirs, all, compareResponses)
+}
+
+// diffZones writes the zones of the differential corpus for both sides: the
+// YAML zones geodns serves (in geoDir) and the same data as master files
+// (zone name -> file) for a reference server.
+func diffZones(t *testing.T) (geoDir string, masters map[string]string, all []*zones.Zone) {
+	t.Helper()
 	geoDir, nsdDir := t.TempDir(), t.TempDir()
-	nsdZones := map[string]string{}
-	var all []*zones.Zone
+	masters = map[string]string{}
 
 	// The example zone, YAML -> master file.
 	staticExample(t, geoDir)
 	ex, err := zones.LoadFile(filepath.Join(geoDir, "example.com.yaml"), nil)
 	require.NoError(t, err)
-	nsdZones["example.com."] = writeMaster(t, nsdDir, ex)
+	masters["example.com."] = writeMaster(t, nsdDir, ex)
 	all = append(all, ex)
 
 	// The test zones, master file -> YAML with `geodns import`.
-	masters, err := filepath.Glob("testdata/diff/*.zone")
+	files, err := filepath.Glob("testdata/diff/*.zone")
 	require.NoError(t, err)
-	require.GreaterOrEqual(t, len(masters), 3)
-	for _, m := range masters {
+	require.GreaterOrEqual(t, len(files), 3)
+	for _, m := range files {
 		origin := strings.TrimSuffix(filepath.Base(m), "zone")
 		code, out, errOut := runGeodns(t, "import", "--origin", origin, m)
 		require.Equal(t, 0, code, errOut)
@@ -62,13 +73,19 @@ func TestDifferentialNSD(t *testing.T) {
 		require.NoError(t, os.WriteFile(yamlFile, []byte(out), 0o644))
 		z, err := zones.LoadFile(yamlFile, nil)
 		require.NoError(t, err, "imported YAML of %s does not load:\n%s", m, out)
-		nsdZones[origin] = m
+		masters[origin] = m
 		all = append(all, z)
 	}
+	return geoDir, masters, all
+}
 
-	ours, _ := startGeodns(t, geoDir, "example.com.")
-	theirs := startNSD(t, nsdZones)
-
+// differential asks geodns (ours) and a reference server (theirs, named ref)
+// the generated corpus of questions about the zones all, and fails on every
+// response that compare finds different. compare's last argument puts
+// further questions to the reference.
+func differential(t *testing.T, ref, ours, theirs string, all []*zones.Zone,
+	compare func(q query, a, b *dns.Msg, ask func(string, uint16) *dns.Msg) string) {
+	t.Helper()
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("corpus seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
@@ -81,7 +98,7 @@ func TestDifferentialNSD(t *testing.T) {
 		a, err := q.exchange(ours)
 		require.NoError(t, err, "geodns: %s", q)
 		b, err := q.exchange(theirs)
-		require.NoError(t, err, "nsd: %s", q)
+		require.NoError(t, err, "%s: %s", ref, q)
 		counts[resolver.RcodeName(b.Rcode)]++
 		if b.Truncated {
 			counts["truncated"]++
@@ -89,12 +106,12 @@ func TestDifferentialNSD(t *testing.T) {
 		if !b.Authoritative && b.Rcode == dns.RcodeSuccess && len(b.Ns) > 0 {
 			counts["referral"]++
 		}
-		if d := compareResponses(q, a, b, nsdAsk(theirs)); d != "" {
+		if d := compare(q, a, b, nsdAsk(theirs)); d != "" {
 			t.Logf("differs: %s: %s", q, strings.SplitN(d, "\n", 2)[0])
-			diffs = append(diffs, fmt.Sprintf("%s\n%s\n--- geodns:\n%s\n--- nsd:\n%s", q, d, a, b))
+			diffs = append(diffs, fmt.Sprintf("%s\n%s\n--- geodns:\n%s\n--- %s:\n%s", q, d, a, ref, b))
 		}
 	}
-	t.Logf("%d queries, %d differences; NSD answered %v", len(corpus), len(diffs), counts)
+	t.Logf("%d queries, %d differences; %s answered %v", len(corpus), len(diffs), ref, counts)
 	for i, d := range diffs {
 		if i == 10 {
 			t.Errorf("... and %d more", len(diffs)-10)
@@ -255,7 +272,7 @@ func compareResponses(q query, a, b *dns.Msg, ask func(string, uint16) *dns.Msg)
 		d = append(d, fmt.Sprintf("TC %v != %v", a.Truncated, b.Truncated))
 	}
 	// The client already checked that the IDs match the queries'.
-	if len(a.Question) != 1 || a.Question[0].Name != q.name || a.Question[0].Qtype != q.qtype {
+	if len(a.Question) != 1 || !sameWireName(a.Question[0].Name, q.name) || a.Question[0].Qtype != q.qtype {
 		d = append(d, "question not echoed as asked")
 	}
 	if (a.IsEdns0() == nil) != (b.IsEdns0() == nil) {
@@ -324,6 +341,15 @@ func apexNSAdded(b *dns.Msg) bool {
 		}
 	}
 	return dns.IsSubDomain(owner, strings.ToLower(b.Question[0].Name))
+}
+
+// sameWireName reports whether two names in presentation form are the same
+// octets, case included: `\#x` and `#x` are one name.
+func sameWireName(a, b string) bool {
+	x, y := make([]byte, 256), make([]byte, 256)
+	n, err1 := dns.PackDomainName(a, x, 0, nil, false)
+	m, err2 := dns.PackDomainName(b, y, 0, nil, false)
+	return err1 == nil && err2 == nil && bytes.Equal(x[:n], y[:m])
 }
 
 func dedup(s []string) []string { return slices.Compact(s) }
