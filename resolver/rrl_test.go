@@ -20,7 +20,7 @@ func TestRRLAccounting(t *testing.T) {
 	now := time.Unix(1700000000, 0)
 	count := func(client netip.Addr, m *dns.Msg, n int, step time.Duration) (sent, slipped, dropped int) {
 		for range n {
-			switch r.check(client, m, now) {
+			switch r.check(client, r.class(m), now) {
 			case rrlSend:
 				sent++
 			case rrlSlip:
@@ -42,11 +42,11 @@ func TestRRLAccounting(t *testing.T) {
 	sent, _, _ = count(other, answer, 5, 0)
 	require.Equal(t, 5, sent)
 	// The attacker's /24 neighbour shares the account (ipv4_prefix 24).
-	require.NotEqual(t, rrlSend, r.check(neighbour, answer, now))
+	require.NotEqual(t, rrlSend, r.check(neighbour, r.class(answer), now))
 	// NXDOMAINs for any name in the zone share one account.
 	sent, _, _ = count(other, nx, 5, 0)
 	require.Equal(t, 5, sent)
-	require.NotEqual(t, rrlSend, r.check(other, nx2, now), "NXDOMAIN is accounted per zone, not per name")
+	require.NotEqual(t, rrlSend, r.check(other, r.class(nx2), now), "NXDOMAIN is accounted per zone, not per name")
 
 	// Debt is bounded by the window: after it passes (plus a second of
 	// credit), the account sends again at its rate.
