@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"runtime/debug"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -693,7 +692,7 @@ func (h *Handler) pack(m *dns.Msg, zone string, qtype uint16) *packed {
 	if err != nil {
 		return nil
 	}
-	p := &packed{wire: slices.Clip(wire)}
+	p := &packed{wire: append([]byte(nil), wire...)} // cap: the size class allocated, which the cache budgets
 	if n := len(wire); n >= 12+11 && m.IsEdns0() != nil && len(m.IsEdns0().Option) == 0 &&
 		wire[n-11] == 0 && binary.BigEndian.Uint16(wire[n-10:]) == dns.TypeOPT && binary.BigEndian.Uint16(wire[n-2:]) == 0 {
 		p.optLast = true
