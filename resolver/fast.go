@@ -20,11 +20,13 @@ import (
 // is copied, and only the ID, the RD and CD bits, the question's letter
 // case, the cookie and the ECS option are written per query. Service names
 // keep their routing per query: the decision picks one of the packed
-// variants (one per distinct answer). Everything else — other options
-// (NSID, malformed cookies), CHAOS, CNAME
-// chains into services, responses that need truncation, response rate
-// limiting — takes the full path, which is the reference: a cached
-// response is what the full path answered to the same question.
+// variants (one per distinct answer). Response rate limiting accounts the
+// packed response (its class is computed once, when packed). Everything
+// else — other options (NSID, malformed cookies), CHAOS, CNAME chains into
+// services, responses that need truncation — takes the full path, which
+// is the reference: a cached response is what the full path answered to
+// the same question. A question the fast path refuses is remembered as
+// refused, so it goes to the full path at once.
 
 // query is a parsed fast-path query.
 type query struct {
@@ -652,6 +654,15 @@ func (h *Handler) variant(c *fastCache, key []byte, e *entry, fq *query, tcp boo
 	}
 	size := int64(len(k) + cap(p.wire) + entryOverhead/2)
 	s := c.shard(key)
+	if s.bytes.Load()+size > c.budget {
+		// Make room as put does, or a full shard (a flood of new names)
+		// would keep every new decision uncached.
+		s.mu.Lock()
+		for s.bytes.Load()+size > c.budget && len(s.ring) > 1 {
+			s.evict()
+		}
+		s.mu.Unlock()
+	}
 	e.mu.Lock()
 	if !e.evicted && len(e.variants) < maxVariants && s.bytes.Load()+size <= c.budget {
 		if _, ok := e.variants[string(k)]; !ok {
