@@ -170,6 +170,7 @@ func BenchmarkServeWireRRL(b *testing.B) {
 				i := 0
 				b.ReportAllocs()
 				for b.Loop() {
+					wire[0], wire[1] = byte(i>>8), byte(i) // resolvers pick a new ID per query
 					if resp := h.ServeWire(wire, clients[i&(len(clients)-1)], false, buf); len(resp) < 12 {
 						b.Fatal("no response")
 					}

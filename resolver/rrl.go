@@ -79,13 +79,15 @@ const (
 // rrl is the limiter; safe for concurrent use.
 type rrl struct {
 	cfg      RRLConfig
-	interval [5]int64 // time units per response at each kind's rate
-	debt     int64    // how far past the burst the TAT may run: the window
-	v4, v6   int      // client prefix lengths
+	interval [5]int64  // time units per response at each kind's rate
+	debt     int64     // how far past the burst the TAT may run: the window
+	mask4    uint32    // client network masks
+	mask6    [2]uint64 // (high, low 64 bits)
 	seed     maphash.Seed
 	slots    []atomic.Uint64
 	mask     uint64
 	base     time.Time
+	recent   atomic.Int64 // a recent reading of the clock, for checkLazy; 0: none yet
 	dropped  prometheus.Counter
 	slipped  prometheus.Counter
 }
@@ -117,14 +119,17 @@ func newRRL(cfg RRLConfig, reg prometheus.Registerer) *rrl {
 		cfg.TableSize = 100000
 	}
 	n := 1 << bits.Len(uint(max(cfg.TableSize, 64)-1)) // a power of two, at least TableSize
-	r := &rrl{cfg: cfg, seed: maphash.MakeSeed(), v4: cfg.IPv4Prefix, v6: cfg.IPv6Prefix,
+	r := &rrl{cfg: cfg, seed: maphash.MakeSeed(), mask4: ^uint32(0) << (32 - cfg.IPv4Prefix),
 		interval: [5]int64{def(cfg.ResponsesPerSecond), def(cfg.NodataPerSecond), def(cfg.NXDomainsPerSecond), def(cfg.ReferralsPerSecond), def(cfg.ErrorsPerSecond)},
 		debt:     int64(cfg.Window / rrlUnit),
 		slots:    make([]atomic.Uint64, n),
 		mask:     uint64(n - 1),
-		base:     time.Now(),
+		base:     time.Now().Add(-time.Second), // times in units are positive: 0 is "no reading"
 		dropped:  prometheus.NewCounter(prometheus.CounterOpts{Name: "geodns_rrl_dropped_total", Help: "UDP responses dropped by response rate limiting."}),
 		slipped:  prometheus.NewCounter(prometheus.CounterOpts{Name: "geodns_rrl_slipped_total", Help: "UDP responses sent truncated (TC) instead, by response rate limiting."}),
+	}
+	for i, b := range [2]int{min(cfg.IPv6Prefix, 64), max(cfg.IPv6Prefix-64, 0)} {
+		r.mask6[i] = ^uint64(0) << (64 - b) // 0 for b == 0: Go shifts past the width to 0
 	}
 	if reg != nil {
 		reg.MustRegister(r.dropped, r.slipped)
@@ -165,17 +170,15 @@ func (r *rrl) class(m *dns.Msg) rrlClass {
 
 // slot returns the index and tag of the account of class c for client.
 func (r *rrl) slot(client netip.Addr, c rrlClass) (int, uint64) {
-	h := c.hash
+	var x uint64
 	if client.Is4() {
-		p, _ := client.Prefix(r.v4)
-		a := p.Addr().As4()
-		h ^= mix(uint64(binary.BigEndian.Uint32(a[:])) | 4<<32)
+		a := client.As4()
+		x = uint64(binary.BigEndian.Uint32(a[:])&r.mask4) | 4<<32
 	} else {
-		p, _ := client.Prefix(r.v6)
-		a := p.Addr().As16()
-		h ^= mix(binary.BigEndian.Uint64(a[:8]) ^ mix(binary.BigEndian.Uint64(a[8:])|6))
+		a := client.As16()
+		x = (binary.BigEndian.Uint64(a[:8])&r.mask6[0])*0x9e3779b97f4a7c15 ^ binary.BigEndian.Uint64(a[8:])&r.mask6[1]
 	}
-	h = mix(h)
+	h := mix(c.hash ^ x*0xc2b2ae3d27d4eb4f)
 	return int(h & r.mask), h >> rrlTagShift
 }
 
@@ -189,23 +192,57 @@ func mix(x uint64) uint64 {
 	return x ^ x>>31
 }
 
+// units returns now in the table's time units.
+func (r *rrl) units(now time.Time) int64 { return int64(now.Sub(r.base) / rrlUnit) }
+
 // check debits the response's account and says what to do with it.
 func (r *rrl) check(client netip.Addr, c rrlClass, now time.Time) rrlAction {
+	return r.account(client, c, r.units(now), nil)
+}
+
+// checkLazy is check for the fast path, where reading the clock would
+// cost about as much as the rest of the answer. It uses a recent reading
+// of the clock instead, which is never ahead of the time: an account that
+// has credit at that time has credit now, and is sent at once. Only an
+// account that looks limited reads the clock, to decide exactly (and to
+// refresh the reading for everyone); so does a sample of queries (sample,
+// about one in 64), so that the reading is never stale for long: an
+// account idle since before it gets full credit from the reading's time
+// rather than from now, which can let one extra second's worth of
+// responses out before the exact time catches up.
+func (r *rrl) checkLazy(client netip.Addr, c rrlClass, clock func() time.Time, sample bool) rrlAction {
+	t := r.recent.Load()
+	if sample || t == 0 {
+		t = r.units(clock())
+		r.recent.Store(t)
+	}
+	return r.account(client, c, t, clock)
+}
+
+// account runs the GCRA step on the slot of client and c at time t. With
+// a clock, t is a recent reading: a response limited at t is decided
+// again at the clock's time.
+func (r *rrl) account(client netip.Addr, c rrlClass, t int64, clock func() time.Time) rrlAction {
 	i, tag := r.slot(client, c)
-	t := int64(now.Sub(r.base) / rrlUnit)
 	interval := r.interval[c.kind]
 	s := &r.slots[i]
 	for {
 		old := s.Load()
 		tat, cnt := t, uint64(0) // a new account (or one taking over the slot) has full credit
 		if old != 0 && old>>rrlTagShift == tag {
-			// The stored time is t's low 48 bits; the difference, sign
-			// extended from 48 bits, survives the wrap.
+			// The stored time is the TAT's low 48 bits; the difference,
+			// sign extended from 48 bits, survives the wrap.
 			d := int64((old-uint64(t))<<16) >> 16
 			tat, cnt = t+max(d, 0), old>>rrlCntShift&0xF
 		}
 		tat += interval
 		send := tat-t <= rrlSecond
+		if !send && clock != nil {
+			t = r.units(clock())
+			r.recent.Store(t)
+			clock = nil
+			continue
+		}
 		tat = min(tat, t+rrlSecond+r.debt) // debt is bounded by the window
 		act := rrlSend
 		if !send {

@@ -58,3 +58,35 @@ func TestRRLAccounting(t *testing.T) {
 func TestRRLOff(t *testing.T) {
 	require.Nil(t, newRRL(RRLConfig{}, nil))
 }
+
+// BenchmarkRRLCheck measures one account's check: the clock read, the
+// slot's hash and its compare-and-swap; and the fast path's, without the
+// clock read.
+func BenchmarkRRLCheck(b *testing.B) {
+	r := newRRL(RRLConfig{ResponsesPerSecond: 1 << 30}, nil)
+	c := rrlClass{kind: kindAnswer, hash: 12345}
+	for _, client := range []netip.Addr{netip.MustParseAddr("198.51.100.7"), netip.MustParseAddr("2001:db8::7")} {
+		b.Run(map[bool]string{true: "v4", false: "v6"}[client.Is4()], func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if r.check(client, c, time.Now()) != rrlSend {
+					b.Fatal("limited")
+				}
+			}
+		})
+	}
+	b.Run("lazy", func(b *testing.B) { // the fast path's: a recent clock reading
+		client := netip.MustParseAddr("198.51.100.7")
+		b.ReportAllocs()
+		for b.Loop() {
+			if r.checkLazy(client, c, time.Now, false) != rrlSend {
+				b.Fatal("limited")
+			}
+		}
+	})
+	b.Run("clock", func(b *testing.B) {
+		for b.Loop() {
+			_ = time.Since(r.base)
+		}
+	})
+}
