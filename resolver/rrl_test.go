@@ -90,3 +90,23 @@ func BenchmarkRRLCheck(b *testing.B) {
 		}
 	})
 }
+
+// TestRRLLazyClock: the fast path's check decides on a recent reading of
+// the clock, and reads the clock before limiting: an account that has
+// earned credit since the reading is sent, one that has not is limited.
+func TestRRLLazyClock(t *testing.T) {
+	r := newRRL(RRLConfig{ResponsesPerSecond: 5, Slip: -1}, nil)
+	now := time.Unix(1_800_000_000, 0)
+	clock := func() time.Time { return now }
+	c := rrlClass{kind: kindAnswer, hash: 42}
+	client := netip.MustParseAddr("198.51.100.7")
+	for i := range 5 {
+		require.Equal(t, rrlSend, r.checkLazy(client, c, clock, i == 0), "response %d within the rate", i)
+	}
+	require.Equal(t, rrlDrop, r.checkLazy(client, c, clock, false), "over the rate")
+	now = now.Add(time.Second) // the reading is now a second stale
+	for i := range 4 { // a second's credit, less the limited response's debt (as BIND)
+		require.Equal(t, rrlSend, r.checkLazy(client, c, clock, false), "a second later: credit again (%d)", i)
+	}
+	require.Equal(t, rrlDrop, r.checkLazy(client, c, clock, false))
+}
