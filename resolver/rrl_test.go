@@ -105,7 +105,7 @@ func TestRRLLazyClock(t *testing.T) {
 	}
 	require.Equal(t, rrlDrop, r.checkLazy(client, c, clock, false), "over the rate")
 	now = now.Add(time.Second) // the reading is now a second stale
-	for i := range 4 { // a second's credit, less the limited response's debt (as BIND)
+	for i := range 4 {         // a second's credit, less the limited response's debt (as BIND)
 		require.Equal(t, rrlSend, r.checkLazy(client, c, clock, false), "a second later: credit again (%d)", i)
 	}
 	require.Equal(t, rrlDrop, r.checkLazy(client, c, clock, false))
