@@ -2,10 +2,12 @@ package resolver
 
 import (
 	"encoding/binary"
+	"hash/maphash"
 	"net/netip"
-	"slices"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/geodns/geodns/route"
 	"github.com/geodns/geodns/zones"
@@ -19,11 +21,13 @@ import (
 // is copied, and only the ID, the RD and CD bits, the question's letter
 // case, the cookie and the ECS option are written per query. Service names
 // keep their routing per query: the decision picks one of the packed
-// variants (one per distinct answer). Everything else — other options
-// (NSID, malformed cookies), CHAOS, CNAME
-// chains into services, responses that need truncation, response rate
-// limiting — takes the full path, which is the reference: a cached
-// response is what the full path answered to the same question.
+// variants (one per distinct answer). Response rate limiting accounts the
+// packed response (its class is computed once, when packed). Everything
+// else — other options (NSID, malformed cookies), CHAOS, CNAME chains into
+// services, responses that need truncation — takes the full path, which
+// is the reference: a cached response is what the full path answered to
+// the same question. A question the fast path refuses is remembered as
+// refused, so it goes to the full path at once.
 
 // query is a parsed fast-path query.
 type query struct {
@@ -193,76 +197,163 @@ type packed struct {
 	optLast bool // the response ends with an OPT record without options: a cookie and ECS can be appended
 	queries prometheus.Counter
 	answers prometheus.Counter // service variants: the answer's service and site
+	rrl     rrlClass           // the response's RRL class, when limiting is on
 }
+
+// refused is the variant the fast path does not answer (it must be
+// truncated): the full path does.
+var refused = &packed{}
 
 // entry is the fast path's knowledge of one question.
 type entry struct {
 	static *packed // the answer, when it does not depend on the client
+	// refuse: the fast path does not answer this question (a CNAME into a
+	// service, an answer that is truncated, a name with odd bytes); the
+	// full path does, at once, without trying first.
+	refuse bool
 	// A service name: the decision is made per query and picks a variant.
 	svc      *zones.Service
 	origin   string
 	mu       sync.RWMutex
 	variants map[string]*packed
+
+	key  string       // the cache key
+	size atomic.Int64 // bytes charged to the cache, variants included
+	ref  atomic.Bool  // CLOCK: used since the hand last passed
+	slot int          // index in the shard's ring; guarded by the shard's lock
+	// evicted: no longer in the cache, so its variants are not charged;
+	// guarded by mu.
+	evicted bool
 }
+
+// DefaultCacheBytes is the answer cache's budget when Config.CacheBytes is 0.
+const DefaultCacheBytes = 64 << 20
 
 const (
-	maxEntries  = 100_000 // questions cached per zone set; random names beyond go the full way
 	maxVariants = 64
 	fastShards  = 64
+	// entryOverhead is what an entry costs besides its key and responses:
+	// the entry, its packed response and the map slot (an estimate on the
+	// high side, so the budget bounds the heap).
+	entryOverhead = 320
 )
 
-// fastCache holds the entries of one zone set.
+// fastCache holds the entries of one zone set, at most a budget of bytes:
+// keys, packed responses and overhead. Misses (NXDOMAIN, NODATA, REFUSED)
+// and refusals are entries too. Each shard evicts with CLOCK: a hit sets
+// the entry's bit (one atomic load when already set); the hand clears
+// set bits and evicts the first entry it finds clear.
 type fastCache struct {
 	set    *zones.Set
-	shards [fastShards]struct {
-		mu sync.RWMutex
-		m  map[string]*entry
-	}
-	count atomic.Int64
+	seed   maphash.Seed
+	budget int64 // per shard
+	shards [fastShards]cacheShard
 }
 
-func newFastCache(set *zones.Set) *fastCache {
-	c := &fastCache{set: set}
+type cacheShard struct {
+	mu    sync.RWMutex
+	m     map[string]*entry
+	ring  []*entry // every entry once, in no order; the hand walks it
+	hand  int
+	bytes atomic.Int64 // written under mu, but variants add while only reading
+	_     [64]byte     // shards on their own cache lines
+}
+
+func newFastCache(set *zones.Set, budget int64) *fastCache {
+	c := &fastCache{set: set, seed: maphash.MakeSeed(), budget: budget / fastShards}
 	for i := range c.shards {
 		c.shards[i].m = map[string]*entry{}
 	}
 	return c
 }
 
-func (c *fastCache) shard(key []byte) int {
-	h := uint32(2166136261)
-	for i := 0; i < len(key); i++ {
-		h = (h ^ uint32(key[i])) * 16777619
-	}
-	return int(h % fastShards)
+func (c *fastCache) shard(key []byte) *cacheShard {
+	return &c.shards[maphash.Bytes(c.seed, key)%fastShards] // AES-based: a few ns, where FNV took 1 ns a byte
 }
 
 func (c *fastCache) get(key []byte) *entry {
-	s := &c.shards[c.shard(key)]
+	s := c.shard(key)
 	s.mu.RLock()
 	e := s.m[string(key)] // no allocation: the compiler looks up the bytes
 	s.mu.RUnlock()
+	if e != nil && !e.ref.Load() {
+		e.ref.Store(true) // written once per pass of the hand, not per hit
+	}
 	return e
 }
 
-func (c *fastCache) put(key []byte, e *entry) {
-	if c.count.Load() >= maxEntries {
+// put adds e under key, evicting until it fits, and returns the entry the
+// cache holds for key (another query's, if it came first). An entry
+// larger than a shard's budget is not kept: a refusal is, in its place.
+func (c *fastCache) put(key []byte, e *entry) *entry {
+	size := int64(entryOverhead + 2*len(key))
+	if e.static != nil {
+		size += int64(cap(e.static.wire))
+	}
+	if size > c.budget {
+		e = &entry{refuse: true}
+		size = int64(entryOverhead + 2*len(key))
+	}
+	e.size.Store(size)
+	s := c.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old := s.m[string(key)]; old != nil {
+		return old
+	}
+	for s.bytes.Load()+size > c.budget && len(s.ring) > 0 {
+		s.evict()
+	}
+	e.key = string(key)
+	e.slot = len(s.ring)
+	s.ring = append(s.ring, e)
+	s.m[e.key] = e
+	s.bytes.Add(size)
+	return e
+}
+
+// evict removes one entry: the first the hand finds unused since it last
+// passed. Called with s.mu held and the ring not empty.
+func (s *cacheShard) evict() {
+	for {
+		if s.hand >= len(s.ring) {
+			s.hand = 0
+		}
+		e := s.ring[s.hand]
+		if e.ref.Load() {
+			e.ref.Store(false)
+			s.hand++
+			continue
+		}
+		last := len(s.ring) - 1
+		s.ring[s.hand] = s.ring[last]
+		s.ring[s.hand].slot = s.hand
+		s.ring[last] = nil
+		s.ring = s.ring[:last]
+		delete(s.m, e.key)
+		e.mu.Lock() // a variant being added sees the entry gone, and charges nothing
+		e.evicted = true
+		size := e.size.Load()
+		e.mu.Unlock()
+		s.bytes.Add(-size)
 		return
 	}
-	s := &c.shards[c.shard(key)]
-	s.mu.Lock()
-	if _, ok := s.m[string(key)]; !ok {
-		s.m[string(key)] = e
-		c.count.Add(1)
+}
+
+// bytes returns what the cache holds, in bytes as budgeted.
+func (c *fastCache) bytes() int64 {
+	var n int64
+	for i := range c.shards {
+		n += c.shards[i].bytes.Load()
 	}
-	s.mu.Unlock()
+	return n
 }
 
 // cache returns the fast cache of the current zone set.
 func (h *Handler) cache(set *zones.Set) *fastCache {
 	c := h.fast.Load()
 	if c == nil || c.set != set {
-		n := newFastCache(set)
+		n := newFastCache(set, h.cfg.CacheBytes)
 		if h.fast.CompareAndSwap(c, n) {
 			return n
 		}
@@ -272,15 +363,67 @@ func (h *Handler) cache(set *zones.Set) *fastCache {
 }
 
 // ServeWire answers the query q from remote into out and returns the
-// response; nil means no response (dropped). out is reused storage.
-func (h *Handler) ServeWire(q []byte, remote netip.Addr, tcp bool, out []byte) []byte {
+// response; nil means no response (dropped). out is reused storage. It is
+// the entry of every query from the network: a panic while answering is
+// recovered here, counted, and answered SERVFAIL.
+func (h *Handler) ServeWire(q []byte, remote netip.Addr, tcp bool, out []byte) (resp []byte) {
+	defer func() {
+		if p := recover(); p != nil {
+			h.panicked(p)
+			resp = servfailWire(q, out, h.cfg.MaxUDPSize)
+		}
+	}()
 	var fq query
-	if (tcp || h.rrl == nil) && parseQuery(q, &fq) {
+	if parseQuery(q, &fq) {
 		if resp, ok := h.fastAnswer(&fq, remote, tcp, out); ok {
 			return resp
 		}
 	}
 	return h.slowWire(q, remote, tcp, out)
+}
+
+// panicked counts a panic, and logs it at most once a second: a query
+// that makes the handler panic may come in a flood.
+func (h *Handler) panicked(p any) {
+	h.panics.Add(1)
+	if h.cfg.Metrics != nil {
+		h.cfg.Metrics.panics.Inc()
+	}
+	now := time.Now().Unix()
+	if last := h.panicLogged.Load(); now > last && h.panicLogged.CompareAndSwap(last, now) {
+		h.log.Error("panic answering a query; answered SERVFAIL", "panic", p, "stack", string(debug.Stack()))
+	}
+}
+
+// servfailWire answers q with SERVFAIL, built from its bytes alone: the
+// header, the question if there is one to copy, and an OPT record if the
+// query had one. Nil when q is not a query with a header.
+func servfailWire(q, out []byte, udpSize uint16) []byte {
+	if len(q) < 12 || q[2]&0x80 != 0 {
+		return nil
+	}
+	resp := append(out[:0], q[:12]...)
+	resp[2] = 0x80 | q[2]&0x79 // QR, opcode, RD
+	resp[3] = q[3]&0x10 | dns.RcodeServerFailure
+	clear(resp[4:12])
+	if binary.BigEndian.Uint16(q[4:]) != 1 {
+		return resp
+	}
+	off := 12
+	for off < len(q) && q[off] != 0 && q[off] <= 63 {
+		off += int(q[off]) + 1
+	}
+	if off+5 > len(q) || q[off] != 0 {
+		return resp // a name we cannot copy as is (a pointer, cut short)
+	}
+	off += 5
+	resp = append(resp, q[12:off]...)
+	resp[5] = 1
+	if off+11 <= len(q) && q[off] == 0 && binary.BigEndian.Uint16(q[off+1:]) == dns.TypeOPT {
+		resp = append(resp, 0, 0, 41, byte(udpSize>>8), byte(udpSize), 0, 0, 0, 0, 0, 0)
+		resp[11] = 1
+	}
+	return resp
 }
 
 // slowWire answers through dns.Msg: the full path.
@@ -315,8 +458,9 @@ func (h *Handler) slowWire(q []byte, remote netip.Addr, tcp bool, out []byte) []
 	return resp
 }
 
-// fastAnswer answers from the cache, filling it on a miss.
-func (h *Handler) fastAnswer(fq *query, remote netip.Addr, tcp bool, out []byte) ([]byte, bool) {
+// fastAnswer answers from the cache, filling it on a miss. ok false means
+// the full path answers; a nil response with ok true is dropped (RRL).
+func (h *Handler) fastAnswer(fq *query, remote netip.Addr, tcp bool, out []byte) (resp []byte, ok bool) {
 	set := h.zones.Load()
 	if set == nil {
 		return nil, false
@@ -326,11 +470,10 @@ func (h *Handler) fastAnswer(fq *query, remote netip.Addr, tcp bool, out []byte)
 	key := fq.key(&kb, tcp)
 	e := c.get(key)
 	if e == nil {
-		e = h.fill(set, fq, tcp)
-		if e == nil {
-			return nil, false
-		}
-		c.put(key, e)
+		e = c.put(key, h.fill(set, fq, tcp))
+	}
+	if e.refuse {
+		return nil, false
 	}
 	p, scope := e.static, 0
 	if e.svc != nil {
@@ -339,8 +482,8 @@ func (h *Handler) fastAnswer(fq *query, remote netip.Addr, tcp bool, out []byte)
 			client = fq.subnet.prefix
 		}
 		d := h.router.Route(e.origin, e.svc, client, fq.qtype == dns.TypeAAAA)
-		p = h.variant(e, fq, tcp, d)
-		if p == nil {
+		p = h.variant(c, key, e, fq, tcp, d)
+		if p == refused {
 			return nil, false
 		}
 		scope = d.Scope
@@ -348,7 +491,7 @@ func (h *Handler) fastAnswer(fq *query, remote netip.Addr, tcp bool, out []byte)
 			scope = 0
 		}
 	}
-	if p == nil || ((fq.ecs != nil || fq.cookie != nil) && !p.optLast) {
+	if (fq.ecs != nil || fq.cookie != nil) && !p.optLast {
 		return nil, false
 	}
 	limit := 65535
@@ -366,9 +509,17 @@ func (h *Handler) fastAnswer(fq *query, remote netip.Addr, tcp bool, out []byte)
 		n += 4 + len(fq.ecs)
 	}
 	if n > limit {
-		return nil, false // the full path truncates
+		return nil, false // the full path truncates (this client asks for less than the cached response)
 	}
-	resp := append(out[:0], p.wire...)
+	limited := h.rrl != nil && !tcp
+	if limited && fq.edns && !p.optLast {
+		return nil, false // a slipped response keeps the OPT record: the full path finds it
+	}
+	var now time.Time
+	if fq.cookie != nil {
+		now = h.clock()
+	}
+	resp = append(out[:0], p.wire...)
 	binary.BigEndian.PutUint16(resp, fq.id)
 	resp[2] = resp[2]&^0x01 | fq.rd
 	resp[3] = resp[3]&^0x10 | fq.cd
@@ -378,7 +529,9 @@ func (h *Handler) fastAnswer(fq *query, remote netip.Addr, tcp bool, out []byte)
 	opts := len(resp)
 	if fq.cookie != nil {
 		var co [cookieReplyLen]byte
-		h.cookies.reply(&co, fq.cookie, remote, h.clock())
+		if h.cookies.reply(&co, fq.cookie, remote, now) == cookieValid {
+			limited = false // a query with our cookie does not come from a spoofed address
+		}
 		resp = binary.BigEndian.AppendUint16(resp, dns.EDNS0COOKIE)
 		resp = binary.BigEndian.AppendUint16(resp, cookieReplyLen)
 		resp = append(resp, co[:]...)
@@ -398,6 +551,24 @@ func (h *Handler) fastAnswer(fq *query, remote netip.Addr, tcp bool, out []byte)
 	}
 	if p.answers != nil {
 		p.answers.Inc()
+	}
+	if limited {
+		var act rrlAction
+		if fq.cookie != nil {
+			act = h.rrl.check(remote, p.rrl, now) // the clock is read already
+		} else {
+			act = h.rrl.checkLazy(remote, p.rrl, h.clock, fq.id&63 == 0)
+		}
+		switch act {
+		case rrlDrop:
+			return nil, true
+		case rrlSlip:
+			opt := -1
+			if fq.edns {
+				opt = len(p.wire) - 11
+			}
+			return slipWire(resp, 12+len(fq.name)+4, opt), true
+		}
 	}
 	return resp, true
 }
@@ -428,13 +599,15 @@ func wireName(w []byte) string {
 }
 
 // fill runs the full path on the canonical query and keeps its response if
-// it is the same for every client, or notes the service if one decides.
+// it is the same for every client, or notes the service if one decides;
+// anything else is a refusal, remembered so the full path answers it at
+// once next time.
 func (h *Handler) fill(set *zones.Set, fq *query, tcp bool) *entry {
 	w := fq.lower[:len(fq.name)]
 	for i := 0; i < len(w) && w[i] != 0; i += int(w[i]) + 1 {
 		for _, b := range w[i+1 : i+1+int(w[i])] {
 			if b == '.' || b == '\\' || b <= ' ' || b >= 0x7f {
-				return nil // names with odd bytes keep the full path's text handling
+				return &entry{refuse: true} // names with odd bytes keep the full path's text handling
 			}
 		}
 	}
@@ -442,20 +615,21 @@ func (h *Handler) fill(set *zones.Set, fq *query, tcp bool) *entry {
 	var tr trace
 	m, _ := h.answerTraced(req, netip.IPv4Unspecified(), tcp, &tr)
 	if m.Truncated || tr.services > 1 || (tr.services == 1 && tr.owner != req.Question[0].Name) {
-		return nil
+		return &entry{refuse: true}
 	}
 	if tr.services == 1 {
 		return &entry{svc: tr.svc, origin: tr.zone, variants: map[string]*packed{}}
 	}
 	p := h.pack(m, tr.zone, fq.qtype)
 	if p == nil {
-		return nil
+		return &entry{refuse: true}
 	}
 	return &entry{static: p}
 }
 
-// variant returns the packed response for one routing decision.
-func (h *Handler) variant(e *entry, fq *query, tcp bool, d route.Decision) *packed {
+// variant returns the packed response for one routing decision, or
+// refused. A new one is kept while the cache's shard has room.
+func (h *Handler) variant(c *fastCache, key []byte, e *entry, fq *query, tcp bool, d route.Decision) *packed {
 	var kb [128]byte
 	k := decisionKey(kb[:0], d)
 	e.mu.RLock()
@@ -468,14 +642,13 @@ func (h *Handler) variant(e *entry, fq *query, tcp bool, d route.Decision) *pack
 	var tr trace
 	tr.fixed = &d
 	m, _ := h.answerTraced(req, netip.IPv4Unspecified(), tcp, &tr)
-	if m.Truncated || tr.services != 1 {
-		return nil
+	p = refused
+	if !m.Truncated && tr.services == 1 {
+		if p = h.pack(m, tr.zone, fq.qtype); p == nil {
+			p = refused
+		}
 	}
-	p = h.pack(m, tr.zone, fq.qtype)
-	if p == nil {
-		return nil
-	}
-	if h.cfg.Metrics != nil {
+	if p != refused && h.cfg.Metrics != nil {
 		switch {
 		case d.AllDown:
 			p.answers = h.cfg.Metrics.answers.WithLabelValues(e.svc.Name, "all-down")
@@ -483,9 +656,24 @@ func (h *Handler) variant(e *entry, fq *query, tcp bool, d route.Decision) *pack
 			p.answers = h.cfg.Metrics.answers.WithLabelValues(e.svc.Name, d.Sites[0])
 		}
 	}
+	size := int64(len(k) + cap(p.wire) + entryOverhead/2)
+	s := c.shard(key)
+	if s.bytes.Load()+size > c.budget {
+		// Make room as put does, or a full shard (a flood of new names)
+		// would keep every new decision uncached.
+		s.mu.Lock()
+		for s.bytes.Load()+size > c.budget && len(s.ring) > 1 {
+			s.evict()
+		}
+		s.mu.Unlock()
+	}
 	e.mu.Lock()
-	if len(e.variants) < maxVariants {
-		e.variants[string(k)] = p
+	if !e.evicted && len(e.variants) < maxVariants && s.bytes.Load()+size <= c.budget {
+		if _, ok := e.variants[string(k)]; !ok {
+			e.variants[string(k)] = p
+			e.size.Add(size)
+			s.bytes.Add(size) // the next put in the shard evicts to make room
+		}
 	}
 	e.mu.Unlock()
 	return p
@@ -519,13 +707,16 @@ func (h *Handler) pack(m *dns.Msg, zone string, qtype uint16) *packed {
 	if err != nil {
 		return nil
 	}
-	p := &packed{wire: slices.Clip(wire)}
+	p := &packed{wire: append([]byte(nil), wire...)} // cap: the size class allocated, which the cache budgets
 	if n := len(wire); n >= 12+11 && m.IsEdns0() != nil && len(m.IsEdns0().Option) == 0 &&
 		wire[n-11] == 0 && binary.BigEndian.Uint16(wire[n-10:]) == dns.TypeOPT && binary.BigEndian.Uint16(wire[n-2:]) == 0 {
 		p.optLast = true
 	}
 	if h.cfg.Metrics != nil {
 		p.queries = h.cfg.Metrics.counter(zone, qtype, m.Rcode)
+	}
+	if h.rrl != nil {
+		p.rrl = h.rrl.class(m)
 	}
 	return p
 }

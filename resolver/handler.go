@@ -31,6 +31,11 @@ type Config struct {
 	RRL RRLConfig
 	// Registerer receives the RRL metrics. Default nil: not registered.
 	Registerer prometheus.Registerer
+	// CacheBytes is the budget of the answer cache of the fast path, per
+	// zone set: packed responses, their keys and overhead, negative answers
+	// and remembered refusals alike; the least used are evicted. Default
+	// DefaultCacheBytes (64 MiB).
+	CacheBytes int64
 	// CookieSecret (16 bytes) makes DNS server cookies (RFC 9018); servers
 	// of one anycast set should share it. Default nil: a random secret.
 	CookieSecret []byte
@@ -55,8 +60,10 @@ type Handler struct {
 	cfg     Config
 	log     *slog.Logger
 	panics  atomic.Uint64
-	fast    atomic.Pointer[fastCache]
-	now     func() time.Time // nil: time.Now; tests fix the clock that dates cookies
+	// panicLogged is the Unix second a panic was last logged.
+	panicLogged atomic.Int64
+	fast        atomic.Pointer[fastCache]
+	now         func() time.Time // nil: time.Now; tests fix the clock that dates cookies
 }
 
 // NewHandler returns a handler serving the zone set held by zs, routing
@@ -65,6 +72,9 @@ type Handler struct {
 func NewHandler(zs *atomic.Pointer[zones.Set], router Router, cfg Config, log *slog.Logger) *Handler {
 	if cfg.MaxUDPSize == 0 {
 		cfg.MaxUDPSize = DefaultMaxUDPSize
+	}
+	if cfg.CacheBytes <= 0 {
+		cfg.CacheBytes = DefaultCacheBytes
 	}
 	if log == nil {
 		log = slog.Default()
@@ -86,34 +96,33 @@ func (h *Handler) clock() time.Time {
 // Panics returns how many queries panicked in the handler so far.
 func (h *Handler) Panics() uint64 { return h.panics.Load() }
 
-// ServeDNS implements dns.Handler: one answer, one write.
+// ServeDNS implements dns.Handler (for miekg/dns servers): one answer, one
+// write. Like ServeWire, it is an entry: a panic is recovered, counted and
+// answered SERVFAIL.
 func (h *Handler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	remote := w.RemoteAddr()
 	_, tcp := remote.(*net.TCPAddr)
-	if m := h.respond(req, addrOf(remote), tcp); m != nil {
+	m := func() (m *dns.Msg) {
+		defer func() {
+			if p := recover(); p != nil {
+				h.panicked(p)
+				m = new(dns.Msg).SetRcode(req, dns.RcodeServerFailure)
+			}
+		}()
+		return h.respond(req, addrOf(remote), tcp)
+	}()
+	if m != nil {
 		w.WriteMsg(m)
 	}
 }
 
 // respond answers req and applies response rate limiting; nil means drop.
-// A panic while answering is recovered, counted and logged, and the
-// client gets SERVFAIL.
-func (h *Handler) respond(req *dns.Msg, client netip.Addr, tcp bool) (m *dns.Msg) {
-	defer func() {
-		if p := recover(); p != nil {
-			h.panics.Add(1)
-			if h.cfg.Metrics != nil {
-				h.cfg.Metrics.panics.Inc()
-			}
-			h.log.Error("panic answering query", "panic", p, "query", queryString(req))
-			m = new(dns.Msg)
-			m.SetRcode(req, dns.RcodeServerFailure)
-		}
-	}()
+// Panics are recovered by the entry that called it (ServeWire, ServeDNS).
+func (h *Handler) respond(req *dns.Msg, client netip.Addr, tcp bool) *dns.Msg {
 	m, cookie := h.answer(req, client, tcp)
 	// Neither TCP nor a query with our cookie can come from a spoofed address.
 	if h.rrl != nil && !tcp && cookie != cookieValid {
-		switch h.rrl.check(client, m, time.Now()) {
+		switch h.rrl.check(client, h.rrl.class(m), h.clock()) {
 		case rrlDrop:
 			return nil
 		case rrlSlip:
@@ -240,8 +249,17 @@ func qtypeOf(req *dns.Msg) uint16 {
 }
 
 // requestOPT returns the query's OPT record; ok is false when the EDNS part
-// is malformed (more than one OPT, or an OPT not owned by the root).
+// is malformed: more than one OPT, an OPT not owned by the root, or an OPT
+// outside the additional section (RFC 6891 6.1.1; NSD and Knot answer
+// FORMERR too).
 func requestOPT(req *dns.Msg) (opt *dns.OPT, ok bool) {
+	for _, sec := range [][]dns.RR{req.Answer, req.Ns} {
+		for _, rr := range sec {
+			if rr.Header().Rrtype == dns.TypeOPT {
+				return nil, false
+			}
+		}
+	}
 	for _, rr := range req.Extra {
 		if o, isOpt := rr.(*dns.OPT); isOpt {
 			if opt != nil || o.Hdr.Name != "." {

@@ -20,7 +20,7 @@ func TestRRLAccounting(t *testing.T) {
 	now := time.Unix(1700000000, 0)
 	count := func(client netip.Addr, m *dns.Msg, n int, step time.Duration) (sent, slipped, dropped int) {
 		for range n {
-			switch r.check(client, m, now) {
+			switch r.check(client, r.class(m), now) {
 			case rrlSend:
 				sent++
 			case rrlSlip:
@@ -42,11 +42,11 @@ func TestRRLAccounting(t *testing.T) {
 	sent, _, _ = count(other, answer, 5, 0)
 	require.Equal(t, 5, sent)
 	// The attacker's /24 neighbour shares the account (ipv4_prefix 24).
-	require.NotEqual(t, rrlSend, r.check(neighbour, answer, now))
+	require.NotEqual(t, rrlSend, r.check(neighbour, r.class(answer), now))
 	// NXDOMAINs for any name in the zone share one account.
 	sent, _, _ = count(other, nx, 5, 0)
 	require.Equal(t, 5, sent)
-	require.NotEqual(t, rrlSend, r.check(other, nx2, now), "NXDOMAIN is accounted per zone, not per name")
+	require.NotEqual(t, rrlSend, r.check(other, r.class(nx2), now), "NXDOMAIN is accounted per zone, not per name")
 
 	// Debt is bounded by the window: after it passes (plus a second of
 	// credit), the account sends again at its rate.
@@ -57,4 +57,56 @@ func TestRRLAccounting(t *testing.T) {
 
 func TestRRLOff(t *testing.T) {
 	require.Nil(t, newRRL(RRLConfig{}, nil))
+}
+
+// BenchmarkRRLCheck measures one account's check: the clock read, the
+// slot's hash and its compare-and-swap; and the fast path's, without the
+// clock read.
+func BenchmarkRRLCheck(b *testing.B) {
+	r := newRRL(RRLConfig{ResponsesPerSecond: 1 << 30}, nil)
+	c := rrlClass{kind: kindAnswer, hash: 12345}
+	for _, client := range []netip.Addr{netip.MustParseAddr("198.51.100.7"), netip.MustParseAddr("2001:db8::7")} {
+		b.Run(map[bool]string{true: "v4", false: "v6"}[client.Is4()], func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if r.check(client, c, time.Now()) != rrlSend {
+					b.Fatal("limited")
+				}
+			}
+		})
+	}
+	b.Run("lazy", func(b *testing.B) { // the fast path's: a recent clock reading
+		client := netip.MustParseAddr("198.51.100.7")
+		b.ReportAllocs()
+		for b.Loop() {
+			if r.checkLazy(client, c, time.Now, false) != rrlSend {
+				b.Fatal("limited")
+			}
+		}
+	})
+	b.Run("clock", func(b *testing.B) {
+		for b.Loop() {
+			_ = time.Since(r.base)
+		}
+	})
+}
+
+// TestRRLLazyClock: the fast path's check decides on a recent reading of
+// the clock, and reads the clock before limiting: an account that has
+// earned credit since the reading is sent, one that has not is limited.
+func TestRRLLazyClock(t *testing.T) {
+	r := newRRL(RRLConfig{ResponsesPerSecond: 5, Slip: -1}, nil)
+	now := time.Unix(1_800_000_000, 0)
+	clock := func() time.Time { return now }
+	c := rrlClass{kind: kindAnswer, hash: 42}
+	client := netip.MustParseAddr("198.51.100.7")
+	for i := range 5 {
+		require.Equal(t, rrlSend, r.checkLazy(client, c, clock, i == 0), "response %d within the rate", i)
+	}
+	require.Equal(t, rrlDrop, r.checkLazy(client, c, clock, false), "over the rate")
+	now = now.Add(time.Second) // the reading is now a second stale
+	for i := range 4 {         // a second's credit, less the limited response's debt (as BIND)
+		require.Equal(t, rrlSend, r.checkLazy(client, c, clock, false), "a second later: credit again (%d)", i)
+	}
+	require.Equal(t, rrlDrop, r.checkLazy(client, c, clock, false))
 }

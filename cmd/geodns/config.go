@@ -20,6 +20,7 @@ type config struct {
 	MaxUDPSize   uint16             `yaml:"max_udp_size"`        // UDP response cap; default 1232
 	MaxTCPConns  int                `yaml:"max_tcp_connections"` // concurrent TCP clients per listener; default 1000
 	RRL          resolver.RRLConfig `yaml:"rrl"`                 // response rate limiting; default off
+	AnswerCache  int64              `yaml:"answer_cache_bytes"`  // packed-response cache budget; default 64 MiB
 	CookieSecret string             `yaml:"cookie_secret"`       // 32 hex digits shared by an anycast set; default random
 	LogFormat    string             `yaml:"log_format"`          // text or json; default text
 	GeoIP        []string           `yaml:"geoip"`               // GeoIP database files; default none

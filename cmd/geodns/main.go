@@ -200,6 +200,7 @@ func serve(args []string, stderr io.Writer) int {
 	h := resolver.NewHandler(&set, router, resolver.Config{
 		ServerID: cfg.ServerID, Version: cfg.VersionBind, MaxUDPSize: cfg.MaxUDPSize,
 		Metrics: resolver.NewMetrics(reg), RRL: cfg.RRL, Registerer: reg, CookieSecret: cookieSecret,
+		CacheBytes: cfg.AnswerCache,
 	}, log)
 
 	var dnsAddrs []string

@@ -1,0 +1,290 @@
+package resolver
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/geodns/geodns/route"
+	"github.com/geodns/geodns/zones"
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+)
+
+// Tests of the query path's hardening (issue 16, items 12-16): panics,
+// the answer cache's budget, refusals, RRL's table, and OPT placement.
+
+// panicRouter panics on every service name.
+type panicRouter struct{}
+
+func (panicRouter) Route(string, *zones.Service, netip.Prefix, bool) route.Decision {
+	panic("router bug")
+}
+
+// TestServeWirePanicIsServfail: a panic on the fast path (the router of a
+// service name, in a UDP reader) is recovered at the entry, counted and
+// answered SERVFAIL, over UDP and TCP; the server keeps serving. Before,
+// the only recover sat on the full path and the panic killed the process.
+func TestServeWirePanicIsServfail(t *testing.T) {
+	z, err := zones.Compile("example.net.yaml", []byte(testZone), "example.net.", time.Unix(1700000000, 0), nil)
+	require.NoError(t, err)
+	var set atomic.Pointer[zones.Set]
+	set.Store(zones.NewSet(z))
+	h := NewHandler(&set, panicRouter{}, Config{Metrics: NewMetrics(nil)}, nil)
+	addr := serveHandler(t, h, ServeOptions{})
+	for i, proto := range []string{"udp", "tcp"} {
+		c := &dns.Client{Net: proto, Timeout: 2 * time.Second}
+		q := new(dns.Msg).SetQuestion("SVC.example.net.", dns.TypeA)
+		q.SetEdns0(1232, false)
+		r, _, err := c.Exchange(q, addr)
+		require.NoError(t, err, proto)
+		require.Equal(t, dns.RcodeServerFailure, r.Rcode, proto)
+		require.Equal(t, q.Question, r.Question, proto)
+		require.NotNil(t, r.IsEdns0(), "an EDNS query gets an OPT record back")
+		require.Equal(t, uint64(i+1), h.Panics())
+		r, _, err = c.Exchange(new(dns.Msg).SetQuestion("www.example.net.", dns.TypeA), addr)
+		require.NoError(t, err, "still serving after the panic")
+		require.Len(t, r.Answer, 2)
+	}
+	require.Equal(t, 2.0, testutil.ToFloat64(h.cfg.Metrics.panics), "counted in geodns_panics_total")
+}
+
+// heapInUse returns the live heap after a collection, and the process's
+// resident set, in bytes.
+func heapInUse() (heap, rss uint64) {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
+		var size, res uint64
+		fmt.Sscan(string(b), &size, &res)
+		rss = res * uint64(os.Getpagesize())
+	}
+	return ms.HeapAlloc, rss
+}
+
+// bigWildZone is the test zone with a wildcard answering a TXT of about
+// 40 KB: every name under it is a distinct large answer (over TCP).
+func bigWildZone(t testing.TB) *atomic.Pointer[zones.Set] {
+	var strs []string
+	for i := range 160 {
+		strs = append(strs, fmt.Sprintf("%03d%s", i, strings.Repeat("x", 250)))
+	}
+	src := strings.Replace(testZone, "records:\n", "records:\n  \"*.huge\": {TXT: ["+strings.Join(strs, ", ")+"]}\n", 1)
+	z, err := zones.Compile("example.net.yaml", []byte(src), "example.net.", time.Unix(1700000000, 0), nil)
+	require.NoError(t, err)
+	var set atomic.Pointer[zones.Set]
+	set.Store(zones.NewSet(z))
+	return &set
+}
+
+// TestAnswerCacheBoundedInBytes: distinct names under a wildcard with a
+// large TXT, over TCP, fill the cache only up to its budget (the default,
+// 64 MiB). Before, every name was kept until the next reload: 2,500 names
+// of 40 KB held about 100 MB.
+func TestAnswerCacheBoundedInBytes(t *testing.T) {
+	set := bigWildZone(t)
+	h := NewHandler(set, nil, Config{}, nil)
+	heap0, rss0 := heapInUse()
+	buf := make([]byte, 0, 65535)
+	const names = 2500
+	for i := range names {
+		q := new(dns.Msg).SetQuestion(fmt.Sprintf("n%d.huge.example.net.", i), dns.TypeTXT)
+		wire, err := q.Pack()
+		require.NoError(t, err)
+		resp := h.ServeWire(wire, testClient, true, buf)
+		require.Greater(t, len(resp), 40000)
+	}
+	heap1, rss1 := heapInUse()
+	grew := int64(heap1) - int64(heap0)
+	t.Logf("%d names of about 40 KB over TCP: heap %d -> %d MiB (+%d MiB), RSS %d -> %d MiB",
+		names, heap0>>20, heap1>>20, grew>>20, rss0>>20, rss1>>20)
+	require.Less(t, grew, int64(64<<20+8<<20), "the cache keeps to its budget (64 MiB by default)")
+	runtime.KeepAlive(h)
+}
+
+// TestAnswerCacheMillionNames: a million distinct names (a random-subdomain
+// flood: NXDOMAIN each) keep the cache within its budget, and the heap
+// flat once the budget is reached.
+func TestAnswerCacheMillionNames(t *testing.T) {
+	const budget = 8 << 20
+	h := newTestHandler(t, Config{CacheBytes: budget})
+	q := new(dns.Msg).SetQuestion("r0000000000.example.net.", dns.TypeA)
+	q.SetEdns0(1232, false)
+	wire, err := q.Pack()
+	require.NoError(t, err)
+	digits := wire[14:24]
+	buf := make([]byte, 0, 4096)
+	var heaps []uint64
+	for n := range 1_000_000 {
+		x := n
+		for i := len(digits) - 1; i >= 0; i-- {
+			digits[i] = byte('0' + x%10)
+			x /= 10
+		}
+		resp := h.ServeWire(wire, testClient, false, buf)
+		if resp[3]&0xF != dns.RcodeNameError {
+			t.Fatalf("name %d: rcode %d", n, resp[3]&0xF)
+		}
+		if (n+1)%100_000 == 0 {
+			heap, rss := heapInUse()
+			c := h.fast.Load()
+			t.Logf("%7d names: cache %5.2f MiB (budget %d MiB), heap %6.2f MiB, RSS %6.1f MiB",
+				n+1, float64(c.bytes())/(1<<20), budget>>20, float64(heap)/(1<<20), float64(rss)/(1<<20))
+			require.LessOrEqual(t, c.bytes(), int64(budget))
+			heaps = append(heaps, heap)
+		}
+	}
+	// From 300,000 names on the cache is full: the heap no longer grows.
+	lo, hi := heaps[2], heaps[2]
+	for _, v := range heaps[2:] {
+		lo, hi = min(lo, v), max(hi, v)
+	}
+	require.Less(t, hi-lo, uint64(4<<20), "heap flat once the cache is full: %d..%d", lo, hi)
+}
+
+// TestRefusedNameAnsweredOnce: a name the fast path refuses (a CNAME into
+// a service, an answer that is truncated) is remembered as refused and
+// answered by the full path alone: no more work (allocations) than the
+// full path's. Before, every query tried the fast path first, re-running
+// the full answer to fill it.
+func TestRefusedNameAnsweredOnce(t *testing.T) {
+	h := newTestHandler(t, Config{})
+	for _, c := range []struct {
+		name  string
+		qtype uint16
+		edns  bool
+	}{{"svcalias.example.net.", dns.TypeA, true}, {"big.example.net.", dns.TypeTXT, false}, {"big.example.net.", dns.TypeTXT, true}} {
+		q := new(dns.Msg).SetQuestion(c.name, c.qtype)
+		if c.edns {
+			q.SetEdns0(1232, false)
+		}
+		wire, err := q.Pack()
+		require.NoError(t, err)
+		buf := make([]byte, 0, 4096)
+		h.ServeWire(wire, testClient, false, buf) // the cache learns
+		full := testing.AllocsPerRun(200, func() { h.slowWire(wire, testClient, false, buf) })
+		got := testing.AllocsPerRun(200, func() { h.ServeWire(wire, testClient, false, buf) })
+		t.Logf("%s %s edns=%v: %.0f allocations, full path %.0f", c.name, dns.TypeToString[c.qtype], c.edns, got, full)
+		require.LessOrEqual(t, got, full, "%s: answered once, by the full path", c.name)
+	}
+}
+
+// TestRRLTableFixedSize: clients from 20,000 networks asking one name
+// leave the table at its configured size. Before, every account was kept
+// (only expired ones were evicted, then the insert happened anyway), in
+// the one shard the name picked, and each check scanned them.
+func TestRRLTableFixedSize(t *testing.T) {
+	h := newTestHandler(t, Config{RRL: RRLConfig{ResponsesPerSecond: 100, TableSize: 1024}})
+	q := new(dns.Msg).SetQuestion("www.example.net.", dns.TypeA)
+	wire, err := q.Pack()
+	require.NoError(t, err)
+	buf := make([]byte, 0, 4096)
+	h.ServeWire(wire, testClient, false, buf)
+	heap0, _ := heapInUse()
+	for i := range 20_000 {
+		client := netip.AddrFrom4([4]byte{100, byte(i >> 8), byte(i), 1})
+		require.NotNil(t, h.ServeWire(wire, client, false, buf))
+	}
+	heap1, _ := heapInUse()
+	t.Logf("20,000 client networks: heap %d -> %d KiB", heap0>>10, heap1>>10)
+	require.Less(t, int64(heap1)-int64(heap0), int64(512<<10), "the table does not grow")
+	runtime.KeepAlive(h)
+}
+
+// TestRRLKeepsFastPath: with RRL on, a UDP query is still answered from
+// the cache (no allocation), and limited there. Before, RRL sent every UDP
+// query down the full path.
+func TestRRLKeepsFastPath(t *testing.T) {
+	h := newTestHandler(t, Config{RRL: RRLConfig{ResponsesPerSecond: 1 << 20}})
+	q := new(dns.Msg).SetQuestion("www.example.net.", dns.TypeA)
+	q.SetEdns0(1232, false)
+	wire, err := q.Pack()
+	require.NoError(t, err)
+	buf := make([]byte, 0, 4096)
+	h.ServeWire(wire, testClient, false, buf)
+	allocs := testing.AllocsPerRun(1000, func() { h.ServeWire(wire, testClient, false, buf) })
+	require.Zero(t, allocs)
+}
+
+// TestRRLFastMatchesFull: the fast path limits as the full path does:
+// the same responses sent, slipped (truncated, OPT kept) and dropped, for
+// answers, NXDOMAIN, NODATA, referrals and errors, with cookies and ECS.
+func TestRRLFastMatchesFull(t *testing.T) {
+	cfg := Config{RRL: RRLConfig{ResponsesPerSecond: 3, Slip: 2}, CookieSecret: []byte("0123456789abcdef")}
+	fast, full := newTestHandler(t, cfg), newTestHandler(t, cfg)
+	fast.now, full.now = fixedNow, fixedNow
+	var qs []*dns.Msg
+	for _, n := range []string{"www.example.net.", "nope.example.net.", "other.example.net.", "sub.example.net.", "example.org."} {
+		qs = append(qs, new(dns.Msg).SetQuestion(n, dns.TypeA))
+		q := ecsQuery(n, dns.TypeTXT, subnet("198.51.100.0/24"))
+		q.IsEdns0().Option = append([]dns.EDNS0{&dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"}}, q.IsEdns0().Option...)
+		qs = append(qs, q)
+	}
+	sent, slipped, dropped := 0, 0, 0
+	for i := range 10 {
+		for _, q := range qs {
+			q.Id = uint16(i)
+			wire, err := q.Pack()
+			require.NoError(t, err)
+			want := full.slowWire(wire, testClient, false, nil)
+			got := fast.ServeWire(wire, testClient, false, make([]byte, 0, 512))
+			if want == nil {
+				require.Nil(t, got, "%v #%d: dropped", q.Question[0], i)
+				dropped++
+				continue
+			}
+			require.NotNil(t, got, "%v #%d", q.Question[0], i)
+			require.Equal(t, normalized(t, want), normalized(t, got), "%v #%d", q.Question[0], i)
+			if got[2]&0x02 != 0 {
+				slipped++
+			} else {
+				sent++
+			}
+		}
+	}
+	t.Logf("sent %d, slipped %d, dropped %d", sent, slipped, dropped)
+	require.Positive(t, slipped)
+	require.Positive(t, dropped)
+}
+
+// TestOPTOutsideAdditionalIsFormErr: an OPT record in the answer or
+// authority section, or two in the additional section, is FORMERR (RFC
+// 6891 6.1.1), as NSD and Knot answer; over the wire (fast path first)
+// and the full path alike. Before, an OPT in answer or authority was
+// ignored (NOERROR).
+func TestOPTOutsideAdditionalIsFormErr(t *testing.T) {
+	h := newTestHandler(t, Config{})
+	opt := func() *dns.OPT {
+		o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+		o.SetUDPSize(1232)
+		return o
+	}
+	for name, f := range map[string]func(*dns.Msg){
+		"in answer":    func(q *dns.Msg) { q.Answer = append(q.Answer, opt()) },
+		"in authority": func(q *dns.Msg) { q.Ns = append(q.Ns, opt()) },
+		"in answer, with one in additional": func(q *dns.Msg) {
+			q.Answer = append(q.Answer, opt())
+			q.Extra = append(q.Extra, opt())
+		},
+		"two in additional": func(q *dns.Msg) { q.Extra = append(q.Extra, opt(), opt()) },
+	} {
+		q := new(dns.Msg).SetQuestion("www.example.net.", dns.TypeA)
+		f(q)
+		wire, err := q.Pack()
+		require.NoError(t, err, name)
+		for _, tcp := range []bool{false, true} {
+			for _, resp := range [][]byte{h.ServeWire(wire, testClient, tcp, nil), h.slowWire(wire, testClient, tcp, nil)} {
+				m := new(dns.Msg)
+				require.NoError(t, m.Unpack(resp), name)
+				require.Equal(t, dns.RcodeFormatError, m.Rcode, name)
+			}
+		}
+	}
+}
