@@ -208,47 +208,69 @@ func (r *Router) AllDown(origin string, svc *zones.Service, v6 bool) bool {
 // lists without copying them: a site may have thousands of endpoints and
 // a query answers a few.
 type answer struct {
-	addrs [][]netip.Addr
-	names [][]string
-	na    int
-	nn    int
+	addrs segs[netip.Addr]
+	names segs[string]
 }
 
 func (a *answer) add(fp *famPlan) {
-	if len(fp.addrs) > 0 {
-		a.addrs = append(a.addrs, fp.addrs)
-		a.na += len(fp.addrs)
-	}
-	if len(fp.names) > 0 {
-		a.names = append(a.names, fp.names)
-		a.nn += len(fp.names)
-	}
+	a.addrs.add(fp.addrs)
+	a.names.add(fp.names)
 }
 
 // fill sets d's addresses and names: all gathered, turned by n so that
 // clients of one site spread over its endpoints, at most limit of each.
 func (a *answer) fill(d *Decision, n uint32, limit int) {
-	d.Addrs = rotated(a.addrs, a.na, n, limit)
-	d.Names = rotated(a.names, a.nn, n, limit)
+	d.Addrs = a.addrs.rotated(n, limit)
+	d.Names = a.names.rotated(n, limit)
 }
 
-// rotated returns at most limit elements of the concatenated lists (total
-// long), starting at element n mod total and wrapping around.
-func rotated[T any](lists [][]T, total int, n uint32, limit int) []T {
-	if total == 0 || limit <= 0 {
+// segs is a list of lists read as their concatenation. The first list is
+// held apart: most answers come from one site, and then nothing is
+// allocated to gather them.
+type segs[T any] struct {
+	first []T
+	more  [][]T
+	total int
+}
+
+func (s *segs[T]) add(l []T) {
+	switch {
+	case len(l) == 0:
+		return
+	case s.total == 0:
+		s.first = l
+	default:
+		s.more = append(s.more, l)
+	}
+	s.total += len(l)
+}
+
+func (s *segs[T]) seg(i int) []T {
+	if i == 0 {
+		return s.first
+	}
+	return s.more[i-1]
+}
+
+// rotated returns at most limit elements of the concatenation, starting
+// at element n mod its length and wrapping around.
+func (s *segs[T]) rotated(n uint32, limit int) []T {
+	if s.total == 0 || limit <= 0 {
 		return nil
 	}
-	out := make([]T, 0, min(total, limit))
-	start := int(n % uint32(total))
+	out := make([]T, 0, min(s.total, limit))
+	start := int(n % uint32(s.total))
 	l := 0
-	for start >= len(lists[l]) {
-		start -= len(lists[l])
+	for start >= len(s.seg(l)) {
+		start -= len(s.seg(l))
 		l++
 	}
-	for i := start; len(out) < cap(out); {
-		out = append(out, lists[l][i])
-		if i++; i == len(lists[l]) {
-			i, l = 0, (l+1)%len(lists)
+	segs := 1 + len(s.more)
+	for i, cur := start, s.seg(l); len(out) < cap(out); {
+		out = append(out, cur[i])
+		if i++; i == len(cur) {
+			l = (l + 1) % segs
+			i, cur = 0, s.seg(l)
 		}
 	}
 	return out

@@ -117,3 +117,30 @@ func TestDemandOnlyByLoop(t *testing.T) {
 	r.estimateDemands(context.Background(), set)
 	require.Equal(t, int64(1), r.estimates.Load(), "once per zone version and database generation")
 }
+
+// TestSegsRotated: reading the gathered lists turned and cut is the same
+// as concatenating, rotating and cutting them (the old way, O(endpoints)).
+func TestSegsRotated(t *testing.T) {
+	lists := [][]int{{1, 2, 3}, {}, {4}, {5, 6}}
+	var all []int
+	var s segs[int]
+	for _, l := range lists {
+		s.add(l)
+		all = append(all, l...)
+	}
+	for n := range uint32(20) {
+		for limit := range 8 {
+			k := int(n % uint32(len(all)))
+			want := append(append([]int{}, all[k:]...), all[:k]...)
+			want = want[:min(limit, len(want))]
+			got := s.rotated(n, limit)
+			if limit == 0 {
+				require.Empty(t, got)
+				continue
+			}
+			require.Equal(t, want, got, "n %d limit %d", n, limit)
+		}
+	}
+	var empty segs[int]
+	require.Nil(t, empty.rotated(3, 2))
+}

@@ -226,9 +226,9 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 		switch svc.AllDown {
 		case zones.AllDownServeAll:
 			if svc.CNAME {
-				ans.names, ans.nn = append(ans.names, pl.idx.allNames), len(pl.idx.allNames)
-			} else if all := pl.idx.all[b2i(v6)]; len(all) > 0 {
-				ans.addrs, ans.na = append(ans.addrs, all), len(all)
+				ans.names.add(pl.idx.allNames)
+			} else {
+				ans.addrs.add(pl.idx.all[b2i(v6)])
 			}
 		case zones.AllDownFallback:
 			var fb []netip.Addr
@@ -237,9 +237,7 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 					fb = append(fb, a)
 				}
 			}
-			if len(fb) > 0 {
-				ans.addrs, ans.na = append(ans.addrs, fb), len(fb)
-			}
+			ans.addrs.add(fb)
 		}
 	}
 	ans.fill(&d, r.rot.Add(1), svc.Answers)
