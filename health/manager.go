@@ -491,10 +491,8 @@ func (m *Manager) setOverride(in func(*state) map[string]Override, kind, name st
 // effect, nor acknowledged, unless it survives a restart. Without a state
 // file it takes effect at once.
 func (m *Manager) change(apply func(*state)) error {
-	if m.stateFile != "" {
-		m.saveMu.Lock()
-		defer m.saveMu.Unlock()
-	}
+	m.saveMu.Lock() // also orders changes: each applies to the last one's result
+	defer m.saveMu.Unlock()
 	m.mu.Lock()
 	st := m.stateLocked()
 	m.mu.Unlock()

@@ -107,14 +107,24 @@ func (r *Router) versions() (hv, tv uint64, ok bool) {
 }
 
 // planFor returns svc's plan for the current health and traffic. The plan
-// loop (Run) keeps them current off the query path; a query builds one
-// only when it sees a change the loop has not handled yet.
+// loop (Run) keeps them current off the query path; a query builds one only
+// for a service the loop has not seen yet (a new zone version in the moment
+// before the loop's refresh), or when no loop runs (then at each change).
 func (r *Router) planFor(origin string, svc *zones.Service) *plan {
+	return r.plan(origin, svc, r.loop.running.Load())
+}
+
+// plan returns svc's plan: any one built, if published is set and one is;
+// else one for the current versions, built if need be.
+func (r *Router) plan(origin string, svc *zones.Service, published bool) *plan {
 	hv, tv, ok := r.versions()
 	var old *plan
 	if v, found := r.plans.Load(svc); found {
 		old = v.(*plan)
-		if ok && old.cached && old.hv == hv && old.tv == tv {
+		if ok && old.cached && (old.hv == hv && old.tv == tv || published) {
+			// While the plan loop runs, it rebuilds plans on every change
+			// (within refreshEvery): queries take the published one, and a
+			// burst of changes never makes queries build plans.
 			return old
 		}
 	}
@@ -125,11 +135,16 @@ func (r *Router) planFor(origin string, svc *zones.Service) *plan {
 		idx = newIndex(svc)
 	}
 	p := r.buildPlan(origin, svc, idx, hv, tv, ok)
-	if old == nil && r.planCount.Add(1) > 4096 {
-		// Services of replaced zone versions are never asked again; the
-		// plan loop also forgets them.
+	if old == nil && r.planCount.Add(1) > 1<<16 && !r.loop.running.Load() {
+		// Without the plan loop, which forgets the services of replaced
+		// zone versions, a bound: they are never asked again.
 		r.plans.Clear()
 		r.planCount.Store(0)
+	}
+	if published && old == nil {
+		// Never replace what the loop published meanwhile: it may be newer.
+		actual, _ := r.plans.LoadOrStore(svc, p)
+		return actual.(*plan)
 	}
 	r.plans.Store(svc, p)
 	return p

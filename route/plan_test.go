@@ -6,7 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,11 +60,13 @@ services:
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { r.Run(ctx, func() *zones.Set { return set }); close(done) }()
-	defer func() { cancel(); <-done }()
 	require.Eventually(t, func() bool { return allDown("ipv4") == 1 }, 5*time.Second, 5*time.Millisecond)
 	require.Zero(t, allDown("ipv6"))
 	require.Equal(t, 0.0, testutil.ToFloat64(r.Metrics.siteUp.WithLabelValues("example.net.", "web", "east", "ipv4")))
 	require.Equal(t, 1.0, testutil.ToFloat64(r.Metrics.siteUp.WithLabelValues("example.net.", "web", "west", "ipv6")))
+
+	cancel()
+	<-done
 
 	// Still down at the next change: not counted again. Back up, then
 	// down again: a second transition.
@@ -143,4 +147,38 @@ func TestSegsRotated(t *testing.T) {
 	}
 	var empty segs[int]
 	require.Nil(t, empty.rotated(3, 2))
+}
+
+// swapHealth is a countingHealth replaced whole, as the health manager
+// swaps its snapshots.
+type swapHealth struct{ cur atomic.Pointer[countingHealth] }
+
+func (h *swapHealth) EndpointUp(origin string, svc *zones.Service, i int) bool {
+	return h.cur.Load().EndpointUp(origin, svc, i)
+}
+
+func (h *swapHealth) Version() uint64 { return h.cur.Load().version }
+
+// TestPlanLoopFollowsHealth: while the plan loop runs, queries take the
+// plan it published, and a health change (Changed) reaches them through
+// the loop's rebuild.
+func TestPlanLoopFollowsHealth(t *testing.T) {
+	z, svc := bigService(t, 100)
+	set := zones.NewSet(z)
+	h := &swapHealth{}
+	h.cur.Store(&countingHealth{version: 1})
+	r := &Router{Loc: places, Health: h, Log: quiet}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx, func() *zones.Set { return set }); close(done) }()
+	defer func() { cancel(); <-done }()
+	ny := prefix("10.10.1.0/24")
+	require.Eventually(t, func() bool { return r.loop.running.Load() }, 5*time.Second, time.Millisecond)
+	require.Equal(t, []string{"us-east"}, r.Route(z.Origin, svc, ny, false).Sites)
+
+	h.cur.Store(&countingHealth{down: map[string]bool{"site:us-east": true}, version: 2})
+	r.Changed()
+	require.Eventually(t, func() bool {
+		return slices.Equal([]string{"us-west"}, r.Route(z.Origin, svc, ny, false).Sites)
+	}, 5*time.Second, time.Millisecond)
 }

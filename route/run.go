@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/geodns/geodns/zones"
@@ -13,6 +14,7 @@ import (
 type loopState struct {
 	once    sync.Once
 	kick    chan struct{}
+	running atomic.Bool // Run is keeping the plans current
 	mu      sync.Mutex // one refresh at a time (Run's, or a test's)
 	set     *zones.Set // the set of the last refresh
 	allDown map[allDownKey]bool
@@ -57,6 +59,8 @@ func (r *Router) Run(ctx context.Context, current func() *zones.Set) error {
 	poll := time.NewTicker(geoPoll)
 	defer poll.Stop()
 	kick := r.kickChan()
+	r.loop.running.Store(true)
+	defer r.loop.running.Store(false)
 	for {
 		set := current()
 		r.refresh(set)
@@ -112,7 +116,7 @@ func (r *Router) refresh(set *zones.Set) {
 		for _, z := range set.Zones() {
 			for name, svc := range z.Services {
 				live[svc] = true
-				pl := r.planFor(z.Origin, svc)
+				pl := r.plan(z.Origin, svc, false) // rebuilt if health or traffic changed
 				for _, v6 := range []bool{false, true} {
 					if pl.idx.candidates[b2i(v6)] == 0 {
 						continue
@@ -157,6 +161,7 @@ func (r *Router) refresh(set *zones.Set) {
 	r.plans.Range(func(k, _ any) bool {
 		if !live[k.(*zones.Service)] {
 			r.plans.Delete(k)
+			r.planCount.Add(-1)
 		}
 		return true
 	})
