@@ -151,7 +151,9 @@ func TestSegsRotated(t *testing.T) {
 
 // swapHealth is a countingHealth replaced whole, as the health manager
 // swaps its snapshots.
-type swapHealth struct{ cur atomic.Pointer[countingHealth] }
+type swapHealth struct {
+	cur atomic.Pointer[countingHealth]
+}
 
 func (h *swapHealth) EndpointUp(origin string, svc *zones.Service, i int) bool {
 	return h.cur.Load().EndpointUp(origin, svc, i)

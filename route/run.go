@@ -15,8 +15,8 @@ type loopState struct {
 	once    sync.Once
 	kick    chan struct{}
 	running atomic.Bool // Run is keeping the plans current
-	mu      sync.Mutex // one refresh at a time (Run's, or a test's)
-	set     *zones.Set // the set of the last refresh
+	mu      sync.Mutex  // one refresh at a time (Run's, or a test's)
+	set     *zones.Set  // the set of the last refresh
 	allDown map[allDownKey]bool
 }
 
