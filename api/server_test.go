@@ -132,3 +132,30 @@ func TestDrainNotSaved(t *testing.T) {
 	code, body = do("GET", "/readyz")
 	require.Equal(t, http.StatusOK, code, body)
 }
+
+// BenchmarkStatus is one GET /api/v1/status of 300 services (10 with
+// spillover) through the handler, with the router's plans published.
+func BenchmarkStatus(b *testing.B) {
+	var set atomic.Pointer[zones.Set]
+	set.Store(zones.NewSet(manyServices(b, 300, 10)))
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	hm := health.NewManager(health.Options{Log: quiet})
+	hm.SetZones(set.Load())
+	loc := &countingLocator{}
+	router := &route.Router{Loc: loc, Health: hm, Traffic: hm}
+	s := &Server{Zones: &set, Health: hm, Router: router, Resolver: resolver.NewHandler(&set, router, resolver.Config{}, quiet),
+		Gatherer: prometheus.NewRegistry(), Log: quiet}
+	h := s.Handler()
+	req := httptest.NewRequest("GET", "/api/v1/status", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatal(w.Code)
+		}
+	}
+	if n := loc.n.Load(); n > 0 {
+		b.Fatalf("%d GeoIP lookups: a demand estimate ran", n)
+	}
+}

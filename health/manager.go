@@ -614,11 +614,11 @@ type ProbeStatus struct {
 // Status returns every probe's state, ordered by check and target.
 func (m *Manager) Status() []ProbeStatus {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	out := make([]ProbeStatus, 0, len(m.probes))
 	for _, p := range m.probes {
 		out = append(out, ProbeStatus{p.key, p.check, p.spec.Target, p.site, slices.Clone(p.ids), p.up, p.since, p.reason})
 	}
+	m.mu.Unlock() // sorted without the lock: probe results wait for no status page
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Check != out[j].Check {
 			return out[i].Check < out[j].Check
