@@ -304,6 +304,7 @@ func (s *Server) override(exists func(string) bool, set func(string, health.Over
 			writeChangeError(w, err)
 			return
 		}
+		s.Router.Refresh(s.Zones.Load()) // in effect for queries before it is acknowledged
 		s.Log.Warn("API override", "name", name, "action", action, "from", r.RemoteAddr)
 		writeJSON(w, http.StatusOK, map[string]string{"name": name, "override": string(o)})
 	}
@@ -349,6 +350,7 @@ func (s *Server) dial(w http.ResponseWriter, r *http.Request) {
 		writeChangeError(w, err)
 		return
 	}
+	s.Router.Refresh(s.Zones.Load())
 	s.Log.Warn("API dial", "service", service, "site", site, "weight", weight, "from", r.RemoteAddr)
 	out := map[string]any{"service": service, "site": site, "weight_percent": nil}
 	if weight >= 0 {

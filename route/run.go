@@ -94,6 +94,11 @@ func (r *Router) demandWorker(ctx context.Context, work <-chan *zones.Set) {
 	}
 }
 
+// Refresh does a round of the plan loop now: when it returns, queries
+// route by the health, overrides and dials of its start. Write calls (an
+// API drain) use it so that their change is in effect when they answer.
+func (r *Router) Refresh(set *zones.Set) { r.refresh(set) }
+
 // refresh rebuilds the plans of set's services for the current health
 // and reports all-down transitions and site states.
 func (r *Router) refresh(set *zones.Set) {
