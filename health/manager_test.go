@@ -177,7 +177,6 @@ func TestPersistence(t *testing.T) {
 	p2 := probeFor(t, m2, e1)
 	m2.record(p2, Result{OK: true}, nil)
 	require.False(t, upOf(m2, set, e1))
-
 }
 
 // TestCorruptStateFileKeepsDrains: a truncated state file at start is kept
@@ -191,7 +190,6 @@ func TestCorruptStateFileKeepsDrains(t *testing.T) {
 	m.SetZones(set)
 	require.NoError(t, m.SetSite("west", Drain))
 	require.NoError(t, m.SetDial("web", "east", 0.5)) // a second write: the first is now the previous copy
-	m.flush()
 	data, err := os.ReadFile(file)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(file, data[:len(data)/2], 0o644)) // a torn write, a full disk
