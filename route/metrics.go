@@ -16,11 +16,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		allDown: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "geodns_all_down_total",
-			Help: "Times every site of a service with endpoints of an address family went down, so its all_down policy answered that family.",
+			Help: "Times every site of a service with endpoints of an address family (ipv4, ipv6; any for CNAME services) went down, so its all_down policy answered that family.",
 		}, []string{"service", "family"}),
 		siteUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "geodns_site_up",
-			Help: "Whether a site of a service is up (1) for an address family: enough of its endpoints of the family are up, and it is not drained.",
+			Help: "Whether a site of a service is up (1) for an address family (ipv4, ipv6; any for CNAME services): enough of its endpoints of the family are up, and it is not drained.",
 		}, []string{"zone", "service", "site", "family"}),
 		estimates: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "geodns_route_demand_estimates_total",
@@ -33,7 +33,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-func familyLabel(v6 bool) string {
+// familyLabel is the family label: ipv4, ipv6, or any for CNAME services
+// (which answer every type alike).
+func familyLabel(v6, cname bool) string {
+	if cname {
+		return "any"
+	}
 	if v6 {
 		return "ipv6"
 	}

@@ -184,3 +184,14 @@ func TestPlanLoopFollowsHealth(t *testing.T) {
 		return slices.Equal([]string{"us-west"}, r.Route(z.Origin, svc, ny, false).Sites)
 	}, 5*time.Second, time.Millisecond)
 }
+
+// TestAllDownCNAMEOnce: a CNAME service answers every type alike, so its
+// all-down transition counts once, with family "any".
+func TestAllDownCNAMEOnce(t *testing.T) {
+	z := loadZone(t)
+	r := &Router{Health: downHealth{"site:us-east": true, "site:us-west": true, "site:eu": true},
+		Metrics: NewMetrics(prometheus.NewRegistry()), Log: quiet}
+	r.refresh(zones.NewSet(z))
+	require.Equal(t, 1.0, testutil.ToFloat64(r.Metrics.allDown.WithLabelValues("edge", "any")))
+	require.Equal(t, 3, testutil.CollectAndCount(r.Metrics.allDown, "geodns_all_down_total"), "web: ipv4 and ipv6; edge: once")
+}

@@ -122,10 +122,15 @@ func (r *Router) refresh(set *zones.Set) {
 			for name, svc := range z.Services {
 				live[svc] = true
 				pl := r.plan(z.Origin, svc, false) // rebuilt if health or traffic changed
-				for _, v6 := range []bool{false, true} {
+				fams := []bool{false, true}
+				if svc.CNAME {
+					fams = fams[:1] // one answer for every type: counted once
+				}
+				for _, v6 := range fams {
 					if pl.idx.candidates[b2i(v6)] == 0 {
 						continue
 					}
+					fam := familyLabel(v6, svc.CNAME)
 					if r.Metrics != nil {
 						for i, s := range svc.Sites {
 							if fp := &pl.sites[i][b2i(v6)]; fp.has {
@@ -133,7 +138,7 @@ func (r *Router) refresh(set *zones.Set) {
 								if fp.up {
 									up = 1
 								}
-								r.Metrics.siteUp.WithLabelValues(z.Origin, name, s.Name, familyLabel(v6)).Set(up)
+								r.Metrics.siteUp.WithLabelValues(z.Origin, name, s.Name, fam).Set(up)
 							}
 						}
 					}
@@ -146,12 +151,12 @@ func (r *Router) refresh(set *zones.Set) {
 					r.loop.allDown[k] = down
 					if down {
 						if r.Metrics != nil {
-							r.Metrics.allDown.WithLabelValues(name, familyLabel(v6)).Inc()
+							r.Metrics.allDown.WithLabelValues(name, fam).Inc()
 						}
 						log.Error("every site of the service is down for the family; all_down policy applies", "zone", z.Origin,
-							"service", name, "family", familyLabel(v6), "policy", policyName(svc.AllDown))
+							"service", name, "family", fam, "policy", policyName(svc.AllDown))
 					} else {
-						log.Warn("service has an up site again", "zone", z.Origin, "service", name, "family", familyLabel(v6))
+						log.Warn("service has an up site again", "zone", z.Origin, "service", name, "family", fam)
 					}
 				}
 			}
