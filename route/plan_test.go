@@ -120,6 +120,15 @@ func TestDemandOnlyByLoop(t *testing.T) {
 	require.False(t, ok, "no spillover: never estimated")
 	r.estimateDemands(context.Background(), set)
 	require.Equal(t, int64(1), r.estimates.Load(), "once per zone version and database generation")
+
+	// A reload (new service versions) with the same sites and rules
+	// reuses the estimate.
+	z2, err := zones.Compile("example.net.yaml", []byte(b.String()), "example.net.", time.Now(), nil)
+	require.NoError(t, err)
+	r.estimateDemands(context.Background(), zones.NewSet(z2))
+	require.Equal(t, int64(1), r.estimates.Load())
+	_, ok = r.Demand(z2.Services["s3"])
+	require.True(t, ok)
 }
 
 // TestSegsRotated: reading the gathered lists turned and cut is the same

@@ -383,31 +383,46 @@ func demandKey(svc *zones.Service) string {
 // estimateDemands estimates the demand of the spillover services in set
 // that have no estimate for the locator's generation, one after another
 // (the plan loop's demand worker runs it, never a query or a GET).
+// Estimates are kept by demandKey, so a reload that keeps a service's
+// sites and rules reuses its estimate.
 func (r *Router) estimateDemands(ctx context.Context, set *zones.Set) {
 	if r.Loc == nil || set == nil {
 		return
 	}
+	r.estMu.Lock()
+	defer r.estMu.Unlock()
 	gen := r.locGen()
-	done := map[string]map[string]float64{}
+	used := map[string]bool{}
 	for _, z := range set.Zones() {
 		for _, svc := range z.Services {
 			if !svc.Spillover || ctx.Err() != nil {
 				continue
 			}
+			k := demandKey(svc)
+			used[k] = true
 			if v, ok := r.demands.Load(svc); ok && v.(*demandEntry).gen == gen {
 				continue
 			}
-			k := demandKey(svc)
-			shares, ok := done[k]
-			if !ok {
+			e := r.byKey[k]
+			if e == nil || e.gen != gen {
 				r.estimates.Add(1)
 				if r.Metrics != nil {
 					r.Metrics.estimates.Inc()
 				}
-				shares = estimate(r.Loc, svc)
-				done[k] = shares
+				e = &demandEntry{gen: gen, shares: estimate(r.Loc, svc)}
+				if r.byKey == nil {
+					r.byKey = map[string]*demandEntry{}
+				}
+				r.byKey[k] = e
 			}
-			r.demands.Store(svc, &demandEntry{gen: gen, shares: shares})
+			r.demands.Store(svc, e)
+		}
+	}
+	if ctx.Err() == nil {
+		for k := range r.byKey {
+			if !used[k] {
+				delete(r.byKey, k)
+			}
 		}
 	}
 }
@@ -464,6 +479,8 @@ type demandCache struct {
 	demands   sync.Map // *zones.Service -> *demandEntry, stored by the plan loop only
 	spills    sync.Map // spillKey -> *spillMemo
 	estimates atomic.Int64
+	estMu     sync.Mutex
+	byKey     map[string]*demandEntry // demandKey -> the estimate; under estMu
 }
 
 type spillKey struct {
