@@ -99,9 +99,24 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]string{"error": msg})
 }
 
-// readyz is ready once zones are loaded and every probe has run once.
+// writeChangeError answers a failed override or dial: 503 when the state
+// file could not be written (the change was not made: it would not survive
+// a restart), else 400.
+func writeChangeError(w http.ResponseWriter, err error) {
+	if errors.Is(err, health.ErrNotSaved) {
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	writeError(w, http.StatusBadRequest, err.Error())
+}
+
+// readyz is ready once zones are loaded and every probe has run once, and
+// while the state file is written.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	switch {
+	case s.Health.StateError() != nil:
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false,
+			"reason": "state file not written: " + s.Health.StateError().Error()})
 	case len(s.Zones.Load().Zones()) == 0:
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "reason": "no zone loaded"})
 	case !s.Health.Snapshot().Ready():
@@ -286,9 +301,10 @@ func (s *Server) override(exists func(string) bool, set func(string, health.Over
 			return
 		}
 		if err := set(name, o); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
+			writeChangeError(w, err)
 			return
 		}
+		s.Router.Refresh(s.Zones.Load()) // in effect for queries before it is acknowledged
 		s.Log.Warn("API override", "name", name, "action", action, "from", r.RemoteAddr)
 		writeJSON(w, http.StatusOK, map[string]string{"name": name, "override": string(o)})
 	}
@@ -331,9 +347,10 @@ func (s *Server) dial(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.Health.SetDial(service, site, weight); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeChangeError(w, err)
 		return
 	}
+	s.Router.Refresh(s.Zones.Load())
 	s.Log.Warn("API dial", "service", service, "site", site, "weight", weight, "from", r.RemoteAddr)
 	out := map[string]any{"service": service, "site": site, "weight_percent": nil}
 	if weight >= 0 {

@@ -3,6 +3,7 @@ package health
 import (
 	"context"
 	"crypto/x509"
+	"fmt"
 	"log/slog"
 	"maps"
 	"math"
@@ -15,7 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/geodns/geodns/route"
 	"github.com/geodns/geodns/zones"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -40,6 +40,10 @@ type Options struct {
 	Log     *slog.Logger
 	// Registerer receives the health metrics. nil: not registered.
 	Registerer prometheus.Registerer
+	// OnChange is called after each new snapshot is published, with the
+	// manager's lock held: it must only note the change (the router's
+	// plan loop rebuilds from it). nil: none.
+	OnChange func()
 }
 
 // Manager runs the probes of the served zones and publishes their state.
@@ -50,6 +54,11 @@ type Manager struct {
 	metrics *metrics
 	saver   *saver
 	sem     chan struct{}
+
+	// saveMu serializes writes of the state file; an override holds it
+	// from writing the state with the change until the change is made.
+	saveMu    sync.Mutex
+	stateFile string
 
 	epoch time.Time // the origin of the queue's times
 
@@ -63,7 +72,9 @@ type Manager struct {
 	lifted    map[string]time.Time // "site:NAME" or "endpoint:ID" -> when a drain or force-down was lifted
 	dials     map[DialKey]float64
 	saved     map[string]savedProbe // persisted states not yet claimed by a probe
-	allDown   map[string]bool       // "zone/service" -> all sites down
+	stateErr  error                 // the last state file write failed: not ready
+	onChange  func()
+	gen       uint64 // the last snapshot's Version
 	everReady bool
 	batch     time.Duration // batchWindow of the probes' shortest interval
 	async     bool          // Run's publisher is running: results publish through it
@@ -124,14 +135,11 @@ func NewManager(opts Options) *Manager {
 		lifted:    map[string]time.Time{},
 		dials:     map[DialKey]float64{},
 		saved:     map[string]savedProbe{},
-		allDown:   map[string]bool{},
+		onChange:  opts.OnChange,
 	}
 	if opts.StateFile != "" {
-		m.saver = newSaver(opts.StateFile, opts.Log)
-		st, err := load(opts.StateFile)
-		if err != nil {
-			m.log.Error("health state not loaded; starting with every endpoint up", "file", opts.StateFile, "error", err)
-		}
+		m.saver, m.stateFile = newSaver(m), opts.StateFile
+		st := m.loadState(opts.StateFile)
 		m.saved = st.Probes
 		maps.Copy(m.sites, st.Sites)
 		maps.Copy(m.endpoints, st.Endpoints)
@@ -151,6 +159,10 @@ func (m *Manager) Snapshot() *Snapshot { return m.snap.Load() }
 func (m *Manager) EndpointUp(_ string, svc *zones.Service, i int) bool {
 	return m.snap.Load().EndpointUp(&svc.Endpoints[i])
 }
+
+// Version implements route.Versioned: the current snapshot's number, which
+// grows with every new snapshot (health, overrides or dials changed).
+func (m *Manager) Version() uint64 { return m.snap.Load().gen }
 
 // Returned implements route.Traffic from the current snapshot.
 func (m *Manager) Returned(_ string, svc *zones.Service, i int) time.Time {
@@ -197,7 +209,6 @@ func (m *Manager) SetZones(set *zones.Set) {
 		}
 	}
 	m.batch = batchWindow(shortest)
-	m.metrics.siteUp.Reset() // series of removed zones, services and sites go; the rest are set again below
 	now := time.Now()
 	for key, p := range m.probes {
 		if _, keep := want[key]; !keep {
@@ -438,38 +449,70 @@ func (m *Manager) record(p *probe, res Result, kept *conn) {
 
 // SetSite sets (or with "" clears) the override of every site named site.
 func (m *Manager) SetSite(site string, o Override) error {
-	return m.setOverride(m.sites, "site", site, o)
+	return m.setOverride(func(st *state) map[string]Override { return st.Sites }, "site", site, o)
 }
 
 // SetEndpoint sets (or with "" clears) the override of an endpoint, named
 // by its address or CNAME.
 func (m *Manager) SetEndpoint(id string, o Override) error {
-	return m.setOverride(m.endpoints, "endpoint", id, o)
+	return m.setOverride(func(st *state) map[string]Override { return st.Endpoints }, "endpoint", id, o)
 }
 
-func (m *Manager) setOverride(in map[string]Override, kind, name string, o Override) error {
+func (m *Manager) setOverride(in func(*state) map[string]Override, kind, name string, o Override) error {
 	if o != "" && !o.valid() {
 		return errBadOverride
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if old, ok := in[name]; ok && old != ForceUp && o != Drain && o != ForceDown {
-		// Taken out and now let back in: a return, ramped like one.
+	err := m.change(func(st *state) {
 		now := time.Now()
-		m.lifted[kind+":"+name] = now
-		for k, t := range m.lifted {
+		if old, ok := in(st)[name]; ok && old != ForceUp && o != Drain && o != ForceDown {
+			// Taken out and now let back in: a return, ramped like one.
+			st.Lifted[kind+":"+name] = now
+		}
+		for k, t := range st.Lifted {
 			if now.Sub(t) > time.Hour { // longer than any ramp
-				delete(m.lifted, k)
+				delete(st.Lifted, k)
 			}
 		}
+		if o == "" {
+			delete(in(st), name)
+		} else {
+			in(st)[name] = o
+		}
+	})
+	if err == nil {
+		m.log.Warn("override "+kind, kind, name, "override", string(o))
 	}
-	if o == "" {
-		delete(in, name)
-	} else {
-		in[name] = o
+	return err
+}
+
+// change makes an operator's change (an override or a dial) to a copy of
+// the state, writes that copy to the state file, and only when it is on
+// disk makes it the manager's and publishes it: a change is never in
+// effect, nor acknowledged, unless it survives a restart. Without a state
+// file it takes effect at once.
+func (m *Manager) change(apply func(*state)) error {
+	m.saveMu.Lock() // also orders changes: each applies to the last one's result
+	defer m.saveMu.Unlock()
+	m.mu.Lock()
+	st := m.stateLocked()
+	m.mu.Unlock()
+	if st.Lifted == nil {
+		st.Lifted = map[string]time.Time{}
 	}
-	m.log.Warn("override "+kind, kind, name, "override", string(o))
-	m.publishLocked()
+	apply(&st)
+	if m.stateFile != "" {
+		if err := m.writeState(st); err != nil {
+			return fmt.Errorf("%w: %v; the change is not made", ErrNotSaved, err)
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sites, m.endpoints, m.lifted = st.Sites, st.Endpoints, st.Lifted
+	clear(m.dials)
+	for _, d := range st.Dials {
+		m.dials[DialKey{d.Service, d.Site}] = d.Weight
+	}
+	m.publish(false) // just written
 	return nil
 }
 
@@ -482,18 +525,20 @@ func (m *Manager) SetDial(service, site string, weight float64) error {
 	if weight > 1 || math.IsNaN(weight) {
 		return errBadDial
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	k := DialKey{service, site}
-	if weight < 0 {
-		delete(m.dials, k)
+	err := m.change(func(st *state) {
+		st.Dials = slices.DeleteFunc(st.Dials, func(d Dial) bool { return d.Service == service && d.Site == site })
+		if weight >= 0 {
+			st.Dials = append(st.Dials, Dial{service, site, weight})
+		}
+	})
+	switch {
+	case err != nil:
+	case weight < 0:
 		m.log.Warn("dial cleared", "service", service, "site", site)
-	} else {
-		m.dials[k] = weight
+	default:
 		m.log.Warn("dial set", "service", service, "site", site, "weight", weight)
 	}
-	m.publishLocked()
-	return nil
+	return err
 }
 
 // Dials returns the dials set through SetDial, by service and site.
@@ -510,9 +555,11 @@ func (m *Manager) Overrides() (sites, endpoints map[string]Override) {
 	return maps.Clone(m.sites), maps.Clone(m.endpoints)
 }
 
-// publishLocked builds and stores a new snapshot, persists the state, and
-// reports services whose sites all went down or came back.
-func (m *Manager) publishLocked() {
+// publishLocked builds and stores a new snapshot and has the state saved.
+func (m *Manager) publishLocked() { m.publish(true) }
+
+// publish builds and stores a new snapshot, and has the state saved if save.
+func (m *Manager) publish(save bool) {
 	s := &Snapshot{
 		probes:    make(map[string]bool, len(m.probes)),
 		sites:     maps.Clone(m.sites),
@@ -541,53 +588,15 @@ func (m *Manager) publishLocked() {
 	}
 	m.everReady = m.everReady || s.ready
 	s.ready = m.everReady
+	m.gen++
+	s.gen = m.gen
 	m.snap.Store(s)
-	m.checkAllDown(s)
-	if m.saver != nil {
-		m.saver.save(m.stateLocked())
+	if m.saver != nil && save {
+		m.saver.save()
 	}
-}
-
-// checkAllDown logs and counts services that lost (or regained) every site.
-func (m *Manager) checkAllDown(s *Snapshot) {
-	if m.zones == nil {
-		return
+	if m.onChange != nil {
+		m.onChange()
 	}
-	view := snapshotHealth{s}
-	for _, z := range m.zones.Zones() {
-		for name, svc := range z.Services {
-			down := true
-			for _, site := range svc.Sites {
-				up := 0.0
-				if route.SiteUp(view, z.Origin, svc, site.Name) {
-					down, up = false, 1
-				}
-				m.metrics.siteUp.WithLabelValues(z.Origin, name, site.Name).Set(up)
-			}
-			key := z.Origin + "/" + name
-			if down == m.allDown[key] {
-				continue
-			}
-			m.allDown[key] = down
-			if down {
-				m.metrics.allDown.WithLabelValues(name).Inc()
-				m.log.Error("every site of the service is down; all_down policy applies", "zone", z.Origin, "service", name,
-					"policy", policyName(svc.AllDown))
-			} else {
-				m.log.Warn("service has an up site again", "zone", z.Origin, "service", name)
-			}
-		}
-	}
-}
-
-type snapshotHealth struct{ s *Snapshot }
-
-func (h snapshotHealth) EndpointUp(_ string, svc *zones.Service, i int) bool {
-	return h.s.EndpointUp(&svc.Endpoints[i])
-}
-
-func policyName(p zones.AllDownPolicy) string {
-	return [...]string{"serve-all", "nodata", "fallback"}[p]
 }
 
 // ProbeStatus is one probe's state, for status pages.
@@ -605,11 +614,11 @@ type ProbeStatus struct {
 // Status returns every probe's state, ordered by check and target.
 func (m *Manager) Status() []ProbeStatus {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	out := make([]ProbeStatus, 0, len(m.probes))
 	for _, p := range m.probes {
 		out = append(out, ProbeStatus{p.key, p.check, p.spec.Target, p.site, slices.Clone(p.ids), p.up, p.since, p.reason})
 	}
+	m.mu.Unlock() // sorted without the lock: probe results wait for no status page
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Check != out[j].Check {
 			return out[i].Check < out[j].Check

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/geodns/geodns/zones"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -175,12 +177,76 @@ func TestPersistence(t *testing.T) {
 	p2 := probeFor(t, m2, e1)
 	m2.record(p2, Result{OK: true}, nil)
 	require.False(t, upOf(m2, set, e1))
+}
 
-	// A corrupt file is reported and ignored: everything starts up.
-	require.NoError(t, os.WriteFile(file, []byte("{not json"), 0o644))
-	m3 := NewManager(Options{Allow: loopback, Log: quiet, StateFile: file})
-	m3.SetZones(set)
-	require.True(t, upOf(m3, set, e1))
+// TestCorruptStateFileKeepsDrains: a truncated state file at start is kept
+// aside, counted, and the previous copy is loaded: the drain survives (it
+// used to be lost, and the file rewritten without it).
+func TestCorruptStateFileKeepsDrains(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "health.json")
+	set := compile(t, zoneYAML("{type: http, port: 8080}", []string{e1}, []string{w1}))
+	m := NewManager(Options{Allow: loopback, Log: quiet, StateFile: file})
+	m.SetZones(set)
+	require.NoError(t, m.SetSite("west", Drain))
+	require.NoError(t, m.SetDial("web", "east", 0.5)) // a second write: the first is now the previous copy
+	data, err := os.ReadFile(file)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(file, data[:len(data)/2], 0o644)) // a torn write, a full disk
+
+	reg := prometheus.NewRegistry()
+	m2 := NewManager(Options{Allow: loopback, Log: quiet, StateFile: file, Registerer: reg})
+	m2.SetZones(set)
+	require.False(t, upOf(m2, set, w1), "the drain survived a corrupt state file")
+	aside, _ := filepath.Glob(file + ".corrupt-*")
+	require.Len(t, aside, 1, "the corrupt file is kept for a post-mortem")
+	got, err := os.ReadFile(aside[0])
+	require.NoError(t, err)
+	require.Equal(t, data[:len(data)/2], got)
+	require.Equal(t, 1.0, testutil.ToFloat64(m2.metrics.stateCorrupt))
+
+	// The next write starts a good file again; the drain is in it.
+	require.NoError(t, m2.SetSite("east", Drain))
+	st, err := load(file)
+	require.NoError(t, err)
+	require.Equal(t, map[string]Override{"east": Drain, "west": Drain}, st.Sites)
+}
+
+// TestOverrideNotSavedIsNotMade: when the state file cannot be written,
+// an override fails, is not in effect, and StateError says why until a
+// write succeeds again. (It used to be applied and acknowledged, and
+// forgotten at the next restart.)
+func TestOverrideNotSavedIsNotMade(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	require.NoError(t, os.Mkdir(dir, 0o755))
+	file := filepath.Join(dir, "health.json")
+	set := compile(t, zoneYAML("{type: http, port: 8080}", []string{e1}, []string{w1}))
+	m := NewManager(Options{Allow: loopback, Log: quiet, StateFile: file})
+	m.SetZones(set)
+	// A file where the directory was: every write fails (read-only
+	// permissions do not stop root, which the tests may run as).
+	require.NoError(t, os.RemoveAll(dir))
+	require.NoError(t, os.WriteFile(dir, nil, 0o644))
+
+	err := m.SetSite("west", Drain)
+	require.ErrorIs(t, err, ErrNotSaved)
+	require.True(t, upOf(m, set, w1), "a drain that is not on disk is not made")
+	sites, _ := m.Overrides()
+	require.Empty(t, sites)
+	require.ErrorIs(t, m.SetDial("web", "east", 0.5), ErrNotSaved)
+	_, ok := m.Dial("web", "east")
+	require.False(t, ok)
+	require.Error(t, m.StateError())
+
+	// Writable again: the next write clears the error.
+	require.NoError(t, os.Remove(dir))
+	require.NoError(t, os.Mkdir(dir, 0o755))
+	require.NoError(t, m.SetSite("west", Drain))
+	require.NoError(t, m.StateError())
+	require.False(t, upOf(m, set, w1))
+	st, err := load(file)
+	require.NoError(t, err)
+	require.Equal(t, Drain, st.Sites["west"])
 }
 
 func TestSetZonesReconciles(t *testing.T) {
@@ -217,22 +283,6 @@ func TestSetZonesReconciles(t *testing.T) {
 	m.mu.Lock()
 	require.Len(t, m.probes, 1)
 	m.mu.Unlock()
-}
-
-func TestAllDownCounted(t *testing.T) {
-	set := compile(t, zoneYAML("{type: http, port: 8080, fall: 1}", []string{e1}, []string{w1}))
-	m := NewManager(Options{Allow: loopback, Log: quiet})
-	m.SetZones(set)
-	m.record(probeFor(t, m, e1), Result{}, nil)
-	require.Zero(t, countAllDown(m))
-	m.record(probeFor(t, m, w1), Result{}, nil)
-	require.Equal(t, 1.0, countAllDown(m))
-	m.record(probeFor(t, m, w1), Result{}, nil) // still down: not counted again
-	require.Equal(t, 1.0, countAllDown(m))
-}
-
-func countAllDown(m *Manager) float64 {
-	return testutilCounter(m.metrics.allDown.WithLabelValues("web"))
 }
 
 // TestReturnsAndDials: what the return ramp and dials read — when an

@@ -6,9 +6,10 @@ type metrics struct {
 	up          *prometheus.GaugeVec
 	duration    *prometheus.HistogramVec
 	transitions *prometheus.CounterVec
-	allDown     *prometheus.CounterVec
-	siteUp      *prometheus.GaugeVec
 	skipped     prometheus.Counter
+
+	stateWriteErrors prometheus.Counter
+	stateCorrupt     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -26,21 +27,21 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "geodns_health_transitions_total",
 			Help: "Up/down changes of probes, by check and new state.",
 		}, []string{"check", "state"}),
-		allDown: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "geodns_all_down_total",
-			Help: "Times every site of a service went down, so its all_down policy answered.",
-		}, []string{"service"}),
-		siteUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "geodns_site_up",
-			Help: "Whether a site of a service is up (1): enough of its endpoints are up, and it is not drained.",
-		}, []string{"zone", "service", "site"}),
 		skipped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "geodns_check_skipped_total",
 			Help: "Probes not started because too many were in flight.",
 		}),
+		stateWriteErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "geodns_health_state_write_errors_total",
+			Help: "Failed writes of the state file (probe states, overrides, dials); /readyz fails until one succeeds.",
+		}),
+		stateCorrupt: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "geodns_health_state_corrupt_total",
+			Help: "State files found corrupt at start (kept aside; the previous copy was loaded).",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.up, m.duration, m.transitions, m.allDown, m.siteUp, m.skipped)
+		reg.MustRegister(m.up, m.duration, m.transitions, m.skipped, m.stateWriteErrors, m.stateCorrupt)
 	}
 	return m
 }

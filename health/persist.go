@@ -6,11 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"time"
 )
 
@@ -44,9 +43,11 @@ type Dial struct {
 	Weight  float64 `json:"weight"`
 }
 
+// stateLocked is the state to persist; its maps are copies, so it may be
+// marshalled (and changed) after m.mu is released.
 func (m *Manager) stateLocked() state {
-	st := state{Version: 1, Probes: make(map[string]savedProbe, len(m.probes)), Sites: m.sites, Endpoints: m.endpoints,
-		Lifted: m.lifted}
+	st := state{Version: 1, Probes: make(map[string]savedProbe, len(m.probes)), Sites: maps.Clone(m.sites),
+		Endpoints: maps.Clone(m.endpoints), Lifted: maps.Clone(m.lifted)}
 	for k, p := range m.probes {
 		if p.known {
 			st.Probes[k] = savedProbe{p.up, p.since, p.reason, p.back}
@@ -68,18 +69,33 @@ func (m *Manager) dialsLocked() []Dial {
 	return out
 }
 
+// maxStateFile bounds the state file read at start: far above what 30,000
+// probes and their overrides take (a few MB), so a bigger one is not ours.
+const maxStateFile = 64 << 20
+
+// errCorrupt marks a state file that exists but cannot be used: not JSON,
+// truncated, too big or not a regular file.
+var errCorrupt = errors.New("corrupt state file")
+
 // load reads a state file; a missing file is an empty state.
 func load(path string) (state, error) {
 	st := state{Probes: map[string]savedProbe{}}
-	data, err := os.ReadFile(path)
+	fi, err := os.Stat(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return st, nil
 	}
 	if err != nil {
 		return st, err
 	}
+	if !fi.Mode().IsRegular() || fi.Size() > maxStateFile {
+		return st, fmt.Errorf("%s: %w: not a regular file of at most %d bytes", path, errCorrupt, maxStateFile)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return st, err
+	}
 	if err := json.Unmarshal(data, &st); err != nil {
-		return state{Probes: map[string]savedProbe{}}, fmt.Errorf("%s: %w", path, err)
+		return state{Probes: map[string]savedProbe{}}, fmt.Errorf("%s: %w: %v", path, errCorrupt, err)
 	}
 	if st.Probes == nil {
 		st.Probes = map[string]savedProbe{}
@@ -98,31 +114,60 @@ func load(path string) (state, error) {
 	return st, nil
 }
 
-// saver writes the state file off the caller's path: the newest state wins,
-// at most one write at a time.
-type saver struct {
-	path string
-	log  *slog.Logger
+// prevSuffix names the copy of the state file kept from before its last
+// replacement: the last good state when the file itself is damaged.
+const prevSuffix = ".prev"
 
-	mu      sync.Mutex
-	pending []byte
-	kick    chan struct{}
-}
-
-func newSaver(path string, log *slog.Logger) *saver {
-	return &saver{path: path, log: log, kick: make(chan struct{}, 1)}
-}
-
-// save queues st; the marshalling happens here so st may change afterwards.
-func (s *saver) save(st state) {
-	data, err := json.MarshalIndent(st, "", " ")
-	if err != nil {
-		s.log.Error("health state not saved", "error", err)
-		return
+// loadState reads the state file at start. A corrupt file is renamed aside
+// (path.corrupt-<time>), logged and counted, and the previous copy is read
+// instead, so a damaged file never silently loses the drains: the next
+// write would otherwise replace it with a state that has none.
+func (m *Manager) loadState(path string) state {
+	st, err := load(path)
+	if err == nil {
+		return st
 	}
-	s.mu.Lock()
-	s.pending = data
-	s.mu.Unlock()
+	m.log.Error("health state file not loaded", "file", path, "error", err)
+	if !errors.Is(err, errCorrupt) {
+		// Unreadable (permissions, I/O): leave it alone; writes will fail
+		// too and say so on /readyz.
+		return st
+	}
+	m.metrics.stateCorrupt.Inc()
+	aside := path + ".corrupt-" + time.Now().UTC().Format("20060102T150405.000Z")
+	if err := os.Rename(path, aside); err != nil {
+		m.log.Error("corrupt health state file not moved aside", "file", path, "error", err)
+	} else {
+		m.log.Error("corrupt health state file kept aside", "file", aside)
+	}
+	prev, err := load(path + prevSuffix)
+	if err != nil {
+		m.log.Error("previous health state not loaded either; starting with no overrides and every endpoint up",
+			"file", path+prevSuffix, "error", err)
+		return prev
+	}
+	m.log.Warn("health state loaded from the previous copy", "file", path+prevSuffix,
+		"site_overrides", len(prev.Sites), "endpoint_overrides", len(prev.Endpoints), "dials", len(prev.Dials))
+	return prev
+}
+
+// ErrNotSaved wraps a failure to write the state file: the change asked
+// for was not made, since it would not survive a restart.
+var ErrNotSaved = errors.New("state file not written")
+
+// saver writes probe states to the state file off the caller's path: at
+// most one write at a time, each of the newest state.
+type saver struct {
+	m    *Manager
+	kick chan struct{}
+}
+
+func newSaver(m *Manager) *saver {
+	return &saver{m: m, kick: make(chan struct{}, 1)}
+}
+
+// save asks for a write of the current state.
+func (s *saver) save() {
 	select {
 	case s.kick <- struct{}{}:
 	default:
@@ -133,29 +178,62 @@ func (s *saver) run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			s.flush() // the last state reaches the disk on shutdown
+			s.m.flush() // the last state reaches the disk on shutdown
 			return
 		case <-s.kick:
-			s.flush()
+			s.m.flush()
 		}
 	}
 }
 
-func (s *saver) flush() {
-	s.mu.Lock()
-	data := s.pending
-	s.pending = nil
-	s.mu.Unlock()
-	if data == nil {
-		return
+// flush writes the current state. Writes are serialized by saveMu and each
+// takes the state when it starts, so the newest write has the newest state.
+func (m *Manager) flush() {
+	m.saveMu.Lock()
+	defer m.saveMu.Unlock()
+	m.mu.Lock()
+	st := m.stateLocked()
+	m.mu.Unlock()
+	m.writeState(st)
+}
+
+// writeState writes st to the state file and records the outcome: a
+// failure counts, logs and turns /readyz (StateError) to not ready until a
+// write succeeds again. Callers hold saveMu.
+func (m *Manager) writeState(st state) error {
+	data, err := json.MarshalIndent(st, "", " ")
+	if err == nil {
+		err = writeAtomic(m.stateFile, data)
 	}
-	if err := writeAtomic(s.path, data); err != nil {
-		s.log.Error("health state not saved", "file", s.path, "error", err)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err != nil {
+		m.metrics.stateWriteErrors.Inc()
+		if m.stateErr == nil {
+			m.log.Error("health state not saved; not ready until it is", "file", m.stateFile, "error", err)
+		}
+		m.stateErr = err
+		return err
 	}
+	if m.stateErr != nil {
+		m.log.Info("health state saved again", "file", m.stateFile)
+	}
+	m.stateErr = nil
+	return nil
+}
+
+// StateError returns why the last write of the state file failed, or nil
+// when it succeeded (or there is no state file).
+func (m *Manager) StateError() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.stateErr
 }
 
 // writeAtomic replaces path with data so that a crash leaves the old file
 // or the new one, never a mix: temp file, fsync, rename, fsync the folder.
+// The file replaced stays as path.prev (a hard link), the last good copy
+// for loadState.
 func writeAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
@@ -174,6 +252,22 @@ func writeAtomic(path string, data []byte) error {
 	}
 	if err := f.Close(); err != nil {
 		return err
+	}
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() {
+		prev := path + prevSuffix
+		if err := os.Remove(prev); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		if err := os.Link(path, prev); err != nil {
+			// No hard links on this file system: a copy does.
+			old, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(prev, old, 0o644); err != nil {
+				return err
+			}
+		}
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return err

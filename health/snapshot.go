@@ -28,6 +28,7 @@ type Snapshot struct {
 	dials     map[DialKey]float64
 	last      time.Time // the latest of back and lifted
 	ready     bool
+	gen       uint64 // Manager.Version
 }
 
 // EndpointUp reports whether an endpoint is up: an override if one applies

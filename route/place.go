@@ -28,10 +28,9 @@ type placeKey struct {
 }
 
 type placement struct {
-	gen        uint64
-	loc        geo.Location
-	groups     [][]string // shared, read only
-	candidates [2]int     // IPv4, IPv6: sites with endpoints of the family
+	gen    uint64
+	loc    geo.Location
+	groups [][]string // shared, read only
 }
 
 type placeCache struct {
@@ -61,7 +60,6 @@ func (r *Router) place(svc *zones.Service, client netip.Prefix, addr netip.Addr)
 		p.loc, located = r.Loc.Locate(addr)
 	}
 	p.groups = siteGroups(svc, p.loc, located, addr, nil)
-	p.candidates = [2]int{countCandidates(svc, false), countCandidates(svc, true)}
 	if r.places.count.Add(1) > placeLimit {
 		r.places.count.Store(0)
 		for i := range r.places.shards {

@@ -1,7 +1,9 @@
 package route
 
 import (
+	"log/slog"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,9 +33,16 @@ type Router struct {
 	Health  Health           // nil: every endpoint is up
 	Traffic Traffic          // nil: only the zone files' dials, no return ramps
 	Now     func() time.Time // nil: time.Now; tests move the clock
+	// Metrics receive all-down events, site states and demand estimates
+	// from the plan loop (Run). nil: none.
+	Metrics *Metrics
+	Log     *slog.Logger // the plan loop's; nil: slog.Default
 	rot     atomic.Uint32
 	demandCache
-	places placeCache
+	places    placeCache
+	plans     sync.Map // *zones.Service -> *plan
+	planCount atomic.Int64
+	loop      loopState
 }
 
 // Decision is what a service answers one client.
@@ -105,11 +114,12 @@ func siteGroups(svc *zones.Service, loc geo.Location, located bool, addr netip.A
 
 func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v6 bool, tr *Trace) Decision {
 	addr := client.Addr().Unmap()
+	pl := r.planFor(origin, svc)
 	var (
 		loc        geo.Location
 		located    bool
 		groups     [][]string
-		candidates = -1 // sites with endpoints of the family: more than one makes the answer location-dependent
+		candidates = pl.idx.candidates[b2i(v6)] // sites with endpoints of the family: more than one makes the answer location-dependent
 	)
 	if tr != nil {
 		if r.Loc != nil && addr.IsValid() {
@@ -120,14 +130,11 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 	} else {
 		p := r.place(svc, client, addr)
 		loc, groups = p.loc, p.groups
-		candidates = p.candidates[b2i(v6)]
 	}
 
-	var d Decision
-	if candidates < 0 {
-		candidates = countCandidates(svc, v6)
-	}
 	var (
+		d      Decision
+		ans    answer
 		t      time.Time // zero unless a ramp needs the time
 		net    = hashedNet(client)
 		hashed bool // the decision depends on the client's hashed network
@@ -144,14 +151,11 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 	}
 	for _, g := range groups {
 		for _, site := range g {
-			// One walk over the site's endpoints tells whether it is up
-			// and gathers its answer, kept only if the site is taken.
-			na, nn := len(d.Addrs), len(d.Names)
-			has, up, short := r.collect(origin, svc, site, v6, &d)
-			if !has {
+			fp := pl.site(site, v6)
+			if fp == nil || !fp.has {
 				continue
 			}
-			st := r.weigh(origin, svc, site, up, t)
+			st := r.weigh(svc, site, fp, t)
 			if home == "" {
 				home = site
 			}
@@ -175,10 +179,9 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 				// dialed away, or not yet won back
 			default:
 				d.Sites = append(d.Sites, site)
-				d.Degraded = d.Degraded || short // the site answers short of endpoints
-				continue
+				ans.add(fp)
+				d.Degraded = d.Degraded || fp.short // the site answers short of endpoints
 			}
-			d.Addrs, d.Names = d.Addrs[:na], d.Names[:nn] // not taken
 		}
 		if len(d.Sites) > 0 {
 			break
@@ -188,17 +191,17 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 			// rather than give the next group everything.
 			sts := make([]SiteTraffic, len(svc.Sites))
 			for i, s := range svc.Sites {
-				if siteHas(svc, s.Name, v6) {
-					sts[i] = r.standing(origin, svc, s.Name, t)
+				if fp := &pl.sites[i][b2i(v6)]; fp.has {
+					sts[i] = r.weigh(svc, s.Name, fp, t)
 				}
 			}
-			shares := r.spill(svc, home, sts)
+			shares := r.spill(svc, pl.idx, home, sts)
 			if tr != nil {
 				tr.SpilledFrom, tr.Spill = home, shares
 			}
 			if to := pick(netHash(net), shares); to != "" {
 				hashed = true
-				r.take(origin, svc, to, v6, &d)
+				take(pl, to, v6, &d, &ans)
 			}
 			break
 		}
@@ -209,8 +212,8 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 		// nearest up sites keep them after all.
 		for _, g := range groups {
 			for _, site := range g {
-				if siteHas(svc, site, v6) && SiteUp(r.Health, origin, svc, site) {
-					r.take(origin, svc, site, v6, &d)
+				if fp := pl.site(site, v6); fp != nil && fp.has && fp.up {
+					take(pl, site, v6, &d, &ans)
 				}
 			}
 			if len(d.Sites) > 0 {
@@ -222,20 +225,22 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 		d.AllDown, d.Degraded = true, true
 		switch svc.AllDown {
 		case zones.AllDownServeAll:
-			for _, ep := range svc.Endpoints {
-				if family(ep, v6, svc.CNAME) {
-					d.add(ep)
-				}
+			if svc.CNAME {
+				ans.names.add(pl.idx.allNames)
+			} else {
+				ans.addrs.add(pl.idx.all[b2i(v6)])
 			}
 		case zones.AllDownFallback:
+			var fb []netip.Addr
 			for _, a := range svc.Fallback {
 				if a.Is6() == v6 {
-					d.Addrs = append(d.Addrs, a)
+					fb = append(fb, a)
 				}
 			}
+			ans.addrs.add(fb)
 		}
 	}
-	d.rotate(r.rot.Add(1), svc.Answers)
+	ans.fill(&d, r.rot.Add(1), svc.Answers)
 
 	// The ECS scope: as wide as is still true for this decision.
 	switch {
@@ -253,73 +258,17 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 }
 
 // take adds an up site's up endpoints of the family to the answer.
-func (r *Router) take(origin string, svc *zones.Service, site string, v6 bool, d *Decision) {
+func take(pl *plan, site string, v6 bool, d *Decision, ans *answer) {
+	fp := pl.site(site, v6)
 	d.Sites = append(d.Sites, site)
-	if _, _, short := r.collect(origin, svc, site, v6, d); short {
+	ans.add(fp)
+	if fp.short {
 		d.Degraded = true // the site answers short of endpoints
-	}
-}
-
-// collect walks a site's endpoints once, asking each one's health once: it
-// adds the up endpoints of the family to d, and reports whether the site
-// has endpoints of the family, whether it is up (SiteUp) and whether any
-// of its endpoints is down.
-func (r *Router) collect(origin string, svc *zones.Service, site string, v6 bool, d *Decision) (has, up, short bool) {
-	total, n := 0, 0
-	for i, ep := range svc.Endpoints {
-		if ep.Site != site {
-			continue
-		}
-		total++
-		fam := family(ep, v6, svc.CNAME)
-		has = has || fam
-		if !r.up(origin, svc, i) {
-			continue
-		}
-		n++
-		if fam {
-			d.add(ep)
-		}
-	}
-	return has, siteUp(svc, n, total), n < total
-}
-
-func (d *Decision) add(ep zones.Endpoint) {
-	if ep.CNAME != "" {
-		d.Names = append(d.Names, ep.CNAME)
-		return
-	}
-	d.Addrs = append(d.Addrs, ep.Address)
-}
-
-// rotate turns the answer set by n and keeps at most limit addresses, so
-// that clients of one site spread over its endpoints.
-func (d *Decision) rotate(n uint32, limit int) {
-	if k := len(d.Addrs); k > 1 {
-		s := int(n % uint32(k))
-		d.Addrs = append(d.Addrs[s:], d.Addrs[:s]...)
-	}
-	if len(d.Addrs) > limit {
-		d.Addrs = d.Addrs[:limit]
-	}
-	if k := len(d.Names); k > 1 {
-		s := int(n % uint32(k))
-		d.Names = append(d.Names[s:], d.Names[:s]...)
 	}
 }
 
 func family(ep zones.Endpoint, v6, cname bool) bool {
 	return cname || ep.Address.Is6() == v6
-}
-
-func countCandidates(svc *zones.Service, v6 bool) int {
-	n := 0
-	for _, site := range svc.SiteOrder {
-		if siteHas(svc, site, v6) {
-			n++
-		}
-	}
-	return n
 }
 
 func b2i(b bool) int {
@@ -329,36 +278,12 @@ func b2i(b bool) int {
 	return 0
 }
 
-func siteHas(svc *zones.Service, site string, v6 bool) bool {
-	for _, ep := range svc.Endpoints {
-		if ep.Site == site && family(ep, v6, svc.CNAME) {
-			return true
-		}
-	}
-	return false
-}
-
 func (r *Router) up(origin string, svc *zones.Service, i int) bool {
 	return r.Health == nil || r.Health.EndpointUp(origin, svc, i)
 }
 
-// SiteUp reports whether a site of svc is up: at least SiteUpRatio of its
-// endpoints are up (and at least one).
-func SiteUp(h Health, origin string, svc *zones.Service, site string) bool {
-	total, up := 0, 0
-	for i, ep := range svc.Endpoints {
-		if ep.Site != site {
-			continue
-		}
-		total++
-		if h == nil || h.EndpointUp(origin, svc, i) {
-			up++
-		}
-	}
-	return siteUp(svc, up, total)
-}
-
-// siteUp is SiteUp's rule for up of total endpoints.
+// siteUp is the rule for a site: up while at least SiteUpRatio of its
+// total endpoints (of the family asked) are up, and at least one.
 func siteUp(svc *zones.Service, up, total int) bool {
 	return total > 0 && up > 0 && float64(up) >= svc.SiteUpRatio*float64(total)
 }

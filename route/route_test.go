@@ -201,8 +201,8 @@ func TestRouteHealth(t *testing.T) {
 	require.Equal(t, []string{"us-west"}, sitesOf(d), "east down: the next nearest")
 	require.False(t, d.AllDown)
 
-	// Three of east's four endpoints (both families count) down:
-	// 1/4 < site_up_ratio 0.5, so east is down.
+	// Two of east's three IPv4 endpoints down (a site is up per family):
+	// 1/3 < site_up_ratio 0.5, so east is down for A.
 	d = (&Router{Loc: places, Health: downHealth{"192.0.2.10": true, "192.0.2.11": true, "2001:db8::10": true}}).Route(z.Origin, web, ny, false)
 	require.Equal(t, []string{"us-west"}, sitesOf(d))
 

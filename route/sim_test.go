@@ -1,6 +1,7 @@
 package route
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"net/netip"
@@ -96,12 +97,9 @@ func shares(r *Router, z *zones.Zone, svc *zones.Service, clients []netip.Prefix
 
 func waitDemand(t testing.TB, r *Router, svc *zones.Service) map[string]float64 {
 	t.Helper()
-	var est map[string]float64
-	require.Eventually(t, func() bool {
-		var ok bool
-		est, ok = r.Demand(svc)
-		return ok
-	}, 30*time.Second, 10*time.Millisecond)
+	r.estimateDemands(context.Background(), zones.NewSet(&zones.Zone{Origin: "example.net.", Services: map[string]*zones.Service{"web": svc}}))
+	est, ok := r.Demand(svc)
+	require.True(t, ok)
 	return est
 }
 

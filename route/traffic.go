@@ -1,10 +1,13 @@
 package route
 
 import (
+	"context"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,23 +60,28 @@ type SiteShare struct {
 	Share float64
 }
 
-// Standing returns a site's standing for svc now, for status pages.
+// Standing returns a site's standing for svc now, for status pages: up
+// when it is up for a family it has endpoints of (IPv4 first).
 func (r *Router) Standing(origin string, svc *zones.Service, site string) SiteTraffic {
 	now := time.Now()
 	if r.Now != nil {
 		now = r.Now()
 	}
-	return r.standing(origin, svc, site, now)
+	pl := r.planFor(origin, svc)
+	fp := pl.site(site, false)
+	if fp6 := pl.site(site, true); fp == nil || !fp.has || (!fp.up && fp6 != nil && fp6.has && fp6.up) {
+		fp = fp6
+	}
+	if fp == nil {
+		return SiteTraffic{Site: site, Dial: 1, Ramp: 1}
+	}
+	return r.weigh(svc, site, fp, now)
 }
 
-// standing is what a site may keep of its clients right now.
-func (r *Router) standing(origin string, svc *zones.Service, site string, now time.Time) SiteTraffic {
-	return r.weigh(origin, svc, site, SiteUp(r.Health, origin, svc, site), now)
-}
-
-// weigh is standing for a site already known to be up or down.
-func (r *Router) weigh(origin string, svc *zones.Service, site string, up bool, now time.Time) SiteTraffic {
-	st := SiteTraffic{Site: site, Up: up, Dial: 1, Ramp: 1}
+// weigh is what a site may keep of its clients at now, from its plan for
+// the family asked.
+func (r *Router) weigh(svc *zones.Service, site string, fp *famPlan, now time.Time) SiteTraffic {
+	st := SiteTraffic{Site: site, Up: fp.up, Dial: 1, Ramp: 1}
 	if d, ok := svc.Dials[site]; ok {
 		st.Dial = d
 	}
@@ -82,7 +90,7 @@ func (r *Router) weigh(origin string, svc *zones.Service, site string, up bool, 
 			st.Dial = d
 		}
 		if st.Up {
-			st.Ramp = r.ramp(origin, svc, site, now)
+			st.Ramp = r.ramp(svc, fp, now)
 		}
 	}
 	if st.Up {
@@ -91,36 +99,14 @@ func (r *Router) weigh(origin string, svc *zones.Service, site string, up bool, 
 	return st
 }
 
-// ramp returns how far site's return ramp has gone: 0 when it just came
+// ramp returns how far a site's return ramp has gone: 0 when it just came
 // back, 1 when it is done (or the site never left). The site came back
-// when its last needed endpoint did: with k endpoints needed for the site
-// to be up, the k-th earliest return among its up endpoints.
-func (r *Router) ramp(origin string, svc *zones.Service, site string, now time.Time) float64 {
-	if svc.ReturnRamp <= 0 || now.Sub(r.Traffic.LastReturn()) >= svc.ReturnRamp {
+// when its last needed endpoint did (famPlan.back).
+func (r *Router) ramp(svc *zones.Service, fp *famPlan, now time.Time) float64 {
+	if svc.ReturnRamp <= 0 || fp.back.IsZero() || now.Sub(r.Traffic.LastReturn()) >= svc.ReturnRamp {
 		return 1
 	}
-	var buf [8]time.Time
-	back := buf[:0]
-	total := 0
-	for i, ep := range svc.Endpoints {
-		if ep.Site != site {
-			continue
-		}
-		total++
-		if r.up(origin, svc, i) {
-			back = append(back, r.Traffic.Returned(origin, svc, i))
-		}
-	}
-	need := max(1, int(math.Ceil(svc.SiteUpRatio*float64(total))))
-	if len(back) < need {
-		return 1
-	}
-	slices.SortFunc(back, time.Time.Compare)
-	t := back[need-1]
-	if t.IsZero() {
-		return 1
-	}
-	done := float64(now.Sub(t)) / float64(svc.ReturnRamp)
+	done := float64(now.Sub(fp.back)) / float64(svc.ReturnRamp)
 	switch {
 	case done >= 1:
 		return 1
@@ -205,15 +191,14 @@ func pick(net uint64, shares []SiteShare) string {
 // over all up sites so that the fullest are filled last (water filling):
 // when the survivors are all full, the result is proportional to capacity.
 // Nil when no site can take clients.
-func (r *Router) spill(svc *zones.Service, lost string, st []SiteTraffic) []SiteShare {
-	demand, from := r.demand(svc)
-	ready := from.shares.Load() != nil
+func (r *Router) spill(svc *zones.Service, idx *svcIndex, lost string, st []SiteTraffic) []SiteShare {
+	demand := r.demand(svc, idx)
 	key := spillKey{svc, lost}
-	if v, ok := r.spills.Load(key); ok && v.(*spillMemo).matches(from, ready, st) {
+	if v, ok := r.spills.Load(key); ok && v.(*spillMemo).matches(demand, st) {
 		return v.(*spillMemo).shares
 	}
-	shares := spread(svc, lost, st, demand)
-	m := &spillMemo{from: from, ready: ready, weights: make([]float64, len(st)), shares: shares}
+	shares := spread(svc, lost, st, *demand)
+	m := &spillMemo{from: demand, weights: make([]float64, len(st)), shares: shares}
 	for i, t := range st {
 		m.weights[i] = weightOf(t)
 	}
@@ -348,64 +333,99 @@ func cmpFloat(a, b float64) int {
 // Demand estimates the share of a service's clients each site has when
 // every site is up: the spread's notion of load. It samples one IPv4 /24
 // in every /16 (65,536 networks, each counting once) through the locator
-// and routes each by distance and rules; sites that tie share. The
-// estimate is computed in the background once per service and database
-// generation; until it is ready (ok false), and without a database,
-// shares follow capacity.
+// and routes each by distance and rules; sites that tie share. Only the
+// plan loop (Run) estimates, for spillover services, once per service
+// version and database generation; Demand only reads. Until an estimate
+// is in (ok false), and without a database, shares follow capacity; after
+// a database reload the last estimate stands until the new one is in.
 func (r *Router) Demand(svc *zones.Service) (shares map[string]float64, ok bool) {
-	shares, e := r.demand(svc)
-	return shares, e.shares.Load() != nil
+	if v, found := r.demands.Load(svc); found {
+		return v.(*demandEntry).shares, true
+	}
+	return capacityShares(svc), r.Loc == nil
 }
 
-// demand is Demand with the entry the shares come from: an entry is one
-// service version and database generation, so it names the input of a
-// spread. Nothing is allocated once the entry exists.
-func (r *Router) demand(svc *zones.Service) (map[string]float64, *demandEntry) {
-	gen := uint64(0)
-	if g, isGen := r.Loc.(interface{ Generation() uint64 }); isGen {
-		gen = g.Generation()
+// demand is the spread's demand for svc; the pointer names the estimate
+// (or capacity shares) a spread was computed from. It only reads.
+func (r *Router) demand(svc *zones.Service, idx *svcIndex) *map[string]float64 {
+	if v, found := r.demands.Load(svc); found {
+		return &v.(*demandEntry).shares
 	}
-	v, _ := r.demands.Load(svc)
-	e, _ := v.(*demandEntry)
-	if e == nil || e.gen != gen {
-		ne := &demandEntry{gen: gen, fallback: capacityShares(svc)}
-		if r.Loc == nil {
-			ne.shares.Store(&ne.fallback) // no database: capacity is all there is
-		}
-		var stored bool
-		if e == nil {
-			_, loaded := r.demands.LoadOrStore(svc, ne)
-			stored = !loaded
-		} else {
-			stored = r.demands.CompareAndSwap(svc, e, ne)
-		}
-		if !stored {
-			return r.demand(svc) // another query got there first
-		}
-		if r.demandCount.Add(1) > 4096 {
-			// Services of replaced zone versions are never asked again.
-			r.demands.Clear()
-			r.spills.Clear()
-			r.demandCount.Store(0)
-		}
-		if r.Loc != nil {
-			go func() { ne.shares.Store(ptr(estimate(r.Loc, svc))) }()
-		}
-		e = ne
-	}
-	if p := e.shares.Load(); p != nil {
-		return *p, e
-	}
-	return e.fallback, e
+	return &idx.capShares
 }
 
+// demandEntry is one estimate, published whole.
 type demandEntry struct {
-	gen      uint64
-	fallback map[string]float64 // capacity shares, until the estimate is in
-	shares   atomic.Pointer[map[string]float64]
+	gen    uint64 // the locator generation it was estimated from
+	shares map[string]float64
 }
 
-func ptr[T any](v T) *T { return &v }
+// locGen is the locator's generation: it changes when a database reloads.
+func (r *Router) locGen() uint64 {
+	if g, ok := r.Loc.(interface{ Generation() uint64 }); ok {
+		return g.Generation()
+	}
+	return 0
+}
+
+// demandKey names what an estimate depends on: the sites' places and the
+// rules. Services that share them (the same sites in many services) share
+// one estimate.
+func demandKey(svc *zones.Service) string {
+	var b strings.Builder
+	for _, s := range svc.Sites {
+		fmt.Fprintf(&b, "%s %g %g;", s.Name, s.Lat, s.Lon)
+	}
+	fmt.Fprintf(&b, "%v", svc.Rules)
+	return b.String()
+}
+
+// estimateDemands estimates the demand of the spillover services in set
+// that have no estimate for the locator's generation, one after another
+// (the plan loop's demand worker runs it, never a query or a GET).
+// Estimates are kept by demandKey, so a reload that keeps a service's
+// sites and rules reuses its estimate.
+func (r *Router) estimateDemands(ctx context.Context, set *zones.Set) {
+	if r.Loc == nil || set == nil {
+		return
+	}
+	r.estMu.Lock()
+	defer r.estMu.Unlock()
+	gen := r.locGen()
+	used := map[string]bool{}
+	for _, z := range set.Zones() {
+		for _, svc := range z.Services {
+			if !svc.Spillover || ctx.Err() != nil {
+				continue
+			}
+			k := demandKey(svc)
+			used[k] = true
+			if v, ok := r.demands.Load(svc); ok && v.(*demandEntry).gen == gen {
+				continue
+			}
+			e := r.byKey[k]
+			if e == nil || e.gen != gen {
+				r.estimates.Add(1)
+				if r.Metrics != nil {
+					r.Metrics.estimates.Inc()
+				}
+				e = &demandEntry{gen: gen, shares: estimate(r.Loc, svc)}
+				if r.byKey == nil {
+					r.byKey = map[string]*demandEntry{}
+				}
+				r.byKey[k] = e
+			}
+			r.demands.Store(svc, e)
+		}
+	}
+	if ctx.Err() == nil {
+		for k := range r.byKey {
+			if !used[k] {
+				delete(r.byKey, k)
+			}
+		}
+	}
+}
 
 func capacityShares(svc *zones.Service) map[string]float64 {
 	out := make(map[string]float64, len(svc.Sites))
@@ -456,9 +476,11 @@ func estimate(loc Locator, svc *zones.Service) map[string]float64 {
 // demandCache is the Router's per-service demand estimates, and the
 // spreads computed from them.
 type demandCache struct {
-	demands     sync.Map // *zones.Service -> *demandEntry
-	spills      sync.Map // spillKey -> *spillMemo
-	demandCount atomic.Int64
+	demands   sync.Map // *zones.Service -> *demandEntry, stored by the plan loop only
+	spills    sync.Map // spillKey -> *spillMemo
+	estimates atomic.Int64
+	estMu     sync.Mutex
+	byKey     map[string]*demandEntry // demandKey -> the estimate; under estMu
 }
 
 type spillKey struct {
@@ -469,14 +491,13 @@ type spillKey struct {
 // spillMemo is a spread and what it was computed from: every spilled
 // query of an outage asks for the same one.
 type spillMemo struct {
-	from    *demandEntry
-	ready   bool
+	from    *map[string]float64
 	weights []float64 // each site's Weight, 0 for sites without the family; -1 for those
 	shares  []SiteShare
 }
 
-func (m *spillMemo) matches(from *demandEntry, ready bool, st []SiteTraffic) bool {
-	if m.from != from || m.ready != ready || len(m.weights) != len(st) {
+func (m *spillMemo) matches(from *map[string]float64, st []SiteTraffic) bool {
+	if m.from != from || len(m.weights) != len(st) {
 		return false
 	}
 	for i, t := range st {

@@ -116,7 +116,7 @@ func TestAPI(t *testing.T) {
 		`geodns_zone_reloads_total{result="ok",zone="example.com."} 2`,
 		`geodns_zone_serial{zone="example.com."}`,
 		`geodns_check_up{check="web",endpoint="` + west + `",site="us-west"} 1`,
-		`geodns_site_up{service="web",site="us-east",zone="example.com."} 0`,
+		`geodns_site_up{family="ipv4",service="web",site="us-east",zone="example.com."} 0`,
 		`geodns_check_duration_seconds_bucket`,
 		`geodns_build_info{`,
 	} {

@@ -164,7 +164,11 @@ func serve(args []string, stderr io.Writer) int {
 		}
 		stateFile = filepath.Join(cfg.StateDir, "health.json")
 	}
-	health := healthpkg.NewManager(healthpkg.Options{Allow: probeAllow, StateFile: stateFile, Log: log, Registerer: reg})
+	// The router's plan loop rebuilds its plans, and reports services
+	// all down, whenever health (or, through SetZones, the zones) changes.
+	router := &route.Router{Metrics: route.NewMetrics(reg), Log: log}
+	health := healthpkg.NewManager(healthpkg.Options{Allow: probeAllow, StateFile: stateFile, Log: log, Registerer: reg,
+		OnChange: router.Changed})
 	if len(probeAllow) == 0 {
 		log.Warn("probe_allow is not set: health checks may connect anywhere a zone file points them")
 	}
@@ -196,7 +200,7 @@ func serve(args []string, stderr io.Writer) int {
 			return 2
 		}
 	}
-	router := &route.Router{Loc: locator, Health: health, Traffic: health}
+	router.Loc, router.Health, router.Traffic = locator, health, health
 	h := resolver.NewHandler(&set, router, resolver.Config{
 		ServerID: cfg.ServerID, Version: cfg.VersionBind, MaxUDPSize: cfg.MaxUDPSize,
 		Metrics: resolver.NewMetrics(reg), RRL: cfg.RRL, Registerer: reg, CookieSecret: cookieSecret,
@@ -223,11 +227,12 @@ func serve(args []string, stderr io.Writer) int {
 		log.Info("serving HTTP API and metrics", "addr", apiLn.Addr().String(), "write_calls", token != "")
 	}
 
-	errc := make(chan error, 5)
+	errc := make(chan error, 6)
 	go func() { errc <- watcher.Run(ctx, hup) }()
 	go func() { errc <- locator.Run(ctx) }()
 	go func() { errc <- health.Run(ctx) }()
-	running := 4
+	go func() { errc <- router.Run(ctx, set.Load) }()
+	running := 5
 	if apiLn != nil {
 		go func() { errc <- apiServer.Serve(ctx, apiLn) }()
 		running++

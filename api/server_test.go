@@ -1,0 +1,161 @@
+package api
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/geodns/geodns/geo"
+	"github.com/geodns/geodns/health"
+	"github.com/geodns/geodns/resolver"
+	"github.com/geodns/geodns/route"
+	"github.com/geodns/geodns/zones"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+)
+
+// countingLocator places every address in New York and counts lookups.
+type countingLocator struct{ n atomic.Int64 }
+
+func (l *countingLocator) Locate(a netip.Addr) (geo.Location, bool) {
+	l.n.Add(1)
+	n, _ := a.Prefix(8)
+	return geo.Location{Country: "US", Lat: 40.7, Lon: -74.0, HasCoords: true, Network: n}, true
+}
+
+// manyServices is a zone with n services of two endpoints each; the first
+// spill of them spill over.
+func manyServices(t testing.TB, n, spill int) *zones.Zone {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("soa: {ns: ns1.example.net., mbox: h.example.net.}\nrecords:\n  \"@\": {NS: [ns1.example.net.]}\n")
+	for i := range n {
+		fmt.Fprintf(&b, "  s%d: {service: s%d}\n", i, i)
+	}
+	b.WriteString("sites:\n  east: {lat: 39, lon: -77}\n  west: {lat: 37, lon: -122}\nservices:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "  s%d:\n", i)
+		if i < spill {
+			b.WriteString("    spillover: true\n")
+		}
+		fmt.Fprintf(&b, "    endpoints:\n      - {site: east, address: 192.0.2.%d}\n      - {site: west, address: 198.51.100.%d}\n", i%250+1, i%250+1)
+	}
+	z, err := zones.Compile("example.net.yaml", []byte(b.String()), "example.net.", time.Now(), nil)
+	require.NoError(t, err)
+	return z
+}
+
+// TestStatusStartsNoWork: GET /api/v1/status after a reload with 300
+// services (10 with spillover) starts no demand estimate (each one 65,536
+// GeoIP lookups): reads only read what the router's plan loop published.
+// It used to start one per service, spillover or not, on the GET.
+func TestStatusStartsNoWork(t *testing.T) {
+	var set atomic.Pointer[zones.Set]
+	set.Store(zones.NewSet(manyServices(t, 300, 10)))
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	hm := health.NewManager(health.Options{Log: quiet})
+	hm.SetZones(set.Load())
+	loc := &countingLocator{}
+	router := &route.Router{Loc: loc, Health: hm, Traffic: hm}
+	s := &Server{Zones: &set, Health: hm, Router: router, Resolver: resolver.NewHandler(&set, router, resolver.Config{}, quiet),
+		Gatherer: prometheus.NewRegistry(), Log: quiet}
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	for range 5 {
+		resp, err := http.Get(srv.URL + "/api/v1/status")
+		require.NoError(t, err)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+	}
+	require.Never(t, func() bool { return loc.n.Load() > 0 }, 300*time.Millisecond, 10*time.Millisecond,
+		"status looked clients up: a demand estimate ran")
+}
+
+// TestDrainNotSaved: a drain whose state file cannot be written is
+// answered 503, is not in effect, and /readyz says why until a write
+// succeeds. (It used to be answered 200, applied, and lost at restart.)
+func TestDrainNotSaved(t *testing.T) {
+	z, err := zones.Compile("example.net.yaml", []byte(fuzzZone), "example.net.", time.Now(), nil)
+	require.NoError(t, err)
+	var set atomic.Pointer[zones.Set]
+	set.Store(zones.NewSet(z))
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	dir := filepath.Join(t.TempDir(), "state")
+	require.NoError(t, os.Mkdir(dir, 0o755))
+	hm := health.NewManager(health.Options{Log: quiet, StateFile: filepath.Join(dir, "health.json")})
+	hm.SetZones(set.Load())
+	router := &route.Router{Health: hm}
+	s := &Server{Zones: &set, Health: hm, Router: router, Resolver: resolver.NewHandler(&set, router, resolver.Config{}, quiet),
+		Gatherer: prometheus.NewRegistry(), Token: "t0ken", Log: quiet}
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	do := func(method, path string) (int, string) {
+		req, err := http.NewRequest(method, srv.URL+path, nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer t0ken")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	code, body := do("GET", "/readyz")
+	require.Equal(t, http.StatusOK, code, body)
+
+	// The state directory becomes unwritable (a file where it was: root
+	// ignores read-only permissions).
+	require.NoError(t, os.RemoveAll(dir))
+	require.NoError(t, os.WriteFile(dir, nil, 0o644))
+	code, body = do("POST", "/api/v1/sites/east/drain")
+	require.Equal(t, http.StatusServiceUnavailable, code, body)
+	require.Contains(t, body, "state file not written")
+	sites, _ := hm.Overrides()
+	require.Empty(t, sites, "the drain is not in effect")
+	code, body = do("GET", "/readyz")
+	require.Equal(t, http.StatusServiceUnavailable, code, body)
+	require.Contains(t, body, "state file not written")
+
+	require.NoError(t, os.Remove(dir))
+	require.NoError(t, os.Mkdir(dir, 0o755))
+	code, body = do("POST", "/api/v1/sites/east/drain")
+	require.Equal(t, http.StatusOK, code, body)
+	code, body = do("GET", "/readyz")
+	require.Equal(t, http.StatusOK, code, body)
+}
+
+// BenchmarkStatus is one GET /api/v1/status of 300 services (10 with
+// spillover) through the handler, with the router's plans published.
+func BenchmarkStatus(b *testing.B) {
+	var set atomic.Pointer[zones.Set]
+	set.Store(zones.NewSet(manyServices(b, 300, 10)))
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	hm := health.NewManager(health.Options{Log: quiet})
+	hm.SetZones(set.Load())
+	loc := &countingLocator{}
+	router := &route.Router{Loc: loc, Health: hm, Traffic: hm}
+	s := &Server{Zones: &set, Health: hm, Router: router, Resolver: resolver.NewHandler(&set, router, resolver.Config{}, quiet),
+		Gatherer: prometheus.NewRegistry(), Log: quiet}
+	h := s.Handler()
+	req := httptest.NewRequest("GET", "/api/v1/status", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatal(w.Code)
+		}
+	}
+	if n := loc.n.Load(); n > 0 {
+		b.Fatalf("%d GeoIP lookups: a demand estimate ran", n)
+	}
+}

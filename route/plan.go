@@ -1,0 +1,292 @@
+package route
+
+import (
+	"math"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/geodns/geodns/zones"
+)
+
+// Versioned is implemented by a Health or Traffic whose answers change
+// only when Version does. The router keeps a plan per service (each site's
+// up endpoints, per family) while the versions stay; without Versioned
+// the plan is rebuilt for every query.
+type Versioned interface {
+	Version() uint64
+}
+
+// svcIndex is what a service version implies for routing, derived once:
+// its sites' endpoints grouped per address family, so that a query walks
+// sites, not endpoints.
+type svcIndex struct {
+	site       map[string]int  // site name -> index in svc.Sites
+	eps        [][2][]int32    // per site, per family (IPv4, IPv6): endpoint indices
+	candidates [2]int          // sites with endpoints of the family
+	all        [2][]netip.Addr // every address of the family: serve-all's answer
+	allNames   []string        // CNAME services: every name
+	capShares  map[string]float64
+}
+
+func newIndex(svc *zones.Service) *svcIndex {
+	x := &svcIndex{site: make(map[string]int, len(svc.Sites)), eps: make([][2][]int32, len(svc.Sites)),
+		capShares: capacityShares(svc)}
+	for i, s := range svc.Sites {
+		x.site[s.Name] = i
+	}
+	for i, ep := range svc.Endpoints {
+		s, ok := x.site[ep.Site]
+		if !ok {
+			continue // the zone compiler lists every endpoint's site; be safe
+		}
+		for f := range 2 {
+			if family(ep, f == 1, svc.CNAME) {
+				x.eps[s][f] = append(x.eps[s][f], int32(i))
+				if ep.CNAME != "" {
+					if f == 0 {
+						x.allNames = append(x.allNames, ep.CNAME)
+					}
+				} else {
+					x.all[f] = append(x.all[f], ep.Address)
+				}
+			}
+		}
+	}
+	for s := range x.eps {
+		for f := range 2 {
+			if len(x.eps[s][f]) > 0 {
+				x.candidates[f]++
+			}
+		}
+	}
+	return x
+}
+
+// plan is a service's sites as one health (and traffic) version sees
+// them. It is immutable once built.
+type plan struct {
+	idx    *svcIndex
+	hv, tv uint64
+	cached bool
+	sites  [][2]famPlan // per site (svc.Sites order), per family
+}
+
+// famPlan is a site's endpoints of one family.
+type famPlan struct {
+	has   bool // the site has endpoints of the family
+	up    bool // siteUp over them
+	short bool // some of them are down
+	addrs []netip.Addr
+	names []string
+	// back is when the site came back for the ramp: with k endpoints
+	// needed for it to be up, the k-th earliest return among its up ones.
+	// Zero: no return known.
+	back time.Time
+}
+
+// versions returns the health and traffic versions, and whether plans
+// built now may be kept until they change.
+func (r *Router) versions() (hv, tv uint64, ok bool) {
+	ok = true
+	if r.Health != nil {
+		v, isV := r.Health.(Versioned)
+		ok = ok && isV
+		if isV {
+			hv = v.Version()
+		}
+	}
+	if r.Traffic != nil {
+		v, isV := r.Traffic.(Versioned)
+		ok = ok && isV
+		if isV {
+			tv = v.Version()
+		}
+	}
+	return hv, tv, ok
+}
+
+// planFor returns svc's plan for the current health and traffic. The plan
+// loop (Run) keeps them current off the query path; a query builds one only
+// for a service the loop has not seen yet (a new zone version in the moment
+// before the loop's refresh), or when no loop runs (then at each change).
+func (r *Router) planFor(origin string, svc *zones.Service) *plan {
+	return r.plan(origin, svc, r.loop.running.Load())
+}
+
+// plan returns svc's plan: any one built, if published is set and one is;
+// else one for the current versions, built if need be.
+func (r *Router) plan(origin string, svc *zones.Service, published bool) *plan {
+	hv, tv, ok := r.versions()
+	var old *plan
+	if v, found := r.plans.Load(svc); found {
+		old = v.(*plan)
+		if ok && old.cached && (old.hv == hv && old.tv == tv || published) {
+			// While the plan loop runs, it rebuilds plans on every change
+			// (within refreshEvery): queries take the published one, and a
+			// burst of changes never makes queries build plans.
+			return old
+		}
+	}
+	var idx *svcIndex
+	if old != nil {
+		idx = old.idx
+	} else {
+		idx = newIndex(svc)
+	}
+	p := r.buildPlan(origin, svc, idx, hv, tv, ok)
+	if old == nil && r.planCount.Add(1) > 1<<16 && !r.loop.running.Load() {
+		// Without the plan loop, which forgets the services of replaced
+		// zone versions, a bound: they are never asked again.
+		r.plans.Clear()
+		r.planCount.Store(0)
+	}
+	if published && old == nil {
+		// Never replace what the loop published meanwhile: it may be newer.
+		actual, _ := r.plans.LoadOrStore(svc, p)
+		return actual.(*plan)
+	}
+	r.plans.Store(svc, p)
+	return p
+}
+
+func (r *Router) buildPlan(origin string, svc *zones.Service, idx *svcIndex, hv, tv uint64, cached bool) *plan {
+	p := &plan{idx: idx, hv: hv, tv: tv, cached: cached, sites: make([][2]famPlan, len(idx.eps))}
+	ramps := r.Traffic != nil && svc.ReturnRamp > 0
+	var back []time.Time
+	for s := range idx.eps {
+		for f := range 2 {
+			eps := idx.eps[s][f]
+			fp := &p.sites[s][f]
+			fp.has = len(eps) > 0
+			back = back[:0]
+			n := 0
+			for _, i := range eps {
+				if !r.up(origin, svc, int(i)) {
+					continue
+				}
+				n++
+				if ep := &svc.Endpoints[i]; ep.CNAME != "" {
+					fp.names = append(fp.names, ep.CNAME)
+				} else {
+					fp.addrs = append(fp.addrs, ep.Address)
+				}
+				if ramps {
+					back = append(back, r.Traffic.Returned(origin, svc, int(i)))
+				}
+			}
+			fp.up, fp.short = siteUp(svc, n, len(eps)), n < len(eps)
+			need := max(1, int(math.Ceil(svc.SiteUpRatio*float64(len(eps)))))
+			if ramps && len(back) >= need {
+				slices.SortFunc(back, time.Time.Compare)
+				fp.back = back[need-1]
+			}
+		}
+	}
+	return p
+}
+
+// site returns a site's plan for a family; nil when the service has no
+// such site.
+func (p *plan) site(name string, v6 bool) *famPlan {
+	s, ok := p.idx.site[name]
+	if !ok {
+		return nil
+	}
+	return &p.sites[s][b2i(v6)]
+}
+
+// allDown is the one definition of "all down", for answers, metrics and
+// logs: the service has sites with endpoints of the family and none of
+// them is up.
+func (p *plan) allDown(v6 bool) bool {
+	f := b2i(v6)
+	if p.idx.candidates[f] == 0 {
+		return false
+	}
+	for s := range p.sites {
+		if fp := &p.sites[s][f]; fp.has && fp.up {
+			return false
+		}
+	}
+	return true
+}
+
+// AllDown reports whether every site of svc with endpoints of the family
+// (A: v6 false, AAAA: true) is down, so its all_down policy answers every
+// client that no rule confines to fewer sites.
+func (r *Router) AllDown(origin string, svc *zones.Service, v6 bool) bool {
+	return r.planFor(origin, svc).allDown(v6)
+}
+
+// answer gathers a decision's addresses or names from the answering sites'
+// lists without copying them: a site may have thousands of endpoints and
+// a query answers a few.
+type answer struct {
+	addrs segs[netip.Addr]
+	names segs[string]
+}
+
+func (a *answer) add(fp *famPlan) {
+	a.addrs.add(fp.addrs)
+	a.names.add(fp.names)
+}
+
+// fill sets d's addresses and names: all gathered, turned by n so that
+// clients of one site spread over its endpoints, at most limit of each.
+func (a *answer) fill(d *Decision, n uint32, limit int) {
+	d.Addrs = a.addrs.rotated(n, limit)
+	d.Names = a.names.rotated(n, limit)
+}
+
+// segs is a list of lists read as their concatenation. The first list is
+// held apart: most answers come from one site, and then nothing is
+// allocated to gather them.
+type segs[T any] struct {
+	first []T
+	more  [][]T
+	total int
+}
+
+func (s *segs[T]) add(l []T) {
+	switch {
+	case len(l) == 0:
+		return
+	case s.total == 0:
+		s.first = l
+	default:
+		s.more = append(s.more, l)
+	}
+	s.total += len(l)
+}
+
+func (s *segs[T]) seg(i int) []T {
+	if i == 0 {
+		return s.first
+	}
+	return s.more[i-1]
+}
+
+// rotated returns at most limit elements of the concatenation, starting
+// at element n mod its length and wrapping around.
+func (s *segs[T]) rotated(n uint32, limit int) []T {
+	if s.total == 0 || limit <= 0 {
+		return nil
+	}
+	out := make([]T, 0, min(s.total, limit))
+	start := int(n % uint32(s.total))
+	l := 0
+	for start >= len(s.seg(l)) {
+		start -= len(s.seg(l))
+		l++
+	}
+	segs := 1 + len(s.more)
+	for i, cur := start, s.seg(l); len(out) < cap(out); {
+		out = append(out, cur[i])
+		if i++; i == len(cur) {
+			l = (l + 1) % segs
+			i, cur = 0, s.seg(l)
+		}
+	}
+	return out
+}
