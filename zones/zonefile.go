@@ -561,14 +561,32 @@ func mapValue(n *yaml.Node, key string) *yaml.Node {
 	return nil
 }
 
-// noAliases reports every alias in the tree at n. The tree as parsed holds
-// each alias once, so this walk is linear in the file.
+// noAliases reports the first alias in the tree at n and how many there
+// are. The tree as parsed holds each alias once, so this walk is linear in
+// the file.
 func noAliases(d *decoder, n *yaml.Node) {
-	if n.Kind == yaml.AliasNode {
-		d.errf(n, "yaml alias *%s: aliases (and merge keys) are not allowed in zone files; write the value out", n.Value)
+	var first *yaml.Node
+	count := 0
+	var walk func(*yaml.Node)
+	walk = func(n *yaml.Node) {
+		if n.Kind == yaml.AliasNode {
+			if first == nil {
+				first = n
+			}
+			count++
+			return
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(n)
+	if first == nil {
 		return
 	}
-	for _, c := range n.Content {
-		noAliases(d, c)
+	more := ""
+	if count > 1 {
+		more = fmt.Sprintf(" (%d aliases in the file)", count)
 	}
+	d.errf(first, "yaml alias *%s: aliases (and merge keys) are not allowed in zone files; write the value out%s", first.Value, more)
 }
