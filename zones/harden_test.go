@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -450,4 +451,81 @@ func TestOriginClash(t *testing.T) {
 	log3, logs3 := newLog()
 	require.Error(t, NewWatcher(filepath.Join(dir, "nope"), &set3, nil, log3).Scan(true))
 	require.Contains(t, logs3.String(), "level=ERROR")
+}
+
+// TestWatcherNoPartialZones rewrites a zone in place, over and over, in
+// random-sized chunks with random pauses (shorter than Settle) within a
+// file and random pauses between files; every version the watcher
+// publishes must be a whole one. GEODNS_WATCH_ITERATIONS sets the number
+// of rewrites (default 200; the run is 10000).
+func TestWatcherNoPartialZones(t *testing.T) {
+	iterations := 200
+	if s := os.Getenv("GEODNS_WATCH_ITERATIONS"); s != "" {
+		_, err := fmt.Sscan(s, &iterations)
+		require.NoError(t, err)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "churn.example.yaml")
+	writeZone(t, dir, "churn.example.yaml", versionZone(1, 10))
+	var set atomic.Pointer[Set]
+	log, logs := newLog()
+	w := NewWatcher(dir, &set, nil, log)
+	w.Poll, w.Debounce, w.Settle = time.Hour, 5*time.Millisecond, 30*time.Millisecond
+	var (
+		mu        sync.Mutex
+		partial   []string
+		versions  = map[int]bool{}
+		published int
+	)
+	w.OnChange = func(s *Set) {
+		z := s.Zone("churn.example.")
+		v, _, err := wholeVersion(z)
+		mu.Lock()
+		defer mu.Unlock()
+		published++
+		versions[v] = true
+		if err != nil {
+			partial = append(partial, err.Error())
+		}
+	}
+	require.NoError(t, w.Scan(true))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx, nil)
+
+	rng := rand.New(rand.NewPCG(1, uint64(time.Now().UnixNano())))
+	start := time.Now()
+	v := 1
+	for range iterations {
+		v++
+		body := versionZone(v, 5+rng.IntN(116))
+		var chunks []int
+		for left := len(body); left > 0; {
+			c := 1 + rng.IntN(max(1, len(body)/3))
+			chunks = append(chunks, c)
+			left -= c
+		}
+		rewriteInPlace(t, path, body, chunks, func(int) {
+			switch r := rng.IntN(10); {
+			case r < 6: // straight on
+			case r < 9:
+				time.Sleep(time.Duration(rng.IntN(500)) * time.Microsecond)
+			default:
+				time.Sleep(time.Millisecond + time.Duration(rng.IntN(1000))*time.Microsecond)
+			}
+		})
+		time.Sleep(time.Duration(rng.IntN(60)) * time.Millisecond)
+	}
+	require.Eventually(t, func() bool {
+		got, _, err := wholeVersion(set.Load().Zone("churn.example."))
+		return err == nil && got == v
+	}, 10*time.Second, 5*time.Millisecond, "the last version is served")
+	mu.Lock()
+	defer mu.Unlock()
+	l := logs.String()
+	t.Logf("%d in-place rewrites in %v: %d sets published, %d distinct versions served, %d partial; %d loads dropped as the file changed while read, %d failed to parse",
+		iterations, time.Since(start).Round(time.Millisecond), published, len(versions), len(partial),
+		strings.Count(l, "changed while it was read"), strings.Count(l, "zone not loaded"))
+	require.Empty(t, partial, "partial zones were served")
+	require.Greater(t, len(versions), 1)
 }
