@@ -55,7 +55,8 @@ func (l Limits) Load(path string, prev *Zone) (*Zone, error) {
 	}
 	data, st, err := l.readConfined(path, filepath.Dir(path))
 	if err != nil {
-		return nil, &PosError{File: path, Msg: fileMsg(path, err)}
+		// The position names the file: the refusal need not again.
+		return nil, &PosError{File: path, Msg: strings.TrimPrefix(fileMsg(path, err), path+" ")}
 	}
 	return l.compile(path, data, origin, st.ModTime(), prev)
 }

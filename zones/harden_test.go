@@ -61,7 +61,7 @@ func TestDevZeroRefused(t *testing.T) {
 	dir := t.TempDir()
 	require.NoError(t, os.Symlink("/dev/zero", filepath.Join(dir, "zero.example.yaml")))
 	err := loadWithin(t, filepath.Join(dir, "zero.example.yaml"))
-	require.ErrorContains(t, err, "zero.example.yaml is outside the allowed directories")
+	require.ErrorContains(t, err, "zero.example.yaml: is outside the allowed directories")
 
 	writeZone(t, dir, "zimp.example.yaml", "import: /dev/zero\n"+headNS)
 	err = loadWithin(t, filepath.Join(dir, "zimp.example.yaml"))

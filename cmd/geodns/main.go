@@ -283,7 +283,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 	}
 	limits := zones.Limits{ImportDirs: importDirs}
 	files := fs.Args()
-	bad := 0
+	bad, clashed := 0, 0
 	if len(files) == 0 {
 		byZone, err := zones.ZoneFiles(*dir)
 		if byZone == nil {
@@ -291,12 +291,13 @@ func check(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		for _, e := range zones.Errors(err) { // two files for one zone
-			bad++
 			fmt.Fprintln(stderr, e.Error())
 		}
 		for _, paths := range byZone {
 			if len(paths) == 1 {
 				files = append(files, paths[0])
+			} else {
+				clashed += len(paths) // neither loads
 			}
 		}
 	}
@@ -312,12 +313,12 @@ func check(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "%s: ok: zone %s, %d records, serial %d\n", f, z.Origin, z.Len(), z.Serial)
 	}
-	if len(files) == 0 && bad == 0 {
+	if len(files)+clashed == 0 {
 		fmt.Fprintf(stderr, "geodns check: no <zone>.yaml files in %s\n", *dir)
 		return 1
 	}
-	if bad > 0 {
-		fmt.Fprintf(stderr, "geodns check: %d of %d zone files have errors\n", bad, len(files)+bad)
+	if bad += clashed; bad > 0 {
+		fmt.Fprintf(stderr, "geodns check: %d of %d zone files have errors\n", bad, len(files)+clashed)
 		return 1
 	}
 	return 0
