@@ -226,17 +226,17 @@ func (w *Watcher) goneLocked(files map[string][]string, force bool) {
 		if len(files[o]) > 0 {
 			continue
 		}
+		st := w.zones[o]
+		if st != nil && st.loading {
+			continue // its load will find the file gone
+		}
 		if cur.Zone(o) == nil {
 			delete(w.zones, o)
 			continue
 		}
-		st := w.zones[o]
 		if st == nil {
 			st = &zoneState{}
 			w.zones[o] = st
-		}
-		if st.loading {
-			continue // its load will find the file gone
 		}
 		expired := w.MissingGrace > 0 && !st.missing.IsZero() && time.Since(st.missing) >= w.MissingGrace
 		if force || expired {
