@@ -45,10 +45,15 @@ type Watcher struct {
 	Debounce time.Duration
 	// Settle is how long a file written in place (a write event: cat >, cp,
 	// scp, rsync --inplace) must stay unchanged in size, mtime and inode
-	// before it loads; every later event restarts the wait. A writer that
-	// pauses longer than this mid-file can still be read half-done: rename
-	// into place is the safe deploy. Default 2s.
+	// before it loads; every later event restarts the wait. On Linux the
+	// wait starts only when the writer closes the file (IN_CLOSE_WRITE), so
+	// a writer pausing mid-file is waited for; elsewhere one pausing longer
+	// than Settle can be read half-done. Rename into place is the safe
+	// deploy. Default 2s.
 	Settle time.Duration
+	// OpenWait is how long a file still open for writing (Linux) must be
+	// quiet before it loads all the same. Default 1m.
+	OpenWait time.Duration
 	// Workers is how many zones load at once. Default 4.
 	Workers int
 	// MissingGrace, if positive, removes a zone whose file has been gone
@@ -62,6 +67,8 @@ type Watcher struct {
 	OnChange func(*Set)
 
 	once    sync.Once
+	running atomic.Bool   // Run is serving the pending queue
+	closes  bool          // Run sees writers close files (writeWatcher)
 	sem     chan struct{} // a slot per running load
 	wake    chan struct{} // pending changed off the Run goroutine
 	mu      sync.Mutex    // guards the fields below and publishing
@@ -71,12 +78,13 @@ type Watcher struct {
 
 // zoneState is what the watcher knows of one zone's file.
 type zoneState struct {
-	path       string      // its file at the last attempt
-	seen       fingerprint // the files at the last finished attempt
-	loading    bool
-	again      bool // a change came during the load: load once more after it
-	againForce bool
-	missing    time.Time // when its file was found gone; zero while there
+	path        string      // its file at the last attempt
+	seen        fingerprint // the files at the last finished attempt
+	loading     bool
+	again       bool // a change came during the load: load once more after it
+	againForce  bool
+	againSettle bool      // and that change was a write in place
+	missing     time.Time // when its file was found gone; zero while there
 }
 
 // pend is a zone waiting for its files to be complete.
@@ -85,6 +93,8 @@ type pend struct {
 	settle bool            // written in place: load only once last stays equal
 	last   fingerprint     // the files as last seen
 	paths  map[string]bool // zone files named by its events
+	open   bool            // written, and the writer has not closed it yet
+	since  time.Time       // its last event
 }
 
 type fingerprint struct {
@@ -112,7 +122,7 @@ func NewWatcher(dir string, set *atomic.Pointer[Set], m *Metrics, log *slog.Logg
 		set.Store(NewSet())
 	}
 	return &Watcher{dir: filepath.Clean(dir), set: set, log: log, metrics: m, Poll: 30 * time.Second,
-		Debounce: 100 * time.Millisecond, Settle: 2 * time.Second, Workers: 4,
+		Debounce: 100 * time.Millisecond, Settle: 2 * time.Second, OpenWait: time.Minute, Workers: 4,
 		zones: map[string]*zoneState{}, pending: map[string]*pend{}}
 }
 
@@ -154,7 +164,7 @@ func (w *Watcher) Scan(force bool) error {
 			continue
 		}
 		delete(w.pending, origin)
-		w.startLocked(origin, paths[0], force, &wg, report)
+		w.startLocked(origin, paths[0], force, false, fingerprint{}, &wg, report)
 	}
 	w.goneLocked(files, force)
 	w.mu.Unlock()
@@ -266,8 +276,13 @@ func (w *Watcher) missingLocked(origin string, st *zoneState) {
 }
 
 // startLocked loads origin from path on a goroutine of its own, or, if it
-// is loading already, queues one more load after that one.
-func (w *Watcher) startLocked(origin, path string, force bool, wg *sync.WaitGroup, report func(error)) {
+// is loading already, queues one more load after that one. settle says the
+// change was a write in place: the queued load then waits for the file to
+// settle again, as the writer may be mid-file by the time the first is done.
+//
+// want, if set, is the files as found stable: a load that finds them
+// otherwise (a rewrite began in between) is dropped and queued again.
+func (w *Watcher) startLocked(origin, path string, force, settle bool, want fingerprint, wg *sync.WaitGroup, report func(error)) {
 	st := w.zones[origin]
 	if st == nil {
 		st = &zoneState{}
@@ -276,6 +291,7 @@ func (w *Watcher) startLocked(origin, path string, force bool, wg *sync.WaitGrou
 	if st.loading {
 		st.again = true
 		st.againForce = st.againForce || force
+		st.againSettle = st.againSettle || settle
 		return
 	}
 	st.loading = true
@@ -289,7 +305,8 @@ func (w *Watcher) startLocked(origin, path string, force bool, wg *sync.WaitGrou
 		}
 		for {
 			w.sem <- struct{}{}
-			res := w.loadOne(origin, path, force)
+			res := w.loadOne(origin, path, force, want)
+			want = fingerprint{}
 			<-w.sem
 			w.mu.Lock()
 			if err := w.finishLocked(res); err != nil && report != nil {
@@ -303,8 +320,17 @@ func (w *Watcher) startLocked(origin, path string, force bool, wg *sync.WaitGrou
 				w.mu.Unlock()
 				return
 			}
-			force = st.againForce
-			st.again, st.againForce = false, false
+			again, settle := st.againForce, st.againSettle
+			st.again, st.againForce, st.againSettle = false, false, false
+			if w.running.Load() {
+				// Through the queue: it loads once its files are stable.
+				st.loading = false
+				w.pendLocked(origin, path, settle, time.Now())
+				w.poke()
+				w.mu.Unlock()
+				return
+			}
+			force = again
 			w.mu.Unlock()
 		}
 	}()
@@ -322,7 +348,7 @@ type loadResult struct {
 	changed      bool // a file changed while it was read: result dropped
 }
 
-func (w *Watcher) loadOne(origin, path string, force bool) (res loadResult) {
+func (w *Watcher) loadOne(origin, path string, force bool, want fingerprint) (res loadResult) {
 	res = loadResult{origin: origin, path: path, force: force}
 	w.mu.Lock()
 	var last fingerprint
@@ -331,6 +357,10 @@ func (w *Watcher) loadOne(origin, path string, force bool) (res loadResult) {
 	}
 	w.mu.Unlock()
 	res.pre = stamp(path, last)
+	if !want.sameAs(res.pre) {
+		res.changed = true
+		return res
+	}
 	defer func() {
 		// One bad file must never take the server down.
 		if p := recover(); p != nil {
@@ -374,10 +404,7 @@ func (w *Watcher) finishLocked(res loadResult) error {
 	case res.changed:
 		w.log.Debug("zone file changed while it was read; loading it when it settles", "zone", o, "file", res.path)
 		w.pendLocked(o, res.path, true, time.Now())
-		select {
-		case w.wake <- struct{}{}:
-		default:
-		}
+		w.poke()
 		return nil
 	case res.err != nil:
 		st.seen = res.pre
@@ -406,6 +433,14 @@ func (w *Watcher) finishLocked(res loadResult) error {
 		go debug.FreeOSMemory()
 	}
 	return nil
+}
+
+// poke tells Run that the pending queue changed.
+func (w *Watcher) poke() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
 }
 
 // publishLocked swaps in a new set; w.mu orders the swaps.
@@ -440,6 +475,18 @@ func (w *Watcher) Run(ctx context.Context, hup <-chan os.Signal) error {
 			w.log.Warn("cannot watch an import directory; its changes are seen every poll", "dir", d, "error", err)
 		}
 	}
+	w.running.Store(true)
+	defer w.running.Store(false)
+	var writes <-chan writeEvent
+	if ww, err := newWriteWatcher(append([]string{w.dir}, w.Limits.ImportDirs...)); err == nil {
+		defer ww.Close()
+		writes = ww.events
+		w.mu.Lock()
+		w.closes = true
+		w.mu.Unlock()
+	} else if seesCloses {
+		w.log.Warn("cannot see writers close zone files; a file written in place loads once quiet for the settle time", "error", err)
+	}
 	// Catch what changed between the caller's first Scan and the watch.
 	w.poll()
 	poll := time.NewTicker(w.Poll)
@@ -469,10 +516,29 @@ func (w *Watcher) Run(ctx context.Context, hup <-chan os.Signal) error {
 			if !ok {
 				return errors.New("file watcher closed")
 			}
-			if ev.Op == fsnotify.Chmod {
+			whole := ev.Has(fsnotify.Create) || ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename)
+			switch {
+			case whole:
+				w.event(filepath.Clean(ev.Name), evWhole)
+			case ev.Has(fsnotify.Write) && writes == nil:
+				w.event(filepath.Clean(ev.Name), evWrite)
+			default:
+				continue // a chmod; or a write, which writes reports in order with its close
+			}
+			rearm()
+		case we, ok := <-writes:
+			if !ok {
+				writes = nil
+				w.mu.Lock()
+				w.closes = false
+				w.mu.Unlock()
 				continue
 			}
-			w.event(filepath.Clean(ev.Name), ev.Has(fsnotify.Write))
+			kind := evWrite
+			if we.closed {
+				kind = evClosed
+			}
+			w.event(we.path, kind)
 			rearm()
 		case err := <-fw.Errors:
 			w.log.Warn("file watcher", "error", err)
@@ -491,19 +557,35 @@ func (w *Watcher) Run(ctx context.Context, hup <-chan os.Signal) error {
 	}
 }
 
+// Kinds of file event.
+const (
+	evWhole  = iota // created, renamed or removed: the file is whole or gone
+	evWrite         // written in place
+	evClosed        // its writer closed it
+)
+
 // event notes a file event on path for every zone it belongs to.
-func (w *Watcher) event(path string, written bool) {
+func (w *Watcher) event(path string, kind int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	now := time.Now()
+	note := func(origin, zonePath string) {
+		w.pendLocked(origin, zonePath, kind != evWhole, now)
+		switch p := w.pending[origin]; {
+		case kind == evWrite && w.closes:
+			p.open = true
+		case kind == evClosed:
+			p.open = false
+		}
+	}
 	if filepath.Dir(path) == w.dir {
 		if origin, ok := OriginFromFile(path); ok {
-			w.pendLocked(origin, path, written, now)
+			note(origin, path)
 		}
 	}
 	for o, st := range w.zones {
 		if len(st.seen.files) > 1 && st.seen.touched(path) {
-			w.pendLocked(o, "", written, now)
+			note(o, "")
 		}
 	}
 }
@@ -525,7 +607,7 @@ func (w *Watcher) pendLocked(origin, path string, settle bool, now time.Time) {
 	if p.settle {
 		wait = w.Settle
 	}
-	p.due = now.Add(wait)
+	p.due, p.since = now.Add(wait), now
 	p.last = w.stampLocked(origin, p)
 }
 
@@ -557,9 +639,19 @@ func (w *Watcher) stampLocked(origin string, p *pend) fingerprint {
 func (w *Watcher) due(now time.Time) {
 	w.mu.Lock()
 	var ready []string
+	settled := map[string]bool{}
+	stable := map[string]fingerprint{}
 	for o, p := range w.pending {
 		if p.due.After(now) {
 			continue
+		}
+		if p.open {
+			if quiet := p.since.Add(w.OpenWait); now.Before(quiet) {
+				p.due = quiet // until its writer closes it
+				continue
+			}
+			w.log.Warn("zone file still open for writing but unchanged; loading it", "zone", o, "quiet", w.OpenWait)
+			p.open = false
 		}
 		if p.settle {
 			if fp := w.stampLocked(o, p); !fp.equal(p.last) {
@@ -569,6 +661,8 @@ func (w *Watcher) due(now time.Time) {
 		}
 		delete(w.pending, o)
 		ready = append(ready, o)
+		settled[o] = p.settle
+		stable[o] = p.last
 	}
 	w.mu.Unlock()
 	if len(ready) == 0 {
@@ -579,6 +673,7 @@ func (w *Watcher) due(now time.Time) {
 	defer w.mu.Unlock()
 	sort.Strings(ready)
 	for _, o := range ready {
+		settle := settled[o]
 		switch paths := files[o]; len(paths) {
 		case 0:
 			st := w.zones[o]
@@ -593,7 +688,7 @@ func (w *Watcher) due(now time.Time) {
 				w.missingLocked(o, st)
 			}
 		case 1:
-			w.startLocked(o, paths[0], false, nil, nil)
+			w.startLocked(o, paths[0], false, settle, stable[o], nil, nil)
 		}
 		// Two or more: list reported it, and nothing loads.
 	}
