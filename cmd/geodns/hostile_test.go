@@ -76,3 +76,31 @@ func TestHostileZoneFiles(t *testing.T) {
 	}
 	require.Equal(t, 0, p.cmd.ProcessState.ExitCode())
 }
+
+// TestZoneImportDirs: serve reads an import from a directory the config's
+// zone_import_dirs allows, and check does with --import-dir; without it
+// the import is refused.
+func TestZoneImportDirs(t *testing.T) {
+	base := t.TempDir()
+	dir, shared := filepath.Join(base, "zones"), filepath.Join(base, "shared")
+	require.NoError(t, os.Mkdir(dir, 0o755))
+	require.NoError(t, os.Mkdir(shared, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(shared, "imp.zone"), []byte("www 60 IN A 192.0.2.77\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "imp.example.yaml"), []byte("import: "+filepath.Join(shared, "imp.zone")+
+		"\nsoa: {ns: a.example., mbox: b.example.}\nrecords: {\"@\": {NS: [ns1.example.]}}\n"), 0o644))
+
+	code, _, stderr := runGeodns(t, "check", "--zones", dir)
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "imp.zone is outside the allowed directories")
+	code, stdout, stderr := runGeodns(t, "check", "--zones", dir, "--import-dir", shared)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "imp.example.yaml: ok")
+
+	conf := filepath.Join(base, "geodns.yaml")
+	require.NoError(t, os.WriteFile(conf, []byte("zone_import_dirs: ["+shared+"]\n"), 0o644))
+	addr, _ := startGeodns(t, dir, "imp.example.", "--config", conf)
+	r, _, err := (&dns.Client{}).Exchange(question("www.imp.example.", dns.TypeA), addr)
+	require.NoError(t, err)
+	require.Len(t, r.Answer, 1)
+	require.Equal(t, "192.0.2.77", r.Answer[0].(*dns.A).A.String())
+}
