@@ -6,6 +6,8 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"sync"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -16,10 +18,14 @@ import (
 // order they happened, so a file written in place loads only when its
 // writer has closed it, however long it paused in the middle.
 type writeWatcher struct {
-	f      *os.File
-	dirs   map[int32]string
-	events chan writeEvent
-	done   chan struct{}
+	f     *os.File
+	fd    int
+	dirs  map[int32]string
+	ready chan struct{} // events are queued
+
+	mu    sync.Mutex // orders reads of fd with the queue
+	queue []writeEvent
+	buf   []byte
 }
 
 // writeEvent is a write to path, or the close of a writer (closed).
@@ -36,9 +42,8 @@ func newWriteWatcher(dirs []string) (*writeWatcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Non-blocking under the runtime's poller: Close ends a pending Read.
-	w := &writeWatcher{f: os.NewFile(uintptr(fd), "inotify"), dirs: map[int32]string{},
-		events: make(chan writeEvent, 256), done: make(chan struct{})}
+	w := &writeWatcher{f: os.NewFile(uintptr(fd), "inotify"), fd: fd, dirs: map[int32]string{},
+		ready: make(chan struct{}, 1), buf: make([]byte, 64<<10)}
 	for i, d := range dirs {
 		wd, err := unix.InotifyAddWatch(fd, d, unix.IN_MODIFY|unix.IN_CLOSE_WRITE|unix.IN_ONLYDIR)
 		if err != nil {
@@ -50,21 +55,57 @@ func newWriteWatcher(dirs []string) (*writeWatcher, error) {
 		}
 		w.dirs[int32(wd)] = filepath.Clean(d)
 	}
-	go w.read()
+	rc, err := w.f.SyscallConn()
+	if err != nil {
+		w.f.Close()
+		return nil, err
+	}
+	go w.wait(rc)
 	return w, nil
 }
 
-func (w *writeWatcher) read() {
-	defer close(w.events)
-	buf := make([]byte, 64<<10)
+// wait parks on the runtime's poller until the kernel has events, reads
+// them into the queue and signals ready; it ends when the file is closed.
+func (w *writeWatcher) wait(rc syscall.RawConn) {
 	for {
-		n, err := w.f.Read(buf)
+		err := rc.Read(func(uintptr) bool { return w.readAll() })
 		if err != nil {
-			return // closed (or broken: the poll still catches changes)
+			return
 		}
+		select {
+		case w.ready <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// take returns the events so far, in order, including those the kernel
+// holds but wait has not read yet: a caller about to judge a file stable
+// must have seen every write made before it looked.
+func (w *writeWatcher) take() []writeEvent {
+	w.readAll()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	q := w.queue
+	w.queue = nil
+	return q
+}
+
+// readAll reads every event the kernel holds into the queue and tells
+// whether it read any.
+func (w *writeWatcher) readAll() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	read := false
+	for {
+		n, err := unix.Read(w.fd, w.buf)
+		if err != nil || n <= 0 {
+			return read
+		}
+		read = true
 		for off := 0; off+unix.SizeofInotifyEvent <= n; {
-			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
-			name := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)]
+			ev := (*unix.InotifyEvent)(unsafe.Pointer(&w.buf[off]))
+			name := w.buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)]
 			off += unix.SizeofInotifyEvent + int(ev.Len)
 			dir, ok := w.dirs[ev.Wd]
 			if !ok || ev.Len == 0 {
@@ -73,17 +114,10 @@ func (w *writeWatcher) read() {
 			if i := bytes.IndexByte(name, 0); i >= 0 {
 				name = name[:i]
 			}
-			we := writeEvent{path: filepath.Join(dir, string(name)), closed: ev.Mask&unix.IN_CLOSE_WRITE != 0}
-			select {
-			case w.events <- we:
-			case <-w.done:
-				return
-			}
+			w.queue = append(w.queue, writeEvent{path: filepath.Join(dir, string(name)), closed: ev.Mask&unix.IN_CLOSE_WRITE != 0})
 		}
 	}
 }
 
-func (w *writeWatcher) Close() {
-	close(w.done)
-	w.f.Close()
-}
+// Close stops the watcher; take must not be called after.
+func (w *writeWatcher) Close() { w.f.Close() }

@@ -6,7 +6,7 @@ import "errors"
 
 // writeWatcher is Linux only: elsewhere a file written in place loads once
 // it has been quiet for Settle.
-type writeWatcher struct{ events chan writeEvent }
+type writeWatcher struct{ ready chan struct{} }
 
 type writeEvent struct {
 	path   string
@@ -18,5 +18,7 @@ const seesCloses = false
 func newWriteWatcher([]string) (*writeWatcher, error) {
 	return nil, errors.New("the close of a writer is not reported on this system")
 }
+
+func (w *writeWatcher) take() []writeEvent { return nil }
 
 func (w *writeWatcher) Close() {}

@@ -477,10 +477,20 @@ func (w *Watcher) Run(ctx context.Context, hup <-chan os.Signal) error {
 	}
 	w.running.Store(true)
 	defer w.running.Store(false)
-	var writes <-chan writeEvent
+	var writes <-chan struct{}
+	takeWrites := func() {}
 	if ww, err := newWriteWatcher(append([]string{w.dir}, w.Limits.ImportDirs...)); err == nil {
 		defer ww.Close()
-		writes = ww.events
+		writes = ww.ready
+		takeWrites = func() {
+			for _, we := range ww.take() {
+				kind := evWrite
+				if we.closed {
+					kind = evClosed
+				}
+				w.event(we.path, kind)
+			}
+		}
 		w.mu.Lock()
 		w.closes = true
 		w.mu.Unlock()
@@ -526,23 +536,15 @@ func (w *Watcher) Run(ctx context.Context, hup <-chan os.Signal) error {
 				continue // a chmod; or a write, which writes reports in order with its close
 			}
 			rearm()
-		case we, ok := <-writes:
-			if !ok {
-				writes = nil
-				w.mu.Lock()
-				w.closes = false
-				w.mu.Unlock()
-				continue
-			}
-			kind := evWrite
-			if we.closed {
-				kind = evClosed
-			}
-			w.event(we.path, kind)
+		case <-writes:
+			takeWrites()
 			rearm()
 		case err := <-fw.Errors:
 			w.log.Warn("file watcher", "error", err)
 		case <-timer.C:
+			// Every write made so far must count before a file is judged
+			// settled, even one whose event is still in the kernel's queue.
+			takeWrites()
 			w.due(time.Now())
 			rearm()
 		case <-w.wake:

@@ -63,6 +63,7 @@ func TestWatcher(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx, hup) }()
 	defer func() { cancel(); require.NoError(t, <-done) }()
+	require.Eventually(t, w.running.Load, 5*time.Second, time.Millisecond) // edits before the watch would wait for Settle
 	eventually := func(want string, msg string) {
 		t.Helper()
 		require.Eventually(t, func() bool { return answerA(&set, "w.example.") == want }, 5*time.Second, 10*time.Millisecond, msg)
