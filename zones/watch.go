@@ -475,8 +475,6 @@ func (w *Watcher) Run(ctx context.Context, hup <-chan os.Signal) error {
 			w.log.Warn("cannot watch an import directory; its changes are seen every poll", "dir", d, "error", err)
 		}
 	}
-	w.running.Store(true)
-	defer w.running.Store(false)
 	var writes <-chan struct{}
 	takeWrites := func() {}
 	if ww, err := newWriteWatcher(append([]string{w.dir}, w.Limits.ImportDirs...)); err == nil {
@@ -518,6 +516,8 @@ func (w *Watcher) Run(ctx context.Context, hup <-chan os.Signal) error {
 		timer.Reset(time.Until(next))
 	}
 	rearm()
+	w.running.Store(true)
+	defer w.running.Store(false)
 	for {
 		select {
 		case <-ctx.Done():
