@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -42,31 +41,40 @@ func OriginFromFile(path string) (string, bool) {
 // LoadFile reads, validates and compiles one zone file. prev is the version
 // being served (nil if none); an automatic serial moves forward from it.
 // The error, if any, lists every problem found, each with file:line:col.
-func LoadFile(path string, prev *Zone) (*Zone, error) {
+// It reads within the zero Limits: see Limits.Load.
+func LoadFile(path string, prev *Zone) (*Zone, error) { return Limits{}.Load(path, prev) }
+
+// Load is LoadFile within l: the zone file and its import must be regular
+// files (symlinks to them are followed) in the zone file's directory or
+// l.ImportDirs, each at most l.MaxFileSize bytes. A file refused is not
+// read, so no error quotes it.
+func (l Limits) Load(path string, prev *Zone) (*Zone, error) {
 	origin, ok := OriginFromFile(path)
 	if !ok {
 		return nil, &PosError{File: path, Msg: "zone files are named <zone>.yaml"}
 	}
-	data, err := os.ReadFile(path)
+	data, st, err := l.readConfined(path, filepath.Dir(path))
 	if err != nil {
-		return nil, &PosError{File: path, Msg: err.Error()}
+		// The position names the file: the refusal need not again.
+		return nil, &PosError{File: path, Msg: strings.TrimPrefix(fileMsg(path, err), path+" ")}
 	}
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, &PosError{File: path, Msg: err.Error()}
-	}
-	return Compile(path, data, origin, st.ModTime(), prev)
+	return l.compile(path, data, origin, st.ModTime(), prev)
 }
 
 // Compile builds a zone from YAML bytes. file names the source in errors and
-// anchors relative import paths; mtime seeds an automatic serial.
+// anchors relative import paths; mtime seeds an automatic serial. An import
+// is read within the zero Limits.
 func Compile(file string, data []byte, origin string, mtime time.Time, prev *Zone) (*Zone, error) {
+	return Limits{}.compile(file, data, origin, mtime, prev)
+}
+
+func (l Limits) compile(file string, data []byte, origin string, mtime time.Time, prev *Zone) (*Zone, error) {
 	defer loadingGC()()
 	s, uses, errs := decodeSpec(file, data, origin)
 	if s == nil {
 		return nil, errs.err()
 	}
-	c := &compiler{spec: s, errs: errs}
+	c := &compiler{spec: s, errs: errs, limits: l}
 	z := c.build(uses, mtime, prev)
 	if err := c.errs.err(); err != nil {
 		return nil, err
@@ -75,9 +83,10 @@ func Compile(file string, data []byte, origin string, mtime time.Time, prev *Zon
 }
 
 type compiler struct {
-	spec *spec
-	errs errList
-	z    *Zone
+	spec   *spec
+	errs   errList
+	z      *Zone
+	limits Limits
 
 	all []*node // every node, in the order made: shares walks them without the map
 
@@ -237,14 +246,17 @@ func (c *compiler) importFile(add func([]placed)) {
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(filepath.Dir(s.file), path)
 	}
+	path = filepath.Clean(path)
 	c.z.Imports = append(c.z.Imports, path)
-	f, err := os.Open(path)
+	// Confined, non-blocking and capped: an import of /etc/passwd, a FIFO
+	// or /dev/zero is refused before a byte of it is read or quoted.
+	f, st, err := c.limits.openConfined(path, filepath.Dir(s.file))
 	if err != nil {
-		c.errAt(s.importNode, "import: %v", err)
+		c.errAt(s.importNode, "import: %s", fileMsg(path, err))
 		return
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err == nil && len(c.z.nodes) == 0 {
+	if len(c.z.nodes) == 0 {
 		// Big files: size the node map once rather than rehash it as it
 		// fills (a record line is rarely under 24 bytes).
 		c.z.nodes = make(map[string]*node, st.Size()/24)
@@ -252,7 +264,8 @@ func (c *compiler) importFile(add func([]placed)) {
 	// The bytes the parser reads are hashed as it reads them (the
 	// zone's content hash stands on them: hash).
 	sum := sha256.New()
-	zp := dns.NewZoneParser(io.TeeReader(f, sum), s.origin, path)
+	capped := &capReader{r: f, left: c.limits.maxSize()}
+	zp := dns.NewZoneParser(io.TeeReader(capped, sum), s.origin, path)
 	zp.SetDefaultTTL(s.ttl)
 	const batchSize = 2048
 	batches := make(chan []placed, 4)
@@ -275,6 +288,10 @@ func (c *compiler) importFile(add func([]placed)) {
 	}
 	// The channel is closed: the parser is done, and its error final.
 	sum.Sum(c.imported[:0])
+	if capped.over {
+		c.errAt(s.importNode, "import: %s %v", path, capped.err())
+		return
+	}
 	if err := zp.Err(); err != nil {
 		if m := parseErrRE.FindStringSubmatch(err.Error()); m != nil {
 			line, _ := strconv.Atoi(m[3])

@@ -7,6 +7,7 @@ type Metrics struct {
 	reloads *prometheus.CounterVec
 	serial  *prometheus.GaugeVec
 	records *prometheus.GaugeVec
+	missing *prometheus.GaugeVec
 }
 
 // NewMetrics registers the zone metrics with reg (nil: not registered).
@@ -24,9 +25,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "geodns_zone_records",
 			Help: "Number of records in the zone being served.",
 		}, []string{"zone"}),
+		missing: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "geodns_zone_file_missing",
+			Help: "1 while a zone is served from a file that is gone (it keeps serving until SIGHUP or zone_missing_grace).",
+		}, []string{"zone"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.reloads, m.serial, m.records)
+		reg.MustRegister(m.reloads, m.serial, m.records, m.missing)
 	}
 	return m
 }
@@ -35,7 +40,10 @@ func (m *Metrics) loaded(z *Zone) {
 	m.reloads.WithLabelValues(z.Origin, "ok").Inc()
 	m.serial.WithLabelValues(z.Origin).Set(float64(z.Serial))
 	m.records.WithLabelValues(z.Origin).Set(float64(z.Len()))
+	m.missing.DeleteLabelValues(z.Origin)
 }
+
+func (m *Metrics) fileMissing(zone string) { m.missing.WithLabelValues(zone).Set(1) }
 
 func (m *Metrics) failed(zone string) { m.reloads.WithLabelValues(zone, "error").Inc() }
 
@@ -44,4 +52,5 @@ func (m *Metrics) removed(zone string) {
 	m.reloads.DeleteLabelValues(zone, "error")
 	m.serial.DeleteLabelValues(zone)
 	m.records.DeleteLabelValues(zone)
+	m.missing.DeleteLabelValues(zone)
 }

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
+	"sort"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -17,25 +20,81 @@ import (
 )
 
 // Watcher keeps a zone set in step with a directory of <zone>.yaml files.
-// Each zone is reloaded on its own and swapped in atomically; a file that
-// fails to load is logged, counted and not served, while the version loaded
-// before it keeps serving.
+//
+// Each zone loads on its own goroutine (at most Workers at once) and is
+// swapped in as soon as it compiles, so a big zone never holds up an edit of
+// a small one. A file that fails to load is logged, counted and not served,
+// while the version loaded before it keeps serving. A file is loaded only
+// once it is complete: one renamed into place after Debounce, one written in
+// place only after it stayed unchanged for Settle. A zone whose file
+// disappears keeps serving (WARN, geodns_zone_file_missing) until a SIGHUP,
+// or MissingGrace, removes it. Two files for one zone are an error naming
+// both; neither loads until one is gone.
 type Watcher struct {
 	dir     string
 	set     *atomic.Pointer[Set]
 	log     *slog.Logger
 	metrics *Metrics
 	// Poll is the safety rescan interval, for changes fsnotify misses
-	// (network filesystems, imports outside the directory). Default 30s.
+	// (network filesystems, imports outside the watched directories).
+	// Default 30s.
 	Poll time.Duration
-	// Debounce coalesces bursts of file events (editors write in steps).
-	// Default 100ms.
+	// Debounce is how long a zone waits after an event that brings a whole
+	// file (a rename or create into place, a removal) before it loads; every
+	// later event restarts the wait. Default 100ms.
 	Debounce time.Duration
-	// OnChange, if set, is called with the new set after a scan changed it
+	// Settle is how long a file written in place (a write event: cat >, cp,
+	// scp, rsync --inplace) must stay unchanged in size, mtime and inode
+	// before it loads; every later event restarts the wait. On Linux the
+	// wait starts only when the writer closes the file (IN_CLOSE_WRITE), so
+	// a writer pausing mid-file is waited for; elsewhere one pausing longer
+	// than Settle can be read half-done. Rename into place is the safe
+	// deploy. Default 2s.
+	Settle time.Duration
+	// OpenWait is how long a file still open for writing (Linux) must be
+	// quiet before it loads all the same. Default 1m.
+	OpenWait time.Duration
+	// Workers is how many zones load at once. Default 4.
+	Workers int
+	// MissingGrace, if positive, removes a zone whose file has been gone
+	// this long (checked every Poll). Default 0: it serves until SIGHUP.
+	MissingGrace time.Duration
+	// Limits bounds what a load reads. Default: the zero Limits (the zone
+	// directory only, DefaultMaxFileSize).
+	Limits Limits
+	// OnChange, if set, is called with the new set after each change
 	// (health checking follows the served endpoints this way).
 	OnChange func(*Set)
 
-	seen map[string]fingerprint // last attempted version of each file
+	once    sync.Once
+	running atomic.Bool   // Run is serving the pending queue
+	closes  bool          // Run sees writers close files (writeWatcher)
+	sem     chan struct{} // a slot per running load
+	wake    chan struct{} // pending changed off the Run goroutine
+	mu      sync.Mutex    // guards the fields below and publishing
+	zones   map[string]*zoneState
+	pending map[string]*pend
+}
+
+// zoneState is what the watcher knows of one zone's file.
+type zoneState struct {
+	path        string      // its file at the last attempt
+	seen        fingerprint // the files at the last finished attempt
+	loading     bool
+	again       bool // a change came during the load: load once more after it
+	againForce  bool
+	againSettle bool      // and that change was a write in place
+	missing     time.Time // when its file was found gone; zero while there
+}
+
+// pend is a zone waiting for its files to be complete.
+type pend struct {
+	due    time.Time
+	settle bool            // written in place: load only once last stays equal
+	last   fingerprint     // the files as last seen
+	paths  map[string]bool // zone files named by its events
+	open   bool            // written, and the writer has not closed it yet
+	since  time.Time       // its last event
 }
 
 type fingerprint struct {
@@ -62,89 +121,347 @@ func NewWatcher(dir string, set *atomic.Pointer[Set], m *Metrics, log *slog.Logg
 	if set.Load() == nil {
 		set.Store(NewSet())
 	}
-	return &Watcher{dir: dir, set: set, log: log, metrics: m, Poll: 30 * time.Second,
-		Debounce: 100 * time.Millisecond, seen: map[string]fingerprint{}}
+	return &Watcher{dir: filepath.Clean(dir), set: set, log: log, metrics: m, Poll: 30 * time.Second,
+		Debounce: 100 * time.Millisecond, Settle: 2 * time.Second, OpenWait: time.Minute, Workers: 4,
+		zones: map[string]*zoneState{}, pending: map[string]*pend{}}
+}
+
+func (w *Watcher) init() {
+	w.once.Do(func() {
+		n := w.Workers
+		if n <= 0 {
+			n = 4
+		}
+		w.sem = make(chan struct{}, n)
+		w.wake = make(chan struct{}, 1)
+	})
 }
 
 // Scan loads every zone file that changed since the last scan (all of them
-// with force) and drops zones whose file is gone. It returns the errors of
-// the files that failed; the zones that loaded are served either way.
-func (w *Watcher) Scan(force bool) error { return w.scan(force, nil) }
-
-// scan is Scan that also reloads the zones whose file, or an import of it,
-// is in touched (paths named by file events).
-func (w *Watcher) scan(force bool, touched map[string]bool) error {
-	files, err := zoneFiles(w.dir)
+// with force) and waits for those loads. Without force a zone whose file is
+// gone keeps serving (and is reported); with force (SIGHUP) it is removed.
+// It returns the errors of the files that failed; the zones that loaded are
+// served either way. Every error is also logged.
+func (w *Watcher) Scan(force bool) error {
+	w.init()
+	files, err := w.list()
 	if files == nil {
 		return err
 	}
-	errs := []error{err}
-	present := map[string]bool{}
-	cur := w.set.Load()
-	var added []*Zone
-	var removed []string
-	for origin, path := range files {
-		present[path] = true
-		fp := stamp(path, w.seen[path])
-		if !force && fp.equal(w.seen[path]) && !fp.touched(touched) {
+	var errs []error
+	errs = append(errs, err)
+	var emu sync.Mutex
+	report := func(err error) { emu.Lock(); errs = append(errs, err); emu.Unlock() }
+	var wg sync.WaitGroup
+	w.mu.Lock()
+	for _, origin := range sortedKeys(files) {
+		paths := files[origin]
+		if len(paths) > 1 {
+			continue // list reported it; whatever serves keeps serving
+		}
+		st := w.zones[origin]
+		if !force && st != nil && st.missing.IsZero() && stamp(paths[0], st.seen).equal(st.seen) {
 			continue
 		}
-		prev := cur.Zone(origin)
-		z, err := LoadFile(path, prev)
-		if err != nil {
-			w.seen[path] = fp
-			w.metrics.failed(origin)
-			for _, e := range Errors(err) {
-				w.log.Error("zone not loaded; previous version keeps serving", "zone", origin, "error", e.Error())
-			}
-			errs = append(errs, err)
-			continue
-		}
-		w.seen[path] = fingerprint{files: append(fp.files[:1:1], importStamps(z)...)}
-		added = append(added, z)
-		w.metrics.loaded(z)
-		if prev == nil || prev.Serial != z.Serial || force {
-			w.log.Info("zone loaded", "zone", origin, "serial", z.Serial, "records", z.Len())
-		}
+		delete(w.pending, origin)
+		w.startLocked(origin, paths[0], force, false, fingerprint{}, &wg, report)
 	}
-	for path := range w.seen {
-		if present[path] {
-			continue
-		}
-		delete(w.seen, path)
-		if origin, ok := OriginFromFile(path); ok && files[origin] == "" {
-			removed = append(removed, origin)
-			w.metrics.removed(origin)
-			w.log.Info("zone removed: its file is gone", "zone", origin, "file", path)
-		}
-	}
-	if len(added) > 0 || len(removed) > 0 {
-		next := cur.Update(added, removed)
-		w.set.Store(next)
-		if w.OnChange != nil {
-			w.OnChange(next)
-		}
-		records := 0
-		for _, z := range added {
-			records += z.Len()
-		}
-		if records >= bigLoad {
-			// The load's garbage, and a replaced zone, would otherwise stay
-			// resident for minutes: a million records leave ~0.5 GB. In the
-			// background: the new zones serve meanwhile.
-			go debug.FreeOSMemory()
-		}
-	}
+	w.goneLocked(files, force)
+	w.mu.Unlock()
+	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// list reads the directory: zone name → its files (sorted). Every problem,
+// two files for one zone among them, is logged and returned.
+func (w *Watcher) list() (map[string][]string, error) {
+	files, err := ZoneFiles(w.dir)
+	for _, e := range Errors(err) {
+		if e.File == "" {
+			e.File = w.dir
+		}
+		w.log.Error("zone directory", "error", e.Error())
+	}
+	for origin, paths := range files {
+		if len(paths) > 1 {
+			w.metrics.failed(origin)
+		}
+	}
+	return files, err
+}
+
+// ZoneFiles maps each zone name to its files in dir: more than one is an
+// error (reported in err, naming every file), and none of them should load.
+func ZoneFiles(dir string) (map[string][]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, &PosError{File: dir, Msg: err.Error()}
+	}
+	out := map[string][]string{}
+	for _, e := range entries { // sorted by name
+		if e.IsDir() {
+			continue
+		}
+		origin, ok := OriginFromFile(e.Name())
+		if !ok {
+			continue
+		}
+		out[origin] = append(out[origin], filepath.Join(dir, e.Name()))
+	}
+	var errs []error
+	for _, origin := range sortedKeys(out) {
+		if paths := out[origin]; len(paths) > 1 {
+			for _, p := range paths[1:] {
+				errs = append(errs, &PosError{File: p, Msg: fmt.Sprintf(
+					"zone %s is also defined by %s: neither file loads until one is removed (the version being served keeps serving)", origin, paths[0])})
+			}
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// goneLocked deals with the zones known or served whose file is not in
+// files: removed with force, else kept serving and reported missing.
+func (w *Watcher) goneLocked(files map[string][]string, force bool) {
+	cur := w.set.Load()
+	var removed []string
+	origins := map[string]bool{}
+	for o := range w.zones {
+		origins[o] = true
+	}
+	for _, z := range cur.Zones() {
+		origins[z.Origin] = true
+	}
+	for _, o := range sortedKeys(origins) {
+		if len(files[o]) > 0 {
+			continue
+		}
+		st := w.zones[o]
+		if st != nil && st.loading {
+			continue // its load will find the file gone
+		}
+		if cur.Zone(o) == nil {
+			delete(w.zones, o)
+			continue
+		}
+		if st == nil {
+			st = &zoneState{}
+			w.zones[o] = st
+		}
+		expired := w.MissingGrace > 0 && !st.missing.IsZero() && time.Since(st.missing) >= w.MissingGrace
+		if force || expired {
+			removed = append(removed, o)
+			delete(w.zones, o)
+			delete(w.pending, o)
+			w.metrics.removed(o)
+			w.log.Info("zone removed: its file is gone", "zone", o, "by", map[bool]string{true: "SIGHUP", false: "zone_missing_grace"}[force])
+			continue
+		}
+		w.missingLocked(o, st)
+	}
+	if len(removed) > 0 {
+		w.publishLocked(nil, removed)
+	}
+}
+
+// missingLocked notes, once, that a served zone's file is gone.
+func (w *Watcher) missingLocked(origin string, st *zoneState) {
+	if !st.missing.IsZero() {
+		return
+	}
+	st.missing = time.Now()
+	w.metrics.fileMissing(origin)
+	w.log.Warn("zone file is gone; the loaded version keeps serving until SIGHUP removes it (or zone_missing_grace passes)",
+		"zone", origin, "dir", w.dir)
+}
+
+// startLocked loads origin from path on a goroutine of its own, or, if it
+// is loading already, queues one more load after that one. settle says the
+// change was a write in place: the queued load then waits for the file to
+// settle again, as the writer may be mid-file by the time the first is done.
+//
+// want, if set, is the files as found stable: a load that finds them
+// otherwise (a rewrite began in between) is dropped and queued again.
+func (w *Watcher) startLocked(origin, path string, force, settle bool, want fingerprint, wg *sync.WaitGroup, report func(error)) {
+	st := w.zones[origin]
+	if st == nil {
+		st = &zoneState{}
+		w.zones[origin] = st
+	}
+	if st.loading {
+		st.again = true
+		st.againForce = st.againForce || force
+		st.againSettle = st.againSettle || settle
+		return
+	}
+	st.loading = true
+	st.path = path
+	if wg != nil {
+		wg.Add(1)
+	}
+	go func() {
+		if wg != nil {
+			defer wg.Done()
+		}
+		for {
+			w.sem <- struct{}{}
+			res := w.loadOne(origin, path, force, want)
+			want = fingerprint{}
+			<-w.sem
+			w.mu.Lock()
+			if err := w.finishLocked(res); err != nil && report != nil {
+				report(err)
+			}
+			st := w.zones[origin]
+			if st == nil || !st.again {
+				if st != nil {
+					st.loading = false
+				}
+				w.mu.Unlock()
+				return
+			}
+			again, settle := st.againForce, st.againSettle
+			st.again, st.againForce, st.againSettle = false, false, false
+			if w.running.Load() {
+				// Through the queue: it loads once its files are stable.
+				st.loading = false
+				w.pendLocked(origin, path, settle, time.Now())
+				w.poke()
+				w.mu.Unlock()
+				return
+			}
+			force = again
+			w.mu.Unlock()
+		}
+	}()
+}
+
+// loadResult is one finished load.
+type loadResult struct {
+	origin, path string
+	z            *Zone
+	err          error
+	pre          fingerprint // the files just before the load
+	post         fingerprint // after it: the zone file and the imports read
+	force        bool
+	missing      bool // the zone file is gone
+	changed      bool // a file changed while it was read: result dropped
+}
+
+func (w *Watcher) loadOne(origin, path string, force bool, want fingerprint) (res loadResult) {
+	res = loadResult{origin: origin, path: path, force: force}
+	w.mu.Lock()
+	var last fingerprint
+	if st := w.zones[origin]; st != nil {
+		last = st.seen
+	}
+	w.mu.Unlock()
+	res.pre = stamp(path, last)
+	if !want.sameAs(res.pre) {
+		res.changed = true
+		return res
+	}
+	defer func() {
+		// One bad file must never take the server down.
+		if p := recover(); p != nil {
+			w.log.Error("zone load panicked", "zone", origin, "file", path, "panic", p, "stack", string(debug.Stack()))
+			res.z, res.err = nil, &PosError{File: path, Msg: fmt.Sprintf("internal error loading the zone: %v", p)}
+		}
+	}()
+	z, err := w.Limits.Load(path, w.set.Load().Zone(origin))
+	if err != nil {
+		if _, lerr := os.Lstat(path); errors.Is(lerr, fs.ErrNotExist) {
+			res.missing = true
+			return res
+		}
+	}
+	res.z, res.err = z, err
+	res.post = fingerprint{files: []fileStamp{statStamp(path)}}
+	if z != nil {
+		res.post.files = append(res.post.files, importStamps(z)...)
+	}
+	// A file rewritten while it was read may have been read half-done:
+	// drop the result; the rewrite's own events load it when it settles.
+	res.changed = !res.pre.sameAs(res.post)
+	return res
+}
+
+// finishLocked publishes one load's outcome and returns its error.
+func (w *Watcher) finishLocked(res loadResult) error {
+	o := res.origin
+	st := w.zones[o]
+	if st == nil {
+		st = &zoneState{}
+		w.zones[o] = st
+	}
+	switch {
+	case res.missing:
+		if w.set.Load().Zone(o) == nil {
+			return nil
+		}
+		w.missingLocked(o, st)
+		return nil
+	case res.changed:
+		w.log.Debug("zone file changed while it was read; loading it when it settles", "zone", o, "file", res.path)
+		w.pendLocked(o, res.path, true, time.Now())
+		w.poke()
+		return nil
+	case res.err != nil:
+		st.seen = res.pre
+		w.metrics.failed(o)
+		for _, e := range Errors(res.err) {
+			w.log.Error("zone not loaded; previous version keeps serving", "zone", o, "error", e.Error())
+		}
+		return res.err
+	}
+	z := res.z
+	prev := w.set.Load().Zone(o)
+	st.seen = res.post
+	if !st.missing.IsZero() {
+		st.missing = time.Time{}
+		w.log.Info("zone file is back", "zone", o, "file", res.path)
+	}
+	w.metrics.loaded(z)
+	if prev == nil || prev.Serial != z.Serial || res.force {
+		w.log.Info("zone loaded", "zone", o, "serial", z.Serial, "records", z.Len())
+	}
+	w.publishLocked([]*Zone{z}, nil)
+	if z.Len() >= bigLoad {
+		// The load's garbage, and a replaced zone, would otherwise stay
+		// resident for minutes: a million records leave ~0.5 GB. In the
+		// background: the new zone serves meanwhile.
+		go debug.FreeOSMemory()
+	}
+	return nil
+}
+
+// poke tells Run that the pending queue changed.
+func (w *Watcher) poke() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// publishLocked swaps in a new set; w.mu orders the swaps.
+func (w *Watcher) publishLocked(added []*Zone, removed []string) {
+	next := w.set.Load().Update(added, removed)
+	w.set.Store(next)
+	if w.OnChange != nil {
+		w.OnChange(next)
+	}
 }
 
 // bigLoad is the number of records loaded at once after which the
 // watcher hands freed memory back to the system.
 const bigLoad = 100_000
 
-// Run watches the directory until ctx is done: it rescans on file events,
-// on a signal from hup (SIGHUP: reload everything) and every Poll.
+// Run watches the directory (and Limits.ImportDirs) until ctx is done: it
+// loads zones as their files settle after events, reloads everything on a
+// signal from hup (SIGHUP, which also removes zones whose file is gone), and
+// rescans every Poll. Loads run beside it: it never waits for one.
 func (w *Watcher) Run(ctx context.Context, hup <-chan os.Signal) error {
+	w.init()
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
 		return err
@@ -153,12 +470,54 @@ func (w *Watcher) Run(ctx context.Context, hup <-chan os.Signal) error {
 	if err := fw.Add(w.dir); err != nil {
 		return fmt.Errorf("watch %s: %w", w.dir, err)
 	}
+	for _, d := range w.Limits.ImportDirs {
+		if err := fw.Add(d); err != nil {
+			w.log.Warn("cannot watch an import directory; its changes are seen every poll", "dir", d, "error", err)
+		}
+	}
+	var writes <-chan struct{}
+	takeWrites := func() {}
+	if ww, err := newWriteWatcher(append([]string{w.dir}, w.Limits.ImportDirs...)); err == nil {
+		defer ww.Close()
+		writes = ww.ready
+		takeWrites = func() {
+			for _, we := range ww.take() {
+				kind := evWrite
+				if we.closed {
+					kind = evClosed
+				}
+				w.event(we.path, kind)
+			}
+		}
+		w.mu.Lock()
+		w.closes = true
+		w.mu.Unlock()
+	} else if seesCloses {
+		w.log.Warn("cannot see writers close zone files; a file written in place loads once quiet for the settle time", "error", err)
+	}
 	// Catch what changed between the caller's first Scan and the watch.
-	w.Scan(false)
+	w.poll()
 	poll := time.NewTicker(w.Poll)
 	defer poll.Stop()
-	var debounce <-chan time.Time
-	touched := map[string]bool{}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	rearm := func() {
+		w.mu.Lock()
+		var next time.Time
+		for _, p := range w.pending {
+			if next.IsZero() || p.due.Before(next) {
+				next = p.due
+			}
+		}
+		w.mu.Unlock()
+		if next.IsZero() {
+			next = time.Now().Add(time.Hour)
+		}
+		timer.Reset(time.Until(next))
+	}
+	rearm()
+	w.running.Store(true)
+	defer w.running.Store(false)
 	for {
 		select {
 		case <-ctx.Done():
@@ -167,59 +526,207 @@ func (w *Watcher) Run(ctx context.Context, hup <-chan os.Signal) error {
 			if !ok {
 				return errors.New("file watcher closed")
 			}
-			if ev.Op == fsnotify.Chmod {
-				continue
+			whole := ev.Has(fsnotify.Create) || ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename)
+			switch {
+			case whole:
+				w.event(filepath.Clean(ev.Name), evWhole)
+			case ev.Has(fsnotify.Write) && writes == nil:
+				w.event(filepath.Clean(ev.Name), evWrite)
+			default:
+				continue // a chmod; or a write, which writes reports in order with its close
 			}
-			touched[filepath.Clean(ev.Name)] = true
-			if debounce == nil {
-				debounce = time.After(w.Debounce)
-			}
+			rearm()
+		case <-writes:
+			takeWrites()
+			rearm()
 		case err := <-fw.Errors:
 			w.log.Warn("file watcher", "error", err)
-		case <-debounce:
-			debounce = nil
-			w.scan(false, touched)
-			touched = map[string]bool{}
+		case <-timer.C:
+			// Every write made so far must count before a file is judged
+			// settled, even one whose event is still in the kernel's queue.
+			takeWrites()
+			w.due(time.Now())
+			rearm()
+		case <-w.wake:
+			rearm()
 		case <-hup:
-			w.log.Info("SIGHUP: reloading all zones")
-			w.Scan(true)
+			w.log.Info("SIGHUP: reloading all zones; zones whose file is gone are removed")
+			go w.Scan(true)
 		case <-poll.C:
-			w.Scan(false)
+			w.poll()
+			rearm()
 		}
 	}
 }
 
-// zoneFiles maps each zone name to its file in dir.
-func zoneFiles(dir string) (map[string]string, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
+// Kinds of file event.
+const (
+	evWhole  = iota // created, renamed or removed: the file is whole or gone
+	evWrite         // written in place
+	evClosed        // its writer closed it
+)
+
+// event notes a file event on path for every zone it belongs to.
+func (w *Watcher) event(path string, kind int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := time.Now()
+	note := func(origin, zonePath string) {
+		w.pendLocked(origin, zonePath, kind != evWhole, now)
+		switch p := w.pending[origin]; {
+		case kind == evWrite && w.closes:
+			p.open = true
+		case kind == evClosed:
+			p.open = false
+		}
 	}
-	out := map[string]string{}
-	// sorted by name, so which of two clashing files wins is stable
-	var errs []error
-	for _, e := range entries {
-		if e.IsDir() {
-			continue
+	if filepath.Dir(path) == w.dir {
+		if origin, ok := OriginFromFile(path); ok {
+			note(origin, path)
 		}
-		origin, ok := OriginFromFile(e.Name())
-		if !ok {
-			continue
-		}
-		path := filepath.Join(dir, e.Name())
-		if other, dup := out[origin]; dup {
-			errs = append(errs, &PosError{File: path, Msg: fmt.Sprintf("zone %s is also defined by %s", origin, other)})
-			continue
-		}
-		out[origin] = path
 	}
-	return out, errors.Join(errs...)
+	for o, st := range w.zones {
+		if len(st.seen.files) > 1 && st.seen.touched(path) {
+			note(o, "")
+		}
+	}
+}
+
+// pendLocked (re)starts origin's wait: Settle once it was written in
+// place, else Debounce. The file is stamped now, so that it loads once a
+// stamp a full wait later is equal.
+func (w *Watcher) pendLocked(origin, path string, settle bool, now time.Time) {
+	p := w.pending[origin]
+	if p == nil {
+		p = &pend{paths: map[string]bool{}}
+		w.pending[origin] = p
+	}
+	if path != "" {
+		p.paths[path] = true
+	}
+	p.settle = p.settle || settle
+	wait := w.Debounce
+	if p.settle {
+		wait = w.Settle
+	}
+	p.due, p.since = now.Add(wait), now
+	p.last = w.stampLocked(origin, p)
+}
+
+// stampLocked fingerprints origin's files: those its events named, the one
+// it was loaded from, and the imports of its last load. A few stats: this
+// runs on every event.
+func (w *Watcher) stampLocked(origin string, p *pend) fingerprint {
+	paths := map[string]bool{}
+	for path := range p.paths {
+		paths[path] = true
+	}
+	var fp fingerprint
+	st := w.zones[origin]
+	if st != nil && st.path != "" {
+		paths[st.path] = true
+	}
+	for _, path := range sortedKeys(paths) {
+		fp.files = append(fp.files, statStamp(path))
+	}
+	if st != nil {
+		for _, f := range st.seen.files[min(1, len(st.seen.files)):] {
+			fp.files = append(fp.files, statStamp(f.path))
+		}
+	}
+	return fp
+}
+
+// due starts the loads whose wait is over and whose files are stable.
+func (w *Watcher) due(now time.Time) {
+	w.mu.Lock()
+	var ready []string
+	settled := map[string]bool{}
+	stable := map[string]fingerprint{}
+	for o, p := range w.pending {
+		if p.due.After(now) {
+			continue
+		}
+		if p.open {
+			if quiet := p.since.Add(w.OpenWait); now.Before(quiet) {
+				p.due = quiet // until its writer closes it
+				continue
+			}
+			w.log.Warn("zone file still open for writing but unchanged; loading it", "zone", o, "quiet", w.OpenWait)
+			p.open = false
+		}
+		if p.settle {
+			if fp := w.stampLocked(o, p); !fp.equal(p.last) {
+				p.last, p.due = fp, now.Add(w.Settle) // still being written
+				continue
+			}
+		}
+		delete(w.pending, o)
+		ready = append(ready, o)
+		settled[o] = p.settle
+		stable[o] = p.last
+	}
+	w.mu.Unlock()
+	if len(ready) == 0 {
+		return
+	}
+	files, _ := w.list()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	sort.Strings(ready)
+	for _, o := range ready {
+		settle := settled[o]
+		switch paths := files[o]; len(paths) {
+		case 0:
+			st := w.zones[o]
+			switch {
+			case st != nil && st.loading:
+				st.again = true // its load finds the file gone
+			case w.set.Load().Zone(o) != nil:
+				if st == nil {
+					st = &zoneState{}
+					w.zones[o] = st
+				}
+				w.missingLocked(o, st)
+			}
+		case 1:
+			w.startLocked(o, paths[0], false, settle, stable[o], nil, nil)
+		}
+		// Two or more: list reported it, and nothing loads.
+	}
+}
+
+// poll queues every zone whose files differ from the last load, and deals
+// with the zones whose file is gone.
+func (w *Watcher) poll() {
+	files, _ := w.list()
+	if files == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := time.Now()
+	for o, paths := range files {
+		if len(paths) != 1 {
+			continue
+		}
+		if _, waiting := w.pending[o]; waiting {
+			continue
+		}
+		st := w.zones[o]
+		if st != nil && (st.loading || stamp(paths[0], st.seen).equal(st.seen)) {
+			continue
+		}
+		// Not known to be whole: it must settle like a file written in place.
+		w.pendLocked(o, paths[0], true, now)
+	}
+	w.goneLocked(files, false)
 }
 
 // stamp fingerprints a zone file and the imports it had last time.
 func stamp(path string, last fingerprint) fingerprint {
 	fp := fingerprint{files: []fileStamp{statStamp(path)}}
-	for _, f := range last.files {
+	for _, f := range last.files[min(1, len(last.files)):] {
 		if f.path != path {
 			fp.files = append(fp.files, statStamp(f.path))
 		}
@@ -249,6 +756,28 @@ func statStamp(path string) fileStamp {
 
 func (f fingerprint) equal(o fingerprint) bool { return slices.Equal(f.files, o.files) }
 
-func (f fingerprint) touched(paths map[string]bool) bool {
-	return slices.ContainsFunc(f.files, func(s fileStamp) bool { return paths[s.path] })
+// sameAs tells whether every file stamped in both is unchanged (a load may
+// read imports f did not know of yet).
+func (f fingerprint) sameAs(o fingerprint) bool {
+	for _, a := range f.files {
+		for _, b := range o.files {
+			if a.path == b.path && a != b {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (f fingerprint) touched(path string) bool {
+	return slices.ContainsFunc(f.files, func(s fileStamp) bool { return s.path == path })
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

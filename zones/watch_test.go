@@ -63,6 +63,7 @@ func TestWatcher(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx, hup) }()
 	defer func() { cancel(); require.NoError(t, <-done) }()
+	require.Eventually(t, w.running.Load, 5*time.Second, time.Millisecond) // edits before the watch would wait for Settle
 	eventually := func(want string, msg string) {
 		t.Helper()
 		require.Eventually(t, func() bool { return answerA(&set, "w.example.") == want }, 5*time.Second, 10*time.Millisecond, msg)
@@ -87,15 +88,22 @@ func TestWatcher(t *testing.T) {
 	writeZone(t, dir, "v.example.yaml", zoneWithA("192.0.2.5"))
 	require.Eventually(t, func() bool { return answerA(&set, "v.example.") == "192.0.2.5" }, 5*time.Second, 10*time.Millisecond)
 	require.NoError(t, os.Remove(filepath.Join(dir, "v.example.yaml")))
-	require.Eventually(t, func() bool { return set.Load().Zone("v.example.") == nil }, 5*time.Second, 10*time.Millisecond)
+	// Gone: it keeps serving, flagged, until SIGHUP.
+	require.Eventually(t, func() bool {
+		return testutil.ToFloat64(m.missing.WithLabelValues("v.example.")) == 1
+	}, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, "192.0.2.5", answerA(&set, "v.example."))
 	require.Equal(t, "192.0.2.4", answerA(&set, "w.example."), "other zones are untouched")
 
-	// SIGHUP reloads everything, even files whose stamp did not change.
+	// SIGHUP reloads everything, even files whose stamp did not change,
+	// and drops the zone whose file is gone.
 	ok := testutil.ToFloat64(m.reloads.WithLabelValues("w.example.", "ok"))
 	hup <- syscall.SIGHUP
 	require.Eventually(t, func() bool {
 		return testutil.ToFloat64(m.reloads.WithLabelValues("w.example.", "ok")) == ok+1
 	}, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return set.Load().Zone("v.example.") == nil }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, 0, testutil.CollectAndCount(m.missing), "a removed zone's series are deleted")
 }
 
 func TestWatcherReloadsOnImportChange(t *testing.T) {

@@ -74,6 +74,11 @@ func decodeSpec(file string, data []byte, origin string) (*spec, []serviceUse, e
 		return nil, nil, d.errs
 	}
 	root := doc.Content[0]
+	// An alias is a pointer into the tree: a few of them nested make a 33 KB
+	// file expand into millions of records. Zones have no use for them.
+	if noAliases(d, root); len(d.errs) > 0 {
+		return nil, nil, d.errs
+	}
 	if root.Kind != yaml.MappingNode {
 		d.errf(root, "zone: expected a mapping of keys (origin, soa, records, ...), got %s", kindName(root))
 		return nil, nil, d.errs
@@ -554,4 +559,34 @@ func mapValue(n *yaml.Node, key string) *yaml.Node {
 		}
 	}
 	return nil
+}
+
+// noAliases reports the first alias in the tree at n and how many there
+// are. The tree as parsed holds each alias once, so this walk is linear in
+// the file.
+func noAliases(d *decoder, n *yaml.Node) {
+	var first *yaml.Node
+	count := 0
+	var walk func(*yaml.Node)
+	walk = func(n *yaml.Node) {
+		if n.Kind == yaml.AliasNode {
+			if first == nil {
+				first = n
+			}
+			count++
+			return
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(n)
+	if first == nil {
+		return
+	}
+	more := ""
+	if count > 1 {
+		more = fmt.Sprintf(" (%d aliases in the file)", count)
+	}
+	d.errf(first, "yaml alias *%s: aliases (and merge keys) are not allowed in zone files; write the value out%s", first.Value, more)
 }

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -29,6 +30,13 @@ type config struct {
 	HTTP         string             `yaml:"http"`                // admin API and metrics; default 127.0.0.1:8053, "off" to disable
 	APIToken     string             `yaml:"api_token"`           // bearer token for write calls; default none (refused)
 	APITokenFile string             `yaml:"api_token_file"`
+	// Zone file safety (zones.Limits): directories besides zones that zone
+	// files and import: targets may be in or link into (default none); the
+	// size cap of each file read, in bytes (default 1 GiB); how long a zone
+	// whose file is gone keeps serving (default 0: until SIGHUP).
+	ZoneImportDirs   []string      `yaml:"zone_import_dirs"`
+	ZoneMaxFileSize  int64         `yaml:"zone_max_file_size"`
+	ZoneMissingGrace time.Duration `yaml:"zone_missing_grace"`
 }
 
 // token returns the API token: from the token file if one is named, else

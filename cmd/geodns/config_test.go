@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -41,4 +42,14 @@ func TestConfigToken(t *testing.T) {
 	c.APITokenFile = tokenFile(t, "from-file")
 	tok, _ = c.token()
 	require.Equal(t, "from-file", tok, "a token file beats both")
+}
+
+func TestConfigZoneKeys(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "geodns.yaml")
+	require.NoError(t, os.WriteFile(f, []byte("zone_import_dirs: [/srv/zones/shared]\nzone_max_file_size: 104857600\nzone_missing_grace: 10m\n"), 0o644))
+	c := defaultConfig()
+	require.NoError(t, c.load(f))
+	require.Equal(t, []string{"/srv/zones/shared"}, c.ZoneImportDirs)
+	require.Equal(t, int64(100<<20), c.ZoneMaxFileSize)
+	require.Equal(t, 10*time.Minute, c.ZoneMissingGrace)
 }

@@ -37,7 +37,7 @@ const usage = `usage:
   geodns serve   [--config geodns.yaml] [--zones DIR] [--listen ADDR:PORT]... [--geoip FILE]...
                  [--http ADDR:PORT|off] [--api-token-file FILE] [--state-dir DIR]
                  [--probe-allow CIDR]... [--log-format text|json]
-  geodns check   [--zones DIR] [FILE.yaml...]
+  geodns check   [--zones DIR] [--import-dir DIR]... [FILE.yaml...]
   geodns explain [--zones DIR] [--geoip FILE]... --client IP[/LEN] NAME [TYPE]
   geodns drill   --api URL --site SITE [--clients NET,...] [--duration 30s] [--limit 3s]
   geodns import  --origin ZONE FILE.zone
@@ -176,6 +176,8 @@ func serve(args []string, stderr io.Writer) int {
 	var set atomic.Pointer[zones.Set]
 	watcher := zones.NewWatcher(cfg.Zones, &set, zones.NewMetrics(reg), log)
 	watcher.OnChange = health.SetZones
+	watcher.Limits = zones.Limits{MaxFileSize: cfg.ZoneMaxFileSize, ImportDirs: cfg.ZoneImportDirs}
+	watcher.MissingGrace = cfg.ZoneMissingGrace
 	if err := watcher.Scan(true); err != nil && len(set.Load().Zones()) == 0 {
 		log.Warn("no zone loaded; serving REFUSED until a zone file loads", "dir", cfg.Zones, "error", err)
 	}
@@ -280,26 +282,34 @@ func check(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := fs.String("zones", "zones", "directory of <zone>.yaml files")
+	var importDirs listFlag
+	fs.Var(&importDirs, "import-dir", "directory zone files may import from besides their own (zone_import_dirs); repeatable")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	limits := zones.Limits{ImportDirs: importDirs}
 	files := fs.Args()
+	bad, clashed := 0, 0
 	if len(files) == 0 {
-		entries, err := os.ReadDir(*dir)
-		if err != nil {
+		byZone, err := zones.ZoneFiles(*dir)
+		if byZone == nil {
 			fmt.Fprintf(stderr, "geodns check: %v\n", err)
 			return 1
 		}
-		for _, e := range entries {
-			if _, ok := zones.OriginFromFile(e.Name()); ok && !e.IsDir() {
-				files = append(files, *dir+string(os.PathSeparator)+e.Name())
+		for _, e := range zones.Errors(err) { // two files for one zone
+			fmt.Fprintln(stderr, e.Error())
+		}
+		for _, paths := range byZone {
+			if len(paths) == 1 {
+				files = append(files, paths[0])
+			} else {
+				clashed += len(paths) // neither loads
 			}
 		}
 	}
 	sort.Strings(files)
-	bad := 0
 	for _, f := range files {
-		z, err := zones.LoadFile(f, nil)
+		z, err := limits.Load(f, nil)
 		if err != nil {
 			bad++
 			for _, e := range zones.Errors(err) {
@@ -309,12 +319,12 @@ func check(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "%s: ok: zone %s, %d records, serial %d\n", f, z.Origin, z.Len(), z.Serial)
 	}
-	if len(files) == 0 {
+	if len(files)+clashed == 0 {
 		fmt.Fprintf(stderr, "geodns check: no <zone>.yaml files in %s\n", *dir)
 		return 1
 	}
-	if bad > 0 {
-		fmt.Fprintf(stderr, "geodns check: %d of %d zone files have errors\n", bad, len(files))
+	if bad += clashed; bad > 0 {
+		fmt.Fprintf(stderr, "geodns check: %d of %d zone files have errors\n", bad, len(files)+clashed)
 		return 1
 	}
 	return 0
