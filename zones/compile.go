@@ -79,6 +79,7 @@ func (l Limits) compile(file string, data []byte, origin string, mtime time.Time
 	if err := c.errs.err(); err != nil {
 		return nil, err
 	}
+	z.Warnings = c.warns.sorted()
 	return z, nil
 }
 
@@ -95,6 +96,12 @@ type compiler struct {
 	wilds    []*node  // nodes named "*.<parent>"
 	targets  []setRef // NS, MX and SRV sets
 	imported [32]byte // sha256 of the import file's bytes
+
+	warns         errList  // problems that do not stop the load (warnings.go)
+	importPath    string   // the import's absolute path, as the master-file parser knows it
+	importDisplay string   // the import's path as errors show it
+	generated     bool     // the import holds a $GENERATE (master.go: fixGenerated)
+	positions     []recPos // where each imported record was written: importPositions
 }
 
 // setRef names the set of type rtype at n.
@@ -137,6 +144,9 @@ func (c *compiler) build(uses []serviceUse, mtime time.Time, prev *Zone) *Zone {
 		})
 	}
 	imported := len(recs)
+	if c.generated {
+		c.fixGenerated(recs)
+	}
 	for _, r := range s.recs {
 		if rr := c.parseRecord(r); rr != nil {
 			recs = append(recs, placed{rr, r.node})
@@ -173,6 +183,7 @@ func (c *compiler) build(uses []serviceUse, mtime time.Time, prev *Zone) *Zone {
 	}
 	z.Hash = c.hash(recs[imported:], uses)
 	c.serial(mtime, prev)
+	c.checkSerial(recs, prev)
 	neg := dns.Copy(z.soa).(*dns.SOA)
 	neg.Hdr.Ttl = min(neg.Hdr.Ttl, neg.Minttl)
 	z.negSOA = []dns.RR{neg}
@@ -235,7 +246,10 @@ func (c *compiler) link() {
 	}
 }
 
-var parseErrRE = regexp.MustCompile(`^(?:(.*): )?dns: (.*) at line: (\d+):(\d+)$`)
+var (
+	parseErrRE   = regexp.MustCompile(`^(?:(.*): )?dns: (.*) at line: (\d+):(\d+)$`)
+	includeErrRE = regexp.MustCompile("^failed to open `([^']*)'(?: as `[^']*')?: (.*): \"[^\"]*\"$")
+)
 
 // importFile reads the master file named by import:, relative to the zone
 // file, and hands its records to add in batches, in file order. The file
@@ -248,6 +262,10 @@ func (c *compiler) importFile(add func([]placed)) {
 	}
 	path = filepath.Clean(path)
 	c.z.Imports = append(c.z.Imports, path)
+	c.importDisplay, c.importPath = path, path
+	if abs, err := filepath.Abs(path); err == nil {
+		c.importPath = abs
+	}
 	// Confined, non-blocking and capped: an import of /etc/passwd, a FIFO
 	// or /dev/zero is refused before a byte of it is read or quoted.
 	f, st, err := c.limits.openConfined(path, filepath.Dir(s.file))
@@ -264,9 +282,14 @@ func (c *compiler) importFile(add func([]placed)) {
 	// The bytes the parser reads are hashed as it reads them (the
 	// zone's content hash stands on them: hash).
 	sum := sha256.New()
+	detect := &directiveDetector{}
 	capped := &capReader{r: f, left: c.limits.maxSize()}
-	zp := dns.NewZoneParser(io.TeeReader(capped, sum), s.origin, path)
+	zp := dns.NewZoneParser(io.TeeReader(capped, io.MultiWriter(sum, detect)), s.origin, c.importPath)
 	zp.SetDefaultTTL(s.ttl)
+	// $INCLUDE: relative to the including file, confined as the import.
+	incs := &includeFS{limits: c.limits, dir: filepath.Dir(s.file), sum: sum, detect: detect}
+	zp.SetIncludeAllowed(true)
+	zp.SetIncludeFS(incs)
 	const batchSize = 2048
 	batches := make(chan []placed, 4)
 	go func() {
@@ -288,15 +311,27 @@ func (c *compiler) importFile(add func([]placed)) {
 	}
 	// The channel is closed: the parser is done, and its error final.
 	sum.Sum(c.imported[:0])
+	c.z.Imports = append(c.z.Imports, incs.opened...)
+	c.generated = detect.generate
 	if capped.over {
 		c.errAt(s.importNode, "import: %s %v", path, capped.err())
 		return
+	}
+	for i, cr := range incs.capped {
+		if cr.over {
+			c.errAt(s.importNode, "import: %s: $INCLUDE %s %v", path, incs.opened[i], cr.err())
+			return
+		}
 	}
 	if err := zp.Err(); err != nil {
 		if m := parseErrRE.FindStringSubmatch(err.Error()); m != nil {
 			line, _ := strconv.Atoi(m[3])
 			col, _ := strconv.Atoi(m[4])
-			c.errs.add(path, line, col, "%s", m[2])
+			msg := m[2]
+			if k := includeErrRE.FindStringSubmatch(msg); k != nil {
+				msg = "$INCLUDE " + k[1] + ": " + k[2] // the parser's wording says the path thrice
+			}
+			c.errs.add(c.displayFile(m[1]), line, col, "%s", msg)
 		} else {
 			c.errAt(s.importNode, "import %s: %v", s.importFile, err)
 		}
@@ -602,48 +637,26 @@ func (c *compiler) probe(ep *Endpoint, svc *serviceSpec) {
 // validate checks what only the whole zone can tell.
 func (c *compiler) validate(recs []placed) {
 	z := c.z
-	var (
-		mu    sync.Mutex        // at is called from every share's goroutine
-		where map[string]placed // first record of each name, for positions; built at the first error
-	)
-	// at reports a problem with the records of name; the message is made
-	// only then (a big zone has a million names).
-	at := func(name string, format string, args ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		format, args = "name %q: "+format, append([]any{c.rel(name)}, args...)
-		if k := c.spec.names[name]; k != nil {
-			c.errAt(k, format, args...)
-			return
-		}
-		if where == nil {
-			where = map[string]placed{}
-			for _, p := range recs {
-				if _, ok := where[p.rr.Header().Name]; !ok {
-					where[p.rr.Header().Name] = p
-				}
-			}
-		}
-		if p, ok := where[name]; ok {
-			c.placeErr(p, format, args...)
-			return
-		}
-		c.errAt(nil, format, args...)
-	}
+	// at reports a problem with the records of name, warn one that does
+	// not stop the load (warnings.go: reporter).
+	at, warn := c.reporters(recs)
 	apex := z.nodes[z.Origin]
 	if apex == nil || apex.get(dns.TypeNS) == nil {
 		c.errAt(c.spec.names[z.Origin], "zone %s: no NS records at the apex", z.Origin)
 	}
+	dname := c.hasType(dns.TypeDNAME)
 	c.shares(func(nodes []*node) [2]uint64 {
 		for _, n := range nodes {
-			c.validateNode(n, at)
+			c.validateNode(n, at, warn, dname)
 		}
 		return [2]uint64{}
 	})
+	c.checkTargets(at, warn)
 }
 
-// validateNode checks one name against the rest of the zone; at reports.
-func (c *compiler) validateNode(n *node, at func(name, format string, args ...any)) {
+// validateNode checks one name against the rest of the zone; at reports,
+// warn warns. dname tells whether the zone has a DNAME anywhere.
+func (c *compiler) validateNode(n *node, at, warn func(name, format string, args ...any), dname bool) {
 	z, name := c.z, n.name
 	if n.get(dns.TypeSOA) != nil && name != z.Origin {
 		at(name, "SOA record below the apex")
@@ -683,20 +696,13 @@ func (c *compiler) validateNode(n *node, at func(name, format string, args ...an
 			switch s.rtype {
 			case dns.TypeNS, dns.TypeDS, dns.TypeA, dns.TypeAAAA, dns.TypeRRSIG, dns.TypeNSEC:
 			default:
-				at(name, "%s record at a delegation point (only NS, DS and glue belong there)", dns.TypeToString[s.rtype])
+				// Occluded (RFC 2181 6): loaded, never served, as NSD,
+				// Knot and BIND do.
+				warn(name, "%s record at a delegation point is occluded: never served (only NS, DS and glue belong there)", dns.TypeToString[s.rtype])
 			}
 		}
 	}
-	if cut := c.cutAbove(name); cut != "" {
-		if n.service != nil {
-			at(name, "service below the delegation at %s", cut)
-		}
-		for _, s := range n.sets {
-			if s.rtype != dns.TypeA && s.rtype != dns.TypeAAAA {
-				at(name, "%s record below the delegation at %s is never served (only glue belongs there)", dns.TypeToString[s.rtype], cut)
-			}
-		}
-	}
+	c.checkBelow(n, at, warn, dname)
 }
 
 // cutAbove returns the delegation point strictly above name, if any.

@@ -425,6 +425,16 @@ func (w *Watcher) finishLocked(res loadResult) error {
 	if prev == nil || prev.Serial != z.Serial || res.force {
 		w.log.Info("zone loaded", "zone", o, "serial", z.Serial, "records", z.Len())
 	}
+	// Warnings once per load of new content (not per query, nor for a
+	// touch that changed nothing); the gauge keeps their count.
+	if prev == nil || prev.Hash != z.Hash || res.force {
+		for _, e := range z.Warnings {
+			w.log.Warn("zone loaded with a warning", "zone", o, "warning", e.Error())
+		}
+	}
+	if prev != nil && prev.Hash != z.Hash && prev.Serial == z.Serial {
+		w.metrics.serialUnchanged(o)
+	}
 	w.publishLocked([]*Zone{z}, nil)
 	if z.Len() >= bigLoad {
 		// The load's garbage, and a replaced zone, would otherwise stay

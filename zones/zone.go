@@ -31,6 +31,10 @@ type Zone struct {
 	// when one of them changes.
 	Imports []string
 
+	// Warnings are the problems found that do not stop the zone loading
+	// (occluded data, targets without addresses, ...), in file order.
+	Warnings []*PosError
+
 	soa    *dns.SOA
 	negSOA []dns.RR // the SOA with the negative-caching TTL, for authority sections
 	nodes  map[string]*node

@@ -37,7 +37,7 @@ const usage = `usage:
   geodns serve   [--config geodns.yaml] [--zones DIR] [--listen ADDR:PORT]... [--geoip FILE]...
                  [--http ADDR:PORT|off] [--api-token-file FILE] [--state-dir DIR]
                  [--probe-allow CIDR]... [--log-format text|json]
-  geodns check   [--zones DIR] [--import-dir DIR]... [FILE.yaml...]
+  geodns check   [--zones DIR] [--import-dir DIR]... [--strict] [FILE.yaml...]
   geodns explain [--zones DIR] [--geoip FILE]... --client IP[/LEN] NAME [TYPE]
   geodns drill   --api URL --site SITE [--clients NET,...] [--duration 30s] [--limit 3s]
   geodns import  --origin ZONE FILE.zone
@@ -284,6 +284,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 	dir := fs.String("zones", "zones", "directory of <zone>.yaml files")
 	var importDirs listFlag
 	fs.Var(&importDirs, "import-dir", "directory zone files may import from besides their own (zone_import_dirs); repeatable")
+	strict := fs.Bool("strict", false, "treat warnings (occluded data, MX/SRV targets without addresses, ...) as errors")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -317,6 +318,14 @@ func check(args []string, stdout, stderr io.Writer) int {
 			}
 			continue
 		}
+		// A warning never stops a load; --strict makes it stop the check.
+		for _, w := range z.Warnings {
+			fmt.Fprintf(stderr, "warning: %s\n", w.Error())
+		}
+		if *strict && len(z.Warnings) > 0 {
+			bad++
+			continue
+		}
 		fmt.Fprintf(stdout, "%s: ok: zone %s, %d records, serial %d\n", f, z.Origin, z.Len(), z.Serial)
 	}
 	if len(files)+clashed == 0 {
@@ -341,16 +350,17 @@ func importCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, "usage: geodns import --origin ZONE FILE.zone\n")
 		return 2
 	}
-	f, err := os.Open(fs.Arg(0))
+	// Loaded as a zone importing it would be: the same errors as `geodns
+	// check`, and its warnings, on stderr.
+	out, warnings, err := zones.Limits{}.ImportFile(fs.Arg(0), *origin)
 	if err != nil {
-		fmt.Fprintf(stderr, "geodns import: %v\n", err)
+		for _, e := range zones.Errors(err) {
+			fmt.Fprintf(stderr, "geodns import: %s\n", e.Error())
+		}
 		return 1
 	}
-	defer f.Close()
-	out, err := zones.ImportMaster(f, *origin, fs.Arg(0))
-	if err != nil {
-		fmt.Fprintf(stderr, "geodns import: %v\n", err)
-		return 1
+	for _, w := range warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w.Error())
 	}
 	if _, err := stdout.Write(out); err != nil && !errors.Is(err, os.ErrClosed) {
 		return 1

@@ -1,0 +1,246 @@
+package zones
+
+import (
+	"strings"
+	"sync"
+
+	"github.com/miekg/dns"
+)
+
+// Warnings are problems that do not stop a zone loading: the zone loads and
+// carries them (Zone.Warnings); the watcher logs them once per load and
+// counts them (geodns_zone_warnings), `geodns check` prints them and fails
+// on them only with --strict. They follow what BIND's named-checkzone,
+// NSD and Knot accept with a warning: occluded data, in-zone MX and SRV
+// targets without an address, a relative name that repeats the origin
+// (a missing trailing dot), a changed zone whose SOA serial did not move.
+
+// reporters returns at, which reports an error with the records of a name,
+// and warn, which reports a warning, each at the name's YAML key or the
+// first of its records (for an imported record: its line in the master
+// file). Messages are made only when there is one to make (a big zone has
+// a million names); both are safe for concurrent use.
+func (c *compiler) reporters(recs []placed) (at, warn func(name, format string, args ...any)) {
+	var (
+		mu    sync.Mutex     // called from every share's goroutine
+		where map[string]int // index in recs of the first record of each name; built at the first report
+	)
+	report := func(list *errList, name, format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		format, args = "name %q: "+format, append([]any{c.rel(name)}, args...)
+		if k := c.spec.names[name]; k != nil {
+			list.add(c.spec.file, k.Line, k.Column, format, args...)
+			return
+		}
+		if where == nil {
+			where = map[string]int{}
+			for i, p := range recs {
+				if _, ok := where[p.rr.Header().Name]; !ok {
+					where[p.rr.Header().Name] = i
+				}
+			}
+		}
+		i, ok := where[name]
+		switch {
+		case ok && recs[i].node != nil:
+			list.add(c.spec.file, recs[i].node.Line, recs[i].node.Column, format, args...)
+		case ok && c.importPath != "":
+			if pos := c.importPositions(); i < len(pos) {
+				list.add(pos[i].file, pos[i].line, pos[i].col, format, args...)
+				return
+			}
+			fallthrough
+		case ok && c.spec.importNode != nil:
+			n := c.spec.importNode
+			list.add(c.spec.file, n.Line, n.Column, "import %s: "+format, append([]any{c.spec.importFile}, args...)...)
+		default: // a whole-file problem, or a record the scan could not place
+			list.add(c.spec.file, 1, 1, format, args...)
+		}
+	}
+	at = func(name, format string, args ...any) { report(&c.errs, name, format, args...) }
+	warn = func(name, format string, args ...any) { report(&c.warns, name, format, args...) }
+	return at, warn
+}
+
+// hasType tells whether any name of the zone has a set of type t.
+func (c *compiler) hasType(t uint16) bool {
+	for _, n := range c.all {
+		if n.get(t) != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// checkBelow checks a name against the names above it: data below a zone
+// cut is occluded (RFC 2181 6: loaded, never served, a warning, as NSD,
+// Knot and BIND load it), data below a DNAME is an error (RFC 6672 2.3
+// calls it occluded too, but NSD and Knot refuse the zone, and so do we:
+// a DNAME owner's subtree is the target's). It also checks the name's own
+// shape: its length, two DNAMEs, and a relative name that repeats the
+// origin.
+func (c *compiler) checkBelow(n *node, at, warn func(name, format string, args ...any), dname bool) {
+	name := n.name
+	if _, ok := dns.IsDomainName(name); !ok || wireLen(name) > 255 {
+		at(name, "the name is longer than 255 octets")
+	}
+	if d := n.get(dns.TypeDNAME); len(d) > 1 {
+		at(name, "more than one DNAME (RFC 6672 2.4: one per name)")
+	}
+	if (len(n.sets) > 0 || n.service != nil) && c.doubledOrigin(name) {
+		warn(name, "the name became %s: a relative name ending in the zone's origin (a missing trailing dot?)", name)
+	}
+	for p := name; p != c.z.Origin; {
+		off, end := dns.NextLabel(p, 0)
+		if end {
+			break
+		}
+		p = p[off:]
+		up := c.z.nodes[p]
+		if up == nil {
+			continue
+		}
+		if dname && up.get(dns.TypeDNAME) != nil && (len(n.sets) > 0 || n.service != nil) {
+			at(name, "data below the DNAME at %s (RFC 6672 2.3: never served; NSD and Knot refuse it too)", p)
+			return
+		}
+		if up.cut {
+			if n.service != nil {
+				at(name, "service below the delegation at %s", p)
+			}
+			for _, s := range n.sets {
+				if (s.rtype == dns.TypeA || s.rtype == dns.TypeAAAA) && c.isTargetOf(up, name) {
+					continue // glue
+				}
+				warn(name, "%s record below the delegation at %s is occluded: never served (only glue belongs there)", dns.TypeToString[s.rtype], p)
+			}
+			return
+		}
+	}
+}
+
+// wireLen is the length of a name in wire form.
+func wireLen(name string) int {
+	if name == "." {
+		return 1
+	}
+	n := 1
+	for _, l := range dns.SplitDomainName(name) {
+		n += 1 + labelLen(l)
+	}
+	return n
+}
+
+// labelLen is a label's length in octets (\DDD and \X are one each).
+func labelLen(l string) int {
+	n := 0
+	for i := 0; i < len(l); i++ {
+		if l[i] == '\\' {
+			if i+3 < len(l) && isDigit(l[i+1]) && isDigit(l[i+2]) && isDigit(l[i+3]) {
+				i += 3
+			} else {
+				i++
+			}
+		}
+		n++
+	}
+	return n
+}
+
+func isDigit(b byte) bool { return b >= '0' && b <= '9' }
+
+// isTargetOf tells whether the NS set at cut names name.
+func (c *compiler) isTargetOf(cut *node, name string) bool {
+	for _, rr := range cut.get(dns.TypeNS) {
+		if ns, ok := rr.(*dns.NS); ok && dns.CanonicalName(ns.Ns) == name {
+			return true
+		}
+	}
+	return false
+}
+
+// doubledOrigin tells whether name ends in the origin twice: "ns1.example.org"
+// written without its dot inside example.org.
+func (c *compiler) doubledOrigin(name string) bool {
+	o := c.z.Origin
+	if o == "." {
+		return false
+	}
+	doubled := o + o
+	return name == doubled || strings.HasSuffix(name, "."+doubled)
+}
+
+// checkTargets checks the NS, MX and SRV targets inside the zone, as BIND's
+// integrity checks do: an NS target without an address (A or AAAA, given
+// or matched by a wildcard) is an error, since no resolver can reach that
+// server (BIND refuses the zone); an MX or SRV target without one is a
+// warning. A target that repeats the origin is a warning too.
+func (c *compiler) checkTargets(at, warn func(name, format string, args ...any)) {
+	z := c.z
+	for _, ref := range c.targets {
+		n := ref.n
+		for _, rr := range n.get(ref.rtype) {
+			var target string
+			switch x := rr.(type) {
+			case *dns.NS:
+				target = x.Ns
+			case *dns.MX:
+				target = x.Mx
+			case *dns.SRV:
+				target = x.Target
+			}
+			target = dns.CanonicalName(target)
+			if target == "." || !dns.IsSubDomain(z.Origin, target) {
+				continue // no service (RFC 7505, RFC 2782), or out of the zone
+			}
+			what := dns.TypeToString[ref.rtype]
+			if c.doubledOrigin(target) {
+				warn(n.name, "%s target became %s: a relative name ending in the zone's origin (a missing trailing dot?)", what, target)
+			}
+			if c.hasAddress(target) {
+				continue
+			}
+			if ref.rtype == dns.TypeNS {
+				at(n.name, "NS target %s is in the zone but has no address (A or AAAA): no resolver can reach it", target)
+			} else {
+				warn(n.name, "%s target %s is in the zone but has no address (A or AAAA)", what, target)
+			}
+		}
+	}
+}
+
+// hasAddress tells whether name, in the zone, has an A or AAAA record
+// (its own, a wildcard's, or a service's).
+func (c *compiler) hasAddress(name string) bool {
+	addr := func(n *node) bool {
+		return n != nil && (n.get(dns.TypeA) != nil || n.get(dns.TypeAAAA) != nil || (n.service != nil && !n.service.CNAME))
+	}
+	if n := c.z.nodes[name]; n != nil {
+		return addr(n)
+	}
+	// The closest encloser's wildcard answers a name that does not exist.
+	for p := name; p != c.z.Origin; {
+		off, end := dns.NextLabel(p, 0)
+		if end {
+			return false
+		}
+		p = p[off:]
+		if c.z.nodes[p] != nil {
+			return addr(c.z.nodes["*."+p])
+		}
+	}
+	return false
+}
+
+// checkSerial warns when the zone's content changed since prev while its
+// SOA serial (given by the zone, not automatic) did not: secondaries and
+// caches keyed on the serial miss the change. BIND warns likewise.
+func (c *compiler) checkSerial(recs []placed, prev *Zone) {
+	z := c.z
+	if prev == nil || !c.spec.serialSet || prev.Hash == z.Hash || prev.Serial != z.Serial {
+		return
+	}
+	_, warn := c.reporters(recs)
+	warn(z.Origin, "the content changed but the SOA serial (%d) did not: secondaries will not see the change", z.Serial)
+}
