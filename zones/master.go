@@ -164,7 +164,7 @@ func (c *compiler) scanMaster(path, display string, def ttlState, depth int, out
 					if !filepath.IsAbs(inc) {
 						inc = filepath.Join(filepath.Dir(path), inc)
 					}
-					out = c.scanMaster(inc, inc, st, depth+1, out)
+					out = c.scanMaster(inc, c.displayFile(inc), st, depth+1, out)
 				}
 				return
 			case "$GENERATE":
@@ -406,7 +406,11 @@ func (c *compiler) displayFile(name string) string {
 	case name == "" || name == c.importPath:
 		return c.importDisplay
 	case !filepath.IsAbs(name):
-		return string(filepath.Separator) + name
+		name = string(filepath.Separator) + name
+	}
+	// Beside the import (or below it): shown as the import is shown.
+	if rel, err := filepath.Rel(filepath.Dir(c.importPath), name); err == nil && filepath.IsLocal(rel) {
+		return filepath.Join(filepath.Dir(c.importDisplay), rel)
 	}
 	return name
 }

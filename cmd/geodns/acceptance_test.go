@@ -20,8 +20,7 @@ import (
 // listed here and on a listed file that no longer violates. (The table's
 // import column is informational: `geodns import` converts a file without
 // the checks of loading it.)
-var acceptanceGaps = map[string]string{
-}
+var acceptanceGaps = map[string]string{}
 
 // acceptanceWant is what issue 17 asks of geodns beyond the rule: a
 // verdict on a file the references disagree on, or a warning (a line of
