@@ -1,13 +1,18 @@
 package zones
 
 import (
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -208,3 +213,51 @@ func TestImportFileChecks(t *testing.T) {
 	require.Contains(t, string(y), "h1:")
 	require.Contains(t, string(y), "ttl: 300")
 }
+
+// TestWatcherWarnings: the watcher logs a zone's warnings at WARN when it
+// loads new content (not again for a reload of the same content), counts
+// them in geodns_zone_warnings, and counts a changed zone whose serial
+// did not move.
+func TestWatcherWarnings(t *testing.T) {
+	dir := t.TempDir()
+	body := "soa: {ns: a.example., mbox: b.example., serial: 3}\nrecords:\n  \"@\": {NS: [ns1.example.net.], MX: [10 mail]}\n  sub: {NS: [ns.example.net.]}\n  www.sub: {TXT: [%s]}\n"
+	writeZone(t, dir, "w.example.yaml", fmt.Sprintf(body, "one"))
+	var set atomic.Pointer[Set]
+	reg := prometheus.NewRegistry()
+	var logs strings.Builder
+	w := NewWatcher(dir, &set, NewMetrics(reg), slog.New(slog.NewTextHandler(&logs, nil)))
+	w.Poll = time.Hour
+	require.NoError(t, w.Scan(true))
+	require.Equal(t, 2, strings.Count(logs.String(), "level=WARN msg=\"zone loaded with a warning\""), logs.String())
+	require.Contains(t, logs.String(), "is occluded")
+	require.Equal(t, 2.0, testutil.ToFloat64(oneSeries(reg, "geodns_zone_warnings")))
+
+	logs.Reset()
+	require.NoError(t, w.Scan(false)) // nothing changed: nothing logged
+	require.NotContains(t, logs.String(), "zone loaded with a warning")
+
+	writeZone(t, dir, "w.example.yaml", fmt.Sprintf(body, "two")) // same serial
+	require.NoError(t, w.Scan(true))
+	require.Contains(t, logs.String(), "the content changed but the SOA serial (3) did not")
+	require.Equal(t, 3.0, testutil.ToFloat64(oneSeries(reg, "geodns_zone_warnings")))
+	require.Equal(t, 1.0, testutil.ToFloat64(oneSeries(reg, "geodns_zone_serial_unchanged_total")))
+}
+
+// oneSeries is the one series of the metric name in reg.
+func oneSeries(reg *prometheus.Registry, name string) prometheus.Collector {
+	return collectorFunc(func(ch chan<- prometheus.Metric) {
+		mfs, _ := reg.Gather()
+		for _, mf := range mfs {
+			if mf.GetName() == name && len(mf.Metric) == 1 {
+				m := mf.Metric[0]
+				v := m.GetGauge().GetValue() + m.GetCounter().GetValue()
+				ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(name, "x", nil, nil), prometheus.GaugeValue, v)
+			}
+		}
+	})
+}
+
+type collectorFunc func(chan<- prometheus.Metric)
+
+func (f collectorFunc) Describe(chan<- *prometheus.Desc)    {}
+func (f collectorFunc) Collect(ch chan<- prometheus.Metric) { f(ch) }
