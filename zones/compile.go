@@ -705,21 +705,6 @@ func (c *compiler) validateNode(n *node, at, warn func(name, format string, args
 	c.checkBelow(n, at, warn, dname)
 }
 
-// cutAbove returns the delegation point strictly above name, if any.
-func (c *compiler) cutAbove(name string) string {
-	for p := name; p != c.z.Origin; {
-		off, end := dns.NextLabel(p, 0)
-		if end {
-			break
-		}
-		p = p[off:]
-		if n := c.z.nodes[p]; n != nil && n.cut {
-			return p
-		}
-	}
-	return ""
-}
-
 // hash digests the zone's content, ignoring the serial, so a reload of
 // unchanged content keeps its serial. An imported file counts by its bytes,
 // hashed as the parser read them: on a big zone, walking a million records
