@@ -102,6 +102,7 @@ type compiler struct {
 	importDisplay string   // the import's path as errors show it
 	generated     bool     // the import holds a $GENERATE (master.go: fixGenerated)
 	positions     []recPos // where each imported record was written: importPositions
+	rep           *reporter
 }
 
 // setRef names the set of type rtype at n.
@@ -651,7 +652,7 @@ func (c *compiler) validate(recs []placed) {
 		}
 		return [2]uint64{}
 	})
-	c.checkTargets(at, warn)
+	c.checkTargets()
 }
 
 // validateNode checks one name against the rest of the zone; at reports,

@@ -19,48 +19,80 @@ import (
 // and warn, which reports a warning, each at the name's YAML key or the
 // first of its records (for an imported record: its line in the master
 // file). Messages are made only when there is one to make (a big zone has
-// a million names); both are safe for concurrent use.
+// a million names); both are safe for concurrent use. c.errRR and c.warnRR
+// report at one record's own position.
 func (c *compiler) reporters(recs []placed) (at, warn func(name, format string, args ...any)) {
-	var (
-		mu    sync.Mutex     // called from every share's goroutine
-		where map[string]int // index in recs of the first record of each name; built at the first report
-	)
-	report := func(list *errList, name, format string, args ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		format, args = "name %q: "+format, append([]any{c.rel(name)}, args...)
+	c.rep = &reporter{c: c, recs: recs}
+	at = func(name, format string, args ...any) { c.rep.report(&c.errs, name, nil, format, args...) }
+	warn = func(name, format string, args ...any) { c.rep.report(&c.warns, name, nil, format, args...) }
+	return at, warn
+}
+
+func (c *compiler) errRR(rr dns.RR, name, format string, args ...any) {
+	c.rep.report(&c.errs, name, rr, format, args...)
+}
+
+func (c *compiler) warnRR(rr dns.RR, name, format string, args ...any) {
+	c.rep.report(&c.warns, name, rr, format, args...)
+}
+
+// reporter places problems; its indexes are built at the first report.
+type reporter struct {
+	c    *compiler
+	recs []placed
+	mu   sync.Mutex     // called from every share's goroutine
+	name map[string]int // index in recs of the first record of each name
+	rec  map[dns.RR]int // index in recs of each record
+}
+
+// report adds a problem with name (at rr's own position when rr is given
+// and found) to list.
+func (r *reporter) report(list *errList, name string, rr dns.RR, format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.c
+	format, args = "name %q: "+format, append([]any{c.rel(name)}, args...)
+	i, ok := -1, false
+	if rr != nil {
+		if r.rec == nil {
+			r.rec = make(map[dns.RR]int, len(r.recs))
+			for k, p := range r.recs {
+				r.rec[p.rr] = k
+			}
+		}
+		i, ok = r.rec[rr]
+	}
+	if !ok {
 		if k := c.spec.names[name]; k != nil {
 			list.add(c.spec.file, k.Line, k.Column, format, args...)
 			return
 		}
-		if where == nil {
-			where = map[string]int{}
-			for i, p := range recs {
-				if _, ok := where[p.rr.Header().Name]; !ok {
-					where[p.rr.Header().Name] = i
+		if r.name == nil {
+			r.name = map[string]int{}
+			for k, p := range r.recs {
+				if _, seen := r.name[p.rr.Header().Name]; !seen {
+					r.name[p.rr.Header().Name] = k
 				}
 			}
 		}
-		i, ok := where[name]
-		switch {
-		case ok && recs[i].node != nil:
-			list.add(c.spec.file, recs[i].node.Line, recs[i].node.Column, format, args...)
-		case ok && c.importPath != "":
-			if pos := c.importPositions(); i < len(pos) {
-				list.add(pos[i].file, pos[i].line, pos[i].col, format, args...)
-				return
-			}
-			fallthrough
-		case ok && c.spec.importNode != nil:
-			n := c.spec.importNode
-			list.add(c.spec.file, n.Line, n.Column, "import %s: "+format, append([]any{c.spec.importFile}, args...)...)
-		default: // a whole-file problem, or a record the scan could not place
-			list.add(c.spec.file, 1, 1, format, args...)
-		}
+		i, ok = r.name[name]
 	}
-	at = func(name, format string, args ...any) { report(&c.errs, name, format, args...) }
-	warn = func(name, format string, args ...any) { report(&c.warns, name, format, args...) }
-	return at, warn
+	recs := r.recs
+	switch {
+	case ok && recs[i].node != nil:
+		list.add(c.spec.file, recs[i].node.Line, recs[i].node.Column, format, args...)
+	case ok && c.importPath != "":
+		if pos := c.importPositions(); i < len(pos) {
+			list.add(pos[i].file, pos[i].line, pos[i].col, format, args...)
+			return
+		}
+		fallthrough
+	case ok && c.spec.importNode != nil:
+		n := c.spec.importNode
+		list.add(c.spec.file, n.Line, n.Column, "import %s: "+format, append([]any{c.spec.importFile}, args...)...)
+	default: // a whole-file problem, or a record the scan could not place
+		list.add(c.spec.file, 1, 1, format, args...)
+	}
 }
 
 // hasType tells whether any name of the zone has a set of type t.
@@ -113,7 +145,7 @@ func (c *compiler) checkBelow(n *node, at, warn func(name, format string, args .
 				if (s.rtype == dns.TypeA || s.rtype == dns.TypeAAAA) && c.isTargetOf(up, name) {
 					continue // glue
 				}
-				warn(name, "%s record below the delegation at %s is occluded: never served (only glue belongs there)", dns.TypeToString[s.rtype], p)
+				c.warnRR(s.all[0], name, "%s record below the delegation at %s is occluded: never served (only glue belongs there)", dns.TypeToString[s.rtype], p)
 			}
 			return
 		}
@@ -182,7 +214,7 @@ func (c *compiler) doubledOrigin(name string) bool {
 // before this check loaded with such NS records (tests and examples
 // among them); an upgrade must not take them off the air, which is the
 // harm the check is there to prevent.
-func (c *compiler) checkTargets(at, warn func(name, format string, args ...any)) {
+func (c *compiler) checkTargets() {
 	z := c.z
 	yamlNS := map[string]bool{}
 	for _, r := range c.spec.recs {
@@ -208,17 +240,17 @@ func (c *compiler) checkTargets(at, warn func(name, format string, args ...any))
 			}
 			what := dns.TypeToString[ref.rtype]
 			if c.doubledOrigin(target) {
-				warn(n.name, "%s target became %s: a relative name ending in the zone's origin (a missing trailing dot?)", what, target)
+				c.warnRR(rr, n.name, "%s target became %s: a relative name ending in the zone's origin (a missing trailing dot?)", what, target)
 			}
 			if c.hasAddress(target) {
 				continue
 			}
 			if ref.rtype == dns.TypeNS && !yamlNS[n.name] {
-				at(n.name, "NS target %s is in the zone but has no address (A or AAAA): no resolver can reach it", target)
+				c.errRR(rr, n.name, "NS target %s is in the zone but has no address (A or AAAA): no resolver can reach it", target)
 			} else if ref.rtype == dns.TypeNS {
-				warn(n.name, "NS target %s is in the zone but has no address (A or AAAA): no resolver can reach it (an error in a master file)", target)
+				c.warnRR(rr, n.name, "NS target %s is in the zone but has no address (A or AAAA): no resolver can reach it (an error in a master file)", target)
 			} else {
-				warn(n.name, "%s target %s is in the zone but has no address (A or AAAA)", what, target)
+				c.warnRR(rr, n.name, "%s target %s is in the zone but has no address (A or AAAA)", what, target)
 			}
 		}
 	}

@@ -196,8 +196,7 @@ func TestSerialUnchangedWarning(t *testing.T) {
 }
 
 // TestImportFileChecks: `geodns import` (ImportFile) refuses what check
-// refuses and reports the same warnings (placed, like every name-level
-// problem, at the name's first record: here the SOA).
+// refuses and reports the same warnings, at the record's own line.
 func TestImportFileChecks(t *testing.T) {
 	dir := writeFiles(t, map[string]string{
 		"bad.zone": "$ORIGIN x.example.\n$TTL 300\n@ SOA ns1 h 1 2 3 4 5\n@ NS ns1\nns1 A 192.0.2.1\nwww CNAME a.example.net.\nwww TXT \"beside\"\n",
@@ -209,7 +208,7 @@ func TestImportFileChecks(t *testing.T) {
 	y, warns, err := Limits{}.ImportFile(filepath.Join(dir, "warn.zone"), "x.example.")
 	require.NoError(t, err)
 	require.Len(t, warns, 1)
-	require.Contains(t, warns[0].Error(), "warn.zone:3:1: name \"@\": MX target mail.x.example. is in the zone but has no address")
+	require.Contains(t, warns[0].Error(), "warn.zone:6:1: name \"@\": MX target mail.x.example. is in the zone but has no address")
 	require.Contains(t, string(y), "h1:")
 	require.Contains(t, string(y), "ttl: 300")
 }

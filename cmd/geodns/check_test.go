@@ -23,12 +23,12 @@ records:
 `), 0o644))
 	var out, errOut bytes.Buffer
 	require.Equal(t, 0, run([]string{"check", zone}, &out, &errOut), errOut.String())
-	require.Contains(t, errOut.String(), "warning: "+zone+`:6:3: name "www.sub": TXT record below the delegation at sub.occ.example. is occluded`)
+	require.Contains(t, errOut.String(), "warning: "+zone+`:6:19: name "www.sub": TXT record below the delegation at sub.occ.example. is occluded`)
 	require.Contains(t, out.String(), "ok: zone occ.example.")
 
 	out.Reset()
 	errOut.Reset()
 	require.Equal(t, 1, run([]string{"check", "--strict", zone}, &out, &errOut))
-	require.Contains(t, errOut.String(), "warning: "+zone+":6:3:")
+	require.Contains(t, errOut.String(), "warning: "+zone+":6:19:")
 	require.NotContains(t, out.String(), "ok: zone")
 }
