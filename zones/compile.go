@@ -103,6 +103,7 @@ type compiler struct {
 	generated     bool     // the import holds a $GENERATE (master.go: fixGenerated)
 	positions     []recPos // where each imported record was written: importPositions
 	rep           *reporter
+	parsed        *[]placed // build's records, imported ones first in parse order: importPos
 }
 
 // setRef names the set of type rtype at n.
@@ -135,6 +136,7 @@ func (c *compiler) build(uses []serviceUse, mtime time.Time, prev *Zone) *Zone {
 	}
 	c.z = z
 	var recs []placed
+	c.parsed = &recs
 	if s.importFile != "" {
 		// Imported records go into nodes as they are parsed: on a big file
 		// the parse and the node building, each a third of the load, run on
@@ -510,6 +512,10 @@ func dedupe(rrs []dns.RR) []dns.RR {
 func (c *compiler) placeErr(p placed, format string, args ...any) {
 	if p.node != nil {
 		c.errAt(p.node, format, args...)
+		return
+	}
+	if pos, ok := c.importPos(p.rr); ok {
+		c.errs.add(pos.file, pos.line, pos.col, format, args...)
 		return
 	}
 	c.errAt(c.spec.importNode, "import %s: "+format, append([]any{c.spec.importFile}, args...)...)

@@ -425,3 +425,23 @@ func (z *Zone) masterRecords() []dns.RR {
 	}
 	return out
 }
+
+// importPos is where the imported record rr was written. It searches the
+// records parsed so far from the last (errors come as records are added,
+// batch by batch) and gives up after a few errors: a file of a million
+// bad records is reported without the search growing with it.
+func (c *compiler) importPos(rr dns.RR) (recPos, bool) {
+	if c.parsed == nil || c.importPath == "" || len(c.errs) > 100 {
+		return recPos{}, false
+	}
+	recs := *c.parsed
+	for i := len(recs) - 1; i >= 0; i-- {
+		if recs[i].rr == rr {
+			if pos := c.importPositions(); i < len(pos) {
+				return pos[i], true
+			}
+			return recPos{}, false
+		}
+	}
+	return recPos{}, false
+}
