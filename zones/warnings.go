@@ -114,7 +114,8 @@ func (c *compiler) hasType(t uint16) bool {
 // origin.
 func (c *compiler) checkBelow(n *node, at, warn func(name, format string, args ...any), dname bool) {
 	name := n.name
-	if _, ok := dns.IsDomainName(name); !ok || wireLen(name) > 255 {
+	if _, ok := dns.IsDomainName(name); !ok { // it counts octets in wire form, escapes decoded
+
 		at(name, "the name is longer than 255 octets")
 	}
 	if d := n.get(dns.TypeDNAME); len(d) > 1 {
@@ -151,36 +152,6 @@ func (c *compiler) checkBelow(n *node, at, warn func(name, format string, args .
 		}
 	}
 }
-
-// wireLen is the length of a name in wire form.
-func wireLen(name string) int {
-	if name == "." {
-		return 1
-	}
-	n := 1
-	for _, l := range dns.SplitDomainName(name) {
-		n += 1 + labelLen(l)
-	}
-	return n
-}
-
-// labelLen is a label's length in octets (\DDD and \X are one each).
-func labelLen(l string) int {
-	n := 0
-	for i := 0; i < len(l); i++ {
-		if l[i] == '\\' {
-			if i+3 < len(l) && isDigit(l[i+1]) && isDigit(l[i+2]) && isDigit(l[i+3]) {
-				i += 3
-			} else {
-				i++
-			}
-		}
-		n++
-	}
-	return n
-}
-
-func isDigit(b byte) bool { return b >= '0' && b <= '9' }
 
 // isTargetOf tells whether the NS set at cut names name.
 func (c *compiler) isTargetOf(cut *node, name string) bool {
