@@ -2,6 +2,7 @@ package zones
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -260,3 +261,22 @@ type collectorFunc func(chan<- prometheus.Metric)
 
 func (f collectorFunc) Describe(chan<- *prometheus.Desc)    {}
 func (f collectorFunc) Collect(ch chan<- prometheus.Metric) { f(ch) }
+
+// TestWatcherReloadsInclude: a change to a file read through $INCLUDE
+// reloads the zone, as a change to the import does.
+func TestWatcherReloadsInclude(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"inc.example.yaml": "import: inc.zone\n",
+		"inc.zone": "$ORIGIN inc.example.\n$TTL 300\n@ SOA ns1.example.net. h.example.net. 1 2 3 4 5\n" +
+			"@ NS ns1.example.net.\n$INCLUDE parts/www.zone\n",
+		"parts/www.zone": "www A 192.0.2.1\n",
+	})
+	var set atomic.Pointer[Set]
+	w := NewWatcher(dir, &set, NewMetrics(nil), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	w.Poll = time.Hour
+	require.NoError(t, w.Scan(true))
+	require.Equal(t, "192.0.2.1", answerA(&set, "inc.example."))
+	writeZone(t, filepath.Join(dir, "parts"), "www.zone", "www A 192.0.2.2\n")
+	require.NoError(t, w.Scan(false))
+	require.Equal(t, "192.0.2.2", answerA(&set, "inc.example."))
+}
