@@ -100,7 +100,7 @@ type compiler struct {
 	warns         errList  // problems that do not stop the load (warnings.go)
 	importPath    string   // the import's absolute path, as the master-file parser knows it
 	importDisplay string   // the import's path as errors show it
-	generated     bool     // the import holds a $GENERATE (master.go: fixGenerated)
+	needTTLFix    bool     // the import holds a $GENERATE or an $INCLUDE: master.go, fixTTLs
 	positions     []recPos // where each imported record was written: importPositions
 	rep           *reporter
 	parsed        *[]placed // build's records, imported ones first in parse order: importPos
@@ -147,8 +147,8 @@ func (c *compiler) build(uses []serviceUse, mtime time.Time, prev *Zone) *Zone {
 		})
 	}
 	imported := len(recs)
-	if c.generated {
-		c.fixGenerated(recs)
+	if c.needTTLFix {
+		c.fixTTLs(recs)
 	}
 	for _, r := range s.recs {
 		if rr := c.parseRecord(r); rr != nil {
@@ -315,7 +315,7 @@ func (c *compiler) importFile(add func([]placed)) {
 	// The channel is closed: the parser is done, and its error final.
 	sum.Sum(c.imported[:0])
 	c.z.Imports = append(c.z.Imports, incs.opened...)
-	c.generated = detect.generate
+	c.needTTLFix = detect.generate || len(incs.opened) > 0
 	if capped.over {
 		c.errAt(s.importNode, "import: %s %v", path, capped.err())
 		return

@@ -21,10 +21,13 @@ import (
 //     path is taken relative to the including file (BIND takes it relative
 //     to its working directory, the "directory" option; NSD to its zones
 //     directory; Knot, like us, to the including file).
-//   - $GENERATE: the parser gives generated records without a TTL of their
-//     own its built-in default (3600); BIND gives them the TTL a record
-//     line would get there ($TTL, or the last TTL given). fixGenerated
-//     rewrites them from a scan of the files.
+//   - TTLs: the parser gives generated records without a TTL of their own
+//     its built-in default (3600); BIND gives them the TTL a record line
+//     would get there ($TTL, or the last TTL given). And the parser forgets
+//     a $TTL (or a last TTL) set in an included file when the include
+//     ends; BIND keeps it (its TTL state is the load's, only the origin and
+//     the current owner are the include's). fixTTLs rewrites such records
+//     from a scan of the files.
 //   - Positions: the parser tells no record's line. A problem found after
 //     the parse (a warning, a zone-wide error) is placed by the same scan,
 //     made only when there is something to place.
@@ -115,11 +118,11 @@ func (d *directiveDetector) find(b []byte) bool {
 type recPos struct {
 	file      string
 	line, col int
-	genTTL    int64 // for a $GENERATE record without a TTL of its own: the TTL BIND gives it; else -1
+	fixTTL    int64 // for a record without a TTL of its own that the parser gives another TTL than BIND: BIND's; else -1
 }
 
-// ttlState mirrors miekg's default TTL: set by $TTL, or else by the last
-// TTL a record gave.
+// ttlState is a default TTL: set by $TTL, or else by the last TTL a record
+// gave.
 type ttlState struct {
 	ttl         uint32
 	byDirective bool
@@ -130,7 +133,10 @@ type ttlState struct {
 // file into entries as the parser does (comments, quotes, parentheses),
 // follows $INCLUDE (confined as includeFS is) and counts $GENERATE ranges.
 // display is the name errors use for path.
-func (c *compiler) scanMaster(path, display string, def ttlState, depth int, out []recPos) []recPos {
+//
+// mk is the parser's default TTL, which an include starts from and leaves
+// behind; bind is BIND's, one for the whole load.
+func (c *compiler) scanMaster(path, display string, mk ttlState, bind *ttlState, depth int, out []recPos) []recPos {
 	if depth > 7 {
 		return out
 	}
@@ -143,16 +149,15 @@ func (c *compiler) scanMaster(path, display string, def ttlState, depth int, out
 	if err != nil {
 		return out
 	}
-	st := def
 	forEntry(data, func(toks []token, blankOwner bool) {
 		first := toks[0]
-		pos := recPos{file: display, line: first.line, col: first.col, genTTL: -1}
+		pos := recPos{file: display, line: first.line, col: first.col, fixTTL: -1}
 		if !blankOwner {
 			switch strings.ToUpper(first.text) {
 			case "$TTL":
 				if len(toks) > 1 {
 					if t, ok := parseTTL(toks[1].text); ok {
-						st = ttlState{t, true}
+						mk, *bind = ttlState{t, true}, ttlState{t, true}
 					}
 				}
 				return
@@ -164,7 +169,7 @@ func (c *compiler) scanMaster(path, display string, def ttlState, depth int, out
 					if !filepath.IsAbs(inc) {
 						inc = filepath.Join(filepath.Dir(path), inc)
 					}
-					out = c.scanMaster(inc, c.displayFile(inc), st, depth+1, out)
+					out = c.scanMaster(inc, c.displayFile(inc), mk, bind, depth+1, out)
 				}
 				return
 			case "$GENERATE":
@@ -177,7 +182,7 @@ func (c *compiler) scanMaster(path, display string, def ttlState, depth int, out
 					}
 				}
 				if !explicit {
-					pos.genTTL = int64(st.ttl)
+					pos.fixTTL = int64(bind.ttl)
 				}
 				for range n {
 					out = append(out, pos)
@@ -187,13 +192,21 @@ func (c *compiler) scanMaster(path, display string, def ttlState, depth int, out
 			toks = toks[1:]
 		}
 		// [ttl] [class] type rdata, ttl and class in either order.
+		explicit := false
 		for _, t := range toks[:min(2, len(toks))] {
 			if ttl, ok := parseTTL(t.text); ok {
-				if !st.byDirective {
-					st = ttlState{ttl, false}
+				if !mk.byDirective {
+					mk = ttlState{ttl, false}
 				}
+				if !bind.byDirective {
+					*bind = ttlState{ttl, false}
+				}
+				explicit = true
 				break
 			}
+		}
+		if !explicit && bind.ttl != mk.ttl {
+			pos.fixTTL = int64(bind.ttl)
 		}
 		out = append(out, pos)
 	})
@@ -356,15 +369,16 @@ func forEntry(data []byte, fn func(toks []token, blankOwner bool)) {
 // parse order, scanning the files once (at the first need).
 func (c *compiler) importPositions() []recPos {
 	if c.positions == nil && c.importPath != "" {
-		c.positions = c.scanMaster(c.importPath, c.importDisplay, ttlState{c.spec.ttl, false}, 0, []recPos{})
+		c.positions = c.scanMaster(c.importPath, c.importDisplay, ttlState{c.spec.ttl, false}, &ttlState{c.spec.ttl, false}, 0, []recPos{})
 	}
 	return c.positions
 }
 
-// fixGenerated gives the records $GENERATE made without a TTL of their own
-// the TTL BIND gives them, and their sets one TTL again. recs are the
-// imported records in parse order.
-func (c *compiler) fixGenerated(recs []placed) {
+// fixTTLs gives the records the parser gave another TTL than BIND gives
+// them ($GENERATE's, and those after an include that set a TTL) BIND's
+// TTL, and their sets one TTL again. recs are the imported records in
+// parse order.
+func (c *compiler) fixTTLs(recs []placed) {
 	pos := c.importPositions()
 	if len(pos) != len(recs) {
 		return // the scan and the parse disagree (a parse error): nothing to trust
@@ -375,11 +389,11 @@ func (c *compiler) fixGenerated(recs []placed) {
 	}
 	touched := map[key]bool{}
 	for i, p := range pos {
-		if p.genTTL < 0 {
+		if p.fixTTL < 0 {
 			continue
 		}
 		h := recs[i].rr.Header()
-		h.Ttl = uint32(p.genTTL)
+		h.Ttl = uint32(p.fixTTL)
 		touched[key{h.Name, h.Rrtype}] = true
 	}
 	for k := range touched {

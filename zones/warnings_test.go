@@ -280,3 +280,30 @@ func TestWatcherReloadsInclude(t *testing.T) {
 	require.NoError(t, w.Scan(false))
 	require.Equal(t, "192.0.2.2", answerA(&set, "inc.example."))
 }
+
+// TestIncludeTTLCarriesOver: a $TTL (or a last TTL) set in an included
+// file holds after the include, as in BIND, whose TTL state belongs to
+// the whole load (only the origin and the current owner return).
+func TestIncludeTTLCarriesOver(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"ttl.example.yaml": "import: ttl.zone\n",
+		"ttl.zone": `$ORIGIN ttl.example.
+@    3600 SOA ns1.example.net. h.example.net. 1 2 3 4 5
+@    3600 NS  ns1.example.net.
+before A 192.0.2.1
+$INCLUDE part.zone sub.ttl.example.
+after A 192.0.2.2
+`,
+		"part.zone": "$TTL 600\ninside A 192.0.2.3\n",
+	})
+	z, err := LoadFile(filepath.Join(dir, "ttl.example.yaml"), nil)
+	require.NoError(t, err)
+	ttl := func(name string) uint32 {
+		a := z.Lookup(name, dns.TypeA, false, nil)
+		require.Equal(t, Success, a.Result, name)
+		return a.Answer[0].Header().Ttl
+	}
+	require.Equal(t, uint32(3600), ttl("before.ttl.example."))
+	require.Equal(t, uint32(600), ttl("inside.sub.ttl.example."))
+	require.Equal(t, uint32(600), ttl("after.ttl.example."), "the included $TTL holds after the include")
+}
