@@ -124,6 +124,28 @@ func (c *compiler) checkBelow(n *node, at, warn func(name, format string, args .
 	if (len(n.sets) > 0 || n.service != nil) && c.doubledOrigin(name) {
 		warn(name, "the name became %s: a relative name ending in the zone's origin (a missing trailing dot?)", name)
 	}
+	for _, s := range n.sets {
+		switch s.rtype {
+		case dns.TypeCNAME, dns.TypeDNAME, dns.TypePTR:
+		default:
+			continue
+		}
+		for _, rr := range s.records() {
+			var target string
+			switch x := rr.(type) {
+			case *dns.CNAME:
+				target = x.Target
+			case *dns.DNAME:
+				target = x.Target
+			case *dns.PTR:
+				target = x.Ptr
+			}
+			if target = dns.CanonicalName(target); c.doubledOrigin(target) {
+				c.warnRR(rr, name, "%s target became %s: a relative name ending in the zone's origin (a missing trailing dot?)",
+					dns.TypeToString[s.rtype], target)
+			}
+		}
+	}
 	for p := name; p != c.z.Origin; {
 		off, end := dns.NextLabel(p, 0)
 		if end {
