@@ -307,3 +307,23 @@ after A 192.0.2.2
 	require.Equal(t, uint32(600), ttl("inside.sub.ttl.example."))
 	require.Equal(t, uint32(600), ttl("after.ttl.example."), "the included $TTL holds after the include")
 }
+
+// TestDirectiveDetector: a $GENERATE split between two reads is seen.
+func TestDirectiveDetector(t *testing.T) {
+	for _, parts := range [][]string{
+		{"a A 192.0.2.1\n$GENERATE 1-2 h$ A 192.0.2.$\n"},
+		{"a A 192.0.2.1\n$GEN", "erate 1-2 h$ A 192.0.2.$\n"},
+		{"$", "GENERATE"},
+		{"x $generat", "e"},
+	} {
+		d := &directiveDetector{}
+		for _, p := range parts {
+			d.Write([]byte(p))
+		}
+		require.True(t, d.generate, "%q", parts)
+	}
+	d := &directiveDetector{}
+	d.Write([]byte("$TTL 300\n$GENERAL"))
+	d.Write([]byte("$ORIGIN x.\n"))
+	require.False(t, d.generate)
+}
