@@ -97,12 +97,12 @@ type compiler struct {
 	targets  []setRef // NS, MX and SRV sets
 	imported [32]byte // sha256 of the import file's bytes
 
-	warns         errList  // problems that do not stop the load (warnings.go)
-	importPath    string   // the import's absolute path, as the master-file parser knows it
-	importDisplay string   // the import's path as errors show it
-	needTTLFix    bool     // the import holds a $GENERATE or an $INCLUDE: master.go, fixTTLs
-	positions     []recPos // where each imported record was written: importPositions
-	rep           *reporter
+	warns         errList   // problems that do not stop the load (warnings.go)
+	importPath    string    // the import's absolute path, as the master-file parser knows it
+	importDisplay string    // the import's path as errors show it
+	needTTLFix    bool      // the import holds a $GENERATE or an $INCLUDE: master.go, fixTTLs
+	positions     []recPos  // where each imported record was written: importPositions
+	rep           *reporter // places validate's errors and warnings (warnings.go)
 	parsed        *[]placed // build's records, imported ones first in parse order: importPos
 }
 
@@ -705,7 +705,7 @@ func (c *compiler) validateNode(n *node, at, warn func(name, format string, args
 			default:
 				// Occluded (RFC 2181 6): loaded, never served, as NSD,
 				// Knot and BIND do.
-				warn(name, "%s record at a delegation point is occluded: never served (only NS, DS and glue belong there)", dns.TypeToString[s.rtype])
+				c.warnRR(s.all[0], name, "%s record at a delegation point is occluded: never served (only NS, DS and glue belong there)", dns.TypeToString[s.rtype])
 			}
 		}
 	}
