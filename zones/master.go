@@ -191,18 +191,30 @@ func (c *compiler) scanMaster(path, display string, mk ttlState, bind *ttlState,
 			}
 			toks = toks[1:]
 		}
-		// [ttl] [class] type rdata, ttl and class in either order.
-		explicit := false
-		for _, t := range toks[:min(2, len(toks))] {
-			if ttl, ok := parseTTL(t.text); ok {
-				if !mk.byDirective {
-					mk = ttlState{ttl, false}
-				}
-				if !bind.byDirective {
-					*bind = ttlState{ttl, false}
-				}
-				explicit = true
-				break
+		// [ttl] [class] type rdata, ttl and class in either order; without
+		// a type there is no record.
+		explicit, typed := false, false
+		var ttl uint32
+		for _, t := range toks[:min(3, len(toks))] {
+			if v, ok := parseTTL(t.text); ok && !explicit {
+				ttl, explicit = v, true
+				continue
+			}
+			if isClass(t.text) {
+				continue
+			}
+			typed = true
+			break
+		}
+		if !typed {
+			return
+		}
+		if explicit {
+			if !mk.byDirective {
+				mk = ttlState{ttl, false}
+			}
+			if !bind.byDirective {
+				*bind = ttlState{ttl, false}
 			}
 		}
 		if !explicit && bind.ttl != mk.ttl {
@@ -213,9 +225,16 @@ func (c *compiler) scanMaster(path, display string, mk ttlState, bind *ttlState,
 	return out
 }
 
+// isClass tells whether a field is a class (IN, CH, CLASS3, ...).
+func isClass(s string) bool {
+	u := strings.ToUpper(s)
+	_, ok := dns.StringToClass[u]
+	return ok || strings.HasPrefix(u, "CLASS")
+}
+
 // generateCount is how many records a $GENERATE entry makes.
 func generateCount(toks []token) int {
-	if len(toks) < 2 {
+	if len(toks) < 4 { // $GENERATE range lhs [ttl] [class] type rhs
 		return 0
 	}
 	rng, step := toks[1].text, int64(1)
