@@ -215,7 +215,7 @@ func (c *compiler) link() {
 				}
 				// Each target once: many records naming one host with many
 				// addresses must not multiply into millions of extras.
-				target = dns.CanonicalName(target)
+				target = CanonicalName(target)
 				if seen[target] || len(s.extra()) >= maxExtra {
 					continue
 				}
@@ -397,7 +397,7 @@ func (c *compiler) addRecords(recs []placed) {
 	for _, p := range recs {
 		rr := p.rr
 		h := rr.Header()
-		h.Name = dns.CanonicalName(h.Name)
+		h.Name = CanonicalName(h.Name) // one spelling per name: see CanonicalName
 		if !dns.IsSubDomain(z.Origin, h.Name) {
 			c.placeErr(p, "name %s is outside the zone %s", h.Name, z.Origin)
 			continue
@@ -437,6 +437,7 @@ func (c *compiler) finishNodes() {
 			}
 			slices.SortFunc(n.sets, func(a, b rrset) int { return int(a.rtype) - int(b.rtype) })
 			n.cut = n.name != z.Origin && n.get(dns.TypeNS) != nil
+			n.dname = n.get(dns.TypeDNAME) != nil
 		}
 		return count
 	})
