@@ -12,8 +12,8 @@ import (
 // however it was written. It is the presentation form that miekg/dns's
 // unpacker gives the name's wire octets, with A-Z lowered and nothing else
 // (RFC 4343): `\065bc` and `ABC` become "abc", `\#x` becomes "#x", `\.`
-// stays an escaped dot, a space or a byte outside printable ASCII becomes
-// `\DDD`. So a name from a message (dns.Msg.Unpack) needs only its letters
+// stays an escaped dot, a space becomes `\ ` and a byte outside printable
+// ASCII `\DDD`. So a name from a message (dns.Msg.Unpack) needs only its letters
 // lowered, and NameFromWire gives the same string from the octets.
 // A name that cannot be packed (too long, a bad escape) is only lowered:
 // the caller's validation reports it.
