@@ -663,6 +663,9 @@ func (c *compiler) validateNode(n *node, at func(name, format string, args ...an
 			at(name, "CNAME beside a service")
 		}
 	}
+	if dn := n.get(dns.TypeDNAME); len(dn) > 1 {
+		at(name, "more than one DNAME (RFC 6672 2.4: one substitution per name)")
+	}
 	if n.service != nil && (n.get(dns.TypeA) != nil || n.get(dns.TypeAAAA) != nil) {
 		at(name, "A/AAAA records beside a service (the service answers those)")
 	}

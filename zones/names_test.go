@@ -256,3 +256,17 @@ records:
 	require.Equal(t, Success, a.Result)
 	require.Len(t, a.Answer, 1)
 }
+
+// TestTwoDNAMEsRefused: one name, one substitution (RFC 6672 2.4); a zone
+// with two DNAMEs at a name is refused at load, with its position, rather
+// than served with one of them.
+func TestTwoDNAMEsRefused(t *testing.T) {
+	_, err := Compile("dname.test.yaml", []byte(`ttl: 300
+soa: {ns: ns1.dname.test., mbox: hostmaster.dname.test., serial: 1, minttl: 60}
+records:
+  "@": {NS: [ns1]}
+  ns1: {A: [192.0.2.53]}
+  d: {DNAME: [a.example., b.example.]}
+`), "dname.test.", time.Unix(1700000000, 0), nil)
+	require.ErrorContains(t, err, `dname.test.yaml:6:3: name "d": more than one DNAME`)
+}
