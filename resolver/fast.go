@@ -212,8 +212,8 @@ var refused = &packed{}
 type entry struct {
 	static *packed // the answer, when it does not depend on the client
 	// refuse: the fast path does not answer this question (a CNAME into a
-	// service, an answer that is truncated); the
-	// full path does, at once, without trying first.
+	// service, an answer that is truncated); the full path does, at once,
+	// without trying first.
 	refuse bool
 	// A service name: the decision is made per query and picks a variant.
 	svc      *zones.Service
