@@ -269,7 +269,7 @@ records:
 	require.ErrorContains(t, err, `dname.test.yaml:7:3: name "x.d": data below the DNAME at d`)
 
 	dir := t.TempDir()
-	long := strings.Repeat(strings.Repeat("a", 63)+".", 4)
+	long := strings.Repeat(strings.Repeat("a", 63)+".", 3) + strings.Repeat("a", 63) // relative: 4 labels and dname.test.
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "long.zone"), []byte("$TTL 300\n@ SOA ns1 h 1 2 3 4 5\n@ NS ns1\nns1 A 192.0.2.53\n"+long+" A 192.0.2.1\n"), 0o644))
 	_, err = Compile(filepath.Join(dir, "dname.test.yaml"), []byte("import: long.zone\n"), "dname.test.", time.Unix(1700000000, 0), nil)
 	require.ErrorContains(t, err, "is longer than 255 octets")
