@@ -72,7 +72,7 @@ type SiteShareTrace struct {
 // Explain answers name/qtype for client with the server's own code (the
 // zones, router and handler given) and records every routing decision.
 func Explain(set *zones.Set, router *route.Router, h *resolver.Handler, name string, qtype uint16, client netip.Prefix) Explanation {
-	name = dns.CanonicalName(dns.Fqdn(name))
+	name = zones.CanonicalName(name)
 	e := Explanation{Name: name, Type: dns.TypeToString[qtype], Client: client.String()}
 	if z := set.Find(name, qtype); z != nil {
 		e.Zone, e.Serial = z.Origin, z.Serial
