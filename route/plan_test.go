@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/geodns/geodns/opstate"
 	"github.com/geodns/geodns/zones"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -44,7 +45,7 @@ services:
 	web := z.Services["web"]
 	h := &countingHealth{down: map[string]bool{"site:east": true}, version: 1}
 	reg := prometheus.NewRegistry()
-	r := &Router{Health: h, Metrics: NewMetrics(reg), Log: quiet}
+	r := &Router{Operator: h, Metrics: NewMetrics(reg), Log: quiet}
 	client := prefix("10.10.1.0/24")
 	allDown := func(fam string) float64 {
 		return testutil.ToFloat64(r.Metrics.allDown.WithLabelValues("web", fam))
@@ -98,7 +99,7 @@ func TestDemandOnlyByLoop(t *testing.T) {
 	z, err := zones.Compile("example.net.yaml", []byte(b.String()), "example.net.", time.Now(), nil)
 	require.NoError(t, err)
 	set := zones.NewSet(z)
-	r := &Router{Loc: newYork{}, Health: downHealth{"site:us-east": true}, Log: quiet}
+	r := &Router{Loc: newYork{}, Operator: downHealth{"site:us-east": true}, Log: quiet}
 	for range 3 {
 		for _, svc := range z.Services {
 			r.Demand(svc)
@@ -164,11 +165,7 @@ type swapHealth struct {
 	cur atomic.Pointer[countingHealth]
 }
 
-func (h *swapHealth) EndpointUp(origin string, svc *zones.Service, i int) bool {
-	return h.cur.Load().EndpointUp(origin, svc, i)
-}
-
-func (h *swapHealth) Version() uint64 { return h.cur.Load().version }
+func (h *swapHealth) Load() *opstate.State { return h.cur.Load().Load() }
 
 // TestPlanLoopFollowsHealth: while the plan loop runs, queries take the
 // plan it published, and a health change (Changed) reaches them through
@@ -178,7 +175,7 @@ func TestPlanLoopFollowsHealth(t *testing.T) {
 	set := zones.NewSet(z)
 	h := &swapHealth{}
 	h.cur.Store(&countingHealth{version: 1})
-	r := &Router{Loc: places, Health: h, Log: quiet}
+	r := &Router{Loc: places, Operator: h, Log: quiet}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { r.Run(ctx, func() *zones.Set { return set }); close(done) }()
@@ -198,7 +195,7 @@ func TestPlanLoopFollowsHealth(t *testing.T) {
 // all-down transition counts once, with family "any".
 func TestAllDownCNAMEOnce(t *testing.T) {
 	z := loadZone(t)
-	r := &Router{Health: downHealth{"site:us-east": true, "site:us-west": true, "site:eu": true},
+	r := &Router{Operator: downHealth{"site:us-east": true, "site:us-west": true, "site:eu": true},
 		Metrics: NewMetrics(prometheus.NewRegistry()), Log: quiet}
 	r.refresh(zones.NewSet(z))
 	require.Equal(t, 1.0, testutil.ToFloat64(r.Metrics.allDown.WithLabelValues("edge", "any")))
