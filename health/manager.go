@@ -67,6 +67,7 @@ type Manager struct {
 	wake      chan struct{}
 	zones     *zones.Set
 	nums      map[*zones.Probe]int32 // the set's probes, numbered: index of their state in a Table
+	byKey     map[string]int32       // the numbers by probe key
 	numbering uint64                 // bumped when nums changes
 	saved     map[string]savedProbe  // persisted states not yet claimed by a probe
 	stateErr  error                 // the last state file write failed: not ready
@@ -176,9 +177,13 @@ func (m *Manager) SetZones(set *zones.Set) {
 	for _, sp := range specs {
 		nums[sp] = want[sp.Key].num
 	}
+	byKey := make(map[string]int32, len(want))
+	for k, p := range want {
+		byKey[k] = p.num
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.zones, m.nums = set, nums
+	m.zones, m.nums, m.byKey = set, nums, byKey
 	m.numbering++
 	shortest := time.Duration(0)
 	for _, w := range want {
@@ -433,6 +438,7 @@ func (m *Manager) publish(save bool) {
 	t := &Table{
 		States:    make([]State, len(m.probes)),
 		nums:      m.nums,
+		byKey:     m.byKey,
 		numbering: m.numbering,
 		ready:     m.zones != nil, // and every probe has run once (below)
 	}

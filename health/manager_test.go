@@ -140,6 +140,23 @@ func TestTableNumbers(t *testing.T) {
 	require.NotEqual(t, tab.Numbering(), m.Table().Numbering(), "a new set numbers anew")
 }
 
+// TestTableKnowsANewSetsProbes: a reloaded zone has new probe values with
+// the same keys; until the manager learns the new set (the watcher tells
+// it after queries can see the set), the table finds them by key, so a
+// down endpoint does not come back up for that moment.
+func TestTableKnowsANewSetsProbes(t *testing.T) {
+	src := zoneYAML("{type: http, port: 8080}", []string{e1}, []string{w1})
+	set := compile(t, src)
+	m := NewManager(Options{Allow: loopback, Log: quiet})
+	m.SetZones(set)
+	p := probeFor(t, m, e1)
+	m.record(p, Result{}, nil)
+	m.record(p, Result{}, nil)
+	set2 := compile(t, src)
+	require.False(t, upOf(m, set2, e1), "down in the table, before the manager learns the reloaded set")
+	require.True(t, upOf(m, set2, w1))
+}
+
 // savingManager returns a manager on set that writes its state to file;
 // stop returns once its saver has finished.
 func savingManager(file string, set *zones.Set) (m *Manager, stop func()) {

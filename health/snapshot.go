@@ -24,6 +24,7 @@ type State struct {
 type Table struct {
 	States    []State
 	nums      map[*zones.Probe]int32
+	byKey     map[string]int32 // the same numbers by probe key, for probes of a set not learnt yet
 	numbering uint64 // changes with nums
 	gen       uint64
 	last      time.Time // the latest Back
@@ -31,13 +32,19 @@ type Table struct {
 }
 
 // Num returns the number of an endpoint's probe (its index in States),
-// or -1 for nil or a probe of another zone set. Numbers hold for every
-// table with the same Numbering: a reader resolves them once per set.
+// or -1 for nil or a probe the manager does not run. A probe of a newer
+// zone set than the manager has learnt (queries see a reloaded set a
+// moment before health does) is found by its key: it is the same probe.
+// Numbers hold for every table with the same Numbering: a reader resolves
+// them once per set.
 func (t *Table) Num(p *zones.Probe) int32 {
 	if t == nil || p == nil {
 		return -1
 	}
 	if n, ok := t.nums[p]; ok {
+		return n
+	}
+	if n, ok := t.byKey[p.Key]; ok {
 		return n
 	}
 	return -1

@@ -201,3 +201,31 @@ func TestAllDownCNAMEOnce(t *testing.T) {
 	require.Equal(t, 1.0, testutil.ToFloat64(r.Metrics.allDown.WithLabelValues("edge", "any")))
 	require.Equal(t, 3, testutil.CollectAndCount(r.Metrics.allDown, "geodns_all_down_total"), "web: ipv4 and ipv6; edge: once")
 }
+
+// swapOp is an operator state replaced whole, as a Store publishes.
+type swapOp struct{ cur atomic.Pointer[opstate.State] }
+
+func (o *swapOp) Load() *opstate.State { return o.cur.Load() }
+
+// TestDecisionReadsOnePlan: while the plan loop runs, a decision reads the
+// operator's dials from the plan it routes by, never a newer state than
+// the plan's health: a dial set meanwhile reaches queries with the plan
+// that includes it. (Dials used to be read live at each site of each
+// query, beside a plan of an older health snapshot.)
+func TestDecisionReadsOnePlan(t *testing.T) {
+	z := loadZone(t)
+	set := zones.NewSet(z)
+	web := z.Services["web"]
+	op := &swapOp{}
+	op.cur.Store(opstate.NewState(nil, nil, nil, nil, 1))
+	r := &Router{Loc: newYork{}, Operator: op, Log: quiet}
+	r.loop.running.Store(true) // as while Run runs: queries take the published plans
+	r.Refresh(set)
+	client := newYorkers()[0]
+	require.Equal(t, "us-east", r.Route(z.Origin, web, client, false).Sites[0])
+
+	op.cur.Store(opstate.NewState(nil, nil, nil, []opstate.Dial{{Service: "web", Site: "us-east", Weight: 0}}, 2))
+	require.Equal(t, "us-east", r.Route(z.Origin, web, client, false).Sites[0], "the published plan's dial, until the loop rebuilds")
+	r.Refresh(set)
+	require.NotEqual(t, "us-east", r.Route(z.Origin, web, client, false).Sites[0], "dialed to 0 with the new plan")
+}
