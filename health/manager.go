@@ -70,7 +70,7 @@ type Manager struct {
 	byKey     map[string]int32       // the numbers by probe key
 	numbering uint64                 // bumped when nums changes
 	saved     map[string]savedProbe  // persisted states not yet claimed by a probe
-	stateErr  error                 // the last state file write failed: not ready
+	stateErr  error                  // the last state file write failed: not ready
 	onChange  func()
 	gen       uint64 // the last snapshot's Version
 	everReady bool
@@ -121,16 +121,16 @@ func NewManager(opts Options) *Manager {
 		}
 	}
 	m := &Manager{
-		prober:    prober{allow: opts.Allow, rootCAs: opts.RootCAs, maxKept: int64(opts.MaxKept)},
-		log:       opts.Log,
-		metrics:   newMetrics(opts.Registerer),
-		epoch:     time.Now(),
-		sem:       make(chan struct{}, opts.MaxInFlight),
-		probes:    map[string]*probe{},
-		wake:      make(chan struct{}, 1),
-		dirty:     make(chan struct{}, 1),
-		saved:     map[string]savedProbe{},
-		onChange:  opts.OnChange,
+		prober:   prober{allow: opts.Allow, rootCAs: opts.RootCAs, maxKept: int64(opts.MaxKept)},
+		log:      opts.Log,
+		metrics:  newMetrics(opts.Registerer),
+		epoch:    time.Now(),
+		sem:      make(chan struct{}, opts.MaxInFlight),
+		probes:   map[string]*probe{},
+		wake:     make(chan struct{}, 1),
+		dirty:    make(chan struct{}, 1),
+		saved:    map[string]savedProbe{},
+		onChange: opts.OnChange,
 	}
 	if opts.StateFile != "" {
 		m.saver, m.stateFile = newSaver(m), opts.StateFile

@@ -25,7 +25,7 @@ type Table struct {
 	States    []State
 	nums      map[*zones.Probe]int32
 	byKey     map[string]int32 // the same numbers by probe key, for probes of a set not learnt yet
-	numbering uint64 // changes with nums
+	numbering uint64           // changes with nums
 	gen       uint64
 	last      time.Time // the latest Back
 	ready     bool
