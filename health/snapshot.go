@@ -19,8 +19,8 @@ type State struct {
 // Table is the state of every probe at one moment, dense: States is
 // indexed by probe number, which the manager assigns each distinct probe
 // (by zones.Probe.Key) when it learns a zone set. It is immutable and
-// safe for concurrent use; a reader loads one and reads a whole decision
-// (or a whole round of plans) from it.
+// safe for concurrent use (States must not be modified); a reader loads
+// one and reads a whole decision (or a whole round of plans) from it.
 type Table struct {
 	States    []State
 	nums      map[*zones.Probe]int32
