@@ -44,7 +44,6 @@ type Health interface {
 type Router interface {
 	Demand(svc *zones.Service) (map[string]float64, bool)
 	Standing(origin string, svc *zones.Service, site string) route.SiteTraffic
-	EndpointUp(ep *zones.Endpoint) bool
 	Explain(origin string, svc *zones.Service, client netip.Prefix, v6 bool) (route.Decision, route.Trace)
 	// Refresh has the plans rebuilt now from the current state.
 	Refresh(set *zones.Set)
@@ -229,13 +228,13 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	for _, p := range probes {
 		byKey[p.Key] = p
 	}
-	op := s.Operator.Load()
+	tab, op := s.Health.Table(), s.Operator.Load() // one of each for the whole page
 	sites, eps := op.Sites(), op.Endpoints()
 	dials := []DialStatus{}
 	for _, d := range op.Dials() {
 		dials = append(dials, DialStatus{d.Service, d.Site, percent(d.Weight)})
 	}
-	st := Status{Version: s.Version, Go: runtime.Version(), Ready: s.Health.Table().Ready(), DNS: s.DNS, Probes: probes,
+	st := Status{Version: s.Version, Go: runtime.Version(), Ready: tab.Ready(), DNS: s.DNS, Probes: probes,
 		Overrides: map[string]any{"sites": sites, "endpoints": eps, "dials": dials}}
 	zs := set.Zones()
 	sort.Slice(zs, func(i, j int) bool { return zs[i].Origin < zs[j].Origin })
@@ -264,7 +263,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 					if ep.Site != site.Name {
 						continue
 					}
-					es := EndpointStatus{ID: ep.ID, Up: s.Router.EndpointUp(&ep), Override: string(eps[ep.ID])}
+					es := EndpointStatus{ID: ep.ID, Up: route.EndpointUp(tab, op, &ep), Override: string(eps[ep.ID])}
 					if ep.Probe != nil {
 						p := byKey[ep.Probe.Key]
 						es.Check, es.Target, es.Since, es.Reason = p.Check, p.Target, p.Since, p.Reason

@@ -200,9 +200,7 @@ func (r *Router) buildPlan(svc *zones.Service, idx *svcIndex, tab *health.Table,
 					}
 				}
 				if overrides {
-					if o, ok := op.Override(ep.Site, ep.ID); ok {
-						st.Up = o == opstate.ForceUp
-					}
+					st.Up = up(st, op, ep)
 				}
 				if !st.Up {
 					continue
@@ -232,15 +230,19 @@ func (r *Router) buildPlan(svc *zones.Service, idx *svcIndex, tab *health.Table,
 	return p
 }
 
-// EndpointUp reports whether an endpoint is up now, for status pages: an
-// operator's override if one applies (the endpoint's own before its
-// site's), else its probe's state.
-func (r *Router) EndpointUp(ep *zones.Endpoint) bool {
-	tab, op := r.snapshots()
+// EndpointUp reports whether an endpoint is up in tab and op, for status
+// pages: an operator's override if one applies (the endpoint's own before
+// its site's), else its probe's state.
+func EndpointUp(tab *health.Table, op *opstate.State, ep *zones.Endpoint) bool {
+	return up(tab.Probe(ep.Probe), op, ep)
+}
+
+// up is the one rule for an endpoint: an override beats its probe's state.
+func up(probe health.State, op *opstate.State, ep *zones.Endpoint) bool {
 	if o, ok := op.Override(ep.Site, ep.ID); ok {
 		return o == opstate.ForceUp
 	}
-	return tab.Probe(ep.Probe).Up
+	return probe.Up
 }
 
 // site returns a site's index and plan for a family; nil when the
