@@ -95,6 +95,7 @@ type compiler struct {
 	// does not walk a million names for the few that need it.
 	wilds    []*node  // nodes named "*.<parent>"
 	targets  []setRef // NS, MX and SRV sets
+	dnames   int      // DNAME sets: names below them are checked when there are any
 	imported [32]byte // sha256 of the import file's bytes
 
 	warns         errList   // problems that do not stop the load (warnings.go)
@@ -229,7 +230,7 @@ func (c *compiler) link() {
 				}
 				// Each target once: many records naming one host with many
 				// addresses must not multiply into millions of extras.
-				target = dns.CanonicalName(target)
+				target = CanonicalName(target)
 				if seen[target] || len(s.extra()) >= maxExtra {
 					continue
 				}
@@ -435,7 +436,11 @@ func (c *compiler) addRecords(recs []placed) {
 	for _, p := range recs {
 		rr := p.rr
 		h := rr.Header()
-		h.Name = dns.CanonicalName(h.Name)
+		h.Name = CanonicalName(h.Name) // one spelling per name: see CanonicalName
+		if nameWireLen(h.Name) > 255 {
+			c.placeErr(p, "name %s is longer than 255 octets", h.Name)
+			continue
+		}
 		if !dns.IsSubDomain(z.Origin, h.Name) {
 			c.placeErr(p, "name %s is outside the zone %s", h.Name, z.Origin)
 			continue
@@ -452,6 +457,8 @@ func (c *compiler) addRecords(recs []placed) {
 			switch h.Rrtype {
 			case dns.TypeNS, dns.TypeMX, dns.TypeSRV:
 				c.targets = append(c.targets, setRef{n, h.Rrtype})
+			case dns.TypeDNAME:
+				c.dnames++
 			}
 		}
 		set := &n.sets[i]
@@ -475,6 +482,7 @@ func (c *compiler) finishNodes() {
 			}
 			slices.SortFunc(n.sets, func(a, b rrset) int { return int(a.rtype) - int(b.rtype) })
 			n.cut = n.name != z.Origin && n.get(dns.TypeNS) != nil
+			n.dname = n.get(dns.TypeDNAME) != nil
 		}
 		return count
 	})
@@ -651,10 +659,9 @@ func (c *compiler) validate(recs []placed) {
 	if apex == nil || apex.get(dns.TypeNS) == nil {
 		c.errAt(c.spec.names[z.Origin], "zone %s: no NS records at the apex", z.Origin)
 	}
-	dname := c.hasType(dns.TypeDNAME)
 	c.shares(func(nodes []*node) [2]uint64 {
 		for _, n := range nodes {
-			c.validateNode(n, at, warn, dname)
+			c.validateNode(n, at, warn)
 		}
 		return [2]uint64{}
 	})
@@ -662,8 +669,8 @@ func (c *compiler) validate(recs []placed) {
 }
 
 // validateNode checks one name against the rest of the zone; at reports,
-// warn warns. dname tells whether the zone has a DNAME anywhere.
-func (c *compiler) validateNode(n *node, at, warn func(name, format string, args ...any), dname bool) {
+// warn warns.
+func (c *compiler) validateNode(n *node, at, warn func(name, format string, args ...any)) {
 	z, name := c.z, n.name
 	if n.get(dns.TypeSOA) != nil && name != z.Origin {
 		at(name, "SOA record below the apex")
@@ -680,6 +687,14 @@ func (c *compiler) validateNode(n *node, at, warn func(name, format string, args
 		}
 		if n.service != nil {
 			at(name, "CNAME beside a service")
+		}
+	}
+	if dn := n.get(dns.TypeDNAME); len(dn) > 1 {
+		at(name, "more than one DNAME (RFC 6672 2.4: one substitution per name)")
+	}
+	if c.dnames > 0 && (len(n.sets) > 0 || n.service != nil) {
+		if d := c.dnameAbove(name); d != "" {
+			at(name, "data below the DNAME at %s (RFC 6672 2.4: a DNAME's owner has no descendants; NSD and Knot refuse it too)", c.rel(d))
 		}
 	}
 	if n.service != nil && (n.get(dns.TypeA) != nil || n.get(dns.TypeAAAA) != nil) {
@@ -709,7 +724,22 @@ func (c *compiler) validateNode(n *node, at, warn func(name, format string, args
 			}
 		}
 	}
-	c.checkBelow(n, at, warn, dname)
+	c.checkBelow(n, at, warn)
+}
+
+// dnameAbove returns the owner of a DNAME strictly above name, if any.
+func (c *compiler) dnameAbove(name string) string {
+	for p := name; p != c.z.Origin; {
+		off, end := dns.NextLabel(p, 0)
+		if end {
+			break
+		}
+		p = p[off:]
+		if n := c.z.nodes[p]; n != nil && n.get(dns.TypeDNAME) != nil {
+			return p
+		}
+	}
+	return ""
 }
 
 // hash digests the zone's content, ignoring the serial, so a reload of

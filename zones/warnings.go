@@ -95,32 +95,13 @@ func (r *reporter) report(list *errList, name string, rr dns.RR, format string, 
 	}
 }
 
-// hasType tells whether any name of the zone has a set of type t.
-func (c *compiler) hasType(t uint16) bool {
-	for _, n := range c.all {
-		if n.get(t) != nil {
-			return true
-		}
-	}
-	return false
-}
-
 // checkBelow checks a name against the names above it: data below a zone
 // cut is occluded (RFC 2181 6: loaded, never served, a warning, as NSD,
-// Knot and BIND load it), data below a DNAME is an error (RFC 6672 2.3
-// calls it occluded too, but NSD and Knot refuse the zone, and so do we:
-// a DNAME owner's subtree is the target's). It also checks the name's own
-// shape: its length, two DNAMEs, and a relative name that repeats the
-// origin.
-func (c *compiler) checkBelow(n *node, at, warn func(name, format string, args ...any), dname bool) {
+// Knot and BIND load it); data below a DNAME is validateNode's error (NSD
+// and Knot refuse it). It also warns about a relative name that repeats
+// the origin, as an owner or a CNAME, DNAME or PTR target.
+func (c *compiler) checkBelow(n *node, at, warn func(name, format string, args ...any)) {
 	name := n.name
-	if _, ok := dns.IsDomainName(name); !ok { // it counts octets in wire form, escapes decoded
-
-		at(name, "the name is longer than 255 octets")
-	}
-	if d := n.get(dns.TypeDNAME); len(d) > 1 {
-		at(name, "more than one DNAME (RFC 6672 2.4: one per name)")
-	}
 	if (len(n.sets) > 0 || n.service != nil) && c.doubledOrigin(name) {
 		warn(name, "the name became %s: a relative name ending in the zone's origin (a missing trailing dot?)", name)
 	}
@@ -156,9 +137,8 @@ func (c *compiler) checkBelow(n *node, at, warn func(name, format string, args .
 		if up == nil {
 			continue
 		}
-		if dname && up.get(dns.TypeDNAME) != nil && (len(n.sets) > 0 || n.service != nil) {
-			at(name, "data below the DNAME at %s (RFC 6672 2.3: never served; NSD and Knot refuse it too)", p)
-			return
+		if c.dnames > 0 && up.get(dns.TypeDNAME) != nil {
+			return // below a DNAME: validateNode's error
 		}
 		if up.cut {
 			if n.service != nil {

@@ -49,6 +49,7 @@ type node struct {
 	service *Service
 	wild    *node // the "*" child, the source of synthesis below this name
 	cut     bool  // holds an NS set below the apex: a delegation point
+	dname   bool  // holds a DNAME: names below it are synthesized (RFC 6672)
 }
 
 // rrset is the records of one type at a name. Its records and their

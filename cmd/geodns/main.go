@@ -23,6 +23,7 @@ import (
 	"github.com/geodns/geodns/api"
 	"github.com/geodns/geodns/geo"
 	healthpkg "github.com/geodns/geodns/health"
+	"github.com/geodns/geodns/opstate"
 	"github.com/geodns/geodns/resolver"
 	"github.com/geodns/geodns/route"
 	"github.com/geodns/geodns/zones"
@@ -156,17 +157,24 @@ func serve(args []string, stderr io.Writer) int {
 		Help: "Always 1; the labels say which geodns is running."}, []string{"version", "goversion"})
 	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	reg.MustRegister(buildInfo)
-	stateFile := ""
+	// Two state files, one owner each: health.json (probe states, health's)
+	// and operator.json (drains, forces, dials: opstate's). The operator
+	// state is opened first: it migrates what an older health.json held
+	// before health rewrites that file with probe states only.
+	stateFile, opFile := "", ""
 	if cfg.StateDir != "" {
 		if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
 			log.Error("state directory", "error", err)
 			return 1
 		}
-		stateFile = filepath.Join(cfg.StateDir, "health.json")
+		stateFile, opFile = filepath.Join(cfg.StateDir, "health.json"), filepath.Join(cfg.StateDir, "operator.json")
 	}
+	operator := opstate.OpenFile(opstate.FileOptions{Path: opFile, Legacy: stateFile, Log: log, Registerer: reg})
 	// The router's plan loop rebuilds its plans, and reports services
-	// all down, whenever health (or, through SetZones, the zones) changes.
-	router := &route.Router{Metrics: route.NewMetrics(reg), Log: log}
+	// all down, whenever health, operator state (or, through SetZones, the
+	// zones) changes.
+	router := &route.Router{Metrics: route.NewMetrics(reg), Log: log, Operator: operator}
+	operator.Watch(func(*opstate.State) { router.Changed() })
 	health := healthpkg.NewManager(healthpkg.Options{Allow: probeAllow, StateFile: stateFile, Log: log, Registerer: reg,
 		OnChange: router.Changed})
 	if len(probeAllow) == 0 {
@@ -202,7 +210,7 @@ func serve(args []string, stderr io.Writer) int {
 			return 2
 		}
 	}
-	router.Loc, router.Health, router.Traffic = locator, health, health
+	router.Loc, router.Health = locator, health
 	h := resolver.NewHandler(&set, router, resolver.Config{
 		ServerID: cfg.ServerID, Version: cfg.VersionBind, MaxUDPSize: cfg.MaxUDPSize,
 		Metrics: resolver.NewMetrics(reg), RRL: cfg.RRL, Registerer: reg, CookieSecret: cookieSecret,
@@ -217,7 +225,7 @@ func serve(args []string, stderr io.Writer) int {
 	explainer := resolver.NewHandler(&set, router, resolver.Config{
 		ServerID: cfg.ServerID, Version: cfg.VersionBind, MaxUDPSize: cfg.MaxUDPSize,
 	}, log)
-	apiServer := &api.Server{Zones: &set, Health: health, Router: router, Resolver: explainer, Gatherer: reg,
+	apiServer := &api.Server{Zones: &set, Health: health, Operator: operator, Router: router, Resolver: explainer, Gatherer: reg,
 		Token: token, Version: version, DNS: dnsAddrs, Log: log}
 	var apiLn net.Listener
 	if cfg.HTTP != "off" {
