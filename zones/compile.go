@@ -195,6 +195,26 @@ func (c *compiler) build(uses []serviceUse, mtime time.Time, prev *Zone) *Zone {
 	return z
 }
 
+// nameTarget returns the domain name in the data of a record that names
+// another host or name (NS, MX, SRV, CNAME, DNAME, PTR); "" for others.
+func nameTarget(rr dns.RR) string {
+	switch x := rr.(type) {
+	case *dns.NS:
+		return x.Ns
+	case *dns.MX:
+		return x.Mx
+	case *dns.SRV:
+		return x.Target
+	case *dns.CNAME:
+		return x.Target
+	case *dns.DNAME:
+		return x.Target
+	case *dns.PTR:
+		return x.Ptr
+	}
+	return ""
+}
+
 // maxExtra caps the additional records kept for one set: more than any
 // response carries (they go first when a response is too big).
 const maxExtra = 256
@@ -217,15 +237,8 @@ func (c *compiler) link() {
 			s := &n.sets[i]
 			var seen map[string]bool // made at the first target: most sets have none
 			for _, rr := range s.records() {
-				var target string
-				switch x := rr.(type) {
-				case *dns.NS:
-					target = x.Ns
-				case *dns.MX:
-					target = x.Mx
-				case *dns.SRV:
-					target = x.Target
-				default:
+				target := nameTarget(rr)
+				if target == "" {
 					continue
 				}
 				// Each target once: many records naming one host with many

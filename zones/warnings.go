@@ -112,16 +112,7 @@ func (c *compiler) checkBelow(n *node, at, warn func(name, format string, args .
 			continue
 		}
 		for _, rr := range s.records() {
-			var target string
-			switch x := rr.(type) {
-			case *dns.CNAME:
-				target = x.Target
-			case *dns.DNAME:
-				target = x.Target
-			case *dns.PTR:
-				target = x.Ptr
-			}
-			if target = dns.CanonicalName(target); c.doubledOrigin(target) {
+			if target := dns.CanonicalName(nameTarget(rr)); c.doubledOrigin(target) {
 				c.warnRR(rr, name, "%s target became %s: a relative name ending in the zone's origin (a missing trailing dot?)",
 					dns.TypeToString[s.rtype], target)
 			}

@@ -333,15 +333,9 @@ func neverReader(stop <-chan struct{}) {
 		batch = append(batch, frame...)
 	}
 	for {
-		select {
-		case <-stop:
+		c := connect(stop)
+		if c == nil {
 			return
-		default:
-		}
-		c, err := net.DialTimeout("tcp", dnsAddr, time.Second)
-		if err != nil {
-			time.Sleep(50 * time.Millisecond)
-			continue
 		}
 		st.abuserConns.Add(1)
 		for {
@@ -392,15 +386,9 @@ func closedByPeer(c net.Conn, stop <-chan struct{}) bool {
 func idler(stop <-chan struct{}) {
 	buf := make([]byte, 1)
 	for {
-		select {
-		case <-stop:
+		c := connect(stop)
+		if c == nil {
 			return
-		default:
-		}
-		c, err := net.DialTimeout("tcp", dnsAddr, time.Second)
-		if err != nil {
-			time.Sleep(50 * time.Millisecond)
-			continue
 		}
 		st.idleConns.Add(1)
 		for {
@@ -423,6 +411,22 @@ func idler(stop <-chan struct{}) {
 			break
 		}
 		c.Close()
+	}
+}
+
+// connect dials the server until it accepts, or returns nil when the soak
+// ends.
+func connect(stop <-chan struct{}) net.Conn {
+	for {
+		select {
+		case <-stop:
+			return nil
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", dnsAddr, time.Second); err == nil {
+			return c
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
