@@ -101,12 +101,55 @@ func (s *Server) verify(req *dns.Msg, q []byte) (*key, []byte) {
 func (s *Server) signedAnswer(req *dns.Msg, remote netip.Addr, tcp bool, k *key) []byte {
 	ts := req.IsTsig()
 	req.Extra = req.Extra[:len(req.Extra)-1]
-	m := s.opts.Inner.Answer(req, remote, tcp)
+	m := s.catalogAnswer(req)
+	if m == nil {
+		m = s.opts.Inner.Answer(req, remote, tcp)
+	}
 	if m == nil {
 		return nil
 	}
 	b, _ := s.pack(m, k, ts.MAC, false)
 	return b
+}
+
+// catalogAnswer answers a query for a name in the catalog zone from its
+// view; nil if the name is not in it. Only signed queries get here: the
+// catalog is for secondaries, which check its SOA with their key.
+func (s *Server) catalogAnswer(req *dns.Msg) *dns.Msg {
+	if s.catalog == nil || len(req.Question) != 1 {
+		return nil
+	}
+	q := req.Question[0]
+	name := dns.CanonicalName(q.Name)
+	if !dns.IsSubDomain(s.catalog.origin, name) {
+		return nil
+	}
+	v := (*s.views.Load())[s.catalog.origin]
+	if v == nil {
+		return nil
+	}
+	m := new(dns.Msg)
+	m.SetReply(req)
+	m.Authoritative = true
+	found := name == v.origin
+	if found && q.Qtype == dns.TypeSOA {
+		m.Answer = append(m.Answer, v.soa)
+	}
+	for _, rr := range v.rrs {
+		if dns.CanonicalName(rr.Header().Name) == name {
+			found = true
+			if rr.Header().Rrtype == q.Qtype {
+				m.Answer = append(m.Answer, rr)
+			}
+		}
+	}
+	if len(m.Answer) == 0 {
+		if !found {
+			m.Rcode = dns.RcodeNameError
+		}
+		m.Ns = append(m.Ns, v.soa)
+	}
+	return m
 }
 
 // pack packs m, signed with k if not nil.
