@@ -13,6 +13,11 @@ import (
 // one (a secondary's SOA check) is verified and its answer signed.
 func (s *Server) ServeWire(q []byte, remote netip.Addr, tcp bool, out []byte) []byte {
 	if !hasTSIG(q) {
+		if qt, ok := qtype(q); ok && qt == dns.TypeSOA {
+			if b := s.soaAnswer(q, remote, tcp, out); b != nil {
+				return b
+			}
+		}
 		return s.opts.Inner.ServeWire(q, remote, tcp, out)
 	}
 	req := new(dns.Msg)
@@ -104,12 +109,79 @@ func (s *Server) signedAnswer(req *dns.Msg, remote netip.Addr, tcp bool, k *key)
 	m := s.catalogAnswer(req)
 	if m == nil {
 		m = s.opts.Inner.Answer(req, remote, tcp)
+		s.patchSOA(m)
 	}
 	if m == nil {
 		return nil
 	}
 	b, _ := s.pack(m, k, ts.MAC, false)
 	return b
+}
+
+// soaAnswer answers an SOA query for a zone whose exported serial is not
+// the zone's own (an edit that changed no exported record, such as a
+// rule, moves the zone's serial only): the SOA says the exported serial,
+// so a secondary checking it sees what a transfer would give it. nil for
+// any other query: the inner handler answers it, its fast path untouched.
+func (s *Server) soaAnswer(q []byte, remote netip.Addr, tcp bool, out []byte) []byte {
+	req := new(dns.Msg)
+	if err := req.Unpack(q); err != nil || req.Response || len(req.Question) != 1 {
+		return nil
+	}
+	if v := s.viewFor(req.Question[0].Name); v == nil || v.src == nil || v.src.Serial == v.soa.Serial {
+		return nil
+	}
+	m := s.opts.Inner.Answer(req, remote, tcp)
+	if m == nil {
+		return nil
+	}
+	s.patchSOA(m)
+	b, err := m.PackBuffer(out[:cap(out)])
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// viewFor returns the view of the zone that answers name, or nil.
+func (s *Server) viewFor(name string) *view {
+	set := s.opts.Zones.Load()
+	if set == nil {
+		return nil
+	}
+	z := set.Find(dns.CanonicalName(name), dns.TypeSOA)
+	if z == nil {
+		return nil
+	}
+	return (*s.views.Load())[z.Origin]
+}
+
+// patchSOA replaces the zone's own apex SOA in m by the exported one.
+func (s *Server) patchSOA(m *dns.Msg) {
+	if len(m.Question) != 1 {
+		return
+	}
+	v := s.viewFor(m.Question[0].Name)
+	if v == nil || v.src == nil || v.src.Serial == v.soa.Serial {
+		return
+	}
+	// The sections may be the zone's own slices, shared by every
+	// answer: patched in copies.
+	patch := func(sec []dns.RR) []dns.RR {
+		out := sec
+		for i, rr := range sec {
+			if soa, ok := rr.(*dns.SOA); ok && dns.CanonicalName(soa.Hdr.Name) == v.origin {
+				if &out[0] == &sec[0] {
+					out = slices.Clone(sec)
+				}
+				x := dns.Copy(soa).(*dns.SOA)
+				x.Serial = v.soa.Serial
+				out[i] = x
+			}
+		}
+		return out
+	}
+	m.Answer, m.Ns = patch(m.Answer), patch(m.Ns)
 }
 
 // catalogAnswer answers a query for a name in the catalog zone from its

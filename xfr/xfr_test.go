@@ -57,7 +57,10 @@ type harness struct {
 
 // newHarness serves a zone with transfers on 127.0.0.1:0 over real
 // sockets, NOTIFY going to a UDP listener of the test's.
-func newHarness(t *testing.T, stateDir string) *harness {
+func newHarness(t *testing.T, stateDir string) *harness { return newHarnessSrc(t, stateDir, zoneSrc) }
+
+// newHarnessSrc is newHarness serving src (NOTIFY: where NOTIFY goes).
+func newHarnessSrc(t *testing.T, stateDir, src string) *harness {
 	h := &harness{t: t, notify: make(chan *dns.Msg, 100), mtime: time.Unix(1000, 0)}
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -73,7 +76,7 @@ func newHarness(t *testing.T, stateDir string) *harness {
 		})}
 	go ns.ActivateAndServe()
 	t.Cleanup(func() { ns.Shutdown() })
-	h.load(strings.Replace(zoneSrc, "NOTIFY", `"`+pc.LocalAddr().String()+`"`, 1))
+	h.load(strings.Replace(src, "NOTIFY", `"`+pc.LocalAddr().String()+`"`, 1))
 	keys, err := ParseKeys(map[string]KeyConfig{"sec1": {Algorithm: "hmac-sha256", Secret: keySecret}})
 	require.NoError(t, err)
 	inner := resolver.NewHandler(&h.set, nil, resolver.Config{}, nil)
@@ -246,4 +249,52 @@ t.test.	3600	IN	SOA	ns1.t.test. h.t.test. 101 3600 600 1209600 60
 	cat, err := h.xfr("catalog.invalid.", dns.TypeAXFR, 0, keyName, dns.HmacSHA256, keySecret)
 	require.Error(t, err) // the catalog allows 127.0.0.2 only
 	_ = cat
+}
+
+// TestSOASaysExportedSerial: an edit that changes no exported record (a
+// site's capacity) moves the zone's own serial but not the exported one,
+// and SOA answers, signed or not, say the exported one.
+func TestSOASaysExportedSerial(t *testing.T) {
+	h := newHarness(t, t.TempDir())
+	noSerial := strings.Replace(zoneSrc, ", serial: 100", "", 1)
+	noSerial = strings.Replace(noSerial, "NOTIFY", `"`+h.set.Load().Zone("t.test.").Transfer.Notify[0].String()+`"`, 1)
+	h.load(noSerial)
+	require.Eventually(t, func() bool { return h.srv.Built() == h.set.Load() }, 5*time.Second, 10*time.Millisecond)
+	exp, _ := h.srv.Serial("t.test.")
+	h.load(strings.Replace(noSerial, "b: {lat: 2, lon: 2}", "b: {lat: 2, lon: 2, capacity: 7}", 1))
+	require.Eventually(t, func() bool { return h.srv.Built() == h.set.Load() }, 5*time.Second, 10*time.Millisecond)
+	own := h.set.Load().Zone("t.test.").Serial
+	require.NotEqual(t, exp, own, "the zone's own serial should move")
+	s, _ := h.srv.Serial("t.test.")
+	require.Equal(t, exp, s, "the exported serial moved")
+
+	for _, signed := range []bool{false, true} {
+		m := new(dns.Msg).SetQuestion("t.test.", dns.TypeSOA)
+		c := &dns.Client{}
+		if signed {
+			m.SetTsig(keyName, dns.HmacSHA256, 300, time.Now().Unix())
+			c.TsigSecret = map[string]string{keyName: keySecret}
+		}
+		r, _, err := c.Exchange(m, h.addr)
+		require.NoError(t, err)
+		require.Equal(t, exp, r.Answer[0].(*dns.SOA).Serial, "signed %v", signed)
+	}
+}
+
+// TestJournalSurvivesRestart: the serial and the IXFR journal are read
+// back from the state directory.
+func TestJournalSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	h := newHarness(t, dir)
+	changed := strings.Replace(zoneSrc, "serial: 100", "serial: 101", 1)
+	changed = strings.Replace(changed, "ns1: {A: [192.0.2.53]}", "ns1: {A: [192.0.2.54]}", 1)
+	h.load(strings.Replace(changed, "NOTIFY", `"`+h.set.Load().Zone("t.test.").Transfer.Notify[0].String()+`"`, 1))
+	require.Eventually(t, func() bool { s, _ := h.srv.Serial("t.test."); return s == 101 }, 5*time.Second, 10*time.Millisecond)
+
+	h2 := newHarnessSrc(t, dir, changed) // the same state, the zone as the first had it last
+	s, _ := h2.srv.Serial("t.test.")
+	require.Equal(t, uint32(101), s)
+	rrs, err := h2.xfr("t.test.", dns.TypeIXFR, 100, keyName, dns.HmacSHA256, keySecret)
+	require.NoError(t, err)
+	require.Len(t, rrs, 6, texts(rrs)) // the journal reached back to 100
 }
