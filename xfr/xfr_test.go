@@ -183,6 +183,20 @@ t.test.	3600	IN	SOA	ns1.t.test. h.t.test. 100 3600 600 1209600 60
 	require.Equal(t, dns.RcodeRefused, r.Rcode)
 	require.Equal(t, uint16(dns.ExtendedErrorCodeProhibited), r.IsEdns0().Option[0].(*dns.EDNS0_EDE).InfoCode)
 
+	// Unsigned from an allowed address (127.0.0.2/32): transferred.
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 2 * time.Second}
+	nc, err := d.Dial("tcp", h.addr)
+	require.NoError(t, err)
+	m = new(dns.Msg).SetAxfr("t.test.")
+	ch, err := (&dns.Transfer{Conn: &dns.Conn{Conn: nc}}).In(m, h.addr)
+	require.NoError(t, err)
+	n := 0
+	for env := range ch {
+		require.NoError(t, env.Error)
+		n += len(env.RR)
+	}
+	require.Equal(t, 7, n)
+
 	// A signed SOA query over UDP gets a signed answer.
 	m = new(dns.Msg).SetQuestion("t.test.", dns.TypeSOA)
 	m.SetTsig(keyName, dns.HmacSHA256, 300, time.Now().Unix())

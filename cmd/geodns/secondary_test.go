@@ -295,6 +295,7 @@ catalog:
 	// Flapping the backend: answers move between sites, the serial stays,
 	// and no NOTIFY is sent (geodns logs none; the secondaries get none).
 	notifiesBefore := strings.Count(nlog.String(), "notify")
+	knotNotifiesBefore := strings.Count(klog.String(), "[sec.test.] notify")
 	flips := 0
 	up := true
 	siteOf := func() string {
@@ -325,6 +326,7 @@ catalog:
 	require.Equal(t, next, soaSerial(nsdAddr, "sec.test."))
 	require.Equal(t, next, soaSerial(knotAddr, "sec.test."))
 	require.Equal(t, notifiesBefore, strings.Count(nlog.String(), "notify"), "NSD got a NOTIFY during the flapping")
+	require.Equal(t, knotNotifiesBefore, strings.Count(klog.String(), "[sec.test.] notify"), "Knot got a NOTIFY during the flapping")
 	_ = glog
 
 	// The catalog: a new zone file appears on Knot, Knot's config untouched.
