@@ -181,6 +181,13 @@ func (s *Server) update(ctx context.Context) {
 			next[z.Origin] = prev
 			continue
 		}
+		if z.Transfer == nil {
+			// Not transferable: no exported view to build (sorting and
+			// digesting a big zone on each reload would be for nothing);
+			// listed in the catalog all the same.
+			next[z.Origin] = &view{origin: z.Origin, src: z, soa: z.SOA()}
+			continue
+		}
 		rrs, hash := exported(z)
 		v := s.version(prev, z.Origin, z.SOA(), z.Serial, rrs, hash)
 		v.src, v.tr = z, z.Transfer
@@ -239,7 +246,7 @@ func (s *Server) version(prev *view, origin string, soa *dns.SOA, want uint32, r
 		if !serialAfter(serial, st.Serial) {
 			serial = st.Serial + 1
 		}
-		if prev != nil && prev.soa.Serial == st.Serial {
+		if prev != nil && prev.rrs != nil && hex.EncodeToString(prev.hash[:]) == st.Hash {
 			// Journaled: what changed since the last version.
 			d := diff(prev.rrs, rrs)
 			d.From, d.To = st.Serial, serial
