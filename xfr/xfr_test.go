@@ -47,7 +47,7 @@ services:
 )
 
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	set    atomic.Pointer[zones.Set]
 	srv    *Server
 	addr   string
@@ -57,10 +57,10 @@ type harness struct {
 
 // newHarness serves a zone with transfers on 127.0.0.1:0 over real
 // sockets, NOTIFY going to a UDP listener of the test's.
-func newHarness(t *testing.T, stateDir string) *harness { return newHarnessSrc(t, stateDir, zoneSrc) }
+func newHarness(t testing.TB, stateDir string) *harness { return newHarnessSrc(t, stateDir, zoneSrc) }
 
 // newHarnessSrc is newHarness serving src (NOTIFY: where NOTIFY goes).
-func newHarnessSrc(t *testing.T, stateDir, src string) *harness {
+func newHarnessSrc(t testing.TB, stateDir, src string) *harness {
 	h := &harness{t: t, notify: make(chan *dns.Msg, 100), mtime: time.Unix(1000, 0)}
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	require.NoError(t, err)
