@@ -364,3 +364,12 @@ func TestDifferentialSecondary(t *testing.T) {
 	t.Logf("NSD transferred %d zones in %v", len(all), time.Since(start))
 	differential(t, "nsd-secondary", ours, theirs, all, compareResponses)
 }
+
+// TestConfigTSIGKeyRejected: a bad TSIG key stops the server at start.
+func TestConfigTSIGKeyRejected(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "geodns.yaml")
+	require.NoError(t, os.WriteFile(conf, []byte("tsig_keys:\n  k1: {algorithm: hmac-md5, secret: \""+xfrSecret+"\"}\n"), 0o644))
+	code, _, errOut := runGeodns(t, "serve", "--config", conf, "--zones", t.TempDir(), "--listen", freeAddr(t), "--http", "off")
+	require.Equal(t, 2, code, errOut)
+	require.Contains(t, errOut, `algorithm \"hmac-md5\" is not hmac-sha256 or hmac-sha512`)
+}
