@@ -200,6 +200,11 @@ func TestSecondariesNSDKnot(t *testing.T) {
 	zoneFile := filepath.Join(zonesDir, "sec.test.yaml")
 	src := secondaryZone([]string{nsdAddr, knotAddr}, backendAddr)
 	require.NoError(t, os.WriteFile(zoneFile, []byte(src), 0o644))
+	// The example zone too, transferable with the key only.
+	ex := staticExample(t, zonesDir) // returns the content
+	exFile := filepath.Join(zonesDir, "example.com.yaml")
+	require.NoError(t, os.WriteFile(exFile, append([]byte(ex), fmt.Sprintf("\ntransfer: {allow: [\"key:%s\"], notify: [%q, %q]}\n",
+		xfrKey, nsdAddr, knotAddr)...), 0o644))
 	confFile := filepath.Join(t.TempDir(), "geodns.yaml")
 	require.NoError(t, os.WriteFile(confFile, []byte(fmt.Sprintf(`tsig_keys:
   %s: {algorithm: hmac-sha256, secret: %q}
@@ -210,15 +215,22 @@ catalog:
 `, xfrKey, xfrSecret, xfrKey, knotAddr)), 0o644))
 	primary, glog := startGeodns(t, zonesDir, "sec.test.", "--config", confFile, "--state-dir", stateDir)
 
-	nlog := startNSDSecondary(t, nsdAddr, primary, xfrKey, "sec.test.")
-	klog := startKnotSecondary(t, knotAddr, primary, "catalog.invalid.", "sec.test.")
+	nlog := startNSDSecondary(t, nsdAddr, primary, xfrKey, "sec.test.", "example.com.")
+	klog := startKnotSecondary(t, knotAddr, primary, "catalog.invalid.", "sec.test.", "example.com.")
 	want := soaSerial(primary, "sec.test.")
 	require.NotZero(t, want)
+	exSerial := soaSerial(primary, "example.com.")
 	start := time.Now()
 	require.Eventually(t, func() bool {
-		return soaSerial(nsdAddr, "sec.test.") == want && soaSerial(knotAddr, "sec.test.") == want
+		return soaSerial(nsdAddr, "sec.test.") == want && soaSerial(knotAddr, "sec.test.") == want &&
+			soaSerial(nsdAddr, "example.com.") == exSerial && soaSerial(knotAddr, "example.com.") == exSerial
 	}, 20*time.Second, 20*time.Millisecond, "first transfer")
-	t.Logf("NSD and Knot serve serial %d %v after they started", want, time.Since(start))
+	t.Logf("NSD and Knot serve sec.test. %d and example.com. %d %v after they started", want, exSerial, time.Since(start))
+	for _, sec := range []string{nsdAddr, knotAddr} {
+		r, _, err := (&dns.Client{}).Exchange(question("www.example.com.", dns.TypeA), sec)
+		require.NoError(t, err)
+		require.Equal(t, "www.example.com.\t30\tIN\tA\t192.0.2.10", r.Answer[0].String(), sec)
+	}
 
 	// What they got: the exported view. www is site a's address, fixed.
 	for _, sec := range []string{nsdAddr, knotAddr} {
