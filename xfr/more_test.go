@@ -2,8 +2,10 @@ package xfr
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -90,4 +92,40 @@ func FuzzClaims(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestAXFRManyMessages: a zone bigger than one message goes out in
+// several, each signed (the next ones over the previous MAC and the
+// timers, RFC 8945 5.3.1), and the client verifies them all.
+func TestAXFRManyMessages(t *testing.T) {
+	var b strings.Builder
+	for i := range 3000 {
+		fmt.Fprintf(&b, "  n%d: {TXT: [\"record number %d of a big zone\"]}\n", i, i)
+	}
+	src := strings.Replace(zoneSrc, "records:\n", "records:\n"+b.String(), 1)
+	h := newHarnessSrc(t, t.TempDir(), src)
+	for _, signed := range []bool{true, false} {
+		m := new(dns.Msg).SetAxfr("t.test.")
+		tr := &dns.Transfer{}
+		if signed {
+			m.SetTsig(keyName, dns.HmacSHA256, 300, time.Now().Unix())
+			tr.TsigSecret = map[string]string{keyName: keySecret}
+		} else {
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+			nc, err := d.Dial("tcp", h.addr)
+			require.NoError(t, err)
+			tr.Conn = &dns.Conn{Conn: nc}
+		}
+		ch, err := tr.In(m, h.addr)
+		require.NoError(t, err)
+		msgs, n := 0, 0
+		for env := range ch {
+			require.NoError(t, env.Error)
+			msgs++
+			n += len(env.RR)
+		}
+		require.Equal(t, 3007, n)
+		require.Greater(t, msgs, 5)
+		t.Logf("signed %v: %d records in %d messages", signed, n, msgs)
+	}
 }

@@ -267,17 +267,23 @@ func (s *Server) transfer(req *dns.Msg, remote netip.Addr, k *key, send func([]b
 		b, _ := s.pack(m, k, reqMAC, false)
 		return send(b)
 	}
-	rrs := s.records(v, req)
+	// The records are read in parts (SOA, the view's own slice, SOA), not
+	// copied: a big zone's transfer allocates its messages only.
+	parts := s.records(v, req)
 	first := true
-	for len(rrs) > 0 || first {
+	for len(parts) > 0 || first {
 		m := new(dns.Msg)
 		m.SetReply(req)
 		m.Authoritative = true
 		m.Compress = true
 		m.Extra = nil
-		for len(rrs) > 0 {
-			m.Answer = append(m.Answer, rrs[0])
-			rrs = rrs[1:]
+		for len(parts) > 0 {
+			if len(parts[0]) == 0 {
+				parts = parts[1:]
+				continue
+			}
+			m.Answer = append(m.Answer, parts[0][0])
+			parts[0] = parts[0][1:]
 			if len(m.Answer)%16 == 0 && m.Len() >= transferBytes {
 				break
 			}
@@ -296,32 +302,27 @@ func (s *Server) transfer(req *dns.Msg, remote netip.Addr, k *key, send func([]b
 // journal cannot serve) the SOA, the records, the SOA; for IXFR from a
 // serial the journal reaches, each difference since (RFC 1995 4); for an
 // IXFR from the current serial, the SOA alone.
-func (s *Server) records(v *view, req *dns.Msg) []dns.RR {
+func (s *Server) records(v *view, req *dns.Msg) [][]dns.RR {
+	soa := []dns.RR{v.soa}
 	if req.Question[0].Qtype == dns.TypeIXFR && len(req.Ns) == 1 {
 		if have, ok := req.Ns[0].(*dns.SOA); ok {
 			if !serialAfter(v.soa.Serial, have.Serial) {
-				return []dns.RR{v.soa}
+				return [][]dns.RR{soa}
 			}
 			if i := slices.IndexFunc(v.journal, func(d delta) bool { return d.From == have.Serial }); i >= 0 {
-				out := []dns.RR{v.soa}
+				out := [][]dns.RR{soa}
 				for _, d := range v.journal[i:] {
 					from := dns.Copy(v.soa).(*dns.SOA)
 					from.Serial = d.From
-					out = append(out, from)
-					out = append(out, d.Del...)
 					to := dns.Copy(v.soa).(*dns.SOA)
 					to.Serial = d.To
-					out = append(out, to)
-					out = append(out, d.Add...)
+					out = append(out, []dns.RR{from}, d.Del, []dns.RR{to}, d.Add)
 				}
-				return append(out, v.soa)
+				return append(out, soa)
 			}
 		}
 	}
-	out := make([]dns.RR, 0, len(v.rrs)+2)
-	out = append(out, v.soa)
-	out = append(out, v.rrs...)
-	return append(out, v.soa)
+	return [][]dns.RR{soa, v.rrs, soa}
 }
 
 // allowed reports whether a client may transfer v: its address is in an

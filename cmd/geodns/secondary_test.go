@@ -35,6 +35,7 @@ records:
   mail: {A: [192.0.2.25]}
   www: {service: web}
   x: {TXT: ["version 1"]}
+%s
 sites:
   a: {lat: 1, lon: 1}
   b: {lat: 50, lon: 50}
@@ -47,7 +48,17 @@ services:
       - {site: b, address: 192.0.2.2}
 checks:
   flap: {type: tcp, port: %s, interval: 50ms, timeout: 40ms, rise: 1, fall: 1}
-`, strings.Join(notify, `", "`), backend, backend[strings.LastIndex(backend, ":")+1:])
+`, strings.Join(notify, `", "`), bulk(), backend, backend[strings.LastIndex(backend, ":")+1:])
+}
+
+// bulk is 2000 names of records: the zone's AXFR takes several messages,
+// each TSIG-signed over the one before.
+func bulk() string {
+	var b strings.Builder
+	for i := range 2000 {
+		fmt.Fprintf(&b, "  bulk%d: {TXT: [\"record %d, making the transfer take several messages\"]}\n", i, i)
+	}
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // startNSDSecondary runs NSD at addr as a secondary of primary for zones,
