@@ -1,6 +1,7 @@
 package zones
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/miekg/dns"
@@ -27,6 +28,10 @@ type Zone struct {
 	Services map[string]*Service
 	Checks   map[string]*Check
 
+	// Transfer says who may transfer the zone and whom to NOTIFY; nil:
+	// transfers are refused.
+	Transfer *Transfer
+
 	// Imports lists the master files read, so a watcher can reload the zone
 	// when one of them changes.
 	Imports []string
@@ -39,6 +44,14 @@ type Zone struct {
 	negSOA []dns.RR // the SOA with the negative-caching TTL, for authority sections
 	nodes  map[string]*node
 	count  int
+}
+
+// Transfer is a zone's transfer: key (docs/transfers.md).
+type Transfer struct {
+	Allow     []netip.Prefix   // clients allowed by address
+	Keys      []string         // TSIG key names (canonical) that allow a client whatever its address
+	Notify    []netip.AddrPort // secondaries sent NOTIFY on each exported serial change
+	NotifyKey string           // TSIG key signing NOTIFY; "": the first of Keys, if any
 }
 
 // node is one owner name. Empty non-terminals are nodes without records so

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/geodns/geodns/resolver"
+	"github.com/geodns/geodns/xfr"
 	"net/netip"
 	"os"
 	"strings"
@@ -37,6 +38,10 @@ type config struct {
 	ZoneImportDirs   []string      `yaml:"zone_import_dirs"`
 	ZoneMaxFileSize  int64         `yaml:"zone_max_file_size"`
 	ZoneMissingGrace time.Duration `yaml:"zone_missing_grace"`
+	// Zone transfers (docs/transfers.md): TSIG keys by name, and the
+	// catalog zone (default none).
+	TSIGKeys map[string]xfr.KeyConfig `yaml:"tsig_keys"`
+	Catalog  xfr.Catalog              `yaml:"catalog"`
 }
 
 // token returns the API token: from the token file if one is named, else

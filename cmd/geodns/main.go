@@ -26,6 +26,7 @@ import (
 	"github.com/geodns/geodns/opstate"
 	"github.com/geodns/geodns/resolver"
 	"github.com/geodns/geodns/route"
+	"github.com/geodns/geodns/xfr"
 	"github.com/geodns/geodns/zones"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -217,6 +218,21 @@ func serve(args []string, stderr io.Writer) int {
 		CacheBytes: cfg.AnswerCache,
 	}, log)
 
+	// Zone transfers and TSIG wrap the handler (docs/transfers.md).
+	tsigKeys, err := xfr.ParseKeys(cfg.TSIGKeys)
+	if err != nil {
+		log.Error("config", "error", err)
+		return 2
+	}
+	transfers, err := xfr.New(xfr.Options{Zones: &set, Inner: h, Keys: tsigKeys, StateDir: cfg.StateDir,
+		Catalog: cfg.Catalog, Log: log})
+	if err != nil {
+		log.Error("config: catalog", "error", err)
+		return 2
+	}
+	onChange := watcher.OnChange
+	watcher.OnChange = func(s *zones.Set) { onChange(s); transfers.Changed(s) }
+
 	var dnsAddrs []string
 	for _, ln := range lns {
 		dnsAddrs = append(dnsAddrs, ln.Addr())
@@ -237,17 +253,20 @@ func serve(args []string, stderr io.Writer) int {
 		log.Info("serving HTTP API and metrics", "addr", apiLn.Addr().String(), "write_calls", token != "")
 	}
 
-	errc := make(chan error, 6)
+	errc := make(chan error, 7)
 	go func() { errc <- watcher.Run(ctx, hup) }()
 	go func() { errc <- locator.Run(ctx) }()
 	go func() { errc <- health.Run(ctx) }()
 	go func() { errc <- router.Run(ctx, set.Load) }()
-	running := 5
+	go func() { errc <- transfers.Run(ctx) }()
+	running := 6
 	if apiLn != nil {
 		go func() { errc <- apiServer.Serve(ctx, apiLn) }()
 		running++
 	}
-	go func() { errc <- resolver.Serve(ctx, h, resolver.ServeOptions{MaxTCPConns: cfg.MaxTCPConns}, lns...) }()
+	go func() {
+		errc <- resolver.Serve(ctx, transfers, resolver.ServeOptions{MaxTCPConns: cfg.MaxTCPConns}, lns...)
+	}()
 	err = <-errc
 	stop()
 	if err != nil {
