@@ -142,6 +142,11 @@ func printExplanation(w io.Writer, e api.Explanation) {
 			p("spill     %s's clients spread by spare capacity: %s (client network %s)\n", s.SpilledFrom,
 				orDash(strings.Join(parts, ", ")), s.HashedNet)
 		}
+		if r := s.Ramp; r != nil && r.ReturnedEarly {
+			p("ramping   returned early to %s: the next site %s is %.0f km farther (over %.0f km)\n", r.HeldBy, r.Next, r.DetourKm, r.MaxDetourKm)
+		} else if r != nil {
+			p("ramping   held back by %s: to %s, %.0f km farther (within %.0f km)\n", r.HeldBy, r.Next, r.DetourKm, r.MaxDetourKm)
+		}
 		if s.AllDown {
 			p("all down  the service's all_down policy answers\n")
 		}
