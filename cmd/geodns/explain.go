@@ -79,7 +79,7 @@ func explain(args []string, stdout, stderr io.Writer) int {
 	locator := newLocator(geoip, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	router := &route.Router{Loc: locator}
 	h := resolver.NewHandler(&set, router, resolver.Config{}, quiet)
-	e := api.Explain(set.Load(), router, h, pos[0], qtype, prefix)
+	e := api.Explain(set.Load(), router, h.Uncounted(), pos[0], qtype, prefix)
 	printExplanation(stdout, e)
 	if e.Zone == "" {
 		fmt.Fprintf(stdout, "answer    REFUSED: %s is in none of the zones in %s\n", e.Name, *dir)

@@ -221,11 +221,8 @@ func serve(args []string, stderr io.Writer) int {
 	for _, ln := range lns {
 		dnsAddrs = append(dnsAddrs, ln.Addr())
 	}
-	// Explains run the same answer code, but are not traffic: no counters.
-	explainer := resolver.NewHandler(&set, router, resolver.Config{
-		ServerID: cfg.ServerID, Version: cfg.VersionBind, MaxUDPSize: cfg.MaxUDPSize,
-	}, log)
-	apiServer := &api.Server{Zones: &set, Health: health, Operator: operator, Router: router, Resolver: explainer, Gatherer: reg,
+	// Explains run the same handler, but are not traffic: its uncounted view.
+	apiServer := &api.Server{Zones: &set, Health: health, Operator: operator, Router: router, Resolver: h.Uncounted(), Gatherer: reg,
 		Token: token, Version: version, DNS: dnsAddrs, Log: log}
 	var apiLn net.Listener
 	if cfg.HTTP != "off" {
