@@ -182,6 +182,7 @@ func serve(args []string, stderr io.Writer) int {
 	}
 
 	var set atomic.Pointer[zones.Set]
+	zones.SetCompileHook(loadingGC) // GOGC 200 while zones compile (knobs.go)
 	watcher := zones.NewWatcher(cfg.Zones, &set, zones.NewMetrics(reg), log)
 	watcher.OnChange = health.SetZones
 	watcher.Limits = zones.Limits{MaxFileSize: cfg.ZoneMaxFileSize, ImportDirs: cfg.ZoneImportDirs}
@@ -244,7 +245,8 @@ func serve(args []string, stderr io.Writer) int {
 		go func() { errc <- apiServer.Serve(ctx, apiLn) }()
 		running++
 	}
-	go func() { errc <- resolver.Serve(ctx, h, resolver.ServeOptions{MaxTCPConns: cfg.MaxTCPConns}, lns...) }()
+	serveOpts := resolver.ServeOptions{MaxTCPConns: cfg.MaxTCPConns, ReaderProcs: addReaderProcs} // a P per UDP reader (knobs.go)
+	go func() { errc <- resolver.Serve(ctx, h, serveOpts, lns...) }()
 	err = <-errc
 	stop()
 	if err != nil {
