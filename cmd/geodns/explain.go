@@ -124,7 +124,9 @@ func printExplanation(w io.Writer, e api.Explanation) {
 			state := "down"
 			if t.Up {
 				state = fmt.Sprintf("keeps %.1f%% (dial %.1f%%, ramp %.1f%%)", t.Keeps, t.Dial, t.Ramp)
-				if t.Keeps < 100 {
+				if t.Keeps <= 0 {
+					state += ": none kept" // no bucket drawn
+				} else if t.Keeps < 100 {
 					verdict := "kept"
 					if t.Bucket >= t.Keeps {
 						verdict = "moved"
