@@ -70,6 +70,18 @@ func TestRampHeldClientsDoNotCrossOcean(t *testing.T) {
 	require.True(t, tr.RampReturned)
 	require.Greater(t, tr.RampDetourKm, MaxRampDetourKm)
 
+	// The same with spillover: the spread of east's held-back clients has
+	// only Europe left, so they return too.
+	spill := *web
+	spill.Spillover, spill.MaxLoad = true, 0.8
+	for _, c := range clients[:200] {
+		d, tr := r.Explain(z.Origin, &spill, c, false)
+		require.Equal(t, []string{"us-east"}, d.Sites, "%v", c)
+		require.Equal(t, "us-east", tr.SpilledFrom)
+		require.True(t, tr.RampReturned)
+		require.Equal(t, "eu", tr.RampNext)
+	}
+
 	// After the ramp, nothing is held back and the trace says nothing.
 	now = t0.Add(61 * time.Second)
 	_, tr = r.Explain(z.Origin, web, held, false)
