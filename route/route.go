@@ -230,12 +230,12 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 					if km > MaxRampDetourKm {
 						if far < 0 {
 							far = si
-							r.traceRamp(tr, svc, held, si, km, true)
+							traceRamp(tr, svc, held, si, km, true)
 						}
 						continue
 					}
 					if len(d.Sites) == 0 {
-						r.traceRamp(tr, svc, held, si, km, false) // a near one answers after all
+						traceRamp(tr, svc, held, si, km, false) // a near one answers after all
 					}
 				}
 				d.Sites = append(d.Sites, site)
@@ -270,7 +270,7 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 				if held >= 0 {
 					ti := pl.idx.site[to]
 					km := detour(svc, loc, held, ti)
-					r.traceRamp(tr, svc, held, ti, km, km > MaxRampDetourKm)
+					traceRamp(tr, svc, held, ti, km, km > MaxRampDetourKm)
 					if km > MaxRampDetourKm {
 						returnEarly(svc, pl, groups[heldGroup], v6, t, net, &d, &ans)
 						break
@@ -366,7 +366,8 @@ func returnEarly(svc *zones.Service, pl *plan, g []string, v6 bool, t time.Time,
 	}
 }
 
-func (r *Router) traceRamp(tr *Trace, svc *zones.Service, held, next int, km float64, returned bool) {
+// traceRamp records, for explain, where a client held back by a ramp went.
+func traceRamp(tr *Trace, svc *zones.Service, held, next int, km float64, returned bool) {
 	if tr == nil {
 		return
 	}
