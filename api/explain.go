@@ -1,6 +1,7 @@
 package api
 
 import (
+	"math"
 	"net"
 	"net/netip"
 
@@ -49,6 +50,18 @@ type ServiceTrace struct {
 	HashedNet   string             `json:"hashed_network,omitempty"`
 	SpilledFrom string             `json:"spilled_from,omitempty"`
 	Spill       []SiteShareTrace   `json:"spill,omitempty"` // the spread of SpilledFrom's clients
+	Ramp        *RampTrace         `json:"ramp,omitempty"`  // set when a return ramp held the client back
+}
+
+// RampTrace says where a client a returning site has not won back yet
+// went: on to Next, at most max_detour_km farther than HeldBy, or, when
+// Next is farther, back to HeldBy at once (ReturnedEarly).
+type RampTrace struct {
+	HeldBy        string  `json:"held_by"`
+	Next          string  `json:"next"`
+	DetourKm      float64 `json:"detour_km"`
+	MaxDetourKm   float64 `json:"max_detour_km"`
+	ReturnedEarly bool    `json:"returned_early"`
 }
 
 // Location is where the GeoIP database places the client. Its JSON keys
@@ -157,6 +170,9 @@ func trace(svc *zones.Service, owner string, qtype uint16, d route.Decision, tr 
 	}
 	for _, a := range d.Addrs {
 		st.Addresses = append(st.Addresses, a.String())
+	}
+	if tr.RampHeld != "" {
+		st.Ramp = &RampTrace{tr.RampHeld, tr.RampNext, math.Round(tr.RampDetourKm), route.MaxRampDetourKm, tr.RampReturned}
 	}
 	shaped := tr.SpilledFrom != ""
 	for _, t := range tr.Traffic {

@@ -46,7 +46,7 @@ func testServer(t testing.TB) *Server {
 	hm.SetZones(set.Load())
 	op := opstate.OpenFile(opstate.FileOptions{Log: quiet})
 	router := &route.Router{Health: hm, Operator: op}
-	return &Server{Zones: &set, Health: hm, Operator: op, Router: router, Resolver: resolver.NewHandler(&set, router, resolver.Config{}, quiet),
+	return &Server{Zones: &set, Health: hm, Operator: op, Router: router, Resolver: resolver.NewHandler(&set, router, resolver.Config{}, quiet).Uncounted(),
 		Gatherer: prometheus.NewRegistry(), Token: "t0ken", Log: quiet}
 }
 

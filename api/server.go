@@ -49,9 +49,9 @@ type Router interface {
 	Refresh(set *zones.Set)
 }
 
-// Answerer answers a query as the DNS server does, for explains; a
-// *resolver.Handler is one (give it no metrics: explains are not
-// traffic). Implementations must be safe for concurrent use; the message
+// Answerer answers a query as the DNS server does, for explains, without
+// counting it as traffic; the server's handler's resolver.Uncounted view
+// is one. Implementations must be safe for concurrent use; the message
 // returned is the caller's.
 type Answerer interface {
 	Answer(req *dns.Msg, client netip.Addr, tcp bool) *dns.Msg

@@ -70,7 +70,7 @@ func TestStatusStartsNoWork(t *testing.T) {
 	loc := &countingLocator{}
 	op := opstate.OpenFile(opstate.FileOptions{Log: quiet})
 	router := &route.Router{Loc: loc, Health: hm, Operator: op}
-	s := &Server{Zones: &set, Health: hm, Operator: op, Router: router, Resolver: resolver.NewHandler(&set, router, resolver.Config{}, quiet),
+	s := &Server{Zones: &set, Health: hm, Operator: op, Router: router, Resolver: resolver.NewHandler(&set, router, resolver.Config{}, quiet).Uncounted(),
 		Gatherer: prometheus.NewRegistry(), Log: quiet}
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
@@ -100,7 +100,7 @@ func TestDrainNotSaved(t *testing.T) {
 	hm.SetZones(set.Load())
 	op := opstate.OpenFile(opstate.FileOptions{Log: quiet, Path: filepath.Join(dir, "operator.json")})
 	router := &route.Router{Health: hm, Operator: op}
-	s := &Server{Zones: &set, Health: hm, Operator: op, Router: router, Resolver: resolver.NewHandler(&set, router, resolver.Config{}, quiet),
+	s := &Server{Zones: &set, Health: hm, Operator: op, Router: router, Resolver: resolver.NewHandler(&set, router, resolver.Config{}, quiet).Uncounted(),
 		Gatherer: prometheus.NewRegistry(), Token: "t0ken", Log: quiet}
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
@@ -148,7 +148,7 @@ func BenchmarkStatus(b *testing.B) {
 	loc := &countingLocator{}
 	op := opstate.OpenFile(opstate.FileOptions{Log: quiet})
 	router := &route.Router{Loc: loc, Health: hm, Operator: op}
-	s := &Server{Zones: &set, Health: hm, Operator: op, Router: router, Resolver: resolver.NewHandler(&set, router, resolver.Config{}, quiet),
+	s := &Server{Zones: &set, Health: hm, Operator: op, Router: router, Resolver: resolver.NewHandler(&set, router, resolver.Config{}, quiet).Uncounted(),
 		Gatherer: prometheus.NewRegistry(), Log: quiet}
 	h := s.Handler()
 	req := httptest.NewRequest("GET", "/api/v1/status", nil)

@@ -159,19 +159,36 @@ func (h *Handler) Answer(req *dns.Msg, remote netip.Addr, tcp bool) *dns.Msg {
 	return m
 }
 
+// Uncounted is a view of a handler that answers without counting: for
+// explains, which run the server's own answer code on its own state but
+// are not traffic. Answer it with the same zones, router and settings as
+// the handler; nothing reaches the metrics, the rate limiter or the cache.
+type Uncounted struct{ h *Handler }
+
+// Uncounted returns h's view that answers without counting.
+func (h *Handler) Uncounted() Uncounted { return Uncounted{h} }
+
+// Answer is Handler.Answer, not counted in the query or answer metrics.
+func (u Uncounted) Answer(req *dns.Msg, remote netip.Addr, tcp bool) *dns.Msg {
+	m, _ := u.h.answerTraced(req, remote, tcp, &trace{uncounted: true})
+	return m
+}
+
 // answer is Answer that also says what the query's DNS cookie was.
 func (h *Handler) answer(req *dns.Msg, remote netip.Addr, tcp bool) (m *dns.Msg, cookie cookieStatus) {
 	return h.answerTraced(req, remote, tcp, nil)
 }
 
 // trace records how an answer was made, for the fast path's cache; a
-// traced answer is not counted in the metrics.
+// traced answer is not counted in the metrics. One marked uncounted (an
+// explain) only skips the counting: it is routed as traffic is.
 type trace struct {
-	zone     string          // the zone that answered
-	services int             // service names routed
-	svc      *zones.Service  // the last one
-	owner    string          // its owner name
-	fixed    *route.Decision // answer services with this decision instead of routing
+	uncounted bool
+	zone      string          // the zone that answered
+	services  int             // service names routed
+	svc       *zones.Service  // the last one
+	owner     string          // its owner name
+	fixed     *route.Decision // answer services with this decision instead of routing
 }
 
 func (h *Handler) answerTraced(req *dns.Msg, remote netip.Addr, tcp bool, tr *trace) (m *dns.Msg, cookie cookieStatus) {
@@ -345,7 +362,7 @@ func (h *Handler) answerIN(m *dns.Msg, q dns.Question, client netip.Prefix, tcp 
 		return 0, "", edeNotAuthoritative
 	}
 	svcFn := func(svc *zones.Service, owner string, qtype uint16) []dns.RR {
-		if tr != nil {
+		if tr != nil && !tr.uncounted {
 			tr.services++
 			tr.svc, tr.owner = svc, owner
 			if tr.fixed != nil {
@@ -358,12 +375,16 @@ func (h *Handler) answerIN(m *dns.Msg, q dns.Question, client netip.Prefix, tcp 
 		}
 		d := h.router.Route(z.Origin, svc, client, qtype == dns.TypeAAAA)
 		scope = max(scope, d.Scope)
+		metrics := h.cfg.Metrics
+		if tr != nil {
+			metrics = nil // an explain: not traffic
+		}
 		switch {
 		case d.AllDown:
 			ede = edeAllDown
-			h.cfg.Metrics.answer(svc.Name, "all-down")
+			metrics.answer(svc.Name, "all-down")
 		case len(d.Sites) > 0:
-			h.cfg.Metrics.answer(svc.Name, d.Sites[0])
+			metrics.answer(svc.Name, d.Sites[0])
 		}
 		return serviceRRs(svc, owner, qtype, d)
 	}

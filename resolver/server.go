@@ -138,6 +138,13 @@ type ServeOptions struct {
 	// once when none is idle. Default DefaultMaxTCPConns.
 	MaxTCPConns int
 	Log         *slog.Logger // default slog.Default()
+	// ReaderProcs, where each UDP reader holds a P of its own while it
+	// waits (Linux, udp_linux.go), is called with the number of readers
+	// Serve starts; the function it returns is called when they stop.
+	// GOMAXPROCS is the program's to set, not a library's: cmd/geodns
+	// adds a P per reader so the readers take none from the rest of the
+	// program. Default nil: the setting is left as it is.
+	ReaderProcs func(readers int) (done func())
 }
 
 // WireHandler answers queries in wire format, over UDP and TCP; *Handler
@@ -173,8 +180,9 @@ func Serve(ctx context.Context, h WireHandler, opts ServeOptions, lns ...Listene
 	}
 	var udpWG sync.WaitGroup
 	stopped := make(chan struct{})
-	addProcs(len(udp))
-	defer addProcs(-len(udp))
+	if readersHoldProcs && opts.ReaderProcs != nil && len(udp) > 0 {
+		defer opts.ReaderProcs(len(udp))()
+	}
 	for _, pc := range udp {
 		c, ok := pc.(*net.UDPConn)
 		if !ok {
@@ -218,24 +226,4 @@ func Serve(ctx context.Context, h WireHandler, opts ServeOptions, lns ...Listene
 	shut.Wait()
 	wg.Wait()
 	return err
-}
-
-// readerProcs counts the UDP readers running; each gets a P of its own
-// (udp_linux.go), so GOMAXPROCS is the program's own setting plus them.
-var readerProcs struct {
-	sync.Mutex
-	base, n int
-}
-
-func addProcs(d int) {
-	if !readersHoldProcs {
-		return
-	}
-	readerProcs.Lock()
-	defer readerProcs.Unlock()
-	if readerProcs.n == 0 {
-		readerProcs.base = runtime.GOMAXPROCS(0)
-	}
-	readerProcs.n += d
-	runtime.GOMAXPROCS(readerProcs.base + readerProcs.n)
 }

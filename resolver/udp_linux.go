@@ -23,9 +23,10 @@ import (
 // switch or two per query at moderate rates: sysmon takes a P blocked in a
 // system call away after 20 us, and hands it to another thread, unless a
 // P is idle; and the Go connection's descriptor, in the netpoller's epoll
-// set, woke an idle thread for every datagram. So Serve adds one P per
-// reader (one stays idle for the rest of the program), and the reader
-// closes the Go connection once it has its own descriptor.
+// set, woke an idle thread for every datagram. So the program adds one P
+// per reader (ServeOptions.ReaderProcs; one stays idle for the rest of
+// the program), and the reader closes the Go connection once it has its
+// own descriptor.
 //
 // (Raw system calls, which keep the P during the wait, were cheaper still
 // but left goroutines queued on the reader's P waiting for its timeout:

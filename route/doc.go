@@ -3,6 +3,7 @@
 // from the client's location, skips what the health table (package
 // health) and the operator state (package opstate) put down, shapes
 // traffic (dials, return ramps and spillover by spare capacity, decided by
-// a stable hash of the client network), applies the all-down policy, and
+// a stable hash of the client network; a ramp holds a client back only
+// within MaxRampDetourKm), applies the all-down policy, and
 // says how wide a client network the decision holds for (the ECS scope).
 package route

@@ -96,7 +96,28 @@ type Trace struct {
 	// spread they go by (spillover services only).
 	SpilledFrom string
 	Spill       []SiteShare
+	// RampHeld is the nearest returning site that held the client back
+	// (its ramp has not won it back yet), RampNext the site the client
+	// went on to, or would have, and RampDetourKm how much farther that
+	// is for the client. RampReturned: farther than MaxRampDetourKm, so
+	// the client returned to RampHeld at once.
+	RampHeld     string
+	RampNext     string
+	RampDetourKm float64
+	RampReturned bool
 }
+
+// MaxRampDetourKm bounds where a return ramp may hold a client back: a
+// client not yet won back by a returning site goes on only to a site at
+// most this much farther from it than the returning one (about a
+// continent's width, some 50 ms more round trip); else it returns to the
+// returning site at once. A ramp protects a site from a stampede at the
+// cost of a detour, not of a trip across an ocean: with us-east ramping
+// and us-west drained, a New York client (us-east 340 km, us-west
+// 4,100 km, Frankfurt 6,200 km) goes back to us-east rather than to
+// Europe, while with us-west up it waits there. A client without
+// coordinates is taken to be at the returning site.
+const MaxRampDetourKm = 5000.0
 
 // Route decides what svc answers to a client in the network client for the
 // address family v6 (A: false, AAAA: true). For CNAME services v6 is
@@ -153,6 +174,12 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 		net    = hashedNet(client)
 		hashed bool // the decision depends on the client's hashed network
 		home   = "" // the first site offered the client, for spillover
+		// held is the nearest site whose return ramp holds the client
+		// back, heldGroup its group; far the first site farther than
+		// MaxRampDetourKm beyond it that would have answered.
+		held      = -1
+		heldGroup = -1
+		far       = -1
 	)
 	if svc.ReturnRamp > 0 && !pl.last.IsZero() {
 		t = time.Now()
@@ -163,7 +190,7 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 	if tr != nil {
 		tr.HashedNet = net
 	}
-	for _, g := range groups {
+	for gi, g := range groups {
 		for _, site := range g {
 			si, fp := pl.site(site, v6)
 			if fp == nil || !fp.has {
@@ -173,9 +200,11 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 			if home == "" {
 				home = site
 			}
-			if st.Weight < 1 && st.Weight > 0 {
+			if (st.Weight < 1 && st.Weight > 0) || (st.Up && st.Ramp < 1 && st.Dial > 0 && st.Dial < 1) {
+				// Hashed only when a dial or ramp asks (a ramp at 0 under
+				// a dial: the bucket tells dialed away from held back).
 				hashed = true
-				st.Bucket = bucket(netHash(net), site) // hashed only when a dial or ramp asks
+				st.Bucket = bucket(netHash(net), site)
 			}
 			if tr != nil {
 				tr.Traffic = append(tr.Traffic, st)
@@ -190,14 +219,37 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 				if st.Ramp < 1 {
 					d.Degraded = true // come back soon: the ramp moves on
 				}
+				if held < 0 && heldBack(st) {
+					held, heldGroup = si, gi
+				}
 				// dialed away, or not yet won back
 			default:
+				if held >= 0 {
+					// Only a detour is worth a ramp's protection.
+					km := detour(svc, loc, held, si)
+					if km > MaxRampDetourKm {
+						if far < 0 {
+							far = si
+							traceRamp(tr, svc, held, si, km, true)
+						}
+						continue
+					}
+					if len(d.Sites) == 0 {
+						traceRamp(tr, svc, held, si, km, false) // a near one answers after all
+					}
+				}
 				d.Sites = append(d.Sites, site)
 				ans.add(fp)
 				d.Degraded = d.Degraded || fp.short // the site answers short of endpoints
 			}
 		}
 		if len(d.Sites) > 0 {
+			break
+		}
+		if far >= 0 {
+			// The next site that would take the client is too far: the
+			// ramping sites that held it back take it now.
+			returnEarly(svc, pl, groups[heldGroup], v6, t, net, &d, &ans)
 			break
 		}
 		if home != "" && svc.Spillover {
@@ -215,6 +267,15 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 			}
 			if to := pick(netHash(net), shares); to != "" {
 				hashed = true
+				if held >= 0 {
+					ti := pl.idx.site[to]
+					km := detour(svc, loc, held, ti)
+					traceRamp(tr, svc, held, ti, km, km > MaxRampDetourKm)
+					if km > MaxRampDetourKm {
+						returnEarly(svc, pl, groups[heldGroup], v6, t, net, &d, &ans)
+						break
+					}
+				}
 				take(pl, to, v6, &d, &ans)
 			}
 			break
@@ -269,6 +330,48 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 		d.Scope = net.Bits() // the answer holds for the hashed network, no wider
 	}
 	return d
+}
+
+// heldBack tells whether a site sheds the client only because its return
+// ramp has not won it back yet: the operator's dial alone would keep it.
+func heldBack(st SiteTraffic) bool {
+	return st.Up && st.Ramp < 1 && (st.Dial >= 1 || (st.Dial > 0 && st.Bucket < st.Dial))
+}
+
+// detour is how much farther site si is than the ramping site held for a
+// client at loc; from the ramping site itself when loc has no coordinates.
+func detour(svc *zones.Service, loc geo.Location, held, si int) float64 {
+	h, s := svc.Sites[held], svc.Sites[si]
+	if !loc.HasCoords {
+		return geo.Distance(h.Lat, h.Lon, s.Lat, s.Lon)
+	}
+	return geo.Distance(loc.Lat, loc.Lon, s.Lat, s.Lon) - geo.Distance(loc.Lat, loc.Lon, h.Lat, h.Lon)
+}
+
+// returnEarly answers from the sites of group g that hold the client back
+// by their ramps: the client returns now rather than go too far.
+func returnEarly(svc *zones.Service, pl *plan, g []string, v6 bool, t time.Time, net netip.Prefix, d *Decision, ans *answer) {
+	for _, site := range g {
+		si, fp := pl.site(site, v6)
+		if fp == nil || !fp.has {
+			continue
+		}
+		st := weigh(svc, pl, si, site, fp, t)
+		if st.Up && st.Ramp < 1 && st.Dial > 0 && st.Dial < 1 {
+			st.Bucket = bucket(netHash(net), site)
+		}
+		if heldBack(st) {
+			take(pl, site, v6, d, ans)
+		}
+	}
+}
+
+// traceRamp records, for explain, where a client held back by a ramp went.
+func traceRamp(tr *Trace, svc *zones.Service, held, next int, km float64, returned bool) {
+	if tr == nil {
+		return
+	}
+	tr.RampHeld, tr.RampNext, tr.RampDetourKm, tr.RampReturned = svc.Sites[held].Name, svc.Sites[next].Name, km, returned
 }
 
 // take adds an up site's up endpoints of the family to the answer.

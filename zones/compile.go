@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -69,7 +68,7 @@ func Compile(file string, data []byte, origin string, mtime time.Time, prev *Zon
 }
 
 func (l Limits) compile(file string, data []byte, origin string, mtime time.Time, prev *Zone) (*Zone, error) {
-	defer loadingGC()()
+	defer compiling()()
 	s, uses, errs := decodeSpec(file, data, origin)
 	if s == nil {
 		return nil, errs.err()
@@ -903,40 +902,3 @@ func yamlError(file string, err error) *PosError {
 }
 
 var yamlLineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
-
-// loadGCPercent is the collector's GOGC while zones compile. A compile
-// allocates its result while the heap grows under it, so at GOGC 100 the
-// collector runs again at each doubling and marks everything built so
-// far: a third of a million-record load. At 200 that load takes 25 %
-// less time for 5 % more peak heap; the setting returns when the last
-// compile ends.
-const loadGCPercent = 200
-
-var loadGC struct {
-	sync.Mutex
-	n    int // compiles running
-	prev int // the setting before the first of them
-}
-
-// raises tells whether loadingGC changes a setting: it never lowers a
-// higher one nor turns a collector that is off back on.
-func raises(setting int) bool { return setting >= 0 && setting < loadGCPercent }
-
-// loadingGC raises GOGC for a compile and returns what lowers it again.
-func loadingGC() (done func()) {
-	loadGC.Lock()
-	defer loadGC.Unlock()
-	if loadGC.n == 0 {
-		if loadGC.prev = debug.SetGCPercent(loadGCPercent); !raises(loadGC.prev) {
-			debug.SetGCPercent(loadGC.prev)
-		}
-	}
-	loadGC.n++
-	return func() {
-		loadGC.Lock()
-		defer loadGC.Unlock()
-		if loadGC.n--; loadGC.n == 0 && raises(loadGC.prev) {
-			debug.SetGCPercent(loadGC.prev)
-		}
-	}
-}

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
@@ -328,26 +327,22 @@ services:
 	require.Zero(t, api.ReturnRamp)
 }
 
-// TestLoadingGC: compiles raise GOGC while any runs and put back what was
-// set before; a higher setting, or the collector off, is left alone.
-func TestLoadingGC(t *testing.T) {
-	prev := debug.SetGCPercent(100)
-	defer debug.SetGCPercent(prev)
-	done1 := loadingGC()
-	done2 := loadingGC()
-	require.Equal(t, loadGCPercent, debug.SetGCPercent(loadGCPercent))
-	done1()
-	require.Equal(t, loadGCPercent, debug.SetGCPercent(loadGCPercent), "one compile still runs")
-	done2()
-	require.Equal(t, 100, debug.SetGCPercent(100))
-
-	for _, setting := range []int{-1, 400} {
-		debug.SetGCPercent(setting)
-		done := loadingGC()
-		require.Equal(t, setting, debug.SetGCPercent(setting))
-		done()
-		require.Equal(t, setting, debug.SetGCPercent(setting))
-	}
+// TestCompileHook: the hook the program sets runs around every compile,
+// started before and done after (cmd/geodns raises GOGC with it).
+func TestCompileHook(t *testing.T) {
+	var started, done int
+	SetCompileHook(func() func() {
+		started++
+		return func() { done++ }
+	})
+	defer SetCompileHook(nil)
+	_, err := Compile("example.net.yaml", []byte("soa: {ns: ns1.example.net., mbox: h.example.net.}\nrecords:\n  \"@\": {NS: [ns1.example.net.]}\n"), "example.net.", time.Now(), nil)
+	require.NoError(t, err)
+	require.Equal(t, 1, started)
+	require.Equal(t, 1, done)
+	SetCompileHook(nil)
+	_, err = Compile("example.net.yaml", []byte("soa: {ns: ns1.example.net., mbox: h.example.net.}\n"), "example.net.", time.Now(), nil)
+	require.Equal(t, 1, started, "no hook: nothing runs (err %v)", err)
 }
 
 // TestAnswerAppendKeepsExtra: a set's records and its additional data share

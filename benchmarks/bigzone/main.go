@@ -76,6 +76,15 @@ func main() {
 			log.Fatal(err)
 		}
 	}
+	// As geodns serve does (cmd/geodns/knobs.go): GOGC 200 while a zone
+	// compiles, unless GOGC is set higher or off.
+	zones.SetCompileHook(func() func() {
+		prev := debug.SetGCPercent(200)
+		if prev < 0 || prev >= 200 {
+			debug.SetGCPercent(prev)
+		}
+		return func() { debug.SetGCPercent(prev) }
+	})
 	start := time.Now()
 	z, err := zones.LoadFile(path, nil)
 	took := time.Since(start)

@@ -79,7 +79,7 @@ func explain(args []string, stdout, stderr io.Writer) int {
 	locator := newLocator(geoip, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	router := &route.Router{Loc: locator}
 	h := resolver.NewHandler(&set, router, resolver.Config{}, quiet)
-	e := api.Explain(set.Load(), router, h, pos[0], qtype, prefix)
+	e := api.Explain(set.Load(), router, h.Uncounted(), pos[0], qtype, prefix)
 	printExplanation(stdout, e)
 	if e.Zone == "" {
 		fmt.Fprintf(stdout, "answer    REFUSED: %s is in none of the zones in %s\n", e.Name, *dir)
@@ -124,7 +124,9 @@ func printExplanation(w io.Writer, e api.Explanation) {
 			state := "down"
 			if t.Up {
 				state = fmt.Sprintf("keeps %.1f%% (dial %.1f%%, ramp %.1f%%)", t.Keeps, t.Dial, t.Ramp)
-				if t.Keeps < 100 {
+				if t.Keeps <= 0 {
+					state += ": none kept" // no bucket drawn
+				} else if t.Keeps < 100 {
 					verdict := "kept"
 					if t.Bucket >= t.Keeps {
 						verdict = "moved"
@@ -141,6 +143,11 @@ func printExplanation(w io.Writer, e api.Explanation) {
 			}
 			p("spill     %s's clients spread by spare capacity: %s (client network %s)\n", s.SpilledFrom,
 				orDash(strings.Join(parts, ", ")), s.HashedNet)
+		}
+		if r := s.Ramp; r != nil && r.ReturnedEarly {
+			p("ramping   returned early to %s: the next site %s is %.0f km farther (over %.0f km)\n", r.HeldBy, r.Next, r.DetourKm, r.MaxDetourKm)
+		} else if r != nil {
+			p("ramping   held back by %s: to %s, %.0f km farther (within %.0f km)\n", r.HeldBy, r.Next, r.DetourKm, r.MaxDetourKm)
 		}
 		if s.AllDown {
 			p("all down  the service's all_down policy answers\n")

@@ -183,6 +183,7 @@ func serve(args []string, stderr io.Writer) int {
 	}
 
 	var set atomic.Pointer[zones.Set]
+	zones.SetCompileHook(loadingGC) // GOGC 200 while zones compile (knobs.go)
 	watcher := zones.NewWatcher(cfg.Zones, &set, zones.NewMetrics(reg), log)
 	watcher.OnChange = health.SetZones
 	watcher.Limits = zones.Limits{MaxFileSize: cfg.ZoneMaxFileSize, ImportDirs: cfg.ZoneImportDirs}
@@ -237,11 +238,8 @@ func serve(args []string, stderr io.Writer) int {
 	for _, ln := range lns {
 		dnsAddrs = append(dnsAddrs, ln.Addr())
 	}
-	// Explains run the same answer code, but are not traffic: no counters.
-	explainer := resolver.NewHandler(&set, router, resolver.Config{
-		ServerID: cfg.ServerID, Version: cfg.VersionBind, MaxUDPSize: cfg.MaxUDPSize,
-	}, log)
-	apiServer := &api.Server{Zones: &set, Health: health, Operator: operator, Router: router, Resolver: explainer, Gatherer: reg,
+	// Explains run the same handler, but are not traffic: its uncounted view.
+	apiServer := &api.Server{Zones: &set, Health: health, Operator: operator, Router: router, Resolver: h.Uncounted(), Gatherer: reg,
 		Token: token, Version: version, DNS: dnsAddrs, Log: log}
 	var apiLn net.Listener
 	if cfg.HTTP != "off" {
@@ -264,9 +262,8 @@ func serve(args []string, stderr io.Writer) int {
 		go func() { errc <- apiServer.Serve(ctx, apiLn) }()
 		running++
 	}
-	go func() {
-		errc <- resolver.Serve(ctx, transfers, resolver.ServeOptions{MaxTCPConns: cfg.MaxTCPConns}, lns...)
-	}()
+	serveOpts := resolver.ServeOptions{MaxTCPConns: cfg.MaxTCPConns, ReaderProcs: addReaderProcs} // a P per UDP reader (knobs.go)
+	go func() { errc <- resolver.Serve(ctx, transfers, serveOpts, lns...) }()
 	err = <-errc
 	stop()
 	if err != nil {

@@ -138,3 +138,59 @@ func TestReturnRampAndDials(t *testing.T) {
 	require.Greater(t, len(curve), 12, "the curve has intermediate points")
 	require.GreaterOrEqual(t, full-first, ramp*8/10, "the return is spread over the ramp")
 }
+
+// TestRampReturnsEarlyExplain is issue 18's ramp question end to end, with
+// the admin API and `explain --api`: us-east is undrained and ramps
+// (return_ramp 60 s); us-west, where its clients wait, is drained right
+// after. The east clients not yet won back return to us-east at once
+// rather than go to Europe, and explain says why.
+func TestRampReturnsEarlyExplain(t *testing.T) {
+	files := realDB(t)
+	zdir, state := t.TempDir(), t.TempDir()
+	zone := fmt.Sprintf(`soa: {ns: ns1.example.com., mbox: hostmaster.example.com.}
+records:
+  "@": {NS: [ns1.example.com.]}
+  www: {service: web}
+sites:
+  us-east: {lat: 39.04, lon: -77.49}
+  us-west: {lat: 37.34, lon: -121.89}
+  eu:      {lat: 50.11, lon: 8.68}
+services:
+  web:
+    ttl: 30
+    endpoints:
+      - {site: us-east, address: %s}
+      - {site: us-west, address: %s}
+      - {site: eu, address: 203.0.113.10}
+`, eastAddr, westAddr)
+	require.NoError(t, os.WriteFile(filepath.Join(zdir, "example.com.yaml"), []byte(zone), 0o644))
+	httpAddr := freeLoopback(t, "127.0.0.1")
+	server, _ := startGeodns(t, zdir, "example.com.", "--geoip", files[0], "--geoip", files[1], "--state-dir", state,
+		"--http", httpAddr, "--api-token-file", tokenFile(t, testToken))
+	base := "http://" + httpAddr
+	c := &dns.Client{Timeout: time.Second}
+	require.Eventually(t, func() bool { code, _ := call(t, "GET", base+"/readyz", ""); return code == 200 }, 5*time.Second, 50*time.Millisecond)
+	clients := eastSide(t, c, server)
+	site := func(name, action string) {
+		code, body := call(t, "POST", base+"/api/v1/sites/"+name+"/"+action, testToken)
+		require.Equal(t, http.StatusOK, code, body)
+	}
+
+	site("us-east", "drain")
+	require.Eventually(t, func() bool { got, _ := answers(t, c, server, clients); return all(got, westAddr) }, 5*time.Second, 50*time.Millisecond)
+	site("us-east", "undrain") // the ramp starts: at 0 % for its first 3 s, every client still waits west
+	var held string
+	require.Eventually(t, func() bool {
+		_, held, _ = runGeodns(t, "explain", "--api", base, "--client", clients[0], "www.example.com")
+		return strings.Contains(held, "ramping   held back by us-east: to us-west, 3846 km farther (within 5000 km)")
+	}, 2*time.Second, 20*time.Millisecond, "held back to us-west while it is up: %s", held)
+	t.Logf("geodns explain --api, us-west up:\n%s", held)
+	site("us-west", "drain")
+	require.Eventually(t, func() bool { got, _ := answers(t, c, server, clients); return all(got, eastAddr) }, 5*time.Second, 50*time.Millisecond,
+		"us-east is up and nearest: nobody waits in Europe")
+	rc, out, errOut := runGeodns(t, "explain", "--api", base, "--client", clients[0], "www.example.com")
+	require.Zero(t, rc, errOut)
+	t.Logf("geodns explain --api:\n%s", out)
+	require.Contains(t, out, "ramping   returned early to us-east: the next site eu is ")
+	require.Contains(t, out, "chosen    [us-east] -> ["+eastAddr+"]")
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"runtime"
+	"runtime/debug"
+	"sync"
+)
+
+// Process-wide knobs (GOMAXPROCS, GOGC) are the program's to set: the
+// packages say when they would want more (resolver.ServeOptions.ReaderProcs,
+// zones.SetCompileHook) and this file decides.
+
+// readerProcs counts the UDP readers running; each holds a P of its own
+// while it waits (resolver's udp_linux.go), so GOMAXPROCS is the program's
+// own setting plus them. It is resolver.ServeOptions.ReaderProcs.
+var readerProcs struct {
+	sync.Mutex
+	base, n int
+}
+
+func addReaderProcs(readers int) (done func()) {
+	add := func(d int) {
+		readerProcs.Lock()
+		defer readerProcs.Unlock()
+		if readerProcs.n == 0 {
+			readerProcs.base = runtime.GOMAXPROCS(0)
+		}
+		readerProcs.n += d
+		runtime.GOMAXPROCS(readerProcs.base + readerProcs.n)
+	}
+	add(readers)
+	return func() { add(-readers) }
+}
+
+// loadGCPercent is the collector's GOGC while zones compile. A compile
+// allocates its result while the heap grows under it, so at GOGC 100 the
+// collector runs again at each doubling and marks everything built so
+// far: a third of a million-record load. At 200 that load takes 25 %
+// less time for 5 % more peak heap; the setting returns when the last
+// compile ends.
+const loadGCPercent = 200
+
+var loadGC struct {
+	sync.Mutex
+	n    int // compiles running
+	prev int // the setting before the first of them
+}
+
+// raises tells whether loadingGC changes a setting: it never lowers a
+// higher one nor turns a collector that is off back on.
+func raises(setting int) bool { return setting >= 0 && setting < loadGCPercent }
+
+// loadingGC raises GOGC for a compile and returns what lowers it again.
+// It is the zones compile hook.
+func loadingGC() (done func()) {
+	loadGC.Lock()
+	defer loadGC.Unlock()
+	if loadGC.n == 0 {
+		if loadGC.prev = debug.SetGCPercent(loadGCPercent); !raises(loadGC.prev) {
+			debug.SetGCPercent(loadGC.prev)
+		}
+	}
+	loadGC.n++
+	return func() {
+		loadGC.Lock()
+		defer loadGC.Unlock()
+		if loadGC.n--; loadGC.n == 0 && raises(loadGC.prev) {
+			debug.SetGCPercent(loadGC.prev)
+		}
+	}
+}
