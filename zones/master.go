@@ -2,10 +2,12 @@ package zones
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -477,4 +479,96 @@ func (c *compiler) importPos(rr dns.RR) (recPos, bool) {
 		}
 	}
 	return recPos{}, false
+}
+
+var (
+	parseErrRE   = regexp.MustCompile(`^(?:(.*): )?dns: (.*) at line: (\d+):(\d+)$`)
+	includeErrRE = regexp.MustCompile("^failed to open `([^']*)'(?: as `[^']*')?: (.*): \"[^\"]*\"$")
+)
+
+// importFile reads the master file named by import:, relative to the zone
+// file, and hands its records to add in batches, in file order. The file
+// is parsed on a goroutine of its own while add runs on the caller's.
+func (c *compiler) importFile(add func([]placed)) {
+	s := c.spec
+	path := s.importFile
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(filepath.Dir(s.file), path)
+	}
+	path = filepath.Clean(path)
+	c.z.Imports = append(c.z.Imports, path)
+	c.importDisplay, c.importPath = path, path
+	if abs, err := filepath.Abs(path); err == nil {
+		c.importPath = abs
+	}
+	// Confined, non-blocking and capped: an import of /etc/passwd, a FIFO
+	// or /dev/zero is refused before a byte of it is read or quoted.
+	f, st, err := c.limits.openConfined(path, filepath.Dir(s.file))
+	if err != nil {
+		c.errAt(s.importNode, "import: %s", fileMsg(path, err))
+		return
+	}
+	defer f.Close()
+	if len(c.z.nodes) == 0 {
+		// Big files: size the node map once rather than rehash it as it
+		// fills (a record line is rarely under 24 bytes).
+		c.z.nodes = make(map[string]*node, st.Size()/24)
+	}
+	// The bytes the parser reads are hashed as it reads them (the
+	// zone's content hash stands on them: hash).
+	sum := sha256.New()
+	detect := &directiveDetector{}
+	capped := &capReader{r: f, left: c.limits.maxSize()}
+	zp := dns.NewZoneParser(io.TeeReader(capped, io.MultiWriter(sum, detect)), s.origin, c.importPath)
+	zp.SetDefaultTTL(s.ttl)
+	// $INCLUDE: relative to the including file, confined as the import.
+	incs := &includeFS{limits: c.limits, dir: filepath.Dir(s.file), sum: sum, detect: detect}
+	zp.SetIncludeAllowed(true)
+	zp.SetIncludeFS(incs)
+	const batchSize = 2048
+	batches := make(chan []placed, 4)
+	go func() {
+		defer close(batches)
+		batch := make([]placed, 0, batchSize)
+		for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
+			batch = append(batch, placed{rr, nil})
+			if len(batch) == batchSize {
+				batches <- batch
+				batch = make([]placed, 0, batchSize)
+			}
+		}
+		if len(batch) > 0 {
+			batches <- batch
+		}
+	}()
+	for b := range batches {
+		add(b)
+	}
+	// The channel is closed: the parser is done, and its error final.
+	sum.Sum(c.imported[:0])
+	c.z.Imports = append(c.z.Imports, incs.opened...)
+	c.needTTLFix = detect.generate || len(incs.opened) > 0
+	if capped.over {
+		c.errAt(s.importNode, "import: %s %v", path, capped.err())
+		return
+	}
+	for i, cr := range incs.capped {
+		if cr.over {
+			c.errAt(s.importNode, "import: %s: $INCLUDE %s %v", path, incs.opened[i], cr.err())
+			return
+		}
+	}
+	if err := zp.Err(); err != nil {
+		if m := parseErrRE.FindStringSubmatch(err.Error()); m != nil {
+			line, _ := strconv.Atoi(m[3])
+			col, _ := strconv.Atoi(m[4])
+			msg := m[2]
+			if k := includeErrRE.FindStringSubmatch(msg); k != nil {
+				msg = "$INCLUDE " + k[1] + ": " + k[2] // the parser's wording says the path thrice
+			}
+			c.errs.add(c.displayFile(m[1]), line, col, "%s", msg)
+		} else {
+			c.errAt(s.importNode, "import %s: %v", s.importFile, err)
+		}
+	}
 }

@@ -1,7 +1,9 @@
 package zones
 
 import (
+	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -115,3 +117,91 @@ type Check struct {
 }
 
 var checkTypes = map[string]int{"http": 80, "https": 443, "tcp": 0, "dns": 53, "static": 0}
+
+func (c *compiler) services(uses []serviceUse) {
+	s, z := c.spec, c.z
+	for _, site := range s.sites {
+		z.Sites[site.Name] = site
+		z.SiteList = append(z.SiteList, site)
+	}
+	for _, ch := range s.checks {
+		z.Checks[ch.Name] = ch
+	}
+	for _, svc := range s.services {
+		for _, r := range svc.siteRefs {
+			if z.Sites[r.name] == nil {
+				c.errAt(r.node, "service %q: unknown site %q", svc.Name, r.name)
+			}
+		}
+		for _, r := range svc.checkRef {
+			if z.Checks[r.name] == nil {
+				c.errAt(r.node, "service %q: unknown check %q", svc.Name, r.name)
+			}
+		}
+		if len(svc.SiteOrder) == 0 {
+			for _, site := range z.SiteList {
+				svc.SiteOrder = append(svc.SiteOrder, site.Name)
+			}
+		}
+		// The published copy gets probes and sites; the spec stays as
+		// decoded, so the content hash prints no pointers.
+		sv := svc.Service
+		sv.Endpoints = slices.Clone(svc.Endpoints)
+		for i := range sv.Endpoints {
+			ep := &sv.Endpoints[i]
+			c.probe(ep, svc)
+			if ep.ID = ep.CNAME; ep.Address.IsValid() {
+				ep.ID = ep.Address.String()
+			}
+		}
+		for _, site := range z.SiteList {
+			if slices.ContainsFunc(sv.Endpoints, func(ep Endpoint) bool { return ep.Site == site.Name }) {
+				sv.Sites = append(sv.Sites, site)
+			}
+		}
+		z.Services[svc.Name] = &sv
+	}
+	for _, u := range uses {
+		svc := z.Services[u.name]
+		if svc == nil {
+			c.errAt(u.node, "name %q: unknown service %q", c.rel(u.owner), u.name)
+			continue
+		}
+		c.node(u.owner).service = svc
+	}
+}
+
+// probe sets the endpoint's probe from its check and target.
+func (c *compiler) probe(ep *Endpoint, svc *serviceSpec) {
+	if ep.Check == "" {
+		return
+	}
+	ch := c.z.Checks[ep.Check]
+	if ch == nil {
+		return // reported as an unknown check
+	}
+	p := &Probe{Check: ch}
+	if ch.Type != "static" {
+		host, port := ep.Address, ch.Port
+		if ep.Target != "" {
+			if ap, err := netip.ParseAddrPort(ep.Target); err == nil {
+				host, port = ap.Addr().Unmap(), int(ap.Port())
+			} else if a, err := netip.ParseAddr(ep.Target); err == nil {
+				host = a.Unmap()
+			}
+		}
+		if !host.IsValid() {
+			c.errAt(svc.node, "service %q: endpoint %s at site %s has check %q but nothing to probe: give it a target",
+				svc.Name, ep.CNAME, ep.Site, ep.Check)
+			return
+		}
+		if port == 0 {
+			c.errAt(svc.node, "service %q: check %q needs a port (in the check or the endpoint's target)", svc.Name, ep.Check)
+			return
+		}
+		p.Target = netip.AddrPortFrom(host, uint16(port)).String()
+	}
+	p.Key = fmt.Sprintf("%s|%s|%d|%s|%s|%v|%q|%v|%v|%d|%d|%v|%v|%s|%d|%v", p.Target, ch.Type, ch.Port, ch.Path, ch.Host,
+		ch.ExpectStatus, ch.ExpectBody, ch.Interval, ch.Timeout, ch.Rise, ch.Fall, ch.Insecure, ch.Up, ch.Query, ch.QType, ch.KeepAlive)
+	ep.Probe = p
+}

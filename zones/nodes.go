@@ -1,0 +1,108 @@
+package zones
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// maxExtra caps the additional records kept for one set: more than any
+// response carries (they go first when a response is too big).
+const maxExtra = 256
+
+// link points each name at its wildcard child and gathers, for NS, MX and
+// SRV sets, the in-zone addresses of their targets, so lookups do not
+// search for them.
+func (c *compiler) link() {
+	z := c.z
+	for _, n := range c.wilds {
+		parent := n.name[2:]
+		if parent == "" {
+			parent = "."
+		}
+		z.nodes[parent].wild = n
+	}
+	for _, ref := range c.targets {
+		n := ref.n
+		if i := slices.IndexFunc(n.sets, func(s rrset) bool { return s.rtype == ref.rtype }); i >= 0 {
+			s := &n.sets[i]
+			var seen map[string]bool // made at the first target: most sets have none
+			for _, rr := range s.records() {
+				target := nameTarget(rr)
+				if target == "" {
+					continue
+				}
+				// Each target once: many records naming one host with many
+				// addresses must not multiply into millions of extras.
+				target = CanonicalName(target)
+				if seen[target] || len(s.extra()) >= maxExtra {
+					continue
+				}
+				if seen == nil {
+					seen = map[string]bool{}
+				}
+				seen[target] = true
+				if t := z.nodes[target]; t != nil {
+					s.all = append(s.all, t.get(dns.TypeA)...)
+					s.all = append(s.all, t.get(dns.TypeAAAA)...)
+				}
+			}
+			if end := int(s.n) + maxExtra; len(s.all) > end {
+				s.all = s.all[:end:end]
+			}
+		}
+	}
+}
+
+// finishNodes dedupes and orders each node's sets once all are added.
+func (c *compiler) finishNodes() {
+	z := c.z
+	counts := c.shares(func(nodes []*node) (count [2]uint64) {
+		for _, n := range nodes {
+			for i := range n.sets {
+				s := &n.sets[i]
+				s.all = dedupe(s.all)
+				s.n = uint32(len(s.all))
+				count[0] += uint64(s.n)
+			}
+			slices.SortFunc(n.sets, func(a, b rrset) int { return int(a.rtype) - int(b.rtype) })
+			n.cut = n.name != z.Origin && n.get(dns.TypeNS) != nil
+			n.dname = n.get(dns.TypeDNAME) != nil
+		}
+		return count
+	})
+	z.count = int(counts[0])
+}
+
+// node returns the node for name, creating it and its empty ancestors.
+func (c *compiler) node(name string) *node {
+	z := c.z
+	n, ok := z.nodes[name]
+	if ok {
+		return n
+	}
+	n = c.newNode(name)
+	for p := name; p != z.Origin; {
+		off, end := dns.NextLabel(p, 0)
+		if end {
+			break
+		}
+		p = p[off:]
+		if _, ok := z.nodes[p]; ok {
+			break
+		}
+		c.newNode(p)
+	}
+	return n
+}
+
+func (c *compiler) newNode(name string) *node {
+	n := &node{name: name}
+	c.z.nodes[name] = n
+	c.all = append(c.all, n)
+	if strings.HasPrefix(name, "*.") {
+		c.wilds = append(c.wilds, n)
+	}
+	return n
+}

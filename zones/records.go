@@ -1,0 +1,197 @@
+package zones
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// nameTarget returns the domain name in the data of a record that names
+// another host or name (NS, MX, SRV, CNAME, DNAME, PTR); "" for others.
+func nameTarget(rr dns.RR) string {
+	switch x := rr.(type) {
+	case *dns.NS:
+		return x.Ns
+	case *dns.MX:
+		return x.Mx
+	case *dns.SRV:
+		return x.Target
+	case *dns.CNAME:
+		return x.Target
+	case *dns.DNAME:
+		return x.Target
+	case *dns.PTR:
+		return x.Ptr
+	}
+	return ""
+}
+
+// parseRecord turns one YAML value into a record. Addresses, the bulk of big
+// zones, skip the master-file parser.
+func (c *compiler) parseRecord(r recSpec) dns.RR {
+	hdr := dns.RR_Header{Name: r.owner, Class: dns.ClassINET, Ttl: r.ttl}
+	switch r.rtype {
+	case "A":
+		ip := net.ParseIP(r.value).To4()
+		if ip == nil || strings.Contains(r.value, ":") {
+			c.errAt(r.node, "name %q A: %q is not an IPv4 address", c.rel(r.owner), r.value)
+			return nil
+		}
+		hdr.Rrtype = dns.TypeA
+		return &dns.A{Hdr: hdr, A: ip}
+	case "AAAA":
+		ip := net.ParseIP(r.value)
+		if ip == nil || !strings.Contains(r.value, ":") {
+			c.errAt(r.node, "name %q AAAA: %q is not an IPv6 address", c.rel(r.owner), r.value)
+			return nil
+		}
+		hdr.Rrtype = dns.TypeAAAA
+		return &dns.AAAA{Hdr: hdr, AAAA: ip}
+	}
+	value := r.value
+	if (r.rtype == "TXT" || r.rtype == "SPF") && !strings.HasPrefix(value, `"`) {
+		value = quoteTXT(value)
+	}
+	line := fmt.Sprintf("%s %d IN %s %s\n", r.owner, r.ttl, r.rtype, value)
+	zp := dns.NewZoneParser(strings.NewReader(line), c.spec.origin, "")
+	rr, ok := zp.Next()
+	if err := zp.Err(); err != nil || !ok {
+		msg := "empty value"
+		if err != nil {
+			msg = err.Error()
+			if m := parseErrRE.FindStringSubmatch(msg); m != nil {
+				msg = m[2]
+			}
+		}
+		c.errAt(r.node, "name %q %s: bad value %q: %s", c.rel(r.owner), r.rtype, r.value, msg)
+		return nil
+	}
+	if _, extra := zp.Next(); extra {
+		c.errAt(r.node, "name %q %s: value %q holds more than one record", c.rel(r.owner), r.rtype, r.value)
+		return nil
+	}
+	return rr
+}
+
+// quoteTXT turns plain text into TXT presentation format: one string, split
+// into the 255-byte pieces the wire format allows.
+func quoteTXT(s string) string {
+	var b strings.Builder
+	for len(s) > 0 || b.Len() == 0 {
+		n := min(len(s), 255)
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteByte('"')
+		for _, ch := range []byte(s[:n]) {
+			if ch == '"' || ch == '\\' {
+				b.WriteByte('\\')
+			}
+			if ch < ' ' || ch > '~' {
+				fmt.Fprintf(&b, "\\%03d", ch)
+				continue
+			}
+			b.WriteByte(ch)
+		}
+		b.WriteByte('"')
+		s = s[n:]
+	}
+	return b.String()
+}
+
+// rel shows a name relative to the origin, as the operator wrote it.
+func (c *compiler) rel(name string) string { return relName(name, c.spec.origin) }
+
+// relName writes name relative to origin: "@" for the origin itself, the
+// absolute name if it is outside.
+func relName(name, origin string) string {
+	if name == origin {
+		return "@"
+	}
+	if k := len(name) - len(origin); k > 1 && name[k-1] == '.' && name[k:] == origin {
+		return name[:k-1]
+	}
+	return name
+}
+
+// addRecords puts records into the zone's nodes, in the order given.
+func (c *compiler) addRecords(recs []placed) {
+	z := c.z
+	for _, p := range recs {
+		rr := p.rr
+		h := rr.Header()
+		h.Name = CanonicalName(h.Name) // one spelling per name: see CanonicalName
+		if nameWireLen(h.Name) > 255 {
+			c.placeErr(p, "name %s is longer than 255 octets", h.Name)
+			continue
+		}
+		if !dns.IsSubDomain(z.Origin, h.Name) {
+			c.placeErr(p, "name %s is outside the zone %s", h.Name, z.Origin)
+			continue
+		}
+		if h.Class != dns.ClassINET {
+			c.placeErr(p, "name %q: class %s is not served (only IN)", c.rel(h.Name), dns.Class(h.Class))
+			continue
+		}
+		n := c.node(h.Name)
+		i := slices.IndexFunc(n.sets, func(s rrset) bool { return s.rtype == h.Rrtype })
+		if i < 0 {
+			n.sets = append(n.sets, rrset{rtype: h.Rrtype})
+			i = len(n.sets) - 1
+			switch h.Rrtype {
+			case dns.TypeNS, dns.TypeMX, dns.TypeSRV:
+				c.targets = append(c.targets, setRef{n, h.Rrtype})
+			case dns.TypeDNAME:
+				c.dnames++
+			}
+		}
+		set := &n.sets[i]
+		if len(set.all) > 0 {
+			h.Ttl = set.all[0].Header().Ttl // RFC 2181 5.2: one TTL per set
+		}
+		set.all = append(set.all, rr) // records only until finishNodes counts them
+	}
+}
+
+// dedupe keeps each record of a set once (RFC 2181 5), in the order given.
+// Small sets compare pairwise; large ones (a $GENERATE can make 65,535
+// records at one name) group by a normalized text first, so a zone cannot
+// make a reload quadratic.
+func dedupe(rrs []dns.RR) []dns.RR {
+	out := rrs[:0:0]
+	if len(rrs) <= 16 {
+		for _, rr := range rrs {
+			if !slices.ContainsFunc(out, func(o dns.RR) bool { return dns.IsDuplicate(o, rr) }) {
+				out = append(out, rr)
+			}
+		}
+		return out
+	}
+	// Duplicates compare names without case, so they share this key;
+	// records that share it are told apart by IsDuplicate itself.
+	groups := make(map[string][]dns.RR, len(rrs))
+	for _, rr := range rrs {
+		key := strings.ToLower(rdata(rr))
+		if slices.ContainsFunc(groups[key], func(o dns.RR) bool { return dns.IsDuplicate(o, rr) }) {
+			continue
+		}
+		groups[key] = append(groups[key], rr)
+		out = append(out, rr)
+	}
+	return out
+}
+
+func (c *compiler) placeErr(p placed, format string, args ...any) {
+	if p.node != nil {
+		c.errAt(p.node, format, args...)
+		return
+	}
+	if pos, ok := c.importPos(p.rr); ok {
+		c.errs.add(pos.file, pos.line, pos.col, format, args...)
+		return
+	}
+	c.errAt(c.spec.importNode, "import %s: "+format, append([]any{c.spec.importFile}, args...)...)
+}

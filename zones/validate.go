@@ -1,0 +1,100 @@
+package zones
+
+import (
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// validate checks what only the whole zone can tell.
+func (c *compiler) validate(recs []placed) {
+	z := c.z
+	// at reports a problem with the records of name, warn one that does
+	// not stop the load (warnings.go: reporter).
+	at, warn := c.reporters(recs)
+	apex := z.nodes[z.Origin]
+	if apex == nil || apex.get(dns.TypeNS) == nil {
+		c.errAt(c.spec.names[z.Origin], "zone %s: no NS records at the apex", z.Origin)
+	}
+	c.shares(func(nodes []*node) [2]uint64 {
+		for _, n := range nodes {
+			c.validateNode(n, at, warn)
+		}
+		return [2]uint64{}
+	})
+	c.checkTargets()
+}
+
+// validateNode checks one name against the rest of the zone; at reports,
+// warn warns.
+func (c *compiler) validateNode(n *node, at, warn func(name, format string, args ...any)) {
+	z, name := c.z, n.name
+	if n.get(dns.TypeSOA) != nil && name != z.Origin {
+		at(name, "SOA record below the apex")
+	}
+	if cn := n.get(dns.TypeCNAME); cn != nil {
+		if len(cn) > 1 {
+			at(name, "more than one CNAME")
+		}
+		for _, s := range n.sets {
+			if s.rtype != dns.TypeCNAME && s.rtype != dns.TypeRRSIG && s.rtype != dns.TypeNSEC {
+				at(name, "CNAME beside other data (%s)", dns.TypeToString[s.rtype])
+				break
+			}
+		}
+		if n.service != nil {
+			at(name, "CNAME beside a service")
+		}
+	}
+	if dn := n.get(dns.TypeDNAME); len(dn) > 1 {
+		at(name, "more than one DNAME (RFC 6672 2.4: one substitution per name)")
+	}
+	if c.dnames > 0 && (len(n.sets) > 0 || n.service != nil) {
+		if d := c.dnameAbove(name); d != "" {
+			at(name, "data below the DNAME at %s (RFC 6672 2.4: a DNAME's owner has no descendants; NSD and Knot refuse it too)", c.rel(d))
+		}
+	}
+	if n.service != nil && (n.get(dns.TypeA) != nil || n.get(dns.TypeAAAA) != nil) {
+		at(name, "A/AAAA records beside a service (the service answers those)")
+	}
+	if n.service != nil && n.service.CNAME && len(n.sets) > 0 {
+		at(name, "service %q answers with a CNAME, which cannot stand beside other data (%s)",
+			n.service.Name, dns.TypeToString[n.sets[0].rtype])
+	}
+	if n.get(dns.TypeDS) != nil && !n.cut {
+		at(name, "DS record without a delegation (NS) at the same name")
+	}
+	if n.cut {
+		if strings.HasPrefix(name, "*.") {
+			at(name, "wildcard delegations are not supported")
+		}
+		if n.service != nil {
+			at(name, "a service at a delegation point")
+		}
+		for _, s := range n.sets {
+			switch s.rtype {
+			case dns.TypeNS, dns.TypeDS, dns.TypeA, dns.TypeAAAA, dns.TypeRRSIG, dns.TypeNSEC:
+			default:
+				// Occluded (RFC 2181 6): loaded, never served, as NSD,
+				// Knot and BIND do.
+				c.warnRR(s.all[0], name, "%s record at a delegation point is occluded: never served (only NS, DS and glue belong there)", dns.TypeToString[s.rtype])
+			}
+		}
+	}
+	c.checkBelow(n, at, warn)
+}
+
+// dnameAbove returns the owner of a DNAME strictly above name, if any.
+func (c *compiler) dnameAbove(name string) string {
+	for p := name; p != c.z.Origin; {
+		off, end := dns.NextLabel(p, 0)
+		if end {
+			break
+		}
+		p = p[off:]
+		if n := c.z.nodes[p]; n != nil && n.get(dns.TypeDNAME) != nil {
+			return p
+		}
+	}
+	return ""
+}
