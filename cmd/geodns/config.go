@@ -37,6 +37,8 @@ type config struct {
 	ZoneImportDirs   []string      `yaml:"zone_import_dirs"`
 	ZoneMaxFileSize  int64         `yaml:"zone_max_file_size"`
 	ZoneMissingGrace time.Duration `yaml:"zone_missing_grace"`
+	// Query log (dnstap): {socket: PATH} or {file: PATH}; default off.
+	Dnstap resolver.DnstapConfig `yaml:"dnstap"`
 }
 
 // token returns the API token: from the token file if one is named, else
