@@ -387,7 +387,9 @@ func (h *Handler) ServeWire(q []byte, remote netip.Addr, tcp bool, out []byte) (
 }
 
 // serveWire answers q; tap, if not nil, receives the decision of a
-// service answered on the fast path.
+// service routed on the fast path (kept if the full path then answers: it
+// routes the same client alike). The full path's own decisions are not
+// taken: it is not the path of service answers.
 func (h *Handler) serveWire(q []byte, remote netip.Addr, tcp bool, out []byte, tap *tapDecision) []byte {
 	var fq query
 	if parseQuery(q, &fq) {
