@@ -388,8 +388,8 @@ func (h *Handler) ServeWire(q []byte, remote netip.Addr, tcp bool, out []byte) (
 
 // serveWire answers q; tap, if not nil, receives the decision of a
 // service routed on the fast path (kept if the full path then answers: it
-// routes the same client alike). The full path's own decisions are not
-// taken: it is not the path of service answers.
+// routes the same client alike). Names only the full path answers (rare
+// for service names: odd EDNS options) are logged without a decision.
 func (h *Handler) serveWire(q []byte, remote netip.Addr, tcp bool, out []byte, tap *tapDecision) []byte {
 	var fq query
 	if parseQuery(q, &fq) {
