@@ -198,13 +198,13 @@ func (t *Dnstap) run() {
 }
 
 // Close writes what is queued and closes the destination, waiting at most
-// a few seconds: a socket writer waits for an absent collector forever.
-// Queries logged after it are dropped.
+// a second: a socket writer waits for an absent collector forever, and
+// must not hold up a shutdown. Queries logged after it are dropped.
 func (t *Dnstap) Close() {
 	t.once.Do(func() { close(t.stop) })
 	select {
 	case <-t.done:
-	case <-time.After(3 * time.Second):
+	case <-time.After(time.Second):
 	}
 }
 
