@@ -25,6 +25,8 @@ test:
 	test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 	docker-compose -f docker-compose.yml config -q
+	promtool check rules deploy/prometheus/alerts.yml
+	cd deploy/prometheus && promtool test rules alerts_test.yml
 	FUZZTIME=5s scripts/fuzz.sh
 	$(GO) test -race -count=1 -timeout 10m ./...
 

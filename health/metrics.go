@@ -73,6 +73,10 @@ func (m *metrics) set(p *probe) {
 			m.up.DeleteLabelValues(p.series.upLabels[:]...)
 		}
 		p.series.up, p.series.upLabels = m.up.WithLabelValues(l[:]...), l
+		// The check's transition counters exist at 0 from its first
+		// probe, so a rate over them (the flapping alert) sees the first change.
+		m.transitions.WithLabelValues(p.check, "up")
+		m.transitions.WithLabelValues(p.check, "down")
 	}
 	p.series.up.Set(v)
 }

@@ -69,7 +69,7 @@ func TestEDE(t *testing.T) {
 		var fq query
 		wire, _ := q.Pack()
 		require.True(t, parseQuery(wire, &fq))
-		_, ok := h.fastAnswer(&fq, testClient, false, nil)
+		_, ok := h.fastAnswer(&fq, testClient, false, nil, nil)
 		require.True(t, ok, "the fast path answers it")
 	})
 	t.Run("no EDNS, no EDE", func(t *testing.T) {

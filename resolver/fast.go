@@ -407,9 +407,23 @@ func (h *Handler) ServeWire(q []byte, remote netip.Addr, tcp bool, out []byte) (
 			resp = servfailWire(q, out, h.cfg.MaxUDPSize)
 		}
 	}()
+	if t := h.cfg.Dnstap; t != nil {
+		var d tapDecision
+		resp = h.serveWire(q, remote, tcp, out, &d)
+		t.log(q, resp, remote, tcp, &d)
+		return resp
+	}
+	return h.serveWire(q, remote, tcp, out, nil)
+}
+
+// serveWire answers q; tap, if not nil, receives the decision of a
+// service routed on the fast path (kept if the full path then answers: it
+// routes the same client alike). Names only the full path answers (rare
+// for service names: odd EDNS options) are logged without a decision.
+func (h *Handler) serveWire(q []byte, remote netip.Addr, tcp bool, out []byte, tap *tapDecision) []byte {
 	var fq query
 	if parseQuery(q, &fq) {
-		if resp, ok := h.fastAnswer(&fq, remote, tcp, out); ok {
+		if resp, ok := h.fastAnswer(&fq, remote, tcp, out, tap); ok {
 			return resp
 		}
 	}
@@ -497,7 +511,7 @@ func (h *Handler) slowWire(q []byte, remote netip.Addr, tcp bool, out []byte) []
 
 // fastAnswer answers from the cache, filling it on a miss. ok false means
 // the full path answers; a nil response with ok true is dropped (RRL).
-func (h *Handler) fastAnswer(fq *query, remote netip.Addr, tcp bool, out []byte) (resp []byte, ok bool) {
+func (h *Handler) fastAnswer(fq *query, remote netip.Addr, tcp bool, out []byte, tap *tapDecision) (resp []byte, ok bool) {
 	set := h.zones.Load()
 	if set == nil {
 		return nil, false
@@ -529,6 +543,9 @@ func (h *Handler) fastAnswer(fq *query, remote netip.Addr, tcp bool, out []byte)
 		scope = d.Scope
 		if fq.ecs != nil && !fq.subnet.usable() {
 			scope = 0
+		}
+		if tap != nil {
+			tap.set(e.svc.Name, client, fq.ecs != nil && fq.subnet.usable(), d, scope)
 		}
 	}
 	if (fq.ecs != nil || fq.cookie != nil) && !p.optLast {

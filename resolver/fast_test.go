@@ -109,7 +109,7 @@ func TestFastPathMatchesFullPath(t *testing.T) {
 					}
 					var fq query
 					if parseQuery(wire, &fq) {
-						if _, ok := h.fastAnswer(&fq, client, tcp, nil); ok {
+						if _, ok := h.fastAnswer(&fq, client, tcp, nil, nil); ok {
 							fast++
 						}
 					}
@@ -209,7 +209,7 @@ func FuzzFastPath(f *testing.F) {
 		}
 		slow := h.slowWire(wire, testClient, tcp, nil)
 		for range 2 {
-			got, ok := h.fastAnswer(&fq, testClient, tcp, nil)
+			got, ok := h.fastAnswer(&fq, testClient, tcp, nil, nil)
 			if !ok {
 				return
 			}
@@ -238,7 +238,7 @@ func TestFastPathCookies(t *testing.T) {
 		require.NoError(t, err)
 		var fq query
 		require.True(t, parseQuery(wire, &fq))
-		got, ok := h.fastAnswer(&fq, client, false, nil)
+		got, ok := h.fastAnswer(&fq, client, false, nil, nil)
 		require.True(t, ok, "the fast path answers it")
 		require.Equal(t, normalized(t, h.slowWire(wire, client, false, nil)), normalized(t, got))
 		m := new(dns.Msg)

@@ -39,6 +39,9 @@ type Config struct {
 	// CookieSecret (16 bytes) makes DNS server cookies (RFC 9018); servers
 	// of one anycast set should share it. Default nil: a random secret.
 	CookieSecret []byte
+	// Dnstap logs every query answered through ServeWire (NewDnstap).
+	// Default nil: off.
+	Dnstap *Dnstap
 }
 
 // DefaultMaxUDPSize is the UDP response cap when Config.MaxUDPSize is 0.

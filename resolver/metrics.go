@@ -11,6 +11,8 @@ type Metrics struct {
 	queries *prometheus.CounterVec
 	answers *prometheus.CounterVec
 	panics  prometheus.Counter
+
+	dnstapDropped prometheus.Counter
 }
 
 // NewMetrics registers the resolver metrics with reg (nil: not registered).
@@ -28,9 +30,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "geodns_panics_total",
 			Help: "Queries whose handling panicked; each was answered SERVFAIL.",
 		}),
+		dnstapDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "geodns_dnstap_dropped_total",
+			Help: "Queries whose dnstap messages were dropped: the queue to the dnstap writer was full (reader slow or gone).",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.queries, m.answers, m.panics)
+		reg.MustRegister(m.queries, m.answers, m.panics, m.dnstapDropped)
 	}
 	return m
 }
@@ -87,3 +93,6 @@ func (m *Metrics) Forget(zone string) {
 		m.queries.DeletePartialMatch(prometheus.Labels{"zone": zone})
 	}
 }
+
+// DnstapDropped is the counter of queries whose dnstap messages were dropped.
+func (m *Metrics) DnstapDropped() prometheus.Counter { return m.dnstapDropped }

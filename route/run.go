@@ -18,6 +18,9 @@ type loopState struct {
 	mu      sync.Mutex  // one refresh at a time (Run's, or a test's)
 	set     *zones.Set  // the set of the last refresh
 	allDown map[allDownKey]bool
+	// allDownSeries are the label sets (service, family) of
+	// geodns_all_down_total created at 0, deleted when their service goes.
+	allDownSeries map[[2]string]bool
 }
 
 type allDownKey struct {
@@ -120,6 +123,7 @@ func (r *Router) refresh(set *zones.Set) {
 	tab, op := r.snapshots()
 	live := map[*zones.Service]bool{}
 	seen := map[allDownKey]bool{}
+	series := map[[2]string]bool{}
 	if set != nil {
 		for _, z := range set.Zones() {
 			for name, svc := range z.Services {
@@ -135,6 +139,9 @@ func (r *Router) refresh(set *zones.Set) {
 					}
 					fam := familyLabel(v6, svc.CNAME)
 					if r.Metrics != nil {
+						// At 0 from the service's load, so the all-down alert sees the first one.
+						r.Metrics.allDown.WithLabelValues(name, fam)
+						series[[2]string{name, fam}] = true
 						for i, s := range svc.Sites {
 							if fp := &pl.sites[i][b2i(v6)]; fp.has {
 								up := 0.0
@@ -169,6 +176,14 @@ func (r *Router) refresh(set *zones.Set) {
 		if !seen[k] {
 			delete(r.loop.allDown, k)
 		}
+	}
+	if r.Metrics != nil {
+		for l := range r.loop.allDownSeries {
+			if !series[l] {
+				r.Metrics.allDown.DeleteLabelValues(l[0], l[1])
+			}
+		}
+		r.loop.allDownSeries = series
 	}
 	// Forget what services of replaced zone versions left behind.
 	r.plans.Range(func(k, _ any) bool {

@@ -48,6 +48,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 func (m *Metrics) loaded(z *Zone) {
 	m.reloads.WithLabelValues(z.Origin, "ok").Inc()
+	m.reloads.WithLabelValues(z.Origin, "error") // at 0 from the first load, so alerts see the first rejected edit
 	m.serial.WithLabelValues(z.Origin).Set(float64(z.Serial))
 	m.records.WithLabelValues(z.Origin).Set(float64(z.Len()))
 	m.missing.DeleteLabelValues(z.Origin)

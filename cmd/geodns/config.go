@@ -42,6 +42,8 @@ type config struct {
 	// catalog zone (default none).
 	TSIGKeys map[string]xfr.KeyConfig `yaml:"tsig_keys"`
 	Catalog  xfr.Catalog              `yaml:"catalog"`
+	// Query log (dnstap): {socket: PATH} or {file: PATH}; default off.
+	Dnstap resolver.DnstapConfig `yaml:"dnstap"`
 }
 
 // token returns the API token: from the token file if one is named, else

@@ -213,10 +213,20 @@ func serve(args []string, stderr io.Writer) int {
 		}
 	}
 	router.Loc, router.Health = locator, health
+	metrics := resolver.NewMetrics(reg)
+	var tap *resolver.Dnstap
+	if cfg.Dnstap.Enabled() {
+		if tap, err = resolver.NewDnstap(cfg.Dnstap, cfg.ServerID, "geodns "+version, metrics); err != nil {
+			log.Error("cannot start the dnstap query log", "error", err)
+			return 2
+		}
+		defer tap.Close() // after the listeners close (deferred later): what was queued is written
+		log.Info("dnstap query log", "socket", cfg.Dnstap.Socket, "file", cfg.Dnstap.File)
+	}
 	h := resolver.NewHandler(&set, router, resolver.Config{
 		ServerID: cfg.ServerID, Version: cfg.VersionBind, MaxUDPSize: cfg.MaxUDPSize,
-		Metrics: resolver.NewMetrics(reg), RRL: cfg.RRL, Registerer: reg, CookieSecret: cookieSecret,
-		CacheBytes: cfg.AnswerCache,
+		Metrics: metrics, RRL: cfg.RRL, Registerer: reg, CookieSecret: cookieSecret,
+		CacheBytes: cfg.AnswerCache, Dnstap: tap,
 	}, log)
 
 	// Zone transfers and TSIG wrap the handler (docs/transfers.md).

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# QPS per core with the dnstap query log off and on (to a file), with
+# dnsperf: geodns pinned to CPU 0 (so GOMAXPROCS is 1: the dnstap writer
+# shares the core), dnsperf to CPU 1, the example zones, ROUNDS alternating
+# rounds of DURATION seconds. Prints QPS and geodns_dnstap_dropped_total.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-8}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+CGO_ENABLED=0 go build -o "$work/geodns" ./cmd/geodns
+for _ in $(seq 50); do echo "www.example.com A"; echo "mail.example.com A"; echo "example.com SOA"; done >"$work/q.txt"
+printf 'server_id: bench\n' >"$work/off.yaml"
+printf 'server_id: bench\ndnstap: {file: %s/tap.fstrm}\n' "$work" >"$work/on.yaml"
+port=25353 http=127.0.0.1:28053
+for round in $(seq "$ROUNDS"); do
+	for mode in ${MODES:-off on}; do
+		taskset -c 0 "$work/geodns" serve --zones examples/zones --listen 127.0.0.1:$port --http $http \
+			--probe-allow 127.0.0.0/8 --config "$work/$mode.yaml" >"$work/$mode.log" 2>&1 &
+		pid=$!
+		for _ in $(seq 50); do dig +short +time=1 -p $port @127.0.0.1 example.com SOA >/dev/null 2>&1 && break; sleep 0.1; done
+		qps=$(taskset -c 1 dnsperf -s 127.0.0.1 -p $port -d "$work/q.txt" -l "$DURATION" -c 4 -q 200 2>&1 | awk '/Queries per second/{print $4}')
+		drops=$(curl -s http://$http/metrics | awk '/^geodns_dnstap_dropped_total/{print $2}')
+		kill "$pid"; wait "$pid" 2>/dev/null || true
+		rm -f "$work/tap.fstrm"
+		echo "round $round dnstap $mode: $qps qps, dnstap drops $drops"
+	done
+done
