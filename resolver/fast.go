@@ -432,6 +432,11 @@ func (h *Handler) serveWire(q []byte, remote netip.Addr, tcp bool, out []byte, t
 
 // panicked counts a panic, and logs it at most once a second: a query
 // that makes the handler panic may come in a flood.
+// Recovered counts and logs (at most once a second) a panic recovered
+// while answering a query, as ServeWire does with its own: for a handler
+// that wraps this one (zone transfers).
+func (h *Handler) Recovered(p any) { h.panicked(p) }
+
 func (h *Handler) panicked(p any) {
 	h.panics.Add(1)
 	if h.cfg.Metrics != nil {

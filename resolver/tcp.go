@@ -362,6 +362,9 @@ func (c *tcpConn) send(m []byte) bool {
 	if len(m) == 0 {
 		return true
 	}
+	if len(m) > 65535 {
+		return false // cannot be framed: close rather than send a wrapped length
+	}
 	b := make([]byte, 2+len(m))
 	binary.BigEndian.PutUint16(b, uint16(len(m)))
 	copy(b[2:], m)

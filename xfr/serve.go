@@ -10,8 +10,16 @@ import (
 )
 
 // ServeWire answers a query as the inner handler does, but a TSIG-signed
-// one (a secondary's SOA check) is verified and its answer signed.
-func (s *Server) ServeWire(q []byte, remote netip.Addr, tcp bool, out []byte) []byte {
+// one (a secondary's SOA check) is verified and its answer signed. It is
+// the entry of every query when transfers are served: a panic here is
+// counted and the query answered by the inner handler alone.
+func (s *Server) ServeWire(q []byte, remote netip.Addr, tcp bool, out []byte) (resp []byte) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.opts.Inner.Recovered(p)
+			resp = s.opts.Inner.ServeWire(q, remote, tcp, out)
+		}
+	}()
 	if !hasTSIG(q) {
 		if qt, ok := qtype(q); ok && qt == dns.TypeSOA {
 			if b := s.soaAnswer(q, remote, tcp, out); b != nil {
@@ -28,6 +36,9 @@ func (s *Server) ServeWire(q []byte, remote netip.Addr, tcp bool, out []byte) []
 	if errResp != nil {
 		return errResp
 	}
+	if k == nil { // a TSIG record, but not the last one: not a signed query
+		return s.opts.Inner.ServeWire(q, remote, tcp, out)
+	}
 	return s.signedAnswer(req, remote, tcp, k)
 }
 
@@ -42,7 +53,13 @@ func (s *Server) Claims(q []byte) bool {
 // Stream answers a message Claims took, with as many messages as a
 // transfer needs, each handed to send (which frames and writes it). It
 // returns false when send failed: the connection is to be closed.
-func (s *Server) Stream(q []byte, remote netip.Addr, send func([]byte) bool) bool {
+func (s *Server) Stream(q []byte, remote netip.Addr, send func([]byte) bool) (ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.opts.Inner.Recovered(p)
+			ok = false // the connection closes: a transfer may be half sent
+		}
+	}()
 	req := new(dns.Msg)
 	if err := req.Unpack(q); err != nil || req.Response || len(req.Question) != 1 {
 		return send(s.opts.Inner.ServeWire(q, remote, true, nil))
@@ -56,6 +73,9 @@ func (s *Server) Stream(q []byte, remote netip.Addr, send func([]byte) bool) boo
 		if req.Opcode == dns.OpcodeQuery && req.Question[0].Qclass == dns.ClassINET {
 			return s.transfer(req, remote, k, send)
 		}
+	}
+	if k == nil { // not a transfer (another class or opcode), and unsigned
+		return send(s.opts.Inner.ServeWire(q, remote, true, nil))
 	}
 	return send(s.signedAnswer(req, remote, true, k))
 }
@@ -105,6 +125,9 @@ func (s *Server) verify(req *dns.Msg, q []byte) (*key, []byte) {
 // the answer with the query's key.
 func (s *Server) signedAnswer(req *dns.Msg, remote netip.Addr, tcp bool, k *key) []byte {
 	ts := req.IsTsig()
+	if ts == nil || k == nil {
+		return nil
+	}
 	req.Extra = req.Extra[:len(req.Extra)-1]
 	m := s.catalogAnswer(req)
 	if m == nil {
@@ -241,6 +264,10 @@ func (s *Server) pack(m *dns.Msg, k *key, mac string, timersOnly bool) ([]byte, 
 // transferBytes is the size a transfer message is filled to.
 const transferBytes = 16 << 10
 
+// maxTransferBytes bounds a transfer message's records: a TCP frame holds
+// 65,535 bytes, less the header, the question and a TSIG.
+const maxTransferBytes = 65535 - 1024
+
 // transfer answers AXFR or IXFR to a client the zone allows, REFUSED with
 // EDE 18 (Prohibited) to any other.
 func (s *Server) transfer(req *dns.Msg, remote netip.Addr, k *key, send func([]byte) bool) bool {
@@ -277,14 +304,22 @@ func (s *Server) transfer(req *dns.Msg, remote netip.Addr, k *key, send func([]b
 		m.Authoritative = true
 		m.Compress = true
 		m.Extra = nil
+		// Sizes counted uncompressed (dns.Len), so a message never
+		// reaches the 64 KiB a TCP frame can carry, whatever the records.
+		size := 0
 		for len(parts) > 0 {
 			if len(parts[0]) == 0 {
 				parts = parts[1:]
 				continue
 			}
-			m.Answer = append(m.Answer, parts[0][0])
+			rr := parts[0][0]
+			l := dns.Len(rr)
+			if len(m.Answer) > 0 && size+l > maxTransferBytes {
+				break
+			}
+			m.Answer = append(m.Answer, rr)
 			parts[0] = parts[0][1:]
-			if len(m.Answer)%16 == 0 && m.Len() >= transferBytes {
+			if size += l; size >= transferBytes {
 				break
 			}
 		}

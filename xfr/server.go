@@ -20,6 +20,8 @@ import (
 type Inner interface {
 	ServeWire(q []byte, remote netip.Addr, tcp bool, out []byte) []byte
 	Answer(req *dns.Msg, remote netip.Addr, tcp bool) *dns.Msg
+	// Recovered counts (and logs) a panic recovered while answering.
+	Recovered(p any)
 }
 
 // Options configure a Server.

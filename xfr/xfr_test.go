@@ -2,6 +2,7 @@ package xfr
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -311,4 +312,67 @@ func TestJournalSurvivesRestart(t *testing.T) {
 	rrs, err := h2.xfr("t.test.", dns.TypeIXFR, 100, keyName, dns.HmacSHA256, keySecret)
 	require.NoError(t, err)
 	require.Len(t, rrs, 6, texts(rrs)) // the journal reached back to 100
+}
+
+// TestMalformedTransferQueriesAnswered: messages that look like a
+// transfer or a signed query but are not one (an AXFR of another class,
+// another opcode, a TSIG record that is not the last) are answered as any
+// query is, over TCP and UDP. They used to reach the signing code without
+// a key and crash the process.
+func TestMalformedTransferQueriesAnswered(t *testing.T) {
+	h := newHarness(t, t.TempDir())
+	chaos := new(dns.Msg).SetQuestion("t.test.", dns.TypeAXFR)
+	chaos.Question[0].Qclass = dns.ClassCHAOS
+	notify := new(dns.Msg).SetQuestion("t.test.", dns.TypeIXFR)
+	notify.Opcode = dns.OpcodeNotify
+	tsigFirst := new(dns.Msg).SetQuestion("www.t.test.", dns.TypeA)
+	tsigFirst.SetTsig(keyName, dns.HmacSHA256, 300, time.Now().Unix())
+	tsigFirst.Extra = append(tsigFirst.Extra, &dns.A{Hdr: dns.RR_Header{Name: "x.", Rrtype: dns.TypeA, Class: dns.ClassINET}, A: net.IPv4(192, 0, 2, 1)})
+	for _, q := range []*dns.Msg{chaos, notify, tsigFirst} {
+		wire, err := q.Pack()
+		require.NoError(t, err)
+		for _, network := range []string{"tcp", "udp"} {
+			c, err := net.Dial(network, h.addr)
+			require.NoError(t, err)
+			co := &dns.Conn{Conn: c}
+			_, err = co.Write(wire)
+			require.NoError(t, err)
+			co.SetReadDeadline(time.Now().Add(2 * time.Second))
+			r, err := co.ReadMsg()
+			c.Close()
+			if err != nil && strings.Contains(err.Error(), "TSIG") {
+				err = nil // an answer came; miekg checks the TSIG it does not hold
+			}
+			require.NoError(t, err, "%s over %s: an answer, and the server still running", q.Question[0].String(), network)
+			if r != nil {
+				require.Equal(t, q.Id, r.Id)
+			}
+		}
+	}
+	// Still serving.
+	r, err := dns.Exchange(new(dns.Msg).SetQuestion("ns1.t.test.", dns.TypeA), h.addr)
+	require.NoError(t, err)
+	require.Len(t, r.Answer, 1)
+}
+
+// TestAXFRLargeRecords: a zone of large records (6 KB TXT records) is sent
+// in messages that each fit a TCP frame; sixteen of them used to go out
+// in one message of over 64 KiB, its length wrapped.
+func TestAXFRLargeRecords(t *testing.T) {
+	src := zoneSrc
+	var recs []string
+	for i := range 40 {
+		recs = append(recs, fmt.Sprintf("%q", fmt.Sprintf("%02d%s", i, strings.Repeat("x", 6000))))
+	}
+	src = strings.Replace(src, "  ns1: {A: [192.0.2.53]}\n", "  ns1: {A: [192.0.2.53]}\n  big: {TXT: ["+strings.Join(recs, ", ")+"]}\n", 1)
+	h := newHarnessSrc(t, t.TempDir(), src)
+	rrs, err := h.xfr("t.test.", dns.TypeAXFR, 0, keyName, dns.HmacSHA256, keySecret)
+	require.NoError(t, err)
+	n := 0
+	for _, rr := range rrs {
+		if rr.Header().Rrtype == dns.TypeTXT {
+			n++
+		}
+	}
+	require.Equal(t, 40, n, "every large record transferred")
 }
