@@ -33,17 +33,20 @@ func (s *Server) notify(ctx context.Context, v *view) {
 	for _, target := range v.tr.Notify {
 		id := v.origin + " " + target.String()
 		nctx, cancel := context.WithCancel(ctx)
+		mine := &cancel // this NOTIFY's entry: a newer one replaces it
 		s.notifyMu.Lock()
 		if c := s.pending[id]; c != nil {
-			c()
+			(*c)()
 		}
-		s.pending[id] = cancel
+		s.pending[id] = mine
 		s.notifyMu.Unlock()
 		go func() {
 			defer func() {
 				s.notifyMu.Lock()
 				cancel()
-				delete(s.pending, id)
+				if s.pending[id] == mine { // not the newer NOTIFY's
+					delete(s.pending, id)
+				}
 				s.notifyMu.Unlock()
 			}()
 			s.notifyOne(nctx, v.origin, v.soa, target, k)

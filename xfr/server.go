@@ -63,7 +63,7 @@ type Server struct {
 	state    map[string]*zoneState
 	lastSet  *zones.Set
 	notifyMu sync.Mutex
-	pending  map[string]context.CancelFunc // origin+target -> the NOTIFY still retrying
+	pending  map[string]*context.CancelFunc // origin+target -> the NOTIFY still retrying
 
 	notifies atomic.Uint64 // NOTIFY messages sent, retries included
 	built    atomic.Pointer[zones.Set]
@@ -111,7 +111,7 @@ func New(o Options) (*Server, error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	s := &Server{opts: o, kick: make(chan struct{}, 1), state: map[string]*zoneState{}, pending: map[string]context.CancelFunc{}}
+	s := &Server{opts: o, kick: make(chan struct{}, 1), state: map[string]*zoneState{}, pending: map[string]*context.CancelFunc{}}
 	empty := map[string]*view{}
 	s.views.Store(&empty)
 	if o.Catalog.Zone != "" {
