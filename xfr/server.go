@@ -6,12 +6,12 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/geodns/geodns/internal/statefile"
 	"github.com/geodns/geodns/zones"
 	"github.com/miekg/dns"
 )
@@ -349,40 +349,39 @@ func (s *Server) stateFile() string {
 	return filepath.Join(s.opts.StateDir, "xfr.json")
 }
 
-// load reads the state file, if any; a bad one is ignored (the serials
-// then start from the zones' own).
+// load reads the state file, if any. A corrupt one is kept aside and the
+// previous copy read instead (statefile.Load): serials restarting from
+// the zones' own could go back below what secondaries hold, and they
+// would ignore every update until the zone's serial caught up.
 func (s *Server) load() {
 	f := s.stateFile()
 	if f == "" {
 		return
 	}
-	b, err := os.ReadFile(f)
-	if err != nil {
-		return
+	statefile.Load(f, "transfer state", s.opts.Log, func(b []byte) error {
+		var st map[string]*zoneState
+		if err := json.Unmarshal(b, &st); err != nil {
+			return err
+		}
+		s.state = st
+		return nil
+	})
+	if s.state == nil {
+		s.state = map[string]*zoneState{}
 	}
-	var st map[string]*zoneState
-	if err := json.Unmarshal(b, &st); err != nil {
-		s.opts.Log.Warn("transfer state file unreadable; serials restart from the zones'", "file", f, "error", err)
-		return
-	}
-	s.state = st
 }
 
-// save writes the state file whole, by rename.
+// save writes the state file whole, durably (statefile.Write: fsync,
+// rename, the last copy kept as .prev).
 func (s *Server) save() {
 	f := s.stateFile()
 	if f == "" {
 		return
 	}
 	b, _ := json.Marshal(s.state)
-	tmp := f + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err == nil {
-		err = os.Rename(tmp, f)
-		if err == nil {
-			return
-		}
+	if err := statefile.Write(f, b); err != nil {
+		s.opts.Log.Warn("cannot write the transfer state file", "file", f, "error", err)
 	}
-	s.opts.Log.Warn("cannot write the transfer state file", "file", f)
 }
 
 // parseTransfer parses a transfer: setting given as text (the catalog's).

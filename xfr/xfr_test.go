@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -375,4 +377,28 @@ func TestAXFRLargeRecords(t *testing.T) {
 		}
 	}
 	require.Equal(t, 40, n, "every large record transferred")
+}
+
+// TestCorruptTransferStateKeepsSerials: a damaged xfr.json (a crash in
+// the middle of a write, a full disk) is kept aside and the previous copy
+// read, so the exported serial does not fall back to the zone's own, below
+// what the secondaries already hold (they would ignore every update).
+func TestCorruptTransferStateKeepsSerials(t *testing.T) {
+	dir := t.TempDir()
+	h := newHarness(t, dir)
+	notify := `"` + h.set.Load().Zone("t.test.").Transfer.Notify[0].String() + `"`
+	// New content, the same serial in the file: the export moves to 101.
+	changed := strings.Replace(zoneSrc, "ns1: {A: [192.0.2.53]}", "ns1: {A: [192.0.2.54]}", 1)
+	h.load(strings.Replace(changed, "NOTIFY", notify, 1))
+	require.Eventually(t, func() bool { s, _ := h.srv.Serial("t.test."); return s == 101 }, 5*time.Second, 10*time.Millisecond)
+	h.load(strings.Replace(changed, "NOTIFY", notify, 1)) // saved again: the copy kept beside says 101 too
+	require.Eventually(t, func() bool {
+		b, err := os.ReadFile(filepath.Join(dir, "xfr.json.prev"))
+		return err == nil && strings.Contains(string(b), "101")
+	}, 5*time.Second, 10*time.Millisecond)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "xfr.json"), []byte(`{"t.test.": {"ser`), 0o644))
+
+	h2 := newHarnessSrc(t, dir, changed)
+	s, _ := h2.srv.Serial("t.test.")
+	require.Equal(t, uint32(101), s, "the serial secondaries hold, not the zone's own 100")
 }
