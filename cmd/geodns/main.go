@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -30,8 +31,37 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version is set at build time with -ldflags "-X main.version=..." (the
+// Makefile gives `git describe --tags`, or 0.1.0-dev+COMMIT before the
+// first tag).
+var version = "0.1.0-dev"
+
+// commit is the fallback for a binary built without VCS stamping (GOFLAGS
+// -buildvcs=false, or a tree without .git as in the Docker build): the
+// Makefile sets it with -X main.commit=...
+var commit = "unknown"
+
+// versionText is what `geodns version` prints: the version, the commit the
+// Go toolchain stamped into the binary, the Go version, and the credit the
+// DB-IP licence (CC BY 4.0) asks for.
+func versionText() string {
+	commit, modified := commit, false
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				commit = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+	}
+	if modified {
+		commit += " (modified)"
+	}
+	return fmt.Sprintf("geodns %s\ncommit %s\n%s %s/%s\nIP Geolocation by DB-IP (https://db-ip.com), CC BY 4.0, when DB-IP data is used\n",
+		version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
 
 const usage = `usage:
   geodns serve   [--config geodns.yaml] [--zones DIR] [--listen ADDR:PORT]... [--geoip FILE]...
@@ -65,7 +95,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "drill":
 		return drill(args[1:], stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintf(stdout, "geodns %s\nIP Geolocation by DB-IP (https://db-ip.com), CC BY 4.0, when DB-IP data is used\n", version)
+		fmt.Fprint(stdout, versionText())
 		return 0
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
@@ -97,10 +127,22 @@ func serve(args []string, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	for _, a := range listen {
+		if err := checkAddr("--listen", a); err != nil {
+			fmt.Fprintf(stderr, "geodns: %v\n", err)
+			return 2
+		}
+	}
+	if *httpAddr != "" && *httpAddr != "off" {
+		if err := checkAddr("--http", *httpAddr); err != nil {
+			fmt.Fprintf(stderr, "geodns: %v (or off)\n", err)
+			return 2
+		}
+	}
 	cfg := defaultConfig()
 	if *configFile != "" {
 		if err := cfg.load(*configFile); err != nil {
-			fmt.Fprintf(stderr, "geodns: %v\n", err)
+			fmt.Fprintln(stderr, err) // file:line:col: message, one a line
 			return 1
 		}
 	}
