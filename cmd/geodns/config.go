@@ -94,7 +94,7 @@ func (c *config) load(path string) error {
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return configSyntaxError(path, err)
+		return configSyntaxError(path, data, err)
 	}
 	d := &configDecoder{file: path}
 	if len(doc.Content) == 0 { // an empty file: all defaults
@@ -136,15 +136,21 @@ func readConfig(path string) ([]byte, error) {
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-// configSyntaxError positions a yaml.v3 syntax error (it gives a line, no
-// column) and adds a hint for the usual causes.
-func configSyntaxError(path string, err error) error {
+// configSyntaxError positions a yaml.v3 syntax error and adds a hint for
+// the usual causes. yaml.v3 gives a line, no column, and for a badly
+// indented line often the line where the enclosing block starts; so the
+// line reported is the first at which the file, read up to it, stops
+// parsing.
+func configSyntaxError(path string, data []byte, err error) error {
 	msg, line := err.Error(), 1
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
 		line, _ = strconv.Atoi(m[1])
 		msg = m[2]
 	} else {
 		msg = strings.TrimPrefix(msg, "yaml: ")
+	}
+	if l := firstBadLine(data); l > line {
+		line = l
 	}
 	hint := ""
 	switch {
@@ -156,7 +162,7 @@ func configSyntaxError(path string, err error) error {
 	case strings.Contains(msg, "did not find expected key"),
 		strings.Contains(msg, "did not find expected '-' indicator"),
 		strings.Contains(msg, "block mapping"), strings.Contains(msg, "block sequence"):
-		hint = "check the indentation of this line against the lines above it"
+		hint = "this line's indentation lines up with none of the keys or list items above it"
 	case strings.Contains(msg, "found unexpected end of stream"),
 		strings.Contains(msg, "did not find expected"):
 		hint = "an unclosed quote or bracket?"
@@ -165,6 +171,25 @@ func configSyntaxError(path string, err error) error {
 		msg += " (" + hint + ")"
 	}
 	return &zones.PosError{File: path, Line: line, Col: 1, Msg: "yaml: " + msg}
+}
+
+// firstBadLine returns the smallest n such that the first n lines of data
+// do not parse, or 0. Files of over 2000 lines are not searched (a config
+// file has tens), as each try parses the prefix again.
+func firstBadLine(data []byte) int {
+	lines := strings.SplitAfter(string(data), "\n")
+	if len(lines) > 2000 {
+		return 0
+	}
+	prefix := 0
+	for i, l := range lines {
+		prefix += len(l)
+		var n yaml.Node
+		if yaml.Unmarshal(data[:prefix], &n) != nil {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // configDecoder walks the YAML nodes into the config struct, by the yaml
@@ -274,7 +299,7 @@ func (d *configDecoder) decode(n *yaml.Node, v reflect.Value, key string) {
 		}
 		i, err := strconv.ParseInt(s, 0, v.Type().Bits())
 		if err != nil {
-			d.errf(n, "%s: %q is not a whole number (of at most %d bits)", what, s, v.Type().Bits())
+			d.errf(n, "%s: %q is not a whole number", what, s)
 			return
 		}
 		v.SetInt(i)

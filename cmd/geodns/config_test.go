@@ -25,8 +25,7 @@ func TestConfigRejectsUnknownKeys(t *testing.T) {
 	require.NoError(t, os.WriteFile(f, []byte("zones: z\nlisten_on: [\"127.0.0.1:53\"]\n"), 0o644))
 	c := defaultConfig()
 	err := c.load(f)
-	require.ErrorContains(t, err, "listen_on")
-	require.ErrorContains(t, err, "line 2")
+	require.ErrorContains(t, err, "geodns.yaml:2:1: unknown key listen_on (did you mean listen?)")
 }
 
 func TestConfigToken(t *testing.T) {
@@ -52,4 +51,20 @@ func TestConfigZoneKeys(t *testing.T) {
 	require.Equal(t, []string{"/srv/zones/shared"}, c.ZoneImportDirs)
 	require.Equal(t, int64(100<<20), c.ZoneMaxFileSize)
 	require.Equal(t, 10*time.Minute, c.ZoneMissingGrace)
+}
+
+// Durations take days as TTLs do (internal/units); an empty file is all
+// defaults.
+func TestConfigUnits(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "geodns.yaml")
+	require.NoError(t, os.WriteFile(f, []byte("zone_missing_grace: 1d\nrrl:\n  window: 1h30m\n  responses_per_second: 20\n"), 0o644))
+	c := defaultConfig()
+	require.NoError(t, c.load(f))
+	require.Equal(t, 24*time.Hour, c.ZoneMissingGrace)
+	require.Equal(t, 90*time.Minute, c.RRL.Window)
+	require.Equal(t, 20, c.RRL.ResponsesPerSecond)
+	require.NoError(t, os.WriteFile(f, nil, 0o644))
+	c = defaultConfig()
+	require.NoError(t, c.load(f))
+	require.Equal(t, defaultConfig(), c)
 }
