@@ -11,11 +11,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -67,7 +69,7 @@ const usage = `usage:
   geodns serve   [--config geodns.yaml] [--zones DIR] [--listen ADDR:PORT]... [--geoip FILE]...
                  [--http ADDR:PORT|off] [--api-token-file FILE] [--state-dir DIR]
                  [--probe-allow CIDR]... [--log-format text|json]
-  geodns check   [--zones DIR] [--import-dir DIR]... [FILE.yaml...]
+  geodns check   [--config geodns.yaml] [--zones DIR] [--import-dir DIR]... [FILE.yaml...]
   geodns explain [--zones DIR] [--geoip FILE]... --client IP[/LEN] NAME [TYPE]
   geodns drill   --api URL --site SITE [--clients NET,...] [--duration 30s] [--limit 3s]
   geodns import  --origin ZONE FILE.zone
@@ -323,13 +325,32 @@ func newLogger(format string, w io.Writer) (*slog.Logger, error) {
 func check(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dir := fs.String("zones", "zones", "directory of <zone>.yaml files")
+	dir := fs.String("zones", "zones", "directory of <zone>.yaml files (default: the config's zones, else zones)")
+	configFile := fs.String("config", "", "server config file: checked too, and the zones against it (zones, zone_* keys, probe_allow)")
 	var importDirs listFlag
 	fs.Var(&importDirs, "import-dir", "directory zone files may import from besides their own (zone_import_dirs); repeatable")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	limits := zones.Limits{ImportDirs: importDirs}
+	var allow []netip.Prefix
+	if *configFile != "" {
+		cfg := defaultConfig()
+		if err := cfg.load(*configFile); err != nil {
+			fmt.Fprintln(stderr, err)
+			fmt.Fprintf(stderr, "geodns check: %s has errors\n", *configFile)
+			return 1
+		}
+		zonesSet := false
+		fs.Visit(func(f *flag.Flag) { zonesSet = zonesSet || f.Name == "zones" })
+		if !zonesSet {
+			*dir = cfg.Zones
+		}
+		limits.ImportDirs = append(cfg.ZoneImportDirs, importDirs...)
+		limits.MaxFileSize = cfg.ZoneMaxFileSize
+		allow, _ = cfg.probeAllow() // load has checked each prefix
+		fmt.Fprintf(stdout, "%s: ok\n", *configFile)
+	}
 	files := fs.Args()
 	bad, clashed := 0, 0
 	if len(files) == 0 {
@@ -359,6 +380,13 @@ func check(args []string, stdout, stderr io.Writer) int {
 			}
 			continue
 		}
+		if errs := forbiddenProbes(f, z, allow, *configFile); len(errs) > 0 {
+			bad++
+			for _, e := range errs {
+				fmt.Fprintln(stderr, e)
+			}
+			continue
+		}
 		fmt.Fprintf(stdout, "%s: ok: zone %s, %d records, serial %d\n", f, z.Origin, z.Len(), z.Serial)
 	}
 	if len(files)+clashed == 0 {
@@ -370,6 +398,36 @@ func check(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// forbiddenProbes lists the health checks of zone z (from file) whose
+// targets probe_allow forbids: serve would never probe them, so their
+// endpoints would be down for good ("target not allowed").
+func forbiddenProbes(file string, z *zones.Zone, allow []netip.Prefix, configFile string) []string {
+	if len(allow) == 0 {
+		return nil
+	}
+	var out []string
+	names := z.ServiceNames()
+	owners := make([]string, 0, len(names))
+	for name := range names {
+		owners = append(owners, name)
+	}
+	sort.Strings(owners)
+	for _, name := range owners {
+		for _, e := range names[name].Endpoints {
+			if e.Probe == nil || e.Probe.Target == "" {
+				continue // never probed, or a static check
+			}
+			ap, err := netip.ParseAddrPort(e.Probe.Target)
+			if err == nil && slices.ContainsFunc(allow, func(p netip.Prefix) bool { return p.Contains(ap.Addr().Unmap()) }) {
+				continue
+			}
+			out = append(out, fmt.Sprintf("%s: service %s, site %s, endpoint %s: check %q probes %s, which probe_allow in %s forbids: the endpoint would always be down (give it a target: inside probe_allow, or widen probe_allow)",
+				file, name, e.Site, e.ID, e.Check, e.Probe.Target, configFile))
+		}
+	}
+	return out
 }
 
 func importCmd(args []string, stdout, stderr io.Writer) int {
