@@ -4,8 +4,6 @@ import (
 	"net"
 	"net/netip"
 
-	"github.com/geodns/geodns/geo"
-	"github.com/geodns/geodns/resolver"
 	"github.com/geodns/geodns/route"
 	"github.com/geodns/geodns/zones"
 	"github.com/miekg/dns"
@@ -27,23 +25,23 @@ type Explanation struct {
 
 // ServiceTrace is one service's routing decision within an explanation.
 type ServiceTrace struct {
-	Service   string             `json:"service"`
-	Owner     string             `json:"owner"`
-	Type      string             `json:"type"`
-	Location  *geo.Location      `json:"location,omitempty"` // nil: not located
-	Network   string             `json:"network,omitempty"`  // database network, located or not
-	Rule      int                `json:"rule,omitempty"`     // 1-based; 0: none matched
-	RuleSites []string           `json:"rule_sites,omitempty"`
-	Distances []geo.SiteDistance `json:"distances,omitempty"`
-	Order     []string           `json:"default_order,omitempty"` // used when neither a rule nor a location applies
-	Groups    [][]string         `json:"groups"`
-	Down      []string           `json:"down,omitempty"`
-	AllDown   bool               `json:"all_down,omitempty"`
-	Degraded  bool               `json:"degraded,omitempty"`
-	Chosen    []string           `json:"chosen_sites"`
-	Addresses []string           `json:"addresses,omitempty"`
-	Names     []string           `json:"names,omitempty"`
-	Scope     int                `json:"scope"`
+	Service   string         `json:"service"`
+	Owner     string         `json:"owner"`
+	Type      string         `json:"type"`
+	Location  *Location      `json:"location,omitempty"` // nil: not located
+	Network   string         `json:"network,omitempty"`  // database network, located or not
+	Rule      int            `json:"rule,omitempty"`     // 1-based; 0: none matched
+	RuleSites []string       `json:"rule_sites,omitempty"`
+	Distances []SiteDistance `json:"distances,omitempty"`
+	Order     []string       `json:"default_order,omitempty"` // used when neither a rule nor a location applies
+	Groups    [][]string     `json:"groups"`
+	Down      []string       `json:"down,omitempty"`
+	AllDown   bool           `json:"all_down,omitempty"`
+	Degraded  bool           `json:"degraded,omitempty"`
+	Chosen    []string       `json:"chosen_sites"`
+	Addresses []string       `json:"addresses,omitempty"`
+	Names     []string       `json:"names,omitempty"`
+	Scope     int            `json:"scope"`
 	// Traffic is each site's standing, when a dial, a return ramp or a
 	// spread decided where the client goes: the client's bucket (drawn for
 	// HashedNet) below a site's keeps_percent keeps it there.
@@ -51,6 +49,27 @@ type ServiceTrace struct {
 	HashedNet   string             `json:"hashed_network,omitempty"`
 	SpilledFrom string             `json:"spilled_from,omitempty"`
 	Spill       []SiteShareTrace   `json:"spill,omitempty"` // the spread of SpilledFrom's clients
+}
+
+// Location is where the GeoIP database places the client. Its JSON keys
+// are those the API has always had.
+type Location struct {
+	Country         string       `json:"Country"`
+	Continent       string       `json:"Continent"`
+	Subdivision     string       `json:"Subdivision"`
+	SubdivisionName string       `json:"SubdivisionName"`
+	City            string       `json:"City"`
+	Lat             float64      `json:"Lat"`
+	Lon             float64      `json:"Lon"`
+	HasCoords       bool         `json:"HasCoords"`
+	Network         netip.Prefix `json:"Network"` // the database network that matched
+	Source          string       `json:"Source"`  // the database file
+}
+
+// SiteDistance is a site and its distance from the client.
+type SiteDistance struct {
+	Site string  `json:"Site"`
+	Km   float64 `json:"Km"`
 }
 
 // SiteTrafficTrace is one site's standing in a decision.
@@ -69,10 +88,15 @@ type SiteShareTrace struct {
 	Share float64 `json:"share_percent"`
 }
 
+// Explainer traces routing decisions; *route.Router is one.
+type Explainer interface {
+	Explain(origin string, svc *zones.Service, client netip.Prefix, v6 bool) (route.Decision, route.Trace)
+}
+
 // Explain answers name/qtype for client with the server's own code (the
-// zones, router and handler given) and records every routing decision.
-func Explain(set *zones.Set, router *route.Router, h *resolver.Handler, name string, qtype uint16, client netip.Prefix) Explanation {
-	name = dns.CanonicalName(dns.Fqdn(name))
+// zones, router and answerer given) and records every routing decision.
+func Explain(set *zones.Set, router Explainer, h Answerer, name string, qtype uint16, client netip.Prefix) Explanation {
+	name = zones.CanonicalName(name)
 	e := Explanation{Name: name, Type: dns.TypeToString[qtype], Client: client.String()}
 	if z := set.Find(name, qtype); z != nil {
 		e.Zone, e.Serial = z.Origin, z.Serial
@@ -114,11 +138,14 @@ func Explain(set *zones.Set, router *route.Router, h *resolver.Handler, name str
 
 func trace(svc *zones.Service, owner string, qtype uint16, d route.Decision, tr route.Trace) ServiceTrace {
 	st := ServiceTrace{Service: svc.Name, Owner: owner, Type: dns.TypeToString[qtype], Groups: tr.Groups,
-		Down: tr.Down, AllDown: d.AllDown, Degraded: d.Degraded, Chosen: d.Sites, Names: d.Names, Scope: d.Scope,
-		Distances: tr.Distances}
+		Down: tr.Down, AllDown: d.AllDown, Degraded: d.Degraded, Chosen: d.Sites, Names: d.Names, Scope: d.Scope}
+	for _, sd := range tr.Distances {
+		st.Distances = append(st.Distances, SiteDistance{sd.Site, sd.Km})
+	}
 	if tr.Located {
-		loc := tr.Location
-		st.Location = &loc
+		l := tr.Location
+		st.Location = &Location{l.Country, l.Continent, l.Subdivision, l.SubdivisionName, l.City, l.Lat, l.Lon,
+			l.HasCoords, l.Network, l.Source}
 	}
 	if tr.Location.Network.IsValid() {
 		st.Network = tr.Location.Network.String()

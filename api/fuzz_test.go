@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/geodns/geodns/health"
+	"github.com/geodns/geodns/opstate"
 	"github.com/geodns/geodns/resolver"
 	"github.com/geodns/geodns/route"
 	"github.com/geodns/geodns/zones"
@@ -43,8 +44,9 @@ func testServer(t testing.TB) *Server {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	hm := health.NewManager(health.Options{Log: quiet})
 	hm.SetZones(set.Load())
-	router := &route.Router{Health: hm}
-	return &Server{Zones: &set, Health: hm, Router: router, Resolver: resolver.NewHandler(&set, router, resolver.Config{}, quiet),
+	op := opstate.OpenFile(opstate.FileOptions{Log: quiet})
+	router := &route.Router{Health: hm, Operator: op}
+	return &Server{Zones: &set, Health: hm, Operator: op, Router: router, Resolver: resolver.NewHandler(&set, router, resolver.Config{}, quiet),
 		Gatherer: prometheus.NewRegistry(), Token: "t0ken", Log: quiet}
 }
 

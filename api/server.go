@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/geodns/geodns/health"
-	"github.com/geodns/geodns/resolver"
+	"github.com/geodns/geodns/opstate"
 	"github.com/geodns/geodns/route"
 	"github.com/geodns/geodns/zones"
 	"github.com/miekg/dns"
@@ -26,12 +26,44 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
+// Health is what the API reads of the probes; *health.Manager is one.
+// Implementations must be safe for concurrent use.
+type Health interface {
+	// Table returns the current probe states (Ready: every probe has run).
+	Table() *health.Table
+	// Status returns every probe's state, for status pages.
+	Status() []health.ProbeStatus
+	// StateError returns why the last write of the state file failed.
+	StateError() error
+}
+
+// Router is what the API reads of routing, and how it waits for a change
+// to be in effect; *route.Router is one. Reads only read what the plan
+// loop published: they start no work. Implementations must be safe for
+// concurrent use.
+type Router interface {
+	Demand(svc *zones.Service) (map[string]float64, bool)
+	Standing(origin string, svc *zones.Service, site string) route.SiteTraffic
+	Explain(origin string, svc *zones.Service, client netip.Prefix, v6 bool) (route.Decision, route.Trace)
+	// Refresh has the plans rebuilt now from the current state.
+	Refresh(set *zones.Set)
+}
+
+// Answerer answers a query as the DNS server does, for explains; a
+// *resolver.Handler is one (give it no metrics: explains are not
+// traffic). Implementations must be safe for concurrent use; the message
+// returned is the caller's.
+type Answerer interface {
+	Answer(req *dns.Msg, client netip.Addr, tcp bool) *dns.Msg
+}
+
 // Server serves the HTTP API. Set its fields, then use Handler or Serve.
 type Server struct {
 	Zones    *atomic.Pointer[zones.Set]
-	Health   *health.Manager
-	Router   *route.Router
-	Resolver *resolver.Handler // answers explains; give it no metrics, explains are not traffic
+	Health   Health
+	Operator opstate.Store // drains, forces and dials are made through it
+	Router   Router
+	Resolver Answerer // answers explains
 	Gatherer prometheus.Gatherer
 	// Token authorizes write calls (Authorization: Bearer <token>).
 	// "": write calls are refused.
@@ -54,8 +86,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /api/v1/status", s.status)
 	mux.HandleFunc("GET /api/v1/explain", s.explain)
-	mux.HandleFunc("POST /api/v1/sites/{name}/{action}", s.override(s.siteExists, s.Health.SetSite))
-	mux.HandleFunc("POST /api/v1/endpoints/{name}/{action}", s.override(s.endpointExists, s.Health.SetEndpoint))
+	mux.HandleFunc("POST /api/v1/sites/{name}/{action}", s.override(s.siteExists, opstate.Site))
+	mux.HandleFunc("POST /api/v1/endpoints/{name}/{action}", s.override(s.endpointExists, opstate.Endpoint))
 	mux.HandleFunc("POST /api/v1/services/{service}/sites/{site}/dial", s.dial)
 	mux.HandleFunc("DELETE /api/v1/services/{service}/sites/{site}/dial", s.dial)
 	return http.MaxBytesHandler(mux, maxBody)
@@ -103,7 +135,7 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 // file could not be written (the change was not made: it would not survive
 // a restart), else 400.
 func writeChangeError(w http.ResponseWriter, err error) {
-	if errors.Is(err, health.ErrNotSaved) {
+	if errors.Is(err, opstate.ErrNotSaved) {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
@@ -111,15 +143,19 @@ func writeChangeError(w http.ResponseWriter, err error) {
 }
 
 // readyz is ready once zones are loaded and every probe has run once, and
-// while the state file is written.
+// while the state files (operator state, probe states) are written.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	opErr := s.Operator.Err()
+	if opErr == nil {
+		opErr = s.Health.StateError()
+	}
 	switch {
-	case s.Health.StateError() != nil:
+	case opErr != nil:
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false,
-			"reason": "state file not written: " + s.Health.StateError().Error()})
+			"reason": "state file not written: " + opErr.Error()})
 	case len(s.Zones.Load().Zones()) == 0:
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "reason": "no zone loaded"})
-	case !s.Health.Snapshot().Ready():
+	case !s.Health.Table().Ready():
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "reason": "first round of health checks not done"})
 	default:
 		writeJSON(w, http.StatusOK, map[string]any{"ready": true})
@@ -187,18 +223,18 @@ type EndpointStatus struct {
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	set := s.Zones.Load()
-	snap := s.Health.Snapshot()
 	probes := s.Health.Status()
 	byKey := map[string]health.ProbeStatus{}
 	for _, p := range probes {
 		byKey[p.Key] = p
 	}
-	sites, eps := s.Health.Overrides()
+	tab, op := s.Health.Table(), s.Operator.Load() // one of each for the whole page
+	sites, eps := op.Sites(), op.Endpoints()
 	dials := []DialStatus{}
-	for _, d := range s.Health.Dials() {
+	for _, d := range op.Dials() {
 		dials = append(dials, DialStatus{d.Service, d.Site, percent(d.Weight)})
 	}
-	st := Status{Version: s.Version, Go: runtime.Version(), Ready: snap.Ready(), DNS: s.DNS, Probes: probes,
+	st := Status{Version: s.Version, Go: runtime.Version(), Ready: tab.Ready(), DNS: s.DNS, Probes: probes,
 		Overrides: map[string]any{"sites": sites, "endpoints": eps, "dials": dials}}
 	zs := set.Zones()
 	sort.Slice(zs, func(i, j int) bool { return zs[i].Origin < zs[j].Origin })
@@ -227,7 +263,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 					if ep.Site != site.Name {
 						continue
 					}
-					es := EndpointStatus{ID: ep.ID, Up: snap.EndpointUp(&ep), Override: string(eps[ep.ID])}
+					es := EndpointStatus{ID: ep.ID, Up: route.EndpointUp(tab, op, &ep), Override: string(eps[ep.ID])}
 					if ep.Probe != nil {
 						p := byKey[ep.Probe.Key]
 						es.Check, es.Target, es.Since, es.Reason = p.Check, p.Target, p.Since, p.Reason
@@ -282,10 +318,10 @@ func ParseClient(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
-var actions = map[string]health.Override{"drain": health.Drain, "undrain": "", "force-up": health.ForceUp, "force-down": health.ForceDown}
+var actions = map[string]opstate.Override{"drain": opstate.Drain, "undrain": "", "force-up": opstate.ForceUp, "force-down": opstate.ForceDown}
 
 // override handles POST .../{name}/{action}: drain, undrain, force-up, force-down.
-func (s *Server) override(exists func(string) bool, set func(string, health.Override) error) http.HandlerFunc {
+func (s *Server) override(exists func(string) bool, change func(string, opstate.Override) opstate.Change) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !s.authorized(w, r) {
 			return
@@ -300,7 +336,7 @@ func (s *Server) override(exists func(string) bool, set func(string, health.Over
 			writeError(w, http.StatusNotFound, name+" is in none of the served zones")
 			return
 		}
-		if err := set(name, o); err != nil {
+		if _, err := s.Operator.Apply(change(name, o)); err != nil {
 			writeChangeError(w, err)
 			return
 		}
@@ -346,7 +382,7 @@ func (s *Server) dial(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no service "+service+" with site "+site+" in the served zones")
 		return
 	}
-	if err := s.Health.SetDial(service, site, weight); err != nil {
+	if _, err := s.Operator.Apply(opstate.DialOf(service, site, weight)); err != nil {
 		writeChangeError(w, err)
 		return
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/geodns/geodns/geo"
 	"github.com/geodns/geodns/health"
+	"github.com/geodns/geodns/opstate"
 	"github.com/geodns/geodns/resolver"
 	"github.com/geodns/geodns/route"
 	"github.com/geodns/geodns/zones"
@@ -25,6 +26,8 @@ import (
 
 // countingLocator places every address in New York and counts lookups.
 type countingLocator struct{ n atomic.Int64 }
+
+func (l *countingLocator) Generation() uint64 { return 0 }
 
 func (l *countingLocator) Locate(a netip.Addr) (geo.Location, bool) {
 	l.n.Add(1)
@@ -65,8 +68,9 @@ func TestStatusStartsNoWork(t *testing.T) {
 	hm := health.NewManager(health.Options{Log: quiet})
 	hm.SetZones(set.Load())
 	loc := &countingLocator{}
-	router := &route.Router{Loc: loc, Health: hm, Traffic: hm}
-	s := &Server{Zones: &set, Health: hm, Router: router, Resolver: resolver.NewHandler(&set, router, resolver.Config{}, quiet),
+	op := opstate.OpenFile(opstate.FileOptions{Log: quiet})
+	router := &route.Router{Loc: loc, Health: hm, Operator: op}
+	s := &Server{Zones: &set, Health: hm, Operator: op, Router: router, Resolver: resolver.NewHandler(&set, router, resolver.Config{}, quiet),
 		Gatherer: prometheus.NewRegistry(), Log: quiet}
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
@@ -94,8 +98,9 @@ func TestDrainNotSaved(t *testing.T) {
 	require.NoError(t, os.Mkdir(dir, 0o755))
 	hm := health.NewManager(health.Options{Log: quiet, StateFile: filepath.Join(dir, "health.json")})
 	hm.SetZones(set.Load())
-	router := &route.Router{Health: hm}
-	s := &Server{Zones: &set, Health: hm, Router: router, Resolver: resolver.NewHandler(&set, router, resolver.Config{}, quiet),
+	op := opstate.OpenFile(opstate.FileOptions{Log: quiet, Path: filepath.Join(dir, "operator.json")})
+	router := &route.Router{Health: hm, Operator: op}
+	s := &Server{Zones: &set, Health: hm, Operator: op, Router: router, Resolver: resolver.NewHandler(&set, router, resolver.Config{}, quiet),
 		Gatherer: prometheus.NewRegistry(), Token: "t0ken", Log: quiet}
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
@@ -119,8 +124,7 @@ func TestDrainNotSaved(t *testing.T) {
 	code, body = do("POST", "/api/v1/sites/east/drain")
 	require.Equal(t, http.StatusServiceUnavailable, code, body)
 	require.Contains(t, body, "state file not written")
-	sites, _ := hm.Overrides()
-	require.Empty(t, sites, "the drain is not in effect")
+	require.Empty(t, op.Load().Sites(), "the drain is not in effect")
 	code, body = do("GET", "/readyz")
 	require.Equal(t, http.StatusServiceUnavailable, code, body)
 	require.Contains(t, body, "state file not written")
@@ -142,8 +146,9 @@ func BenchmarkStatus(b *testing.B) {
 	hm := health.NewManager(health.Options{Log: quiet})
 	hm.SetZones(set.Load())
 	loc := &countingLocator{}
-	router := &route.Router{Loc: loc, Health: hm, Traffic: hm}
-	s := &Server{Zones: &set, Health: hm, Router: router, Resolver: resolver.NewHandler(&set, router, resolver.Config{}, quiet),
+	op := opstate.OpenFile(opstate.FileOptions{Log: quiet})
+	router := &route.Router{Loc: loc, Health: hm, Operator: op}
+	s := &Server{Zones: &set, Health: hm, Operator: op, Router: router, Resolver: resolver.NewHandler(&set, router, resolver.Config{}, quiet),
 		Gatherer: prometheus.NewRegistry(), Log: quiet}
 	h := s.Handler()
 	req := httptest.NewRequest("GET", "/api/v1/status", nil)

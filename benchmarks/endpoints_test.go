@@ -48,7 +48,7 @@ func BenchmarkRouteEndpoints(b *testing.B) {
 			set := endpointsZone(b, n)
 			m := health.NewManager(health.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 			m.SetZones(set)
-			r := &route.Router{Health: m, Traffic: m}
+			r := &route.Router{Health: m}
 			z := set.Zone("example.net.")
 			svc := z.Services["web"]
 			if d := r.Route(z.Origin, svc, client, false); len(d.Addrs) != 2 && n > 2 || len(d.Addrs) == 0 {

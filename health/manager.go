@@ -3,7 +3,6 @@ package health
 import (
 	"context"
 	"crypto/x509"
-	"fmt"
 	"log/slog"
 	"maps"
 	"math"
@@ -26,7 +25,8 @@ type Options struct {
 	// target outside is not probed and is down with "target not allowed".
 	// Empty: any.
 	Allow []netip.Prefix
-	// StateFile persists probe states and overrides across restarts. "": none.
+	// StateFile persists probe states across restarts. "": none. (Operator
+	// state — drains, forces, dials — is package opstate's, in its own file.)
 	StateFile string
 	// MaxInFlight caps probes running at once. Default 4096: far above what
 	// hung targets can hold (one per target for at most its timeout).
@@ -55,8 +55,7 @@ type Manager struct {
 	saver   *saver
 	sem     chan struct{}
 
-	// saveMu serializes writes of the state file; an override holds it
-	// from writing the state with the change until the change is made.
+	// saveMu serializes writes of the state file.
 	saveMu    sync.Mutex
 	stateFile string
 
@@ -67,12 +66,11 @@ type Manager struct {
 	queue     probeHeap
 	wake      chan struct{}
 	zones     *zones.Set
-	sites     map[string]Override
-	endpoints map[string]Override
-	lifted    map[string]time.Time // "site:NAME" or "endpoint:ID" -> when a drain or force-down was lifted
-	dials     map[DialKey]float64
-	saved     map[string]savedProbe // persisted states not yet claimed by a probe
-	stateErr  error                 // the last state file write failed: not ready
+	nums      map[*zones.Probe]int32 // the set's probes, numbered: index of their state in a Table
+	byKey     map[string]int32       // the numbers by probe key
+	numbering uint64                 // bumped when nums changes
+	saved     map[string]savedProbe  // persisted states not yet claimed by a probe
+	stateErr  error                  // the last state file write failed: not ready
 	onChange  func()
 	gen       uint64 // the last snapshot's Version
 	everReady bool
@@ -80,12 +78,13 @@ type Manager struct {
 	async     bool          // Run's publisher is running: results publish through it
 	dirty     chan struct{} // results changed the state since the last publish
 
-	snap atomic.Pointer[Snapshot]
+	table atomic.Pointer[Table]
 }
 
 // probe is one scheduled probe and its state machine.
 type probe struct {
 	key   string
+	num   int32 // its index in the published Table
 	spec  *zones.Probe
 	check string // the check's name, for logs and metrics
 	site  string // a site it serves, for logs and metrics
@@ -122,73 +121,42 @@ func NewManager(opts Options) *Manager {
 		}
 	}
 	m := &Manager{
-		prober:    prober{allow: opts.Allow, rootCAs: opts.RootCAs, maxKept: int64(opts.MaxKept)},
-		log:       opts.Log,
-		metrics:   newMetrics(opts.Registerer),
-		epoch:     time.Now(),
-		sem:       make(chan struct{}, opts.MaxInFlight),
-		probes:    map[string]*probe{},
-		wake:      make(chan struct{}, 1),
-		dirty:     make(chan struct{}, 1),
-		sites:     map[string]Override{},
-		endpoints: map[string]Override{},
-		lifted:    map[string]time.Time{},
-		dials:     map[DialKey]float64{},
-		saved:     map[string]savedProbe{},
-		onChange:  opts.OnChange,
+		prober:   prober{allow: opts.Allow, rootCAs: opts.RootCAs, maxKept: int64(opts.MaxKept)},
+		log:      opts.Log,
+		metrics:  newMetrics(opts.Registerer),
+		epoch:    time.Now(),
+		sem:      make(chan struct{}, opts.MaxInFlight),
+		probes:   map[string]*probe{},
+		wake:     make(chan struct{}, 1),
+		dirty:    make(chan struct{}, 1),
+		saved:    map[string]savedProbe{},
+		onChange: opts.OnChange,
 	}
 	if opts.StateFile != "" {
 		m.saver, m.stateFile = newSaver(m), opts.StateFile
-		st := m.loadState(opts.StateFile)
-		m.saved = st.Probes
-		maps.Copy(m.sites, st.Sites)
-		maps.Copy(m.endpoints, st.Endpoints)
-		maps.Copy(m.lifted, st.Lifted)
-		for _, d := range st.Dials {
-			m.dials[DialKey{d.Service, d.Site}] = d.Weight
-		}
+		m.saved = m.loadState(opts.StateFile).Probes
 	}
 	m.publishLocked()
 	return m
 }
 
-// Snapshot returns the current state.
-func (m *Manager) Snapshot() *Snapshot { return m.snap.Load() }
-
-// EndpointUp implements route.Health from the current snapshot.
-func (m *Manager) EndpointUp(_ string, svc *zones.Service, i int) bool {
-	return m.snap.Load().EndpointUp(&svc.Endpoints[i])
-}
-
-// Version implements route.Versioned: the current snapshot's number, which
-// grows with every new snapshot (health, overrides or dials changed).
-func (m *Manager) Version() uint64 { return m.snap.Load().gen }
-
-// Returned implements route.Traffic from the current snapshot.
-func (m *Manager) Returned(_ string, svc *zones.Service, i int) time.Time {
-	return m.snap.Load().Returned(&svc.Endpoints[i])
-}
-
-// LastReturn implements route.Traffic from the current snapshot.
-func (m *Manager) LastReturn() time.Time { return m.snap.Load().LastReturn() }
-
-// Dial implements route.Traffic from the current snapshot.
-func (m *Manager) Dial(service, site string) (float64, bool) {
-	w, ok := m.snap.Load().dials[DialKey{service, site}]
-	return w, ok
-}
+// Table returns the current state table. It is immutable: a reader loads
+// it once and reads every probe of a decision from it.
+func (m *Manager) Table() *Table { return m.table.Load() }
 
 // SetZones makes the probes match the zones' endpoints: new probes start
 // (from their persisted state, else up), probes no endpoint uses stop at
 // once, and unchanged ones keep their state and schedule.
 func (m *Manager) SetZones(set *zones.Set) {
 	want := map[string]*probe{}
+	var specs []*zones.Probe // every endpoint's, to be numbered
 	for _, z := range set.Zones() {
 		for _, svc := range z.Services {
 			for _, ep := range svc.Endpoints {
 				if ep.Probe == nil {
 					continue
 				}
+				specs = append(specs, ep.Probe)
 				p := want[ep.Probe.Key]
 				if p == nil {
 					p = &probe{key: ep.Probe.Key, spec: ep.Probe, check: ep.Probe.Check.Name, site: ep.Site}
@@ -199,9 +167,24 @@ func (m *Manager) SetZones(set *zones.Set) {
 			}
 		}
 	}
+	// Number the distinct probes (by key, for a stable order): a Table is
+	// a slice indexed by these numbers, and nums gives each endpoint's.
+	keys := slices.Sorted(maps.Keys(want))
+	for i, k := range keys {
+		want[k].num = int32(i)
+	}
+	nums := make(map[*zones.Probe]int32, len(specs))
+	for _, sp := range specs {
+		nums[sp] = want[sp.Key].num
+	}
+	byKey := make(map[string]int32, len(want))
+	for k, p := range want {
+		byKey[k] = p.num
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.zones = set
+	m.zones, m.nums, m.byKey = set, nums, byKey
+	m.numbering++
 	shortest := time.Duration(0)
 	for _, w := range want {
 		if iv := w.spec.Check.Interval; shortest == 0 || iv < shortest {
@@ -223,7 +206,7 @@ func (m *Manager) SetZones(set *zones.Set) {
 	}
 	for key, w := range want {
 		if p, ok := m.probes[key]; ok {
-			p.spec, p.check, p.site, p.ids, p.target = w.spec, w.check, w.site, w.ids, w.target
+			p.spec, p.check, p.site, p.ids, p.target, p.num = w.spec, w.check, w.site, w.ids, w.target, w.num
 			m.metrics.set(p) // its series follows a new check name or site
 			continue
 		}
@@ -447,150 +430,32 @@ func (m *Manager) record(p *probe, res Result, kept *conn) {
 	}
 }
 
-// SetSite sets (or with "" clears) the override of every site named site.
-func (m *Manager) SetSite(site string, o Override) error {
-	return m.setOverride(func(st *state) map[string]Override { return st.Sites }, "site", site, o)
-}
-
-// SetEndpoint sets (or with "" clears) the override of an endpoint, named
-// by its address or CNAME.
-func (m *Manager) SetEndpoint(id string, o Override) error {
-	return m.setOverride(func(st *state) map[string]Override { return st.Endpoints }, "endpoint", id, o)
-}
-
-func (m *Manager) setOverride(in func(*state) map[string]Override, kind, name string, o Override) error {
-	if o != "" && !o.valid() {
-		return errBadOverride
-	}
-	err := m.change(func(st *state) {
-		now := time.Now()
-		if old, ok := in(st)[name]; ok && old != ForceUp && o != Drain && o != ForceDown {
-			// Taken out and now let back in: a return, ramped like one.
-			st.Lifted[kind+":"+name] = now
-		}
-		for k, t := range st.Lifted {
-			if now.Sub(t) > time.Hour { // longer than any ramp
-				delete(st.Lifted, k)
-			}
-		}
-		if o == "" {
-			delete(in(st), name)
-		} else {
-			in(st)[name] = o
-		}
-	})
-	if err == nil {
-		m.log.Warn("override "+kind, kind, name, "override", string(o))
-	}
-	return err
-}
-
-// change makes an operator's change (an override or a dial) to a copy of
-// the state, writes that copy to the state file, and only when it is on
-// disk makes it the manager's and publishes it: a change is never in
-// effect, nor acknowledged, unless it survives a restart. Without a state
-// file it takes effect at once.
-func (m *Manager) change(apply func(*state)) error {
-	m.saveMu.Lock() // also orders changes: each applies to the last one's result
-	defer m.saveMu.Unlock()
-	m.mu.Lock()
-	st := m.stateLocked()
-	m.mu.Unlock()
-	if st.Lifted == nil {
-		st.Lifted = map[string]time.Time{}
-	}
-	apply(&st)
-	if m.stateFile != "" {
-		if err := m.writeState(st); err != nil {
-			return fmt.Errorf("%w: %v; the change is not made", ErrNotSaved, err)
-		}
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.sites, m.endpoints, m.lifted = st.Sites, st.Endpoints, st.Lifted
-	clear(m.dials)
-	for _, d := range st.Dials {
-		m.dials[DialKey{d.Service, d.Site}] = d.Weight
-	}
-	m.publish(false) // just written
-	return nil
-}
-
-// DialKey names a traffic dial: a service (in every zone) and a site.
-type DialKey struct{ Service, Site string }
-
-// SetDial sets the share (0..1) of its own clients site keeps for service,
-// beating the zone file's dial; a negative weight clears it.
-func (m *Manager) SetDial(service, site string, weight float64) error {
-	if weight > 1 || math.IsNaN(weight) {
-		return errBadDial
-	}
-	err := m.change(func(st *state) {
-		st.Dials = slices.DeleteFunc(st.Dials, func(d Dial) bool { return d.Service == service && d.Site == site })
-		if weight >= 0 {
-			st.Dials = append(st.Dials, Dial{service, site, weight})
-		}
-	})
-	switch {
-	case err != nil:
-	case weight < 0:
-		m.log.Warn("dial cleared", "service", service, "site", site)
-	default:
-		m.log.Warn("dial set", "service", service, "site", site, "weight", weight)
-	}
-	return err
-}
-
-// Dials returns the dials set through SetDial, by service and site.
-func (m *Manager) Dials() []Dial {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.dialsLocked()
-}
-
-// Overrides returns the current site and endpoint overrides.
-func (m *Manager) Overrides() (sites, endpoints map[string]Override) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return maps.Clone(m.sites), maps.Clone(m.endpoints)
-}
-
 // publishLocked builds and stores a new snapshot and has the state saved.
 func (m *Manager) publishLocked() { m.publish(true) }
 
-// publish builds and stores a new snapshot, and has the state saved if save.
+// publish builds and stores a new table, and has the state saved if save.
 func (m *Manager) publish(save bool) {
-	s := &Snapshot{
-		probes:    make(map[string]bool, len(m.probes)),
-		sites:     maps.Clone(m.sites),
-		endpoints: maps.Clone(m.endpoints),
-		lifted:    maps.Clone(m.lifted),
-		dials:     maps.Clone(m.dials),
+	t := &Table{
+		States:    make([]State, len(m.probes)),
+		nums:      m.nums,
+		byKey:     m.byKey,
+		numbering: m.numbering,
 		ready:     m.zones != nil, // and every probe has run once (below)
 	}
-	for k, p := range m.probes {
-		if p.known || p.results > 0 {
-			s.probes[k] = p.up
-		}
-		if !p.back.IsZero() {
-			if s.back == nil {
-				s.back = map[string]time.Time{}
-			}
-			s.back[k] = p.back
-			s.last = latest(s.last, p.back)
-		}
+	for _, p := range m.probes {
+		// A probe without a result (nor a persisted state) is up: p.up
+		// starts true.
+		t.States[p.num] = State{Up: p.up, Back: p.back}
+		t.last = latest(t.last, p.back)
 		if p.results == 0 {
-			s.ready = false
+			t.ready = false
 		}
 	}
-	for _, t := range m.lifted {
-		s.last = latest(s.last, t)
-	}
-	m.everReady = m.everReady || s.ready
-	s.ready = m.everReady
+	m.everReady = m.everReady || t.ready
+	t.ready = m.everReady
 	m.gen++
-	s.gen = m.gen
-	m.snap.Store(s)
+	t.gen = m.gen
+	m.table.Store(t)
 	if m.saver != nil && save {
 		m.saver.save()
 	}

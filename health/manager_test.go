@@ -65,7 +65,7 @@ func probeFor(t *testing.T, m *Manager, target string) *probe {
 func upOf(m *Manager, set *zones.Set, target string) bool {
 	for _, ep := range set.Zone("example.net.").Services["web"].Endpoints {
 		if ep.Probe.Target == target {
-			return m.Snapshot().EndpointUp(&ep)
+			return m.Table().Probe(ep.Probe).Up
 		}
 	}
 	panic("no endpoint for " + target)
@@ -79,13 +79,13 @@ const (
 func TestRiseFall(t *testing.T) {
 	set := compile(t, zoneYAML("{type: http, port: 8080, rise: 3, fall: 2}", []string{e1}, []string{w1}))
 	m := NewManager(Options{Allow: loopback, Log: quiet})
-	require.False(t, m.Snapshot().Ready(), "no zones yet")
+	require.False(t, m.Table().Ready(), "no zones yet")
 	m.SetZones(set)
 	p := probeFor(t, m, e1)
 	ok, bad := Result{OK: true, Reason: "HTTP 200"}, Result{Reason: "connection refused"}
 
 	require.True(t, upOf(m, set, e1), "up before any result")
-	require.False(t, m.Snapshot().Ready())
+	require.False(t, m.Table().Ready())
 	m.record(p, ok, nil)
 	require.True(t, upOf(m, set, e1))
 	m.record(p, bad, nil)
@@ -105,9 +105,9 @@ func TestRiseFall(t *testing.T) {
 	m.record(p, ok, nil)
 	require.True(t, upOf(m, set, e1), "up after 3 consecutive successes")
 
-	require.False(t, m.Snapshot().Ready(), "west has had no result yet")
+	require.False(t, m.Table().Ready(), "west has had no result yet")
 	m.record(probeFor(t, m, w1), ok, nil)
-	require.True(t, m.Snapshot().Ready(), "every probe has run once")
+	require.True(t, m.Table().Ready(), "every probe has run once")
 
 	st := m.Status()
 	require.Len(t, st, 2)
@@ -116,28 +116,45 @@ func TestRiseFall(t *testing.T) {
 	require.Equal(t, []string{"192.0.2.1"}, st[0].Endpoints)
 }
 
-func TestOverrides(t *testing.T) {
-	set := compile(t, zoneYAML("{type: static}", []string{e1}, []string{w1}))
+// TestTableNumbers: each distinct probe gets one number, endpoints that
+// share a probe (the same key) share it, and the table is a slice of
+// exactly that many states.
+func TestTableNumbers(t *testing.T) {
+	set := compile(t, zoneYAML("{type: http, port: 8080}", []string{e1, e1}, []string{w1}))
 	m := NewManager(Options{Allow: loopback, Log: quiet})
 	m.SetZones(set)
+	tab := m.Table()
+	require.Len(t, tab.States, 2, "two distinct probes")
 	eps := set.Zone("example.net.").Services["web"].Endpoints
-	east, west := &eps[0], &eps[1]
-	if east.Site != "east" {
-		east, west = west, east
-	}
-	require.True(t, m.Snapshot().EndpointUp(east))
+	require.Equal(t, tab.Num(eps[0].Probe), tab.Num(eps[1].Probe), "one target, one probe")
+	require.NotEqual(t, tab.Num(eps[0].Probe), tab.Num(eps[2].Probe))
+	require.Equal(t, int32(-1), tab.Num(nil))
 
-	require.NoError(t, m.SetSite("east", Drain))
-	require.False(t, m.Snapshot().EndpointUp(east), "drained")
-	require.True(t, m.Snapshot().EndpointUp(west))
+	p := probeFor(t, m, e1)
+	m.record(p, Result{}, nil)
+	m.record(p, Result{}, nil)
+	require.False(t, m.Table().States[tab.Num(eps[0].Probe)].Up)
+	require.True(t, tab.States[tab.Num(eps[0].Probe)].Up, "a published table never changes")
+	require.Equal(t, tab.Numbering(), m.Table().Numbering(), "results keep the numbers")
+	m.SetZones(set)
+	require.NotEqual(t, tab.Numbering(), m.Table().Numbering(), "a new set numbers anew")
+}
 
-	require.NoError(t, m.SetEndpoint(east.ID, ForceUp))
-	require.True(t, m.Snapshot().EndpointUp(east), "the endpoint's override beats its site's")
-
-	require.NoError(t, m.SetEndpoint(east.ID, ""))
-	require.NoError(t, m.SetSite("east", ""))
-	require.True(t, m.Snapshot().EndpointUp(east), "cleared")
-	require.Error(t, m.SetSite("east", "sideways"))
+// TestTableKnowsANewSetsProbes: a reloaded zone has new probe values with
+// the same keys; until the manager learns the new set (the watcher tells
+// it after queries can see the set), the table finds them by key, so a
+// down endpoint does not come back up for that moment.
+func TestTableKnowsANewSetsProbes(t *testing.T) {
+	src := zoneYAML("{type: http, port: 8080}", []string{e1}, []string{w1})
+	set := compile(t, src)
+	m := NewManager(Options{Allow: loopback, Log: quiet})
+	m.SetZones(set)
+	p := probeFor(t, m, e1)
+	m.record(p, Result{}, nil)
+	m.record(p, Result{}, nil)
+	set2 := compile(t, src)
+	require.False(t, upOf(m, set2, e1), "down in the table, before the manager learns the reloaded set")
+	require.True(t, upOf(m, set2, w1))
 }
 
 // savingManager returns a manager on set that writes its state to file;
@@ -158,10 +175,9 @@ func TestPersistence(t *testing.T) {
 	p := probeFor(t, m, e1)
 	m.record(p, Result{Reason: "connection refused"}, nil)
 	m.record(p, Result{Reason: "connection refused"}, nil)
-	require.NoError(t, m.SetSite("west", Drain))
 	require.Eventually(t, func() bool {
 		st, err := load(file)
-		return err == nil && len(st.Probes) == 1 && !st.Probes[p.key].Up && st.Sites["west"] == Drain
+		return err == nil && len(st.Probes) == 1 && !st.Probes[p.key].Up
 	}, 5*time.Second, 10*time.Millisecond)
 	stop()
 
@@ -169,7 +185,7 @@ func TestPersistence(t *testing.T) {
 	m2 := NewManager(Options{Allow: loopback, Log: quiet, StateFile: file})
 	m2.SetZones(set)
 	require.False(t, upOf(m2, set, e1), "down from the first query after a restart")
-	require.False(t, upOf(m2, set, w1), "the drain survived")
+	require.True(t, upOf(m2, set, w1))
 	st := m2.Status()
 	require.Contains(t, st[0].Reason, "(before restart)")
 
@@ -179,17 +195,20 @@ func TestPersistence(t *testing.T) {
 	require.False(t, upOf(m2, set, e1))
 }
 
-// TestCorruptStateFileKeepsDrains: a truncated state file at start is kept
-// aside, counted, and the previous copy is loaded: the drain survives (it
-// used to be lost, and the file rewritten without it).
-func TestCorruptStateFileKeepsDrains(t *testing.T) {
+// TestCorruptStateFileKeepsProbes: a truncated state file at start is
+// kept aside, counted, and the previous copy is loaded.
+func TestCorruptStateFileKeepsProbes(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "health.json")
 	set := compile(t, zoneYAML("{type: http, port: 8080}", []string{e1}, []string{w1}))
 	m := NewManager(Options{Allow: loopback, Log: quiet, StateFile: file})
 	m.SetZones(set)
-	require.NoError(t, m.SetSite("west", Drain))
-	require.NoError(t, m.SetDial("web", "east", 0.5)) // a second write: the first is now the previous copy
+	p := probeFor(t, m, e1)
+	m.record(p, Result{Reason: "refused"}, nil)
+	m.record(p, Result{Reason: "refused"}, nil)
+	m.flush()
+	m.record(probeFor(t, m, w1), Result{OK: true}, nil)
+	m.flush() // a second write: the first is now the previous copy
 	data, err := os.ReadFile(file)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(file, data[:len(data)/2], 0o644)) // a torn write, a full disk
@@ -197,26 +216,18 @@ func TestCorruptStateFileKeepsDrains(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m2 := NewManager(Options{Allow: loopback, Log: quiet, StateFile: file, Registerer: reg})
 	m2.SetZones(set)
-	require.False(t, upOf(m2, set, w1), "the drain survived a corrupt state file")
+	require.False(t, upOf(m2, set, e1), "the down state survived a corrupt state file")
 	aside, _ := filepath.Glob(file + ".corrupt-*")
 	require.Len(t, aside, 1, "the corrupt file is kept for a post-mortem")
 	got, err := os.ReadFile(aside[0])
 	require.NoError(t, err)
 	require.Equal(t, data[:len(data)/2], got)
 	require.Equal(t, 1.0, testutil.ToFloat64(m2.metrics.stateCorrupt))
-
-	// The next write starts a good file again; the drain is in it.
-	require.NoError(t, m2.SetSite("east", Drain))
-	st, err := load(file)
-	require.NoError(t, err)
-	require.Equal(t, map[string]Override{"east": Drain, "west": Drain}, st.Sites)
 }
 
-// TestOverrideNotSavedIsNotMade: when the state file cannot be written,
-// an override fails, is not in effect, and StateError says why until a
-// write succeeds again. (It used to be applied and acknowledged, and
-// forgotten at the next restart.)
-func TestOverrideNotSavedIsNotMade(t *testing.T) {
+// TestStateNotSaved: when the state file cannot be written, StateError
+// says why until a write succeeds again.
+func TestStateNotSaved(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
 	require.NoError(t, os.Mkdir(dir, 0o755))
 	file := filepath.Join(dir, "health.json")
@@ -227,26 +238,29 @@ func TestOverrideNotSavedIsNotMade(t *testing.T) {
 	// permissions do not stop root, which the tests may run as).
 	require.NoError(t, os.RemoveAll(dir))
 	require.NoError(t, os.WriteFile(dir, nil, 0o644))
-
-	err := m.SetSite("west", Drain)
-	require.ErrorIs(t, err, ErrNotSaved)
-	require.True(t, upOf(m, set, w1), "a drain that is not on disk is not made")
-	sites, _ := m.Overrides()
-	require.Empty(t, sites)
-	require.ErrorIs(t, m.SetDial("web", "east", 0.5), ErrNotSaved)
-	_, ok := m.Dial("web", "east")
-	require.False(t, ok)
+	m.flush()
 	require.Error(t, m.StateError())
 
-	// Writable again: the next write clears the error.
 	require.NoError(t, os.Remove(dir))
 	require.NoError(t, os.Mkdir(dir, 0o755))
-	require.NoError(t, m.SetSite("west", Drain))
+	m.flush()
 	require.NoError(t, m.StateError())
-	require.False(t, upOf(m, set, w1))
-	st, err := load(file)
-	require.NoError(t, err)
-	require.Equal(t, Drain, st.Sites["west"])
+}
+
+// TestLegacyStateFile: a state file of format 1 (probe states beside the
+// operator's overrides and dials, which package opstate migrates) loads
+// its probe states.
+func TestLegacyStateFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "health.json")
+	set := compile(t, zoneYAML("{type: http, port: 8080}", []string{e1}, []string{w1}))
+	key := set.Zone("example.net.").Services["web"].Endpoints[0].Probe.Key
+	old := fmt.Sprintf(`{"version": 1, "probes": {%q: {"up": false, "since": "2026-11-30T10:00:00Z", "reason": "refused"}},
+ "site_overrides": {"west": "drain"}, "endpoint_overrides": {}, "dials": [{"service": "web", "site": "east", "weight": 0.5}]}`, key)
+	require.NoError(t, os.WriteFile(file, []byte(old), 0o644))
+	m := NewManager(Options{Allow: loopback, Log: quiet, StateFile: file})
+	m.SetZones(set)
+	require.False(t, upOf(m, set, e1), "the old file's down state is kept")
+	require.True(t, upOf(m, set, w1), "health knows nothing of drains")
 }
 
 func TestSetZonesReconciles(t *testing.T) {
@@ -285,57 +299,36 @@ func TestSetZonesReconciles(t *testing.T) {
 	m.mu.Unlock()
 }
 
-// TestReturnsAndDials: what the return ramp and dials read — when an
-// endpoint came back (a probe's down-to-up, a lifted drain) and the API's
-// dials — is published and survives a restart.
-func TestReturnsAndDials(t *testing.T) {
+// TestReturns: when a probe came back up (its down-to-up, which the
+// return ramp reads) is published and survives a restart.
+func TestReturns(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "health.json")
 	set := compile(t, zoneYAML("{type: http, port: 8080, rise: 2, fall: 1}", []string{e1}, []string{w1}))
 	eps := set.Zone("example.net.").Services["web"].Endpoints
-	east, west := &eps[0], &eps[1]
+	east := eps[0].Probe
 	m, stop := savingManager(file, set)
 
 	p := probeFor(t, m, e1)
 	m.record(p, Result{OK: true}, nil)
-	require.True(t, m.Snapshot().Returned(east).IsZero(), "up from the start is no return")
+	require.True(t, m.Table().Probe(east).Back.IsZero(), "up from the start is no return")
 	m.record(p, Result{Reason: "refused"}, nil)
 	m.record(p, Result{OK: true}, nil)
-	require.True(t, m.Snapshot().Returned(east).IsZero(), "one success of rise 2: still down")
+	require.True(t, m.Table().Probe(east).Back.IsZero(), "one success of rise 2: still down")
 	before := time.Now()
 	m.record(p, Result{OK: true}, nil)
-	back := m.Snapshot().Returned(east)
+	back := m.Table().Probe(east).Back
 	require.False(t, back.Before(before), "came back up: %v", back)
-
-	require.True(t, m.Snapshot().Returned(west).IsZero())
-	require.NoError(t, m.SetSite("west", Drain))
-	require.True(t, m.Snapshot().Returned(west).IsZero(), "a drain is no return")
-	require.NoError(t, m.SetSite("west", ""))
-	lifted := m.Snapshot().Returned(west)
-	require.False(t, lifted.IsZero(), "undrained: a return")
-
-	require.NoError(t, m.SetDial("web", "east", 0.25))
-	w, ok := m.Dial("web", "east")
-	require.True(t, ok)
-	require.Equal(t, 0.25, w)
-	require.Error(t, m.SetDial("web", "east", 1.5))
-	require.NoError(t, m.SetDial("web", "west", 0.5))
-	require.NoError(t, m.SetDial("web", "west", -1))
-	_, ok = m.Dial("web", "west")
-	require.False(t, ok, "cleared")
+	require.True(t, m.Table().LastReturn().Equal(back))
 
 	require.Eventually(t, func() bool {
 		st, err := load(file)
-		return err == nil && len(st.Dials) == 1 && len(st.Lifted) == 1
+		return err == nil && st.Probes[p.key].Back.Equal(back)
 	}, 5*time.Second, 10*time.Millisecond)
 	stop()
 
 	m2 := NewManager(Options{Allow: loopback, Log: quiet, StateFile: file})
 	m2.SetZones(set)
-	w, ok = m2.Dial("web", "east")
-	require.True(t, ok, "the dial survived a restart")
-	require.Equal(t, 0.25, w)
-	require.True(t, m2.Snapshot().Returned(east).Equal(back), "the return time survived a restart")
-	require.True(t, m2.Snapshot().Returned(west).Equal(lifted))
+	require.True(t, m2.Table().Probe(east).Back.Equal(back), "the return time survived a restart")
 }
 
 // TestProbeHeap: entries come out in time order, also after the first one's

@@ -33,11 +33,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		stateWriteErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "geodns_health_state_write_errors_total",
-			Help: "Failed writes of the state file (probe states, overrides, dials); /readyz fails until one succeeds.",
+			Help: "Failed writes of the health state file (probe states); /readyz fails until one succeeds.",
 		}),
 		stateCorrupt: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "geodns_health_state_corrupt_total",
-			Help: "State files found corrupt at start (kept aside; the previous copy was loaded).",
+			Help: "Health state files found corrupt at start (kept aside; the previous copy was loaded).",
 		}),
 	}
 	if reg != nil {

@@ -193,8 +193,12 @@ func (fq *query) key(b *[255 + 3]byte, tcp bool) []byte {
 
 // packed is a response ready to copy, with what a query must still patch.
 type packed struct {
-	wire    []byte
-	optLast bool // the response ends with an OPT record without options: a cookie and ECS can be appended
+	wire []byte
+	// optLast: the response ends with its OPT record, whose options are
+	// at most an EDE (which the full path puts first): a cookie and ECS
+	// can be appended. opt is where the OPT record starts.
+	optLast bool
+	opt     int
 	queries prometheus.Counter
 	answers prometheus.Counter // service variants: the answer's service and site
 	rrl     rrlClass           // the response's RRL class, when limiting is on
@@ -208,8 +212,8 @@ var refused = &packed{}
 type entry struct {
 	static *packed // the answer, when it does not depend on the client
 	// refuse: the fast path does not answer this question (a CNAME into a
-	// service, an answer that is truncated, a name with odd bytes); the
-	// full path does, at once, without trying first.
+	// service, an answer that is truncated); the full path does, at once,
+	// without trying first.
 	refuse bool
 	// A service name: the decision is made per query and picks a variant.
 	svc      *zones.Service
@@ -243,12 +247,24 @@ const (
 // and refusals are entries too. Each shard evicts with CLOCK: a hit sets
 // the entry's bit (one atomic load when already set); the hand clears
 // set bits and evicts the first entry it finds clear.
+//
+// A full shard admits a question only when it is asked a second time
+// (TinyLFU's doorkeeper): a flood of random names, each asked once, is
+// answered by the full path without filling and evicting entries for
+// names nobody asks again, so it neither costs an insertion per query
+// nor pushes out the answers that are asked for.
 type fastCache struct {
 	set    *zones.Set
 	seed   maphash.Seed
 	budget int64 // per shard
 	shards [fastShards]cacheShard
+	// door remembers a tag of the questions a full shard last turned away,
+	// one per slot; a colliding question takes the slot.
+	door [doorSlots]atomic.Uint32
 }
+
+// doorSlots is the size of the doorkeeper: 256 KiB.
+const doorSlots = 1 << 16
 
 type cacheShard struct {
 	mu    sync.RWMutex
@@ -269,6 +285,24 @@ func newFastCache(set *zones.Set, budget int64) *fastCache {
 
 func (c *fastCache) shard(key []byte) *cacheShard {
 	return &c.shards[maphash.Bytes(c.seed, key)%fastShards] // AES-based: a few ns, where FNV took 1 ns a byte
+}
+
+// admit tells whether a question the cache does not hold is to be filled
+// and kept: always while its shard has room, else only when the
+// doorkeeper saw it before.
+func (c *fastCache) admit(key []byte) bool {
+	h := maphash.Bytes(c.seed, key)
+	if c.shards[h%fastShards].bytes.Load() < c.budget-c.budget/16 {
+		return true
+	}
+	slot := &c.door[(h/fastShards)%doorSlots]
+	tag := uint32(h>>32) | 1 // never 0, the empty slot
+	if slot.Load() == tag {
+		slot.Store(0)
+		return true
+	}
+	slot.Store(tag)
+	return false
 }
 
 func (c *fastCache) get(key []byte) *entry {
@@ -420,7 +454,10 @@ func servfailWire(q, out []byte, udpSize uint16) []byte {
 	resp = append(resp, q[12:off]...)
 	resp[5] = 1
 	if off+11 <= len(q) && q[off] == 0 && binary.BigEndian.Uint16(q[off+1:]) == dns.TypeOPT {
-		resp = append(resp, 0, 0, 41, byte(udpSize>>8), byte(udpSize), 0, 0, 0, 0, 0, 0)
+		// An OPT record with EDE 0 (Other), no text (RFC 8914): the
+		// client sees the failure is ours, not its resolver's.
+		resp = append(resp, 0, 0, 41, byte(udpSize>>8), byte(udpSize), 0, 0, 0, 0, 0, 6,
+			0, 15, 0, 2, 0, 0)
 		resp[11] = 1
 	}
 	return resp
@@ -470,6 +507,9 @@ func (h *Handler) fastAnswer(fq *query, remote netip.Addr, tcp bool, out []byte)
 	key := fq.key(&kb, tcp)
 	e := c.get(key)
 	if e == nil {
+		if !c.admit(key) {
+			return nil, false // asked once while the cache is full: the full path answers
+		}
 		e = c.put(key, h.fill(set, fq, tcp))
 	}
 	if e.refuse {
@@ -544,7 +584,9 @@ func (h *Handler) fastAnswer(fq *query, remote netip.Addr, tcp bool, out []byte)
 		resp[l+4+3] = byte(scope) // family(2) source(1) scope(1)
 	}
 	if len(resp) > opts {
-		binary.BigEndian.PutUint16(resp[opts-2:], uint16(len(resp)-opts)) // the OPT's RDLENGTH, 0 as packed
+		// The OPT's RDLENGTH grows by what was appended.
+		rdlen := resp[p.opt+9:]
+		binary.BigEndian.PutUint16(rdlen, binary.BigEndian.Uint16(rdlen)+uint16(len(resp)-opts))
 	}
 	if p.queries != nil {
 		p.queries.Inc()
@@ -565,7 +607,7 @@ func (h *Handler) fastAnswer(fq *query, remote netip.Addr, tcp bool, out []byte)
 		case rrlSlip:
 			opt := -1
 			if fq.edns {
-				opt = len(p.wire) - 11
+				opt = p.opt
 			}
 			return slipWire(resp, 12+len(fq.name)+4, opt), true
 		}
@@ -577,25 +619,13 @@ func (h *Handler) fastAnswer(fq *query, remote netip.Addr, tcp bool, out []byte)
 // ID 0, no RD/CD, EDNS without options and with room for any size.
 func canonical(fq *query) *dns.Msg {
 	req := new(dns.Msg)
-	req.Question = []dns.Question{{Name: wireName(fq.lower[:len(fq.name)]), Qtype: fq.qtype, Qclass: dns.ClassINET}}
+	// The full path's own spelling of the name (its canonical form), so a
+	// label with any octet in it is looked up as the full path looks it up.
+	req.Question = []dns.Question{{Name: zones.NameFromWire(fq.lower[:len(fq.name)]), Qtype: fq.qtype, Qclass: dns.ClassINET}}
 	if fq.edns {
 		req.SetEdns0(65535, fq.do)
 	}
 	return req
-}
-
-// wireName turns a wire-format name into text (the labels hold no dots or
-// escapes that matter for lookups: they are compared as the full path would).
-func wireName(w []byte) string {
-	if len(w) <= 1 {
-		return "."
-	}
-	var b []byte
-	for i := 0; i < len(w) && w[i] != 0; i += int(w[i]) + 1 {
-		b = append(b, w[i+1:i+1+int(w[i])]...)
-		b = append(b, '.')
-	}
-	return string(b)
 }
 
 // fill runs the full path on the canonical query and keeps its response if
@@ -603,14 +633,6 @@ func wireName(w []byte) string {
 // anything else is a refusal, remembered so the full path answers it at
 // once next time.
 func (h *Handler) fill(set *zones.Set, fq *query, tcp bool) *entry {
-	w := fq.lower[:len(fq.name)]
-	for i := 0; i < len(w) && w[i] != 0; i += int(w[i]) + 1 {
-		for _, b := range w[i+1 : i+1+int(w[i])] {
-			if b == '.' || b == '\\' || b <= ' ' || b >= 0x7f {
-				return &entry{refuse: true} // names with odd bytes keep the full path's text handling
-			}
-		}
-	}
 	req := canonical(fq)
 	var tr trace
 	m, _ := h.answerTraced(req, netip.IPv4Unspecified(), tcp, &tr)
@@ -679,6 +701,18 @@ func (h *Handler) variant(c *fastCache, key []byte, e *entry, fq *query, tcp boo
 	return p
 }
 
+// onlyEDE reports whether o's options are at most one Extended DNS Error.
+func onlyEDE(o *dns.OPT) bool {
+	switch len(o.Option) {
+	case 0:
+		return true
+	case 1:
+		_, ok := o.Option[0].(*dns.EDNS0_EDE)
+		return ok
+	}
+	return false
+}
+
 // decisionKey appends to b what names the response a decision makes.
 func decisionKey(b []byte, d route.Decision) []byte {
 	if d.Degraded {
@@ -708,9 +742,15 @@ func (h *Handler) pack(m *dns.Msg, zone string, qtype uint16) *packed {
 		return nil
 	}
 	p := &packed{wire: append([]byte(nil), wire...)} // cap: the size class allocated, which the cache budgets
-	if n := len(wire); n >= 12+11 && m.IsEdns0() != nil && len(m.IsEdns0().Option) == 0 &&
-		wire[n-11] == 0 && binary.BigEndian.Uint16(wire[n-10:]) == dns.TypeOPT && binary.BigEndian.Uint16(wire[n-2:]) == 0 {
-		p.optLast = true
+	if o := m.IsEdns0(); o != nil && onlyEDE(o) {
+		n, l := len(wire), 11 // the OPT's length packed: root owner, fixed fields, options
+		if len(o.Option) == 1 {
+			l += 4 + 2 + len(o.Option[0].(*dns.EDNS0_EDE).ExtraText)
+		}
+		if start := n - l; start >= 12 && wire[start] == 0 && binary.BigEndian.Uint16(wire[start+1:]) == dns.TypeOPT &&
+			int(binary.BigEndian.Uint16(wire[start+9:])) == l-11 {
+			p.optLast, p.opt = true, start
+		}
 	}
 	if h.cfg.Metrics != nil {
 		p.queries = h.cfg.Metrics.counter(zone, qtype, m.Rcode)

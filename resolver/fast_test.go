@@ -43,7 +43,11 @@ func fastQueries() []*dns.Msg {
 		"a.b.c.example.net.", "b.c.example.net.", "alias.example.net.", "chain.example.net.", "dangling.example.net.",
 		"away.example.net.", "foo.wild.example.net.", "x.wild.example.net.", "q.cn.example.net.", "sub.example.net.",
 		"deep.sub.example.net.", "big.example.net.", "svc.example.net.", "SVC.example.NET.", "svcalias.example.net.",
-		"example.org.", "."}
+		"example.org.", ".",
+		// DNAME (RFC 6672) and names with any octet (issue 17)
+		"a.b.d.example.net.", "X.B.D.example.net.", "d.example.net.", "nx.d.example.net.",
+		strings.Repeat("y", 63) + ".long.example.net.", `\#esc.example.net.`, `\#ESC.example.net.`,
+		`e\.x.example.net.`, `E\.X.example.net.`, `z.\#w.example.net.`, "esccname.example.net."}
 	types := []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeMX, dns.TypeTXT, dns.TypeNS, dns.TypeSOA, dns.TypeANY, dns.TypeDS, dns.TypeCNAME}
 	ecs := []string{"", "198.51.100.0/24", "203.0.113.0/24", "10.0.0.0/8", "2001:db8:aa::/48", "0.0.0.0/0"}
 	id := uint16(1)
@@ -187,6 +191,14 @@ func FuzzFastPath(f *testing.F) {
 			w, _ := q.Pack()
 			f.Add(w, false)
 		}
+	}
+	// DNAME and escaped names, each seeded (issue 17).
+	for _, n := range []string{"www.x.d.example.net.", strings.Repeat("y", 63) + ".long.example.net.",
+		`\#esc.example.net.`, `e\.x.example.net.`, `q.\#w.example.net.`, "esccname.example.net.", "nope.example.org."} {
+		q := new(dns.Msg).SetQuestion(n, dns.TypeA)
+		q.SetEdns0(1232, false)
+		w, _ := q.Pack()
+		f.Add(w, false)
 	}
 	h := newTestHandler(f, Config{})
 	h.now = fixedNow

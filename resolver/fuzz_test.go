@@ -3,6 +3,7 @@ package resolver
 import (
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -21,7 +22,11 @@ func seedQueries() [][]byte {
 		t    uint16
 	}{{"www.example.net.", dns.TypeA}, {"svc.example.net.", dns.TypeAAAA}, {"x.wild.example.net.", dns.TypeMX},
 		{"host.sub.example.net.", dns.TypeA}, {"sub.example.net.", dns.TypeDS}, {"chain.example.net.", dns.TypeANY},
-		{"big.example.net.", dns.TypeTXT}, {"nope.example.org.", dns.TypeA}} {
+		{"big.example.net.", dns.TypeTXT}, {"nope.example.org.", dns.TypeA},
+		// DNAME substitution, its YXDOMAIN, names with any octet (issue 17)
+		{"www.a.b.D.example.net.", dns.TypeTXT}, {strings.Repeat("y", 63) + ".long.example.net.", dns.TypeA},
+		{`\#esc.example.net.`, dns.TypeTXT}, {`e\.x.example.net.`, dns.TypeA}, {`q.\#w.example.net.`, dns.TypeANY},
+		{"esccname.example.net.", dns.TypeA}, {"example.net.", dns.TypeAXFR}} {
 		m := new(dns.Msg).SetQuestion(q.name, q.t)
 		add(m)
 		m.SetEdns0(1232, true)

@@ -106,7 +106,7 @@ func (h *Handler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		defer func() {
 			if p := recover(); p != nil {
 				h.panicked(p)
-				m = new(dns.Msg).SetRcode(req, dns.RcodeServerFailure)
+				m = servfail(req, h.cfg.MaxUDPSize)
 			}
 		}()
 		return h.respond(req, addrOf(remote), tcp)
@@ -128,6 +128,19 @@ func (h *Handler) respond(req *dns.Msg, client netip.Addr, tcp bool) *dns.Msg {
 		case rrlSlip:
 			slip(m)
 		}
+	}
+	return m
+}
+
+// servfail answers req with SERVFAIL after a recovered panic: with an
+// OPT record and EDE 0 (Other) if req had EDNS, as servfailWire does.
+func servfail(req *dns.Msg, udpSize uint16) *dns.Msg {
+	m := new(dns.Msg).SetRcode(req, dns.RcodeServerFailure)
+	if opt, ok := requestOPT(req); ok && opt != nil {
+		o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+		o.SetUDPSize(udpSize)
+		o.Option = []dns.EDNS0{&dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeOther}}
+		m.Extra = []dns.RR{o}
 	}
 	return m
 }
@@ -218,7 +231,13 @@ func (h *Handler) answerTraced(req *dns.Msg, remote netip.Addr, tcp bool, tr *tr
 	switch q.Qclass {
 	case dns.ClassINET:
 		var scope int
-		scope, zone = h.answerIN(m, q, client, tcp, tr)
+		var ede *dns.EDNS0_EDE
+		scope, zone, ede = h.answerIN(m, q, client, tcp, tr)
+		if ede != nil && respOPT != nil {
+			// First among the options: the fast path appends a cookie and
+			// ECS after the options it cached, in this order.
+			respOPT.Option = append([]dns.EDNS0{ede}, respOPT.Option...)
+		}
 		if ecs != nil {
 			if !ecs.usable() {
 				scope = 0 // the option was not used: say so (RFC 7871 7.2.1)
@@ -288,19 +307,34 @@ func (h *Handler) responseOPT(req *dns.OPT) *dns.OPT {
 	return o
 }
 
+// Extended DNS Errors (RFC 8914) the handler sends to clients that sent
+// EDNS. Shared by every response: never mutated.
+var (
+	// edeNotAuthoritative: REFUSED for a name outside our zones (as NSD and Knot).
+	edeNotAuthoritative = &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeNotAuthoritative}
+	// edeProhibited: REFUSED for a zone transfer, which is never offered.
+	edeProhibited = &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeProhibited}
+	// edeAllDown: a service answered under its all_down policy because no
+	// site was up. No code fits better: 3 (Stale Answer) is about cached
+	// data past its TTL, 22 (No Reachable Authority) about a resolver's
+	// upstreams; so 0 (Other), with a text that says what happened.
+	edeAllDown = &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeOther, ExtraText: "all sites down"}
+)
+
 // answerIN answers a class IN question. It returns the ECS scope the
-// answer holds for (0 unless a service routed by location answered) and
-// the zone that answered ("" if none).
-func (h *Handler) answerIN(m *dns.Msg, q dns.Question, client netip.Prefix, tcp bool, tr *trace) (scope int, zone string) {
+// answer holds for (0 unless a service routed by location answered), the
+// zone that answered ("" if none) and the Extended DNS Error to send, if
+// any.
+func (h *Handler) answerIN(m *dns.Msg, q dns.Question, client netip.Prefix, tcp bool, tr *trace) (scope int, zone string, ede *dns.EDNS0_EDE) {
 	switch q.Qtype {
 	case dns.TypeAXFR, dns.TypeIXFR:
 		m.Rcode = dns.RcodeRefused // zone transfers are not offered
-		return 0, ""
+		return 0, "", edeProhibited
 	case dns.TypeOPT, dns.TypeTSIG, dns.TypeTKEY:
 		m.Rcode = dns.RcodeFormatError // meta types are not questions
-		return 0, ""
+		return 0, "", nil
 	}
-	qname := strings.ToLower(q.Name)
+	qname := zones.CanonicalName(q.Name)
 	set := h.zones.Load()
 	var z *zones.Zone
 	if set != nil {
@@ -308,13 +342,16 @@ func (h *Handler) answerIN(m *dns.Msg, q dns.Question, client netip.Prefix, tcp 
 	}
 	if z == nil {
 		m.Rcode = dns.RcodeRefused // not ours, and we never recurse
-		return 0, ""
+		return 0, "", edeNotAuthoritative
 	}
 	svcFn := func(svc *zones.Service, owner string, qtype uint16) []dns.RR {
 		if tr != nil {
 			tr.services++
 			tr.svc, tr.owner = svc, owner
 			if tr.fixed != nil {
+				if tr.fixed.AllDown {
+					ede = edeAllDown
+				}
 				return serviceRRs(svc, owner, qtype, *tr.fixed)
 			}
 			return nil // filling the cache: the caller notes the service
@@ -323,16 +360,20 @@ func (h *Handler) answerIN(m *dns.Msg, q dns.Question, client netip.Prefix, tcp 
 		scope = max(scope, d.Scope)
 		switch {
 		case d.AllDown:
+			ede = edeAllDown
 			h.cfg.Metrics.answer(svc.Name, "all-down")
 		case len(d.Sites) > 0:
 			h.cfg.Metrics.answer(svc.Name, d.Sites[0])
 		}
 		return serviceRRs(svc, owner, qtype, d)
 	}
-	a := z.Lookup(qname, q.Qtype, !tcp, svcFn)
+	a := z.LookupAs(qname, q.Name, q.Qtype, !tcp, svcFn)
 	m.Authoritative = a.Result != zones.Delegation
-	if a.Result == zones.NXDomain {
+	switch a.Result {
+	case zones.NXDomain:
 		m.Rcode = dns.RcodeNameError
+	case zones.YXDomain:
+		m.Rcode = dns.RcodeYXDomain
 	}
 	m.Answer, m.Ns = a.Answer, a.Ns
 	if len(a.Extra) > 0 {
@@ -341,7 +382,7 @@ func (h *Handler) answerIN(m *dns.Msg, q dns.Question, client netip.Prefix, tcp 
 		extra = append(extra, a.Extra...)
 		m.Extra = append(extra, m.Extra...)
 	}
-	return scope, z.Origin
+	return scope, z.Origin, ede
 }
 
 // serviceRRs turns a routing decision into records owned by owner.

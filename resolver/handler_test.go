@@ -48,6 +48,12 @@ records:
   big: {TXT: [` + strings.Join(bigTXT, ", ") + `]}
   svc: {service: web}
   svcalias: {CNAME: svc}
+  d: {DNAME: c}
+  long: {DNAME: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa}
+  '\#esc': {TXT: [hash]}
+  'e\.x': {A: [192.0.2.7]}
+  '*.\#w': {TXT: [below an escaped label]}
+  esccname: {CNAME: '\035esc'}
 sites:
   east: {lat: 39, lon: -77}
   west: {lat: 37, lon: -122}

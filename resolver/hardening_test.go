@@ -288,3 +288,45 @@ func TestOPTOutsideAdditionalIsFormErr(t *testing.T) {
 		}
 	}
 }
+
+// TestFullCacheAdmitsOnSecondAsk: once the cache is full, a random-name
+// flood (each name asked once) is answered by the full path without
+// entering the cache, so it neither costs an insertion and an eviction
+// per query nor pushes out the answers clients do ask for again; a name
+// asked a second time is admitted.
+func TestFullCacheAdmitsOnSecondAsk(t *testing.T) {
+	const budget = 1 << 20
+	h := newTestHandler(t, Config{CacheBytes: budget})
+	buf := make([]byte, 0, 4096)
+	ask := func(name string) {
+		q := new(dns.Msg).SetQuestion(name, dns.TypeA)
+		wire, err := q.Pack()
+		require.NoError(t, err)
+		require.NotNil(t, h.ServeWire(wire, testClient, false, buf))
+	}
+	cached := func(name string) *entry { return h.fast.Load().get(keyOf(t, name)) }
+	ask("www.example.net.")
+	hot := cached("www.example.net.")
+	require.NotNil(t, hot, "an empty cache admits at first sight")
+	for i := range 50_000 { // far more than the budget holds
+		ask(fmt.Sprintf("flood%d.example.net.", i))
+	}
+	require.LessOrEqual(t, h.fast.Load().bytes(), int64(budget))
+	require.Nil(t, cached("flood49999.example.net."), "a full cache admits no name asked once")
+	require.Same(t, hot, cached("www.example.net."), "the flood did not evict the name asked for")
+	ask("again.example.net.")
+	require.Nil(t, cached("again.example.net."), "asked once while full: answered by the full path")
+	ask("again.example.net.")
+	require.NotNil(t, cached("again.example.net."), "asked again: admitted")
+}
+
+// keyOf is the cache key of an A question for name over UDP.
+func keyOf(t *testing.T, name string) []byte {
+	q := new(dns.Msg).SetQuestion(name, dns.TypeA)
+	wire, err := q.Pack()
+	require.NoError(t, err)
+	var fq query
+	require.True(t, parseQuery(wire, &fq))
+	var kb [255 + 3]byte
+	return append([]byte(nil), fq.key(&kb, false)...)
+}

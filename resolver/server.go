@@ -146,6 +146,16 @@ type WireHandler interface {
 	ServeWire(q []byte, remote netip.Addr, tcp bool, out []byte) []byte
 }
 
+// Streamer is a WireHandler that also answers some TCP messages with a
+// stream of messages (zone transfers; *xfr.Server is one). Claims must be
+// cheap: the TCP path asks it for every message.
+type Streamer interface {
+	Claims(q []byte) bool
+	// Stream answers q, handing each message to send, which frames and
+	// writes it; false (from send or Stream) closes the connection.
+	Stream(q []byte, remote netip.Addr, send func([]byte) bool) bool
+}
+
 // Serve answers DNS on the listeners until ctx is cancelled, then stops
 // accepting, lets in-flight queries finish (up to 5 s) and returns.
 func Serve(ctx context.Context, h WireHandler, opts ServeOptions, lns ...Listener) error {

@@ -50,11 +50,12 @@ const tcpFlushAt = 16 << 10
 
 // tcpServer serves one listener.
 type tcpServer struct {
-	ln    net.Listener
-	h     WireHandler
-	log   *slog.Logger
-	max   int       // connections at once
-	epoch time.Time // idle stamps count from it
+	ln     net.Listener
+	h      WireHandler
+	stream Streamer // h, if it is one: zone transfers
+	log    *slog.Logger
+	max    int       // connections at once
+	epoch  time.Time // idle stamps count from it
 
 	closing atomic.Bool
 	live    atomic.Int32 // connections holding a slot; changed under mu
@@ -78,7 +79,8 @@ type tcpConn struct {
 const evicted = -1
 
 func newTCPServer(ln net.Listener, max int, h WireHandler, log *slog.Logger) *tcpServer {
-	return &tcpServer{ln: ln, h: h, log: log, max: max, epoch: time.Now()}
+	st, _ := h.(Streamer)
+	return &tcpServer{ln: ln, h: h, stream: st, log: log, max: max, epoch: time.Now()}
 }
 
 // stamp returns t as an idle stamp: > 0 and rising with t.
@@ -293,6 +295,20 @@ func (s *tcpServer) conn(c *tcpConn) {
 			}
 			idle = 0
 		}
+		if s.stream != nil && s.stream.Claims(q) {
+			// A transfer: any number of messages, written as they are
+			// made, after the answers before it.
+			if len(out) > 0 {
+				if !c.write(out) {
+					return
+				}
+				out = out[:0]
+			}
+			if !s.stream.Stream(q, remote, c.send) || s.closing.Load() {
+				return
+			}
+			continue
+		}
 		// Answered in place, after room for its length.
 		at := len(out) + 2
 		out = append(out, 0, 0)
@@ -339,6 +355,17 @@ func (c *tcpConn) write(b []byte) bool {
 		l.SetLinger(0)
 	}
 	return false
+}
+
+// send writes one message, framed; false when the connection is to close.
+func (c *tcpConn) send(m []byte) bool {
+	if len(m) == 0 {
+		return true
+	}
+	b := make([]byte, 2+len(m))
+	binary.BigEndian.PutUint16(b, uint16(len(m)))
+	copy(b[2:], m)
+	return c.write(b)
 }
 
 // buffered reports whether br holds a whole message, length included.

@@ -8,25 +8,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/geodns/geodns/opstate"
 	"github.com/geodns/geodns/zones"
 	"github.com/stretchr/testify/require"
 )
 
-// countingHealth is a versioned health source: endpoints in down are
-// down; it counts the EndpointUp calls.
+// countingHealth is an operator state of a version: endpoints (by
+// address) and sites ("site:NAME") in down are forced down. It counts the
+// states it hands out.
 type countingHealth struct {
 	down    map[string]bool // address or "site:NAME"
 	version uint64
 	calls   atomic.Int64
 }
 
-func (h *countingHealth) EndpointUp(_ string, svc *zones.Service, i int) bool {
+func (h *countingHealth) Load() *opstate.State {
 	h.calls.Add(1)
-	ep := svc.Endpoints[i]
-	return !h.down[ep.Address.String()] && !h.down["site:"+ep.Site]
+	return forcedDown(h.down, h.version)
 }
-
-func (h *countingHealth) Version() uint64 { return h.version }
 
 // bigService is a service with n endpoints over three sites, half IPv4,
 // half IPv6.
@@ -56,13 +55,13 @@ func bigService(t testing.TB, n int) (*zones.Zone, *zones.Service) {
 func TestQueryWorkIndependentOfEndpoints(t *testing.T) {
 	z, svc := bigService(t, 10000)
 	h := &countingHealth{down: map[string]bool{"10.0.0.0": true}, version: 1}
-	r := &Router{Loc: places, Health: h}
+	r := &Router{Loc: places, Operator: h}
 	ny := prefix("10.10.1.0/24")
 	d := r.Route(z.Origin, svc, ny, false)
 	require.Equal(t, []string{"us-east"}, d.Sites)
 	require.Len(t, d.Addrs, 2)
 	require.True(t, d.Degraded, "an endpoint of the site is down")
-	h.calls.Store(0)
+	built, _ := r.plans.Load(svc)
 	seen := map[netip.Addr]bool{}
 	for range 1000 {
 		d := r.Route(z.Origin, svc, ny, false)
@@ -73,7 +72,8 @@ func TestQueryWorkIndependentOfEndpoints(t *testing.T) {
 			seen[a] = true
 		}
 	}
-	require.Zero(t, h.calls.Load(), "queries asked endpoints' health")
+	now, _ := r.plans.Load(svc)
+	require.Same(t, built, now, "queries rebuilt the plan while health was unchanged")
 	require.Greater(t, len(seen), 100, "answers rotate over the site's endpoints")
 
 	// A new health version is seen by the next query.

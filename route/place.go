@@ -42,10 +42,7 @@ type placeCache struct {
 }
 
 func (r *Router) place(svc *zones.Service, client netip.Prefix, addr netip.Addr) *placement {
-	gen := uint64(0)
-	if g, ok := r.Loc.(interface{ Generation() uint64 }); ok {
-		gen = g.Generation()
-	}
+	gen := r.locGen()
 	k := placeKey{svc, client}
 	sh := &r.places.shards[shardOf(client)]
 	sh.mu.RLock()

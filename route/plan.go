@@ -6,16 +6,10 @@ import (
 	"slices"
 	"time"
 
+	"github.com/geodns/geodns/health"
+	"github.com/geodns/geodns/opstate"
 	"github.com/geodns/geodns/zones"
 )
-
-// Versioned is implemented by a Health or Traffic whose answers change
-// only when Version does. The router keeps a plan per service (each site's
-// up endpoints, per family) while the versions stay; without Versioned
-// the plan is rebuilt for every query.
-type Versioned interface {
-	Version() uint64
-}
 
 // svcIndex is what a service version implies for routing, derived once:
 // its sites' endpoints grouped per address family, so that a query walks
@@ -63,13 +57,23 @@ func newIndex(svc *zones.Service) *svcIndex {
 	return x
 }
 
-// plan is a service's sites as one health (and traffic) version sees
-// them. It is immutable once built.
+// plan is a service's sites as one health table and one operator state
+// see them. It is immutable once built, and a decision reads only it: one
+// decision never mixes two tables or two operator states.
 type plan struct {
-	idx    *svcIndex
-	hv, tv uint64
-	cached bool
-	sites  [][2]famPlan // per site (svc.Sites order), per family
+	idx   *svcIndex
+	tab   *health.Table  // nil: every probe up
+	op    *opstate.State // nil: no overrides or dials
+	sites [][2]famPlan   // per site (svc.Sites order), per family
+	dials []float64      // per site: the share of its own clients it keeps (the operator's dial, else the zone's)
+	// last is the latest return of any endpoint (probe or lift): ramps are
+	// skipped while none is recent.
+	last time.Time
+	// nums are the endpoints' probe numbers in tab (-1: no probe), for
+	// tab's Numbering: resolved once per zone set, then reused by every
+	// plan of the service, so a rebuild only indexes the table.
+	nums      []int32
+	numbering uint64
 }
 
 // famPlan is a site's endpoints of one family.
@@ -85,48 +89,49 @@ type famPlan struct {
 	back time.Time
 }
 
-// versions returns the health and traffic versions, and whether plans
-// built now may be kept until they change.
-func (r *Router) versions() (hv, tv uint64, ok bool) {
-	ok = true
+// snapshots loads the current health table and operator state: once per
+// plan, so a plan (and every decision made from it) sees one of each.
+func (r *Router) snapshots() (*health.Table, *opstate.State) {
+	var (
+		tab *health.Table
+		op  *opstate.State
+	)
 	if r.Health != nil {
-		v, isV := r.Health.(Versioned)
-		ok = ok && isV
-		if isV {
-			hv = v.Version()
-		}
+		tab = r.Health.Table()
 	}
-	if r.Traffic != nil {
-		v, isV := r.Traffic.(Versioned)
-		ok = ok && isV
-		if isV {
-			tv = v.Version()
-		}
+	if r.Operator != nil {
+		op = r.Operator.Load()
 	}
-	return hv, tv, ok
+	return tab, op
 }
 
-// planFor returns svc's plan for the current health and traffic. The plan
-// loop (Run) keeps them current off the query path; a query builds one only
-// for a service the loop has not seen yet (a new zone version in the moment
-// before the loop's refresh), or when no loop runs (then at each change).
+// planFor returns svc's plan for the current health and operator state.
+// The plan loop (Run) keeps them current off the query path; a query builds
+// one only for a service the loop has not seen yet (a new zone version in
+// the moment before the loop's refresh), or when no loop runs (then at each
+// change).
 func (r *Router) planFor(origin string, svc *zones.Service) *plan {
-	return r.plan(origin, svc, r.loop.running.Load())
+	return r.plan(origin, svc, r.loop.running.Load(), nil, nil)
 }
 
 // plan returns svc's plan: any one built, if published is set and one is;
-// else one for the current versions, built if need be.
-func (r *Router) plan(origin string, svc *zones.Service, published bool) *plan {
-	hv, tv, ok := r.versions()
+// else one for the given snapshots (nil: the current ones), built if need be.
+func (r *Router) plan(origin string, svc *zones.Service, published bool, tab *health.Table, op *opstate.State) *plan {
 	var old *plan
 	if v, found := r.plans.Load(svc); found {
 		old = v.(*plan)
-		if ok && old.cached && (old.hv == hv && old.tv == tv || published) {
+		if published {
 			// While the plan loop runs, it rebuilds plans on every change
 			// (within refreshEvery): queries take the published one, and a
 			// burst of changes never makes queries build plans.
 			return old
 		}
+	}
+	if tab == nil && op == nil {
+		tab, op = r.snapshots()
+	}
+	if old != nil && old.tab.Version() == tab.Version() && old.op.Version() == op.Version() {
+		return old
 	}
 	var idx *svcIndex
 	if old != nil {
@@ -134,7 +139,7 @@ func (r *Router) plan(origin string, svc *zones.Service, published bool) *plan {
 	} else {
 		idx = newIndex(svc)
 	}
-	p := r.buildPlan(origin, svc, idx, hv, tv, ok)
+	p := r.buildPlan(svc, idx, tab, op, old)
 	if old == nil && r.planCount.Add(1) > 1<<16 && !r.loop.running.Load() {
 		// Without the plan loop, which forgets the services of replaced
 		// zone versions, a bound: they are never asked again.
@@ -150,9 +155,34 @@ func (r *Router) plan(origin string, svc *zones.Service, published bool) *plan {
 	return p
 }
 
-func (r *Router) buildPlan(origin string, svc *zones.Service, idx *svcIndex, hv, tv uint64, cached bool) *plan {
-	p := &plan{idx: idx, hv: hv, tv: tv, cached: cached, sites: make([][2]famPlan, len(idx.eps))}
-	ramps := r.Traffic != nil && svc.ReturnRamp > 0
+// buildPlan builds svc's plan from tab and op, reusing old's probe
+// numbers when they still hold.
+func (r *Router) buildPlan(svc *zones.Service, idx *svcIndex, tab *health.Table, op *opstate.State, old *plan) *plan {
+	p := &plan{idx: idx, tab: tab, op: op, sites: make([][2]famPlan, len(idx.eps)), dials: make([]float64, len(svc.Sites)),
+		last: op.LastLift()}
+	if t := tab.LastReturn(); t.After(p.last) {
+		p.last = t
+	}
+	for i, s := range svc.Sites {
+		p.dials[i] = 1
+		if d, ok := svc.Dials[s.Name]; ok {
+			p.dials[i] = d
+		}
+		if d, ok := op.Dial(svc.Name, s.Name); ok {
+			p.dials[i] = d
+		}
+	}
+	p.numbering = tab.Numbering()
+	if old != nil && old.nums != nil && old.numbering == p.numbering && old.tab != nil && tab != nil {
+		p.nums = old.nums
+	} else if tab != nil {
+		p.nums = make([]int32, len(svc.Endpoints))
+		for i := range svc.Endpoints {
+			p.nums[i] = tab.Num(svc.Endpoints[i].Probe)
+		}
+	}
+	ramps := svc.ReturnRamp > 0 && !p.last.IsZero()
+	overrides := op.Any()
 	var back []time.Time
 	for s := range idx.eps {
 		for f := range 2 {
@@ -162,17 +192,31 @@ func (r *Router) buildPlan(origin string, svc *zones.Service, idx *svcIndex, hv,
 			back = back[:0]
 			n := 0
 			for _, i := range eps {
-				if !r.up(origin, svc, int(i)) {
+				ep := &svc.Endpoints[i]
+				st := health.State{Up: true}
+				if p.nums != nil {
+					if k := p.nums[i]; k >= 0 && int(k) < len(tab.States) {
+						st = tab.States[k]
+					}
+				}
+				if overrides {
+					st.Up = up(st, op, ep)
+				}
+				if !st.Up {
 					continue
 				}
 				n++
-				if ep := &svc.Endpoints[i]; ep.CNAME != "" {
+				if ep.CNAME != "" {
 					fp.names = append(fp.names, ep.CNAME)
 				} else {
 					fp.addrs = append(fp.addrs, ep.Address)
 				}
 				if ramps {
-					back = append(back, r.Traffic.Returned(origin, svc, int(i)))
+					b := st.Back
+					if t := op.Lifted(ep.Site, ep.ID); t.After(b) {
+						b = t
+					}
+					back = append(back, b)
 				}
 			}
 			fp.up, fp.short = siteUp(svc, n, len(eps)), n < len(eps)
@@ -186,14 +230,29 @@ func (r *Router) buildPlan(origin string, svc *zones.Service, idx *svcIndex, hv,
 	return p
 }
 
-// site returns a site's plan for a family; nil when the service has no
-// such site.
-func (p *plan) site(name string, v6 bool) *famPlan {
+// EndpointUp reports whether an endpoint is up in tab and op, for status
+// pages: an operator's override if one applies (the endpoint's own before
+// its site's), else its probe's state.
+func EndpointUp(tab *health.Table, op *opstate.State, ep *zones.Endpoint) bool {
+	return up(tab.Probe(ep.Probe), op, ep)
+}
+
+// up is the one rule for an endpoint: an override beats its probe's state.
+func up(probe health.State, op *opstate.State, ep *zones.Endpoint) bool {
+	if o, ok := op.Override(ep.Site, ep.ID); ok {
+		return o == opstate.ForceUp
+	}
+	return probe.Up
+}
+
+// site returns a site's index and plan for a family; nil when the
+// service has no such site.
+func (p *plan) site(name string, v6 bool) (int, *famPlan) {
 	s, ok := p.idx.site[name]
 	if !ok {
-		return nil
+		return -1, nil
 	}
-	return &p.sites[s][b2i(v6)]
+	return s, &p.sites[s][b2i(v6)]
 }
 
 // allDown is the one definition of "all down", for answers, metrics and

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/geodns/geodns/opstate"
 	"github.com/geodns/geodns/zones"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -44,7 +45,7 @@ services:
 	web := z.Services["web"]
 	h := &countingHealth{down: map[string]bool{"site:east": true}, version: 1}
 	reg := prometheus.NewRegistry()
-	r := &Router{Health: h, Metrics: NewMetrics(reg), Log: quiet}
+	r := &Router{Operator: h, Metrics: NewMetrics(reg), Log: quiet}
 	client := prefix("10.10.1.0/24")
 	allDown := func(fam string) float64 {
 		return testutil.ToFloat64(r.Metrics.allDown.WithLabelValues("web", fam))
@@ -60,7 +61,11 @@ services:
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { r.Run(ctx, func() *zones.Set { return set }); close(done) }()
-	require.Eventually(t, func() bool { return allDown("ipv4") == 1 }, 5*time.Second, 5*time.Millisecond)
+	// The loop counts IPv4's all-down before it sets IPv6's site gauges:
+	// wait for the round to finish.
+	require.Eventually(t, func() bool {
+		return allDown("ipv4") == 1 && testutil.CollectAndCount(r.Metrics.siteUp) == 2
+	}, 5*time.Second, 5*time.Millisecond)
 	require.Zero(t, allDown("ipv6"))
 	require.Equal(t, 0.0, testutil.ToFloat64(r.Metrics.siteUp.WithLabelValues("example.net.", "web", "east", "ipv4")))
 	require.Equal(t, 1.0, testutil.ToFloat64(r.Metrics.siteUp.WithLabelValues("example.net.", "web", "west", "ipv6")))
@@ -98,7 +103,7 @@ func TestDemandOnlyByLoop(t *testing.T) {
 	z, err := zones.Compile("example.net.yaml", []byte(b.String()), "example.net.", time.Now(), nil)
 	require.NoError(t, err)
 	set := zones.NewSet(z)
-	r := &Router{Loc: newYork{}, Health: downHealth{"site:us-east": true}, Log: quiet}
+	r := &Router{Loc: newYork{}, Operator: downHealth{"site:us-east": true}, Log: quiet}
 	for range 3 {
 		for _, svc := range z.Services {
 			r.Demand(svc)
@@ -164,11 +169,7 @@ type swapHealth struct {
 	cur atomic.Pointer[countingHealth]
 }
 
-func (h *swapHealth) EndpointUp(origin string, svc *zones.Service, i int) bool {
-	return h.cur.Load().EndpointUp(origin, svc, i)
-}
-
-func (h *swapHealth) Version() uint64 { return h.cur.Load().version }
+func (h *swapHealth) Load() *opstate.State { return h.cur.Load().Load() }
 
 // TestPlanLoopFollowsHealth: while the plan loop runs, queries take the
 // plan it published, and a health change (Changed) reaches them through
@@ -178,7 +179,7 @@ func TestPlanLoopFollowsHealth(t *testing.T) {
 	set := zones.NewSet(z)
 	h := &swapHealth{}
 	h.cur.Store(&countingHealth{version: 1})
-	r := &Router{Loc: places, Health: h, Log: quiet}
+	r := &Router{Loc: places, Operator: h, Log: quiet}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { r.Run(ctx, func() *zones.Set { return set }); close(done) }()
@@ -198,9 +199,37 @@ func TestPlanLoopFollowsHealth(t *testing.T) {
 // all-down transition counts once, with family "any".
 func TestAllDownCNAMEOnce(t *testing.T) {
 	z := loadZone(t)
-	r := &Router{Health: downHealth{"site:us-east": true, "site:us-west": true, "site:eu": true},
+	r := &Router{Operator: downHealth{"site:us-east": true, "site:us-west": true, "site:eu": true},
 		Metrics: NewMetrics(prometheus.NewRegistry()), Log: quiet}
 	r.refresh(zones.NewSet(z))
 	require.Equal(t, 1.0, testutil.ToFloat64(r.Metrics.allDown.WithLabelValues("edge", "any")))
 	require.Equal(t, 3, testutil.CollectAndCount(r.Metrics.allDown, "geodns_all_down_total"), "web: ipv4 and ipv6; edge: once")
+}
+
+// swapOp is an operator state replaced whole, as a Store publishes.
+type swapOp struct{ cur atomic.Pointer[opstate.State] }
+
+func (o *swapOp) Load() *opstate.State { return o.cur.Load() }
+
+// TestDecisionReadsOnePlan: while the plan loop runs, a decision reads the
+// operator's dials from the plan it routes by, never a newer state than
+// the plan's health: a dial set meanwhile reaches queries with the plan
+// that includes it. (Dials used to be read live at each site of each
+// query, beside a plan of an older health snapshot.)
+func TestDecisionReadsOnePlan(t *testing.T) {
+	z := loadZone(t)
+	set := zones.NewSet(z)
+	web := z.Services["web"]
+	op := &swapOp{}
+	op.cur.Store(opstate.NewState(nil, nil, nil, nil, 1))
+	r := &Router{Loc: newYork{}, Operator: op, Log: quiet}
+	r.loop.running.Store(true) // as while Run runs: queries take the published plans
+	r.Refresh(set)
+	client := newYorkers()[0]
+	require.Equal(t, "us-east", r.Route(z.Origin, web, client, false).Sites[0])
+
+	op.cur.Store(opstate.NewState(nil, nil, nil, []opstate.Dial{{Service: "web", Site: "us-east", Weight: 0}}, 2))
+	require.Equal(t, "us-east", r.Route(z.Origin, web, client, false).Sites[0], "the published plan's dial, until the loop rebuilds")
+	r.Refresh(set)
+	require.NotEqual(t, "us-east", r.Route(z.Origin, web, client, false).Sites[0], "dialed to 0 with the new plan")
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/geodns/geodns/geo"
+	"github.com/geodns/geodns/health"
+	"github.com/geodns/geodns/opstate"
 	"github.com/geodns/geodns/zones"
 )
 
@@ -15,13 +17,25 @@ import (
 // must be safe for concurrent use.
 type Locator interface {
 	Locate(netip.Addr) (geo.Location, bool)
+	// Generation changes whenever the databases in use do: what the router
+	// derives from locations (placements, demand estimates) keys on it.
+	Generation() uint64
 }
 
-// Health reports endpoint state. Implementations must be safe for
-// concurrent use and must not block.
+// Health publishes probe states; *health.Manager is one. Implementations
+// must be safe for concurrent use and must not block.
 type Health interface {
-	// EndpointUp reports whether endpoint i of svc (in the zone origin) is up.
-	EndpointUp(origin string, svc *zones.Service, i int) bool
+	// Table returns the current state table (nil: every probe up). The
+	// router reads one per plan.
+	Table() *health.Table
+}
+
+// Operator publishes the operator's state (drains, forces, dials); an
+// opstate.Store is one. Implementations must be safe for concurrent use
+// and must not block.
+type Operator interface {
+	// Load returns the current state (nil: none set).
+	Load() *opstate.State
 }
 
 // Router makes routing decisions. The zero value routes every client by
@@ -29,10 +43,10 @@ type Health interface {
 // change once routed: the router keeps what it derives per service (a new
 // zone version brings new ones).
 type Router struct {
-	Loc     Locator          // nil: no client has a location
-	Health  Health           // nil: every endpoint is up
-	Traffic Traffic          // nil: only the zone files' dials, no return ramps
-	Now     func() time.Time // nil: time.Now; tests move the clock
+	Loc      Locator          // nil: no client has a location
+	Health   Health           // nil: every probe is up
+	Operator Operator         // nil: no overrides, only the zone files' dials
+	Now      func() time.Time // nil: time.Now; tests move the clock
 	// Metrics receive all-down events, site states and demand estimates
 	// from the plan loop (Run). nil: none.
 	Metrics *Metrics
@@ -140,7 +154,7 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 		hashed bool // the decision depends on the client's hashed network
 		home   = "" // the first site offered the client, for spillover
 	)
-	if r.Traffic != nil && svc.ReturnRamp > 0 {
+	if svc.ReturnRamp > 0 && !pl.last.IsZero() {
 		t = time.Now()
 		if r.Now != nil {
 			t = r.Now()
@@ -151,11 +165,11 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 	}
 	for _, g := range groups {
 		for _, site := range g {
-			fp := pl.site(site, v6)
+			si, fp := pl.site(site, v6)
 			if fp == nil || !fp.has {
 				continue
 			}
-			st := r.weigh(svc, site, fp, t)
+			st := weigh(svc, pl, si, site, fp, t)
 			if home == "" {
 				home = site
 			}
@@ -192,7 +206,7 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 			sts := make([]SiteTraffic, len(svc.Sites))
 			for i, s := range svc.Sites {
 				if fp := &pl.sites[i][b2i(v6)]; fp.has {
-					sts[i] = r.weigh(svc, s.Name, fp, t)
+					sts[i] = weigh(svc, pl, i, s.Name, fp, t)
 				}
 			}
 			shares := r.spill(svc, pl.idx, home, sts)
@@ -212,7 +226,7 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 		// nearest up sites keep them after all.
 		for _, g := range groups {
 			for _, site := range g {
-				if fp := pl.site(site, v6); fp != nil && fp.has && fp.up {
+				if _, fp := pl.site(site, v6); fp != nil && fp.has && fp.up {
 					take(pl, site, v6, &d, &ans)
 				}
 			}
@@ -259,7 +273,7 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 
 // take adds an up site's up endpoints of the family to the answer.
 func take(pl *plan, site string, v6 bool, d *Decision, ans *answer) {
-	fp := pl.site(site, v6)
+	_, fp := pl.site(site, v6)
 	d.Sites = append(d.Sites, site)
 	ans.add(fp)
 	if fp.short {
@@ -276,10 +290,6 @@ func b2i(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-func (r *Router) up(origin string, svc *zones.Service, i int) bool {
-	return r.Health == nil || r.Health.EndpointUp(origin, svc, i)
 }
 
 // siteUp is the rule for a site: up while at least SiteUpRatio of its

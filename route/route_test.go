@@ -2,10 +2,12 @@ package route
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/geodns/geodns/geo"
+	"github.com/geodns/geodns/opstate"
 	"github.com/geodns/geodns/zones"
 	"github.com/stretchr/testify/require"
 )
@@ -49,6 +51,8 @@ func loadZone(t *testing.T) *zones.Zone {
 
 // fakeLocator places addresses by the longest listed network that holds them.
 type fakeLocator map[string]geo.Location
+
+func (fakeLocator) Generation() uint64 { return 0 }
 
 func (f fakeLocator) Locate(a netip.Addr) (geo.Location, bool) {
 	var best geo.Location
@@ -184,12 +188,27 @@ func TestRouteCNAMEService(t *testing.T) {
 	require.Equal(t, []string{"east.cdn.example.org."}, d.Names, "CNAME services ignore the family")
 }
 
-// downHealth marks endpoints down by address.
+// downHealth forces endpoints down by ID (address or CNAME), and sites
+// by "site:NAME", as operator overrides.
 type downHealth map[string]bool
 
-func (h downHealth) EndpointUp(_ string, svc *zones.Service, i int) bool {
-	ep := svc.Endpoints[i]
-	return !h[ep.Address.String()] && !h[ep.CNAME] && !h["site:"+ep.Site]
+func (h downHealth) Load() *opstate.State { return forcedDown(h, 1) }
+
+// forcedDown is an operator state of version v with the endpoints and
+// sites in down forced down.
+func forcedDown(down map[string]bool, v uint64) *opstate.State {
+	sites, eps := map[string]opstate.Override{}, map[string]opstate.Override{}
+	for k, d := range down {
+		if !d {
+			continue
+		}
+		if s, ok := strings.CutPrefix(k, "site:"); ok {
+			sites[s] = opstate.ForceDown
+		} else {
+			eps[k] = opstate.ForceDown
+		}
+	}
+	return opstate.NewState(sites, eps, nil, nil, v)
 }
 
 func TestRouteHealth(t *testing.T) {
@@ -197,35 +216,35 @@ func TestRouteHealth(t *testing.T) {
 	web := z.Services["web"]
 	ny := prefix("10.10.1.0/24")
 
-	d := (&Router{Loc: places, Health: downHealth{"site:us-east": true}}).Route(z.Origin, web, ny, false)
+	d := (&Router{Loc: places, Operator: downHealth{"site:us-east": true}}).Route(z.Origin, web, ny, false)
 	require.Equal(t, []string{"us-west"}, sitesOf(d), "east down: the next nearest")
 	require.False(t, d.AllDown)
 
 	// Two of east's three IPv4 endpoints down (a site is up per family):
 	// 1/3 < site_up_ratio 0.5, so east is down for A.
-	d = (&Router{Loc: places, Health: downHealth{"192.0.2.10": true, "192.0.2.11": true, "2001:db8::10": true}}).Route(z.Origin, web, ny, false)
+	d = (&Router{Loc: places, Operator: downHealth{"192.0.2.10": true, "192.0.2.11": true, "2001:db8::10": true}}).Route(z.Origin, web, ny, false)
 	require.Equal(t, []string{"us-west"}, sitesOf(d))
 
 	// One down: east still up, answering only its up endpoints.
 	for range 5 {
-		d = (&Router{Loc: places, Health: downHealth{"192.0.2.10": true}}).Route(z.Origin, web, ny, false)
+		d = (&Router{Loc: places, Operator: downHealth{"192.0.2.10": true}}).Route(z.Origin, web, ny, false)
 		require.Equal(t, []string{"us-east"}, sitesOf(d))
 		require.NotContains(t, d.Addrs, netip.MustParseAddr("192.0.2.10"))
 	}
 
 	all := downHealth{"site:us-east": true, "site:us-west": true, "site:eu": true}
-	d = (&Router{Loc: places, Health: all}).Route(z.Origin, web, ny, false)
+	d = (&Router{Loc: places, Operator: all}).Route(z.Origin, web, ny, false)
 	require.True(t, d.AllDown)
 	require.Len(t, d.Addrs, 2, "serve-all, limited to answers")
 
 	nodata := *web
 	nodata.AllDown = zones.AllDownNoData
-	d = (&Router{Loc: places, Health: all}).Route(z.Origin, &nodata, ny, false)
+	d = (&Router{Loc: places, Operator: all}).Route(z.Origin, &nodata, ny, false)
 	require.True(t, d.AllDown)
 	require.Empty(t, d.Addrs)
 
 	fb := *web
 	fb.AllDown, fb.Fallback = zones.AllDownFallback, []netip.Addr{netip.MustParseAddr("192.0.2.99"), netip.MustParseAddr("2001:db8::99")}
-	d = (&Router{Loc: places, Health: all}).Route(z.Origin, &fb, ny, false)
+	d = (&Router{Loc: places, Operator: all}).Route(z.Origin, &fb, ny, false)
 	require.Equal(t, []netip.Addr{netip.MustParseAddr("192.0.2.99")}, d.Addrs)
 }

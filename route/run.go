@@ -115,13 +115,16 @@ func (r *Router) refresh(set *zones.Set) {
 		r.Metrics.siteUp.Reset() // series of removed zones, services and sites go; the rest are set below
 	}
 	r.loop.set = set
+	// One health table and one operator state for the whole round: every
+	// plan of a round sees the same moment.
+	tab, op := r.snapshots()
 	live := map[*zones.Service]bool{}
 	seen := map[allDownKey]bool{}
 	if set != nil {
 		for _, z := range set.Zones() {
 			for name, svc := range z.Services {
 				live[svc] = true
-				pl := r.plan(z.Origin, svc, false) // rebuilt if health or traffic changed
+				pl := r.plan(z.Origin, svc, false, tab, op) // rebuilt if health or operator state changed
 				fams := []bool{false, true}
 				if svc.CNAME {
 					fams = fams[:1] // one answer for every type: counted once

@@ -117,7 +117,7 @@ func TestSpilloverSimulation(t *testing.T) {
 
 	up := &Router{Loc: loc}
 	allUp, _ := shares(up, z, plain, clients)
-	eastDown := &Router{Loc: loc, Health: downHealth{"site:us-east": true}}
+	eastDown := &Router{Loc: loc, Operator: downHealth{"site:us-east": true}}
 	waitDemand(t, eastDown, spill)
 	without, _ := shares(eastDown, z, plain, clients)
 	with, _ := shares(eastDown, zs, spill, clients)
@@ -184,7 +184,7 @@ func TestStickiness(t *testing.T) {
 	loc := realLocator(t)
 	clients := simClients(t, loc)[:2000]
 	z, svc := simService(t, "spillover: {max_load: 0.8}\n    dials: {us-west: 50}")
-	mk := func() *Router { return &Router{Loc: loc, Health: downHealth{"site:us-east": true}} }
+	mk := func() *Router { return &Router{Loc: loc, Operator: downHealth{"site:us-east": true}} }
 	first := mk()
 	waitDemand(t, first, svc)
 	_, want := shares(first, z, svc, clients)

@@ -16,21 +16,6 @@ import (
 	"github.com/geodns/geodns/zones"
 )
 
-// Traffic is the operator- and time-dependent part of routing: dials set
-// through the admin API, and when endpoints came back into service.
-// Implementations must be safe for concurrent use and must not block.
-type Traffic interface {
-	// Dial returns the share (0..1) of its own clients a site keeps for the
-	// service named service, when the API has set one; it beats the zone's.
-	Dial(service, site string) (float64, bool)
-	// Returned reports when endpoint i of svc last came back into service:
-	// its probe went up, or a drain or force-down was lifted. Zero: never.
-	Returned(origin string, svc *zones.Service, i int) time.Time
-	// LastReturn is the latest Returned of any endpoint: routing skips
-	// the per-endpoint work while no return is recent.
-	LastReturn() time.Time
-}
-
 // rampSteps: a returning site wins its clients back in this many equal
 // steps of ReturnRamp/rampSteps each, so every step moves a known slice.
 const rampSteps = 20
@@ -68,32 +53,22 @@ func (r *Router) Standing(origin string, svc *zones.Service, site string) SiteTr
 		now = r.Now()
 	}
 	pl := r.planFor(origin, svc)
-	fp := pl.site(site, false)
-	if fp6 := pl.site(site, true); fp == nil || !fp.has || (!fp.up && fp6 != nil && fp6.has && fp6.up) {
+	si, fp := pl.site(site, false)
+	if _, fp6 := pl.site(site, true); fp == nil || !fp.has || (!fp.up && fp6 != nil && fp6.has && fp6.up) {
 		fp = fp6
 	}
 	if fp == nil {
 		return SiteTraffic{Site: site, Dial: 1, Ramp: 1}
 	}
-	return r.weigh(svc, site, fp, now)
+	return weigh(svc, pl, si, site, fp, now)
 }
 
-// weigh is what a site may keep of its clients at now, from its plan for
-// the family asked.
-func (r *Router) weigh(svc *zones.Service, site string, fp *famPlan, now time.Time) SiteTraffic {
-	st := SiteTraffic{Site: site, Up: fp.up, Dial: 1, Ramp: 1}
-	if d, ok := svc.Dials[site]; ok {
-		st.Dial = d
-	}
-	if r.Traffic != nil {
-		if d, ok := r.Traffic.Dial(svc.Name, site); ok {
-			st.Dial = d
-		}
-		if st.Up {
-			st.Ramp = r.ramp(svc, fp, now)
-		}
-	}
+// weigh is what site (index si) may keep of its clients at now, from its
+// plan for the family asked.
+func weigh(svc *zones.Service, pl *plan, si int, site string, fp *famPlan, now time.Time) SiteTraffic {
+	st := SiteTraffic{Site: site, Up: fp.up, Dial: pl.dials[si], Ramp: 1}
 	if st.Up {
+		st.Ramp = ramp(svc, pl, fp, now)
 		st.Weight = st.Dial * st.Ramp
 	}
 	return st
@@ -102,8 +77,8 @@ func (r *Router) weigh(svc *zones.Service, site string, fp *famPlan, now time.Ti
 // ramp returns how far a site's return ramp has gone: 0 when it just came
 // back, 1 when it is done (or the site never left). The site came back
 // when its last needed endpoint did (famPlan.back).
-func (r *Router) ramp(svc *zones.Service, fp *famPlan, now time.Time) float64 {
-	if svc.ReturnRamp <= 0 || fp.back.IsZero() || now.Sub(r.Traffic.LastReturn()) >= svc.ReturnRamp {
+func ramp(svc *zones.Service, pl *plan, fp *famPlan, now time.Time) float64 {
+	if svc.ReturnRamp <= 0 || fp.back.IsZero() || now.Sub(pl.last) >= svc.ReturnRamp {
 		return 1
 	}
 	done := float64(now.Sub(fp.back)) / float64(svc.ReturnRamp)
@@ -362,10 +337,10 @@ type demandEntry struct {
 
 // locGen is the locator's generation: it changes when a database reloads.
 func (r *Router) locGen() uint64 {
-	if g, ok := r.Loc.(interface{ Generation() uint64 }); ok {
-		return g.Generation()
+	if r.Loc == nil {
+		return 0
 	}
-	return 0
+	return r.Loc.Generation()
 }
 
 // demandKey names what an estimate depends on: the sites' places and the

@@ -2,16 +2,20 @@ package route
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/geodns/geodns/geo"
+	"github.com/geodns/geodns/opstate"
 	"github.com/geodns/geodns/zones"
 	"github.com/stretchr/testify/require"
 )
 
 // newYork places every IPv4 address in New York, in a /8 network.
 type newYork struct{}
+
+func (newYork) Generation() uint64 { return 0 }
 
 func (newYork) Locate(a netip.Addr) (geo.Location, bool) {
 	n, _ := a.Prefix(8)
@@ -25,23 +29,17 @@ type fakeTraffic struct {
 	back  map[string]time.Time
 }
 
-func (f fakeTraffic) Dial(service, site string) (float64, bool) {
-	w, ok := f.dials[service+"/"+site]
-	return w, ok
-}
-
-func (f fakeTraffic) LastReturn() time.Time {
-	var t time.Time
-	for _, b := range f.back {
-		if b.After(t) {
-			t = b
-		}
+func (f fakeTraffic) Load() *opstate.State {
+	var dials []opstate.Dial
+	for k, w := range f.dials {
+		svc, site, _ := strings.Cut(k, "/")
+		dials = append(dials, opstate.Dial{Service: svc, Site: site, Weight: w})
 	}
-	return t
-}
-
-func (f fakeTraffic) Returned(_ string, svc *zones.Service, i int) time.Time {
-	return f.back[svc.Endpoints[i].Site]
+	lifted := map[string]time.Time{}
+	for site, t := range f.back {
+		lifted["site:"+site] = t
+	}
+	return opstate.NewState(nil, nil, lifted, dials, 1)
 }
 
 // newYorkers are 4,096 client /24s, all placed in New York (east's).
@@ -59,7 +57,7 @@ func TestReturnRampIsMonotonic(t *testing.T) {
 	require.Equal(t, zones.DefaultReturnRamp, web.ReturnRamp)
 	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	now := t0
-	r := &Router{Loc: newYork{}, Traffic: fakeTraffic{back: map[string]time.Time{"us-east": t0}}, Now: func() time.Time { return now }}
+	r := &Router{Loc: newYork{}, Operator: fakeTraffic{back: map[string]time.Time{"us-east": t0}}, Now: func() time.Time { return now }}
 	clients := newYorkers()
 	onEast := make([]bool, len(clients))
 	prev := -1
@@ -112,7 +110,7 @@ func TestDialFromAPIBeatsZone(t *testing.T) {
 		return n
 	}
 	require.Zero(t, count(&Router{Loc: newYork{}}), "the zone dials east to 0")
-	r := &Router{Loc: newYork{}, Traffic: fakeTraffic{dials: map[string]float64{"web/us-east": 0.5}}}
+	r := &Router{Loc: newYork{}, Operator: fakeTraffic{dials: map[string]float64{"web/us-east": 0.5}}}
 	require.InDelta(t, 250, count(r), 40, "the API's 50 %% beats the zone's 0")
 	d, tr := r.Explain(z.Origin, &web, clients[0], false)
 	require.False(t, d.Degraded, "a steady dial keeps the full TTL")
@@ -142,7 +140,7 @@ func TestSpilloverSpreadsByCapacity(t *testing.T) {
 		{Name: "us-west", Lat: 37.34, Lon: -121.89, Capacity: 1},
 		{Name: "eu", Lat: 50.11, Lon: 8.68, Capacity: 1},
 	}
-	r := &Router{Health: downHealth{"site:us-east": true}}
+	r := &Router{Operator: downHealth{"site:us-east": true}}
 	web.Rules = nil
 	got := map[string]int{}
 	for _, c := range newYorkers() {

@@ -79,6 +79,7 @@ func (l Limits) compile(file string, data []byte, origin string, mtime time.Time
 	if err := c.errs.err(); err != nil {
 		return nil, err
 	}
+	z.Warnings = c.warns.sorted()
 	return z, nil
 }
 
@@ -94,7 +95,16 @@ type compiler struct {
 	// does not walk a million names for the few that need it.
 	wilds    []*node  // nodes named "*.<parent>"
 	targets  []setRef // NS, MX and SRV sets
+	dnames   int      // DNAME sets: names below them are checked when there are any
 	imported [32]byte // sha256 of the import file's bytes
+
+	warns         errList   // problems that do not stop the load (warnings.go)
+	importPath    string    // the import's absolute path, as the master-file parser knows it
+	importDisplay string    // the import's path as errors show it
+	needTTLFix    bool      // the import holds a $GENERATE or an $INCLUDE: master.go, fixTTLs
+	positions     []recPos  // where each imported record was written: importPositions
+	rep           *reporter // places validate's errors and warnings (warnings.go)
+	parsed        *[]placed // build's records, imported ones first in parse order: importPos
 }
 
 // setRef names the set of type rtype at n.
@@ -127,6 +137,7 @@ func (c *compiler) build(uses []serviceUse, mtime time.Time, prev *Zone) *Zone {
 	}
 	c.z = z
 	var recs []placed
+	c.parsed = &recs
 	if s.importFile != "" {
 		// Imported records go into nodes as they are parsed: on a big file
 		// the parse and the node building, each a third of the load, run on
@@ -137,6 +148,9 @@ func (c *compiler) build(uses []serviceUse, mtime time.Time, prev *Zone) *Zone {
 		})
 	}
 	imported := len(recs)
+	if c.needTTLFix {
+		c.fixTTLs(recs)
+	}
 	for _, r := range s.recs {
 		if rr := c.parseRecord(r); rr != nil {
 			recs = append(recs, placed{rr, r.node})
@@ -160,7 +174,7 @@ func (c *compiler) build(uses []serviceUse, mtime time.Time, prev *Zone) *Zone {
 		c.errAt(nil, "zone %s: missing SOA (add a soa: key)", s.origin)
 		return nil
 	}
-	z.soa = soa
+	z.soa, z.Transfer = soa, s.transfer
 	if s.soa != nil {
 		recs = append(recs, placed{soa, s.soaNode})
 	}
@@ -173,11 +187,32 @@ func (c *compiler) build(uses []serviceUse, mtime time.Time, prev *Zone) *Zone {
 	}
 	z.Hash = c.hash(recs[imported:], uses)
 	c.serial(mtime, prev)
+	c.checkSerial(recs, prev)
 	neg := dns.Copy(z.soa).(*dns.SOA)
 	neg.Hdr.Ttl = min(neg.Hdr.Ttl, neg.Minttl)
 	z.negSOA = []dns.RR{neg}
 	c.link()
 	return z
+}
+
+// nameTarget returns the domain name in the data of a record that names
+// another host or name (NS, MX, SRV, CNAME, DNAME, PTR); "" for others.
+func nameTarget(rr dns.RR) string {
+	switch x := rr.(type) {
+	case *dns.NS:
+		return x.Ns
+	case *dns.MX:
+		return x.Mx
+	case *dns.SRV:
+		return x.Target
+	case *dns.CNAME:
+		return x.Target
+	case *dns.DNAME:
+		return x.Target
+	case *dns.PTR:
+		return x.Ptr
+	}
+	return ""
 }
 
 // maxExtra caps the additional records kept for one set: more than any
@@ -202,20 +237,13 @@ func (c *compiler) link() {
 			s := &n.sets[i]
 			var seen map[string]bool // made at the first target: most sets have none
 			for _, rr := range s.records() {
-				var target string
-				switch x := rr.(type) {
-				case *dns.NS:
-					target = x.Ns
-				case *dns.MX:
-					target = x.Mx
-				case *dns.SRV:
-					target = x.Target
-				default:
+				target := nameTarget(rr)
+				if target == "" {
 					continue
 				}
 				// Each target once: many records naming one host with many
 				// addresses must not multiply into millions of extras.
-				target = dns.CanonicalName(target)
+				target = CanonicalName(target)
 				if seen[target] || len(s.extra()) >= maxExtra {
 					continue
 				}
@@ -235,7 +263,10 @@ func (c *compiler) link() {
 	}
 }
 
-var parseErrRE = regexp.MustCompile(`^(?:(.*): )?dns: (.*) at line: (\d+):(\d+)$`)
+var (
+	parseErrRE   = regexp.MustCompile(`^(?:(.*): )?dns: (.*) at line: (\d+):(\d+)$`)
+	includeErrRE = regexp.MustCompile("^failed to open `([^']*)'(?: as `[^']*')?: (.*): \"[^\"]*\"$")
+)
 
 // importFile reads the master file named by import:, relative to the zone
 // file, and hands its records to add in batches, in file order. The file
@@ -248,6 +279,10 @@ func (c *compiler) importFile(add func([]placed)) {
 	}
 	path = filepath.Clean(path)
 	c.z.Imports = append(c.z.Imports, path)
+	c.importDisplay, c.importPath = path, path
+	if abs, err := filepath.Abs(path); err == nil {
+		c.importPath = abs
+	}
 	// Confined, non-blocking and capped: an import of /etc/passwd, a FIFO
 	// or /dev/zero is refused before a byte of it is read or quoted.
 	f, st, err := c.limits.openConfined(path, filepath.Dir(s.file))
@@ -264,9 +299,14 @@ func (c *compiler) importFile(add func([]placed)) {
 	// The bytes the parser reads are hashed as it reads them (the
 	// zone's content hash stands on them: hash).
 	sum := sha256.New()
+	detect := &directiveDetector{}
 	capped := &capReader{r: f, left: c.limits.maxSize()}
-	zp := dns.NewZoneParser(io.TeeReader(capped, sum), s.origin, path)
+	zp := dns.NewZoneParser(io.TeeReader(capped, io.MultiWriter(sum, detect)), s.origin, c.importPath)
 	zp.SetDefaultTTL(s.ttl)
+	// $INCLUDE: relative to the including file, confined as the import.
+	incs := &includeFS{limits: c.limits, dir: filepath.Dir(s.file), sum: sum, detect: detect}
+	zp.SetIncludeAllowed(true)
+	zp.SetIncludeFS(incs)
 	const batchSize = 2048
 	batches := make(chan []placed, 4)
 	go func() {
@@ -288,15 +328,27 @@ func (c *compiler) importFile(add func([]placed)) {
 	}
 	// The channel is closed: the parser is done, and its error final.
 	sum.Sum(c.imported[:0])
+	c.z.Imports = append(c.z.Imports, incs.opened...)
+	c.needTTLFix = detect.generate || len(incs.opened) > 0
 	if capped.over {
 		c.errAt(s.importNode, "import: %s %v", path, capped.err())
 		return
+	}
+	for i, cr := range incs.capped {
+		if cr.over {
+			c.errAt(s.importNode, "import: %s: $INCLUDE %s %v", path, incs.opened[i], cr.err())
+			return
+		}
 	}
 	if err := zp.Err(); err != nil {
 		if m := parseErrRE.FindStringSubmatch(err.Error()); m != nil {
 			line, _ := strconv.Atoi(m[3])
 			col, _ := strconv.Atoi(m[4])
-			c.errs.add(path, line, col, "%s", m[2])
+			msg := m[2]
+			if k := includeErrRE.FindStringSubmatch(msg); k != nil {
+				msg = "$INCLUDE " + k[1] + ": " + k[2] // the parser's wording says the path thrice
+			}
+			c.errs.add(c.displayFile(m[1]), line, col, "%s", msg)
 		} else {
 			c.errAt(s.importNode, "import %s: %v", s.importFile, err)
 		}
@@ -397,7 +449,11 @@ func (c *compiler) addRecords(recs []placed) {
 	for _, p := range recs {
 		rr := p.rr
 		h := rr.Header()
-		h.Name = dns.CanonicalName(h.Name)
+		h.Name = CanonicalName(h.Name) // one spelling per name: see CanonicalName
+		if nameWireLen(h.Name) > 255 {
+			c.placeErr(p, "name %s is longer than 255 octets", h.Name)
+			continue
+		}
 		if !dns.IsSubDomain(z.Origin, h.Name) {
 			c.placeErr(p, "name %s is outside the zone %s", h.Name, z.Origin)
 			continue
@@ -414,6 +470,8 @@ func (c *compiler) addRecords(recs []placed) {
 			switch h.Rrtype {
 			case dns.TypeNS, dns.TypeMX, dns.TypeSRV:
 				c.targets = append(c.targets, setRef{n, h.Rrtype})
+			case dns.TypeDNAME:
+				c.dnames++
 			}
 		}
 		set := &n.sets[i]
@@ -437,6 +495,7 @@ func (c *compiler) finishNodes() {
 			}
 			slices.SortFunc(n.sets, func(a, b rrset) int { return int(a.rtype) - int(b.rtype) })
 			n.cut = n.name != z.Origin && n.get(dns.TypeNS) != nil
+			n.dname = n.get(dns.TypeDNAME) != nil
 		}
 		return count
 	})
@@ -474,6 +533,10 @@ func dedupe(rrs []dns.RR) []dns.RR {
 func (c *compiler) placeErr(p placed, format string, args ...any) {
 	if p.node != nil {
 		c.errAt(p.node, format, args...)
+		return
+	}
+	if pos, ok := c.importPos(p.rr); ok {
+		c.errs.add(pos.file, pos.line, pos.col, format, args...)
 		return
 	}
 	c.errAt(c.spec.importNode, "import %s: "+format, append([]any{c.spec.importFile}, args...)...)
@@ -602,48 +665,25 @@ func (c *compiler) probe(ep *Endpoint, svc *serviceSpec) {
 // validate checks what only the whole zone can tell.
 func (c *compiler) validate(recs []placed) {
 	z := c.z
-	var (
-		mu    sync.Mutex        // at is called from every share's goroutine
-		where map[string]placed // first record of each name, for positions; built at the first error
-	)
-	// at reports a problem with the records of name; the message is made
-	// only then (a big zone has a million names).
-	at := func(name string, format string, args ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		format, args = "name %q: "+format, append([]any{c.rel(name)}, args...)
-		if k := c.spec.names[name]; k != nil {
-			c.errAt(k, format, args...)
-			return
-		}
-		if where == nil {
-			where = map[string]placed{}
-			for _, p := range recs {
-				if _, ok := where[p.rr.Header().Name]; !ok {
-					where[p.rr.Header().Name] = p
-				}
-			}
-		}
-		if p, ok := where[name]; ok {
-			c.placeErr(p, format, args...)
-			return
-		}
-		c.errAt(nil, format, args...)
-	}
+	// at reports a problem with the records of name, warn one that does
+	// not stop the load (warnings.go: reporter).
+	at, warn := c.reporters(recs)
 	apex := z.nodes[z.Origin]
 	if apex == nil || apex.get(dns.TypeNS) == nil {
 		c.errAt(c.spec.names[z.Origin], "zone %s: no NS records at the apex", z.Origin)
 	}
 	c.shares(func(nodes []*node) [2]uint64 {
 		for _, n := range nodes {
-			c.validateNode(n, at)
+			c.validateNode(n, at, warn)
 		}
 		return [2]uint64{}
 	})
+	c.checkTargets()
 }
 
-// validateNode checks one name against the rest of the zone; at reports.
-func (c *compiler) validateNode(n *node, at func(name, format string, args ...any)) {
+// validateNode checks one name against the rest of the zone; at reports,
+// warn warns.
+func (c *compiler) validateNode(n *node, at, warn func(name, format string, args ...any)) {
 	z, name := c.z, n.name
 	if n.get(dns.TypeSOA) != nil && name != z.Origin {
 		at(name, "SOA record below the apex")
@@ -660,6 +700,14 @@ func (c *compiler) validateNode(n *node, at func(name, format string, args ...an
 		}
 		if n.service != nil {
 			at(name, "CNAME beside a service")
+		}
+	}
+	if dn := n.get(dns.TypeDNAME); len(dn) > 1 {
+		at(name, "more than one DNAME (RFC 6672 2.4: one substitution per name)")
+	}
+	if c.dnames > 0 && (len(n.sets) > 0 || n.service != nil) {
+		if d := c.dnameAbove(name); d != "" {
+			at(name, "data below the DNAME at %s (RFC 6672 2.4: a DNAME's owner has no descendants; NSD and Knot refuse it too)", c.rel(d))
 		}
 	}
 	if n.service != nil && (n.get(dns.TypeA) != nil || n.get(dns.TypeAAAA) != nil) {
@@ -683,31 +731,24 @@ func (c *compiler) validateNode(n *node, at func(name, format string, args ...an
 			switch s.rtype {
 			case dns.TypeNS, dns.TypeDS, dns.TypeA, dns.TypeAAAA, dns.TypeRRSIG, dns.TypeNSEC:
 			default:
-				at(name, "%s record at a delegation point (only NS, DS and glue belong there)", dns.TypeToString[s.rtype])
+				// Occluded (RFC 2181 6): loaded, never served, as NSD,
+				// Knot and BIND do.
+				c.warnRR(s.all[0], name, "%s record at a delegation point is occluded: never served (only NS, DS and glue belong there)", dns.TypeToString[s.rtype])
 			}
 		}
 	}
-	if cut := c.cutAbove(name); cut != "" {
-		if n.service != nil {
-			at(name, "service below the delegation at %s", cut)
-		}
-		for _, s := range n.sets {
-			if s.rtype != dns.TypeA && s.rtype != dns.TypeAAAA {
-				at(name, "%s record below the delegation at %s is never served (only glue belongs there)", dns.TypeToString[s.rtype], cut)
-			}
-		}
-	}
+	c.checkBelow(n, at, warn)
 }
 
-// cutAbove returns the delegation point strictly above name, if any.
-func (c *compiler) cutAbove(name string) string {
+// dnameAbove returns the owner of a DNAME strictly above name, if any.
+func (c *compiler) dnameAbove(name string) string {
 	for p := name; p != c.z.Origin; {
 		off, end := dns.NextLabel(p, 0)
 		if end {
 			break
 		}
 		p = p[off:]
-		if n := c.z.nodes[p]; n != nil && n.cut {
+		if n := c.z.nodes[p]; n != nil && n.get(dns.TypeDNAME) != nil {
 			return p
 		}
 	}

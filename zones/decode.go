@@ -206,7 +206,7 @@ func absName(s, origin string) (string, error) {
 	if _, ok := dns.IsDomainName(s); !ok {
 		return "", fmt.Errorf("%q is not a valid domain name", s)
 	}
-	return dns.CanonicalName(s), nil
+	return CanonicalName(s), nil
 }
 
 func resolveAlias(n *yaml.Node) *yaml.Node {

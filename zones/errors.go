@@ -77,3 +77,12 @@ func Errors(err error) []*PosError {
 	walk(err)
 	return out
 }
+
+// sorted returns the collected errors in file order.
+func (l errList) sorted() []*PosError {
+	if len(l) == 0 {
+		return nil
+	}
+	l.err() // sorts in place
+	return l
+}

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/miekg/dns"
 	"gopkg.in/yaml.v3"
@@ -26,6 +28,29 @@ func ImportMaster(r io.Reader, origin, file string) ([]byte, error) {
 	if err := zp.Err(); err != nil {
 		return nil, err
 	}
+	return masterYAML(rrs, origin, file)
+}
+
+// ImportFile converts the master file at path into zone YAML, as
+// ImportMaster does, after loading it as a zone importing it is loaded
+// (within l: $INCLUDE, $GENERATE, and every check), so that `geodns
+// import` refuses what `geodns check` would refuse and reports the same
+// warnings.
+func (l Limits) ImportFile(path, origin string) ([]byte, []*PosError, error) {
+	origin = dns.CanonicalName(dns.Fqdn(origin))
+	s := &spec{file: path, origin: origin, ttl: DefaultTTL, importFile: filepath.Base(path), names: map[string]*yaml.Node{}}
+	c := &compiler{spec: s, limits: l}
+	z := c.build(nil, time.Now(), nil)
+	if err := c.errs.err(); err != nil {
+		return nil, nil, err
+	}
+	out, err := masterYAML(z.masterRecords(), origin, path)
+	return out, c.warns.sorted(), err
+}
+
+// masterYAML writes the records of a master file (origin canonical) as
+// zone YAML.
+func masterYAML(rrs []dns.RR, origin, file string) ([]byte, error) {
 	var soa *dns.SOA
 	ttls := map[uint32]int{}
 	type key struct {

@@ -1,6 +1,11 @@
 package zones
 
-import "github.com/miekg/dns"
+import (
+	"slices"
+	"strings"
+
+	"github.com/miekg/dns"
+)
 
 // Result classifies a lookup's outcome.
 type Result uint8
@@ -10,9 +15,10 @@ const (
 	NXDomain                 // the name does not exist
 	NoData                   // the name exists, the type does not
 	Delegation               // the name is at or below a zone cut: a referral
+	YXDomain                 // a DNAME made a name too long (RFC 6672 2.2): the answer holds the DNAME
 )
 
-var resultNames = [...]string{"success", "nxdomain", "nodata", "delegation"}
+var resultNames = [...]string{"success", "nxdomain", "nodata", "delegation", "yxdomain"}
 
 func (r Result) String() string { return resultNames[r] }
 
@@ -30,21 +36,57 @@ type Answer struct {
 // service has nothing for that type or client.
 type ServiceFunc func(svc *Service, owner string, qtype uint16) []dns.RR
 
-// maxChain bounds in-zone CNAME chains; a longer one (or a loop) is answered
-// as far as it got.
+// maxChain bounds in-zone CNAME and DNAME chains; a longer one (or a loop)
+// is answered as far as it got.
 const maxChain = 12
 
 // Lookup answers qname/qtype from the zone, following RFC 1034 4.3.2 with
-// RFC 4592 wildcards. qname must be canonical (lower case) and inside the
-// zone. With minimalAny, ANY is answered with a single RRset (RFC 8482).
-// svc answers service names; nil answers them NODATA.
+// RFC 4592 wildcards and RFC 6672 DNAME substitution. qname must be
+// canonical (see CanonicalName) and inside the zone. With minimalAny, ANY
+// is answered with a single RRset (RFC 8482). svc answers service names;
+// nil answers them NODATA.
 func (z *Zone) Lookup(qname string, qtype uint16, minimalAny bool, svc ServiceFunc) Answer {
+	return z.LookupAs(qname, qname, qtype, minimalAny, svc)
+}
+
+// LookupAs is Lookup for the name asked written as asked (the same name as
+// qname, in the client's letter case): the records it synthesizes for that
+// name — from a wildcard, or the CNAME a DNAME makes — are owned by asked,
+// as the client wrote it.
+func (z *Zone) LookupAs(qname, asked string, qtype uint16, minimalAny bool, svc ServiceFunc) Answer {
 	var a Answer
-	name := qname
-	for hop := 0; ; hop++ {
-		n, cut, ce := z.find(name, qtype)
-		if cut != nil {
-			ns := cut.set(dns.TypeNS)
+	name, owner := qname, asked
+	for hop := 0; ; hop, owner = hop+1, "" {
+		if owner == "" {
+			owner = name
+		}
+		n, stop, ce := z.find(name, qtype)
+		if stop != nil && stop.dname {
+			// RFC 6672 2.3: the DNAME, and a CNAME from the name asked to
+			// the name substituted.
+			dn := stop.get(dns.TypeDNAME)
+			if slices.Contains(a.Answer, dn[0]) {
+				return a // the chain came back below a DNAME it used: a loop (as NSD, which stops there)
+			}
+			a.Answer = appendRRs(a.Answer, dn, false, "")
+			target, ok := substitute(name, stop.name, dn[0].(*dns.DNAME).Target)
+			if !ok {
+				a.Result = YXDomain // RFC 6672 2.2: the name would be too long
+				return a
+			}
+			hdr := dn[0].Header()
+			a.Answer = append(a.Answer, &dns.CNAME{
+				Hdr:    dns.RR_Header{Name: owner, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: hdr.Ttl},
+				Target: target,
+			})
+			if qtype == dns.TypeCNAME || hop+1 >= maxChain || !dns.IsSubDomain(z.Origin, target) || answered(a.Answer, target) {
+				return a
+			}
+			name = target
+			continue
+		}
+		if stop != nil {
+			ns := stop.set(dns.TypeNS)
 			a.Ns, a.Extra = ns.records(), ns.extra()
 			if hop == 0 {
 				a.Result = Delegation
@@ -64,8 +106,8 @@ func (z *Zone) Lookup(qname string, qtype uint16, minimalAny bool, svc ServiceFu
 			cname = svc(n.service, name, dns.TypeCNAME) // a CNAME service: the target depends on the client
 		}
 		if cname != nil && qtype != dns.TypeCNAME && qtype != dns.TypeANY {
-			a.Answer = appendRRs(a.Answer, cname, synth, name)
-			target := dns.CanonicalName(cname[0].(*dns.CNAME).Target)
+			a.Answer = appendRRs(a.Answer, cname, synth, owner)
+			target := CanonicalName(cname[0].(*dns.CNAME).Target)
 			if hop+1 >= maxChain || !dns.IsSubDomain(z.Origin, target) || answered(a.Answer, target) {
 				return a // out of zone, too long, or a loop: the client takes it from here
 			}
@@ -75,7 +117,7 @@ func (z *Zone) Lookup(qname string, qtype uint16, minimalAny bool, svc ServiceFu
 		chained := len(a.Answer)
 		switch {
 		case qtype == dns.TypeANY:
-			a.Answer = z.any(a.Answer, n, name, synth, minimalAny, svc)
+			a.Answer = z.any(a.Answer, n, owner, synth, minimalAny, svc)
 		case n.service != nil && n.service.CNAME && qtype == dns.TypeCNAME:
 			a.Answer = appendRRs(a.Answer, cname, false, name)
 		case n.service != nil && !n.service.CNAME && (qtype == dns.TypeA || qtype == dns.TypeAAAA):
@@ -84,7 +126,7 @@ func (z *Zone) Lookup(qname string, qtype uint16, minimalAny bool, svc ServiceFu
 			}
 		default:
 			if set := n.set(qtype); set != nil {
-				a.Answer = appendRRs(a.Answer, set.records(), synth, name)
+				a.Answer = appendRRs(a.Answer, set.records(), synth, owner)
 				a.Extra = set.extra()
 			}
 		}
@@ -95,12 +137,30 @@ func (z *Zone) Lookup(qname string, qtype uint16, minimalAny bool, svc ServiceFu
 	}
 }
 
+// substitute replaces the suffix owner of name with target (RFC 6672 2.2):
+// the name a DNAME at owner makes of name, canonical. ok is false when the
+// result is longer than a name may be.
+func substitute(name, owner, target string) (string, bool) {
+	prefix := name[:len(name)-len(owner)] // labels and their dots: "x.y."
+	target = CanonicalName(target)
+	if target != "." {
+		target = prefix + target
+	} else {
+		target = prefix
+	}
+	return target, nameWireLen(target) <= 255
+}
+
 // find walks from the apex down to name. It returns the node for name if it
-// exists, or the delegation met on the way, and the closest encloser.
+// exists, or else where the walk stopped: a delegation (stop.cut) or a
+// DNAME strictly above name (stop.dname); and the closest encloser.
 // A DS question at a cut is answered by this (the parent) side.
-func (z *Zone) find(name string, qtype uint16) (n, cut, ce *node) {
+func (z *Zone) find(name string, qtype uint16) (n, stop, ce *node) {
 	ce = z.nodes[z.Origin]
 	below := len(name) - len(z.Origin) // labels starting before this are below the apex
+	if below > 0 && ce.dname {
+		return nil, ce, ce // a DNAME at the apex: every name below is substituted
+	}
 	var starts [128]int
 	k := 0
 	for off, end := 0, false; !end && off < below && k < len(starts); off, end = dns.NextLabel(name, off) {
@@ -114,6 +174,9 @@ func (z *Zone) find(name string, qtype uint16) (n, cut, ce *node) {
 		}
 		ce = nd
 		if nd.cut && (i > 0 || qtype != dns.TypeDS) {
+			return nil, nd, ce
+		}
+		if nd.dname && i > 0 {
 			return nil, nd, ce
 		}
 	}
@@ -142,10 +205,11 @@ func (z *Zone) any(out []dns.RR, n *node, owner string, synth, minimal bool, svc
 }
 
 // answered reports whether name already owns a record of the answer: a
-// CNAME loop, stopped there so each record is sent once.
+// CNAME or DNAME loop, stopped there so each record is sent once. Owners
+// are canonical but for the letter case of the name asked.
 func answered(rrs []dns.RR, name string) bool {
 	for _, rr := range rrs {
-		if rr.Header().Name == name {
+		if strings.EqualFold(rr.Header().Name, name) {
 			return true
 		}
 	}

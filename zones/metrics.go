@@ -8,6 +8,8 @@ type Metrics struct {
 	serial  *prometheus.GaugeVec
 	records *prometheus.GaugeVec
 	missing *prometheus.GaugeVec
+	warns   *prometheus.GaugeVec
+	same    *prometheus.CounterVec
 }
 
 // NewMetrics registers the zone metrics with reg (nil: not registered).
@@ -29,9 +31,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "geodns_zone_file_missing",
 			Help: "1 while a zone is served from a file that is gone (it keeps serving until SIGHUP or zone_missing_grace).",
 		}, []string{"zone"}),
+		warns: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "geodns_zone_warnings",
+			Help: "Warnings of the zone version being served (occluded data, targets without addresses, ...): logged when it loads.",
+		}, []string{"zone"}),
+		same: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "geodns_zone_serial_unchanged_total",
+			Help: "Loads of a zone whose content changed while its SOA serial did not.",
+		}, []string{"zone"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.reloads, m.serial, m.records, m.missing)
+		reg.MustRegister(m.reloads, m.serial, m.records, m.missing, m.warns, m.same)
 	}
 	return m
 }
@@ -41,7 +51,10 @@ func (m *Metrics) loaded(z *Zone) {
 	m.serial.WithLabelValues(z.Origin).Set(float64(z.Serial))
 	m.records.WithLabelValues(z.Origin).Set(float64(z.Len()))
 	m.missing.DeleteLabelValues(z.Origin)
+	m.warns.WithLabelValues(z.Origin).Set(float64(len(z.Warnings)))
 }
+
+func (m *Metrics) serialUnchanged(zone string) { m.same.WithLabelValues(zone).Inc() }
 
 func (m *Metrics) fileMissing(zone string) { m.missing.WithLabelValues(zone).Set(1) }
 
@@ -53,4 +66,6 @@ func (m *Metrics) removed(zone string) {
 	m.serial.DeleteLabelValues(zone)
 	m.records.DeleteLabelValues(zone)
 	m.missing.DeleteLabelValues(zone)
+	m.warns.DeleteLabelValues(zone)
+	m.same.DeleteLabelValues(zone)
 }

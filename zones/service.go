@@ -81,6 +81,11 @@ type Service struct {
 	// Dials are the share (0..1) of its own clients each site keeps, from
 	// the zone file; sites not listed keep all. The admin API can override.
 	Dials map[string]float64
+	// Export is what zone transfers carry for the service's names:
+	// "fallback" (its fallback addresses), "all" (every endpoint of every
+	// site) or a site name (that site's endpoints). "": the fallback
+	// addresses if it has any, else the first site of SiteOrder.
+	Export string
 }
 
 // DefaultReturnRamp is a service's return_ramp when the zone file gives none.

@@ -386,6 +386,9 @@ func (w *Watcher) loadOne(origin, path string, force bool, want fingerprint) (re
 	return res
 }
 
+// maxLoggedWarnings caps the warnings logged for one load.
+const maxLoggedWarnings = 20
+
 // finishLocked publishes one load's outcome and returns its error.
 func (w *Watcher) finishLocked(res loadResult) error {
 	o := res.origin
@@ -424,6 +427,22 @@ func (w *Watcher) finishLocked(res loadResult) error {
 	w.metrics.loaded(z)
 	if prev == nil || prev.Serial != z.Serial || res.force {
 		w.log.Info("zone loaded", "zone", o, "serial", z.Serial, "records", z.Len())
+	}
+	// Warnings once per load of new content (not per query, nor for a
+	// touch that changed nothing); the gauge keeps their count.
+	if prev == nil || prev.Hash != z.Hash || res.force {
+		for i, e := range z.Warnings {
+			if i == maxLoggedWarnings {
+				// A zone of a million occluded names must not log a million
+				// lines per load; geodns check lists them all.
+				w.log.Warn("zone loaded with more warnings; geodns check lists them", "zone", o, "more", len(z.Warnings)-i)
+				break
+			}
+			w.log.Warn("zone loaded with a warning", "zone", o, "warning", e.Error())
+		}
+	}
+	if prev != nil && prev.Hash != z.Hash && prev.Serial == z.Serial {
+		w.metrics.serialUnchanged(o)
 	}
 	w.publishLocked([]*Zone{z}, nil)
 	if z.Len() >= bigLoad {

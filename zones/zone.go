@@ -1,6 +1,7 @@
 package zones
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/miekg/dns"
@@ -27,14 +28,30 @@ type Zone struct {
 	Services map[string]*Service
 	Checks   map[string]*Check
 
+	// Transfer says who may transfer the zone and whom to NOTIFY; nil:
+	// transfers are refused.
+	Transfer *Transfer
+
 	// Imports lists the master files read, so a watcher can reload the zone
 	// when one of them changes.
 	Imports []string
+
+	// Warnings are the problems found that do not stop the zone loading
+	// (occluded data, targets without addresses, ...), in file order.
+	Warnings []*PosError
 
 	soa    *dns.SOA
 	negSOA []dns.RR // the SOA with the negative-caching TTL, for authority sections
 	nodes  map[string]*node
 	count  int
+}
+
+// Transfer is a zone's transfer: key (docs/transfers.md).
+type Transfer struct {
+	Allow     []netip.Prefix   // clients allowed by address
+	Keys      []string         // TSIG key names (canonical) that allow a client whatever its address
+	Notify    []netip.AddrPort // secondaries sent NOTIFY on each exported serial change
+	NotifyKey string           // TSIG key signing NOTIFY; "": the first of Keys, if any
 }
 
 // node is one owner name. Empty non-terminals are nodes without records so
@@ -45,6 +62,7 @@ type node struct {
 	service *Service
 	wild    *node // the "*" child, the source of synthesis below this name
 	cut     bool  // holds an NS set below the apex: a delegation point
+	dname   bool  // holds a DNAME: names below it are synthesized (RFC 6672)
 }
 
 // rrset is the records of one type at a name. Its records and their

@@ -24,6 +24,7 @@ type spec struct {
 	serialSet  bool
 	importFile string
 	importNode *yaml.Node
+	transfer   *Transfer
 
 	recs     []recSpec
 	services []*serviceSpec
@@ -102,6 +103,7 @@ func decodeSpec(file string, data []byte, origin string) (*spec, []serviceUse, e
 		"services": func(v *yaml.Node) { servicesNode = v },
 		"sites":    func(v *yaml.Node) { sitesNode = v },
 		"checks":   func(v *yaml.Node) { checksNode = v },
+		"transfer": func(v *yaml.Node) { s.transfer = d.transfer(v) },
 	})
 	if soaNode != nil {
 		d.soa(s, soaNode)
@@ -339,7 +341,7 @@ func (d *decoder) services(s *spec, n *yaml.Node) {
 		svc := &serviceSpec{Service: Service{Name: k.Value, TTL: s.ttl, Answers: 2, SiteUpRatio: 0.5, DegradedTTL: 5,
 			MaxLoad: 0.8, ReturnRamp: DefaultReturnRamp}, node: k}
 		what := fmt.Sprintf("service %q", k.Value)
-		var fallbackNode *yaml.Node
+		var fallbackNode, exportNode *yaml.Node
 		d.fields(v, what, map[string]func(*yaml.Node){
 			"ttl": func(x *yaml.Node) {
 				if t, ok := d.ttl(x, what+": ttl"); ok {
@@ -389,6 +391,12 @@ func (d *decoder) services(s *spec, n *yaml.Node) {
 					svc.siteRefs = append(svc.siteRefs, ref{sn.Value, sn})
 				}
 			},
+			"export": func(x *yaml.Node) {
+				exportNode = x
+				if svc.Export, _ = d.scalar(x, what+": export"); svc.Export != "fallback" && svc.Export != "all" {
+					svc.siteRefs = append(svc.siteRefs, ref{svc.Export, x})
+				}
+			},
 			"endpoints": func(x *yaml.Node) { d.endpoints(svc, x, what, s.origin) },
 			"rules":     func(x *yaml.Node) { d.rules(svc, x, what) },
 			"spillover": func(x *yaml.Node) {
@@ -431,8 +439,59 @@ func (d *decoder) services(s *spec, n *yaml.Node) {
 		if svc.AllDown != AllDownFallback && fallbackNode != nil {
 			d.errf(fallbackNode, "%s: fallback addresses are only used with all_down: fallback", what)
 		}
+		if svc.Export == "fallback" && len(svc.Fallback) == 0 {
+			d.errf(exportNode, "%s: export is fallback but no fallback addresses are given", what)
+		}
 		s.services = append(s.services, svc)
 	})
+}
+
+// transfer decodes the transfer: key: who may transfer the zone (CIDR
+// prefixes, or key:NAME for a TSIG key of the server config) and where
+// NOTIFY goes (address:port).
+func (d *decoder) transfer(n *yaml.Node) *Transfer {
+	t := &Transfer{}
+	d.fields(n, "transfer", map[string]func(*yaml.Node){
+		"allow": func(x *yaml.Node) {
+			for _, a := range d.list(x, "transfer: allow") {
+				if name, ok := strings.CutPrefix(a.Value, "key:"); ok {
+					if _, ok := dns.IsDomainName(name); !ok || name == "" {
+						d.errf(a, "transfer: allow: %q is not a key name", name)
+						continue
+					}
+					t.Keys = append(t.Keys, dns.CanonicalName(name))
+					continue
+				}
+				p, err := netip.ParsePrefix(a.Value)
+				if err != nil {
+					d.errf(a, "transfer: allow: %q is neither a CIDR prefix nor key:NAME", a.Value)
+					continue
+				}
+				t.Allow = append(t.Allow, p.Masked())
+			}
+		},
+		"notify": func(x *yaml.Node) {
+			for _, a := range d.list(x, "transfer: notify") {
+				ap, err := netip.ParseAddrPort(a.Value)
+				if err != nil {
+					if ip, err2 := netip.ParseAddr(a.Value); err2 == nil {
+						ap, err = netip.AddrPortFrom(ip, 53), nil
+					}
+				}
+				if err != nil {
+					d.errf(a, "transfer: notify: %q is not an address or address:port", a.Value)
+					continue
+				}
+				t.Notify = append(t.Notify, ap)
+			}
+		},
+		"notify_key": func(x *yaml.Node) {
+			if name, ok := d.scalar(x, "transfer: notify_key"); ok {
+				t.NotifyKey = dns.CanonicalName(name)
+			}
+		},
+	})
+	return t
 }
 
 func (d *decoder) endpoints(svc *serviceSpec, n *yaml.Node, what, origin string) {

@@ -80,6 +80,7 @@ func TestGoodZones(t *testing.T) {
 		z, err := LoadFile(f, nil)
 		require.NoError(t, err, f)
 		require.NotZero(t, z.Len())
+		require.Empty(t, z.Warnings, "%s: good zones and examples load without warnings", f)
 	}
 }
 

@@ -84,7 +84,7 @@ func main() {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	defer cmd.Process.Kill()
-	waitReady()
+	waitReady(exited, logf.Name())
 
 	// The flood: random names, half under no name at all (NXDOMAIN), half
 	// below the zone's wildcard, each distinct.
@@ -177,6 +177,7 @@ func main() {
 		100*done/max(sent, 1), st.abuserConns.Load(), st.abuserClosed.Load(), st.idleConns.Load(), st.idleClosed.Load(),
 		float64(rssAt1)/1024, float64(rssEnd)/1024, float64(maxRSS)/1024, 100*float64(rssEnd-rssAt1)/float64(rssAt1))
 	if crashed != "no" || st.udpBad.Load()+st.tcpBad.Load()+st.tailMissing.Load() > 0 {
+		cmd.Process.Kill() // os.Exit runs no deferred call
 		fmt.Printf("FAIL (server log: %s)\n", filepath.Join(dir, "geodns.log"))
 		os.Exit(1)
 	}
@@ -332,15 +333,9 @@ func neverReader(stop <-chan struct{}) {
 		batch = append(batch, frame...)
 	}
 	for {
-		select {
-		case <-stop:
+		c := connect(stop)
+		if c == nil {
 			return
-		default:
-		}
-		c, err := net.DialTimeout("tcp", dnsAddr, time.Second)
-		if err != nil {
-			time.Sleep(50 * time.Millisecond)
-			continue
 		}
 		st.abuserConns.Add(1)
 		for {
@@ -391,15 +386,9 @@ func closedByPeer(c net.Conn, stop <-chan struct{}) bool {
 func idler(stop <-chan struct{}) {
 	buf := make([]byte, 1)
 	for {
-		select {
-		case <-stop:
+		c := connect(stop)
+		if c == nil {
 			return
-		default:
-		}
-		c, err := net.DialTimeout("tcp", dnsAddr, time.Second)
-		if err != nil {
-			time.Sleep(50 * time.Millisecond)
-			continue
 		}
 		st.idleConns.Add(1)
 		for {
@@ -425,9 +414,33 @@ func idler(stop <-chan struct{}) {
 	}
 }
 
-func waitReady() {
+// connect dials the server until it accepts, or returns nil when the soak
+// ends.
+func connect(stop <-chan struct{}) net.Conn {
+	for {
+		select {
+		case <-stop:
+			return nil
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", dnsAddr, time.Second); err == nil {
+			return c
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitReady waits for the server's first answer; a server that exits
+// first (say, its port is taken) ends the soak.
+func waitReady(exited <-chan error, log string) {
 	c := &dns.Client{Timeout: 200 * time.Millisecond}
 	for range 100 {
+		select {
+		case err := <-exited:
+			fmt.Fprintf(os.Stderr, "hostile: geodns exited at start: %v (log: %s)\n", err, log)
+			os.Exit(1)
+		default:
+		}
 		r, _, err := c.Exchange(new(dns.Msg).SetQuestion("tail."+origin, dns.TypeTXT), dnsAddr)
 		if err == nil && r.Rcode == dns.RcodeSuccess {
 			return

@@ -17,6 +17,7 @@ import (
 
 	"github.com/geodns/geodns/internal/units"
 	"github.com/geodns/geodns/resolver"
+	"github.com/geodns/geodns/xfr"
 	"github.com/geodns/geodns/zones"
 	"gopkg.in/yaml.v3"
 )
@@ -46,6 +47,10 @@ type config struct {
 	ZoneImportDirs   []string      `yaml:"zone_import_dirs"`
 	ZoneMaxFileSize  int64         `yaml:"zone_max_file_size"`
 	ZoneMissingGrace time.Duration `yaml:"zone_missing_grace"`
+	// Zone transfers (docs/transfers.md): TSIG keys by name, and the
+	// catalog zone (default none).
+	TSIGKeys map[string]xfr.KeyConfig `yaml:"tsig_keys"`
+	Catalog  xfr.Catalog              `yaml:"catalog"`
 }
 
 // token returns the API token: from the token file if one is named, else
@@ -262,6 +267,28 @@ func (d *configDecoder) decode(n *yaml.Node, v reflect.Value, key string) {
 			}
 			d.decode(val, v.Field(idx), full)
 		}
+	case v.Kind() == reflect.Map && v.Type().Key().Kind() == reflect.String:
+		// Keys are names the operator chooses (tsig_keys); values decode as above.
+		if n.Kind != yaml.MappingNode {
+			d.errf(n, "%s: want a mapping of names to values, got %s", what, nodeKind(n))
+			return
+		}
+		m := reflect.MakeMap(v.Type())
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			name, ok := d.scalar(k, what)
+			if !ok {
+				continue
+			}
+			if m.MapIndex(reflect.ValueOf(name)).IsValid() {
+				d.errf(k, "%s.%s is given twice", key, name)
+				continue
+			}
+			elem := reflect.New(v.Type().Elem()).Elem()
+			d.decode(val, elem, key+"."+name)
+			m.SetMapIndex(reflect.ValueOf(name), elem)
+		}
+		v.Set(m)
 	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.String:
 		items := []*yaml.Node{n}
 		if n.Kind == yaml.SequenceNode {

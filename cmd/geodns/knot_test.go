@@ -112,8 +112,7 @@ zone:
 //     and NS targets) is optional and not compared.
 //
 // Knot adds Extended DNS Errors (RFC 8914): EDE 20 (Not Authoritative) to
-// REFUSED outside its zones. Their codes are compared; the ones geodns does
-// not send yet are the difference classes listed in knotDiffGaps.
+// REFUSED outside its zones, as geodns does. Their codes are compared.
 func TestDifferentialKnot(t *testing.T) {
 	geoDir, masters, all := diffZones(t)
 	ours, _ := startGeodns(t, geoDir, "example.com.")
@@ -133,9 +132,7 @@ func TestDifferentialKnot(t *testing.T) {
 // corpus that today's geodns gets wrong, each with the item of issue 17 it
 // belongs to. A difference of a listed class is tolerated; a listed class
 // that no longer occurs fails the test: whoever fixes one removes it here.
-var knotDiffGaps = map[string]string{
-	"EDE 20 on REFUSED": "(4) EDE: geodns sends no Extended DNS Error; Knot sends EDE 20 (Not Authoritative) outside its zones",
-}
+var knotDiffGaps = map[string]string{}
 
 // checkDiffGaps fails for each listed gap that did not show.
 func checkDiffGaps(t *testing.T, seen map[string]int) {
@@ -165,11 +162,7 @@ func compareKnot(q query, a, b *dns.Msg, ask func(string, uint16) *dns.Msg) (dif
 		}
 	}
 	if x, y := edeCodes(a), edeCodes(b); !slices.Equal(x, y) {
-		if len(x) == 0 && slices.Equal(y, []uint16{dns.ExtendedErrorCodeNotAuthoritative}) && b.Rcode == dns.RcodeRefused {
-			gap = "EDE 20 on REFUSED"
-		} else {
-			d = append(d, fmt.Sprintf("EDE codes %v != %v", x, y))
-		}
+		d = append(d, fmt.Sprintf("EDE codes %v != %v", x, y))
 	}
 	return strings.Join(d, "; "), gap
 }

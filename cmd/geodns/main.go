@@ -26,8 +26,10 @@ import (
 	"github.com/geodns/geodns/api"
 	"github.com/geodns/geodns/geo"
 	healthpkg "github.com/geodns/geodns/health"
+	"github.com/geodns/geodns/opstate"
 	"github.com/geodns/geodns/resolver"
 	"github.com/geodns/geodns/route"
+	"github.com/geodns/geodns/xfr"
 	"github.com/geodns/geodns/zones"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -69,7 +71,7 @@ const usage = `usage:
   geodns serve   [--config geodns.yaml] [--zones DIR] [--listen ADDR:PORT]... [--geoip FILE]...
                  [--http ADDR:PORT|off] [--api-token-file FILE] [--state-dir DIR]
                  [--probe-allow CIDR]... [--log-format text|json]
-  geodns check   [--config geodns.yaml] [--zones DIR] [--import-dir DIR]... [FILE.yaml...]
+  geodns check   [--config geodns.yaml] [--zones DIR] [--import-dir DIR]... [--strict] [FILE.yaml...]
   geodns explain [--zones DIR] [--geoip FILE]... --client IP[/LEN] NAME [TYPE]
   geodns drill   --api URL --site SITE [--clients NET,...] [--duration 30s] [--limit 3s]
   geodns import  --origin ZONE FILE.zone
@@ -200,17 +202,24 @@ func serve(args []string, stderr io.Writer) int {
 		Help: "Always 1; the labels say which geodns is running."}, []string{"version", "goversion"})
 	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	reg.MustRegister(buildInfo)
-	stateFile := ""
+	// Two state files, one owner each: health.json (probe states, health's)
+	// and operator.json (drains, forces, dials: opstate's). The operator
+	// state is opened first: it migrates what an older health.json held
+	// before health rewrites that file with probe states only.
+	stateFile, opFile := "", ""
 	if cfg.StateDir != "" {
 		if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
 			log.Error("state directory", "error", err)
 			return 1
 		}
-		stateFile = filepath.Join(cfg.StateDir, "health.json")
+		stateFile, opFile = filepath.Join(cfg.StateDir, "health.json"), filepath.Join(cfg.StateDir, "operator.json")
 	}
+	operator := opstate.OpenFile(opstate.FileOptions{Path: opFile, Legacy: stateFile, Log: log, Registerer: reg})
 	// The router's plan loop rebuilds its plans, and reports services
-	// all down, whenever health (or, through SetZones, the zones) changes.
-	router := &route.Router{Metrics: route.NewMetrics(reg), Log: log}
+	// all down, whenever health, operator state (or, through SetZones, the
+	// zones) changes.
+	router := &route.Router{Metrics: route.NewMetrics(reg), Log: log, Operator: operator}
+	operator.Watch(func(*opstate.State) { router.Changed() })
 	health := healthpkg.NewManager(healthpkg.Options{Allow: probeAllow, StateFile: stateFile, Log: log, Registerer: reg,
 		OnChange: router.Changed})
 	if len(probeAllow) == 0 {
@@ -246,12 +255,27 @@ func serve(args []string, stderr io.Writer) int {
 			return 2
 		}
 	}
-	router.Loc, router.Health, router.Traffic = locator, health, health
+	router.Loc, router.Health = locator, health
 	h := resolver.NewHandler(&set, router, resolver.Config{
 		ServerID: cfg.ServerID, Version: cfg.VersionBind, MaxUDPSize: cfg.MaxUDPSize,
 		Metrics: resolver.NewMetrics(reg), RRL: cfg.RRL, Registerer: reg, CookieSecret: cookieSecret,
 		CacheBytes: cfg.AnswerCache,
 	}, log)
+
+	// Zone transfers and TSIG wrap the handler (docs/transfers.md).
+	tsigKeys, err := xfr.ParseKeys(cfg.TSIGKeys)
+	if err != nil {
+		log.Error("config", "error", err)
+		return 2
+	}
+	transfers, err := xfr.New(xfr.Options{Zones: &set, Inner: h, Keys: tsigKeys, StateDir: cfg.StateDir,
+		Catalog: cfg.Catalog, Log: log})
+	if err != nil {
+		log.Error("config: catalog", "error", err)
+		return 2
+	}
+	onChange := watcher.OnChange
+	watcher.OnChange = func(s *zones.Set) { onChange(s); transfers.Changed(s) }
 
 	var dnsAddrs []string
 	for _, ln := range lns {
@@ -261,7 +285,7 @@ func serve(args []string, stderr io.Writer) int {
 	explainer := resolver.NewHandler(&set, router, resolver.Config{
 		ServerID: cfg.ServerID, Version: cfg.VersionBind, MaxUDPSize: cfg.MaxUDPSize,
 	}, log)
-	apiServer := &api.Server{Zones: &set, Health: health, Router: router, Resolver: explainer, Gatherer: reg,
+	apiServer := &api.Server{Zones: &set, Health: health, Operator: operator, Router: router, Resolver: explainer, Gatherer: reg,
 		Token: token, Version: version, DNS: dnsAddrs, Log: log}
 	var apiLn net.Listener
 	if cfg.HTTP != "off" {
@@ -273,17 +297,20 @@ func serve(args []string, stderr io.Writer) int {
 		log.Info("serving HTTP API and metrics", "addr", apiLn.Addr().String(), "write_calls", token != "")
 	}
 
-	errc := make(chan error, 6)
+	errc := make(chan error, 7)
 	go func() { errc <- watcher.Run(ctx, hup) }()
 	go func() { errc <- locator.Run(ctx) }()
 	go func() { errc <- health.Run(ctx) }()
 	go func() { errc <- router.Run(ctx, set.Load) }()
-	running := 5
+	go func() { errc <- transfers.Run(ctx) }()
+	running := 6
 	if apiLn != nil {
 		go func() { errc <- apiServer.Serve(ctx, apiLn) }()
 		running++
 	}
-	go func() { errc <- resolver.Serve(ctx, h, resolver.ServeOptions{MaxTCPConns: cfg.MaxTCPConns}, lns...) }()
+	go func() {
+		errc <- resolver.Serve(ctx, transfers, resolver.ServeOptions{MaxTCPConns: cfg.MaxTCPConns}, lns...)
+	}()
 	err = <-errc
 	stop()
 	if err != nil {
@@ -329,6 +356,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 	configFile := fs.String("config", "", "server config file: checked too, and the zones against it (zones, zone_* keys, probe_allow)")
 	var importDirs listFlag
 	fs.Var(&importDirs, "import-dir", "directory zone files may import from besides their own (zone_import_dirs); repeatable")
+	strict := fs.Bool("strict", false, "treat warnings (occluded data, MX/SRV targets without addresses, ...) as errors")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -387,6 +415,14 @@ func check(args []string, stdout, stderr io.Writer) int {
 			}
 			continue
 		}
+		// A warning never stops a load; --strict makes it stop the check.
+		for _, w := range z.Warnings {
+			fmt.Fprintf(stderr, "warning: %s\n", w.Error())
+		}
+		if *strict && len(z.Warnings) > 0 {
+			bad++
+			continue
+		}
 		fmt.Fprintf(stdout, "%s: ok: zone %s, %d records, serial %d\n", f, z.Origin, z.Len(), z.Serial)
 	}
 	if len(files)+clashed == 0 {
@@ -441,16 +477,17 @@ func importCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, "usage: geodns import --origin ZONE FILE.zone\n")
 		return 2
 	}
-	f, err := os.Open(fs.Arg(0))
+	// Loaded as a zone importing it would be: the same errors as `geodns
+	// check`, and its warnings, on stderr.
+	out, warnings, err := zones.Limits{}.ImportFile(fs.Arg(0), *origin)
 	if err != nil {
-		fmt.Fprintf(stderr, "geodns import: %v\n", err)
+		for _, e := range zones.Errors(err) {
+			fmt.Fprintf(stderr, "geodns import: %s\n", e.Error())
+		}
 		return 1
 	}
-	defer f.Close()
-	out, err := zones.ImportMaster(f, *origin, fs.Arg(0))
-	if err != nil {
-		fmt.Fprintf(stderr, "geodns import: %v\n", err)
-		return 1
+	for _, w := range warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w.Error())
 	}
 	if _, err := stdout.Write(out); err != nil && !errors.Is(err, os.ErrClosed) {
 		return 1

@@ -1,0 +1,410 @@
+package xfr
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// ServeWire answers a query as the inner handler does, but a TSIG-signed
+// one (a secondary's SOA check) is verified and its answer signed.
+func (s *Server) ServeWire(q []byte, remote netip.Addr, tcp bool, out []byte) []byte {
+	if !hasTSIG(q) {
+		if qt, ok := qtype(q); ok && qt == dns.TypeSOA {
+			if b := s.soaAnswer(q, remote, tcp, out); b != nil {
+				return b
+			}
+		}
+		return s.opts.Inner.ServeWire(q, remote, tcp, out)
+	}
+	req := new(dns.Msg)
+	if err := req.Unpack(q); err != nil || req.Response {
+		return s.opts.Inner.ServeWire(q, remote, tcp, out)
+	}
+	k, errResp := s.verify(req, q)
+	if errResp != nil {
+		return errResp
+	}
+	return s.signedAnswer(req, remote, tcp, k)
+}
+
+// Claims reports whether a TCP message is Stream's: a transfer, or a
+// TSIG-signed query. It reads the header and question only, and the
+// additional records' headers when there are some.
+func (s *Server) Claims(q []byte) bool {
+	qt, ok := qtype(q)
+	return ok && (qt == dns.TypeAXFR || qt == dns.TypeIXFR) || hasTSIG(q)
+}
+
+// Stream answers a message Claims took, with as many messages as a
+// transfer needs, each handed to send (which frames and writes it). It
+// returns false when send failed: the connection is to be closed.
+func (s *Server) Stream(q []byte, remote netip.Addr, send func([]byte) bool) bool {
+	req := new(dns.Msg)
+	if err := req.Unpack(q); err != nil || req.Response || len(req.Question) != 1 {
+		return send(s.opts.Inner.ServeWire(q, remote, true, nil))
+	}
+	k, errResp := s.verify(req, q)
+	if errResp != nil {
+		return send(errResp)
+	}
+	switch req.Question[0].Qtype {
+	case dns.TypeAXFR, dns.TypeIXFR:
+		if req.Opcode == dns.OpcodeQuery && req.Question[0].Qclass == dns.ClassINET {
+			return s.transfer(req, remote, k, send)
+		}
+	}
+	return send(s.signedAnswer(req, remote, true, k))
+}
+
+// verify checks req's TSIG, if any: the key it names must be one of ours,
+// with its algorithm, and the MAC and time right. It returns the key (nil
+// when unsigned), or the error response to send (RFC 8945 5.2).
+func (s *Server) verify(req *dns.Msg, q []byte) (*key, []byte) {
+	ts := req.IsTsig()
+	if ts == nil {
+		return nil, nil
+	}
+	k, ok := s.opts.Keys[dns.CanonicalName(ts.Hdr.Name)]
+	tsigErr := uint16(0)
+	switch {
+	case !ok || dns.CanonicalName(ts.Algorithm) != k.alg:
+		tsigErr = dns.RcodeBadKey
+	default:
+		switch err := dns.TsigVerify(q, k.secret, "", false); err {
+		case nil:
+			return &k, nil
+		case dns.ErrTime:
+			tsigErr = dns.RcodeBadTime
+		default:
+			tsigErr = dns.RcodeBadSig
+		}
+	}
+	m := new(dns.Msg)
+	m.SetRcode(req, dns.RcodeNotAuth)
+	m.Extra = nil
+	m.SetTsig(ts.Hdr.Name, ts.Algorithm, 300, time.Now().Unix())
+	m.Extra[0].(*dns.TSIG).Error = tsigErr
+	m.Extra[0].(*dns.TSIG).OrigId = req.Id
+	secret := ""
+	mac := ""
+	if tsigErr == dns.RcodeBadTime {
+		secret, mac = k.secret, ts.MAC
+	}
+	b, _, err := dns.TsigGenerate(m, secret, mac, false)
+	if err != nil {
+		return nil, nil
+	}
+	return &k, b
+}
+
+// signedAnswer answers a signed query as the inner handler does, and signs
+// the answer with the query's key.
+func (s *Server) signedAnswer(req *dns.Msg, remote netip.Addr, tcp bool, k *key) []byte {
+	ts := req.IsTsig()
+	req.Extra = req.Extra[:len(req.Extra)-1]
+	m := s.catalogAnswer(req)
+	if m == nil {
+		m = s.opts.Inner.Answer(req, remote, tcp)
+		s.patchSOA(m)
+	}
+	if m == nil {
+		return nil
+	}
+	b, _ := s.pack(m, k, ts.MAC, false)
+	return b
+}
+
+// soaAnswer answers an SOA query for a zone whose exported serial is not
+// the zone's own (an edit that changed no exported record, such as a
+// rule, moves the zone's serial only): the SOA says the exported serial,
+// so a secondary checking it sees what a transfer would give it. nil for
+// any other query: the inner handler answers it, its fast path untouched.
+func (s *Server) soaAnswer(q []byte, remote netip.Addr, tcp bool, out []byte) []byte {
+	req := new(dns.Msg)
+	if err := req.Unpack(q); err != nil || req.Response || len(req.Question) != 1 {
+		return nil
+	}
+	if v := s.viewFor(req.Question[0].Name); v == nil || v.src == nil || v.src.Serial == v.soa.Serial {
+		return nil
+	}
+	m := s.opts.Inner.Answer(req, remote, tcp)
+	if m == nil {
+		return nil
+	}
+	s.patchSOA(m)
+	b, err := m.PackBuffer(out[:cap(out)])
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// viewFor returns the view of the zone that answers name, or nil.
+func (s *Server) viewFor(name string) *view {
+	set := s.opts.Zones.Load()
+	if set == nil {
+		return nil
+	}
+	z := set.Find(dns.CanonicalName(name), dns.TypeSOA)
+	if z == nil {
+		return nil
+	}
+	return (*s.views.Load())[z.Origin]
+}
+
+// patchSOA replaces the zone's own apex SOA in m by the exported one.
+func (s *Server) patchSOA(m *dns.Msg) {
+	if len(m.Question) != 1 {
+		return
+	}
+	v := s.viewFor(m.Question[0].Name)
+	if v == nil || v.src == nil || v.src.Serial == v.soa.Serial {
+		return
+	}
+	// The sections may be the zone's own slices, shared by every
+	// answer: patched in copies.
+	patch := func(sec []dns.RR) []dns.RR {
+		out := sec
+		for i, rr := range sec {
+			if soa, ok := rr.(*dns.SOA); ok && dns.CanonicalName(soa.Hdr.Name) == v.origin {
+				if &out[0] == &sec[0] {
+					out = slices.Clone(sec)
+				}
+				x := dns.Copy(soa).(*dns.SOA)
+				x.Serial = v.soa.Serial
+				out[i] = x
+			}
+		}
+		return out
+	}
+	m.Answer, m.Ns = patch(m.Answer), patch(m.Ns)
+}
+
+// catalogAnswer answers a query for a name in the catalog zone from its
+// view; nil if the name is not in it. Only signed queries get here: the
+// catalog is for secondaries, which check its SOA with their key.
+func (s *Server) catalogAnswer(req *dns.Msg) *dns.Msg {
+	if s.catalog == nil || len(req.Question) != 1 {
+		return nil
+	}
+	q := req.Question[0]
+	name := dns.CanonicalName(q.Name)
+	if !dns.IsSubDomain(s.catalog.origin, name) {
+		return nil
+	}
+	v := (*s.views.Load())[s.catalog.origin]
+	if v == nil {
+		return nil
+	}
+	m := new(dns.Msg)
+	m.SetReply(req)
+	m.Authoritative = true
+	found := name == v.origin
+	if found && q.Qtype == dns.TypeSOA {
+		m.Answer = append(m.Answer, v.soa)
+	}
+	for _, rr := range v.rrs {
+		if dns.CanonicalName(rr.Header().Name) == name {
+			found = true
+			if rr.Header().Rrtype == q.Qtype {
+				m.Answer = append(m.Answer, rr)
+			}
+		}
+	}
+	if len(m.Answer) == 0 {
+		if !found {
+			m.Rcode = dns.RcodeNameError
+		}
+		m.Ns = append(m.Ns, v.soa)
+	}
+	return m
+}
+
+// pack packs m, signed with k if not nil.
+func (s *Server) pack(m *dns.Msg, k *key, mac string, timersOnly bool) ([]byte, string) {
+	if k == nil {
+		b, _ := m.Pack()
+		return b, ""
+	}
+	m.SetTsig(k.name, k.alg, 300, time.Now().Unix())
+	b, mac, err := dns.TsigGenerate(m, k.secret, mac, timersOnly)
+	if err != nil {
+		return nil, ""
+	}
+	return b, mac
+}
+
+// transferBytes is the size a transfer message is filled to.
+const transferBytes = 16 << 10
+
+// transfer answers AXFR or IXFR to a client the zone allows, REFUSED with
+// EDE 18 (Prohibited) to any other.
+func (s *Server) transfer(req *dns.Msg, remote netip.Addr, k *key, send func([]byte) bool) bool {
+	q := req.Question[0]
+	v := (*s.views.Load())[dns.CanonicalName(q.Name)]
+	reqMAC := ""
+	if ts := req.IsTsig(); ts != nil {
+		reqMAC = ts.MAC
+	}
+	if v == nil || !allowed(v, remote, k) {
+		m := new(dns.Msg)
+		m.SetRcode(req, dns.RcodeRefused)
+		m.Extra = nil
+		if req.IsEdns0() != nil {
+			o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+			o.SetUDPSize(dns.DefaultMsgSize)
+			code := uint16(dns.ExtendedErrorCodeProhibited)
+			if v == nil {
+				code = dns.ExtendedErrorCodeNotAuthoritative
+			}
+			o.Option = []dns.EDNS0{&dns.EDNS0_EDE{InfoCode: code}}
+			m.Extra = append(m.Extra, o)
+		}
+		b, _ := s.pack(m, k, reqMAC, false)
+		return send(b)
+	}
+	// The records are read in parts (SOA, the view's own slice, SOA), not
+	// copied: a big zone's transfer allocates its messages only.
+	parts := s.records(v, req)
+	first := true
+	for len(parts) > 0 || first {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		m.Authoritative = true
+		m.Compress = true
+		m.Extra = nil
+		for len(parts) > 0 {
+			if len(parts[0]) == 0 {
+				parts = parts[1:]
+				continue
+			}
+			m.Answer = append(m.Answer, parts[0][0])
+			parts[0] = parts[0][1:]
+			if len(m.Answer)%16 == 0 && m.Len() >= transferBytes {
+				break
+			}
+		}
+		var b []byte
+		b, reqMAC = s.pack(m, k, reqMAC, !first)
+		if b == nil || !send(b) {
+			return false
+		}
+		first = false
+	}
+	return true
+}
+
+// records lists a transfer's answer records: for AXFR (and IXFR the
+// journal cannot serve) the SOA, the records, the SOA; for IXFR from a
+// serial the journal reaches, each difference since (RFC 1995 4); for an
+// IXFR from the current serial, the SOA alone.
+func (s *Server) records(v *view, req *dns.Msg) [][]dns.RR {
+	soa := []dns.RR{v.soa}
+	if req.Question[0].Qtype == dns.TypeIXFR && len(req.Ns) == 1 {
+		if have, ok := req.Ns[0].(*dns.SOA); ok {
+			if !serialAfter(v.soa.Serial, have.Serial) {
+				return [][]dns.RR{soa}
+			}
+			if i := slices.IndexFunc(v.journal, func(d delta) bool { return d.From == have.Serial }); i >= 0 {
+				out := [][]dns.RR{soa}
+				for _, d := range v.journal[i:] {
+					from := dns.Copy(v.soa).(*dns.SOA)
+					from.Serial = d.From
+					to := dns.Copy(v.soa).(*dns.SOA)
+					to.Serial = d.To
+					out = append(out, []dns.RR{from}, d.Del, []dns.RR{to}, d.Add)
+				}
+				return append(out, soa)
+			}
+		}
+	}
+	return [][]dns.RR{soa, v.rrs, soa}
+}
+
+// allowed reports whether a client may transfer v: its address is in an
+// allowed prefix, or it signed with an allowed key.
+func allowed(v *view, remote netip.Addr, k *key) bool {
+	if v.tr == nil {
+		return false
+	}
+	if k != nil && slices.Contains(v.tr.Keys, k.name) {
+		return true
+	}
+	remote = remote.Unmap()
+	for _, p := range v.tr.Allow {
+		if p.Contains(remote) {
+			return true
+		}
+	}
+	return false
+}
+
+// qtype returns the type of a query's single question.
+func qtype(q []byte) (uint16, bool) {
+	if len(q) < 12 || q[2]&0x80 != 0 || binary.BigEndian.Uint16(q[4:]) != 1 {
+		return 0, false
+	}
+	off, ok := skipName(q, 12)
+	if !ok || off+4 > len(q) {
+		return 0, false
+	}
+	return binary.BigEndian.Uint16(q[off:]), true
+}
+
+// hasTSIG reports whether a query's last additional record is a TSIG. It
+// costs nothing for a query without additional records, and walks the
+// record headers of one with some.
+func hasTSIG(q []byte) bool {
+	if len(q) < 12 || q[2]&0x80 != 0 {
+		return false
+	}
+	ar := int(binary.BigEndian.Uint16(q[10:]))
+	if ar == 0 {
+		return false
+	}
+	off := 12
+	for i := 0; i < int(binary.BigEndian.Uint16(q[4:])); i++ {
+		var ok bool
+		if off, ok = skipName(q, off); !ok || off+4 > len(q) {
+			return false
+		}
+		off += 4
+	}
+	rrs := int(binary.BigEndian.Uint16(q[6:])) + int(binary.BigEndian.Uint16(q[8:])) + ar
+	for i := 0; i < rrs; i++ {
+		var ok bool
+		if off, ok = skipName(q, off); !ok || off+10 > len(q) {
+			return false
+		}
+		t := binary.BigEndian.Uint16(q[off:])
+		off += 10 + int(binary.BigEndian.Uint16(q[off+8:]))
+		if off > len(q) {
+			return false
+		}
+		if i == rrs-1 {
+			return t == dns.TypeTSIG
+		}
+	}
+	return false
+}
+
+// skipName returns the offset after the name at off.
+func skipName(b []byte, off int) (int, bool) {
+	for n := 0; off < len(b) && n < 128; n++ {
+		l := int(b[off])
+		switch {
+		case l == 0:
+			return off + 1, true
+		case l&0xC0 == 0xC0:
+			return off + 2, off+2 <= len(b)
+		case l > 63:
+			return 0, false
+		}
+		off += l + 1
+	}
+	return 0, false
+}

@@ -1,0 +1,408 @@
+package xfr
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/geodns/geodns/zones"
+	"github.com/miekg/dns"
+)
+
+// Inner answers ordinary queries; *resolver.Handler is one.
+type Inner interface {
+	ServeWire(q []byte, remote netip.Addr, tcp bool, out []byte) []byte
+	Answer(req *dns.Msg, remote netip.Addr, tcp bool) *dns.Msg
+}
+
+// Options configure a Server.
+type Options struct {
+	Zones *atomic.Pointer[zones.Set]
+	Inner Inner
+	Keys  Keys
+	// StateDir keeps the exported serials and the IXFR journal across
+	// restarts (xfr.json). "": kept in memory only.
+	StateDir string
+	// Catalog is the catalog zone (RFC 9432); its Zone "" means none.
+	Catalog Catalog
+	// JournalLen bounds the IXFR journal of each zone, in versions.
+	// Default 32.
+	JournalLen int
+	// JournalRecords bounds it in records (deleted plus added); an older
+	// version is dropped first. Default 100000.
+	JournalRecords int
+	Log            *slog.Logger
+}
+
+// Catalog is the catalog zone's server config (catalog:).
+type Catalog struct {
+	Zone   string   `yaml:"zone"`   // e.g. catalog.invalid.
+	Allow  []string `yaml:"allow"`  // as a zone's transfer: allow
+	Notify []string `yaml:"notify"` // as a zone's transfer: notify
+}
+
+// Server serves transfers and TSIG-signed queries and sends NOTIFY. Its
+// query-path methods (ServeWire, Claims, Stream) only load views; Run
+// builds them.
+type Server struct {
+	opts    Options
+	views   atomic.Pointer[map[string]*view]
+	kick    chan struct{}
+	catalog *view // the catalog's transfer settings, parsed once
+
+	// Run's own, except where noted.
+	state    map[string]*zoneState
+	lastSet  *zones.Set
+	notifyMu sync.Mutex
+	pending  map[string]context.CancelFunc // origin+target -> the NOTIFY still retrying
+
+	notifies atomic.Uint64 // NOTIFY messages sent, retries included
+	built    atomic.Pointer[zones.Set]
+}
+
+// view is a zone's exported view: immutable once published.
+type view struct {
+	origin  string
+	src     *zones.Zone // the version it was built from; nil for the catalog
+	soa     *dns.SOA    // with the exported serial
+	rrs     []dns.RR    // SOA excluded, canonical order
+	hash    [32]byte
+	tr      *zones.Transfer
+	journal []delta // oldest first; the last ends at soa.Serial
+}
+
+// delta is one change of the exported content.
+type delta struct {
+	From, To uint32
+	Del, Add []dns.RR
+}
+
+// zoneState is what the state file keeps of a zone.
+type zoneState struct {
+	Serial  uint32      `json:"serial"`
+	Hash    string      `json:"hash"`
+	Journal []deltaJSON `json:"journal,omitempty"`
+}
+
+type deltaJSON struct {
+	From uint32   `json:"from"`
+	To   uint32   `json:"to"`
+	Del  []string `json:"del"`
+	Add  []string `json:"add"`
+}
+
+// New returns a server; nothing is served until Run has built the views.
+func New(o Options) (*Server, error) {
+	if o.JournalLen <= 0 {
+		o.JournalLen = 32
+	}
+	if o.JournalRecords <= 0 {
+		o.JournalRecords = 100000
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	s := &Server{opts: o, kick: make(chan struct{}, 1), state: map[string]*zoneState{}, pending: map[string]context.CancelFunc{}}
+	empty := map[string]*view{}
+	s.views.Store(&empty)
+	if o.Catalog.Zone != "" {
+		tr, err := parseTransfer(o.Catalog.Allow, o.Catalog.Notify)
+		if err != nil {
+			return nil, err
+		}
+		s.catalog = &view{origin: dns.CanonicalName(o.Catalog.Zone), tr: tr}
+	}
+	s.load()
+	return s, nil
+}
+
+// Changed asks Run to look at the zone set now rather than at its next poll.
+func (s *Server) Changed(*zones.Set) {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Notifies returns how many NOTIFY messages were sent.
+func (s *Server) Notifies() uint64 { return s.notifies.Load() }
+
+// Serial returns the exported serial of a zone, and whether it is served.
+func (s *Server) Serial(origin string) (uint32, bool) {
+	v := (*s.views.Load())[dns.CanonicalName(origin)]
+	if v == nil {
+		return 0, false
+	}
+	return v.soa.Serial, true
+}
+
+// Built returns the zone set the views were last built from.
+func (s *Server) Built() *zones.Set { return s.built.Load() }
+
+const pollEvery = 200 * time.Millisecond
+
+// Run rebuilds the exported views when the zone set changes (on Changed,
+// or polled), and sends NOTIFY for every exported serial that moved.
+func (s *Server) Run(ctx context.Context) error {
+	t := time.NewTicker(pollEvery)
+	defer t.Stop()
+	for {
+		s.update(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.kick:
+		case <-t.C:
+		}
+	}
+}
+
+// update builds the views of the zones that changed.
+func (s *Server) update(ctx context.Context) {
+	set := s.opts.Zones.Load()
+	if set == nil || set == s.lastSet {
+		return
+	}
+	s.lastSet = set
+	old := *s.views.Load()
+	next := make(map[string]*view, len(old))
+	var changed []*view
+	dirty := false
+	for _, z := range set.Zones() {
+		prev := old[z.Origin]
+		if prev != nil && prev.src == z {
+			next[z.Origin] = prev
+			continue
+		}
+		if z.Transfer == nil {
+			// Not transferable: no exported view to build (sorting and
+			// digesting a big zone on each reload would be for nothing);
+			// listed in the catalog all the same.
+			next[z.Origin] = &view{origin: z.Origin, src: z, soa: z.SOA()}
+			continue
+		}
+		rrs, hash := exported(z)
+		v := s.version(prev, z.Origin, z.SOA(), z.Serial, rrs, hash)
+		v.src, v.tr = z, z.Transfer
+		next[z.Origin] = v
+		dirty = true
+		if prev == nil || prev.soa.Serial != v.soa.Serial {
+			changed = append(changed, v)
+		}
+	}
+	for o := range old {
+		if next[o] == nil && (s.catalog == nil || o != s.catalog.origin) {
+			delete(s.state, o)
+			dirty = true
+		}
+	}
+	if s.catalog != nil {
+		prev := old[s.catalog.origin]
+		rrs, hash := catalogRecords(s.catalog.origin, next)
+		if prev == nil || prev.hash != hash {
+			soa := catalogSOA(s.catalog.origin)
+			v := s.version(prev, s.catalog.origin, soa, uint32(time.Now().Unix()), rrs, hash)
+			v.tr = s.catalog.tr
+			changed = append(changed, v)
+			dirty = true
+			prev = v
+		}
+		next[s.catalog.origin] = prev
+	}
+	s.views.Store(&next)
+	s.built.Store(set)
+	if dirty {
+		s.save()
+	}
+	for _, v := range changed {
+		s.notify(ctx, v)
+	}
+}
+
+// version makes the next view of a zone: the same serial and journal if
+// the exported content is unchanged, else a serial after the last one
+// (the zone's own if that is later) and the difference journaled.
+func (s *Server) version(prev *view, origin string, soa *dns.SOA, want uint32, rrs []dns.RR, hash [32]byte) *view {
+	v := &view{origin: origin, rrs: rrs, hash: hash}
+	st := s.state[origin]
+	hashHex := hex.EncodeToString(hash[:])
+	serial := want
+	switch {
+	case st != nil && st.Hash == hashHex:
+		serial = st.Serial
+		if prev != nil {
+			v.journal = prev.journal
+		} else {
+			v.journal = s.journalFromState(st)
+		}
+	case st != nil:
+		if !serialAfter(serial, st.Serial) {
+			serial = st.Serial + 1
+		}
+		if prev != nil && prev.rrs != nil && hex.EncodeToString(prev.hash[:]) == st.Hash {
+			// Journaled: what changed since the last version.
+			d := diff(prev.rrs, rrs)
+			d.From, d.To = st.Serial, serial
+			v.journal = s.trim(append(append([]delta(nil), prev.journal...), d))
+		}
+		// Else (a restart with other content): the old content is not
+		// kept, so IXFR from before falls back to AXFR.
+	}
+	x := dns.Copy(soa).(*dns.SOA)
+	x.Serial = serial
+	v.soa = x
+	s.state[origin] = &zoneState{Serial: serial, Hash: hashHex, Journal: journalJSON(v.journal)}
+	return v
+}
+
+// trim keeps the journal within its bounds, dropping the oldest first.
+func (s *Server) trim(j []delta) []delta {
+	n := 0
+	for _, d := range j {
+		n += len(d.Del) + len(d.Add)
+	}
+	for len(j) > 0 && (len(j) > s.opts.JournalLen || n > s.opts.JournalRecords) {
+		n -= len(j[0].Del) + len(j[0].Add)
+		j = j[1:]
+	}
+	return j
+}
+
+// diff returns what to delete from a and add to it to get b; both are
+// in canonical order with equal records adjacent, compared as text.
+func diff(a, b []dns.RR) delta {
+	in := func(rrs []dns.RR) map[string]dns.RR {
+		m := make(map[string]dns.RR, len(rrs))
+		for _, rr := range rrs {
+			m[rr.String()] = rr
+		}
+		return m
+	}
+	ma, mb := in(a), in(b)
+	var d delta
+	for _, rr := range a {
+		if _, ok := mb[rr.String()]; !ok {
+			d.Del = append(d.Del, rr)
+		}
+	}
+	for _, rr := range b {
+		if _, ok := ma[rr.String()]; !ok {
+			d.Add = append(d.Add, rr)
+		}
+	}
+	return d
+}
+
+func journalJSON(j []delta) []deltaJSON {
+	out := make([]deltaJSON, len(j))
+	for i, d := range j {
+		out[i] = deltaJSON{From: d.From, To: d.To}
+		for _, rr := range d.Del {
+			out[i].Del = append(out[i].Del, rr.String())
+		}
+		for _, rr := range d.Add {
+			out[i].Add = append(out[i].Add, rr.String())
+		}
+	}
+	return out
+}
+
+func (s *Server) journalFromState(st *zoneState) []delta {
+	var j []delta
+	for _, dj := range st.Journal {
+		d := delta{From: dj.From, To: dj.To}
+		ok := true
+		parse := func(texts []string) (out []dns.RR) {
+			for _, t := range texts {
+				rr, err := dns.NewRR(t)
+				if err != nil || rr == nil {
+					ok = false
+					continue
+				}
+				out = append(out, rr)
+			}
+			return out
+		}
+		d.Del, d.Add = parse(dj.Del), parse(dj.Add)
+		if !ok {
+			j = nil // a gap: IXFR from before it falls back to AXFR
+			continue
+		}
+		j = append(j, d)
+	}
+	return j
+}
+
+func (s *Server) stateFile() string {
+	if s.opts.StateDir == "" {
+		return ""
+	}
+	return filepath.Join(s.opts.StateDir, "xfr.json")
+}
+
+// load reads the state file, if any; a bad one is ignored (the serials
+// then start from the zones' own).
+func (s *Server) load() {
+	f := s.stateFile()
+	if f == "" {
+		return
+	}
+	b, err := os.ReadFile(f)
+	if err != nil {
+		return
+	}
+	var st map[string]*zoneState
+	if err := json.Unmarshal(b, &st); err != nil {
+		s.opts.Log.Warn("transfer state file unreadable; serials restart from the zones'", "file", f, "error", err)
+		return
+	}
+	s.state = st
+}
+
+// save writes the state file whole, by rename.
+func (s *Server) save() {
+	f := s.stateFile()
+	if f == "" {
+		return
+	}
+	b, _ := json.Marshal(s.state)
+	tmp := f + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err == nil {
+		err = os.Rename(tmp, f)
+		if err == nil {
+			return
+		}
+	}
+	s.opts.Log.Warn("cannot write the transfer state file", "file", f)
+}
+
+// parseTransfer parses a transfer: setting given as text (the catalog's).
+func parseTransfer(allow, notify []string) (*zones.Transfer, error) {
+	tr := &zones.Transfer{}
+	for _, a := range allow {
+		if len(a) > 4 && a[:4] == "key:" {
+			tr.Keys = append(tr.Keys, dns.CanonicalName(a[4:]))
+			continue
+		}
+		p, err := netip.ParsePrefix(a)
+		if err != nil {
+			return nil, err
+		}
+		tr.Allow = append(tr.Allow, p.Masked())
+	}
+	for _, n := range notify {
+		ap, err := netip.ParseAddrPort(n)
+		if err != nil {
+			return nil, err
+		}
+		tr.Notify = append(tr.Notify, ap)
+	}
+	return tr, nil
+}

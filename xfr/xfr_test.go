@@ -1,0 +1,314 @@
+package xfr
+
+import (
+	"context"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/geodns/geodns/resolver"
+	"github.com/geodns/geodns/zones"
+	"github.com/miekg/dns"
+	"github.com/stretchr/testify/require"
+)
+
+const (
+	keyName   = "sec1."
+	keySecret = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0IQ=="
+	zoneSrc   = `origin: t.test.
+soa: {ns: ns1.t.test., mbox: h.t.test., serial: 100}
+transfer:
+  allow: [127.0.0.2/32, "key:sec1"]
+  notify: [NOTIFY]
+records:
+  "@": {NS: [ns1.t.test.]}
+  ns1: {A: [192.0.2.53]}
+  www: {service: web}
+  fb: {service: back}
+sites:
+  a: {lat: 1, lon: 1}
+  b: {lat: 2, lon: 2}
+services:
+  web:
+    endpoints:
+      - {site: a, address: 192.0.2.1}
+      - {site: b, address: 192.0.2.2}
+      - {site: b, address: "2001:db8::2"}
+  back:
+    export: all
+    all_down: fallback
+    fallback: [192.0.2.9]
+    endpoints:
+      - {site: a, address: 192.0.2.1}
+      - {site: b, address: 192.0.2.2}
+`
+)
+
+type harness struct {
+	t      testing.TB
+	set    atomic.Pointer[zones.Set]
+	srv    *Server
+	addr   string
+	notify chan *dns.Msg
+	mtime  time.Time
+}
+
+// newHarness serves a zone with transfers on 127.0.0.1:0 over real
+// sockets, NOTIFY going to a UDP listener of the test's.
+func newHarness(t testing.TB, stateDir string) *harness { return newHarnessSrc(t, stateDir, zoneSrc) }
+
+// newHarnessSrc is newHarness serving src (NOTIFY: where NOTIFY goes).
+func newHarnessSrc(t testing.TB, stateDir, src string) *harness {
+	h := &harness{t: t, notify: make(chan *dns.Msg, 100), mtime: time.Unix(1000, 0)}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ns := &dns.Server{PacketConn: pc, TsigSecret: map[string]string{keyName: keySecret},
+		Handler: dns.HandlerFunc(func(w dns.ResponseWriter, m *dns.Msg) {
+			if w.TsigStatus() != nil {
+				return
+			}
+			h.notify <- m
+			r := new(dns.Msg).SetReply(m)
+			r.SetTsig(keyName, dns.HmacSHA256, 300, time.Now().Unix())
+			w.WriteMsg(r)
+		})}
+	go ns.ActivateAndServe()
+	t.Cleanup(func() { ns.Shutdown() })
+	h.load(strings.Replace(src, "NOTIFY", `"`+pc.LocalAddr().String()+`"`, 1))
+	keys, err := ParseKeys(map[string]KeyConfig{"sec1": {Algorithm: "hmac-sha256", Secret: keySecret}})
+	require.NoError(t, err)
+	inner := resolver.NewHandler(&h.set, nil, resolver.Config{}, nil)
+	h.srv, err = New(Options{Zones: &h.set, Inner: inner, Keys: keys, StateDir: stateDir,
+		Catalog: Catalog{Zone: "catalog.invalid.", Allow: []string{"127.0.0.2/32"}}})
+	require.NoError(t, err)
+	ln, err := resolver.Listen("127.0.0.1:0")
+	require.NoError(t, err)
+	h.addr = ln.Addr()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{}, 2)
+	go func() { resolver.Serve(ctx, h.srv, resolver.ServeOptions{}, ln); done <- struct{}{} }()
+	go func() { h.srv.Run(ctx); done <- struct{}{} }()
+	t.Cleanup(func() { cancel(); <-done; <-done })
+	require.Eventually(t, func() bool { _, ok := h.srv.Serial("t.test."); return ok }, 5*time.Second, 10*time.Millisecond)
+	return h
+}
+
+func (h *harness) load(src string) {
+	h.mtime = h.mtime.Add(time.Second)
+	var prev *zones.Zone
+	if h.set.Load() != nil {
+		prev = h.set.Load().Zone("t.test.")
+	}
+	z, err := zones.Compile("t.yaml", []byte(src), "t.test.", h.mtime, prev)
+	require.NoError(h.t, err)
+	if h.set.Load() == nil {
+		h.set.Store(zones.NewSet(z))
+	} else {
+		h.set.Store(h.set.Load().With(z))
+	}
+	if h.srv != nil {
+		h.srv.Changed(nil)
+	}
+}
+
+// xfr transfers zone from h over TCP from 127.0.0.1, signed with the key
+// (secret "" for unsigned).
+func (h *harness) xfr(zone string, qtype uint16, serial uint32, name, alg, secret string) ([]dns.RR, error) {
+	m := new(dns.Msg)
+	if qtype == dns.TypeIXFR {
+		m.SetIxfr(zone, serial, "ns1.t.test.", "h.t.test.")
+	} else {
+		m.SetAxfr(zone)
+	}
+	m.SetEdns0(1232, false)
+	tr := &dns.Transfer{}
+	if secret != "" {
+		m.SetTsig(name, alg, 300, time.Now().Unix())
+		tr.TsigSecret = map[string]string{name: secret}
+	}
+	ch, err := tr.In(m, h.addr)
+	if err != nil {
+		return nil, err
+	}
+	var out []dns.RR
+	for env := range ch {
+		if env.Error != nil {
+			return out, env.Error
+		}
+		out = append(out, env.RR...)
+	}
+	return out, nil
+}
+
+func texts(rrs []dns.RR) string {
+	var b strings.Builder
+	for _, rr := range rrs {
+		b.WriteString(rr.String() + "\n")
+	}
+	return b.String()
+}
+
+func TestAXFRExportedView(t *testing.T) {
+	h := newHarness(t, t.TempDir())
+	rrs, err := h.xfr("t.test.", dns.TypeAXFR, 0, keyName, dns.HmacSHA256, keySecret)
+	require.NoError(t, err)
+	require.Equal(t, `t.test.	3600	IN	SOA	ns1.t.test. h.t.test. 100 3600 600 1209600 60
+t.test.	3600	IN	NS	ns1.t.test.
+fb.t.test.	3600	IN	A	192.0.2.1
+fb.t.test.	3600	IN	A	192.0.2.2
+ns1.t.test.	3600	IN	A	192.0.2.53
+www.t.test.	3600	IN	A	192.0.2.1
+t.test.	3600	IN	SOA	ns1.t.test. h.t.test. 100 3600 600 1209600 60
+`, texts(rrs))
+
+	// A wrong secret under our key name, an unknown key, an unlisted client.
+	_, err = h.xfr("t.test.", dns.TypeAXFR, 0, keyName, dns.HmacSHA256, "d3Jvbmctd3Jvbmctd3Jvbmctd3Jvbmc=")
+	require.Error(t, err)
+	_, err = h.xfr("t.test.", dns.TypeAXFR, 0, "other.", dns.HmacSHA256, keySecret)
+	require.Error(t, err)
+	r, err := dns.Exchange(func() *dns.Msg {
+		m := new(dns.Msg).SetAxfr("t.test.")
+		m.SetEdns0(1232, false)
+		return m
+	}(), h.addr) // over UDP: the resolver's refusal
+	require.NoError(t, err)
+	require.Equal(t, dns.RcodeRefused, r.Rcode)
+	c := &dns.Client{Net: "tcp"}
+	m := new(dns.Msg).SetAxfr("t.test.")
+	m.SetEdns0(1232, false)
+	r, _, err = c.Exchange(m, h.addr)
+	require.NoError(t, err)
+	require.Equal(t, dns.RcodeRefused, r.Rcode)
+	require.Equal(t, uint16(dns.ExtendedErrorCodeProhibited), r.IsEdns0().Option[0].(*dns.EDNS0_EDE).InfoCode)
+
+	// Unsigned from an allowed address (127.0.0.2/32): transferred.
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 2 * time.Second}
+	nc, err := d.Dial("tcp", h.addr)
+	require.NoError(t, err)
+	m = new(dns.Msg).SetAxfr("t.test.")
+	ch, err := (&dns.Transfer{Conn: &dns.Conn{Conn: nc}}).In(m, h.addr)
+	require.NoError(t, err)
+	n := 0
+	for env := range ch {
+		require.NoError(t, env.Error)
+		n += len(env.RR)
+	}
+	require.Equal(t, 7, n)
+
+	// A signed SOA query over UDP gets a signed answer.
+	m = new(dns.Msg).SetQuestion("t.test.", dns.TypeSOA)
+	m.SetTsig(keyName, dns.HmacSHA256, 300, time.Now().Unix())
+	c = &dns.Client{TsigSecret: map[string]string{keyName: keySecret}}
+	r, _, err = c.Exchange(m, h.addr)
+	require.NoError(t, err)
+	require.NotNil(t, r.IsTsig())
+	require.Equal(t, uint32(100), r.Answer[0].(*dns.SOA).Serial)
+}
+
+func TestSerialNOTIFYAndIXFR(t *testing.T) {
+	dir := t.TempDir()
+	h := newHarness(t, dir)
+	first := <-h.notify // the first version is announced too
+	require.Equal(t, uint32(100), first.Answer[0].(*dns.SOA).Serial)
+	require.NotNil(t, first.IsTsig())
+
+	src := strings.Replace(zoneSrc, "NOTIFY", `"`+first.Answer[0].Header().Name+`"`, 1)
+	_ = src
+	cur := h.set.Load().Zone("t.test.")
+	// Content that is not exported (a rule, a site's capacity) moves no
+	// serial and sends no NOTIFY.
+	notifySrc := func(s string) string {
+		return strings.Replace(s, "NOTIFY", `"`+h.srv.opts.Zones.Load().Zone("t.test.").Transfer.Notify[0].String()+`"`, 1)
+	}
+	h.load(notifySrc(strings.Replace(zoneSrc, "b: {lat: 2, lon: 2}", "b: {lat: 2, lon: 2, capacity: 7}", 1)))
+	require.Eventually(t, func() bool { return h.srv.Built() == h.set.Load() }, 5*time.Second, 10*time.Millisecond)
+	require.NotSame(t, cur, h.set.Load().Zone("t.test."))
+	s, _ := h.srv.Serial("t.test.")
+	require.Equal(t, uint32(100), s)
+
+	// An exported change: a new serial, NOTIFY, and IXFR carries one record.
+	changed := strings.Replace(zoneSrc, "serial: 100", "serial: 101", 1)
+	changed = strings.Replace(changed, "ns1: {A: [192.0.2.53]}", "ns1: {A: [192.0.2.54]}", 1)
+	start := time.Now()
+	h.load(notifySrc(changed))
+	n := <-h.notify
+	t.Logf("NOTIFY %v after the change", time.Since(start))
+	require.Equal(t, uint32(101), n.Answer[0].(*dns.SOA).Serial)
+	select {
+	case m := <-h.notify:
+		t.Fatalf("a second NOTIFY: %v", m)
+	default:
+	}
+	rrs, err := h.xfr("t.test.", dns.TypeIXFR, 100, keyName, dns.HmacSHA256, keySecret)
+	require.NoError(t, err)
+	require.Equal(t, `t.test.	3600	IN	SOA	ns1.t.test. h.t.test. 101 3600 600 1209600 60
+t.test.	3600	IN	SOA	ns1.t.test. h.t.test. 100 3600 600 1209600 60
+ns1.t.test.	3600	IN	A	192.0.2.53
+t.test.	3600	IN	SOA	ns1.t.test. h.t.test. 101 3600 600 1209600 60
+ns1.t.test.	3600	IN	A	192.0.2.54
+t.test.	3600	IN	SOA	ns1.t.test. h.t.test. 101 3600 600 1209600 60
+`, texts(rrs))
+	// From a serial the journal does not reach: the whole zone.
+	rrs, err = h.xfr("t.test.", dns.TypeIXFR, 50, keyName, dns.HmacSHA256, keySecret)
+	require.NoError(t, err)
+	require.Len(t, rrs, 7)
+	// Up to date: the SOA alone.
+	rrs, err = h.xfr("t.test.", dns.TypeIXFR, 101, keyName, dns.HmacSHA256, keySecret)
+	require.NoError(t, err)
+	require.Len(t, rrs, 1)
+
+	// The catalog lists the zone.
+	cat, err := h.xfr("catalog.invalid.", dns.TypeAXFR, 0, keyName, dns.HmacSHA256, keySecret)
+	require.Error(t, err) // the catalog allows 127.0.0.2 only
+	_ = cat
+}
+
+// TestSOASaysExportedSerial: an edit that changes no exported record (a
+// site's capacity) moves the zone's own serial but not the exported one,
+// and SOA answers, signed or not, say the exported one.
+func TestSOASaysExportedSerial(t *testing.T) {
+	h := newHarness(t, t.TempDir())
+	noSerial := strings.Replace(zoneSrc, ", serial: 100", "", 1)
+	noSerial = strings.Replace(noSerial, "NOTIFY", `"`+h.set.Load().Zone("t.test.").Transfer.Notify[0].String()+`"`, 1)
+	h.load(noSerial)
+	require.Eventually(t, func() bool { return h.srv.Built() == h.set.Load() }, 5*time.Second, 10*time.Millisecond)
+	exp, _ := h.srv.Serial("t.test.")
+	h.load(strings.Replace(noSerial, "b: {lat: 2, lon: 2}", "b: {lat: 2, lon: 2, capacity: 7}", 1))
+	require.Eventually(t, func() bool { return h.srv.Built() == h.set.Load() }, 5*time.Second, 10*time.Millisecond)
+	own := h.set.Load().Zone("t.test.").Serial
+	require.NotEqual(t, exp, own, "the zone's own serial should move")
+	s, _ := h.srv.Serial("t.test.")
+	require.Equal(t, exp, s, "the exported serial moved")
+
+	for _, signed := range []bool{false, true} {
+		m := new(dns.Msg).SetQuestion("t.test.", dns.TypeSOA)
+		c := &dns.Client{}
+		if signed {
+			m.SetTsig(keyName, dns.HmacSHA256, 300, time.Now().Unix())
+			c.TsigSecret = map[string]string{keyName: keySecret}
+		}
+		r, _, err := c.Exchange(m, h.addr)
+		require.NoError(t, err)
+		require.Equal(t, exp, r.Answer[0].(*dns.SOA).Serial, "signed %v", signed)
+	}
+}
+
+// TestJournalSurvivesRestart: the serial and the IXFR journal are read
+// back from the state directory.
+func TestJournalSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	h := newHarness(t, dir)
+	changed := strings.Replace(zoneSrc, "serial: 100", "serial: 101", 1)
+	changed = strings.Replace(changed, "ns1: {A: [192.0.2.53]}", "ns1: {A: [192.0.2.54]}", 1)
+	h.load(strings.Replace(changed, "NOTIFY", `"`+h.set.Load().Zone("t.test.").Transfer.Notify[0].String()+`"`, 1))
+	require.Eventually(t, func() bool { s, _ := h.srv.Serial("t.test."); return s == 101 }, 5*time.Second, 10*time.Millisecond)
+
+	h2 := newHarnessSrc(t, dir, changed) // the same state, the zone as the first had it last
+	s, _ := h2.srv.Serial("t.test.")
+	require.Equal(t, uint32(101), s)
+	rrs, err := h2.xfr("t.test.", dns.TypeIXFR, 100, keyName, dns.HmacSHA256, keySecret)
+	require.NoError(t, err)
+	require.Len(t, rrs, 6, texts(rrs)) // the journal reached back to 100
+}

@@ -1,0 +1,480 @@
+package zones
+
+import (
+	"bytes"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/miekg/dns"
+)
+
+// Master files are read by miekg's parser, with three things of our own
+// around it:
+//
+//   - $INCLUDE: the parser opens included files through includeFS, so they
+//     are confined, capped and hashed like the import itself. A relative
+//     path is taken relative to the including file (BIND takes it relative
+//     to its working directory, the "directory" option; NSD to its zones
+//     directory; Knot, like us, to the including file).
+//   - TTLs: the parser gives generated records without a TTL of their own
+//     its built-in default (3600); BIND gives them the TTL a record line
+//     would get there ($TTL, or the last TTL given). And the parser forgets
+//     a $TTL (or a last TTL) set in an included file when the include
+//     ends; BIND keeps it (its TTL state is the load's, only the origin and
+//     the current owner are the include's). fixTTLs rewrites such records
+//     from a scan of the files.
+//   - Positions: the parser tells no record's line. A problem found after
+//     the parse (a warning, a zone-wide error) is placed by the same scan,
+//     made only when there is something to place.
+
+// includeFS opens the files a master file's $INCLUDE directives name.
+// miekg's parser joins a relative name to the including file's directory
+// and strips the leading slash (fs.FS names are relative): the top file is
+// given to it by its absolute path, so a name is absolute once the slash
+// is back.
+type includeFS struct {
+	limits Limits
+	dir    string    // the zone file's directory, allowed besides limits.ImportDirs
+	sum    io.Writer // the zone's content hash: included bytes count too
+	detect *directiveDetector
+
+	mu     sync.Mutex // Open runs on the parser's goroutine
+	opened []string
+	capped []*capReader
+}
+
+func (f *includeFS) Open(name string) (fs.File, error) {
+	path := string(filepath.Separator) + filepath.FromSlash(name)
+	file, _, err := f.limits.openConfined(path, f.dir)
+	if err != nil {
+		return nil, includeErr{fileMsg(path, err)}
+	}
+	capped := &capReader{r: file, left: f.limits.maxSize()}
+	f.mu.Lock()
+	f.opened = append(f.opened, path)
+	f.capped = append(f.capped, capped)
+	f.mu.Unlock()
+	return &includedFile{File: file, r: io.TeeReader(capped, io.MultiWriter(f.sum, f.detect))}, nil
+}
+
+// includeErr is a refused $INCLUDE, worded without the parser's repetition.
+type includeErr struct{ msg string }
+
+func (e includeErr) Error() string { return e.msg }
+
+// includedFile reads an included file through its cap and the hash.
+type includedFile struct {
+	*os.File
+	r io.Reader
+}
+
+func (f *includedFile) Read(p []byte) (int, error) { return f.r.Read(p) }
+
+// directiveDetector notes whether the bytes written to it hold a $GENERATE
+// directive (in any letter case): only then is there something to fix.
+// '$' is rare in zone data, so the search costs next to nothing.
+type directiveDetector struct {
+	tail     []byte // the end of the previous write, for a word split between writes
+	generate bool
+}
+
+func (d *directiveDetector) Write(p []byte) (int, error) {
+	if d.generate {
+		return len(p), nil
+	}
+	buf := p
+	if len(d.tail) > 0 {
+		buf = append(d.tail, p[:min(len(p), 16)]...)
+		if d.find(buf) {
+			return len(p), nil
+		}
+		buf = p
+	}
+	d.find(buf)
+	d.tail = append(d.tail[:0], p[max(0, len(p)-9):]...)
+	return len(p), nil
+}
+
+func (d *directiveDetector) find(b []byte) bool {
+	for {
+		i := bytes.IndexByte(b, '$')
+		if i < 0 || len(b)-i < 9 {
+			return false
+		}
+		if strings.EqualFold(string(b[i:i+9]), "$generate") {
+			d.generate = true
+			return true
+		}
+		b = b[i+1:]
+	}
+}
+
+// recPos is where one record of a master file was written.
+type recPos struct {
+	file      string
+	line, col int
+	fixTTL    int64 // for a record without a TTL of its own that the parser gives another TTL than BIND: BIND's; else -1
+}
+
+// ttlState is a default TTL: set by $TTL, or else by the last TTL a record
+// gave.
+type ttlState struct {
+	ttl         uint32
+	byDirective bool
+}
+
+// scanMaster lists the records of the master file at path, in the order
+// miekg's parser makes them, with where each was written: it splits the
+// file into entries as the parser does (comments, quotes, parentheses),
+// follows $INCLUDE (confined as includeFS is) and counts $GENERATE ranges.
+// display is the name errors use for path.
+//
+// mk is the parser's default TTL, which an include starts from and leaves
+// behind; bind is BIND's, one for the whole load.
+func (c *compiler) scanMaster(path, display string, mk ttlState, bind *ttlState, depth int, out []recPos) []recPos {
+	if depth > 7 {
+		return out
+	}
+	f, _, err := c.limits.openConfined(path, filepath.Dir(c.spec.file))
+	if err != nil {
+		return out
+	}
+	data, err := io.ReadAll(&capReader{r: f, left: c.limits.maxSize()})
+	f.Close()
+	if err != nil {
+		return out
+	}
+	forEntry(data, func(toks []token, blankOwner bool) {
+		first := toks[0]
+		pos := recPos{file: display, line: first.line, col: first.col, fixTTL: -1}
+		if !blankOwner {
+			switch strings.ToUpper(first.text) {
+			case "$TTL":
+				if len(toks) > 1 {
+					if t, ok := parseTTL(toks[1].text); ok {
+						mk, *bind = ttlState{t, true}, ttlState{t, true}
+					}
+				}
+				return
+			case "$ORIGIN":
+				return
+			case "$INCLUDE":
+				if len(toks) > 1 {
+					inc := toks[1].text
+					if !filepath.IsAbs(inc) {
+						inc = filepath.Join(filepath.Dir(path), inc)
+					}
+					out = c.scanMaster(inc, c.displayFile(inc), mk, bind, depth+1, out)
+				}
+				return
+			case "$GENERATE":
+				n := generateCount(toks)
+				// $GENERATE range lhs [ttl] [class] type rhs
+				explicit := false
+				for _, t := range toks[min(3, len(toks)):min(5, len(toks))] {
+					if _, ok := parseTTL(t.text); ok {
+						explicit = true
+					}
+				}
+				if !explicit {
+					pos.fixTTL = int64(bind.ttl)
+				}
+				for range n {
+					out = append(out, pos)
+				}
+				return
+			}
+			toks = toks[1:]
+		}
+		// [ttl] [class] type rdata, ttl and class in either order; without
+		// a type there is no record.
+		explicit, typed := false, false
+		var ttl uint32
+		for _, t := range toks[:min(3, len(toks))] {
+			if v, ok := parseTTL(t.text); ok && !explicit {
+				ttl, explicit = v, true
+				continue
+			}
+			if isClass(t.text) {
+				continue
+			}
+			typed = true
+			break
+		}
+		if !typed {
+			return
+		}
+		if explicit {
+			if !mk.byDirective {
+				mk = ttlState{ttl, false}
+			}
+			if !bind.byDirective {
+				*bind = ttlState{ttl, false}
+			}
+		}
+		if !explicit && bind.ttl != mk.ttl {
+			pos.fixTTL = int64(bind.ttl)
+		}
+		out = append(out, pos)
+	})
+	return out
+}
+
+// isClass tells whether a field is a class (IN, CH, CLASS3, ...).
+func isClass(s string) bool {
+	u := strings.ToUpper(s)
+	_, ok := dns.StringToClass[u]
+	return ok || strings.HasPrefix(u, "CLASS")
+}
+
+// generateCount is how many records a $GENERATE entry makes.
+func generateCount(toks []token) int {
+	if len(toks) < 4 { // $GENERATE range lhs [ttl] [class] type rhs
+		return 0
+	}
+	rng, step := toks[1].text, int64(1)
+	if i := strings.IndexByte(rng, '/'); i >= 0 {
+		step, _ = strconv.ParseInt(rng[i+1:], 10, 64)
+		rng = rng[:i]
+	}
+	a, b, _ := strings.Cut(rng, "-")
+	start, err1 := strconv.ParseInt(a, 10, 64)
+	end, err2 := strconv.ParseInt(b, 10, 64)
+	if err1 != nil || err2 != nil || step <= 0 || end < start {
+		return 0
+	}
+	return int((end-start)/step + 1)
+}
+
+// parseTTL reads a TTL as the parser does: seconds, or a number of units
+// (1h30m).
+func parseTTL(s string) (uint32, bool) {
+	if s == "" || s[0] < '0' || s[0] > '9' {
+		return 0, false
+	}
+	var total, cur uint64
+	digits := false
+	for _, ch := range []byte(strings.ToLower(s)) {
+		mult := uint64(0)
+		switch ch {
+		case 's':
+			mult = 1
+		case 'm':
+			mult = 60
+		case 'h':
+			mult = 3600
+		case 'd':
+			mult = 86400
+		case 'w':
+			mult = 604800
+		default:
+			if ch < '0' || ch > '9' {
+				return 0, false
+			}
+			cur = cur*10 + uint64(ch-'0')
+			digits = true
+			if cur > 1<<32 {
+				return 0, false
+			}
+			continue
+		}
+		if !digits {
+			return 0, false
+		}
+		total += cur * mult
+		cur, digits = 0, false
+	}
+	total += cur
+	return uint32(total), total < 1<<32
+}
+
+// token is one field of a master-file entry and where it starts.
+type token struct {
+	text      string
+	line, col int
+}
+
+// forEntry calls fn with the fields of each entry (a line, or lines joined
+// by parentheses) of a master file that has any; blankOwner is set when
+// the entry starts with a blank (it reuses the previous owner).
+func forEntry(data []byte, fn func(toks []token, blankOwner bool)) {
+	line, col := 1, 1
+	var toks []token
+	var cur []byte
+	inTok, quoted, escaped := false, false, false
+	depth := 0
+	blank := false
+	startLine := true
+	flush := func() {
+		if inTok {
+			toks[len(toks)-1].text = string(cur)
+			cur, inTok = cur[:0], false
+		}
+	}
+	end := func() {
+		flush()
+		if len(toks) > 0 {
+			fn(toks, blank)
+		}
+		toks = toks[:0]
+	}
+	for i := 0; i < len(data); i++ {
+		ch := data[i]
+		if startLine {
+			blank = ch == ' ' || ch == '\t'
+			startLine = false
+		}
+		switch {
+		case escaped:
+			cur = append(cur, ch)
+			escaped = false
+		case ch == '\\':
+			if !inTok {
+				toks, inTok = append(toks, token{line: line, col: col}), true
+			}
+			cur = append(cur, ch)
+			escaped = true
+		case quoted:
+			cur = append(cur, ch)
+			if ch == '"' {
+				quoted = false
+			}
+		case ch == '"':
+			if !inTok {
+				toks, inTok = append(toks, token{line: line, col: col}), true
+			}
+			cur = append(cur, ch)
+			quoted = true
+		case ch == ';':
+			for i+1 < len(data) && data[i+1] != '\n' {
+				i++
+			}
+		case ch == '(':
+			flush()
+			depth++
+		case ch == ')':
+			flush()
+			depth = max(0, depth-1)
+		case ch == '\n':
+			if depth == 0 {
+				end()
+				startLine = true
+			} else {
+				flush()
+			}
+		case ch == ' ' || ch == '\t' || ch == '\r':
+			flush()
+		default:
+			if !inTok {
+				toks, inTok = append(toks, token{line: line, col: col}), true
+			}
+			cur = append(cur, ch)
+		}
+		if ch == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+	}
+	end()
+}
+
+// importPositions returns where each imported record was written, in
+// parse order, scanning the files once (at the first need).
+func (c *compiler) importPositions() []recPos {
+	if c.positions == nil && c.importPath != "" {
+		c.positions = c.scanMaster(c.importPath, c.importDisplay, ttlState{c.spec.ttl, false}, &ttlState{c.spec.ttl, false}, 0, []recPos{})
+	}
+	return c.positions
+}
+
+// fixTTLs gives the records the parser gave another TTL than BIND gives
+// them ($GENERATE's, and those after an include that set a TTL) BIND's
+// TTL, and their sets one TTL again. recs are the imported records in
+// parse order.
+func (c *compiler) fixTTLs(recs []placed) {
+	pos := c.importPositions()
+	if len(pos) != len(recs) {
+		return // the scan and the parse disagree (a parse error): nothing to trust
+	}
+	type key struct {
+		name  string
+		rtype uint16
+	}
+	touched := map[key]bool{}
+	for i, p := range pos {
+		if p.fixTTL < 0 {
+			continue
+		}
+		h := recs[i].rr.Header()
+		h.Ttl = uint32(p.fixTTL)
+		touched[key{h.Name, h.Rrtype}] = true
+	}
+	for k := range touched {
+		n := c.z.nodes[k.name]
+		if n == nil {
+			continue
+		}
+		for i := range n.sets {
+			if s := &n.sets[i]; s.rtype == k.rtype && len(s.all) > 0 {
+				ttl := s.all[0].Header().Ttl // RFC 2181 5.2: one TTL per set, the first record's
+				for _, rr := range s.all {
+					rr.Header().Ttl = ttl
+				}
+			}
+		}
+	}
+}
+
+// displayFile maps a file name from a parse error back to the name the
+// operator gave: the parser knows included files by their absolute path
+// without its leading slash.
+func (c *compiler) displayFile(name string) string {
+	switch {
+	case name == "" || name == c.importPath:
+		return c.importDisplay
+	case !filepath.IsAbs(name):
+		name = string(filepath.Separator) + name
+	}
+	// Beside the import (or below it): shown as the import is shown.
+	if rel, err := filepath.Rel(filepath.Dir(c.importPath), name); err == nil && filepath.IsLocal(rel) {
+		return filepath.Join(filepath.Dir(c.importDisplay), rel)
+	}
+	return name
+}
+
+// masterRecords are the records of a compiled zone, for ImportFile.
+func (z *Zone) masterRecords() []dns.RR {
+	var out []dns.RR
+	for _, n := range z.nodes {
+		for i := range n.sets {
+			out = append(out, n.sets[i].records()...)
+		}
+	}
+	return out
+}
+
+// importPos is where the imported record rr was written. It searches the
+// records parsed so far from the last (errors come as records are added,
+// batch by batch) and gives up after a few errors: a file of a million
+// bad records is reported without the search growing with it.
+func (c *compiler) importPos(rr dns.RR) (recPos, bool) {
+	if c.parsed == nil || c.importPath == "" || len(c.errs) > 100 {
+		return recPos{}, false
+	}
+	recs := *c.parsed
+	for i := len(recs) - 1; i >= 0; i-- {
+		if recs[i].rr == rr {
+			if pos := c.importPositions(); i < len(pos) {
+				return pos[i], true
+			}
+			return recPos{}, false
+		}
+	}
+	return recPos{}, false
+}
