@@ -1,10 +1,14 @@
 # geodns: `make run` serves the example zones; `make test` runs every test.
 GO      ?= go
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+# The version: the release tag (v0.1.0, or v0.1.0-3-gabc1234 after it), or
+# 0.1.0-dev+COMMIT before the first tag. The commit is stamped too, for
+# builds without VCS stamping (GOFLAGS=-buildvcs=false).
+COMMIT  := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+VERSION ?= $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null || echo 0.1.0-dev+$(COMMIT))
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BIN     := bin/geodns
 
-.PHONY: all build run test fuzz bench clean
+.PHONY: all build run test fuzz bench clean deb dist test-deb
 
 all: build
 
@@ -40,6 +44,22 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./benchmarks/
 	scripts/bench-deps.sh
 	$(GO) run ./benchmarks/peers -rounds $${ROUNDS:-3} -duration $${DURATION:-5s}
+
+# A Debian package (bin/geodns_*.deb): the binary, a systemd unit with a
+# dynamic user, /etc/geodns/geodns.yaml and zones/, the man page, bash and
+# zsh completion. docs/operations.md says how to install it.
+deb: build
+	packaging/build.sh deb $(VERSION) $(BIN) bin
+
+# The static binary with the same files, for other distributions.
+dist: build
+	packaging/build.sh dist $(VERSION) $(BIN) bin
+
+# Installs the package on this machine (purging any installed first), runs
+# the installed binary as its unit would, queries it, reloads it, purges it
+# and checks nothing is left. Needs root; not part of `make test`.
+test-deb: deb
+	scripts/test-deb.sh bin/geodns_*.deb
 
 clean:
 	rm -rf bin

@@ -9,6 +9,14 @@ set -euo pipefail
 [ $# -eq 0 ] && exit 0
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+# Packages already installed (their services are the machine's) are left
+# out, whatever the caller asked.
+new=()
+for pkg in "$@"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q '^install ok installed$' || new+=("$pkg")
+done
+[ ${#new[@]} -eq 0 ] && exit 0
+set -- "${new[@]}"
 echo "installing: $*"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null

@@ -25,7 +25,18 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-"$BACKEND_BIN" --listen 127.0.0.2:8080 --site us-east 2>"$LOGS/demo-east.log" & pids+=($!); EAST=$!
+# east can be killed and started again (kill -USR1 <demo PID>), as a
+# datacenter that comes back; the demo stops the new one too.
+start_east() {
+  "$BACKEND_BIN" --listen 127.0.0.2:8080 --site us-east 2>>"$LOGS/demo-east.log" & pids+=($!); EAST=$!
+}
+restart_east() {
+  if kill -0 "$EAST" 2>/dev/null; then echo "us-east is running (PID $EAST)"; return; fi
+  start_east
+  echo "us-east started again (PID $EAST): its clients come back over the return ramp (10 s)"
+}
+start_east
+trap restart_east USR1
 "$BACKEND_BIN" --listen 127.0.0.3:8080 --site us-west 2>"$LOGS/demo-west.log" & pids+=($!); WEST=$!
 mkdir -p "$STATE"
 GEODNS_API_TOKEN="$TOKEN" "$GEODNS_BIN" serve --zones examples/zones --listen "$DNS" --http "$HTTP" \
@@ -55,10 +66,13 @@ cat <<MSG
   Kill the east site and watch its clients move west within seconds:
     kill $EAST
     watch -n 0.5 dig @$host -p $port www.example.com +subnet=128.112.0.0/24 +short
+  and bring it back (its clients return over 10 s):
+    kill -USR1 $$
 
   Fire drill (drain us-east through the API, time the move and the return):
     GEODNS_API_TOKEN=$TOKEN bin/geodns drill --api http://$HTTP --site us-east --duration 10s
 
   Ctrl-C stops the demo.
 MSG
-wait "$GEODNS"
+# A USR1 interrupts wait: wait again until geodns itself exits.
+while kill -0 "$GEODNS" 2>/dev/null; do wait "$GEODNS" || true; done

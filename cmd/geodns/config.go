@@ -1,15 +1,24 @@
 package main
 
 import (
+	"encoding/hex"
+	"errors"
 	"fmt"
-
-	"github.com/geodns/geodns/resolver"
-	"github.com/geodns/geodns/xfr"
+	"io"
+	"net"
 	"net/netip"
 	"os"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/geodns/geodns/internal/units"
+	"github.com/geodns/geodns/resolver"
+	"github.com/geodns/geodns/xfr"
+	"github.com/geodns/geodns/zones"
 	"gopkg.in/yaml.v3"
 )
 
@@ -79,19 +88,407 @@ func defaultConfig() config {
 	return config{Zones: "zones", Listen: []string{"127.0.0.1:5353"}, HTTP: "127.0.0.1:8053"}
 }
 
+// maxConfigSize caps the config file read: it is a few hundred bytes.
+const maxConfigSize = 1 << 20
+
+// load reads a config file over c. Every problem in it is reported, each
+// as file:line:col: message (zones.PosError, joined), so one run of
+// `geodns check --config` or serve shows them all.
 func (c *config) load(path string) error {
-	f, err := os.Open(path)
+	data, err := readConfig(path)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	dec := yaml.NewDecoder(f)
-	dec.KnownFields(true) // a misspelt key is an error, not a silent default
-	if err := dec.Decode(c); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return configSyntaxError(path, data, err)
 	}
-	if c.MaxUDPSize != 0 && c.MaxUDPSize < 512 {
-		return fmt.Errorf("%s: max_udp_size %d is below 512", path, c.MaxUDPSize)
+	d := &configDecoder{file: path}
+	if len(doc.Content) == 0 { // an empty file: all defaults
+		return nil
+	}
+	d.decode(doc.Content[0], reflect.ValueOf(c).Elem(), "")
+	d.validate(c, doc.Content[0])
+	if len(d.errs) == 0 {
+		return nil
+	}
+	sort.SliceStable(d.errs, func(i, j int) bool {
+		a, b := d.errs[i].(*zones.PosError), d.errs[j].(*zones.PosError)
+		return a.Line < b.Line || a.Line == b.Line && a.Col < b.Col
+	})
+	return errors.Join(d.errs...)
+}
+
+// readConfig reads a regular file of at most maxConfigSize bytes.
+func readConfig(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil {
+		return nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(data) > maxConfigSize {
+		return nil, fmt.Errorf("%s: larger than %d bytes: not a geodns config file", path, maxConfigSize)
+	}
+	return data, nil
+}
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// configSyntaxError positions a yaml.v3 syntax error and adds a hint for
+// the usual causes. yaml.v3 gives a line, no column, and for a badly
+// indented line often the line where the enclosing block starts; so the
+// line reported is the first at which the file, read up to it, stops
+// parsing.
+func configSyntaxError(path string, data []byte, err error) error {
+	msg, line := err.Error(), 1
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg = m[2]
+	} else {
+		msg = strings.TrimPrefix(msg, "yaml: ")
+	}
+	if l := firstBadLine(data); l > line {
+		line = l
+	}
+	hint := ""
+	switch {
+	case strings.Contains(msg, "found character that cannot start any token"),
+		strings.Contains(msg, "found a tab character"):
+		hint = "a tab? YAML indents with spaces only"
+	case strings.Contains(msg, "mapping values are not allowed"):
+		hint = "is this line indented deeper than the key above it, or does a value hold an unquoted ': '? quote it"
+	case strings.Contains(msg, "did not find expected key"),
+		strings.Contains(msg, "did not find expected '-' indicator"),
+		strings.Contains(msg, "block mapping"), strings.Contains(msg, "block sequence"):
+		hint = "this line's indentation lines up with none of the keys or list items above it"
+	case strings.Contains(msg, "found unexpected end of stream"),
+		strings.Contains(msg, "did not find expected"):
+		hint = "an unclosed quote or bracket?"
+	}
+	if hint != "" {
+		msg += " (" + hint + ")"
+	}
+	return &zones.PosError{File: path, Line: line, Col: 1, Msg: "yaml: " + msg}
+}
+
+// firstBadLine returns the smallest n such that the first n lines of data
+// do not parse, or 0. Files of over 2000 lines are not searched (a config
+// file has tens), as each try parses the prefix again.
+func firstBadLine(data []byte) int {
+	lines := strings.SplitAfter(string(data), "\n")
+	if len(lines) > 2000 {
+		return 0
+	}
+	prefix := 0
+	for i, l := range lines {
+		prefix += len(l)
+		var n yaml.Node
+		if yaml.Unmarshal(data[:prefix], &n) != nil {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// configDecoder walks the YAML nodes into the config struct, by the yaml
+// tags of its fields, collecting every error with its position.
+type configDecoder struct {
+	file string
+	errs []error
+}
+
+func (d *configDecoder) errf(n *yaml.Node, format string, args ...any) {
+	d.errs = append(d.errs, &zones.PosError{File: d.file, Line: n.Line, Col: n.Column, Msg: fmt.Sprintf(format, args...)})
+}
+
+var durationType = reflect.TypeOf(time.Duration(0))
+
+// decode sets v (a struct, string, list of strings, integer or duration)
+// from n; key is the dotted key path for messages.
+func (d *configDecoder) decode(n *yaml.Node, v reflect.Value, key string) {
+	what := key
+	if what == "" {
+		what = "the config file"
+	}
+	if n.Kind == yaml.AliasNode || n.Anchor != "" {
+		d.errf(n, "%s: YAML anchors and aliases are not allowed", what)
+		return
+	}
+	switch {
+	case v.Kind() == reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			d.errf(n, "%s: want a mapping of keys to values, got %s", what, nodeKind(n))
+			return
+		}
+		fields := map[string]int{}
+		var names []string
+		for i := range v.NumField() {
+			if tag := strings.Split(v.Type().Field(i).Tag.Get("yaml"), ",")[0]; tag != "" && tag != "-" {
+				fields[tag] = i
+				names = append(names, tag)
+			}
+		}
+		seen := map[string]*yaml.Node{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			full := k.Value
+			if key != "" {
+				full = key + "." + k.Value
+			}
+			if k.Kind != yaml.ScalarNode {
+				d.errf(k, "%s: a key must be a plain word", what)
+				continue
+			}
+			if prev := seen[k.Value]; prev != nil {
+				d.errf(k, "%s is given twice (first at line %d)", full, prev.Line)
+				continue
+			}
+			seen[k.Value] = k
+			idx, ok := fields[k.Value]
+			if !ok {
+				msg := fmt.Sprintf("unknown key %s", full)
+				if key != "" {
+					msg = fmt.Sprintf("unknown key %s in %s", k.Value, key)
+				}
+				if s := suggest(k.Value, names); s != "" {
+					msg += fmt.Sprintf(" (did you mean %s?)", s)
+				} else {
+					msg += " (keys: " + strings.Join(names, ", ") + ")"
+				}
+				d.errf(k, "%s", msg)
+				continue
+			}
+			d.decode(val, v.Field(idx), full)
+		}
+	case v.Kind() == reflect.Map && v.Type().Key().Kind() == reflect.String:
+		// Keys are names the operator chooses (tsig_keys); values decode as above.
+		if n.Kind != yaml.MappingNode {
+			d.errf(n, "%s: want a mapping of names to values, got %s", what, nodeKind(n))
+			return
+		}
+		m := reflect.MakeMap(v.Type())
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			name, ok := d.scalar(k, what)
+			if !ok {
+				continue
+			}
+			if m.MapIndex(reflect.ValueOf(name)).IsValid() {
+				d.errf(k, "%s.%s is given twice", key, name)
+				continue
+			}
+			elem := reflect.New(v.Type().Elem()).Elem()
+			d.decode(val, elem, key+"."+name)
+			m.SetMapIndex(reflect.ValueOf(name), elem)
+		}
+		v.Set(m)
+	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.String:
+		items := []*yaml.Node{n}
+		if n.Kind == yaml.SequenceNode {
+			items = n.Content
+		} else if n.Kind != yaml.ScalarNode {
+			d.errf(n, "%s: want a list, got %s", what, nodeKind(n))
+			return
+		}
+		out := reflect.MakeSlice(v.Type(), 0, len(items))
+		for _, it := range items {
+			if s, ok := d.scalar(it, what); ok {
+				out = reflect.Append(out, reflect.ValueOf(s))
+			}
+		}
+		v.Set(out)
+	case v.Type() == durationType:
+		s, ok := d.scalar(n, what)
+		if !ok {
+			return
+		}
+		dur, err := units.ParseDuration(s)
+		if err != nil {
+			d.errf(n, "%s: %v", what, err)
+			return
+		}
+		v.SetInt(int64(dur))
+	case v.Kind() == reflect.String:
+		if s, ok := d.scalar(n, what); ok {
+			v.SetString(s)
+		}
+	case v.CanInt():
+		s, ok := d.scalar(n, what)
+		if !ok {
+			return
+		}
+		i, err := strconv.ParseInt(s, 0, v.Type().Bits())
+		if err != nil {
+			d.errf(n, "%s: %q is not a whole number", what, s)
+			return
+		}
+		v.SetInt(i)
+	case v.CanUint():
+		s, ok := d.scalar(n, what)
+		if !ok {
+			return
+		}
+		u, err := strconv.ParseUint(s, 0, v.Type().Bits())
+		if err != nil {
+			d.errf(n, "%s: %q is not a whole number from 0 to %d", what, s, uint64(1)<<v.Type().Bits()-1)
+			return
+		}
+		v.SetUint(u)
+	default:
+		panic("config: no decoder for " + v.Type().String()) // a field added without one
+	}
+}
+
+// scalar returns a scalar node's text; a null (key: with nothing after)
+// is an error, since it is most often a value indented under the wrong key.
+func (d *configDecoder) scalar(n *yaml.Node, what string) (string, bool) {
+	if n.Kind != yaml.ScalarNode {
+		d.errf(n, "%s: want a single value, got %s", what, nodeKind(n))
+		return "", false
+	}
+	if n.Tag == "!!null" {
+		d.errf(n, "%s: has no value", what)
+		return "", false
+	}
+	return n.Value, true
+}
+
+func nodeKind(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping (key: value lines)"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return fmt.Sprintf("%q", n.Value)
+	}
+	return "an alias"
+}
+
+// validate checks the values that have a form, each at its node.
+func (d *configDecoder) validate(c *config, root *yaml.Node) {
+	at := func(key string) *yaml.Node { return valueNode(root, key) }
+	if n := at("max_udp_size"); n != nil && c.MaxUDPSize != 0 && c.MaxUDPSize < 512 {
+		d.errf(n, "max_udp_size %d is below 512", c.MaxUDPSize)
+	}
+	if n := at("listen"); n != nil {
+		for i, a := range c.Listen {
+			if err := checkAddr("listen", a); err != nil {
+				d.errf(item(n, i), "%v", err)
+			}
+		}
+	}
+	if n := at("http"); n != nil && c.HTTP != "off" {
+		if err := checkAddr("http", c.HTTP); err != nil {
+			d.errf(n, "%v (or off)", err)
+		}
+	}
+	if n := at("probe_allow"); n != nil {
+		for i, s := range c.ProbeAllow {
+			if _, err := netip.ParsePrefix(s); err != nil {
+				d.errf(item(n, i), "probe_allow: %q is not a CIDR prefix, e.g. 10.0.0.0/8", s)
+			}
+		}
+	}
+	if n := at("log_format"); n != nil && c.LogFormat != "text" && c.LogFormat != "json" {
+		d.errf(n, "log_format: %q: want text or json", c.LogFormat)
+	}
+	if n := at("cookie_secret"); n != nil {
+		if b, err := hex.DecodeString(c.CookieSecret); err != nil || len(b) != 16 {
+			d.errf(n, "cookie_secret: want 32 hex digits (16 bytes), e.g. from `openssl rand -hex 16`")
+		}
+	}
+	for _, k := range []string{"max_tcp_connections", "answer_cache_bytes", "zone_max_file_size"} {
+		if n := at(k); n != nil && strings.HasPrefix(n.Value, "-") {
+			d.errf(n, "%s: %s is negative", k, n.Value)
+		}
+	}
+}
+
+// valueNode returns the value of key in mapping m, or nil.
+func valueNode(m *yaml.Node, key string) *yaml.Node {
+	if m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
 	}
 	return nil
+}
+
+// item returns the i-th entry of a list node (or the node, for a scalar).
+func item(n *yaml.Node, i int) *yaml.Node {
+	if n.Kind == yaml.SequenceNode && i < len(n.Content) {
+		return n.Content[i]
+	}
+	return n
+}
+
+// checkAddr checks an ADDR:PORT for a listener (flag or key name what),
+// with the example that the usual mistake, a bare port, calls for.
+func checkAddr(what, addr string) error {
+	example := "127.0.0.1:5353 or [::1]:53"
+	if what == "http" || what == "--http" {
+		example = "127.0.0.1:8053"
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		if _, perr := strconv.ParseUint(addr, 10, 16); perr == nil {
+			return fmt.Errorf("%s wants ADDR:PORT, e.g. 127.0.0.1:%s", what, addr)
+		}
+		return fmt.Errorf("%s %q wants ADDR:PORT, e.g. %s", what, addr, example)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("%s %q: port %q is not a number from 0 to 65535", what, addr, port)
+	}
+	if host != "" && host != "localhost" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			return fmt.Errorf("%s %q: %q is not an IP address (e.g. %s)", what, addr, host, example)
+		}
+	}
+	return nil
+}
+
+// suggest returns the name closest to a misspelt key, if it is close
+// enough to be the one meant: two edits, or a third of its length.
+func suggest(key string, names []string) string {
+	best, bestD := "", max(2, len(key)/3)+1
+	for _, n := range names {
+		if d := editDistance(key, n); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }

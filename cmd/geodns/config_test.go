@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,8 +26,7 @@ func TestConfigRejectsUnknownKeys(t *testing.T) {
 	require.NoError(t, os.WriteFile(f, []byte("zones: z\nlisten_on: [\"127.0.0.1:53\"]\n"), 0o644))
 	c := defaultConfig()
 	err := c.load(f)
-	require.ErrorContains(t, err, "listen_on")
-	require.ErrorContains(t, err, "line 2")
+	require.ErrorContains(t, err, "geodns.yaml:2:1: unknown key listen_on (did you mean listen?)")
 }
 
 func TestConfigToken(t *testing.T) {
@@ -52,4 +52,65 @@ func TestConfigZoneKeys(t *testing.T) {
 	require.Equal(t, []string{"/srv/zones/shared"}, c.ZoneImportDirs)
 	require.Equal(t, int64(100<<20), c.ZoneMaxFileSize)
 	require.Equal(t, 10*time.Minute, c.ZoneMissingGrace)
+}
+
+// Durations take days as TTLs do (internal/units); an empty file is all
+// defaults.
+func TestConfigUnits(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "geodns.yaml")
+	require.NoError(t, os.WriteFile(f, []byte("zone_missing_grace: 1d\nrrl:\n  window: 1h30m\n  responses_per_second: 20\n"), 0o644))
+	c := defaultConfig()
+	require.NoError(t, c.load(f))
+	require.Equal(t, 24*time.Hour, c.ZoneMissingGrace)
+	require.Equal(t, 90*time.Minute, c.RRL.Window)
+	require.Equal(t, 20, c.RRL.ResponsesPerSecond)
+	require.NoError(t, os.WriteFile(f, nil, 0o644))
+	c = defaultConfig()
+	require.NoError(t, c.load(f))
+	require.Equal(t, defaultConfig(), c)
+}
+
+// check --config checks the config, then the zones against it: a check
+// whose target probe_allow forbids is an error naming the file and check.
+func TestCheckAgainstConfig(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, s string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(s), 0o644))
+		return p
+	}
+	zone, err := filepath.Abs("../../examples/zones")
+	require.NoError(t, err)
+	var out, errb strings.Builder
+	cfg := write("narrow.yaml", "zones: "+zone+"\nprobe_allow: [10.0.0.0/8]\n")
+	require.Equal(t, 1, run([]string{"check", "--config", cfg}, &out, &errb))
+	require.Contains(t, errb.String(), "example.com.yaml: service www.example.com., site us-east, endpoint 192.0.2.10: check \"web\" probes 127.0.0.2:8080, which probe_allow in "+cfg+" forbids")
+	require.Contains(t, errb.String(), "geodns check: 1 of 1 zone files have errors")
+
+	out.Reset()
+	errb.Reset()
+	cfg = write("wide.yaml", "zones: "+zone+"\nprobe_allow: [127.0.0.0/8]\n")
+	require.Equal(t, 0, run([]string{"check", "--config", cfg}, &out, &errb), errb.String())
+	require.Contains(t, out.String(), "example.com.yaml: ok: zone example.com.")
+
+	out.Reset()
+	errb.Reset()
+	cfg = write("bad.yaml", "zones: "+zone+"\nprobe_alow: [127.0.0.0/8]\n")
+	require.Equal(t, 1, run([]string{"check", "--config", cfg}, &out, &errb))
+	require.Contains(t, errb.String(), cfg+":2:1: unknown key probe_alow (did you mean probe_allow?)")
+}
+
+func TestListenFlagWantsAddrPort(t *testing.T) {
+	var out, errb strings.Builder
+	require.Equal(t, 2, run([]string{"serve", "--listen", "5360"}, &out, &errb))
+	require.Equal(t, "geodns: --listen wants ADDR:PORT, e.g. 127.0.0.1:5360\n", errb.String())
+	errb.Reset()
+	require.Equal(t, 2, run([]string{"serve", "--http", "8053"}, &out, &errb))
+	require.Equal(t, "geodns: --http wants ADDR:PORT, e.g. 127.0.0.1:8053 (or off)\n", errb.String())
+}
+
+func TestVersionText(t *testing.T) {
+	var out, errb strings.Builder
+	require.Equal(t, 0, run([]string{"version"}, &out, &errb))
+	require.Regexp(t, `^geodns \S+\ncommit \S+.*\ngo1\.\S+ \w+/\w+\nIP Geolocation by DB-IP`, out.String())
 }

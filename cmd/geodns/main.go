@@ -11,10 +11,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -32,14 +35,43 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version is set at build time with -ldflags "-X main.version=..." (the
+// Makefile gives `git describe --tags`, or 0.1.0-dev+COMMIT before the
+// first tag).
+var version = "0.1.0-dev"
+
+// commit is the fallback for a binary built without VCS stamping (GOFLAGS
+// -buildvcs=false, or a tree without .git as in the Docker build): the
+// Makefile sets it with -X main.commit=...
+var commit = "unknown"
+
+// versionText is what `geodns version` prints: the version, the commit the
+// Go toolchain stamped into the binary, the Go version, and the credit the
+// DB-IP licence (CC BY 4.0) asks for.
+func versionText() string {
+	commit, modified := commit, false
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				commit = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+	}
+	if modified {
+		commit += " (modified)"
+	}
+	return fmt.Sprintf("geodns %s\ncommit %s\n%s %s/%s\nIP Geolocation by DB-IP (https://db-ip.com), CC BY 4.0, when DB-IP data is used\n",
+		version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
 
 const usage = `usage:
   geodns serve   [--config geodns.yaml] [--zones DIR] [--listen ADDR:PORT]... [--geoip FILE]...
                  [--http ADDR:PORT|off] [--api-token-file FILE] [--state-dir DIR]
                  [--probe-allow CIDR]... [--log-format text|json]
-  geodns check   [--zones DIR] [--import-dir DIR]... [--strict] [FILE.yaml...]
+  geodns check   [--config geodns.yaml] [--zones DIR] [--import-dir DIR]... [--strict] [FILE.yaml...]
   geodns explain [--zones DIR] [--geoip FILE]... --client IP[/LEN] NAME [TYPE]
   geodns drill   --api URL --site SITE [--clients NET,...] [--duration 30s] [--limit 3s]
   geodns import  --origin ZONE FILE.zone
@@ -67,7 +99,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "drill":
 		return drill(args[1:], stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintf(stdout, "geodns %s\nIP Geolocation by DB-IP (https://db-ip.com), CC BY 4.0, when DB-IP data is used\n", version)
+		fmt.Fprint(stdout, versionText())
 		return 0
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
@@ -99,10 +131,22 @@ func serve(args []string, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	for _, a := range listen {
+		if err := checkAddr("--listen", a); err != nil {
+			fmt.Fprintf(stderr, "geodns: %v\n", err)
+			return 2
+		}
+	}
+	if *httpAddr != "" && *httpAddr != "off" {
+		if err := checkAddr("--http", *httpAddr); err != nil {
+			fmt.Fprintf(stderr, "geodns: %v (or off)\n", err)
+			return 2
+		}
+	}
 	cfg := defaultConfig()
 	if *configFile != "" {
 		if err := cfg.load(*configFile); err != nil {
-			fmt.Fprintf(stderr, "geodns: %v\n", err)
+			fmt.Fprintln(stderr, err) // file:line:col: message, one a line
 			return 1
 		}
 	}
@@ -315,7 +359,8 @@ func newLogger(format string, w io.Writer) (*slog.Logger, error) {
 func check(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dir := fs.String("zones", "zones", "directory of <zone>.yaml files")
+	dir := fs.String("zones", "zones", "directory of <zone>.yaml files (default: the config's zones, else zones)")
+	configFile := fs.String("config", "", "server config file: checked too, and the zones against it (zones, zone_* keys, probe_allow)")
 	var importDirs listFlag
 	fs.Var(&importDirs, "import-dir", "directory zone files may import from besides their own (zone_import_dirs); repeatable")
 	strict := fs.Bool("strict", false, "treat warnings (occluded data, MX/SRV targets without addresses, ...) as errors")
@@ -323,6 +368,24 @@ func check(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	limits := zones.Limits{ImportDirs: importDirs}
+	var allow []netip.Prefix
+	if *configFile != "" {
+		cfg := defaultConfig()
+		if err := cfg.load(*configFile); err != nil {
+			fmt.Fprintln(stderr, err)
+			fmt.Fprintf(stderr, "geodns check: %s has errors\n", *configFile)
+			return 1
+		}
+		zonesSet := false
+		fs.Visit(func(f *flag.Flag) { zonesSet = zonesSet || f.Name == "zones" })
+		if !zonesSet {
+			*dir = cfg.Zones
+		}
+		limits.ImportDirs = append(cfg.ZoneImportDirs, importDirs...)
+		limits.MaxFileSize = cfg.ZoneMaxFileSize
+		allow, _ = cfg.probeAllow() // load has checked each prefix
+		fmt.Fprintf(stdout, "%s: ok\n", *configFile)
+	}
 	files := fs.Args()
 	bad, clashed := 0, 0
 	if len(files) == 0 {
@@ -352,6 +415,13 @@ func check(args []string, stdout, stderr io.Writer) int {
 			}
 			continue
 		}
+		if errs := forbiddenProbes(f, z, allow, *configFile); len(errs) > 0 {
+			bad++
+			for _, e := range errs {
+				fmt.Fprintln(stderr, e)
+			}
+			continue
+		}
 		// A warning never stops a load; --strict makes it stop the check.
 		for _, w := range z.Warnings {
 			fmt.Fprintf(stderr, "warning: %s\n", w.Error())
@@ -371,6 +441,36 @@ func check(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// forbiddenProbes lists the health checks of zone z (from file) whose
+// targets probe_allow forbids: serve would never probe them, so their
+// endpoints would be down for good ("target not allowed").
+func forbiddenProbes(file string, z *zones.Zone, allow []netip.Prefix, configFile string) []string {
+	if len(allow) == 0 {
+		return nil
+	}
+	var out []string
+	names := z.ServiceNames()
+	owners := make([]string, 0, len(names))
+	for name := range names {
+		owners = append(owners, name)
+	}
+	sort.Strings(owners)
+	for _, name := range owners {
+		for _, e := range names[name].Endpoints {
+			if e.Probe == nil || e.Probe.Target == "" {
+				continue // never probed, or a static check
+			}
+			ap, err := netip.ParseAddrPort(e.Probe.Target)
+			if err == nil && slices.ContainsFunc(allow, func(p netip.Prefix) bool { return p.Contains(ap.Addr().Unmap()) }) {
+				continue
+			}
+			out = append(out, fmt.Sprintf("%s: service %s, site %s, endpoint %s: check %q probes %s, which probe_allow in %s forbids: the endpoint would always be down (give it a target: inside probe_allow, or widen probe_allow)",
+				file, name, e.Site, e.ID, e.Check, e.Probe.Target, configFile))
+		}
+	}
+	return out
 }
 
 func importCmd(args []string, stdout, stderr io.Writer) int {
