@@ -13,7 +13,9 @@
 // half under a wildcard, half NXDOMAIN, each asked once; the peak RSS after
 // it shows whether memory stays flat). The server geodns-rrl is geodns with
 // response rate limiting on at a limit no cell reaches, so it measures what
-// the accounting costs. Per cell and server: a saturation run (QPS, server CPU,
+// the accounting costs; geodns-base is the binary given with -base (say,
+// the last release), for a before-and-after in the same rounds. Per cell
+// and server: a saturation run (QPS, server CPU,
 // QPS per server core) and a run at a fixed rate with per-query latencies
 // (p50, p99, server CPU). Knot and NSD serve no geo names here.
 package main
@@ -49,6 +51,7 @@ var (
 	servers   = flag.String("servers", "geodns,geodns-rrl,gdnsd,knot,nsd", "servers to measure")
 	cellsFlag = flag.String("cells", "static,geo,ecs,mixed,tcp,flood", "cells to measure")
 	geodnsBin = flag.String("geodns", "bin/geodns", "the geodns binary")
+	baseBin   = flag.String("base", "", "the geodns binary the server geodns-base runs (an older build, measured in the same rounds)")
 	outDir    = flag.String("out", "", "directory for raw output and the summary (default benchmarks/out/peers-<time>)")
 	basePort  = flag.Int("port", 5400, "first of the ports the servers listen on")
 	keep      = flag.Bool("keep", false, "keep the work directory (configs, zones, logs)")
@@ -198,12 +201,15 @@ func start(work, dir, name string, port int) (*exec.Cmd, bool) {
 	mmdb := filepath.Join(work, "geo.mmdb")
 	listen := net.JoinHostPort(addr, strconv.Itoa(port))
 	switch name {
-	case "geodns", "geodns-rrl":
+	case "geodns", "geodns-rrl", "geodns-base":
 		zd := filepath.Join(dir, "zones")
 		check(os.MkdirAll(zd, 0o755))
 		copyFile(zone, filepath.Join(zd, "static.zone"))
 		check(os.WriteFile(filepath.Join(zd, "example.com.yaml"), []byte(geodnsZone), 0o644))
 		bin, err := filepath.Abs(*geodnsBin)
+		if name == "geodns-base" {
+			bin, err = filepath.Abs(*baseBin)
+		}
 		check(err)
 		args := []string{bin, "serve", "--zones", zd, "--listen", listen, "--geoip", mmdb, "--http", "off", "--log-format", "json"}
 		if name == "geodns-rrl" {
