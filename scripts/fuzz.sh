@@ -13,6 +13,9 @@ targets=(
   "FuzzImportMaster ./zones"     # RFC 1035 master-file import
   "FuzzRequest ./api"            # admin API requests
   "FuzzReadResponse ./health"    # health-check HTTP responses == net/http
+  "FuzzScanMatchesParser ./zones" # master-file positions == miekg's parser
+  "FuzzClaims ./xfr"             # the TCP path's raw scans for transfers and TSIG
+  "FuzzServe ./xfr"              # any message through the transfer wrapper, no panic
 )
 for t in "${targets[@]}"; do
   set -- $t

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/geodns/geodns/resolver"
+	"github.com/geodns/geodns/zones"
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
 )
@@ -128,4 +130,50 @@ func TestAXFRManyMessages(t *testing.T) {
 		require.Greater(t, msgs, 5)
 		t.Logf("signed %v: %d records in %d messages", signed, n, msgs)
 	}
+}
+
+// recoverCounter is a handler that counts the panics its wrapper
+// recovers, so a fuzz target sees them.
+type recoverCounter struct {
+	*resolver.Handler
+	n atomic.Int64
+}
+
+func (r *recoverCounter) Recovered(p any) { r.n.Add(1); r.Handler.Recovered(p) }
+
+// FuzzServe: any message, over UDP or TCP, signed or not, from an address
+// allowed transfers or not, is answered without a panic (recovered panics
+// are counted as failures: they are bugs the recover only contains).
+func FuzzServe(f *testing.F) {
+	var set atomic.Pointer[zones.Set]
+	z, err := zones.Compile("t.yaml", []byte(strings.Replace(zoneSrc, "NOTIFY", `"127.0.0.1:9"`, 1)), "t.test.", time.Unix(1000, 0), nil)
+	require.NoError(f, err)
+	set.Store(zones.NewSet(z))
+	keys, err := ParseKeys(map[string]KeyConfig{"sec1": {Algorithm: "hmac-sha256", Secret: keySecret}})
+	require.NoError(f, err)
+	inner := &recoverCounter{Handler: resolver.NewHandler(&set, nil, resolver.Config{}, nil)}
+	s, err := New(Options{Zones: &set, Inner: inner, Keys: keys})
+	require.NoError(f, err)
+	s.Changed(nil)
+	for _, m := range []*dns.Msg{
+		new(dns.Msg).SetAxfr("t.test."),
+		new(dns.Msg).SetIxfr("t.test.", 99, "ns1.t.test.", "h.t.test."),
+		new(dns.Msg).SetQuestion("t.test.", dns.TypeSOA),
+	} {
+		b, _ := m.Pack()
+		f.Add(b)
+		m.SetTsig(keyName, dns.HmacSHA256, 300, time.Now().Unix())
+		b, _, _ = dns.TsigGenerate(m, keySecret, "", false)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, q []byte) {
+		for _, remote := range []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")} {
+			s.ServeWire(q, remote, false, make([]byte, 0, 512))
+			s.ServeWire(q, remote, true, nil)
+			if s.Claims(q) {
+				s.Stream(q, remote, func([]byte) bool { return true })
+			}
+		}
+		require.Zero(t, inner.n.Load(), "a panic was recovered")
+	})
 }
