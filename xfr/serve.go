@@ -21,7 +21,7 @@ func (s *Server) ServeWire(q []byte, remote netip.Addr, tcp bool, out []byte) (r
 		}
 	}()
 	if !hasTSIG(q) {
-		if qt, ok := qtype(q); ok && qt == dns.TypeSOA {
+		if qt, ok := qtype(q); ok && qt == dns.TypeSOA && s.patched.Load() {
 			if b := s.soaAnswer(q, remote, tcp, out); b != nil {
 				return b
 			}

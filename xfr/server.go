@@ -67,6 +67,10 @@ type Server struct {
 
 	notifies atomic.Uint64 // NOTIFY messages sent, retries included
 	built    atomic.Pointer[zones.Set]
+	// patched: some view's exported serial is not its zone's own, so SOA
+	// answers may need patching; while false (nearly always) an SOA query
+	// costs the wrapper nothing more than any other query.
+	patched atomic.Bool
 }
 
 // view is a zone's exported view: immutable once published.
@@ -219,6 +223,14 @@ func (s *Server) update(ctx context.Context) {
 		next[s.catalog.origin] = prev
 	}
 	s.views.Store(&next)
+	patched := false
+	for _, v := range next {
+		if v.src != nil && v.src.Serial != v.soa.Serial {
+			patched = true
+			break
+		}
+	}
+	s.patched.Store(patched)
 	s.built.Store(set)
 	if dirty {
 		s.save()
