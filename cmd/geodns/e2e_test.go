@@ -156,40 +156,11 @@ func startGeodns(t *testing.T, zonesDir, zone string, extra ...string) (addr str
 // startNSD serves the given master files (zone name -> file) with NSD.
 func startNSD(t *testing.T, zonefiles map[string]string) string {
 	t.Helper()
-	nsd, err := exec.LookPath("nsd")
-	if err != nil {
-		if _, err2 := os.Stat("/usr/sbin/nsd"); err2 != nil {
-			t.Fatal("nsd is not installed: run scripts/test-deps.sh (make test does)")
-		}
-		nsd = "/usr/sbin/nsd"
-	}
+	nsd := sbinTool(t, "nsd")
 	addr := freeAddr(t)
-	host, port, _ := net.SplitHostPort(addr)
 	dir := t.TempDir()
 	var conf strings.Builder
-	fmt.Fprintf(&conf, `server:
-  ip-address: %s
-  port: %s
-  do-ip6: no
-  username: ""
-  chroot: ""
-  zonesdir: %q
-  database: ""
-  zonelistfile: %q
-  xfrdfile: %q
-  xfrdir: %q
-  pidfile: %q
-  server-count: 1
-  verbosity: 1
-  hide-version: yes
-  hide-identity: yes
-  ipv4-edns-size: %d
-  refuse-any: no
-  rrl-ratelimit: 0
-  rrl-whitelist-ratelimit: 0
-remote-control:
-  control-enable: no
-`, host, port, dir, dir+"/zone.list", dir+"/xfrd.state", dir, dir+"/nsd.pid", resolver.DefaultMaxUDPSize)
+	conf.WriteString(nsdServerConf(addr, dir, 1))
 	first := ""
 	for zone, file := range zonefiles {
 		abs, err := filepath.Abs(file)
@@ -202,6 +173,36 @@ remote-control:
 	startProcess(t, new(logBuffer), nsd, "-d", "-c", confFile)
 	waitSOA(t, addr, first)
 	return addr
+}
+
+// nsdServerConf is the server part of the config of an NSD of the tests'
+// at addr, its files in dir: answering as the reference does (EDNS size
+// as ours, ANY answered, no rate limit), logging at verbosity.
+func nsdServerConf(addr, dir string, verbosity int) string {
+	host, port, _ := net.SplitHostPort(addr)
+	return fmt.Sprintf(`server:
+  ip-address: %s
+  port: %s
+  do-ip6: no
+  username: ""
+  chroot: ""
+  zonesdir: %q
+  database: ""
+  zonelistfile: %q
+  xfrdfile: %q
+  xfrdir: %q
+  pidfile: %q
+  server-count: 1
+  verbosity: %d
+  hide-version: yes
+  hide-identity: yes
+  ipv4-edns-size: %d
+  refuse-any: no
+  rrl-ratelimit: 0
+  rrl-whitelist-ratelimit: 0
+remote-control:
+  control-enable: no
+`, host, port, dir, dir+"/zone.list", dir+"/xfrd.state", dir, dir+"/nsd.pid", verbosity, resolver.DefaultMaxUDPSize)
 }
 
 func waitSOA(t *testing.T, addr, zone string) {

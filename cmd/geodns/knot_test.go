@@ -31,6 +31,29 @@ func sbinTool(t *testing.T, name string) string {
 	return ""
 }
 
+// knotServerConf is the server part of the config of a Knot of the tests
+// at addr, its files in dir: one worker of each kind, the EDNS size as
+// ours, no identity, logging at info to stderr.
+func knotServerConf(addr, dir string) string {
+	host, port, _ := net.SplitHostPort(addr)
+	return fmt.Sprintf(`server:
+  rundir: %q
+  listen: %s@%s
+  identity: ""
+  version: ""
+  nsid: ""
+  udp-workers: 1
+  tcp-workers: 1
+  background-workers: 1
+  udp-max-payload-ipv4: %d
+database:
+  storage: %q
+log:
+  - target: stderr
+    any: info
+`, dir, host, port, resolver.DefaultMaxUDPSize, dir)
+}
+
 func isExecutable(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
@@ -50,32 +73,17 @@ func startKnot(t *testing.T, zonefiles map[string]string) string {
 	t.Helper()
 	knotd := sbinTool(t, "knotd")
 	addr := freeAddr(t)
-	host, port, _ := net.SplitHostPort(addr)
 	dir := t.TempDir()
 	var conf strings.Builder
-	fmt.Fprintf(&conf, `server:
-  rundir: %q
-  listen: %s@%s
-  identity: ""
-  version: ""
-  nsid: ""
-  udp-workers: 1
-  tcp-workers: 1
-  background-workers: 1
-  udp-max-payload-ipv4: %d
-database:
-  storage: %q
-log:
-  - target: stderr
-    any: info
-template:
+	conf.WriteString(knotServerConf(addr, dir))
+	fmt.Fprintf(&conf, `template:
   - id: default
     storage: %q
     zonefile-sync: -1
     zonefile-load: whole
     journal-content: none
 zone:
-`, dir, host, port, resolver.DefaultMaxUDPSize, dir, dir)
+`, dir)
 	for zone, file := range zonefiles {
 		abs, err := filepath.Abs(file)
 		require.NoError(t, err)

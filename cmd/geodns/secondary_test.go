@@ -67,34 +67,15 @@ func bulk() string {
 func startNSDSecondary(t *testing.T, addr, primary, key string, zones ...string) *logBuffer {
 	t.Helper()
 	nsd := sbinTool(t, "nsd")
-	host, port, _ := net.SplitHostPort(addr)
 	phost, pport, _ := net.SplitHostPort(primary)
 	dir := t.TempDir()
 	var conf strings.Builder
-	fmt.Fprintf(&conf, `server:
-  ip-address: %s
-  port: %s
-  do-ip6: no
-  username: ""
-  chroot: ""
-  zonesdir: %q
-  database: ""
-  zonelistfile: %q
-  xfrdfile: %q
-  xfrdir: %q
-  pidfile: %q
-  server-count: 1
-  verbosity: 2
-  hide-version: yes
-  hide-identity: yes
-  rrl-ratelimit: 0
-remote-control:
-  control-enable: no
-key:
+	conf.WriteString(nsdServerConf(addr, dir, 2))
+	fmt.Fprintf(&conf, `key:
   name: %q
   algorithm: hmac-sha256
   secret: %q
-`, host, port, dir, dir+"/zone.list", dir+"/xfrd.state", dir, dir+"/nsd.pid", xfrKey, xfrSecret)
+`, xfrKey, xfrSecret)
 	for _, z := range zones {
 		if key == "" {
 			key = "NOKEY"
@@ -115,25 +96,11 @@ key:
 func startKnotSecondary(t *testing.T, addr, primary, catalog string, zones ...string) *logBuffer {
 	t.Helper()
 	knotd := sbinTool(t, "knotd")
-	host, port, _ := net.SplitHostPort(addr)
 	phost, pport, _ := net.SplitHostPort(primary)
 	dir := t.TempDir()
 	var conf strings.Builder
-	fmt.Fprintf(&conf, `server:
-  rundir: %q
-  listen: %s@%s
-  identity: ""
-  version: ""
-  nsid: ""
-  udp-workers: 1
-  tcp-workers: 1
-  background-workers: 1
-database:
-  storage: %q
-log:
-  - target: stderr
-    any: info
-key:
+	conf.WriteString(knotServerConf(addr, dir))
+	fmt.Fprintf(&conf, `key:
   - id: %s
     algorithm: hmac-sha256
     secret: %s
@@ -160,7 +127,7 @@ template:
     master: primary
     acl: from-primary
 zone:
-`, dir, host, port, dir, xfrKey, xfrSecret, phost, pport, xfrKey, phost, xfrKey, dir, dir)
+`, xfrKey, xfrSecret, phost, pport, xfrKey, phost, xfrKey, dir, dir)
 	for _, z := range zones {
 		fmt.Fprintf(&conf, "  - domain: %q\n", z)
 	}
