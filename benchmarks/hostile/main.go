@@ -99,16 +99,7 @@ func main() {
 		}
 	}
 	must(os.WriteFile(queries, []byte(q.String()), 0o644))
-	dnsperf := func(args ...string) string {
-		host, port, _ := net.SplitHostPort(dnsAddr)
-		base := []string{"-c", "1", "dnsperf", "-s", host, "-p", port, "-d", queries, "-t", "2", "-c", "4", "-q", "200"}
-		out, err := exec.Command("taskset", append(base, args...)...).CombinedOutput()
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "dnsperf: %v\n%s", err, out)
-		}
-		return string(out)
-	}
-	sat := scrape.Number(dnsperf("-l", "10"), `Queries per second:\s+([0-9.]+)`)
+	sat := scrape.Saturation(dnsAddr, queries)
 	rate := int(sat * *factor)
 	fmt.Printf("hostile: saturation %.0f qps; for %v: UDP flood at %d qps (%.1fx), zone rewritten in place in random chunks, %d never-reading and %d idle TCP clients (cap %d), UDP and TCP clients checking every answer\n",
 		sat, *duration, rate, *factor, *readers, *idlers, *tcpCap)
@@ -145,7 +136,7 @@ func main() {
 			}
 		}
 	})
-	out := dnsperf("-l", strconv.Itoa(int(duration.Seconds())), "-Q", strconv.Itoa(rate))
+	out := scrape.Dnsperf(dnsAddr, queries, "-l", strconv.Itoa(int(duration.Seconds())), "-Q", strconv.Itoa(rate))
 	rssEnd := proc.RSSKB(pid)
 	close(stop)
 	wg.Wait()

@@ -106,15 +106,7 @@ func main() {
 		}
 	}
 	must(os.WriteFile(queries, []byte(q.String()), 0o644))
-	dnsperf := func(args ...string) string {
-		base := []string{"-c", "1", "dnsperf", "-s", "127.0.0.1", "-p", "5399", "-d", queries, "-t", "2", "-c", "4", "-q", "200"}
-		out, err := exec.Command("taskset", append(base, args...)...).CombinedOutput()
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "dnsperf: %v\n%s", err, out)
-		}
-		return string(out)
-	}
-	sat := scrape.Number(dnsperf("-l", "10"), `Queries per second:\s+([0-9.]+)`)
+	sat := scrape.Saturation(dnsAddr, queries)
 	rate := int(sat * *factor)
 	fmt.Printf("soak: saturation %.0f qps; offering %d qps (%.1fx) for %v, a zone reload every second, east flapping every 5 s\n", sat, rate, *factor, *duration)
 
@@ -138,7 +130,7 @@ func main() {
 		time.Sleep(time.Minute)
 		rss1 <- proc.RSSKB(cmd.Process.Pid)
 	}()
-	out := dnsperf("-l", strconv.Itoa(int(duration.Seconds())), "-Q", strconv.Itoa(rate))
+	out := scrape.Dnsperf(dnsAddr, queries, "-l", strconv.Itoa(int(duration.Seconds())), "-Q", strconv.Itoa(rate))
 	close(stopReload)
 	rssEnd := proc.RSSKB(cmd.Process.Pid)
 	crashed := "no"

@@ -1,10 +1,14 @@
-// Package scrape reads numbers out of the text the benchmark tools see:
-// dnsperf's report and a Prometheus exposition.
+// Package scrape runs dnsperf for the benchmark tools and reads numbers
+// out of the text they see: dnsperf's report and a Prometheus exposition.
 package scrape
 
 import (
+	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -51,4 +55,23 @@ func SumMetric(text, prefix, match string) float64 {
 		}
 	}
 	return total
+}
+
+// Dnsperf runs dnsperf pinned to CPU 1 against server (host:port) with the
+// query file queries, 4 clients and 200 outstanding queries, plus args,
+// and returns its report (a failure is printed to stderr and its output
+// returned all the same).
+func Dnsperf(server, queries string, args ...string) string {
+	host, port, _ := net.SplitHostPort(server)
+	base := []string{"-c", "1", "dnsperf", "-s", host, "-p", port, "-d", queries, "-t", "2", "-c", "4", "-q", "200"}
+	out, err := exec.Command("taskset", append(base, args...)...).CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "dnsperf: %v\n%s", err, out)
+	}
+	return string(out)
+}
+
+// Saturation runs dnsperf for 10 s and returns the queries per second it got.
+func Saturation(server, queries string) float64 {
+	return Number(Dnsperf(server, queries, "-l", "10"), `Queries per second:\s+([0-9.]+)`)
 }
