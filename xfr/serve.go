@@ -21,7 +21,7 @@ func (s *Server) ServeWire(q []byte, remote netip.Addr, tcp bool, out []byte) (r
 		}
 	}()
 	if !hasTSIG(q) {
-		if qt, ok := qtype(q); ok && qt == dns.TypeSOA && s.patched.Load() {
+		if s.patched.Load() && isSOAQuery(q) {
 			if b := s.soaAnswer(q, remote, tcp, out); b != nil {
 				return b
 			}
@@ -376,6 +376,12 @@ func allowed(v *view, remote netip.Addr, k *key) bool {
 		}
 	}
 	return false
+}
+
+// isSOAQuery reports whether q asks for an SOA.
+func isSOAQuery(q []byte) bool {
+	qt, ok := qtype(q)
+	return ok && qt == dns.TypeSOA
 }
 
 // qtype returns the type of a query's single question.
