@@ -114,6 +114,14 @@ func TestRiseFall(t *testing.T) {
 	require.Equal(t, e1, st[0].Target)
 	require.Equal(t, "HTTP 200", st[0].Reason)
 	require.Equal(t, []string{"192.0.2.1"}, st[0].Endpoints)
+	// The latest failure stays for status pages after the probe passes again.
+	require.Equal(t, "HTTP 200", st[0].Last)
+	require.Equal(t, "connection refused", st[0].LastError)
+	require.False(t, st[0].LastErrorAt.IsZero())
+	require.Empty(t, st[1].LastError, "west never failed")
+	m.record(p, Result{Reason: "HTTP 503"}, nil)
+	require.Equal(t, "HTTP 503", m.Status()[0].LastError)
+	require.Equal(t, "HTTP 503", m.Status()[0].Last)
 }
 
 // TestTableNumbers: each distinct probe gets one number, endpoints that

@@ -120,6 +120,11 @@ func printExplanation(w io.Writer, e api.Explanation) {
 		if len(s.Down) > 0 {
 			p("down      %v\n", s.Down)
 		}
+		for _, ss := range s.Sites {
+			if ss.State != api.StateUp {
+				p("site      %-12s %s: %s\n", ss.Site, ss.State, ss.Reason)
+			}
+		}
 		for _, t := range s.Traffic {
 			state := "down"
 			if t.Up {
