@@ -68,11 +68,16 @@ func drill(args []string, stdout, stderr io.Writer) int {
 	}
 	// The site's addresses tell its answers from the others'.
 	mine := map[string]bool{}
+	up, why := false, ""
 	var ramp time.Duration // the longest return ramp of a service at the site: the return may take that long
 	for _, svc := range st.Services {
 		for _, s := range svc.Sites {
 			if s.Name != *site {
 				continue
+			}
+			up = up || s.Up
+			if !s.Up && why == "" {
+				why = s.State + ": " + s.Reason
 			}
 			if r, err := time.ParseDuration(svc.ReturnRamp); err == nil {
 				ramp = max(ramp, r)
@@ -86,7 +91,20 @@ func drill(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if len(mine) == 0 {
+		var sites []string
+		for _, svc := range st.Services {
+			for _, s := range svc.Sites {
+				sites = append(sites, s.Name)
+			}
+		}
+		if m := suggest(*site, sites); m != "" {
+			return fail("no service has a site %q; did you mean %q?", *site, m)
+		}
 		return fail("no service has a site %q", *site)
+	}
+	if !up {
+		// Its clients are elsewhere already: there is nothing to time.
+		return fail("%s is down (%s); bring it back before a drill", *site, why)
 	}
 	var nets []netip.Prefix
 	candidates := sampleClients
