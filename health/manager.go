@@ -71,6 +71,7 @@ type Manager struct {
 	numbering uint64                 // bumped when nums changes
 	saved     map[string]savedProbe  // persisted states not yet claimed by a probe
 	stateErr  error                  // the last state file write failed: not ready
+	stateLog  time.Time              // when a failing write was last logged: once a minute while it fails
 	onChange  func()
 	gen       uint64 // the last snapshot's Version
 	everReady bool

@@ -1,6 +1,7 @@
 package health
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -240,7 +241,8 @@ func TestStateNotSaved(t *testing.T) {
 	require.NoError(t, os.Mkdir(dir, 0o755))
 	file := filepath.Join(dir, "health.json")
 	set := compile(t, zoneYAML("{type: http, port: 8080}", []string{e1}, []string{w1}))
-	m := NewManager(Options{Allow: loopback, Log: quiet, StateFile: file})
+	var logs bytes.Buffer
+	m := NewManager(Options{Allow: loopback, Log: slog.New(slog.NewTextHandler(&logs, nil)), StateFile: file})
 	m.SetZones(set)
 	// A file where the directory was: every write fails (read-only
 	// permissions do not stop root, which the tests may run as).
@@ -248,6 +250,14 @@ func TestStateNotSaved(t *testing.T) {
 	require.NoError(t, os.WriteFile(dir, nil, 0o644))
 	m.flush()
 	require.Error(t, m.StateError())
+	// Logged once a minute while it keeps failing, not on every write.
+	m.flush()
+	require.Equal(t, 1, strings.Count(logs.String(), "health state not saved"))
+	m.mu.Lock()
+	m.stateLog = m.stateLog.Add(-stateLogEvery)
+	m.mu.Unlock()
+	m.flush()
+	require.Equal(t, 2, strings.Count(logs.String(), "health state not saved"), "logged again a minute later")
 
 	require.NoError(t, os.Remove(dir))
 	require.NoError(t, os.Mkdir(dir, 0o755))
