@@ -148,7 +148,11 @@ func orNone(a, b string) string {
 func standing(svc *zones.Service, site string, tr route.SiteTraffic, tab *health.Table, op *opstate.State, probes map[string]*health.ProbeStatus) SiteStatus {
 	sst := SiteStatus{Name: site, Up: tr.Up, Dial: percent(tr.Dial), Ramp: percent(tr.Ramp), Keeps: percent(tr.Weight),
 		Endpoints: []EndpointStatus{}}
-	var down []string
+	// Endpoints down for the same reason (an address and its AAAA sibling
+	// behind one target) are named together: "192.0.2.10, 2001:db8::10: ...".
+	var reasons []string
+	byReason := map[string][]string{}
+	ndown := 0
 	for i := range svc.Endpoints {
 		ep := &svc.Endpoints[i]
 		if ep.Site != site {
@@ -156,9 +160,17 @@ func standing(svc *zones.Service, site string, tr route.SiteTraffic, tab *health
 		}
 		es := endpointStanding(ep, tab, op, probes)
 		if !es.Up {
-			down = append(down, es.ID+": "+es.Reason)
+			ndown++
+			if byReason[es.Reason] == nil {
+				reasons = append(reasons, es.Reason)
+			}
+			byReason[es.Reason] = append(byReason[es.Reason], es.ID)
 		}
 		sst.Endpoints = append(sst.Endpoints, es)
+	}
+	var down []string
+	for _, r := range reasons {
+		down = append(down, strings.Join(byReason[r], ", ")+": "+r)
 	}
 	if o, ok := op.Override(site, "\x00"); ok {
 		sst.Override = &OverrideStatus{"site", site, string(o), changeStatus(op.SiteMeta(site))}
@@ -196,7 +208,7 @@ func standing(svc *zones.Service, site string, tr route.SiteTraffic, tab *health
 		why = append(why, fmt.Sprintf("dialed to %.0f%% %s", 100*tr.Dial, by))
 	}
 	if len(down) > 0 {
-		why = append(why, fmt.Sprintf("%d of %d endpoints down (%s)", len(down), len(sst.Endpoints), strings.Join(down, "; ")))
+		why = append(why, fmt.Sprintf("%d of %d endpoints down (%s)", ndown, len(sst.Endpoints), strings.Join(down, "; ")))
 	}
 	if len(why) == 0 {
 		why = append(why, "every endpoint up")

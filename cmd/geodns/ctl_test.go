@@ -159,7 +159,7 @@ func TestDrillSiteDown(t *testing.T) {
 	}, 10*time.Second, 50*time.Millisecond, "east is down")
 	rc, out, errOut := runWithEnv(t, []string{"GEODNS_API_TOKEN=" + testToken}, "drill", "--api", base, "--site", "us-east", "--duration", "1s")
 	require.Equal(t, 1, rc, out)
-	require.Regexp(t, `^geodns drill: us-east is down \(down: every endpoint is down: 192.0.2.10: check web failing: connect(ion)? refused.*\); bring it back before a drill\n$`, errOut)
+	require.Regexp(t, `^geodns drill: us-east is down, so there is nothing to drill: every endpoint is down: 192.0.2.10: check web failing: connection refused \(down since \S+\)\n$`, errOut)
 	rc, _, errOut = runWithEnv(t, []string{"GEODNS_API_TOKEN=" + testToken}, "drill", "--api", base, "--site", "us-eats", "--duration", "1s")
 	require.Equal(t, 1, rc)
 	require.Equal(t, "geodns drill: no service has a site \"us-eats\"; did you mean \"us-east\"?\n", errOut)
