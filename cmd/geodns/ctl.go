@@ -96,7 +96,7 @@ func ctl(args []string, stdout, stderr io.Writer) int {
 			return fail(err)
 		}
 		if out.Override == "none" {
-			fmt.Fprintf(stdout, "%s %s: no override (%s)\n", out.Kind, out.Name, cmd)
+			fmt.Fprintf(stdout, "%s %s: undrained, no override\n", out.Kind, out.Name)
 		} else {
 			fmt.Fprintf(stdout, "%s %s: %s\n", out.Kind, out.Name, describeOverride(out))
 		}

@@ -134,7 +134,7 @@ func TestCtl(t *testing.T) {
 
 	rc, out, errOut = ctl(withToken, "undrain", "us-east")
 	require.Zero(t, rc, errOut)
-	require.Equal(t, "site us-east: no override (undrain)\n", out)
+	require.Equal(t, "site us-east: undrained, no override\n", out)
 	rc, out, errOut = ctl(withToken, "dial", "web", "us-west", "clear")
 	require.Zero(t, rc, errOut)
 	require.Equal(t, "service web site us-west: dial cleared (the zone file's applies)\n", out)
