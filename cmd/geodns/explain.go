@@ -57,7 +57,8 @@ func explain(args []string, stdout, stderr io.Writer) int {
 	if *apiURL != "" {
 		var e api.Explanation
 		q := url.Values{"name": {pos[0]}, "client": {prefix.String()}, "type": {dns.TypeToString[qtype]}}
-		if err := getJSON(*apiURL+"/api/v1/explain?"+q.Encode(), &e); err != nil {
+		c := &ctlClient{base: strings.TrimRight(*apiURL, "/")}
+		if err := c.do("GET", "/api/v1/explain?"+q.Encode(), nil, false, &e); err != nil {
 			fmt.Fprintf(stderr, "geodns explain: %v\n", err)
 			return 1
 		}
