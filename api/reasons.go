@@ -1,9 +1,7 @@
 package api
 
 import (
-	"embed"
 	"fmt"
-	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -20,20 +18,6 @@ const (
 	StateRamping = "ramping" // up, winning its clients back over the return ramp
 	StateDialed  = "dialed"  // up, dialed to keep fewer than all its clients
 )
-
-//go:embed openapi.yaml
-var openapiFS embed.FS
-
-// OpenAPI returns the API's OpenAPI 3 description.
-func OpenAPI() []byte {
-	b, _ := openapiFS.ReadFile("openapi.yaml")
-	return b
-}
-
-func serveOpenAPI(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/yaml")
-	w.Write(OpenAPI())
-}
 
 func changeStatus(m opstate.Meta) Change { return Change{m.At, m.From, m.Call, m.Reason} }
 

@@ -158,6 +158,7 @@ sites:
 services:
   web:
     ttl: 30
+    return_ramp: 10m   # its first step (at 0 %%) lasts 30 s: time for a busy machine to run explain
     endpoints:
       - {site: us-east, address: %s}
       - {site: us-west, address: %s}
@@ -178,12 +179,12 @@ services:
 
 	site("us-east", "drain")
 	require.Eventually(t, func() bool { got, _ := answers(t, c, server, clients); return all(got, westAddr) }, 5*time.Second, 50*time.Millisecond)
-	site("us-east", "undrain") // the ramp starts: at 0 % for its first 3 s, every client still waits west
+	site("us-east", "undrain") // the ramp starts: at 0 % for its first 30 s, every client still waits west
 	var held string
 	require.Eventually(t, func() bool {
 		_, held, _ = runGeodns(t, "explain", "--api", base, "--client", clients[0], "www.example.com")
 		return strings.Contains(held, "ramping   held back by us-east: to us-west, 3846 km farther (within 5000 km)")
-	}, 2*time.Second, 20*time.Millisecond, "held back to us-west while it is up: %s", held)
+	}, 20*time.Second, 20*time.Millisecond, "held back to us-west while it is up: %s", held)
 	t.Logf("geodns explain --api, us-west up:\n%s", held)
 	site("us-west", "drain")
 	require.Eventually(t, func() bool { got, _ := answers(t, c, server, clients); return all(got, eastAddr) }, 5*time.Second, 50*time.Millisecond,
