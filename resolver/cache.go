@@ -5,7 +5,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/geodns/geodns/route"
 	"github.com/geodns/geodns/zones"
 )
 
@@ -203,7 +202,7 @@ func (h *Handler) cache(set *zones.Set) *fastCache {
 
 // variant returns the packed response of service entry e for decision d,
 // or nil when no query got that decision yet.
-func (c *fastCache) variant(e *entry, d route.Decision) *packed {
+func (c *fastCache) variant(e *entry, d zones.Decision) *packed {
 	var kb [128]byte
 	k := decisionKey(kb[:0], d)
 	e.mu.RLock()
@@ -216,7 +215,7 @@ func (c *fastCache) variant(e *entry, d route.Decision) *packed {
 // the cache's shard has room (making room as put does, or a full shard
 // would keep every new decision uncached) and e has fewer than
 // maxVariants.
-func (c *fastCache) addVariant(key []byte, e *entry, d route.Decision, p *packed) {
+func (c *fastCache) addVariant(key []byte, e *entry, d zones.Decision, p *packed) {
 	var kb [128]byte
 	k := decisionKey(kb[:0], d)
 	size := int64(len(k) + cap(p.wire) + entryOverhead/2)
@@ -240,7 +239,7 @@ func (c *fastCache) addVariant(key []byte, e *entry, d route.Decision, p *packed
 }
 
 // decisionKey appends to b what names the response a decision makes.
-func decisionKey(b []byte, d route.Decision) []byte {
+func decisionKey(b []byte, d zones.Decision) []byte {
 	if d.Degraded {
 		b = append(b, 'd')
 	}

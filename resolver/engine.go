@@ -3,9 +3,9 @@ package resolver
 import (
 	"encoding/binary"
 	"net/netip"
+	"strings"
 	"time"
 
-	"github.com/geodns/geodns/route"
 	"github.com/geodns/geodns/zones"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,12 +29,11 @@ import (
 // of the one service at the name asked): the cache holds responses real
 // queries were answered with, never a second run of the handler.
 //
-// DNSSEC (docs/internals.md): the packed response of a (name, type, DO)
-// key — and of each routing decision for a service name — is the unit a
-// signer signs. write is where RRSIGs are appended when the query has
-// DO=1 and a signer is configured; the signed response is then cached
-// with its packed bytes, so every variant is signed once per zone version,
-// when first needed.
+// DNSSEC: write is where RRSIGs are appended, per RRset, when the query
+// has DO=1 and Config.Signer is set (see Signer); the signed response is
+// cached with its packed bytes under the (name, type, DO) key and, for a
+// service name, its routing decision, so every answer variant is signed
+// once per zone version, when first needed.
 
 // mode is how a query is answered.
 type mode uint8
@@ -54,6 +53,7 @@ type outcome struct {
 	ede               *dns.EDNS0_EDE
 	qname             string // the question's name, canonical; "" when there is none
 	zone              string // the zone that answered, for the query counter
+	z                 *zones.Zone
 	// echoCookie, echoECS: the query got that far, so its COOKIE and ECS
 	// options are answered (deliver appends them).
 	echoCookie, echoECS bool
@@ -66,7 +66,7 @@ type outcome struct {
 	svc      *zones.Service
 	svcAt    bool // the service routed is the one at the name asked
 	svcV6    bool
-	decision route.Decision
+	decision zones.Decision
 }
 
 // packed is a response as written, with what deliver must still patch:
@@ -91,7 +91,7 @@ type packed struct {
 type preDecision struct {
 	svc  *zones.Service
 	v6   bool
-	d    route.Decision
+	d    zones.Decision
 	used bool
 }
 
@@ -273,7 +273,7 @@ func (h *Handler) answerIN(set *zones.Set, o *outcome, fq *query, remote netip.A
 		o.rcode, o.ede = dns.RcodeRefused, edeNotAuthoritative // not ours, and we never recurse
 		return
 	}
-	o.zone = z.Origin
+	o.zone, o.z = z.Origin, z
 	client, ecs := clientOf(fq, remote)
 	metrics := h.cfg.Metrics
 	if md == explain {
@@ -283,7 +283,7 @@ func (h *Handler) answerIN(set *zones.Set, o *outcome, fq *query, remote netip.A
 		v6 := qtype == dns.TypeAAAA
 		o.services++
 		o.svc, o.svcAt, o.svcV6 = svc, owner == o.qname, v6
-		var d route.Decision
+		var d zones.Decision
 		if pre != nil && !pre.used && pre.svc == svc && pre.v6 == v6 {
 			d, pre.used = pre.d, true
 		} else {
@@ -329,6 +329,9 @@ func (h *Handler) write(fq *query, o *outcome, limit int, buf []byte, keep bool,
 		m.Question = []dns.Question{{Name: o.qname, Qtype: fq.qtype, Qclass: fq.qclass}}
 	}
 	m.Answer, m.Ns = o.answer, o.ns
+	if fq.do && h.cfg.Signer != nil && o.z != nil {
+		m.Answer, m.Ns = h.sign(o.z, m.Answer), h.sign(o.z, m.Ns)
+	}
 	optLen := 0
 	if o.opt {
 		opt := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
@@ -384,6 +387,32 @@ func (h *Handler) write(fq *query, o *outcome, limit int, buf []byte, keep bool,
 		p.rrl = h.rrl.class(m)
 	}
 	return p
+}
+
+// sign returns rrs with the RRSIGs the signer makes for each of its RRsets
+// after the set; rrs itself when it signs none.
+func (h *Handler) sign(z *zones.Zone, rrs []dns.RR) []dns.RR {
+	var out []dns.RR
+	for i := 0; i < len(rrs); {
+		hdr := rrs[i].Header()
+		j := i + 1
+		for j < len(rrs) && rrs[j].Header().Rrtype == hdr.Rrtype && strings.EqualFold(rrs[j].Header().Name, hdr.Name) {
+			j++
+		}
+		if sigs := h.cfg.Signer.Sign(z, rrs[i:j:j]); len(sigs) > 0 {
+			if out == nil {
+				out = append(make([]dns.RR, 0, len(rrs)+len(sigs)), rrs[:i]...)
+			}
+			out = append(append(out, rrs[i:j]...), sigs...)
+		} else if out != nil {
+			out = append(out, rrs[i:j]...)
+		}
+		i = j
+	}
+	if out == nil {
+		return rrs
+	}
+	return out
 }
 
 // deliver writes the response to fq from p into out: the query's ID,

@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/geodns/geodns/route"
 	"github.com/geodns/geodns/zones"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +42,23 @@ type Config struct {
 	// Dnstap logs every query answered through ServeWire (NewDnstap).
 	// Default nil: off.
 	Dnstap *Dnstap
+	// Signer signs the RRsets of answers to queries with DO=1 (DNSSEC).
+	// Default nil: answers are not signed.
+	Signer Signer
+}
+
+// Signer is the DNSSEC seam of the writer. For a query with the DO bit,
+// write hands it each RRset of the answer and authority sections (records
+// of one owner and type, in zone order; for a service name, the variant
+// of one routing decision) and appends the RRSIGs it returns after the
+// set. write runs on cache misses only, and the signed response is cached
+// with its packed bytes under the question's key (DO is part of it) and,
+// for a service name, the decision: each answer variant is signed once
+// per zone version, when first needed; a signer may keep its own side
+// table for what it signs ahead (at zone build). Implementations must be
+// safe for concurrent use and must not mutate rrs; nil means unsigned.
+type Signer interface {
+	Sign(z *zones.Zone, rrs []dns.RR) []dns.RR
 }
 
 // DefaultMaxUDPSize is the UDP response cap when Config.MaxUDPSize is 0.
@@ -51,7 +67,14 @@ const DefaultMaxUDPSize = 1232
 // Router decides what a service name answers a client; *route.Router is
 // one. Implementations must be safe for concurrent use.
 type Router interface {
-	Route(origin string, svc *zones.Service, client netip.Prefix, v6 bool) route.Decision
+	Route(origin string, svc *zones.Service, client netip.Prefix, v6 bool) zones.Decision
+}
+
+// noRouter answers every service with nothing (NODATA).
+type noRouter struct{}
+
+func (noRouter) Route(string, *zones.Service, netip.Prefix, bool) zones.Decision {
+	return zones.Decision{}
 }
 
 // Handler answers queries from the zone set it reads through an atomic
@@ -74,8 +97,8 @@ type Handler struct {
 }
 
 // NewHandler returns a handler serving the zone set held by zs, routing
-// service names with router (nil: every client gets each service's
-// default site order).
+// service names with router (nil: no router, service names answer
+// NODATA; cmd/geodns plugs in *route.Router).
 func NewHandler(zs *atomic.Pointer[zones.Set], router Router, cfg Config, log *slog.Logger) *Handler {
 	if cfg.MaxUDPSize == 0 {
 		cfg.MaxUDPSize = DefaultMaxUDPSize
@@ -87,7 +110,7 @@ func NewHandler(zs *atomic.Pointer[zones.Set], router Router, cfg Config, log *s
 		log = slog.Default()
 	}
 	if router == nil {
-		router = &route.Router{}
+		router = noRouter{}
 	}
 	return &Handler{zones: zs, router: router, cfg: cfg, log: log, rrl: newRRL(cfg.RRL, cfg.Registerer),
 		cookies: newCookies(cfg.CookieSecret)}
@@ -259,7 +282,7 @@ var (
 )
 
 // serviceRRs turns a routing decision into records owned by owner.
-func serviceRRs(svc *zones.Service, owner string, qtype uint16, d route.Decision) []dns.RR {
+func serviceRRs(svc *zones.Service, owner string, qtype uint16, d zones.Decision) []dns.RR {
 	ttl := svc.TTL
 	if d.Degraded {
 		ttl = min(ttl, svc.DegradedTTL)
