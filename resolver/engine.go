@@ -96,7 +96,7 @@ type preDecision struct {
 }
 
 // serve answers the query q: the engine.
-func (h *Handler) serve(q []byte, remote netip.Addr, tcp bool, out []byte, tap *tapDecision, md mode) []byte {
+func (h *Handler) serve(q []byte, remote netip.Addr, tcp bool, out []byte, tap *tapDecision, md mode, rt routeFunc) []byte {
 	var fq query
 	switch parseQuery(q, &fq) {
 	case parseDrop:
@@ -135,7 +135,7 @@ func (h *Handler) serve(q []byte, remote netip.Addr, tcp bool, out []byte, tap *
 	if h.onResolve != nil {
 		h.onResolve()
 	}
-	o := h.resolve(set, &fq, remote, tcp, pre, md, tap)
+	o := h.resolve(set, &fq, remote, tcp, pre, md, tap, rt)
 	// Kept: an answer that does not depend on the client, or one service's
 	// variant at the name asked; while the cache has room, or when asked
 	// before (a flood of names asked once does not churn it).
@@ -216,7 +216,7 @@ func ecsScope(fq *query, scope int) int {
 
 // resolve decides the answer to fq: the checks of the header and EDNS
 // part, then the zone lookup, routing each service name met once.
-func (h *Handler) resolve(set *zones.Set, fq *query, remote netip.Addr, tcp bool, pre *preDecision, md mode, tap *tapDecision) (o outcome) {
+func (h *Handler) resolve(set *zones.Set, fq *query, remote netip.Addr, tcp bool, pre *preDecision, md mode, tap *tapDecision, rt routeFunc) (o outcome) {
 	if fq.question {
 		o.qname = zones.NameFromWire(fq.lowerName())
 	}
@@ -243,7 +243,7 @@ func (h *Handler) resolve(set *zones.Set, fq *query, remote netip.Addr, tcp bool
 	switch fq.qclass {
 	case dns.ClassINET:
 		o.in, o.echoECS = true, true
-		h.answerIN(set, &o, fq, remote, tcp, pre, md, tap)
+		h.answerIN(set, &o, fq, remote, tcp, pre, md, tap, rt)
 		if fq.ecs != nil {
 			o.scope = ecsScope(fq, o.scope)
 		}
@@ -256,7 +256,7 @@ func (h *Handler) resolve(set *zones.Set, fq *query, remote netip.Addr, tcp bool
 }
 
 // answerIN answers a class IN question into o.
-func (h *Handler) answerIN(set *zones.Set, o *outcome, fq *query, remote netip.Addr, tcp bool, pre *preDecision, md mode, tap *tapDecision) {
+func (h *Handler) answerIN(set *zones.Set, o *outcome, fq *query, remote netip.Addr, tcp bool, pre *preDecision, md mode, tap *tapDecision, rt routeFunc) {
 	switch fq.qtype {
 	case dns.TypeAXFR, dns.TypeIXFR:
 		o.rcode, o.ede = dns.RcodeRefused, edeProhibited // zone transfers are not offered here
@@ -284,9 +284,12 @@ func (h *Handler) answerIN(set *zones.Set, o *outcome, fq *query, remote netip.A
 		o.services++
 		o.svc, o.svcAt, o.svcV6 = svc, owner == o.qname, v6
 		var d zones.Decision
-		if pre != nil && !pre.used && pre.svc == svc && pre.v6 == v6 {
+		switch {
+		case rt != nil:
+			d = rt(z.Origin, svc, owner, qtype, client)
+		case pre != nil && !pre.used && pre.svc == svc && pre.v6 == v6:
 			d, pre.used = pre.d, true
-		} else {
+		default:
 			d = h.router.Route(z.Origin, svc, client, v6)
 		}
 		o.decision = d

@@ -132,11 +132,12 @@ func (h *Handler) Panics() uint64 { return h.panics.Load() }
 // (ServeDNS, Answer): a panic while answering is recovered here, counted,
 // and answered SERVFAIL.
 func (h *Handler) ServeWire(q []byte, remote netip.Addr, tcp bool, out []byte) (resp []byte) {
-	return h.entry(q, remote, tcp, out, traffic)
+	return h.entry(q, remote, tcp, out, traffic, nil)
 }
 
-// entry is ServeWire in mode md: the one recover.
-func (h *Handler) entry(q []byte, remote netip.Addr, tcp bool, out []byte, md mode) (resp []byte) {
+// entry is ServeWire in mode md, routing with rt (nil: the handler's
+// router): the one recover.
+func (h *Handler) entry(q []byte, remote netip.Addr, tcp bool, out []byte, md mode, rt routeFunc) (resp []byte) {
 	defer func() {
 		if p := recover(); p != nil {
 			h.panicked(p)
@@ -145,11 +146,11 @@ func (h *Handler) entry(q []byte, remote netip.Addr, tcp bool, out []byte, md mo
 	}()
 	if t := h.cfg.Dnstap; t != nil && md == traffic {
 		var d tapDecision
-		resp = h.serve(q, remote, tcp, out, &d, md)
+		resp = h.serve(q, remote, tcp, out, &d, md, rt)
 		t.log(q, resp, remote, tcp, &d)
 		return resp
 	}
-	return h.serve(q, remote, tcp, out, nil, md)
+	return h.serve(q, remote, tcp, out, nil, md, rt)
 }
 
 // ServeDNS implements dns.Handler (for miekg/dns servers): the query is
@@ -225,15 +226,15 @@ func servfailWire(q, out []byte, udpSize uint16) []byte {
 // goes back over TCP (no size limit, full ANY answers). Nil if req is a
 // response.
 func (h *Handler) Answer(req *dns.Msg, remote netip.Addr, tcp bool) *dns.Msg {
-	return h.answerMsg(req, remote, tcp, direct)
+	return h.answerMsg(req, remote, tcp, direct, nil)
 }
 
-func (h *Handler) answerMsg(req *dns.Msg, remote netip.Addr, tcp bool, md mode) *dns.Msg {
+func (h *Handler) answerMsg(req *dns.Msg, remote netip.Addr, tcp bool, md mode, rt routeFunc) *dns.Msg {
 	q, err := req.Pack()
 	if err != nil {
 		return new(dns.Msg).SetRcode(req, dns.RcodeFormatError)
 	}
-	resp := h.entry(q, remote, tcp, nil, md)
+	resp := h.entry(q, remote, tcp, nil, md, rt)
 	if resp == nil {
 		return nil
 	}
@@ -264,8 +265,20 @@ func (h *Handler) Uncounted() Uncounted { return Uncounted{h} }
 
 // Answer is Handler.Answer, not counted in the query or answer metrics.
 func (u Uncounted) Answer(req *dns.Msg, remote netip.Addr, tcp bool) *dns.Msg {
-	return u.h.answerMsg(req, remote, tcp, explain)
+	return u.h.answerMsg(req, remote, tcp, explain, nil)
 }
+
+// Explain is Answer with each service name met routed by route instead
+// of the handler's router (given the name it answers and the type), so an
+// explain records the decisions of the one answer it shows: the same
+// engine, the same lookup, run once.
+func (u Uncounted) Explain(req *dns.Msg, remote netip.Addr, tcp bool,
+	route func(origin string, svc *zones.Service, owner string, qtype uint16, client netip.Prefix) zones.Decision) *dns.Msg {
+	return u.h.answerMsg(req, remote, tcp, explain, route)
+}
+
+// routeFunc routes a service name for an explain (Uncounted.Explain).
+type routeFunc = func(origin string, svc *zones.Service, owner string, qtype uint16, client netip.Prefix) zones.Decision
 
 // Extended DNS Errors (RFC 8914) the handler sends to clients that sent
 // EDNS. Shared by every response: never mutated.
