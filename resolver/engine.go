@@ -76,6 +76,10 @@ type packed struct {
 	wire []byte
 	opt  int // where the OPT record starts; -1: none
 	qend int // where the question ends (12: no question)
+	// addrAt: where the answer's addresses are (rdata of its A or AAAA
+	// records, in the decision's order), for a variant of an address
+	// service: deliver writes the query's decision's addresses there.
+	addrAt []int
 	// echoCookie, echoECS: deliver appends the query's COOKIE and ECS
 	// options (the query was read that far).
 	echoCookie, echoECS bool
@@ -116,6 +120,7 @@ func (h *Handler) serve(q []byte, remote netip.Addr, tcp bool, out []byte, tap *
 		key = fq.key(&kb, tcp)
 		if e = c.get(key); e != nil {
 			p, scope := e.static, 0
+			var addrs []netip.Addr
 			if e.svc != nil {
 				client, ecs := clientOf(&fq, remote)
 				d := h.router.Route(e.origin, e.svc, client, e.v6)
@@ -126,9 +131,10 @@ func (h *Handler) serve(q []byte, remote netip.Addr, tcp bool, out []byte, tap *
 				if p = c.variant(e, d); p == nil {
 					pre = &preDecision{svc: e.svc, v6: e.v6, d: d}
 				}
+				addrs = d.Addrs
 			}
 			if p != nil && len(p.wire)+reserve(&fq, p.echoCookie, p.echoECS) <= limit {
-				return h.deliver(p, &fq, remote, tcp, out, scope, true, md)
+				return h.deliver(p, &fq, remote, tcp, out, scope, addrs, true, md)
 			}
 		}
 	}
@@ -147,9 +153,9 @@ func (h *Handler) serve(q []byte, remote netip.Addr, tcp bool, out []byte, tap *
 	}
 	p := h.write(&fq, &o, limit-reserve(&fq, o.echoCookie, o.echoECS), buf, store, md)
 	if store && !p.trimmed {
-		h.keep(c, key, e, &o, p)
+		h.keep(c, key, e, &o, p, &fq)
 	}
-	return h.deliver(p, &fq, remote, tcp, out, o.scope, false, md)
+	return h.deliver(p, &fq, remote, tcp, out, o.scope, nil, false, md)
 }
 
 // cacheable reports whether answers to fq may come from the cache: a
@@ -162,7 +168,7 @@ func (h *Handler) cacheable(fq *query) bool {
 
 // keep stores p, written for o, in the cache under key, where e (if not
 // nil) is the service entry found there.
-func (h *Handler) keep(c *fastCache, key []byte, e *entry, o *outcome, p *packed) {
+func (h *Handler) keep(c *fastCache, key []byte, e *entry, o *outcome, p *packed, fq *query) {
 	if o.services == 0 {
 		c.put(key, &entry{static: p})
 		return
@@ -176,11 +182,19 @@ func (h *Handler) keep(c *fastCache, key []byte, e *entry, o *outcome, p *packed
 		}
 	}
 	if e == nil {
-		e = c.put(key, &entry{svc: o.svc, origin: o.zone, v6: o.svcV6, variants: map[string]*packed{}})
+		e = c.put(key, &entry{svc: o.svc, origin: o.zone, v6: o.svcV6, variants: map[string]*packed{},
+			// Signed answers are kept per address set: RRSIGs cover them.
+			addrs: !o.svc.CNAME && (fq.qtype == dns.TypeA || fq.qtype == dns.TypeAAAA) && !(fq.do && h.cfg.Signer != nil)})
 	}
-	if e.svc == o.svc {
-		c.addVariant(key, e, o.decision, p)
+	if e.svc != o.svc {
+		return
 	}
+	if e.addrs {
+		if p.addrAt = addrOffsets(p.wire, p.qend); len(p.addrAt) != len(o.decision.Addrs) {
+			return // not the shape deliver patches: not kept
+		}
+	}
+	c.addVariant(key, e, o.decision, p)
 }
 
 // reserve is what deliver appends to a response to fq: its COOKIE and
@@ -392,6 +406,31 @@ func (h *Handler) write(fq *query, o *outcome, limit int, buf []byte, keep bool,
 	return p
 }
 
+// addrOffsets returns where the rdata of each record of wire's answer
+// section is, the question ending at qend; nil unless they are all A or
+// AAAA records.
+func addrOffsets(wire []byte, qend int) []int {
+	an := int(binary.BigEndian.Uint16(wire[6:]))
+	if an == 0 {
+		return nil
+	}
+	out := make([]int, 0, an)
+	off := qend
+	for range an {
+		end, ok := skipName(wire, off)
+		if !ok || end+10 > len(wire) {
+			return nil
+		}
+		t, l := binary.BigEndian.Uint16(wire[end:]), int(binary.BigEndian.Uint16(wire[end+8:]))
+		if !(t == dns.TypeA && l == 4 || t == dns.TypeAAAA && l == 16) || end+10+l > len(wire) {
+			return nil
+		}
+		out = append(out, end+10)
+		off = end + 10 + l
+	}
+	return out
+}
+
 // sign returns rrs with the RRSIGs the signer makes for each of its RRsets
 // after the set; rrs itself when it signs none.
 func (h *Handler) sign(z *zones.Zone, rrs []dns.RR) []dns.RR {
@@ -420,11 +459,24 @@ func (h *Handler) sign(z *zones.Zone, rrs []dns.RR) []dns.RR {
 
 // deliver writes the response to fq from p into out: the query's ID,
 // RD/CD bits (standard queries) and letter case, then its COOKIE and ECS
-// options; counts it, and rate limits it (traffic over UDP). hit says p
-// came from the cache (its service answer is counted here, not by resolve).
-// A nil response means it is dropped.
-func (h *Handler) deliver(p *packed, fq *query, remote netip.Addr, tcp bool, out []byte, scope int, hit bool, md mode) []byte {
+// options; counts it, and rate limits it (traffic over UDP). addrs, for a
+// cached variant of an address service, are the decision's addresses,
+// written over the variant's. hit says p came from the cache (its service
+// answer is counted here, not by resolve). A nil response means it is
+// dropped.
+func (h *Handler) deliver(p *packed, fq *query, remote netip.Addr, tcp bool, out []byte, scope int, addrs []netip.Addr, hit bool, md mode) []byte {
 	resp := append(out[:0], p.wire...)
+	if p.addrAt != nil && len(addrs) == len(p.addrAt) {
+		for i, off := range p.addrAt {
+			if a := addrs[i]; a.Is4() {
+				x := a.As4()
+				copy(resp[off:], x[:])
+			} else {
+				x := a.As16()
+				copy(resp[off:], x[:])
+			}
+		}
+	}
 	binary.BigEndian.PutUint16(resp, fq.id)
 	if fq.opcode == dns.OpcodeQuery {
 		resp[2] = resp[2]&^0x01 | fq.rd
