@@ -73,6 +73,7 @@ const usage = `usage:
                  [--probe-allow CIDR]... [--log-format text|json]
   geodns check   [--config geodns.yaml] [--zones DIR] [--import-dir DIR]... [--strict] [FILE.yaml...]
   geodns explain [--zones DIR] [--geoip FILE]... --client IP[/LEN] NAME [TYPE]
+  geodns ctl     [--api URL] [--token-file FILE] status|drain|undrain|force-up|force-down|dial|explain ...
   geodns drill   --api URL --site SITE [--clients NET,...] [--duration 30s] [--limit 3s]
   geodns import  --origin ZONE FILE.zone
   geodns version
@@ -98,6 +99,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return explain(args[1:], stdout, stderr)
 	case "drill":
 		return drill(args[1:], stdout, stderr)
+	case "ctl":
+		return ctl(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprint(stdout, versionText())
 		return 0
