@@ -121,12 +121,6 @@ func Explain(set *zones.Set, router Explainer, h Answerer, name string, qtype ui
 	e := Explanation{Name: name, Type: dns.TypeToString[qtype], Client: client.String()}
 	if z := set.Find(name, qtype); z != nil {
 		e.Zone, e.Serial = z.Origin, z.Serial
-		traced := func(svc *zones.Service, owner string, t uint16) []dns.RR {
-			d, tr := router.Explain(z.Origin, svc, client, t == dns.TypeAAAA)
-			e.Services = append(e.Services, trace(svc, owner, t, d, tr))
-			return nil
-		}
-		z.Lookup(name, qtype, false, traced)
 	}
 	req := new(dns.Msg).SetQuestion(name, qtype)
 	req.SetEdns0(1232, false)
@@ -138,7 +132,13 @@ func Explain(set *zones.Set, router Explainer, h Answerer, name string, qtype ui
 		}
 		req.IsEdns0().Option = append(req.IsEdns0().Option, o)
 	}
-	resp := h.Answer(req, client.Addr(), true)
+	// One answer, by the server's engine; each decision it makes is the
+	// router's traced one, recorded as it is made.
+	resp := h.Explain(req, client.Addr(), true, func(origin string, svc *zones.Service, owner string, t uint16, c netip.Prefix) zones.Decision {
+		d, tr := router.Explain(origin, svc, c, t == dns.TypeAAAA)
+		e.Services = append(e.Services, trace(svc, owner, t, d, tr))
+		return d
+	})
 	e.Rcode = dns.RcodeToString[resp.Rcode]
 	for _, rr := range resp.Answer {
 		e.Answer = append(e.Answer, rr.String())

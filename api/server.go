@@ -54,10 +54,13 @@ type Router interface {
 
 // Answerer answers a query as the DNS server does, for explains, without
 // counting it as traffic; the server's handler's resolver.Uncounted view
-// is one. Implementations must be safe for concurrent use; the message
-// returned is the caller's.
+// is one. Explain routes each service name it meets with route (given
+// the name answered and the type), so the caller records the decisions
+// of the answer it gets. Implementations must be safe for concurrent use;
+// the message returned is the caller's.
 type Answerer interface {
-	Answer(req *dns.Msg, client netip.Addr, tcp bool) *dns.Msg
+	Explain(req *dns.Msg, client netip.Addr, tcp bool,
+		route func(origin string, svc *zones.Service, owner string, qtype uint16, client netip.Prefix) zones.Decision) *dns.Msg
 }
 
 // Server serves the HTTP API. Set its fields, then use Handler or Serve.

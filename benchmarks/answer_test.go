@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/geodns/geodns/resolver"
+	"github.com/geodns/geodns/route"
 	"github.com/geodns/geodns/zones"
 	"github.com/miekg/dns"
 )
@@ -21,7 +22,7 @@ func loadExample(b *testing.B) (*zones.Zone, *resolver.Handler) {
 	}
 	var set atomic.Pointer[zones.Set]
 	set.Store(zones.NewSet(z))
-	return z, resolver.NewHandler(&set, nil, resolver.Config{}, nil)
+	return z, resolver.NewHandler(&set, &route.Router{}, resolver.Config{}, nil)
 }
 
 var answerCases = []struct {
@@ -75,7 +76,7 @@ func BenchmarkAnswer(b *testing.B) {
 }
 
 // BenchmarkServeWire measures what the server runs per UDP query: the
-// query in wire format to the response in wire format (the fast path for
+// query in wire format to the response in wire format (a cache hit for
 // these: a packed response copied and patched).
 func BenchmarkServeWire(b *testing.B) {
 	_, h := loadExample(b)
@@ -158,7 +159,7 @@ func BenchmarkServeWireRRL(b *testing.B) {
 				if mode != "off" {
 					cfg.RRL = resolver.RRLConfig{ResponsesPerSecond: 1 << 30}
 				}
-				h := resolver.NewHandler(&set, nil, cfg, nil)
+				h := resolver.NewHandler(&set, &route.Router{}, cfg, nil)
 				clients := []netip.Addr{netip.MustParseAddr("198.51.100.7")}
 				if mode == "on-many-clients" {
 					clients = clients[:0]

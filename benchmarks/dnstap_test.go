@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/geodns/geodns/resolver"
+	"github.com/geodns/geodns/route"
 	"github.com/geodns/geodns/zones"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,7 +46,7 @@ func BenchmarkServeWireDnstap(b *testing.B) {
 					}
 					cfg.Dnstap = tap
 				}
-				h := resolver.NewHandler(&set, nil, cfg, nil)
+				h := resolver.NewHandler(&set, &route.Router{}, cfg, nil)
 				buf := make([]byte, 0, 4096)
 				b.ReportAllocs()
 				for b.Loop() {

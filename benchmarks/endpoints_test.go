@@ -6,12 +6,15 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/geodns/geodns/health"
+	"github.com/geodns/geodns/resolver"
 	"github.com/geodns/geodns/route"
 	"github.com/geodns/geodns/zones"
+	"github.com/miekg/dns"
 )
 
 // endpointsZone is a zone whose service web has n endpoints spread over
@@ -57,6 +60,39 @@ func BenchmarkRouteEndpoints(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				r.Route(z.Origin, svc, client, false)
+			}
+		})
+	}
+}
+
+// BenchmarkServeEndpoints answers a query for a service with 2 and with
+// 10,000 endpoints through the whole engine (ServeWire: parse, route,
+// the packed variant for the decision, patched): the cost must not grow
+// with the endpoints either.
+func BenchmarkServeEndpoints(b *testing.B) {
+	for _, n := range []int{2, 10000} {
+		b.Run(fmt.Sprintf("endpoints=%d", n), func(b *testing.B) {
+			var set atomic.Pointer[zones.Set]
+			set.Store(endpointsZone(b, n))
+			m := health.NewManager(health.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			m.SetZones(set.Load())
+			h := resolver.NewHandler(&set, &route.Router{Health: m}, resolver.Config{}, nil)
+			q := new(dns.Msg).SetQuestion("www.example.net.", dns.TypeA)
+			q.SetEdns0(1232, false)
+			wire, err := q.Pack()
+			if err != nil {
+				b.Fatal(err)
+			}
+			buf := make([]byte, 0, 4096)
+			r := new(dns.Msg)
+			if err := r.Unpack(h.ServeWire(wire, testClient, false, buf)); err != nil || len(r.Answer) == 0 {
+				b.Fatalf("answer %v %v", r, err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if resp := h.ServeWire(wire, testClient, false, buf); len(resp) < 40 {
+					b.Fatal("no answer")
+				}
 			}
 		})
 	}

@@ -57,8 +57,8 @@ func BenchmarkServiceAnswer(b *testing.B) {
 	var set atomic.Pointer[zones.Set]
 	set.Store(zones.NewSet(z))
 	h := resolver.NewHandler(&set, &route.Router{Loc: l}, resolver.Config{}, nil)
-	// wire: the server's path (ServeWire: the fast path, packed variants);
-	// the others build and pack a dns.Msg (the full path).
+	// wire: the server's path (ServeWire: cached packed variants); the
+	// others go through Answer (a dns.Msg in, one out, packed again).
 	for _, c := range []struct {
 		name      string
 		ecs, wire bool

@@ -5,7 +5,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/geodns/geodns/route"
 	"github.com/geodns/geodns/zones"
 )
 
@@ -20,9 +19,15 @@ type entry struct {
 	static *packed // the answer, when it does not depend on the client
 	// A service name: the decision is made per query and picks a variant,
 	// written the first time a query got that decision.
-	svc      *zones.Service
-	origin   string
-	v6       bool // the service is routed for AAAA
+	svc    *zones.Service
+	origin string
+	v6     bool // the service is routed for AAAA
+	// addrs: the answer is the decision's addresses (an address service
+	// asked for A or AAAA): a variant is keyed by what the decision makes
+	// of the response but its addresses, which deliver writes per query
+	// (the router rotates them over the site's endpoints, so a site of
+	// many endpoints is still one variant).
+	addrs    bool
 	mu       sync.RWMutex
 	variants map[string]*packed
 
@@ -203,9 +208,9 @@ func (h *Handler) cache(set *zones.Set) *fastCache {
 
 // variant returns the packed response of service entry e for decision d,
 // or nil when no query got that decision yet.
-func (c *fastCache) variant(e *entry, d route.Decision) *packed {
+func (c *fastCache) variant(e *entry, d zones.Decision) *packed {
 	var kb [128]byte
-	k := decisionKey(kb[:0], d)
+	k := decisionKey(kb[:0], d, e.addrs)
 	e.mu.RLock()
 	p := e.variants[string(k)]
 	e.mu.RUnlock()
@@ -216,9 +221,9 @@ func (c *fastCache) variant(e *entry, d route.Decision) *packed {
 // the cache's shard has room (making room as put does, or a full shard
 // would keep every new decision uncached) and e has fewer than
 // maxVariants.
-func (c *fastCache) addVariant(key []byte, e *entry, d route.Decision, p *packed) {
+func (c *fastCache) addVariant(key []byte, e *entry, d zones.Decision, p *packed) {
 	var kb [128]byte
-	k := decisionKey(kb[:0], d)
+	k := decisionKey(kb[:0], d, e.addrs)
 	size := int64(len(k) + cap(p.wire) + entryOverhead/2)
 	s := c.shard(key)
 	if s.bytes.Load()+size > c.budget {
@@ -239,8 +244,9 @@ func (c *fastCache) addVariant(key []byte, e *entry, d route.Decision, p *packed
 	e.mu.Unlock()
 }
 
-// decisionKey appends to b what names the response a decision makes.
-func decisionKey(b []byte, d route.Decision) []byte {
+// decisionKey appends to b what names the response a decision makes;
+// with addrs, the number of its addresses rather than the addresses.
+func decisionKey(b []byte, d zones.Decision, addrs bool) []byte {
 	if d.Degraded {
 		b = append(b, 'd')
 	}
@@ -251,8 +257,17 @@ func decisionKey(b []byte, d route.Decision) []byte {
 		b = append(b, d.Sites[0]...) // the answers counter's label
 	}
 	b = append(b, 0)
+	if addrs {
+		return append(b, byte(len(d.Addrs)))
+	}
 	for _, a := range d.Addrs {
-		b = append(b, a.AsSlice()...)
+		if a.Is4() {
+			x := a.As4()
+			b = append(b, x[:]...)
+		} else {
+			x := a.As16()
+			b = append(b, x[:]...)
+		}
 		b = append(b, '|')
 	}
 	for _, n := range d.Names[:min(1, len(d.Names))] {

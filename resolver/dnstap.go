@@ -11,7 +11,7 @@ import (
 	"time"
 
 	dnstap "github.com/dnstap/golang-dnstap"
-	"github.com/geodns/geodns/route"
+	"github.com/geodns/geodns/zones"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -307,7 +307,7 @@ func (d *tapDecision) extra(b []byte) []byte {
 }
 
 // set fills d from a service answer's decision.
-func (d *tapDecision) set(svc string, client netip.Prefix, ecs bool, dec route.Decision, scope int) {
+func (d *tapDecision) set(svc string, client netip.Prefix, ecs bool, dec zones.Decision, scope int) {
 	d.svc, d.client, d.ecs, d.scope, d.degraded = svc, client, ecs, scope, dec.Degraded
 	switch {
 	case dec.AllDown:

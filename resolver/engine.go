@@ -3,9 +3,9 @@ package resolver
 import (
 	"encoding/binary"
 	"net/netip"
+	"strings"
 	"time"
 
-	"github.com/geodns/geodns/route"
 	"github.com/geodns/geodns/zones"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,12 +29,11 @@ import (
 // of the one service at the name asked): the cache holds responses real
 // queries were answered with, never a second run of the handler.
 //
-// DNSSEC (docs/internals.md): the packed response of a (name, type, DO)
-// key — and of each routing decision for a service name — is the unit a
-// signer signs. write is where RRSIGs are appended when the query has
-// DO=1 and a signer is configured; the signed response is then cached
-// with its packed bytes, so every variant is signed once per zone version,
-// when first needed.
+// DNSSEC: write is where RRSIGs are appended, per RRset, when the query
+// has DO=1 and Config.Signer is set (see Signer); the signed response is
+// cached with its packed bytes under the (name, type, DO) key and, for a
+// service name, its routing decision, so every answer variant is signed
+// once per zone version, when first needed.
 
 // mode is how a query is answered.
 type mode uint8
@@ -54,6 +53,7 @@ type outcome struct {
 	ede               *dns.EDNS0_EDE
 	qname             string // the question's name, canonical; "" when there is none
 	zone              string // the zone that answered, for the query counter
+	z                 *zones.Zone
 	// echoCookie, echoECS: the query got that far, so its COOKIE and ECS
 	// options are answered (deliver appends them).
 	echoCookie, echoECS bool
@@ -66,7 +66,7 @@ type outcome struct {
 	svc      *zones.Service
 	svcAt    bool // the service routed is the one at the name asked
 	svcV6    bool
-	decision route.Decision
+	decision zones.Decision
 }
 
 // packed is a response as written, with what deliver must still patch:
@@ -76,6 +76,10 @@ type packed struct {
 	wire []byte
 	opt  int // where the OPT record starts; -1: none
 	qend int // where the question ends (12: no question)
+	// addrAt: where the answer's addresses are (rdata of its A or AAAA
+	// records, in the decision's order), for a variant of an address
+	// service: deliver writes the query's decision's addresses there.
+	addrAt []int
 	// echoCookie, echoECS: deliver appends the query's COOKIE and ECS
 	// options (the query was read that far).
 	echoCookie, echoECS bool
@@ -91,12 +95,12 @@ type packed struct {
 type preDecision struct {
 	svc  *zones.Service
 	v6   bool
-	d    route.Decision
+	d    zones.Decision
 	used bool
 }
 
 // serve answers the query q: the engine.
-func (h *Handler) serve(q []byte, remote netip.Addr, tcp bool, out []byte, tap *tapDecision, md mode) []byte {
+func (h *Handler) serve(q []byte, remote netip.Addr, tcp bool, out []byte, tap *tapDecision, md mode, rt routeFunc) []byte {
 	var fq query
 	switch parseQuery(q, &fq) {
 	case parseDrop:
@@ -116,6 +120,7 @@ func (h *Handler) serve(q []byte, remote netip.Addr, tcp bool, out []byte, tap *
 		key = fq.key(&kb, tcp)
 		if e = c.get(key); e != nil {
 			p, scope := e.static, 0
+			var addrs []netip.Addr
 			if e.svc != nil {
 				client, ecs := clientOf(&fq, remote)
 				d := h.router.Route(e.origin, e.svc, client, e.v6)
@@ -126,16 +131,17 @@ func (h *Handler) serve(q []byte, remote netip.Addr, tcp bool, out []byte, tap *
 				if p = c.variant(e, d); p == nil {
 					pre = &preDecision{svc: e.svc, v6: e.v6, d: d}
 				}
+				addrs = d.Addrs
 			}
 			if p != nil && len(p.wire)+reserve(&fq, p.echoCookie, p.echoECS) <= limit {
-				return h.deliver(p, &fq, remote, tcp, out, scope, true, md)
+				return h.deliver(p, &fq, remote, tcp, out, scope, addrs, true, md)
 			}
 		}
 	}
 	if h.onResolve != nil {
 		h.onResolve()
 	}
-	o := h.resolve(set, &fq, remote, tcp, pre, md, tap)
+	o := h.resolve(set, &fq, remote, tcp, pre, md, tap, rt)
 	// Kept: an answer that does not depend on the client, or one service's
 	// variant at the name asked; while the cache has room, or when asked
 	// before (a flood of names asked once does not churn it).
@@ -147,9 +153,9 @@ func (h *Handler) serve(q []byte, remote netip.Addr, tcp bool, out []byte, tap *
 	}
 	p := h.write(&fq, &o, limit-reserve(&fq, o.echoCookie, o.echoECS), buf, store, md)
 	if store && !p.trimmed {
-		h.keep(c, key, e, &o, p)
+		h.keep(c, key, e, &o, p, &fq)
 	}
-	return h.deliver(p, &fq, remote, tcp, out, o.scope, false, md)
+	return h.deliver(p, &fq, remote, tcp, out, o.scope, nil, false, md)
 }
 
 // cacheable reports whether answers to fq may come from the cache: a
@@ -162,7 +168,7 @@ func (h *Handler) cacheable(fq *query) bool {
 
 // keep stores p, written for o, in the cache under key, where e (if not
 // nil) is the service entry found there.
-func (h *Handler) keep(c *fastCache, key []byte, e *entry, o *outcome, p *packed) {
+func (h *Handler) keep(c *fastCache, key []byte, e *entry, o *outcome, p *packed, fq *query) {
 	if o.services == 0 {
 		c.put(key, &entry{static: p})
 		return
@@ -176,11 +182,19 @@ func (h *Handler) keep(c *fastCache, key []byte, e *entry, o *outcome, p *packed
 		}
 	}
 	if e == nil {
-		e = c.put(key, &entry{svc: o.svc, origin: o.zone, v6: o.svcV6, variants: map[string]*packed{}})
+		e = c.put(key, &entry{svc: o.svc, origin: o.zone, v6: o.svcV6, variants: map[string]*packed{},
+			// Signed answers are kept per address set: RRSIGs cover them.
+			addrs: !o.svc.CNAME && (fq.qtype == dns.TypeA || fq.qtype == dns.TypeAAAA) && !(fq.do && h.cfg.Signer != nil)})
 	}
-	if e.svc == o.svc {
-		c.addVariant(key, e, o.decision, p)
+	if e.svc != o.svc {
+		return
 	}
+	if e.addrs {
+		if p.addrAt = addrOffsets(p.wire, p.qend); len(p.addrAt) != len(o.decision.Addrs) {
+			return // not the shape deliver patches: not kept
+		}
+	}
+	c.addVariant(key, e, o.decision, p)
 }
 
 // reserve is what deliver appends to a response to fq: its COOKIE and
@@ -216,7 +230,7 @@ func ecsScope(fq *query, scope int) int {
 
 // resolve decides the answer to fq: the checks of the header and EDNS
 // part, then the zone lookup, routing each service name met once.
-func (h *Handler) resolve(set *zones.Set, fq *query, remote netip.Addr, tcp bool, pre *preDecision, md mode, tap *tapDecision) (o outcome) {
+func (h *Handler) resolve(set *zones.Set, fq *query, remote netip.Addr, tcp bool, pre *preDecision, md mode, tap *tapDecision, rt routeFunc) (o outcome) {
 	if fq.question {
 		o.qname = zones.NameFromWire(fq.lowerName())
 	}
@@ -243,7 +257,7 @@ func (h *Handler) resolve(set *zones.Set, fq *query, remote netip.Addr, tcp bool
 	switch fq.qclass {
 	case dns.ClassINET:
 		o.in, o.echoECS = true, true
-		h.answerIN(set, &o, fq, remote, tcp, pre, md, tap)
+		h.answerIN(set, &o, fq, remote, tcp, pre, md, tap, rt)
 		if fq.ecs != nil {
 			o.scope = ecsScope(fq, o.scope)
 		}
@@ -256,7 +270,7 @@ func (h *Handler) resolve(set *zones.Set, fq *query, remote netip.Addr, tcp bool
 }
 
 // answerIN answers a class IN question into o.
-func (h *Handler) answerIN(set *zones.Set, o *outcome, fq *query, remote netip.Addr, tcp bool, pre *preDecision, md mode, tap *tapDecision) {
+func (h *Handler) answerIN(set *zones.Set, o *outcome, fq *query, remote netip.Addr, tcp bool, pre *preDecision, md mode, tap *tapDecision, rt routeFunc) {
 	switch fq.qtype {
 	case dns.TypeAXFR, dns.TypeIXFR:
 		o.rcode, o.ede = dns.RcodeRefused, edeProhibited // zone transfers are not offered here
@@ -273,7 +287,7 @@ func (h *Handler) answerIN(set *zones.Set, o *outcome, fq *query, remote netip.A
 		o.rcode, o.ede = dns.RcodeRefused, edeNotAuthoritative // not ours, and we never recurse
 		return
 	}
-	o.zone = z.Origin
+	o.zone, o.z = z.Origin, z
 	client, ecs := clientOf(fq, remote)
 	metrics := h.cfg.Metrics
 	if md == explain {
@@ -283,10 +297,13 @@ func (h *Handler) answerIN(set *zones.Set, o *outcome, fq *query, remote netip.A
 		v6 := qtype == dns.TypeAAAA
 		o.services++
 		o.svc, o.svcAt, o.svcV6 = svc, owner == o.qname, v6
-		var d route.Decision
-		if pre != nil && !pre.used && pre.svc == svc && pre.v6 == v6 {
+		var d zones.Decision
+		switch {
+		case rt != nil:
+			d = rt(z.Origin, svc, owner, qtype, client)
+		case pre != nil && !pre.used && pre.svc == svc && pre.v6 == v6:
 			d, pre.used = pre.d, true
-		} else {
+		default:
 			d = h.router.Route(z.Origin, svc, client, v6)
 		}
 		o.decision = d
@@ -329,6 +346,9 @@ func (h *Handler) write(fq *query, o *outcome, limit int, buf []byte, keep bool,
 		m.Question = []dns.Question{{Name: o.qname, Qtype: fq.qtype, Qclass: fq.qclass}}
 	}
 	m.Answer, m.Ns = o.answer, o.ns
+	if fq.do && h.cfg.Signer != nil && o.z != nil {
+		m.Answer, m.Ns = h.sign(o.z, m.Answer), h.sign(o.z, m.Ns)
+	}
 	optLen := 0
 	if o.opt {
 		opt := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
@@ -386,13 +406,77 @@ func (h *Handler) write(fq *query, o *outcome, limit int, buf []byte, keep bool,
 	return p
 }
 
+// addrOffsets returns where the rdata of each record of wire's answer
+// section is, the question ending at qend; nil unless they are all A or
+// AAAA records.
+func addrOffsets(wire []byte, qend int) []int {
+	an := int(binary.BigEndian.Uint16(wire[6:]))
+	if an == 0 {
+		return nil
+	}
+	out := make([]int, 0, an)
+	off := qend
+	for range an {
+		end, ok := skipName(wire, off)
+		if !ok || end+10 > len(wire) {
+			return nil
+		}
+		t, l := binary.BigEndian.Uint16(wire[end:]), int(binary.BigEndian.Uint16(wire[end+8:]))
+		if !(t == dns.TypeA && l == 4 || t == dns.TypeAAAA && l == 16) || end+10+l > len(wire) {
+			return nil
+		}
+		out = append(out, end+10)
+		off = end + 10 + l
+	}
+	return out
+}
+
+// sign returns rrs with the RRSIGs the signer makes for each of its RRsets
+// after the set; rrs itself when it signs none.
+func (h *Handler) sign(z *zones.Zone, rrs []dns.RR) []dns.RR {
+	var out []dns.RR
+	for i := 0; i < len(rrs); {
+		hdr := rrs[i].Header()
+		j := i + 1
+		for j < len(rrs) && rrs[j].Header().Rrtype == hdr.Rrtype && strings.EqualFold(rrs[j].Header().Name, hdr.Name) {
+			j++
+		}
+		if sigs := h.cfg.Signer.Sign(z, rrs[i:j:j]); len(sigs) > 0 {
+			if out == nil {
+				out = append(make([]dns.RR, 0, len(rrs)+len(sigs)), rrs[:i]...)
+			}
+			out = append(append(out, rrs[i:j]...), sigs...)
+		} else if out != nil {
+			out = append(out, rrs[i:j]...)
+		}
+		i = j
+	}
+	if out == nil {
+		return rrs
+	}
+	return out
+}
+
 // deliver writes the response to fq from p into out: the query's ID,
 // RD/CD bits (standard queries) and letter case, then its COOKIE and ECS
-// options; counts it, and rate limits it (traffic over UDP). hit says p
-// came from the cache (its service answer is counted here, not by resolve).
-// A nil response means it is dropped.
-func (h *Handler) deliver(p *packed, fq *query, remote netip.Addr, tcp bool, out []byte, scope int, hit bool, md mode) []byte {
+// options; counts it, and rate limits it (traffic over UDP). addrs, for a
+// cached variant of an address service, are the decision's addresses,
+// written over the variant's. hit says p came from the cache (its service
+// answer is counted here, not by resolve). A nil response means it is
+// dropped.
+func (h *Handler) deliver(p *packed, fq *query, remote netip.Addr, tcp bool, out []byte, scope int, addrs []netip.Addr, hit bool, md mode) []byte {
 	resp := append(out[:0], p.wire...)
+	if p.addrAt != nil && len(addrs) == len(p.addrAt) {
+		for i, off := range p.addrAt {
+			if a := addrs[i]; a.Is4() {
+				x := a.As4()
+				copy(resp[off:], x[:])
+			} else {
+				x := a.As16()
+				copy(resp[off:], x[:])
+			}
+		}
+	}
 	binary.BigEndian.PutUint16(resp, fq.id)
 	if fq.opcode == dns.OpcodeQuery {
 		resp[2] = resp[2]&^0x01 | fq.rd

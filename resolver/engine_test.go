@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -427,4 +428,80 @@ func TestCookiesFromCache(t *testing.T) {
 	require.NotEqual(t, renewed, ask(renewed, other), "a cookie made for another address is replaced")
 	require.Equal(t, renewed, ask(clientCookie+"0100000065a0bc001122334455667788", testClient),
 		"a server cookie not ours is replaced by ours, made now")
+}
+
+// lastRouter remembers the last decision it made.
+type lastRouter struct {
+	Router
+	last *zones.Decision
+}
+
+func (r lastRouter) Route(origin string, svc *zones.Service, client netip.Prefix, v6 bool) zones.Decision {
+	d := r.Router.Route(origin, svc, client, v6)
+	*r.last = d
+	return d
+}
+
+// TestRotatedAddressesFromOneVariant: a site of many endpoints answers a
+// few at a time, rotated by the router; the cache keeps one response for
+// the site and writes each query's decision's addresses into it, so the
+// name is resolved once, not once per rotation (a site of 10,000
+// endpoints would otherwise never be answered from the cache).
+func TestRotatedAddressesFromOneVariant(t *testing.T) {
+	z, err := zones.Compile("example.net.yaml", []byte(`
+soa: {ns: ns1.example.net., mbox: h.example.net.}
+records:
+  "@": {NS: [ns1.example.net.]}
+  www: {service: web}
+sites:
+  east: {lat: 39, lon: -77}
+services:
+  web:
+    answers: 2
+    endpoints:
+      - {site: east, address: 192.0.2.1}
+      - {site: east, address: 192.0.2.2}
+      - {site: east, address: 192.0.2.3}
+      - {site: east, address: 192.0.2.4}
+      - {site: east, address: 192.0.2.5}
+      - {site: east, address: 2001:db8::1}
+      - {site: east, address: 2001:db8::2}
+      - {site: east, address: 2001:db8::3}
+`), "example.net.", time.Unix(1700000000, 0), nil)
+	require.NoError(t, err)
+	var set atomic.Pointer[zones.Set]
+	set.Store(zones.NewSet(z))
+	var last zones.Decision
+	h := NewHandler(&set, lastRouter{&route.Router{}, &last}, Config{}, nil)
+	resolves := 0
+	h.onResolve = func() { resolves++ }
+	for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
+		resolves = 0
+		q := new(dns.Msg).SetQuestion("WWW.example.net.", qt)
+		q.SetEdns0(1232, false)
+		wire, err := q.Pack()
+		require.NoError(t, err)
+		seen := map[string]bool{}
+		for range 12 {
+			m := new(dns.Msg)
+			require.NoError(t, m.Unpack(h.ServeWire(wire, testClient, false, nil)))
+			require.Len(t, m.Answer, 2)
+			var got []netip.Addr
+			for _, rr := range m.Answer {
+				require.Equal(t, "WWW.example.net.", rr.Header().Name, "the owner takes the question's case")
+				switch rr := rr.(type) {
+				case *dns.A:
+					a, _ := netip.AddrFromSlice(rr.A.To4())
+					got = append(got, a)
+				case *dns.AAAA:
+					a, _ := netip.AddrFromSlice(rr.AAAA)
+					got = append(got, a)
+				}
+			}
+			require.Equal(t, last.Addrs, got, "the addresses of this query's decision, in its order")
+			seen[fmt.Sprint(got)] = true
+		}
+		require.Greater(t, len(seen), 2, "the router rotates the site's endpoints")
+		require.Equal(t, 1, resolves, "one response kept for the site")
+	}
 }

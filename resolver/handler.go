@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/geodns/geodns/route"
 	"github.com/geodns/geodns/zones"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +42,23 @@ type Config struct {
 	// Dnstap logs every query answered through ServeWire (NewDnstap).
 	// Default nil: off.
 	Dnstap *Dnstap
+	// Signer signs the RRsets of answers to queries with DO=1 (DNSSEC).
+	// Default nil: answers are not signed.
+	Signer Signer
+}
+
+// Signer is the DNSSEC seam of the writer. For a query with the DO bit,
+// write hands it each RRset of the answer and authority sections (records
+// of one owner and type, in zone order; for a service name, the variant
+// of one routing decision) and appends the RRSIGs it returns after the
+// set. write runs on cache misses only, and the signed response is cached
+// with its packed bytes under the question's key (DO is part of it) and,
+// for a service name, the decision: each answer variant is signed once
+// per zone version, when first needed; a signer may keep its own side
+// table for what it signs ahead (at zone build). Implementations must be
+// safe for concurrent use and must not mutate rrs; nil means unsigned.
+type Signer interface {
+	Sign(z *zones.Zone, rrs []dns.RR) []dns.RR
 }
 
 // DefaultMaxUDPSize is the UDP response cap when Config.MaxUDPSize is 0.
@@ -51,7 +67,14 @@ const DefaultMaxUDPSize = 1232
 // Router decides what a service name answers a client; *route.Router is
 // one. Implementations must be safe for concurrent use.
 type Router interface {
-	Route(origin string, svc *zones.Service, client netip.Prefix, v6 bool) route.Decision
+	Route(origin string, svc *zones.Service, client netip.Prefix, v6 bool) zones.Decision
+}
+
+// noRouter answers every service with nothing (NODATA).
+type noRouter struct{}
+
+func (noRouter) Route(string, *zones.Service, netip.Prefix, bool) zones.Decision {
+	return zones.Decision{}
 }
 
 // Handler answers queries from the zone set it reads through an atomic
@@ -74,8 +97,8 @@ type Handler struct {
 }
 
 // NewHandler returns a handler serving the zone set held by zs, routing
-// service names with router (nil: every client gets each service's
-// default site order).
+// service names with router (nil: no router, service names answer
+// NODATA; cmd/geodns plugs in *route.Router).
 func NewHandler(zs *atomic.Pointer[zones.Set], router Router, cfg Config, log *slog.Logger) *Handler {
 	if cfg.MaxUDPSize == 0 {
 		cfg.MaxUDPSize = DefaultMaxUDPSize
@@ -87,7 +110,7 @@ func NewHandler(zs *atomic.Pointer[zones.Set], router Router, cfg Config, log *s
 		log = slog.Default()
 	}
 	if router == nil {
-		router = &route.Router{}
+		router = noRouter{}
 	}
 	return &Handler{zones: zs, router: router, cfg: cfg, log: log, rrl: newRRL(cfg.RRL, cfg.Registerer),
 		cookies: newCookies(cfg.CookieSecret)}
@@ -109,11 +132,12 @@ func (h *Handler) Panics() uint64 { return h.panics.Load() }
 // (ServeDNS, Answer): a panic while answering is recovered here, counted,
 // and answered SERVFAIL.
 func (h *Handler) ServeWire(q []byte, remote netip.Addr, tcp bool, out []byte) (resp []byte) {
-	return h.entry(q, remote, tcp, out, traffic)
+	return h.entry(q, remote, tcp, out, traffic, nil)
 }
 
-// entry is ServeWire in mode md: the one recover.
-func (h *Handler) entry(q []byte, remote netip.Addr, tcp bool, out []byte, md mode) (resp []byte) {
+// entry is ServeWire in mode md, routing with rt (nil: the handler's
+// router): the one recover.
+func (h *Handler) entry(q []byte, remote netip.Addr, tcp bool, out []byte, md mode, rt routeFunc) (resp []byte) {
 	defer func() {
 		if p := recover(); p != nil {
 			h.panicked(p)
@@ -122,11 +146,11 @@ func (h *Handler) entry(q []byte, remote netip.Addr, tcp bool, out []byte, md mo
 	}()
 	if t := h.cfg.Dnstap; t != nil && md == traffic {
 		var d tapDecision
-		resp = h.serve(q, remote, tcp, out, &d, md)
+		resp = h.serve(q, remote, tcp, out, &d, md, rt)
 		t.log(q, resp, remote, tcp, &d)
 		return resp
 	}
-	return h.serve(q, remote, tcp, out, nil, md)
+	return h.serve(q, remote, tcp, out, nil, md, rt)
 }
 
 // ServeDNS implements dns.Handler (for miekg/dns servers): the query is
@@ -202,15 +226,15 @@ func servfailWire(q, out []byte, udpSize uint16) []byte {
 // goes back over TCP (no size limit, full ANY answers). Nil if req is a
 // response.
 func (h *Handler) Answer(req *dns.Msg, remote netip.Addr, tcp bool) *dns.Msg {
-	return h.answerMsg(req, remote, tcp, direct)
+	return h.answerMsg(req, remote, tcp, direct, nil)
 }
 
-func (h *Handler) answerMsg(req *dns.Msg, remote netip.Addr, tcp bool, md mode) *dns.Msg {
+func (h *Handler) answerMsg(req *dns.Msg, remote netip.Addr, tcp bool, md mode, rt routeFunc) *dns.Msg {
 	q, err := req.Pack()
 	if err != nil {
 		return new(dns.Msg).SetRcode(req, dns.RcodeFormatError)
 	}
-	resp := h.entry(q, remote, tcp, nil, md)
+	resp := h.entry(q, remote, tcp, nil, md, rt)
 	if resp == nil {
 		return nil
 	}
@@ -241,8 +265,20 @@ func (h *Handler) Uncounted() Uncounted { return Uncounted{h} }
 
 // Answer is Handler.Answer, not counted in the query or answer metrics.
 func (u Uncounted) Answer(req *dns.Msg, remote netip.Addr, tcp bool) *dns.Msg {
-	return u.h.answerMsg(req, remote, tcp, explain)
+	return u.h.answerMsg(req, remote, tcp, explain, nil)
 }
+
+// Explain is Answer with each service name met routed by route instead
+// of the handler's router (given the name it answers and the type), so an
+// explain records the decisions of the one answer it shows: the same
+// engine, the same lookup, run once.
+func (u Uncounted) Explain(req *dns.Msg, remote netip.Addr, tcp bool,
+	route func(origin string, svc *zones.Service, owner string, qtype uint16, client netip.Prefix) zones.Decision) *dns.Msg {
+	return u.h.answerMsg(req, remote, tcp, explain, route)
+}
+
+// routeFunc routes a service name for an explain (Uncounted.Explain).
+type routeFunc = func(origin string, svc *zones.Service, owner string, qtype uint16, client netip.Prefix) zones.Decision
 
 // Extended DNS Errors (RFC 8914) the handler sends to clients that sent
 // EDNS. Shared by every response: never mutated.
@@ -259,7 +295,7 @@ var (
 )
 
 // serviceRRs turns a routing decision into records owned by owner.
-func serviceRRs(svc *zones.Service, owner string, qtype uint16, d route.Decision) []dns.RR {
+func serviceRRs(svc *zones.Service, owner string, qtype uint16, d zones.Decision) []dns.RR {
 	ttl := svc.TTL
 	if d.Degraded {
 		ttl = min(ttl, svc.DegradedTTL)

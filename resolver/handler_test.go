@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/geodns/geodns/resolver/dnstest"
+	"github.com/geodns/geodns/route"
 	"github.com/geodns/geodns/zones"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
@@ -76,7 +77,7 @@ func newTestHandler(t testing.TB, cfg Config) *Handler {
 	require.NoError(t, err)
 	var set atomic.Pointer[zones.Set]
 	set.Store(zones.NewSet(z))
-	return NewHandler(&set, nil, cfg, nil)
+	return NewHandler(&set, &route.Router{}, cfg, nil)
 }
 
 var (

@@ -90,7 +90,7 @@ func bigWildZone(t testing.TB) *atomic.Pointer[zones.Set] {
 // of 40 KB held about 100 MB.
 func TestAnswerCacheBoundedInBytes(t *testing.T) {
 	set := bigWildZone(t)
-	h := NewHandler(set, nil, Config{}, nil)
+	h := NewHandler(set, &route.Router{}, Config{}, nil)
 	heap0, rss0 := heapInUse()
 	buf := make([]byte, 0, 65535)
 	const names = 2500

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/geodns/geodns/route"
 	"github.com/geodns/geodns/zones"
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
@@ -199,7 +200,7 @@ func serveBig(t *testing.T, max int) string {
 	require.NoError(t, err)
 	var set atomic.Pointer[zones.Set]
 	set.Store(zones.NewSet(z))
-	return serveHandler(t, NewHandler(&set, nil, Config{}, nil), ServeOptions{MaxTCPConns: max})
+	return serveHandler(t, NewHandler(&set, &route.Router{}, Config{}, nil), ServeOptions{MaxTCPConns: max})
 }
 
 // ask sends q on c and reads its answer, within d.

@@ -59,26 +59,9 @@ type Router struct {
 	loop      loopState
 }
 
-// Decision is what a service answers one client.
-type Decision struct {
-	// Addrs are the addresses to answer, at most svc.Answers, rotated.
-	Addrs []netip.Addr
-	// Names are the CNAME targets (CNAME services), rotated; the first is answered.
-	Names []string
-	// Scope is the prefix length (of the client's family) the decision
-	// holds for: every client in client/Scope gets the same decision.
-	// 0 when it does not depend on the client at all.
-	Scope int
-	// AllDown is set when no site was up and the all-down policy answered.
-	AllDown bool
-	// Degraded is set when the answer is not the healthy normal one: a
-	// nearer site was skipped as down or is still winning its clients back,
-	// an answering site has endpoints down, or AllDown. Answers then get
-	// the service's DegradedTTL, so clients come back soon after recovery.
-	Degraded bool
-	// Sites are the sites answering, nearest group first.
-	Sites []string
-}
+// Decision is what a service answers one client (zones.Decision: the
+// resolver reads it without importing route).
+type Decision = zones.Decision
 
 // Trace records how a decision was made, for explain.
 type Trace struct {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/geodns/geodns/resolver"
+	"github.com/geodns/geodns/route"
 	"github.com/geodns/geodns/zones"
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
@@ -151,7 +152,7 @@ func FuzzServe(f *testing.F) {
 	set.Store(zones.NewSet(z))
 	keys, err := ParseKeys(map[string]KeyConfig{"sec1": {Algorithm: "hmac-sha256", Secret: keySecret}})
 	require.NoError(f, err)
-	inner := &recoverCounter{Handler: resolver.NewHandler(&set, nil, resolver.Config{}, nil)}
+	inner := &recoverCounter{Handler: resolver.NewHandler(&set, &route.Router{}, resolver.Config{}, nil)}
 	s, err := New(Options{Zones: &set, Inner: inner, Keys: keys})
 	require.NoError(f, err)
 	s.Changed(nil)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/geodns/geodns/resolver"
+	"github.com/geodns/geodns/route"
 	"github.com/geodns/geodns/zones"
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
@@ -82,7 +83,7 @@ func newHarnessSrc(t testing.TB, stateDir, src string) *harness {
 	h.load(strings.Replace(src, "NOTIFY", `"`+pc.LocalAddr().String()+`"`, 1))
 	keys, err := ParseKeys(map[string]KeyConfig{"sec1": {Algorithm: "hmac-sha256", Secret: keySecret}})
 	require.NoError(t, err)
-	inner := resolver.NewHandler(&h.set, nil, resolver.Config{}, nil)
+	inner := resolver.NewHandler(&h.set, &route.Router{}, resolver.Config{}, nil)
 	h.srv, err = New(Options{Zones: &h.set, Inner: inner, Keys: keys, StateDir: stateDir,
 		Catalog: Catalog{Zone: "catalog.invalid.", Allow: []string{"127.0.0.2/32"}}})
 	require.NoError(t, err)

@@ -90,6 +90,29 @@ type Service struct {
 	Export string
 }
 
+// Decision is what a service answers one client: made by the router
+// (route.Router.Route), answered by the resolver. It lives here, with the
+// service it is about, so that neither imports the other.
+type Decision struct {
+	// Addrs are the addresses to answer, at most svc.Answers, rotated.
+	Addrs []netip.Addr
+	// Names are the CNAME targets (CNAME services), rotated; the first is answered.
+	Names []string
+	// Scope is the prefix length (of the client's family) the decision
+	// holds for: every client in client/Scope gets the same decision.
+	// 0 when it does not depend on the client at all.
+	Scope int
+	// AllDown is set when no site was up and the all-down policy answered.
+	AllDown bool
+	// Degraded is set when the answer is not the healthy normal one: a
+	// nearer site was skipped as down or is still winning its clients back,
+	// an answering site has endpoints down, or AllDown. Answers then get
+	// the service's DegradedTTL, so clients come back soon after recovery.
+	Degraded bool
+	// Sites are the sites answering, nearest group first.
+	Sites []string
+}
+
 // DefaultReturnRamp is a service's return_ramp when the zone file gives none.
 const DefaultReturnRamp = 60 * time.Second
 
