@@ -1,7 +1,9 @@
 package dnssec
 
 import (
+	"bytes"
 	"hash/maphash"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -165,14 +167,18 @@ func (c *sigCache) bytes() int64 {
 }
 
 // appendKey appends the cache key of rrset signed by state id: the id,
-// then each record in wire form with its owner in lower case. Records
-// that differ only in the case of their owner share signatures (owner
-// names are compared without case, RFC 4034 6.2).
+// then the records in wire form with their owner in lower case, in
+// canonical order (RFC 4034 6.3). Records that differ only in the case of
+// their owner (compared without case, RFC 4034 6.2) or in their order (a
+// service's rotated addresses) share signatures.
 func appendKey(b []byte, id uint64, rrset []dns.RR) ([]byte, bool) {
 	for i := 0; i < 8; i++ {
 		b = append(b, byte(id>>(8*i)))
 	}
-	for _, rr := range rrset {
+	start := len(b)
+	var ends [16]int
+	sorted := len(rrset) <= len(ends)
+	for k, rr := range rrset {
 		n := len(b)
 		l := dns.Len(rr)
 		b = append(b, make([]byte, l)...)
@@ -187,6 +193,23 @@ func appendKey(b []byte, id uint64, rrset []dns.RR) ([]byte, bool) {
 					b[i] = c + 'a' - 'A'
 				}
 			}
+		}
+		if sorted {
+			ends[k] = end
+		}
+	}
+	if sorted && len(rrset) > 1 {
+		// Sort the records (few: insertion order of their byte strings).
+		recs := make([][]byte, len(rrset))
+		prev := start
+		for k := range rrset {
+			recs[k] = append([]byte(nil), b[prev:ends[k]]...)
+			prev = ends[k]
+		}
+		slices.SortFunc(recs, bytes.Compare)
+		b = b[:start]
+		for _, r := range recs {
+			b = append(b, r...)
 		}
 	}
 	return b, true

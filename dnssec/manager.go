@@ -321,7 +321,7 @@ func (m *Manager) Sign(origin string, rrset []dns.RR) []dns.RR {
 }
 
 // Deny returns the compact denial of existence for name in zone origin
-// (RFC 9824) with its signatures: nx says the name does not exist (the
+// (RFC 9824), to be signed with Sign: nx says the name does not exist (the
 // NSEC lists NXNAME), otherwise types are the types it has (NODATA). ttl is
 // the negative TTL, min(SOA TTL, SOA minimum).
 func (m *Manager) Deny(origin, name string, ttl uint32, types []uint16, nx bool) []dns.RR {
@@ -338,8 +338,7 @@ func (m *Manager) Deny(origin, name string, ttl uint32, types []uint16, nx bool)
 		}
 		nsec = NoDataNSEC(name, ttl, types)
 	}
-	set := []dns.RR{nsec}
-	return append(set, m.Sign(origin, set)...)
+	return []dns.RR{nsec}
 }
 
 // Apex returns the DNSKEY, CDS or CDNSKEY RRset (qtype) of zone origin and
