@@ -36,7 +36,7 @@ func exampleHandler(b *testing.B, signed bool, router resolver.Router) *resolver
 		if err := m.Sync([]dnssec.ZoneConfig{{Origin: "example.com."}}); err != nil {
 			b.Fatal(err)
 		}
-		cfg.DNSSEC = m
+		cfg.Signer = resolver.NewSigner(m)
 	}
 	z, err := zones.Compile("example.com.yaml", src, "example.com.", time.Unix(1700000000, 0), nil)
 	if err != nil {
