@@ -44,6 +44,9 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./benchmarks/
 	scripts/bench-deps.sh
 	$(GO) run ./benchmarks/peers -rounds $${ROUNDS:-3} -duration $${DURATION:-5s}
+	# DNSSEC (issue 21): signed over unsigned with DO, and online denial against Knot's online signer.
+	$(GO) run ./benchmarks/peers -rounds $${ROUNDS:-3} -duration $${DURATION:-5s} \
+		-servers geodns,geodns-signed,knot-signed -cells static-do,ecs-do,nxflood-do
 
 # A Debian package (bin/geodns_*.deb): the binary, a systemd unit with a
 # dynamic user, /etc/geodns/geodns.yaml and zones/, the man page, bash and

@@ -65,6 +65,7 @@ const (
 // nor pushes out the answers that are asked for.
 type fastCache struct {
 	set    *zones.Set
+	gen    uint64 // the DNSSEC signer's generation its signed answers were made in
 	seed   maphash.Seed
 	budget int64 // per shard
 	shards [fastShards]cacheShard
@@ -196,8 +197,9 @@ func (c *fastCache) bytes() int64 {
 // cache returns the fast cache of the current zone set.
 func (h *Handler) cache(set *zones.Set) *fastCache {
 	c := h.fast.Load()
-	if c == nil || c.set != set {
+	if gen := h.generation(); c == nil || c.set != set || c.gen != gen {
 		n := newFastCache(set, h.cfg.CacheBytes)
+		n.gen = gen
 		if h.fast.CompareAndSwap(c, n) {
 			return n
 		}

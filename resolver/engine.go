@@ -48,6 +48,7 @@ const (
 type outcome struct {
 	rcode             int
 	aa                bool
+	co                bool // NXDOMAIN because the query set CO (RFC 9824): CO is echoed
 	opt               bool // the response carries an OPT record (the query had one, and was read that far)
 	answer, ns, extra []dns.RR
 	ede               *dns.EDNS0_EDE
@@ -163,7 +164,8 @@ func (h *Handler) serve(q []byte, remote netip.Addr, tcp bool, out []byte, tap *
 // asks for nothing per server (NSID).
 func (h *Handler) cacheable(fq *query) bool {
 	return fq.opcode == dns.OpcodeQuery && fq.qdcount == 1 && fq.qclass == dns.ClassINET && !fq.badOPT &&
-		fq.version == 0 && !fq.ecsBad && !fq.cookieBad && (!fq.nsid || h.cfg.ServerID == "")
+		fq.version == 0 && !fq.ecsBad && !fq.cookieBad && (!fq.nsid || h.cfg.ServerID == "") &&
+		!fq.co // Compact Answers OK (RFC 9824) changes a signed zone's NXDOMAIN; rare, so not cached
 }
 
 // keep stores p, written for o, in the cache under key, where e (if not
@@ -288,6 +290,12 @@ func (h *Handler) answerIN(set *zones.Set, o *outcome, fq *query, remote netip.A
 		return
 	}
 	o.zone, o.z = z.Origin, z
+	zs := h.dnssec()
+	signed := zs != nil && zs.s.Signs(z.Origin)
+	if signed && fq.qtype == dns.TypeNXNAME {
+		o.rcode = dns.RcodeFormatError // RFC 9824 3.5: a meta type, not a question
+		return
+	}
 	client, ecs := clientOf(fq, remote)
 	metrics := h.cfg.Metrics
 	if md == explain {
@@ -323,11 +331,16 @@ func (h *Handler) answerIN(set *zones.Set, o *outcome, fq *query, remote netip.A
 	// The name is looked up as asked in lower case: records synthesized
 	// for it compress to the question, whose letter case deliver restores.
 	a := z.LookupAs(o.qname, o.qname, fq.qtype, !tcp, svcFn)
+	nx := a.Result == zones.NXDomain
+	if signed {
+		a, nx = zs.signedAnswer(z, o.qname, fq.qtype, a, fq.do, fq.co)
+		o.co = nx && fq.co
+	}
 	o.aa = a.Result != zones.Delegation
-	switch a.Result {
-	case zones.NXDomain:
+	switch {
+	case nx:
 		o.rcode = dns.RcodeNameError
-	case zones.YXDomain:
+	case a.Result == zones.YXDomain:
 		o.rcode = dns.RcodeYXDomain
 	}
 	o.answer, o.ns, o.extra = a.Answer, a.Ns, a.Extra
@@ -355,6 +368,9 @@ func (h *Handler) write(fq *query, o *outcome, limit int, buf []byte, keep bool,
 		opt.SetUDPSize(h.cfg.MaxUDPSize)
 		if fq.do {
 			opt.SetDo() // RFC 3225: the DO bit is echoed
+		}
+		if o.co {
+			opt.SetCo() // RFC 9824 3.4: NXDOMAIN because CO was set
 		}
 		optLen = 11
 		if o.ede != nil {

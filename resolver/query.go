@@ -25,6 +25,7 @@ type query struct {
 	badOPT  bool // two OPT records, one not owned by the root, or one outside the additional section
 	version uint8
 	do      bool
+	co      bool // Compact Answers OK (RFC 9824)
 	udpSize uint16
 	nsid    bool // the query asks for the server's NSID (RFC 5001)
 	// ecs is the ECS option's data (family, prefixes, address), or nil;
@@ -108,6 +109,7 @@ func parseQuery(q []byte, fq *query) parseStatus {
 		fq.udpSize = binary.BigEndian.Uint16(q[end+2:])
 		fq.version = q[end+5]
 		fq.do = q[end+6]&0x80 != 0
+		fq.co = q[end+6]&0x40 != 0
 		if !fq.options(q[rdata:off]) {
 			return parseError
 		}

@@ -169,7 +169,7 @@ func (c *compiler) build(uses []serviceUse, mtime time.Time, prev *Zone) *Zone {
 		c.errAt(nil, "zone %s: missing SOA (add a soa: key)", s.origin)
 		return nil
 	}
-	z.soa, z.Transfer = soa, s.transfer
+	z.soa, z.Transfer, z.DNSSEC = soa, s.transfer, s.dnssec
 	if s.soa != nil {
 		recs = append(recs, placed{soa, s.soaNode})
 	}

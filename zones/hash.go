@@ -42,6 +42,9 @@ func (c *compiler) hash(recs []placed, uses []serviceUse) [32]byte {
 	for _, ch := range c.spec.checks {
 		fmt.Fprintf(&b, "%+v\n", *ch)
 	}
+	if c.spec.dnssec != nil {
+		fmt.Fprintf(&b, "dnssec %+v\n", *c.spec.dnssec) // signing on or off changes what is served
+	}
 	return sha256.Sum256(b.Bytes())
 }
 

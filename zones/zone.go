@@ -32,6 +32,9 @@ type Zone struct {
 	// transfers are refused.
 	Transfer *Transfer
 
+	// DNSSEC says how the zone is signed; nil: it is not.
+	DNSSEC *DNSSEC
+
 	// Imports lists the master files read, so a watcher can reload the zone
 	// when one of them changes.
 	Imports []string

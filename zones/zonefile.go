@@ -25,6 +25,7 @@ type spec struct {
 	importFile string
 	importNode *yaml.Node
 	transfer   *Transfer
+	dnssec     *DNSSEC
 
 	recs     []recSpec
 	services []*serviceSpec
@@ -104,6 +105,7 @@ func decodeSpec(file string, data []byte, origin string) (*spec, []serviceUse, e
 		"sites":    func(v *yaml.Node) { sitesNode = v },
 		"checks":   func(v *yaml.Node) { checksNode = v },
 		"transfer": func(v *yaml.Node) { s.transfer = d.transfer(v) },
+		"dnssec":   func(v *yaml.Node) { s.dnssec = d.dnssec(v) },
 	})
 	if soaNode != nil {
 		d.soa(s, soaNode)

@@ -18,6 +18,15 @@
 // and server: a saturation run (QPS, server CPU,
 // QPS per server core) and a run at a fixed rate with per-query latencies
 // (p50, p99, server CPU). Knot and NSD serve no geo names here.
+//
+// DNSSEC (issue 21): geodns-signed is geodns with the zone signed (a
+// dnssec: key), knot-signed Knot signing online (mod-onlinesign); the
+// cells static-do, ecs-do and nxflood-do set DO (dnsperf -D), the last a
+// random-name NXDOMAIN flood (200,000 names, each once) that both sign
+// online. Their ÷ geodns column is signed over unsigned, ÷ knot-signed
+// geodns-signed over Knot's online signer:
+//
+//	go run ./benchmarks/peers -servers geodns,geodns-signed,knot-signed -cells static-do,ecs-do,nxflood-do
 package main
 
 import (
@@ -67,6 +76,7 @@ type cell struct {
 	tcp, ecs   bool
 	geo        bool // needs a geo-capable server
 	once       bool // saturation run: each query of the file once (dnsperf -n 1), not for -duration
+	do         bool // DNSSEC OK set (dnsperf -D)
 }
 
 var allCells = []cell{
@@ -76,6 +86,9 @@ var allCells = []cell{
 	{name: "mixed", file: "q_mixed.txt"},
 	{name: "tcp", file: "q_static.txt", tcp: true},
 	{name: "flood", file: "q_flood.txt", once: true},
+	{name: "static-do", file: "q_static.txt", do: true},
+	{name: "ecs-do", file: "q_geo.txt", geo: true, ecs: true, do: true},
+	{name: "nxflood-do", file: "q_nxflood.txt", once: true, do: true},
 }
 
 // result is one server's numbers for one cell in one round.
@@ -201,17 +214,22 @@ func start(work, dir, name string, port int) (*exec.Cmd, bool) {
 	mmdb := filepath.Join(work, "geo.mmdb")
 	listen := net.JoinHostPort(addr, strconv.Itoa(port))
 	switch name {
-	case "geodns", "geodns-rrl", "geodns-base":
+	case "geodns", "geodns-rrl", "geodns-base", "geodns-signed":
 		zd := filepath.Join(dir, "zones")
 		check(os.MkdirAll(zd, 0o755))
 		copyFile(zone, filepath.Join(zd, "static.zone"))
-		check(os.WriteFile(filepath.Join(zd, "example.com.yaml"), []byte(geodnsZone), 0o644))
+		yz := geodnsZone
+		if name == "geodns-signed" {
+			yz += "dnssec: {algorithm: ECDSAP256SHA256}\n"
+		}
+		check(os.WriteFile(filepath.Join(zd, "example.com.yaml"), []byte(yz), 0o644))
 		bin, err := filepath.Abs(*geodnsBin)
 		if name == "geodns-base" {
 			bin, err = filepath.Abs(*baseBin)
 		}
 		check(err)
-		args := []string{bin, "serve", "--zones", zd, "--listen", listen, "--geoip", mmdb, "--http", "off", "--log-format", "json"}
+		args := []string{bin, "serve", "--zones", zd, "--listen", listen, "--geoip", mmdb, "--http", "off", "--log-format", "json",
+			"--state-dir", filepath.Join(dir, "state")}
 		if name == "geodns-rrl" {
 			// Every answer is accounted; none is limited (dnsperf asks from one address).
 			conf := filepath.Join(dir, "geodns.yaml")
@@ -226,10 +244,14 @@ func start(work, dir, name string, port int) (*exec.Cmd, bool) {
 		check(os.WriteFile(filepath.Join(dir, "zones", "example.com"), append(z, "www 300 DYNA geoip!www\n"...), 0o644))
 		check(os.WriteFile(filepath.Join(dir, "config"), fmt.Appendf(nil, gdnsdConfig, addr, port, dir, dir, mmdb), 0o644))
 		return pin("gdnsd", "-c", dir, "-f", "start"), true
-	case "knot":
+	case "knot", "knot-signed":
 		check(os.MkdirAll(filepath.Join(dir, "db"), 0o755))
 		withWWW(zone, filepath.Join(dir, "example.com.zone"))
-		check(os.WriteFile(filepath.Join(dir, "knot.conf"), fmt.Appendf(nil, knotConfig, dir, addr, port, dir, dir, dir), 0o644))
+		conf := knotConfig
+		if name == "knot-signed" {
+			conf += "    module: mod-onlinesign\n" // Knot's online signer: every answer signed when asked, compact denial
+		}
+		check(os.WriteFile(filepath.Join(dir, "knot.conf"), fmt.Appendf(nil, conf, dir, addr, port, dir, dir, dir), 0o644))
 		return pin("knotd", "-c", filepath.Join(dir, "knot.conf")), false
 	case "nsd":
 		withWWW(zone, filepath.Join(dir, "example.com.zone"))
@@ -311,6 +333,25 @@ func verify(name, server string, geo bool) {
 	if r := ask("nx-1.example.com.", dns.TypeA, false); r.Rcode != dns.RcodeNameError {
 		log.Fatalf("%s: nx-1.example.com: %s, want NXDOMAIN", name, dns.RcodeToString[r.Rcode])
 	}
+	// A signed server signs what the DO cells ask, the denial too; an
+	// unsigned one does not.
+	for _, qname := range []string{"static.example.com.", "nx-2.example.com."} {
+		q := new(dns.Msg).SetQuestion(qname, dns.TypeA)
+		q.SetEdns0(1232, true)
+		r, _, err := c.Exchange(q, server)
+		if err != nil {
+			log.Fatalf("%s: %s DO: %v", name, qname, err)
+		}
+		sigs := 0
+		for _, rr := range append(r.Answer, r.Ns...) {
+			if rr.Header().Rrtype == dns.TypeRRSIG {
+				sigs++
+			}
+		}
+		if signed := strings.HasSuffix(name, "-signed"); signed != (sigs > 0) {
+			log.Fatalf("%s: %s with DO: %d signatures", name, qname, sigs)
+		}
+	}
 }
 
 type run struct {
@@ -331,6 +372,9 @@ func dnsperf(work, name string, round int, c cell, port, pid int, fixed bool) ru
 	}
 	if c.ecs {
 		args = append(args, "-E", ecsOption)
+	}
+	if c.do {
+		args = append(args, "-D")
 	}
 	kind := "sat"
 	if fixed {
@@ -525,6 +569,14 @@ txt     IN TXT "hello benchmark"
 		}
 	}
 	check(os.WriteFile(filepath.Join(work, "q_flood.txt"), []byte(fl.String()), 0o644))
+
+	// The NXDOMAIN flood for the DO cell: 200,000 names that do not
+	// exist, each once; a signed server denies each with a new signature.
+	var nx strings.Builder
+	for i := range 200000 { // online signing answers a few thousand a second: a run of a minute or less
+		fmt.Fprintf(&nx, "n%d-%x.example.com A\n", i, rng.Uint32())
+	}
+	check(os.WriteFile(filepath.Join(work, "q_nxflood.txt"), []byte(nx.String()), 0o644))
 	writeMMDB(filepath.Join(work, "geo.mmdb"))
 }
 
@@ -651,8 +703,8 @@ func summarize(results []result, names []string, cells []cell) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s, `go run ./benchmarks/peers -rounds %d -duration %v -fixed-qps %d` (server on CPU %s, dnsperf on CPU %s; medians of %d rounds)\n\n",
 		time.Now().Format(time.DateOnly), *rounds, *duration, *fixedQPS, *serverCPU, *clientCPU, *rounds)
-	fmt.Fprintln(&b, "| cell | server | QPS | server CPU | QPS per server core | ÷ geodns | ÷ gdnsd | ÷ NSD | p50 ms @10k | p99 ms @10k | p99 ÷ Knot | CPU @10k | CPU ÷ Knot | peak RSS |")
-	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(&b, "| cell | server | QPS | server CPU | QPS per server core | ÷ geodns | ÷ gdnsd | ÷ NSD | ÷ knot-signed | p50 ms @10k | p99 ms @10k | p99 ÷ Knot | CPU @10k | CPU ÷ Knot | peak RSS |")
+	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	get := func(server, cell string, round int) (result, bool) {
 		for _, r := range results {
 			if r.server == server && r.cell == cell && r.round == round {
@@ -663,7 +715,7 @@ func summarize(results []result, names []string, cells []cell) string {
 	}
 	for _, c := range cells {
 		for _, s := range names {
-			var qps, cpu, core, p50, p99, fcpu, rss, rGeo, rGd, rNsd, rP99, rCPU []float64
+			var qps, cpu, core, p50, p99, fcpu, rss, rGeo, rGd, rNsd, rKs, rP99, rCPU []float64
 			for r := 1; r <= *rounds; r++ {
 				x, ok := get(s, c.name, r)
 				if !ok {
@@ -680,6 +732,9 @@ func summarize(results []result, names []string, cells []cell) string {
 				if n, ok := get("nsd", c.name, r); ok && n.perCore > 0 {
 					rNsd = append(rNsd, x.perCore/n.perCore)
 				}
+				if k, ok := get("knot-signed", c.name, r); ok && k.perCore > 0 {
+					rKs = append(rKs, x.perCore/k.perCore)
+				}
 				if k, ok := get("knot", c.name, r); ok && k.p99 > 0 && k.fixedCPU > 0 {
 					rP99 = append(rP99, x.p99/k.p99)
 					rCPU = append(rCPU, x.fixedCPU/k.fixedCPU)
@@ -688,8 +743,8 @@ func summarize(results []result, names []string, cells []cell) string {
 			if len(qps) == 0 {
 				continue
 			}
-			fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f %% | %.0f | %s | %s | %s | %.3f | %.3f | %s | %.1f %% | %s | %.0f MB |\n",
-				c.name, s, median(qps), 100*median(cpu), median(core), ratio(rGeo), ratio(rGd), ratio(rNsd), median(p50), median(p99), ratio(rP99),
+			fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f %% | %.0f | %s | %s | %s | %s | %.3f | %.3f | %s | %.1f %% | %s | %.0f MB |\n",
+				c.name, s, median(qps), 100*median(cpu), median(core), ratio(rGeo), ratio(rGd), ratio(rNsd), ratio(rKs), median(p50), median(p99), ratio(rP99),
 				100*median(fcpu), ratio(rCPU), median(rss)/1024)
 		}
 	}

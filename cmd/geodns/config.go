@@ -54,6 +54,8 @@ type config struct {
 	Catalog  xfr.Catalog              `yaml:"catalog"`
 	// Query log (dnstap): {socket: PATH} or {file: PATH}; default off.
 	Dnstap resolver.DnstapConfig `yaml:"dnstap"`
+	// DNSSEC signing of the zones with a dnssec: key (docs/dnssec.md).
+	DNSSEC dnssecConfig `yaml:"dnssec"`
 }
 
 // token returns the API token: from the token file if one is named, else

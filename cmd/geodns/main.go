@@ -24,6 +24,7 @@ import (
 	"syscall"
 
 	"github.com/geodns/geodns/api"
+	"github.com/geodns/geodns/dnssec"
 	"github.com/geodns/geodns/geo"
 	healthpkg "github.com/geodns/geodns/health"
 	"github.com/geodns/geodns/opstate"
@@ -76,6 +77,7 @@ const usage = `usage:
   geodns ctl     [--api URL] [--token-file FILE] status|drain|undrain|force-up|force-down|dial|explain ...
   geodns drill   --api URL --site SITE [--clients NET,...] [--duration 30s] [--limit 3s]
   geodns import  --origin ZONE FILE.zone
+  geodns dnssec  status|ds|rollover --zone ZONE [--config FILE] [--key-dir DIR] [--role csk|ksk|zsk]
   geodns version
 `
 
@@ -101,6 +103,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return drill(args[1:], stdout, stderr)
 	case "ctl":
 		return ctl(args[1:], stdout, stderr)
+	case "dnssec":
+		return dnssecCmd(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprint(stdout, versionText())
 		return 0
@@ -270,10 +274,15 @@ func serve(args []string, stderr io.Writer) int {
 		defer tap.Close() // after the listeners close (deferred later): what was queued is written
 		log.Info("dnstap query log", "socket", cfg.Dnstap.Socket, "file", cfg.Dnstap.File)
 	}
+	// DNSSEC (docs/dnssec.md): keys for the signed zones, before the first answer.
+	signer := startDNSSEC(ctx, &cfg, dnssec.Options{Registerer: reg}, log)
+	if err := signer.Sync(dnssecZones(set.Load())); err != nil {
+		log.Error("dnssec: zones not signed", "error", err)
+	}
 	h := resolver.NewHandler(&set, router, resolver.Config{
 		ServerID: cfg.ServerID, Version: cfg.VersionBind, MaxUDPSize: cfg.MaxUDPSize,
 		Metrics: metrics, RRL: cfg.RRL, Registerer: reg, CookieSecret: cookieSecret,
-		CacheBytes: cfg.AnswerCache, Dnstap: tap,
+		CacheBytes: cfg.AnswerCache, Dnstap: tap, Signer: resolver.NewSigner(signer),
 	}, log)
 
 	// Zone transfers and TSIG wrap the handler (docs/transfers.md).
@@ -289,7 +298,13 @@ func serve(args []string, stderr io.Writer) int {
 		return 2
 	}
 	onChange := watcher.OnChange
-	watcher.OnChange = func(s *zones.Set) { onChange(s); transfers.Changed(s) }
+	watcher.OnChange = func(s *zones.Set) {
+		onChange(s)
+		transfers.Changed(s)
+		if err := signer.Sync(dnssecZones(s)); err != nil {
+			log.Error("dnssec: zones not signed", "error", err)
+		}
+	}
 
 	var dnsAddrs []string
 	for _, ln := range lns {

@@ -1,0 +1,540 @@
+package dnssec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"reflect"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options configure a Manager; the zero value is usable but for Store.
+type Options struct {
+	// Store keeps the key files. Required.
+	Store Store
+	// ReadOnly follows the key files without writing them or rolling
+	// keys: for the nodes of a set that share a key directory with the
+	// one node that rolls. Default false.
+	ReadOnly bool
+	// CacheBytes bounds the signature cache. Default 32 MiB.
+	CacheBytes int64
+	// Registerer receives the metrics. Default nil: not registered.
+	Registerer prometheus.Registerer
+	// Log receives key events. Default slog.Default().
+	Log *slog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// ParentDS asks the parent for a zone's DS. Default QueryParentDS.
+	ParentDS ParentDS
+	// Interval is how often Run steps rollovers, checks the key files and
+	// the signatures' age. Default 1 minute.
+	Interval time.Duration
+}
+
+// ZoneConfig is a zone to sign.
+type ZoneConfig struct {
+	Origin string // canonical
+	Policy Policy
+}
+
+// Manager signs the zones it is given with their keys, rolls the keys and
+// renews the signatures. Its query-side methods (Signs, Sign, Deny, Apex,
+// ApexTypes, Generation) are safe for concurrent use and read immutable
+// state through an atomic pointer; the records they return are shared and
+// must not be mutated.
+type Manager struct {
+	opts    Options
+	metrics *Metrics
+	cache   *sigCache
+	states  atomic.Pointer[map[string]*state]
+	gen     atomic.Uint64
+	ids     atomic.Uint64
+
+	mu    sync.Mutex // writers: Sync, Run's steps, Rollover
+	zones map[string]*zoneEntry
+}
+
+type zoneEntry struct {
+	cfg   ZoneConfig
+	keys  *ZoneKeys
+	stamp fileStamp
+}
+
+type fileStamp struct {
+	mod  time.Time
+	size int64
+}
+
+// state is one zone's signing state: its keys and signing window. It is
+// immutable; a new one replaces it.
+type state struct {
+	origin     string
+	id         uint64
+	policy     Policy
+	zsks, ksks []*Key // what signs data, and what signs the key RRsets
+	inception  uint32
+	expiration uint32
+	opened     time.Time
+	apex       map[uint16][2][]dns.RR // DNSKEY, CDS, CDNSKEY: the RRset and its signatures
+	types      []uint16
+	signed     prometheus.Counter
+}
+
+// NewManager returns a manager with no zones.
+func NewManager(opts Options) *Manager {
+	if opts.CacheBytes <= 0 {
+		opts.CacheBytes = 32 << 20
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.ParentDS == nil {
+		opts.ParentDS = QueryParentDS
+	}
+	if opts.Interval <= 0 {
+		opts.Interval = time.Minute
+	}
+	m := &Manager{opts: opts, metrics: NewMetrics(opts.Registerer), cache: newSigCache(opts.CacheBytes),
+		zones: map[string]*zoneEntry{}}
+	empty := map[string]*state{}
+	m.states.Store(&empty)
+	return m
+}
+
+// Generation changes whenever what any zone's answers are signed with
+// changes (a key event, a new signing window): caches of signed answers
+// made under another generation are stale.
+func (m *Manager) Generation() uint64 { return m.gen.Load() }
+
+func (m *Manager) state(origin string) *state { return (*m.states.Load())[origin] }
+
+// Signs reports whether zone origin is signed.
+func (m *Manager) Signs(origin string) bool { return m.state(origin) != nil }
+
+// Sync makes the zones signed those of cfgs: keys are loaded, or made and
+// saved for a zone that has none; zones no longer listed stop being signed
+// (their key files stay). A zone that fails keeps its previous state, if it
+// had one; the errors are returned joined.
+func (m *Manager) Sync(cfgs []ZoneConfig) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var errs []error
+	now := m.opts.Now()
+	seen := map[string]bool{}
+	next := map[string]*state{}
+	for _, c := range cfgs {
+		seen[c.Origin] = true
+		old := m.state(c.Origin)
+		if e := m.zones[c.Origin]; e != nil && reflect.DeepEqual(e.cfg, c) && old != nil {
+			next[c.Origin] = old
+			continue
+		}
+		zk, stamp, err := m.loadOrCreate(c, now)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("zone %s: %w", c.Origin, err))
+			if old != nil {
+				next[c.Origin] = old
+			}
+			continue
+		}
+		m.zones[c.Origin] = &zoneEntry{cfg: c, keys: zk, stamp: stamp}
+		st, err := m.build(c, zk, now)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("zone %s: %w", c.Origin, err))
+			if old != nil {
+				next[c.Origin] = old
+			}
+			continue
+		}
+		next[c.Origin] = st
+	}
+	for origin := range m.zones {
+		if !seen[origin] {
+			delete(m.zones, origin)
+			m.metrics.forget(origin)
+		}
+	}
+	prev := *m.states.Load()
+	m.states.Store(&next)
+	m.gen.Add(1)
+	for origin, st := range prev {
+		if next[origin] != st {
+			m.cache.drop(st.id)
+		}
+	}
+	m.updateMetrics(now)
+	return errors.Join(errs...)
+}
+
+func (m *Manager) loadOrCreate(c ZoneConfig, now time.Time) (*ZoneKeys, fileStamp, error) {
+	zk, err := m.opts.Store.Load(c.Origin)
+	if err != nil {
+		return nil, fileStamp{}, err
+	}
+	if zk == nil {
+		if m.opts.ReadOnly {
+			return nil, fileStamp{}, errors.New("no key file (read-only key directory)")
+		}
+		zk = &ZoneKeys{Origin: c.Origin}
+		if err := zk.setup(c.Policy.withDefaults(), now); err != nil {
+			return nil, fileStamp{}, err
+		}
+		if err := m.opts.Store.Save(zk); err != nil {
+			return nil, fileStamp{}, err
+		}
+		m.opts.Log.Info("dnssec: keys made", "zone", c.Origin, "keys", tags(zk))
+	}
+	return zk, m.stamp(c.Origin), nil
+}
+
+func (m *Manager) stamp(origin string) fileStamp {
+	fi, err := os.Stat(m.opts.Store.path(origin))
+	if err != nil {
+		return fileStamp{}
+	}
+	return fileStamp{fi.ModTime(), fi.Size()}
+}
+
+func tags(zk *ZoneKeys) []string {
+	var out []string
+	for _, k := range zk.Keys {
+		out = append(out, fmt.Sprintf("%s %d %s", k.Role, k.Tag, k.State))
+	}
+	return out
+}
+
+// build makes a zone's signing state: a new window opened at now, the
+// key RRsets signed.
+func (m *Manager) build(c ZoneConfig, zk *ZoneKeys, now time.Time) (*state, error) {
+	p := c.Policy.withDefaults()
+	st := &state{origin: c.Origin, id: m.ids.Add(1), policy: p, opened: now,
+		inception:  uint32(now.Add(-p.Backdate).Unix()),
+		expiration: uint32(now.Add(p.Validity).Unix()),
+		apex:       map[uint16][2][]dns.RR{},
+		signed:     m.metrics.signatures.WithLabelValues(c.Origin)}
+	var dnskeys []dns.RR
+	for _, k := range zk.Keys {
+		dk := *k.DNSKEY()
+		dk.Hdr.Name, dk.Hdr.Ttl = c.Origin, p.DNSKEYTTL
+		dnskeys = append(dnskeys, &dk)
+		if k.State != Active {
+			continue
+		}
+		if k.Role == ZSK || k.Role == CSK {
+			st.zsks = append(st.zsks, k)
+		}
+		if k.Role == KSK || k.Role == CSK {
+			st.ksks = append(st.ksks, k)
+		}
+	}
+	if len(st.zsks) == 0 || len(st.ksks) == 0 {
+		return nil, errors.New("no active key to sign with")
+	}
+	st.types = []uint16{dns.TypeDNSKEY}
+	if err := st.putApex(dnskeys); err != nil {
+		return nil, err
+	}
+	if r := zk.Roll; r != nil && r.Role != ZSK && (r.Phase == PhaseDS || r.Phase == PhaseDSWait) {
+		if nk := zk.key(r.New, r.Role); nk != nil {
+			ds := nk.DS()
+			cds := ds.ToCDS()
+			cds.Hdr = dns.RR_Header{Name: c.Origin, Rrtype: dns.TypeCDS, Class: dns.ClassINET, Ttl: p.DNSKEYTTL}
+			cdk := nk.DNSKEY().ToCDNSKEY()
+			cdk.Hdr = dns.RR_Header{Name: c.Origin, Rrtype: dns.TypeCDNSKEY, Class: dns.ClassINET, Ttl: p.DNSKEYTTL}
+			if err := st.putApex([]dns.RR{cds}); err != nil {
+				return nil, err
+			}
+			if err := st.putApex([]dns.RR{cdk}); err != nil {
+				return nil, err
+			}
+			st.types = append(st.types, dns.TypeCDS, dns.TypeCDNSKEY)
+		}
+	}
+	return st, nil
+}
+
+func (st *state) putApex(rrset []dns.RR) error {
+	sigs, err := st.sign(rrset)
+	if err != nil {
+		return err
+	}
+	st.apex[rrset[0].Header().Rrtype] = [2][]dns.RR{rrset, sigs}
+	return nil
+}
+
+// sign signs rrset with each of the state's keys for its type.
+func (st *state) sign(rrset []dns.RR) ([]dns.RR, error) {
+	keys := st.zsks
+	switch rrset[0].Header().Rrtype {
+	case dns.TypeDNSKEY, dns.TypeCDS, dns.TypeCDNSKEY:
+		keys = st.ksks
+	}
+	out := make([]dns.RR, 0, len(keys))
+	for _, k := range keys {
+		sig := &dns.RRSIG{Hdr: dns.RR_Header{Ttl: rrset[0].Header().Ttl}, Algorithm: k.Algorithm,
+			KeyTag: k.Tag, SignerName: st.origin, Inception: st.inception, Expiration: st.expiration,
+			OrigTtl: rrset[0].Header().Ttl}
+		if err := sig.Sign(k.signer, rrset); err != nil {
+			return nil, err
+		}
+		out = append(out, sig)
+	}
+	st.signed.Add(float64(len(out)))
+	return out, nil
+}
+
+// Sign returns the RRSIG records of rrset (records of one owner and type
+// from zone origin, not mutated afterwards), from the cache or made now;
+// nil if the zone is not signed or the set cannot be signed.
+func (m *Manager) Sign(origin string, rrset []dns.RR) []dns.RR {
+	st := m.state(origin)
+	if st == nil || len(rrset) == 0 {
+		return nil
+	}
+	var kb [512]byte
+	key, ok := appendKey(kb[:0], st.id, rrset)
+	if !ok {
+		return nil
+	}
+	if e := m.cache.get(key); e != nil {
+		m.metrics.hits.Inc()
+		return e.sigs
+	}
+	m.metrics.misses.Inc()
+	sigs, err := st.sign(rrset)
+	if err != nil {
+		return nil
+	}
+	m.cache.put(key, &sigEntry{state: st.id, zone: origin, rrset: slices.Clone(rrset), sigs: sigs})
+	return sigs
+}
+
+// Deny returns the compact denial of existence for name in zone origin
+// (RFC 9824), to be signed with Sign: nx says the name does not exist (the
+// NSEC lists NXNAME), otherwise types are the types it has (NODATA). ttl is
+// the negative TTL, min(SOA TTL, SOA minimum).
+func (m *Manager) Deny(origin, name string, ttl uint32, types []uint16, nx bool) []dns.RR {
+	st := m.state(origin)
+	if st == nil {
+		return nil
+	}
+	var nsec *dns.NSEC
+	if nx {
+		nsec = NXNameNSEC(name, ttl)
+	} else {
+		if name == origin || dns.CanonicalName(name) == origin {
+			types = append(slices.Clone(types), st.types...)
+		}
+		nsec = NoDataNSEC(name, ttl, types)
+	}
+	return []dns.RR{nsec}
+}
+
+// Apex returns the DNSKEY, CDS or CDNSKEY RRset (qtype) of zone origin and
+// its signatures; nil if the zone does not publish one.
+func (m *Manager) Apex(origin string, qtype uint16) (rrset, sigs []dns.RR) {
+	st := m.state(origin)
+	if st == nil {
+		return nil, nil
+	}
+	a := st.apex[qtype]
+	return a[0], a[1]
+}
+
+// ApexTypes returns the types the signer publishes at the apex of origin
+// (DNSKEY, and CDS and CDNSKEY during a rollover).
+func (m *Manager) ApexTypes(origin string) []uint16 {
+	if st := m.state(origin); st != nil {
+		return st.types
+	}
+	return nil
+}
+
+// Run steps rollovers, follows key files changed by others (the CLI,
+// another node) and renews signatures, every Options.Interval until ctx
+// ends.
+func (m *Manager) Run(ctx context.Context) {
+	t := time.NewTicker(m.opts.Interval)
+	defer t.Stop()
+	for {
+		m.Tick(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Tick does one round of Run's work now.
+func (m *Manager) Tick(ctx context.Context) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.opts.Now()
+	for origin, e := range m.zones {
+		changed := false
+		if s := m.stamp(origin); s != e.stamp {
+			zk, err := m.opts.Store.Load(origin)
+			if err != nil || zk == nil {
+				m.opts.Log.Error("dnssec: cannot reload the key file; signing with the keys loaded", "zone", origin, "error", err)
+			} else {
+				e.keys, e.stamp, changed = zk, s, true
+				m.opts.Log.Info("dnssec: key file changed on disk: reloaded", "zone", origin, "keys", tags(zk))
+			}
+		}
+		if !m.opts.ReadOnly {
+			ch, err := m.step(ctx, e, now)
+			if err != nil {
+				m.opts.Log.Warn("dnssec: key rollover step", "zone", origin, "error", err)
+			}
+			changed = changed || ch
+		}
+		st := m.state(origin)
+		if !changed && st != nil && now.Before(st.opened.Add(st.policy.Validity-st.policy.Refresh)) {
+			continue
+		}
+		if err := m.renew(e, now); err != nil {
+			m.opts.Log.Error("dnssec: cannot re-sign; serving the previous signatures", "zone", origin, "error", err)
+		}
+	}
+	m.updateMetrics(now)
+}
+
+// step moves e's rollover on and saves the keys when they changed.
+func (m *Manager) step(ctx context.Context, e *zoneEntry, now time.Time) (bool, error) {
+	before := e.keys.Roll
+	var phase Phase
+	if before != nil {
+		phase = before.Phase
+	}
+	parent := func(ctx context.Context, origin string, servers []string) ([]*dns.DS, uint32, error) {
+		ds, ttl, err := m.opts.ParentDS(ctx, origin, servers)
+		switch {
+		case err != nil:
+			m.metrics.dsChecks.WithLabelValues(origin, "error").Inc()
+		case e.keys.Roll != nil && hasDS(ds, e.keys.key(e.keys.Roll.New, e.keys.Roll.Role).DNSKEY()):
+			m.metrics.dsChecks.WithLabelValues(origin, "found").Inc()
+		default:
+			m.metrics.dsChecks.WithLabelValues(origin, "missing").Inc()
+		}
+		return ds, ttl, err
+	}
+	changed, _, err := e.keys.Step(ctx, e.cfg.Policy, now, parent)
+	after := e.keys.Roll
+	moved := changed || (before == nil) != (after == nil) || (after != nil && after.Phase != phase)
+	if moved {
+		if serr := m.opts.Store.Save(e.keys); serr != nil {
+			return changed, errors.Join(err, serr)
+		}
+		e.stamp = m.stamp(e.cfg.Origin)
+		m.opts.Log.Info("dnssec: key event", "zone", e.cfg.Origin, "keys", tags(e.keys), "roll", rollString(after))
+	}
+	return changed, err
+}
+
+func rollString(r *Roll) string {
+	if r == nil {
+		return "none"
+	}
+	return fmt.Sprintf("%s %d -> %d, %s", r.Role, r.Old, r.New, r.Phase)
+}
+
+// renew opens a new signing window for e: every RRset the cache holds
+// under the zone's current state is signed again in the background (here),
+// then the new state is published and the generation moves.
+func (m *Manager) renew(e *zoneEntry, now time.Time) error {
+	st, err := m.build(e.cfg, e.keys, now)
+	if err != nil {
+		return err
+	}
+	old := m.state(e.cfg.Origin)
+	if old != nil {
+		var kb []byte
+		for _, ce := range m.cache.entries(old.id) {
+			sigs, err := st.sign(ce.rrset)
+			if err != nil {
+				continue
+			}
+			key, ok := appendKey(kb[:0], st.id, ce.rrset)
+			if !ok {
+				continue
+			}
+			m.cache.put(key, &sigEntry{state: st.id, zone: ce.zone, rrset: ce.rrset, sigs: sigs})
+			kb = key
+		}
+	}
+	cur := *m.states.Load()
+	next := make(map[string]*state, len(cur))
+	for k, v := range cur {
+		next[k] = v
+	}
+	next[e.cfg.Origin] = st
+	m.states.Store(&next)
+	m.gen.Add(1)
+	if old != nil {
+		m.cache.drop(old.id)
+	}
+	return nil
+}
+
+func (m *Manager) updateMetrics(now time.Time) {
+	m.metrics.cacheBytes.Set(float64(m.cache.bytes()))
+	for origin, e := range m.zones {
+		next, _ := e.keys.NextEvent(e.cfg.Policy)
+		v := 0.0
+		if !next.IsZero() {
+			v = float64(next.Unix())
+		}
+		m.metrics.nextEvent.WithLabelValues(origin).Set(v)
+		if st := m.state(origin); st != nil {
+			m.metrics.expiry.WithLabelValues(origin).Set(time.Unix(int64(st.expiration), 0).Sub(now).Seconds())
+		}
+	}
+}
+
+// Rollover starts rolling zone origin's active key of role r now; Run
+// carries it through.
+func (m *Manager) Rollover(origin string, r Role) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.zones[origin]
+	if e == nil {
+		return fmt.Errorf("zone %s is not signed", origin)
+	}
+	now := m.opts.Now()
+	if err := e.keys.StartRoll(e.cfg.Policy, r, now); err != nil {
+		return err
+	}
+	if err := m.opts.Store.Save(e.keys); err != nil {
+		return err
+	}
+	e.stamp = m.stamp(origin)
+	return m.renew(e, now)
+}
+
+// Keys returns a copy of zone origin's keys and rollover, for status.
+func (m *Manager) Keys(origin string) (ZoneKeys, Policy, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.zones[origin]
+	if e == nil {
+		return ZoneKeys{}, Policy{}, false
+	}
+	zk := ZoneKeys{Origin: e.keys.Origin, Keys: slices.Clone(e.keys.Keys)}
+	if e.keys.Roll != nil {
+		r := *e.keys.Roll
+		zk.Roll = &r
+	}
+	return zk, e.cfg.Policy, true
+}
