@@ -29,6 +29,7 @@ import (
 	"github.com/geodns/geodns/opstate"
 	"github.com/geodns/geodns/resolver"
 	"github.com/geodns/geodns/route"
+	"github.com/geodns/geodns/ui"
 	"github.com/geodns/geodns/xfr"
 	"github.com/geodns/geodns/zones"
 	"github.com/prometheus/client_golang/prometheus"
@@ -298,6 +299,9 @@ func serve(args []string, stderr io.Writer) int {
 	// Explains run the same handler, but are not traffic: its uncounted view.
 	apiServer := &api.Server{Zones: &set, Health: health, Operator: operator, Router: router, Resolver: h.Uncounted(), Gatherer: reg,
 		Token: token, Version: version, DNS: dnsAddrs, Log: log}
+	statusPage := &ui.Server{Zones: &set, Router: router, Loc: locator, Health: health, Operator: operator, Log: log}
+	apiServer.UI = statusPage.Handler()
+	operator.Watch(statusPage.OperatorChanged)
 	var apiLn net.Listener
 	if cfg.HTTP != "off" {
 		apiLn, err = net.Listen("tcp", cfg.HTTP)
@@ -308,7 +312,7 @@ func serve(args []string, stderr io.Writer) int {
 		log.Info("serving HTTP API and metrics", "addr", apiLn.Addr().String(), "write_calls", token != "")
 	}
 
-	errc := make(chan error, 7)
+	errc := make(chan error, 8)
 	go func() { errc <- watcher.Run(ctx, hup) }()
 	go func() { errc <- locator.Run(ctx) }()
 	go func() { errc <- health.Run(ctx) }()
@@ -317,7 +321,8 @@ func serve(args []string, stderr io.Writer) int {
 	running := 6
 	if apiLn != nil {
 		go func() { errc <- apiServer.Serve(ctx, apiLn) }()
-		running++
+		go func() { errc <- statusPage.Run(ctx) }() // the page's map sample and timeline
+		running += 2
 	}
 	serveOpts := resolver.ServeOptions{MaxTCPConns: cfg.MaxTCPConns, ReaderProcs: addReaderProcs} // a P per UDP reader (knobs.go)
 	go func() { errc <- resolver.Serve(ctx, transfers, serveOpts, lns...) }()
