@@ -3,6 +3,7 @@ package resolver
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -11,7 +12,9 @@ import (
 	"time"
 
 	dnstap "github.com/dnstap/golang-dnstap"
+	"github.com/geodns/geodns/geo"
 	"github.com/geodns/geodns/route"
+	"github.com/geodns/geodns/zones"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -79,6 +82,8 @@ type tapDecision struct {
 	client   netip.Prefix
 	ecs      bool // client is the query's ECS source
 	degraded bool
+	why      route.Why
+	service  *zones.Service // for the answering site's place: the distance is worked out by the writer, off the query path
 }
 
 // NewDnstap opens cfg's destination (a socket is dialed by the writer, and
@@ -274,16 +279,21 @@ func (t *Dnstap) write(buf, wire []byte, m tapMsg) []byte {
 	}
 	frame(dnstap.Message_AUTH_QUERY, nil, nil)
 	if m.rlen > 0 { // a response was sent (not dropped)
-		var eb [160]byte
+		var eb [256]byte
 		frame(dnstap.Message_AUTH_RESPONSE, wire[m.off+m.qlen:m.off+m.qlen+m.rlen], m.dec.extra(eb[:0]))
 	}
 	return buf
 }
 
 // extra is the decision as key=value pairs, space separated, for the
-// dnstap extra field: service, site, degraded, the client network
-// routed on (ecs= when it was the query's ECS source, else client=) and
-// the scope answered. Nil when no service answered.
+// dnstap extra field (docs/operations.md lists them): service, site; the
+// client network routed on (ecs= and its source= length when it was the
+// query's ECS option, else client=) and the scope answered; what chose
+// the site: rule=N (the service's N-th rule), else distance_km= from the
+// client's location to the site, else order=default (an unlocated
+// client); spill=1 for a spillover pick; bucket=SITE:B when a dial or
+// return ramp decided by the client network's bucket; degraded=1. Nil
+// when no service answered.
 func (d *tapDecision) extra(b []byte) []byte {
 	if d.svc == "" {
 		return nil
@@ -294,21 +304,58 @@ func (d *tapDecision) extra(b []byte) []byte {
 	b = append(b, d.site...)
 	if d.ecs {
 		b = append(b, " ecs="...)
+		b = d.client.AppendTo(b)
+		b = append(b, " source="...)
+		b = strconv.AppendInt(b, int64(d.client.Bits()), 10)
 	} else {
 		b = append(b, " client="...)
+		b = d.client.AppendTo(b)
 	}
-	b = d.client.AppendTo(b)
 	b = append(b, " scope="...)
 	b = strconv.AppendInt(b, int64(d.scope), 10)
+	switch km, ok := d.distance(); {
+	case d.why.Rule > 0:
+		b = append(b, " rule="...)
+		b = strconv.AppendInt(b, int64(d.why.Rule), 10)
+	case ok:
+		b = append(b, " distance_km="...)
+		b = strconv.AppendInt(b, int64(math.Round(km)), 10)
+	case !d.why.Located:
+		b = append(b, " order=default"...)
+	}
+	if d.why.Spilled {
+		b = append(b, " spill=1"...)
+	}
+	if d.why.Bucket >= 0 {
+		b = append(b, " bucket="...)
+		b = append(b, d.why.BucketSite...)
+		b = append(b, ':')
+		b = strconv.AppendFloat(b, d.why.Bucket, 'f', 4, 64)
+	}
 	if d.degraded {
 		b = append(b, " degraded=1"...)
 	}
 	return b
 }
 
+// distance is how far the answering site is from the client's location;
+// ok false when the client had no coordinates or no site answered.
+func (d *tapDecision) distance() (km float64, ok bool) {
+	if !d.why.Located || d.service == nil {
+		return 0, false
+	}
+	for _, s := range d.service.Sites {
+		if s.Name == d.site {
+			return geo.Distance(d.why.Lat, d.why.Lon, s.Lat, s.Lon), true
+		}
+	}
+	return 0, false
+}
+
 // set fills d from a service answer's decision.
-func (d *tapDecision) set(svc string, client netip.Prefix, ecs bool, dec route.Decision, scope int) {
-	d.svc, d.client, d.ecs, d.scope, d.degraded = svc, client, ecs, scope, dec.Degraded
+func (d *tapDecision) set(svc *zones.Service, client netip.Prefix, ecs bool, dec route.Decision, scope int) {
+	d.svc, d.client, d.ecs, d.scope, d.degraded = svc.Name, client, ecs, scope, dec.Degraded
+	d.why, d.service = dec.Why, svc
 	switch {
 	case dec.AllDown:
 		d.site = "all-down"

@@ -82,7 +82,7 @@ func TestDnstapFile(t *testing.T) {
 	require.Equal(t, total+1, counts[dnstap.Message_AUTH_QUERY]+dropped)
 	require.Equal(t, counts[dnstap.Message_AUTH_QUERY], counts[dnstap.Message_AUTH_RESPONSE])
 	require.Positive(t, counts[dnstap.Message_AUTH_QUERY])
-	require.Regexp(t, `^service=web site=(east|west) client=127\.0\.0\.1/32 scope=0$`, extra)
+	require.Regexp(t, `^service=web site=(east|west) client=127\.0\.0\.1/32 scope=0 order=default$`, extra)
 }
 
 // discardFrames is a dnstap.Writer that keeps nothing.
