@@ -177,7 +177,7 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 		loc        geo.Location
 		located    bool
 		groups     [][]string
-		rule       int // the matching rule's index, -1 if none
+		rule       int                          // the matching rule's index, -1 if none
 		candidates = pl.idx.candidates[b2i(v6)] // sites with endpoints of the family: more than one makes the answer location-dependent
 	)
 	if tr != nil {
