@@ -43,6 +43,9 @@ type Config struct {
 	// Dnstap logs every query answered through ServeWire (NewDnstap).
 	// Default nil: off.
 	Dnstap *Dnstap
+	// QueryLog logs a sample of the queries answered through ServeWire as
+	// JSON lines (NewQueryLog). Default nil: off.
+	QueryLog *QueryLog
 }
 
 // DefaultMaxUDPSize is the UDP response cap when Config.MaxUDPSize is 0.
@@ -120,10 +123,22 @@ func (h *Handler) entry(q []byte, remote netip.Addr, tcp bool, out []byte, md mo
 			resp = servfailWire(q, out, h.cfg.MaxUDPSize)
 		}
 	}()
-	if t := h.cfg.Dnstap; t != nil && md == traffic {
+	if md != traffic {
+		return h.serve(q, remote, tcp, out, nil, md)
+	}
+	t, ql := h.cfg.Dnstap, h.cfg.QueryLog
+	if ql != nil && !ql.sampled() {
+		ql = nil // most queries: not in the sample
+	}
+	if t != nil || ql != nil {
 		var d tapDecision
 		resp = h.serve(q, remote, tcp, out, &d, md)
-		t.log(q, resp, remote, tcp, &d)
+		if t != nil {
+			t.log(q, resp, remote, tcp, &d)
+		}
+		if ql != nil {
+			ql.log(q, resp, remote, tcp, &d)
+		}
 		return resp
 	}
 	return h.serve(q, remote, tcp, out, nil, md)

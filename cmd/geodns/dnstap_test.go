@@ -1,12 +1,15 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,12 +82,15 @@ func ecsQuery(network string) *dns.Msg {
 
 // TestDnstapDecisions: the extra field of the responses carries what
 // chose the site — the distance from the client's place (real DB-IP
-// data), a rule, a dial's bucket — with the ECS source and scope.
+// data), a rule, a dial's bucket — with the ECS source and scope; the
+// sampled JSON query log (every query sampled here) has the same.
 func TestDnstapDecisions(t *testing.T) {
 	files := realDB(t)
 	sock := filepath.Join(t.TempDir(), "tap.sock")
+	qlog := filepath.Join(t.TempDir(), "queries.json")
 	msgs := tapCollector(t, sock, nil)
-	server, _ := startTappedZone(t, dnstapGeoZone, "dnstap: {socket: "+sock+"}", "--geoip", files[0], "--geoip", files[1])
+	server, _ := startTappedZone(t, dnstapGeoZone, "dnstap: {socket: "+sock+"}\nquery_log: {path: "+qlog+", sample: 1}",
+		"--geoip", files[0], "--geoip", files[1])
 	c := &dns.Client{Timeout: time.Second}
 	ids := map[uint16]string{}
 	// Berkeley (west, by distance), a rule's network, and east-coast
@@ -135,6 +141,40 @@ func TestDnstapDecisions(t *testing.T) {
 		}
 	}
 	t.Logf("east clients: %d kept by us-east's 50 %% dial, %d sent on", kept, dialed)
+
+	// The JSON query log: one line per query, the same decisions.
+	var lines []map[string]any
+	require.Eventually(t, func() bool {
+		b, err := os.ReadFile(qlog)
+		if err != nil {
+			return false
+		}
+		lines = lines[:0]
+		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(l), &m) == nil && m["qname"] == "www.example.com." {
+				lines = append(lines, m)
+			}
+		}
+		return len(lines) == len(ids)
+	}, 5*time.Second, 20*time.Millisecond, "a line per query")
+	for _, l := range lines {
+		n := l["network"].(string)
+		e := extras[n]
+		require.Contains(t, e, "site="+l["site"].(string)+" ", n)
+		require.Equal(t, 24.0, l["ecs_source"], n)
+		switch {
+		case n == "203.0.113.0/24":
+			require.Equal(t, 1.0, l["rule"])
+		default:
+			require.Contains(t, e, fmt.Sprintf("distance_km=%.0f", l["distance_km"]), n)
+		}
+		if b, ok := l["bucket"]; ok {
+			require.Contains(t, e, fmt.Sprintf("bucket=us-east:%.4f", b), n)
+		}
+	}
+	js, _ := json.Marshal(lines[len(lines)-1])
+	t.Logf("a query log line: %s", js)
 }
 
 // tapCollector listens on a unix socket as a dnstap collector does; each

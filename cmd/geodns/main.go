@@ -271,10 +271,19 @@ func serve(args []string, stderr io.Writer) int {
 		defer tap.Close() // after the listeners close (deferred later): what was queued is written
 		log.Info("dnstap query log", "socket", cfg.Dnstap.Socket, "file", cfg.Dnstap.File)
 	}
+	var queryLog *resolver.QueryLog
+	if cfg.QueryLog.Enabled() {
+		if queryLog, err = resolver.NewQueryLog(cfg.QueryLog, metrics); err != nil {
+			log.Error("cannot start the query log", "error", err)
+			return 2
+		}
+		defer queryLog.Close() // after the listeners close (deferred later)
+		log.Info("sampled JSON query log", "path", cfg.QueryLog.Path, "sample", cfg.QueryLog.Sample, "max_per_second", cfg.QueryLog.MaxPerSecond)
+	}
 	h := resolver.NewHandler(&set, router, resolver.Config{
 		ServerID: cfg.ServerID, Version: cfg.VersionBind, MaxUDPSize: cfg.MaxUDPSize,
 		Metrics: metrics, RRL: cfg.RRL, Registerer: reg, CookieSecret: cookieSecret,
-		CacheBytes: cfg.AnswerCache, Dnstap: tap,
+		CacheBytes: cfg.AnswerCache, Dnstap: tap, QueryLog: queryLog,
 	}, log)
 
 	// Zone transfers and TSIG wrap the handler (docs/transfers.md).
