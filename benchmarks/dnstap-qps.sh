@@ -3,6 +3,7 @@
 # dnsperf: geodns pinned to CPU 0 (so GOMAXPROCS is 1: the dnstap writer
 # shares the core), dnsperf to CPU 1, the example zones, ROUNDS alternating
 # rounds of DURATION seconds. Prints QPS and geodns_dnstap_dropped_total.
+# MODES="off on qlog" adds the sampled JSON query log at its defaults.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-8}
@@ -12,6 +13,7 @@ CGO_ENABLED=0 go build -o "$work/geodns" ./cmd/geodns
 for _ in $(seq 50); do echo "www.example.com A"; echo "mail.example.com A"; echo "example.com SOA"; done >"$work/q.txt"
 printf 'server_id: bench\n' >"$work/off.yaml"
 printf 'server_id: bench\ndnstap: {file: %s/tap.fstrm}\n' "$work" >"$work/on.yaml"
+printf 'server_id: bench\nquery_log: {path: %s/queries.json}\n' "$work" >"$work/qlog.yaml" # defaults: 1 %, 100 lines/s
 port=25353 http=127.0.0.1:28053
 for round in $(seq "$ROUNDS"); do
 	for mode in ${MODES:-off on}; do
@@ -22,7 +24,7 @@ for round in $(seq "$ROUNDS"); do
 		qps=$(taskset -c 1 dnsperf -s 127.0.0.1 -p $port -d "$work/q.txt" -l "$DURATION" -c 4 -q 200 2>&1 | awk '/Queries per second/{print $4}')
 		drops=$(curl -s http://$http/metrics | awk '/^geodns_dnstap_dropped_total/{print $2}')
 		kill "$pid"; wait "$pid" 2>/dev/null || true
-		rm -f "$work/tap.fstrm"
+		rm -f "$work/tap.fstrm" "$work/queries.json"
 		echo "round $round dnstap $mode: $qps qps, dnstap drops $drops"
 	done
 done
