@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"context"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -122,4 +123,48 @@ func BenchmarkDnstapWriter(b *testing.B) {
 			t.log(qw, rw, testClient, false, &d)
 		}
 	})
+}
+
+// TestDnstapShutdownLogsNoEmptyQuery: a shutdown wakes the UDP readers
+// with empty reads; they are not queries and must not reach the log (they
+// showed as AUTH_QUERY messages with an empty DNS message).
+func TestDnstapShutdownLogsNoEmptyQuery(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tap.fstrm")
+	tap, err := NewDnstap(DnstapConfig{File: path}, "ns1", "v1", nil)
+	require.NoError(t, err)
+	h := newTestHandler(t, Config{Dnstap: tap})
+	ln, err := Listen("127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, h, ServeOptions{}, ln) }()
+	c := &dns.Client{Timeout: time.Second}
+	require.Eventually(t, func() bool {
+		_, _, err := c.Exchange(new(dns.Msg).SetQuestion("mail.example.net.", dns.TypeA), ln.Addr())
+		return err == nil
+	}, 5*time.Second, 20*time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+	tap.Close()
+
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	r, err := dnstap.NewReader(f, nil)
+	require.NoError(t, err)
+	buf := make([]byte, 1<<16)
+	queries := 0
+	for {
+		n, err := r.ReadFrame(buf)
+		if err != nil {
+			break
+		}
+		var d dnstap.Dnstap
+		require.NoError(t, proto.Unmarshal(buf[:n], &d))
+		if d.GetMessage().GetType() == dnstap.Message_AUTH_QUERY {
+			queries++
+			require.GreaterOrEqual(t, len(d.GetMessage().GetQueryMessage()), 12, "an AUTH_QUERY without a DNS header")
+		}
+	}
+	require.Positive(t, queries)
 }
