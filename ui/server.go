@@ -101,29 +101,52 @@ func secure(w http.ResponseWriter) {
 }
 
 // Run builds the map's sample of client networks (again when the GeoIP
-// databases reload) and watches for the timeline until ctx is done.
+// databases reload) and watches for the timeline until ctx is done. The
+// sample is built beside the watching (it takes a while on a busy host),
+// so the timeline starts at once.
 func (s *Server) Run(ctx context.Context) error {
 	poll := s.Poll
 	if poll <= 0 {
 		poll = 500 * time.Millisecond
 	}
+	done := make(chan struct{})
+	if s.Loc != nil {
+		go func() {
+			defer close(done)
+			s.sampleLoop(ctx, 10*poll)
+		}()
+	} else {
+		close(done)
+	}
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	for {
-		if s.Loc != nil {
-			if cur := s.sample.Load(); cur == nil || cur.gen != s.Loc.Generation() {
-				start := time.Now()
-				if sm := buildSample(ctx, s.Loc); sm != nil {
-					s.sample.Store(sm)
-					s.log().Info("status page map sample built", "networks", sm.networks, "cells", len(sm.cells),
-						"took", time.Since(start).Round(time.Millisecond))
-				}
-			}
-		}
 		s.observe(time.Now())
 		select {
 		case <-ctx.Done():
+			<-done
 			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// sampleLoop keeps the sample drawn from the locator's current databases.
+func (s *Server) sampleLoop(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if cur := s.sample.Load(); cur == nil || cur.gen != s.Loc.Generation() {
+			start := time.Now()
+			if sm := buildSample(ctx, s.Loc); sm != nil {
+				s.sample.Store(sm)
+				s.log().Info("status page map sample built", "networks", sm.networks, "cells", len(sm.cells),
+					"took", time.Since(start).Round(time.Millisecond))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
 		case <-t.C:
 		}
 	}

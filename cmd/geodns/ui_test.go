@@ -53,6 +53,7 @@ type pageState struct {
 	Disabled   bool              `json:"disabled"` // the drain buttons
 	Msg        string            `json:"msg"`
 	Timeline   string            `json:"timeline"`
+	EastWhy    string            `json:"east_why"` // the sites table's why column for us-east
 	Stored     string            `json:"stored"` // what outlives the tab: localStorage and cookies
 }
 
@@ -75,6 +76,8 @@ var readPage = fmt.Sprintf(`(() => {
   out.disabled = [...document.querySelectorAll('button[data-action="drain"]')].every((b) => b.disabled);
   out.msg = q("#write-msg").textContent;
   out.timeline = q("#timeline").textContent;
+  const east = q('#sites tr[data-site="us-east"]');
+  out.east_why = east ? east.cells[6].textContent : "";
   out.stored = JSON.stringify(localStorage) + document.cookie;
   return out;
 })()`, nyRow, nyCol)
@@ -175,14 +178,15 @@ func TestStatusPageInBrowser(t *testing.T) {
 	// The east datacenter dies.
 	east.kill()
 	until("us-east down and its region sent elsewhere", func(s pageState) bool {
-		return s.Markers["us-east"] == "down" && s.Cell == "us-west" && s.Cells["us-east"] == 0
+		return s.Markers["us-east"] == "down" && s.Cell == "us-west" && s.Cells["us-east"] == 0 &&
+			strings.Contains(s.Timeline, "site us-east of service web (example.com.) down") && strings.Contains(s.EastWhy, "failing")
 	})
 	t.Logf("us-east killed: markers %v, fills %v, New York cell %s %s, shaded cells %v", st.Markers, st.MarkerFill, st.Cell, st.CellFill, st.Cells)
 	require.Equal(t, red, st.MarkerFill["us-east"])
 	require.Equal(t, st.SiteFill["us-west"], st.CellFill)
 	require.NotEqual(t, st.SiteFill["us-east"], st.CellFill)
 	require.Greater(t, st.Cells["us-west"], upCells["us-west"], "us-west took regions")
-	require.Contains(t, st.Timeline, "site us-east of service web (example.com.) down")
+	require.Contains(t, st.Timeline, "check web of 192.0.2.10 (us-east) down")
 	got, _ = answers(t, c, server, eastClients)
 	require.True(t, all(got, westAddr), "east clients are answered by us-west: %v", got)
 	shot("status-us-east-killed.png")
@@ -194,7 +198,8 @@ func TestStatusPageInBrowser(t *testing.T) {
 	require.True(t, all(got, eastAddr), "%v", got)
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.SendKeys(chromedp.ID("token"), testToken),
-		chromedp.Click(chromedp.ID("use-token"))))
+		chromedp.Click(chromedp.ID("use-token")),
+		chromedp.SendKeys(chromedp.ID("reason"), "kernel upgrade")))
 	until("writes enabled", func(s pageState) bool { return s.Mode == "writes enabled" && !s.Disabled })
 	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#sites tr[data-site="us-east"] button[data-action="drain"]`))))
 	until("the drain done", func(s pageState) bool { return strings.Contains(s.Msg, "drain: done") })
@@ -202,8 +207,11 @@ func TestStatusPageInBrowser(t *testing.T) {
 	got, _ = answers(t, c, server, eastClients)
 	require.True(t, all(got, westAddr), "after the drain from the page, east clients get us-west: %v", got)
 	until("us-east drained and its region sent elsewhere", func(s pageState) bool {
-		return s.Markers["us-east"] == "drained" && s.Cell == "us-west" && s.Cells["us-east"] == 0 && strings.Contains(s.Timeline, "site us-east: drained")
+		return s.Markers["us-east"] == "drained" && s.Cell == "us-west" && s.Cells["us-east"] == 0 &&
+			strings.Contains(s.Timeline, "site us-east: drained") && strings.HasPrefix(s.EastWhy, "drained")
 	})
+	require.Regexp(t, `^drained by POST /api/v1/sites/us-east/drain from 127\.0\.0\.1:\d+ at \S+: kernel upgrade$`, st.EastWhy,
+		"the API's reason, with the one typed in the page")
 	t.Logf("drained from the page: markers %v, fills %v, New York cell %s %s, shaded cells %v", st.Markers, st.MarkerFill, st.Cell, st.CellFill, st.Cells)
 	require.Equal(t, purple, st.MarkerFill["us-east"])
 	require.Equal(t, st.SiteFill["us-west"], st.CellFill)

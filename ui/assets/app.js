@@ -5,12 +5,15 @@
 // this tab (memory and sessionStorage), never in a cookie or local storage.
 "use strict";
 
-// The API's status fields, in one place: a rename of the JSON is a change here.
+// The API's status fields (api/types.go), in one place: a rename of the
+// JSON is a change here.
 const F = {
   services: "services", zone: "zone", name: "name", sites: "sites",
-  siteName: "name", override: "override", endpoints: "endpoints",
-  epId: "id", epUp: "up", epOverride: "override", check: "check", target: "target",
-  since: "since", reason: "reason",
+  siteName: "name", siteState: "state", siteReason: "reason",
+  override: "override", overrideKind: "override", overrideCall: "call", overrideAt: "at", overrideReason: "reason",
+  endpoints: "endpoints", epId: "id", epState: "state", epReason: "reason", epLastError: "last_error",
+  check: "check", target: "target", since: "since",
+  dialBody: "dial_percent", reasonBody: "reason",
 };
 
 const W = 1000, H = 500;                     // ui/internal/genworld's projection
@@ -48,6 +51,11 @@ async function write(method, path, body) {
   const msg = $("write-msg");
   if (!token) { msg.textContent = "a token is needed for changes"; return; }
   const opts = { method, headers: { Authorization: "Bearer " + token } };
+  const reason = $("reason").value.trim();
+  if (method === "POST") {
+    body = Object.assign({}, body || {});
+    if (reason) body[F.reasonBody] = reason; // who and why, in the server's log and status
+  }
   if (body !== undefined) { opts.body = JSON.stringify(body); opts.headers["Content-Type"] = "application/json"; }
   try {
     const r = await fetch(path, opts);
@@ -90,11 +98,13 @@ function colours(svc) {
 // siteState is how a site stands for the markers and tables.
 function siteState(s, override) {
   if (override === "drain") return "drained";
+  if (override === "down") return "forced-down";
   if (!s.up) return "down";
   if (s.keeps < 1) return "partial";
+  if (override === "up") return "forced-up";
   return "up";
 }
-const STATE_FILL = { up: "#1a9b49", down: "#d92d20", drained: "#7a5af8", partial: "#e3a008" };
+const STATE_FILL = { up: "#1a9b49", "forced-up": "#1a9b49", down: "#d92d20", "forced-down": "#d92d20", drained: "#7a5af8", partial: "#e3a008" };
 
 function statusSvc(svc) {
   const st = last.status;
@@ -102,10 +112,16 @@ function statusSvc(svc) {
   return (st[F.services] || []).find((s) => s[F.zone] === svc.zone && s[F.name] === svc.name) || null;
 }
 
+function statusSite(ssvc, site) {
+  if (!ssvc) return null;
+  return (ssvc[F.sites] || []).find((x) => x[F.siteName] === site) || null;
+}
+
+// siteOverride is the site's override ("drain", "up", "down") or "".
 function siteOverride(ssvc, site) {
-  if (!ssvc) return "";
-  const s = (ssvc[F.sites] || []).find((x) => x[F.siteName] === site);
-  return (s && s[F.override]) || "";
+  const s = statusSite(ssvc, site);
+  const o = s && s[F.override];
+  return (o && o[F.overrideKind]) || "";
 }
 
 function renderTabs(map) {
@@ -174,7 +190,7 @@ function renderSites(svc, col, ssvc) {
     let tr = rows[s.name];
     if (!tr) {
       tr = el("tr", { "data-site": s.name });
-      for (let i = 0; i < 6; i++) tr.appendChild(el("td"));
+      for (let i = 0; i < 7; i++) tr.appendChild(el("td"));
       const act = el("td");
       const drain = el("button", { type: "button", "data-write": "", "data-action": "drain" }, "Drain");
       drain.onclick = () => write("POST", `/api/v1/sites/${encodeURIComponent(s.name)}/drain`);
@@ -185,7 +201,7 @@ function renderSites(svc, col, ssvc) {
       setDial.onclick = () => {
         const v = Number(dial.value);
         if (dial.value === "" || !(v >= 0 && v <= 100)) { $("write-msg").textContent = "dial: a percentage from 0 to 100"; return; }
-        write("POST", `/api/v1/services/${encodeURIComponent(svcName)}/sites/${encodeURIComponent(s.name)}/dial`, { weight: v });
+        write("POST", `/api/v1/services/${encodeURIComponent(svcName)}/sites/${encodeURIComponent(s.name)}/dial`, { [F.dialBody]: v });
       };
       const clearDial = el("button", { type: "button", "data-write": "", "data-action": "clear-dial" }, "Clear dial");
       clearDial.onclick = () => write("DELETE", `/api/v1/services/${encodeURIComponent(svcName)}/sites/${encodeURIComponent(s.name)}/dial`);
@@ -205,6 +221,8 @@ function renderSites(svc, col, ssvc) {
     c[3].textContent = Math.round(s.dial * 100) + " %";
     c[4].textContent = Math.round(s.ramp * 100) + " %";
     c[5].textContent = Math.round((svc.shares[s.name] || 0) * 1000) / 10 + " %";
+    const ss = statusSite(ssvc, s.name);
+    c[6].textContent = (ss && ss[F.siteReason]) || "";
   }
 }
 
@@ -221,14 +239,16 @@ function renderEndpoints(ssvc) {
   const body = $("endpoints").tBodies[0];
   body.textContent = "";
   if (!ssvc) return;
+  const cls = (st) => (st === "up" || st === "forced-up" ? "up" : st === "drained" ? "drained" : "down");
   for (const site of ssvc[F.sites] || []) {
     for (const ep of site[F.endpoints] || []) {
-      const o = ep[F.epOverride] || site[F.override] || "";
-      const state = o === "drain" ? "drained" : o === "down" ? "forced down" : o === "up" ? "forced up" : ep[F.epUp] ? "up" : "down";
+      const state = ep[F.epState] || "";
+      let reason = ep[F.epReason] || "";
+      if (ep[F.epLastError] && !reason.includes(ep[F.epLastError])) reason += (reason ? "; last error: " : "last error: ") + ep[F.epLastError];
       const tr = el("tr", { "data-endpoint": ep[F.epId], "data-state": state });
       tr.append(el("td", {}, site[F.siteName]), el("td", {}, ep[F.epId]),
-        el("td", { class: "state " + (state === "up" || state === "forced up" ? "up" : state === "drained" ? "drained" : "down") }, state),
-        el("td", {}, ep[F.check] || "—"), el("td", {}, ep[F.target] || ""), el("td", {}, ep[F.reason] || ""),
+        el("td", { class: "state " + cls(state) }, state),
+        el("td", {}, ep[F.check] || "—"), el("td", {}, ep[F.target] || ""), el("td", {}, reason),
         el("td", {}, ago(ep[F.since])));
       body.appendChild(tr);
     }
