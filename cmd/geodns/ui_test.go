@@ -54,7 +54,7 @@ type pageState struct {
 	Msg        string            `json:"msg"`
 	Timeline   string            `json:"timeline"`
 	EastWhy    string            `json:"east_why"` // the sites table's why column for us-east
-	Stored     string            `json:"stored"` // what outlives the tab: localStorage and cookies
+	Stored     string            `json:"stored"`   // what outlives the tab: localStorage and cookies
 }
 
 // New York's grid cell (ui.CellDeg = 3): row from 90°N, column from 180°W.
