@@ -30,7 +30,10 @@ type MapService struct {
 	Zone  string    `json:"zone"`
 	Name  string    `json:"name"`
 	Sites []MapSite `json:"sites"`
-	Cells []MapCell `json:"cells"`
+	// Cells and Shares are routed for the service asked for only (the
+	// first when none is): one service's map per request bounds the work.
+	Routed bool      `json:"routed"`
+	Cells  []MapCell `json:"cells"`
 	// Shares is each site's share of the sampled networks now ("all-down"
 	// for the policy's answers).
 	Shares map[string]float64 `json:"shares"`
@@ -61,16 +64,22 @@ type MapCell struct {
 	N     int     `json:"n"`
 }
 
-// mapCache is a map computed for one plan generation, zone set and sample.
+// mapCache is the maps computed for one plan generation, zone set and
+// sample, by service asked for.
 type mapCache struct {
 	gen    uint64
 	set    *zones.Set
 	sample *sample
-	body   []byte
+	bodies map[string][]byte // "zone service" -> the answer
 }
 
+// maxCachedMaps bounds the maps kept for one generation: the names asked
+// for come from the request.
+const maxCachedMaps = 64
+
+// serveMap answers GET /ui/map.json[?zone=Z&service=S].
 func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
-	body := s.mapJSON()
+	body := s.mapJSON(r.URL.Query().Get("zone"), r.URL.Query().Get("service"))
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Write(body)
@@ -79,28 +88,38 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
 // mapJSON returns the map for the current plans, computed once per plan
 // generation (the router's plan loop moves it on every change, and every
 // few seconds): many tabs polling cost one computation per change.
-func (s *Server) mapJSON() []byte {
+func (s *Server) mapJSON(zone, service string) []byte {
 	s.mapMu.Lock()
 	defer s.mapMu.Unlock()
 	gen, set, sm := s.Router.PlanGeneration(), s.Zones.Load(), s.sample.Load()
-	if c := s.mapOut; c != nil && c.gen == gen && c.set == set && c.sample == sm {
-		return c.body
+	c := s.mapOut
+	if c == nil || c.gen != gen || c.set != set || c.sample != sm || len(c.bodies) >= maxCachedMaps {
+		c = &mapCache{gen: gen, set: set, sample: sm, bodies: map[string][]byte{}}
+		s.mapOut = c
+	}
+	key := zone + " " + service
+	if b, ok := c.bodies[key]; ok {
+		return b
 	}
 	var buf bytes.Buffer
-	json.NewEncoder(&buf).Encode(s.compute(gen, set, sm))
-	s.mapOut = &mapCache{gen: gen, set: set, sample: sm, body: buf.Bytes()}
-	return s.mapOut.body
+	json.NewEncoder(&buf).Encode(s.compute(gen, set, sm, zone, service))
+	c.bodies[key] = buf.Bytes()
+	return c.bodies[key]
 }
 
-// compute routes every sampled network of every service through the
-// router, as a query from that network would be routed now.
-func (s *Server) compute(gen uint64, set *zones.Set, sm *sample) MapData {
+// compute lists every service's sites, and routes every sampled network
+// of the service asked for (the first if none or an unknown one is)
+// through the router, as a query from that network would be routed now.
+func (s *Server) compute(gen uint64, set *zones.Set, sm *sample, zone, service string) MapData {
 	out := MapData{Generation: gen, Computed: time.Now().UTC(), CellDeg: CellDeg, Services: []MapService{}}
 	if sm != nil {
 		out.Networks = sm.networks
 	}
 	zs := set.Zones()
 	sort.Slice(zs, func(i, j int) bool { return zs[i].Origin < zs[j].Origin })
+	if z := set.Zone(zone); z == nil || z.Services[service] == nil {
+		zone, service = "", "" // the first service
+	}
 	for _, z := range zs {
 		names := make([]string, 0, len(z.Services))
 		for n := range z.Services {
@@ -115,7 +134,11 @@ func (s *Server) compute(gen uint64, set *zones.Set, sm *sample) MapData {
 				ms.Sites = append(ms.Sites, MapSite{Name: site.Name, Lat: site.Lat, Lon: site.Lon, Up: st.Up,
 					Keeps: round3(st.Weight), Dial: round3(st.Dial), Ramp: round3(st.Ramp)})
 			}
-			if sm != nil {
+			if zone == "" && service == "" {
+				zone, service = z.Origin, n
+			}
+			if sm != nil && z.Origin == zone && n == service {
+				ms.Routed = true
 				v6 := !slices.ContainsFunc(svc.Endpoints, func(ep zones.Endpoint) bool { return ep.CNAME != "" || ep.Address.Is4() })
 				total := 0.0
 				got := map[string]float64{}

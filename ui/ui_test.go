@@ -23,6 +23,7 @@ const testZone = `soa: {ns: ns1.example.net., mbox: hostmaster.example.net.}
 records:
   "@": {NS: [ns1.example.net.]}
   www: {service: web}
+  api: {service: api}
 sites:
   us-east: {lat: 39.04, lon: -77.49}
   us-west: {lat: 37.34, lon: -121.89}
@@ -34,6 +35,10 @@ services:
       - {site: us-east, address: 192.0.2.10}
       - {site: us-west, address: 198.51.100.10}
       - {site: eu, address: 203.0.113.10}
+  api:
+    endpoints:
+      - {site: us-west, address: 198.51.100.20}
+      - {site: eu, address: 203.0.113.20}
 `
 
 // page is a status page over a real router, a real operator store and a
@@ -81,10 +86,12 @@ func (p *page) get(t *testing.T, path string) (*http.Response, string) {
 
 func (p *page) mapData(t *testing.T) MapData {
 	t.Helper()
-	_, body := p.get(t, "/ui/map.json")
+	_, body := p.get(t, "/ui/map.json?zone=example.net.&service=web")
 	var m MapData
 	require.NoError(t, json.Unmarshal([]byte(body), &m))
-	require.Len(t, m.Services, 1)
+	require.Len(t, m.Services, 2)
+	require.Equal(t, "api", m.Services[0].Name)
+	m.Services = m.Services[1:] // web: the tests' service
 	return m
 }
 
@@ -141,6 +148,28 @@ func TestMapRoutesTheSample(t *testing.T) {
 	require.Greater(t, svc.Shares["us-east"], 0.0)
 	require.Less(t, svc.Shares["us-east"], 1.0/3)
 	require.InDelta(t, 0.5, svc.Sites[0].Keeps, 0.001)
+}
+
+// TestMapOneServicePerRequest: the map routes only the service asked for
+// (the first without a name), and lists every service's sites.
+func TestMapOneServicePerRequest(t *testing.T) {
+	p := newPage(t)
+	for q, want := range map[string]string{"": "api", "?zone=example.net.&service=api": "api",
+		"?zone=example.net.&service=web": "web", "?zone=nowhere.&service=web": "api"} {
+		_, body := p.get(t, "/ui/map.json"+q)
+		var m MapData
+		require.NoError(t, json.Unmarshal([]byte(body), &m))
+		require.Len(t, m.Services, 2, q)
+		for _, svc := range m.Services {
+			require.Equal(t, svc.Name == want, svc.Routed, "%q: %s", q, svc.Name)
+			require.Equal(t, svc.Name == want, len(svc.Cells) > 0, "%q: %s", q, svc.Name)
+			require.NotEmpty(t, svc.Sites)
+		}
+	}
+	_, body := p.get(t, "/ui/map.json?zone=example.net.&service=api")
+	var m MapData
+	require.NoError(t, json.Unmarshal([]byte(body), &m))
+	require.Equal(t, "us-west", cellAt(t, m.Services[0], 40.71, -74.01).Site, "api has no us-east")
 }
 
 func TestTimeline(t *testing.T) {

@@ -133,7 +133,7 @@ function renderTabs(map) {
     for (const s of map.services) {
       const k = s.zone + " " + s.name;
       const b = el("button", { type: "button", "data-service": k }, s.name + " (" + s.zone.replace(/\.$/, "") + ")");
-      b.onclick = () => { current = k; render(); };
+      b.onclick = () => { current = k; render(); refresh(); }; // the server routes the map of the service shown
       nav.appendChild(b);
     }
     nav.dataset.keys = keys.join("|");
@@ -288,7 +288,9 @@ async function refresh() {
   if (busy) return;
   busy = true;
   try {
-    const [map, status, ev] = await Promise.all([getJSON("map.json"), getJSON("/api/v1/status"), getJSON("events.json")]);
+    const [zone, service] = current ? current.split(" ") : ["", ""];
+    const q = current ? `?zone=${encodeURIComponent(zone)}&service=${encodeURIComponent(service)}` : "";
+    const [map, status, ev] = await Promise.all([getJSON("map.json" + q), getJSON("/api/v1/status"), getJSON("events.json")]);
     last = { map, status };
     render();
     renderTimeline(ev);
