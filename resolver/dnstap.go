@@ -12,6 +12,7 @@ import (
 	"time"
 
 	dnstap "github.com/dnstap/golang-dnstap"
+	framestream "github.com/farsightsec/golang-framestream"
 	"github.com/geodns/geodns/geo"
 	"github.com/geodns/geodns/route"
 	"github.com/geodns/geodns/zones"
@@ -95,10 +96,7 @@ func NewDnstap(cfg DnstapConfig, identity, version string, m *Metrics) (*Dnstap,
 	case cfg.Socket != "" && cfg.File != "":
 		return nil, errors.New("dnstap: socket and file are exclusive")
 	case cfg.Socket != "":
-		w = dnstap.NewSocketWriter(&net.UnixAddr{Name: cfg.Socket, Net: "unix"}, &dnstap.SocketWriterOptions{
-			Timeout: time.Second, RetryInterval: time.Second, FlushTimeout: 100 * time.Millisecond,
-			Dialer: &net.Dialer{Timeout: time.Second},
-		})
+		w = &sockWriter{path: cfg.Socket}
 	case cfg.File != "":
 		f, err := os.OpenFile(cfg.File, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
 		if err != nil {
@@ -228,6 +226,7 @@ func (t *Dnstap) write(buf, wire []byte, m tapMsg) []byte {
 	}
 	addr := m.remote.Unmap().AsSlice()
 	q := wire[m.off : m.off+m.qlen]
+	failed := false
 	frame := func(typ dnstap.Message_Type, resp, extra []byte) {
 		var mb [64]byte // the message's fields but the DNS messages
 		msg := protowire.AppendTag(mb[:0], 1, protowire.VarintType)
@@ -274,13 +273,18 @@ func (t *Dnstap) write(buf, wire []byte, m tapMsg) []byte {
 		}
 		b = protowire.AppendTag(b, 15, protowire.VarintType)
 		b = protowire.AppendVarint(b, uint64(dnstap.Dnstap_MESSAGE))
-		t.w.WriteFrame(b) // a socket writer retries until the collector is back; the batch waits, queries drop meanwhile
+		if _, err := t.w.WriteFrame(b); err != nil {
+			failed = true // no collector (a socket's is redialed at most once a second)
+		}
 		buf = b
 	}
 	frame(dnstap.Message_AUTH_QUERY, nil, nil)
 	if m.rlen > 0 { // a response was sent (not dropped)
 		var eb [256]byte
 		frame(dnstap.Message_AUTH_RESPONSE, wire[m.off+m.qlen:m.off+m.qlen+m.rlen], m.dec.extra(eb[:0]))
+	}
+	if failed && t.dropped != nil {
+		t.dropped.Inc()
 	}
 	return buf
 }
@@ -364,4 +368,87 @@ func (d *tapDecision) set(svc *zones.Service, client netip.Prefix, ecs bool, dec
 	default:
 		d.site = "-"
 	}
+}
+
+// sockWriter writes Frame Streams to a collector's unix socket (the
+// bidirectional handshake), dialing it when needed: after a failure, at
+// most once a second, and meanwhile frames fail at once (counted as
+// drops) rather than wait. golang-dnstap's SocketWriter is not used: when
+// the handshake timed out it kept a nil writer and crashed on the next
+// frame (seen on a loaded machine), and a failed write never redialed.
+// Used by the writer goroutine only.
+type sockWriter struct {
+	path  string
+	c     net.Conn
+	w     *framestream.Writer
+	retry time.Time // no dial before
+}
+
+var errNoCollector = errors.New("dnstap: no collector connected")
+
+// sockTimeout bounds a dial, the handshake and each write.
+const sockTimeout = time.Second
+
+func (s *sockWriter) WriteFrame(p []byte) (int, error) {
+	if s.w == nil {
+		if time.Now().Before(s.retry) {
+			return 0, errNoCollector
+		}
+		if err := s.open(); err != nil {
+			s.retry = time.Now().Add(time.Second)
+			return 0, err
+		}
+	}
+	n, err := s.w.WriteFrame(p)
+	if err != nil {
+		s.drop()
+	}
+	return n, err
+}
+
+func (s *sockWriter) open() error {
+	c, err := net.DialTimeout("unix", s.path, sockTimeout)
+	if err != nil {
+		return err
+	}
+	w, err := framestream.NewWriter(c, &framestream.WriterOptions{ContentTypes: [][]byte{dnstap.FSContentType},
+		Bidirectional: true, Timeout: sockTimeout})
+	if err != nil {
+		c.Close()
+		return err
+	}
+	s.c, s.w = c, w
+	return nil
+}
+
+// drop forgets a failed connection; the next frame after a second redials.
+func (s *sockWriter) drop() {
+	if s.c != nil {
+		s.c.Close()
+	}
+	s.c, s.w = nil, nil
+	s.retry = time.Now().Add(time.Second)
+}
+
+// Flush sends the buffered frames (the writer calls it after each batch).
+func (s *sockWriter) Flush() error {
+	if s.w == nil {
+		return nil
+	}
+	err := s.w.Flush()
+	if err != nil {
+		s.drop()
+	}
+	return err
+}
+
+// Close ends the stream (the STOP handshake) and the connection.
+func (s *sockWriter) Close() error {
+	if s.w == nil {
+		return nil
+	}
+	err := s.w.Close()
+	s.c.Close()
+	s.c, s.w = nil, nil
+	return err
 }

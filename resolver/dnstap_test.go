@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -167,4 +168,49 @@ func TestDnstapShutdownLogsNoEmptyQuery(t *testing.T) {
 		}
 	}
 	require.Positive(t, queries)
+}
+
+// TestDnstapSilentCollector: a collector that accepts the connection but
+// never answers the handshake (a stuck or overloaded one) costs dropped,
+// counted messages — not a crash. golang-dnstap's socket writer, used
+// before, crashed here on the first frame after its handshake timed out.
+func TestDnstapSilentCollector(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "tap.sock")
+	ln, err := net.Listen("unix", sock)
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	var conns []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // held open, never read
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	m := NewMetrics(prometheus.NewRegistry())
+	tap, err := NewDnstap(DnstapConfig{Socket: sock, Queue: 64}, "ns1", "v1", m)
+	require.NoError(t, err)
+	h := newTestHandler(t, Config{Metrics: m, Dnstap: tap})
+	q, err := new(dns.Msg).SetQuestion("mail.example.net.", dns.TypeA).Pack()
+	require.NoError(t, err)
+	buf := make([]byte, 0, 512)
+	// Queries for 2.5 s: past the handshake's timeout and a redial.
+	for start := time.Now(); time.Since(start) < 2500*time.Millisecond; {
+		require.NotNil(t, h.ServeWire(q, testClient, false, buf))
+		time.Sleep(time.Millisecond)
+	}
+	tap.Close()
+	require.Positive(t, testutil.ToFloat64(m.DnstapDropped()), "messages that could not be sent are counted")
 }

@@ -311,7 +311,9 @@ func TestDnstapReaderStopped(t *testing.T) {
 				return drops > 0
 			}, 5*time.Second, 20*time.Millisecond, "drops are counted")
 			t.Logf("%s reader: %d queries answered, none timed out (slowest %v); %.0f dropped", tc, n, slowest, drops)
-			require.LessOrEqual(t, drops, float64(n))
+			// At most one per query: these and startGeodns's own SOA queries
+			// (with no collector every message is dropped at once).
+			require.LessOrEqual(t, drops, float64(n+20))
 		})
 	}
 }
