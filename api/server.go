@@ -77,6 +77,8 @@ type Server struct {
 	Version string
 	DNS     []string // the DNS listen addresses, for status and drills
 	Log     *slog.Logger
+	// UI serves the status page under /ui/ (package ui); nil: no page.
+	UI http.Handler
 }
 
 // maxBody bounds request bodies; no call needs one, so a small limit.
@@ -97,6 +99,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/endpoints/{name}/{action}", s.override(opstate.EndpointOverride))
 	mux.HandleFunc("POST /api/v1/services/{service}/sites/{site}/dial", s.dial)
 	mux.HandleFunc("DELETE /api/v1/services/{service}/sites/{site}/dial", s.dial)
+	if s.UI != nil {
+		mux.Handle("GET /ui/", s.UI)
+		mux.Handle("GET /ui", s.UI)
+	}
 	return http.MaxBytesHandler(mux, maxBody)
 }
 

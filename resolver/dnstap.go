@@ -3,6 +3,7 @@ package resolver
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	dnstap "github.com/dnstap/golang-dnstap"
+	framestream "github.com/farsightsec/golang-framestream"
+	"github.com/geodns/geodns/geo"
 	"github.com/geodns/geodns/zones"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -79,6 +82,8 @@ type tapDecision struct {
 	client   netip.Prefix
 	ecs      bool // client is the query's ECS source
 	degraded bool
+	why      zones.Why
+	service  *zones.Service // for the answering site's place: the distance is worked out by the writer, off the query path
 }
 
 // NewDnstap opens cfg's destination (a socket is dialed by the writer, and
@@ -90,10 +95,7 @@ func NewDnstap(cfg DnstapConfig, identity, version string, m *Metrics) (*Dnstap,
 	case cfg.Socket != "" && cfg.File != "":
 		return nil, errors.New("dnstap: socket and file are exclusive")
 	case cfg.Socket != "":
-		w = dnstap.NewSocketWriter(&net.UnixAddr{Name: cfg.Socket, Net: "unix"}, &dnstap.SocketWriterOptions{
-			Timeout: time.Second, RetryInterval: time.Second, FlushTimeout: 100 * time.Millisecond,
-			Dialer: &net.Dialer{Timeout: time.Second},
-		})
+		w = &sockWriter{path: cfg.Socket}
 	case cfg.File != "":
 		f, err := os.OpenFile(cfg.File, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
 		if err != nil {
@@ -223,6 +225,7 @@ func (t *Dnstap) write(buf, wire []byte, m tapMsg) []byte {
 	}
 	addr := m.remote.Unmap().AsSlice()
 	q := wire[m.off : m.off+m.qlen]
+	failed := false
 	frame := func(typ dnstap.Message_Type, resp, extra []byte) {
 		var mb [64]byte // the message's fields but the DNS messages
 		msg := protowire.AppendTag(mb[:0], 1, protowire.VarintType)
@@ -269,21 +272,31 @@ func (t *Dnstap) write(buf, wire []byte, m tapMsg) []byte {
 		}
 		b = protowire.AppendTag(b, 15, protowire.VarintType)
 		b = protowire.AppendVarint(b, uint64(dnstap.Dnstap_MESSAGE))
-		t.w.WriteFrame(b) // a socket writer retries until the collector is back; the batch waits, queries drop meanwhile
+		if _, err := t.w.WriteFrame(b); err != nil {
+			failed = true // no collector (a socket's is redialed at most once a second)
+		}
 		buf = b
 	}
 	frame(dnstap.Message_AUTH_QUERY, nil, nil)
 	if m.rlen > 0 { // a response was sent (not dropped)
-		var eb [160]byte
+		var eb [256]byte
 		frame(dnstap.Message_AUTH_RESPONSE, wire[m.off+m.qlen:m.off+m.qlen+m.rlen], m.dec.extra(eb[:0]))
+	}
+	if failed && t.dropped != nil {
+		t.dropped.Inc()
 	}
 	return buf
 }
 
 // extra is the decision as key=value pairs, space separated, for the
-// dnstap extra field: service, site, degraded, the client network
-// routed on (ecs= when it was the query's ECS source, else client=) and
-// the scope answered. Nil when no service answered.
+// dnstap extra field (docs/operations.md lists them): service, site; the
+// client network routed on (ecs= and its source= length when it was the
+// query's ECS option, else client=) and the scope answered; what chose
+// the site: rule=N (the service's N-th rule), else distance_km= from the
+// client's location to the site, else order=default (an unlocated
+// client); spill=1 for a spillover pick; bucket=SITE:B when a dial or
+// return ramp decided by the client network's bucket; degraded=1. Nil
+// when no service answered.
 func (d *tapDecision) extra(b []byte) []byte {
 	if d.svc == "" {
 		return nil
@@ -294,21 +307,58 @@ func (d *tapDecision) extra(b []byte) []byte {
 	b = append(b, d.site...)
 	if d.ecs {
 		b = append(b, " ecs="...)
+		b = d.client.AppendTo(b)
+		b = append(b, " source="...)
+		b = strconv.AppendInt(b, int64(d.client.Bits()), 10)
 	} else {
 		b = append(b, " client="...)
+		b = d.client.AppendTo(b)
 	}
-	b = d.client.AppendTo(b)
 	b = append(b, " scope="...)
 	b = strconv.AppendInt(b, int64(d.scope), 10)
+	switch km, ok := d.distance(); {
+	case d.why.Rule > 0:
+		b = append(b, " rule="...)
+		b = strconv.AppendInt(b, int64(d.why.Rule), 10)
+	case ok:
+		b = append(b, " distance_km="...)
+		b = strconv.AppendInt(b, int64(math.Round(km)), 10)
+	case !d.why.Located:
+		b = append(b, " order=default"...)
+	}
+	if d.why.Spilled {
+		b = append(b, " spill=1"...)
+	}
+	if d.why.Bucket >= 0 {
+		b = append(b, " bucket="...)
+		b = append(b, d.why.BucketSite...)
+		b = append(b, ':')
+		b = strconv.AppendFloat(b, d.why.Bucket, 'f', 4, 64)
+	}
 	if d.degraded {
 		b = append(b, " degraded=1"...)
 	}
 	return b
 }
 
+// distance is how far the answering site is from the client's location;
+// ok false when the client had no coordinates or no site answered.
+func (d *tapDecision) distance() (km float64, ok bool) {
+	if !d.why.Located || d.service == nil {
+		return 0, false
+	}
+	for _, s := range d.service.Sites {
+		if s.Name == d.site {
+			return geo.Distance(d.why.Lat, d.why.Lon, s.Lat, s.Lon), true
+		}
+	}
+	return 0, false
+}
+
 // set fills d from a service answer's decision.
-func (d *tapDecision) set(svc string, client netip.Prefix, ecs bool, dec zones.Decision, scope int) {
-	d.svc, d.client, d.ecs, d.scope, d.degraded = svc, client, ecs, scope, dec.Degraded
+func (d *tapDecision) set(svc *zones.Service, client netip.Prefix, ecs bool, dec zones.Decision, scope int) {
+	d.svc, d.client, d.ecs, d.scope, d.degraded = svc.Name, client, ecs, scope, dec.Degraded
+	d.why, d.service = dec.Why, svc
 	switch {
 	case dec.AllDown:
 		d.site = "all-down"
@@ -317,4 +367,87 @@ func (d *tapDecision) set(svc string, client netip.Prefix, ecs bool, dec zones.D
 	default:
 		d.site = "-"
 	}
+}
+
+// sockWriter writes Frame Streams to a collector's unix socket (the
+// bidirectional handshake), dialing it when needed: after a failure, at
+// most once a second, and meanwhile frames fail at once (counted as
+// drops) rather than wait. golang-dnstap's SocketWriter is not used: when
+// the handshake timed out it kept a nil writer and crashed on the next
+// frame (seen on a loaded machine), and a failed write never redialed.
+// Used by the writer goroutine only.
+type sockWriter struct {
+	path  string
+	c     net.Conn
+	w     *framestream.Writer
+	retry time.Time // no dial before
+}
+
+var errNoCollector = errors.New("dnstap: no collector connected")
+
+// sockTimeout bounds a dial, the handshake and each write.
+const sockTimeout = time.Second
+
+func (s *sockWriter) WriteFrame(p []byte) (int, error) {
+	if s.w == nil {
+		if time.Now().Before(s.retry) {
+			return 0, errNoCollector
+		}
+		if err := s.open(); err != nil {
+			s.retry = time.Now().Add(time.Second)
+			return 0, err
+		}
+	}
+	n, err := s.w.WriteFrame(p)
+	if err != nil {
+		s.drop()
+	}
+	return n, err
+}
+
+func (s *sockWriter) open() error {
+	c, err := net.DialTimeout("unix", s.path, sockTimeout)
+	if err != nil {
+		return err
+	}
+	w, err := framestream.NewWriter(c, &framestream.WriterOptions{ContentTypes: [][]byte{dnstap.FSContentType},
+		Bidirectional: true, Timeout: sockTimeout})
+	if err != nil {
+		c.Close()
+		return err
+	}
+	s.c, s.w = c, w
+	return nil
+}
+
+// drop forgets a failed connection; the next frame after a second redials.
+func (s *sockWriter) drop() {
+	if s.c != nil {
+		s.c.Close()
+	}
+	s.c, s.w = nil, nil
+	s.retry = time.Now().Add(time.Second)
+}
+
+// Flush sends the buffered frames (the writer calls it after each batch).
+func (s *sockWriter) Flush() error {
+	if s.w == nil {
+		return nil
+	}
+	err := s.w.Flush()
+	if err != nil {
+		s.drop()
+	}
+	return err
+}
+
+// Close ends the stream (the STOP handshake) and the connection.
+func (s *sockWriter) Close() error {
+	if s.w == nil {
+		return nil
+	}
+	err := s.w.Close()
+	s.c.Close()
+	s.c, s.w = nil, nil
+	return err
 }

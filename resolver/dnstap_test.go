@@ -1,6 +1,8 @@
 package resolver
 
 import (
+	"context"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -82,7 +84,7 @@ func TestDnstapFile(t *testing.T) {
 	require.Equal(t, total+1, counts[dnstap.Message_AUTH_QUERY]+dropped)
 	require.Equal(t, counts[dnstap.Message_AUTH_QUERY], counts[dnstap.Message_AUTH_RESPONSE])
 	require.Positive(t, counts[dnstap.Message_AUTH_QUERY])
-	require.Regexp(t, `^service=web site=(east|west) client=127\.0\.0\.1/32 scope=0$`, extra)
+	require.Regexp(t, `^service=web site=(east|west) client=127\.0\.0\.1/32 scope=0 order=default$`, extra)
 }
 
 // discardFrames is a dnstap.Writer that keeps nothing.
@@ -122,4 +124,93 @@ func BenchmarkDnstapWriter(b *testing.B) {
 			t.log(qw, rw, testClient, false, &d)
 		}
 	})
+}
+
+// TestDnstapShutdownLogsNoEmptyQuery: a shutdown wakes the UDP readers
+// with empty reads; they are not queries and must not reach the log (they
+// showed as AUTH_QUERY messages with an empty DNS message).
+func TestDnstapShutdownLogsNoEmptyQuery(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tap.fstrm")
+	tap, err := NewDnstap(DnstapConfig{File: path}, "ns1", "v1", nil)
+	require.NoError(t, err)
+	h := newTestHandler(t, Config{Dnstap: tap})
+	ln, err := Listen("127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, h, ServeOptions{}, ln) }()
+	c := &dns.Client{Timeout: time.Second}
+	require.Eventually(t, func() bool {
+		_, _, err := c.Exchange(new(dns.Msg).SetQuestion("mail.example.net.", dns.TypeA), ln.Addr())
+		return err == nil
+	}, 5*time.Second, 20*time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+	tap.Close()
+
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	r, err := dnstap.NewReader(f, nil)
+	require.NoError(t, err)
+	buf := make([]byte, 1<<16)
+	queries := 0
+	for {
+		n, err := r.ReadFrame(buf)
+		if err != nil {
+			break
+		}
+		var d dnstap.Dnstap
+		require.NoError(t, proto.Unmarshal(buf[:n], &d))
+		if d.GetMessage().GetType() == dnstap.Message_AUTH_QUERY {
+			queries++
+			require.GreaterOrEqual(t, len(d.GetMessage().GetQueryMessage()), 12, "an AUTH_QUERY without a DNS header")
+		}
+	}
+	require.Positive(t, queries)
+}
+
+// TestDnstapSilentCollector: a collector that accepts the connection but
+// never answers the handshake (a stuck or overloaded one) costs dropped,
+// counted messages — not a crash. golang-dnstap's socket writer, used
+// before, crashed here on the first frame after its handshake timed out.
+func TestDnstapSilentCollector(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "tap.sock")
+	ln, err := net.Listen("unix", sock)
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	var conns []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // held open, never read
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	m := NewMetrics(prometheus.NewRegistry())
+	tap, err := NewDnstap(DnstapConfig{Socket: sock, Queue: 64}, "ns1", "v1", m)
+	require.NoError(t, err)
+	h := newTestHandler(t, Config{Metrics: m, Dnstap: tap})
+	q, err := new(dns.Msg).SetQuestion("mail.example.net.", dns.TypeA).Pack()
+	require.NoError(t, err)
+	buf := make([]byte, 0, 512)
+	// Queries for 2.5 s: past the handshake's timeout and a redial.
+	for start := time.Now(); time.Since(start) < 2500*time.Millisecond; {
+		require.NotNil(t, h.ServeWire(q, testClient, false, buf))
+		time.Sleep(time.Millisecond)
+	}
+	tap.Close()
+	require.Positive(t, testutil.ToFloat64(m.DnstapDropped()), "messages that could not be sent are counted")
 }

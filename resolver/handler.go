@@ -45,6 +45,9 @@ type Config struct {
 	// Signer signs the RRsets of answers to queries with DO=1 (DNSSEC).
 	// Default nil: answers are not signed.
 	Signer Signer
+	// QueryLog logs a sample of the queries answered through ServeWire as
+	// JSON lines (NewQueryLog). Default nil: off.
+	QueryLog *QueryLog
 }
 
 // Signer is the DNSSEC seam of the writer. For a query with the DO bit,
@@ -144,10 +147,22 @@ func (h *Handler) entry(q []byte, remote netip.Addr, tcp bool, out []byte, md mo
 			resp = servfailWire(q, out, h.cfg.MaxUDPSize)
 		}
 	}()
-	if t := h.cfg.Dnstap; t != nil && md == traffic {
+	if md != traffic {
+		return h.serve(q, remote, tcp, out, nil, md, rt)
+	}
+	t, ql := h.cfg.Dnstap, h.cfg.QueryLog
+	if ql != nil && !ql.sampled() {
+		ql = nil // most queries: not in the sample
+	}
+	if t != nil || ql != nil {
 		var d tapDecision
 		resp = h.serve(q, remote, tcp, out, &d, md, rt)
-		t.log(q, resp, remote, tcp, &d)
+		if t != nil {
+			t.log(q, resp, remote, tcp, &d)
+		}
+		if ql != nil {
+			ql.log(q, resp, remote, tcp, &d)
+		}
 		return resp
 	}
 	return h.serve(q, remote, tcp, out, nil, md, rt)

@@ -13,6 +13,8 @@ type Metrics struct {
 	panics  prometheus.Counter
 
 	dnstapDropped prometheus.Counter
+
+	queryLogLines, queryLogDropped, queryLogLimited prometheus.Counter
 }
 
 // NewMetrics registers the resolver metrics with reg (nil: not registered).
@@ -34,9 +36,21 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "geodns_dnstap_dropped_total",
 			Help: "Queries whose dnstap messages were dropped: the queue to the dnstap writer was full (reader slow or gone).",
 		}),
+		queryLogLines: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "geodns_query_log_lines_total",
+			Help: "Lines written to the sampled JSON query log.",
+		}),
+		queryLogDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "geodns_query_log_dropped_total",
+			Help: "Sampled queries not logged because the queue to the query log's writer was full (destination slow).",
+		}),
+		queryLogLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "geodns_query_log_limited_total",
+			Help: "Sampled queries not logged because the second's max_per_second was reached.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.queries, m.answers, m.panics, m.dnstapDropped)
+		reg.MustRegister(m.queries, m.answers, m.panics, m.dnstapDropped, m.queryLogLines, m.queryLogDropped, m.queryLogLimited)
 	}
 	return m
 }

@@ -62,8 +62,8 @@ func servePolled(c *net.UDPConn, h WireHandler, log *slog.Logger) {
 		k := 0
 		for i := range n {
 			m := &in[i]
-			if m.Flags&syscall.MSG_TRUNC != 0 {
-				continue
+			if m.Flags&syscall.MSG_TRUNC != 0 || m.N == 0 {
+				continue // too long, or empty: no query
 			}
 			remote := udpAddr(m.Addr)
 			resp := h.ServeWire(m.Buffers[0][:m.N], remote, false, bufs[k])

@@ -147,8 +147,8 @@ func serveUDP(c *net.UDPConn, h WireHandler, log *slog.Logger, stopped <-chan st
 		}
 		k := 0
 		for i := range int(r) {
-			if in[i].hdr.Flags&unix.MSG_TRUNC != 0 {
-				continue
+			if in[i].hdr.Flags&unix.MSG_TRUNC != 0 || in[i].n == 0 {
+				continue // too long, or empty: a shutdown's wake-up reads nothing, and is no query to log
 			}
 			remote := sockaddrAddr(&names[i])
 			resp := h.ServeWire(bufs[i][:in[i].n], remote, false, resps[k][:0])

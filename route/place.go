@@ -31,6 +31,7 @@ type placement struct {
 	gen    uint64
 	loc    geo.Location
 	groups [][]string // shared, read only
+	rule   int        // the matching rule's index, -1 if none
 }
 
 type placeCache struct {
@@ -56,7 +57,7 @@ func (r *Router) place(svc *zones.Service, client netip.Prefix, addr netip.Addr)
 	if r.Loc != nil && addr.IsValid() {
 		p.loc, located = r.Loc.Locate(addr)
 	}
-	p.groups = siteGroups(svc, p.loc, located, addr, nil)
+	p.groups, p.rule = siteGroups(svc, p.loc, located, addr, nil)
 	if r.places.count.Add(1) > placeLimit {
 		r.places.count.Store(0)
 		for i := range r.places.shards {

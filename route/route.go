@@ -63,6 +63,9 @@ type Router struct {
 // resolver reads it without importing route).
 type Decision = zones.Decision
 
+// Why is how a decision was reached (zones.Why), for query logs.
+type Why = zones.Why
+
 // Trace records how a decision was made, for explain.
 type Trace struct {
 	Location  geo.Location
@@ -119,14 +122,15 @@ func (r *Router) Explain(origin string, svc *zones.Service, client netip.Prefix,
 // siteGroups orders a service's sites for a client: a matching rule's
 // sites, else sites by distance in groups of equally near ones, else the
 // default order.
-func siteGroups(svc *zones.Service, loc geo.Location, located bool, addr netip.Addr, dist *[]geo.SiteDistance) [][]string {
+// rule is the index of the matching rule, -1 if none.
+func siteGroups(svc *zones.Service, loc geo.Location, located bool, addr netip.Addr, dist *[]geo.SiteDistance) (groups [][]string, rule int) {
 	switch rule := geo.MatchRule(svc.Rules, loc, addr); {
 	case rule >= 0:
-		return singletons(svc.Rules[rule].Sites)
+		return singletons(svc.Rules[rule].Sites), rule
 	case located && loc.HasCoords:
-		return geo.Rank(svc.Sites, loc, dist)
+		return geo.Rank(svc.Sites, loc, dist), -1
 	default:
-		return singletons(svc.SiteOrder)
+		return singletons(svc.SiteOrder), -1
 	}
 }
 
@@ -137,17 +141,18 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 		loc        geo.Location
 		located    bool
 		groups     [][]string
+		rule       int                          // the matching rule's index, -1 if none
 		candidates = pl.idx.candidates[b2i(v6)] // sites with endpoints of the family: more than one makes the answer location-dependent
 	)
 	if tr != nil {
 		if r.Loc != nil && addr.IsValid() {
 			loc, located = r.Loc.Locate(addr)
 		}
-		groups = siteGroups(svc, loc, located, addr, &tr.Distances)
-		tr.Location, tr.Located, tr.Rule, tr.Groups = loc, located, geo.MatchRule(svc.Rules, loc, addr), groups
+		groups, rule = siteGroups(svc, loc, located, addr, &tr.Distances)
+		tr.Location, tr.Located, tr.Rule, tr.Groups = loc, located, rule, groups
 	} else {
 		p := r.place(svc, client, addr)
-		loc, groups = p.loc, p.groups
+		loc, groups, rule = p.loc, p.groups, p.rule
 	}
 
 	var (
@@ -170,6 +175,7 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 			t = r.Now()
 		}
 	}
+	d.Why = Why{Rule: rule + 1, Located: loc.HasCoords, Lat: loc.Lat, Lon: loc.Lon, Bucket: -1}
 	if tr != nil {
 		tr.HashedNet = net
 	}
@@ -188,6 +194,9 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 				// a dial: the bucket tells dialed away from held back).
 				hashed = true
 				st.Bucket = bucket(netHash(net), site)
+				if d.Why.Bucket < 0 {
+					d.Why.Bucket, d.Why.BucketSite = st.Bucket, site
+				}
 			}
 			if tr != nil {
 				tr.Traffic = append(tr.Traffic, st)
@@ -249,7 +258,7 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 				tr.SpilledFrom, tr.Spill = home, shares
 			}
 			if to := pick(netHash(net), shares); to != "" {
-				hashed = true
+				hashed, d.Why.Spilled = true, true
 				if held >= 0 {
 					ti := pl.idx.site[to]
 					km := detour(svc, loc, held, ti)

@@ -21,6 +21,7 @@ type loopState struct {
 	// allDownSeries are the label sets (service, family) of
 	// geodns_all_down_total created at 0, deleted when their service goes.
 	allDownSeries map[[2]string]bool
+	gen           atomic.Uint64 // refreshes done: PlanGeneration
 }
 
 type allDownKey struct {
@@ -102,11 +103,17 @@ func (r *Router) demandWorker(ctx context.Context, work <-chan *zones.Set) {
 // API drain) use it so that their change is in effect when they answer.
 func (r *Router) Refresh(set *zones.Set) { r.refresh(set) }
 
+// PlanGeneration grows after every refresh of the plans (Run's or
+// Refresh's): what readers derive from routing (the status page's map)
+// keys on it and is redone only when it moves.
+func (r *Router) PlanGeneration() uint64 { return r.loop.gen.Load() }
+
 // refresh rebuilds the plans of set's services for the current health
 // and reports all-down transitions and site states.
 func (r *Router) refresh(set *zones.Set) {
 	r.loop.mu.Lock()
 	defer r.loop.mu.Unlock()
+	defer r.loop.gen.Add(1) // after the plans are published
 	log := r.Log
 	if log == nil {
 		log = slog.Default()

@@ -427,7 +427,7 @@ func estimate(loc Locator, svc *zones.Service) map[string]float64 {
 		if !ok || !l.HasCoords {
 			continue
 		}
-		groups := siteGroups(svc, l, true, addr, nil)
+		groups, _ := siteGroups(svc, l, true, addr, nil)
 		for _, g := range groups {
 			if len(g) == 0 {
 				continue

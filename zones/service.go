@@ -111,6 +111,28 @@ type Decision struct {
 	Degraded bool
 	// Sites are the sites answering, nearest group first.
 	Sites []string
+	// Why is how the sites were chosen, for query logs.
+	Why Why
+}
+
+// Why is how a decision was reached, cheap enough to fill for every query:
+// query logs (dnstap, the JSON log) report it.
+type Why struct {
+	// Rule is the index + 1 of the service rule that chose the sites; 0
+	// when none matched (sites by distance, or the default order).
+	Rule int
+	// Located is set when the client had coordinates (Lat, Lon): the
+	// sites were ranked by distance from there unless a rule chose.
+	Located  bool
+	Lat, Lon float64
+	// Bucket is the client network's place in [0,1) at BucketSite, the
+	// first site whose dial or return ramp decided by it (the client
+	// stays while Bucket < the site's share); -1 when none did.
+	Bucket     float64
+	BucketSite string
+	// Spilled is set when the answer is a spillover pick (by the client
+	// network's hash over the spread of spare capacity).
+	Spilled bool
 }
 
 // DefaultReturnRamp is a service's return_ramp when the zone file gives none.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -56,6 +57,8 @@ type config struct {
 	Dnstap resolver.DnstapConfig `yaml:"dnstap"`
 	// DNSSEC signing of the zones with a dnssec: key (docs/dnssec.md).
 	DNSSEC dnssecConfig `yaml:"dnssec"`
+	// Sampled JSON query log: {path: FILE|-, sample: 0.01, max_per_second: 100}; default off.
+	QueryLog resolver.QueryLogConfig `yaml:"query_log"`
 }
 
 // token returns the API token: from the token file if one is named, else
@@ -346,6 +349,17 @@ func (d *configDecoder) decode(n *yaml.Node, v reflect.Value, key string) {
 			return
 		}
 		v.SetUint(u)
+	case v.CanFloat():
+		s, ok := d.scalar(n, what)
+		if !ok {
+			return
+		}
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			d.errf(n, "%s: %q is not a number", what, s)
+			return
+		}
+		v.SetFloat(f)
 	default:
 		panic("config: no decoder for " + v.Type().String()) // a field added without one
 	}
@@ -380,6 +394,11 @@ func nodeKind(n *yaml.Node) string {
 // validate checks the values that have a form, each at its node.
 func (d *configDecoder) validate(c *config, root *yaml.Node) {
 	at := func(key string) *yaml.Node { return valueNode(root, key) }
+	if n := at("query_log"); n != nil {
+		if err := c.QueryLog.Check(); err != nil {
+			d.errf(n, "%v", err)
+		}
+	}
 	if n := at("max_udp_size"); n != nil && c.MaxUDPSize != 0 && c.MaxUDPSize < 512 {
 		d.errf(n, "max_udp_size %d is below 512", c.MaxUDPSize)
 	}

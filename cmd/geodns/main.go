@@ -30,6 +30,7 @@ import (
 	"github.com/geodns/geodns/opstate"
 	"github.com/geodns/geodns/resolver"
 	"github.com/geodns/geodns/route"
+	"github.com/geodns/geodns/ui"
 	"github.com/geodns/geodns/xfr"
 	"github.com/geodns/geodns/zones"
 	"github.com/prometheus/client_golang/prometheus"
@@ -274,6 +275,15 @@ func serve(args []string, stderr io.Writer) int {
 		defer tap.Close() // after the listeners close (deferred later): what was queued is written
 		log.Info("dnstap query log", "socket", cfg.Dnstap.Socket, "file", cfg.Dnstap.File)
 	}
+	var queryLog *resolver.QueryLog
+	if cfg.QueryLog.Enabled() {
+		if queryLog, err = resolver.NewQueryLog(cfg.QueryLog, metrics); err != nil {
+			log.Error("cannot start the query log", "error", err)
+			return 2
+		}
+		defer queryLog.Close() // after the listeners close (deferred later)
+		log.Info("sampled JSON query log", "path", cfg.QueryLog.Path, "sample", cfg.QueryLog.Sample, "max_per_second", cfg.QueryLog.MaxPerSecond)
+	}
 	// DNSSEC (docs/dnssec.md): keys for the signed zones, before the first answer.
 	signer := startDNSSEC(ctx, &cfg, dnssec.Options{Registerer: reg}, log)
 	if err := signer.Sync(dnssecZones(set.Load())); err != nil {
@@ -282,7 +292,7 @@ func serve(args []string, stderr io.Writer) int {
 	h := resolver.NewHandler(&set, router, resolver.Config{
 		ServerID: cfg.ServerID, Version: cfg.VersionBind, MaxUDPSize: cfg.MaxUDPSize,
 		Metrics: metrics, RRL: cfg.RRL, Registerer: reg, CookieSecret: cookieSecret,
-		CacheBytes: cfg.AnswerCache, Dnstap: tap, Signer: resolver.NewSigner(signer),
+		CacheBytes: cfg.AnswerCache, Dnstap: tap, QueryLog: queryLog, Signer: resolver.NewSigner(signer),
 	}, log)
 
 	// Zone transfers and TSIG wrap the handler (docs/transfers.md).
@@ -313,6 +323,9 @@ func serve(args []string, stderr io.Writer) int {
 	// Explains run the same handler, but are not traffic: its uncounted view.
 	apiServer := &api.Server{Zones: &set, Health: health, Operator: operator, Router: router, Resolver: h.Uncounted(), Gatherer: reg,
 		Token: token, Version: version, DNS: dnsAddrs, Log: log}
+	statusPage := &ui.Server{Zones: &set, Router: router, Loc: locator, Health: health, Operator: operator, Log: log}
+	apiServer.UI = statusPage.Handler()
+	operator.Watch(statusPage.OperatorChanged)
 	var apiLn net.Listener
 	if cfg.HTTP != "off" {
 		apiLn, err = net.Listen("tcp", cfg.HTTP)
@@ -323,7 +336,7 @@ func serve(args []string, stderr io.Writer) int {
 		log.Info("serving HTTP API and metrics", "addr", apiLn.Addr().String(), "write_calls", token != "")
 	}
 
-	errc := make(chan error, 7)
+	errc := make(chan error, 8)
 	go func() { errc <- watcher.Run(ctx, hup) }()
 	go func() { errc <- locator.Run(ctx) }()
 	go func() { errc <- health.Run(ctx) }()
@@ -332,7 +345,8 @@ func serve(args []string, stderr io.Writer) int {
 	running := 6
 	if apiLn != nil {
 		go func() { errc <- apiServer.Serve(ctx, apiLn) }()
-		running++
+		go func() { errc <- statusPage.Run(ctx) }() // the page's map sample and timeline
+		running += 2
 	}
 	serveOpts := resolver.ServeOptions{MaxTCPConns: cfg.MaxTCPConns, ReaderProcs: addReaderProcs} // a P per UDP reader (knobs.go)
 	go func() { errc <- resolver.Serve(ctx, transfers, serveOpts, lns...) }()
