@@ -222,6 +222,11 @@ func (s *Server) update(ctx context.Context) {
 		}
 		next[s.catalog.origin] = prev
 	}
+	// Durable before visible: a serial a secondary has seen (or a test
+	// has read) survives a restart with its journal.
+	if dirty {
+		s.save()
+	}
 	s.views.Store(&next)
 	patched := false
 	for _, v := range next {
@@ -232,9 +237,6 @@ func (s *Server) update(ctx context.Context) {
 	}
 	s.patched.Store(patched)
 	s.built.Store(set)
-	if dirty {
-		s.save()
-	}
 	for _, v := range changed {
 		s.notify(ctx, v)
 	}
