@@ -73,6 +73,9 @@ func New(opts Options) (*Cluster, error) {
 		opts.Log = slog.Default()
 	}
 	if opts.TTL == 0 {
+		opts.TTL = opts.Config.LeaseTTL
+	}
+	if opts.TTL == 0 {
 		opts.TTL = 10 * time.Second
 	}
 	opts.TTL = max(opts.TTL.Round(time.Second), 2*time.Second)
@@ -102,6 +105,9 @@ func New(opts Options) (*Cluster, error) {
 	c.OnSession(c.register)
 	return c, nil
 }
+
+// SetAddress sets the API address the node registers; call before Run.
+func (c *Cluster) SetAddress(addr string) { c.self.Address = addr }
 
 // Client returns the etcd client.
 func (c *Cluster) Client() *clientv3.Client { return c.cli }
@@ -190,7 +196,7 @@ func compareStrings(a, b string) int {
 
 // Run keeps the node's lease and registration and the node list until
 // ctx ends, then revokes the lease (the node leaves at once, not a TTL
-// later) and closes the client.
+// later).
 func (c *Cluster) Run(ctx context.Context) error {
 	c.started.Store(true)
 	var wg sync.WaitGroup
@@ -199,8 +205,11 @@ func (c *Cluster) Run(ctx context.Context) error {
 	})
 	c.keepLease(ctx)
 	wg.Wait()
-	return c.cli.Close()
+	return nil
 }
+
+// Close closes the etcd client, once Run and every user of it are done.
+func (c *Cluster) Close() error { return c.cli.Close() }
 
 func (c *Cluster) applyNodes(u Update) {
 	c.mu.Lock()

@@ -31,7 +31,7 @@ func startNode(t *testing.T, cfg Config) (c *Cluster, stop func()) {
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { c.Run(ctx); close(done) }()
+	go func() { c.Run(ctx); c.Close(); close(done) }()
 	stop = func() { cancel(); <-done }
 	t.Cleanup(stop)
 	return c, stop

@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // Config is the server config's cluster: section.
@@ -18,6 +19,10 @@ type Config struct {
 	Region string    `yaml:"region"` // where it is (reports, probe placement)
 	Prefix string    `yaml:"prefix"` // key prefix; default /geodns
 	TLS    TLSConfig `yaml:"tls"`    // mTLS: one identity per node
+	// LeaseTTL is how long a node's lease (its registration, report and
+	// votes) outlives its last keep-alive. Default 10s; whole seconds,
+	// at least 2s.
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
 }
 
 // TLSConfig names the PEM files of the etcd CA and this node's client
@@ -33,7 +38,7 @@ const DefaultPrefix = "/geodns"
 
 // Enabled reports whether a cluster is configured.
 func (c Config) Enabled() bool {
-	return len(c.Etcd) > 0 || c.Node != "" || c.Region != "" || c.Prefix != "" || c.TLS != (TLSConfig{})
+	return len(c.Etcd) > 0 || c.Node != "" || c.Region != "" || c.Prefix != "" || c.TLS != (TLSConfig{}) || c.LeaseTTL != 0
 }
 
 // prefix returns the key prefix without a trailing slash.
@@ -89,6 +94,9 @@ func (c Config) Check() []Problem {
 	}
 	if c.Prefix != "" && (!strings.HasPrefix(c.Prefix, "/") || strings.TrimRight(c.Prefix, "/") == "") {
 		add("prefix", -1, "cluster.prefix: %q: want a key prefix like /geodns", c.Prefix)
+	}
+	if c.LeaseTTL != 0 && (c.LeaseTTL < 2*time.Second || c.LeaseTTL%time.Second != 0) {
+		add("lease_ttl", -1, "cluster.lease_ttl: %v: want whole seconds, at least 2s (default 10s)", c.LeaseTTL)
 	}
 	if tlsSet && (c.TLS.CA == "" || c.TLS.Cert == "" || c.TLS.Key == "") {
 		add("tls", -1, "cluster.tls: give all of ca, cert and key (mTLS: one identity per node)")
