@@ -299,8 +299,11 @@ func serve(args []string, stderr io.Writer) int {
 		log.Error("config", "error", err)
 		return 2
 	}
-	transfers, err := xfr.New(xfr.Options{Zones: &set, Inner: h, Keys: tsigKeys, StateDir: cfg.StateDir,
-		Catalog: cfg.Catalog, Log: log})
+	xfrOpts := xfr.Options{Zones: &set, Inner: h, Keys: tsigKeys, StateDir: cfg.StateDir, Catalog: cfg.Catalog, Log: log}
+	if clus != nil {
+		xfrOpts.Serials = clus.serials // exported serials too: one per exported content
+	}
+	transfers, err := xfr.New(xfrOpts)
 	if err != nil {
 		log.Error("config: catalog", "error", err)
 		return 2
