@@ -12,7 +12,7 @@ import (
 
 // The shipped example configurations load under the strict parser.
 func TestExampleConfigs(t *testing.T) {
-	for _, f := range []string{"../../examples/docker/geodns.yaml", "../../examples/systemd/geodns.yaml"} {
+	for _, f := range []string{"../../examples/docker/geodns.yaml", "../../examples/docker/geodns2.yaml", "../../examples/systemd/geodns.yaml"} {
 		c := defaultConfig()
 		require.NoError(t, c.load(f), f)
 		_, err := c.probeAllow()
