@@ -25,7 +25,7 @@ type Options struct {
 	Address string // the node's API address, registered (for `geodns cluster status`)
 	// TTL is the lease's time to live: a dead node's keys go this long
 	// after its last keep-alive, and a node without a keep-alive answer
-	// for 2/3 of it counts itself disconnected. Default 10s; whole
+	// for as long counts itself disconnected. Default 10s; whole
 	// seconds (etcd's unit), at least 2s.
 	TTL time.Duration
 	// Timeout bounds each etcd request. Default 3s.
@@ -157,7 +157,9 @@ func (c *Cluster) OnSession(f func(ctx context.Context, lease clientv3.LeaseID) 
 }
 
 // Connected reports whether the node has the shared view now: it holds a
-// lease whose keep-alive etcd answered within 2/3 of the TTL.
+// lease whose keep-alive etcd answered within the TTL. (Keep-alives go
+// every third of it; one lost with a dying etcd member is retried after
+// half a second, so a shorter bound would flap while a member fails over.)
 func (c *Cluster) Connected() bool { return c.Stale() == 0 }
 
 // Stale returns how long the node has been without the shared view; 0
@@ -167,7 +169,7 @@ func (c *Cluster) Stale() time.Duration {
 		return time.Since(time.Unix(0, c.disconnects.Load()))
 	}
 	last := time.Unix(0, c.contact.Load())
-	if since := time.Since(last); since > c.opts.TTL*2/3 {
+	if since := time.Since(last); since > c.opts.TTL {
 		return since
 	}
 	return 0

@@ -131,7 +131,7 @@ func (s *OperatorStore) Apply(c opstate.Change) (*opstate.State, error) {
 	if s.applied.Load() < rev {
 		// Written, but the watch has not brought it back yet: it will be
 		// in effect here when it does.
-		return nil, fmt.Errorf("the change is saved in etcd (revision %d) but not yet applied on this node", rev)
+		return nil, fmt.Errorf("%w: the change is saved in etcd (revision %d) but not yet in effect on this node; it will be when its watch brings it", opstate.ErrNotSaved, rev)
 	}
 	return s.local.Load(), nil
 }

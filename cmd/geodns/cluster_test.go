@@ -77,7 +77,28 @@ func newClusterNodes(t *testing.T, ec *etcdtest.Cluster, n int, zone string) []*
 
 func (n *clusterNode) start(t *testing.T) {
 	t.Helper()
-	n.dns, _ = startGeodns(t, n.zdir, "example.com.", n.args...)
+	n.launch(t)
+	waitSOA(t, n.dns, "example.com.")
+}
+
+// launch starts the node's binary without waiting for it (as
+// startGeodns, which waits).
+func (n *clusterNode) launch(t *testing.T) {
+	t.Helper()
+	n.dns = freeAddr(t)
+	args := append([]string{"serve", "--zones", n.zdir, "--listen", n.dns, "--probe-allow", "127.0.0.0/8"}, n.args...)
+	servers.Store(n.dns, startProcess(t, new(logBuffer), binary, args...))
+}
+
+// startAll starts the nodes at once and waits until each answers.
+func startAll(t *testing.T, nodes []*clusterNode) {
+	t.Helper()
+	for _, n := range nodes {
+		n.launch(t)
+	}
+	for _, n := range nodes {
+		waitSOA(t, n.dns, "example.com.")
+	}
 }
 
 func (n *clusterNode) stop(t *testing.T) { stopGeodns(t, n.dns) }
@@ -166,9 +187,7 @@ func p99(ds []time.Duration) time.Duration {
 func TestClusterDrainAnywhere(t *testing.T) {
 	ec := etcdtest.Start(t, etcdtest.Options{TLS: true})
 	nodes := newClusterNodes(t, ec, 3, clusterZone)
-	for _, n := range nodes {
-		n.start(t)
-	}
+	startAll(t, nodes)
 	waitClusterUp(t, nodes)
 	c := &dns.Client{Timeout: time.Second}
 	others := []string{nodes[1].dns, nodes[2].dns}
@@ -220,8 +239,8 @@ func TestClusterDrainAnywhere(t *testing.T) {
 	for _, n := range nodes {
 		n.stop(t)
 	}
+	startAll(t, nodes)
 	for _, n := range nodes {
-		n.start(t)
 		require.Equal(t, westAddr, eastAnswer(c, n.dns), "%s: the drain survived the restart", n.name)
 	}
 	waitClusterUp(t, nodes)
@@ -252,9 +271,7 @@ func (n *clusterNode) metric(t *testing.T, name string) string {
 func TestClusterEtcdFailures(t *testing.T) {
 	ec := etcdtest.Start(t, etcdtest.Options{TLS: true})
 	nodes := newClusterNodes(t, ec, 3, clusterZone)
-	for _, n := range nodes {
-		n.start(t)
-	}
+	startAll(t, nodes)
 	waitClusterUp(t, nodes)
 	c := &dns.Client{Timeout: time.Second}
 	all3 := func() []string { return []string{nodes[0].dns, nodes[1].dns, nodes[2].dns} }
@@ -426,6 +443,9 @@ func TestClusterSerials(t *testing.T) {
 	}, 10*time.Second, 20*time.Millisecond, "drift gone")
 	code, out, _ = runGeodns(t, "cluster", "status", "--api", nodes[0].url(""))
 	require.Equal(t, 0, code, out)
+	code, scrape := call(t, "GET", nodes[0].url("/metrics"), "")
+	require.Equal(t, 200, code)
+	promtool(t, scrape) // the cluster metrics too
 	t.Logf("after deploying to all: serial %d everywhere; geodns cluster status:\n%s", newSerial, out)
 
 	// Back to the first content: a serial after the second's, one for all.
