@@ -71,6 +71,7 @@ type Manager struct {
 	numbering uint64                 // bumped when nums changes
 	saved     map[string]savedProbe  // persisted states not yet claimed by a probe
 	stateErr  error                  // the last state file write failed: not ready
+	stateLog  time.Time              // when a failing write was last logged: once a minute while it fails
 	onChange  func()
 	gen       uint64 // the last snapshot's Version
 	everReady bool
@@ -104,6 +105,11 @@ type probe struct {
 	since   time.Time
 	reason  string
 	back    time.Time // when it last went from down to up; zero: never seen
+	// last is the latest result; lastErr and lastErrAt the latest failure
+	// (kept while it passes again, so a status page can say why it flapped).
+	last      string
+	lastErr   string
+	lastErrAt time.Time
 }
 
 // NewManager returns a manager with the persisted state, if any, loaded.
@@ -400,6 +406,10 @@ func (m *Manager) record(p *probe, res Result, kept *conn) {
 			p.up = false
 		}
 	}
+	p.last = res.Reason
+	if !res.OK {
+		p.lastErr, p.lastErrAt = res.Reason, time.Now()
+	}
 	changed := p.up != was
 	if changed || first {
 		p.since, p.reason = time.Now(), res.Reason
@@ -473,7 +483,13 @@ type ProbeStatus struct {
 	Endpoints []string  `json:"endpoints"`
 	Up        bool      `json:"up"`
 	Since     time.Time `json:"since"`
-	Reason    string    `json:"reason"`
+	Reason    string    `json:"reason"` // what was seen when it last changed state
+	// Last is the latest result ("HTTP 200", "connection refused"; "" before
+	// the first); LastError the latest failure and LastErrorAt its time
+	// (zero: none since the start).
+	Last        string    `json:"last"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 }
 
 // Status returns every probe's state, ordered by check and target.
@@ -481,7 +497,8 @@ func (m *Manager) Status() []ProbeStatus {
 	m.mu.Lock()
 	out := make([]ProbeStatus, 0, len(m.probes))
 	for _, p := range m.probes {
-		out = append(out, ProbeStatus{p.key, p.check, p.spec.Target, p.site, slices.Clone(p.ids), p.up, p.since, p.reason})
+		out = append(out, ProbeStatus{p.key, p.check, p.spec.Target, p.site, slices.Clone(p.ids), p.up, p.since, p.reason,
+			p.last, p.lastErr, p.lastErrAt})
 	}
 	m.mu.Unlock() // sorted without the lock: probe results wait for no status page
 	sort.Slice(out, func(i, j int) bool {
