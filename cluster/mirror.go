@@ -32,7 +32,7 @@ func (c *Cluster) Mirror(ctx context.Context, path string, f func(Update)) {
 	backoff := 100 * time.Millisecond
 	pause := func() {
 		sleep(ctx, backoff)
-		backoff = min(2*backoff, 2*time.Second)
+		backoff = min(2*backoff, time.Second)
 	}
 	for ctx.Err() == nil {
 		if rev == 0 {

@@ -82,9 +82,11 @@ func Start(t testing.TB, opts Options) *Cluster {
 			"--listen-peer-urls", m.peer, "--initial-advertise-peer-urls", m.peer,
 			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new",
 			"--initial-cluster-token", "geodns-test",
-			// Fast elections, so a test sees a lost member in well under a
-			// second; the minimum lease TTL follows (1.5 election timeouts).
-			"--heartbeat-interval", "50", "--election-timeout", "500",
+			// Elections in about a second, so a test sees a lost member
+			// quickly, yet no false ones on a loaded 2-core machine (50/500
+			// ms lost the leader, and the leases, under a load of 25); the
+			// minimum lease TTL follows (1.5 election timeouts: 2 s).
+			"--heartbeat-interval", "100", "--election-timeout", "1000",
 			"--log-level", "warn", "--logger", "zap",
 		}
 		if opts.TLS {
