@@ -197,6 +197,8 @@ func TestOpenAPI(t *testing.T) {
 	require.Equal(t, 200, code, body)
 	code, body = c.do("GET", "/api/v1/explain?name=www.example.net", "", "")
 	require.Equal(t, 400, code, body)
+	code, body = c.do("GET", "/api/v1/cluster", "", "")
+	require.Equal(t, 404, code, body) // a single node (cmd/geodns/cluster_test.go checks a cluster's)
 
 	// Drains and forced states, with a reason, and their errors.
 	code, body = c.do("POST", "/api/v1/sites/west/drain", "t0ken", `{"reason": "kernel upgrade"}`)
@@ -275,7 +277,7 @@ func TestOpenAPI(t *testing.T) {
 		"POST /api/v1/sites/{name}/{action} 200", "POST /api/v1/sites/{name}/{action} 404",
 		"POST /api/v1/endpoints/{name}/{action} 200", "POST /api/v1/endpoints/{name}/{action} 404",
 		"POST /api/v1/services/{service}/sites/{site}/dial 200", "DELETE /api/v1/services/{service}/sites/{site}/dial 200",
-		"POST /api/v1/services/{service}/sites/{site}/dial 404",
+		"POST /api/v1/services/{service}/sites/{site}/dial 404", "GET /api/v1/cluster 404",
 	} {
 		require.True(t, c.seen[want], "not exercised: %s", want)
 	}

@@ -78,7 +78,8 @@ type Server struct {
 	DNS     []string // the DNS listen addresses, for status and drills
 	Log     *slog.Logger
 	// UI serves the status page under /ui/ (package ui); nil: no page.
-	UI http.Handler
+	UI      http.Handler
+	Cluster Cluster // the NS set on etcd; nil for a single node
 }
 
 // maxBody bounds request bodies; no call needs one, so a small limit.
@@ -95,6 +96,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/status", s.status)
 	mux.HandleFunc("GET /api/v1/explain", s.explain)
 	mux.HandleFunc("GET /api/v1/openapi.yaml", serveOpenAPI)
+	mux.HandleFunc("GET /api/v1/cluster", s.cluster)
 	mux.HandleFunc("POST /api/v1/sites/{name}/{action}", s.override(opstate.SiteOverride))
 	mux.HandleFunc("POST /api/v1/endpoints/{name}/{action}", s.override(opstate.EndpointOverride))
 	mux.HandleFunc("POST /api/v1/services/{service}/sites/{site}/dial", s.dial)
@@ -189,6 +191,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	tab, op := s.Health.Table(), s.Operator.Load() // one of each for the whole page
 	st.Ready = tab.Ready()
 	st.Overrides = overridesOf(op)
+	st.Cluster = clusterStatus(s.Cluster)
 	zs := set.Zones()
 	sort.Slice(zs, func(i, j int) bool { return zs[i].Origin < zs[j].Origin })
 	for _, z := range zs {

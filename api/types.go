@@ -16,6 +16,7 @@ type Status struct {
 	Services  []ServiceStatus `json:"services"`
 	Overrides Overrides       `json:"overrides"`
 	Probes    []ProbeStatus   `json:"probes"`
+	Cluster   *ClusterStatus  `json:"cluster,omitempty"` // in an NS set (cluster.go)
 }
 
 // ZoneStatus describes one served zone.

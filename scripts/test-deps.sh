@@ -4,7 +4,9 @@
 # Knot's kzonecheck, from knot-dnssecutils, judge the zone acceptance test),
 # Unbound (the resolver in the ECS test), dig, npm (to fetch the GeoIP
 # data), promtool (checks our metrics), docker-compose (validates
-# docker-compose.yml) and Chromium (the status page's browser test). Idempotent; quick when all are present.
+# docker-compose.yml), Chromium (the status page's browser test) and etcd
+# (the cluster tests start real 3-member etcd clusters, internal/etcdtest).
+# Idempotent; quick when all are present.
 set -euo pipefail
 need=()
 command -v nsd >/dev/null 2>&1 || [ -x /usr/sbin/nsd ] || need+=(nsd)
@@ -16,4 +18,5 @@ command -v npm >/dev/null 2>&1 || need+=(npm)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/etcd ] || need+=(etcd-server)
 exec "$(dirname "$0")/apt-install.sh" "${need[@]}"

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/geodns/geodns/cluster"
 	suggestpkg "github.com/geodns/geodns/internal/suggest"
 	"github.com/geodns/geodns/internal/units"
 	"github.com/geodns/geodns/resolver"
@@ -59,6 +60,9 @@ type config struct {
 	DNSSEC dnssecConfig `yaml:"dnssec"`
 	// Sampled JSON query log: {path: FILE|-, sample: 0.01, max_per_second: 100}; default off.
 	QueryLog resolver.QueryLogConfig `yaml:"query_log"`
+	// An NS set on etcd (docs/cluster.md): {etcd: [URL...], node, region,
+	// prefix, tls: {ca, cert, key}}; default none (a single node).
+	Cluster cluster.Config `yaml:"cluster"`
 }
 
 // token returns the API token: from the token file if one is named, else
@@ -427,6 +431,18 @@ func (d *configDecoder) validate(c *config, root *yaml.Node) {
 	if n := at("cookie_secret"); n != nil {
 		if b, err := hex.DecodeString(c.CookieSecret); err != nil || len(b) != 16 {
 			d.errf(n, "cookie_secret: want 32 hex digits (16 bytes), e.g. from `openssl rand -hex 16`")
+		}
+	}
+	if n := at("cluster"); n != nil {
+		for _, p := range c.Cluster.Check() {
+			at := n
+			if k := valueNode(n, p.Key); k != nil {
+				at = k
+				if p.Item >= 0 {
+					at = item(k, p.Item)
+				}
+			}
+			d.errf(at, "%s", p.Msg)
 		}
 	}
 	for _, k := range []string{"max_tcp_connections", "answer_cache_bytes", "zone_max_file_size"} {

@@ -4,7 +4,7 @@ _geodns() {
 	cur=${COMP_WORDS[COMP_CWORD]}
 	prev=${COMP_WORDS[COMP_CWORD-1]}
 	if [[ $COMP_CWORD -eq 1 ]]; then
-		COMPREPLY=($(compgen -W 'serve check explain ctl drill import version help' -- "$cur"))
+		COMPREPLY=($(compgen -W 'serve check explain ctl drill cluster import version help' -- "$cur"))
 		return
 	fi
 	cmd=${COMP_WORDS[1]}
@@ -31,6 +31,11 @@ _geodns() {
 			COMPREPLY=($(compgen -W 'status drain undrain force-up force-down dial explain --api --token-file' -- "$cur")); return
 		fi
 		opts='--api --token-file --reason --endpoint --client' ;;
+	cluster)
+		if [[ $COMP_CWORD -eq 2 ]]; then
+			COMPREPLY=($(compgen -W 'status' -- "$cur")); return
+		fi
+		opts='--api --json' ;;
 	import) opts='--origin' ;;
 	esac
 	if [[ $cur == -* ]]; then

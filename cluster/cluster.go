@@ -1,0 +1,339 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+)
+
+// Options configure a Cluster.
+type Options struct {
+	Config  Config
+	Version string // geodns's version, registered with the node
+	Address string // the node's API address, registered (for `geodns cluster status`)
+	// TTL is the lease's time to live: a dead node's keys go this long
+	// after its last keep-alive, and a node without a keep-alive answer
+	// for as long counts itself disconnected. Default 10s; whole
+	// seconds (etcd's unit), at least 2s.
+	TTL time.Duration
+	// Timeout bounds each etcd request. Default 3s.
+	Timeout    time.Duration
+	Log        *slog.Logger // nil: slog.Default
+	Registerer prometheus.Registerer
+}
+
+// Node is a live node's registration.
+type Node struct {
+	Name    string    `json:"node"`
+	Region  string    `json:"region,omitempty"`
+	Version string    `json:"version,omitempty"`
+	Address string    `json:"address,omitempty"`
+	Started time.Time `json:"started"`
+}
+
+// Cluster is one node's membership of the NS set.
+type Cluster struct {
+	opts    Options
+	cfg     Config
+	prefix  string
+	log     *slog.Logger
+	cli     *clientv3.Client
+	self    Node
+	metrics *metrics
+
+	lease       atomic.Int64 // clientv3.LeaseID; 0: none
+	contact     atomic.Int64 // unix nanoseconds of the last answer from etcd
+	disconnects atomic.Int64 // unix nanoseconds the node last lost contact; 0: connected
+
+	mu        sync.Mutex
+	leaseDone chan struct{} // closed when the current lease is lost
+	sessions  []func(ctx context.Context, lease clientv3.LeaseID) error
+	nodes     map[string]Node
+	nodesCh   chan struct{} // closed at the next change of nodes
+	started   atomic.Bool
+}
+
+// New makes a Cluster; it connects lazily (in Run), so a node starts while
+// etcd is unreachable.
+func New(opts Options) (*Cluster, error) {
+	if ps := opts.Config.Check(); len(ps) > 0 {
+		return nil, errors.New(ps[0].Msg)
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.TTL == 0 {
+		opts.TTL = opts.Config.LeaseTTL
+	}
+	if opts.TTL == 0 {
+		opts.TTL = 10 * time.Second
+	}
+	opts.TTL = max(opts.TTL.Round(time.Second), 2*time.Second)
+	if opts.Timeout == 0 {
+		opts.Timeout = 3 * time.Second
+	}
+	tc, err := opts.Config.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints: opts.Config.Etcd, TLS: tc, Logger: zap.NewNop(),
+		DialTimeout: opts.Timeout,
+		// gRPC keep-alives find a dead member (a partition, a killed
+		// process) in seconds, not at the kernel's TCP timeout.
+		DialKeepAliveTime: 2 * time.Second, DialKeepAliveTimeout: 2 * time.Second,
+		PermitWithoutStream: true,
+		// gRPC's default reconnect backoff grows to 2 minutes: after a
+		// long etcd outage a node would lag that long behind the others.
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+			MinConnectTimeout: 2 * time.Second,
+		})},
+	})
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{opts: opts, cfg: opts.Config, prefix: opts.Config.prefix(), log: opts.Log.With("cluster_node", opts.Config.Node), cli: cli,
+		nodes: map[string]Node{}, nodesCh: make(chan struct{}), leaseDone: make(chan struct{})}
+	c.self = Node{Name: opts.Config.Node, Region: opts.Config.Region, Version: opts.Version, Address: opts.Address, Started: time.Now().UTC()}
+	c.disconnects.Store(time.Now().UnixNano())
+	c.metrics = newMetrics(c, opts.Registerer)
+	c.OnSession(c.register)
+	return c, nil
+}
+
+// SetAddress sets the API address the node registers; call before Run.
+func (c *Cluster) SetAddress(addr string) { c.self.Address = addr }
+
+// Client returns the etcd client.
+func (c *Cluster) Client() *clientv3.Client { return c.cli }
+
+// Self returns this node's registration.
+func (c *Cluster) Self() Node { return c.self }
+
+// Key returns the full key of a path under the prefix ("nodes/ns1" ->
+// "/geodns/nodes/ns1").
+func (c *Cluster) Key(path string) string { return c.prefix + "/" + path }
+
+// TTL returns the lease TTL.
+func (c *Cluster) TTL() time.Duration { return c.opts.TTL }
+
+// Timeout returns the per-request timeout.
+func (c *Cluster) Timeout() time.Duration { return c.opts.Timeout }
+
+// Log returns the cluster's logger.
+func (c *Cluster) Log() *slog.Logger { return c.log }
+
+// Lease returns the current lease (0 while there is none) and a channel
+// closed when it is lost.
+func (c *Cluster) Lease() (clientv3.LeaseID, <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return clientv3.LeaseID(c.lease.Load()), c.leaseDone
+}
+
+// OnSession registers f, run under every new lease (in its own goroutine,
+// again with each new lease) with a context that ends when the lease is
+// lost: to put keys under the lease and keep them current. An error is
+// logged and f is run again after a pause, while the lease lasts. Call
+// before Run.
+func (c *Cluster) OnSession(f func(ctx context.Context, lease clientv3.LeaseID) error) {
+	if c.started.Load() {
+		panic("cluster: OnSession after Run")
+	}
+	c.sessions = append(c.sessions, f)
+}
+
+// Connected reports whether the node has the shared view now: it holds a
+// lease whose keep-alive etcd answered within the TTL. (Keep-alives go
+// every third of it; one lost with a dying etcd member is retried after
+// half a second, so a shorter bound would flap while a member fails over.)
+func (c *Cluster) Connected() bool { return c.Stale() == 0 }
+
+// Stale returns how long the node has been without the shared view; 0
+// when connected.
+func (c *Cluster) Stale() time.Duration {
+	if c.lease.Load() == 0 {
+		return time.Since(time.Unix(0, c.disconnects.Load()))
+	}
+	last := time.Unix(0, c.contact.Load())
+	if since := time.Since(last); since > c.opts.TTL {
+		return since
+	}
+	return 0
+}
+
+// touch records an answer from etcd.
+func (c *Cluster) touch() { c.contact.Store(time.Now().UnixNano()) }
+
+// Nodes returns the live nodes, by name.
+func (c *Cluster) Nodes() []Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := slices.Collect(maps.Values(c.nodes))
+	slices.SortFunc(out, func(a, b Node) int { return compareStrings(a.Name, b.Name) })
+	return out
+}
+
+// NodesChanged returns a channel closed at the next change of Nodes.
+func (c *Cluster) NodesChanged() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodesCh
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Run keeps the node's lease and registration and the node list until
+// ctx ends, then revokes the lease (the node leaves at once, not a TTL
+// later).
+func (c *Cluster) Run(ctx context.Context) error {
+	c.started.Store(true)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		c.Mirror(ctx, "nodes/", c.applyNodes)
+	})
+	c.keepLease(ctx)
+	wg.Wait()
+	return nil
+}
+
+// Close closes the etcd client, once Run and every user of it are done.
+func (c *Cluster) Close() error { return c.cli.Close() }
+
+func (c *Cluster) applyNodes(u Update) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	next := maps.Clone(c.nodes)
+	if u.Reset {
+		next = map[string]Node{}
+	}
+	for k, v := range u.Puts {
+		var n Node
+		if err := json.Unmarshal(v, &n); err != nil || n.Name != k {
+			c.log.Warn("cluster: bad node registration ignored", "key", c.Key("nodes/"+k))
+			continue
+		}
+		next[k] = n
+	}
+	for _, k := range u.Deletes {
+		delete(next, k)
+	}
+	if maps.EqualFunc(next, c.nodes, func(a, b Node) bool { return a == b }) {
+		return
+	}
+	c.nodes = next
+	close(c.nodesCh)
+	c.nodesCh = make(chan struct{})
+}
+
+// register puts the node's registration under the lease.
+func (c *Cluster) register(ctx context.Context, lease clientv3.LeaseID) error {
+	b, _ := json.Marshal(c.self)
+	rctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
+	_, err := c.cli.Put(rctx, c.Key("nodes/"+c.self.Name), string(b), clientv3.WithLease(lease))
+	return err
+}
+
+// keepLease grants a lease, keeps it alive and runs the session work
+// under it; when it is lost (etcd unreachable for a TTL, or expired), it
+// grants a new one, until ctx ends.
+func (c *Cluster) keepLease(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		gctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+		g, err := c.cli.Grant(gctx, int64(c.opts.TTL/time.Second))
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				c.log.Debug("cluster: no lease", "error", err)
+			}
+			sleep(ctx, backoff)
+			backoff = min(2*backoff, c.opts.TTL/3)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		c.touch()
+		c.session(ctx, g.ID)
+	}
+}
+
+// session holds one lease until it is lost or ctx ends.
+func (c *Cluster) session(ctx context.Context, id clientv3.LeaseID) {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ka, err := c.cli.KeepAlive(sctx, id)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	c.lease.Store(int64(id))
+	done := c.leaseDone
+	c.mu.Unlock()
+	c.disconnects.Store(0)
+	c.log.Info("cluster: connected", "lease", int64(id), "etcd", c.cfg.Etcd)
+	var wg sync.WaitGroup
+	for _, f := range c.sessions {
+		wg.Go(func() {
+			for sctx.Err() == nil {
+				err := f(sctx, id)
+				if err == nil || sctx.Err() != nil {
+					return
+				}
+				c.log.Warn("cluster: session work failed; retrying", "error", err)
+				sleep(sctx, c.opts.TTL/4)
+			}
+		})
+	}
+	for range ka {
+		c.touch()
+	}
+	// The keep-alive channel closes when ctx ends or when no answer came
+	// for a whole TTL: the lease is gone, or as good as gone.
+	cancel()
+	wg.Wait()
+	c.mu.Lock()
+	c.lease.Store(0)
+	close(done)
+	c.leaseDone = make(chan struct{})
+	c.mu.Unlock()
+	c.disconnects.Store(c.contact.Load())
+	if ctx.Err() != nil {
+		rctx, rcancel := context.WithTimeout(context.Background(), time.Second)
+		c.cli.Revoke(rctx, id) // leave at once; a dead etcd lets the lease lapse instead
+		rcancel()
+		return
+	}
+	c.log.Warn("cluster: lost the etcd lease; serving the last shared view until etcd answers again", "lease", int64(id))
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,92 @@
+package cluster
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/geodns/geodns/internal/etcdtest"
+	"github.com/stretchr/testify/require"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// testConfig is a node's cluster config on etcd ec, with its own mTLS
+// identity.
+func testConfig(ec *etcdtest.Cluster, node, region string) Config {
+	cfg := Config{Etcd: ec.Endpoints(), Node: node, Region: region, Prefix: "/test"}
+	if ec.Certs != nil {
+		cert, key := ec.Certs.Client(node)
+		cfg.TLS = TLSConfig{CA: ec.Certs.CA, Cert: cert, Key: key}
+	}
+	return cfg
+}
+
+// startNode runs a Cluster until the test ends (or stop is called).
+func startNode(t *testing.T, cfg Config) (c *Cluster, stop func()) {
+	t.Helper()
+	c, err := New(Options{Config: cfg, Version: "test", TTL: 2 * time.Second, Timeout: time.Second, Log: quiet})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx); c.Close(); close(done) }()
+	stop = func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return c, stop
+}
+
+func names(ns []Node) []string {
+	var out []string
+	for _, n := range ns {
+		out = append(out, n.Name)
+	}
+	return out
+}
+
+// TestNodesAndConnection: nodes see each other over mTLS; one etcd
+// member down changes nothing; a node that stops leaves the list at once;
+// with every member down a node says it is disconnected and stale, keeps
+// its last list, and reconnects when etcd is back.
+func TestNodesAndConnection(t *testing.T) {
+	ec := etcdtest.Start(t, etcdtest.Options{TLS: true})
+	a, _ := startNode(t, testConfig(ec, "ns1", "eu"))
+	b, stopB := startNode(t, testConfig(ec, "ns2", "us"))
+	both := []string{"ns1", "ns2"}
+	require.Eventually(t, func() bool { return a.Connected() && b.Connected() }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return len(a.Nodes()) == 2 && len(b.Nodes()) == 2 }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, both, names(a.Nodes()))
+	require.Equal(t, "us", a.Nodes()[1].Region)
+
+	ec.Kill(0)
+	for range 20 { // over a TTL and a half: nothing changes
+		require.True(t, a.Connected())
+		time.Sleep(150 * time.Millisecond)
+	}
+	require.Equal(t, both, names(a.Nodes()))
+	ec.RestartAll()
+
+	ch := a.NodesChanged()
+	stopB()
+	select {
+	case <-ch:
+	case <-time.After(3 * time.Second):
+		t.Fatal("a stopped node stays in the list")
+	}
+	require.Equal(t, []string{"ns1"}, names(a.Nodes()), "revoked: gone at once, not a TTL later")
+
+	ec.KillAll()
+	start := time.Now()
+	require.Eventually(t, func() bool { return !a.Connected() }, 5*time.Second, 10*time.Millisecond)
+	t.Logf("disconnected after %v without etcd (TTL 2s)", time.Since(start).Round(time.Millisecond))
+	require.Equal(t, []string{"ns1"}, names(a.Nodes()), "the last list is kept")
+	require.Eventually(t, func() bool { return a.Stale() > time.Second }, 5*time.Second, 10*time.Millisecond)
+
+	ec.RestartAll()
+	start = time.Now()
+	require.Eventually(t, a.Connected, 10*time.Second, 10*time.Millisecond)
+	t.Logf("reconnected %v after etcd answered", time.Since(start).Round(time.Millisecond))
+	require.Zero(t, a.Stale())
+	require.Equal(t, []string{"ns1"}, names(a.Nodes()))
+}
