@@ -316,7 +316,7 @@ func (d *decoder) checks(s *spec, n *yaml.Node) {
 				}
 				rules = append(rules, x)
 			},
-			"query":     func(x *yaml.Node) { c.Query, _ = d.domain(x, what+": query", s.origin) },
+			"query": func(x *yaml.Node) { c.Query, _ = d.domain(x, what+": query", s.origin) },
 			"qtype": func(x *yaml.Node) {
 				t, _ := d.scalar(x, what+": qtype")
 				if c.QType = dns.StringToType[strings.ToUpper(t)]; c.QType == 0 {
