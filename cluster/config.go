@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // Config is the server config's cluster: section.
@@ -18,6 +19,13 @@ type Config struct {
 	Region string    `yaml:"region"` // where it is (reports, probe placement)
 	Prefix string    `yaml:"prefix"` // key prefix; default /geodns
 	TLS    TLSConfig `yaml:"tls"`    // mTLS: one identity per node
+	// Probers is how many live nodes probe each target (rendezvous
+	// hashing over the live-node list); 0: every live node, up to 3.
+	Probers int `yaml:"probers"`
+	// PartitionGrace is how long a node cut off from etcd keeps the last
+	// agreed health before its own probes decide (and it probes every
+	// target itself); default 10s.
+	PartitionGrace time.Duration `yaml:"partition_grace"`
 }
 
 // TLSConfig names the PEM files of the etcd CA and this node's client
@@ -33,7 +41,8 @@ const DefaultPrefix = "/geodns"
 
 // Enabled reports whether a cluster is configured.
 func (c Config) Enabled() bool {
-	return len(c.Etcd) > 0 || c.Node != "" || c.Region != "" || c.Prefix != "" || c.TLS != (TLSConfig{})
+	return len(c.Etcd) > 0 || c.Node != "" || c.Region != "" || c.Prefix != "" || c.TLS != (TLSConfig{}) ||
+		c.Probers != 0 || c.PartitionGrace != 0
 }
 
 // prefix returns the key prefix without a trailing slash.
@@ -89,6 +98,12 @@ func (c Config) Check() []Problem {
 	}
 	if c.Prefix != "" && (!strings.HasPrefix(c.Prefix, "/") || strings.TrimRight(c.Prefix, "/") == "") {
 		add("prefix", -1, "cluster.prefix: %q: want a key prefix like /geodns", c.Prefix)
+	}
+	if c.Probers < 0 || c.Probers > 100 {
+		add("probers", -1, "cluster.probers: %d: want 1 to 100 (0 or absent: every live node, up to 3)", c.Probers)
+	}
+	if c.PartitionGrace < 0 {
+		add("partition_grace", -1, "cluster.partition_grace: %v is negative", c.PartitionGrace)
 	}
 	if tlsSet && (c.TLS.CA == "" || c.TLS.Cert == "" || c.TLS.Key == "") {
 		add("tls", -1, "cluster.tls: give all of ca, cert and key (mTLS: one identity per node)")
