@@ -73,6 +73,9 @@ func New(opts Options) (*Cluster, error) {
 		opts.Log = slog.Default()
 	}
 	if opts.TTL == 0 {
+		opts.TTL = opts.Config.LeaseTTL
+	}
+	if opts.TTL == 0 {
 		opts.TTL = 10 * time.Second
 	}
 	opts.TTL = max(opts.TTL.Round(time.Second), 2*time.Second)

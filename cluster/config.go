@@ -19,6 +19,10 @@ type Config struct {
 	Region string    `yaml:"region"` // where it is (reports, probe placement)
 	Prefix string    `yaml:"prefix"` // key prefix; default /geodns
 	TLS    TLSConfig `yaml:"tls"`    // mTLS: one identity per node
+	// LeaseTTL is how long a node's lease (its registration, report and
+	// votes) outlives its last keep-alive. Default 10s; whole seconds,
+	// at least 2s.
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
 	// Probers is how many live nodes probe each target (rendezvous
 	// hashing over the live-node list); 0: every live node, up to 3.
 	Probers int `yaml:"probers"`
@@ -41,7 +45,7 @@ const DefaultPrefix = "/geodns"
 
 // Enabled reports whether a cluster is configured.
 func (c Config) Enabled() bool {
-	return len(c.Etcd) > 0 || c.Node != "" || c.Region != "" || c.Prefix != "" || c.TLS != (TLSConfig{}) ||
+	return len(c.Etcd) > 0 || c.Node != "" || c.Region != "" || c.Prefix != "" || c.TLS != (TLSConfig{}) || c.LeaseTTL != 0 ||
 		c.Probers != 0 || c.PartitionGrace != 0
 }
 
@@ -98,6 +102,9 @@ func (c Config) Check() []Problem {
 	}
 	if c.Prefix != "" && (!strings.HasPrefix(c.Prefix, "/") || strings.TrimRight(c.Prefix, "/") == "") {
 		add("prefix", -1, "cluster.prefix: %q: want a key prefix like /geodns", c.Prefix)
+	}
+	if c.LeaseTTL != 0 && (c.LeaseTTL < 2*time.Second || c.LeaseTTL%time.Second != 0) {
+		add("lease_ttl", -1, "cluster.lease_ttl: %v: want whole seconds, at least 2s (default 10s)", c.LeaseTTL)
 	}
 	if c.Probers < 0 || c.Probers > 100 {
 		add("probers", -1, "cluster.probers: %d: want 1 to 100 (0 or absent: every live node, up to 3)", c.Probers)

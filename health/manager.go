@@ -114,7 +114,8 @@ type probe struct {
 	reason  string
 	back    time.Time // when it last went from down to up; zero: never seen
 
-	runs    bool  // this node sends it (always, outside an NS set)
+	runs    bool   // this node sends it (always, outside an NS set)
+	sched   uint32 // bumped when it is queued anew (its older entry is dropped)
 	fresh   int   // results since it started running here (its vote counts from the first)
 	verdict State // the NS set's last decision
 	decided bool  // verdict holds one
@@ -241,7 +242,7 @@ func (m *Manager) SetZones(set *zones.Set) {
 			next = now
 		}
 		m.probes[key] = w
-		m.applyRunsLocked(w)
+		w.runs = m.wantsRunLocked(w)
 		m.queue.push(queued{at: next.Sub(m.epoch), every: w.spec.Check.Interval, p: w})
 		m.metrics.set(w)
 	}
@@ -290,7 +291,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		for len(m.queue) > 0 && m.queue[0].at <= now {
 			q := &m.queue[0]
 			p := q.p
-			if p.removed {
+			if p.removed || q.gen != p.sched {
 				m.queue.pop()
 				continue
 			}
@@ -537,6 +538,7 @@ type queued struct {
 	at    time.Duration
 	every time.Duration
 	p     *probe
+	gen   uint32 // the probe's sched when queued: an entry of an older one is dropped
 }
 
 func (h *probeHeap) push(q queued) {

@@ -119,7 +119,7 @@ func (m *Manager) SetSharing(s Sharing) {
 
 // applyRunsLocked sets whether this node runs p, from m.runs.
 func (m *Manager) applyRunsLocked(p *probe) {
-	runs := !m.sharing || m.runs == nil || p.spec.Check.Type == "static" || m.runs(p.vid)
+	runs := m.wantsRunLocked(p)
 	if runs == p.runs {
 		return
 	}
@@ -130,6 +130,14 @@ func (m *Manager) applyRunsLocked(p *probe) {
 			p.up, p.back = p.verdict.Up, p.verdict.Back
 		}
 		p.succ, p.fail = 0, 0
+		// Taken over from a node that left: probe now, not at its next
+		// turn, so the set goes without it for one lease TTL at most.
+		p.sched++
+		m.queue.push(queued{at: time.Since(m.epoch), every: p.spec.Check.Interval, p: p, gen: p.sched})
+		select {
+		case m.wake <- struct{}{}:
+		default:
+		}
 		return
 	}
 	if !p.inflight {
@@ -137,6 +145,11 @@ func (m *Manager) applyRunsLocked(p *probe) {
 		p.conn = nil
 	}
 	m.voteChangedLocked(p) // its vote is withdrawn
+}
+
+// wantsRunLocked says whether this node runs p.
+func (m *Manager) wantsRunLocked(p *probe) bool {
+	return !m.sharing || m.runs == nil || p.spec.Check.Type == "static" || m.runs(p.vid)
 }
 
 // UpdateVotes applies the NS set's votes: by VoteID, by node, a vote or

@@ -222,6 +222,12 @@ func serve(args []string, stderr io.Writer) int {
 	operator.Watch(func(*opstate.State) { router.Changed() })
 	health := healthpkg.NewManager(healthpkg.Options{Allow: probeAllow, StateFile: stateFile, Log: log, Registerer: reg,
 		OnChange: router.Changed})
+	// In an NS set, health is decided from every node's votes (votes.go).
+	nsHealth, err := newNSHealth(cfg.Cluster, health, log, reg)
+	if err != nil {
+		log.Error("cluster", "error", err)
+		return 2
+	}
 	if len(probeAllow) == 0 {
 		log.Warn("probe_allow is not set: health checks may connect anywhere a zone file points them")
 	}
@@ -305,13 +311,17 @@ func serve(args []string, stderr io.Writer) int {
 		log.Info("serving HTTP API and metrics", "addr", apiLn.Addr().String(), "write_calls", token != "")
 	}
 
-	errc := make(chan error, 7)
+	errc := make(chan error, 8)
 	go func() { errc <- watcher.Run(ctx, hup) }()
 	go func() { errc <- locator.Run(ctx) }()
 	go func() { errc <- health.Run(ctx) }()
 	go func() { errc <- router.Run(ctx, set.Load) }()
 	go func() { errc <- transfers.Run(ctx) }()
 	running := 6
+	if nsHealth != nil {
+		go func() { errc <- nsHealth.run(ctx) }()
+		running++
+	}
 	if apiLn != nil {
 		go func() { errc <- apiServer.Serve(ctx, apiLn) }()
 		running++
