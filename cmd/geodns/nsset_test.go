@@ -393,6 +393,8 @@ func TestNSSetHealth(t *testing.T) {
 	}, 3*ttl, 20*time.Millisecond)
 	t.Logf("%s killed (SIGKILL): its votes expired after %.2f s, its us-west probes moved to %s after %.2f s (lease TTL %v)",
 		victim.name, expired.Seconds(), spare.name, moved.Seconds(), ttl)
-	require.LessOrEqual(t, expired, ttl+500*time.Millisecond)
-	require.LessOrEqual(t, moved, ttl+500*time.Millisecond, "within one lease TTL (a taken-over probe runs at once)")
+	// etcd revokes an expired lease on its next check (every 500 ms), by
+	// a raft round: a lease lapses up to a second after its TTL.
+	require.LessOrEqual(t, expired, ttl+1500*time.Millisecond)
+	require.LessOrEqual(t, moved-expired, 500*time.Millisecond, "a taken-over probe runs at once, not at its next turn")
 }
