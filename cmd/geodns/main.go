@@ -73,7 +73,7 @@ const usage = `usage:
                  [--probe-allow CIDR]... [--log-format text|json]
   geodns check   [--config geodns.yaml] [--zones DIR] [--import-dir DIR]... [--strict] [FILE.yaml...]
   geodns explain [--zones DIR] [--geoip FILE]... --client IP[/LEN] NAME [TYPE]
-  geodns drill   --api URL --site SITE [--clients NET,...] [--duration 30s] [--limit 3s]
+  geodns drill   --api URL --site SITE [--ns ADDR,...] [--clients NET,...] [--duration 30s] [--limit 3s]
   geodns import  --origin ZONE FILE.zone
   geodns version
 `

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -397,4 +398,36 @@ func TestNSSetHealth(t *testing.T) {
 	// a raft round: a lease lapses up to a second after its TTL.
 	require.LessOrEqual(t, expired, ttl+1500*time.Millisecond)
 	require.LessOrEqual(t, moved-expired, 500*time.Millisecond, "a taken-over probe runs at once, not at its next turn")
+}
+
+// TestDrillNS: `geodns drill --ns` watches every nameserver, prints each
+// one's time, and fails naming the one that lags: here two nodes that
+// share nothing (no cluster), so a drain through node 1's API never
+// reaches node 2; watching node 1 alone passes.
+func TestDrillNS(t *testing.T) {
+	files := realDB(t)
+	east := serveOn(t, "127.0.0.2", http.HandlerFunc(okBackend))
+	west := serveOn(t, "127.0.0.3", http.HandlerFunc(okBackend))
+	zdir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(zdir, "example.com.yaml"), []byte(chaosZone(east, west)), 0o644))
+	httpAddr := freeLoopback(t, "127.0.0.1")
+	ns1, _ := startGeodns(t, zdir, "example.com.", "--geoip", files[0], "--geoip", files[1], "--http", httpAddr,
+		"--api-token-file", tokenFile(t, testToken))
+	ns2, _ := startGeodns(t, zdir, "example.com.", "--geoip", files[0], "--geoip", files[1])
+	base := "http://" + httpAddr
+	require.Eventually(t, func() bool { code, _ := call(t, "GET", base+"/readyz", ""); return code == 200 }, 5*time.Second, 50*time.Millisecond)
+
+	code, stdout, stderr := runGeodns(t, "drill", "--api", base, "--site", "us-east", "--ns", ns1+","+ns2, "--duration", "1s",
+		"--wait", "3s", "--token", testToken)
+	t.Logf("drill --ns %s,%s (exit %d):\n%s%s", ns1, ns2, code, stdout, stderr)
+	require.Equal(t, 1, code)
+	require.Regexp(t, regexp.QuoteMeta(ns1)+`: moved off us-east in [0-9.]+ s`, stdout)
+	require.Contains(t, stdout, ns2+": LAGS")
+	require.Contains(t, stderr, ns2+" lagged")
+	require.NotContains(t, stderr, ns1+" lagged")
+
+	code, stdout, stderr = runGeodns(t, "drill", "--api", base, "--site", "us-east", "--ns", ns1, "--duration", "1s", "--token", testToken)
+	t.Logf("drill --ns %s (exit %d):\n%s%s", ns1, code, stdout, stderr)
+	require.Equal(t, 0, code, stderr)
+	require.Regexp(t, regexp.QuoteMeta(ns1)+`: back on us-east in [0-9.]+ s`, stdout)
 }
