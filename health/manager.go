@@ -116,10 +116,10 @@ type probe struct {
 
 	runs    bool   // this node sends it (always, outside an NS set)
 	sched   uint32 // bumped when it is queued anew (its older entry is dropped)
-	fresh   int   // results since it started running here (its vote counts from the first)
-	verdict State // the NS set's last decision
-	decided bool  // verdict holds one
-	eff     State // its state in the last table
+	fresh   int    // results since it started running here (its vote counts from the first)
+	verdict State  // the NS set's last decision
+	decided bool   // verdict holds one
+	eff     State  // its state in the last table
 }
 
 // NewManager returns a manager with the persisted state, if any, loaded.
