@@ -71,6 +71,7 @@ type Server struct {
 	Version string
 	DNS     []string // the DNS listen addresses, for status and drills
 	Log     *slog.Logger
+	Cluster Cluster // the NS set on etcd; nil for a single node
 }
 
 // maxBody bounds request bodies; no call needs one, so a small limit.
@@ -86,6 +87,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /api/v1/status", s.status)
 	mux.HandleFunc("GET /api/v1/explain", s.explain)
+	mux.HandleFunc("GET /api/v1/cluster", s.cluster)
 	mux.HandleFunc("POST /api/v1/sites/{name}/{action}", s.override(s.siteExists, opstate.Site))
 	mux.HandleFunc("POST /api/v1/endpoints/{name}/{action}", s.override(s.endpointExists, opstate.Endpoint))
 	mux.HandleFunc("POST /api/v1/services/{service}/sites/{site}/dial", s.dial)
@@ -172,6 +174,7 @@ type Status struct {
 	Services  []ServiceStatus      `json:"services"`
 	Overrides map[string]any       `json:"overrides"`
 	Probes    []health.ProbeStatus `json:"probes"`
+	Cluster   *ClusterStatus       `json:"cluster,omitempty"`
 }
 
 // ZoneStatus describes one served zone.
@@ -235,7 +238,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		dials = append(dials, DialStatus{d.Service, d.Site, percent(d.Weight)})
 	}
 	st := Status{Version: s.Version, Go: runtime.Version(), Ready: tab.Ready(), DNS: s.DNS, Probes: probes,
-		Overrides: map[string]any{"sites": sites, "endpoints": eps, "dials": dials}}
+		Overrides: map[string]any{"sites": sites, "endpoints": eps, "dials": dials}, Cluster: clusterStatus(s.Cluster)}
 	zs := set.Zones()
 	sort.Slice(zs, func(i, j int) bool { return zs[i].Origin < zs[j].Origin })
 	for _, z := range zs {

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 )
 
 // Options configure a Cluster.
@@ -23,7 +25,7 @@ type Options struct {
 	Address string // the node's API address, registered (for `geodns cluster status`)
 	// TTL is the lease's time to live: a dead node's keys go this long
 	// after its last keep-alive, and a node without a keep-alive answer
-	// for 2/3 of it counts itself disconnected. Default 10s; whole
+	// for as long counts itself disconnected. Default 10s; whole
 	// seconds (etcd's unit), at least 2s.
 	TTL time.Duration
 	// Timeout bounds each etcd request. Default 3s.
@@ -93,6 +95,12 @@ func New(opts Options) (*Cluster, error) {
 		// process) in seconds, not at the kernel's TCP timeout.
 		DialKeepAliveTime: 2 * time.Second, DialKeepAliveTimeout: 2 * time.Second,
 		PermitWithoutStream: true,
+		// gRPC's default reconnect backoff grows to 2 minutes: after a
+		// long etcd outage a node would lag that long behind the others.
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+			MinConnectTimeout: 2 * time.Second,
+		})},
 	})
 	if err != nil {
 		return nil, err
@@ -105,6 +113,9 @@ func New(opts Options) (*Cluster, error) {
 	c.OnSession(c.register)
 	return c, nil
 }
+
+// SetAddress sets the API address the node registers; call before Run.
+func (c *Cluster) SetAddress(addr string) { c.self.Address = addr }
 
 // Client returns the etcd client.
 func (c *Cluster) Client() *clientv3.Client { return c.cli }
@@ -146,7 +157,9 @@ func (c *Cluster) OnSession(f func(ctx context.Context, lease clientv3.LeaseID) 
 }
 
 // Connected reports whether the node has the shared view now: it holds a
-// lease whose keep-alive etcd answered within 2/3 of the TTL.
+// lease whose keep-alive etcd answered within the TTL. (Keep-alives go
+// every third of it; one lost with a dying etcd member is retried after
+// half a second, so a shorter bound would flap while a member fails over.)
 func (c *Cluster) Connected() bool { return c.Stale() == 0 }
 
 // Stale returns how long the node has been without the shared view; 0
@@ -156,7 +169,7 @@ func (c *Cluster) Stale() time.Duration {
 		return time.Since(time.Unix(0, c.disconnects.Load()))
 	}
 	last := time.Unix(0, c.contact.Load())
-	if since := time.Since(last); since > c.opts.TTL*2/3 {
+	if since := time.Since(last); since > c.opts.TTL {
 		return since
 	}
 	return 0
@@ -193,7 +206,7 @@ func compareStrings(a, b string) int {
 
 // Run keeps the node's lease and registration and the node list until
 // ctx ends, then revokes the lease (the node leaves at once, not a TTL
-// later) and closes the client.
+// later).
 func (c *Cluster) Run(ctx context.Context) error {
 	c.started.Store(true)
 	var wg sync.WaitGroup
@@ -202,8 +215,11 @@ func (c *Cluster) Run(ctx context.Context) error {
 	})
 	c.keepLease(ctx)
 	wg.Wait()
-	return c.cli.Close()
+	return nil
 }
+
+// Close closes the etcd client, once Run and every user of it are done.
+func (c *Cluster) Close() error { return c.cli.Close() }
 
 func (c *Cluster) applyNodes(u Update) {
 	c.mu.Lock()

@@ -31,7 +31,7 @@ func startNode(t *testing.T, cfg Config) (c *Cluster, stop func()) {
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { c.Run(ctx); close(done) }()
+	go func() { c.Run(ctx); c.Close(); close(done) }()
 	stop = func() { cancel(); <-done }
 	t.Cleanup(stop)
 	return c, stop
@@ -83,8 +83,8 @@ func TestNodesAndConnection(t *testing.T) {
 	require.Equal(t, []string{"ns1"}, names(a.Nodes()), "the last list is kept")
 	require.Eventually(t, func() bool { return a.Stale() > time.Second }, 5*time.Second, 10*time.Millisecond)
 
-	start = time.Now()
 	ec.RestartAll()
+	start = time.Now()
 	require.Eventually(t, a.Connected, 10*time.Second, 10*time.Millisecond)
 	t.Logf("reconnected %v after etcd answered", time.Since(start).Round(time.Millisecond))
 	require.Zero(t, a.Stale())

@@ -15,6 +15,7 @@ type Update struct {
 	Revision int64             // the etcd revision the mirror has reached
 	Reset    bool              // a full read: Puts is every key; forget any other
 	Puts     map[string][]byte // keys set (created or changed)
+	Mods     map[string]int64  // the mod revision of each key in Puts
 	Deletes  []string          // keys deleted (or expired with their lease)
 }
 
@@ -43,9 +44,10 @@ func (c *Cluster) Mirror(ctx context.Context, path string, f func(Update)) {
 				continue
 			}
 			c.touch()
-			u := Update{Revision: r.Header.Revision, Reset: true, Puts: make(map[string][]byte, len(r.Kvs))}
+			u := Update{Revision: r.Header.Revision, Reset: true, Puts: make(map[string][]byte, len(r.Kvs)), Mods: make(map[string]int64, len(r.Kvs))}
 			for _, kv := range r.Kvs {
-				u.Puts[strings.TrimPrefix(string(kv.Key), prefix)] = kv.Value
+				k := strings.TrimPrefix(string(kv.Key), prefix)
+				u.Puts[k], u.Mods[k] = kv.Value, kv.ModRevision
 			}
 			f(u)
 			rev = r.Header.Revision
@@ -69,14 +71,15 @@ func (c *Cluster) Mirror(ctx context.Context, path string, f func(Update)) {
 			if len(wr.Events) == 0 {
 				continue // progress
 			}
-			u := Update{Revision: wr.Header.Revision, Puts: map[string][]byte{}}
+			u := Update{Revision: wr.Header.Revision, Puts: map[string][]byte{}, Mods: map[string]int64{}}
 			for _, ev := range wr.Events {
 				k := strings.TrimPrefix(string(ev.Kv.Key), prefix)
 				if ev.Type == mvccpb.DELETE {
 					delete(u.Puts, k)
+					delete(u.Mods, k)
 					u.Deletes = append(u.Deletes, k)
 				} else {
-					u.Puts[k] = ev.Kv.Value
+					u.Puts[k], u.Mods[k] = ev.Kv.Value, ev.Kv.ModRevision
 					if i := indexOf(u.Deletes, k); i >= 0 {
 						u.Deletes = append(u.Deletes[:i], u.Deletes[i+1:]...)
 					}

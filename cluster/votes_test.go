@@ -92,6 +92,7 @@ func startVoter(t *testing.T, ec *etcdtest.Cluster, name string, set *zones.Set,
 			<-done
 			<-done
 			<-done
+			c.Close()
 		}
 	}
 	t.Cleanup(stop)

@@ -40,7 +40,11 @@ type Options struct {
 	// JournalRecords bounds it in records (deleted plus added); an older
 	// version is dropped first. Default 100000.
 	JournalRecords int
-	Log            *slog.Logger
+	// Serials, if set, numbers the exported serials for a set of servers
+	// (cluster.Serials, asked for "export:<zone>"): one exported content,
+	// one serial on every server, whatever reloads each has seen.
+	Serials zones.SerialSource
+	Log     *slog.Logger
 }
 
 // Catalog is the catalog zone's server config (catalog:).
@@ -268,6 +272,21 @@ func (s *Server) version(prev *view, origin string, soa *dns.SOA, want uint32, r
 		}
 		// Else (a restart with other content): the old content is not
 		// kept, so IXFR from before falls back to AXFR.
+	}
+	if src := s.opts.Serials; src != nil {
+		moved := st != nil && st.Hash != hashHex
+		var prevSerial uint32
+		if moved {
+			prevSerial = st.Serial
+		}
+		if x, ok := src.Serial("export:"+origin, hash, serial, prevSerial, moved); ok && x != serial {
+			if !moved {
+				v.journal = nil // renumbered, not changed: its deltas end at the old serial
+			} else if n := len(v.journal); n > 0 {
+				v.journal[n-1].To = x
+			}
+			serial = x
+		}
 	}
 	x := dns.Copy(soa).(*dns.SOA)
 	x.Serial = serial

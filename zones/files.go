@@ -25,6 +25,8 @@ type Limits struct {
 	// ImportDirs are directories besides the zone file's own that zone
 	// files and their import: targets may be in (or link into). Default none.
 	ImportDirs []string
+
+	serials SerialSource // Watcher.Serials
 }
 
 func (l Limits) maxSize() int64 {

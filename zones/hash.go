@@ -138,10 +138,34 @@ func (c *compiler) serial(mtime time.Time, prev *Zone) {
 			serial = prev.Serial + 1
 		}
 	}
+	if src := c.limits.serials; src != nil {
+		// Asked on every load, unchanged content too: a serial given alone
+		// (the source could not answer) is corrected by the next load.
+		moved := prev != nil && prev.Hash != z.Hash
+		var ps uint32
+		if moved {
+			ps = prev.Serial
+		}
+		if s, ok := src.Serial(z.Origin, z.Hash, serial, ps, moved); ok {
+			serial = s
+		}
+	}
 	soa := dns.Copy(z.soa).(*dns.SOA)
 	soa.Serial = serial
 	z.soa, z.Serial = soa, serial
 	z.nodes[z.Origin].sets[slices.IndexFunc(z.nodes[z.Origin].sets, func(s rrset) bool { return s.rtype == dns.TypeSOA })].all[0] = soa
+}
+
+// SerialSource numbers the automatic serials of a set of servers, so
+// that the same content of a zone has the same serial on each
+// (cluster.Serials). Zones with a serial in their file do not ask.
+type SerialSource interface {
+	// Serial returns the serial of the zone's content (hash). want is the
+	// serial this server would give it alone. moved: the server replaces
+	// another content, served with serial prev, which the new content's
+	// serial must come after. ok false (the source cannot answer now):
+	// want is used.
+	Serial(origin string, hash [32]byte, want, prev uint32, moved bool) (serial uint32, ok bool)
 }
 
 // serialAfter reports whether a comes after b in RFC 1982 serial arithmetic.

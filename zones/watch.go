@@ -62,6 +62,9 @@ type Watcher struct {
 	// Limits bounds what a load reads. Default: the zero Limits (the zone
 	// directory only, DefaultMaxFileSize).
 	Limits Limits
+	// Serials, if set, numbers automatic serials for a set of servers
+	// (cluster.Serials): one content, one serial on every server.
+	Serials SerialSource
 	// OnChange, if set, is called with the new set after each change
 	// (health checking follows the served endpoints this way).
 	OnChange func(*Set)
@@ -368,7 +371,9 @@ func (w *Watcher) loadOne(origin, path string, force bool, want fingerprint) (re
 			res.z, res.err = nil, &PosError{File: path, Msg: fmt.Sprintf("internal error loading the zone: %v", p)}
 		}
 	}()
-	z, err := w.Limits.Load(path, w.set.Load().Zone(origin))
+	l := w.Limits
+	l.serials = w.Serials
+	z, err := l.Load(path, w.set.Load().Zone(origin))
 	if err != nil {
 		if _, lerr := os.Lstat(path); errors.Is(lerr, fs.ErrNotExist) {
 			res.missing = true

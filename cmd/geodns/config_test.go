@@ -12,7 +12,7 @@ import (
 
 // The shipped example configurations load under the strict parser.
 func TestExampleConfigs(t *testing.T) {
-	for _, f := range []string{"../../examples/docker/geodns.yaml", "../../examples/systemd/geodns.yaml"} {
+	for _, f := range []string{"../../examples/docker/geodns.yaml", "../../examples/docker/geodns2.yaml", "../../examples/systemd/geodns.yaml"} {
 		c := defaultConfig()
 		require.NoError(t, c.load(f), f)
 		_, err := c.probeAllow()
@@ -113,4 +113,28 @@ func TestVersionText(t *testing.T) {
 	var out, errb strings.Builder
 	require.Equal(t, 0, run([]string{"version"}, &out, &errb))
 	require.Regexp(t, `^geodns \S+\ncommit \S+.*\ngo1\.\S+ \w+/\w+\nIP Geolocation by DB-IP`, out.String())
+}
+
+// The cluster: section as the issue shapes it, with the defaults it
+// leaves.
+func TestConfigCluster(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "geodns.yaml")
+	require.NoError(t, os.WriteFile(f, []byte(`cluster:
+  etcd: [https://10.0.0.1:2379, https://10.0.0.2:2379]
+  node: ns1
+  region: eu
+  tls: {ca: /etc/geodns/ca.pem, cert: /etc/geodns/ns1.pem, key: /etc/geodns/ns1-key.pem}
+`), 0o644))
+	c := defaultConfig()
+	require.NoError(t, c.load(f))
+	require.True(t, c.Cluster.Enabled())
+	require.Equal(t, []string{"https://10.0.0.1:2379", "https://10.0.0.2:2379"}, c.Cluster.Etcd)
+	require.Equal(t, "ns1", c.Cluster.Node)
+	require.Equal(t, "/etc/geodns/ns1-key.pem", c.Cluster.TLS.Key)
+	require.Empty(t, c.Cluster.Prefix, "the default, /geodns, is the cluster package's")
+	require.False(t, defaultConfig().Cluster.Enabled(), "no section: a single node")
+
+	require.NoError(t, os.WriteFile(f, []byte("cluster: {etcd: [http://127.0.0.1:2379], node: ns1, lease_ttl: 1500ms}\n"), 0o644))
+	c = defaultConfig()
+	require.ErrorContains(t, c.load(f), "geodns.yaml:1:64: cluster.lease_ttl: 1.5s: want whole seconds, at least 2s")
 }

@@ -74,6 +74,7 @@ const usage = `usage:
   geodns check   [--config geodns.yaml] [--zones DIR] [--import-dir DIR]... [--strict] [FILE.yaml...]
   geodns explain [--zones DIR] [--geoip FILE]... --client IP[/LEN] NAME [TYPE]
   geodns drill   --api URL --site SITE [--ns ADDR,...] [--clients NET,...] [--duration 30s] [--limit 3s]
+  geodns cluster status [--api URL] [--json]
   geodns import  --origin ZONE FILE.zone
   geodns version
 `
@@ -98,6 +99,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return explain(args[1:], stdout, stderr)
 	case "drill":
 		return drill(args[1:], stdout, stderr)
+	case "cluster":
+		return clusterCmd(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprint(stdout, versionText())
 		return 0
@@ -214,7 +217,21 @@ func serve(args []string, stderr io.Writer) int {
 		}
 		stateFile, opFile = filepath.Join(cfg.StateDir, "health.json"), filepath.Join(cfg.StateDir, "operator.json")
 	}
-	operator := opstate.OpenFile(opstate.FileOptions{Path: opFile, Legacy: stateFile, Log: log, Registerer: reg})
+	localOperator := opstate.OpenFile(opstate.FileOptions{Path: opFile, Legacy: stateFile, Log: log, Registerer: reg})
+	var operator opstate.Store = localOperator
+	// In an NS set (cluster.go) the operator state is shared through etcd,
+	// and the state file keeps this node's last view of it.
+	var clus *clusterParts
+	if cfg.Cluster.Enabled() {
+		if clus, err = newClusterParts(cfg.Cluster, localOperator, log, reg); err != nil {
+			log.Error("cluster", "error", err)
+			return 2
+		}
+		operator = clus.operator
+		if cfg.StateDir == "" {
+			log.Warn("cluster: state_dir is not set: a node that starts while etcd is unreachable has no drains until it connects")
+		}
+	}
 	// The router's plan loop rebuilds its plans, and reports services
 	// all down, whenever health, operator state (or, through SetZones, the
 	// zones) changes.
@@ -222,11 +239,8 @@ func serve(args []string, stderr io.Writer) int {
 	operator.Watch(func(*opstate.State) { router.Changed() })
 	health := healthpkg.NewManager(healthpkg.Options{Allow: probeAllow, StateFile: stateFile, Log: log, Registerer: reg,
 		OnChange: router.Changed})
-	// In an NS set, health is decided from every node's votes (votes.go).
-	nsHealth, err := newNSHealth(cfg.Cluster, health, log, reg)
-	if err != nil {
-		log.Error("cluster", "error", err)
-		return 2
+	if clus != nil {
+		clus.shareHealth(cfg.Cluster, health, reg) // health decided from every node's votes
 	}
 	if len(probeAllow) == 0 {
 		log.Warn("probe_allow is not set: health checks may connect anywhere a zone file points them")
@@ -238,6 +252,9 @@ func serve(args []string, stderr io.Writer) int {
 	watcher.OnChange = health.SetZones
 	watcher.Limits = zones.Limits{MaxFileSize: cfg.ZoneMaxFileSize, ImportDirs: cfg.ZoneImportDirs}
 	watcher.MissingGrace = cfg.ZoneMissingGrace
+	if clus != nil {
+		watcher.Serials = clus.serials
+	}
 	if err := watcher.Scan(true); err != nil && len(set.Load().Zones()) == 0 {
 		log.Warn("no zone loaded; serving REFUSED until a zone file loads", "dir", cfg.Zones, "error", err)
 	}
@@ -285,14 +302,23 @@ func serve(args []string, stderr io.Writer) int {
 		log.Error("config", "error", err)
 		return 2
 	}
-	transfers, err := xfr.New(xfr.Options{Zones: &set, Inner: h, Keys: tsigKeys, StateDir: cfg.StateDir,
-		Catalog: cfg.Catalog, Log: log})
+	xfrOpts := xfr.Options{Zones: &set, Inner: h, Keys: tsigKeys, StateDir: cfg.StateDir, Catalog: cfg.Catalog, Log: log}
+	if clus != nil {
+		xfrOpts.Serials = clus.serials // exported serials too: one per exported content
+	}
+	transfers, err := xfr.New(xfrOpts)
 	if err != nil {
 		log.Error("config: catalog", "error", err)
 		return 2
 	}
 	onChange := watcher.OnChange
 	watcher.OnChange = func(s *zones.Set) { onChange(s); transfers.Changed(s) }
+	if clus != nil {
+		clus.hup = hup
+		clus.sources(&set, locator)
+		onChange := watcher.OnChange
+		watcher.OnChange = func(s *zones.Set) { onChange(s); clus.reports.Changed() }
+	}
 
 	var dnsAddrs []string
 	for _, ln := range lns {
@@ -310,6 +336,12 @@ func serve(args []string, stderr io.Writer) int {
 		}
 		log.Info("serving HTTP API and metrics", "addr", apiLn.Addr().String(), "write_calls", token != "")
 	}
+	if clus != nil {
+		apiServer.Cluster = clus.reports
+		if apiLn != nil {
+			clus.cluster.SetAddress(apiLn.Addr().String())
+		}
+	}
 
 	errc := make(chan error, 8)
 	go func() { errc <- watcher.Run(ctx, hup) }()
@@ -318,8 +350,9 @@ func serve(args []string, stderr io.Writer) int {
 	go func() { errc <- router.Run(ctx, set.Load) }()
 	go func() { errc <- transfers.Run(ctx) }()
 	running := 6
-	if nsHealth != nil {
-		go func() { errc <- nsHealth.run(ctx) }()
+	if clus != nil {
+		defer clus.cluster.Close() // after every part that uses the client has returned
+		go func() { errc <- clus.run(ctx) }()
 		running++
 	}
 	if apiLn != nil {

@@ -115,8 +115,8 @@ func (n *nsNode) launch(t *testing.T, zdir string, geoip []string, clusterYAML s
 	n.proc = startProcess(t, n.log, "nsenter", "--net=/proc/"+strconv.Itoa(n.pid)+"/ns/net", binary, "serve", "--config", file)
 }
 
-// startAll starts geodns on every node at once.
-func startAll(t *testing.T, nodes []*nsNode, zdir string, geoip []string, clusterYAML func(*nsNode) string) {
+// startNSNodes starts geodns on every node at once.
+func startNSNodes(t *testing.T, nodes []*nsNode, zdir string, geoip []string, clusterYAML func(*nsNode) string) {
 	t.Helper()
 	for _, n := range nodes {
 		n.launch(t, zdir, geoip, clusterYAML(n))
@@ -281,7 +281,7 @@ func TestNSSetHealth(t *testing.T) {
 	c := &dns.Client{Timeout: time.Second}
 
 	// Without the cluster: every node decides alone.
-	startAll(t, nodes, zdir, files, func(*nsNode) string { return "" })
+	startNSNodes(t, nodes, zdir, files, func(*nsNode) string { return "" })
 	require.Eventually(t, func() bool { return sides(t, c, nodes) == "ns1=west ns2=east ns3=east" }, 10*time.Second, 50*time.Millisecond,
 		"without the cluster: %s", sides(t, c, nodes))
 	t.Logf("without the cluster (node 1's path to us-east cut): %s", sides(t, c, nodes))
@@ -295,7 +295,7 @@ func TestNSSetHealth(t *testing.T) {
 		return fmt.Sprintf("cluster: {etcd: [%s], node: %s, lease_ttl: %v, partition_grace: %v%s}\n",
 			strings.Join(ec.Endpoints(), ", "), n.name, ttl, grace, extra)
 	}
-	startAll(t, nodes, zdir, files, func(n *nsNode) string { return clusterYAML(n, "") })
+	startNSNodes(t, nodes, zdir, files, func(n *nsNode) string { return clusterYAML(n, "") })
 	cli := ec.Client()
 	eastVote := func(n *nsNode) string {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -355,7 +355,7 @@ func TestNSSetHealth(t *testing.T) {
 	for _, n := range nodes {
 		n.kill(t)
 	}
-	startAll(t, nodes, zdir, files, func(n *nsNode) string { return clusterYAML(n, ", probers: 2") })
+	startNSNodes(t, nodes, zdir, files, func(n *nsNode) string { return clusterYAML(n, ", probers: 2") })
 	var before map[string]int
 	require.Eventually(t, func() bool {
 		west.probers()

@@ -1,0 +1,338 @@
+package cluster
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/geodns/geodns/zones"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Report is what one node serves, as it publishes it under its lease at
+// P/report/<node>: the source of drift.
+type Report struct {
+	Node    string `json:"node"`
+	Region  string `json:"region,omitempty"`
+	Version string `json:"version,omitempty"`
+	// OperatorRevision is the etcd mod revision of the operator state
+	// the node has applied.
+	OperatorRevision int64                 `json:"operator_revision"`
+	Zones            map[string]ZoneReport `json:"zones"`
+	GeoIP            map[string]string     `json:"geoip"` // database file name -> sha256
+}
+
+// ZoneReport is one zone as a node serves it.
+type ZoneReport struct {
+	Serial uint32 `json:"serial"`
+	Hash   string `json:"hash"` // sha256 of the content, without the serial
+}
+
+// Sources are what a node's report is made of.
+type Sources struct {
+	Zones    func() *zones.Set
+	GeoIP    func() []string // paths of the GeoIP databases in use
+	Operator *OperatorStore  // nil: none
+}
+
+// Reports publishes this node's report and mirrors every node's, to show
+// drift: a node that serves a zone content, serial or GeoIP database
+// other than most live nodes do.
+type Reports struct {
+	c    *Cluster
+	src  Sources
+	kick chan struct{}
+
+	others atomic.Pointer[map[string]Report] // live nodes' published reports
+
+	mu     sync.Mutex
+	hashes map[string]fileHash // GeoIP path -> its hash, while its stamp holds
+}
+
+type fileHash struct {
+	mtime time.Time
+	size  int64
+	sum   string
+}
+
+// NewReports makes c's reports; call before c.Run, then run Run.
+func NewReports(c *Cluster, src Sources) *Reports {
+	r := &Reports{c: c, src: src, kick: make(chan struct{}, 1), hashes: map[string]fileHash{}}
+	empty := map[string]Report{}
+	r.others.Store(&empty)
+	c.OnSession(r.publish)
+	return r
+}
+
+// Changed has the report published again now (zones or operator state
+// changed); it never blocks.
+func (r *Reports) Changed() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run mirrors every node's report until ctx ends.
+func (r *Reports) Run(ctx context.Context) error {
+	r.c.Mirror(ctx, "report/", func(u Update) {
+		next := map[string]Report{}
+		if !u.Reset {
+			next = maps.Clone(*r.others.Load())
+		}
+		for k, v := range u.Puts {
+			var rep Report
+			if json.Unmarshal(v, &rep) == nil && rep.Node == k {
+				next[k] = rep
+			}
+		}
+		for _, k := range u.Deletes {
+			delete(next, k)
+		}
+		r.others.Store(&next)
+		r.updateMetrics()
+	})
+	return nil
+}
+
+// publishEvery is how often the report is rebuilt without a Changed
+// (GeoIP databases reload on their own).
+const publishEvery = time.Second
+
+// publish keeps this node's report under the lease current.
+func (r *Reports) publish(ctx context.Context, lease clientv3.LeaseID) error {
+	t := time.NewTicker(publishEvery)
+	defer t.Stop()
+	last := ""
+	for {
+		b, _ := json.Marshal(r.Self())
+		if string(b) != last {
+			pctx, cancel := context.WithTimeout(ctx, r.c.opts.Timeout)
+			_, err := r.c.cli.Put(pctx, r.c.Key("report/"+r.c.self.Name), string(b), clientv3.WithLease(lease))
+			cancel()
+			if err != nil {
+				return err
+			}
+			last = string(b)
+		}
+		r.updateMetrics()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.kick:
+		case <-t.C:
+		}
+	}
+}
+
+// Self returns this node's report as of now.
+func (r *Reports) Self() Report {
+	rep := Report{Node: r.c.self.Name, Region: r.c.self.Region, Version: r.c.self.Version,
+		Zones: map[string]ZoneReport{}, GeoIP: map[string]string{}}
+	if r.src.Operator != nil {
+		rep.OperatorRevision = r.src.Operator.Revision()
+	}
+	if r.src.Zones != nil {
+		if set := r.src.Zones(); set != nil {
+			for _, z := range set.Zones() {
+				rep.Zones[z.Origin] = ZoneReport{Serial: z.Serial, Hash: hex.EncodeToString(z.Hash[:])}
+			}
+		}
+	}
+	if r.src.GeoIP != nil {
+		for _, p := range r.src.GeoIP() {
+			if sum := r.fileHash(p); sum != "" {
+				rep.GeoIP[filepath.Base(p)] = sum
+			}
+		}
+	}
+	return rep
+}
+
+// fileHash returns the sha256 of a file, hashed again only when its
+// modification time or size change.
+func (r *Reports) fileHash(path string) string {
+	st, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	r.mu.Lock()
+	h, ok := r.hashes[path]
+	r.mu.Unlock()
+	if ok && h.mtime.Equal(st.ModTime()) && h.size == st.Size() {
+		return h.sum
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sum := sha256.New()
+	if _, err := io.Copy(sum, f); err != nil {
+		return ""
+	}
+	h = fileHash{st.ModTime(), st.Size(), hex.EncodeToString(sum.Sum(nil))}
+	r.mu.Lock()
+	r.hashes[path] = h
+	r.mu.Unlock()
+	return h.sum
+}
+
+// View is the NS set as one node sees it: GET /api/v1/cluster.
+type View struct {
+	Node         string     `json:"node"`
+	Connected    bool       `json:"connected"`
+	StaleSeconds float64    `json:"stale_seconds"`
+	Drift        bool       `json:"drift"` // some node serves something the others do not
+	Nodes        []NodeView `json:"nodes"`
+}
+
+// NodeView is one node in a View: its registration and report, and what
+// of it differs from most live nodes.
+type NodeView struct {
+	Report
+	Self      bool      `json:"self,omitempty"`
+	Connected bool      `json:"connected"` // holds a lease (self: etcd answers)
+	Address   string    `json:"address,omitempty"`
+	Started   time.Time `json:"started,omitzero"`
+	Drift     []string  `json:"drift,omitempty"`
+}
+
+// View returns the NS set as this node sees it: itself (as of now) and
+// every live node's last report.
+func (r *Reports) View() View {
+	v := View{Node: r.c.self.Name, Connected: r.c.Connected(), StaleSeconds: r.c.Stale().Seconds()}
+	reports := r.all()
+	live := map[string]Node{}
+	for _, n := range r.c.Nodes() {
+		live[n.Name] = n
+	}
+	drift := Drift(reports)
+	for _, rep := range reports {
+		nv := NodeView{Report: rep, Drift: drift[rep.Node]}
+		if rep.Node == r.c.self.Name {
+			nv.Self, nv.Connected, nv.Address, nv.Started = true, v.Connected, r.c.self.Address, r.c.self.Started
+		} else if n, ok := live[rep.Node]; ok {
+			nv.Connected, nv.Address, nv.Started = true, n.Address, n.Started
+		}
+		v.Drift = v.Drift || len(nv.Drift) > 0
+		v.Nodes = append(v.Nodes, nv)
+	}
+	return v
+}
+
+// all returns this node's report and every other node's, by node name.
+func (r *Reports) all() []Report {
+	others := *r.others.Load()
+	out := []Report{r.Self()}
+	for name, rep := range others {
+		if name != r.c.self.Name {
+			out = append(out, rep)
+		}
+	}
+	slices.SortFunc(out, func(a, b Report) int { return compareStrings(a.Node, b.Node) })
+	return out
+}
+
+// Drift returns, by node, what it serves that differs from what most
+// nodes serve (a tie goes to the first node by name holding the value):
+// a zone's content or serial, a zone missing or extra, a GeoIP database,
+// the applied operator state.
+func Drift(reports []Report) map[string][]string {
+	out := map[string][]string{}
+	if len(reports) < 2 {
+		return out
+	}
+	// Each aspect: a key (zone origin, database name), and the value each
+	// node has for it ("" when it has none).
+	check := func(kind string, keys []string, val func(Report, string) string) {
+		for _, k := range keys {
+			count := map[string]int{}
+			for _, rep := range reports {
+				count[val(rep, k)]++
+			}
+			best, bestN := "", -1
+			for _, rep := range reports {
+				if v := val(rep, k); count[v] > bestN {
+					best, bestN = v, count[v]
+				}
+			}
+			for _, rep := range reports {
+				if v := val(rep, k); v != best {
+					out[rep.Node] = append(out[rep.Node], describe(kind, k, v, best))
+				}
+			}
+		}
+	}
+	var zoneKeys, dbKeys []string
+	for _, rep := range reports {
+		zoneKeys = append(zoneKeys, slices.Collect(maps.Keys(rep.Zones))...)
+		dbKeys = append(dbKeys, slices.Collect(maps.Keys(rep.GeoIP))...)
+	}
+	slices.Sort(zoneKeys)
+	slices.Sort(dbKeys)
+	check("zone", slices.Compact(zoneKeys), func(rep Report, k string) string {
+		z, ok := rep.Zones[k]
+		if !ok {
+			return ""
+		}
+		return fmt.Sprintf("serial %d hash %.12s", z.Serial, z.Hash)
+	})
+	check("geoip", slices.Compact(dbKeys), func(rep Report, k string) string {
+		if s, ok := rep.GeoIP[k]; ok {
+			return fmt.Sprintf("sha256 %.12s", s)
+		}
+		return ""
+	})
+	check("operator", []string{"state"}, func(rep Report, _ string) string {
+		return fmt.Sprintf("revision %d", rep.OperatorRevision)
+	})
+	return out
+}
+
+func describe(kind, key, have, want string) string {
+	if have == "" {
+		have = "none"
+	}
+	if want == "" {
+		want = "none"
+	}
+	return fmt.Sprintf("%s %s: %s, most nodes %s", kind, key, have, want)
+}
+
+// DriftKind returns the kind (zone, geoip, operator) of a Drift line.
+func DriftKind(line string) string {
+	for i := range len(line) {
+		if line[i] == ' ' {
+			return line[:i]
+		}
+	}
+	return line
+}
+
+// updateMetrics sets geodns_cluster_drift: how many nodes drift, by kind.
+func (r *Reports) updateMetrics() {
+	counts := map[string]int{"zone": 0, "geoip": 0, "operator": 0}
+	for _, lines := range Drift(r.all()) {
+		seen := map[string]bool{}
+		for _, l := range lines {
+			if k := DriftKind(l); !seen[k] {
+				seen[k] = true
+				counts[k]++
+			}
+		}
+	}
+	for k, n := range counts {
+		r.c.metrics.drift.WithLabelValues(k).Set(float64(n))
+	}
+}

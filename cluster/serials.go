@@ -1,0 +1,170 @@
+package cluster
+
+import (
+	"context"
+	"encoding/hex"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/geodns/geodns/zones"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Serials is the zones.SerialSource of an NS set: one content of a zone,
+// one serial on every node. The first node to load a content (by its
+// hash, which leaves the serial out) records its serial in etcd with a
+// create-if-absent transaction: its own automatic serial (the file's
+// mtime), moved past the zone's newest serial (P/serials/<zone>/last) if
+// it is not after it. Every node that loads the same content later, in
+// any order, gets that serial. A content seen before gets a new serial
+// only when its recorded one is not after the serial the node serves now
+// (a return to older content: secondaries ignore a serial that goes
+// back).
+//
+// While etcd does not answer, a node numbers the zone alone (the mtime
+// rule) and the difference shows as drift until the zone next loads.
+type Serials struct {
+	c *Cluster
+
+	mu    sync.Mutex
+	local map[string]bool // zones numbered alone (etcd did not answer)
+}
+
+var _ zones.SerialSource = (*Serials)(nil)
+
+// NewSerials returns the serial source of c. reload, if set, is called
+// when the node connects while some zone is numbered alone: it should
+// load the zones again (SIGHUP's reload), which numbers them from etcd.
+func NewSerials(c *Cluster, reload func()) *Serials {
+	s := &Serials{c: c, local: map[string]bool{}}
+	if reload != nil {
+		c.OnSession(func(ctx context.Context, _ clientv3.LeaseID) error {
+			if len(s.Local()) > 0 {
+				s.c.log.Info("cluster: connected; reloading the zones numbered alone", "zones", s.Local())
+				reload()
+			}
+			return nil
+		})
+	}
+	return s
+}
+
+// keep is how many contents' serials a zone keeps; older ones are
+// dropped when a new one is recorded.
+const keep = 32
+
+// Serial implements zones.SerialSource.
+func (s *Serials) Serial(origin string, hash [32]byte, want, prev uint32, moved bool) (uint32, bool) {
+	serial, ok := s.serial(origin, hex.EncodeToString(hash[:]), want, prev, moved)
+	s.mu.Lock()
+	if ok {
+		delete(s.local, origin)
+	} else {
+		s.local[origin] = true
+	}
+	s.mu.Unlock()
+	if !ok {
+		s.c.log.Warn("cluster: etcd did not answer; the zone's serial is this node's alone until it loads again", "zone", origin, "serial", want)
+	}
+	return serial, ok
+}
+
+// Local returns the zones numbered alone since they last loaded.
+func (s *Serials) Local() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for o := range s.local {
+		out = append(out, o)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (s *Serials) serial(origin, hash string, want, prev uint32, moved bool) (uint32, bool) {
+	dir := s.c.Key("serials/" + strings.TrimSuffix(origin, ".") + "./")
+	hk, lk := dir+hash, dir+"last"
+	// A node cut off from etcd loads its zones at once, numbered alone,
+	// rather than wait a full timeout for each.
+	timeout := s.c.opts.Timeout
+	if !s.c.Connected() {
+		timeout = min(timeout, time.Second)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for range 10 {
+		r, err := s.c.cli.Txn(ctx).Then(clientv3.OpGet(hk), clientv3.OpGet(lk)).Commit()
+		if err != nil {
+			return want, false
+		}
+		s.c.touch()
+		entry, entryRev, hasEntry := value((*clientv3.GetResponse)(r.Responses[0].GetResponseRange()))
+		last, lastRev, hasLast := value((*clientv3.GetResponse)(r.Responses[1].GetResponseRange()))
+		if hasEntry && (!moved || serialAfter(entry, prev)) {
+			return entry, true
+		}
+		next := want
+		if hasLast && !serialAfter(next, last) {
+			next = last + 1
+		}
+		if moved && !serialAfter(next, prev) {
+			next = prev + 1
+		}
+		v := strconv.FormatUint(uint64(next), 10)
+		t, err := s.c.cli.Txn(ctx).If(
+			clientv3.Compare(clientv3.ModRevision(hk), "=", entryRev),
+			clientv3.Compare(clientv3.ModRevision(lk), "=", lastRev),
+		).Then(clientv3.OpPut(hk, v), clientv3.OpPut(lk, v)).Commit()
+		if err != nil {
+			return want, false
+		}
+		if t.Succeeded {
+			s.prune(ctx, dir)
+			return next, true
+		}
+		// Another node recorded this content or another first: read again.
+	}
+	return want, false
+}
+
+// value reads a serial from a one-key range: the serial, the key's mod
+// revision (0 when absent) and whether it exists.
+func value(r *clientv3.GetResponse) (uint32, int64, bool) {
+	if r == nil || len(r.Kvs) == 0 {
+		return 0, 0, false
+	}
+	n, err := strconv.ParseUint(string(r.Kvs[0].Value), 10, 32)
+	if err != nil {
+		return 0, r.Kvs[0].ModRevision, false
+	}
+	return uint32(n), r.Kvs[0].ModRevision, true
+}
+
+// prune drops all but the newest keep contents' serials of a zone.
+func (s *Serials) prune(ctx context.Context, dir string) {
+	r, err := s.c.cli.Get(ctx, dir, clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithCountOnly())
+	if err != nil || r.Count <= keep+1 {
+		return
+	}
+	r, err = s.c.cli.Get(ctx, dir, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByModRevision, clientv3.SortAscend), clientv3.WithKeysOnly())
+	if err != nil {
+		return
+	}
+	drop := int(r.Count) - keep - 1
+	for _, kv := range r.Kvs {
+		if drop <= 0 {
+			break
+		}
+		if strings.HasSuffix(string(kv.Key), "/last") {
+			continue
+		}
+		s.c.cli.Delete(ctx, string(kv.Key))
+		drop--
+	}
+}
+
+// serialAfter reports whether a comes after b in RFC 1982 serial arithmetic.
+func serialAfter(a, b uint32) bool { return a != b && a-b < 1<<31 }

@@ -1,0 +1,178 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/geodns/geodns/internal/etcdtest"
+	"github.com/geodns/geodns/opstate"
+	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// TestMirrorResyncsAfterCompaction: a mirror whose member was down while
+// the others changed keys and compacted the history cannot watch from its
+// revision; it reads everything again (Reset), and its view matches etcd,
+// deletions included.
+func TestMirrorResyncsAfterCompaction(t *testing.T) {
+	ec := etcdtest.Start(t, etcdtest.Options{})
+	cfg := testConfig(ec, "ns1", "eu")
+	cfg.Etcd = cfg.Etcd[:1] // this node knows member 0 only
+	c, err := New(Options{Config: cfg, TTL: 2 * time.Second, Timeout: time.Second, Log: quiet})
+	require.NoError(t, err)
+	defer c.Close()
+	admin := ec.Client()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err = admin.Put(ctx, "/test/m/a", "1")
+	require.NoError(t, err)
+	_, err = admin.Put(ctx, "/test/m/b", "1")
+	require.NoError(t, err)
+
+	var mu sync.Mutex
+	view, resets := map[string]string{}, 0
+	go c.Mirror(ctx, "m/", func(u Update) {
+		mu.Lock()
+		defer mu.Unlock()
+		if u.Reset {
+			resets++
+			clear(view)
+		}
+		for k, v := range u.Puts {
+			view[k] = string(v)
+		}
+		for _, k := range u.Deletes {
+			delete(view, k)
+		}
+	})
+	same := func(want map[string]string) func() bool {
+		return func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return fmt.Sprint(view) == fmt.Sprint(want)
+		}
+	}
+	require.Eventually(t, same(map[string]string{"a": "1", "b": "1"}), 10*time.Second, 10*time.Millisecond)
+	_, err = admin.Put(ctx, "/test/m/a", "2")
+	require.NoError(t, err)
+	require.Eventually(t, same(map[string]string{"a": "2", "b": "1"}), 5*time.Second, 10*time.Millisecond, "watched")
+
+	ec.Kill(0)
+	require.Eventually(t, func() bool {
+		wctx, wcancel := context.WithTimeout(ctx, time.Second)
+		defer wcancel()
+		_, err1 := admin.Delete(wctx, "/test/m/b")
+		if err1 != nil {
+			return false
+		}
+		r, err2 := admin.Put(wctx, "/test/m/c", "3")
+		if err2 != nil {
+			return false
+		}
+		_, err3 := admin.Compact(wctx, r.Header.Revision, clientv3.WithCompactPhysical())
+		return err3 == nil
+	}, 15*time.Second, 50*time.Millisecond)
+	ec.Restart(0)
+	require.Eventually(t, same(map[string]string{"a": "2", "c": "3"}), 15*time.Second, 10*time.Millisecond, "resynced after the compaction")
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, 2, resets, "one full read at start, one after the compaction")
+}
+
+// TestOperatorConcurrentChanges: changes made at once through two nodes
+// all land (transactions on the key's revision, none lost), each node
+// applies them all, and a node started while etcd is down serves what it
+// persisted.
+func TestOperatorConcurrentChanges(t *testing.T) {
+	ec := etcdtest.Start(t, etcdtest.Options{TLS: true})
+	dirs := []string{t.TempDir(), t.TempDir()}
+	var stores []*OperatorStore
+	for i, name := range []string{"ns1", "ns2"} {
+		c, _ := startNode(t, testConfig(ec, name, "eu"))
+		local := opstate.OpenFile(opstate.FileOptions{Path: filepath.Join(dirs[i], "operator.json"), Log: quiet})
+		s := NewOperatorStore(c, local)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { s.Run(ctx); close(done) }()
+		t.Cleanup(func() { cancel(); <-done })
+		stores = append(stores, s)
+	}
+	var wg sync.WaitGroup
+	const each = 10
+	for i, s := range stores {
+		wg.Go(func() {
+			for j := range each {
+				_, err := s.Apply(opstate.Site(fmt.Sprintf("site-%d-%d", i, j), opstate.Drain))
+				require.NoError(t, err)
+			}
+		})
+	}
+	wg.Wait()
+	for _, s := range stores {
+		require.Eventually(t, func() bool { return len(s.Load().Sites()) == 2*each }, 5*time.Second, 10*time.Millisecond,
+			"every change of both nodes, none lost: %v", s.Load().Sites())
+	}
+	require.Eventually(t, func() bool { return stores[0].Revision() == stores[1].Revision() }, 5*time.Second, 10*time.Millisecond)
+
+	// etcd gone: a change is refused; a node opened on its state file
+	// alone has every drain.
+	ec.KillAll()
+	_, err := stores[0].Apply(opstate.Site("late", opstate.Drain))
+	require.ErrorIs(t, err, opstate.ErrNotSaved)
+	c, _ := startNode(t, testConfig(ec, "ns1", "eu"))
+	fresh := NewOperatorStore(c, opstate.OpenFile(opstate.FileOptions{Path: filepath.Join(dirs[0], "operator.json"), Log: quiet}))
+	require.Len(t, fresh.Load().Sites(), 2*each, "the persisted state, without etcd")
+	require.NotContains(t, fresh.Load().Sites(), "late")
+}
+
+// TestSerialsOneForOneContent: nodes asking at once for the serial of a
+// new content, each with its own automatic serial, all get one; a newer
+// content gets a later one even when its own mtime is older; a return to
+// an older content moves past the newest.
+func TestSerialsOneForOneContent(t *testing.T) {
+	ec := etcdtest.Start(t, etcdtest.Options{})
+	var srcs []*Serials
+	for _, name := range []string{"ns1", "ns2", "ns3"} {
+		c, _ := startNode(t, testConfig(ec, name, "eu"))
+		srcs = append(srcs, NewSerials(c, nil))
+	}
+	a, b := [32]byte{1}, [32]byte{2}
+	got := make([]uint32, 3)
+	var wg sync.WaitGroup
+	for i, s := range srcs {
+		wg.Go(func() {
+			var ok bool
+			got[i], ok = s.Serial("example.com.", a, uint32(1000+i*100), 0, false)
+			require.True(t, ok)
+		})
+	}
+	wg.Wait()
+	require.Equal(t, got[0], got[1])
+	require.Equal(t, got[1], got[2])
+	require.Contains(t, []uint32{1000, 1100, 1200}, got[0], "one node's own serial")
+
+	sb, ok := srcs[1].Serial("example.com.", b, 500, got[0], true) // an older mtime
+	require.True(t, ok)
+	require.Equal(t, got[0]+1, sb, "after the newest")
+	sb3, _ := srcs[2].Serial("example.com.", b, 9999, got[0], true)
+	require.Equal(t, sb, sb3, "the same content: its serial")
+
+	back, _ := srcs[0].Serial("example.com.", a, 1000, sb, true)
+	require.Equal(t, sb+1, back, "a return to older content moves on")
+	back2, _ := srcs[1].Serial("example.com.", a, 1000, sb, true)
+	require.Equal(t, back, back2)
+	fresh, _ := srcs[2].Serial("example.com.", a, 1, 0, false)
+	require.Equal(t, back, fresh, "a node (re)starting on that content")
+	other, _ := srcs[2].Serial("other.example.", a, 77, 0, false)
+	require.Equal(t, uint32(77), other, "per zone")
+
+	ec.KillAll()
+	s, ok := srcs[0].Serial("example.com.", b, 4242, back, true)
+	require.False(t, ok, "etcd gone: numbered alone")
+	require.Equal(t, uint32(4242), s)
+	require.Equal(t, []string{"example.com."}, srcs[0].Local())
+}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/geodns/geodns/cluster"
+	"github.com/geodns/geodns/geo"
+	"github.com/geodns/geodns/health"
+	"github.com/geodns/geodns/opstate"
+	"github.com/geodns/geodns/zones"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// clusterParts are a node's parts of an NS set (docs/cluster.md): its
+// session on etcd, the shared operator state, the serial source and the
+// reports that show drift.
+type clusterParts struct {
+	cluster  *cluster.Cluster
+	operator *cluster.OperatorStore
+	serials  *cluster.Serials
+	reports  *cluster.Reports
+	hup      chan os.Signal // the zone watcher's reload: set by sources
+	votes    *cluster.Votes // health across the set: set by shareHealth
+}
+
+func newClusterParts(cfg cluster.Config, local *opstate.FileStore, log *slog.Logger, reg prometheus.Registerer) (*clusterParts, error) {
+	c, err := cluster.New(cluster.Options{Config: cfg, Version: version, Log: log, Registerer: reg})
+	if err != nil {
+		return nil, err
+	}
+	p := &clusterParts{cluster: c, operator: cluster.NewOperatorStore(c, local)}
+	p.serials = cluster.NewSerials(c, func() {
+		if p.hup != nil {
+			select {
+			case p.hup <- syscall.SIGHUP:
+			default:
+			}
+		}
+	})
+	return p, nil
+}
+
+// sources tells the reports what the node serves; call before run.
+func (p *clusterParts) sources(set *atomic.Pointer[zones.Set], loc *geo.Locator) {
+	p.reports = cluster.NewReports(p.cluster, cluster.Sources{Zones: set.Load, GeoIP: loc.Databases, Operator: p.operator})
+	p.operator.OnApplied = p.reports.Changed
+}
+
+// shareHealth has the node's health decided from every node's votes,
+// its targets shared among the probers (cluster.Votes); call before run.
+func (p *clusterParts) shareHealth(cfg cluster.Config, h *health.Manager, reg prometheus.Registerer) {
+	p.votes = cluster.NewVotes(p.cluster, h, cluster.VotesOptions{Probers: cfg.Probers, Grace: cfg.PartitionGrace}, reg)
+}
+
+// run runs the parts until ctx ends.
+func (p *clusterParts) run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { p.operator.Run(ctx) })
+	wg.Go(func() { p.reports.Run(ctx) })
+	if p.votes != nil {
+		wg.Go(func() { p.votes.Run(ctx) })
+	}
+	err := p.cluster.Run(ctx)
+	wg.Wait()
+	return err
+}
+
+// clusterCmd is `geodns cluster status --api URL`: the NS set as one node
+// sees it, as a table.
+func clusterCmd(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "status" {
+		fmt.Fprint(stderr, "usage: geodns cluster status --api URL [--json]\n")
+		return 2
+	}
+	fs := flag.NewFlagSet("cluster status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	apiURL := fs.String("api", "http://127.0.0.1:8053", "a node's API URL")
+	asJSON := fs.Bool("json", false, "print the API's JSON")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	v, raw, err := fetchCluster(*apiURL)
+	if err != nil {
+		fmt.Fprintf(stderr, "geodns cluster status: %v\n", err)
+		return 1
+	}
+	if *asJSON {
+		stdout.Write(raw)
+		return 0
+	}
+	printCluster(stdout, v)
+	if v.Drift {
+		return 3 // scripts can alert on drift
+	}
+	return 0
+}
+
+func fetchCluster(base string) (cluster.View, []byte, error) {
+	var v cluster.View
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Get(strings.TrimRight(base, "/") + "/api/v1/cluster")
+	if err != nil {
+		return v, nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return v, nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct{ Error string }
+		json.Unmarshal(raw, &e)
+		return v, nil, fmt.Errorf("%s: %s %s", base, resp.Status, e.Error)
+	}
+	return v, raw, json.Unmarshal(raw, &v)
+}
+
+// printCluster writes the nodes (region, connection, applied revision,
+// zones and drift), then each drifting node's differences.
+func printCluster(w io.Writer, v cluster.View) {
+	conn := "connected"
+	if !v.Connected {
+		conn = fmt.Sprintf("NOT connected for %.0fs: serving its last view", v.StaleSeconds)
+	}
+	fmt.Fprintf(w, "as seen by %s (%s)\n\n", v.Node, conn)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tREGION\tLEASE\tREVISION\tZONES\tGEOIP\tDRIFT")
+	for _, n := range v.Nodes {
+		name := n.Node
+		if n.Self {
+			name += " *"
+		}
+		lease := "live"
+		if !n.Connected {
+			lease = "lost"
+		}
+		drift := "-"
+		if len(n.Drift) > 0 {
+			drift = fmt.Sprintf("DRIFT (%d)", len(n.Drift))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\n", name, dash(n.Region), lease, n.OperatorRevision, zoneList(n.Zones), len(n.GeoIP), drift)
+	}
+	tw.Flush()
+	for _, n := range v.Nodes {
+		for _, d := range n.Drift {
+			fmt.Fprintf(w, "drift: %s: %s\n", n.Node, d)
+		}
+	}
+	if !v.Drift {
+		fmt.Fprintln(w, "\nno drift: every node serves the same zones, serials and GeoIP data")
+	}
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// zoneList shows zones as origin@serial, sorted.
+func zoneList(zs map[string]cluster.ZoneReport) string {
+	var out []string
+	for o, z := range zs {
+		out = append(out, fmt.Sprintf("%s@%d", o, z.Serial))
+	}
+	sort.Strings(out)
+	if len(out) > 4 {
+		out = append(out[:4], fmt.Sprintf("+%d", len(out)-4))
+	}
+	return dash(strings.Join(out, ","))
+}

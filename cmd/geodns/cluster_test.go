@@ -1,0 +1,465 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/geodns/geodns/api"
+	"github.com/geodns/geodns/cluster"
+	"github.com/geodns/geodns/internal/etcdtest"
+	"github.com/miekg/dns"
+	"github.com/stretchr/testify/require"
+)
+
+// clusterZone is two sites with static checks (always up): the cluster
+// tests move answers with operator state, not probes.
+const clusterZone = `soa: {ns: ns1.example.com., mbox: hostmaster.example.com.}
+records:
+  "@": {NS: [ns1.example.com., ns2.example.com., ns3.example.com.]}
+  www: {service: web}
+sites:
+  us-east: {lat: 39.04, lon: -77.49}
+  us-west: {lat: 37.34, lon: -121.89}
+checks:
+  up: {type: static, up: true}
+services:
+  web:
+    ttl: 30
+    return_ramp: 0s
+    endpoints:
+      - {site: us-east, address: 192.0.2.10, check: up}
+      - {site: us-west, address: 198.51.100.10, check: up}
+`
+
+// clusterNode is a geodns binary in an NS set of the tests: its own zone
+// directory, state directory, mTLS identity and API address.
+type clusterNode struct {
+	name, zdir, state, http, dns, config string
+	args                                 []string
+}
+
+// newClusterNodes writes the config of n nodes on etcd ec, each with
+// zone in its own zone directory (not started).
+func newClusterNodes(t *testing.T, ec *etcdtest.Cluster, n int, zone string) []*clusterNode {
+	t.Helper()
+	files := realDB(t)
+	token := tokenFile(t, testToken)
+	var nodes []*clusterNode
+	for i := range n {
+		name := fmt.Sprintf("ns%d", i+1)
+		dir := t.TempDir()
+		cert, key := ec.Certs.Client(name)
+		nd := &clusterNode{name: name, zdir: filepath.Join(dir, "zones"), state: filepath.Join(dir, "state"),
+			http: freeLoopback(t, "127.0.0.1"), config: filepath.Join(dir, "geodns.yaml")}
+		require.NoError(t, os.MkdirAll(nd.zdir, 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(nd.zdir, "example.com.yaml"), []byte(zone), 0o644))
+		cfg := fmt.Sprintf(`cluster:
+  etcd: [%s]
+  node: %s
+  region: r%d
+  lease_ttl: 2s
+  tls: {ca: %s, cert: %s, key: %s}
+`, strings.Join(ec.Endpoints(), ", "), name, i+1, ec.Certs.CA, cert, key)
+		require.NoError(t, os.WriteFile(nd.config, []byte(cfg), 0o644))
+		nd.args = []string{"--config", nd.config, "--geoip", files[0], "--geoip", files[1], "--state-dir", nd.state,
+			"--http", nd.http, "--api-token-file", token}
+		nodes = append(nodes, nd)
+	}
+	return nodes
+}
+
+func (n *clusterNode) start(t *testing.T) {
+	t.Helper()
+	n.launch(t)
+	waitSOA(t, n.dns, "example.com.")
+}
+
+// launch starts the node's binary without waiting for it (as
+// startGeodns, which waits).
+func (n *clusterNode) launch(t *testing.T) {
+	t.Helper()
+	n.dns = freeAddr(t)
+	args := append([]string{"serve", "--zones", n.zdir, "--listen", n.dns, "--probe-allow", "127.0.0.0/8"}, n.args...)
+	servers.Store(n.dns, startProcess(t, new(logBuffer), binary, args...))
+}
+
+// startAll starts the nodes at once and waits until each answers.
+func startAll(t *testing.T, nodes []*clusterNode) {
+	t.Helper()
+	for _, n := range nodes {
+		n.launch(t)
+	}
+	for _, n := range nodes {
+		waitSOA(t, n.dns, "example.com.")
+	}
+}
+
+func (n *clusterNode) stop(t *testing.T) { stopGeodns(t, n.dns) }
+
+func (n *clusterNode) url(path string) string { return "http://" + n.http + path }
+
+// view returns the node's /api/v1/cluster.
+func (n *clusterNode) view(t *testing.T) cluster.View {
+	t.Helper()
+	code, body := call(t, "GET", n.url("/api/v1/cluster"), "")
+	require.Equal(t, 200, code, body)
+	var v cluster.View
+	require.NoError(t, json.Unmarshal([]byte(body), &v))
+	return v
+}
+
+// status returns the node's /api/v1/status.
+func (n *clusterNode) status(t *testing.T) api.Status {
+	t.Helper()
+	code, body := call(t, "GET", n.url("/api/v1/status"), "")
+	require.Equal(t, 200, code, body)
+	var st api.Status
+	require.NoError(t, json.Unmarshal([]byte(body), &st))
+	return st
+}
+
+// waitClusterUp waits until every node sees every node connected.
+func waitClusterUp(t *testing.T, nodes []*clusterNode) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		for _, n := range nodes {
+			v := n.view(t)
+			if !v.Connected || len(v.Nodes) != len(nodes) {
+				return false
+			}
+			for _, nv := range v.Nodes {
+				if !nv.Connected {
+					return false
+				}
+			}
+		}
+		return true
+	}, 20*time.Second, 20*time.Millisecond, "the nodes never all saw each other")
+}
+
+// eastAnswer is what an east-coast client gets from server.
+func eastAnswer(c *dns.Client, server string) string {
+	q := question("www.example.com.", dns.TypeA)
+	q.SetEdns0(1232, false)
+	q.IsEdns0().Option = append(q.IsEdns0().Option, &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: 24,
+		Address: net.ParseIP("3.80.0.0").To4()})
+	r, _, err := c.Exchange(q, server)
+	if err != nil || len(r.Answer) == 0 {
+		return "error"
+	}
+	return r.Answer[0].(*dns.A).A.String()
+}
+
+// untilAnswer polls every server until each gives an east client want,
+// and returns how long the slowest took (failing after limit).
+func untilAnswer(t *testing.T, c *dns.Client, servers []string, want string, limit time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	pending := slices.Clone(servers)
+	for len(pending) > 0 {
+		pending = slices.DeleteFunc(pending, func(s string) bool { return eastAnswer(c, s) == want })
+		if len(pending) > 0 {
+			require.Less(t, time.Since(start), limit, "%v never answered %s", pending, want)
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	return time.Since(start)
+}
+
+func p99(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[(len(s)*99+99)/100-1]
+}
+
+// TestClusterDrainAnywhere (issue 19, "drain anywhere"): three geodns
+// nodes on a 3-member etcd (mTLS); a drain through node 1's API changes
+// the DNS answers of nodes 2 and 3 within 1 s (p99 over 20 tries, each
+// timed from the API call), the undrain the same; a drain survives
+// restarting every node.
+func TestClusterDrainAnywhere(t *testing.T) {
+	ec := etcdtest.Start(t, etcdtest.Options{TLS: true})
+	nodes := newClusterNodes(t, ec, 3, clusterZone)
+	startAll(t, nodes)
+	waitClusterUp(t, nodes)
+	c := &dns.Client{Timeout: time.Second}
+	others := []string{nodes[1].dns, nodes[2].dns}
+	for _, n := range nodes {
+		require.Equal(t, eastAddr, eastAnswer(c, n.dns))
+	}
+
+	const tries = 20
+	var drains, undrains []time.Duration
+	for range tries {
+		via := nodes[0]
+		start := time.Now()
+		code, body := call(t, "POST", via.url("/api/v1/sites/us-east/drain"), testToken)
+		require.Equal(t, 200, code, body)
+		require.Equal(t, westAddr, eastAnswer(c, via.dns), "in effect on node 1 when acknowledged")
+		untilAnswer(t, c, others, westAddr, 5*time.Second)
+		drains = append(drains, time.Since(start))
+
+		start = time.Now()
+		code, body = call(t, "POST", via.url("/api/v1/sites/us-east/undrain"), testToken)
+		require.Equal(t, 200, code, body)
+		untilAnswer(t, c, others, eastAddr, 5*time.Second)
+		undrains = append(undrains, time.Since(start))
+	}
+	t.Logf("drain on ns1 -> answers of ns2 and ns3 moved: p50 %v p99 %v max %v (%d tries)",
+		drains[len(drains)/2].Round(time.Millisecond), p99(drains).Round(time.Millisecond), slices.Max(drains).Round(time.Millisecond), tries)
+	t.Logf("undrain on ns1 -> answers of ns2 and ns3 back: p99 %v max %v", p99(undrains).Round(time.Millisecond), slices.Max(undrains).Round(time.Millisecond))
+	require.Less(t, p99(drains), time.Second, "drain p99")
+	require.Less(t, p99(undrains), time.Second, "undrain p99")
+
+	// /api/v1/status shows the revision every node applied: one revision.
+	require.Eventually(t, func() bool {
+		st := nodes[2].status(t).Cluster
+		if st == nil || len(st.Revisions) != 3 || st.Revision == 0 {
+			return false
+		}
+		for _, r := range st.Revisions {
+			if r != st.Revision {
+				return false
+			}
+		}
+		return true
+	}, 5*time.Second, 20*time.Millisecond)
+	t.Logf("applied revisions: %v", nodes[2].status(t).Cluster.Revisions)
+
+	// A drain made on node 3 survives restarting every node.
+	code, body := call(t, "POST", nodes[2].url("/api/v1/sites/us-east/drain"), testToken)
+	require.Equal(t, 200, code, body)
+	for _, n := range nodes {
+		n.stop(t)
+	}
+	startAll(t, nodes)
+	for _, n := range nodes {
+		require.Equal(t, westAddr, eastAnswer(c, n.dns), "%s: the drain survived the restart", n.name)
+	}
+	waitClusterUp(t, nodes)
+	code, body = call(t, "POST", nodes[1].url("/api/v1/sites/us-east/undrain"), testToken)
+	require.Equal(t, 200, code, body)
+	untilAnswer(t, c, []string{nodes[0].dns, nodes[1].dns, nodes[2].dns}, eastAddr, time.Second)
+}
+
+// metric returns the value of a metric line (name with labels) in the
+// node's scrape, or "" when it is missing.
+func (n *clusterNode) metric(t *testing.T, name string) string {
+	t.Helper()
+	code, body := call(t, "GET", n.url("/metrics"), "")
+	require.Equal(t, 200, code)
+	for _, l := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// TestClusterEtcdFailures (issue 19, "etcd failures", operator state):
+// one etcd member killed changes nothing; with every member killed each
+// node keeps answering from its last view and the drain stays in force,
+// also on a node restarted meanwhile (from its state file); when etcd is
+// back the nodes converge.
+func TestClusterEtcdFailures(t *testing.T) {
+	ec := etcdtest.Start(t, etcdtest.Options{TLS: true})
+	nodes := newClusterNodes(t, ec, 3, clusterZone)
+	startAll(t, nodes)
+	waitClusterUp(t, nodes)
+	c := &dns.Client{Timeout: time.Second}
+	all3 := func() []string { return []string{nodes[0].dns, nodes[1].dns, nodes[2].dns} }
+	code, body := call(t, "POST", nodes[0].url("/api/v1/sites/us-east/drain"), testToken)
+	require.Equal(t, 200, code, body)
+	untilAnswer(t, c, all3(), westAddr, time.Second)
+
+	// One member down: every node stays connected (for over a lease TTL),
+	// and a change still reaches every node.
+	ec.Kill(0)
+	killed := time.Now()
+	for time.Since(killed) < 3*time.Second {
+		for _, n := range nodes {
+			require.Equal(t, "1", n.metric(t, "geodns_cluster_connected"), "%s with one etcd member down", n.name)
+			require.Equal(t, westAddr, eastAnswer(c, n.dns))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	start := time.Now()
+	code, body = call(t, "POST", nodes[1].url("/api/v1/sites/us-east/undrain"), testToken)
+	require.Equal(t, 200, code, body)
+	untilAnswer(t, c, all3(), eastAddr, time.Second)
+	t.Logf("one etcd member down: undrain via ns2 reached all nodes %v after the call", time.Since(start).Round(time.Millisecond))
+	code, body = call(t, "POST", nodes[1].url("/api/v1/sites/us-east/drain"), testToken)
+	require.Equal(t, 200, code, body)
+	untilAnswer(t, c, all3(), westAddr, time.Second)
+	ec.RestartAll()
+
+	// Every member down: nodes notice within a lease TTL and keep the
+	// drain; a change is refused, not half made.
+	ec.KillAll()
+	start = time.Now()
+	require.Eventually(t, func() bool {
+		for _, n := range nodes {
+			if n.metric(t, "geodns_cluster_connected") != "0" {
+				return false
+			}
+		}
+		return true
+	}, 5*time.Second, 20*time.Millisecond)
+	t.Logf("all etcd members down: every node reports disconnected after %v (lease TTL 2s)", time.Since(start).Round(time.Millisecond))
+	for _, n := range nodes {
+		require.Equal(t, westAddr, eastAnswer(c, n.dns), "%s keeps the drain without etcd", n.name)
+	}
+	code, body = call(t, "POST", nodes[0].url("/api/v1/sites/us-east/undrain"), testToken)
+	require.Equal(t, 503, code, body)
+	require.Equal(t, westAddr, eastAnswer(c, nodes[0].dns), "the refused undrain is not in effect")
+
+	// A node restarted while etcd is down serves its persisted drain.
+	nodes[2].stop(t)
+	start = time.Now()
+	nodes[2].start(t)
+	require.Equal(t, westAddr, eastAnswer(c, nodes[2].dns), "restarted without etcd: the drain from its state file")
+	t.Logf("ns3 restarted without etcd: answering (drained) %v after start", time.Since(start).Round(time.Millisecond))
+	v := nodes[2].view(t)
+	require.False(t, v.Connected)
+	require.Greater(t, v.StaleSeconds, 0.0)
+	for _, n := range nodes {
+		require.NotEmpty(t, n.metric(t, "geodns_cluster_stale_seconds"))
+		require.NotEqual(t, "0", n.metric(t, "geodns_cluster_stale_seconds"))
+	}
+
+	// etcd back: every node reconnects and applies one revision; a change
+	// reaches all of them again.
+	ec.RestartAll()
+	start = time.Now()
+	require.Eventually(t, func() bool {
+		var revs []int64
+		for _, n := range nodes {
+			st := n.status(t).Cluster
+			if st == nil || !st.Connected {
+				return false
+			}
+			revs = append(revs, st.Revision)
+		}
+		return revs[0] != 0 && revs[0] == revs[1] && revs[1] == revs[2]
+	}, 15*time.Second, 20*time.Millisecond)
+	t.Logf("etcd back: all nodes connected on one revision %v after the cluster answered", time.Since(start).Round(time.Millisecond))
+	for _, n := range nodes {
+		require.Equal(t, westAddr, eastAnswer(c, n.dns))
+	}
+	start = time.Now()
+	code, body = call(t, "POST", nodes[2].url("/api/v1/sites/us-east/undrain"), testToken)
+	require.Equal(t, 200, code, body)
+	untilAnswer(t, c, all3(), eastAddr, time.Second)
+	t.Logf("after the outage: undrain via ns3 reached all nodes %v after the call", time.Since(start).Round(time.Millisecond))
+}
+
+// deploy writes zone into the node's zone directory (renamed into place,
+// as a deploy does) with the modification time mtime.
+func (n *clusterNode) deploy(t *testing.T, zone string, mtime time.Time) {
+	t.Helper()
+	tmp := filepath.Join(n.zdir, ".example.com.yaml.tmp")
+	require.NoError(t, os.WriteFile(tmp, []byte(zone), 0o644))
+	require.NoError(t, os.Chtimes(tmp, mtime, mtime))
+	require.NoError(t, os.Rename(tmp, filepath.Join(n.zdir, "example.com.yaml")))
+}
+
+// TestClusterSerials (issue 19, "serials"): the same zone file deployed to
+// three nodes at different times (different mtimes) gets one serial on
+// every node; a changed file on one node shows as drift in /api/v1/cluster,
+// in geodns_cluster_drift and in `geodns cluster status`, and goes when
+// the others get it too, under one new serial; going back to the old
+// content gives a newer serial still, again one for all.
+func TestClusterSerials(t *testing.T) {
+	ec := etcdtest.Start(t, etcdtest.Options{TLS: true})
+	// Transferable: SOA answers say the exported serial (xfr), numbered
+	// through the cluster too.
+	clusterZone := clusterZone + "transfer: {allow: [127.0.0.0/8]}\n"
+	nodes := newClusterNodes(t, ec, 3, clusterZone)
+	base := time.Now().Add(-time.Hour).Truncate(time.Second)
+	var serials []uint32
+	for i, n := range nodes {
+		// Deployed an hour, then ten minutes, apart: the mtime serials differ.
+		n.deploy(t, clusterZone, base.Add(time.Duration(i)*10*time.Minute))
+		n.start(t)
+		serials = append(serials, soaSerial(n.dns, "example.com."))
+	}
+	t.Logf("one content deployed at three mtimes (%d, %d, %d): serials %v", base.Unix(), base.Add(10*time.Minute).Unix(), base.Add(20*time.Minute).Unix(), serials)
+	require.Equal(t, uint32(base.Unix()), serials[0], "the first node's own serial (its file's mtime)")
+	require.Equal(t, []uint32{serials[0], serials[0], serials[0]}, serials, "one serial everywhere")
+	waitClusterUp(t, nodes)
+	for _, n := range nodes {
+		require.Equal(t, "0", n.metric(t, `geodns_cluster_drift{kind="zone"}`))
+	}
+
+	// A changed file on ns2 only: drift, seen from every node.
+	changed := strings.Replace(clusterZone, "ttl: 30", "ttl: 31", 1)
+	nodes[1].deploy(t, changed, base.Add(30*time.Minute))
+	require.Eventually(t, func() bool { return soaSerial(nodes[1].dns, "example.com.") != serials[0] }, 10*time.Second, 20*time.Millisecond)
+	newSerial := soaSerial(nodes[1].dns, "example.com.")
+	require.Eventually(t, func() bool {
+		for _, n := range nodes {
+			if n.metric(t, `geodns_cluster_drift{kind="zone"}`) != "1" {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 20*time.Millisecond, "every node counts one drifting node")
+	v := nodes[0].view(t)
+	require.True(t, v.Drift)
+	for _, nv := range v.Nodes {
+		if nv.Node == "ns2" {
+			require.Len(t, nv.Drift, 1)
+			require.Contains(t, nv.Drift[0], "zone example.com.: serial "+fmt.Sprint(newSerial))
+			t.Logf("ns1's /api/v1/cluster: ns2 drift: %s", nv.Drift[0])
+		} else {
+			require.Empty(t, nv.Drift, nv.Node)
+		}
+	}
+	code, out, _ := runGeodns(t, "cluster", "status", "--api", nodes[2].url(""))
+	require.Equal(t, 3, code, "drift: exit 3\n%s", out)
+	require.Contains(t, out, "drift: ns2: zone example.com.")
+	t.Logf("geodns cluster status --api (ns3):\n%s", out)
+
+	// The others get the new file, later, with other mtimes: its serial.
+	nodes[0].deploy(t, changed, base.Add(40*time.Minute))
+	nodes[2].deploy(t, changed, base.Add(-time.Hour))
+	require.Eventually(t, func() bool {
+		return soaSerial(nodes[0].dns, "example.com.") == newSerial && soaSerial(nodes[2].dns, "example.com.") == newSerial
+	}, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool {
+		for _, n := range nodes {
+			if n.metric(t, `geodns_cluster_drift{kind="zone"}`) != "0" {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 20*time.Millisecond, "drift gone")
+	code, out, _ = runGeodns(t, "cluster", "status", "--api", nodes[0].url(""))
+	require.Equal(t, 0, code, out)
+	code, scrape := call(t, "GET", nodes[0].url("/metrics"), "")
+	require.Equal(t, 200, code)
+	promtool(t, scrape) // the cluster metrics too
+	t.Logf("after deploying to all: serial %d everywhere; geodns cluster status:\n%s", newSerial, out)
+
+	// Back to the first content: a serial after the second's, one for all.
+	for i, n := range nodes {
+		n.deploy(t, clusterZone, base.Add(time.Duration(i)*time.Minute))
+	}
+	var back []uint32
+	require.Eventually(t, func() bool {
+		back = back[:0]
+		for _, n := range nodes {
+			back = append(back, soaSerial(n.dns, "example.com."))
+		}
+		return back[0] != newSerial && back[0] == back[1] && back[1] == back[2]
+	}, 10*time.Second, 20*time.Millisecond)
+	require.Greater(t, back[0], newSerial, "a return to older content moves the serial on")
+	t.Logf("back to the first content: serial %d everywhere (was %d, then %d)", back[0], serials[0], newSerial)
+}
