@@ -5,14 +5,16 @@
 // raft proposals committed, from etcd's: every writer's, keep-alives of
 // leases included), and CPU and peak RSS per node
 // next to one node alone probing the same endpoints. Then it shows the
-// query path does no etcd I/O: dnsperf against one node pinned to one
-// core, in the NS set (votes flowing) and alone, in interleaved rounds;
-// QPS per server core should match within a few per cent.
+// query path does no etcd I/O: dnsperf at a fixed rate against one node
+// pinned to one core, in the NS set (votes flowing) and alone, in
+// interleaved rounds; queries per server CPU second should match within
+// a few per cent.
 //
 // It runs itself inside a new network namespace (unshare --net, as root),
 // like healthload: the targets are 100 ports on 300 loopback addresses,
-// served by this process, which answers 503 to the flapping 5 % in
-// alternate periods.
+// served by this process (tcp checks: a connect is a probe, the cheapest
+// for both sides on a small machine). The flapping 5 % are the targets on
+// 5 of the 100 ports, whose listeners close and reopen every -flap.
 //
 //	go run ./benchmarks/votesload -geodns bin/geodns -endpoints 30000 -duration 60s
 package main
@@ -22,7 +24,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,6 +48,7 @@ var (
 	duration  = flag.Duration("duration", 60*time.Second, "measuring time per configuration, after warm-up")
 	qpsRounds = flag.Int("rounds", 3, "dnsperf rounds per side (0: skip the query-path cell)")
 	qpsEPs    = flag.Int("qps-endpoints", 200, "endpoints in the query-path cell (5 % flapping)")
+	qpsRate   = flag.Int("qps", 20000, "the query rate of the query-path cell")
 	etcdBin   = flag.String("etcd", "/usr/bin/etcd", "the etcd server")
 )
 
@@ -73,12 +75,16 @@ func main() {
 	listen(&probes)
 	dir, err := os.MkdirTemp("", "votesload")
 	must(err)
-	defer os.RemoveAll(dir)
+	if os.Getenv("VOTESLOAD_KEEP") == "" {
+		defer os.RemoveAll(dir)
+	} else {
+		fmt.Println("votesload: files in", dir)
+	}
 
 	etcd := startEtcd(dir)
 	defer etcd.stop()
 
-	fmt.Printf("votesload: %d endpoints (http, keepalive off; %d steady every %v, %d flapping every 1s, failing/recovering every %v), measured %v\n",
+	fmt.Printf("votesload: %d endpoints (tcp checks; %d steady every %v, %d flapping, checked every 1s, failing/recovering every %v), measured %v\n",
 		*endpoints, *endpoints-*endpoints/20, *interval, *endpoints/20, *flapEvery, *duration)
 	fmt.Println()
 	fmt.Println("| configuration | node | probes/s (all nodes) | vote keys written/s | vote txns/s | etcd proposals committed/s (all writers) | CPU (share of one core) | peak RSS |")
@@ -159,7 +165,7 @@ func queryPath(dir string, etcd *etcdSet) {
 		fmt.Fprintf(&q, "svc%d.example.net A\n", s)
 	}
 	must(os.WriteFile(queries, []byte(q.String()), 0o644))
-	fmt.Printf("\nquery path: dnsperf (CPU 1) against node 1 (CPU 0, GOMAXPROCS=1); %d endpoints, 5 %% flapping, every 1 s; the other two nodes (in the set, or alone) and etcd float\n\n", *qpsEPs)
+	fmt.Printf("\nquery path: dnsperf (CPU 1, %d queries/s for 10 s) against node 1 (CPU 0, GOMAXPROCS=1); %d endpoints, 5 %% flapping, every 1 s; the other two nodes (in the set, or alone) and etcd float\n\n", *qpsRate, *qpsEPs)
 	fmt.Println("| round | node 1 | QPS | node 1 CPU | QPS per server core |")
 	fmt.Println("|---|---|---|---|---|")
 	results := map[string][]float64{}
@@ -181,7 +187,11 @@ func queryPath(dir string, etcd *etcdSet) {
 			pid := nodes[0].cmd.Process.Pid
 			u0, s0, _ := proc.CPU(pid)
 			t0 := time.Now()
-			qps := scrape.Saturation(nodes[0].dns, queries)
+			// A fixed rate, the same on both sides: this 2-core machine
+			// cannot give dnsperf a core of its own, and the per-query cost
+			// of a UDP reader depends on the rate it is driven at.
+			out := scrape.Dnsperf(nodes[0].dns, queries, "-l", "10", "-Q", strconv.Itoa(*qpsRate))
+			qps := scrape.Number(out, `Queries per second:\s+([0-9.]+)`)
 			u1, s1, _ := proc.CPU(pid)
 			cpu := float64(u1-u0+s1-s0) / proc.TicksPerSecond / time.Since(t0).Seconds()
 			per := qps / cpu
@@ -255,8 +265,8 @@ func zoneText(first, last int, steady time.Duration) string {
 		fmt.Fprintf(&z, "  svc%d: {service: s%d}\n", s, s)
 	}
 	z.WriteString("sites:\n  east: {lat: 39, lon: -77}\n  west: {lat: 37, lon: -122}\n")
-	fmt.Fprintf(&z, "checks:\n  hc: {type: http, port: 80, path: /healthz, interval: %v, timeout: 800ms, keepalive: false}\n", steady)
-	z.WriteString("  flap: {type: http, port: 80, path: /healthz, interval: 1s, timeout: 800ms, keepalive: false}\n")
+	fmt.Fprintf(&z, "checks:\n  hc: {type: tcp, port: 80, interval: %v, timeout: 800ms}\n", steady)
+	z.WriteString("  flap: {type: tcp, port: 80, interval: 1s, timeout: 800ms}\n")
 	z.WriteString("services:\n")
 	for n := first; n < last; n++ {
 		if n%100 == 0 || n == first {
@@ -289,23 +299,41 @@ func index(addr string) int {
 	return ((c-1)*250+(d-1))*100 + p - firstPort
 }
 
-// listen serves the 100 ports on every loopback address; the flapping
-// endpoints (every 20th) answer 503 in odd periods of flapEvery.
+// listen serves the 100 ports on every loopback address, counting
+// connections; the flapping endpoints' ports (every 20th endpoint: ports
+// 20000, 20020, ...) are closed in odd periods of flapEvery.
 func listen(probes *atomic.Int64) {
-	start := time.Now()
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		probes.Add(1)
-		local := r.Context().Value(http.LocalAddrContextKey).(net.Addr).String()
-		if index(local)%20 == 0 && int(time.Since(start)/(*flapEvery))%2 == 1 {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
+	serve := func(ln net.Listener) {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			probes.Add(1)
+			c.Close()
 		}
-		fmt.Fprint(w, "ok")
-	})
+	}
 	for p := range 100 {
 		ln, err := net.Listen("tcp", fmt.Sprintf("0.0.0.0:%d", firstPort+p))
 		must(err)
-		go (&http.Server{Handler: h, IdleTimeout: 5 * time.Second}).Serve(ln)
+		if p%20 != 0 {
+			go serve(ln)
+			continue
+		}
+		go func() {
+			for {
+				go serve(ln)
+				time.Sleep(*flapEvery)
+				ln.Close()
+				time.Sleep(*flapEvery)
+				for {
+					if ln, err = net.Listen("tcp", fmt.Sprintf("0.0.0.0:%d", firstPort+p)); err == nil {
+						break
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+		}()
 	}
 }
 
