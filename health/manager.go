@@ -114,12 +114,11 @@ type probe struct {
 	reason  string
 	back    time.Time // when it last went from down to up; zero: never seen
 
-	runs    bool   // this node sends it (always, outside an NS set)
-	sched   uint32 // bumped when it is queued anew (its older entry is dropped)
-	fresh   int    // results since it started running here (its vote counts from the first)
-	verdict State  // the NS set's last decision
-	decided bool   // verdict holds one
-	eff     State  // its state in the last table
+	runs    bool  // this node sends it (always, outside an NS set)
+	fresh   int   // results since it started running here (its vote counts from the first)
+	verdict State // the NS set's last decision
+	decided bool  // verdict holds one
+	eff     State // its state in the last table
 }
 
 // NewManager returns a manager with the persisted state, if any, loaded.
@@ -291,7 +290,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		for len(m.queue) > 0 && m.queue[0].at <= now {
 			q := &m.queue[0]
 			p := q.p
-			if p.removed || q.gen != p.sched {
+			if p.removed {
 				m.queue.pop()
 				continue
 			}
@@ -538,7 +537,6 @@ type queued struct {
 	at    time.Duration
 	every time.Duration
 	p     *probe
-	gen   uint32 // the probe's sched when queued: an entry of an older one is dropped
 }
 
 func (h *probeHeap) push(q queued) {

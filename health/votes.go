@@ -129,15 +129,10 @@ func (m *Manager) applyRunsLocked(p *probe) {
 		if p.decided {
 			p.up, p.back = p.verdict.Up, p.verdict.Back
 		}
+		// It runs at its next turn (its schedule never stopped): probes
+		// taken over from a node that left start spread over their
+		// interval, not in one burst of thousands at once.
 		p.succ, p.fail = 0, 0
-		// Taken over from a node that left: probe now, not at its next
-		// turn, so the set goes without it for one lease TTL at most.
-		p.sched++
-		m.queue.push(queued{at: time.Since(m.epoch), every: p.spec.Check.Interval, p: p, gen: p.sched})
-		select {
-		case m.wake <- struct{}{}:
-		default:
-		}
 		return
 	}
 	if !p.inflight {
