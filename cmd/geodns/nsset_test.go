@@ -401,9 +401,10 @@ func TestNSSetHealth(t *testing.T) {
 }
 
 // TestDrillNS: `geodns drill --ns` watches every nameserver, prints each
-// one's time, and fails naming the one that lags: here two nodes that
-// share nothing (no cluster), so a drain through node 1's API never
-// reaches node 2; watching node 1 alone passes.
+// one's time, and fails naming the one that lags: two nodes that share
+// nothing (no cluster), so a drain through node 1's API never reaches
+// node 2; watching node 1 alone passes; and three nodes of an NS set on
+// etcd pass together.
 func TestDrillNS(t *testing.T) {
 	files := realDB(t)
 	east := serveOn(t, "127.0.0.2", http.HandlerFunc(okBackend))
@@ -430,4 +431,20 @@ func TestDrillNS(t *testing.T) {
 	t.Logf("drill --ns %s (exit %d):\n%s%s", ns1, code, stdout, stderr)
 	require.Equal(t, 0, code, stderr)
 	require.Regexp(t, regexp.QuoteMeta(ns1)+`: back on us-east in [0-9.]+ s`, stdout)
+
+	// An NS set shares its drains: the drill through node 1's API passes on
+	// all three nameservers, each timed.
+	ec := etcdtest.Start(t, etcdtest.Options{TLS: true})
+	nodes := newClusterNodes(t, ec, 3, clusterZone)
+	startAll(t, nodes)
+	waitClusterUp(t, nodes)
+	set := nodes[0].dns + "," + nodes[1].dns + "," + nodes[2].dns
+	code, stdout, stderr = runGeodns(t, "drill", "--api", "http://"+nodes[0].http, "--site", "us-east", "--ns", set, "--duration", "1s",
+		"--limit", "2s", "--token", testToken)
+	t.Logf("drill --ns on an NS set of three (exit %d):\n%s%s", code, stdout, stderr)
+	require.Equal(t, 0, code, stderr)
+	for _, n := range nodes {
+		require.Regexp(t, regexp.QuoteMeta(n.dns)+`: moved off us-east in [0-9.]+ s`, stdout)
+		require.Regexp(t, regexp.QuoteMeta(n.dns)+`: back on us-east in [0-9.]+ s`, stdout)
+	}
 }
