@@ -37,6 +37,7 @@ type ServiceTrace struct {
 	Order     []string       `json:"default_order,omitempty"` // used when neither a rule nor a location applies
 	Groups    [][]string     `json:"groups"`
 	Down      []string       `json:"down,omitempty"`
+	Sites     []SiteState    `json:"sites,omitempty"` // every site's state and why (from a live server only)
 	AllDown   bool           `json:"all_down,omitempty"`
 	Degraded  bool           `json:"degraded,omitempty"`
 	Chosen    []string       `json:"chosen_sites"`
@@ -64,25 +65,32 @@ type RampTrace struct {
 	ReturnedEarly bool    `json:"returned_early"`
 }
 
-// Location is where the GeoIP database places the client. Its JSON keys
-// are those the API has always had.
+// Location is where the GeoIP database places the client.
 type Location struct {
-	Country         string       `json:"Country"`
-	Continent       string       `json:"Continent"`
-	Subdivision     string       `json:"Subdivision"`
-	SubdivisionName string       `json:"SubdivisionName"`
-	City            string       `json:"City"`
-	Lat             float64      `json:"Lat"`
-	Lon             float64      `json:"Lon"`
-	HasCoords       bool         `json:"HasCoords"`
-	Network         netip.Prefix `json:"Network"` // the database network that matched
-	Source          string       `json:"Source"`  // the database file
+	Country         string  `json:"country"`
+	Continent       string  `json:"continent"`
+	Subdivision     string  `json:"subdivision"`
+	SubdivisionName string  `json:"subdivision_name"`
+	City            string  `json:"city"`
+	Lat             float64 `json:"lat"`
+	Lon             float64 `json:"lon"`
+	HasCoords       bool    `json:"has_coordinates"`
+	Network         string  `json:"network"` // the database network that matched
+	Source          string  `json:"source"`  // the database file
 }
 
 // SiteDistance is a site and its distance from the client.
 type SiteDistance struct {
-	Site string  `json:"Site"`
-	Km   float64 `json:"Km"`
+	Site string  `json:"site"`
+	Km   float64 `json:"km"`
+}
+
+// SiteState is a site's state in an explanation of the live server, and
+// why it is in it (who drained it, which check fails, how far it ramps).
+type SiteState struct {
+	Site   string `json:"site"`
+	State  string `json:"state"`
+	Reason string `json:"reason"`
 }
 
 // SiteTrafficTrace is one site's standing in a decision.
@@ -158,7 +166,10 @@ func trace(svc *zones.Service, owner string, qtype uint16, d route.Decision, tr 
 	if tr.Located {
 		l := tr.Location
 		st.Location = &Location{l.Country, l.Continent, l.Subdivision, l.SubdivisionName, l.City, l.Lat, l.Lon,
-			l.HasCoords, l.Network, l.Source}
+			l.HasCoords, "", l.Source}
+		if l.Network.IsValid() {
+			st.Location.Network = l.Network.String()
+		}
 	}
 	if tr.Location.Network.IsValid() {
 		st.Network = tr.Location.Network.String()

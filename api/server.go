@@ -5,6 +5,8 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"net"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/geodns/geodns/health"
+	"github.com/geodns/geodns/internal/suggest"
 	"github.com/geodns/geodns/opstate"
 	"github.com/geodns/geodns/route"
 	"github.com/geodns/geodns/zones"
@@ -82,14 +85,15 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
+		writeJSON(w, http.StatusOK, Liveness{Status: "alive"})
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /api/v1/status", s.status)
 	mux.HandleFunc("GET /api/v1/explain", s.explain)
+	mux.HandleFunc("GET /api/v1/openapi.yaml", serveOpenAPI)
 	mux.HandleFunc("GET /api/v1/cluster", s.cluster)
-	mux.HandleFunc("POST /api/v1/sites/{name}/{action}", s.override(s.siteExists, opstate.Site))
-	mux.HandleFunc("POST /api/v1/endpoints/{name}/{action}", s.override(s.endpointExists, opstate.Endpoint))
+	mux.HandleFunc("POST /api/v1/sites/{name}/{action}", s.override(opstate.SiteOverride))
+	mux.HandleFunc("POST /api/v1/endpoints/{name}/{action}", s.override(opstate.EndpointOverride))
 	mux.HandleFunc("POST /api/v1/services/{service}/sites/{site}/dial", s.dial)
 	mux.HandleFunc("DELETE /api/v1/services/{service}/sites/{site}/dial", s.dial)
 	return http.MaxBytesHandler(mux, maxBody)
@@ -130,7 +134,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]string{"error": msg})
+	writeJSON(w, code, Error{Error: msg})
 }
 
 // writeChangeError answers a failed override or dial: 503 when the state
@@ -153,92 +157,32 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case opErr != nil:
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false,
-			"reason": "state file not written: " + opErr.Error()})
+		writeJSON(w, http.StatusServiceUnavailable, Readiness{Reason: "state file not written: " + opErr.Error()})
 	case len(s.Zones.Load().Zones()) == 0:
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "reason": "no zone loaded"})
+		writeJSON(w, http.StatusServiceUnavailable, Readiness{Reason: "no zone loaded"})
 	case !s.Health.Table().Ready():
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "reason": "first round of health checks not done"})
+		writeJSON(w, http.StatusServiceUnavailable, Readiness{Reason: "first round of health checks not done"})
 	default:
-		writeJSON(w, http.StatusOK, map[string]any{"ready": true})
+		writeJSON(w, http.StatusOK, Readiness{Ready: true})
 	}
-}
-
-// Status is the answer of GET /api/v1/status.
-type Status struct {
-	Version   string               `json:"version"`
-	Go        string               `json:"go"`
-	Ready     bool                 `json:"ready"`
-	DNS       []string             `json:"dns"`
-	Zones     []ZoneStatus         `json:"zones"`
-	Services  []ServiceStatus      `json:"services"`
-	Overrides map[string]any       `json:"overrides"`
-	Probes    []health.ProbeStatus `json:"probes"`
-	Cluster   *ClusterStatus       `json:"cluster,omitempty"`
-}
-
-// ZoneStatus describes one served zone.
-type ZoneStatus struct {
-	Origin  string `json:"origin"`
-	Serial  uint32 `json:"serial"`
-	Records int    `json:"records"`
-	File    string `json:"file"`
-}
-
-// ServiceStatus describes one service and its sites.
-type ServiceStatus struct {
-	Zone       string       `json:"zone"`
-	Name       string       `json:"name"`
-	Names      []string     `json:"names"`
-	Spillover  bool         `json:"spillover"`
-	ReturnRamp string       `json:"return_ramp"`
-	Sites      []SiteStatus `json:"sites"`
 }
 
 func percent(f float64) float64 { return math.Round(f*1000) / 10 }
 
-// SiteStatus is one site of a service.
-type SiteStatus struct {
-	Name     string  `json:"name"`
-	Up       bool    `json:"up"`
-	Override string  `json:"override,omitempty"`
-	Capacity float64 `json:"capacity"`
-	// Dial is the percentage of its own clients the site keeps (the API's
-	// dial if set, else the zone's); Ramp the percentage of its return
-	// ramp done; Keeps their product, 0 when down.
-	Dial      float64          `json:"dial_percent"`
-	Ramp      float64          `json:"ramp_percent"`
-	Keeps     float64          `json:"keeps_percent"`
-	Demand    float64          `json:"demand_percent"` // estimated share of the service's clients (spillover's load)
-	Endpoints []EndpointStatus `json:"endpoints"`
-}
-
-// EndpointStatus is one endpoint, with its probe's last change.
-type EndpointStatus struct {
-	ID       string    `json:"id"`
-	Up       bool      `json:"up"`
-	Override string    `json:"override,omitempty"`
-	Check    string    `json:"check,omitempty"`
-	Target   string    `json:"target,omitempty"`
-	Since    time.Time `json:"since,omitzero"`
-	Reason   string    `json:"reason,omitempty"`
-}
-
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	set := s.Zones.Load()
 	probes := s.Health.Status()
-	byKey := map[string]health.ProbeStatus{}
-	for _, p := range probes {
-		byKey[p.Key] = p
+	byKey := map[string]*health.ProbeStatus{}
+	st := Status{Version: s.Version, Go: runtime.Version(), DNS: s.DNS, Probes: []ProbeStatus{}}
+	for i, p := range probes {
+		byKey[p.Key] = &probes[i]
+		st.Probes = append(st.Probes, ProbeStatus{p.Check, p.Target, p.Site, p.Endpoints, p.Up, p.Since, p.Reason,
+			p.Last, p.LastError, p.LastErrorAt})
 	}
 	tab, op := s.Health.Table(), s.Operator.Load() // one of each for the whole page
-	sites, eps := op.Sites(), op.Endpoints()
-	dials := []DialStatus{}
-	for _, d := range op.Dials() {
-		dials = append(dials, DialStatus{d.Service, d.Site, percent(d.Weight)})
-	}
-	st := Status{Version: s.Version, Go: runtime.Version(), Ready: tab.Ready(), DNS: s.DNS, Probes: probes,
-		Overrides: map[string]any{"sites": sites, "endpoints": eps, "dials": dials}, Cluster: clusterStatus(s.Cluster)}
+	st.Ready = tab.Ready()
+	st.Overrides = overridesOf(op)
+	st.Cluster = clusterStatus(s.Cluster)
 	zs := set.Zones()
 	sort.Slice(zs, func(i, j int) bool { return zs[i].Origin < zs[j].Origin })
 	for _, z := range zs {
@@ -255,28 +199,26 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		for _, n := range svcNames {
 			svc := z.Services[n]
 			ss := ServiceStatus{Zone: z.Origin, Name: n, Names: names[svc], Spillover: svc.Spillover,
-				ReturnRamp: svc.ReturnRamp.String()}
+				ReturnRamp: svc.ReturnRamp.String(), Sites: []SiteStatus{}}
+			if ss.Names == nil {
+				ss.Names = []string{}
+			}
 			demand, _ := s.Router.Demand(svc)
 			sort.Strings(ss.Names)
 			for _, site := range svc.Sites {
 				tr := s.Router.Standing(z.Origin, svc, site.Name)
-				sst := SiteStatus{Name: site.Name, Up: tr.Up, Override: string(sites[site.Name]), Capacity: site.Capacity,
-					Dial: percent(tr.Dial), Ramp: percent(tr.Ramp), Keeps: percent(tr.Weight), Demand: percent(demand[site.Name])}
-				for _, ep := range svc.Endpoints {
-					if ep.Site != site.Name {
-						continue
-					}
-					es := EndpointStatus{ID: ep.ID, Up: route.EndpointUp(tab, op, &ep), Override: string(eps[ep.ID])}
-					if ep.Probe != nil {
-						p := byKey[ep.Probe.Key]
-						es.Check, es.Target, es.Since, es.Reason = p.Check, p.Target, p.Since, p.Reason
-					}
-					sst.Endpoints = append(sst.Endpoints, es)
-				}
+				sst := standing(svc, site.Name, tr, tab, op, byKey)
+				sst.Capacity, sst.Demand = site.Capacity, percent(demand[site.Name])
 				ss.Sites = append(ss.Sites, sst)
 			}
 			st.Services = append(st.Services, ss)
 		}
+	}
+	if st.Zones == nil {
+		st.Zones = []ZoneStatus{}
+	}
+	if st.Services == nil {
+		st.Services = []ServiceStatus{}
 	}
 	writeJSON(w, http.StatusOK, st)
 }
@@ -304,7 +246,10 @@ func (s *Server) explain(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, Explain(s.Zones.Load(), s.Router, s.Resolver, name, qtype, prefix))
+	set := s.Zones.Load()
+	e := Explain(set, s.Router, s.Resolver, name, qtype, prefix)
+	s.addStandings(set, &e)
+	writeJSON(w, http.StatusOK, e)
 }
 
 // ParseClient reads an address or a network: 203.0.113.7 or 203.0.113.0/24.
@@ -323,8 +268,28 @@ func ParseClient(s string) (netip.Prefix, error) {
 
 var actions = map[string]opstate.Override{"drain": opstate.Drain, "undrain": "", "force-up": opstate.ForceUp, "force-down": opstate.ForceDown}
 
-// override handles POST .../{name}/{action}: drain, undrain, force-up, force-down.
-func (s *Server) override(exists func(string) bool, change func(string, opstate.Override) opstate.Change) http.HandlerFunc {
+// changeOf is who makes a change through the API, when, and why.
+func changeOf(r *http.Request, reason string) opstate.Meta {
+	return opstate.Meta{From: r.RemoteAddr, Call: r.Method + " " + r.URL.Path, Reason: reason}
+}
+
+// readBody decodes an optional JSON body into v: an empty body is none.
+func readBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// override handles POST .../{name}/{action}: drain, undrain, force-up,
+// force-down, with an optional body {"reason": "..."}.
+func (s *Server) override(kind opstate.ChangeKind) http.HandlerFunc {
+	noun, change := "site", opstate.Site
+	if kind == opstate.EndpointOverride {
+		noun, change = "endpoint", opstate.Endpoint
+	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !s.authorized(w, r) {
 			return
@@ -335,28 +300,54 @@ func (s *Server) override(exists func(string) bool, change func(string, opstate.
 			writeError(w, http.StatusNotFound, "unknown action "+action+": drain, undrain, force-up or force-down")
 			return
 		}
-		if !exists(name) && o != "" { // undrain works on anything, so a stale drain can always be removed
-			writeError(w, http.StatusNotFound, name+" is in none of the served zones")
+		var body OverrideRequest
+		if err := readBody(r, &body); err != nil {
+			writeError(w, http.StatusBadRequest, `the body, if any, must be {"reason": "<text>"}`)
 			return
 		}
-		if _, err := s.Operator.Apply(change(name, o)); err != nil {
+		known := s.siteNames()
+		set := s.Operator.Load().Sites()
+		if kind == opstate.EndpointOverride {
+			known, set = s.endpointIDs(), s.Operator.Load().Endpoints()
+		}
+		// An override of a name no longer served can still be lifted.
+		if _, stale := set[name]; !slices.Contains(known, name) && !(o == "" && stale) {
+			notFound(w, fmt.Sprintf("no %s %q in the served zones", noun, name), name, known)
+			return
+		}
+		c := change(name, o)
+		c.Meta = changeOf(r, body.Reason)
+		st, err := s.Operator.Apply(c)
+		if err != nil {
 			writeChangeError(w, err)
 			return
 		}
 		s.Router.Refresh(s.Zones.Load()) // in effect for queries before it is acknowledged
-		s.Log.Warn("API override", "name", name, "action", action, "from", r.RemoteAddr)
-		writeJSON(w, http.StatusOK, map[string]string{"name": name, "override": string(o)})
+		s.Log.Warn("API override", noun, name, "action", action, "from", r.RemoteAddr, "reason", body.Reason)
+		out := OverrideStatus{Kind: noun, Name: name, Override: string(o)}
+		if o == "" {
+			out.Override = "none"
+		} else {
+			out.Change = changeStatus(st.SiteMeta(name))
+			if kind == opstate.EndpointOverride {
+				out.Change = changeStatus(st.EndpointMeta(name))
+			}
+		}
+		writeJSON(w, http.StatusOK, out)
 	}
 }
 
-// DialStatus is a dial set through the API.
-type DialStatus struct {
-	Service string  `json:"service"`
-	Site    string  `json:"site"`
-	Weight  float64 `json:"weight_percent"`
+// notFound answers 404 for an unknown name, with the closest known one.
+func notFound(w http.ResponseWriter, msg, name string, known []string) {
+	e := Error{Error: msg, DidYouMean: suggest.Closest(name, known)}
+	if e.DidYouMean != "" {
+		e.Error += fmt.Sprintf("; did you mean %q?", e.DidYouMean)
+	}
+	writeJSON(w, http.StatusNotFound, e)
 }
 
-// dial handles POST (body {"weight": percent}) and DELETE of
+// dial handles POST (body {"dial_percent": 0-100, "reason": "..."}; the
+// old {"weight": percent} too) and DELETE of
 // /api/v1/services/{service}/sites/{site}/dial. The dial applies to the
 // service of that name in every zone and persists across restarts.
 func (s *Server) dial(w http.ResponseWriter, r *http.Request) {
@@ -365,46 +356,74 @@ func (s *Server) dial(w http.ResponseWriter, r *http.Request) {
 	}
 	service, site := r.PathValue("service"), r.PathValue("site")
 	weight := -1.0 // DELETE: back to the zone file's dial
+	var body DialRequest
 	if r.Method == http.MethodPost {
-		var body struct {
-			Weight *float64 `json:"weight"`
+		err := readBody(r, &body)
+		pct := body.Dial
+		if pct == nil {
+			pct = body.Weight
 		}
-		dec := json.NewDecoder(r.Body)
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&body); err != nil || body.Weight == nil {
-			writeError(w, http.StatusBadRequest, `body must be {"weight": <percent 0-100>}`)
+		if err != nil || pct == nil || (body.Dial != nil && body.Weight != nil) {
+			writeError(w, http.StatusBadRequest, `body must be {"dial_percent": <0-100>, "reason": "<text, optional>"}`)
 			return
 		}
-		if *body.Weight < 0 || *body.Weight > 100 {
-			writeError(w, http.StatusBadRequest, "weight must be from 0 to 100 (percent)")
+		if *pct < 0 || *pct > 100 {
+			writeError(w, http.StatusBadRequest, "dial_percent must be from 0 to 100")
 			return
 		}
-		weight = *body.Weight / 100
+		weight = *pct / 100
 	}
-	if !s.serviceSiteExists(service, site) && weight >= 0 { // a stale dial can always be removed
-		writeError(w, http.StatusNotFound, "no service "+service+" with site "+site+" in the served zones")
-		return
+	_, stale := s.Operator.Load().Dial(service, site)
+	if !(weight < 0 && stale) { // a stale dial can always be removed
+		sites, ok := s.serviceSites(service)
+		if !ok {
+			notFound(w, fmt.Sprintf("no service %q in the served zones", service), service, s.serviceNames())
+			return
+		}
+		if !slices.Contains(sites, site) {
+			notFound(w, fmt.Sprintf("service %q has no site %q", service, site), site, sites)
+			return
+		}
 	}
-	if _, err := s.Operator.Apply(opstate.DialOf(service, site, weight)); err != nil {
+	c := opstate.DialOf(service, site, weight)
+	c.Meta = changeOf(r, body.Reason)
+	st, err := s.Operator.Apply(c)
+	if err != nil {
 		writeChangeError(w, err)
 		return
 	}
 	s.Router.Refresh(s.Zones.Load())
-	s.Log.Warn("API dial", "service", service, "site", site, "weight", weight, "from", r.RemoteAddr)
-	out := map[string]any{"service": service, "site": site, "weight_percent": nil}
+	s.Log.Warn("API dial", "service", service, "site", site, "weight", weight, "from", r.RemoteAddr, "reason", body.Reason)
+	out := DialStatus{Service: service, Site: site}
 	if weight >= 0 {
-		out["weight_percent"] = percent(weight)
+		p := percent(weight)
+		out.Dial, out.Change = &p, changeStatus(st.DialMeta(service, site))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) serviceSiteExists(service, site string) bool {
+// serviceSites returns the sites of the services named service (in any
+// zone); ok is false when there is none.
+func (s *Server) serviceSites(service string) (sites []string, ok bool) {
 	for _, z := range s.Zones.Load().Zones() {
-		if svc := z.Services[service]; svc != nil && slices.ContainsFunc(svc.Sites, func(x *zones.Site) bool { return x.Name == site }) {
-			return true
+		if svc := z.Services[service]; svc != nil {
+			ok = true
+			for _, x := range svc.Sites {
+				sites = append(sites, x.Name)
+			}
 		}
 	}
-	return false
+	return sites, ok
+}
+
+func (s *Server) serviceNames() []string {
+	var out []string
+	for _, z := range s.Zones.Load().Zones() {
+		for n := range z.Services {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // authorized checks the bearer token: 401 without one, 403 with a wrong
@@ -427,22 +446,24 @@ func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-func (s *Server) siteExists(name string) bool {
+func (s *Server) siteNames() []string {
+	var out []string
 	for _, z := range s.Zones.Load().Zones() {
-		if z.Sites[name] != nil {
-			return true
+		for n := range z.Sites {
+			out = append(out, n)
 		}
 	}
-	return false
+	return out
 }
 
-func (s *Server) endpointExists(id string) bool {
+func (s *Server) endpointIDs() []string {
+	var out []string
 	for _, z := range s.Zones.Load().Zones() {
 		for _, svc := range z.Services {
-			if slices.ContainsFunc(svc.Endpoints, func(ep zones.Endpoint) bool { return ep.ID == id }) {
-				return true
+			for _, ep := range svc.Endpoints {
+				out = append(out, ep.ID)
 			}
 		}
 	}
-	return false
+	return out
 }

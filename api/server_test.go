@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -163,4 +164,54 @@ func BenchmarkStatus(b *testing.B) {
 	if n := loc.n.Load(); n > 0 {
 		b.Fatalf("%d GeoIP lookups: a demand estimate ran", n)
 	}
+}
+
+// TestUnknownNames: a call naming a site, endpoint, service or dial site
+// no zone serves is answered 404 with the closest name, and changes
+// nothing: `undrain us-eats` used to answer 200 and leave the real drain
+// of us-east in place.
+func TestUnknownNames(t *testing.T) {
+	s := testServer(t)
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	do := func(method, path, body string) (int, Error) {
+		req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer t0ken")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var e Error
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&e))
+		return resp.StatusCode, e
+	}
+	code, e := do("POST", "/api/v1/sites/east/drain", "")
+	require.Equal(t, 200, code, e.Error)
+	code, e = do("POST", "/api/v1/services/web/sites/west/dial", `{"dial_percent": 50}`)
+	require.Equal(t, 200, code, e.Error)
+	before := s.Operator.Load()
+
+	for _, tc := range []struct{ name, method, path, body, msg, meant string }{
+		{"site", "POST", "/api/v1/sites/eats/undrain", "", `no site "eats" in the served zones; did you mean "east"?`, "east"},
+		{"site far from any", "POST", "/api/v1/sites/mars/drain", "", `no site "mars" in the served zones`, ""},
+		{"endpoint", "POST", "/api/v1/endpoints/192.0.2.11/force-down", "", `no endpoint "192.0.2.11" in the served zones; did you mean "192.0.2.10"?`, "192.0.2.10"},
+		{"service", "POST", "/api/v1/services/wbe/sites/east/dial", `{"dial_percent": 10}`, `no service "wbe" in the served zones; did you mean "web"?`, "web"},
+		{"dial site", "DELETE", "/api/v1/services/web/sites/wset/dial", "", `service "web" has no site "wset"; did you mean "west"?`, "west"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, e := do(tc.method, tc.path, tc.body)
+			require.Equal(t, http.StatusNotFound, code)
+			require.Equal(t, tc.msg, e.Error)
+			require.Equal(t, tc.meant, e.DidYouMean)
+			require.Same(t, before, s.Operator.Load(), "nothing changed")
+		})
+	}
+	require.Equal(t, opstate.Drain, s.Operator.Load().Sites()["east"], "the real drain is still in place")
+
+	// A stale override (of a site no zone serves any more) can be lifted.
+	_, err := s.Operator.Apply(opstate.Site("gone", opstate.Drain))
+	require.NoError(t, err)
+	code, e = do("POST", "/api/v1/sites/gone/undrain", "")
+	require.Equal(t, 200, code, e.Error)
+	require.NotContains(t, s.Operator.Load().Sites(), "gone")
 }

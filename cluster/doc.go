@@ -32,6 +32,8 @@
 // node list. Other parts use:
 //
 //   - Client(): the etcd client, for their own reads, writes and watches;
+//     Key(path) names a key under the prefix, Self() this node, TTL() and
+//     Timeout() the lease TTL and the per-request bound;
 //   - Lease(): the current lease (0 while there is none) and a channel
 //     closed when it is lost; OnSession registers work to run (and re-run)
 //     under each new lease, with a context that ends with the lease;
@@ -40,8 +42,12 @@
 //   - Mirror(ctx, prefix, f): a prefix kept in step by a watch, from its
 //     last revision on reconnect, and by a full read (Update.Reset) after
 //     a compaction; the building block of every view above;
-//   - Connected() and Stale(): whether the node has the shared view now,
-//     and since when it has not.
+//   - Connected() and Stale(): whether the node has the shared view now
+//     (its lease's keep-alive answered within the TTL), and since when it
+//     has not.
+//
+// OperatorStore (operator.go), Serials (serials.go) and Reports
+// (report.go) are built on these; cmd/geodns/cluster.go wires them.
 //
 // # Failures
 //

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/geodns/geodns/zones"
@@ -28,6 +29,11 @@ import (
 // rule) and the difference shows as drift until the zone next loads.
 type Serials struct {
 	c *Cluster
+
+	// failed: when the last ask failed (unix nanoseconds; 0: it did not).
+	// Until etcd answers the node again, the next ones do not wait (a
+	// reload of many zones in an outage).
+	failed atomic.Int64
 
 	mu    sync.Mutex
 	local map[string]bool // zones numbered alone (etcd did not answer)
@@ -58,7 +64,15 @@ const keep = 32
 
 // Serial implements zones.SerialSource.
 func (s *Serials) Serial(origin string, hash [32]byte, want, prev uint32, moved bool) (uint32, bool) {
-	serial, ok := s.serial(origin, hex.EncodeToString(hash[:]), want, prev, moved)
+	serial, ok := want, false
+	if f := s.failed.Load(); f == 0 || s.c.contact.Load() > f {
+		serial, ok = s.serial(origin, hex.EncodeToString(hash[:]), want, prev, moved)
+		if ok {
+			s.failed.Store(0)
+		} else {
+			s.failed.Store(time.Now().UnixNano())
+		}
+	}
 	s.mu.Lock()
 	if ok {
 		delete(s.local, origin)

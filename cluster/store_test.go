@@ -175,4 +175,9 @@ func TestSerialsOneForOneContent(t *testing.T) {
 	require.False(t, ok, "etcd gone: numbered alone")
 	require.Equal(t, uint32(4242), s)
 	require.Equal(t, []string{"example.com."}, srcs[0].Local())
+	start := time.Now()
+	_, ok = srcs[0].Serial("other.example.", b, 5, 0, false)
+	require.False(t, ok)
+	require.Less(t, time.Since(start), 100*time.Millisecond, "the next zone does not wait for etcd again")
+	require.Equal(t, []string{"example.com.", "other.example."}, srcs[0].Local())
 }

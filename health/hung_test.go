@@ -89,7 +89,10 @@ func TestHungBackends(t *testing.T) {
 		len(arrivals), p50.Round(time.Microsecond), p99.Round(time.Microsecond), worst.Round(time.Microsecond))
 	t.Logf("down after: min %v p50 %v p99 %v max %v", downs[0].Round(time.Millisecond), downs[len(downs)/2].Round(time.Millisecond),
 		downs[len(downs)*99/100].Round(time.Millisecond), downs[len(downs)-1].Round(time.Millisecond))
-	require.LessOrEqual(t, p99, 100*time.Millisecond)
+	// A healthy probe stuck behind a hung one would drift by the 800 ms
+	// timeout; 300 ms leaves room for a loaded 2-core CI machine (p99 has
+	// been 112 ms there) and still tells the two apart.
+	require.LessOrEqual(t, p99, 300*time.Millisecond)
 	// First probe at a random point of the first 1 s interval, each failing
 	// after the 800 ms timeout; fall 2: down between 1.6 s and 2.8 s.
 	require.GreaterOrEqual(t, downs[0], 1600*time.Millisecond, "not before timeout x fall")

@@ -71,6 +71,7 @@ type Manager struct {
 	numbering uint64                 // bumped when nums changes
 	saved     map[string]savedProbe  // persisted states not yet claimed by a probe
 	stateErr  error                  // the last state file write failed: not ready
+	stateLog  time.Time              // when a failing write was last logged: once a minute while it fails
 	onChange  func()
 	gen       uint64 // the last snapshot's Version
 	everReady bool
@@ -119,6 +120,11 @@ type probe struct {
 	verdict State // the NS set's last decision
 	decided bool  // verdict holds one
 	eff     State // its state in the last table
+	// last is the latest result; lastErr and lastErrAt the latest failure
+	// (kept while it passes again, so a status page can say why it flapped).
+	last      string
+	lastErr   string
+	lastErrAt time.Time
 }
 
 // NewManager returns a manager with the persisted state, if any, loaded.
@@ -422,6 +428,10 @@ func (m *Manager) record(p *probe, res Result, kept *conn) {
 			p.up = false
 		}
 	}
+	p.last = res.Reason
+	if !res.OK {
+		p.lastErr, p.lastErrAt = res.Reason, time.Now()
+	}
 	changed := p.up != was
 	if changed || first {
 		p.since, p.reason = time.Now(), res.Reason
@@ -500,7 +510,13 @@ type ProbeStatus struct {
 	Endpoints []string  `json:"endpoints"`
 	Up        bool      `json:"up"`
 	Since     time.Time `json:"since"`
-	Reason    string    `json:"reason"`
+	Reason    string    `json:"reason"` // what was seen when it last changed state
+	// Last is the latest result ("HTTP 200", "connection refused"; "" before
+	// the first); LastError the latest failure and LastErrorAt its time
+	// (zero: none since the start).
+	Last        string    `json:"last"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 }
 
 // Status returns every probe's state, ordered by check and target.
@@ -512,7 +528,8 @@ func (m *Manager) Status() []ProbeStatus {
 		if m.sharing {
 			up = p.eff.Up // in an NS set the state shown is the set's (Votes has this node's)
 		}
-		out = append(out, ProbeStatus{p.key, p.check, p.spec.Target, p.site, slices.Clone(p.ids), up, p.since, p.reason})
+		out = append(out, ProbeStatus{p.key, p.check, p.spec.Target, p.site, slices.Clone(p.ids), up, p.since, p.reason,
+			p.last, p.lastErr, p.lastErrAt})
 	}
 	m.mu.Unlock() // sorted without the lock: probe results wait for no status page
 	sort.Slice(out, func(i, j int) bool {

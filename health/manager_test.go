@@ -1,6 +1,7 @@
 package health
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -114,6 +115,14 @@ func TestRiseFall(t *testing.T) {
 	require.Equal(t, e1, st[0].Target)
 	require.Equal(t, "HTTP 200", st[0].Reason)
 	require.Equal(t, []string{"192.0.2.1"}, st[0].Endpoints)
+	// The latest failure stays for status pages after the probe passes again.
+	require.Equal(t, "HTTP 200", st[0].Last)
+	require.Equal(t, "connection refused", st[0].LastError)
+	require.False(t, st[0].LastErrorAt.IsZero())
+	require.Empty(t, st[1].LastError, "west never failed")
+	m.record(p, Result{Reason: "HTTP 503"}, nil)
+	require.Equal(t, "HTTP 503", m.Status()[0].LastError)
+	require.Equal(t, "HTTP 503", m.Status()[0].Last)
 }
 
 // TestTableNumbers: each distinct probe gets one number, endpoints that
@@ -232,7 +241,8 @@ func TestStateNotSaved(t *testing.T) {
 	require.NoError(t, os.Mkdir(dir, 0o755))
 	file := filepath.Join(dir, "health.json")
 	set := compile(t, zoneYAML("{type: http, port: 8080}", []string{e1}, []string{w1}))
-	m := NewManager(Options{Allow: loopback, Log: quiet, StateFile: file})
+	var logs bytes.Buffer
+	m := NewManager(Options{Allow: loopback, Log: slog.New(slog.NewTextHandler(&logs, nil)), StateFile: file})
 	m.SetZones(set)
 	// A file where the directory was: every write fails (read-only
 	// permissions do not stop root, which the tests may run as).
@@ -240,6 +250,14 @@ func TestStateNotSaved(t *testing.T) {
 	require.NoError(t, os.WriteFile(dir, nil, 0o644))
 	m.flush()
 	require.Error(t, m.StateError())
+	// Logged once a minute while it keeps failing, not on every write.
+	m.flush()
+	require.Equal(t, 1, strings.Count(logs.String(), "health state not saved"))
+	m.mu.Lock()
+	m.stateLog = m.stateLog.Add(-stateLogEvery)
+	m.mu.Unlock()
+	m.flush()
+	require.Equal(t, 2, strings.Count(logs.String(), "health state not saved"), "logged again a minute later")
 
 	require.NoError(t, os.Remove(dir))
 	require.NoError(t, os.Mkdir(dir, 0o755))

@@ -122,6 +122,10 @@ func (m *Manager) flush() {
 	m.writeState(st)
 }
 
+// stateLogEvery is how often a state file that keeps failing is logged
+// again: not silently, not on every write.
+const stateLogEvery = time.Minute
+
 // writeState writes st to the state file and records the outcome: a
 // failure counts, logs and turns /readyz (StateError) to not ready until a
 // write succeeds again. Callers hold saveMu.
@@ -134,8 +138,9 @@ func (m *Manager) writeState(st state) error {
 	defer m.mu.Unlock()
 	if err != nil {
 		m.metrics.stateWriteErrors.Inc()
-		if m.stateErr == nil {
+		if now := time.Now(); m.stateErr == nil || now.Sub(m.stateLog) >= stateLogEvery {
 			m.log.Error("health state not saved; not ready until it is", "file", m.stateFile, "error", err)
+			m.stateLog = now
 		}
 		m.stateErr = err
 		return err

@@ -202,3 +202,34 @@ func TestMigrateCorruptLegacyFile(t *testing.T) {
 	s := OpenFile(FileOptions{Path: file, Legacy: legacy, Log: quiet})
 	require.Equal(t, map[string]Override{"west": Drain}, s.Load().Sites())
 }
+
+// TestMeta: who made an override or a dial, when and why, is kept while it
+// is set, survives a restart, and goes with it.
+func TestMeta(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "operator.json")
+	at := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	s := OpenFile(FileOptions{Path: file, Log: quiet, Now: func() time.Time { return at }})
+	c := Site("east", Drain)
+	c.Meta = Meta{From: "127.0.0.1:4242", Call: "POST /api/v1/sites/east/drain", Reason: "kernel upgrade"}
+	mustApply(t, s, c)
+	d := DialOf("web", "west", 0.5)
+	d.Meta = Meta{From: "127.0.0.1:4243", Call: "POST /api/v1/services/web/sites/west/dial"}
+	mustApply(t, s, d)
+
+	st := OpenFile(FileOptions{Path: file, Log: quiet}).Load()
+	want := c.Meta
+	want.At = at
+	require.Equal(t, want, st.SiteMeta("east"), "kept across a restart, dated by the store")
+	require.Equal(t, "127.0.0.1:4243", st.DialMeta("web", "west").From)
+	require.Zero(t, st.SiteMeta("west"))
+	require.Zero(t, st.EndpointMeta("east"), "a site's meta is not an endpoint's")
+
+	mustApply(t, s, Site("east", ""))
+	mustApply(t, s, DialOf("web", "west", -1))
+	require.Empty(t, s.Load().Metas(), "lifted: its meta goes with it")
+
+	st = NewStateMeta(nil, map[string]Override{"192.0.2.1": ForceDown}, nil, nil,
+		map[string]Meta{"endpoint:192.0.2.1": {Reason: "bad disk"}, "site:gone": {Reason: "stale"}}, 1)
+	require.Equal(t, "bad disk", st.EndpointMeta("192.0.2.1").Reason)
+	require.Len(t, st.Metas(), 1, "meta of nothing set is dropped")
+}

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -29,6 +30,29 @@ type Dial struct {
 	Weight  float64 `json:"weight"`
 }
 
+// Meta records who made an override or a dial, when, and why: what status
+// pages and explain show beside it. It is kept while the override or dial
+// is, and stored with it.
+type Meta struct {
+	At     time.Time `json:"at,omitzero"`
+	From   string    `json:"from,omitempty"`   // the caller: a remote address
+	Call   string    `json:"call,omitempty"`   // the call that made it, e.g. "POST /api/v1/sites/us-east/drain"
+	Reason string    `json:"reason,omitempty"` // the operator's words, if given
+}
+
+// MetaKey names the Meta of an override or a dial in Metas and NewStateMeta.
+func MetaKey(kind ChangeKind, name, service string) string {
+	switch kind {
+	case SiteOverride:
+		return "site:" + name
+	case EndpointOverride:
+		return "endpoint:" + name
+	case SetDial:
+		return "dial:" + service + "/" + name
+	}
+	return ""
+}
+
 // DialKey names a dial: a service and a site.
 type DialKey struct{ Service, Site string }
 
@@ -49,7 +73,8 @@ type State struct {
 	endpoints map[string]Override  // endpoint ID (address or CNAME) -> override
 	lifted    map[string]time.Time // "site:NAME", "endpoint:ID" -> when a drain or force-down was lifted
 	dials     map[DialKey]float64
-	last      time.Time // the latest of lifted
+	meta      map[string]Meta // MetaKey -> who made it; only for what is set
+	last      time.Time       // the latest of lifted
 	version   uint64
 }
 
@@ -107,6 +132,32 @@ func (s *State) Dial(service, site string) (float64, bool) {
 	return w, ok
 }
 
+// SiteMeta returns who set the override of site, when and why (zero if
+// unknown or none).
+func (s *State) SiteMeta(site string) Meta { return s.metaOf(MetaKey(SiteOverride, site, "")) }
+
+// EndpointMeta returns who set the override of endpoint id.
+func (s *State) EndpointMeta(id string) Meta { return s.metaOf(MetaKey(EndpointOverride, id, "")) }
+
+// DialMeta returns who set the dial of service at site.
+func (s *State) DialMeta(service, site string) Meta { return s.metaOf(MetaKey(SetDial, site, service)) }
+
+func (s *State) metaOf(k string) Meta {
+	if s == nil || len(s.meta) == 0 {
+		return Meta{}
+	}
+	return s.meta[k]
+}
+
+// Metas returns a copy of every Meta, by MetaKey: for stores that hold
+// the state elsewhere.
+func (s *State) Metas() map[string]Meta {
+	if s == nil {
+		return map[string]Meta{}
+	}
+	return maps.Clone(s.meta)
+}
+
 // Sites returns a copy of the site overrides.
 func (s *State) Sites() map[string]Override {
 	if s == nil {
@@ -161,6 +212,9 @@ type Change struct {
 	Service  string   // SetDial: the service
 	Override Override // overrides: the new one; "" lifts it
 	Weight   float64  // SetDial: 0..1; negative clears the dial
+	// Meta says who makes the change and why; its At defaults to the time
+	// the change is made. Kept while the override or dial is set.
+	Meta Meta
 }
 
 // Site sets (or with "" clears) the override of every site named site.
@@ -222,13 +276,28 @@ func (s *State) With(c Change, now time.Time, v uint64) *State {
 		} else {
 			in[c.Name] = c.Override
 		}
+		setMeta(d.Meta, c, now, c.Override != "")
 	case SetDial:
 		d.Dials = slices.DeleteFunc(d.Dials, func(x Dial) bool { return x.Service == c.Service && x.Site == c.Name })
 		if c.Weight >= 0 {
 			d.Dials = append(d.Dials, Dial{c.Service, c.Name, c.Weight})
 		}
+		setMeta(d.Meta, c, now, c.Weight >= 0)
 	}
 	return d.state(v)
+}
+
+func setMeta(m map[string]Meta, c Change, now time.Time, set bool) {
+	k := MetaKey(c.Kind, c.Name, c.Service)
+	if !set {
+		delete(m, k)
+		return
+	}
+	mt := c.Meta
+	if mt.At.IsZero() {
+		mt.At = now
+	}
+	m[k] = mt
 }
 
 // data is what a State holds, in the form it is stored: copies, free to
@@ -239,6 +308,7 @@ type data struct {
 	Endpoints map[string]Override  `json:"endpoint_overrides"`
 	Lifted    map[string]time.Time `json:"overrides_lifted,omitempty"`
 	Dials     []Dial               `json:"dials,omitempty"`
+	Meta      map[string]Meta      `json:"meta,omitempty"` // older files have none
 }
 
 // fileVersion is the operator state file's format. Version 1 was the
@@ -246,7 +316,8 @@ type data struct {
 const fileVersion = 2
 
 func (s *State) data() data {
-	d := data{Version: fileVersion, Sites: s.Sites(), Endpoints: s.Endpoints(), Dials: s.Dials(), Lifted: map[string]time.Time{}}
+	d := data{Version: fileVersion, Sites: s.Sites(), Endpoints: s.Endpoints(), Dials: s.Dials(), Lifted: map[string]time.Time{},
+		Meta: s.Metas()}
 	if s != nil {
 		maps.Copy(d.Lifted, s.lifted)
 	}
@@ -255,7 +326,7 @@ func (s *State) data() data {
 
 // state makes a State of d (which it keeps), dropping what is invalid.
 func (d data) state(v uint64) *State {
-	s := &State{sites: d.Sites, endpoints: d.Endpoints, lifted: d.Lifted, dials: map[DialKey]float64{}, version: v}
+	s := &State{sites: d.Sites, endpoints: d.Endpoints, lifted: d.Lifted, dials: map[DialKey]float64{}, meta: d.Meta, version: v}
 	if s.sites == nil {
 		s.sites = map[string]Override{}
 	}
@@ -275,6 +346,26 @@ func (d data) state(v uint64) *State {
 	for _, t := range s.lifted {
 		s.last = latest(s.last, t)
 	}
+	if s.meta == nil {
+		s.meta = map[string]Meta{}
+	}
+	// Meta only of what is set: a file edited by hand may hold others.
+	maps.DeleteFunc(s.meta, func(k string, _ Meta) bool {
+		kind, name, _ := strings.Cut(k, ":")
+		switch kind {
+		case "site":
+			_, ok := s.sites[name]
+			return !ok
+		case "endpoint":
+			_, ok := s.endpoints[name]
+			return !ok
+		case "dial":
+			svc, site, _ := strings.Cut(name, "/")
+			_, ok := s.dials[DialKey{svc, site}]
+			return !ok
+		}
+		return true
+	})
 	return s
 }
 
@@ -284,6 +375,12 @@ func (d data) state(v uint64) *State {
 // stores that hold the state elsewhere, and for tests. Invalid entries
 // are dropped.
 func NewState(sites, endpoints map[string]Override, lifted map[string]time.Time, dials []Dial, v uint64) *State {
+	return NewStateMeta(sites, endpoints, lifted, dials, nil, v)
+}
+
+// NewStateMeta is NewState with the Meta of each override and dial (by
+// MetaKey; entries for what is not set are dropped).
+func NewStateMeta(sites, endpoints map[string]Override, lifted map[string]time.Time, dials []Dial, meta map[string]Meta, v uint64) *State {
 	return data{Sites: maps.Clone(sites), Endpoints: maps.Clone(endpoints), Lifted: maps.Clone(lifted),
-		Dials: slices.Clone(dials)}.state(v)
+		Dials: slices.Clone(dials), Meta: maps.Clone(meta)}.state(v)
 }

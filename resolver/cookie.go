@@ -4,12 +4,10 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/binary"
-	"encoding/hex"
 	"net/netip"
 	"time"
 
 	"github.com/dchest/siphash"
-	"github.com/miekg/dns"
 )
 
 // cookies makes and checks DNS server cookies (RFC 7873) in the
@@ -65,35 +63,6 @@ const (
 	cookieClient                        // a client cookie only, or a server cookie not ours or stale
 	cookieValid                         // a server cookie we made, for this client, in date
 )
-
-// check reads the query's COOKIE option and returns its status and the
-// COOKIE option for the response, as reply makes it.
-func (c *cookies) check(opt *dns.OPT, ip netip.Addr, now time.Time) (cookieStatus, *dns.EDNS0_COOKIE) {
-	if opt == nil {
-		return cookieNone, nil
-	}
-	var raw []byte
-	found := false
-	for _, o := range opt.Option {
-		if co, ok := o.(*dns.EDNS0_COOKIE); ok {
-			b, err := hex.DecodeString(co.Cookie)
-			if err != nil {
-				return cookieMalformed, nil
-			}
-			raw, found = b, true
-			break // only the first COOKIE option counts (RFC 7873 5.2)
-		}
-	}
-	if !found {
-		return cookieNone, nil
-	}
-	if !cookieLen(len(raw)) {
-		return cookieMalformed, nil
-	}
-	var out [cookieReplyLen]byte
-	status := c.reply(&out, raw, ip, now)
-	return status, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: hex.EncodeToString(out[:])}
-}
 
 // cookieLen reports whether a COOKIE option of n bytes is well formed: a
 // client cookie of 8, or one with a server cookie of 8 to 32 (RFC 7873 4).

@@ -71,7 +71,7 @@ type tapMsg struct {
 const tapFlush = 5 * time.Millisecond
 
 // tapDecision is the routing decision of a service answer, as cheaply
-// known on the fast path. svc "" means no service answered.
+// known when answering. svc "" means no service answered.
 type tapDecision struct {
 	svc      string
 	site     string // the first answering site, "all-down" for the policy

@@ -1,10 +1,11 @@
 package resolver
 
 import (
+	"encoding/binary"
 	"log/slog"
 	"net"
 	"net/netip"
-	"strings"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -31,9 +32,9 @@ type Config struct {
 	RRL RRLConfig
 	// Registerer receives the RRL metrics. Default nil: not registered.
 	Registerer prometheus.Registerer
-	// CacheBytes is the budget of the answer cache of the fast path, per
-	// zone set: packed responses, their keys and overhead, negative answers
-	// and remembered refusals alike; the least used are evicted. Default
+	// CacheBytes is the budget of the answer cache, per zone set: packed
+	// responses, their keys and overhead, negative answers alike; the
+	// least used are evicted. Default
 	// DefaultCacheBytes (64 MiB).
 	CacheBytes int64
 	// CookieSecret (16 bytes) makes DNS server cookies (RFC 9018); servers
@@ -67,6 +68,9 @@ type Handler struct {
 	panicLogged atomic.Int64
 	fast        atomic.Pointer[fastCache]
 	now         func() time.Time // nil: time.Now; tests fix the clock that dates cookies
+	// onResolve, if not nil, is called each time the engine resolves a
+	// query (a cache miss): tests count the answers made per query.
+	onResolve func()
 }
 
 // NewHandler returns a handler serving the zone set held by zs, routing
@@ -99,51 +103,121 @@ func (h *Handler) clock() time.Time {
 // Panics returns how many queries panicked in the handler so far.
 func (h *Handler) Panics() uint64 { return h.panics.Load() }
 
-// ServeDNS implements dns.Handler (for miekg/dns servers): one answer, one
-// write. Like ServeWire, it is an entry: a panic is recovered, counted and
-// answered SERVFAIL.
+// ServeWire answers the query q from remote into out and returns the
+// response; nil means no response (dropped). out is reused storage. It is
+// the entry of every query, from the network and from the other entries
+// (ServeDNS, Answer): a panic while answering is recovered here, counted,
+// and answered SERVFAIL.
+func (h *Handler) ServeWire(q []byte, remote netip.Addr, tcp bool, out []byte) (resp []byte) {
+	return h.entry(q, remote, tcp, out, traffic)
+}
+
+// entry is ServeWire in mode md: the one recover.
+func (h *Handler) entry(q []byte, remote netip.Addr, tcp bool, out []byte, md mode) (resp []byte) {
+	defer func() {
+		if p := recover(); p != nil {
+			h.panicked(p)
+			resp = servfailWire(q, out, h.cfg.MaxUDPSize)
+		}
+	}()
+	if t := h.cfg.Dnstap; t != nil && md == traffic {
+		var d tapDecision
+		resp = h.serve(q, remote, tcp, out, &d, md)
+		t.log(q, resp, remote, tcp, &d)
+		return resp
+	}
+	return h.serve(q, remote, tcp, out, nil, md)
+}
+
+// ServeDNS implements dns.Handler (for miekg/dns servers): the query is
+// answered through ServeWire and written once.
 func (h *Handler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	remote := w.RemoteAddr()
 	_, tcp := remote.(*net.TCPAddr)
-	m := func() (m *dns.Msg) {
-		defer func() {
-			if p := recover(); p != nil {
-				h.panicked(p)
-				m = servfail(req, h.cfg.MaxUDPSize)
-			}
-		}()
-		return h.respond(req, addrOf(remote), tcp)
-	}()
-	if m != nil {
+	q, err := req.Pack()
+	if err != nil {
+		m := new(dns.Msg).SetRcode(req, dns.RcodeFormatError)
 		w.WriteMsg(m)
+		return
+	}
+	if resp := h.ServeWire(q, addrOf(remote), tcp, nil); resp != nil {
+		w.Write(resp)
 	}
 }
 
-// respond answers req and applies response rate limiting; nil means drop.
-// Panics are recovered by the entry that called it (ServeWire, ServeDNS).
-func (h *Handler) respond(req *dns.Msg, client netip.Addr, tcp bool) *dns.Msg {
-	m, cookie := h.answer(req, client, tcp)
-	// Neither TCP nor a query with our cookie can come from a spoofed address.
-	if h.rrl != nil && !tcp && cookie != cookieValid {
-		switch h.rrl.check(client, h.rrl.class(m), h.clock()) {
-		case rrlDrop:
-			return nil
-		case rrlSlip:
-			slip(m)
-		}
+// Recovered counts and logs (at most once a second) a panic recovered
+// while answering a query, as ServeWire does with its own: for a handler
+// that wraps this one (zone transfers).
+func (h *Handler) Recovered(p any) { h.panicked(p) }
+
+// panicked counts a panic, and logs it at most once a second: a query
+// that makes the handler panic may come in a flood.
+func (h *Handler) panicked(p any) {
+	h.panics.Add(1)
+	if h.cfg.Metrics != nil {
+		h.cfg.Metrics.panics.Inc()
 	}
-	return m
+	now := time.Now().Unix()
+	if last := h.panicLogged.Load(); now > last && h.panicLogged.CompareAndSwap(last, now) {
+		h.log.Error("panic answering a query; answered SERVFAIL", "panic", p, "stack", string(debug.Stack()))
+	}
 }
 
-// servfail answers req with SERVFAIL after a recovered panic: with an
-// OPT record and EDE 0 (Other) if req had EDNS, as servfailWire does.
-func servfail(req *dns.Msg, udpSize uint16) *dns.Msg {
-	m := new(dns.Msg).SetRcode(req, dns.RcodeServerFailure)
-	if opt, ok := requestOPT(req); ok && opt != nil {
-		o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
-		o.SetUDPSize(udpSize)
-		o.Option = []dns.EDNS0{&dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeOther}}
-		m.Extra = []dns.RR{o}
+// servfailWire answers q with SERVFAIL, built from its bytes alone: the
+// header, the question if there is one to copy, and an OPT record if the
+// query had one. Nil when q is not a query with a header.
+func servfailWire(q, out []byte, udpSize uint16) []byte {
+	if len(q) < 12 || q[2]&0x80 != 0 {
+		return nil
+	}
+	resp := append(out[:0], q[:12]...)
+	resp[2] = 0x80 | q[2]&0x79 // QR, opcode, RD
+	resp[3] = q[3]&0x10 | dns.RcodeServerFailure
+	clear(resp[4:12])
+	if binary.BigEndian.Uint16(q[4:]) != 1 {
+		return resp
+	}
+	off := 12
+	for off < len(q) && q[off] != 0 && q[off] <= 63 {
+		off += int(q[off]) + 1
+	}
+	if off+5 > len(q) || q[off] != 0 {
+		return resp // a name we cannot copy as is (a pointer, cut short)
+	}
+	off += 5
+	resp = append(resp, q[12:off]...)
+	resp[5] = 1
+	if off+11 <= len(q) && q[off] == 0 && binary.BigEndian.Uint16(q[off+1:]) == dns.TypeOPT {
+		// An OPT record with EDE 0 (Other), no text (RFC 8914): the
+		// client sees the failure is ours, not its resolver's.
+		resp = append(resp, 0, 0, 41, byte(udpSize>>8), byte(udpSize), 0, 0, 0, 0, 0, 6,
+			0, 15, 0, 2, 0, 0)
+		resp[11] = 1
+	}
+	return resp
+}
+
+// Answer builds the response to req from the client at remote, through
+// the engine (counted as a query, not rate limited). tcp says whether it
+// goes back over TCP (no size limit, full ANY answers). Nil if req is a
+// response.
+func (h *Handler) Answer(req *dns.Msg, remote netip.Addr, tcp bool) *dns.Msg {
+	return h.answerMsg(req, remote, tcp, direct)
+}
+
+func (h *Handler) answerMsg(req *dns.Msg, remote netip.Addr, tcp bool, md mode) *dns.Msg {
+	q, err := req.Pack()
+	if err != nil {
+		return new(dns.Msg).SetRcode(req, dns.RcodeFormatError)
+	}
+	resp := h.entry(q, remote, tcp, nil, md)
+	if resp == nil {
+		return nil
+	}
+	m := new(dns.Msg)
+	if err := m.Unpack(resp); err != nil {
+		h.log.Error("cannot unpack our response", "error", err, "query", queryString(req))
+		return new(dns.Msg).SetRcode(req, dns.RcodeServerFailure)
 	}
 	return m
 }
@@ -155,17 +229,11 @@ func queryString(req *dns.Msg) string {
 	return req.Question[0].String()
 }
 
-// Answer builds the response to req from the client at remote. tcp says
-// whether it goes back over TCP (no size limit, full ANY answers).
-func (h *Handler) Answer(req *dns.Msg, remote netip.Addr, tcp bool) *dns.Msg {
-	m, _ := h.answer(req, remote, tcp)
-	return m
-}
-
 // Uncounted is a view of a handler that answers without counting: for
-// explains, which run the server's own answer code on its own state but
-// are not traffic. Answer it with the same zones, router and settings as
-// the handler; nothing reaches the metrics, the rate limiter or the cache.
+// explains, which run the server's own engine on its own state but are
+// not traffic. Answer it with the same zones, router and settings as the
+// handler; nothing reaches the metrics, the rate limiter, dnstap or the
+// cache.
 type Uncounted struct{ h *Handler }
 
 // Uncounted returns h's view that answers without counting.
@@ -173,158 +241,7 @@ func (h *Handler) Uncounted() Uncounted { return Uncounted{h} }
 
 // Answer is Handler.Answer, not counted in the query or answer metrics.
 func (u Uncounted) Answer(req *dns.Msg, remote netip.Addr, tcp bool) *dns.Msg {
-	m, _ := u.h.answerTraced(req, remote, tcp, &trace{uncounted: true})
-	return m
-}
-
-// answer is Answer that also says what the query's DNS cookie was.
-func (h *Handler) answer(req *dns.Msg, remote netip.Addr, tcp bool) (m *dns.Msg, cookie cookieStatus) {
-	return h.answerTraced(req, remote, tcp, nil)
-}
-
-// trace records how an answer was made, for the fast path's cache; a
-// traced answer is not counted in the metrics. One marked uncounted (an
-// explain) only skips the counting: it is routed as traffic is.
-type trace struct {
-	uncounted bool
-	zone      string          // the zone that answered
-	services  int             // service names routed
-	svc       *zones.Service  // the last one
-	owner     string          // its owner name
-	fixed     *route.Decision // answer services with this decision instead of routing
-}
-
-func (h *Handler) answerTraced(req *dns.Msg, remote netip.Addr, tcp bool, tr *trace) (m *dns.Msg, cookie cookieStatus) {
-	zone := "" // the zone that answered, for the query counter; every outcome is counted
-	defer func() {
-		if tr == nil {
-			h.cfg.Metrics.query(zone, qtypeOf(req), m.Rcode)
-		} else {
-			tr.zone = zone
-		}
-	}()
-	m = new(dns.Msg)
-	m.SetReply(req)
-	m.Compress = true
-	if req.Opcode != dns.OpcodeQuery {
-		m.Rcode = dns.RcodeNotImplemented
-		return m, cookie
-	}
-	if len(req.Question) != 1 {
-		m.Rcode = dns.RcodeFormatError
-		return m, cookie
-	}
-	opt, ok := requestOPT(req)
-	if !ok {
-		m.Rcode = dns.RcodeFormatError
-		return m, cookie
-	}
-	var respOPT *dns.OPT
-	if opt != nil {
-		respOPT = h.responseOPT(opt)
-		m.Extra = append(m.Extra, respOPT)
-		if opt.Version() != 0 {
-			m.Rcode = dns.RcodeBadVers // RFC 6891 6.1.3
-			return m, cookie
-		}
-	}
-	ecs, ok := parseECS(opt)
-	if !ok {
-		m.Rcode = dns.RcodeFormatError
-		return m, cookie
-	}
-	if opt != nil {
-		var co *dns.EDNS0_COOKIE
-		if cookie, co = h.cookies.check(opt, remote, h.clock()); cookie == cookieMalformed {
-			m.Rcode = dns.RcodeFormatError
-			return m, cookie
-		}
-		if co != nil {
-			respOPT.Option = append(respOPT.Option, co)
-		}
-	}
-	client := netip.PrefixFrom(remote, remote.BitLen())
-	if ecs.usable() {
-		client = ecs.prefix
-	}
-	q := req.Question[0]
-	switch q.Qclass {
-	case dns.ClassINET:
-		var scope int
-		var ede *dns.EDNS0_EDE
-		scope, zone, ede = h.answerIN(m, q, client, tcp, tr)
-		if ede != nil && respOPT != nil {
-			// First among the options: the fast path appends a cookie and
-			// ECS after the options it cached, in this order.
-			respOPT.Option = append([]dns.EDNS0{ede}, respOPT.Option...)
-		}
-		if ecs != nil {
-			if !ecs.usable() {
-				scope = 0 // the option was not used: say so (RFC 7871 7.2.1)
-			}
-			respOPT.Option = append(respOPT.Option, ecs.option(scope))
-		}
-	case dns.ClassCHAOS:
-		h.answerCHAOS(m, q)
-	default:
-		m.Rcode = dns.RcodeRefused
-	}
-	size := 65535
-	if !tcp {
-		size = 512
-		if opt != nil {
-			size = max(512, min(int(opt.UDPSize()), int(h.cfg.MaxUDPSize)))
-		}
-	}
-	truncate(m, size)
-	return m, cookie
-}
-
-func qtypeOf(req *dns.Msg) uint16 {
-	if len(req.Question) == 0 {
-		return dns.TypeNone // counted as "other"
-	}
-	return req.Question[0].Qtype
-}
-
-// requestOPT returns the query's OPT record; ok is false when the EDNS part
-// is malformed: more than one OPT, an OPT not owned by the root, or an OPT
-// outside the additional section (RFC 6891 6.1.1; NSD and Knot answer
-// FORMERR too).
-func requestOPT(req *dns.Msg) (opt *dns.OPT, ok bool) {
-	for _, sec := range [][]dns.RR{req.Answer, req.Ns} {
-		for _, rr := range sec {
-			if rr.Header().Rrtype == dns.TypeOPT {
-				return nil, false
-			}
-		}
-	}
-	for _, rr := range req.Extra {
-		if o, isOpt := rr.(*dns.OPT); isOpt {
-			if opt != nil || o.Hdr.Name != "." {
-				return nil, false
-			}
-			opt = o
-		}
-	}
-	return opt, true
-}
-
-func (h *Handler) responseOPT(req *dns.OPT) *dns.OPT {
-	o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
-	o.SetUDPSize(h.cfg.MaxUDPSize)
-	if req.Do() {
-		o.SetDo() // RFC 3225: the DO bit is echoed
-	}
-	if h.cfg.ServerID != "" {
-		for _, e := range req.Option {
-			if e.Option() == dns.EDNS0NSID {
-				o.Option = append(o.Option, &dns.EDNS0_NSID{Code: dns.EDNS0NSID, Nsid: hexString(h.cfg.ServerID)})
-				break
-			}
-		}
-	}
-	return o
+	return u.h.answerMsg(req, remote, tcp, explain)
 }
 
 // Extended DNS Errors (RFC 8914) the handler sends to clients that sent
@@ -340,74 +257,6 @@ var (
 	// upstreams; so 0 (Other), with a text that says what happened.
 	edeAllDown = &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeOther, ExtraText: "all sites down"}
 )
-
-// answerIN answers a class IN question. It returns the ECS scope the
-// answer holds for (0 unless a service routed by location answered), the
-// zone that answered ("" if none) and the Extended DNS Error to send, if
-// any.
-func (h *Handler) answerIN(m *dns.Msg, q dns.Question, client netip.Prefix, tcp bool, tr *trace) (scope int, zone string, ede *dns.EDNS0_EDE) {
-	switch q.Qtype {
-	case dns.TypeAXFR, dns.TypeIXFR:
-		m.Rcode = dns.RcodeRefused // zone transfers are not offered
-		return 0, "", edeProhibited
-	case dns.TypeOPT, dns.TypeTSIG, dns.TypeTKEY:
-		m.Rcode = dns.RcodeFormatError // meta types are not questions
-		return 0, "", nil
-	}
-	qname := zones.CanonicalName(q.Name)
-	set := h.zones.Load()
-	var z *zones.Zone
-	if set != nil {
-		z = set.Find(qname, q.Qtype)
-	}
-	if z == nil {
-		m.Rcode = dns.RcodeRefused // not ours, and we never recurse
-		return 0, "", edeNotAuthoritative
-	}
-	svcFn := func(svc *zones.Service, owner string, qtype uint16) []dns.RR {
-		if tr != nil && !tr.uncounted {
-			tr.services++
-			tr.svc, tr.owner = svc, owner
-			if tr.fixed != nil {
-				if tr.fixed.AllDown {
-					ede = edeAllDown
-				}
-				return serviceRRs(svc, owner, qtype, *tr.fixed)
-			}
-			return nil // filling the cache: the caller notes the service
-		}
-		d := h.router.Route(z.Origin, svc, client, qtype == dns.TypeAAAA)
-		scope = max(scope, d.Scope)
-		metrics := h.cfg.Metrics
-		if tr != nil {
-			metrics = nil // an explain: not traffic
-		}
-		switch {
-		case d.AllDown:
-			ede = edeAllDown
-			metrics.answer(svc.Name, "all-down")
-		case len(d.Sites) > 0:
-			metrics.answer(svc.Name, d.Sites[0])
-		}
-		return serviceRRs(svc, owner, qtype, d)
-	}
-	a := z.LookupAs(qname, q.Name, q.Qtype, !tcp, svcFn)
-	m.Authoritative = a.Result != zones.Delegation
-	switch a.Result {
-	case zones.NXDomain:
-		m.Rcode = dns.RcodeNameError
-	case zones.YXDomain:
-		m.Rcode = dns.RcodeYXDomain
-	}
-	m.Answer, m.Ns = a.Answer, a.Ns
-	if len(a.Extra) > 0 {
-		// The OPT record goes last; copy so the zone's slice is never appended to.
-		extra := make([]dns.RR, 0, len(a.Extra)+len(m.Extra))
-		extra = append(extra, a.Extra...)
-		m.Extra = append(extra, m.Extra...)
-	}
-	return scope, z.Origin, ede
-}
 
 // serviceRRs turns a routing decision into records owned by owner.
 func serviceRRs(svc *zones.Service, owner string, qtype uint16, d route.Decision) []dns.RR {
@@ -430,10 +279,11 @@ func serviceRRs(svc *zones.Service, owner string, qtype uint16, d route.Decision
 	return out
 }
 
-func (h *Handler) answerCHAOS(m *dns.Msg, q dns.Question) {
+// answerCHAOS answers the CHAOS TXT questions that name the server.
+func (h *Handler) answerCHAOS(o *outcome, qtype uint16) {
 	var text string
-	if q.Qtype == dns.TypeTXT || q.Qtype == dns.TypeANY {
-		switch strings.ToLower(q.Name) {
+	if qtype == dns.TypeTXT || qtype == dns.TypeANY {
+		switch o.qname {
 		case "id.server.", "hostname.bind.":
 			text = h.cfg.ServerID
 		case "version.server.", "version.bind.":
@@ -441,12 +291,12 @@ func (h *Handler) answerCHAOS(m *dns.Msg, q dns.Question) {
 		}
 	}
 	if text == "" {
-		m.Rcode = dns.RcodeRefused
+		o.rcode = dns.RcodeRefused
 		return
 	}
-	m.Authoritative = true
-	m.Answer = []dns.RR{&dns.TXT{
-		Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeTXT, Class: dns.ClassCHAOS},
+	o.aa = true
+	o.answer = []dns.RR{&dns.TXT{
+		Hdr: dns.RR_Header{Name: o.qname, Rrtype: dns.TypeTXT, Class: dns.ClassCHAOS},
 		Txt: []string{text},
 	}}
 }
@@ -455,15 +305,16 @@ func (h *Handler) answerCHAOS(m *dns.Msg, q dns.Question) {
 // is optional, except a referral's glue: without it a referral is useless,
 // so a referral that does not fit whole is sent empty with TC (RFC 9471).
 // An answer or authority section that does not fit is sent empty with TC so
-// the client retries over TCP rather than caching a partial RRset.
-func truncate(m *dns.Msg, size int) {
+// the client retries over TCP rather than caching a partial RRset. It
+// reports whether anything was dropped.
+func truncate(m *dns.Msg, size int) (trimmed bool) {
 	// The uncompressed length is a cheap upper bound (no compression map):
 	// when it fits, the compressed message fits too.
 	m.Compress = false
 	n := m.Len()
 	m.Compress = true
 	if n <= size || m.Len() <= size {
-		return
+		return false
 	}
 	var opt []dns.RR
 	for _, rr := range m.Extra {
@@ -474,11 +325,12 @@ func truncate(m *dns.Msg, size int) {
 	if m.Authoritative || len(m.Answer) > 0 {
 		m.Extra = opt
 		if m.Len() <= size {
-			return
+			return true
 		}
 	}
 	m.Truncated = true
 	m.Answer, m.Ns, m.Extra = nil, nil, opt
+	return true
 }
 
 func addrRR(hdr dns.RR_Header, a netip.Addr) dns.RR {

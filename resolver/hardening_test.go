@@ -27,7 +27,7 @@ func (panicRouter) Route(string, *zones.Service, netip.Prefix, bool) route.Decis
 	panic("router bug")
 }
 
-// TestServeWirePanicIsServfail: a panic on the fast path (the router of a
+// TestServeWirePanicIsServfail: a panic in the engine (the router of a
 // service name, in a UDP reader) is recovered at the entry, counted and
 // answered SERVFAIL, over UDP and TCP; the server keeps serving. Before,
 // the only recover sat on the full path and the panic killed the process.
@@ -149,11 +149,11 @@ func TestAnswerCacheMillionNames(t *testing.T) {
 	require.Less(t, hi-lo, uint64(4<<20), "heap flat once the cache is full: %d..%d", lo, hi)
 }
 
-// TestRefusedNameAnsweredOnce: a name the fast path refuses (a CNAME into
-// a service, an answer that is truncated) is remembered as refused and
-// answered by the full path alone: no more work (allocations) than the
-// full path's. Before, every query tried the fast path first, re-running
-// the full answer to fill it.
+// TestRefusedNameAnsweredOnce: a name the cache does not keep (a CNAME
+// into a service, an answer that is truncated) is answered by the engine
+// once: no more work (allocations) than the old full path (the oracle).
+// Before, every such query tried the fast path first, re-running the full
+// answer to fill it.
 func TestRefusedNameAnsweredOnce(t *testing.T) {
 	h := newTestHandler(t, Config{})
 	for _, c := range []struct {
@@ -169,7 +169,7 @@ func TestRefusedNameAnsweredOnce(t *testing.T) {
 		require.NoError(t, err)
 		buf := make([]byte, 0, 4096)
 		h.ServeWire(wire, testClient, false, buf) // the cache learns
-		full := testing.AllocsPerRun(200, func() { h.slowWire(wire, testClient, false, buf) })
+		full := testing.AllocsPerRun(200, func() { oracleWire(h, wire, testClient, false) })
 		got := testing.AllocsPerRun(200, func() { h.ServeWire(wire, testClient, false, buf) })
 		t.Logf("%s %s edns=%v: %.0f allocations, full path %.0f", c.name, dns.TypeToString[c.qtype], c.edns, got, full)
 		require.LessOrEqual(t, got, full, "%s: answered once, by the full path", c.name)
@@ -198,10 +198,10 @@ func TestRRLTableFixedSize(t *testing.T) {
 	runtime.KeepAlive(h)
 }
 
-// TestRRLKeepsFastPath: with RRL on, a UDP query is still answered from
+// TestRRLKeepsCache: with RRL on, a UDP query is still answered from
 // the cache (no allocation), and limited there. Before, RRL sent every UDP
 // query down the full path.
-func TestRRLKeepsFastPath(t *testing.T) {
+func TestRRLKeepsCache(t *testing.T) {
 	h := newTestHandler(t, Config{RRL: RRLConfig{ResponsesPerSecond: 1 << 20}})
 	q := new(dns.Msg).SetQuestion("www.example.net.", dns.TypeA)
 	q.SetEdns0(1232, false)
@@ -213,10 +213,10 @@ func TestRRLKeepsFastPath(t *testing.T) {
 	require.Zero(t, allocs)
 }
 
-// TestRRLFastMatchesFull: the fast path limits as the full path does:
+// TestRRLMatchesOracle: the engine limits as the old full path did:
 // the same responses sent, slipped (truncated, OPT kept) and dropped, for
 // answers, NXDOMAIN, NODATA, referrals and errors, with cookies and ECS.
-func TestRRLFastMatchesFull(t *testing.T) {
+func TestRRLMatchesOracle(t *testing.T) {
 	cfg := Config{RRL: RRLConfig{ResponsesPerSecond: 3, Slip: 2}, CookieSecret: []byte("0123456789abcdef")}
 	fast, full := newTestHandler(t, cfg), newTestHandler(t, cfg)
 	fast.now, full.now = fixedNow, fixedNow
@@ -233,7 +233,7 @@ func TestRRLFastMatchesFull(t *testing.T) {
 			q.Id = uint16(i)
 			wire, err := q.Pack()
 			require.NoError(t, err)
-			want := full.slowWire(wire, testClient, false, nil)
+			want := oracleWire(full, wire, testClient, false)
 			got := fast.ServeWire(wire, testClient, false, make([]byte, 0, 512))
 			if want == nil {
 				require.Nil(t, got, "%v #%d: dropped", q.Question[0], i)
@@ -256,8 +256,8 @@ func TestRRLFastMatchesFull(t *testing.T) {
 
 // TestOPTOutsideAdditionalIsFormErr: an OPT record in the answer or
 // authority section, or two in the additional section, is FORMERR (RFC
-// 6891 6.1.1), as NSD and Knot answer; over the wire (fast path first)
-// and the full path alike. Before, an OPT in answer or authority was
+// 6891 6.1.1), as NSD and Knot answer; through the engine and the oracle
+// alike. Before, an OPT in answer or authority was
 // ignored (NOERROR).
 func TestOPTOutsideAdditionalIsFormErr(t *testing.T) {
 	h := newTestHandler(t, Config{})
@@ -280,7 +280,7 @@ func TestOPTOutsideAdditionalIsFormErr(t *testing.T) {
 		wire, err := q.Pack()
 		require.NoError(t, err, name)
 		for _, tcp := range []bool{false, true} {
-			for _, resp := range [][]byte{h.ServeWire(wire, testClient, tcp, nil), h.slowWire(wire, testClient, tcp, nil)} {
+			for _, resp := range [][]byte{h.ServeWire(wire, testClient, tcp, nil), oracleWire(h, wire, testClient, tcp)} {
 				m := new(dns.Msg)
 				require.NoError(t, m.Unpack(resp), name)
 				require.Equal(t, dns.RcodeFormatError, m.Rcode, name)
@@ -326,7 +326,7 @@ func keyOf(t *testing.T, name string) []byte {
 	wire, err := q.Pack()
 	require.NoError(t, err)
 	var fq query
-	require.True(t, parseQuery(wire, &fq))
+	require.Equal(t, parsedOK, parseQuery(wire, &fq))
 	var kb [255 + 3]byte
 	return append([]byte(nil), fq.key(&kb, false)...)
 }

@@ -53,12 +53,6 @@ var qtypeLabels = func() map[uint16]string {
 	return m
 }()
 
-func (m *Metrics) query(zone string, qtype uint16, rcode int) {
-	if m != nil {
-		m.counter(zone, qtype, rcode).Inc()
-	}
-}
-
 // counter returns the query counter of zone, qtype and rcode; the fast
 // path keeps it with a cached response rather than find it per query.
 func (m *Metrics) counter(zone string, qtype uint16, rcode int) prometheus.Counter {

@@ -18,10 +18,10 @@ func TestDNAMEServed(t *testing.T) {
 	q.SetEdns0(1232, false)
 	wire, err := q.Pack()
 	require.NoError(t, err)
-	for _, path := range []string{"full", "fast", "cached"} {
+	for _, path := range []string{"oracle", "miss", "hit"} {
 		var resp []byte
-		if path == "full" {
-			resp = h.slowWire(wire, testClient, false, nil)
+		if path == "oracle" {
+			resp = oracleWire(h, wire, testClient, false)
 		} else {
 			resp = h.ServeWire(wire, testClient, false, nil)
 		}
@@ -30,7 +30,7 @@ func TestDNAMEServed(t *testing.T) {
 		require.Equal(t, dns.RcodeSuccess, m.Rcode, path)
 		require.Len(t, m.Answer, 3, path)
 		// Owners other than the name asked may take the question's case
-		// on the fast path (compressed against it): compared without case.
+		// (compressed against it): compared without case.
 		require.Equal(t, "d.example.net.\t300\tin\tdname\tc.example.net.", strings.ToLower(m.Answer[0].String()), path)
 		require.Equal(t, "A.B.D.example.net.\t300\tIN\tCNAME\ta.b.c.example.net.", m.Answer[1].String(), path)
 		require.Equal(t, "a.b.c.example.net.", strings.ToLower(m.Answer[2].Header().Name), path)

@@ -51,8 +51,8 @@ const (
 )
 
 // rrlClass is the part of a response's account that does not depend on
-// the client: its kind, and the hash of the kind, type and name. The fast
-// path computes it once per packed response.
+// the client: its kind, and the hash of the kind, type and name. The
+// writer computes it once per packed response.
 type rrlClass struct {
 	kind uint8
 	hash uint64
@@ -200,7 +200,7 @@ func (r *rrl) check(client netip.Addr, c rrlClass, now time.Time) rrlAction {
 	return r.account(client, c, r.units(now), nil)
 }
 
-// checkLazy is check for the fast path, where reading the clock would
+// checkLazy is check for a cached response, where reading the clock would
 // cost about as much as the rest of the answer. It uses a recent reading
 // of the clock instead, which is never ahead of the time: an account that
 // has credit at that time has credit now, and is sent at once. Only an
@@ -261,20 +261,6 @@ func (r *rrl) account(client netip.Addr, c rrlClass, t int64, clock func() time.
 			return act
 		}
 	}
-}
-
-// slip turns a response into an empty truncated one: the client retries
-// over TCP, and a spoofed victim receives next to nothing.
-func slip(m *dns.Msg) {
-	m.Truncated = true
-	m.Answer, m.Ns = nil, nil
-	var opt []dns.RR
-	for _, r := range m.Extra {
-		if r.Header().Rrtype == dns.TypeOPT {
-			opt = append(opt, r)
-		}
-	}
-	m.Extra = opt
 }
 
 // slipWire is slip for a packed response whose question ends at qend and

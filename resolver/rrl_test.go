@@ -60,7 +60,7 @@ func TestRRLOff(t *testing.T) {
 }
 
 // BenchmarkRRLCheck measures one account's check: the clock read, the
-// slot's hash and its compare-and-swap; and the fast path's, without the
+// slot's hash and its compare-and-swap; and a cache hit's, without the
 // clock read.
 func BenchmarkRRLCheck(b *testing.B) {
 	r := newRRL(RRLConfig{ResponsesPerSecond: 1 << 30}, nil)
@@ -75,7 +75,7 @@ func BenchmarkRRLCheck(b *testing.B) {
 			}
 		})
 	}
-	b.Run("lazy", func(b *testing.B) { // the fast path's: a recent clock reading
+	b.Run("lazy", func(b *testing.B) { // a cache hit's: a recent clock reading
 		client := netip.MustParseAddr("198.51.100.7")
 		b.ReportAllocs()
 		for b.Loop() {
@@ -91,7 +91,7 @@ func BenchmarkRRLCheck(b *testing.B) {
 	})
 }
 
-// TestRRLLazyClock: the fast path's check decides on a recent reading of
+// TestRRLLazyClock: a cache hit's check decides on a recent reading of
 // the clock, and reads the clock before limiting: an account that has
 // earned credit since the reading is sent, one that has not is limited.
 func TestRRLLazyClock(t *testing.T) {

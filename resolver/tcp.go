@@ -19,7 +19,7 @@ import (
 // ServeWire into the connection's own output buffer and writes that buffer
 // when no complete query is left buffered, or when it holds tcpFlushAt
 // bytes. So a client that pipelines gets its answers in one write per
-// batch, and a query costs no dns.Msg when the fast path answers it. Only
+// batch, and a query costs no dns.Msg when the cache answers it. Only
 // those writes reach the socket: there is no buffered writer to spill on
 // its own.
 //

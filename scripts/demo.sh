@@ -60,6 +60,7 @@ cat <<MSG
     dig @$host -p $port www.example.com +subnet=128.32.0.0/24 +short      # Berkeley   -> 198.51.100.10 (us-west)
     dig @$host -p $port docs.example.com +subnet=81.2.69.0/24             # London: a CNAME chain, east is nearer
     bin/geodns explain --zones examples/zones $GEOIP --client 128.32.0.0/24 www.example.com
+    bin/geodns ctl --api http://$HTTP status                                  # sites, endpoints, state and reason
     curl -s http://$HTTP/api/v1/status | less
     curl -s http://$HTTP/metrics | grep ^geodns_
 

@@ -8,7 +8,7 @@ FUZZTIME="${FUZZTIME:-10s}"
 targets=(
   "FuzzAnswer ./resolver"        # raw packet -> handler
   "FuzzECS ./resolver"           # client subnet option parsing
-  "FuzzFastPath ./resolver"      # cached wire answers == full answers
+  "FuzzEngine ./resolver"        # the engine (cache miss and hit) == the oracle (the old full path)
   "FuzzCompile ./zones"          # YAML zone loader
   "FuzzImportMaster ./zones"     # RFC 1035 master-file import
   "FuzzRequest ./api"            # admin API requests

@@ -116,13 +116,11 @@ echo "process: $(ps -o user=,uid=,comm= -p $pid)   caps: $(grep CapEff /proc/$pi
 dig @127.0.0.1 -p 53 www.deb-test.example A +norec | sed -n '/HEADER/p;/ANSWER SECTION/,/^$/p'
 dig @::1 -p 53 ns1.deb-test.example A +short
 
-step "drain a site through the API (a write to the state directory)"
-token=$(cat /etc/geodns/api-token)
-curl -sS -o /dev/null -w 'POST drain: HTTP %{http_code}\n' -X POST -H "Authorization: Bearer $token" \
-	http://127.0.0.1:8053/api/v1/sites/west/drain
+step "drain a site with geodns ctl (a write to the state directory)"
+GEODNS_API_TOKEN=$(cat /etc/geodns/api-token) geodns ctl drain west --reason "deb test"
+geodns ctl status | sed -n '/^SITES/,/^$/p;/^OVERRIDES/,/^$/p'
 ls -ln /var/lib/private/geodns/
-curl -sS -o /dev/null -w 'POST undrain: HTTP %{http_code}\n' -X POST -H "Authorization: Bearer $token" \
-	http://127.0.0.1:8053/api/v1/sites/west/undrain
+GEODNS_API_TOKEN=$(cat /etc/geodns/api-token) geodns ctl undrain west
 curl -sS -w ' (readyz)\n' http://127.0.0.1:8053/readyz
 
 step "reload: edit the zone, kill -HUP \$MAINPID (the unit's ExecReload)"

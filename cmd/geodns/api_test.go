@@ -88,10 +88,11 @@ func TestAPI(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(body), &st))
 	require.Equal(t, []string{server}, st.DNS)
 	require.Len(t, st.Services, 1)
-	require.Equal(t, "drain", st.Services[0].Sites[0].Override)
+	require.Equal(t, "drain", st.Services[0].Sites[0].Override.Override)
+	require.Equal(t, api.StateDrained, st.Services[0].Sites[0].State)
 	require.False(t, st.Services[0].Sites[0].Up)
 	require.True(t, st.Services[0].Sites[1].Up)
-	require.Equal(t, "HTTP 200", st.Services[0].Sites[1].Endpoints[0].Reason)
+	require.Equal(t, "HTTP 200", st.Services[0].Sites[1].Endpoints[0].Last)
 
 	// A reload, for the metrics: a new TTL in the zone.
 	require.NoError(t, os.WriteFile(zoneFile, []byte(strings.Replace(chaosZone(east, west), "ttl: 30", "ttl: 31", 1)), 0o644))

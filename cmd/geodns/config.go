@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/geodns/geodns/cluster"
+	suggestpkg "github.com/geodns/geodns/internal/suggest"
 	"github.com/geodns/geodns/internal/units"
 	"github.com/geodns/geodns/resolver"
 	"github.com/geodns/geodns/xfr"
@@ -477,34 +478,5 @@ func checkAddr(what, addr string) error {
 }
 
 // suggest returns the name closest to a misspelt key, if it is close
-// enough to be the one meant: two edits, or a third of its length.
-func suggest(key string, names []string) string {
-	best, bestD := "", max(2, len(key)/3)+1
-	for _, n := range names {
-		if d := editDistance(key, n); d < bestD {
-			best, bestD = n, d
-		}
-	}
-	return best
-}
-
-// editDistance is the Levenshtein distance of a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
+// enough to be the one meant.
+func suggest(key string, names []string) string { return suggestpkg.Closest(key, names) }

@@ -49,5 +49,4 @@ func TestEditDistanceSuggest(t *testing.T) {
 	require.Equal(t, "listen", suggest("lsiten", names))
 	require.Equal(t, "zones", suggest("zone", names))
 	require.Equal(t, "", suggest("colour", names))
-	require.Equal(t, 3, editDistance("kitten", "sitting"))
 }

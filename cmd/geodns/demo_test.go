@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -44,6 +45,12 @@ func TestDemoDrill(t *testing.T) {
 	require.Eventually(t, func() bool { return regexp.MustCompile(`Ctrl-C stops the demo`).MatchString(log.String()) },
 		60*time.Second, 100*time.Millisecond, "demo did not start:\n%s", log.String())
 
+	// Ready is every check having run once; a backend slow to start (a
+	// busy machine) can be down then: the drill wants both sites up.
+	require.Eventually(t, func() bool {
+		_, body := call(t, "GET", "http://"+httpAddr+"/api/v1/status", "")
+		return strings.Count(body, `"state": "up"`) >= 2+4 // two sites, four endpoints
+	}, 30*time.Second, 100*time.Millisecond, "both demo sites up:\n%s", log.String())
 	code, stdout, stderr := runGeodns(t, "drill", "--api", "http://"+httpAddr, "--site", "us-east", "--duration", "2s", "--token", testToken)
 	t.Logf("geodns drill against the demo (exit %d):\n%s%s", code, stdout, stderr)
 	require.Equal(t, 0, code)

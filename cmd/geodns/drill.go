@@ -62,6 +62,32 @@ func drill(args []string, stdout, stderr io.Writer) int {
 	if err := getJSON(*apiURL+"/api/v1/status", &st); err != nil {
 		return fail("%v", err)
 	}
+	// A site winning its clients back (just restarted or undrained) has
+	// few of them yet: the drill starts once its return ramp is done.
+	for waited, said := time.Now(), false; ; {
+		ramping := ""
+		for _, svc := range st.Services {
+			for _, s := range svc.Sites {
+				if s.Name == *site && s.State == api.StateRamping {
+					ramping = s.Reason
+				}
+			}
+		}
+		if ramping == "" {
+			break
+		}
+		if time.Since(waited) > 10*time.Minute {
+			return fail("%s is still returning after 10 minutes: %s", *site, ramping)
+		}
+		if !said {
+			say("waiting for %s to win its clients back first (%s)", *site, ramping)
+			said = true
+		}
+		time.Sleep(time.Second)
+		if err := getJSON(*apiURL+"/api/v1/status", &st); err != nil {
+			return fail("%v", err)
+		}
+	}
 	if *dnsAddr == "" {
 		if len(st.DNS) == 0 {
 			return fail("the API reports no DNS address; give --dns")
@@ -70,11 +96,16 @@ func drill(args []string, stdout, stderr io.Writer) int {
 	}
 	// The site's addresses tell its answers from the others'.
 	mine := map[string]bool{}
+	up, why := false, ""
 	var ramp time.Duration // the longest return ramp of a service at the site: the return may take that long
 	for _, svc := range st.Services {
 		for _, s := range svc.Sites {
 			if s.Name != *site {
 				continue
+			}
+			up = up || s.Up
+			if !s.Up && why == "" {
+				why = s.Reason // "every endpoint is down: ...", "drained by ..."
 			}
 			if r, err := time.ParseDuration(svc.ReturnRamp); err == nil {
 				ramp = max(ramp, r)
@@ -88,7 +119,20 @@ func drill(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if len(mine) == 0 {
+		var sites []string
+		for _, svc := range st.Services {
+			for _, s := range svc.Sites {
+				sites = append(sites, s.Name)
+			}
+		}
+		if m := suggest(*site, sites); m != "" {
+			return fail("no service has a site %q; did you mean %q?", *site, m)
+		}
 		return fail("no service has a site %q", *site)
+	}
+	if !up {
+		// Its clients are elsewhere already: there is nothing to time.
+		return fail("%s is down, so there is nothing to drill: %s", *site, why)
 	}
 	var nets []netip.Prefix
 	candidates := sampleClients

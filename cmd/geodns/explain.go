@@ -57,7 +57,8 @@ func explain(args []string, stdout, stderr io.Writer) int {
 	if *apiURL != "" {
 		var e api.Explanation
 		q := url.Values{"name": {pos[0]}, "client": {prefix.String()}, "type": {dns.TypeToString[qtype]}}
-		if err := getJSON(*apiURL+"/api/v1/explain?"+q.Encode(), &e); err != nil {
+		c := &ctlClient{base: strings.TrimRight(*apiURL, "/")}
+		if err := c.do("GET", "/api/v1/explain?"+q.Encode(), nil, false, &e); err != nil {
 			fmt.Fprintf(stderr, "geodns explain: %v\n", err)
 			return 1
 		}
@@ -119,6 +120,11 @@ func printExplanation(w io.Writer, e api.Explanation) {
 		p("groups    %v (sites within 5%% of the nearest share the answer)\n", s.Groups)
 		if len(s.Down) > 0 {
 			p("down      %v\n", s.Down)
+		}
+		for _, ss := range s.Sites {
+			if ss.State != api.StateUp {
+				p("site      %-12s %s: %s\n", ss.Site, ss.State, ss.Reason)
+			}
 		}
 		for _, t := range s.Traffic {
 			state := "down"

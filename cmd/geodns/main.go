@@ -73,6 +73,7 @@ const usage = `usage:
                  [--probe-allow CIDR]... [--log-format text|json]
   geodns check   [--config geodns.yaml] [--zones DIR] [--import-dir DIR]... [--strict] [FILE.yaml...]
   geodns explain [--zones DIR] [--geoip FILE]... --client IP[/LEN] NAME [TYPE]
+  geodns ctl     [--api URL] [--token-file FILE] status|drain|undrain|force-up|force-down|dial|explain ...
   geodns drill   --api URL --site SITE [--ns ADDR,...] [--clients NET,...] [--duration 30s] [--limit 3s]
   geodns cluster status [--api URL] [--json]
   geodns import  --origin ZONE FILE.zone
@@ -101,6 +102,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return drill(args[1:], stdout, stderr)
 	case "cluster":
 		return clusterCmd(args[1:], stdout, stderr)
+	case "ctl":
+		return ctl(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprint(stdout, versionText())
 		return 0

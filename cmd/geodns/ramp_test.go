@@ -71,9 +71,9 @@ func TestReturnRampAndDials(t *testing.T) {
 	dialURL := base + "/api/v1/services/web/sites/us-east/dial"
 	code, body := call(t, "POST", dialURL, "")
 	require.Equal(t, http.StatusUnauthorized, code, body)
-	code, body = callJSON(t, "POST", dialURL, testToken, `{"weight": 101}`)
+	code, body = callJSON(t, "POST", dialURL, testToken, `{"dial_percent": 101}`)
 	require.Equal(t, http.StatusBadRequest, code, body)
-	code, body = callJSON(t, "POST", base+"/api/v1/services/web/sites/mars/dial", testToken, `{"weight": 50}`)
+	code, body = callJSON(t, "POST", base+"/api/v1/services/web/sites/mars/dial", testToken, `{"dial_percent": 50}`)
 	require.Equal(t, http.StatusNotFound, code, body)
 	code, body = callJSON(t, "POST", dialURL, testToken, `{"weight": 75}`)
 	require.Equal(t, http.StatusOK, code, body)
@@ -87,7 +87,7 @@ func TestReturnRampAndDials(t *testing.T) {
 	var st api.Status
 	require.NoError(t, json.Unmarshal([]byte(body), &st))
 	require.Equal(t, 75.0, st.Services[0].Sites[0].Dial)
-	require.Contains(t, body, `"weight_percent": 75`)
+	require.Equal(t, 75.0, *st.Overrides.Dials[0].Dial)
 
 	// The dial persists across a restart, with the same clients moved.
 	stopGeodns(t, server)

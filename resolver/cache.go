@@ -1,0 +1,262 @@
+package resolver
+
+import (
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+
+	"github.com/geodns/geodns/route"
+	"github.com/geodns/geodns/zones"
+)
+
+// The answer cache holds the responses the engine wrote, per zone set:
+// responses that do not depend on the client under their question's key,
+// and for a service name one response per routing decision. It is bounded
+// in bytes (keys, responses and overhead), evicts with CLOCK, and keeps
+// negative answers like any other.
+
+// entry is the cache's knowledge of one question.
+type entry struct {
+	static *packed // the answer, when it does not depend on the client
+	// A service name: the decision is made per query and picks a variant,
+	// written the first time a query got that decision.
+	svc      *zones.Service
+	origin   string
+	v6       bool // the service is routed for AAAA
+	mu       sync.RWMutex
+	variants map[string]*packed
+
+	key  string       // the cache key
+	size atomic.Int64 // bytes charged to the cache, variants included
+	ref  atomic.Bool  // CLOCK: used since the hand last passed
+	slot int          // index in the shard's ring; guarded by the shard's lock
+	// evicted: no longer in the cache, so its variants are not charged;
+	// guarded by mu.
+	evicted bool
+}
+
+// DefaultCacheBytes is the answer cache's budget when Config.CacheBytes is 0.
+const DefaultCacheBytes = 64 << 20
+
+const (
+	maxVariants = 64
+	fastShards  = 64
+	// entryOverhead is what an entry costs besides its key and responses:
+	// the entry, its packed response and the map slot (an estimate on the
+	// high side, so the budget bounds the heap).
+	entryOverhead = 320
+)
+
+// fastCache holds the entries of one zone set, at most a budget of bytes:
+// keys, packed responses and overhead. Misses (NXDOMAIN, NODATA, REFUSED)
+// are entries too. Each shard evicts with CLOCK: a hit sets
+// the entry's bit (one atomic load when already set); the hand clears
+// set bits and evicts the first entry it finds clear.
+//
+// A full shard admits a question only when it is asked a second time
+// (TinyLFU's doorkeeper): a flood of random names, each asked once, is
+// answered without filling and evicting entries for
+// names nobody asks again, so it neither costs an insertion per query
+// nor pushes out the answers that are asked for.
+type fastCache struct {
+	set    *zones.Set
+	seed   maphash.Seed
+	budget int64 // per shard
+	shards [fastShards]cacheShard
+	// door remembers a tag of the questions a full shard last turned away,
+	// one per slot; a colliding question takes the slot.
+	door [doorSlots]atomic.Uint32
+}
+
+// doorSlots is the size of the doorkeeper: 256 KiB.
+const doorSlots = 1 << 16
+
+type cacheShard struct {
+	mu    sync.RWMutex
+	m     map[string]*entry
+	ring  []*entry // every entry once, in no order; the hand walks it
+	hand  int
+	bytes atomic.Int64 // written under mu, but variants add while only reading
+	_     [64]byte     // shards on their own cache lines
+}
+
+func newFastCache(set *zones.Set, budget int64) *fastCache {
+	c := &fastCache{set: set, seed: maphash.MakeSeed(), budget: budget / fastShards}
+	for i := range c.shards {
+		c.shards[i].m = map[string]*entry{}
+	}
+	return c
+}
+
+func (c *fastCache) shard(key []byte) *cacheShard {
+	return &c.shards[maphash.Bytes(c.seed, key)%fastShards] // AES-based: a few ns, where FNV took 1 ns a byte
+}
+
+// admit tells whether a question the cache does not hold is to be filled
+// and kept: always while its shard has room, else only when the
+// doorkeeper saw it before.
+func (c *fastCache) admit(key []byte) bool {
+	h := maphash.Bytes(c.seed, key)
+	if c.shards[h%fastShards].bytes.Load() < c.budget-c.budget/16 {
+		return true
+	}
+	slot := &c.door[(h/fastShards)%doorSlots]
+	tag := uint32(h>>32) | 1 // never 0, the empty slot
+	if slot.Load() == tag {
+		slot.Store(0)
+		return true
+	}
+	slot.Store(tag)
+	return false
+}
+
+func (c *fastCache) get(key []byte) *entry {
+	s := c.shard(key)
+	s.mu.RLock()
+	e := s.m[string(key)] // no allocation: the compiler looks up the bytes
+	s.mu.RUnlock()
+	if e != nil && !e.ref.Load() {
+		e.ref.Store(true) // written once per pass of the hand, not per hit
+	}
+	return e
+}
+
+// put adds e under key, evicting until it fits, and returns the entry the
+// cache holds for key (another query's, if it came first). An entry
+// larger than a shard's budget is not kept (e is returned, not held).
+func (c *fastCache) put(key []byte, e *entry) *entry {
+	size := int64(entryOverhead + 2*len(key))
+	if e.static != nil {
+		size += int64(cap(e.static.wire))
+	}
+	if size > c.budget {
+		e.evicted = true
+		return e
+	}
+	e.size.Store(size)
+	s := c.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old := s.m[string(key)]; old != nil {
+		return old
+	}
+	for s.bytes.Load()+size > c.budget && len(s.ring) > 0 {
+		s.evict()
+	}
+	e.key = string(key)
+	e.slot = len(s.ring)
+	s.ring = append(s.ring, e)
+	s.m[e.key] = e
+	s.bytes.Add(size)
+	return e
+}
+
+// evict removes one entry: the first the hand finds unused since it last
+// passed. Called with s.mu held and the ring not empty.
+func (s *cacheShard) evict() {
+	for {
+		if s.hand >= len(s.ring) {
+			s.hand = 0
+		}
+		e := s.ring[s.hand]
+		if e.ref.Load() {
+			e.ref.Store(false)
+			s.hand++
+			continue
+		}
+		last := len(s.ring) - 1
+		s.ring[s.hand] = s.ring[last]
+		s.ring[s.hand].slot = s.hand
+		s.ring[last] = nil
+		s.ring = s.ring[:last]
+		delete(s.m, e.key)
+		e.mu.Lock() // a variant being added sees the entry gone, and charges nothing
+		e.evicted = true
+		size := e.size.Load()
+		e.mu.Unlock()
+		s.bytes.Add(-size)
+		return
+	}
+}
+
+// bytes returns what the cache holds, in bytes as budgeted.
+func (c *fastCache) bytes() int64 {
+	var n int64
+	for i := range c.shards {
+		n += c.shards[i].bytes.Load()
+	}
+	return n
+}
+
+// cache returns the fast cache of the current zone set.
+func (h *Handler) cache(set *zones.Set) *fastCache {
+	c := h.fast.Load()
+	if c == nil || c.set != set {
+		n := newFastCache(set, h.cfg.CacheBytes)
+		if h.fast.CompareAndSwap(c, n) {
+			return n
+		}
+		return h.fast.Load()
+	}
+	return c
+}
+
+// variant returns the packed response of service entry e for decision d,
+// or nil when no query got that decision yet.
+func (c *fastCache) variant(e *entry, d route.Decision) *packed {
+	var kb [128]byte
+	k := decisionKey(kb[:0], d)
+	e.mu.RLock()
+	p := e.variants[string(k)]
+	e.mu.RUnlock()
+	return p
+}
+
+// addVariant keeps p as service entry e's response for decision d, while
+// the cache's shard has room (making room as put does, or a full shard
+// would keep every new decision uncached) and e has fewer than
+// maxVariants.
+func (c *fastCache) addVariant(key []byte, e *entry, d route.Decision, p *packed) {
+	var kb [128]byte
+	k := decisionKey(kb[:0], d)
+	size := int64(len(k) + cap(p.wire) + entryOverhead/2)
+	s := c.shard(key)
+	if s.bytes.Load()+size > c.budget {
+		s.mu.Lock()
+		for s.bytes.Load()+size > c.budget && len(s.ring) > 1 {
+			s.evict()
+		}
+		s.mu.Unlock()
+	}
+	e.mu.Lock()
+	if !e.evicted && len(e.variants) < maxVariants && s.bytes.Load()+size <= c.budget {
+		if _, ok := e.variants[string(k)]; !ok {
+			e.variants[string(k)] = p
+			e.size.Add(size)
+			s.bytes.Add(size) // the next put in the shard evicts to make room
+		}
+	}
+	e.mu.Unlock()
+}
+
+// decisionKey appends to b what names the response a decision makes.
+func decisionKey(b []byte, d route.Decision) []byte {
+	if d.Degraded {
+		b = append(b, 'd')
+	}
+	if d.AllDown {
+		b = append(b, 'x')
+	}
+	if len(d.Sites) > 0 {
+		b = append(b, d.Sites[0]...) // the answers counter's label
+	}
+	b = append(b, 0)
+	for _, a := range d.Addrs {
+		b = append(b, a.AsSlice()...)
+		b = append(b, '|')
+	}
+	for _, n := range d.Names[:min(1, len(d.Names))] {
+		b = append(b, n...)
+	}
+	return b
+}
