@@ -23,6 +23,13 @@ type Config struct {
 	// votes) outlives its last keep-alive. Default 10s; whole seconds,
 	// at least 2s.
 	LeaseTTL time.Duration `yaml:"lease_ttl"`
+	// Probers is how many live nodes probe each target (rendezvous
+	// hashing over the live-node list); 0: every live node, up to 3.
+	Probers int `yaml:"probers"`
+	// PartitionGrace is how long a node cut off from etcd keeps the last
+	// agreed health before its own probes decide (and it probes every
+	// target itself); default 10s.
+	PartitionGrace time.Duration `yaml:"partition_grace"`
 }
 
 // TLSConfig names the PEM files of the etcd CA and this node's client
@@ -38,7 +45,8 @@ const DefaultPrefix = "/geodns"
 
 // Enabled reports whether a cluster is configured.
 func (c Config) Enabled() bool {
-	return len(c.Etcd) > 0 || c.Node != "" || c.Region != "" || c.Prefix != "" || c.TLS != (TLSConfig{}) || c.LeaseTTL != 0
+	return len(c.Etcd) > 0 || c.Node != "" || c.Region != "" || c.Prefix != "" || c.TLS != (TLSConfig{}) || c.LeaseTTL != 0 ||
+		c.Probers != 0 || c.PartitionGrace != 0
 }
 
 // prefix returns the key prefix without a trailing slash.
@@ -97,6 +105,12 @@ func (c Config) Check() []Problem {
 	}
 	if c.LeaseTTL != 0 && (c.LeaseTTL < 2*time.Second || c.LeaseTTL%time.Second != 0) {
 		add("lease_ttl", -1, "cluster.lease_ttl: %v: want whole seconds, at least 2s (default 10s)", c.LeaseTTL)
+	}
+	if c.Probers < 0 || c.Probers > 100 {
+		add("probers", -1, "cluster.probers: %d: want 1 to 100 (0 or absent: every live node, up to 3)", c.Probers)
+	}
+	if c.PartitionGrace < 0 {
+		add("partition_grace", -1, "cluster.partition_grace: %v is negative", c.PartitionGrace)
 	}
 	if tlsSet && (c.TLS.CA == "" || c.TLS.Cert == "" || c.TLS.Key == "") {
 		add("tls", -1, "cluster.tls: give all of ca, cert and key (mTLS: one identity per node)")

@@ -21,7 +21,9 @@
 //	P/serials/<zone>/last     the newest serial given to the zone
 //	P/serials/<zone>/<hash>   the serial of one content (sha256 hex) of the
 //	                          zone, set at the content's first appearance
-//	P/votes/...               health votes (the votes part; see its doc)
+//	P/votes/<node>/<id>       the node's health vote on one probe (id:
+//	                          health.VoteID), "u|d <since ms> <back ms>";
+//	                          under its lease (Votes, votes.go)
 //
 // # Seams
 //

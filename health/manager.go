@@ -79,13 +79,22 @@ type Manager struct {
 	async     bool          // Run's publisher is running: results publish through it
 	dirty     chan struct{} // results changed the state since the last publish
 
+	// NS set (votes.go): off until SetSharing.
+	sharing   bool
+	alone     bool                 // cut off past the grace period
+	runs      func(id string) bool // which probes this node runs; nil: all
+	votes     map[string][]Vote    // every node's votes, by VoteID
+	voteDirty map[string]struct{}  // own votes changed since DrainVotes
+	voteCh    chan struct{}
+
 	table atomic.Pointer[Table]
 }
 
 // probe is one scheduled probe and its state machine.
 type probe struct {
 	key   string
-	num   int32 // its index in the published Table
+	vid   string // VoteID(key)
+	num   int32  // its index in the published Table
 	spec  *zones.Probe
 	check string // the check's name, for logs and metrics
 	site  string // a site it serves, for logs and metrics
@@ -105,6 +114,12 @@ type probe struct {
 	since   time.Time
 	reason  string
 	back    time.Time // when it last went from down to up; zero: never seen
+
+	runs    bool  // this node sends it (always, outside an NS set)
+	fresh   int   // results since it started running here (its vote counts from the first)
+	verdict State // the NS set's last decision
+	decided bool  // verdict holds one
+	eff     State // its state in the last table
 	// last is the latest result; lastErr and lastErrAt the latest failure
 	// (kept while it passes again, so a status page can say why it flapped).
 	last      string
@@ -127,16 +142,18 @@ func NewManager(opts Options) *Manager {
 		}
 	}
 	m := &Manager{
-		prober:   prober{allow: opts.Allow, rootCAs: opts.RootCAs, maxKept: int64(opts.MaxKept)},
-		log:      opts.Log,
-		metrics:  newMetrics(opts.Registerer),
-		epoch:    time.Now(),
-		sem:      make(chan struct{}, opts.MaxInFlight),
-		probes:   map[string]*probe{},
-		wake:     make(chan struct{}, 1),
-		dirty:    make(chan struct{}, 1),
-		saved:    map[string]savedProbe{},
-		onChange: opts.OnChange,
+		prober:    prober{allow: opts.Allow, rootCAs: opts.RootCAs, maxKept: int64(opts.MaxKept)},
+		log:       opts.Log,
+		metrics:   newMetrics(opts.Registerer),
+		epoch:     time.Now(),
+		sem:       make(chan struct{}, opts.MaxInFlight),
+		probes:    map[string]*probe{},
+		wake:      make(chan struct{}, 1),
+		dirty:     make(chan struct{}, 1),
+		saved:     map[string]savedProbe{},
+		voteDirty: map[string]struct{}{},
+		voteCh:    make(chan struct{}, 1),
+		onChange:  opts.OnChange,
 	}
 	if opts.StateFile != "" {
 		m.saver, m.stateFile = newSaver(m), opts.StateFile
@@ -165,7 +182,7 @@ func (m *Manager) SetZones(set *zones.Set) {
 				specs = append(specs, ep.Probe)
 				p := want[ep.Probe.Key]
 				if p == nil {
-					p = &probe{key: ep.Probe.Key, spec: ep.Probe, check: ep.Probe.Check.Name, site: ep.Site}
+					p = &probe{key: ep.Probe.Key, vid: VoteID(ep.Probe.Key), spec: ep.Probe, check: ep.Probe.Check.Name, site: ep.Site}
 					p.target = loopTarget(ep.Probe)
 					want[p.key] = p
 				}
@@ -208,6 +225,9 @@ func (m *Manager) SetZones(set *zones.Set) {
 			}
 			delete(m.probes, key)
 			m.metrics.forget(p)
+			if p.runs {
+				m.voteChangedLocked(p) // its vote is withdrawn
+			}
 		}
 	}
 	for key, w := range want {
@@ -227,6 +247,7 @@ func (m *Manager) SetZones(set *zones.Set) {
 			next = now
 		}
 		m.probes[key] = w
+		w.runs = m.wantsRunLocked(w)
 		m.queue.push(queued{at: next.Sub(m.epoch), every: w.spec.Check.Interval, p: w})
 		m.metrics.set(w)
 	}
@@ -285,8 +306,8 @@ func (m *Manager) Run(ctx context.Context) error {
 				q.at = now + iv
 			}
 			m.queue.down(0)
-			if p.inflight {
-				continue // the last one has not returned (timeout <= interval makes this rare)
+			if p.inflight || !p.runs {
+				continue // the last one has not returned (timeout <= interval makes this rare), or another node probes it
 			}
 			select {
 			case m.sem <- struct{}{}:
@@ -394,6 +415,7 @@ func (m *Manager) record(p *probe, res Result, kept *conn) {
 	first := !p.known
 	p.known = true
 	p.results++
+	p.fresh++
 	was := p.up
 	if res.OK {
 		p.succ, p.fail = p.succ+1, 0
@@ -427,7 +449,10 @@ func (m *Manager) record(p *probe, res Result, kept *conn) {
 		m.metrics.transition(p, state)
 	}
 	m.metrics.set(p)
-	if !changed && p.results != 1 {
+	if changed || p.fresh == 1 {
+		m.voteChangedLocked(p)
+	}
+	if !changed && p.results != 1 && !(m.sharing && p.fresh == 1) {
 		return
 	}
 	if !m.async {
@@ -455,9 +480,11 @@ func (m *Manager) publish(save bool) {
 	for _, p := range m.probes {
 		// A probe without a result (nor a persisted state) is up: p.up
 		// starts true.
-		t.States[p.num] = State{Up: p.up, Back: p.back}
-		t.last = latest(t.last, p.back)
-		if p.results == 0 {
+		st := m.effectiveLocked(p)
+		p.eff = st
+		t.States[p.num] = st
+		t.last = latest(t.last, st.Back)
+		if p.results == 0 && (p.runs || !p.decided) { // another node's probe is ready with the set's decision
 			t.ready = false
 		}
 	}
@@ -497,7 +524,11 @@ func (m *Manager) Status() []ProbeStatus {
 	m.mu.Lock()
 	out := make([]ProbeStatus, 0, len(m.probes))
 	for _, p := range m.probes {
-		out = append(out, ProbeStatus{p.key, p.check, p.spec.Target, p.site, slices.Clone(p.ids), p.up, p.since, p.reason,
+		up := p.up
+		if m.sharing {
+			up = p.eff.Up // in an NS set the state shown is the set's (Votes has this node's)
+		}
+		out = append(out, ProbeStatus{p.key, p.check, p.spec.Target, p.site, slices.Clone(p.ids), up, p.since, p.reason,
 			p.last, p.lastErr, p.lastErrAt})
 	}
 	m.mu.Unlock() // sorted without the lock: probe results wait for no status page

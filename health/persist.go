@@ -33,7 +33,11 @@ type savedProbe struct {
 func (m *Manager) stateLocked() state {
 	st := state{Version: stateVersion, Probes: make(map[string]savedProbe, len(m.probes))}
 	for k, p := range m.probes {
-		if p.known {
+		switch {
+		case m.sharing && p.decided:
+			// In an NS set the state to start from is the set's.
+			st.Probes[k] = savedProbe{p.eff.Up, p.since, p.reason, p.eff.Back}
+		case p.known:
 			st.Probes[k] = savedProbe{p.up, p.since, p.reason, p.back}
 		}
 	}

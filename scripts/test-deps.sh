@@ -19,4 +19,7 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/etcd ] || need+=(etcd-server)
+# The NS-set split-view test builds network namespaces (ip, nsenter).
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || need+=(iproute2)
+command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 exec "$(dirname "$0")/apt-install.sh" "${need[@]}"

@@ -159,6 +159,29 @@ type Check struct {
 	Up        bool   // static checks: the fixed state; default true
 	Query     string // dns checks: the name asked; default the zone's origin
 	QType     uint16 // dns checks: the type asked; default SOA
+	// Quorum combines the NS set's votes on the check's targets in
+	// cluster mode (quorum: majority, min_up: N or up_ratio: R); a single
+	// node ignores it. Default majority.
+	Quorum Quorum
+}
+
+// Quorum is how a check's state is decided from the votes of the nodes
+// that probe a target: at most one of MinUp and UpRatio is set; neither
+// is a majority.
+type Quorum struct {
+	MinUp   int     // up while at least this many votes (all, if fewer voted) say up
+	UpRatio float64 // up while more than this share of the votes say up (Route 53: 0.18)
+}
+
+// String is the rule as the zone file writes it.
+func (q Quorum) String() string {
+	switch {
+	case q.MinUp > 0:
+		return fmt.Sprintf("min_up: %d", q.MinUp)
+	case q.UpRatio > 0:
+		return fmt.Sprintf("up_ratio: %v", q.UpRatio)
+	}
+	return "quorum: majority"
 }
 
 var checkTypes = map[string]int{"http": 80, "https": 443, "tcp": 0, "dns": 53, "static": 0}
@@ -248,5 +271,8 @@ func (c *compiler) probe(ep *Endpoint, svc *serviceSpec) {
 	}
 	p.Key = fmt.Sprintf("%s|%s|%d|%s|%s|%v|%q|%v|%v|%d|%d|%v|%v|%s|%d|%v", p.Target, ch.Type, ch.Port, ch.Path, ch.Host,
 		ch.ExpectStatus, ch.ExpectBody, ch.Interval, ch.Timeout, ch.Rise, ch.Fall, ch.Insecure, ch.Up, ch.Query, ch.QType, ch.KeepAlive)
+	if ch.Quorum != (Quorum{}) { // the same probe under another rule is another vote; keys without one stay as they were
+		p.Key += "|" + ch.Quorum.String()
+	}
 	ep.Probe = p
 }

@@ -259,6 +259,7 @@ func (d *decoder) checks(s *spec, n *yaml.Node) {
 	d.entries(n, "checks", func(k, v *yaml.Node) {
 		c := &Check{Name: k.Value, Interval: DefaultInterval, Timeout: DefaultTimeout, Rise: DefaultRise, Fall: DefaultFall, Up: true, KeepAlive: true}
 		what := fmt.Sprintf("check %q", k.Value)
+		var rules []*yaml.Node // quorum, min_up, up_ratio: one at most
 		count := func(dst *int, key string) func(*yaml.Node) {
 			return func(x *yaml.Node) {
 				if v, ok := d.int(x, what+": "+key, 1, 100); ok {
@@ -298,7 +299,26 @@ func (d *decoder) checks(s *spec, n *yaml.Node) {
 			"insecure":  func(x *yaml.Node) { c.Insecure, _ = d.bool(x, what+": insecure") },
 			"up":        func(x *yaml.Node) { c.Up, _ = d.bool(x, what+": up") },
 			"keepalive": func(x *yaml.Node) { c.KeepAlive, _ = d.bool(x, what+": keepalive") },
-			"query":     func(x *yaml.Node) { c.Query, _ = d.domain(x, what+": query", s.origin) },
+			"quorum": func(x *yaml.Node) {
+				if q, _ := d.scalar(x, what+": quorum"); q != "majority" {
+					d.errf(x, "%s: quorum %q: only majority is named (or give min_up or up_ratio)", what, q)
+				}
+				rules = append(rules, x)
+			},
+			"min_up": func(x *yaml.Node) {
+				if v, ok := d.int(x, what+": min_up", 1, 100); ok {
+					c.Quorum.MinUp = int(v)
+				}
+				rules = append(rules, x)
+			},
+			"up_ratio": func(x *yaml.Node) {
+				// An open interval: 0 would be "any vote up", 1 never up.
+				if v, ok := d.float(x, what+": up_ratio", 0.01, 0.99); ok {
+					c.Quorum.UpRatio = v
+				}
+				rules = append(rules, x)
+			},
+			"query": func(x *yaml.Node) { c.Query, _ = d.domain(x, what+": query", s.origin) },
 			"qtype": func(x *yaml.Node) {
 				t, _ := d.scalar(x, what+": qtype")
 				if c.QType = dns.StringToType[strings.ToUpper(t)]; c.QType == 0 {
@@ -333,6 +353,12 @@ func (d *decoder) checks(s *spec, n *yaml.Node) {
 		}
 		if c.Timeout > c.Interval {
 			d.errf(v, "%s: timeout %v is longer than the interval %v", what, c.Timeout, c.Interval)
+		}
+		if len(rules) > 1 {
+			d.errf(rules[1], "%s: give one of quorum, min_up and up_ratio", what)
+		}
+		if c.Type == "static" && len(rules) > 0 {
+			d.errf(rules[0], "%s: a static check is not probed, so not voted on: no quorum rule", what)
 		}
 		s.checks = append(s.checks, c)
 	})

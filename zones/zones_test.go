@@ -166,6 +166,24 @@ checks: {hc: {type: https}}
 	require.ErrorContains(t, err, "d.example.yaml:3:")
 }
 
+// TestCheckQuorum: the NS set's rule per check; majority (the default,
+// also when named) leaves the probe key as it was.
+func TestCheckQuorum(t *testing.T) {
+	src := `soa: {ns: a.example., mbox: b.example.}
+records: {"@": {NS: [ns1.example.net.]}}
+checks: {hc: {type: http%s}}
+`
+	for _, tc := range []struct {
+		rule string
+		want Quorum
+	}{{"", Quorum{}}, {", quorum: majority", Quorum{}}, {", min_up: 2", Quorum{MinUp: 2}}, {", up_ratio: 0.18", Quorum{UpRatio: 0.18}}} {
+		z, err := Compile("d.example.yaml", []byte(strings.Replace(src, "%s", tc.rule, 1)), "d.example.", time.Now(), nil)
+		require.NoError(t, err, tc.rule)
+		require.Equal(t, tc.want, z.Checks["hc"].Quorum, tc.rule)
+	}
+	require.Equal(t, "up_ratio: 0.18", Quorum{UpRatio: 0.18}.String())
+}
+
 const serialZone = `soa: {ns: a.example., mbox: b.example.}
 records: {"@": {NS: [ns1.example.net.]}, www: {A: [%s]}}
 `

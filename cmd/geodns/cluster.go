@@ -19,6 +19,7 @@ import (
 
 	"github.com/geodns/geodns/cluster"
 	"github.com/geodns/geodns/geo"
+	"github.com/geodns/geodns/health"
 	"github.com/geodns/geodns/opstate"
 	"github.com/geodns/geodns/zones"
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,6 +34,7 @@ type clusterParts struct {
 	serials  *cluster.Serials
 	reports  *cluster.Reports
 	hup      chan os.Signal // the zone watcher's reload: set by sources
+	votes    *cluster.Votes // health across the set: set by shareHealth
 }
 
 func newClusterParts(cfg cluster.Config, local *opstate.FileStore, log *slog.Logger, reg prometheus.Registerer) (*clusterParts, error) {
@@ -58,11 +60,20 @@ func (p *clusterParts) sources(set *atomic.Pointer[zones.Set], loc *geo.Locator)
 	p.operator.OnApplied = p.reports.Changed
 }
 
+// shareHealth has the node's health decided from every node's votes,
+// its targets shared among the probers (cluster.Votes); call before run.
+func (p *clusterParts) shareHealth(cfg cluster.Config, h *health.Manager, reg prometheus.Registerer) {
+	p.votes = cluster.NewVotes(p.cluster, h, cluster.VotesOptions{Probers: cfg.Probers, Grace: cfg.PartitionGrace}, reg)
+}
+
 // run runs the parts until ctx ends.
 func (p *clusterParts) run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { p.operator.Run(ctx) })
 	wg.Go(func() { p.reports.Run(ctx) })
+	if p.votes != nil {
+		wg.Go(func() { p.votes.Run(ctx) })
+	}
 	err := p.cluster.Run(ctx)
 	wg.Wait()
 	return err

@@ -45,12 +45,14 @@ func drill(args []string, stdout, stderr io.Writer) int {
 	hold := fs.Duration("duration", 30*time.Second, "how long to hold the drain")
 	limit := fs.Duration("limit", 3*time.Second, "the most moving away or back may take")
 	dnsAddr := fs.String("dns", "", "the DNS server to query (default: the first address in /api/v1/status)")
+	nsList := fs.String("ns", "", "the NS set: every nameserver to watch, ADDR:PORT comma separated (default: --dns alone); the drill fails if any one lags")
+	wait := fs.Duration("wait", 30*time.Second, "how long to wait for the clients to move (and to come back) before giving up")
 	token := fs.String("token", os.Getenv("GEODNS_API_TOKEN"), "API token (default $GEODNS_API_TOKEN)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if *site == "" || fs.NArg() > 0 {
-		fmt.Fprint(stderr, "usage: geodns drill --api URL --site SITE [--clients NET,...] [--duration 30s] [--limit 3s]\n")
+		fmt.Fprint(stderr, "usage: geodns drill --api URL --site SITE [--ns ADDR,...] [--clients NET,...] [--duration 30s] [--limit 3s]\n")
 		return 2
 	}
 	say := func(format string, a ...any) { fmt.Fprintf(stdout, format+"\n", a...) }
@@ -145,6 +147,17 @@ func drill(args []string, stdout, stderr io.Writer) int {
 		nets = append(nets, p)
 	}
 	q := &querier{server: *dnsAddr, name: *name, mine: mine}
+	ns := nameservers{q}
+	if *nsList != "" {
+		ns = nil
+		for _, a := range strings.Split(*nsList, ",") {
+			a = strings.TrimSpace(a)
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				return fail("--ns %q: want ADDR:PORT", a)
+			}
+			ns = append(ns, &querier{server: a, name: *name, mine: mine})
+		}
+	}
 	if *clients == "" {
 		var near []netip.Prefix
 		for _, p := range nets {
@@ -157,7 +170,7 @@ func drill(args []string, stdout, stderr io.Writer) int {
 		}
 		nets = near
 	}
-	say("drill: site %s, name %s, %d clients %v, DNS %s", *site, *name, len(nets), nets, *dnsAddr)
+	say("drill: site %s, name %s, %d clients %v, DNS %s", *site, *name, len(nets), nets, ns)
 
 	post := func(action string) error {
 		req, _ := http.NewRequest(http.MethodPost, *apiURL+"/api/v1/sites/"+*site+"/"+action, nil)
@@ -189,15 +202,23 @@ func drill(args []string, stdout, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 	drained = true
-	moved, err := q.waitAll(ctx, nets, false, 30*time.Second)
+	moved, err := ns.waitAll(ctx, nets, false, *wait, func(q *querier, d time.Duration, err error) {
+		if err == nil {
+			say("  %s: moved off %s in %.2f s", q.server, *site, d.Seconds())
+		} else {
+			say("  %s: LAGS: %v", q.server, err)
+		}
+	})
 	if err != nil {
 		return fail("waiting for clients to move: %v", err)
 	}
-	say("drained %s: all %d clients moved off it in %.2f s", *site, len(nets), moved.Seconds())
+	say("drained %s: all %d clients moved off it in %.2f s on %d nameserver(s)", *site, len(nets), moved.Seconds(), len(ns))
 	t1 := time.Now()
 	for time.Since(t1) < *hold && ctx.Err() == nil {
-		if on, err := q.anyOnSite(nets); err == nil && on {
-			return fail("a client was answered by the drained site during the hold")
+		for _, q := range ns {
+			if on, err := q.anyOnSite(nets); err == nil && on {
+				return fail("a client was answered by the drained site during the hold, on %s", q.server)
+			}
 		}
 		sleepCtx(ctx, 200*time.Millisecond)
 	}
@@ -205,7 +226,13 @@ func drill(args []string, stdout, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 	drained = false
-	back, err := q.waitAll(ctx, nets, true, 30*time.Second+ramp)
+	back, err := ns.waitAll(ctx, nets, true, *wait+ramp, func(q *querier, d time.Duration, err error) {
+		if err == nil {
+			say("  %s: back on %s in %.2f s", q.server, *site, d.Seconds())
+		} else {
+			say("  %s: LAGS: %v", q.server, err)
+		}
+	})
 	if err != nil {
 		return fail("waiting for clients to come back: %v", err)
 	}
@@ -215,6 +242,57 @@ func drill(args []string, stdout, stderr io.Writer) int {
 	}
 	say("drill passed: move %.2f s, return %.2f s (limit %v, return ramp %v)", moved.Seconds(), back.Seconds(), *limit, ramp)
 	return 0
+}
+
+// nameservers are the NS set a drill watches.
+type nameservers []*querier
+
+func (ns nameservers) String() string {
+	var out []string
+	for _, q := range ns {
+		out = append(out, q.server)
+	}
+	return strings.Join(out, ",")
+}
+
+// waitAll waits on every nameserver at once, tells each one's time (or
+// failure) to report as it comes, and returns the slowest time, or an
+// error naming every nameserver that lagged.
+func (ns nameservers) waitAll(ctx context.Context, nets []netip.Prefix, want bool, max time.Duration, report func(*querier, time.Duration, error)) (time.Duration, error) {
+	type result struct {
+		q   *querier
+		d   time.Duration
+		err error
+	}
+	results := make(chan result, len(ns))
+	for _, q := range ns {
+		go func() {
+			d, err := q.waitAll(ctx, nets, want, max)
+			results <- result{q, d, err}
+		}()
+	}
+	var slowest time.Duration
+	var lagging []string
+	for range ns {
+		r := <-results
+		report(r.q, r.d, r.err)
+		if r.err != nil {
+			lagging = append(lagging, r.q.server)
+		}
+		slowest = maxDur(slowest, r.d)
+	}
+	if len(lagging) > 0 {
+		slices.Sort(lagging)
+		return 0, fmt.Errorf("%s lagged (not done after %v)", strings.Join(lagging, ", "), max)
+	}
+	return slowest, nil
+}
+
+func maxDur(a, b time.Duration) time.Duration {
+	if a > b {
+		return a
+	}
+	return b
 }
 
 type querier struct {

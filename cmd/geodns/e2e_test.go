@@ -29,6 +29,10 @@ func TestMain(m *testing.M) {
 		serveBackend(addr) // this process is a test backend, not the tests
 		return
 	}
+	if b := os.Getenv("GEODNS_TEST_BINARY"); b != "" {
+		binary = b // a test re-run in a network namespace of its own (nsset_test.go): built already
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "geodns-e2e")
 	if err != nil {
 		panic(err)

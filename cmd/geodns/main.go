@@ -76,7 +76,7 @@ const usage = `usage:
   geodns check   [--config geodns.yaml] [--zones DIR] [--import-dir DIR]... [--strict] [FILE.yaml...]
   geodns explain [--zones DIR] [--geoip FILE]... --client IP[/LEN] NAME [TYPE]
   geodns ctl     [--api URL] [--token-file FILE] status|drain|undrain|force-up|force-down|dial|explain ...
-  geodns drill   --api URL --site SITE [--clients NET,...] [--duration 30s] [--limit 3s]
+  geodns drill   --api URL --site SITE [--ns ADDR,...] [--clients NET,...] [--duration 30s] [--limit 3s]
   geodns cluster status [--api URL] [--json]
   geodns import  --origin ZONE FILE.zone
   geodns dnssec  status|ds|rollover --zone ZONE [--config FILE] [--key-dir DIR] [--role csk|ksk|zsk]
@@ -247,6 +247,9 @@ func serve(args []string, stderr io.Writer) int {
 	operator.Watch(func(*opstate.State) { router.Changed() })
 	health := healthpkg.NewManager(healthpkg.Options{Allow: probeAllow, StateFile: stateFile, Log: log, Registerer: reg,
 		OnChange: router.Changed})
+	if clus != nil {
+		clus.shareHealth(cfg.Cluster, health, reg) // health decided from every node's votes
+	}
 	if len(probeAllow) == 0 {
 		log.Warn("probe_allow is not set: health checks may connect anywhere a zone file points them")
 	}

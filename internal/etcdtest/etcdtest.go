@@ -33,6 +33,9 @@ const Binary = "/usr/bin/etcd"
 type Options struct {
 	Members int  // default 3
 	TLS     bool // clients must present a certificate of the test CA
+	// Host is the address clients connect to; default 127.0.0.1 (another
+	// is for tests whose clients live in network namespaces of their own).
+	Host string
 }
 
 // Cluster is a running etcd cluster.
@@ -70,7 +73,11 @@ func Start(t testing.TB, opts Options) *Cluster {
 	var initial []string
 	for i := range opts.Members {
 		m := &member{name: fmt.Sprintf("m%d", i), dir: filepath.Join(dir, fmt.Sprintf("m%d", i))}
-		m.client = fmt.Sprintf("%s://127.0.0.1:%d", scheme, freePort(t))
+		host := opts.Host
+		if host == "" {
+			host = "127.0.0.1"
+		}
+		m.client = fmt.Sprintf("%s://%s:%d", scheme, host, freePortOn(t, host))
 		m.peer = fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
 		initial = append(initial, m.name+"="+m.peer)
 		c.members = append(c.members, m)
@@ -106,8 +113,10 @@ func Start(t testing.TB, opts Options) *Cluster {
 }
 
 // freePort returns a port that was free a moment ago.
-func freePort(t testing.TB) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func freePort(t testing.TB) int { return freePortOn(t, "127.0.0.1") }
+
+func freePortOn(t testing.TB, host string) int {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,230 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/geodns/geodns/health"
+	"github.com/geodns/geodns/internal/etcdtest"
+	"github.com/geodns/geodns/zones"
+	"github.com/stretchr/testify/require"
+)
+
+// backends serves /healthz on n loopback addresses and counts the
+// requests each gets.
+type backends struct {
+	addrs []string
+	hits  []atomic.Int64
+	srvs  []*http.Server
+}
+
+func startBackends(t *testing.T, n int) *backends {
+	b := &backends{hits: make([]atomic.Int64, n)}
+	for i := range n {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.%d.%d:0", 10+i/200, 1+i%200))
+		require.NoError(t, err)
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b.hits[i].Add(1)
+			fmt.Fprint(w, "ok")
+		})}
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Close() })
+		b.addrs = append(b.addrs, ln.Addr().String())
+		b.srvs = append(b.srvs, srv)
+	}
+	return b
+}
+
+func (b *backends) total() int64 {
+	var n int64
+	for i := range b.hits {
+		n += b.hits[i].Load()
+	}
+	return n
+}
+
+// votesZone probes every target with check hc (interval 200ms, keepalive
+// off so a probe is one request and one connection).
+func votesZone(t *testing.T, check string, targets []string) *zones.Set {
+	var b strings.Builder
+	b.WriteString("soa: {ns: ns1.example.net., mbox: h.example.net.}\nrecords:\n  \"@\": {NS: [ns1.example.net.]}\n  www: {service: web}\n")
+	b.WriteString("sites:\n  east: {lat: 39, lon: -77}\n")
+	fmt.Fprintf(&b, "checks:\n  hc: %s\nservices:\n  web:\n    endpoints:\n", check)
+	for i, tg := range targets {
+		fmt.Fprintf(&b, "      - {site: east, address: 192.0.2.%d, check: hc, target: %q}\n", i+1, tg)
+	}
+	z, err := zones.Compile("example.net.yaml", []byte(b.String()), "example.net.", time.Now(), nil)
+	require.NoError(t, err)
+	return zones.NewSet(z)
+}
+
+// voter is one node: a Cluster, a health manager and its Votes.
+type voter struct {
+	c    *Cluster
+	h    *health.Manager
+	stop func()
+}
+
+func startVoter(t *testing.T, ec *etcdtest.Cluster, name string, set *zones.Set, allow []netip.Prefix, opts VotesOptions) *voter {
+	t.Helper()
+	c, err := New(Options{Config: testConfig(ec, name, ""), Version: "test", TTL: 2 * time.Second, Timeout: time.Second, Log: quiet})
+	require.NoError(t, err)
+	h := health.NewManager(health.Options{Allow: allow, Log: quiet, MaxKept: -1})
+	h.SetZones(set)
+	v := NewVotes(c, h, opts, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{}, 3)
+	go func() { c.Run(ctx); done <- struct{}{} }()
+	go func() { h.Run(ctx); done <- struct{}{} }()
+	go func() { v.Run(ctx); done <- struct{}{} }()
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			<-done
+			<-done
+			<-done
+			c.Close()
+		}
+	}
+	t.Cleanup(stop)
+	return &voter{c: c, h: h, stop: stop}
+}
+
+func upIn(h *health.Manager, set *zones.Set, target string) bool {
+	for _, ep := range set.Zone("example.net.").Services["web"].Endpoints {
+		if ep.Probe.Target == target {
+			return h.Table().Probe(ep.Probe).Up
+		}
+	}
+	panic("no endpoint for " + target)
+}
+
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+
+// TestVotesSplitView: a node that cannot reach a target (its probe_allow
+// leaves it out: "target not allowed", its own probe down) is outvoted by
+// the two that can, so all three see it up; when the target really dies,
+// all three see it down.
+func TestVotesSplitView(t *testing.T) {
+	ec := etcdtest.Start(t, etcdtest.Options{})
+	b := startBackends(t, 2)
+	set := votesZone(t, "{type: http, port: 80, path: /healthz, interval: 200ms, timeout: 150ms, rise: 2, fall: 2, keepalive: false}", b.addrs)
+	east := b.addrs[0]
+	cut := []netip.Prefix{netip.PrefixFrom(netip.MustParseAddrPort(b.addrs[1]).Addr(), 32)} // node 1 reaches only the second backend
+	vs := []*voter{
+		startVoter(t, ec, "ns1", set, cut, VotesOptions{}),
+		startVoter(t, ec, "ns2", set, loopback, VotesOptions{}),
+		startVoter(t, ec, "ns3", set, loopback, VotesOptions{}),
+	}
+	require.Eventually(t, func() bool {
+		for _, v := range vs {
+			st, ok := v.h.Votes()[probeKey(set, east)]
+			if !ok || len(st.Votes) != 3 || st.Votes[0].Up { // ns1's own probe went down (fall 2)
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 20*time.Millisecond, "every node sees three votes on east, ns1's down")
+	for i, v := range vs {
+		require.True(t, upIn(v.h, set, east), "node %d: east is up by 2 votes of 3", i+1)
+	}
+	st := vs[0].h.Votes()[probeKey(set, east)]
+	t.Logf("east: votes %v -> up=%v on every node", fmtVotes(st.Votes), st.Up)
+
+	// East dies: every node sees it down.
+	start := time.Now()
+	b.srvs[0].Close()
+	require.Eventually(t, func() bool {
+		for _, v := range vs {
+			if upIn(v.h, set, east) {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 10*time.Millisecond)
+	t.Logf("east died: down on all three nodes after %v (fall 2 x interval 200ms)", time.Since(start).Round(time.Millisecond))
+}
+
+func probeKey(set *zones.Set, target string) string {
+	for _, ep := range set.Zone("example.net.").Services["web"].Endpoints {
+		if ep.Probe.Target == target {
+			return ep.Probe.Key
+		}
+	}
+	panic("no endpoint for " + target)
+}
+
+func fmtVotes(vs []health.Vote) string {
+	var out []string
+	for _, v := range vs {
+		s := "down"
+		if v.Up {
+			s = "up"
+		}
+		out = append(out, v.Node+":"+s)
+	}
+	return strings.Join(out, " ")
+}
+
+// TestProbeSharding: with probers 2 of 3 nodes every target is probed by
+// two nodes, so the backends see 2/3 of the probes they see with probers
+// 3; and when a prober leaves, its targets move to the node left out.
+func TestProbeSharding(t *testing.T) {
+	const targets, window = 30, 3 * time.Second
+	check := "{type: http, port: 80, path: /healthz, interval: 200ms, timeout: 150ms, keepalive: false}"
+	count := func(probers int) (total int64, per map[string]int) {
+		ec := etcdtest.Start(t, etcdtest.Options{})
+		b := startBackends(t, targets)
+		set := votesZone(t, check, b.addrs)
+		var vs []*voter
+		for _, n := range []string{"ns1", "ns2", "ns3"} {
+			vs = append(vs, startVoter(t, ec, n, set, loopback, VotesOptions{Probers: probers}))
+		}
+		require.Eventually(t, func() bool {
+			for _, v := range vs {
+				if len(v.c.Nodes()) != 3 {
+					return false
+				}
+				for _, st := range v.h.Votes() {
+					if len(st.Votes) != probers {
+						return false
+					}
+				}
+			}
+			return true
+		}, 15*time.Second, 20*time.Millisecond, "every target has %d votes", probers)
+		before := b.total()
+		time.Sleep(window) // a counting window, not synchronisation
+		total = b.total() - before
+		per = map[string]int{}
+		for _, v := range vs {
+			for _, st := range v.h.Votes() {
+				if st.Runs {
+					per[v.c.self.Name]++
+				}
+			}
+		}
+		for _, v := range vs {
+			v.stop()
+		}
+		return total, per
+	}
+	n3, per3 := count(3)
+	n2, per2 := count(2)
+	ratio := float64(n2) / float64(n3)
+	t.Logf("%d targets, 3 nodes, %v: probers 3: %d requests at the backends (targets per node %v); probers 2: %d (%v); ratio %.3f (want 2/3)",
+		targets, window, n3, per3, n2, per2, ratio)
+	require.InDelta(t, 2.0/3, ratio, 0.08)
+	for _, n := range per2 {
+		require.Greater(t, n, 0)
+	}
+}

@@ -1,0 +1,303 @@
+package health
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
+	"time"
+
+	"github.com/geodns/geodns/zones"
+)
+
+// Health votes (cluster mode). Every node of an NS set publishes its own
+// state of the probes it runs (its votes); the cluster package carries
+// them through etcd and hands every node's votes back here, where each
+// probe's state is decided from all of them by its check's quorum rule.
+// Every node applies the same rule to the same votes, so every node
+// decides the same. The decision lands in the same Table the router
+// reads: the query path never sees a vote.
+//
+// Probes are named across nodes by VoteID, not by number (numbers are
+// per process) nor by key (keys are long).
+
+// Vote is one node's state of one probe.
+type Vote struct {
+	Node  string
+	Up    bool
+	Since time.Time // when the node's state last changed (or its first result)
+	Back  time.Time // when the node last saw it go from down to up; zero: never
+}
+
+// VoteID names a probe in the NS set: its target, readable, and a hash of
+// its whole key (check settings and quorum rule), so that nodes running
+// different versions of a zone never mix votes on different checks.
+func VoteID(key string) string {
+	target, _, _ := cutByte(key, '|')
+	sum := sha256.Sum256([]byte(key))
+	return target + "|" + hex.EncodeToString(sum[:8])
+}
+
+func cutByte(s string, b byte) (string, string, bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == b {
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, "", false
+}
+
+// decide is the state of a probe from its votes (at least one) under q:
+// the same votes give the same state on every node, whatever their order.
+//
+//   - majority (the default): up unless more than half of the votes say
+//     down. A tie stays up: one node's broken path never takes a target
+//     down for the whole set, which two probers could not tell otherwise.
+//   - min_up N: up while at least N votes say up; all of them, when fewer
+//     than N nodes voted.
+//   - up_ratio R: up while more than R of the votes say up.
+//
+// Back, when up, is the moment the N-th earliest up vote returned, N
+// being the number of up votes the rule needs: the set's return, on
+// every node the same.
+func decide(q zones.Quorum, votes []Vote) State {
+	n, up := len(votes), 0
+	for _, v := range votes {
+		if v.Up {
+			up++
+		}
+	}
+	need := (n + 1) / 2 // majority: down needs more than n/2 downs
+	switch {
+	case q.MinUp > 0:
+		need = min(q.MinUp, n)
+	case q.UpRatio > 0:
+		need = int(q.UpRatio*float64(n)) + 1 // more than R*n
+	}
+	need = max(need, 1)
+	if up < need {
+		return State{}
+	}
+	var backs []time.Time
+	for _, v := range votes {
+		if v.Up && !v.Back.IsZero() {
+			backs = append(backs, v.Back)
+		}
+	}
+	if len(backs) == 0 {
+		return State{Up: true}
+	}
+	slices.SortFunc(backs, func(a, b time.Time) int { return a.Compare(b) })
+	return State{Up: true, Back: backs[min(need, len(backs))-1]}
+}
+
+// Sharing is how a node takes part in the NS set's health, set by the
+// cluster package with SetSharing.
+type Sharing struct {
+	// Runs says whether this node probes the probe with a VoteID; nil:
+	// every probe (a node alone, or before it first joined). It is called
+	// with the manager's lock held: a pure function, no I/O.
+	Runs func(id string) bool
+	// Alone is set when the node has been cut off from the set for longer
+	// than its grace period: its own results decide the probes it has run
+	// since, the last agreed votes the rest.
+	Alone bool
+}
+
+// SetSharing makes the manager share its health with an NS set (from the
+// first call on): probes Runs rejects are not sent, and states come from
+// the votes (UpdateVotes). A probe this node starts running starts from
+// the set's state, so its rise/fall counts from what the set decided.
+func (m *Manager) SetSharing(s Sharing) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sharing, m.alone, m.runs = true, s.Alone, s.Runs
+	for _, p := range m.probes {
+		m.applyRunsLocked(p)
+	}
+	m.markDirtyLocked()
+}
+
+// applyRunsLocked sets whether this node runs p, from m.runs.
+func (m *Manager) applyRunsLocked(p *probe) {
+	runs := m.wantsRunLocked(p)
+	if runs == p.runs {
+		return
+	}
+	p.runs = runs
+	p.fresh = 0
+	if runs {
+		if p.decided {
+			p.up, p.back = p.verdict.Up, p.verdict.Back
+		}
+		// It runs at its next turn (its schedule never stopped): probes
+		// taken over from a node that left start spread over their
+		// interval, not in one burst of thousands at once.
+		p.succ, p.fail = 0, 0
+		return
+	}
+	if !p.inflight {
+		m.prober.release(p.conn)
+		p.conn = nil
+	}
+	m.voteChangedLocked(p) // its vote is withdrawn
+}
+
+// wantsRunLocked says whether this node runs p.
+func (m *Manager) wantsRunLocked(p *probe) bool {
+	return !m.sharing || m.runs == nil || p.spec.Check.Type == "static" || m.runs(p.vid)
+}
+
+// UpdateVotes applies the NS set's votes: by VoteID, by node, a vote or
+// nil for a withdrawn one. reset: these are all the votes there are.
+func (m *Manager) UpdateVotes(reset bool, votes map[string]map[string]*Vote) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if reset || m.votes == nil {
+		m.votes = map[string][]Vote{}
+	}
+	for id, byNode := range votes {
+		cur := m.votes[id]
+		for node, v := range byNode {
+			cur = slices.DeleteFunc(cur, func(x Vote) bool { return x.Node == node })
+			if v != nil {
+				x := *v
+				x.Node = node
+				cur = append(cur, x)
+			}
+		}
+		if len(cur) == 0 {
+			delete(m.votes, id)
+		} else {
+			m.votes[id] = cur
+		}
+	}
+	m.markDirtyLocked()
+}
+
+// VotesChanged returns a channel that receives when this node's own votes
+// changed (DrainVotes has news). One reader.
+func (m *Manager) VotesChanged() <-chan struct{} { return m.voteCh }
+
+// LocalVotes returns this node's votes, by VoteID: the probes it runs
+// and has a result of since it started running them.
+func (m *Manager) LocalVotes() map[string]Vote {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	clear(m.voteDirty)
+	out := make(map[string]Vote, len(m.probes))
+	for _, p := range m.probes {
+		if v, ok := m.voteLocked(p); ok {
+			out[p.vid] = v
+		}
+	}
+	return out
+}
+
+// DrainVotes returns this node's votes changed since the last call (or
+// LocalVotes): a vote, or nil where it was withdrawn.
+func (m *Manager) DrainVotes() map[string]*Vote {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]*Vote, len(m.voteDirty))
+	for id := range m.voteDirty {
+		out[id] = nil
+	}
+	for _, p := range m.probes {
+		if _, ok := m.voteDirty[p.vid]; !ok {
+			continue
+		}
+		if v, ok := m.voteLocked(p); ok {
+			out[p.vid] = &v
+		}
+	}
+	clear(m.voteDirty)
+	return out
+}
+
+func (m *Manager) voteLocked(p *probe) (Vote, bool) {
+	if !p.runs || p.fresh == 0 || p.spec.Check.Type == "static" {
+		return Vote{}, false
+	}
+	return Vote{Up: p.up, Since: p.since, Back: p.back}, true
+}
+
+// voteChangedLocked notes that p's vote changed (or went).
+func (m *Manager) voteChangedLocked(p *probe) {
+	if !m.sharing {
+		return
+	}
+	m.voteDirty[p.vid] = struct{}{}
+	select {
+	case m.voteCh <- struct{}{}:
+	default:
+	}
+}
+
+// effectiveLocked is p's state in the next table: in an NS set, the
+// set's decision from the votes (the last one, while no votes are left);
+// the node's own where nothing was decided, and, once cut off past the
+// grace period, for the probes it has run since.
+func (m *Manager) effectiveLocked(p *probe) State {
+	own := State{Up: p.up, Back: p.back}
+	if !m.sharing || p.spec.Check.Type == "static" {
+		return own
+	}
+	if votes := m.votes[p.vid]; len(votes) > 0 {
+		p.verdict, p.decided = decide(p.spec.Check.Quorum, votes), true
+	}
+	if !p.decided || (m.alone && p.runs && p.fresh > 0) {
+		return own
+	}
+	return p.verdict
+}
+
+// VoteStatus is what the set decided for one probe, for status pages.
+type VoteStatus struct {
+	Votes   []Vote `json:"votes"`
+	Up      bool   `json:"up"`
+	Decided bool   `json:"decided"` // false: no vote yet, the node's own state stands
+	Runs    bool   `json:"runs"`    // this node probes it
+}
+
+// Votes returns the votes on every shared probe, by probe key, ordered by
+// node; nil when the node is not in an NS set.
+func (m *Manager) Votes() map[string]VoteStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.sharing {
+		return nil
+	}
+	out := make(map[string]VoteStatus, len(m.probes))
+	for k, p := range m.probes {
+		if p.spec.Check.Type == "static" {
+			continue
+		}
+		vs := slices.Clone(m.votes[p.vid])
+		slices.SortFunc(vs, func(a, b Vote) int { return compare(a.Node, b.Node) })
+		out[k] = VoteStatus{Votes: vs, Up: p.verdict.Up, Decided: p.decided, Runs: p.runs}
+	}
+	return out
+}
+
+func compare(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// markDirtyLocked has the next table published (now, without Run's
+// publisher).
+func (m *Manager) markDirtyLocked() {
+	if !m.async {
+		m.publishLocked()
+		return
+	}
+	select {
+	case m.dirty <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,109 @@
+package health
+
+import (
+	"testing"
+	"time"
+
+	"github.com/geodns/geodns/zones"
+	"github.com/stretchr/testify/require"
+)
+
+func votes(ups ...bool) []Vote {
+	var out []Vote
+	for i, u := range ups {
+		out = append(out, Vote{Node: string(rune('a' + i)), Up: u})
+	}
+	return out
+}
+
+func TestDecide(t *testing.T) {
+	majority, min2, r18 := zones.Quorum{}, zones.Quorum{MinUp: 2}, zones.Quorum{UpRatio: 0.18}
+	for _, tc := range []struct {
+		name string
+		q    zones.Quorum
+		v    []Vote
+		up   bool
+	}{
+		{"majority 3 up", majority, votes(true, true, true), true},
+		{"majority one broken path", majority, votes(false, true, true), true},
+		{"majority two down", majority, votes(false, false, true), false},
+		{"majority tie stays up", majority, votes(false, true), true},
+		{"majority both down", majority, votes(false, false), false},
+		{"majority one vote", majority, votes(false), false},
+		{"min_up 2 of 3", min2, votes(false, true, true), true},
+		{"min_up 2 one up", min2, votes(false, false, true), false},
+		{"min_up 2 one voter up", min2, votes(true), true},
+		{"up_ratio 1 of 5 is 20%", r18, votes(true, false, false, false, false), true},
+		{"up_ratio 1 of 6 is 16%", r18, votes(true, false, false, false, false, false), false},
+		{"up_ratio none", r18, votes(false, false, false), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.up, decide(tc.q, tc.v).Up)
+			// Order never matters: every node decides the same.
+			rev := append([]Vote(nil), tc.v...)
+			for i, j := 0, len(rev)-1; i < j; i, j = i+1, j-1 {
+				rev[i], rev[j] = rev[j], rev[i]
+			}
+			require.Equal(t, decide(tc.q, tc.v), decide(tc.q, rev))
+		})
+	}
+	// The set's return is when the rule was first met: the second of
+	// three up votes to come back, under a majority.
+	t0 := time.Unix(1000, 0)
+	v := []Vote{{Node: "a", Up: true, Back: t0.Add(3 * time.Second)}, {Node: "b", Up: true, Back: t0.Add(time.Second)}, {Node: "c", Up: true, Back: t0.Add(2 * time.Second)}}
+	require.Equal(t, t0.Add(2*time.Second), decide(majority, v).Back)
+}
+
+// TestSharing: in an NS set the table follows the votes, a probe another
+// node runs is not sent, a probe this node starts running starts from the
+// set's state, and once cut off past the grace period the node's own
+// results win for the probes it runs.
+func TestSharing(t *testing.T) {
+	set := compile(t, zoneYAML("{type: http, port: 8080, rise: 2, fall: 2}", []string{e1}, []string{w1}))
+	m := NewManager(Options{Allow: loopback, Log: quiet})
+	m.SetZones(set)
+	pe, pw := probeFor(t, m, e1), probeFor(t, m, w1)
+	ok, bad := Result{OK: true}, Result{Reason: "refused"}
+
+	// This node runs east only.
+	m.SetSharing(Sharing{Runs: func(id string) bool { return id == pe.vid }})
+	require.True(t, pe.runs)
+	require.False(t, pw.runs)
+	require.Empty(t, m.LocalVotes(), "no result yet, no vote")
+
+	// Its path to east is broken: its own vote goes down...
+	m.record(pe, bad, nil)
+	m.record(pe, bad, nil)
+	require.Equal(t, map[string]*Vote{pe.vid: {Up: false, Since: pe.since}}, m.DrainVotes())
+	require.False(t, upOf(m, set, e1), "no other vote yet: its own state stands")
+	// ... but two other nodes see east up: the set says up.
+	m.UpdateVotes(false, map[string]map[string]*Vote{pe.vid: {"me": {Up: false}, "ns2": {Up: true}, "ns3": {Up: true}}})
+	require.True(t, upOf(m, set, e1), "one vote of three down is not a majority")
+	require.True(t, m.Table().Ready() == false, "west has neither a result nor a decision")
+
+	// West is decided by the others' votes alone.
+	m.UpdateVotes(false, map[string]map[string]*Vote{pw.vid: {"ns2": {Up: false}, "ns3": {Up: false}}})
+	require.False(t, upOf(m, set, w1))
+	require.True(t, m.Table().Ready())
+	// The votes go (the nodes died): the last decision holds, never "up".
+	m.UpdateVotes(false, map[string]map[string]*Vote{pw.vid: {"ns2": nil, "ns3": nil}})
+	require.False(t, upOf(m, set, w1))
+
+	// This node takes west over: it starts from the set's state (down), so
+	// rise counts from there, and its vote follows its first result.
+	m.SetSharing(Sharing{Runs: func(string) bool { return true }})
+	require.True(t, pw.runs)
+	require.False(t, pw.up, "seeded from the set's decision")
+	m.record(pw, ok, nil)
+	require.Equal(t, false, m.DrainVotes()[pw.vid].Up, "one success is not rise 2")
+	m.record(pw, ok, nil)
+	require.True(t, m.DrainVotes()[pw.vid].Up)
+
+	// Cut off past the grace period, its own results decide: east (its
+	// broken path) goes down, west (its two successes) up.
+	m.UpdateVotes(false, map[string]map[string]*Vote{pw.vid: {"ns2": {Up: false}, "ns3": {Up: false}}})
+	require.False(t, upOf(m, set, w1), "the others say down")
+	m.SetSharing(Sharing{Alone: true})
+	require.False(t, upOf(m, set, e1), "alone, its own probe decides")
+	require.True(t, upOf(m, set, w1), "alone, its own probe decides")
+}
