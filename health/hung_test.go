@@ -33,7 +33,10 @@ func TestHungBackends(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("soa: {ns: ns1.example.net., mbox: h.example.net.}\nrecords:\n  \"@\": {NS: [ns1.example.net.]}\n  www: {service: web}\n")
 	b.WriteString("sites:\n  east: {lat: 39, lon: -77}\n  west: {lat: 37, lon: -122}\n")
-	fmt.Fprintf(&b, "checks:\n  hang: {type: http, port: 80}\n  fast: {type: http, port: 80, interval: %v, timeout: 150ms}\n", healthyInterval)
+	// The healthy check's timeout and fall leave room for a loaded CI
+	// machine (150 ms x 2 timed out there); a probe queued behind the hung
+	// ones (800 ms each) would still fail them.
+	fmt.Fprintf(&b, "checks:\n  hang: {type: http, port: 80}\n  fast: {type: http, port: 80, interval: %v, timeout: 200ms, fall: 3}\n", healthyInterval)
 	b.WriteString("services:\n  web:\n    endpoints:\n")
 	fmt.Fprintf(&b, "      - {site: west, address: 198.51.100.1, check: fast, target: %q}\n", hostPort(t, healthy.URL))
 	hung := map[string]bool{}
