@@ -80,6 +80,7 @@ type Server struct {
 	// UI serves the status page under /ui/ (package ui); nil: no page.
 	UI      http.Handler
 	Cluster Cluster // the NS set on etcd; nil for a single node
+	Votes   Votes   // the NS set's health votes (GET /api/v1/cluster); nil: none shown
 }
 
 // maxBody bounds request bodies; no call needs one, so a small limit.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/geodns/geodns/api"
 	"io"
 	"log/slog"
 	"net/http"
@@ -109,8 +110,8 @@ func clusterCmd(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func fetchCluster(base string) (cluster.View, []byte, error) {
-	var v cluster.View
+func fetchCluster(base string) (api.ClusterView, []byte, error) {
+	var v api.ClusterView
 	client := &http.Client{Timeout: 10 * time.Second}
 	resp, err := client.Get(strings.TrimRight(base, "/") + "/api/v1/cluster")
 	if err != nil {
@@ -130,8 +131,10 @@ func fetchCluster(base string) (cluster.View, []byte, error) {
 }
 
 // printCluster writes the nodes (region, connection, applied revision,
-// zones and drift), then each drifting node's differences.
-func printCluster(w io.Writer, v cluster.View) {
+// zones and drift), each drifting node's differences, then the health
+// votes: a count, and the probes the nodes do not agree on or the set
+// holds down.
+func printCluster(w io.Writer, v api.ClusterView) {
 	conn := "connected"
 	if !v.Connected {
 		conn = fmt.Sprintf("NOT connected for %.0fs: serving its last view", v.StaleSeconds)
@@ -163,6 +166,73 @@ func printCluster(w io.Writer, v cluster.View) {
 	if !v.Drift {
 		fmt.Fprintln(w, "\nno drift: every node serves the same zones, serials and GeoIP data")
 	}
+	printVotes(w, v.Votes)
+}
+
+// maxVoteRows bounds the probes listed: an NS set may share 30,000.
+const maxVoteRows = 20
+
+func printVotes(w io.Writer, votes []api.ProbeVotes) {
+	if len(votes) == 0 {
+		return
+	}
+	var up, down, split int
+	var shown []api.ProbeVotes
+	for _, p := range votes {
+		agree := true
+		for _, n := range p.Votes {
+			agree = agree && n.Up == p.Up
+		}
+		switch {
+		case !agree:
+			split++
+		case p.Up:
+			up++
+			continue
+		default:
+			down++
+		}
+		shown = append(shown, p)
+	}
+	fmt.Fprintf(w, "\nhealth votes on %d probes: %d up by every vote, %d down, %d where the nodes disagree\n", len(votes), up, down, split)
+	if len(shown) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TARGET\tDECIDED\tPROBED HERE\tVOTES")
+	for i, p := range shown {
+		if i == maxVoteRows {
+			fmt.Fprintf(tw, "+%d more (--json lists every probe)\n", len(shown)-i)
+			break
+		}
+		decided := "down"
+		switch {
+		case !p.Decided:
+			decided = "no votes yet"
+		case p.Up:
+			decided = "up"
+		}
+		var vs []string
+		for _, n := range p.Votes {
+			vs = append(vs, fmt.Sprintf("%s=%s", n.Node, upDown(n.Up)))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Target, decided, yesNo(p.Runs), dash(strings.Join(vs, " ")))
+	}
+	tw.Flush()
+}
+
+func upDown(up bool) string {
+	if up {
+		return "up"
+	}
+	return "down"
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }
 
 func dash(s string) string {

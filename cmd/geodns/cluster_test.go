@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -462,4 +463,54 @@ func TestClusterSerials(t *testing.T) {
 	}, 10*time.Second, 20*time.Millisecond)
 	require.Greater(t, back[0], newSerial, "a return to older content moves the serial on")
 	t.Logf("back to the first content: serial %d everywhere (was %d, then %d)", back[0], serials[0], newSerial)
+}
+
+// TestClusterStatusShowsVotes: `geodns cluster status` and
+// /api/v1/cluster show the NS set's health votes: each shared probe, what
+// the set decided and every node's vote.
+func TestClusterStatusShowsVotes(t *testing.T) {
+	up := serveOn(t, "127.0.0.2", http.HandlerFunc(okBackend))
+	dead := freeLoopback(t, "127.0.0.3") // nothing listens there
+	zone := fmt.Sprintf(`soa: {ns: ns1.example.com., mbox: hostmaster.example.com.}
+records:
+  "@": {NS: [ns1.example.com., ns2.example.com., ns3.example.com.]}
+  www: {service: web}
+sites:
+  us-east: {lat: 39.04, lon: -77.49}
+  us-west: {lat: 37.34, lon: -121.89}
+checks:
+  web: {type: http, interval: 200ms, timeout: 200ms, rise: 1, fall: 1}
+services:
+  web:
+    endpoints:
+      - {site: us-east, address: 192.0.2.10, check: web, target: %q}
+      - {site: us-west, address: 198.51.100.10, check: web, target: %q}
+`, up, dead)
+	ec := etcdtest.Start(t, etcdtest.Options{TLS: true})
+	nodes := newClusterNodes(t, ec, 3, zone)
+	startAll(t, nodes)
+	waitClusterUp(t, nodes)
+	var out string
+	require.Eventually(t, func() bool {
+		var code int
+		code, out, _ = runGeodns(t, "cluster", "status", "--api", nodes[0].url(""))
+		return code == 0 && strings.Contains(out, "health votes on 2 probes: 1 up by every vote, 1 down, 0 where the nodes disagree") &&
+			strings.Contains(out, dead+"  down     yes          ns1=down ns2=down ns3=down")
+	}, 15*time.Second, 200*time.Millisecond, "cluster status:\n%s", out)
+	t.Logf("geodns cluster status:\n%s", out)
+	code, raw, _ := runGeodns(t, "cluster", "status", "--json", "--api", nodes[1].url(""))
+	require.Zero(t, code)
+	var v struct {
+		Votes []struct {
+			Target string
+			Up     bool
+			Votes  []struct{ Node string }
+		}
+	}
+	require.NoError(t, json.Unmarshal([]byte(raw), &v))
+	require.Len(t, v.Votes, 2, raw)
+	for _, p := range v.Votes {
+		require.Len(t, p.Votes, 3, "a vote from every node on %s", p.Target)
+		require.Equal(t, p.Target == up, p.Up, p.Target)
+	}
 }

@@ -368,7 +368,7 @@ func serve(args []string, stderr io.Writer) int {
 		log.Info("serving HTTP API and metrics", "addr", apiLn.Addr().String(), "write_calls", token != "")
 	}
 	if clus != nil {
-		apiServer.Cluster = clus.reports
+		apiServer.Cluster, apiServer.Votes = clus.reports, health
 		if apiLn != nil {
 			clus.cluster.SetAddress(apiLn.Addr().String())
 		}
