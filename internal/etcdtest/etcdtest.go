@@ -12,10 +12,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -115,13 +117,23 @@ func Start(t testing.TB, opts Options) *Cluster {
 // freePort returns a port that was free a moment ago.
 func freePort(t testing.TB) int { return freePortOn(t, "127.0.0.1") }
 
+// freePortOn picks a free port below Linux's ephemeral range (32768 and
+// up): a member restarted on its port after a kill must find it still
+// free, and ports in the ephemeral range are handed to other tests'
+// ":0" listeners and to outgoing connections meanwhile (a restart failed
+// with "address already in use" in a full run).
 func freePortOn(t testing.TB, host string) int {
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		t.Fatal(err)
+	for range 1000 {
+		port := 20000 + rand.IntN(12000)
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("etcdtest: no free port in 20000-31999")
+	return 0
 }
 
 func (c *Cluster) start(i int) {
