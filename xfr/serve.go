@@ -181,7 +181,7 @@ func (s *Server) viewFor(name string) *view {
 
 // patchSOA replaces the zone's own apex SOA in m by the exported one.
 func (s *Server) patchSOA(m *dns.Msg) {
-	if len(m.Question) != 1 {
+	if m == nil || len(m.Question) != 1 {
 		return
 	}
 	v := s.viewFor(m.Question[0].Name)
