@@ -147,47 +147,11 @@ checks:
 // each stub zone to its server, client subnets forwarded (ECS).
 func startValidatingUnbound(t *testing.T, anchor string, stubs map[string]string) (string, *logBuffer) {
 	t.Helper()
-	bin := sbinTool(t, "unbound")
-	addr := freeAddr(t)
-	host, port, _ := net.SplitHostPort(addr)
-	dir := t.TempDir()
-	var b strings.Builder
-	fmt.Fprintf(&b, `server:
-  interface: %s@%s
-  port: %s
-  do-ip6: no
-  access-control: 127.0.0.0/8 allow
-  username: ""
-  chroot: ""
-  directory: %q
-  pidfile: %q
-  use-syslog: no
-  logfile: ""
-  verbosity: 1
-  val-log-level: 2
-  num-threads: 1
-  so-reuseport: no
-  do-not-query-localhost: no
-  qname-minimisation: no
-  module-config: "subnetcache validator iterator"
+	return runUnbound(t, "subnetcache validator iterator", fmt.Sprintf(`  val-log-level: 2
   send-client-subnet: 127.0.0.1
-  client-subnet-always-forward: yes
-  max-client-subnet-ipv4: 24
   trust-anchor: %q
   local-zone: "test." nodefault
-remote-control:
-  control-enable: no
-`, host, port, port, dir, filepath.Join(dir, "unbound.pid"), anchor)
-	for zone, server := range stubs {
-		h, p, _ := net.SplitHostPort(server)
-		fmt.Fprintf(&b, "stub-zone:\n  name: %q\n  stub-addr: %s@%s\n", zone, h, p)
-	}
-	file := filepath.Join(dir, "unbound.conf")
-	require.NoError(t, os.WriteFile(file, []byte(b.String()), 0o644))
-	log := new(logBuffer)
-	startProcess(t, log, bin, "-d", "-c", file)
-	waitSOA(t, addr, "test.")
-	return addr, log
+`, anchor), stubs, "test.")
 }
 
 // resolve asks the resolver at addr with DO (and ECS when subnet is set).

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,18 +19,25 @@ import (
 // geodns at stub and client subnets to it.
 func startUnbound(t *testing.T, stub string) string {
 	t.Helper()
-	bin, err := exec.LookPath("unbound")
-	if err != nil {
-		bin = "/usr/sbin/unbound"
-		if _, err := os.Stat(bin); err != nil {
-			t.Fatal("unbound is not installed: run scripts/test-deps.sh (make test does)")
-		}
-	}
+	stubHost, _, _ := net.SplitHostPort(stub)
+	addr, _ := runUnbound(t, "subnetcache iterator", fmt.Sprintf(`  send-client-subnet: %s
+  max-client-subnet-ipv6: 56
+`, stubHost), map[string]string{"example.com": stub}, "example.com.")
+	return addr
+}
+
+// runUnbound runs an Unbound of the tests on a free loopback port, in the
+// foreground in its own directory: modules is its module-config, server
+// extra lines for its server: block (two-space indented), each stub zone
+// sent to its server. It returns once Unbound answers probe's SOA.
+func runUnbound(t *testing.T, modules, server string, stubs map[string]string, probe string) (string, *logBuffer) {
+	t.Helper()
+	bin := sbinTool(t, "unbound")
 	addr := freeAddr(t)
 	host, port, _ := net.SplitHostPort(addr)
-	stubHost, stubPort, _ := net.SplitHostPort(stub)
 	dir := t.TempDir()
-	conf := fmt.Sprintf(`server:
+	var b strings.Builder
+	fmt.Fprintf(&b, `server:
   interface: %s@%s
   port: %s
   do-ip6: no
@@ -45,22 +53,22 @@ func startUnbound(t *testing.T, stub string) string {
   so-reuseport: no
   do-not-query-localhost: no
   qname-minimisation: no
-  module-config: "subnetcache iterator"
-  send-client-subnet: %s
+  module-config: %q
   client-subnet-always-forward: yes
   max-client-subnet-ipv4: 24
-  max-client-subnet-ipv6: 56
-remote-control:
+%sremote-control:
   control-enable: no
-stub-zone:
-  name: "example.com"
-  stub-addr: %s@%s
-`, host, port, port, dir, filepath.Join(dir, "unbound.pid"), stubHost, stubHost, stubPort)
+`, host, port, port, dir, filepath.Join(dir, "unbound.pid"), modules, server)
+	for zone, srv := range stubs {
+		h, p, _ := net.SplitHostPort(srv)
+		fmt.Fprintf(&b, "stub-zone:\n  name: %q\n  stub-addr: %s@%s\n", zone, h, p)
+	}
 	file := filepath.Join(dir, "unbound.conf")
-	require.NoError(t, os.WriteFile(file, []byte(conf), 0o644))
-	startProcess(t, new(logBuffer), bin, "-d", "-c", file)
-	waitSOA(t, addr, "example.com.")
-	return addr
+	require.NoError(t, os.WriteFile(file, []byte(b.String()), 0o644))
+	log := new(logBuffer)
+	startProcess(t, log, bin, "-d", "-c", file)
+	waitSOA(t, addr, probe)
+	return addr, log
 }
 
 var digAnswerRE = regexp.MustCompile(`(?m)^www\.example\.com\.\s+(\d+)\s+IN\s+A\s+(\S+)$`)
