@@ -305,14 +305,7 @@ func TestClusterEtcdFailures(t *testing.T) {
 	// drain; a change is refused, not half made.
 	ec.KillAll()
 	start = time.Now()
-	require.Eventually(t, func() bool {
-		for _, n := range nodes {
-			if n.metric(t, "geodns_cluster_connected") != "0" {
-				return false
-			}
-		}
-		return true
-	}, 8*time.Second, 20*time.Millisecond)
+	waitMetricEverywhere(t, nodes, "geodns_cluster_connected", "0", 8*time.Second, "every node disconnected")
 	t.Logf("all etcd members down: every node reports disconnected after %v (lease TTL 3s)", time.Since(start).Round(time.Millisecond))
 	for _, n := range nodes {
 		require.Equal(t, westAddr, eastAnswer(c, n.dns), "%s keeps the drain without etcd", n.name)
@@ -404,14 +397,7 @@ func TestClusterSerials(t *testing.T) {
 	nodes[1].deploy(t, changed, base.Add(30*time.Minute))
 	require.Eventually(t, func() bool { return soaSerial(nodes[1].dns, "example.com.") != serials[0] }, 10*time.Second, 20*time.Millisecond)
 	newSerial := soaSerial(nodes[1].dns, "example.com.")
-	require.Eventually(t, func() bool {
-		for _, n := range nodes {
-			if n.metric(t, `geodns_cluster_drift{kind="zone"}`) != "1" {
-				return false
-			}
-		}
-		return true
-	}, 10*time.Second, 20*time.Millisecond, "every node counts one drifting node")
+	waitMetricEverywhere(t, nodes, `geodns_cluster_drift{kind="zone"}`, "1", 10*time.Second, "every node counts one drifting node")
 	v := nodes[0].view(t)
 	require.True(t, v.Drift)
 	for _, nv := range v.Nodes {
@@ -434,14 +420,7 @@ func TestClusterSerials(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return soaSerial(nodes[0].dns, "example.com.") == newSerial && soaSerial(nodes[2].dns, "example.com.") == newSerial
 	}, 10*time.Second, 20*time.Millisecond)
-	require.Eventually(t, func() bool {
-		for _, n := range nodes {
-			if n.metric(t, `geodns_cluster_drift{kind="zone"}`) != "0" {
-				return false
-			}
-		}
-		return true
-	}, 10*time.Second, 20*time.Millisecond, "drift gone")
+	waitMetricEverywhere(t, nodes, `geodns_cluster_drift{kind="zone"}`, "0", 10*time.Second, "drift gone")
 	code, out, _ = runGeodns(t, "cluster", "status", "--api", nodes[0].url(""))
 	require.Equal(t, 0, code, out)
 	code, scrape := call(t, "GET", nodes[0].url("/metrics"), "")
@@ -513,4 +492,18 @@ services:
 		require.Len(t, p.Votes, 3, "a vote from every node on %s", p.Target)
 		require.Equal(t, p.Target == up, p.Up, p.Target)
 	}
+}
+
+// waitMetricEverywhere waits up to within until every node's metric
+// series reads want.
+func waitMetricEverywhere(t *testing.T, nodes []*clusterNode, series, want string, within time.Duration, msg string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		for _, n := range nodes {
+			if n.metric(t, series) != want {
+				return false
+			}
+		}
+		return true
+	}, within, 20*time.Millisecond, msg)
 }
