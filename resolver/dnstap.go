@@ -74,16 +74,15 @@ type tapMsg struct {
 const tapFlush = 5 * time.Millisecond
 
 // tapDecision is the routing decision of a service answer, as cheaply
-// known when answering. svc "" means no service answered.
+// known when answering. service nil means no service answered.
 type tapDecision struct {
-	svc      string
-	site     string // the first answering site, "all-down" for the policy
-	scope    int    // ECS scope returned (prefix bits the decision holds for)
+	service  *zones.Service // the service answered; its sites' places give the distance, worked out by the writer, off the query path
+	site     string         // the first answering site, "all-down" for the policy
+	scope    int            // ECS scope returned (prefix bits the decision holds for)
 	client   netip.Prefix
 	ecs      bool // client is the query's ECS source
 	degraded bool
 	why      zones.Why
-	service  *zones.Service // for the answering site's place: the distance is worked out by the writer, off the query path
 }
 
 // NewDnstap opens cfg's destination (a socket is dialed by the writer, and
@@ -298,11 +297,11 @@ func (t *Dnstap) write(buf, wire []byte, m tapMsg) []byte {
 // return ramp decided by the client network's bucket; degraded=1. Nil
 // when no service answered.
 func (d *tapDecision) extra(b []byte) []byte {
-	if d.svc == "" {
+	if d.service == nil {
 		return nil
 	}
 	b = append(b, "service="...)
-	b = append(b, d.svc...)
+	b = append(b, d.service.Name...)
 	b = append(b, " site="...)
 	b = append(b, d.site...)
 	if d.ecs {
@@ -357,8 +356,8 @@ func (d *tapDecision) distance() (km float64, ok bool) {
 
 // set fills d from a service answer's decision.
 func (d *tapDecision) set(svc *zones.Service, client netip.Prefix, ecs bool, dec zones.Decision, scope int) {
-	d.svc, d.client, d.ecs, d.scope, d.degraded = svc.Name, client, ecs, scope, dec.Degraded
-	d.why, d.service = dec.Why, svc
+	d.service, d.client, d.ecs, d.scope, d.degraded = svc, client, ecs, scope, dec.Degraded
+	d.why = dec.Why
 	switch {
 	case dec.AllDown:
 		d.site = "all-down"

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	dnstap "github.com/dnstap/golang-dnstap"
+	"github.com/geodns/geodns/zones"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -103,7 +104,7 @@ func BenchmarkDnstapWriter(b *testing.B) {
 	r := new(dns.Msg).SetReply(q)
 	r.Answer = append(r.Answer, &dns.A{Hdr: dns.RR_Header{Name: "www.example.net.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 20}, A: []byte{192, 0, 2, 10}})
 	rw, _ := r.Pack()
-	d := tapDecision{svc: "web", site: "east", client: netip.MustParsePrefix("198.51.100.0/24"), ecs: true, scope: 24}
+	d := tapDecision{service: &zones.Service{Name: "web"}, site: "east", client: netip.MustParsePrefix("198.51.100.0/24"), ecs: true, scope: 24}
 	b.Run("encode", func(b *testing.B) {
 		t := &Dnstap{w: discardFrames{}, identity: []byte("ns1"), version: []byte("geodns")}
 		wire := append(append([]byte(nil), qw...), rw...)

@@ -221,8 +221,8 @@ func line(e qlEntry) QueryLine {
 		}
 	}
 	d := &e.dec
-	if d.svc != "" {
-		ql.Service, ql.Site, ql.Network = d.svc, d.site, d.client.String()
+	if d.service != nil {
+		ql.Service, ql.Site, ql.Network = d.service.Name, d.site, d.client.String()
 		scope := d.scope
 		ql.Scope = &scope
 		if d.ecs {
