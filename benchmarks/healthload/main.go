@@ -53,19 +53,7 @@ func main() {
 
 	switch os.Getenv("HEALTHLOAD_ROLE") {
 	case "":
-		self, err := os.Executable()
-		must(err)
-		bin, err := filepath.Abs(*geodns)
-		must(err)
-		args := append([]string{"--net", "--", self}, os.Args[1:]...)
-		args = append(args, "-geodns", bin)
-		cmd := exec.Command("unshare", args...)
-		cmd.Env = append(os.Environ(), "HEALTHLOAD_ROLE=run")
-		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "healthload: needs root for unshare --net:", err)
-			os.Exit(1)
-		}
+		proc.RunInNetNS("healthload", "HEALTHLOAD_ROLE", "run", *geodns)
 	case "listen":
 		listen(*checkType)
 	case "run":

@@ -55,20 +55,7 @@ var (
 func main() {
 	flag.Parse()
 	if os.Getenv("VOTESLOAD_NS") == "" {
-		self, err := os.Executable()
-		must(err)
-		bin, err := filepath.Abs(*geodnsBin)
-		must(err)
-		args := append([]string{"--net", "--", self}, os.Args[1:]...)
-		args = append(args, "-geodns", bin)
-		cmd := exec.Command("unshare", args...)
-		cmd.Env = append(os.Environ(), "VOTESLOAD_NS=1")
-		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "votesload: (needs root for unshare --net)", err)
-			os.Exit(1)
-		}
-		return
+		proc.RunInNetNS("votesload", "VOTESLOAD_NS", "1", *geodnsBin)
 	}
 	must(exec.Command("ip", "link", "set", "lo", "up").Run())
 	var probes atomic.Int64
