@@ -162,6 +162,11 @@ func (r *rrl) class(m *dns.Msg) rrlClass {
 	default:
 		kind, name = kindNodata, q.Name
 	}
+	return r.classOf(kind, qtype, name)
+}
+
+// classOf is the class of responses of a kind, for a type and a name.
+func (r *rrl) classOf(kind uint8, qtype uint16, name string) rrlClass {
 	var mh maphash.Hash
 	mh.SetSeed(r.seed)
 	mh.WriteString(strings.ToLower(name))
@@ -247,8 +252,13 @@ func (r *rrl) account(client netip.Addr, c rrlClass, t int64, clock func() time.
 		act := rrlSend
 		if !send {
 			act = rrlDrop
-			if cnt++; r.cfg.Slip > 0 && cnt >= uint64(r.cfg.Slip) {
-				act, cnt = rrlSlip, 0
+			// Counted only to slip: with slip off (-1) an unbounded count
+			// would carry out of its 4 bits into the tag, and the account,
+			// no longer recognised, would start again with full credit.
+			if r.cfg.Slip > 0 {
+				if cnt++; cnt >= uint64(r.cfg.Slip) {
+					act, cnt = rrlSlip, 0
+				}
 			}
 		}
 		if s.CompareAndSwap(old, tag<<rrlTagShift|cnt<<rrlCntShift|uint64(tat)&rrlTimeMask) {
