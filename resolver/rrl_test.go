@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -109,4 +110,52 @@ func TestRRLLazyClock(t *testing.T) {
 		require.Equal(t, rrlSend, r.checkLazy(client, c, clock, false), "a second later: credit again (%d)", i)
 	}
 	require.Equal(t, rrlDrop, r.checkLazy(client, c, clock, false))
+}
+
+// TestRRLWildcardIsOneClass: answers synthesized from a wildcard are
+// accounted to the wildcard, as BIND does, so a client asking random names
+// below it is limited as one asking one name; a name that exists keeps
+// its own account.
+func TestRRLWildcardIsOneClass(t *testing.T) {
+	h := newTestHandler(t, Config{RRL: RRLConfig{ResponsesPerSecond: 5, Slip: -1, Window: 2 * time.Second}})
+	now := time.Unix(1_800_000_000, 0)
+	h.now = func() time.Time { return now }
+	client := netip.MustParseAddr("203.0.113.5")
+	buf := make([]byte, 0, 4096)
+	ask := func(name string) bool {
+		wire, err := new(dns.Msg).SetQuestion(name, dns.TypeA).Pack()
+		require.NoError(t, err)
+		return h.ServeWire(wire, client, false, buf) != nil
+	}
+	sent := 0
+	for i := range 50 {
+		if ask(fmt.Sprintf("r%d.wild.example.net.", i)) {
+			sent++
+		}
+	}
+	require.Equal(t, 5, sent, "50 random names below one wildcard, in one moment")
+	require.True(t, ask("www.example.net."), "an existing name has its own account")
+}
+
+// TestRRLSlipOffStaysLimited: with slip off (-1) a flood stays limited.
+// The count of limited responses, kept for slip in 4 bits, used to grow
+// without bound there and carry into the account's tag: after 16 drops the
+// account was no longer recognised and started again with full credit,
+// letting 5 of every 21 responses out.
+func TestRRLSlipOffStaysLimited(t *testing.T) {
+	r := newRRL(RRLConfig{ResponsesPerSecond: 5, Slip: -1, Window: 2 * time.Second}, nil)
+	now := time.Unix(1_800_000_000, 0)
+	client := netip.MustParseAddr("203.0.113.5")
+	// Several classes: the carry showed only where the tag's lowest bit
+	// was clear.
+	for hash := range uint64(8) {
+		c := rrlClass{kind: kindAnswer, hash: hash}
+		sent := 0
+		for range 200 {
+			if r.check(client, c, now) == rrlSend {
+				sent++
+			}
+		}
+		require.Equal(t, 5, sent, "class %d: 200 responses in one moment at 5/s", hash)
+	}
 }
