@@ -17,6 +17,9 @@ import (
 // entry is the cache's knowledge of one question.
 type entry struct {
 	static *packed // the answer, when it does not depend on the client
+	// absent: under a key of absentKey's, the template of the absent
+	// names below an encloser (absent.go).
+	absent *template
 	// A service name: the decision is made per query and picks a variant,
 	// written the first time a query got that decision.
 	svc    *zones.Service
@@ -106,6 +109,19 @@ func (c *fastCache) admit(key []byte) bool {
 	if c.shards[h%fastShards].bytes.Load() < c.budget-c.budget/16 {
 		return true
 	}
+	return c.knock(h)
+}
+
+// again tells whether a question was turned away (by admit or by again)
+// since its doorkeeper slot was last taken: whether it is asked a second
+// time. Absent names use it whether the cache is full or not: they are
+// answered from a template anyway, so only the ones asked again are worth
+// an entry of their own.
+func (c *fastCache) again(key []byte) bool { return c.knock(maphash.Bytes(c.seed, key)) }
+
+// knock is the doorkeeper for the question of hash h: true if it knocked
+// before (and the slot is cleared), else it is remembered.
+func (c *fastCache) knock(h uint64) bool {
 	slot := &c.door[(h/fastShards)%doorSlots]
 	tag := uint32(h>>32) | 1 // never 0, the empty slot
 	if slot.Load() == tag {
@@ -134,6 +150,9 @@ func (c *fastCache) put(key []byte, e *entry) *entry {
 	size := int64(entryOverhead + 2*len(key))
 	if e.static != nil {
 		size += int64(cap(e.static.wire))
+	}
+	if e.absent != nil && e.absent.p != nil {
+		size += int64(cap(e.absent.p.wire) + 8*len(e.absent.ptrs))
 	}
 	if size > c.budget {
 		e.evicted = true

@@ -139,6 +139,11 @@ func (h *Handler) serve(q []byte, remote netip.Addr, tcp bool, out []byte, tap *
 			}
 		}
 	}
+	if c != nil && e == nil {
+		if resp, ok := h.serveAbsent(c, set, key, &fq, remote, tcp, out, limit, md); ok {
+			return resp
+		}
+	}
 	if h.onResolve != nil {
 		h.onResolve()
 	}

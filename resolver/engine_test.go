@@ -52,7 +52,13 @@ func fastQueries() []*dns.Msg {
 		// DNAME (RFC 6672) and names with any octet (issue 17)
 		"a.b.d.example.net.", "X.B.D.example.net.", "d.example.net.", "nx.d.example.net.",
 		strings.Repeat("y", 63) + ".long.example.net.", `\#esc.example.net.`, `\#ESC.example.net.`,
-		`e\.x.example.net.`, `E\.X.example.net.`, `z.\#w.example.net.`, "esccname.example.net."}
+		`e\.x.example.net.`, `E\.X.example.net.`, `z.\#w.example.net.`, "esccname.example.net.",
+		// absent names answered from their encloser's template, of many
+		// lengths and depths (absent.go)
+		"n.example.net.", "A.B.C.D.NoThErE.example.net.", "x.y.foo.wild.example.net.", "F.wild.example.net.",
+		strings.Repeat("q", 63) + "." + strings.Repeat("r", 63) + "." + strings.Repeat("s", 63) + ".wild.example.net.",
+		strings.Repeat("t", 63) + "." + strings.Repeat("u", 63) + "." + strings.Repeat("v", 63) + ".nx.example.net.",
+		`\000.wild.example.net.`, `a\.b.nothere.example.net.`, "geodns-absent-3c9f1e.example.net.", "nx.deep.sub.example.net."}
 	types := []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeMX, dns.TypeTXT, dns.TypeNS, dns.TypeSOA, dns.TypeANY, dns.TypeDS, dns.TypeCNAME}
 	ecs := []string{"", "198.51.100.0/24", "203.0.113.0/24", "10.0.0.0/8", "2001:db8:aa::/48", "0.0.0.0/0"}
 	id := uint16(1)

@@ -289,40 +289,71 @@ func TestOPTOutsideAdditionalIsFormErr(t *testing.T) {
 	}
 }
 
-// TestFullCacheAdmitsOnSecondAsk: once the cache is full, a random-name
-// flood (each name asked once) is answered by the full path without
-// entering the cache, so it neither costs an insertion and an eviction
-// per query nor pushes out the answers clients do ask for again; a name
-// asked a second time is admitted.
+// TestFullCacheAdmitsOnSecondAsk: once the cache is full, a flood of
+// questions each asked once (here: one existing name, 50,000 types) is
+// answered by the full path without entering the cache, so it neither
+// costs an insertion and an eviction per query nor pushes out the answers
+// clients do ask for again; a question asked a second time is admitted.
 func TestFullCacheAdmitsOnSecondAsk(t *testing.T) {
 	const budget = 1 << 20
 	h := newTestHandler(t, Config{CacheBytes: budget})
 	buf := make([]byte, 0, 4096)
-	ask := func(name string) {
+	ask := func(name string, qtype uint16) {
+		q := new(dns.Msg).SetQuestion(name, qtype)
+		wire, err := q.Pack()
+		require.NoError(t, err)
+		require.NotNil(t, h.ServeWire(wire, testClient, false, buf))
+	}
+	cached := func(name string, qtype uint16) *entry { return h.fast.Load().get(keyOfType(t, name, qtype)) }
+	ask("www.example.net.", dns.TypeA)
+	hot := cached("www.example.net.", dns.TypeA)
+	require.NotNil(t, hot, "an empty cache admits at first sight")
+	for i := range 50_000 { // far more than the budget holds
+		ask("www.example.net.", uint16(1000+i))
+	}
+	require.LessOrEqual(t, h.fast.Load().bytes(), int64(budget))
+	require.Nil(t, cached("www.example.net.", 1000+49_999), "a full cache admits no question asked once")
+	require.Same(t, hot, cached("www.example.net.", dns.TypeA), "the flood did not evict the name asked for")
+	ask("www.example.net.", 60_000)
+	require.Nil(t, cached("www.example.net.", 60_000), "asked once while full: answered by the full path")
+	ask("www.example.net.", 60_000)
+	require.NotNil(t, cached("www.example.net.", 60_000), "asked again: admitted")
+}
+
+// TestAbsentNamesStayOutOfTheCache: a random-name flood (names that do not
+// exist, below the apex and below a wildcard) is answered from one
+// template per encloser: the cache holds a handful of entries after
+// 50,000 names, not one per name.
+func TestAbsentNamesStayOutOfTheCache(t *testing.T) {
+	h := newTestHandler(t, Config{})
+	buf := make([]byte, 0, 4096)
+	for i := range 50_000 {
+		name := fmt.Sprintf("flood%d.example.net.", i)
+		if i%2 == 1 {
+			name = fmt.Sprintf("flood%d.wild.example.net.", i)
+		}
 		q := new(dns.Msg).SetQuestion(name, dns.TypeA)
 		wire, err := q.Pack()
 		require.NoError(t, err)
 		require.NotNil(t, h.ServeWire(wire, testClient, false, buf))
 	}
-	cached := func(name string) *entry { return h.fast.Load().get(keyOf(t, name)) }
-	ask("www.example.net.")
-	hot := cached("www.example.net.")
-	require.NotNil(t, hot, "an empty cache admits at first sight")
-	for i := range 50_000 { // far more than the budget holds
-		ask(fmt.Sprintf("flood%d.example.net.", i))
+	c := h.fast.Load()
+	n := 0
+	for i := range c.shards {
+		c.shards[i].mu.RLock()
+		n += len(c.shards[i].m)
+		c.shards[i].mu.RUnlock()
 	}
-	require.LessOrEqual(t, h.fast.Load().bytes(), int64(budget))
-	require.Nil(t, cached("flood49999.example.net."), "a full cache admits no name asked once")
-	require.Same(t, hot, cached("www.example.net."), "the flood did not evict the name asked for")
-	ask("again.example.net.")
-	require.Nil(t, cached("again.example.net."), "asked once while full: answered by the full path")
-	ask("again.example.net.")
-	require.NotNil(t, cached("again.example.net."), "asked again: admitted")
+	require.LessOrEqual(t, n, 4, "entries after 50,000 absent names")
+	require.Less(t, c.bytes(), int64(8<<10))
 }
 
 // keyOf is the cache key of an A question for name over UDP.
-func keyOf(t *testing.T, name string) []byte {
-	q := new(dns.Msg).SetQuestion(name, dns.TypeA)
+func keyOf(t *testing.T, name string) []byte { return keyOfType(t, name, dns.TypeA) }
+
+// keyOfType is the cache key of a question for name over UDP.
+func keyOfType(t *testing.T, name string, qtype uint16) []byte {
+	q := new(dns.Msg).SetQuestion(name, qtype)
 	wire, err := q.Pack()
 	require.NoError(t, err)
 	var fq query

@@ -151,6 +151,19 @@ func substitute(name, owner, target string) (string, bool) {
 	return target, nameWireLen(target) <= 255
 }
 
+// Absent reports whether name, canonical and in the zone, has no node of
+// its own and no delegation or DNAME above it: its answer then depends
+// only on its closest encloser (NXDOMAIN, or the records of the
+// encloser's wildcard under the name asked), which Absent returns with the
+// length of its wire form.
+func (z *Zone) Absent(name string, qtype uint16) (enc string, encWire int, ok bool) {
+	n, stop, ce := z.find(name, qtype)
+	if n != nil || stop != nil {
+		return "", 0, false
+	}
+	return ce.name, nameWireLen(ce.name), true
+}
+
 // find walks from the apex down to name. It returns the node for name if it
 // exists, or else where the walk stopped: a delegation (stop.cut) or a
 // DNAME strictly above name (stop.dname); and the closest encloser.

@@ -57,10 +57,16 @@ func plainName(s string) bool {
 // uncompressed wire-format name w: its labels up to the root label or the
 // end of w.
 func NameFromWire(w []byte) string {
+	return string(AppendNameFromWire(make([]byte, 0, len(w)+8), w))
+}
+
+// AppendNameFromWire appends the text form of wire name w to b, as
+// NameFromWire returns it: into a buffer of the caller's, so a name can be
+// looked up without allocating.
+func AppendNameFromWire(b, w []byte) []byte {
 	if len(w) == 0 || w[0] == 0 {
-		return "."
+		return append(b, '.')
 	}
-	b := make([]byte, 0, len(w)+8)
 	for i := 0; i < len(w) && w[i] != 0; i += int(w[i]) + 1 {
 		end := min(i+1+int(w[i]), len(w))
 		for _, c := range w[i+1 : end] {
@@ -77,7 +83,7 @@ func NameFromWire(w []byte) string {
 		}
 		b = append(b, '.')
 	}
-	return string(b)
+	return b
 }
 
 // nameWireLen returns the length in octets of the wire form of the
