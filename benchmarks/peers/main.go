@@ -235,6 +235,7 @@ type result struct {
 	lost               float64 // saturation: % lost
 	p50, p99           float64 // fixed rate, ms
 	fixedCPU           float64 // fixed rate: server CPU, share of one core
+	fixedRate          float64 // fixed rate: the QPS answered (below -fixed-qps when the server or the path cannot keep up)
 	rssKB              int64   // peak RSS of the server (VmHWM summed over its processes)
 }
 
@@ -353,9 +354,9 @@ func main() {
 	fmt.Print(summary)
 	check(os.WriteFile(filepath.Join(*outDir, "summary.md"), []byte(summary), 0o644))
 	var tsv strings.Builder
-	fmt.Fprintln(&tsv, "pass\tserver\tcell\tround\tqps\tcpu\tqps_per_core\tlost_pct\tp50_ms\tp99_ms\tfixed_cpu\trss_kb")
+	fmt.Fprintln(&tsv, "pass\tserver\tcell\tround\tqps\tcpu\tqps_per_core\tlost_pct\tp50_ms\tp99_ms\tfixed_cpu\tfixed_qps\trss_kb")
 	for _, x := range results {
-		fmt.Fprintf(&tsv, "%s\t%s\t%s\t%d\t%.0f\t%.3f\t%.0f\t%.2f\t%.3f\t%.3f\t%.3f\t%d\n", x.pass, x.server, x.cell, x.round, x.qps, x.cpu, x.perCore, x.lost, x.p50, x.p99, x.fixedCPU, x.rssKB)
+		fmt.Fprintf(&tsv, "%s\t%s\t%s\t%d\t%.0f\t%.3f\t%.0f\t%.2f\t%.3f\t%.3f\t%.3f\t%.0f\t%d\n", x.pass, x.server, x.cell, x.round, x.qps, x.cpu, x.perCore, x.lost, x.p50, x.p99, x.fixedCPU, x.fixedRate, x.rssKB)
 	}
 	check(os.WriteFile(filepath.Join(*outDir, "runs.tsv"), []byte(tsv.String()), 0o644))
 	log.Printf("results in %s (%v)", *outDir, time.Since(t0).Round(time.Second))
@@ -430,11 +431,11 @@ func measure(e env, p pass, name string, round int) []result {
 		}
 		if p.fixed || c.fixedOnly {
 			fixed := load(e, p, name, round, c, port, pid, true)
-			res.p50, res.p99, res.fixedCPU = fixed.p50, fixed.p99, fixed.cpu
+			res.p50, res.p99, res.fixedCPU, res.fixedRate = fixed.p50, fixed.p99, fixed.cpu, fixed.qps
 		}
 		res.rssKB = peakRSS(pid)
-		log.Printf("round %d %s %-10s %-13s %8.0f qps  cpu %5.1f%%  %8.0f q/core-s  lost %.2f%% | @%d qps p50 %.3f ms p99 %.3f ms cpu %5.1f%%  rss %d MB",
-			round, p.label, name, c.name, res.qps, 100*res.cpu, res.perCore, res.lost, *fixedQPS, res.p50, res.p99, 100*res.fixedCPU, res.rssKB/1024)
+		log.Printf("round %d %s %-10s %-13s %8.0f qps  cpu %5.1f%%  %8.0f q/core-s  lost %.2f%% | @%d qps (answered %.0f/s) p50 %.3f ms p99 %.3f ms cpu %5.1f%%  rss %d MB",
+			round, p.label, name, c.name, res.qps, 100*res.cpu, res.perCore, res.lost, *fixedQPS, res.fixedRate, res.p50, res.p99, 100*res.fixedCPU, res.rssKB/1024)
 		out = append(out, res)
 	}
 	return out

@@ -106,18 +106,24 @@ func start(e env, p pass, dir, name string, port int) (*exec.Cmd, bool) {
 // option in the other cells too (geodns and gdnsd do the same).
 func knotConf(e env, p pass, dir, name string, port int) string {
 	var b strings.Builder
+	ecs := ""
+	if name == "knot-geoip" {
+		// mod-geoip reads a query's ECS option only with the server's ECS
+		// support on (knot.conf(5), edns-client-subnet; default off).
+		ecs = "    edns-client-subnet: on\n"
+	}
 	fmt.Fprintf(&b, `server:
     rundir: "%s"
     listen: %s@%d
     udp-workers: %d
     tcp-workers: %d
     background-workers: 1
-database:
+%sdatabase:
     storage: "%s/db"
 log:
   - target: stderr
     any: warning
-`, dir, e.listen, port, p.cores, p.cores, dir)
+`, dir, e.listen, port, p.cores, p.cores, ecs, dir)
 	global := []string{"mod-cookies"}
 	zoneModule := ""
 	switch name {
@@ -140,9 +146,6 @@ log:
 			mmdb, countries = e.dbip.geoip2, readCountries(e.dbip.countries)
 		}
 		check(os.WriteFile(filepath.Join(dir, "geo.conf"), []byte(knotGeoConf(countries)), 0o644))
-		// The module reads a query's ECS option only with the server's
-		// ECS support on (knot.conf(5), edns-client-subnet; default off).
-		b.WriteString("server:\n    edns-client-subnet: on\n")
 		fmt.Fprintf(&b, "mod-geoip:\n  - id: geo\n    config-file: \"%s/geo.conf\"\n    ttl: 300\n    mode: geodb\n    geodb-file: \"%s\"\n    geodb-key: [ country/iso_code ]\n", dir, mmdb)
 		zoneModule = "mod-geoip/geo"
 	}

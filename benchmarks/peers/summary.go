@@ -87,8 +87,8 @@ func summarize(results []result, passes []pass) string {
 		for _, s := range refs {
 			fmt.Fprintf(&b, " ÷ %s |", s)
 		}
-		fmt.Fprintln(&b, " p50 ms @10k | p99 ms @10k | p99 ÷ Knot | CPU @10k | CPU ÷ Knot | peak RSS | RSS ÷ Knot |")
-		fmt.Fprintln(&b, "|---|---|---|---|---|"+strings.Repeat("---|", len(refs))+"---|---|---|---|---|---|---|")
+		fmt.Fprintln(&b, " answered @10k | p50 ms @10k | p99 ms @10k | p99 ÷ Knot | CPU @10k | CPU ÷ Knot | peak RSS | RSS ÷ Knot |")
+		fmt.Fprintln(&b, "|---|---|---|---|---|"+strings.Repeat("---|", len(refs))+"---|---|---|---|---|---|---|---|")
 		for _, c := range p.cells {
 			for _, s := range p.servers {
 				if _, ok := l.get(p.label, s, c.name, 1); !ok {
@@ -109,8 +109,8 @@ func summarize(results []result, passes []pass) string {
 					}
 					fmt.Fprintf(&b, " %s |", l.ratios(p.label, s, ref, c.name, perCore))
 				}
-				fmt.Fprintf(&b, " %.3f | %.3f | %s | %.1f %% | %s | %.0f MB | %s |\n",
-					l.med(p.label, s, c.name, func(r result) float64 { return r.p50 }), l.med(p.label, s, c.name, func(r result) float64 { return r.p99 }),
+				fmt.Fprintf(&b, " %.0f | %.3f | %.3f | %s | %.1f %% | %s | %.0f MB | %s |\n",
+					l.med(p.label, s, c.name, func(r result) float64 { return r.fixedRate }), l.med(p.label, s, c.name, func(r result) float64 { return r.p50 }), l.med(p.label, s, c.name, func(r result) float64 { return r.p99 }),
 					l.ratios(p.label, s, knot, c.name, func(r result) float64 { return r.p99 }),
 					100*l.med(p.label, s, c.name, fixedCPU), l.ratios(p.label, s, knot, c.name, fixedCPU),
 					l.med(p.label, s, c.name, rssOf)/1024, l.ratios(p.label, s, knot, c.name, rssOf))
@@ -150,9 +150,18 @@ func issue23Table(results []result, passes []pass) string {
 				}
 				knot := knotFor(c, rrl)
 				gd := l.ratios(p.label, g, "gdnsd", c.name, perCore)
+				cpu := l.ratios(p.label, g, knot, c.name, fixedCPU)
+				// CPU at the fixed rate compares like with like only when
+				// both answered it.
+				rate := func(r result) float64 { return r.fixedRate }
+				for _, s := range []string{g, knot} {
+					if got := l.med(p.label, s, c.name, rate); got > 0 && got < 0.95*float64(*fixedQPS) {
+						cpu += fmt.Sprintf(" (%s answered only %.0f/s)", s, got)
+					}
+				}
 				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %.0f MB | %s |\n", p.label, name, gd,
 					l.ratios(p.label, g, nsd, c.name, perCore), l.ratios(p.label, g, knot, c.name, perCore),
-					l.ratios(p.label, g, knot, c.name, fixedCPU), l.med(p.label, g, c.name, rssOf)/1024, l.ratios(p.label, g, knot, c.name, rssOf))
+					cpu, l.med(p.label, g, c.name, rssOf)/1024, l.ratios(p.label, g, knot, c.name, rssOf))
 			}
 		}
 	}
