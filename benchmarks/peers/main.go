@@ -73,6 +73,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -321,6 +322,11 @@ func main() {
 		cleanups = append(cleanups, func() { os.RemoveAll(work) })
 	}
 	check(os.MkdirAll(filepath.Join(*outDir, "raw"), 0o755))
+	// Interrupted, stop the servers and delete the client namespace (a
+	// named one outlives the process) before exiting.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() { fatalf("%v", <-sig) }()
 	e := env{work: work, listen: addr}
 	if needLink {
 		e.netns = setupLink()
