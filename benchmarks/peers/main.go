@@ -344,6 +344,7 @@ func main() {
 		e.dbip = prepareDBIP(root)
 	}
 	writeCommon(work, e)
+	log.Printf("expect about %v (%s)", estimate(passes).Round(time.Minute), "runs of -duration, floods at ~200k qps, server starts")
 	var results []result
 	t0 := time.Now()
 	for r := 1; r <= *rounds; r++ {
@@ -372,6 +373,34 @@ func main() {
 	for i := len(cleanups) - 1; i >= 0; i-- {
 		cleanups[i]()
 	}
+}
+
+// estimate is the run's expected length on a quiet VM: every run lasts
+// -duration (a flood's saturation run its names at ~200k qps), plus about
+// 0.3 s a run and 2 s a server start.
+func estimate(passes []pass) time.Duration {
+	var secs float64
+	for _, p := range passes {
+		for _, s := range p.servers {
+			secs += 2
+			for _, c := range p.cells {
+				if !serves(s, c) || (c.dbip && p.db != "dbip") {
+					continue
+				}
+				if !c.fixedOnly {
+					if c.once {
+						secs += float64(*floodNames)/200000 + 0.3
+					} else {
+						secs += duration.Seconds() + 0.3
+					}
+				}
+				if p.fixed || c.fixedOnly {
+					secs += duration.Seconds() + 0.3
+				}
+			}
+		}
+	}
+	return time.Duration(secs * float64(*rounds) * float64(time.Second))
 }
 
 // setupLink makes the client namespace of tcp-link and the veth pair to
