@@ -109,11 +109,16 @@ func summarize(results []result, passes []pass) string {
 					}
 					fmt.Fprintf(&b, " %s |", l.ratios(p.label, s, ref, c.name, perCore))
 				}
-				fmt.Fprintf(&b, " %.0f | %.3f | %.3f | %s | %.1f %% | %s | %.0f MB | %s |\n",
-					l.med(p.label, s, c.name, func(r result) float64 { return r.fixedRate }), l.med(p.label, s, c.name, func(r result) float64 { return r.p50 }), l.med(p.label, s, c.name, func(r result) float64 { return r.p99 }),
-					l.ratios(p.label, s, knot, c.name, func(r result) float64 { return r.p99 }),
-					100*l.med(p.label, s, c.name, fixedCPU), l.ratios(p.label, s, knot, c.name, fixedCPU),
-					l.med(p.label, s, c.name, rssOf)/1024, l.ratios(p.label, s, knot, c.name, rssOf))
+				if p.fixed || c.fixedOnly {
+					fmt.Fprintf(&b, " %.0f | %.3f | %.3f | %s | %.1f %% | %s |",
+						l.med(p.label, s, c.name, func(r result) float64 { return r.fixedRate }), l.med(p.label, s, c.name, func(r result) float64 { return r.p50 }),
+						l.med(p.label, s, c.name, func(r result) float64 { return r.p99 }),
+						l.ratios(p.label, s, knot, c.name, func(r result) float64 { return r.p99 }),
+						100*l.med(p.label, s, c.name, fixedCPU), l.ratios(p.label, s, knot, c.name, fixedCPU))
+				} else {
+					b.WriteString(" – | – | – | – | – | – |") // no fixed-rate run in this pass
+				}
+				fmt.Fprintf(&b, " %.0f MB | %s |\n", l.med(p.label, s, c.name, rssOf)/1024, l.ratios(p.label, s, knot, c.name, rssOf))
 			}
 		}
 		b.WriteString("\n")
