@@ -8,7 +8,7 @@ VERSION ?= $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null || 
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BIN     := bin/geodns
 
-.PHONY: all build run test fuzz bench clean deb dist test-deb
+.PHONY: all build run test fuzz bench bench23 clean deb dist test-deb
 
 all: build
 
@@ -39,14 +39,25 @@ fuzz:
 	FUZZTIME=$${FUZZTIME:-10m} scripts/fuzz.sh
 
 # Go benchmarks of the answer path, then geodns against gdnsd, Knot and NSD
-# with dnsperf (ROUNDS rounds of DURATION per run; tables in benchmarks/out/).
+# with dnsperf: issue 23's suite (bench23), then the DNSSEC cells (ROUNDS
+# rounds of DURATION per run; tables in benchmarks/out/). As root.
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./benchmarks/
-	scripts/bench-deps.sh
-	$(GO) run ./benchmarks/peers -rounds $${ROUNDS:-3} -duration $${DURATION:-5s}
+	$(MAKE) bench23
 	# DNSSEC (issue 21): signed over unsigned with DO, and online denial against Knot's online signer.
 	$(GO) run ./benchmarks/peers -rounds $${ROUNDS:-3} -duration $${DURATION:-5s} \
 		-servers geodns,geodns-signed,knot-signed -cells static-do,ecs-do,nxflood-do
+
+# Issue 23's table, one command: every UDP cell also with DNS cookies and
+# with RRL on (geodns, Knot mod-rrl, NSD), TCP at 10k qps over loopback and
+# over a veth link between network namespaces, 1 and 2 server cores, the
+# synthetic GeoIP2 file and the real DB-IP City data (200,000 ECS /24s),
+# Knot with mod-geoip; peak RSS after every cell. As root (namespaces);
+# about 30 minutes at ROUNDS=3 on the 2-core VM.
+bench23: build
+	scripts/bench-deps.sh
+	scripts/fetch-geoip.sh
+	$(GO) run ./benchmarks/peers -suite issue23 -rounds $${ROUNDS:-3} -duration $${DURATION:-3s}
 
 # A Debian package (bin/geodns_*.deb): the binary, a systemd unit with a
 # dynamic user, /etc/geodns/geodns.yaml and zones/, the man page, bash and

@@ -27,11 +27,45 @@
 // geodns-signed over Knot's online signer:
 //
 //	go run ./benchmarks/peers -servers geodns,geodns-signed,knot-signed -cells static-do,ecs-do,nxflood-do
+//
+// Issue 23 (`make bench23`, or `go run ./benchmarks/peers -suite issue23
+// -rounds 3`, as root from the repository root; about 30 minutes on the
+// 2-core VM) adds, each configured the way the peer's documentation
+// recommends (the configs below say how):
+//   - cookies: the cells static+cookie, geo+cookie, ecs+cookie,
+//     mixed+cookie and flood+cookie send a DNS client cookie with every
+//     query (dnsperf -E 10:...); geodns answers cookies by default, gdnsd 3.x
+//     too, Knot through mod-cookies (enabled in every Knot here). dnsperf
+//     2.10 sends only the last -E it is given, so ecs+cookie (two options)
+//     is sent by ecsload. NSD 4.6 has no cookie support (4.8 added it), so
+//     it runs no cookie cell.
+//   - RRL at a limit no cell reaches: geodns-rrl, knot-rrl (mod-rrl), nsd-rrl
+//     (rrl-ratelimit; Debian builds NSD with --enable-ratelimit and RRL on
+//     at 200/s by default, so the plain nsd server turns it off). gdnsd has
+//     no RRL.
+//   - two server cores (-cores 2): geodns with GOMAXPROCS=2 (two UDP
+//     readers: one per P), gdnsd udp_threads/tcp_threads 2, Knot
+//     udp-workers/tcp-workers 2, NSD server-count 2; servers on CPUs 0-1
+//     and the load generator on the same two CPUs (there is no third core):
+//     the 1 -> 2 core scaling factor includes the load generator's share.
+//   - the real DB-IP City data (-db dbip; see dbip.go for what gdnsd and
+//     Knot are given) and the cell ecs200k: 200,000 distinct client /24s
+//     that DB-IP places in as many distinct locations, one ECS option per
+//     query, sent by benchmarks/ecsload (dnsperf cannot vary the option).
+//     The cell static-gen is the static cell sent by ecsload, to check
+//     that it reaches dnsperf's rate.
+//   - Knot with mod-geoip (knot-geoip) for the geo cells, when Debian's
+//     knot-module-geoip is installed (scripts/bench-deps.sh installs it).
+//   - tcp-link: the static name over TCP at the fixed rate, with dnsperf in
+//     a network namespace of its own linked to the servers' by a veth pair
+//     (the harness then runs in a new network namespace itself: root), so
+//     that what is measured is not loopback's Nagle/ack coupling of client
+//     and server.
+//
+// Peak RSS (VmHWM) is read after every cell, the floods included.
 package main
 
 import (
-	"bufio"
-	"cmp"
 	"flag"
 	"fmt"
 	"log"
@@ -39,6 +73,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -48,35 +83,56 @@ import (
 
 	"github.com/maxmind/mmdbwriter"
 	"github.com/maxmind/mmdbwriter/mmdbtype"
-	"github.com/miekg/dns"
+
+	"github.com/geodns/geodns/benchmarks/internal/proc"
 )
 
 var (
-	rounds    = flag.Int("rounds", 3, "rounds; each runs every server once, in a rotated order")
-	duration  = flag.Duration("duration", 5*time.Second, "length of each dnsperf run")
-	fixedQPS  = flag.Int("fixed-qps", 10000, "offered load of the latency runs")
-	serverCPU = flag.String("server-cpu", "0", "CPU the server is pinned to")
-	clientCPU = flag.String("client-cpu", "1", "CPU dnsperf is pinned to")
-	servers   = flag.String("servers", "geodns,geodns-rrl,gdnsd,knot,nsd", "servers to measure")
-	cellsFlag = flag.String("cells", "static,geo,ecs,mixed,tcp,flood", "cells to measure")
-	geodnsBin = flag.String("geodns", "bin/geodns", "the geodns binary")
-	baseBin   = flag.String("base", "", "the geodns binary the server geodns-base runs (an older build, measured in the same rounds)")
-	outDir    = flag.String("out", "", "directory for raw output and the summary (default benchmarks/out/peers-<time>)")
-	basePort  = flag.Int("port", 5400, "first of the ports the servers listen on")
-	keep      = flag.Bool("keep", false, "keep the work directory (configs, zones, logs)")
+	rounds     = flag.Int("rounds", 3, "rounds; each runs every server once, in a rotated order")
+	duration   = flag.Duration("duration", 5*time.Second, "length of each dnsperf run")
+	fixedQPS   = flag.Int("fixed-qps", 10000, "offered load of the latency runs")
+	serverCPU  = flag.String("server-cpu", "", "CPUs the server is pinned to (default 0, or 0-1 with -cores 2)")
+	clientCPU  = flag.String("client-cpu", "", "CPUs dnsperf is pinned to (default 1, or 0-1 with -cores 2)")
+	servers    = flag.String("servers", "geodns,geodns-rrl,gdnsd,knot,nsd", "servers to measure")
+	cellsFlag  = flag.String("cells", "static,geo,ecs,mixed,tcp,flood", "cells to measure")
+	cores      = flag.Int("cores", 1, "server cores: 1, or 2 (servers and load generator then share CPUs 0-1)")
+	dbFlag     = flag.String("db", "synthetic", "GeoIP data of the geo cells: synthetic (a small GeoIP2-City file) or dbip (the real DB-IP City Lite data in data/geoip)")
+	suite      = flag.String("suite", "", "issue23: every cell issue 23 asks for, over both core counts and both databases (-servers, -cells, -cores, -db are then ignored)")
+	knotGeoMod = flag.String("knot-geoip-module", "", "Knot's geoip.so when it is not installed in Knot's module directory (knot-module-geoip)")
+	geodnsBin  = flag.String("geodns", "bin/geodns", "the geodns binary")
+	baseBin    = flag.String("base", "", "the geodns binary the server geodns-base runs (an older build, measured in the same rounds)")
+	outDir     = flag.String("out", "", "directory for raw output and the summary (default benchmarks/out/peers-<time>)")
+	basePort   = flag.Int("port", 5400, "first of the ports the servers listen on")
+	keep       = flag.Bool("keep", false, "keep the work directory (configs, zones, logs)")
+	floodNames = flag.Int("flood-names", 1000000, "distinct names of the flood cells (fewer for a quick smoke run; the peak RSS after the flood needs the full million to fill geodns's answer cache)")
 )
 
 const addr = "127.0.0.1"
 
+// The veth link of the tcp-link cell: the servers' end, and dnsperf's in
+// a namespace of its own. Nothing routes these beyond the pair.
+const (
+	linkServer = "10.223.0.1"
+	linkClient = "10.223.0.2"
+)
+
 // ECS 198.51.100.0/24, which the benchmark's GeoIP data places in the US.
-const ecsOption = "8:00011800c63364"
+const ecsNetSynthetic = "198.51.100.0"
+
+// The client cookie of the cookie cells (RFC 7873: 8 bytes).
+const clientCookie = "0123456789abcdef"
 
 type cell struct {
 	name, file string
 	tcp, ecs   bool
-	geo        bool // needs a geo-capable server
-	once       bool // saturation run: each query of the file once (dnsperf -n 1), not for -duration
-	do         bool // DNSSEC OK set (dnsperf -D)
+	geo        bool   // needs a geo-capable server
+	once       bool   // saturation run: each query of the file once (dnsperf -n 1), not for -duration
+	do         bool   // DNSSEC OK set (dnsperf -D)
+	cookie     bool   // a client cookie in every query
+	gen        string // "": dnsperf; "one": ecsload with the cell's one ECS network; "many": ecsload over the 200,000 /24s; "none": ecsload, no EDNS
+	link       bool   // TCP from the client namespace over the veth pair
+	fixedOnly  bool   // only the fixed-rate run
+	dbip       bool   // only with the DB-IP data
 }
 
 var allCells = []cell{
@@ -89,24 +145,172 @@ var allCells = []cell{
 	{name: "static-do", file: "q_static.txt", do: true},
 	{name: "ecs-do", file: "q_geo.txt", geo: true, ecs: true, do: true},
 	{name: "nxflood-do", file: "q_nxflood.txt", once: true, do: true},
+	{name: "static+cookie", file: "q_static.txt", cookie: true},
+	{name: "geo+cookie", file: "q_geo.txt", geo: true, cookie: true},
+	{name: "ecs+cookie", file: "q_geo.txt", geo: true, ecs: true, cookie: true, gen: "one"},
+	{name: "mixed+cookie", file: "q_mixed.txt", cookie: true},
+	{name: "flood+cookie", file: "q_flood.txt", once: true, cookie: true},
+	{name: "tcp-link", file: "q_static.txt", tcp: true, link: true, fixedOnly: true},
+	{name: "ecs200k", file: "q_geo.txt", geo: true, ecs: true, gen: "many", dbip: true},
+	{name: "static-gen", file: "q_static.txt", gen: "none"},
+}
+
+// pass is one configuration the rounds measure: its servers and cells on
+// a core count and a GeoIP database.
+type pass struct {
+	label           string
+	cores           int
+	db              string // synthetic or dbip
+	servers         []string
+	cells           []cell
+	fixed           bool // also the fixed-rate runs (CPU and latency at -fixed-qps)
+	serverCPU, cpus string
+}
+
+// issue23 is the suite of issue 23: everything on one core and the
+// synthetic data (with the fixed-rate runs: CPU ÷ Knot), the scaling
+// cells on two cores, and the geo cells on the DB-IP data on both. The
+// floods come last in a pass, so that the peak RSS after each other cell
+// is that cell's; static-gen follows static, so that ecsload and dnsperf
+// are compared seconds apart.
+func issue23() []pass {
+	return []pass{
+		{label: "1 core, synthetic GeoIP2", cores: 1, db: "synthetic", fixed: true,
+			servers: []string{"geodns", "geodns-rrl", "gdnsd", "knot", "knot-rrl", "knot-geoip", "nsd", "nsd-rrl"},
+			cells:   cellsNamed("static,static-gen,geo,ecs,mixed,tcp,tcp-link,static+cookie,geo+cookie,ecs+cookie,mixed+cookie,flood,flood+cookie")},
+		{label: "2 cores, synthetic GeoIP2", cores: 2, db: "synthetic",
+			servers: []string{"geodns", "gdnsd", "knot", "knot-geoip"},
+			cells:   cellsNamed("static,geo,ecs,mixed,tcp,flood")},
+		{label: "1 core, DB-IP City", cores: 1, db: "dbip", fixed: true,
+			servers: []string{"geodns", "gdnsd", "knot-geoip"},
+			cells:   cellsNamed("geo,ecs,ecs200k")},
+		{label: "2 cores, DB-IP City", cores: 2, db: "dbip",
+			servers: []string{"geodns", "gdnsd", "knot-geoip"},
+			cells:   cellsNamed("geo,ecs,ecs200k")},
+	}
+}
+
+func cellsNamed(list string) []cell {
+	var out []cell
+	for _, name := range strings.Split(list, ",") {
+		i := slices.IndexFunc(allCells, func(c cell) bool { return c.name == name })
+		if i < 0 {
+			fatalf("unknown cell %q", name)
+		}
+		out = append(out, allCells[i])
+	}
+	return out
+}
+
+// serves says whether a server runs a cell: geo cells need geo answers;
+// knot-geoip runs only those (its other answers are knot's); the RRL
+// servers run the plain UDP cells (RRL limits UDP only); cookies are
+// measured where the peer implements them (not NSD 4.6).
+func serves(server string, c cell) bool {
+	geo := isGeo(server)
+	switch {
+	case c.geo && !geo:
+		return false
+	case server == "knot-geoip" && !c.geo:
+		return false
+	case strings.HasSuffix(server, "-rrl") && (c.tcp || c.cookie || c.do || c.gen == "none"):
+		return false
+	case c.cookie && (strings.HasPrefix(server, "nsd") || server == "knot-geoip" || strings.HasSuffix(server, "-rrl")):
+		return false
+	case c.link && strings.HasSuffix(server, "-rrl"):
+		return false
+	case c.gen == "none" && server != "geodns" && server != "gdnsd":
+		return false // the generator's check: two servers suffice
+	}
+	return true
+}
+
+func isGeo(server string) bool {
+	return strings.HasPrefix(server, "geodns") || server == "gdnsd" || server == "knot-geoip"
 }
 
 // result is one server's numbers for one cell in one round.
 type result struct {
-	server, cell string
-	round        int
-	qps          float64 // saturation
-	cpu          float64 // saturation: server CPU, share of one core
-	perCore      float64 // saturation: queries answered per server CPU second
-	lost         float64 // saturation: % lost
-	p50, p99     float64 // fixed rate, ms
-	fixedCPU     float64 // fixed rate: server CPU, share of one core
-	rssKB        int64   // peak RSS of the server (VmHWM summed over its processes)
+	pass, server, cell string
+	round              int
+	qps                float64 // saturation
+	cpu                float64 // saturation: server CPU, share of one core
+	perCore            float64 // saturation: queries answered per server CPU second
+	lost               float64 // saturation: % lost
+	p50, p99           float64 // fixed rate, ms
+	fixedCPU           float64 // fixed rate: server CPU, share of one core
+	fixedRate          float64 // fixed rate: the QPS answered (below -fixed-qps when the server or the path cannot keep up)
+	rssKB              int64   // peak RSS of the server (VmHWM summed over its processes)
+}
+
+// env is what the runs of a pass share.
+type env struct {
+	work, ecsload string
+	dbip          dbipData
+	netns         string // the client namespace of tcp-link; "" when no cell needs it
+	listen        string // the servers' address: loopback, or any address inside the harness's own namespace
+}
+
+var cleanups []func()
+
+func fatalf(format string, args ...any) {
+	for i := len(cleanups) - 1; i >= 0; i-- {
+		cleanups[i]()
+	}
+	log.Fatalf(format, args...)
+}
+
+func check(err error) {
+	if err != nil {
+		fatalf("%v", err)
+	}
 }
 
 func main() {
 	flag.Parse()
 	log.SetFlags(log.Ltime)
+	var passes []pass
+	switch *suite {
+	case "":
+		passes = []pass{{label: fmt.Sprintf("%d core(s), %s", *cores, *dbFlag), cores: *cores, db: *dbFlag, fixed: true,
+			servers: strings.Split(*servers, ","), cells: cellsNamed(*cellsFlag)}}
+	case "issue23":
+		passes = issue23()
+	default:
+		fatalf("unknown suite %q", *suite)
+	}
+	needLink, needGen, needDBIP := false, false, false
+	for i := range passes {
+		p := &passes[i]
+		if p.cores != 1 && p.cores != 2 {
+			fatalf("-cores: 1 or 2")
+		}
+		p.serverCPU, p.cpus = "0", "1"
+		if p.cores == 2 {
+			p.serverCPU, p.cpus = "0-1", "0-1"
+		}
+		if *serverCPU != "" {
+			p.serverCPU = *serverCPU
+		}
+		if *clientCPU != "" {
+			p.cpus = *clientCPU
+		}
+		if slices.Contains(p.servers, "knot-geoip") && !knotGeoIPAvailable() {
+			log.Printf("knot-geoip left out: Knot's geoip module is not installed (scripts/bench-deps.sh installs knot-module-geoip; or give -knot-geoip-module)")
+			p.servers = slices.DeleteFunc(p.servers, func(s string) bool { return s == "knot-geoip" })
+		}
+		for _, c := range p.cells {
+			needLink = needLink || c.link
+			needGen = needGen || c.gen != ""
+		}
+		needDBIP = needDBIP || p.db == "dbip"
+	}
+	if needLink && os.Getenv("GEODNS_PEERS_NETNS") == "" {
+		// The whole run moves into a network namespace of its own, where
+		// the servers may listen on every address: the namespace has only
+		// its loopback and the veth pair made below.
+		proc.RunInNetNS("peers", "GEODNS_PEERS_NETNS", "1", *geodnsBin)
+	}
 	if *outDir == "" {
 		*outDir = filepath.Join("benchmarks", "out", "peers-"+time.Now().Format("20060102-150405"))
 	}
@@ -115,54 +319,124 @@ func main() {
 	if *keep {
 		log.Printf("work directory kept: %s", work)
 	} else {
-		defer os.RemoveAll(work)
+		cleanups = append(cleanups, func() { os.RemoveAll(work) })
 	}
 	check(os.MkdirAll(filepath.Join(*outDir, "raw"), 0o755))
-	writeCommon(work)
-	var cells []cell
-	for _, c := range allCells {
-		if slices.Contains(strings.Split(*cellsFlag, ","), c.name) {
-			cells = append(cells, c)
+	// Interrupted, stop the servers and delete the client namespace (a
+	// named one outlives the process) before exiting.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() { fatalf("%v", <-sig) }()
+	e := env{work: work, listen: addr}
+	if needLink {
+		e.netns = setupLink()
+		e.listen = "0.0.0.0"
+	}
+	if needGen {
+		e.ecsload = filepath.Join(work, "ecsload")
+		if out, err := exec.Command("go", "build", "-o", e.ecsload, "./benchmarks/ecsload").CombinedOutput(); err != nil {
+			fatalf("building ecsload (run from the repository root): %v\n%s", err, out)
 		}
 	}
-	names := strings.Split(*servers, ",")
+	if needDBIP {
+		root, err := os.Getwd()
+		check(err)
+		e.dbip = prepareDBIP(root)
+	}
+	writeCommon(work, e)
+	log.Printf("expect about %v (%s)", estimate(passes).Round(time.Minute), "runs of -duration, floods at ~200k qps, server starts")
 	var results []result
+	t0 := time.Now()
 	for r := 1; r <= *rounds; r++ {
-		order := append(names[(r-1)%len(names):], names[:(r-1)%len(names)]...)
-		for _, name := range order {
-			results = append(results, measure(work, name, r, cells)...)
+		for _, p := range passes {
+			names := p.servers
+			order := append(slices.Clone(names[(r-1)%len(names):]), names[:(r-1)%len(names)]...)
+			for _, name := range order {
+				results = append(results, measure(e, p, name, r)...)
+			}
 		}
+		log.Printf("round %d done after %v", r, time.Since(t0).Round(time.Second))
 	}
-	summary := summarize(results, names, cells)
+	summary := summarize(results, passes)
+	if *suite == "issue23" {
+		summary = issue23Table(results, passes) + "\n" + summary
+	}
 	fmt.Print(summary)
 	check(os.WriteFile(filepath.Join(*outDir, "summary.md"), []byte(summary), 0o644))
 	var tsv strings.Builder
-	fmt.Fprintln(&tsv, "server\tcell\tround\tqps\tcpu\tqps_per_core\tlost_pct\tp50_ms\tp99_ms\tfixed_cpu\trss_kb")
+	fmt.Fprintln(&tsv, "pass\tserver\tcell\tround\tqps\tcpu\tqps_per_core\tlost_pct\tp50_ms\tp99_ms\tfixed_cpu\tfixed_qps\trss_kb")
 	for _, x := range results {
-		fmt.Fprintf(&tsv, "%s\t%s\t%d\t%.0f\t%.3f\t%.0f\t%.2f\t%.3f\t%.3f\t%.3f\t%d\n", x.server, x.cell, x.round, x.qps, x.cpu, x.perCore, x.lost, x.p50, x.p99, x.fixedCPU, x.rssKB)
+		fmt.Fprintf(&tsv, "%s\t%s\t%s\t%d\t%.0f\t%.3f\t%.0f\t%.2f\t%.3f\t%.3f\t%.3f\t%.0f\t%d\n", x.pass, x.server, x.cell, x.round, x.qps, x.cpu, x.perCore, x.lost, x.p50, x.p99, x.fixedCPU, x.fixedRate, x.rssKB)
 	}
 	check(os.WriteFile(filepath.Join(*outDir, "runs.tsv"), []byte(tsv.String()), 0o644))
-	log.Printf("results in %s", *outDir)
+	log.Printf("results in %s (%v)", *outDir, time.Since(t0).Round(time.Second))
+	for i := len(cleanups) - 1; i >= 0; i-- {
+		cleanups[i]()
+	}
 }
 
-func check(err error) {
-	if err != nil {
-		log.Fatal(err)
+// estimate is the run's expected length on a quiet VM: every run lasts
+// -duration (a flood's saturation run its names at ~200k qps), plus about
+// 0.3 s a run and 2 s a server start.
+func estimate(passes []pass) time.Duration {
+	var secs float64
+	for _, p := range passes {
+		for _, s := range p.servers {
+			secs += 2
+			for _, c := range p.cells {
+				if !serves(s, c) || (c.dbip && p.db != "dbip") {
+					continue
+				}
+				if !c.fixedOnly {
+					if c.once {
+						secs += float64(*floodNames)/200000 + 0.3
+					} else {
+						secs += duration.Seconds() + 0.3
+					}
+				}
+				if p.fixed || c.fixedOnly {
+					secs += duration.Seconds() + 0.3
+				}
+			}
+		}
 	}
+	return time.Duration(secs * float64(*rounds) * float64(time.Second))
+}
+
+// setupLink makes the client namespace of tcp-link and the veth pair to
+// it, and returns the namespace's name. Called inside the harness's own
+// namespace, whose loopback it also brings up.
+func setupLink() string {
+	ns := fmt.Sprintf("geodns-peers-%d", os.Getpid())
+	run := func(args ...string) {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	run("link", "set", "lo", "up")
+	run("netns", "add", ns)
+	cleanups = append(cleanups, func() { exec.Command("ip", "netns", "del", ns).Run() })
+	run("link", "add", "gp-srv", "type", "veth", "peer", "name", "gp-cli", "netns", ns)
+	run("addr", "add", linkServer+"/30", "dev", "gp-srv")
+	run("link", "set", "gp-srv", "up")
+	run("-n", ns, "addr", "add", linkClient+"/30", "dev", "gp-cli")
+	run("-n", ns, "link", "set", "gp-cli", "up")
+	run("-n", ns, "link", "set", "lo", "up")
+	return ns
 }
 
 // measure starts one server, checks its answers, runs every cell it
 // serves and stops it.
-func measure(work, name string, round int, cells []cell) []result {
-	port := *basePort + slices.Index(strings.Split(*servers, ","), name)
-	dir := filepath.Join(work, fmt.Sprintf("%s-%d", name, round))
+func measure(e env, p pass, name string, round int) []result {
+	port := *basePort + slices.Index(p.servers, name)
+	dir := filepath.Join(e.work, fmt.Sprintf("%s-%d-%d-%s", name, round, p.cores, p.db))
 	check(os.MkdirAll(dir, 0o755))
-	cmd, geo := start(work, dir, name, port)
+	cmd, geo := start(e, p, dir, name, port)
 	cmd.Stdout, cmd.Stderr = logFile(dir), logFile(dir)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	check(cmd.Start())
 	pid := cmd.Process.Pid
-	defer func() {
+	stop := func() {
 		syscall.Kill(-pid, syscall.SIGTERM)
 		done := make(chan struct{})
 		go func() { cmd.Wait(); close(done) }()
@@ -172,25 +446,34 @@ func measure(work, name string, round int, cells []cell) []result {
 			syscall.Kill(-pid, syscall.SIGKILL)
 			<-done
 		}
+	}
+	cleanups = append(cleanups, stop)
+	defer func() {
+		cleanups = cleanups[:len(cleanups)-1]
+		stop()
 	}()
 	server := net.JoinHostPort(addr, strconv.Itoa(port))
 	if err := ready(server); err != nil {
-		log.Fatalf("%s did not start: %v (log in %s)", name, err, dir)
+		fatalf("%s did not start: %v (log in %s)", name, err, dir)
 	}
-	verify(name, server, geo)
+	verify(e, name, server, geo, p)
 	var out []result
-	for _, c := range cells {
-		if c.geo && !geo {
+	for _, c := range p.cells {
+		if !serves(name, c) || (c.dbip && p.db != "dbip") {
 			continue
 		}
-		res := result{server: name, cell: c.name, round: round}
-		sat := dnsperf(work, name, round, c, port, pid, false)
-		res.qps, res.cpu, res.perCore, res.lost = sat.qps, sat.cpu, sat.perCore, sat.lost
-		fixed := dnsperf(work, name, round, c, port, pid, true)
-		res.p50, res.p99, res.fixedCPU = fixed.p50, fixed.p99, fixed.cpu
+		res := result{pass: p.label, server: name, cell: c.name, round: round}
+		if !c.fixedOnly {
+			sat := load(e, p, name, round, c, port, pid, false)
+			res.qps, res.cpu, res.perCore, res.lost = sat.qps, sat.cpu, sat.perCore, sat.lost
+		}
+		if p.fixed || c.fixedOnly {
+			fixed := load(e, p, name, round, c, port, pid, true)
+			res.p50, res.p99, res.fixedCPU, res.fixedRate = fixed.p50, fixed.p99, fixed.cpu, fixed.qps
+		}
 		res.rssKB = peakRSS(pid)
-		log.Printf("round %d %-6s %-6s %8.0f qps  cpu %5.1f%%  %8.0f q/core-s  lost %.2f%% | @%d qps p50 %.3f ms p99 %.3f ms cpu %5.1f%%  rss %d MB",
-			round, name, c.name, res.qps, 100*res.cpu, res.perCore, res.lost, *fixedQPS, res.p50, res.p99, 100*res.fixedCPU, res.rssKB/1024)
+		log.Printf("round %d %s %-10s %-13s %8.0f qps  cpu %5.1f%%  %8.0f q/core-s  lost %.2f%% | @%d qps (answered %.0f/s) p50 %.3f ms p99 %.3f ms cpu %5.1f%%  rss %d MB",
+			round, p.label, name, c.name, res.qps, 100*res.cpu, res.perCore, res.lost, *fixedQPS, res.fixedRate, res.p50, res.p99, 100*res.fixedCPU, res.rssKB/1024)
 		out = append(out, res)
 	}
 	return out
@@ -202,302 +485,8 @@ func logFile(dir string) *os.File {
 	return f
 }
 
-// start returns the command that runs a server pinned to the server CPU,
-// and whether it serves the geo names.
-func start(work, dir, name string, port int) (*exec.Cmd, bool) {
-	pin := func(args ...string) *exec.Cmd {
-		c := exec.Command("taskset", append([]string{"-c", *serverCPU}, args...)...)
-		c.Env = append(os.Environ(), "GOMAXPROCS=1")
-		return c
-	}
-	zone := filepath.Join(work, "example.com.zone")
-	mmdb := filepath.Join(work, "geo.mmdb")
-	listen := net.JoinHostPort(addr, strconv.Itoa(port))
-	switch name {
-	case "geodns", "geodns-rrl", "geodns-base", "geodns-signed":
-		zd := filepath.Join(dir, "zones")
-		check(os.MkdirAll(zd, 0o755))
-		copyFile(zone, filepath.Join(zd, "static.zone"))
-		yz := geodnsZone
-		if name == "geodns-signed" {
-			yz += "dnssec: {algorithm: ECDSAP256SHA256}\n"
-		}
-		check(os.WriteFile(filepath.Join(zd, "example.com.yaml"), []byte(yz), 0o644))
-		bin, err := filepath.Abs(*geodnsBin)
-		if name == "geodns-base" {
-			bin, err = filepath.Abs(*baseBin)
-		}
-		check(err)
-		args := []string{bin, "serve", "--zones", zd, "--listen", listen, "--geoip", mmdb, "--http", "off", "--log-format", "json",
-			"--state-dir", filepath.Join(dir, "state")}
-		if name == "geodns-rrl" {
-			// Every answer is accounted; none is limited (dnsperf asks from one address).
-			conf := filepath.Join(dir, "geodns.yaml")
-			check(os.WriteFile(conf, []byte("rrl: {responses_per_second: 100000000}\n"), 0o644))
-			args = append(args, "--config", conf)
-		}
-		return pin(args...), true
-	case "gdnsd":
-		check(os.MkdirAll(filepath.Join(dir, "zones"), 0o755))
-		z, err := os.ReadFile(zone)
-		check(err)
-		check(os.WriteFile(filepath.Join(dir, "zones", "example.com"), append(z, "www 300 DYNA geoip!www\n"...), 0o644))
-		check(os.WriteFile(filepath.Join(dir, "config"), fmt.Appendf(nil, gdnsdConfig, addr, port, dir, dir, mmdb), 0o644))
-		return pin("gdnsd", "-c", dir, "-f", "start"), true
-	case "knot", "knot-signed":
-		check(os.MkdirAll(filepath.Join(dir, "db"), 0o755))
-		withWWW(zone, filepath.Join(dir, "example.com.zone"))
-		conf := knotConfig
-		if name == "knot-signed" {
-			conf += "    module: mod-onlinesign\n" // Knot's online signer: every answer signed when asked, compact denial
-		}
-		check(os.WriteFile(filepath.Join(dir, "knot.conf"), fmt.Appendf(nil, conf, dir, addr, port, dir, dir, dir), 0o644))
-		return pin("knotd", "-c", filepath.Join(dir, "knot.conf")), false
-	case "nsd":
-		withWWW(zone, filepath.Join(dir, "example.com.zone"))
-		check(os.WriteFile(filepath.Join(dir, "nsd.conf"), fmt.Appendf(nil, nsdConfig, addr, port, dir, dir, dir, dir, dir), 0o644))
-		return pin("nsd", "-d", "-c", filepath.Join(dir, "nsd.conf")), false
-	}
-	log.Fatalf("unknown server %q", name)
-	return nil, false
-}
-
-func copyFile(from, to string) {
-	b, err := os.ReadFile(from)
-	check(err)
-	check(os.WriteFile(to, b, 0o644))
-}
-
-// withWWW writes the zone with www as a plain record, for servers without
-// geo answers.
-func withWWW(from, to string) {
-	b, err := os.ReadFile(from)
-	check(err)
-	check(os.WriteFile(to, append(b, "www 300 IN A 192.0.2.100\n"...), 0o644))
-}
-
-// ready waits until the server answers the static name.
-func ready(server string) error {
-	c := &dns.Client{Timeout: 200 * time.Millisecond}
-	var err error
-	for range 100 {
-		var r *dns.Msg
-		r, _, err = c.Exchange(new(dns.Msg).SetQuestion("static.example.com.", dns.TypeA), server)
-		if err == nil && len(r.Answer) == 1 {
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return err
-}
-
-// verify checks the answers the cells measure; a server answering wrong
-// would be measured doing something else.
-func verify(name, server string, geo bool) {
-	c := &dns.Client{Timeout: time.Second}
-	ask := func(qname string, qtype uint16, ecs bool) *dns.Msg {
-		q := new(dns.Msg).SetQuestion(qname, qtype)
-		if ecs {
-			q.SetEdns0(1232, false)
-			q.IsEdns0().Option = append(q.IsEdns0().Option, &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: 24, Address: net.ParseIP("198.51.100.0").To4()})
-		}
-		r, _, err := c.Exchange(q, server)
-		if err != nil {
-			log.Fatalf("%s: %s: %v", name, qname, err)
-		}
-		return r
-	}
-	first := func(r *dns.Msg) string {
-		if len(r.Answer) == 0 {
-			return dns.RcodeToString[r.Rcode] + " (no answer)"
-		}
-		if a, ok := r.Answer[0].(*dns.A); ok {
-			return a.A.String()
-		}
-		return r.Answer[0].String()
-	}
-	want := map[string]string{"static": "192.0.2.10", "www": "192.0.2.100", "www-ecs": "192.0.2.100"}
-	if geo {
-		want["www"], want["www-ecs"] = "192.0.2.101", "192.0.2.102" // loopback is Europe, the ECS network North America
-	}
-	got := map[string]string{
-		"static":  first(ask("static.example.com.", dns.TypeA, false)),
-		"www":     first(ask("www.example.com.", dns.TypeA, false)),
-		"www-ecs": first(ask("www.example.com.", dns.TypeA, true)),
-	}
-	for k, w := range want {
-		if got[k] != w {
-			log.Fatalf("%s answers %s with %s, want %s", name, k, got[k], w)
-		}
-	}
-	if r := ask("nx-1.example.com.", dns.TypeA, false); r.Rcode != dns.RcodeNameError {
-		log.Fatalf("%s: nx-1.example.com: %s, want NXDOMAIN", name, dns.RcodeToString[r.Rcode])
-	}
-	// A signed server signs what the DO cells ask, the denial too; an
-	// unsigned one does not.
-	for _, qname := range []string{"static.example.com.", "nx-2.example.com."} {
-		q := new(dns.Msg).SetQuestion(qname, dns.TypeA)
-		q.SetEdns0(1232, true)
-		r, _, err := c.Exchange(q, server)
-		if err != nil {
-			log.Fatalf("%s: %s DO: %v", name, qname, err)
-		}
-		sigs := 0
-		for _, rr := range append(r.Answer, r.Ns...) {
-			if rr.Header().Rrtype == dns.TypeRRSIG {
-				sigs++
-			}
-		}
-		if signed := strings.HasSuffix(name, "-signed"); signed != (sigs > 0) {
-			log.Fatalf("%s: %s with DO: %d signatures", name, qname, sigs)
-		}
-	}
-}
-
-type run struct {
-	qps, cpu, perCore, lost, p50, p99 float64
-}
-
-// dnsperf runs one dnsperf pinned to the client CPU and reads the
-// server's CPU time around it.
-func dnsperf(work, name string, round int, c cell, port, pid int, fixed bool) run {
-	args := []string{"-c", *clientCPU, "dnsperf", "-s", addr, "-p", strconv.Itoa(port), "-d", filepath.Join(work, c.file), "-t", "2"}
-	if c.once && !fixed {
-		args = append(args, "-n", "1")
-	} else {
-		args = append(args, "-l", strconv.FormatFloat(duration.Seconds(), 'f', -1, 64))
-	}
-	if c.tcp {
-		args = append(args, "-m", "tcp")
-	}
-	if c.ecs {
-		args = append(args, "-E", ecsOption)
-	}
-	if c.do {
-		args = append(args, "-D")
-	}
-	kind := "sat"
-	if fixed {
-		kind = "fixed"
-		args = append(args, "-c", "1", "-q", "50", "-Q", strconv.Itoa(*fixedQPS), "-v")
-	} else {
-		args = append(args, "-c", "4", "-q", "200")
-	}
-	t0, w0 := cpuTicks(pid), time.Now()
-	out, err := exec.Command("taskset", args...).CombinedOutput()
-	t1, wall := cpuTicks(pid), time.Since(w0)
-	if err != nil {
-		log.Fatalf("dnsperf: %v\n%s", err, out)
-	}
-	raw := filepath.Join(*outDir, "raw", fmt.Sprintf("%s-%s-%s-r%d.txt", name, c.name, kind, round))
-	var lat []float64
-	var summary strings.Builder
-	sc := bufio.NewScanner(strings.NewReader(string(out)))
-	var r run
-	completed := 0.0
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "> ") {
-			f := strings.Fields(line)
-			if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
-				lat = append(lat, v*1000)
-			}
-			continue
-		}
-		summary.WriteString(line + "\n")
-		f := strings.Fields(line)
-		switch {
-		case strings.HasPrefix(line, "  Queries per second:"):
-			r.qps, _ = strconv.ParseFloat(f[3], 64)
-		case strings.HasPrefix(line, "  Queries completed:"):
-			completed, _ = strconv.ParseFloat(f[2], 64)
-		case strings.HasPrefix(line, "  Queries lost:"):
-			r.lost, _ = strconv.ParseFloat(strings.Trim(f[3], "()%"), 64)
-		}
-	}
-	check(os.WriteFile(raw, []byte(summary.String()), 0o644))
-	secs := float64(t1-t0) / clkTck
-	r.cpu = secs / wall.Seconds()
-	if secs > 0 {
-		r.perCore = completed / secs
-	}
-	if len(lat) > 0 {
-		slices.Sort(lat)
-		r.p50, r.p99 = percentile(lat, 0.50), percentile(lat, 0.99)
-	}
-	return r
-}
-
-func percentile(sorted []float64, p float64) float64 {
-	i := int(p*float64(len(sorted))+0.5) - 1
-	return sorted[max(0, min(i, len(sorted)-1))]
-}
-
-const clkTck = 100 // USER_HZ on Linux
-
-// tree returns pid and its descendants.
-func tree(pid int) []int {
-	children := map[int][]int{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if st := stat(p); len(st) > 1 {
-			pp, _ := strconv.Atoi(st[1])
-			children[pp] = append(children[pp], p)
-		}
-	}
-	out := []int{pid}
-	for i := 0; i < len(out); i++ {
-		out = append(out, children[out[i]]...)
-	}
-	return out
-}
-
-// stat returns the fields of /proc/PID/stat after the command name: state
-// is [0], ppid [1], utime [11], stime [12].
-func stat(pid int) []string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return nil
-	}
-	s := string(b)
-	return strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-}
-
-func cpuTicks(pid int) int64 {
-	var t int64
-	for _, p := range tree(pid) {
-		if f := stat(p); len(f) > 12 {
-			u, _ := strconv.ParseInt(f[11], 10, 64)
-			s, _ := strconv.ParseInt(f[12], 10, 64)
-			t += u + s
-		}
-	}
-	return t
-}
-
-func peakRSS(pid int) int64 {
-	var kb int64
-	for _, p := range tree(pid) {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p))
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-				n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-				kb += n
-			}
-		}
-	}
-	return kb
-}
-
 // writeCommon writes the zone, the query files and the GeoIP data.
-func writeCommon(work string) {
+func writeCommon(work string, e env) {
 	var z strings.Builder
 	z.WriteString(`$ORIGIN example.com.
 $TTL 300
@@ -561,7 +550,7 @@ txt     IN TXT "hello benchmark"
 
 	// The random-name flood: 1,000,000 distinct names, each once.
 	var fl strings.Builder
-	for i := range 1000000 {
+	for i := range *floodNames {
 		if i%2 == 0 {
 			fmt.Fprintf(&fl, "r%d-%x.wild.example.com TXT\n", i, rng.Uint32())
 		} else {
@@ -578,6 +567,12 @@ txt     IN TXT "hello benchmark"
 	}
 	check(os.WriteFile(filepath.Join(work, "q_nxflood.txt"), []byte(nx.String()), 0o644))
 	writeMMDB(filepath.Join(work, "geo.mmdb"))
+
+	// ecsload's network files for the cells with one ECS network.
+	check(os.WriteFile(filepath.Join(work, "ecs-one-synthetic.bin"), net.ParseIP(ecsNetSynthetic).To4(), 0o644))
+	if e.dbip.usNet.IsValid() {
+		check(os.WriteFile(filepath.Join(work, "ecs-one-dbip.bin"), e.dbip.usNet.AsSlice(), 0o644))
+	}
 }
 
 // writeMMDB writes a GeoIP2-City database: loopback in Germany (the
@@ -601,171 +596,4 @@ func writeMMDB(path string) {
 	_, err = w.WriteTo(f)
 	check(err)
 	check(f.Close())
-}
-
-// geodnsZone serves the static data (imported) and www as a service with
-// sites by distance: Germany is nearest eu, Ashburn nearest na.
-const geodnsZone = `origin: example.com.
-import: static.zone
-records:
-  www: {service: web}
-sites:
-  other: {lat: -33.9, lon: 18.4}
-  eu: {lat: 50.11, lon: 8.68}
-  na: {lat: 39.04, lon: -77.49}
-services:
-  web:
-    ttl: 300
-    endpoints:
-      - {site: other, address: 192.0.2.100}
-      - {site: eu, address: 192.0.2.101}
-      - {site: na, address: 192.0.2.102}
-    site_order: [other]
-`
-
-// gdnsdConfig: www by the client's coordinates (auto_dc_coords), as
-// geodns does; address, port, run_dir, state_dir, the mmdb.
-const gdnsdConfig = `options => {
-  listen => { %s:%d => { udp_threads => 1, tcp_threads => 1 } }
-  run_dir => %s/run
-  state_dir => %s/state
-}
-plugins => {
-  geoip => {
-    maps => {
-      geo => {
-        geoip2_db => %s
-        datacenters => [ other, eu, na ]
-        auto_dc_coords => { other => [ -33.9, 18.4 ], eu => [ 50.11, 8.68 ], na => [ 39.04, -77.49 ] }
-      }
-    }
-    resources => {
-      www => {
-        map => geo
-        service_types => up
-        dcmap => { other => 192.0.2.100, eu => 192.0.2.101, na => 192.0.2.102 }
-      }
-    }
-  }
-}
-`
-
-// knotConfig: rundir, address, port, storage, zone dir, zone file dir.
-const knotConfig = `server:
-    rundir: "%s"
-    listen: %s@%d
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-database:
-    storage: "%s/db"
-log:
-  - target: stderr
-    any: warning
-template:
-  - id: default
-    storage: "%s"
-    zonefile-sync: -1
-    zonefile-load: whole
-    journal-content: none
-    semantic-checks: off
-zone:
-  - domain: example.com
-    file: "%s/example.com.zone"
-`
-
-// nsdConfig: address, port, zones dir, pid file dir, xfrd dir, zone list
-// dir, log dir.
-const nsdConfig = `server:
-  ip-address: %s@%d
-  server-count: 1
-  username: ""
-  chroot: ""
-  zonesdir: "%s"
-  database: ""
-  pidfile: "%s/nsd.pid"
-  xfrdfile: "%s/xfrd.state"
-  zonelistfile: "%s/zone.list"
-  logfile: "%s/nsd.log"
-  hide-version: yes
-  rrl-ratelimit: 0
-  rrl-whitelist-ratelimit: 0
-remote-control:
-  control-enable: no
-zone:
-  name: example.com
-  zonefile: example.com.zone
-`
-
-// summarize renders the tables: per cell, the median over rounds of each
-// number and of each ratio taken within a round.
-func summarize(results []result, names []string, cells []cell) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s, `go run ./benchmarks/peers -rounds %d -duration %v -fixed-qps %d` (server on CPU %s, dnsperf on CPU %s; medians of %d rounds)\n\n",
-		time.Now().Format(time.DateOnly), *rounds, *duration, *fixedQPS, *serverCPU, *clientCPU, *rounds)
-	fmt.Fprintln(&b, "| cell | server | QPS | server CPU | QPS per server core | ÷ geodns | ÷ gdnsd | ÷ NSD | ÷ knot-signed | p50 ms @10k | p99 ms @10k | p99 ÷ Knot | CPU @10k | CPU ÷ Knot | peak RSS |")
-	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-	get := func(server, cell string, round int) (result, bool) {
-		for _, r := range results {
-			if r.server == server && r.cell == cell && r.round == round {
-				return r, true
-			}
-		}
-		return result{}, false
-	}
-	for _, c := range cells {
-		for _, s := range names {
-			var qps, cpu, core, p50, p99, fcpu, rss, rGeo, rGd, rNsd, rKs, rP99, rCPU []float64
-			for r := 1; r <= *rounds; r++ {
-				x, ok := get(s, c.name, r)
-				if !ok {
-					continue
-				}
-				qps, cpu, core = append(qps, x.qps), append(cpu, x.cpu), append(core, x.perCore)
-				p50, p99, fcpu, rss = append(p50, x.p50), append(p99, x.p99), append(fcpu, x.fixedCPU), append(rss, float64(x.rssKB))
-				if g, ok := get("geodns", c.name, r); ok && g.perCore > 0 {
-					rGeo = append(rGeo, x.perCore/g.perCore)
-				}
-				if g, ok := get("gdnsd", c.name, r); ok && g.perCore > 0 {
-					rGd = append(rGd, x.perCore/g.perCore)
-				}
-				if n, ok := get("nsd", c.name, r); ok && n.perCore > 0 {
-					rNsd = append(rNsd, x.perCore/n.perCore)
-				}
-				if k, ok := get("knot-signed", c.name, r); ok && k.perCore > 0 {
-					rKs = append(rKs, x.perCore/k.perCore)
-				}
-				if k, ok := get("knot", c.name, r); ok && k.p99 > 0 && k.fixedCPU > 0 {
-					rP99 = append(rP99, x.p99/k.p99)
-					rCPU = append(rCPU, x.fixedCPU/k.fixedCPU)
-				}
-			}
-			if len(qps) == 0 {
-				continue
-			}
-			fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f %% | %.0f | %s | %s | %s | %s | %.3f | %.3f | %s | %.1f %% | %s | %.0f MB |\n",
-				c.name, s, median(qps), 100*median(cpu), median(core), ratio(rGeo), ratio(rGd), ratio(rNsd), ratio(rKs), median(p50), median(p99), ratio(rP99),
-				100*median(fcpu), ratio(rCPU), median(rss)/1024)
-		}
-	}
-	return b.String()
-}
-
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.SortFunc(s, cmp.Compare)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func ratio(xs []float64) string {
-	if len(xs) == 0 {
-		return "–"
-	}
-	return fmt.Sprintf("%.2f", median(xs))
 }

@@ -27,7 +27,14 @@ func RunInNetNS(tool, env, value, geodns string) {
 	cmd.Env = append(os.Environ(), env+"="+value)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
-		fmt.Fprintf(os.Stderr, "%s: needs root for unshare --net: %v\n", tool, err)
+		// Not root: unshare could not start the tool. Otherwise the tool
+		// ran and failed, and has said why.
+		if os.Geteuid() != 0 {
+			fmt.Fprintf(os.Stderr, "%s: needs root for unshare --net: %v\n", tool, err)
+		}
+		if x, ok := err.(*exec.ExitError); ok && x.ExitCode() > 0 {
+			os.Exit(x.ExitCode())
+		}
 		os.Exit(1)
 	}
 	os.Exit(0)
