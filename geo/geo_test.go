@@ -1,11 +1,14 @@
 package geo
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
 	"os"
+	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/geodns/geodns/geo/geotest"
 	"github.com/geodns/geodns/zones"
@@ -190,4 +193,44 @@ func TestCIDRScope(t *testing.T) {
 
 func writeFile(path, s string) error {
 	return os.WriteFile(path, []byte(s), 0o644)
+}
+
+// TestDatabaseOverwrittenInPlace: the database is read from a copy of its
+// own, so a file truncated and rewritten in place under a running server
+// (cp new.mmdb city.mmdb) neither faults the lookups (SIGBUS on the
+// truncated pages of a mapping of the file) nor changes their answers
+// before the reload.
+func TestDatabaseOverwrittenInPlace(t *testing.T) {
+	path := geotest.MaxMind(t, t.TempDir(), "city.mmdb", maxmindEntries)
+	l, err := NewLocator([]string{path}, quiet)
+	require.NoError(t, err)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	require.NoError(t, err)
+	_, err = f.Write([]byte("not a database"))
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	loc, ok := l.Locate(netip.MustParseAddr("203.0.113.5"))
+	require.True(t, ok)
+	require.Equal(t, "Frankfurt", loc.City)
+}
+
+// TestDatabaseCopyIsFileBacked: the copy is an unlinked file mapped
+// shared (page cache, reclaimable), not anonymous memory held resident.
+func TestDatabaseCopyIsFileBacked(t *testing.T) {
+	path := geotest.MaxMind(t, t.TempDir(), "city.mmdb", maxmindEntries)
+	d, err := openDB(path)
+	require.NoError(t, err)
+	defer releasePrivate(d.data)
+	maps, err := os.ReadFile("/proc/self/maps")
+	require.NoError(t, err)
+	start := fmt.Sprintf("%x-", uintptr(unsafe.Pointer(&d.data[0])))
+	var line string
+	for _, l := range strings.Split(string(maps), "\n") {
+		if strings.HasPrefix(l, start) {
+			line = l
+		}
+	}
+	require.NotEmpty(t, line, "the mapping of the copy")
+	require.Contains(t, line, "(deleted)", "an unlinked file: %s", line)
+	require.Contains(t, line, " r--s ", "read-only and shared: %s", line)
 }
