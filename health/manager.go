@@ -101,6 +101,7 @@ type probe struct {
 	ids   []string
 
 	removed  bool           // no endpoint uses it any more; its queue entry is dropped when it comes up
+	turn     uint32         // its queue entry's; an entry of an older turn (rescheduled) is dropped when it comes up
 	target   netip.AddrPort // spec.Target parsed, if the event loop runs it (loopTarget)
 	inflight bool
 	conn     *conn // kept open for the next run; the running probe owns it while inflight
@@ -296,7 +297,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		for len(m.queue) > 0 && m.queue[0].at <= now {
 			q := &m.queue[0]
 			p := q.p
-			if p.removed {
+			if p.removed || q.turn != p.turn {
 				m.queue.pop()
 				continue
 			}
@@ -554,6 +555,7 @@ type queued struct {
 	at    time.Duration
 	every time.Duration
 	p     *probe
+	turn  uint32 // p.turn when queued
 }
 
 func (h *probeHeap) push(q queued) {

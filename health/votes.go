@@ -106,22 +106,61 @@ type Sharing struct {
 // SetSharing makes the manager share its health with an NS set (from the
 // first call on): probes Runs rejects are not sent, and states come from
 // the votes (UpdateVotes). A probe this node starts running starts from
-// the set's state, so its rise/fall counts from what the set decided.
+// the set's state, so its rise/fall counts from what the set decided, and
+// is sent at once (takeOverLocked): its last prober may be dead.
 func (m *Manager) SetSharing(s Sharing) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sharing, m.alone, m.runs = true, s.Alone, s.Runs
+	var taken []*probe
 	for _, p := range m.probes {
-		m.applyRunsLocked(p)
+		if m.applyRunsLocked(p) {
+			taken = append(taken, p)
+		}
 	}
+	m.takeOverLocked(taken)
 	m.markDirtyLocked()
 }
 
-// applyRunsLocked sets whether this node runs p, from m.runs.
-func (m *Manager) applyRunsLocked(p *probe) {
+// takeOverSpread bounds how long the first runs of probes taken over
+// together are spread over (less for a probe of a shorter interval).
+const takeOverSpread = 500 * time.Millisecond
+
+// takeOverLocked runs the probes this node has just taken over now
+// rather than at their next turn, which is up to an interval away: a
+// node's lease lapses a TTL after its death, and until its targets' new
+// prober sends them nobody does (or, with probers: 1, nobody votes on
+// them and the set's last decision stands). They start spread, probe i
+// of n at i/n of min(its interval, 500 ms, n ms): a node that takes
+// 30,000 targets over starts them at 60 a millisecond, not in one burst
+// against the in-flight cap, while a handful start within milliseconds.
+// Each keeps its interval from its new start.
+func (m *Manager) takeOverLocked(taken []*probe) {
+	if len(taken) == 0 {
+		return
+	}
+	// In a stable order, so the spread does not depend on map order.
+	slices.SortFunc(taken, func(a, b *probe) int { return int(a.num - b.num) })
+	now := time.Since(m.epoch)
+	n := time.Duration(len(taken))
+	for i, p := range taken {
+		iv := p.spec.Check.Interval
+		window := min(iv, takeOverSpread, n*time.Millisecond)
+		p.turn++ // its entry in the queue is dropped when it comes up
+		m.queue.push(queued{at: now + window*time.Duration(i)/n, every: iv, p: p, turn: p.turn})
+	}
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// applyRunsLocked sets whether this node runs p, from m.runs; true when
+// it has just taken p over.
+func (m *Manager) applyRunsLocked(p *probe) bool {
 	runs := m.wantsRunLocked(p)
 	if runs == p.runs {
-		return
+		return false
 	}
 	p.runs = runs
 	p.fresh = 0
@@ -129,17 +168,15 @@ func (m *Manager) applyRunsLocked(p *probe) {
 		if p.decided {
 			p.up, p.back = p.verdict.Up, p.verdict.Back
 		}
-		// It runs at its next turn (its schedule never stopped): probes
-		// taken over from a node that left start spread over their
-		// interval, not in one burst of thousands at once.
 		p.succ, p.fail = 0, 0
-		return
+		return true
 	}
 	if !p.inflight {
 		m.prober.release(p.conn)
 		p.conn = nil
 	}
 	m.voteChangedLocked(p) // its vote is withdrawn
+	return false
 }
 
 // wantsRunLocked says whether this node runs p.
