@@ -217,3 +217,55 @@ func TestTakeOverSpread(t *testing.T) {
 	}
 	require.LessOrEqual(t, busiest, (n+1)/500+1, "about n/500 a millisecond: %d", busiest)
 }
+
+// TestHandOver: a probe this node stops running because another node
+// joined is handed over: it keeps running it and its vote stands until
+// the new prober has voted, then withdraws; a node that joins the set, or
+// a probe it has no vote on, stops at once.
+func TestHandOver(t *testing.T) {
+	set := compile(t, zoneYAML("{type: http, port: 8080, rise: 1, fall: 1}", []string{e1}, []string{w1}))
+	m := NewManager(Options{Allow: loopback, Log: quiet})
+	m.SetZones(set)
+	pe, pw := probeFor(t, m, e1), probeFor(t, m, w1)
+	ok := Result{OK: true}
+	m.record(pe, ok, nil)
+	m.record(pw, ok, nil)
+
+	// Joining (from running everything): what it does not run stops at once.
+	m.SetSharing(Sharing{Runs: func(id string) bool { return id == pe.vid }, Probers: func(string) []string { return []string{"ns2"} }})
+	require.True(t, pe.runs)
+	require.False(t, pw.runs, "a node joining the set hands nothing over")
+	m.DrainVotes()
+
+	// ns3 joins and takes east over: this node keeps probing it and its
+	// vote stands until ns3 voted.
+	m.SetSharing(Sharing{Runs: func(string) bool { return false }, Probers: func(string) []string { return []string{"ns3"} }})
+	require.True(t, pe.runs, "handed over, not dropped")
+	require.True(t, pe.handing)
+	require.Contains(t, m.LocalVotes(), pe.vid, "its vote stands")
+	m.UpdateVotes(false, map[string]map[string]*Vote{pe.vid: {"ns2": {Up: true}}})
+	require.True(t, pe.runs, "ns2 is not the heir")
+	m.UpdateVotes(false, map[string]map[string]*Vote{pe.vid: {"ns3": {Up: true}}})
+	require.False(t, pe.runs, "the heir voted: handed over")
+	require.False(t, pe.handing)
+	v, withdrawn := m.DrainVotes()[pe.vid]
+	require.True(t, withdrawn)
+	require.Nil(t, v, "its vote is withdrawn")
+
+	// Handed over and wanted back before the heir voted: it never stopped.
+	m.SetSharing(Sharing{Runs: func(string) bool { return true }, Probers: func(string) []string { return []string{"me"} }})
+	m.record(pe, ok, nil)
+	m.SetSharing(Sharing{Runs: func(string) bool { return false }, Probers: func(string) []string { return []string{"ns4"} }})
+	require.True(t, pe.handing)
+	m.SetSharing(Sharing{Runs: func(string) bool { return true }, Probers: func(string) []string { return []string{"me"} }})
+	require.True(t, pe.runs)
+	require.False(t, pe.handing)
+	require.Empty(t, m.handing)
+
+	// An heir that never votes: the handover ends after 2 intervals +
+	// timeout + 2 s, when the scheduler comes to the probe.
+	m.SetSharing(Sharing{Runs: func(string) bool { return false }, Probers: func(string) []string { return []string{"ns5"} }})
+	require.True(t, pe.handing)
+	require.False(t, m.handedLocked(pe, time.Now()))
+	require.True(t, m.handedLocked(pe, time.Now().Add(2*time.Second+800*time.Millisecond+2*time.Second+time.Second)))
+}
