@@ -173,7 +173,7 @@ func (m *Manager) takeOverLocked(taken []*probe) {
 func (m *Manager) applyRunsLocked(p *probe) bool {
 	runs := m.wantsRunLocked(p)
 	if runs {
-		if p.handing { // handing it over, and its again: it never stopped
+		if p.handing { // wanted back while handed over: it never stopped
 			p.handing, p.heirs = false, nil
 			delete(m.handing, p)
 		}
