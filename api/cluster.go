@@ -39,6 +39,9 @@ func clusterStatus(c Cluster) *ClusterStatus {
 	st := &ClusterStatus{Node: v.Node, Connected: v.Connected, StaleSeconds: v.StaleSeconds, Drift: v.Drift,
 		Revisions: map[string]int64{}}
 	for _, n := range v.Nodes {
+		if n.State != cluster.StateLive {
+			continue // lost or left: /api/v1/cluster shows its last revision
+		}
 		st.Revisions[n.Node] = n.OperatorRevision
 		if n.Self {
 			st.Revision = n.OperatorRevision

@@ -60,6 +60,7 @@ type Cluster struct {
 	mu        sync.Mutex
 	leaseDone chan struct{} // closed when the current lease is lost
 	sessions  []func(ctx context.Context, lease clientv3.LeaseID) error
+	leaving   []func(ctx context.Context)
 	nodes     map[string]Node
 	nodesCh   chan struct{} // closed at the next change of nodes
 	started   atomic.Bool
@@ -154,6 +155,16 @@ func (c *Cluster) OnSession(f func(ctx context.Context, lease clientv3.LeaseID) 
 		panic("cluster: OnSession after Run")
 	}
 	c.sessions = append(c.sessions, f)
+}
+
+// OnLeave registers f, run when the node leaves the set on purpose (Run's
+// context ended) before its lease is revoked, with a context of a second:
+// to say so while the node can. Call before Run.
+func (c *Cluster) OnLeave(f func(ctx context.Context)) {
+	if c.started.Load() {
+		panic("cluster: OnLeave after Run")
+	}
+	c.leaving = append(c.leaving, f)
 }
 
 // Connected reports whether the node has the shared view now: it holds a
@@ -320,6 +331,11 @@ func (c *Cluster) session(ctx context.Context, id clientv3.LeaseID) {
 	c.mu.Unlock()
 	c.disconnects.Store(c.contact.Load())
 	if ctx.Err() != nil {
+		for _, f := range c.leaving {
+			lctx, lcancel := context.WithTimeout(context.Background(), time.Second)
+			f(lctx)
+			lcancel()
+		}
 		rctx, rcancel := context.WithTimeout(context.Background(), time.Second)
 		c.cli.Revoke(rctx, id) // leave at once; a dead etcd lets the lease lapse instead
 		rcancel()

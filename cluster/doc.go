@@ -15,6 +15,12 @@
 //	P/report/<node>           what the node serves: applied operator-state
 //	                          revision, zones' serials and content hashes,
 //	                          GeoIP database hashes; under its lease
+//	P/gone/<node>             {report, state, since}: a node no longer live,
+//	                          "lost" (its lease lapsed; recorded by the
+//	                          first live node to see its report go) or
+//	                          "left" (it stopped); under a lease of its own
+//	                          of 24 h, never kept alive; deleted when the
+//	                          node is back
 //	P/operator                the operator state (drains, forces, dials) as
 //	                          the state file's JSON; changed only by a
 //	                          transaction on its mod revision

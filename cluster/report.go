@@ -54,6 +54,8 @@ type Reports struct {
 	kick chan struct{}
 
 	others atomic.Pointer[map[string]Report] // live nodes' published reports
+	gone   atomic.Pointer[map[string]Gone]   // nodes lost or left, by name (P/gone/)
+	mods   map[string]int64                  // the mod revision of each report in others; the mirror's own
 
 	mu     sync.Mutex
 	hashes map[string]fileHash // GeoIP path -> its hash, while its stamp holds
@@ -67,12 +69,37 @@ type fileHash struct {
 
 // NewReports makes c's reports; call before c.Run, then run Run.
 func NewReports(c *Cluster, src Sources) *Reports {
-	r := &Reports{c: c, src: src, kick: make(chan struct{}, 1), hashes: map[string]fileHash{}}
+	r := &Reports{c: c, src: src, kick: make(chan struct{}, 1), hashes: map[string]fileHash{}, mods: map[string]int64{}}
 	empty := map[string]Report{}
 	r.others.Store(&empty)
+	noneGone := map[string]Gone{}
+	r.gone.Store(&noneGone)
 	c.OnSession(r.publish)
+	c.OnLeave(r.leave)
 	return r
 }
+
+// Gone is a node that was part of the set and is no longer live, as kept
+// at P/gone/<node> for GoneFor: its last report and when it went.
+type Gone struct {
+	Report
+	// State is "lost" (its lease lapsed: it died, or was cut off from
+	// etcd and may still be serving its last view) or "left" (it stopped
+	// and revoked its lease).
+	State string    `json:"state"`
+	Since time.Time `json:"since"`
+}
+
+// GoneFor is how long a node lost or left stays listed (unless it comes
+// back): its key's own lease, never kept alive, takes it away.
+const GoneFor = 24 * time.Hour
+
+// Node states in a View.
+const (
+	StateLive = "live"
+	StateLost = "lost"
+	StateLeft = "left"
+)
 
 // Changed has the report published again now (zones or operator state
 // changed); it never blocks.
@@ -83,12 +110,20 @@ func (r *Reports) Changed() {
 	}
 }
 
-// Run mirrors every node's report until ctx ends.
+// Run mirrors every node's report, and the nodes gone, until ctx ends. A
+// report deleted with its lease is a node lost: the first node to see it
+// records its last report under P/gone/ (a node that left said so first).
 func (r *Reports) Run(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.c.Mirror(ctx, "gone/", r.applyGone)
+	}()
 	r.c.Mirror(ctx, "report/", func(u Update) {
+		prev := *r.others.Load()
 		next := map[string]Report{}
 		if !u.Reset {
-			next = maps.Clone(*r.others.Load())
+			next = maps.Clone(prev)
 		}
 		for k, v := range u.Puts {
 			var rep Report
@@ -101,8 +136,72 @@ func (r *Reports) Run(ctx context.Context) error {
 		}
 		r.others.Store(&next)
 		r.updateMetrics()
+		now := time.Now().UTC()
+		for name, rep := range prev {
+			if _, ok := next[name]; !ok && name != r.c.self.Name {
+				go r.record(ctx, Gone{Report: rep, State: StateLost, Since: now}, r.mods[name])
+				delete(r.mods, name)
+			}
+		}
+		maps.Copy(r.mods, u.Mods)
 	})
+	<-done
 	return nil
+}
+
+func (r *Reports) applyGone(u Update) {
+	next := map[string]Gone{}
+	if !u.Reset {
+		next = maps.Clone(*r.gone.Load())
+	}
+	for k, v := range u.Puts {
+		var g Gone
+		if json.Unmarshal(v, &g) == nil && g.Node == k {
+			next[k] = g
+		}
+	}
+	for _, k := range u.Deletes {
+		delete(next, k)
+	}
+	r.gone.Store(&next)
+}
+
+// record puts g at P/gone/<node> under a lease of GoneFor, unless a newer
+// record is there (written after the node's last report, mod: another
+// node was first, or the node said it left) or the node is back.
+func (r *Reports) record(ctx context.Context, g Gone, mod int64) {
+	if !r.c.Connected() {
+		return // a node cut off cannot tell a loss from its own partition
+	}
+	b, _ := json.Marshal(g)
+	tctx, cancel := context.WithTimeout(ctx, r.c.opts.Timeout)
+	defer cancel()
+	lease, err := r.c.cli.Grant(tctx, int64(GoneFor/time.Second))
+	if err != nil {
+		return
+	}
+	key := r.c.Key("gone/" + g.Node)
+	t, err := r.c.cli.Txn(tctx).If(
+		clientv3.Compare(clientv3.ModRevision(key), "<", mod),
+		clientv3.Compare(clientv3.CreateRevision(r.c.Key("nodes/"+g.Node)), "=", 0),
+		clientv3.Compare(clientv3.CreateRevision(r.c.Key("report/"+g.Node)), "=", 0),
+	).Then(clientv3.OpPut(key, string(b), clientv3.WithLease(lease.ID))).Commit()
+	if err != nil || !t.Succeeded {
+		r.c.cli.Revoke(tctx, lease.ID) // unused; it would lapse in GoneFor anyway
+		return
+	}
+	r.c.log.Warn("cluster: a node's lease lapsed; listed as lost", "node", g.Node, "for", GoneFor)
+}
+
+// leave records this node as left, as it stops.
+func (r *Reports) leave(ctx context.Context) {
+	g := Gone{Report: r.Self(), State: StateLeft, Since: time.Now().UTC()}
+	b, _ := json.Marshal(g)
+	lease, err := r.c.cli.Grant(ctx, int64(GoneFor/time.Second))
+	if err != nil {
+		return
+	}
+	r.c.cli.Put(ctx, r.c.Key("gone/"+g.Node), string(b), clientv3.WithLease(lease.ID))
 }
 
 // publishEvery is how often the report is rebuilt without a Changed
@@ -113,7 +212,7 @@ const publishEvery = time.Second
 func (r *Reports) publish(ctx context.Context, lease clientv3.LeaseID) error {
 	t := time.NewTicker(publishEvery)
 	defer t.Stop()
-	last := ""
+	last, back := "", false
 	for {
 		b, _ := json.Marshal(r.Self())
 		if string(b) != last {
@@ -124,6 +223,19 @@ func (r *Reports) publish(ctx context.Context, lease clientv3.LeaseID) error {
 				return err
 			}
 			last = string(b)
+		}
+		if !back {
+			// Back: no longer lost or left. After the report is put, so
+			// that a node recording this one as lost (its last report
+			// deleted with the old lease) either sees the new report or
+			// is undone here.
+			dctx, cancel := context.WithTimeout(ctx, r.c.opts.Timeout)
+			_, err := r.c.cli.Delete(dctx, r.c.Key("gone/"+r.c.self.Name))
+			cancel()
+			if err != nil {
+				return err
+			}
+			back = true
 		}
 		r.updateMetrics()
 		select {
@@ -198,18 +310,21 @@ type View struct {
 }
 
 // NodeView is one node in a View: its registration and report, and what
-// of it differs from most live nodes.
+// of it differs from most live nodes. A node lost or left shows its last
+// report, for GoneFor or until it comes back.
 type NodeView struct {
 	Report
 	Self      bool      `json:"self,omitempty"`
-	Connected bool      `json:"connected"` // holds a lease (self: etcd answers)
+	State     string    `json:"state"`          // live, lost (its lease lapsed) or left (it stopped)
+	Since     time.Time `json:"since,omitzero"` // when it was lost or left
+	Connected bool      `json:"connected"`      // holds a lease (self: etcd answers)
 	Address   string    `json:"address,omitempty"`
 	Started   time.Time `json:"started,omitzero"`
-	Drift     []string  `json:"drift,omitempty"`
+	Drift     []string  `json:"drift,omitempty"` // live nodes only
 }
 
-// View returns the NS set as this node sees it: itself (as of now) and
-// every live node's last report.
+// View returns the NS set as this node sees it: itself (as of now),
+// every live node's last report, then the nodes lost or left.
 func (r *Reports) View() View {
 	v := View{Node: r.c.self.Name, Connected: r.c.Connected(), StaleSeconds: r.c.Stale().Seconds()}
 	reports := r.all()
@@ -218,8 +333,9 @@ func (r *Reports) View() View {
 		live[n.Name] = n
 	}
 	drift := Drift(reports)
+	shown := map[string]bool{}
 	for _, rep := range reports {
-		nv := NodeView{Report: rep, Drift: drift[rep.Node]}
+		nv := NodeView{Report: rep, State: StateLive, Drift: drift[rep.Node]}
 		if rep.Node == r.c.self.Name {
 			nv.Self, nv.Connected, nv.Address, nv.Started = true, v.Connected, r.c.self.Address, r.c.self.Started
 		} else if n, ok := live[rep.Node]; ok {
@@ -227,7 +343,15 @@ func (r *Reports) View() View {
 		}
 		v.Drift = v.Drift || len(nv.Drift) > 0
 		v.Nodes = append(v.Nodes, nv)
+		shown[rep.Node] = true
 	}
+	for _, g := range *r.gone.Load() {
+		if shown[g.Node] || time.Since(g.Since) > GoneFor {
+			continue // back (or its key outlived a lease renewed by an etcd leader change)
+		}
+		v.Nodes = append(v.Nodes, NodeView{Report: g.Report, State: g.State, Since: g.Since})
+	}
+	slices.SortStableFunc(v.Nodes, func(a, b NodeView) int { return compareStrings(a.Node, b.Node) })
 	return v
 }
 

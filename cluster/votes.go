@@ -24,7 +24,9 @@ import (
 // rule; a dead node's votes go with its lease. Which node probes what is
 // rendezvous hashing of the probe's vote id over the live nodes: every
 // node computes the same k probers for each probe without talking, and a
-// node's death moves only its own share.
+// node's death moves only its own share (its heirs probe it at once). A
+// node that joins takes its share over: the old probers keep probing and
+// voting until the new one's vote is in (health.Sharing.Probers).
 
 // VotesOptions configure Votes.
 type VotesOptions struct {
@@ -187,7 +189,9 @@ func (v *Votes) share(last sharing) sharing {
 	}
 	s := health.Sharing{Alone: next.alone}
 	if !next.alone {
-		s.Runs = rendezvous(v.c.self.Name, strings.Split(next.nodes, ","), next.probers)
+		nodes := strings.Split(next.nodes, ",")
+		s.Runs = rendezvous(v.c.self.Name, nodes, next.probers)
+		s.Probers = probersOf(nodes, next.probers)
 	}
 	v.h.SetSharing(s)
 	v.metrics.alone.Set(b2f(next.alone))
@@ -224,6 +228,47 @@ func rendezvous(self string, nodes []string, k int) func(id string) bool {
 		}
 		return true
 	}
+}
+
+// probersOf returns the k nodes rendezvous picks for a probe (all of
+// them when there are no more than k), as rendezvous decides it on each.
+func probersOf(nodes []string, k int) func(id string) []string {
+	return func(id string) []string {
+		if k >= len(nodes) {
+			return slices.Clone(nodes)
+		}
+		type scored struct {
+			name  string
+			score uint64
+		}
+		all := make([]scored, len(nodes))
+		for i, n := range nodes {
+			all[i] = scored{n, score(n, id)}
+		}
+		slices.SortFunc(all, func(a, b scored) int {
+			switch {
+			case a.score != b.score:
+				return -cmpUint(a.score, b.score) // highest first
+			default:
+				return compareStrings(a.name, b.name) // a tie to the first name, as in rendezvous
+			}
+		})
+		out := make([]string, k)
+		for i := range out {
+			out[i] = all[i].name
+		}
+		return out
+	}
+}
+
+func cmpUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 // score is FNV-1a of node, a zero byte and id, finished with a

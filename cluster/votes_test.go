@@ -15,6 +15,7 @@ import (
 	"github.com/geodns/geodns/internal/etcdtest"
 	"github.com/geodns/geodns/zones"
 	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // backends serves /healthz on n loopback addresses and counts the
@@ -226,5 +227,99 @@ func TestProbeSharding(t *testing.T) {
 	require.InDelta(t, 2.0/3, ratio, 0.08)
 	for _, n := range per2 {
 		require.Greater(t, n, 0)
+	}
+}
+
+// TestHandOverOnJoin: a node that joins takes its share of the targets
+// over from the nodes that probed them, and no target is ever left
+// without a live vote: with probers 1, the old prober's vote stands until
+// the new node's is in etcd (the new node's first probes come at random
+// over a 2 s interval, long after it joined).
+func TestHandOverOnJoin(t *testing.T) {
+	const targets = 30
+	ec := etcdtest.Start(t, etcdtest.Options{})
+	b := startBackends(t, targets)
+	set := votesZone(t, "{type: http, port: 80, path: /healthz, interval: 2s, timeout: 500ms, keepalive: false}", b.addrs)
+	opts := VotesOptions{Probers: 1}
+	startVoter(t, ec, "ns1", set, loopback, opts)
+	startVoter(t, ec, "ns2", set, loopback, opts)
+	cli := ec.Client()
+	// votes returns, by vote id, the nodes voting on it.
+	votes := func() map[string][]string {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		r, err := cli.Get(ctx, "/test/votes/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		require.NoError(t, err)
+		out := map[string][]string{}
+		for _, kv := range r.Kvs {
+			node, id, _ := strings.Cut(strings.TrimPrefix(string(kv.Key), "/test/votes/"), "/")
+			out[id] = append(out[id], node)
+		}
+		return out
+	}
+	require.Eventually(t, func() bool {
+		vs := votes()
+		if len(vs) != targets {
+			return false
+		}
+		for _, n := range vs {
+			if len(n) != 1 {
+				return false
+			}
+		}
+		return true
+	}, 15*time.Second, 20*time.Millisecond, "one vote on each target: %v", votes())
+
+	ns3 := startVoter(t, ec, "ns3", set, loopback, opts)
+	joined := time.Now()
+	var orphaned []string
+	mine := 0
+	require.Eventually(t, func() bool {
+		vs := votes()
+		for id, n := range vs {
+			if len(n) == 0 {
+				orphaned = append(orphaned, id)
+			}
+		}
+		if len(vs) < targets {
+			orphaned = append(orphaned, fmt.Sprintf("%d targets without a vote %.2f s after ns3 joined", targets-len(vs), time.Since(joined).Seconds()))
+		}
+		mine = 0
+		for _, st := range ns3.h.Votes() {
+			if st.Runs {
+				mine++
+			}
+		}
+		by3 := 0
+		for _, n := range vs {
+			if len(n) != 1 {
+				return false // a handover under way
+			}
+			if n[0] == "ns3" {
+				by3++
+			}
+		}
+		return len(orphaned) > 0 || (mine > 0 && mine < targets && by3 == mine) // ns3's share is its own
+	}, 15*time.Second, 10*time.Millisecond)
+	t.Logf("ns3 joined: it took %d of %d targets over, handed over in %.2f s, no target without a vote meanwhile", mine, targets, time.Since(joined).Seconds())
+	require.Empty(t, orphaned, "a target lost its only vote while handed over")
+}
+
+// TestProbersOfMatchesRendezvous: the probers a node hands a target over
+// to are the nodes that, each on its own, decide to probe it.
+func TestProbersOfMatchesRendezvous(t *testing.T) {
+	nodes := []string{"ns1", "ns2", "ns3", "ns4", "ns5"}
+	for k := 1; k <= 6; k++ {
+		of := probersOf(nodes, k)
+		for i := range 500 {
+			id := fmt.Sprintf("127.0.0.%d:80|%x", i%250, i)
+			var want []string
+			for _, n := range nodes {
+				if rendezvous(n, nodes, k)(id) {
+					want = append(want, n)
+				}
+			}
+			require.ElementsMatch(t, want, of(id), "k %d id %s", k, id)
+		}
 	}
 }

@@ -83,8 +83,10 @@ type Manager struct {
 	sharing   bool
 	alone     bool                 // cut off past the grace period
 	runs      func(id string) bool // which probes this node runs; nil: all
-	votes     map[string][]Vote    // every node's votes, by VoteID
-	voteDirty map[string]struct{}  // own votes changed since DrainVotes
+	probers   func(id string) []string
+	handing   map[*probe]struct{} // probes this node hands over (handover)
+	votes     map[string][]Vote   // every node's votes, by VoteID
+	voteDirty map[string]struct{} // own votes changed since DrainVotes
 	voteCh    chan struct{}
 
 	table atomic.Pointer[Table]
@@ -101,6 +103,7 @@ type probe struct {
 	ids   []string
 
 	removed  bool           // no endpoint uses it any more; its queue entry is dropped when it comes up
+	turn     uint32         // its queue entry's; an entry of an older turn (rescheduled) is dropped when it comes up
 	target   netip.AddrPort // spec.Target parsed, if the event loop runs it (loopTarget)
 	inflight bool
 	conn     *conn // kept open for the next run; the running probe owns it while inflight
@@ -115,11 +118,14 @@ type probe struct {
 	reason  string
 	back    time.Time // when it last went from down to up; zero: never seen
 
-	runs    bool  // this node sends it (always, outside an NS set)
-	fresh   int   // results since it started running here (its vote counts from the first)
-	verdict State // the NS set's last decision
-	decided bool  // verdict holds one
-	eff     State // its state in the last table
+	runs    bool      // this node sends it (always, outside an NS set)
+	handing bool      // this node hands it over (handOverLocked): it runs it until its heirs voted
+	heirs   []string  // the nodes that take it over
+	handEnd time.Time // when the handover ends whatever the heirs did
+	fresh   int       // results since it started running here (its vote counts from the first)
+	verdict State     // the NS set's last decision
+	decided bool      // verdict holds one
+	eff     State     // its state in the last table
 	// last is the latest result; lastErr and lastErrAt the latest failure
 	// (kept while it passes again, so a status page can say why it flapped).
 	last      string
@@ -152,6 +158,7 @@ func NewManager(opts Options) *Manager {
 		dirty:     make(chan struct{}, 1),
 		saved:     map[string]savedProbe{},
 		voteDirty: map[string]struct{}{},
+		handing:   map[*probe]struct{}{},
 		voteCh:    make(chan struct{}, 1),
 		onChange:  opts.OnChange,
 	}
@@ -224,6 +231,7 @@ func (m *Manager) SetZones(set *zones.Set) {
 				p.conn = nil
 			}
 			delete(m.probes, key)
+			delete(m.handing, p)
 			m.metrics.forget(p)
 			if p.runs {
 				m.voteChangedLocked(p) // its vote is withdrawn
@@ -296,7 +304,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		for len(m.queue) > 0 && m.queue[0].at <= now {
 			q := &m.queue[0]
 			p := q.p
-			if p.removed {
+			if p.removed || q.turn != p.turn {
 				m.queue.pop()
 				continue
 			}
@@ -306,6 +314,9 @@ func (m *Manager) Run(ctx context.Context) error {
 				q.at = now + iv
 			}
 			m.queue.down(0)
+			if p.handing && m.handedLocked(p, time.Now()) {
+				m.stopRunLocked(p)
+			}
 			if p.inflight || !p.runs {
 				continue // the last one has not returned (timeout <= interval makes this rare), or another node probes it
 			}
@@ -554,6 +565,7 @@ type queued struct {
 	at    time.Duration
 	every time.Duration
 	p     *probe
+	turn  uint32 // p.turn when queued
 }
 
 func (h *probeHeap) push(q queued) {

@@ -101,40 +101,146 @@ type Sharing struct {
 	// than its grace period: its own results decide the probes it has run
 	// since, the last agreed votes the rest.
 	Alone bool
+	// Probers names the nodes that probe the probe with a VoteID (Runs
+	// says whether this node is one). With it, a probe this node stops
+	// running (another node joined) is handed over: this node runs it
+	// and keeps its vote until each of them has voted. nil: it stops at
+	// once. Called with the manager's lock held.
+	Probers func(id string) []string
 }
 
 // SetSharing makes the manager share its health with an NS set (from the
 // first call on): probes Runs rejects are not sent, and states come from
 // the votes (UpdateVotes). A probe this node starts running starts from
-// the set's state, so its rise/fall counts from what the set decided.
+// the set's state, so its rise/fall counts from what the set decided, and
+// is sent at once (takeOverLocked): its last prober may be dead.
 func (m *Manager) SetSharing(s Sharing) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.sharing, m.alone, m.runs = true, s.Alone, s.Runs
-	for _, p := range m.probes {
-		m.applyRunsLocked(p)
+	// A member whose probers change hands over; a node that joins (or
+	// rejoins after deciding alone) stops at once: the set's probers
+	// have voted on everything it does not run all along.
+	member := m.sharing && m.runs != nil && !m.alone
+	m.sharing, m.alone, m.runs, m.probers = true, s.Alone, s.Runs, nil
+	if member {
+		m.probers = s.Probers
 	}
+	var taken []*probe
+	for _, p := range m.probes {
+		if m.applyRunsLocked(p) {
+			taken = append(taken, p)
+		}
+	}
+	m.takeOverLocked(taken)
 	m.markDirtyLocked()
 }
 
-// applyRunsLocked sets whether this node runs p, from m.runs.
-func (m *Manager) applyRunsLocked(p *probe) {
-	runs := m.wantsRunLocked(p)
-	if runs == p.runs {
+// takeOverSpread bounds how long the first runs of probes taken over
+// together are spread over (less for a probe of a shorter interval).
+const takeOverSpread = 500 * time.Millisecond
+
+// takeOverLocked runs the probes this node has just taken over now
+// rather than at their next turn, which is up to an interval away: a
+// node's lease lapses a TTL after its death, and until its targets' new
+// prober sends them nobody does (or, with probers: 1, nobody votes on
+// them and the set's last decision stands). They start spread, probe i
+// of n at i/n of min(its interval, 500 ms, n ms): a node that takes
+// 30,000 targets over starts them at 60 a millisecond, not in one burst
+// against the in-flight cap, while a handful start within milliseconds.
+// Each keeps its interval from its new start.
+func (m *Manager) takeOverLocked(taken []*probe) {
+	if len(taken) == 0 {
 		return
 	}
-	p.runs = runs
-	p.fresh = 0
+	// In a stable order, so the spread does not depend on map order.
+	slices.SortFunc(taken, func(a, b *probe) int { return int(a.num - b.num) })
+	now := time.Since(m.epoch)
+	n := time.Duration(len(taken))
+	for i, p := range taken {
+		iv := p.spec.Check.Interval
+		window := min(iv, takeOverSpread, n*time.Millisecond)
+		p.turn++ // its entry in the queue is dropped when it comes up
+		m.queue.push(queued{at: now + window*time.Duration(i)/n, every: iv, p: p, turn: p.turn})
+	}
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// applyRunsLocked sets whether this node runs p, from m.runs; true when
+// it has just taken p over.
+func (m *Manager) applyRunsLocked(p *probe) bool {
+	runs := m.wantsRunLocked(p)
 	if runs {
+		if p.handing { // wanted back while handed over: it never stopped
+			p.handing, p.heirs = false, nil
+			delete(m.handing, p)
+		}
+		if p.runs {
+			return false
+		}
+		p.runs = true
+		p.fresh = 0
 		if p.decided {
 			p.up, p.back = p.verdict.Up, p.verdict.Back
 		}
-		// It runs at its next turn (its schedule never stopped): probes
-		// taken over from a node that left start spread over their
-		// interval, not in one burst of thousands at once.
 		p.succ, p.fail = 0, 0
-		return
+		return true
 	}
+	if !p.runs {
+		return false
+	}
+	if m.probers != nil && p.fresh > 0 {
+		m.handOverLocked(p)
+		return false
+	}
+	m.stopRunLocked(p)
+	return false
+}
+
+// handOverBound is how long a probe is handed over at most past its
+// interval twice and its timeout: the heirs' first votes (a node that just
+// started probes each target within an interval, and writes its votes
+// within 100 ms) are long in by then, unless an heir is cut off.
+const handOverBound = 2 * time.Second
+
+// handOverLocked has this node keep running p, and its vote standing,
+// until every node that now probes p has voted on it: a node that joins
+// takes its share of the targets over from the nodes that probed them,
+// and until its first result is in etcd the old prober's vote is the
+// live one (with probers: 1, the only one).
+func (m *Manager) handOverLocked(p *probe) {
+	if !p.handing {
+		p.handing = true
+		p.handEnd = time.Now().Add(2*p.spec.Check.Interval + p.spec.Check.Timeout + handOverBound)
+		m.handing[p] = struct{}{}
+	}
+	p.heirs = m.probers(p.vid)
+	if m.handedLocked(p, time.Now()) {
+		m.stopRunLocked(p)
+	}
+}
+
+// handedLocked says whether p's handover is over: each heir has voted on
+// it (this node's own vote aside), or its time is up.
+func (m *Manager) handedLocked(p *probe, now time.Time) bool {
+	if now.After(p.handEnd) {
+		return true
+	}
+	votes := m.votes[p.vid]
+	for _, h := range p.heirs {
+		if !slices.ContainsFunc(votes, func(v Vote) bool { return v.Node == h }) {
+			return false
+		}
+	}
+	return true
+}
+
+// stopRunLocked stops running p here and withdraws this node's vote.
+func (m *Manager) stopRunLocked(p *probe) {
+	p.runs, p.fresh, p.handing, p.heirs = false, 0, false, nil
+	delete(m.handing, p)
 	if !p.inflight {
 		m.prober.release(p.conn)
 		p.conn = nil
@@ -169,6 +275,12 @@ func (m *Manager) UpdateVotes(reset bool, votes map[string]map[string]*Vote) {
 			delete(m.votes, id)
 		} else {
 			m.votes[id] = cur
+		}
+	}
+	now := time.Now()
+	for p := range m.handing {
+		if m.handedLocked(p, now) {
+			m.stopRunLocked(p)
 		}
 	}
 	m.markDirtyLocked()

@@ -141,16 +141,13 @@ func printCluster(w io.Writer, v api.ClusterView) {
 	}
 	fmt.Fprintf(w, "as seen by %s (%s)\n\n", v.Node, conn)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tREGION\tLEASE\tREVISION\tZONES\tGEOIP\tDRIFT")
+	fmt.Fprintln(tw, "NODE\tREGION\tSTATE\tREVISION\tZONES\tGEOIP\tDRIFT")
 	for _, n := range v.Nodes {
 		name := n.Node
 		if n.Self {
 			name += " *"
 		}
-		lease := "live"
-		if !n.Connected {
-			lease = "lost"
-		}
+		lease := nodeState(n)
 		drift := "-"
 		if len(n.Drift) > 0 {
 			drift = fmt.Sprintf("DRIFT (%d)", len(n.Drift))
@@ -164,9 +161,31 @@ func printCluster(w io.Writer, v api.ClusterView) {
 		}
 	}
 	if !v.Drift {
-		fmt.Fprintln(w, "\nno drift: every node serves the same zones, serials and GeoIP data")
+		fmt.Fprintln(w, "\nno drift: every live node serves the same zones, serials and GeoIP data")
+	}
+	for _, n := range v.Nodes {
+		switch n.State {
+		case cluster.StateLost:
+			fmt.Fprintf(w, "%s: lost at %s (its lease lapsed: dead, or cut off from etcd and serving its last view); revision and zones as it last reported\n",
+				n.Node, n.Since.Format(time.RFC3339))
+		case cluster.StateLeft:
+			fmt.Fprintf(w, "%s: left at %s (stopped); revision and zones as it last reported\n", n.Node, n.Since.Format(time.RFC3339))
+		}
 	}
 	printVotes(w, v.Votes)
+}
+
+// nodeState is a node's state for the table: live, lost or left (with
+// how long ago; revision and zones are then its last report's), or lost
+// for a live node not connected.
+func nodeState(n cluster.NodeView) string {
+	switch {
+	case n.State == cluster.StateLost || n.State == cluster.StateLeft:
+		return fmt.Sprintf("%s %s ago", n.State, time.Since(n.Since).Round(time.Second))
+	case !n.Connected:
+		return "lost"
+	}
+	return "live"
 }
 
 // maxVoteRows bounds the probes listed: an NS set may share 30,000.

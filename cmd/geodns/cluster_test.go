@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/geodns/geodns/internal/etcdtest"
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // clusterZone is two sites with static checks (always up): the cluster
@@ -506,4 +509,104 @@ func waitMetricEverywhere(t *testing.T, nodes []*clusterNode, series, want strin
 		}
 		return true
 	}, within, 20*time.Millisecond, msg)
+}
+
+// TestClusterLostNode: a node killed does not vanish from /api/v1/cluster:
+// once its lease lapses the others list it as lost, since when, with its
+// last applied revision and serials (for 24 h: its record's own lease),
+// and `geodns cluster status` prints it; a node stopped says it left; a
+// node back is live again and its record goes.
+func TestClusterLostNode(t *testing.T) {
+	ec := etcdtest.Start(t, etcdtest.Options{TLS: true})
+	nodes := newClusterNodes(t, ec, 3, clusterZone)
+	startAll(t, nodes)
+	waitClusterUp(t, nodes)
+	var before cluster.NodeView
+	for _, nv := range nodes[0].view(t).Nodes {
+		if nv.Node == "ns3" {
+			before = nv
+		}
+	}
+	require.Equal(t, cluster.StateLive, before.State)
+	serial := before.Zones["example.com."].Serial
+	require.NotZero(t, serial)
+
+	// ns3 is killed: no goodbye, its lease lapses.
+	nodes[2].stop(t)
+	killed := time.Now()
+	var lost cluster.NodeView
+	require.Eventually(t, func() bool {
+		for _, nv := range nodes[0].view(t).Nodes {
+			if nv.Node == "ns3" {
+				lost = nv
+			}
+		}
+		return lost.State == cluster.StateLost
+	}, 10*time.Second, 20*time.Millisecond, "ns3 never shown lost: %+v", lost)
+	t.Logf("ns3 killed: listed as lost after %.2f s (lease TTL 3 s), since %s, revision %d, example.com. serial %d",
+		time.Since(killed).Seconds(), lost.Since.Format(time.RFC3339Nano), lost.OperatorRevision, lost.Zones["example.com."].Serial)
+	require.False(t, lost.Connected)
+	require.WithinDuration(t, killed, lost.Since, 6*time.Second, "lost when its lease lapsed")
+	require.True(t, lost.Since.After(killed), "not before the kill")
+	require.Equal(t, before.OperatorRevision, lost.OperatorRevision, "its last applied revision")
+	require.Equal(t, serial, lost.Zones["example.com."].Serial, "its last serial")
+	require.Empty(t, lost.Drift, "a node gone is not drift")
+	// Every node shows it, from the one record.
+	require.Eventually(t, func() bool {
+		for _, nv := range nodes[1].view(t).Nodes {
+			if nv.Node == "ns3" {
+				return nv.State == cluster.StateLost && nv.Since.Equal(lost.Since)
+			}
+		}
+		return false
+	}, 5*time.Second, 20*time.Millisecond)
+	cli := ec.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, err := cli.Get(ctx, "/geodns/gone/ns3")
+	require.NoError(t, err)
+	require.Len(t, r.Kvs, 1)
+	ttl, err := cli.TimeToLive(ctx, clientv3.LeaseID(r.Kvs[0].Lease))
+	require.NoError(t, err)
+	require.InDelta(t, (24 * time.Hour).Seconds(), float64(ttl.TTL), 60, "listed for 24 h")
+	st := nodes[0].status(t)
+	require.NotContains(t, st.Cluster.Revisions, "ns3", "the status lists live nodes' revisions")
+
+	code, out, _ := runGeodns(t, "cluster", "status", "--api", nodes[0].url(""))
+	require.Zero(t, code, out)
+	require.Regexp(t, `(?m)^ns3\s+r3\s+lost \d+s ago\s+\d+\s+example\.com\.@`+fmt.Sprint(serial), out)
+	require.Contains(t, out, "ns3: lost at ")
+
+	// ns2 stops (SIGTERM): it says it left.
+	v, _ := servers.Load(nodes[1].dns)
+	require.NoError(t, v.(*process).cmd.Process.Signal(syscall.SIGTERM))
+	<-v.(*process).done
+	require.Eventually(t, func() bool {
+		for _, nv := range nodes[0].view(t).Nodes {
+			if nv.Node == "ns2" {
+				return nv.State == cluster.StateLeft
+			}
+		}
+		return false
+	}, 5*time.Second, 20*time.Millisecond, "ns2 shown left")
+	_, out, _ = runGeodns(t, "cluster", "status", "--api", nodes[0].url(""))
+	t.Logf("geodns cluster status, ns2 stopped and ns3 killed:\n%s", out)
+	require.Regexp(t, `(?m)^ns2\s+r2\s+left \d+s ago`, out)
+
+	// ns3 is back: live, and its record is gone.
+	nodes[2].start(t)
+	require.Eventually(t, func() bool {
+		for _, nv := range nodes[0].view(t).Nodes {
+			if nv.Node == "ns3" {
+				return nv.State == cluster.StateLive && nv.Connected
+			}
+		}
+		return false
+	}, 10*time.Second, 20*time.Millisecond, "ns3 back")
+	require.Eventually(t, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		r, err := cli.Get(ctx, "/geodns/gone/ns3", clientv3.WithCountOnly())
+		return err == nil && r.Count == 0
+	}, 5*time.Second, 20*time.Millisecond, "ns3's record goes when it is back")
 }
