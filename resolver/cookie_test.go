@@ -91,3 +91,30 @@ func TestCookiesInAnswers(t *testing.T) {
 		require.Equal(t, dns.RcodeFormatError, resp.Rcode, "%d-byte cookie", len(bad)/2)
 	}
 }
+
+// TestServeWireAtDatesCookies: a query served with the time it was read
+// (a UDP reader's one reading per batch) dates its server cookie by that
+// time, not by a clock reading of its own; a test's fixed clock still
+// wins.
+func TestServeWireAtDatesCookies(t *testing.T) {
+	h := newTestHandler(t, Config{})
+	m := new(dns.Msg).SetQuestion("www.example.net.", dns.TypeA)
+	m.SetEdns0(1232, false)
+	m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"})
+	wire, err := m.Pack()
+	require.NoError(t, err)
+	stamp := func(resp []byte) uint32 {
+		r := new(dns.Msg)
+		require.NoError(t, r.Unpack(resp))
+		c := r.IsEdns0().Option[0].(*dns.EDNS0_COOKIE).Cookie
+		b, err := hex.DecodeString(c[16:])
+		require.NoError(t, err)
+		return uint32(b[4])<<24 | uint32(b[5])<<16 | uint32(b[6])<<8 | uint32(b[7])
+	}
+	read := time.Unix(1_700_000_000, 0)
+	require.Equal(t, uint32(1_700_000_000), stamp(h.ServeWireAt(wire, testClient, false, nil, read)))
+	require.InDelta(t, time.Now().Unix(), stamp(h.ServeWire(wire, testClient, false, nil)), 2, "no time given: the clock")
+	fixed := time.Unix(1_800_000_000, 0)
+	h.now = func() time.Time { return fixed }
+	require.Equal(t, uint32(1_800_000_000), stamp(h.ServeWireAt(wire, testClient, false, nil, read)), "a test's clock wins")
+}

@@ -101,7 +101,7 @@ type preDecision struct {
 }
 
 // serve answers the query q: the engine.
-func (h *Handler) serve(q []byte, remote netip.Addr, tcp bool, out []byte, tap *tapDecision, md mode, rt routeFunc) []byte {
+func (h *Handler) serve(q []byte, remote netip.Addr, tcp bool, out []byte, tap *tapDecision, md mode, rt routeFunc, at time.Time) []byte {
 	var fq query
 	switch parseQuery(q, &fq) {
 	case parseDrop:
@@ -109,6 +109,7 @@ func (h *Handler) serve(q []byte, remote netip.Addr, tcp bool, out []byte, tap *
 	case parseError:
 		return formerrWire(q, out)
 	}
+	fq.at = at
 	limit := fq.limit(tcp, h.cfg.MaxUDPSize)
 	set := h.zones.Load()
 	var c *fastCache
@@ -507,13 +508,18 @@ func (h *Handler) deliver(p *packed, fq *query, remote netip.Addr, tcp bool, out
 		copy(resp[12:], fq.name) // the client's letter case (0x20)
 	}
 	limited := h.rrl != nil && !tcp && md == traffic
-	var now time.Time
+	now := fq.at // zero: the clock is read only if needed
+	if h.now != nil {
+		now = time.Time{} // a test's clock, read below
+	}
 	if p.opt >= 0 {
 		// Options go at the end of the OPT record, which ends the
 		// response: COOKIE, then ECS.
 		opts := len(resp)
 		if p.echoCookie && fq.cookie != nil {
-			now = h.clock()
+			if now.IsZero() {
+				now = h.clock()
+			}
 			var co [cookieReplyLen]byte
 			if h.cookies.reply(&co, fq.cookie, remote, now) == cookieValid {
 				limited = false // a query with our cookie does not come from a spoofed address

@@ -126,6 +126,15 @@ func (h *Handler) clock() time.Time {
 	return time.Now()
 }
 
+// timeOf returns the time a query read at at (zero: not known) is
+// answered at: at itself, unless a test fixed the clock.
+func (h *Handler) timeOf(at time.Time) time.Time {
+	if at.IsZero() || h.now != nil {
+		return h.clock()
+	}
+	return at
+}
+
 // Panics returns how many queries panicked in the handler so far.
 func (h *Handler) Panics() uint64 { return h.panics.Load() }
 
@@ -135,12 +144,21 @@ func (h *Handler) Panics() uint64 { return h.panics.Load() }
 // (ServeDNS, Answer): a panic while answering is recovered here, counted,
 // and answered SERVFAIL.
 func (h *Handler) ServeWire(q []byte, remote netip.Addr, tcp bool, out []byte) (resp []byte) {
-	return h.entry(q, remote, tcp, out, traffic, nil)
+	return h.entry(q, remote, tcp, out, traffic, nil, time.Time{})
+}
+
+// ServeWireAt is ServeWire for a query read at time now: the UDP readers
+// read the clock once per batch of queries, and a query that needs the
+// time (a DNS cookie is dated, RRL accounts by it) takes that reading
+// rather than its own, which cost 87 ns here — more than half of what a
+// cached answer costs.
+func (h *Handler) ServeWireAt(q []byte, remote netip.Addr, tcp bool, out []byte, now time.Time) []byte {
+	return h.entry(q, remote, tcp, out, traffic, nil, now)
 }
 
 // entry is ServeWire in mode md, routing with rt (nil: the handler's
 // router): the one recover.
-func (h *Handler) entry(q []byte, remote netip.Addr, tcp bool, out []byte, md mode, rt routeFunc) (resp []byte) {
+func (h *Handler) entry(q []byte, remote netip.Addr, tcp bool, out []byte, md mode, rt routeFunc, at time.Time) (resp []byte) {
 	defer func() {
 		if p := recover(); p != nil {
 			h.panicked(p)
@@ -148,7 +166,7 @@ func (h *Handler) entry(q []byte, remote netip.Addr, tcp bool, out []byte, md mo
 		}
 	}()
 	if md != traffic {
-		return h.serve(q, remote, tcp, out, nil, md, rt)
+		return h.serve(q, remote, tcp, out, nil, md, rt, at)
 	}
 	t, ql := h.cfg.Dnstap, h.cfg.QueryLog
 	if ql != nil && !ql.sampled() {
@@ -156,7 +174,7 @@ func (h *Handler) entry(q []byte, remote netip.Addr, tcp bool, out []byte, md mo
 	}
 	if t != nil || ql != nil {
 		var d tapDecision
-		resp = h.serve(q, remote, tcp, out, &d, md, rt)
+		resp = h.serve(q, remote, tcp, out, &d, md, rt, at)
 		if t != nil {
 			t.log(q, resp, remote, tcp, &d)
 		}
@@ -165,7 +183,7 @@ func (h *Handler) entry(q []byte, remote netip.Addr, tcp bool, out []byte, md mo
 		}
 		return resp
 	}
-	return h.serve(q, remote, tcp, out, nil, md, rt)
+	return h.serve(q, remote, tcp, out, nil, md, rt, at)
 }
 
 // ServeDNS implements dns.Handler (for miekg/dns servers): the query is
@@ -249,7 +267,7 @@ func (h *Handler) answerMsg(req *dns.Msg, remote netip.Addr, tcp bool, md mode, 
 	if err != nil {
 		return new(dns.Msg).SetRcode(req, dns.RcodeFormatError)
 	}
-	resp := h.entry(q, remote, tcp, nil, md, rt)
+	resp := h.entry(q, remote, tcp, nil, md, rt, time.Time{})
 	if resp == nil {
 		return nil
 	}

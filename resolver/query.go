@@ -3,6 +3,7 @@ package resolver
 import (
 	"encoding/binary"
 	"net/netip"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -39,6 +40,8 @@ type query struct {
 	// (RFC 7873 5.2.2: FORMERR).
 	cookie    []byte
 	cookieBad bool
+
+	at time.Time // when the query was read, if the entry knows; else zero
 }
 
 // lowerName returns the question's name in lower case, wire form.

@@ -153,6 +153,15 @@ type WireHandler interface {
 	ServeWire(q []byte, remote netip.Addr, tcp bool, out []byte) []byte
 }
 
+// TimedWireHandler is a WireHandler that takes the time a query was read:
+// the UDP readers read the clock once per batch and hand that reading to
+// ServeWireAt, so a query that needs the time does not read it again.
+// *Handler is one.
+type TimedWireHandler interface {
+	WireHandler
+	ServeWireAt(q []byte, remote netip.Addr, tcp bool, out []byte, now time.Time) []byte
+}
+
 // Streamer is a WireHandler that also answers some TCP messages with a
 // stream of messages (zone transfers; *xfr.Server is one). Claims must be
 // cheap: the TCP path asks it for every message.

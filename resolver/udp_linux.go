@@ -115,21 +115,13 @@ func serveUDP(c *net.UDPConn, h WireHandler, log *slog.Logger, stopped <-chan st
 		in[i].hdr.Iovlen = 1
 		in[i].hdr.Name = (*byte)(unsafe.Pointer(&names[i]))
 	}
+	timed, _ := h.(TimedWireHandler)
 	yielded := time.Now()
 	for {
 		select {
 		case <-stopped:
 			return
 		default:
-		}
-		// A goroutine that runs 10 ms without passing through the scheduler
-		// is one sysmon preempts, and while it is in a system call that
-		// means taking its P: the reader then lost its P at nearly every
-		// read (800 times a second at 10k qps), woke sysmon to get one back
-		// and hopped between threads. Yielding now and then keeps it fresh.
-		if now := time.Now(); now.Sub(yielded) > yieldEvery {
-			runtime.Gosched()
-			yielded = now
 		}
 		for i := range in {
 			in[i].hdr.Namelen = uint32(unsafe.Sizeof(names[i]))
@@ -145,13 +137,21 @@ func serveUDP(c *net.UDPConn, h WireHandler, log *slog.Logger, stopped <-chan st
 			log.Warn("UDP read failed", "error", errno)
 			continue
 		}
+		// One reading of the clock for the batch: a query that needs the
+		// time (a cookie, RRL) takes it from here.
+		now := time.Now()
 		k := 0
 		for i := range int(r) {
 			if in[i].hdr.Flags&unix.MSG_TRUNC != 0 || in[i].n == 0 {
 				continue // too long, or empty: a shutdown's wake-up reads nothing, and is no query to log
 			}
 			remote := sockaddrAddr(&names[i])
-			resp := h.ServeWire(bufs[i][:in[i].n], remote, false, resps[k][:0])
+			var resp []byte
+			if timed != nil {
+				resp = timed.ServeWireAt(bufs[i][:in[i].n], remote, false, resps[k][:0], now)
+			} else {
+				resp = h.ServeWire(bufs[i][:in[i].n], remote, false, resps[k][:0])
+			}
 			if len(resp) == 0 {
 				continue
 			}
@@ -172,6 +172,15 @@ func serveUDP(c *net.UDPConn, h WireHandler, log *slog.Logger, stopped <-chan st
 				w = 1 // this destination failed: skip it
 			}
 			sent += int(w)
+		}
+		// A goroutine that runs 10 ms without passing through the scheduler
+		// is one sysmon preempts, and while it is in a system call that
+		// means taking its P: the reader then lost its P at nearly every
+		// read (800 times a second at 10k qps), woke sysmon to get one back
+		// and hopped between threads. Yielding now and then keeps it fresh.
+		if now.Sub(yielded) > yieldEvery {
+			runtime.Gosched()
+			yielded = now
 		}
 	}
 }

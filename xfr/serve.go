@@ -14,10 +14,17 @@ import (
 // the entry of every query when transfers are served: a panic here is
 // counted and the query answered by the inner handler alone.
 func (s *Server) ServeWire(q []byte, remote netip.Addr, tcp bool, out []byte) (resp []byte) {
+	return s.ServeWireAt(q, remote, tcp, out, time.Time{})
+}
+
+// ServeWireAt is ServeWire for a query read at time now (zero: unknown),
+// which an inner handler that takes it (resolver.TimedWireHandler) is
+// given, so a UDP reader's one reading of the clock per batch serves.
+func (s *Server) ServeWireAt(q []byte, remote netip.Addr, tcp bool, out []byte, now time.Time) (resp []byte) {
 	defer func() {
 		if p := recover(); p != nil {
 			s.opts.Inner.Recovered(p)
-			resp = s.opts.Inner.ServeWire(q, remote, tcp, out)
+			resp = s.inner(q, remote, tcp, out, now)
 		}
 	}()
 	if !hasTSIG(q) {
@@ -26,18 +33,18 @@ func (s *Server) ServeWire(q []byte, remote netip.Addr, tcp bool, out []byte) (r
 				return b
 			}
 		}
-		return s.opts.Inner.ServeWire(q, remote, tcp, out)
+		return s.inner(q, remote, tcp, out, now)
 	}
 	req := new(dns.Msg)
 	if err := req.Unpack(q); err != nil || req.Response {
-		return s.opts.Inner.ServeWire(q, remote, tcp, out)
+		return s.inner(q, remote, tcp, out, now)
 	}
 	k, errResp := s.verify(req, q)
 	if errResp != nil {
 		return errResp
 	}
 	if k == nil { // a TSIG record, but not the last one: not a signed query
-		return s.opts.Inner.ServeWire(q, remote, tcp, out)
+		return s.inner(q, remote, tcp, out, now)
 	}
 	return s.signedAnswer(req, remote, tcp, k)
 }
@@ -448,4 +455,19 @@ func skipName(b []byte, off int) (int, bool) {
 		off += l + 1
 	}
 	return 0, false
+}
+
+// inner answers q by the inner handler, with the time it was read when
+// the handler takes it.
+func (s *Server) inner(q []byte, remote netip.Addr, tcp bool, out []byte, now time.Time) []byte {
+	if s.timed != nil && !now.IsZero() {
+		return s.timed.ServeWireAt(q, remote, tcp, out, now)
+	}
+	return s.opts.Inner.ServeWire(q, remote, tcp, out)
+}
+
+// timedInner is an Inner that takes the time a query was read
+// (resolver.TimedWireHandler).
+type timedInner interface {
+	ServeWireAt(q []byte, remote netip.Addr, tcp bool, out []byte, now time.Time) []byte
 }

@@ -59,6 +59,7 @@ type Catalog struct {
 // builds them.
 type Server struct {
 	opts    Options
+	timed   timedInner // opts.Inner, if it takes the time a query was read
 	views   atomic.Pointer[map[string]*view]
 	kick    chan struct{}
 	catalog *view // the catalog's transfer settings, parsed once
@@ -120,6 +121,7 @@ func New(o Options) (*Server, error) {
 		o.Log = slog.Default()
 	}
 	s := &Server{opts: o, kick: make(chan struct{}, 1), state: map[string]*zoneState{}, pending: map[string]*context.CancelFunc{}}
+	s.timed, _ = o.Inner.(timedInner)
 	empty := map[string]*view{}
 	s.views.Store(&empty)
 	if o.Catalog.Zone != "" {
