@@ -25,11 +25,11 @@ import (
 // The memo is a fixed table of memoSlots slots, each one entry, replaced
 // on collision: it never grows with the number of clients (a flood of
 // 200,000 distinct ECS networks churns it; it costs at most its slots'
-// entries, some memoEntryBytes each, about 4 MB).
+// entries, some memoEntryBytes each, about 5 MB).
 const (
 	memoBits       = 13
 	memoSlots      = 1 << memoBits
-	memoEntryBytes = 512 // a memoEntry, its site groups and answering sites, roughly
+	memoEntryBytes = 600 // a memoEntry (480), its site groups and answering sites, roughly
 )
 
 type memoKey struct {
@@ -41,9 +41,16 @@ type memoKey struct {
 // placement is where a client of a network is for a service: what of its
 // database record routing reads, the matching rule, the sites ranked.
 type placement struct {
-	loc    geo.Location // only Lat, Lon, HasCoords and Network
-	groups [][]string   // shared, read only
-	rule   int          // the matching rule's index, -1 if none
+	lat, lon  float64
+	hasCoords bool
+	network   netip.Prefix // the database network that placed the client
+	groups    [][]string   // shared, read only
+	rule      int          // the matching rule's index, -1 if none
+}
+
+// location is what decide reads of the client's location.
+func (p *placement) location() geo.Location {
+	return geo.Location{Lat: p.lat, Lon: p.lon, HasCoords: p.hasCoords, Network: p.network}
 }
 
 // memoEntry is immutable once stored.
@@ -96,9 +103,8 @@ func (r *Router) place(svc *zones.Service, client netip.Prefix) placement {
 		loc, located = r.Loc.Locate(addr)
 	}
 	p.groups, p.rule = siteGroups(svc, loc, located, addr, nil)
-	// Only what decide reads: the names would keep strings of the
-	// database's records alive.
-	p.loc = geo.Location{Lat: loc.Lat, Lon: loc.Lon, HasCoords: loc.HasCoords, Network: loc.Network}
+	// Only what decide reads: names would keep the entry larger.
+	p.lat, p.lon, p.hasCoords, p.network = loc.Lat, loc.Lon, loc.HasCoords, loc.Network
 	return p
 }
 

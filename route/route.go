@@ -147,13 +147,17 @@ func (r *Router) Explain(origin string, svc *zones.Service, client netip.Prefix,
 	var t Trace
 	addr := client.Addr().Unmap()
 	pl := r.planFor(origin, svc)
-	var p placement
-	located := false
+	var (
+		loc     geo.Location
+		located bool
+		p       placement
+	)
 	if r.Loc != nil && addr.IsValid() {
-		p.loc, located = r.Loc.Locate(addr)
+		loc, located = r.Loc.Locate(addr)
 	}
-	p.groups, p.rule = siteGroups(svc, p.loc, located, addr, &t.Distances)
-	t.Location, t.Located, t.Rule, t.Groups = p.loc, located, p.rule, p.groups
+	p.groups, p.rule = siteGroups(svc, loc, located, addr, &t.Distances)
+	p.lat, p.lon, p.hasCoords, p.network = loc.Lat, loc.Lon, loc.HasCoords, loc.Network
+	t.Location, t.Located, t.Rule, t.Groups = loc, located, p.rule, p.groups
 	d, ans, _ := r.decide(pl, svc, client, v6, &p, &t)
 	ans.fill(&d, r.rot.Add(1), svc.Answers)
 	return d, t
@@ -181,7 +185,7 @@ func siteGroups(svc *zones.Service, loc geo.Location, located bool, addr netip.A
 func (r *Router) decide(pl *plan, svc *zones.Service, client netip.Prefix, v6 bool, p *placement, tr *Trace) (d Decision, ans answer, fixed bool) {
 	addr := client.Addr().Unmap()
 	var (
-		loc        = p.loc
+		loc        = p.location()
 		groups     = p.groups
 		rule       = p.rule                     // the matching rule's index, -1 if none
 		candidates = pl.idx.candidates[b2i(v6)] // sites with endpoints of the family: more than one makes the answer location-dependent
