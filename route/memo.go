@@ -22,8 +22,8 @@ import (
 // the time (a return ramp in progress) or on the demand estimate (a
 // spillover spread) keep only the placement.
 //
-// The memo is a fixed table of memoSlots slots, each one entry, replaced
-// on collision: it never grows with the number of clients (a flood of
+// The memo is a fixed table of memoSlots slots, each one entry, in sets
+// of two, replaced on collision: it never grows with the number of clients (a flood of
 // 200,000 distinct ECS networks churns it; it costs at most its slots'
 // entries, some memoEntryBytes each, about 5 MB).
 const (
@@ -67,27 +67,60 @@ type memoEntry struct {
 }
 
 type memo struct {
-	slots atomic.Pointer[[memoSlots]atomic.Pointer[memoEntry]] // allocated at first use
+	sets atomic.Pointer[[memoSlots / 2]memoSet] // allocated at first use
 }
 
-// slot returns k's slot.
-func (m *memo) slot(k *memoKey) *atomic.Pointer[memoEntry] {
-	s := m.slots.Load()
+// memoSet is two slots: two busy networks whose keys collide do not
+// evict each other on every query.
+type memoSet [2]atomic.Pointer[memoEntry]
+
+// set returns k's set.
+func (m *memo) set(k *memoKey) *memoSet {
+	s := m.sets.Load()
 	if s == nil {
-		m.slots.CompareAndSwap(nil, new([memoSlots]atomic.Pointer[memoEntry]))
-		s = m.slots.Load()
+		m.sets.CompareAndSwap(nil, new([memoSlots / 2]memoSet))
+		s = m.sets.Load()
 	}
-	return &s[k.slot()]
+	return &s[k.set()]
 }
 
-// slot is k's slot number: multiplicative hashing, whose top bits depend
-// on every bit of the key (the service by its address, which the collector
+// find returns k's entry in set, if it holds one.
+func (set *memoSet) find(k *memoKey) *memoEntry {
+	if e := set[0].Load(); e != nil && e.key == *k {
+		return e
+	}
+	if e := set[1].Load(); e != nil && e.key == *k {
+		return e
+	}
+	return nil
+}
+
+// put stores e in set: over an entry of its key, else in an empty slot,
+// else over the entry in slot evict (0 or 1).
+func (set *memoSet) put(e *memoEntry, evict uint32) {
+	a, b := set[0].Load(), set[1].Load()
+	switch {
+	case a != nil && a.key == e.key:
+		set[0].Store(e)
+	case b != nil && b.key == e.key:
+		set[1].Store(e)
+	case a == nil:
+		set[0].Store(e)
+	case b == nil:
+		set[1].Store(e)
+	default:
+		set[evict&1].Store(e)
+	}
+}
+
+// set is k's set number: multiplicative hashing, whose top bits depend on
+// every bit of the key (the service by its address, which the collector
 // does not move).
-func (k *memoKey) slot() uint64 {
+func (k *memoKey) set() uint64 {
 	b := k.client.Addr().As16()
 	h := (binary.BigEndian.Uint64(b[:8]) ^ uint64(uintptr(unsafe.Pointer(k.svc)))) * 0x9e3779b97f4a7c15
 	h = (h ^ binary.BigEndian.Uint64(b[8:]) ^ uint64(k.client.Bits())<<1 ^ uint64(b2i(k.v6))) * 0xbf58476d1ce4e5b9
-	return h >> (64 - memoBits)
+	return h >> (64 - memoBits + 1)
 }
 
 // place places a client network for svc: the database lookup and the

@@ -151,3 +151,46 @@ func TestMemoBounded(t *testing.T) {
 	require.Less(t, int64(after)-int64(before), int64(2<<20), "200,000 more networks: %d bytes more on the heap", int64(after)-int64(before))
 	require.Less(t, before, uint64(memoSlots*memoEntryBytes+8<<20), "a full memo: %d bytes on the heap", before)
 }
+
+// countingLocator counts its lookups.
+type countingLocator struct {
+	Locator
+	calls atomic.Int64
+}
+
+func (l *countingLocator) Locate(a netip.Addr) (geo.Location, bool) {
+	l.calls.Add(1)
+	return l.Locator.Locate(a)
+}
+
+// TestMemoCollidingNetworksBothKept: two networks whose keys share a set,
+// asked in turn, stay memoized (a set holds two); a third evicts.
+func TestMemoCollidingNetworksBothKept(t *testing.T) {
+	z := loadZone(t)
+	web := z.Services["web"]
+	loc := &countingLocator{Locator: newYork{}}
+	r := &Router{Loc: loc}
+	var same []netip.Prefix
+	var want uint64
+	for i := 0; len(same) < 3; i++ {
+		c := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 0}), 24)
+		k := memoKey{svc: web, client: c}
+		if len(same) == 0 {
+			want = k.set()
+		}
+		if k.set() == want {
+			same = append(same, c)
+		}
+	}
+	for range 10 {
+		for _, c := range same[:2] {
+			require.Equal(t, []string{"us-east"}, r.Route(z.Origin, web, c, false).Sites)
+		}
+	}
+	require.Equal(t, int64(2), loc.calls.Load(), "two colliding networks: each located once")
+	for range 10 {
+		for _, c := range same {
+			require.Equal(t, []string{"us-east"}, r.Route(z.Origin, web, c, false).Sites, "a third one evicts one of them")
+		}
+	}
+}

@@ -112,11 +112,11 @@ const MaxRampDetourKm = 5000.0
 func (r *Router) Route(origin string, svc *zones.Service, client netip.Prefix, v6 bool) Decision {
 	pl := r.planFor(origin, svc)
 	k := memoKey{svc: svc, client: client, v6: v6}
-	slot := r.memo.slot(&k)
+	set := r.memo.set(&k)
 	gen := r.locGen()
-	e := slot.Load()
+	e := set.find(&k)
 	var p placement
-	placed := e != nil && e.key == k && e.gen == gen
+	placed := e != nil && e.gen == gen
 	if placed {
 		if e.pl == pl && r.rampsOver(svc, pl) {
 			d := e.d
@@ -128,6 +128,7 @@ func (r *Router) Route(origin string, svc *zones.Service, client netip.Prefix, v
 		p = r.place(svc, client)
 	}
 	d, ans, fixed := r.decide(pl, svc, client, v6, &p, nil)
+	n := r.rot.Add(1)
 	if fixed || !placed {
 		// Kept for the next query of the network: the placement, and the
 		// decision unless it depended on the time or the spill estimate.
@@ -135,9 +136,9 @@ func (r *Router) Route(origin string, svc *zones.Service, client netip.Prefix, v
 		if fixed {
 			ne.pl, ne.d, ne.ans = pl, d, ans
 		}
-		slot.Store(ne)
+		set.put(ne, n>>3) // which of two busy entries goes: by a bit that turns
 	}
-	ans.fill(&d, r.rot.Add(1), svc.Answers)
+	ans.fill(&d, n, svc.Answers)
 	return d
 }
 
