@@ -163,16 +163,16 @@ func (l *countingLocator) Locate(a netip.Addr) (geo.Location, bool) {
 	return l.Locator.Locate(a)
 }
 
-// TestMemoCollidingNetworksBothKept: two networks whose keys share a set,
-// asked in turn, stay memoized (a set holds two); a third evicts.
-func TestMemoCollidingNetworksBothKept(t *testing.T) {
+// TestMemoCollidingNetworksKept: memoWays networks whose keys share a
+// set, asked in turn, stay memoized; one more evicts.
+func TestMemoCollidingNetworksKept(t *testing.T) {
 	z := loadZone(t)
 	web := z.Services["web"]
 	loc := &countingLocator{Locator: newYork{}}
 	r := &Router{Loc: loc}
 	var same []netip.Prefix
 	var want uint64
-	for i := 0; len(same) < 3; i++ {
+	for i := 0; len(same) < memoWays+1; i++ {
 		c := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 0}), 24)
 		k := memoKey{svc: web, client: c}
 		if len(same) == 0 {
@@ -183,14 +183,14 @@ func TestMemoCollidingNetworksBothKept(t *testing.T) {
 		}
 	}
 	for range 10 {
-		for _, c := range same[:2] {
+		for _, c := range same[:memoWays] {
 			require.Equal(t, []string{"us-east"}, r.Route(z.Origin, web, c, false).Sites)
 		}
 	}
-	require.Equal(t, int64(2), loc.calls.Load(), "two colliding networks: each located once")
+	require.Equal(t, int64(memoWays), loc.calls.Load(), "colliding networks: each located once")
 	for range 10 {
 		for _, c := range same {
-			require.Equal(t, []string{"us-east"}, r.Route(z.Origin, web, c, false).Sites, "a third one evicts one of them")
+			require.Equal(t, []string{"us-east"}, r.Route(z.Origin, web, c, false).Sites, "one more evicts one of them")
 		}
 	}
 }

@@ -136,7 +136,7 @@ func (r *Router) Route(origin string, svc *zones.Service, client netip.Prefix, v
 		if fixed {
 			ne.pl, ne.d, ne.ans = pl, d, ans
 		}
-		set.put(ne, n>>3) // which of two busy entries goes: by a bit that turns
+		set.put(ne, n>>3) // which busy entry goes: by bits that turn
 	}
 	ans.fill(&d, n, svc.Answers)
 	return d
