@@ -1,6 +1,7 @@
 package benchmarks
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -104,6 +105,104 @@ func BenchmarkServiceAnswer(b *testing.B) {
 				}
 				if _, err := m.PackBuffer(buf); err != nil {
 					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}
+
+// ecsQuery is www.example.com A with EDNS and an ECS option for an IPv4
+// /24, and the offset of the option's address in it.
+func ecsQuery(b *testing.B) ([]byte, int) {
+	m := new(dns.Msg).SetQuestion("www.example.com.", dns.TypeA)
+	m.SetEdns0(1232, false)
+	m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: 24,
+		Address: net.IP{198, 51, 100, 0}})
+	w, err := m.Pack()
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The option ends the message: family(2) source(1) scope(1) address(3).
+	return w, len(w) - 3
+}
+
+// spreadNet is the i-th of n /24s spread over the unicast IPv4 space
+// (1.0.0.0 to 223.255.255.0), so consecutive ones fall far apart.
+func spreadNet(i, n int) [3]byte {
+	const first, nets = 1 << 16, 223<<16 - 1<<16 + 1<<16 // 1.0.0.0/24 .. 223.255.255.0/24
+	x := first + int(uint64(i)*uint64(nets)/uint64(n))
+	return [3]byte{byte(x >> 16), byte(x >> 8), byte(x)}
+}
+
+// BenchmarkServiceAnswerNetworks is the server's path (ServeWire, cached
+// packed variants) for a geo name asked with ECS from networks=N distinct
+// client /24s in turn, located in the real DB-IP data: 1 is one resolver's
+// users, 200000 a spread no cache of decisions holds (issue 23's 200,000
+// distinct ECS /24s).
+func BenchmarkServiceAnswerNetworks(b *testing.B) {
+	l := realLocator(b)
+	z, err := zones.LoadFile("../examples/zones/example.com.yaml", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var set atomic.Pointer[zones.Set]
+	set.Store(zones.NewSet(z))
+	h := resolver.NewHandler(&set, &route.Router{Loc: l}, resolver.Config{}, nil)
+	src := netip.MustParseAddr("127.0.0.1")
+	for _, n := range []int{1, 1000, 200_000} {
+		b.Run(fmt.Sprintf("networks=%d", n), func(b *testing.B) {
+			q, at := ecsQuery(b)
+			nets := make([][3]byte, n)
+			for i := range nets {
+				nets[i] = spreadNet(i, n)
+			}
+			buf := make([]byte, 0, 4096)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				copy(q[at:], nets[i%n][:])
+				if resp := h.ServeWire(q, src, false, buf); len(resp) < 40 {
+					b.Fatal("no answer")
+				}
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkRoute is the routing decision alone for a geo service, with
+// the real DB-IP data: one client network asked over and over, or 200,000
+// distinct /24s in turn.
+func BenchmarkRoute(b *testing.B) {
+	l := realLocator(b)
+	z, err := zones.LoadFile("../examples/zones/example.com.yaml", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var svc *zones.Service
+	for _, s := range z.Services {
+		if len(s.Sites) > 1 && !s.CNAME {
+			svc = s
+			break
+		}
+	}
+	if svc == nil {
+		b.Fatal("no geo service in the example zone")
+	}
+	r := &route.Router{Loc: l}
+	for _, n := range []int{1, 200_000} {
+		b.Run(fmt.Sprintf("networks=%d", n), func(b *testing.B) {
+			nets := make([]netip.Prefix, n)
+			for i := range nets {
+				x := spreadNet(i, n)
+				nets[i] = netip.PrefixFrom(netip.AddrFrom4([4]byte{x[0], x[1], x[2], 0}), 24)
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if d := r.Route(z.Origin, svc, nets[i%n], false); len(d.Sites) == 0 {
+					b.Fatal("no site")
 				}
 				i++
 			}

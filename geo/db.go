@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/oschwald/maxminddb-golang/v2"
@@ -24,6 +25,26 @@ type db struct {
 	schema schema
 	ipv4   bool   // an IPv4-only tree (DB-IP ships one file per family)
 	data   []byte // the private copy the reader works on
+	// decoded keeps records already decoded, by their data offset: many
+	// networks share a record (every /24 of a city), so a lookup in a
+	// network not seen before mostly walks the tree and decodes nothing.
+	// A fixed table of decodeSlots slots, replaced on collision.
+	decoded *[decodeSlots]atomic.Pointer[decodedRecord]
+}
+
+// decodeSlots bounds a database's decoded records kept: some 200 bytes
+// each, about 1 MB a database.
+const (
+	decodeBits  = 12
+	decodeSlots = 1 << decodeBits
+)
+
+// decodedRecord is the location a record decodes to, less what depends on
+// the network (Network) or is the same for the whole database (Source).
+type decodedRecord struct {
+	offset uintptr
+	loc    Location
+	err    error
 }
 
 // retire frees a replaced database's memory once no lookup can be using it:
@@ -80,7 +101,7 @@ func openDB(path string) (*db, error) {
 		releasePrivate(data)
 		return nil, fmt.Errorf("geoip %s: %w", path, err)
 	}
-	d := &db{path: path, r: r, data: data, ipv4: r.Metadata.IPVersion == 4}
+	d := &db{path: path, r: r, data: data, ipv4: r.Metadata.IPVersion == 4, decoded: new([decodeSlots]atomic.Pointer[decodedRecord])}
 	t := strings.ToLower(r.Metadata.DatabaseType)
 	switch {
 	case strings.Contains(t, "geoip2") || strings.Contains(t, "geolite2"):
@@ -113,11 +134,32 @@ func (d *db) lookup(addr netip.Addr) (Location, bool, error) {
 	if !res.Found() {
 		return loc, false, nil
 	}
+	off := res.Offset()
+	slot := &d.decoded[(uint64(off)*0x9e3779b97f4a7c15)>>(64-decodeBits)]
+	if rec := slot.Load(); rec != nil && rec.offset == off {
+		if rec.err != nil {
+			return loc, false, rec.err
+		}
+		got := rec.loc
+		got.Network, got.Source = loc.Network, loc.Source
+		return got, got.Known(), nil
+	}
+	got, err := d.decode(res)
+	slot.Store(&decodedRecord{offset: off, loc: got, err: err})
+	if err != nil {
+		return loc, false, err
+	}
+	got.Network, got.Source = loc.Network, loc.Source
+	return got, got.Known(), nil
+}
+
+// decode reads a record's location.
+func (d *db) decode(res maxminddb.Result) (loc Location, err error) {
 	switch d.schema {
 	case schemaMaxMind:
 		var rec maxmindRecord
 		if err := res.Decode(&rec); err != nil {
-			return loc, false, err
+			return loc, err
 		}
 		loc.Country = rec.Country.ISOCode
 		if loc.Country == "" {
@@ -134,7 +176,7 @@ func (d *db) lookup(addr netip.Addr) (Location, bool, error) {
 	case schemaDBIP:
 		var rec dbipRecord
 		if err := res.Decode(&rec); err != nil {
-			return loc, false, err
+			return loc, err
 		}
 		loc.Country, loc.SubdivisionName, loc.City = rec.CountryCode, rec.State1, rec.City
 		if rec.Latitude != nil && rec.Longitude != nil {
@@ -145,5 +187,5 @@ func (d *db) lookup(addr netip.Addr) (Location, bool, error) {
 	if loc.Continent == "" {
 		loc.Continent = ContinentOf(loc.Country)
 	}
-	return loc, loc.Known(), nil
+	return loc, nil
 }

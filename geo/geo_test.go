@@ -234,3 +234,49 @@ func TestDatabaseCopyIsFileBacked(t *testing.T) {
 	require.Contains(t, line, "(deleted)", "an unlinked file: %s", line)
 	require.Contains(t, line, " r--s ", "read-only and shared: %s", line)
 }
+
+// TestDecodedRecordsKept: networks that share a record get it decoded
+// once and each its own Network, and what the kept records answer is what
+// decoding answers, also when more records than slots churn them.
+func TestDecodedRecordsKept(t *testing.T) {
+	var entries []geotest.Entry
+	const nets, records = 3 * decodeSlots, 3 * decodeSlots / 2 // two networks a record
+	for i := range nets {
+		r := i % records
+		entries = append(entries, geotest.Entry{CIDR: fmt.Sprintf("10.%d.%d.0/24", i>>8, i&255), Country: []string{"us", "de", "jp"}[r%3],
+			SubdivisionName: fmt.Sprintf("state %d", r/3), City: fmt.Sprintf("city %d", r), Lat: float64(r%90) + 0.5, Lon: float64(r%180) - 90})
+	}
+	path := geotest.DBIP(t, t.TempDir(), "dbip-city-ipv4.mmdb", false, entries)
+	l, err := NewLocator([]string{path}, quiet)
+	require.NoError(t, err)
+	d := (*l.dbs.Load())[0]
+	decoded := func(a netip.Addr) Location { // the lookup without kept records
+		res := d.r.Lookup(a)
+		loc, err := d.decode(res)
+		require.NoError(t, err)
+		loc.Network, loc.Source = res.Prefix(), d.path
+		return loc
+	}
+	for pass := range 2 {
+		for i := range nets {
+			a := netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 7})
+			got, ok := l.Locate(a)
+			require.True(t, ok)
+			want := decoded(a)
+			require.Equal(t, want, got, "pass %d, %v", pass, a)
+			require.Equal(t, fmt.Sprintf("10.%d.%d.0/24", i>>8, i&255), got.Network.String())
+			require.Equal(t, fmt.Sprintf("city %d", i%records), got.City)
+		}
+	}
+	// The second network of a record finds it decoded (unless another
+	// record took its slot since).
+	kept := 0
+	for i := range records {
+		a := netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 1})
+		off := d.r.Lookup(a).Offset()
+		if rec := d.decoded[(uint64(off)*0x9e3779b97f4a7c15)>>(64-decodeBits)].Load(); rec != nil && rec.offset == off {
+			kept++
+		}
+	}
+	require.Greater(t, kept, decodeSlots/2, "records kept: %d of %d slots", kept, decodeSlots)
+}

@@ -83,6 +83,11 @@ type famPlan struct {
 	short bool // some of them are down
 	addrs []netip.Addr
 	names []string
+	// addrs2 and names2 are addrs and names twice over (addrs and names
+	// are their first halves): any rotation of them is a subslice, so an
+	// answer from one site is rotated without a copy.
+	addrs2 []netip.Addr
+	names2 []string
 	// back is when the site came back for the ramp: with k endpoints
 	// needed for it to be up, the k-th earliest return among its up ones.
 	// Zero: no return known.
@@ -220,6 +225,8 @@ func (r *Router) buildPlan(svc *zones.Service, idx *svcIndex, tab *health.Table,
 				}
 			}
 			fp.up, fp.short = siteUp(svc, n, len(eps)), n < len(eps)
+			fp.addrs, fp.addrs2 = twice(fp.addrs)
+			fp.names, fp.names2 = twice(fp.names)
 			need := max(1, int(math.Ceil(svc.SiteUpRatio*float64(len(eps)))))
 			if ramps && len(back) >= need {
 				slices.SortFunc(back, time.Time.Compare)
@@ -287,8 +294,18 @@ type answer struct {
 }
 
 func (a *answer) add(fp *famPlan) {
-	a.addrs.add(fp.addrs)
-	a.names.add(fp.names)
+	a.addrs.addTwice(fp.addrs, fp.addrs2)
+	a.names.addTwice(fp.names, fp.names2)
+}
+
+// twice returns l in a new array that holds it twice over: its first
+// half, and the whole.
+func twice[T any](l []T) (half, whole []T) {
+	if len(l) == 0 {
+		return nil, nil
+	}
+	whole = append(append(make([]T, 0, 2*len(l)), l...), l...)
+	return whole[:len(l):len(l)], whole
 }
 
 // fill sets d's addresses and names: all gathered, turned by n so that
@@ -300,19 +317,24 @@ func (a *answer) fill(d *Decision, n uint32, limit int) {
 
 // segs is a list of lists read as their concatenation. The first list is
 // held apart: most answers come from one site, and then nothing is
-// allocated to gather them.
+// allocated to gather them, nor to rotate them when it came with its
+// double.
 type segs[T any] struct {
 	first []T
+	twice []T // first twice over, if known
 	more  [][]T
 	total int
 }
 
-func (s *segs[T]) add(l []T) {
+func (s *segs[T]) add(l []T) { s.addTwice(l, nil) }
+
+// addTwice adds l, whose double (l twice over) is l2 if not nil.
+func (s *segs[T]) addTwice(l, l2 []T) {
 	switch {
 	case len(l) == 0:
 		return
 	case s.total == 0:
-		s.first = l
+		s.first, s.twice = l, l2
 	default:
 		s.more = append(s.more, l)
 	}
@@ -331,6 +353,10 @@ func (s *segs[T]) seg(i int) []T {
 func (s *segs[T]) rotated(n uint32, limit int) []T {
 	if s.total == 0 || limit <= 0 {
 		return nil
+	}
+	if len(s.more) == 0 && len(s.twice) == 2*s.total {
+		start, m := int(n%uint32(s.total)), min(s.total, limit)
+		return s.twice[start : start+m : start+m]
 	}
 	out := make([]T, 0, min(s.total, limit))
 	start := int(n % uint32(s.total))

@@ -161,6 +161,23 @@ func TestSegsRotated(t *testing.T) {
 	}
 	var empty segs[int]
 	require.Nil(t, empty.rotated(3, 2))
+
+	// One list with its double: rotations are subslices of the double,
+	// the same as those of the list alone, and cannot grow into it.
+	half, whole := twice([]int{1, 2, 3, 4, 5})
+	var one, doubled segs[int]
+	one.add(half)
+	doubled.addTwice(half, whole)
+	for n := range uint32(12) {
+		for limit := range 7 {
+			got := doubled.rotated(n, limit)
+			require.Equal(t, one.rotated(n, limit), got, "n %d limit %d", n, limit)
+			require.Equal(t, len(got), cap(got))
+		}
+	}
+	require.Equal(t, []int{1, 2, 3, 4, 5}, half)
+	doubled.add([]int{6}) // a second list: no longer one double
+	require.Equal(t, []int{6, 1, 2}, doubled.rotated(5, 3))
 }
 
 // swapHealth is a countingHealth replaced whole, as the health manager

@@ -53,7 +53,7 @@ type Router struct {
 	Log     *slog.Logger // the plan loop's; nil: slog.Default
 	rot     atomic.Uint32
 	demandCache
-	places    placeCache
+	memo      memo
 	plans     sync.Map // *zones.Service -> *plan
 	planCount atomic.Int64
 	loop      loopState
@@ -107,15 +107,60 @@ const MaxRampDetourKm = 5000.0
 
 // Route decides what svc answers to a client in the network client for the
 // address family v6 (A: false, AAAA: true). For CNAME services v6 is
-// ignored. origin is the zone's name, for health lookups.
+// ignored. origin is the zone's name, for health lookups. The returned
+// slices are shared: callers must not modify them.
 func (r *Router) Route(origin string, svc *zones.Service, client netip.Prefix, v6 bool) Decision {
-	return r.route(origin, svc, client, v6, nil)
+	pl := r.planFor(origin, svc)
+	k := memoKey{svc: svc, client: client, v6: v6}
+	set := r.memo.set(&k)
+	gen := r.locGen()
+	e := set.find(&k)
+	var p placement
+	placed := e != nil && e.gen == gen
+	if placed {
+		if e.pl == pl && r.rampsOver(svc, pl) {
+			d := e.d
+			e.ans.fill(&d, r.rot.Add(1), svc.Answers)
+			return d
+		}
+		p = e.place
+	} else {
+		p = r.place(svc, client)
+	}
+	d, ans, fixed := r.decide(pl, svc, client, v6, &p, nil)
+	n := r.rot.Add(1)
+	if fixed || !placed {
+		// Kept for the next query of the network: the placement, and the
+		// decision unless it depended on the time or the spill estimate.
+		ne := &memoEntry{key: k, gen: gen, place: p}
+		if fixed {
+			ne.pl, ne.d, ne.ans = pl, d, ans
+		}
+		set.put(ne, n>>3) // which busy entry goes: by bits that turn
+	}
+	ans.fill(&d, n, svc.Answers)
+	return d
 }
 
-// Explain is Route with a trace of the steps taken.
+// Explain is Route with a trace of the steps taken. It places the client
+// anew and keeps nothing.
 func (r *Router) Explain(origin string, svc *zones.Service, client netip.Prefix, v6 bool) (Decision, Trace) {
 	var t Trace
-	d := r.route(origin, svc, client, v6, &t)
+	addr := client.Addr().Unmap()
+	pl := r.planFor(origin, svc)
+	var (
+		loc     geo.Location
+		located bool
+		p       placement
+	)
+	if r.Loc != nil && addr.IsValid() {
+		loc, located = r.Loc.Locate(addr)
+	}
+	p.groups, p.rule = siteGroups(svc, loc, located, addr, &t.Distances)
+	p.lat, p.lon, p.hasCoords, p.network = loc.Lat, loc.Lon, loc.HasCoords, loc.Network
+	t.Location, t.Located, t.Rule, t.Groups = loc, located, p.rule, p.groups
+	d, ans, _ := r.decide(pl, svc, client, v6, &p, &t)
+	ans.fill(&d, r.rot.Add(1), svc.Answers)
 	return d, t
 }
 
@@ -134,30 +179,19 @@ func siteGroups(svc *zones.Service, loc geo.Location, located bool, addr netip.A
 	}
 }
 
-func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v6 bool, tr *Trace) Decision {
+// decide makes the decision for a client placed at p from plan pl, all but
+// its addresses and names, which fill takes from ans. fixed says the
+// decision depends on nothing else than the client network, pl and p: not
+// on the time (a return ramp in progress) nor on the spill estimate.
+func (r *Router) decide(pl *plan, svc *zones.Service, client netip.Prefix, v6 bool, p *placement, tr *Trace) (d Decision, ans answer, fixed bool) {
 	addr := client.Addr().Unmap()
-	pl := r.planFor(origin, svc)
 	var (
-		loc        geo.Location
-		located    bool
-		groups     [][]string
-		rule       int                          // the matching rule's index, -1 if none
+		loc        = p.location()
+		groups     = p.groups
+		rule       = p.rule                     // the matching rule's index, -1 if none
 		candidates = pl.idx.candidates[b2i(v6)] // sites with endpoints of the family: more than one makes the answer location-dependent
 	)
-	if tr != nil {
-		if r.Loc != nil && addr.IsValid() {
-			loc, located = r.Loc.Locate(addr)
-		}
-		groups, rule = siteGroups(svc, loc, located, addr, &tr.Distances)
-		tr.Location, tr.Located, tr.Rule, tr.Groups = loc, located, rule, groups
-	} else {
-		p := r.place(svc, client, addr)
-		loc, groups, rule = p.loc, p.groups, p.rule
-	}
-
 	var (
-		d      Decision
-		ans    answer
 		t      time.Time // zero unless a ramp needs the time
 		net    = hashedNet(client)
 		hashed bool // the decision depends on the client's hashed network
@@ -169,11 +203,10 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 		heldGroup = -1
 		far       = -1
 	)
+	fixed = true
 	if svc.ReturnRamp > 0 && !pl.last.IsZero() {
-		t = time.Now()
-		if r.Now != nil {
-			t = r.Now()
-		}
+		t = r.now()
+		fixed = t.Sub(pl.last) >= svc.ReturnRamp // every ramp is over
 	}
 	d.Why = Why{Rule: rule + 1, Located: loc.HasCoords, Lat: loc.Lat, Lon: loc.Lon, Bucket: -1}
 	if tr != nil {
@@ -247,6 +280,7 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 		if home != "" && svc.Spillover {
 			// The home sites shed this client: spread it by spare capacity
 			// rather than give the next group everything.
+			fixed = false // the spread follows the demand estimate, which the plan does not hold
 			sts := make([]SiteTraffic, len(svc.Sites))
 			for i, s := range svc.Sites {
 				if fp := &pl.sites[i][b2i(v6)]; fp.has {
@@ -307,8 +341,6 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 			ans.addrs.add(fb)
 		}
 	}
-	ans.fill(&d, r.rot.Add(1), svc.Answers)
-
 	// The ECS scope: as wide as is still true for this decision.
 	switch {
 	case candidates <= 1 || d.AllDown:
@@ -321,7 +353,7 @@ func (r *Router) route(origin string, svc *zones.Service, client netip.Prefix, v
 	if hashed && d.Scope < net.Bits() && !d.AllDown {
 		d.Scope = net.Bits() // the answer holds for the hashed network, no wider
 	}
-	return d
+	return d, ans, fixed
 }
 
 // heldBack tells whether a site sheds the client only because its return
