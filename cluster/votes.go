@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"maps"
 	"slices"
@@ -248,7 +249,7 @@ func probersOf(nodes []string, k int) func(id string) []string {
 		slices.SortFunc(all, func(a, b scored) int {
 			switch {
 			case a.score != b.score:
-				return -cmpUint(a.score, b.score) // highest first
+				return -cmp.Compare(a.score, b.score) // highest first
 			default:
 				return compareStrings(a.name, b.name) // a tie to the first name, as in rendezvous
 			}
@@ -259,16 +260,6 @@ func probersOf(nodes []string, k int) func(id string) []string {
 		}
 		return out
 	}
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // score is FNV-1a of node, a zero byte and id, finished with a

@@ -1,6 +1,7 @@
 package health
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"slices"
@@ -385,20 +386,10 @@ func (m *Manager) Votes() map[string]VoteStatus {
 			continue
 		}
 		vs := slices.Clone(m.votes[p.vid])
-		slices.SortFunc(vs, func(a, b Vote) int { return compare(a.Node, b.Node) })
+		slices.SortFunc(vs, func(a, b Vote) int { return cmp.Compare(a.Node, b.Node) })
 		out[k] = VoteStatus{Votes: vs, Up: p.verdict.Up, Decided: p.decided, Runs: p.runs}
 	}
 	return out
-}
-
-func compare(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // markDirtyLocked has the next table published (now, without Run's
