@@ -126,15 +126,6 @@ func (h *Handler) clock() time.Time {
 	return time.Now()
 }
 
-// timeOf returns the time a query read at at (zero: not known) is
-// answered at: at itself, unless a test fixed the clock.
-func (h *Handler) timeOf(at time.Time) time.Time {
-	if at.IsZero() || h.now != nil {
-		return h.clock()
-	}
-	return at
-}
-
 // Panics returns how many queries panicked in the handler so far.
 func (h *Handler) Panics() uint64 { return h.panics.Load() }
 
