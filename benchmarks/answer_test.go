@@ -16,6 +16,11 @@ import (
 var testClient = netip.MustParseAddr("127.0.0.1")
 
 func loadExample(b *testing.B) (*zones.Zone, *resolver.Handler) {
+	return loadExampleRouted(b, &route.Router{})
+}
+
+// loadExampleRouted is loadExample with the handler routing by r.
+func loadExampleRouted(b *testing.B, r *route.Router) (*zones.Zone, *resolver.Handler) {
 	b.Helper()
 	z, err := zones.LoadFile("../examples/zones/example.com.yaml", nil)
 	if err != nil {
@@ -23,7 +28,7 @@ func loadExample(b *testing.B) (*zones.Zone, *resolver.Handler) {
 	}
 	var set atomic.Pointer[zones.Set]
 	set.Store(zones.NewSet(z))
-	return z, resolver.NewHandler(&set, &route.Router{}, resolver.Config{}, nil)
+	return z, resolver.NewHandler(&set, r, resolver.Config{}, nil)
 }
 
 var answerCases = []struct {

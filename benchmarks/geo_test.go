@@ -6,12 +6,10 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"sync/atomic"
 	"testing"
 
 	"github.com/geodns/geodns/geo"
 	"github.com/geodns/geodns/geo/geotest"
-	"github.com/geodns/geodns/resolver"
 	"github.com/geodns/geodns/route"
 	"github.com/geodns/geodns/zones"
 	"github.com/miekg/dns"
@@ -50,14 +48,7 @@ func BenchmarkLocate(b *testing.B) {
 // BenchmarkServiceAnswer measures a geo-routed answer: ECS parsed, client
 // located in the real data, sites ranked, the message built and packed.
 func BenchmarkServiceAnswer(b *testing.B) {
-	l := realLocator(b)
-	z, err := zones.LoadFile("../examples/zones/example.com.yaml", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var set atomic.Pointer[zones.Set]
-	set.Store(zones.NewSet(z))
-	h := resolver.NewHandler(&set, &route.Router{Loc: l}, resolver.Config{}, nil)
+	_, h := loadExampleRouted(b, &route.Router{Loc: realLocator(b)})
 	// wire: the server's path (ServeWire: cached packed variants); the
 	// others go through Answer (a dns.Msg in, one out, packed again).
 	for _, c := range []struct {
@@ -141,14 +132,7 @@ func spreadNet(i, n int) [3]byte {
 // users, 200000 a spread no cache of decisions holds (issue 23's 200,000
 // distinct ECS /24s).
 func BenchmarkServiceAnswerNetworks(b *testing.B) {
-	l := realLocator(b)
-	z, err := zones.LoadFile("../examples/zones/example.com.yaml", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var set atomic.Pointer[zones.Set]
-	set.Store(zones.NewSet(z))
-	h := resolver.NewHandler(&set, &route.Router{Loc: l}, resolver.Config{}, nil)
+	_, h := loadExampleRouted(b, &route.Router{Loc: realLocator(b)})
 	src := netip.MustParseAddr("127.0.0.1")
 	for _, n := range []int{1, 1000, 200_000} {
 		b.Run(fmt.Sprintf("networks=%d", n), func(b *testing.B) {
@@ -175,11 +159,7 @@ func BenchmarkServiceAnswerNetworks(b *testing.B) {
 // the real DB-IP data: one client network asked over and over, or 200,000
 // distinct /24s in turn.
 func BenchmarkRoute(b *testing.B) {
-	l := realLocator(b)
-	z, err := zones.LoadFile("../examples/zones/example.com.yaml", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	z, _ := loadExample(b)
 	var svc *zones.Service
 	for _, s := range z.Services {
 		if len(s.Sites) > 1 && !s.CNAME {
@@ -190,7 +170,7 @@ func BenchmarkRoute(b *testing.B) {
 	if svc == nil {
 		b.Fatal("no geo service in the example zone")
 	}
-	r := &route.Router{Loc: l}
+	r := &route.Router{Loc: realLocator(b)}
 	for _, n := range []int{1, 200_000} {
 		b.Run(fmt.Sprintf("networks=%d", n), func(b *testing.B) {
 			nets := make([]netip.Prefix, n)
