@@ -7,9 +7,11 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/geodns/geodns/geo"
 	"github.com/geodns/geodns/geo/geotest"
+	"github.com/geodns/geodns/resolver"
 	"github.com/geodns/geodns/route"
 	"github.com/geodns/geodns/zones"
 	"github.com/miekg/dns"
@@ -132,10 +134,19 @@ func spreadNet(i, n int) [3]byte {
 // users, 200000 a spread no cache of decisions holds (issue 23's 200,000
 // distinct ECS /24s).
 func BenchmarkServiceAnswerNetworks(b *testing.B) {
-	_, h := loadExampleRouted(b, &route.Router{Loc: realLocator(b)})
+	loc := realLocator(b)
+	_, memoH := loadExampleRouted(b, &route.Router{Loc: loc})
+	mapped := &route.Router{Loc: loc}
+	z, mapH := loadExampleRouted(b, mapped)
+	mapped.CompileSiteMaps(zones.NewSet(z))
 	src := netip.MustParseAddr("127.0.0.1")
-	for _, n := range []int{1, 1000, 200_000} {
-		b.Run(fmt.Sprintf("networks=%d", n), func(b *testing.B) {
+	for _, c := range []struct {
+		how string
+		h   *resolver.Handler
+		n   int
+	}{{"memo", memoH, 1}, {"memo", memoH, 1000}, {"memo", memoH, 200_000}, {"map", mapH, 1}, {"map", mapH, 1000}, {"map", mapH, 200_000}} {
+		h, n := c.h, c.n
+		b.Run(fmt.Sprintf("%s/networks=%d", c.how, n), func(b *testing.B) {
 			q, at := ecsQuery(b)
 			nets := make([][3]byte, n)
 			for i := range nets {
@@ -171,8 +182,17 @@ func BenchmarkRoute(b *testing.B) {
 		b.Fatal("no geo service in the example zone")
 	}
 	r := &route.Router{Loc: realLocator(b)}
-	for _, n := range []int{1, 200_000} {
-		b.Run(fmt.Sprintf("networks=%d", n), func(b *testing.B) {
+	mapped := &route.Router{Loc: r.Loc}
+	start := time.Now()
+	mapped.CompileSiteMaps(zones.NewSet(z))
+	b.Logf("site map compiled in %v", time.Since(start))
+	for _, c := range []struct {
+		how string
+		r   *route.Router
+		n   int
+	}{{"memo", r, 1}, {"memo", r, 200_000}, {"map", mapped, 1}, {"map", mapped, 200_000}} {
+		r, n := c.r, c.n
+		b.Run(fmt.Sprintf("%s/networks=%d", c.how, n), func(b *testing.B) {
 			nets := make([]netip.Prefix, n)
 			for i := range nets {
 				x := spreadNet(i, n)

@@ -134,23 +134,25 @@ func (d *db) lookup(addr netip.Addr) (Location, bool, error) {
 	if !res.Found() {
 		return loc, false, nil
 	}
-	off := res.Offset()
-	slot := &d.decoded[(uint64(off)*0x9e3779b97f4a7c15)>>(64-decodeBits)]
-	if rec := slot.Load(); rec != nil && rec.offset == off {
-		if rec.err != nil {
-			return loc, false, rec.err
-		}
-		got := rec.loc
-		got.Network, got.Source = loc.Network, loc.Source
-		return got, got.Known(), nil
-	}
-	got, err := d.decode(res)
-	slot.Store(&decodedRecord{offset: off, loc: got, err: err})
+	got, err := d.record(res)
 	if err != nil {
 		return loc, false, err
 	}
 	got.Network, got.Source = loc.Network, loc.Source
 	return got, got.Known(), nil
+}
+
+// record returns the location of a found result's record (Network and
+// Source unset), decoded once while it stays in d.decoded.
+func (d *db) record(res maxminddb.Result) (Location, error) {
+	off := res.Offset()
+	slot := &d.decoded[(uint64(off)*0x9e3779b97f4a7c15)>>(64-decodeBits)]
+	if rec := slot.Load(); rec != nil && rec.offset == off {
+		return rec.loc, rec.err
+	}
+	got, err := d.decode(res)
+	slot.Store(&decodedRecord{offset: off, loc: got, err: err})
+	return got, err
 }
 
 // decode reads a record's location.

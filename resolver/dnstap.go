@@ -355,9 +355,14 @@ func (d *tapDecision) distance() (km float64, ok bool) {
 }
 
 // set fills d from a service answer's decision.
-func (d *tapDecision) set(svc *zones.Service, client netip.Prefix, ecs bool, dec zones.Decision, scope int) {
+func (d *tapDecision) set(r Router, svc *zones.Service, client netip.Prefix, ecs bool, dec zones.Decision, scope int) {
 	d.service, d.client, d.ecs, d.scope, d.degraded = svc, client, ecs, scope, dec.Degraded
 	d.why = dec.Why
+	if d.why.Mapped {
+		// A site map's decision: the coordinates are the router's to find.
+		d.why.Lat, d.why.Lon, d.why.Located = r.Where(client.Addr())
+		d.why.Mapped = false
+	}
 	switch {
 	case dec.AllDown:
 		d.site = "all-down"

@@ -112,7 +112,7 @@ func TestEDEOnPanic(t *testing.T) {
 }
 
 // allDownRouter answers every service under its all-down policy.
-type allDownRouter struct{}
+type allDownRouter struct{ noRouter }
 
 func (allDownRouter) Route(string, *zones.Service, netip.Prefix, bool) route.Decision {
 	return route.Decision{AllDown: true, Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.10")}}

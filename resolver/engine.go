@@ -128,7 +128,7 @@ func (h *Handler) serve(q []byte, remote netip.Addr, tcp bool, out []byte, tap *
 				d := h.router.Route(e.origin, e.svc, client, e.v6)
 				scope = d.Scope
 				if tap != nil {
-					tap.set(e.svc, client, ecs, d, ecsScope(&fq, scope))
+					tap.set(h.router, e.svc, client, ecs, d, ecsScope(&fq, scope))
 				}
 				if p = c.variant(e, d); p == nil {
 					pre = &preDecision{svc: e.svc, v6: e.v6, d: d}
@@ -323,7 +323,7 @@ func (h *Handler) answerIN(set *zones.Set, o *outcome, fq *query, remote netip.A
 		o.decision = d
 		o.scope = max(o.scope, d.Scope)
 		if tap != nil {
-			tap.set(svc, client, ecs, d, ecsScope(fq, d.Scope))
+			tap.set(h.router, svc, client, ecs, d, ecsScope(fq, d.Scope))
 		}
 		switch {
 		case d.AllDown:

@@ -71,6 +71,9 @@ const DefaultMaxUDPSize = 1232
 // one. Implementations must be safe for concurrent use.
 type Router interface {
 	Route(origin string, svc *zones.Service, client netip.Prefix, v6 bool) zones.Decision
+	// Where gives a client's coordinates for a decision made without them
+	// (Why.Mapped): query logs report the distance to the site.
+	Where(client netip.Addr) (lat, lon float64, ok bool)
 }
 
 // noRouter answers every service with nothing (NODATA).
@@ -79,6 +82,8 @@ type noRouter struct{}
 func (noRouter) Route(string, *zones.Service, netip.Prefix, bool) zones.Decision {
 	return zones.Decision{}
 }
+
+func (noRouter) Where(netip.Addr) (lat, lon float64, ok bool) { return 0, 0, false }
 
 // Handler answers queries from the zone set it reads through an atomic
 // pointer. It is safe for concurrent use.

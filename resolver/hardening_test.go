@@ -21,7 +21,7 @@ import (
 // the answer cache's budget, refusals, RRL's table, and OPT placement.
 
 // panicRouter panics on every service name.
-type panicRouter struct{}
+type panicRouter struct{ noRouter }
 
 func (panicRouter) Route(string, *zones.Service, netip.Prefix, bool) route.Decision {
 	panic("router bug")

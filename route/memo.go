@@ -48,6 +48,9 @@ type placement struct {
 	network   netip.Prefix // the database network that placed the client
 	groups    [][]string   // shared, read only
 	rule      int          // the matching rule's index, -1 if none
+	// approx: placed by a site map, which keeps no coordinates: lat and
+	// lon are unknown until Router.exact locates the client.
+	approx bool
 }
 
 // location is what decide reads of the client's location.
@@ -132,13 +135,19 @@ func (k *memoKey) set() uint64 {
 
 // place places a client network for svc: the database lookup and the
 // ranking, done once per network while its memo entry lasts.
-func (r *Router) place(svc *zones.Service, client netip.Prefix) placement {
+func (r *Router) place(pl *plan, svc *zones.Service, client netip.Prefix) placement {
 	var (
 		p       placement
 		loc     geo.Location
 		located bool
 		addr    = client.Addr().Unmap()
 	)
+	if m := pl.idx.smap.Load(); m != nil && m.gen == r.locGen() && addr.IsValid() {
+		// The map has the ranking: no database lookup.
+		cls, bits := m.lookup(addr)
+		c := &m.classes[cls]
+		return placement{groups: c.groups, rule: c.rule, hasCoords: c.hasCoords, network: netip.PrefixFrom(addr, bits), approx: true}
+	}
 	if r.Loc != nil && addr.IsValid() {
 		loc, located = r.Loc.Locate(addr)
 	}

@@ -8,6 +8,8 @@ type Metrics struct {
 	allDown   *prometheus.CounterVec
 	siteUp    *prometheus.GaugeVec
 	estimates prometheus.Counter
+	// mapSeconds is how long site maps took to compile (sitemap.go).
+	mapSeconds prometheus.Histogram
 }
 
 // NewMetrics returns the router's metrics, registered with reg (nil: not
@@ -26,9 +28,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "geodns_route_demand_estimates_total",
 			Help: "Demand estimates computed for spillover services (each samples 65,536 networks), by the plan loop.",
 		}),
+		mapSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "geodns_route_site_map_compile_seconds",
+			Help:    "Time to compile a site map (a service's site ranking over every GeoIP network), by the plan loop, once per distinct site set and database version.",
+			Buckets: []float64{0.01, 0.1, 0.5, 1, 2, 5, 10, 30},
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.allDown, m.siteUp, m.estimates)
+		reg.MustRegister(m.allDown, m.siteUp, m.estimates, m.mapSeconds)
 	}
 	return m
 }

@@ -4,6 +4,7 @@ import (
 	"math"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/geodns/geodns/health"
@@ -21,6 +22,11 @@ type svcIndex struct {
 	all        [2][]netip.Addr // every address of the family: serve-all's answer
 	allNames   []string        // CNAME services: every name
 	capShares  map[string]float64
+	smap       atomic.Pointer[siteMap] // its site map, once compiled (sitemap.go)
+	// strands[c][f]: a rule that may match clients of address family c
+	// (IPv4, IPv6) confines them to sites without endpoints of family f,
+	// so that they get an all-down answer others do not.
+	strands [2][2]bool
 }
 
 func newIndex(svc *zones.Service) *svcIndex {
@@ -54,6 +60,26 @@ func newIndex(svc *zones.Service) *svcIndex {
 			}
 		}
 	}
+	for _, r := range svc.Rules {
+		var matches [2]bool // client families the rule can match
+		if len(r.CIDRs) == 0 {
+			matches = [2]bool{true, true}
+		}
+		for _, c := range r.CIDRs {
+			matches[b2i(!c.Addr().Is4())] = true
+		}
+		for f := range 2 {
+			reach := false
+			for _, s := range r.Sites {
+				if i, ok := x.site[s]; ok && len(x.eps[i][f]) > 0 {
+					reach = true
+				}
+			}
+			for c := range 2 {
+				x.strands[c][f] = x.strands[c][f] || matches[c] && !reach
+			}
+		}
+	}
 	return x
 }
 
@@ -74,6 +100,7 @@ type plan struct {
 	// plan of the service, so a rebuild only indexes the table.
 	nums      []int32
 	numbering uint64
+	classDec  atomic.Pointer[classDecisions] // decisions per class of the service's site map
 }
 
 // famPlan is a site's endpoints of one family.

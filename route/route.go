@@ -57,6 +57,16 @@ type Router struct {
 	plans     sync.Map // *zones.Service -> *plan
 	planCount atomic.Int64
 	loop      loopState
+	mapsMu    sync.Mutex          // one compile round at a time
+	maps      map[string]*siteMap // by mapSignature, under mapsMu
+}
+
+// logger is the plan loop's log.
+func (r *Router) logger() *slog.Logger {
+	if r.Log != nil {
+		return r.Log
+	}
+	return slog.Default()
 }
 
 // Decision is what a service answers one client (zones.Decision: the
@@ -111,6 +121,11 @@ const MaxRampDetourKm = 5000.0
 // slices are shared: callers must not modify them.
 func (r *Router) Route(origin string, svc *zones.Service, client netip.Prefix, v6 bool) Decision {
 	pl := r.planFor(origin, svc)
+	if m := pl.idx.smap.Load(); m != nil && m.gen == r.locGen() {
+		if d, ok := r.routeMapped(pl, m, svc, client, v6); ok {
+			return d
+		}
+	}
 	k := memoKey{svc: svc, client: client, v6: v6}
 	set := r.memo.set(&k)
 	gen := r.locGen()
@@ -125,7 +140,7 @@ func (r *Router) Route(origin string, svc *zones.Service, client netip.Prefix, v
 		}
 		p = e.place
 	} else {
-		p = r.place(svc, client)
+		p = r.place(pl, svc, client)
 	}
 	d, ans, fixed := r.decide(pl, svc, client, v6, &p, nil)
 	n := r.rot.Add(1)
@@ -186,7 +201,7 @@ func siteGroups(svc *zones.Service, loc geo.Location, located bool, addr netip.A
 func (r *Router) decide(pl *plan, svc *zones.Service, client netip.Prefix, v6 bool, p *placement, tr *Trace) (d Decision, ans answer, fixed bool) {
 	addr := client.Addr().Unmap()
 	var (
-		loc        = p.location()
+		loc        = p.location() // coordinates unknown while p.approx: see coords
 		groups     = p.groups
 		rule       = p.rule                     // the matching rule's index, -1 if none
 		candidates = pl.idx.candidates[b2i(v6)] // sites with endpoints of the family: more than one makes the answer location-dependent
@@ -251,7 +266,7 @@ func (r *Router) decide(pl *plan, svc *zones.Service, client netip.Prefix, v6 bo
 			default:
 				if held >= 0 {
 					// Only a detour is worth a ramp's protection.
-					km := detour(svc, loc, held, si)
+					km := detour(svc, r.coords(p, &loc, addr), held, si)
 					if km > MaxRampDetourKm {
 						if far < 0 {
 							far = si
@@ -295,7 +310,7 @@ func (r *Router) decide(pl *plan, svc *zones.Service, client netip.Prefix, v6 bo
 				hashed, d.Why.Spilled = true, true
 				if held >= 0 {
 					ti := pl.idx.site[to]
-					km := detour(svc, loc, held, ti)
+					km := detour(svc, r.coords(p, &loc, addr), held, ti)
 					traceRamp(tr, svc, held, ti, km, km > MaxRampDetourKm)
 					if km > MaxRampDetourKm {
 						returnEarly(svc, pl, groups[heldGroup], v6, t, net, &d, &ans)
@@ -343,8 +358,11 @@ func (r *Router) decide(pl *plan, svc *zones.Service, client netip.Prefix, v6 bo
 	}
 	// The ECS scope: as wide as is still true for this decision.
 	switch {
-	case candidates <= 1 || d.AllDown:
-		d.Scope = 0 // one possible answer for everyone
+	case candidates <= 1 && !pl.idx.strands[b2i(!addr.Is4())][b2i(v6)], d.AllDown && pl.allDown(v6):
+		// One possible answer for everyone. (Not so when a rule confines
+		// clients to sites without endpoints of the family: their
+		// all-down answer is theirs alone.)
+		d.Scope = 0
 	case !loc.Network.IsValid():
 		d.Scope = geo.CIDRScope(svc.Rules, addr, 0) // no database: only rule networks matter
 	default:
@@ -353,7 +371,22 @@ func (r *Router) decide(pl *plan, svc *zones.Service, client netip.Prefix, v6 bo
 	if hashed && d.Scope < net.Bits() && !d.AllDown {
 		d.Scope = net.Bits() // the answer holds for the hashed network, no wider
 	}
+	if p.approx && p.hasCoords {
+		d.Why.Lat, d.Why.Lon, d.Why.Mapped = 0, 0, true
+	} else {
+		d.Why.Lat, d.Why.Lon = loc.Lat, loc.Lon // coords may have located the client
+	}
 	return d, ans, fixed
+}
+
+// coords returns loc with the client's coordinates, locating it if p came
+// from a site map (which keeps none).
+func (r *Router) coords(p *placement, loc *geo.Location, addr netip.Addr) geo.Location {
+	if p.approx {
+		r.exact(p, addr)
+		loc.Lat, loc.Lon = p.lat, p.lon
+	}
+	return *loc
 }
 
 // heldBack tells whether a site sheds the client only because its return

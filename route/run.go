@@ -60,6 +60,8 @@ const geoPoll = 5 * time.Second
 func (r *Router) Run(ctx context.Context, current func() *zones.Set) error {
 	work := make(chan *zones.Set, 1)
 	go r.demandWorker(ctx, work)
+	mapWork := make(chan *zones.Set, 1)
+	go r.mapWorker(ctx, mapWork)
 	poll := time.NewTicker(geoPoll)
 	defer poll.Stop()
 	kick := r.kickChan()
@@ -73,6 +75,11 @@ func (r *Router) Run(ctx context.Context, current func() *zones.Set) error {
 		default:
 		}
 		work <- set
+		select { // the same for the map worker
+		case <-mapWork:
+		default:
+		}
+		mapWork <- set
 		select {
 		case <-ctx.Done():
 			return nil

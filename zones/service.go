@@ -125,6 +125,10 @@ type Why struct {
 	// sites were ranked by distance from there unless a rule chose.
 	Located  bool
 	Lat, Lon float64
+	// Mapped: the sites came from the service's compiled site map, which
+	// ranks by network and keeps no coordinates; Lat and Lon are zero and
+	// the router's Where has them (for query logs).
+	Mapped bool
 	// Bucket is the client network's place in [0,1) at BucketSite, the
 	// first site whose dial or return ramp decided by it (the client
 	// stays while Bucket < the site's share); -1 when none did.

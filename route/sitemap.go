@@ -1,0 +1,397 @@
+package route
+
+import (
+	"context"
+	"math/bits"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/geodns/geodns/geo"
+	"github.com/geodns/geodns/zones"
+)
+
+// Site maps: where a service's sites rank, compiled for the whole address
+// space, as gdnsd compiles its datacenter maps. Placing a client network
+// the first time otherwise costs a walk down the GeoIP database's tree
+// (tens of cache misses in DB-IP's 63 MB) and a ranking of the sites; with
+// 200,000 client networks in turn no memo of decisions holds them. But a
+// service ranks its sites in only a few orders: the databases' millions of
+// networks fall into a few hundred classes (same rule, same site groups),
+// and neighbouring networks mostly share one. A site map is the address
+// space cut into runs of one class: a lookup is a binary search in a
+// small table, and a decision is made once per class, not per network.
+//
+// What a map does not keep is the client's coordinates. A decision needs
+// them only for a return ramp's detour rule; the router then locates the
+// client after all (placement.exact). Query logs ask for them (Where).
+//
+// Maps are compiled off the query path, by the plan loop's map worker,
+// once per distinct (sites, rules, default order) and database generation:
+// services that rank alike share one. Until a service's map is ready, or
+// when its database was reloaded since, the service routes as before
+// (memo, database lookup). Services with cidr rules have no map: their
+// rules cut the address space along networks the databases know nothing
+// of.
+
+// siteMap is one compiled map.
+type siteMap struct {
+	gen     uint64 // the locator generation it was compiled from
+	classes []mapClass
+	fam     [2]spanTable // IPv4, IPv6
+}
+
+// mapClass is what routing reads of a class of clients: the placement,
+// less the coordinates.
+type mapClass struct {
+	groups    [][]string
+	rule      int
+	hasCoords bool
+}
+
+// spanTable is one family's address space as runs of one class: run i
+// starts at (hi[i], lo[i]) and ends where run i+1 starts. Addresses are
+// 128-bit numbers; IPv4 ones in the top 32 bits of hi. index[b] is the
+// first run whose start's top 16 bits are b or more, so a lookup searches
+// the runs of one bucket.
+type spanTable struct {
+	hi, lo []uint64
+	cls    []uint32
+	index  []uint32 // 1<<16 + 1 entries
+}
+
+// key is addr as a 128-bit number.
+func key(addr netip.Addr) (hi, lo uint64) {
+	if addr.Is4() {
+		b := addr.As4()
+		return uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32, 0
+	}
+	b := addr.As16()
+	for i := range 8 {
+		hi = hi<<8 | uint64(b[i])
+		lo = lo<<8 | uint64(b[8+i])
+	}
+	return hi, lo
+}
+
+func less(h1, l1, h2, l2 uint64) bool { return h1 < h2 || h1 == h2 && l1 < l2 }
+
+// lookup returns the class of addr (of the table's family) and the
+// length of the widest prefix around addr that lies within its run: every
+// address in it is of the same class.
+func (t *spanTable) lookup(addr netip.Addr) (cls uint32, scope int) {
+	h, l := key(addr)
+	b := h >> 48
+	i, j := int(t.index[b]), int(t.index[b+1])
+	// The last run starting at or before addr: in the bucket, else the run
+	// before it (which reaches into the bucket).
+	for i < j {
+		m := int(uint(i+j) >> 1)
+		if less(h, l, t.hi[m], t.lo[m]) {
+			j = m
+		} else {
+			i = m + 1
+		}
+	}
+	k := i - 1
+	sh, sl := t.hi[k], t.lo[k]
+	eh, el := ^uint64(0), ^uint64(0)
+	if k+1 < len(t.hi) {
+		eh, el = t.hi[k+1], t.lo[k+1]
+		if el == 0 {
+			eh--
+		}
+		el--
+	}
+	// The prefix of addr of length p lies in [start, end] from
+	// p1 = min(c1+1, 128-tz(start)) on (its first address is not below
+	// start) and p2 = min(c2+1, 128-to(end)) on (its last is not above
+	// end), c1 and c2 the bits addr shares with start and end.
+	p1 := min(common(h, l, sh, sl)+1, 128-tz(sh, sl))
+	p2 := min(common(h, l, eh, el)+1, 128-tz(^eh, ^el))
+	return t.cls[k], max(p1, p2)
+}
+
+// common is how many leading bits two 128-bit numbers share.
+func common(h1, l1, h2, l2 uint64) int {
+	if h1 != h2 {
+		return bits.LeadingZeros64(h1 ^ h2)
+	}
+	return 64 + bits.LeadingZeros64(l1^l2)
+}
+
+// tz is the trailing zero bits of a 128-bit number.
+func tz(h, l uint64) int {
+	if l != 0 {
+		return bits.TrailingZeros64(l)
+	}
+	return 64 + bits.TrailingZeros64(h)
+}
+
+// lookup places addr: its class and how far that holds (a prefix length
+// of addr's family).
+func (m *siteMap) lookup(addr netip.Addr) (cls uint32, scope int) {
+	return m.fam[b2i(!addr.Is4())].lookup(addr)
+}
+
+// mapSignature names what a service's map depends on, equal for services
+// that rank alike; ok is false for a service without a map (one site, or
+// cidr rules).
+func mapSignature(svc *zones.Service) (sig string, ok bool) {
+	if len(svc.Sites) < 2 {
+		return "", false
+	}
+	var b strings.Builder
+	for _, s := range svc.Sites {
+		b.WriteString(s.Name)
+		b.WriteByte('@')
+		b.WriteString(strconv.FormatFloat(s.Lat, 'g', -1, 64))
+		b.WriteByte(',')
+		b.WriteString(strconv.FormatFloat(s.Lon, 'g', -1, 64))
+		b.WriteByte(';')
+	}
+	b.WriteByte('|')
+	b.WriteString(strings.Join(svc.SiteOrder, ","))
+	for _, r := range svc.Rules {
+		if len(r.CIDRs) > 0 {
+			return "", false
+		}
+		b.WriteByte('|')
+		for _, l := range [][]string{r.Countries, r.Continents, r.Subdivisions, r.Sites} {
+			b.WriteString(strings.Join(l, ","))
+			b.WriteByte('/')
+		}
+	}
+	return b.String(), true
+}
+
+// compileMap compiles svc's map from loc's databases. It stops early,
+// returning nil, when ctx is done.
+func compileMap(ctx context.Context, svc *zones.Service, loc *geo.Locator) *siteMap {
+	m := &siteMap{}
+	byKey := map[string]uint32{}
+	class := func(groups [][]string, rule int, hasCoords bool) uint32 {
+		var b strings.Builder
+		b.WriteString(strconv.Itoa(rule))
+		if hasCoords {
+			b.WriteByte('+')
+		}
+		for _, g := range groups {
+			b.WriteByte('|')
+			b.WriteString(strings.Join(g, ","))
+		}
+		k := b.String()
+		if c, ok := byKey[k]; ok {
+			return c
+		}
+		c := uint32(len(m.classes))
+		byKey[k] = c
+		m.classes = append(m.classes, mapClass{groups: groups, rule: rule, hasCoords: hasCoords})
+		return c
+	}
+	// Addresses no database places: the default order (or a rule that asks
+	// for nothing a location has).
+	g, rule := siteGroups(svc, geo.Location{}, false, netip.Addr{}, nil)
+	unplaced := class(g, rule, false)
+	gen := uint64(0)
+	for f, v6 := range []bool{false, true} {
+		t := &m.fam[f]
+		next := netip.IPv4Unspecified() // the first address not yet in a run
+		if v6 {
+			next = netip.IPv6Unspecified()
+		}
+		more := true // next is an address: the space is not covered to its end
+		add := func(first netip.Addr, c uint32) {
+			if n := len(t.cls); n > 0 && t.cls[n-1] == c {
+				return // the run before goes on
+			}
+			h, l := key(first)
+			t.hi, t.lo, t.cls = append(t.hi, h), append(t.lo, l), append(t.cls, c)
+		}
+		stopped := false
+		classify := func(l *geo.Location) uint32 {
+			g, rule := siteGroups(svc, *l, true, netip.Addr{}, nil) // no cidr rules: the address is not read
+			return class(g, rule, l.HasCoords)
+		}
+		gen = loc.Spans(v6, classify, func(first, last netip.Addr, c uint32) bool {
+			if ctx.Err() != nil {
+				stopped = true
+				return false
+			}
+			if first != next {
+				add(next, unplaced) // a gap before this run
+			}
+			add(first, c)
+			next = last.Next()
+			more = next.IsValid() && next.Is4() == !v6
+			return true
+		})
+		if stopped {
+			return nil
+		}
+		if more {
+			add(next, unplaced)
+		}
+		t.index = make([]uint32, 1<<16+1)
+		r := 0
+		for b := range 1 << 16 {
+			for r < len(t.hi) && t.hi[r]>>48 < uint64(b) {
+				r++
+			}
+			t.index[b] = uint32(r)
+		}
+		t.index[1<<16] = uint32(len(t.hi))
+	}
+	m.gen = gen
+	return m
+}
+
+// classDecisions are a plan's decisions per class of a map, made at the
+// first query of each class (and family).
+type classDecisions struct {
+	m *siteMap
+	e []atomic.Pointer[classEntry] // class*2 + family
+}
+
+// classEntry is a class's decision in a plan. perNet: the decision
+// depends on more than the class (a dial hashes client networks), so the
+// class's clients go by network (the memo).
+type classEntry struct {
+	perNet bool
+	d      Decision
+	ans    answer
+	scope0 bool // the answer is the same for everyone: scope 0
+}
+
+// decisions returns pl's decisions for m, made anew when m is.
+func (pl *plan) decisions(m *siteMap) *classDecisions {
+	if cd := pl.classDec.Load(); cd != nil && cd.m == m {
+		return cd
+	}
+	cd := &classDecisions{m: m, e: make([]atomic.Pointer[classEntry], 2*len(m.classes))}
+	pl.classDec.Store(cd) // a race makes two, one of which is kept: both right
+	return cd
+}
+
+// routeMapped is Route for a service with a site map: ok is false when
+// the client must go the other way (by network).
+func (r *Router) routeMapped(pl *plan, m *siteMap, svc *zones.Service, client netip.Prefix, v6 bool) (d Decision, ok bool) {
+	addr := client.Addr().Unmap()
+	if !addr.IsValid() {
+		return d, false
+	}
+	cls, bits := m.lookup(addr)
+	slot := &pl.decisions(m).e[2*int(cls)+b2i(v6)]
+	if e := slot.Load(); e != nil {
+		if e.perNet || !r.rampsOver(svc, pl) {
+			return d, false
+		}
+		d = e.d
+		if !e.scope0 {
+			d.Scope = min(client.Bits(), bits)
+		}
+		e.ans.fill(&d, r.rot.Add(1), svc.Answers)
+		return d, true
+	}
+	c := &m.classes[cls]
+	p := placement{groups: c.groups, rule: c.rule, hasCoords: c.hasCoords, network: netip.PrefixFrom(addr, bits), approx: true}
+	d, ans, fixed := r.decide(pl, svc, client, v6, &p, nil)
+	hashed := d.Why.Bucket >= 0 || d.Why.Spilled
+	switch {
+	case fixed && hashed:
+		slot.Store(&classEntry{perNet: true})
+	case fixed && p.approx:
+		e := &classEntry{d: d, ans: ans, scope0: d.Scope == 0}
+		e.d.Addrs, e.d.Names = nil, nil
+		slot.Store(e)
+	}
+	ans.fill(&d, r.rot.Add(1), svc.Answers)
+	return d, true
+}
+
+// exact locates a placement made from a map, for what needs the client's
+// coordinates (a ramp's detour rule).
+func (r *Router) exact(p *placement, addr netip.Addr) {
+	if !p.approx {
+		return
+	}
+	p.approx = false
+	if r.Loc == nil || !addr.IsValid() {
+		return
+	}
+	if loc, _ := r.Loc.Locate(addr); loc.HasCoords {
+		p.lat, p.lon = loc.Lat, loc.Lon
+	}
+}
+
+// Where returns a client's coordinates, for what a decision made from a
+// site map does not carry (Why.Mapped): a query log's distance to the site.
+func (r *Router) Where(addr netip.Addr) (lat, lon float64, ok bool) {
+	if r.Loc == nil {
+		return 0, 0, false
+	}
+	loc, _ := r.Loc.Locate(addr.Unmap())
+	return loc.Lat, loc.Lon, loc.HasCoords
+}
+
+// mapWorker compiles the site maps of the sets it is given, newest first,
+// and has the plans rebuilt when one is ready.
+func (r *Router) mapWorker(ctx context.Context, work <-chan *zones.Set) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case set := <-work:
+			r.compileMaps(ctx, set)
+		}
+	}
+}
+
+// CompileSiteMaps compiles the site maps of set's services now (Run's
+// loop does it in the background): for tests and benchmarks.
+func (r *Router) CompileSiteMaps(set *zones.Set) { r.compileMaps(context.Background(), set) }
+
+// compileMaps compiles the maps set's services lack for the current
+// databases, and drops those no service uses.
+func (r *Router) compileMaps(ctx context.Context, set *zones.Set) {
+	loc, _ := r.Loc.(*geo.Locator)
+	if loc == nil || set == nil {
+		return
+	}
+	r.mapsMu.Lock()
+	defer r.mapsMu.Unlock()
+	if r.maps == nil {
+		r.maps = map[string]*siteMap{}
+	}
+	used := map[string]bool{}
+	for _, z := range set.Zones() {
+		for _, svc := range z.Services {
+			sig, ok := mapSignature(svc)
+			if !ok {
+				continue
+			}
+			used[sig] = true
+			m := r.maps[sig]
+			if m == nil || m.gen != loc.Generation() {
+				start := time.Now()
+				if m = compileMap(ctx, svc, loc); m == nil {
+					return // stopping
+				}
+				r.maps[sig] = m
+				if r.Metrics != nil {
+					r.Metrics.mapSeconds.Observe(time.Since(start).Seconds())
+				}
+				r.logger().Info("site map compiled", "zone", z.Origin, "service", svc.Name, "classes", len(m.classes),
+					"runs_ipv4", len(m.fam[0].hi), "runs_ipv6", len(m.fam[1].hi), "took", time.Since(start).Round(time.Millisecond))
+			}
+			r.planFor(z.Origin, svc).idx.smap.Store(m)
+		}
+	}
+	for sig := range r.maps {
+		if !used[sig] {
+			delete(r.maps, sig)
+		}
+	}
+}

@@ -1,0 +1,264 @@
+package route
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/geodns/geodns/geo"
+	"github.com/geodns/geodns/geo/geotest"
+	"github.com/geodns/geodns/opstate"
+	"github.com/geodns/geodns/zones"
+	"github.com/stretchr/testify/require"
+)
+
+const mapZoneYAML = `
+soa: {ns: ns1.example.net., mbox: hostmaster.example.net.}
+records:
+  "@": {NS: [ns1.example.net.]}
+  www: {service: web}
+sites:
+  us-east: {lat: 39.04, lon: -77.49}
+  us-west: {lat: 37.34, lon: -121.89}
+  eu:      {lat: 50.11, lon: 8.68}
+  ap:      {lat: 35.68, lon: 139.69}
+services:
+  web:
+    answers: 2
+    endpoints:
+      - {site: us-east, address: 192.0.2.10}
+      - {site: us-east, address: 192.0.2.11}
+      - {site: us-east, address: "2001:db8::10"}
+      - {site: us-west, address: 198.51.100.10}
+      - {site: us-west, address: "2001:db8::20"}
+      - {site: eu, address: 203.0.113.10}
+      - {site: ap, address: 203.0.113.20}
+    rules:
+      - {match: {country: [MX]}, sites: [us-west, us-east]}
+      - {match: {continent: [OC]}, sites: [ap]}
+`
+
+// mapPlaces are where the test databases put networks: cities, a
+// country without coordinates, and a record with neither (which places
+// nothing, so the next database is asked).
+var mapPlaces = []geotest.Entry{
+	{Country: "US", Continent: "NA", Lat: 40.7, Lon: -74.0},  // New York
+	{Country: "US", Continent: "NA", Lat: 47.6, Lon: -122.3}, // Seattle
+	{Country: "US", Continent: "NA", Lat: 38.9, Lon: -99.6},  // Kansas: US sites tie
+	{Country: "MX", Continent: "NA", Lat: 25.7, Lon: -100.3}, // a rule
+	{Country: "FR", Continent: "EU", Lat: 48.9, Lon: 2.35},   // Paris
+	{Country: "DE", Continent: "EU", Lat: 52.5, Lon: 13.4},   // Berlin: Paris's class
+	{Country: "AU", Continent: "OC", Lat: -33.9, Lon: 151.2}, // a rule
+	{Country: "JP", Continent: "AS", NoCoords: true},         // default order, located
+	{NoCoords: true}, // places nothing
+	{Country: "BR", Continent: "SA", Lat: -23.5, Lon: -46.6},  // São Paulo
+	{Country: "IN", Continent: "AS", Lat: 19.1, Lon: 72.9},    // Mumbai: between eu and ap
+	{Country: "US", Continent: "NA", Lat: 40.71, Lon: -74.01}, // New York, another record
+}
+
+// mapDatabases writes two overlapping databases of n random networks
+// each (a GeoIP2-City one with IPv4 and IPv6, a DB-IP IPv4 one) and
+// returns a locator over them and every network written.
+func mapDatabases(t *testing.T, n int) (*geo.Locator, []netip.Prefix) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(7, 11))
+	var nets []netip.Prefix
+	entries := func(v6 bool) []geotest.Entry {
+		var out []geotest.Entry
+		for range n {
+			e := mapPlaces[rng.IntN(len(mapPlaces))]
+			var p netip.Prefix
+			if v6 && rng.IntN(2) == 0 {
+				a := [16]byte{0x20, 0x01, 0x0d, 0xb8, byte(rng.IntN(4)), byte(rng.IntN(256)), byte(rng.IntN(256))}
+				p = netip.PrefixFrom(netip.AddrFrom16(a), 32+rng.IntN(33)).Masked()
+			} else {
+				// Clustered in a few /8s, so networks are neighbours and overlap.
+				a := [4]byte{[]byte{10, 11, 100, 203}[rng.IntN(4)], byte(rng.IntN(256)), byte(rng.IntN(256)), byte(rng.IntN(256))}
+				p = netip.PrefixFrom(netip.AddrFrom4(a), 12+rng.IntN(17)).Masked()
+			}
+			e.CIDR = p.String()
+			if !e.NoCoords || e.Country != "" || rng.IntN(3) == 0 {
+				out = append(out, e)
+				nets = append(nets, p)
+			}
+		}
+		return out
+	}
+	dir := t.TempDir()
+	a := geotest.MaxMind(t, dir, "a.mmdb", entries(true))
+	b := geotest.DBIP(t, dir, "b.mmdb", false, entries(false))
+	loc, err := geo.NewLocator([]string{a, b}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	return loc, nets
+}
+
+// samples are addresses around and inside every network: each edge, one
+// past it, and random ones.
+func samples(nets []netip.Prefix, rng *rand.Rand) []netip.Addr {
+	var out []netip.Addr
+	for _, p := range nets {
+		first := p.Masked().Addr()
+		last := lastOf(p)
+		out = append(out, first, last, first.Prev(), last.Next())
+		b := first.AsSlice()
+		for i := p.Bits() / 8; i < len(b); i++ {
+			b[i] |= byte(rng.IntN(256)) & (0xff >> max(0, p.Bits()-8*i))
+		}
+		a, _ := netip.AddrFromSlice(b)
+		out = append(out, a)
+	}
+	for range 2000 {
+		out = append(out, netip.AddrFrom4([4]byte{byte(rng.IntN(256)), byte(rng.IntN(256)), byte(rng.IntN(256)), byte(rng.IntN(256))}))
+	}
+	out = append(out, netip.IPv4Unspecified(), netip.MustParseAddr("255.255.255.255"), netip.IPv6Unspecified(),
+		netip.MustParseAddr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"), netip.MustParseAddr("2a00::1"))
+	var valid []netip.Addr
+	for _, a := range out {
+		if a.IsValid() {
+			valid = append(valid, a)
+		}
+	}
+	return valid
+}
+
+func lastOf(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().AsSlice()
+	for i := range b {
+		if keep := p.Bits() - 8*i; keep < 8 {
+			b[i] |= 0xff >> max(0, keep)
+		}
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}
+
+// exactClass is what the router derives for addr without a map.
+func exactClass(svc *zones.Service, loc *geo.Locator, addr netip.Addr) mapClass {
+	l, located := loc.Locate(addr)
+	g, rule := siteGroups(svc, l, located, addr, nil)
+	return mapClass{groups: g, rule: rule, hasCoords: l.HasCoords}
+}
+
+// TestSiteMapMatchesLocate: for addresses at every edge of every network
+// of two overlapping databases, and random ones, the compiled map gives
+// the class a database lookup and ranking give; and every address of the
+// prefix it says the class holds for has that class too.
+func TestSiteMapMatchesLocate(t *testing.T) {
+	z, err := zones.Compile("example.net.yaml", []byte(mapZoneYAML), "example.net.", time.Now(), nil)
+	require.NoError(t, err)
+	svc := z.Services["web"]
+	loc, nets := mapDatabases(t, 1500)
+	m := compileMapT(t, svc, loc)
+	require.Equal(t, loc.Generation(), m.gen)
+	t.Logf("%d classes, %d IPv4 runs, %d IPv6 runs from %d networks", len(m.classes), len(m.fam[0].hi), len(m.fam[1].hi), len(nets))
+	require.Greater(t, len(m.classes), 5)
+	rng := rand.New(rand.NewPCG(3, 5))
+	checked := 0
+	for _, a := range samples(nets, rng) {
+		cls, bits := m.lookup(a)
+		want := exactClass(svc, loc, a)
+		require.Equal(t, want, m.classes[cls], "%v", a)
+		block := netip.PrefixFrom(a, bits).Masked()
+		require.True(t, block.Contains(a))
+		for _, b := range []netip.Addr{block.Addr(), lastOf(block)} {
+			require.Equal(t, want, exactClass(svc, loc, b), "%v: the class holds for %v, but not at %v", a, block, b)
+		}
+		checked++
+	}
+	t.Logf("%d addresses checked", checked)
+}
+
+func compileMapT(t *testing.T, svc *zones.Service, loc *geo.Locator) *siteMap {
+	t.Helper()
+	m := compileMap(t.Context(), svc, loc)
+	require.NotNil(t, m)
+	return m
+}
+
+// TestSiteMapRoutesAsFresh: a router whose service has a compiled map
+// decides what a router without one decides (Explain: located and ranked
+// anew), through dials, a drain, all-down and a return ramp with the clock
+// moving through it, for clients across two databases; and every network
+// in its ECS scope gets the same sites. (The scope may be wider than the
+// database network's, where neighbours rank alike, or narrower, where a
+// network of the second database has networks of the first inside it:
+// the lookup's scope then claims addresses the first database places.)
+func TestSiteMapRoutesAsFresh(t *testing.T) {
+	z, err := zones.Compile("example.net.yaml", []byte(mapZoneYAML), "example.net.", time.Now(), nil)
+	require.NoError(t, err)
+	svc := z.Services["web"]
+	loc, nets := mapDatabases(t, 400)
+	t0 := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	now := t0
+	clock := func() time.Time { return now }
+	op := &swapOp{}
+	mapped := &Router{Loc: loc, Operator: op, Now: clock}
+	fresh := &Router{Loc: loc, Operator: op, Now: clock}
+	other := &Router{Loc: loc, Operator: op, Now: clock} // for the scope checks: fresh and mapped rotate in step
+	mapped.CompileSiteMaps(zones.NewSet(z))
+	require.NotNil(t, mapped.planFor(z.Origin, svc).idx.smap.Load(), "the map is in use")
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	var clients []netip.Prefix
+	for _, a := range samples(nets, rng) {
+		bits := a.BitLen()
+		if rng.IntN(2) == 0 {
+			bits = min(bits, 24) // an ECS /24 (or /24 of IPv6)
+		}
+		clients = append(clients, netip.PrefixFrom(a, bits).Masked())
+	}
+	version := uint64(0)
+	set := func(sites map[string]opstate.Override, lifted map[string]time.Time, dials []opstate.Dial) {
+		version++
+		op.cur.Store(opstate.NewState(sites, nil, lifted, dials, version))
+	}
+	mappedSeen := 0
+	compare := func(phase string) {
+		t.Helper()
+		for pass := range 2 {
+			for _, c := range clients {
+				for _, v6 := range []bool{false, true} {
+					got := mapped.Route(z.Origin, svc, c, v6)
+					want, _ := fresh.Explain(z.Origin, svc, c, v6)
+					if got.Why.Mapped {
+						mappedSeen++
+						require.Equal(t, want.Why.Located, got.Why.Located)
+						lat, lon, ok := mapped.Where(c.Addr())
+						require.True(t, ok)
+						got.Why.Lat, got.Why.Lon, got.Why.Mapped = lat, lon, false
+					}
+					want.Scope = got.Scope
+					require.Equal(t, want, got, "%s, pass %d: %v v6 %v", phase, pass, c, v6)
+					if pass == 0 && got.Why.Bucket < 0 {
+						// The whole scope is answered alike (hashed answers
+						// hold for the hashed network only, checked above).
+						block := netip.PrefixFrom(c.Addr(), got.Scope).Masked()
+						for _, b := range []netip.Addr{block.Addr(), lastOf(block)} {
+							w, _ := other.Explain(z.Origin, svc, netip.PrefixFrom(b, c.Bits()).Masked(), v6)
+							require.Equal(t, got.Sites, w.Sites, "%s: scope /%d of %v (v6 %v: %+v) holds not for %v", phase, got.Scope, c, v6, got, b)
+						}
+					}
+				}
+			}
+		}
+	}
+	set(nil, nil, nil)
+	compare("all up")
+	set(nil, nil, []opstate.Dial{{Service: "web", Site: "us-east", Weight: 0.5}})
+	compare("us-east dialed")
+	set(map[string]opstate.Override{"us-west": opstate.Drain}, nil, nil)
+	compare("us-west drained")
+	set(map[string]opstate.Override{"us-east": opstate.ForceDown, "us-west": opstate.ForceDown, "eu": opstate.ForceDown, "ap": opstate.ForceDown}, nil, nil)
+	compare("all down")
+	lifted := map[string]time.Time{"site:us-east": t0}
+	for _, s := range []time.Duration{0, 10 * time.Second, 30 * time.Second, 61 * time.Second} {
+		now = t0.Add(s)
+		set(map[string]opstate.Override{"us-west": opstate.Drain}, lifted, nil)
+		compare(fmt.Sprintf("us-east ramping at %v, us-west drained", s))
+	}
+	require.Greater(t, mappedSeen, 1000, "decisions from the map")
+}
