@@ -170,6 +170,11 @@ func (r *Router) plan(origin string, svc *zones.Service, published bool, tab *he
 		idx = old.idx
 	} else {
 		idx = newIndex(svc)
+		if maps := r.mapsNow.Load(); maps != nil {
+			if sig, ok := mapSignature(svc); ok && (*maps)[sig] != nil {
+				idx.smap.Store((*maps)[sig])
+			}
+		}
 	}
 	p := r.buildPlan(svc, idx, tab, op, old)
 	if old == nil && r.planCount.Add(1) > 1<<16 && !r.loop.running.Load() {

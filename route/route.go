@@ -59,6 +59,11 @@ type Router struct {
 	loop      loopState
 	mapsMu    sync.Mutex          // one compile round at a time
 	maps      map[string]*siteMap // by mapSignature, under mapsMu
+	mapsSet   *zones.Set          // the set and locator generation maps were last made for
+	mapsGen   uint64
+	// mapsNow is maps as of the last compile, for plans made after it
+	// (a service's first query).
+	mapsNow atomic.Pointer[map[string]*siteMap]
 }
 
 // logger is the plan loop's log.
@@ -173,6 +178,11 @@ func (r *Router) Explain(origin string, svc *zones.Service, client netip.Prefix,
 	}
 	p.groups, p.rule = siteGroups(svc, loc, located, addr, &t.Distances)
 	p.lat, p.lon, p.hasCoords, p.network = loc.Lat, loc.Lon, loc.HasCoords, loc.Network
+	if m := pl.idx.smap.Load(); m != nil && m.gen == r.locGen() && addr.IsValid() {
+		// Queries are answered by the map: its scope is theirs.
+		_, bits := m.lookup(addr)
+		p.network = netip.PrefixFrom(addr, bits)
+	}
 	t.Location, t.Located, t.Rule, t.Groups = loc, located, p.rule, p.groups
 	d, ans, _ := r.decide(pl, svc, client, v6, &p, &t)
 	ans.fill(&d, r.rot.Add(1), svc.Answers)

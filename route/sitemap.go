@@ -2,6 +2,7 @@ package route
 
 import (
 	"context"
+	"maps"
 	"math/bits"
 	"net/netip"
 	"strconv"
@@ -53,7 +54,8 @@ type mapClass struct {
 
 // spanTable is one family's address space as runs of one class: run i
 // starts at (hi[i], lo[i]) and ends where run i+1 starts. Addresses are
-// 128-bit numbers; IPv4 ones in the top 32 bits of hi. index[b] is the
+// 128-bit numbers; IPv4 ones in the top 32 bits of hi, and lo is nil
+// (all zero) for IPv4. index[b] is the
 // first run whose start's top 16 bits are b or more, so a lookup searches
 // the runs of one bucket.
 type spanTable struct {
@@ -87,19 +89,30 @@ func (t *spanTable) lookup(addr netip.Addr) (cls uint32, scope int) {
 	i, j := int(t.index[b]), int(t.index[b+1])
 	// The last run starting at or before addr: in the bucket, else the run
 	// before it (which reaches into the bucket).
-	for i < j {
-		m := int(uint(i+j) >> 1)
-		if less(h, l, t.hi[m], t.lo[m]) {
-			j = m
-		} else {
-			i = m + 1
+	if t.lo == nil {
+		for i < j {
+			m := int(uint(i+j) >> 1)
+			if h < t.hi[m] {
+				j = m
+			} else {
+				i = m + 1
+			}
+		}
+	} else {
+		for i < j {
+			m := int(uint(i+j) >> 1)
+			if less(h, l, t.hi[m], t.lo[m]) {
+				j = m
+			} else {
+				i = m + 1
+			}
 		}
 	}
 	k := i - 1
-	sh, sl := t.hi[k], t.lo[k]
+	sh, sl := t.hi[k], t.at(k)
 	eh, el := ^uint64(0), ^uint64(0)
 	if k+1 < len(t.hi) {
-		eh, el = t.hi[k+1], t.lo[k+1]
+		eh, el = t.hi[k+1], t.at(k+1)
 		if el == 0 {
 			eh--
 		}
@@ -112,6 +125,14 @@ func (t *spanTable) lookup(addr netip.Addr) (cls uint32, scope int) {
 	p1 := min(common(h, l, sh, sl)+1, 128-tz(sh, sl))
 	p2 := min(common(h, l, eh, el)+1, 128-tz(^eh, ^el))
 	return t.cls[k], max(p1, p2)
+}
+
+// at is lo[i], 0 for IPv4.
+func (t *spanTable) at(i int) uint64 {
+	if t.lo == nil {
+		return 0
+	}
+	return t.lo[i]
 }
 
 // common is how many leading bits two 128-bit numbers share.
@@ -208,7 +229,10 @@ func compileMap(ctx context.Context, svc *zones.Service, loc *geo.Locator) *site
 				return // the run before goes on
 			}
 			h, l := key(first)
-			t.hi, t.lo, t.cls = append(t.hi, h), append(t.lo, l), append(t.cls, c)
+			t.hi, t.cls = append(t.hi, h), append(t.cls, c)
+			if v6 {
+				t.lo = append(t.lo, l)
+			}
 		}
 		stopped := false
 		classify := func(l *geo.Location) uint32 {
@@ -362,9 +386,13 @@ func (r *Router) compileMaps(ctx context.Context, set *zones.Set) {
 	}
 	r.mapsMu.Lock()
 	defer r.mapsMu.Unlock()
+	if set == r.mapsSet && loc.Generation() == r.mapsGen {
+		return // every service has its map (the plan loop sends every round's set)
+	}
 	if r.maps == nil {
 		r.maps = map[string]*siteMap{}
 	}
+	gen := loc.Generation()
 	used := map[string]bool{}
 	for _, z := range set.Zones() {
 		for _, svc := range z.Services {
@@ -394,4 +422,7 @@ func (r *Router) compileMaps(ctx context.Context, set *zones.Set) {
 			delete(r.maps, sig)
 		}
 	}
+	r.mapsSet, r.mapsGen = set, gen
+	now := maps.Clone(r.maps)
+	r.mapsNow.Store(&now)
 }

@@ -1,10 +1,12 @@
 package route
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"sync/atomic"
 	"net/netip"
 	"testing"
 	"time"
@@ -261,4 +263,37 @@ func TestSiteMapRoutesAsFresh(t *testing.T) {
 		compare(fmt.Sprintf("us-east ramping at %v, us-west drained", s))
 	}
 	require.Greater(t, mappedSeen, 1000, "decisions from the map")
+}
+
+// TestSiteMapCompiledByRun: the plan loop compiles a service's map in the
+// background, queries then take decisions from it, and a new zone version
+// of the same sites reuses it.
+func TestSiteMapCompiledByRun(t *testing.T) {
+	z, err := zones.Compile("example.net.yaml", []byte(mapZoneYAML), "example.net.", time.Now(), nil)
+	require.NoError(t, err)
+	loc, nets := mapDatabases(t, 200)
+	r := &Router{Loc: loc}
+	var cur atomic.Pointer[zones.Set]
+	cur.Store(zones.NewSet(z))
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { r.Run(ctx, cur.Load); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	require.Eventually(t, func() bool { return r.planFor(z.Origin, z.Services["web"]).idx.smap.Load() != nil },
+		10*time.Second, 10*time.Millisecond, "the map is compiled")
+	m := r.planFor(z.Origin, z.Services["web"]).idx.smap.Load()
+	mappedSeen := 0
+	for _, n := range nets {
+		if d := r.Route(z.Origin, z.Services["web"], n, false); d.Why.Mapped {
+			mappedSeen++
+		}
+	}
+	require.Greater(t, mappedSeen, len(nets)/3, "located clients are placed by the map")
+
+	z2, err := zones.Compile("example.net.yaml", []byte(mapZoneYAML), "example.net.", time.Now(), nil)
+	require.NoError(t, err)
+	cur.Store(zones.NewSet(z2))
+	r.Changed()
+	require.Eventually(t, func() bool { return r.planFor(z2.Origin, z2.Services["web"]).idx.smap.Load() == m }, 10*time.Second, 10*time.Millisecond,
+		"the new version's service ranks alike: the same map")
 }
