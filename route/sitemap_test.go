@@ -6,8 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"sync/atomic"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
