@@ -28,15 +28,31 @@ func (l *Locator) Spans(v6 bool, classify func(*Location) uint32, fn func(first,
 	gen := l.gen.Load() // before the set: a reload in between makes the result look stale, not fresh
 	var cs []*spanCursor
 	classes := map[uint64]uint32{} // by record (database, offset); NoPlace: places nothing
-	for i, d := range *l.dbs.Load() {
-		if v6 && d.ipv4 {
-			continue
+	var dbs []*db
+	for _, d := range *l.dbs.Load() {
+		if !v6 || !d.ipv4 {
+			dbs = append(dbs, d)
 		}
-		nets := d.r.Networks()
+	}
+	nets := func(d *db) iter.Seq[maxminddb.Result] {
 		if !v6 {
-			nets = d.r.NetworksWithin(netip.PrefixFrom(netip.IPv4Unspecified(), 0)) // an IPv6 tree's IPv4 part only
+			return d.r.NetworksWithin(netip.PrefixFrom(netip.IPv4Unspecified(), 0)) // an IPv6 tree's IPv4 part only
 		}
-		next, stop := iter.Pull(nets)
+		return d.r.Networks()
+	}
+	if len(dbs) == 1 {
+		// One database: its networks in turn, without the merge's
+		// coroutine switch per network.
+		c := &spanCursor{d: dbs[0], v6: v6, classes: classes, classify: classify}
+		for res := range nets(dbs[0]) {
+			if c.take(res) && !fn(c.first, c.last, c.class) {
+				break
+			}
+		}
+		return gen
+	}
+	for i, d := range dbs {
+		next, stop := iter.Pull(nets(d))
 		defer stop()
 		c := &spanCursor{next: next, d: d, id: uint64(i) << 48, v6: v6, classes: classes, classify: classify}
 		c.advance()
@@ -106,32 +122,39 @@ func (c *spanCursor) advance() {
 			c.ok = false
 			return
 		}
-		p := res.Prefix()
-		if !p.IsValid() || p.Addr().Is4() == c.v6 || res.Err() != nil || !res.Found() {
-			continue
+		if c.take(res) {
+			return
 		}
-		rec := c.id | uint64(res.Offset()) + 1 // never 0, which lastRec starts at
-		cls := c.lastClass
-		if rec != c.lastRec {
-			var seen bool
-			if cls, seen = c.classes[rec]; !seen {
-				// Decoded here, not through d.decoded: a walk over every
-				// record would only churn the lookups' cache.
-				l, err := c.d.decode(res)
-				cls = NoPlace
-				if err == nil && l.Known() {
-					cls = c.classify(&l)
-				}
-				c.classes[rec] = cls
-			}
-			c.lastRec, c.lastClass = rec, cls
-		}
-		if cls == NoPlace {
-			continue // Locate goes on to the next database
-		}
-		c.ok, c.first, c.last, c.class = true, p.Masked().Addr(), lastAddr(p), cls
-		return
 	}
+}
+
+// take makes res the cursor's network if it places an address.
+func (c *spanCursor) take(res maxminddb.Result) bool {
+	p := res.Prefix()
+	if !p.IsValid() || p.Addr().Is4() == c.v6 || res.Err() != nil || !res.Found() {
+		return false
+	}
+	rec := c.id | uint64(res.Offset()) + 1 // never 0, which lastRec starts at
+	cls := c.lastClass
+	if rec != c.lastRec {
+		var seen bool
+		if cls, seen = c.classes[rec]; !seen {
+			// Decoded here, not through d.decoded: a walk over every
+			// record would only churn the lookups' cache.
+			l, err := c.d.decode(res)
+			cls = NoPlace
+			if err == nil && l.Known() {
+				cls = c.classify(&l)
+			}
+			c.classes[rec] = cls
+		}
+		c.lastRec, c.lastClass = rec, cls
+	}
+	if cls == NoPlace {
+		return false // Locate goes on to the next database
+	}
+	c.ok, c.first, c.last, c.class = true, p.Masked().Addr(), lastAddr(p), cls
+	return true
 }
 
 // lastAddr is the last address of p.
