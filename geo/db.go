@@ -25,6 +25,7 @@ type db struct {
 	schema schema
 	ipv4   bool   // an IPv4-only tree (DB-IP ships one file per family)
 	data   []byte // the private copy the reader works on
+	shared bool   // data is a shared mapping of the copy (see readPrivate)
 	// decoded keeps records already decoded, by their data offset: many
 	// networks share a record (every /24 of a city), so a lookup in a
 	// network not seen before mostly walks the tree and decodes nothing.
@@ -92,7 +93,7 @@ type dbipRecord struct {
 // flight. The copy is not on the Go heap either, where 100+ MB of live
 // bytes would let the collector grow the heap by as much again.
 func openDB(path string) (*db, error) {
-	data, err := readPrivate(path)
+	data, shared, err := readPrivate(path)
 	if err != nil {
 		return nil, fmt.Errorf("geoip %s: %w", path, err)
 	}
@@ -101,7 +102,7 @@ func openDB(path string) (*db, error) {
 		releasePrivate(data)
 		return nil, fmt.Errorf("geoip %s: %w", path, err)
 	}
-	d := &db{path: path, r: r, data: data, ipv4: r.Metadata.IPVersion == 4, decoded: new([decodeSlots]atomic.Pointer[decodedRecord])}
+	d := &db{path: path, r: r, data: data, shared: shared, ipv4: r.Metadata.IPVersion == 4, decoded: new([decodeSlots]atomic.Pointer[decodedRecord])}
 	t := strings.ToLower(r.Metadata.DatabaseType)
 	switch {
 	case strings.Contains(t, "geoip2") || strings.Contains(t, "geolite2"):

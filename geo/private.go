@@ -21,39 +21,50 @@ import (
 // database resident for good. Where O_TMPFILE is refused, the copy is
 // anonymous memory as before. Neither is on the Go heap, where 100+ MB of
 // live bytes would let the collector grow the heap by as much again.
-func readPrivate(path string) ([]byte, error) {
+func readPrivate(path string) (buf []byte, shared bool, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	size := int(st.Size())
 	if size == 0 {
-		return nil, io.ErrUnexpectedEOF
+		return nil, false, io.ErrUnexpectedEOF
 	}
 	if buf, ok := mapCopy(f, size); ok {
-		return buf, nil
+		return buf, true, nil
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	buf, err := syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	buf, err = syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if _, err := io.ReadFull(f, buf); err != nil {
 		syscall.Munmap(buf)
-		return nil, err
+		return nil, false, err
 	}
 	if err := syscall.Mprotect(buf, syscall.PROT_READ); err != nil {
 		syscall.Munmap(buf)
-		return nil, err
+		return nil, false, err
 	}
-	return buf, nil
+	return buf, false, nil
+}
+
+// dropPages unmaps the pages of a shared copy (mapCopy's) from the
+// process, which keeps the data: a lookup faults the page it reads back
+// in from the page cache. For after a walk over the whole database
+// (Spans), which would otherwise leave all of it resident. An anonymous
+// copy has nowhere else to keep its data, so it is left alone.
+func dropPages(buf []byte, shared bool) {
+	if shared && len(buf) > 0 {
+		unix.Madvise(buf, unix.MADV_DONTNEED)
+	}
 }
 
 // mapCopy copies size bytes of f into an unlinked temporary file and maps

@@ -40,11 +40,27 @@ func (l *Locator) Spans(v6 bool, classify func(*Location) uint32, fn func(first,
 		}
 		return d.r.Networks()
 	}
+	// The walk reads every page of the databases: it leaves resident only
+	// what lookups use, and holds no more than a part at any time (the
+	// peak RSS of a server counts too).
+	drop := func() {
+		for _, d := range dbs {
+			dropPages(d.data, d.shared)
+		}
+	}
+	defer drop()
 	if len(dbs) == 1 {
 		// One database: its networks in turn, without the merge's
 		// coroutine switch per network.
 		c := &spanCursor{d: dbs[0], v6: v6, classes: classes, classify: classify}
+		n := 0
 		for res := range nets(dbs[0]) {
+			if n++; n%(1<<16) == 0 && l.gen.Load() != gen {
+				break // replaced: its memory goes a minute after (retire)
+			}
+			if n%(1<<20) == 0 {
+				drop()
+			}
 			if c.take(res) && !fn(c.first, c.last, c.class) {
 				break
 			}
@@ -62,7 +78,13 @@ func (l *Locator) Spans(v6 bool, classify func(*Location) uint32, fn func(first,
 	if v6 {
 		pos = netip.IPv6Unspecified()
 	}
-	for {
+	for n := 1; ; n++ {
+		if n%(1<<16) == 0 && l.gen.Load() != gen {
+			return gen // replaced: its memory goes a minute after (retire)
+		}
+		if n%(1<<20) == 0 {
+			drop()
+		}
 		best := -1
 		for i, c := range cs {
 			for c.ok && c.last.Less(pos) {
