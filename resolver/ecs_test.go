@@ -22,6 +22,13 @@ import (
 // 2001:db8:aa::/48 in Seattle (west).
 func newGeoHandler(t *testing.T) *Handler {
 	t.Helper()
+	h, _ := newGeoHandlerWith(t, Config{})
+	return h
+}
+
+// newGeoHandlerWith is newGeoHandler with cfg, returning its router too.
+func newGeoHandlerWith(t *testing.T, cfg Config) (*Handler, *route.Router) {
+	t.Helper()
 	db := geotest.MaxMind(t, t.TempDir(), "city.mmdb", []geotest.Entry{
 		{CIDR: "198.51.100.0/24", Country: "US", Continent: "NA", Lat: 37.34, Lon: -121.89},
 		{CIDR: "203.0.113.0/24", Country: "US", Continent: "NA", Lat: 40.71, Lon: -74.0},
@@ -33,7 +40,8 @@ func newGeoHandler(t *testing.T) *Handler {
 	require.NoError(t, err)
 	var set atomic.Pointer[zones.Set]
 	set.Store(zones.NewSet(z))
-	return NewHandler(&set, &route.Router{Loc: loc}, Config{}, nil)
+	r := &route.Router{Loc: loc}
+	return NewHandler(&set, r, cfg, nil), r
 }
 
 func ecsQuery(name string, qtype uint16, e *dns.EDNS0_SUBNET) *dns.Msg {

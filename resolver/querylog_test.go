@@ -3,11 +3,14 @@ package resolver
 import (
 	"bufio"
 	"encoding/json"
+	"math"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 
+	"github.com/geodns/geodns/geo"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -68,6 +71,30 @@ func TestQueryLogLines(t *testing.T) {
 	require.Equal(t, "tcp", nx.Transport)
 	require.Empty(t, nx.Service)
 	require.Equal(t, 2.0, testutil.ToFloat64(m.queryLogLines))
+}
+
+// TestQueryLogDistanceFromSiteMap: a decision made from the service's
+// compiled site map carries no coordinates; the query log still gets the
+// client's distance to the site, from the router.
+func TestQueryLogDistanceFromSiteMap(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queries.json")
+	m := NewMetrics(prometheus.NewRegistry())
+	ql, err := NewQueryLog(QueryLogConfig{Path: path, Sample: 1, MaxPerSecond: 1000}, m)
+	require.NoError(t, err)
+	h, r := newGeoHandlerWith(t, Config{Metrics: m, QueryLog: ql})
+	r.CompileSiteMaps(h.zones.Load())
+	q := ecsQuery("svc.example.net.", dns.TypeA, subnet("203.0.113.0/24")) // New York
+	wire, err := q.Pack()
+	require.NoError(t, err)
+	d := r.Route("example.net.", h.zones.Load().Zones()[0].Services["web"], netip.MustParsePrefix("203.0.113.0/24"), false)
+	require.True(t, d.Why.Mapped, "the decision comes from the map")
+	require.NotNil(t, h.ServeWire(wire, testClient, false, make([]byte, 0, 512)))
+	ql.Close()
+	lines := readLines(t, path)
+	require.Len(t, lines, 1)
+	require.Equal(t, "east", lines[0].Site)
+	require.NotNil(t, lines[0].DistanceKm, "distance_km")
+	require.Equal(t, int(math.Round(geo.Distance(40.71, -74.0, 39, -77))), *lines[0].DistanceKm)
 }
 
 // TestQueryLogSampleAndLimit: a sample of 0.25 logs about a quarter of
