@@ -59,9 +59,9 @@ const geoPoll = 5 * time.Second
 // each new zone version or GeoIP generation.
 func (r *Router) Run(ctx context.Context, current func() *zones.Set) error {
 	work := make(chan *zones.Set, 1)
-	go r.demandWorker(ctx, work)
+	go worker(ctx, work, r.estimateDemands)
 	mapWork := make(chan *zones.Set, 1)
-	go r.mapWorker(ctx, mapWork)
+	go worker(ctx, mapWork, r.compileMaps)
 	poll := time.NewTicker(geoPoll)
 	defer poll.Stop()
 	kick := r.kickChan()
@@ -70,16 +70,8 @@ func (r *Router) Run(ctx context.Context, current func() *zones.Set) error {
 	for {
 		set := current()
 		r.refresh(set)
-		select { // the newest set for the demand worker
-		case <-work:
-		default:
-		}
-		work <- set
-		select { // the same for the map worker
-		case <-mapWork:
-		default:
-		}
-		mapWork <- set
+		newest(work, set)
+		newest(mapWork, set)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -94,15 +86,27 @@ func (r *Router) Run(ctx context.Context, current func() *zones.Set) error {
 	}
 }
 
-func (r *Router) demandWorker(ctx context.Context, work <-chan *zones.Set) {
+// worker does its job for each set sent on work until ctx is done: the
+// demand estimates and the site maps, slow work the plan loop does not
+// wait for.
+func worker(ctx context.Context, work <-chan *zones.Set, do func(context.Context, *zones.Set)) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case set := <-work:
-			r.estimateDemands(ctx, set)
+			do(ctx, set)
 		}
 	}
+}
+
+// newest puts set on work (of capacity 1) in place of one not yet taken.
+func newest(work chan *zones.Set, set *zones.Set) {
+	select {
+	case <-work:
+	default:
+	}
+	work <- set
 }
 
 // Refresh does a round of the plan loop now: when it returns, queries

@@ -360,19 +360,6 @@ func (r *Router) Where(addr netip.Addr) (lat, lon float64, ok bool) {
 	return loc.Lat, loc.Lon, loc.HasCoords
 }
 
-// mapWorker compiles the site maps of the sets it is given, newest first,
-// and has the plans rebuilt when one is ready.
-func (r *Router) mapWorker(ctx context.Context, work <-chan *zones.Set) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case set := <-work:
-			r.compileMaps(ctx, set)
-		}
-	}
-}
-
 // CompileSiteMaps compiles the site maps of set's services now (Run's
 // loop does it in the background): for tests and benchmarks.
 func (r *Router) CompileSiteMaps(set *zones.Set) { r.compileMaps(context.Background(), set) }
