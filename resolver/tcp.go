@@ -20,7 +20,10 @@ import (
 // bytes. So a client that pipelines gets its answers in one write per
 // batch, and a query costs no dns.Msg when the cache answers it. Only
 // those writes reach the socket: there is no buffered writer to spill on
-// its own.
+// its own. Reads go into the connection's own buffer, and after a read
+// that drained the socket the connection waits for data rather than
+// reading again to find none (rawconn.ReadLoop): per batch, the poller's
+// wait, one read and one write.
 //
 // Every input is hostile until bounded:
 //   - A write that has to wait for the client gets writeTimeout, counted
