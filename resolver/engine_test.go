@@ -378,6 +378,14 @@ func FuzzEngine(f *testing.F) {
 		back := new(dns.Msg)
 		require.NoError(t, back.Unpack(got), "the response unpacks")
 		require.Equal(t, binary.BigEndian.Uint16(wire), back.Id)
+		// The dns.Msg API decodes it as Unpack does (msgwire.go).
+		req := new(dns.Msg)
+		if req.Unpack(wire) != nil {
+			req = new(dns.Msg)
+		}
+		decoded, err := msgFromWire(got, req)
+		require.NoError(t, err)
+		require.Equal(t, back, decoded)
 		if !tcp {
 			require.LessOrEqual(t, len(got), max(512, int(h.cfg.MaxUDPSize)))
 		}

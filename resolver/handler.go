@@ -187,15 +187,21 @@ func (h *Handler) entry(q []byte, remote netip.Addr, tcp bool, out []byte, md mo
 func (h *Handler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	remote := w.RemoteAddr()
 	_, tcp := remote.(*net.TCPAddr)
-	q, err := req.Pack()
+	qp, op := wireBufs.Get().(*[]byte), wireBufs.Get().(*[]byte)
+	q, err := req.PackBuffer((*qp)[:cap(*qp)])
 	if err != nil {
+		wireBufs.Put(qp)
+		wireBufs.Put(op)
 		m := new(dns.Msg).SetRcode(req, dns.RcodeFormatError)
 		w.WriteMsg(m)
 		return
 	}
-	if resp := h.ServeWire(q, addrOf(remote), tcp, nil); resp != nil {
+	resp := h.ServeWire(q, addrOf(remote), tcp, *op)
+	if resp != nil {
 		w.Write(resp)
 	}
+	putWireBuf(qp, q)
+	putWireBuf(op, resp)
 }
 
 // Recovered counts and logs (at most once a second) a panic recovered
@@ -259,16 +265,23 @@ func (h *Handler) Answer(req *dns.Msg, remote netip.Addr, tcp bool) *dns.Msg {
 }
 
 func (h *Handler) answerMsg(req *dns.Msg, remote netip.Addr, tcp bool, md mode, rt routeFunc) *dns.Msg {
-	q, err := req.Pack()
+	// Packed and answered in pooled buffers: the response is decoded
+	// into a message of its own, which keeps no reference to them.
+	qp, op := wireBufs.Get().(*[]byte), wireBufs.Get().(*[]byte)
+	q, err := req.PackBuffer((*qp)[:cap(*qp)])
 	if err != nil {
+		wireBufs.Put(qp)
+		wireBufs.Put(op)
 		return new(dns.Msg).SetRcode(req, dns.RcodeFormatError)
 	}
-	resp := h.entry(q, remote, tcp, nil, md, rt, time.Time{})
+	defer putWireBuf(qp, q)
+	resp := h.entry(q, remote, tcp, *op, md, rt, time.Time{})
+	defer putWireBuf(op, resp)
 	if resp == nil {
 		return nil
 	}
-	m := new(dns.Msg)
-	if err := m.Unpack(resp); err != nil {
+	m, err := msgFromWire(resp, req)
+	if err != nil {
 		h.log.Error("cannot unpack our response", "error", err, "query", queryString(req))
 		return new(dns.Msg).SetRcode(req, dns.RcodeServerFailure)
 	}

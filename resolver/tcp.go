@@ -1,12 +1,11 @@
 package resolver
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,7 +20,10 @@ import (
 // bytes. So a client that pipelines gets its answers in one write per
 // batch, and a query costs no dns.Msg when the cache answers it. Only
 // those writes reach the socket: there is no buffered writer to spill on
-// its own.
+// its own. Reads go into the connection's own buffer, and after a read
+// that drained the socket the connection waits for data rather than
+// reading again to find none (rawconn.ReadLoop): per batch, the poller's
+// wait, one read and one write.
 //
 // Every input is hostile until bounded:
 //   - A write that has to wait for the client gets writeTimeout, counted
@@ -218,107 +220,99 @@ func (s *tcpServer) conn(c *tcpConn) {
 		s.mu.Unlock()
 		s.wg.Done()
 	}()
-	remote := addrOf(c.RemoteAddr())
-	br := bufio.NewReaderSize(c.Conn, 4096)
-	var (
-		q       []byte
-		out     = make([]byte, 0, 4096)       // answers not yet written, framed
-		readBy  = time.Now().Add(readTimeout) // for the first query
-		lenHead [2]byte
-		idle    = c.idle.Load() // as stored: 0 while answering
-	)
-	if idle == evicted {
+	if c.idle.Load() == evicted {
 		return // before it started
 	}
-	c.SetReadDeadline(readBy)
-	if s.closing.Load() { // it may have replaced the shutdown's deadline
+	k := &tcpConnLoop{s: s, c: c, remote: addrOf(c.RemoteAddr()), idle: c.idle.Load(),
+		buf: make([]byte, 4096), out: make([]byte, 0, 4096), readBy: time.Now().Add(readTimeout)}
+	c.SetReadDeadline(k.readBy) // for the first query
+	// A shutdown may have set its deadline just before, replaced here.
+	if s.closing.Load() {
 		return
 	}
-	for {
-		if !buffered(br) {
-			// About to wait for the client: send what is answered first.
-			if len(out) > 0 {
-				if !c.write(out) {
-					return
-				}
-				out = out[:0]
-			}
-			if idle == 0 {
-				// Answered: the idle time starts. (Messages that get no
-				// answer leave the connection as it was: they buy no time.)
-				now := time.Now()
-				idle = s.stamp(now)
-				c.idle.Store(idle) // from here on, it may be evicted
-				waitFor := s.idleTimeout()
-				if left := readBy.Sub(now); left < waitFor/2 || left > waitFor {
-					readBy = now.Add(waitFor)
-					c.SetReadDeadline(readBy)
-					// Checked after the deadline is set: a shutdown in
-					// between set its own deadline first, which this one
-					// replaced.
-					if s.closing.Load() {
-						return
-					}
-				}
-			}
-			if _, err := br.Peek(1); err != nil {
-				return // closed, idle too long, evicted or shut down
-			}
-			if !buffered(br) {
-				// Part of a query: the rest gets readTimeout, not what is
-				// left of the idle timeout. (Also where a pipelined stream
-				// is cut by the buffer's end: one timer per 4 KB of queries.)
-				if now := time.Now(); readBy.Sub(now) > readTimeout {
-					readBy = now.Add(readTimeout)
-					c.SetReadDeadline(readBy)
-					if s.closing.Load() {
-						return
-					}
-				}
+	rawconn.ReadLoop(c.Conn, k.room, k.got)
+}
+
+// tcpConnLoop is the state of a connection between its reads: the queries
+// read and not yet answered are buf[r:w], the answers not yet written out.
+type tcpConnLoop struct {
+	s      *tcpServer
+	c      *tcpConn
+	remote netip.Addr
+	buf    []byte
+	r, w   int
+	asked  int    // the room the last read was given
+	out    []byte // answers not yet written, framed
+	readBy time.Time
+	idle   int64 // as stored in c.idle: 0 while answering
+}
+
+// room is where the next read goes: after what is buffered, which is
+// moved to the front when the message it starts does not fit after it.
+func (k *tcpConnLoop) room() []byte {
+	if k.r == k.w {
+		k.r, k.w = 0, 0
+	}
+	if k.w == len(k.buf) || k.w-k.r >= 2 && k.r+2+int(binary.BigEndian.Uint16(k.buf[k.r:])) > len(k.buf) {
+		k.w = copy(k.buf, k.buf[k.r:k.w])
+		k.r = 0
+		if k.w >= 2 {
+			if need := 2 + int(binary.BigEndian.Uint16(k.buf)); need > len(k.buf) {
+				// One query longer than the buffer: room for it alone.
+				k.buf = append(k.buf, make([]byte, need-len(k.buf))...)
 			}
 		}
-		if _, err := io.ReadFull(br, lenHead[:]); err != nil {
-			return
+	}
+	k.asked = len(k.buf) - k.w
+	return k.buf[k.w:]
+}
+
+// got takes a read of n bytes: it answers every whole query buffered, and
+// writes the answers out before the connection waits for the client.
+// False when the connection is to close.
+func (k *tcpConnLoop) got(n int, err error) (more, drained bool) {
+	if err != nil {
+		return false, false // closed, idle too long, evicted or shut down
+	}
+	k.w += n
+	drained = n < k.asked
+	s, c := k.s, k.c
+	for k.w-k.r >= 2 {
+		size := int(binary.BigEndian.Uint16(k.buf[k.r:]))
+		if k.w-k.r < 2+size {
+			break
 		}
-		n := int(binary.BigEndian.Uint16(lenHead[:]))
-		if cap(q) < n {
-			q = make([]byte, n)
-		}
-		q = q[:n]
-		if _, err := io.ReadFull(br, q); err != nil {
-			return
-		}
-		waited := idle
-		if idle != 0 {
-			if !c.idle.CompareAndSwap(idle, 0) {
-				return // evicted as the query came in
+		q := k.buf[k.r+2 : k.r+2+size]
+		k.r += 2 + size
+		waited := k.idle
+		if k.idle != 0 {
+			if !c.idle.CompareAndSwap(k.idle, 0) {
+				return false, false // evicted as the query came in
 			}
-			idle = 0
+			k.idle = 0
 		}
 		if s.stream != nil && s.stream.Claims(q) {
 			// A transfer: any number of messages, written as they are
 			// made, after the answers before it.
-			if len(out) > 0 {
-				if !c.write(out) {
-					return
-				}
-				out = out[:0]
+			if !k.flush() {
+				return false, false
 			}
-			if !s.stream.Stream(q, remote, c.send) || s.closing.Load() {
-				return
+			if !s.stream.Stream(q, k.remote, c.send) || s.closing.Load() {
+				return false, false
 			}
 			continue
 		}
 		// Answered in place, after room for its length.
+		out := k.out
 		at := len(out) + 2
 		out = append(out, 0, 0)
-		resp := s.h.ServeWire(q, remote, true, out[at:])
+		resp := s.h.ServeWire(q, k.remote, true, out[at:])
 		switch {
 		case len(resp) == 0: // dropped, as over UDP
-			out = out[:at-2]
+			k.out = out[:at-2]
 			if waited != 0 {
-				idle = waited // still waiting since then
-				c.idle.Store(idle)
+				k.idle = waited // still waiting since then
+				c.idle.Store(k.idle)
 			}
 			continue
 		case len(resp) <= cap(out)-at && &out[:at+1][at] == &resp[0]:
@@ -327,20 +321,67 @@ func (s *tcpServer) conn(c *tcpConn) {
 			out = append(out, resp...)
 		}
 		binary.BigEndian.PutUint16(out[at-2:], uint16(len(resp)))
+		k.out = out
 		if s.closing.Load() {
 			// Answer this one, and no more: the shutdown's deadline is set.
-			c.write(out)
-			return
+			c.write(k.out)
+			return false, false
 		}
-		if len(out) >= tcpFlushAt && buffered(br) {
+		if len(k.out) >= tcpFlushAt && k.w-k.r >= 2 {
 			// A long pipelined batch: written now, so the answers waiting
 			// here stay bounded.
-			if !c.write(out) {
-				return
+			if !k.flush() {
+				return false, false
 			}
-			out = out[:0]
 		}
 	}
+	// No whole query left: about to wait for the client, so send what is
+	// answered first.
+	if !k.flush() {
+		return false, false
+	}
+	if k.idle == 0 {
+		// Answered: the idle time starts. (Messages that get no answer
+		// leave the connection as it was: they buy no time.)
+		now := time.Now()
+		k.idle = s.stamp(now)
+		c.idle.Store(k.idle) // from here on, it may be evicted
+		waitFor := s.idleTimeout()
+		if left := k.readBy.Sub(now); left < waitFor/2 || left > waitFor {
+			k.readBy = now.Add(waitFor)
+			c.SetReadDeadline(k.readBy)
+			// Checked after the deadline is set: a shutdown in between set
+			// its own deadline first, which this one replaced.
+			if s.closing.Load() {
+				return false, false
+			}
+		}
+	}
+	if k.w > k.r {
+		// Part of a query: the rest gets readTimeout, not what is left of
+		// the idle timeout. (Also where a pipelined stream is cut by the
+		// buffer's end: one clock reading per 4 KB of queries.)
+		if now := time.Now(); k.readBy.Sub(now) > readTimeout {
+			k.readBy = now.Add(readTimeout)
+			c.SetReadDeadline(k.readBy)
+			if s.closing.Load() {
+				return false, false
+			}
+		}
+	}
+	return true, drained
+}
+
+// flush writes the answers buffered; false when the connection is to close.
+func (k *tcpConnLoop) flush() bool {
+	if len(k.out) == 0 {
+		return true
+	}
+	if !k.c.write(k.out) {
+		return false
+	}
+	k.out = k.out[:0]
+	return true
 }
 
 // write writes b, or reports that it could not (the client is gone, or
@@ -369,13 +410,4 @@ func (c *tcpConn) send(m []byte) bool {
 	binary.BigEndian.PutUint16(b, uint16(len(m)))
 	copy(b[2:], m)
 	return c.write(b)
-}
-
-// buffered reports whether br holds a whole message, length included.
-func buffered(br *bufio.Reader) bool {
-	head, err := br.Peek(min(2, br.Buffered()))
-	if err != nil || len(head) < 2 {
-		return false
-	}
-	return br.Buffered() >= 2+int(binary.BigEndian.Uint16(head))
 }

@@ -81,6 +81,45 @@ func TestTCPPipelined(t *testing.T) {
 	require.Len(t, r.Answer, 2)
 }
 
+// TestTCPQueriesLargerThanTheBuffer: queries longer than the connection's
+// 4 KB read buffer (EDNS padding makes them up to 60 KB), pipelined
+// between small ones so that each starts part way into the buffer, and
+// sent in uneven pieces, are all answered in order.
+func TestTCPQueriesLargerThanTheBuffer(t *testing.T) {
+	addr := startServer(t)
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	var all []byte
+	var ids []uint16
+	for i, pad := range []int{0, 5000, 0, 0, 60000, 3000, 0, 4090, 4100, 0} {
+		q := new(dns.Msg).SetQuestion("www.example.net.", dns.TypeA)
+		q.Id = uint16(100 + i)
+		if pad > 0 {
+			q.SetEdns0(1232, false)
+			q.IsEdns0().Option = append(q.IsEdns0().Option, &dns.EDNS0_PADDING{Padding: make([]byte, pad)})
+		}
+		ids = append(ids, q.Id)
+		all = append(all, framed(t, q)...)
+	}
+	go func() {
+		for len(all) > 0 {
+			n := min(len(all), 1+len(all)%3001)
+			if _, err := c.Write(all[:n]); err != nil {
+				return
+			}
+			all = all[n:]
+		}
+	}()
+	for _, id := range ids {
+		r := readFramed(t, c)
+		require.Equal(t, id, r.Id)
+		require.Equal(t, dns.RcodeSuccess, r.Rcode)
+		require.Len(t, r.Answer, 2)
+	}
+}
+
 // TestTCPGarbage: messages that are not queries get FORMERR or nothing,
 // and the connection goes on answering.
 func TestTCPGarbage(t *testing.T) {

@@ -165,3 +165,35 @@ func Write(fd int, b []byte) (int, syscall.Errno) {
 	n, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
 	return int(n), errno
 }
+
+// readLoop is ReadLoop for a raw connection.
+func (c *conn) readLoop(room func() []byte, got func(n int, err error) (more, drained bool)) {
+	c.r.mu.Lock()
+	defer c.r.mu.Unlock()
+	stop := false
+	fn := func(fd uintptr) bool {
+		for {
+			b := room()
+			n, errno := Read(int(fd), b)
+			if errno == unix.EAGAIN {
+				return false // wait for data
+			}
+			n, err := result("read", n, errno, nil)
+			more, drained := got(n, err)
+			switch {
+			case !more || err != nil:
+				stop = true
+				return true
+			case !drained:
+				return true // round again through RawConn.Read
+			}
+			return false // drained: wait for more before reading, within this call
+		}
+	}
+	for !stop {
+		if err := c.rc.Read(fn); err != nil && !stop {
+			got(0, err)
+			return
+		}
+	}
+}
