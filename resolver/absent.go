@@ -3,6 +3,7 @@ package resolver
 import (
 	"encoding/binary"
 	"net/netip"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/geodns/geodns/zones"
@@ -46,19 +47,29 @@ type template struct {
 	// length of the name asked less the template name's.
 	ptrs    []int
 	nameLen int // wire length of the template's name
+	// door is the doorkeeper of the absent names below the encloser
+	// (see serveAbsent): the template's own, small, so that it stays in
+	// the processor's cache while a flood asks below the encloser, where
+	// a slot of the cache's 256 KiB doorkeeper was a cache miss per name
+	// (a third of a flood query's time in the server).
+	door [absentDoorSlots]atomic.Uint32
 }
 
-// absentKey writes into b the cache key of the template for fq below an
-// encloser whose wire form is the last encWire bytes of fq's name: 0xC0
-// (never the first byte of a question's key, which is a label length of
-// at most 63 or the root's 0), the encloser, then the type and flags as
-// in a question's key.
-func absentKey(b *[255 + 4]byte, fq *query, encWire int, tcp bool) []byte {
+// absentDoorSlots is the size of a template's doorkeeper: 1 KiB. A name
+// below the encloser asked again before as many other absent names there
+// took its slot gets an entry of its own; under a flood, which takes a
+// slot every few milliseconds, a name rarely does, and is answered from
+// the template (the same bytes) instead.
+const absentDoorSlots = 256
+
+// absentKey writes into b the cache key of the template for the question
+// of key k (fq.key) below an encloser whose wire form is the last encWire
+// bytes of its name: 0xC0 (never the first byte of a question's key, which
+// is a label length of at most 63 or the root's 0), the encloser, then the
+// type and flags as in a question's key.
+func absentKey(b *[255 + 4]byte, k []byte, nameLen, encWire int) []byte {
 	b[0] = 0xC0
-	var kb [255 + 3]byte
-	k := fq.key(&kb, tcp)
-	n := len(fq.name)
-	return b[:1+copy(b[1:], k[n-encWire:])]
+	return b[:1+copy(b[1:], k[nameLen-encWire:])]
 }
 
 // serveAbsent answers fq from its closest encloser's template when its
@@ -66,10 +77,11 @@ func absentKey(b *[255 + 4]byte, fq *query, encWire int, tcp bool) []byte {
 // exists, the answer differs between absent names, or the response would
 // not fit the client's limit: the caller resolves the query.
 //
-// A name asked a second time (the doorkeeper's rule) gets an entry of its
-// own, so an absent name clients do ask for (a typo in a popular link, a
-// resolver's probe) is a plain cache hit from then on.
-func (h *Handler) serveAbsent(c *fastCache, set *zones.Set, key []byte, fq *query, remote netip.Addr, tcp bool, out []byte, limit int, md mode) ([]byte, bool) {
+// A name asked a second time (the doorkeeper's rule, with the template's
+// doorkeeper; kh is key's hash) gets an entry of its own, so an absent
+// name clients do ask for (a typo in a popular link, a resolver's probe)
+// is a plain cache hit from then on.
+func (h *Handler) serveAbsent(c *fastCache, set *zones.Set, key []byte, kh uint64, fq *query, remote netip.Addr, tcp bool, out []byte, limit int, md mode) ([]byte, bool) {
 	if !fq.question || fq.do && h.cfg.Signer != nil {
 		// Signed denial names the question (compact denial's NSEC), so a
 		// signed answer is never the same for two names: not tried.
@@ -89,7 +101,7 @@ func (h *Handler) serveAbsent(c *fastCache, set *zones.Set, key []byte, fq *quer
 		return nil, false
 	}
 	var kb [255 + 4]byte
-	tkey := absentKey(&kb, fq, encWire, tcp)
+	tkey := absentKey(&kb, key, n, encWire)
 	var t *template
 	if e := c.get(tkey); e != nil {
 		t = e.absent
@@ -114,7 +126,7 @@ func (h *Handler) serveAbsent(c *fastCache, set *zones.Set, key []byte, fq *quer
 	if p.opt >= 0 {
 		p.opt += delta
 	}
-	if c.again(key) {
+	if knock(t.door[:], kh) {
 		kept := p
 		kept.wire = append([]byte(nil), resp...) // deliver patches resp in place
 		c.put(key, &entry{static: &kept})

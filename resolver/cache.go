@@ -97,32 +97,29 @@ func newFastCache(set *zones.Set, budget int64) *fastCache {
 	return c
 }
 
-func (c *fastCache) shard(key []byte) *cacheShard {
-	return &c.shards[maphash.Bytes(c.seed, key)%fastShards] // AES-based: a few ns, where FNV took 1 ns a byte
+// hash is the hash of a key that picks its shard and doorkeeper slot: the
+// engine computes it once per query and passes it on (getH, admitH).
+func (c *fastCache) hash(key []byte) uint64 {
+	return maphash.Bytes(c.seed, key) // AES-based: a few ns, where FNV took 1 ns a byte
 }
 
-// admit tells whether a question the cache does not hold is to be filled
-// and kept: always while its shard has room, else only when the
-// doorkeeper saw it before.
-func (c *fastCache) admit(key []byte) bool {
-	h := maphash.Bytes(c.seed, key)
+func (c *fastCache) shard(key []byte) *cacheShard { return &c.shards[c.hash(key)%fastShards] }
+
+// admitH tells whether a question the cache does not hold (h its key's
+// hash) is to be filled and kept: always while its shard has room, else
+// only when the doorkeeper saw it before.
+func (c *fastCache) admitH(h uint64) bool {
 	if c.shards[h%fastShards].bytes.Load() < c.budget-c.budget/16 {
 		return true
 	}
-	return c.knock(h)
+	return knock(c.door[:], h)
 }
 
-// again tells whether a question was turned away (by admit or by again)
-// since its doorkeeper slot was last taken: whether it is asked a second
-// time. Absent names use it whether the cache is full or not: they are
-// answered from a template anyway, so only the ones asked again are worth
-// an entry of their own.
-func (c *fastCache) again(key []byte) bool { return c.knock(maphash.Bytes(c.seed, key)) }
-
-// knock is the doorkeeper for the question of hash h: true if it knocked
-// before (and the slot is cleared), else it is remembered.
-func (c *fastCache) knock(h uint64) bool {
-	slot := &c.door[(h/fastShards)%doorSlots]
+// knock is a doorkeeper (door, a power-of-two number of slots) for the
+// question of hash h: true if it knocked before since its slot was last
+// taken (and the slot is cleared), else it is remembered.
+func knock(door []atomic.Uint32, h uint64) bool {
+	slot := &door[(h/fastShards)&uint64(len(door)-1)]
 	tag := uint32(h>>32) | 1 // never 0, the empty slot
 	if slot.Load() == tag {
 		slot.Store(0)
@@ -132,8 +129,11 @@ func (c *fastCache) knock(h uint64) bool {
 	return false
 }
 
-func (c *fastCache) get(key []byte) *entry {
-	s := c.shard(key)
+func (c *fastCache) get(key []byte) *entry { return c.getH(key, c.hash(key)) }
+
+// getH is get for a key whose hash is h.
+func (c *fastCache) getH(key []byte, h uint64) *entry {
+	s := &c.shards[h%fastShards]
 	s.mu.RLock()
 	e := s.m[string(key)] // no allocation: the compiler looks up the bytes
 	s.mu.RUnlock()
@@ -151,8 +151,11 @@ func (c *fastCache) put(key []byte, e *entry) *entry {
 	if e.static != nil {
 		size += int64(cap(e.static.wire))
 	}
-	if e.absent != nil && e.absent.p != nil {
-		size += int64(cap(e.absent.p.wire) + 8*len(e.absent.ptrs))
+	if e.absent != nil {
+		size += int64(4 * len(e.absent.door))
+		if e.absent.p != nil {
+			size += int64(cap(e.absent.p.wire) + 8*len(e.absent.ptrs))
+		}
 	}
 	if size > c.budget {
 		e.evicted = true

@@ -115,12 +115,14 @@ func (h *Handler) serve(q []byte, remote netip.Addr, tcp bool, out []byte, tap *
 	var c *fastCache
 	var kb [255 + 3]byte
 	var key []byte
+	var kh uint64 // key's hash: its shard, its doorkeeper slots
 	var pre *preDecision
 	var e *entry
 	if md != explain && set != nil && h.cacheable(&fq) {
 		c = h.cache(set)
 		key = fq.key(&kb, tcp)
-		if e = c.get(key); e != nil {
+		kh = c.hash(key)
+		if e = c.getH(key, kh); e != nil {
 			p, scope := e.static, 0
 			var addrs []netip.Addr
 			if e.svc != nil {
@@ -141,7 +143,7 @@ func (h *Handler) serve(q []byte, remote netip.Addr, tcp bool, out []byte, tap *
 		}
 	}
 	if c != nil && e == nil {
-		if resp, ok := h.serveAbsent(c, set, key, &fq, remote, tcp, out, limit, md); ok {
+		if resp, ok := h.serveAbsent(c, set, key, kh, &fq, remote, tcp, out, limit, md); ok {
 			return resp
 		}
 	}
@@ -153,7 +155,7 @@ func (h *Handler) serve(q []byte, remote netip.Addr, tcp bool, out []byte, tap *
 	// variant at the name asked; while the cache has room, or when asked
 	// before (a flood of names asked once does not churn it).
 	store := c != nil && o.in && (o.services == 0 || o.services == 1 && o.svcAt) &&
-		(e == nil && c.admit(key) || e != nil && e.svc != nil && e.svc == o.svc && o.services == 1)
+		(e == nil && c.admitH(kh) || e != nil && e.svc != nil && e.svc == o.svc && o.services == 1)
 	var buf []byte
 	if !store {
 		buf = out[:cap(out)] // written where it is sent

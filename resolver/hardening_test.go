@@ -361,3 +361,28 @@ func keyOfType(t *testing.T, name string, qtype uint16) []byte {
 	var kb [255 + 3]byte
 	return append([]byte(nil), fq.key(&kb, false)...)
 }
+
+// TestAbsentNameAskedAgainIsCached: an absent name asked a second time
+// (the template's doorkeeper) gets an entry of its own, answered as the
+// template answered it; one asked once does not.
+func TestAbsentNameAskedAgainIsCached(t *testing.T) {
+	h := newTestHandler(t, Config{})
+	buf := make([]byte, 0, 4096)
+	ask := func(name string) []byte {
+		q := new(dns.Msg).SetQuestion(name, dns.TypeA)
+		q.Id = 7
+		wire, err := q.Pack()
+		require.NoError(t, err)
+		resp := h.ServeWire(wire, testClient, false, buf)
+		require.NotNil(t, resp)
+		return append([]byte(nil), resp...)
+	}
+	cached := func(name string) *entry { return h.fast.Load().get(keyOf(t, name)) }
+	for _, name := range []string{"typo.example.net.", "typo.wild.example.net."} {
+		first := ask(name)
+		require.Nil(t, cached(name), "%s asked once", name)
+		require.Equal(t, first, ask(name))
+		require.NotNil(t, cached(name), "%s asked again", name)
+		require.Equal(t, first, ask(name), "%s from its own entry", name)
+	}
+}

@@ -251,6 +251,10 @@ func appendRRs(dst, rrs []dns.RR, synth bool, owner string) []dns.RR {
 // Set is an immutable collection of zones, found by longest suffix match.
 type Set struct {
 	zones map[string]*Zone
+	// lens has bit n%256 set for every origin n bytes long: Find looks up
+	// only the suffixes of a name some origin could be, so a name below a
+	// zone's apex costs one map lookup, not one per label.
+	lens [4]uint64
 }
 
 // NewSet returns a set of the given zones.
@@ -259,7 +263,23 @@ func NewSet(zs ...*Zone) *Set {
 	for _, z := range zs {
 		s.zones[z.Origin] = z
 	}
+	s.index()
 	return s
+}
+
+// index sets lens from the zones.
+func (s *Set) index() {
+	s.lens = [4]uint64{}
+	for o := range s.zones {
+		n := len(o) % 256
+		s.lens[n/64] |= 1 << (n % 64)
+	}
+}
+
+// mayHold reports whether some origin is n bytes long (or may be).
+func (s *Set) mayHold(n int) bool {
+	n %= 256
+	return s.lens[n/64]&(1<<(n%64)) != 0
 }
 
 // With returns a copy of the set with z added or replaced.
@@ -282,6 +302,7 @@ func (s *Set) Update(add []*Zone, remove []string) *Set {
 	for _, o := range remove {
 		delete(n.zones, o)
 	}
+	n.index()
 	return n
 }
 
@@ -303,6 +324,9 @@ func (s *Set) Zones() []*Zone {
 func (s *Set) Find(qname string, qtype uint16) *Zone {
 	var best *Zone
 	for off, end := 0, false; !end; off, end = dns.NextLabel(qname, off) {
+		if !s.mayHold(len(qname) - off) {
+			continue
+		}
 		if z := s.zones[qname[off:]]; z != nil {
 			if off == 0 && qtype == dns.TypeDS && qname != "." {
 				best = z

@@ -69,6 +69,12 @@ func AppendNameFromWire(b, w []byte) []byte {
 	}
 	for i := 0; i < len(w) && w[i] != 0; i += int(w[i]) + 1 {
 		end := min(i+1+int(w[i]), len(w))
+		if plainLabel(w[i+1 : end]) {
+			// The common case, written as it is: one copy, not a byte
+			// at a time (a third of the time of an absent name's lookup).
+			b = append(append(b, w[i+1:end]...), '.')
+			continue
+		}
 		for _, c := range w[i+1 : end] {
 			switch {
 			case c >= 'A' && c <= 'Z':
@@ -85,6 +91,26 @@ func AppendNameFromWire(b, w []byte) []byte {
 	}
 	return b
 }
+
+// plainLabel reports whether every octet of label is written as itself:
+// printable, not upper case, nothing AppendNameFromWire escapes.
+func plainLabel(label []byte) bool {
+	for _, c := range label {
+		if !plainOctet[c] {
+			return false
+		}
+	}
+	return true
+}
+
+// plainOctet: plainLabel's test, one load an octet rather than a dozen
+// compares.
+var plainOctet = func() (t [256]bool) {
+	for c := '!'; c <= '~'; c++ {
+		t[c] = !(c >= 'A' && c <= 'Z' || strings.ContainsRune(".'@;()\"\\", c))
+	}
+	return t
+}()
 
 // nameWireLen returns the length in octets of the wire form of the
 // canonical name s.

@@ -285,3 +285,16 @@ records:
 `), "dname.test.", time.Unix(1700000000, 0), nil)
 	require.ErrorContains(t, err, `dname.test.yaml:6:3: name "d": more than one DNAME`)
 }
+
+// TestNameFromWireEveryOctet: each of the 256 octets, alone and inside a
+// label, is written as miekg/dns's unpacker writes it (lowered): the
+// whole-label copy of plain labels and the escapes agree with it.
+func TestNameFromWireEveryOctet(t *testing.T) {
+	for c := range 256 {
+		for _, w := range [][]byte{{1, byte(c), 0}, {3, 'a', byte(c), 'b', 1, 'x', 0}} {
+			unpacked, _, err := dns.UnpackDomainName(w, 0)
+			require.NoError(t, err)
+			require.Equal(t, strings.ToLower(unpacked), NameFromWire(w), "octet %d", c)
+		}
+	}
+}

@@ -308,6 +308,12 @@ func TestSetFind(t *testing.T) {
 	require.Nil(t, s.Find("example.org.", dns.TypeA))
 	require.Nil(t, s.Find("com.", dns.TypeA))
 	require.Len(t, s.Without("example.com.").Zones(), 1)
+	// Find looks up only suffixes as long as some origin: a copy knows its own.
+	require.Equal(t, "example.com.", s.Without("sub.example.com.").Find("a.sub.example.com.", dns.TypeA).Origin)
+	w := s.With(mk("example.org.")).With(mk("a.b.example.net."))
+	require.Equal(t, "example.org.", w.Find("x.y.example.org.", dns.TypeA).Origin)
+	require.Equal(t, "a.b.example.net.", w.Find("c.a.b.example.net.", dns.TypeA).Origin)
+	require.Nil(t, s.Find("x.y.example.org.", dns.TypeA))
 }
 
 func TestTrafficSettings(t *testing.T) {
