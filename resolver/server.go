@@ -29,7 +29,8 @@ type Listener struct {
 	UDP net.PacketConn
 	TCP net.Listener
 	// more UDP sockets on the same address (SO_REUSEPORT), one per core:
-	// the kernel spreads clients over them and each has its own reader.
+	// the kernel spreads the datagrams over them, each to a random one
+	// (spread_linux.go), and each socket has its own reader.
 	more []net.PacketConn
 }
 
