@@ -90,9 +90,6 @@ func Listen(addr string) (Listener, error) {
 					uc.SetReadBuffer(udpReadBuffer) // the kernel caps it at net.core.rmem_max, silently
 				}
 			}
-			if len(l.more) > 0 {
-				spread(l.UDP, len(l.more)+1) // best effort: without it the kernel hashes
-			}
 			return l, nil
 		}
 		pc.Close()
