@@ -48,12 +48,11 @@ import (
 // receive timeout while busy did not make the stale ticks rarer (the
 // thread waits for a CPU, not for a query); neither was a net gain.
 // Nor was a reuseport BPF program sending each datagram to a random
-// socket: it evened out the hash's split of a few clients (74:26 % of the
-// queries in one run, 50:50 after) but every burst of a client then woke
-// both readers, and queries per server CPU second did not rise (medians
-// of same-round ratios: static 0.84x and geo 1.00x over 13 rounds, flood
-// 0.87x and mixed 0.93x over 5, single rounds from 0.6x to 1.4x). Prometheus counters
-// (0.2 %) and the GC (the path does not allocate) are not in the profile.
+// socket (it woke both readers for every burst). What did cut the context
+// switches is sending each datagram to the socket of the CPU that
+// received it (spread_linux.go): bigger batches, fewer wake-ups.
+// Prometheus counters (0.2 %) and the GC (the path does not allocate) are
+// not in the profile.
 
 // readersHoldProcs: each reader gets a P of its own (see above).
 const readersHoldProcs = true
