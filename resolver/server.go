@@ -29,7 +29,8 @@ type Listener struct {
 	UDP net.PacketConn
 	TCP net.Listener
 	// more UDP sockets on the same address (SO_REUSEPORT), one per core:
-	// the kernel spreads clients over them and each has its own reader.
+	// each datagram goes to the socket of the CPU that received it
+	// (spread_linux.go), and each socket has its own reader.
 	more []net.PacketConn
 }
 
@@ -88,6 +89,9 @@ func Listen(addr string) (Listener, error) {
 				if uc, ok := pc.(*net.UDPConn); ok {
 					uc.SetReadBuffer(udpReadBuffer) // the kernel caps it at net.core.rmem_max, silently
 				}
+			}
+			if len(l.more) > 0 {
+				spread(l.UDP, len(l.more)+1) // best effort: without it the kernel hashes
 			}
 			return l, nil
 		}

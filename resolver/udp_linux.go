@@ -31,6 +31,28 @@ import (
 // (Raw system calls, which keep the P during the wait, were cheaper still
 // but left goroutines queued on the reader's P waiting for its timeout:
 // TCP answers stalled, and a stop-the-world waited on the reader.)
+//
+// What is left of the runtime's cost, profiled with two readers on two
+// CPUs shared with dnsperf (issue 23; perf record -e cpu-clock, uprobes on
+// the scheduler; the VM's context switch is the dearest thing there, 30-40
+// % of the samples in both geodns and gdnsd): 90 % of the server's CPU is
+// in the kernel, as in gdnsd (sendmmsg 57 %, recvmmsg 23-28 % in both);
+// answering is 5 %; sysmon's wake-ups (4-10 %) and the yields below (4-8
+// %: each wakes a spinning thread for the idle P, which finds nothing and
+// sleeps: 6-8 futex calls per 1000 queries) are what gdnsd does not
+// pay. Sysmon wakes 100 times a second at best (the readers' Ps are never
+// all idle), and 50 times 20 us apart after each P it takes back from
+// a reader whose tick went stale for 10 ms (a reader descheduled or
+// waiting that long: 1-8 times a second under load). Yielding every 1 ms
+// instead of 5 stops those retakes but makes 2.5-3x the futex calls; a short
+// receive timeout while busy did not make the stale ticks rarer (the
+// thread waits for a CPU, not for a query); neither was a net gain.
+// Nor was a reuseport BPF program sending each datagram to a random
+// socket (it woke both readers for every burst). What did cut the context
+// switches is sending each datagram to the socket of the CPU that
+// received it (spread_linux.go): bigger batches, fewer wake-ups.
+// Prometheus counters (0.2 %) and the GC (the path does not allocate) are
+// not in the profile.
 
 // readersHoldProcs: each reader gets a P of its own (see above).
 const readersHoldProcs = true

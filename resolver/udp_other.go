@@ -14,3 +14,6 @@ const readersHoldProcs = false
 func serveUDP(c *net.UDPConn, h WireHandler, log *slog.Logger, _ <-chan struct{}) {
 	servePolled(c, h, log)
 }
+
+// spread: the kernel's own choice of socket (see spread_linux.go).
+func spread(net.PacketConn, int) bool { return false }
