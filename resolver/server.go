@@ -90,8 +90,8 @@ func Listen(addr string) (Listener, error) {
 					uc.SetReadBuffer(udpReadBuffer) // the kernel caps it at net.core.rmem_max, silently
 				}
 			}
-			if len(l.more) > 0 {
-				spread(l.UDP, len(l.more)+1) // best effort: without it the kernel hashes
+			if n := len(l.more) + 1; n > 1 && steerable(l.UDP.LocalAddr().(*net.UDPAddr).AddrPort().Addr(), n) {
+				spread(l.UDP, n) // best effort: without it the kernel hashes
 			}
 			return l, nil
 		}

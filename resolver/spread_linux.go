@@ -4,6 +4,10 @@ package resolver
 
 import (
 	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -25,8 +29,11 @@ import (
 //
 // The cost: a NIC with a single receive queue and no RPS delivers every
 // datagram on one CPU, and all of them then go to one socket and one
-// reader, where the hash would have spread them by client. Multi-queue
-// NICs (and virtio-net with a queue per vCPU) spread the CPUs already.
+// reader, where the hash would have spread them by client. So the program
+// is attached only where datagrams arrive on enough CPUs (steerable): on
+// loopback (a datagram is received on its sender's CPU), or where every
+// interface the socket listens on has a receive queue per socket or RPS
+// on. (Knot leaves the same choice to its operator: socket-affinity.)
 
 // Ancillary loads of classic BPF (linux/filter.h), not in x/sys/unix.
 const (
@@ -65,4 +72,54 @@ func spread(pc net.PacketConn, n int) bool {
 			&unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]})
 	})
 	return err == nil && serr == nil
+}
+
+// steerable reports whether datagrams to a socket bound to ip arrive on
+// enough CPUs for steering by CPU to use all n sockets (see above).
+func steerable(ip netip.Addr, n int) bool {
+	if ip.IsLoopback() {
+		return true
+	}
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return false
+	}
+	for _, ifc := range ifs {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		if !ip.IsUnspecified() && !hasAddr(ifc, ip) {
+			continue
+		}
+		if !spreadsRx(filepath.Join("/sys/class/net", ifc.Name), n) {
+			return false
+		}
+	}
+	return true
+}
+
+func hasAddr(ifc net.Interface, ip netip.Addr) bool {
+	addrs, _ := ifc.Addrs()
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Unmap() == ip.Unmap() {
+			return true
+		}
+	}
+	return false
+}
+
+// spreadsRx reports whether the interface at dir (its sysfs directory)
+// receives on n CPUs or more: n receive queues, or RPS on a queue.
+func spreadsRx(dir string, n int) bool {
+	qs, _ := filepath.Glob(filepath.Join(dir, "queues", "rx-*"))
+	if len(qs) >= n {
+		return true
+	}
+	for _, q := range qs {
+		b, _ := os.ReadFile(filepath.Join(q, "rps_cpus"))
+		if strings.Trim(strings.TrimSpace(string(b)), "0,") != "" {
+			return true
+		}
+	}
+	return false
 }

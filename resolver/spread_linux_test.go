@@ -1,7 +1,11 @@
 package resolver
 
 import (
+	"fmt"
 	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
@@ -81,4 +85,26 @@ func sendFrom(t *testing.T, cpu int, c net.Conn, n int) {
 		errc <- nil
 	}()
 	require.NoError(t, <-errc)
+}
+
+// TestSteerable: steering by CPU is used only where datagrams arrive on
+// enough CPUs: loopback, or interfaces with a receive queue per socket or
+// RPS on (a single-queue NIC would send every datagram to one reader).
+func TestSteerable(t *testing.T) {
+	require.True(t, steerable(netip.MustParseAddr("127.0.0.1"), 2))
+	require.True(t, steerable(netip.MustParseAddr("::1"), 2))
+	iface := func(queues int, rps string) string {
+		dir := t.TempDir()
+		for q := range queues {
+			qd := filepath.Join(dir, "queues", fmt.Sprintf("rx-%d", q))
+			require.NoError(t, os.MkdirAll(qd, 0o755))
+			require.NoError(t, os.WriteFile(filepath.Join(qd, "rps_cpus"), []byte(rps+"\n"), 0o644))
+		}
+		return dir
+	}
+	require.False(t, spreadsRx(iface(1, "0"), 2), "one queue, no RPS")
+	require.False(t, spreadsRx(iface(1, "00000000,00000000"), 2), "one queue, an empty RPS mask")
+	require.True(t, spreadsRx(iface(2, "0"), 2), "a queue per socket")
+	require.False(t, spreadsRx(iface(2, "0"), 4), "fewer queues than sockets")
+	require.True(t, spreadsRx(iface(1, "3"), 2), "RPS over CPUs 0-1")
 }

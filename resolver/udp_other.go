@@ -5,6 +5,7 @@ package resolver
 import (
 	"log/slog"
 	"net"
+	"net/netip"
 )
 
 // readersHoldProcs: readers wait in the netpoller, without a P.
@@ -17,3 +18,5 @@ func serveUDP(c *net.UDPConn, h WireHandler, log *slog.Logger, _ <-chan struct{}
 
 // spread: the kernel's own choice of socket (see spread_linux.go).
 func spread(net.PacketConn, int) bool { return false }
+
+func steerable(netip.Addr, int) bool { return false }
