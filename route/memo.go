@@ -150,6 +150,9 @@ func (r *Router) place(pl *plan, svc *zones.Service, client netip.Prefix) placem
 	}
 	if r.Loc != nil && addr.IsValid() {
 		loc, located = r.Loc.Locate(addr)
+		if pl.idx.placed.Add(1) == mapAfter {
+			r.Changed() // the plan loop has the map compiled
+		}
 	}
 	p.groups, p.rule = siteGroups(svc, loc, located, addr, nil)
 	// Only what decide reads: names would keep the entry larger.

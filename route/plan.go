@@ -23,6 +23,7 @@ type svcIndex struct {
 	allNames   []string        // CNAME services: every name
 	capShares  map[string]float64
 	smap       atomic.Pointer[siteMap] // its site map, once compiled (sitemap.go)
+	placed     atomic.Int64            // clients placed by a database lookup: a map is compiled after mapAfter
 	// strands[c][f]: a rule that may match clients of address family c
 	// (IPv4, IPv6) confines them to sites without endpoints of family f,
 	// so that they get an all-down answer others do not.

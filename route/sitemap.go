@@ -31,7 +31,12 @@ import (
 //
 // Maps are compiled off the query path, by the plan loop's map worker,
 // once per distinct (sites, rules, default order) and database generation:
-// services that rank alike share one. Until a service's map is ready, or
+// services that rank alike share one. A map is compiled only for a
+// service whose clients come from many networks: after mapAfter of them
+// were placed by a database lookup (a memo miss each). A service asked
+// from a few networks is served by the memo as well, and does not pay the
+// walk (seconds of CPU) nor the map's memory (DB-IP: ~10 MB, and some
+// 70 MB more at the peak of the walk). Until a service's map is ready, or
 // when its database was reloaded since, the service routes as before
 // (memo, database lookup). Services with cidr rules have no map: their
 // rules cut the address space along networks the databases know nothing
@@ -272,6 +277,11 @@ func compileMap(ctx context.Context, svc *zones.Service, loc *geo.Locator) *site
 	return m
 }
 
+// mapAfter is how many clients of a service are placed by a database
+// lookup before its map is compiled: more networks than the memo holds
+// (memoSlots) ask it.
+const mapAfter = 2 * memoSlots
+
 // classDecisions are a plan's decisions per class of a map, made at the
 // first query of each class (and family).
 type classDecisions struct {
@@ -362,19 +372,23 @@ func (r *Router) Where(addr netip.Addr) (lat, lon float64, ok bool) {
 
 // CompileSiteMaps compiles the site maps of set's services now (Run's
 // loop does it in the background): for tests and benchmarks.
-func (r *Router) CompileSiteMaps(set *zones.Set) { r.compileMaps(context.Background(), set) }
+func (r *Router) CompileSiteMaps(set *zones.Set) { r.compile(context.Background(), set, true) }
 
-// compileMaps compiles the maps set's services lack for the current
-// databases, and drops those no service uses.
-func (r *Router) compileMaps(ctx context.Context, set *zones.Set) {
+// compileMaps compiles the maps that set's services asked from many
+// networks lack for the current databases, and drops those no service
+// uses.
+func (r *Router) compileMaps(ctx context.Context, set *zones.Set) { r.compile(ctx, set, false) }
+
+// compile is compileMaps; with all, for every service.
+func (r *Router) compile(ctx context.Context, set *zones.Set, all bool) {
 	loc, _ := r.Loc.(*geo.Locator)
 	if loc == nil || set == nil {
 		return
 	}
 	r.mapsMu.Lock()
 	defer r.mapsMu.Unlock()
-	if set == r.mapsSet && loc.Generation() == r.mapsGen {
-		return // every service has its map (the plan loop sends every round's set)
+	if set == r.mapsSet && loc.Generation() == r.mapsGen && !all && !r.mapsWanted(set) {
+		return // nothing new (the plan loop sends every round's set)
 	}
 	if r.maps == nil {
 		r.maps = map[string]*siteMap{}
@@ -389,6 +403,10 @@ func (r *Router) compileMaps(ctx context.Context, set *zones.Set) {
 			}
 			used[sig] = true
 			m := r.maps[sig]
+			idx := r.planFor(z.Origin, svc).idx
+			if m == nil && !all && idx.placed.Load() < mapAfter {
+				continue // asked from a few networks: the memo serves it
+			}
 			if m == nil || m.gen != loc.Generation() {
 				start := time.Now()
 				if m = compileMap(ctx, svc, loc); m == nil {
@@ -401,7 +419,7 @@ func (r *Router) compileMaps(ctx context.Context, set *zones.Set) {
 				r.logger().Info("site map compiled", "zone", z.Origin, "service", svc.Name, "classes", len(m.classes),
 					"runs_ipv4", len(m.fam[0].hi), "runs_ipv6", len(m.fam[1].hi), "took", time.Since(start).Round(time.Millisecond))
 			}
-			r.planFor(z.Origin, svc).idx.smap.Store(m)
+			idx.smap.Store(m)
 		}
 	}
 	for sig := range r.maps {
@@ -412,4 +430,22 @@ func (r *Router) compileMaps(ctx context.Context, set *zones.Set) {
 	r.mapsSet, r.mapsGen = set, gen
 	now := maps.Clone(r.maps)
 	r.mapsNow.Store(&now)
+}
+
+// mapsWanted reports whether a service of set lacks the map its clients
+// now call for. Called with mapsMu held.
+func (r *Router) mapsWanted(set *zones.Set) bool {
+	for _, z := range set.Zones() {
+		for _, svc := range z.Services {
+			if v, ok := r.plans.Load(svc); ok {
+				idx := v.(*plan).idx
+				if idx.smap.Load() == nil && idx.placed.Load() >= mapAfter {
+					if _, ok := mapSignature(svc); ok {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return false
 }

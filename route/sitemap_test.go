@@ -266,8 +266,9 @@ func TestSiteMapRoutesAsFresh(t *testing.T) {
 }
 
 // TestSiteMapCompiledByRun: the plan loop compiles a service's map in the
-// background, queries then take decisions from it, and a new zone version
-// of the same sites reuses it.
+// background once its clients come from many networks (not before),
+// queries then take decisions from it, and a new zone version of the same
+// sites reuses it.
 func TestSiteMapCompiledByRun(t *testing.T) {
 	z, err := zones.Compile("example.net.yaml", []byte(mapZoneYAML), "example.net.", time.Now(), nil)
 	require.NoError(t, err)
@@ -279,6 +280,14 @@ func TestSiteMapCompiledByRun(t *testing.T) {
 	done := make(chan struct{})
 	go func() { r.Run(ctx, cur.Load); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
+	svc := z.Services["web"]
+	for i := range mapAfter - 1 {
+		r.Route(z.Origin, svc, netip.PrefixFrom(netip.AddrFrom4([4]byte{11, byte(i >> 8), byte(i), 0}), 24), false)
+	}
+	r.Changed()
+	time.Sleep(100 * time.Millisecond) // what a compile would take here, and more
+	require.Nil(t, r.planFor(z.Origin, svc).idx.smap.Load(), "%d networks: the memo serves them", mapAfter-1)
+	r.Route(z.Origin, svc, prefix("12.0.0.0/24"), false)
 	require.Eventually(t, func() bool { return r.planFor(z.Origin, z.Services["web"]).idx.smap.Load() != nil },
 		10*time.Second, 10*time.Millisecond, "the map is compiled")
 	m := r.planFor(z.Origin, z.Services["web"]).idx.smap.Load()
