@@ -35,6 +35,7 @@ type entry struct {
 	variants map[string]*packed
 
 	key  string       // the cache key
+	hash uint64       // key's hash (fastCache.hash)
 	size atomic.Int64 // bytes charged to the cache, variants included
 	ref  atomic.Bool  // CLOCK: used since the hand last passed
 	slot int          // index in the shard's ring; guarded by the shard's lock
@@ -81,9 +82,9 @@ type fastCache struct {
 const doorSlots = 1 << 16
 
 type cacheShard struct {
-	mu    sync.RWMutex
-	m     map[string]*entry
-	ring  []*entry // every entry once, in no order; the hand walks it
+	mu    sync.Mutex            // writers: put, evict
+	tab   atomic.Pointer[table] // the entries by key, read without mu (cachetable.go)
+	ring  []*entry              // every entry once, in no order; the hand walks it
 	hand  int
 	bytes atomic.Int64 // written under mu, but variants add while only reading
 	_     [64]byte     // shards on their own cache lines
@@ -92,7 +93,7 @@ type cacheShard struct {
 func newFastCache(set *zones.Set, budget int64) *fastCache {
 	c := &fastCache{set: set, seed: maphash.MakeSeed(), budget: budget / fastShards}
 	for i := range c.shards {
-		c.shards[i].m = map[string]*entry{}
+		c.shards[i].tab.Store(newTable(16))
 	}
 	return c
 }
@@ -134,9 +135,7 @@ func (c *fastCache) get(key []byte) *entry { return c.getH(key, c.hash(key)) }
 // getH is get for a key whose hash is h.
 func (c *fastCache) getH(key []byte, h uint64) *entry {
 	s := &c.shards[h%fastShards]
-	s.mu.RLock()
-	e := s.m[string(key)] // no allocation: the compiler looks up the bytes
-	s.mu.RUnlock()
+	e := s.tab.Load().get(key, h)
 	if e != nil && !e.ref.Load() {
 		e.ref.Store(true) // written once per pass of the hand, not per hit
 	}
@@ -165,7 +164,9 @@ func (c *fastCache) put(key []byte, e *entry) *entry {
 	s := c.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old := s.m[string(key)]; old != nil {
+	h := c.hash(key)
+	t := s.tab.Load()
+	if old := t.get(key, h); old != nil {
 		return old
 	}
 	for s.bytes.Load()+size > c.budget && len(s.ring) > 0 {
@@ -174,7 +175,10 @@ func (c *fastCache) put(key []byte, e *entry) *entry {
 	e.key = string(key)
 	e.slot = len(s.ring)
 	s.ring = append(s.ring, e)
-	s.m[e.key] = e
+	e.hash = h
+	if n := t.put(e); n != t {
+		s.tab.Store(n)
+	}
 	s.bytes.Add(size)
 	return e
 }
@@ -197,7 +201,7 @@ func (s *cacheShard) evict() {
 		s.ring[s.hand].slot = s.hand
 		s.ring[last] = nil
 		s.ring = s.ring[:last]
-		delete(s.m, e.key)
+		s.tab.Load().remove(e)
 		e.mu.Lock() // a variant being added sees the entry gone, and charges nothing
 		e.evicted = true
 		size := e.size.Load()

@@ -1,0 +1,73 @@
+package resolver
+
+import (
+	"fmt"
+	"hash/maphash"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestTableMatchesMap: random puts and removes (growth, tombstones, keys
+// whose hashes collide in the low bits) give what a map gives, while
+// readers look keys up without a lock (run with -race).
+func TestTableMatchesMap(t *testing.T) {
+	seed := maphash.MakeSeed()
+	var mu sync.Mutex
+	var cur atomic.Pointer[table]
+	cur.Store(newTable(16))
+	model := map[string]*entry{}
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	for range 2 {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k := []byte(fmt.Sprintf("k%d", i%500))
+				if e := cur.Load().get(k, maphash.Bytes(seed, k)); e != nil && e.key != string(k) {
+					panic("wrong entry")
+				}
+			}
+		}()
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		k := fmt.Sprintf("k%d", rng.IntN(500))
+		h := maphash.String(seed, k)
+		if rng.IntN(8) == 0 {
+			h &^= 0xffffffff00000000 // the same probe start for many keys
+		}
+		mu.Lock()
+		t0 := cur.Load()
+		if e := model[k]; e != nil && rng.IntN(2) == 0 {
+			t0.remove(e)
+			delete(model, k)
+		} else if e == nil {
+			e = &entry{key: k, hash: h}
+			if n := t0.put(e); n != t0 {
+				cur.Store(n)
+			}
+			model[k] = e
+		}
+		tab := cur.Load()
+		require.Equal(t, len(model), tab.live)
+		require.LessOrEqual(t, 2*tab.used, len(tab.slots), "half full at most")
+		mu.Unlock()
+	}
+	close(stop)
+	readers.Wait()
+	tab := cur.Load()
+	for k, e := range model {
+		require.Same(t, e, tab.get([]byte(k), e.hash), k)
+	}
+	require.Nil(t, tab.get([]byte("absent"), maphash.String(seed, "absent")))
+}
