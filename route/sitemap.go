@@ -221,7 +221,7 @@ func compileMap(ctx context.Context, svc *zones.Service, loc *geo.Locator) *site
 	// for nothing a location has).
 	g, rule := siteGroups(svc, geo.Location{}, false, netip.Addr{}, nil)
 	unplaced := class(g, rule, false)
-	gen := uint64(0)
+	var gens [2]uint64
 	for f, v6 := range []bool{false, true} {
 		t := &m.fam[f]
 		next := netip.IPv4Unspecified() // the first address not yet in a run
@@ -244,7 +244,7 @@ func compileMap(ctx context.Context, svc *zones.Service, loc *geo.Locator) *site
 			g, rule := siteGroups(svc, *l, true, netip.Addr{}, nil) // no cidr rules: the address is not read
 			return class(g, rule, l.HasCoords)
 		}
-		gen = loc.Spans(v6, classify, func(first, last netip.Addr, c uint32) bool {
+		gens[f] = loc.Spans(v6, classify, func(first, last netip.Addr, c uint32) bool {
 			if ctx.Err() != nil {
 				stopped = true
 				return false
@@ -273,7 +273,9 @@ func compileMap(ctx context.Context, svc *zones.Service, loc *geo.Locator) *site
 		}
 		t.index[1<<16] = uint32(len(t.hi))
 	}
-	m.gen = gen
+	if gens[0] == gens[1] {
+		m.gen = gens[0]
+	} // else a reload came between the walks: generation 0 is never current, and the map is compiled again
 	return m
 }
 
