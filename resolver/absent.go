@@ -129,7 +129,7 @@ func (h *Handler) serveAbsent(c *fastCache, set *zones.Set, key []byte, kh uint6
 	if knock(t.door[:], kh) {
 		kept := p
 		kept.wire = append([]byte(nil), resp...) // deliver patches resp in place
-		c.put(key, &entry{static: &kept})
+		c.putH(key, kh, &entry{static: &kept})
 	}
 	return h.deliver(&p, fq, remote, tcp, out, 0, nil, false, md), true
 }

@@ -145,7 +145,10 @@ func (c *fastCache) getH(key []byte, h uint64) *entry {
 // put adds e under key, evicting until it fits, and returns the entry the
 // cache holds for key (another query's, if it came first). An entry
 // larger than a shard's budget is not kept (e is returned, not held).
-func (c *fastCache) put(key []byte, e *entry) *entry {
+func (c *fastCache) put(key []byte, e *entry) *entry { return c.putH(key, c.hash(key), e) }
+
+// putH is put for a key whose hash is h.
+func (c *fastCache) putH(key []byte, h uint64, e *entry) *entry {
 	size := int64(entryOverhead + 2*len(key))
 	if e.static != nil {
 		size += int64(cap(e.static.wire))
@@ -161,10 +164,9 @@ func (c *fastCache) put(key []byte, e *entry) *entry {
 		return e
 	}
 	e.size.Store(size)
-	s := c.shard(key)
+	s := &c.shards[h%fastShards]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	h := c.hash(key)
 	t := s.tab.Load()
 	if old := t.get(key, h); old != nil {
 		return old

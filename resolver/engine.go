@@ -162,7 +162,7 @@ func (h *Handler) serve(q []byte, remote netip.Addr, tcp bool, out []byte, tap *
 	}
 	p := h.write(&fq, &o, limit-reserve(&fq, o.echoCookie, o.echoECS), buf, store, md)
 	if store && !p.trimmed {
-		h.keep(c, key, e, &o, p, &fq)
+		h.keep(c, key, kh, e, &o, p, &fq)
 	}
 	return h.deliver(p, &fq, remote, tcp, out, o.scope, nil, false, md)
 }
@@ -176,11 +176,11 @@ func (h *Handler) cacheable(fq *query) bool {
 		!fq.co // Compact Answers OK (RFC 9824) changes a signed zone's NXDOMAIN; rare, so not cached
 }
 
-// keep stores p, written for o, in the cache under key, where e (if not
-// nil) is the service entry found there.
-func (h *Handler) keep(c *fastCache, key []byte, e *entry, o *outcome, p *packed, fq *query) {
+// keep stores p, written for o, in the cache under key (of hash kh),
+// where e (if not nil) is the service entry found there.
+func (h *Handler) keep(c *fastCache, key []byte, kh uint64, e *entry, o *outcome, p *packed, fq *query) {
 	if o.services == 0 {
-		c.put(key, &entry{static: p})
+		c.putH(key, kh, &entry{static: p})
 		return
 	}
 	if h.cfg.Metrics != nil {
@@ -192,7 +192,7 @@ func (h *Handler) keep(c *fastCache, key []byte, e *entry, o *outcome, p *packed
 		}
 	}
 	if e == nil {
-		e = c.put(key, &entry{svc: o.svc, origin: o.zone, v6: o.svcV6, variants: map[string]*packed{},
+		e = c.putH(key, kh, &entry{svc: o.svc, origin: o.zone, v6: o.svcV6, variants: map[string]*packed{},
 			// Signed answers are kept per address set: RRSIGs cover them.
 			addrs: !o.svc.CNAME && (fq.qtype == dns.TypeA || fq.qtype == dns.TypeAAAA) && !(fq.do && h.cfg.Signer != nil)})
 	}
