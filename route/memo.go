@@ -142,11 +142,9 @@ func (r *Router) place(pl *plan, svc *zones.Service, client netip.Prefix) placem
 		located bool
 		addr    = client.Addr().Unmap()
 	)
-	if m := pl.idx.smap.Load(); m != nil && m.gen == r.locGen() && addr.IsValid() {
-		// The map has the ranking: no database lookup.
-		cls, bits := m.lookup(addr)
-		c := &m.classes[cls]
-		return placement{groups: c.groups, rule: c.rule, hasCoords: c.hasCoords, network: netip.PrefixFrom(addr, bits), approx: true}
+	if m := r.siteMap(pl); m != nil && addr.IsValid() {
+		_, p := m.place(addr) // the map has the ranking: no database lookup
+		return p
 	}
 	if r.Loc != nil && addr.IsValid() {
 		loc, located = r.Loc.Locate(addr)

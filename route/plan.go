@@ -22,6 +22,7 @@ type svcIndex struct {
 	all        [2][]netip.Addr // every address of the family: serve-all's answer
 	allNames   []string        // CNAME services: every name
 	capShares  map[string]float64
+	sig        string                  // mapSignature: "" when the service has no site map
 	smap       atomic.Pointer[siteMap] // its site map, once compiled (sitemap.go)
 	placed     atomic.Int64            // clients placed by a database lookup: a map is compiled after mapAfter
 	// strands[c][f]: a rule that may match clients of address family c
@@ -32,7 +33,7 @@ type svcIndex struct {
 
 func newIndex(svc *zones.Service) *svcIndex {
 	x := &svcIndex{site: make(map[string]int, len(svc.Sites)), eps: make([][2][]int32, len(svc.Sites)),
-		capShares: capacityShares(svc)}
+		capShares: capacityShares(svc), sig: mapSignature(svc)}
 	for i, s := range svc.Sites {
 		x.site[s.Name] = i
 	}
@@ -171,10 +172,8 @@ func (r *Router) plan(origin string, svc *zones.Service, published bool, tab *he
 		idx = old.idx
 	} else {
 		idx = newIndex(svc)
-		if maps := r.mapsNow.Load(); maps != nil {
-			if sig, ok := mapSignature(svc); ok && (*maps)[sig] != nil {
-				idx.smap.Store((*maps)[sig])
-			}
+		if maps := r.mapsNow.Load(); maps != nil && idx.sig != "" {
+			idx.smap.Store((*maps)[idx.sig])
 		}
 	}
 	p := r.buildPlan(svc, idx, tab, op, old)

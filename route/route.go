@@ -126,7 +126,7 @@ const MaxRampDetourKm = 5000.0
 // slices are shared: callers must not modify them.
 func (r *Router) Route(origin string, svc *zones.Service, client netip.Prefix, v6 bool) Decision {
 	pl := r.planFor(origin, svc)
-	if m := pl.idx.smap.Load(); m != nil && m.gen == r.locGen() {
+	if m := r.siteMap(pl); m != nil {
 		if d, ok := r.routeMapped(pl, m, svc, client, v6); ok {
 			return d
 		}
@@ -178,10 +178,10 @@ func (r *Router) Explain(origin string, svc *zones.Service, client netip.Prefix,
 	}
 	p.groups, p.rule = siteGroups(svc, loc, located, addr, &t.Distances)
 	p.lat, p.lon, p.hasCoords, p.network = loc.Lat, loc.Lon, loc.HasCoords, loc.Network
-	if m := pl.idx.smap.Load(); m != nil && m.gen == r.locGen() && addr.IsValid() {
+	if m := r.siteMap(pl); m != nil && addr.IsValid() {
 		// Queries are answered by the map: its scope is theirs.
-		_, bits := m.lookup(addr)
-		p.network = netip.PrefixFrom(addr, bits)
+		_, mp := m.place(addr)
+		p.network = mp.network
 	}
 	t.Location, t.Located, t.Rule, t.Groups = loc, located, p.rule, p.groups
 	d, ans, _ := r.decide(pl, svc, client, v6, &p, &t)

@@ -162,12 +162,29 @@ func (m *siteMap) lookup(addr netip.Addr) (cls uint32, scope int) {
 	return m.fam[b2i(!addr.Is4())].lookup(addr)
 }
 
+// place places addr (valid, unmapped) by the map: its class, and the
+// placement, without coordinates.
+func (m *siteMap) place(addr netip.Addr) (uint32, placement) {
+	cls, bits := m.lookup(addr)
+	c := &m.classes[cls]
+	return cls, placement{groups: c.groups, rule: c.rule, hasCoords: c.hasCoords, network: netip.PrefixFrom(addr, bits), approx: true}
+}
+
+// siteMap returns the site map of pl's service if it has one for the
+// databases in use, else nil.
+func (r *Router) siteMap(pl *plan) *siteMap {
+	if m := pl.idx.smap.Load(); m != nil && m.gen == r.locGen() {
+		return m
+	}
+	return nil
+}
+
 // mapSignature names what a service's map depends on, equal for services
-// that rank alike; ok is false for a service without a map (one site, or
-// cidr rules).
-func mapSignature(svc *zones.Service) (sig string, ok bool) {
+// that rank alike; "" for a service without a map (one site, or cidr
+// rules).
+func mapSignature(svc *zones.Service) string {
 	if len(svc.Sites) < 2 {
-		return "", false
+		return ""
 	}
 	var b strings.Builder
 	for _, s := range svc.Sites {
@@ -182,7 +199,7 @@ func mapSignature(svc *zones.Service) (sig string, ok bool) {
 	b.WriteString(strings.Join(svc.SiteOrder, ","))
 	for _, r := range svc.Rules {
 		if len(r.CIDRs) > 0 {
-			return "", false
+			return ""
 		}
 		b.WriteByte('|')
 		for _, l := range [][]string{r.Countries, r.Continents, r.Subdivisions, r.Sites} {
@@ -190,7 +207,7 @@ func mapSignature(svc *zones.Service) (sig string, ok bool) {
 			b.WriteByte('/')
 		}
 	}
-	return b.String(), true
+	return b.String()
 }
 
 // compileMap compiles svc's map from loc's databases. It stops early,
@@ -318,7 +335,7 @@ func (r *Router) routeMapped(pl *plan, m *siteMap, svc *zones.Service, client ne
 	if !addr.IsValid() {
 		return d, false
 	}
-	cls, bits := m.lookup(addr)
+	cls, p := m.place(addr)
 	slot := &pl.decisions(m).e[2*int(cls)+b2i(v6)]
 	if e := slot.Load(); e != nil {
 		if e.perNet || !r.rampsOver(svc, pl) {
@@ -326,13 +343,11 @@ func (r *Router) routeMapped(pl *plan, m *siteMap, svc *zones.Service, client ne
 		}
 		d = e.d
 		if !e.scope0 {
-			d.Scope = min(client.Bits(), bits)
+			d.Scope = min(client.Bits(), p.network.Bits())
 		}
 		e.ans.fill(&d, r.rot.Add(1), svc.Answers)
 		return d, true
 	}
-	c := &m.classes[cls]
-	p := placement{groups: c.groups, rule: c.rule, hasCoords: c.hasCoords, network: netip.PrefixFrom(addr, bits), approx: true}
 	d, ans, fixed := r.decide(pl, svc, client, v6, &p, nil)
 	hashed := d.Why.Bucket >= 0 || d.Why.Spilled
 	switch {
@@ -395,21 +410,21 @@ func (r *Router) compile(ctx context.Context, set *zones.Set, all bool) {
 	if r.maps == nil {
 		r.maps = map[string]*siteMap{}
 	}
-	gen := loc.Generation()
+	gen := loc.Generation() // a map compiled from a newer one is compiled again next round
 	used := map[string]bool{}
 	for _, z := range set.Zones() {
 		for _, svc := range z.Services {
-			sig, ok := mapSignature(svc)
-			if !ok {
+			idx := r.planFor(z.Origin, svc).idx
+			sig := idx.sig
+			if sig == "" {
 				continue
 			}
 			used[sig] = true
 			m := r.maps[sig]
-			idx := r.planFor(z.Origin, svc).idx
 			if m == nil && !all && idx.placed.Load() < mapAfter {
 				continue // asked from a few networks: the memo serves it
 			}
-			if m == nil || m.gen != loc.Generation() {
+			if m == nil || m.gen != gen {
 				start := time.Now()
 				if m = compileMap(ctx, svc, loc); m == nil {
 					return // stopping
@@ -441,10 +456,8 @@ func (r *Router) mapsWanted(set *zones.Set) bool {
 		for _, svc := range z.Services {
 			if v, ok := r.plans.Load(svc); ok {
 				idx := v.(*plan).idx
-				if idx.smap.Load() == nil && idx.placed.Load() >= mapAfter {
-					if _, ok := mapSignature(svc); ok {
-						return true
-					}
+				if idx.sig != "" && idx.smap.Load() == nil && idx.placed.Load() >= mapAfter {
+					return true
 				}
 			}
 		}
