@@ -233,7 +233,7 @@ func (r *Router) decide(pl *plan, svc *zones.Service, client netip.Prefix, v6 bo
 		t = r.now()
 		fixed = t.Sub(pl.last) >= svc.ReturnRamp // every ramp is over
 	}
-	d.Why = Why{Rule: rule + 1, Located: loc.HasCoords, Lat: loc.Lat, Lon: loc.Lon, Bucket: -1}
+	d.Why = Why{Rule: rule + 1, Located: loc.HasCoords, Bucket: -1} // Lat, Lon at the end: coords may locate the client
 	if tr != nil {
 		tr.HashedNet = net
 	}
@@ -382,9 +382,9 @@ func (r *Router) decide(pl *plan, svc *zones.Service, client netip.Prefix, v6 bo
 		d.Scope = net.Bits() // the answer holds for the hashed network, no wider
 	}
 	if p.approx && p.hasCoords {
-		d.Why.Lat, d.Why.Lon, d.Why.Mapped = 0, 0, true
+		d.Why.Mapped = true // no coordinates: Where has them
 	} else {
-		d.Why.Lat, d.Why.Lon = loc.Lat, loc.Lon // coords may have located the client
+		d.Why.Lat, d.Why.Lon = loc.Lat, loc.Lon
 	}
 	return d, ans, fixed
 }
