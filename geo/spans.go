@@ -49,17 +49,22 @@ func (l *Locator) Spans(v6 bool, classify func(*Location) uint32, fn func(first,
 		}
 	}
 	defer drop()
+	// going is called for the n-th network: false once the databases are
+	// replaced (their memory goes a minute after, retire).
+	going := func(n int) bool {
+		if n%(1<<20) == 0 {
+			drop()
+		}
+		return n%(1<<16) != 0 || l.gen.Load() == gen
+	}
 	if len(dbs) == 1 {
 		// One database: its networks in turn, without the merge's
 		// coroutine switch per network.
 		c := &spanCursor{d: dbs[0], v6: v6, classes: classes, classify: classify}
 		n := 0
 		for res := range nets(dbs[0]) {
-			if n++; n%(1<<16) == 0 && l.gen.Load() != gen {
-				break // replaced: its memory goes a minute after (retire)
-			}
-			if n%(1<<20) == 0 {
-				drop()
+			if n++; !going(n) {
+				break
 			}
 			if c.take(res) && !fn(c.first, c.last, c.class) {
 				break
@@ -79,11 +84,8 @@ func (l *Locator) Spans(v6 bool, classify func(*Location) uint32, fn func(first,
 		pos = netip.IPv6Unspecified()
 	}
 	for n := 1; ; n++ {
-		if n%(1<<16) == 0 && l.gen.Load() != gen {
-			return gen // replaced: its memory goes a minute after (retire)
-		}
-		if n%(1<<20) == 0 {
-			drop()
+		if !going(n) {
+			return gen
 		}
 		best := -1
 		for i, c := range cs {
