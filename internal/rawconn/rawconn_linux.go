@@ -172,23 +172,20 @@ func (c *conn) readLoop(room func() []byte, got func(n int, err error) (more, dr
 	defer c.r.mu.Unlock()
 	stop := false
 	fn := func(fd uintptr) bool {
-		for {
-			b := room()
-			n, errno := Read(int(fd), b)
-			if errno == unix.EAGAIN {
-				return false // wait for data
-			}
-			n, err := result("read", n, errno, nil)
-			more, drained := got(n, err)
-			switch {
-			case !more || err != nil:
-				stop = true
-				return true
-			case !drained:
-				return true // round again through RawConn.Read
-			}
-			return false // drained: wait for more before reading, within this call
+		n, errno := Read(int(fd), room())
+		if errno == unix.EAGAIN {
+			return false // wait for data
 		}
+		n, err := result("read", n, errno, nil)
+		more, drained := got(n, err)
+		switch {
+		case !more || err != nil:
+			stop = true
+			return true
+		case !drained:
+			return true // round again through RawConn.Read
+		}
+		return false // drained: wait for more before reading, within this call
 	}
 	for !stop {
 		if err := c.rc.Read(fn); err != nil && !stop {
