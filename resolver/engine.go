@@ -113,14 +113,13 @@ func (h *Handler) serve(q []byte, remote netip.Addr, tcp bool, out []byte, tap *
 	limit := fq.limit(tcp, h.cfg.MaxUDPSize)
 	set := h.zones.Load()
 	var c *fastCache
-	var kb [255 + 3]byte
 	var key []byte
 	var kh uint64 // key's hash: its shard, its doorkeeper slots
 	var pre *preDecision
 	var e *entry
 	if md != explain && set != nil && h.cacheable(&fq) {
 		c = h.cache(set)
-		key = fq.key(&kb, tcp)
+		key = fq.key(tcp)
 		kh = c.hash(key)
 		if e = c.getH(key, kh); e != nil {
 			p, scope := e.static, 0
