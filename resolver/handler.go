@@ -188,7 +188,7 @@ func (h *Handler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	remote := w.RemoteAddr()
 	_, tcp := remote.(*net.TCPAddr)
 	qp, op := wireBufs.Get().(*[]byte), wireBufs.Get().(*[]byte)
-	q, err := req.PackBuffer((*qp)[:cap(*qp)])
+	q, err := packRequest(req, *qp)
 	if err != nil {
 		wireBufs.Put(qp)
 		wireBufs.Put(op)
@@ -259,7 +259,10 @@ func servfailWire(q, out []byte, udpSize uint16) []byte {
 // Answer builds the response to req from the client at remote, through
 // the engine (counted as a query, not rate limited). tcp says whether it
 // goes back over TCP (no size limit, full ANY answers). Nil if req is a
-// response.
+// response. The message is the caller's, its sections too (an append
+// copies), but its records other than the OPT are shared with other
+// answers, as the zone's own records were: they must not be modified
+// (replace one with a copy, as xfr does to patch a serial).
 func (h *Handler) Answer(req *dns.Msg, remote netip.Addr, tcp bool) *dns.Msg {
 	return h.answerMsg(req, remote, tcp, direct, nil)
 }
@@ -268,7 +271,7 @@ func (h *Handler) answerMsg(req *dns.Msg, remote netip.Addr, tcp bool, md mode, 
 	// Packed and answered in pooled buffers: the response is decoded
 	// into a message of its own, which keeps no reference to them.
 	qp, op := wireBufs.Get().(*[]byte), wireBufs.Get().(*[]byte)
-	q, err := req.PackBuffer((*qp)[:cap(*qp)])
+	q, err := packRequest(req, *qp)
 	if err != nil {
 		wireBufs.Put(qp)
 		wireBufs.Put(op)
