@@ -27,20 +27,17 @@ import (
 // compression pointer to a name already decoded is the same string, the
 // question's name the request's own when it reads the same.
 
-// wireBufs holds the buffers a dns.Msg query is packed and answered in.
-var wireBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+// wireBufs holds the buffers a dns.Msg query is packed and answered in:
+// one per query (one Get, one Put), split by wireSplit.
+var wireBufs = sync.Pool{New: func() any { b := make([]byte, 4096); return &b }}
 
-// putWireBuf returns b to the pool, unless an answer grew it large.
-func putWireBuf(p *[]byte, b []byte) {
-	if b == nil {
-		wireBufs.Put(p) // still the buffer it was
-		return
-	}
-	if cap(b) <= 64<<10 {
-		*p = b[:0]
-		wireBufs.Put(p)
-	}
-}
+// queryRoom is the part of a wireBufs buffer the query is packed in.
+const queryRoom = 512
+
+// wireSplit returns b's room for a query and for its response. One that
+// outgrows its room is written elsewhere (append reallocates: a query
+// never overwrites its response), and b goes back to the pool as it was.
+func wireSplit(b []byte) (q, out []byte) { return b[:0:queryRoom], b[queryRoom:queryRoom] }
 
 // msgBlock is a message with room for its question, a few records and
 // its OPT record: one allocation per Answer, where Unpack makes one per
@@ -48,12 +45,16 @@ func putWireBuf(p *[]byte, b []byte) {
 type msgBlock struct {
 	m   dns.Msg
 	q   [1]dns.Question
-	rr  [8]dns.RR
+	rr  [6]dns.RR
 	opt dns.OPT
-	// An ECS option echoed (explains, service answers through Answer).
-	opts  [1]dns.EDNS0
-	ecs   dns.EDNS0_SUBNET
-	ecsIP [net.IPv6len]byte
+}
+
+// ecsBlock is an ECS option echoed (explains, service answers through
+// Answer) with its address and the option list that holds it.
+type ecsBlock struct {
+	opts [1]dns.EDNS0
+	ecs  dns.EDNS0_SUBNET
+	ip   [net.IPv6len]byte
 }
 
 // rrBlock holds the first records of the commonest types that a decoded
@@ -464,21 +465,23 @@ func decodeOPT(resp []byte, off int, blk *msgBlock) (dns.RR, error) {
 		return &blk.opt, nil
 	case len(o) >= 8 && binary.BigEndian.Uint16(o) == dns.EDNS0SUBNET && int(binary.BigEndian.Uint16(o[2:]))+4 == len(o):
 		// As EDNS0_SUBNET.unpack, for the families the engine echoes.
-		e, v := &blk.ecs, o[4:]
-		e.Family, e.SourceNetmask, e.SourceScope = binary.BigEndian.Uint16(v), v[2], v[3]
-		switch {
-		case e.Family == 1 && e.SourceNetmask <= 32 && e.SourceScope <= 32:
-			blk.ecsIP[10], blk.ecsIP[11] = 0xFF, 0xFF // net.IP.To16 of the address
-			copy(blk.ecsIP[12:], v[4:])
-		case e.Family == 2 && e.SourceNetmask <= 128 && e.SourceScope <= 128:
-			copy(blk.ecsIP[:], v[4:])
-		default:
-			*e = dns.EDNS0_SUBNET{}
-			return unpackOPT(h, resp, off, end)
+		v := o[4:]
+		fam, source, scope := binary.BigEndian.Uint16(v), v[2], v[3]
+		if !(fam == 1 && source <= 32 && scope <= 32 || fam == 2 && source <= 128 && scope <= 128) {
+			break
 		}
-		e.Address = net.IP(blk.ecsIP[:])
-		blk.opts[0] = e
-		blk.opt.Hdr, blk.opt.Option = h, blk.opts[:1:1]
+		eb := new(ecsBlock)
+		e := &eb.ecs
+		e.Family, e.SourceNetmask, e.SourceScope = fam, source, scope
+		if fam == 1 {
+			eb.ip[10], eb.ip[11] = 0xFF, 0xFF // net.IP.To16 of the address
+			copy(eb.ip[12:], v[4:])
+		} else {
+			copy(eb.ip[:], v[4:])
+		}
+		e.Address = net.IP(eb.ip[:])
+		eb.opts[0] = e
+		blk.opt.Hdr, blk.opt.Option = h, eb.opts[:1:1]
 		return &blk.opt, nil
 	}
 	return unpackOPT(h, resp, off, end)
