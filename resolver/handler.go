@@ -187,21 +187,18 @@ func (h *Handler) entry(q []byte, remote netip.Addr, tcp bool, out []byte, md mo
 func (h *Handler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	remote := w.RemoteAddr()
 	_, tcp := remote.(*net.TCPAddr)
-	qp, op := wireBufs.Get().(*[]byte), wireBufs.Get().(*[]byte)
-	q, err := req.PackBuffer((*qp)[:cap(*qp)])
+	bp := wireBufs.Get().(*[]byte)
+	defer wireBufs.Put(bp)
+	q, out := wireSplit(*bp)
+	q, err := packRequest(req, q)
 	if err != nil {
-		wireBufs.Put(qp)
-		wireBufs.Put(op)
 		m := new(dns.Msg).SetRcode(req, dns.RcodeFormatError)
 		w.WriteMsg(m)
 		return
 	}
-	resp := h.ServeWire(q, addrOf(remote), tcp, *op)
-	if resp != nil {
+	if resp := h.ServeWire(q, addrOf(remote), tcp, out); resp != nil {
 		w.Write(resp)
 	}
-	putWireBuf(qp, q)
-	putWireBuf(op, resp)
 }
 
 // Recovered counts and logs (at most once a second) a panic recovered
@@ -259,24 +256,25 @@ func servfailWire(q, out []byte, udpSize uint16) []byte {
 // Answer builds the response to req from the client at remote, through
 // the engine (counted as a query, not rate limited). tcp says whether it
 // goes back over TCP (no size limit, full ANY answers). Nil if req is a
-// response.
+// response. The message is the caller's, its sections too (an append
+// copies), but its records other than the OPT are shared with other
+// answers, as the zone's own records were: they must not be modified
+// (replace one with a copy, as xfr does to patch a serial).
 func (h *Handler) Answer(req *dns.Msg, remote netip.Addr, tcp bool) *dns.Msg {
 	return h.answerMsg(req, remote, tcp, direct, nil)
 }
 
 func (h *Handler) answerMsg(req *dns.Msg, remote netip.Addr, tcp bool, md mode, rt routeFunc) *dns.Msg {
-	// Packed and answered in pooled buffers: the response is decoded
-	// into a message of its own, which keeps no reference to them.
-	qp, op := wireBufs.Get().(*[]byte), wireBufs.Get().(*[]byte)
-	q, err := req.PackBuffer((*qp)[:cap(*qp)])
+	// Packed and answered in a pooled buffer: the response is decoded
+	// into a message of its own, which keeps no reference to it.
+	bp := wireBufs.Get().(*[]byte)
+	defer wireBufs.Put(bp)
+	q, out := wireSplit(*bp)
+	q, err := packRequest(req, q)
 	if err != nil {
-		wireBufs.Put(qp)
-		wireBufs.Put(op)
 		return new(dns.Msg).SetRcode(req, dns.RcodeFormatError)
 	}
-	defer putWireBuf(qp, q)
-	resp := h.entry(q, remote, tcp, *op, md, rt, time.Time{})
-	defer putWireBuf(op, resp)
+	resp := h.entry(q, remote, tcp, out, md, rt, time.Time{})
 	if resp == nil {
 		return nil
 	}

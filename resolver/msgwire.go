@@ -3,45 +3,64 @@ package resolver
 import (
 	"encoding/binary"
 	"errors"
+	"hash/maphash"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/miekg/dns"
 )
 
 // The dns.Msg API (Answer, ServeDNS, explains, zone transfers' inner
 // answers) runs the one engine, which writes wire: the request is packed
-// into a pooled buffer, answered into another, and the response decoded
-// by msgFromWire, which allocates less than dns.Msg.Unpack (7 allocations
-// for a positive answer through Unpack, 2 here): the message, its
-// question and section slices share one allocation; an A or AAAA record
-// shares one with its address; and a name written as a compression pointer
-// to a name already decoded is the same string, the question's name the
-// request's own when it reads the same.
+// into a pooled buffer (packQuery, in the bytes PackBuffer writes), answered
+// into another, and the response decoded by msgFromWire. The engine
+// answers a question it was asked before from its cache, in the same
+// bytes but for the ID, the question's letter case and the OPT record's
+// options; so msgFromWire decodes the question and records once (keyed
+// by those bytes, ID aside, in decoded) and each message shares them, as
+// the engine before issue 18 put the zone's own records in its messages.
+// A message is then one allocation (msgBlock: itself, its question, its
+// sections and OPT record, an ECS option); dns.Msg.Unpack makes 7 for a
+// positive answer. Decoding allocates less than Unpack too: an A or AAAA
+// record shares one allocation with its address, and a name written as a
+// compression pointer to a name already decoded is the same string, the
+// question's name the request's own when it reads the same.
 
-// wireBufs holds the buffers a dns.Msg query is packed and answered in.
-var wireBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+// wireBufs holds the buffers a dns.Msg query is packed and answered in:
+// one per query (one Get, one Put), split by wireSplit.
+var wireBufs = sync.Pool{New: func() any { b := make([]byte, 4096); return &b }}
 
-// putWireBuf returns b to the pool, unless an answer grew it large.
-func putWireBuf(p *[]byte, b []byte) {
-	if b == nil {
-		wireBufs.Put(p) // still the buffer it was
-		return
-	}
-	if cap(b) <= 64<<10 {
-		*p = b[:0]
-		wireBufs.Put(p)
-	}
+// queryRoom is the part of a wireBufs buffer the query is packed in.
+const queryRoom = 512
+
+// wireSplit returns b's room for a query and for its response. One that
+// outgrows its room is written elsewhere (append reallocates: a query
+// never overwrites its response), and b goes back to the pool as it was.
+func wireSplit(b []byte) (q, out []byte) { return b[:0:queryRoom], b[queryRoom:queryRoom] }
+
+// msgBlock is a message with room for its question, a few records and
+// its OPT record: one allocation per Answer, where Unpack makes one per
+// section and record. The records but the OPT are shared (msgRecords).
+type msgBlock struct {
+	m   dns.Msg
+	q   [1]dns.Question
+	rr  [6]dns.RR
+	opt dns.OPT
 }
 
-// msgBlock is a message with room for its question and a few records:
-// one allocation for what Unpack makes in one per section.
-type msgBlock struct {
-	m  dns.Msg
-	q  [1]dns.Question
-	rr [6]dns.RR
-	// The first records of the commonest types: a referral's NS set,
-	// an answer's addresses.
+// ecsBlock is an ECS option echoed (explains, service answers through
+// Answer) with its address and the option list that holds it.
+type ecsBlock struct {
+	opts [1]dns.EDNS0
+	ecs  dns.EDNS0_SUBNET
+	ip   [net.IPv6len]byte
+}
+
+// rrBlock holds the first records of the commonest types that a decoded
+// response has (a referral's NS set, an answer's addresses): one
+// allocation for them.
+type rrBlock struct {
 	ns [2]dns.NS
 	a  [2]aBlock
 }
@@ -68,8 +87,8 @@ type nameAt struct {
 // offset they start at, so pointers to them cost no allocation.
 type wireDecoder struct {
 	msg   []byte
-	blk   *msgBlock
-	ns, a int // records of blk used
+	blk   *rrBlock // nil: every record allocated alone
+	ns, a int      // records of blk used
 	names [16]nameAt
 	n     int
 }
@@ -202,67 +221,120 @@ func flatName(msg []byte, off int, flat *[255]byte) (n, end int, ok bool) {
 	return 0, 0, false
 }
 
-// msgFromWire decodes resp, a response the engine wrote to req.
+// msgRecords is what a response says up to its OPT record: the question
+// and every other record, decoded once and shared by every message
+// msgFromWire makes of the same bytes (ID aside). Immutable once
+// published.
+type msgRecords struct {
+	// key is the response up to its OPT record (the whole of it without
+	// one), its ID bytes set to 0x80 0x80: a reserved label type, so a
+	// name that points at them does not decode (and is not kept).
+	key    []byte
+	qd     bool // a question (the header says one)
+	q      dns.Question
+	rrs    []dns.RR // the answer, authority and additional records, but the OPT
+	counts [3]int   // of each section, in rrs
+	blk    rrBlock
+}
+
+// decoded memoizes decodeRecords, a pure function of the bytes it reads:
+// the dns.Msg API is asked the same questions over and over (explains,
+// a secondary's SOA checks, the benchmarks), and the engine answers each
+// from its cache in the same bytes but for the ID, the letter case of
+// the question and the OPT record's options. Direct mapped by the key's
+// hash, each slot replaced whole: lock free, bounded (slots x
+// maxRecordsKey, about 3 times that decoded).
+var decoded struct {
+	seed  maphash.Seed
+	slots [256]atomic.Pointer[msgRecords]
+}
+
+// maxRecordsKey is the longest response kept in decoded: answers, not
+// transfers.
+const maxRecordsKey = 1024
+
+func init() { decoded.seed = maphash.MakeSeed() }
+
+// msgFromWire decodes resp, a response the engine wrote to req. The
+// message is its own; its records but the OPT one are shared with other
+// messages decoded from the same bytes, and must not be modified.
 func msgFromWire(resp []byte, req *dns.Msg) (*dns.Msg, error) {
 	if len(resp) < 12 {
 		return nil, errWire
 	}
 	blk := new(msgBlock)
 	m := &blk.m
-	// A header alone: Unpack stops after it, allocating nothing.
-	if err := m.Unpack(resp[:12]); err != nil {
-		return nil, err
+	// The header as Unpack reads it (Msg.setHdr).
+	m.Id = binary.BigEndian.Uint16(resp)
+	bits := binary.BigEndian.Uint16(resp[2:])
+	m.Response, m.Opcode, m.Authoritative = bits&hdrQR != 0, int(bits>>11)&0xF, bits&hdrAA != 0
+	m.Truncated, m.RecursionDesired, m.RecursionAvailable = bits&hdrTC != 0, bits&hdrRD != 0, bits&hdrRA != 0
+	m.Zero, m.AuthenticatedData, m.CheckingDisabled = bits&hdrZ != 0, bits&hdrAD != 0, bits&hdrCD != 0
+	m.Rcode = int(bits & 0xF)
+	if len(resp) == 12 {
+		return m, nil // a header alone: Unpack stops after it
 	}
-	d := wireDecoder{msg: resp, blk: blk}
-	qd := int(binary.BigEndian.Uint16(resp[4:]))
-	counts := [3]int{int(binary.BigEndian.Uint16(resp[6:])), int(binary.BigEndian.Uint16(resp[8:])), int(binary.BigEndian.Uint16(resp[10:]))}
-	off := 12
-	if qd > 1 {
+	if binary.BigEndian.Uint16(resp[4:]) > 1 {
 		return nil, errWire // the engine answers one question
 	}
-	if qd == 1 {
-		var q dns.Question
-		if len(req.Question) == 1 && sameName(resp, off, req.Question[0].Name) {
-			q.Name = req.Question[0].Name
-			d.remember(off, q.Name)
-			off += len(q.Name) + 1
-			if q.Name == "." {
-				off--
+	optAt, ok := recordsEnd(resp)
+	var r *msgRecords
+	var slot *atomic.Pointer[msgRecords]
+	if ok && optAt <= maxRecordsKey {
+		slot = &decoded.slots[maphash.Bytes(decoded.seed, resp[2:optAt])%uint64(len(decoded.slots))]
+		if r = slot.Load(); r != nil && (len(r.key) != optAt || string(r.key[2:]) != string(resp[2:optAt])) {
+			r = nil
+		}
+	}
+	if r == nil {
+		var err error
+		if slot != nil {
+			key := append(make([]byte, 0, optAt), 0x80, 0x80)
+			key = append(key, resp[2:optAt]...)
+			if r, _, err = decodeRecords(key, req, optAt); err == nil {
+				r.key = key
+				slot.Store(r)
 			}
-		} else {
-			var err error
-			if q.Name, off, err = d.name(off); err != nil {
+		}
+		if r == nil {
+			// Not kept: decoded from the response itself, for the
+			// errors and results Unpack would give.
+			if !ok {
+				optAt = -1
+			}
+			if r, optAt, err = decodeRecords(resp, req, optAt); err != nil {
 				return nil, err
 			}
 		}
-		if off+4 > len(resp) {
-			return nil, errWire
-		}
-		q.Qtype, q.Qclass = binary.BigEndian.Uint16(resp[off:]), binary.BigEndian.Uint16(resp[off+2:])
-		off += 4
-		blk.q[0] = q
+	}
+	if r.qd {
+		blk.q[0] = r.q
 		m.Question = blk.q[:1:1]
 	}
-	total := counts[0] + counts[1] + counts[2]
-	if total > 65535/11 {
-		return nil, errWire // more records than fit
+	n := len(r.rrs)
+	ar := binary.BigEndian.Uint16(resp[10:])
+	hasOPT := optAt < len(resp) && int(ar) > r.counts[2]
+	if hasOPT {
+		n++
 	}
 	rrs := blk.rr[:]
-	if total > len(rrs) {
-		rrs = make([]dns.RR, total)
+	if n > len(rrs) {
+		rrs = make([]dns.RR, n)
 	}
-	rrs = rrs[:0]
-	for _, n := range counts {
-		for range n {
-			rr, end, err := d.rr(off)
-			if err != nil {
-				return nil, err
-			}
-			rrs, off = append(rrs, rr), end
+	rrs = rrs[:copy(rrs, r.rrs)]
+	if hasOPT {
+		opt, err := decodeOPT(resp, optAt, blk)
+		if err != nil {
+			return nil, err
 		}
+		rrs = append(rrs, opt)
 	}
 	// Each section its own window of rrs, capped so that an append by the
 	// caller copies rather than overwrites the next section.
+	counts := r.counts
+	if hasOPT {
+		counts[2]++
+	}
 	sections := [3]*[]dns.RR{&m.Answer, &m.Ns, &m.Extra}
 	at := 0
 	for i, n := range counts {
@@ -276,6 +348,148 @@ func msgFromWire(resp []byte, req *dns.Msg) (*dns.Msg, error) {
 		m.Rcode |= opt.ExtendedRcode()
 	}
 	return m, nil
+}
+
+// recordsEnd walks resp's question and records (without decoding them)
+// and returns where its last record starts if that is an OPT record, else
+// where the records end. ok is false for a response that does not read
+// whole, or has an OPT record elsewhere (never written by the engine,
+// which writes one, last): decodeRecords then decodes every record.
+func recordsEnd(resp []byte) (end int, ok bool) {
+	off := 12
+	if binary.BigEndian.Uint16(resp[4:]) == 1 {
+		if off, ok = skipName(resp, off); !ok || off+4 > len(resp) {
+			return 0, false
+		}
+		off += 4
+	}
+	total := int(binary.BigEndian.Uint16(resp[6:])) + int(binary.BigEndian.Uint16(resp[8:])) + int(binary.BigEndian.Uint16(resp[10:]))
+	for i := range total {
+		start := off
+		if off, ok = skipName(resp, off); !ok || off+10 > len(resp) {
+			return 0, false
+		}
+		t := binary.BigEndian.Uint16(resp[off:])
+		off += 10 + int(binary.BigEndian.Uint16(resp[off+8:]))
+		if off > len(resp) {
+			return 0, false
+		}
+		if t == dns.TypeOPT {
+			if i != total-1 || binary.BigEndian.Uint16(resp[10:]) == 0 {
+				return 0, false
+			}
+			return start, true
+		}
+	}
+	return off, true
+}
+
+// decodeRecords decodes the question and the records of msg, but for a
+// last one starting at optAt (-1: every record); it returns where the
+// records decoded end.
+func decodeRecords(msg []byte, req *dns.Msg, optAt int) (*msgRecords, int, error) {
+	r := new(msgRecords)
+	d := wireDecoder{msg: msg, blk: &r.blk}
+	counts := [3]int{int(binary.BigEndian.Uint16(msg[6:])), int(binary.BigEndian.Uint16(msg[8:])), int(binary.BigEndian.Uint16(msg[10:]))}
+	off := 12
+	if binary.BigEndian.Uint16(msg[4:]) == 1 {
+		var q dns.Question
+		if len(req.Question) == 1 && sameName(msg, off, req.Question[0].Name) {
+			q.Name = req.Question[0].Name
+			d.remember(off, q.Name)
+			off += len(q.Name) + 1
+			if q.Name == "." {
+				off--
+			}
+		} else {
+			var err error
+			if q.Name, off, err = d.name(off); err != nil {
+				return nil, 0, err
+			}
+		}
+		if off+4 > len(msg) {
+			return nil, 0, errWire
+		}
+		q.Qtype, q.Qclass = binary.BigEndian.Uint16(msg[off:]), binary.BigEndian.Uint16(msg[off+2:])
+		off += 4
+		r.q, r.qd = q, true
+	}
+	total := counts[0] + counts[1] + counts[2]
+	if total > 65535/11 {
+		return nil, 0, errWire // more records than fit
+	}
+	r.rrs = make([]dns.RR, 0, total)
+	for i, n := range counts {
+		for range n {
+			if off == optAt && i == 2 {
+				break // the OPT record, decoded per message
+			}
+			rr, end, err := d.rr(off)
+			if err != nil {
+				return nil, 0, err
+			}
+			r.rrs, off = append(r.rrs, rr), end
+			r.counts[i]++
+		}
+	}
+	return r, off, nil
+}
+
+// decodeOPT decodes the OPT record at off, the last of resp, into blk;
+// options other than one ECS are decoded by UnpackRRWithHeader.
+func decodeOPT(resp []byte, off int, blk *msgBlock) (dns.RR, error) {
+	d := wireDecoder{msg: resp}
+	owner, off, err := d.name(off)
+	if err != nil {
+		return nil, err
+	}
+	if off+10 > len(resp) {
+		return nil, errWire
+	}
+	h := dns.RR_Header{
+		Name:     owner,
+		Rrtype:   binary.BigEndian.Uint16(resp[off:]),
+		Class:    binary.BigEndian.Uint16(resp[off+2:]),
+		Ttl:      binary.BigEndian.Uint32(resp[off+4:]),
+		Rdlength: binary.BigEndian.Uint16(resp[off+8:]),
+	}
+	off += 10
+	end := off + int(h.Rdlength)
+	if end > len(resp) {
+		return nil, errWire
+	}
+	o := resp[off:end]
+	switch {
+	case len(o) == 0:
+		blk.opt.Hdr = h
+		return &blk.opt, nil
+	case len(o) >= 8 && binary.BigEndian.Uint16(o) == dns.EDNS0SUBNET && int(binary.BigEndian.Uint16(o[2:]))+4 == len(o):
+		// As EDNS0_SUBNET.unpack, for the families the engine echoes.
+		v := o[4:]
+		fam, source, scope := binary.BigEndian.Uint16(v), v[2], v[3]
+		if !(fam == 1 && source <= 32 && scope <= 32 || fam == 2 && source <= 128 && scope <= 128) {
+			break
+		}
+		eb := new(ecsBlock)
+		e := &eb.ecs
+		e.Family, e.SourceNetmask, e.SourceScope = fam, source, scope
+		if fam == 1 {
+			eb.ip[10], eb.ip[11] = 0xFF, 0xFF // net.IP.To16 of the address
+			copy(eb.ip[12:], v[4:])
+		} else {
+			copy(eb.ip[:], v[4:])
+		}
+		e.Address = net.IP(eb.ip[:])
+		eb.opts[0] = e
+		blk.opt.Hdr, blk.opt.Option = h, eb.opts[:1:1]
+		return &blk.opt, nil
+	}
+	return unpackOPT(h, resp, off, end)
+}
+
+func unpackOPT(h dns.RR_Header, resp []byte, off, end int) (dns.RR, error) {
+	rr, _, err := dns.UnpackRRWithHeader(h, resp[:end], off)
+	return rr, err
 }
 
 // rr decodes the record at off.
@@ -302,7 +516,7 @@ func (d *wireDecoder) rr(off int) (dns.RR, int, error) {
 	switch {
 	case h.Rrtype == dns.TypeA && h.Rdlength == 4:
 		var b *aBlock
-		if d.a < len(d.blk.a) {
+		if d.blk != nil && d.a < len(d.blk.a) {
 			b = &d.blk.a[d.a]
 			d.a++
 		} else {
@@ -326,7 +540,7 @@ func (d *wireDecoder) rr(off int) (dns.RR, int, error) {
 			break // as Unpack does it, with its errors
 		}
 		if h.Rrtype == dns.TypeNS {
-			if d.ns < len(d.blk.ns) {
+			if d.blk != nil && d.ns < len(d.blk.ns) {
 				rr := &d.blk.ns[d.ns]
 				d.ns++
 				rr.Hdr, rr.Ns = h, target

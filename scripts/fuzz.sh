@@ -9,6 +9,7 @@ targets=(
   "FuzzAnswer ./resolver"        # raw packet -> handler
   "FuzzECS ./resolver"           # client subnet option parsing
   "FuzzEngine ./resolver"        # the engine (cache miss and hit) == the oracle (the old full path)
+  "FuzzPackQuery ./resolver"     # the dns.Msg API's query packer == Pack; its decoder (fresh, shared) == Unpack
   "FuzzCompile ./zones"          # YAML zone loader
   "FuzzImportMaster ./zones"     # RFC 1035 master-file import
   "FuzzRequest ./api"            # admin API requests
