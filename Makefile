@@ -28,6 +28,9 @@ test:
 	scripts/fetch-geoip.sh
 	test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
+	# The server builds and vets on the other Unix systems an operator may run it on (raw sockets, O_TMPFILE and netns tests are Linux's).
+	GOOS=darwin GOARCH=arm64 $(GO) vet ./...
+	GOOS=freebsd GOARCH=amd64 $(GO) vet ./...
 	docker-compose -f docker-compose.yml config -q
 	promtool check rules deploy/prometheus/alerts.yml
 	cd deploy/prometheus && promtool test rules alerts_test.yml

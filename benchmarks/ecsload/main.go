@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command ecsload is a UDP DNS load generator for what dnsperf 2.10 cannot
 // do: vary the ECS option per query. It asks one name with an ECS option
 // per query, cycling through a file of client /24s (4 bytes each, as the

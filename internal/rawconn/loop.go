@@ -18,8 +18,7 @@ import "net"
 // the loop goes round through a new RawConn.Read, so closing and deadlines
 // are checked between reads as with net.Conn.Read, however fast data comes.
 func ReadLoop(c net.Conn, room func() []byte, got func(n int, err error) (more, drained bool)) {
-	if rc, ok := c.(*conn); ok {
-		rc.readLoop(room, got)
+	if rawReadLoop(c, room, got) {
 		return
 	}
 	for {

@@ -166,6 +166,16 @@ func Write(fd int, b []byte) (int, syscall.Errno) {
 	return int(n), errno
 }
 
+// rawReadLoop runs ReadLoop on c if it is a raw connection (Wrap's), and
+// says whether it did.
+func rawReadLoop(c net.Conn, room func() []byte, got func(n int, err error) (more, drained bool)) bool {
+	rc, ok := c.(*conn)
+	if ok {
+		rc.readLoop(room, got)
+	}
+	return ok
+}
+
 // readLoop is ReadLoop for a raw connection.
 func (c *conn) readLoop(room func() []byte, got func(n int, err error) (more, drained bool)) {
 	c.r.mu.Lock()
