@@ -36,7 +36,9 @@ func packQuery(req *dns.Msg, buf []byte) (_ []byte, ok bool) {
 	}
 	var opt *dns.OPT
 	if len(req.Extra) == 1 {
-		if opt, ok = req.Extra[0].(*dns.OPT); !ok || opt.Hdr.Name != "." {
+		// Pack writes the header's type as set, and an OPT whose type is
+		// not 41 is no EDNS to it: Pack's bytes, not ours.
+		if opt, ok = req.Extra[0].(*dns.OPT); !ok || opt.Hdr.Name != "." || opt.Hdr.Rrtype != dns.TypeOPT {
 			return nil, false
 		}
 	}

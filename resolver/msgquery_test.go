@@ -62,6 +62,13 @@ func TestPackQueryMatchesPack(t *testing.T) {
 		{opt(q("www.example.net.", dns.TypeA), &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "xyz"}), false},
 		{func() *dns.Msg { m := q("www.example.net.", dns.TypeA); m.Rcode = dns.RcodeBadVers; return opt(m) }(), false},
 		{func() *dns.Msg { m := q("www.example.net.", dns.TypeA); m.Opcode = 16; return m }(), false},
+		// An OPT built by hand without its type: Pack writes type 0 and
+		// leaves the TTL as it is (helper review, 2026-12-02).
+		{func() *dns.Msg {
+			m := q("www.example.net.", dns.TypeA)
+			m.Extra = []dns.RR{&dns.OPT{Hdr: dns.RR_Header{Name: ".", Class: 1232, Ttl: 0x01008000}}}
+			return m
+		}(), false},
 		{func() *dns.Msg {
 			m := q("www.example.net.", dns.TypeA)
 			m.Question = append(m.Question, m.Question[0])
