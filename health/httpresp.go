@@ -93,7 +93,10 @@ func readHead(br *bufio.Reader, wantBody bool, limit int64) (response, error) {
 		if !ok {
 			return r, fmt.Errorf("malformed header line %q", line)
 		}
-		name, value = bytes.TrimSpace(name), bytes.TrimSpace(value)
+		// The name is not trimmed: whitespace before the colon makes
+		// another name (RFC 9112 5.1 forbids it), as net/http reads it;
+		// "Content-Length :5" is no length, and the body runs to the close.
+		value = bytes.TrimSpace(value)
 		switch {
 		case bytes.EqualFold(name, []byte("Content-Length")):
 			v, err := strconv.ParseInt(string(value), 10, 64)
