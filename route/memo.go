@@ -142,10 +142,6 @@ func (r *Router) place(pl *plan, svc *zones.Service, client netip.Prefix) placem
 		located bool
 		addr    = client.Addr().Unmap()
 	)
-	if m := r.siteMap(pl); m != nil && addr.IsValid() {
-		_, p := m.place(addr) // the map has the ranking: no database lookup
-		return p
-	}
 	if r.Loc != nil && addr.IsValid() {
 		loc, located = r.Loc.Locate(addr)
 		if pl.idx.placed.Add(1) == mapAfter {

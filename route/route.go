@@ -126,9 +126,16 @@ const MaxRampDetourKm = 5000.0
 // slices are shared: callers must not modify them.
 func (r *Router) Route(origin string, svc *zones.Service, client netip.Prefix, v6 bool) Decision {
 	pl := r.planFor(origin, svc)
+	var mp placement // placed by the site map, if the service has one
+	mapped := false
 	if m := r.siteMap(pl); m != nil {
-		if d, ok := r.routeMapped(pl, m, svc, client, v6); ok {
-			return d
+		if addr := client.Addr().Unmap(); addr.IsValid() {
+			var cls uint32
+			cls, mp = m.place(addr)
+			mapped = true
+			if d, ok := r.routeMapped(pl, m, cls, mp, svc, client, v6); ok {
+				return d
+			}
 		}
 	}
 	k := memoKey{svc: svc, client: client, v6: v6}
@@ -144,6 +151,8 @@ func (r *Router) Route(origin string, svc *zones.Service, client netip.Prefix, v
 			return d
 		}
 		p = e.place
+	} else if mapped {
+		p = mp // by network all the same (a hashed decision, a ramp), placed once
 	} else {
 		p = r.place(pl, svc, client)
 	}

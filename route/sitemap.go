@@ -328,14 +328,10 @@ func (pl *plan) decisions(m *siteMap) *classDecisions {
 	return cd
 }
 
-// routeMapped is Route for a service with a site map: ok is false when
-// the client must go the other way (by network).
-func (r *Router) routeMapped(pl *plan, m *siteMap, svc *zones.Service, client netip.Prefix, v6 bool) (d Decision, ok bool) {
-	addr := client.Addr().Unmap()
-	if !addr.IsValid() {
-		return d, false
-	}
-	cls, p := m.place(addr)
+// routeMapped is Route for a client the site map m placed (class cls,
+// placement p): ok is false, before any decision, when the client must go
+// the other way (by network, still placed by p).
+func (r *Router) routeMapped(pl *plan, m *siteMap, cls uint32, p placement, svc *zones.Service, client netip.Prefix, v6 bool) (d Decision, ok bool) {
 	slot := &pl.decisions(m).e[2*int(cls)+b2i(v6)]
 	if e := slot.Load(); e != nil {
 		if e.perNet || !r.rampsOver(svc, pl) {
