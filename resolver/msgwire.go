@@ -439,24 +439,9 @@ func decodeRecords(msg []byte, req *dns.Msg, optAt int) (*msgRecords, int, error
 // options other than one ECS are decoded by UnpackRRWithHeader.
 func decodeOPT(resp []byte, off int, blk *msgBlock) (dns.RR, error) {
 	d := wireDecoder{msg: resp}
-	owner, off, err := d.name(off)
+	h, off, end, err := d.header(off)
 	if err != nil {
 		return nil, err
-	}
-	if off+10 > len(resp) {
-		return nil, errWire
-	}
-	h := dns.RR_Header{
-		Name:     owner,
-		Rrtype:   binary.BigEndian.Uint16(resp[off:]),
-		Class:    binary.BigEndian.Uint16(resp[off+2:]),
-		Ttl:      binary.BigEndian.Uint32(resp[off+4:]),
-		Rdlength: binary.BigEndian.Uint16(resp[off+8:]),
-	}
-	off += 10
-	end := off + int(h.Rdlength)
-	if end > len(resp) {
-		return nil, errWire
 	}
 	o := resp[off:end]
 	switch {
@@ -484,34 +469,35 @@ func decodeOPT(resp []byte, off int, blk *msgBlock) (dns.RR, error) {
 		blk.opt.Hdr, blk.opt.Option = h, eb.opts[:1:1]
 		return &blk.opt, nil
 	}
-	return unpackOPT(h, resp, off, end)
-}
-
-func unpackOPT(h dns.RR_Header, resp []byte, off, end int) (dns.RR, error) {
 	rr, _, err := dns.UnpackRRWithHeader(h, resp[:end], off)
 	return rr, err
 }
 
-// rr decodes the record at off.
-func (d *wireDecoder) rr(off int) (dns.RR, int, error) {
-	owner, off, err := d.name(off)
-	if err != nil {
-		return nil, 0, err
+// header decodes the header of the record at off, and returns where its
+// data starts and ends.
+func (d *wireDecoder) header(off int) (h dns.RR_Header, data, end int, err error) {
+	if h.Name, off, err = d.name(off); err != nil {
+		return h, 0, 0, err
 	}
 	if off+10 > len(d.msg) {
-		return nil, 0, errWire
+		return h, 0, 0, errWire
 	}
-	h := dns.RR_Header{
-		Name:     owner,
-		Rrtype:   binary.BigEndian.Uint16(d.msg[off:]),
-		Class:    binary.BigEndian.Uint16(d.msg[off+2:]),
-		Ttl:      binary.BigEndian.Uint32(d.msg[off+4:]),
-		Rdlength: binary.BigEndian.Uint16(d.msg[off+8:]),
+	h.Rrtype = binary.BigEndian.Uint16(d.msg[off:])
+	h.Class = binary.BigEndian.Uint16(d.msg[off+2:])
+	h.Ttl = binary.BigEndian.Uint32(d.msg[off+4:])
+	h.Rdlength = binary.BigEndian.Uint16(d.msg[off+8:])
+	data = off + 10
+	if end = data + int(h.Rdlength); end > len(d.msg) {
+		return h, 0, 0, errWire
 	}
-	off += 10
-	end := off + int(h.Rdlength)
-	if end > len(d.msg) {
-		return nil, 0, errWire
+	return h, data, end, nil
+}
+
+// rr decodes the record at off.
+func (d *wireDecoder) rr(off int) (dns.RR, int, error) {
+	h, off, end, err := d.header(off)
+	if err != nil {
+		return nil, 0, err
 	}
 	switch {
 	case h.Rrtype == dns.TypeA && h.Rdlength == 4:
