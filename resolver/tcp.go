@@ -224,10 +224,8 @@ func (s *tcpServer) conn(c *tcpConn) {
 		return // before it started
 	}
 	k := &tcpConnLoop{s: s, c: c, remote: addrOf(c.RemoteAddr()), idle: c.idle.Load(),
-		buf: make([]byte, 4096), out: make([]byte, 0, 4096), readBy: time.Now().Add(readTimeout)}
-	c.SetReadDeadline(k.readBy) // for the first query
-	// A shutdown may have set its deadline just before, replaced here.
-	if s.closing.Load() {
+		buf: make([]byte, 4096), out: make([]byte, 0, 4096)}
+	if !k.readUntil(time.Now().Add(readTimeout)) { // for the first query
 		return
 	}
 	rawconn.ReadLoop(c.Conn, k.room, k.got)
@@ -347,29 +345,28 @@ func (k *tcpConnLoop) got(n int, err error) (more, drained bool) {
 		k.idle = s.stamp(now)
 		c.idle.Store(k.idle) // from here on, it may be evicted
 		waitFor := s.idleTimeout()
-		if left := k.readBy.Sub(now); left < waitFor/2 || left > waitFor {
-			k.readBy = now.Add(waitFor)
-			c.SetReadDeadline(k.readBy)
-			// Checked after the deadline is set: a shutdown in between set
-			// its own deadline first, which this one replaced.
-			if s.closing.Load() {
-				return false, false
-			}
+		if left := k.readBy.Sub(now); (left < waitFor/2 || left > waitFor) && !k.readUntil(now.Add(waitFor)) {
+			return false, false
 		}
 	}
 	if k.w > k.r {
 		// Part of a query: the rest gets readTimeout, not what is left of
 		// the idle timeout. (Also where a pipelined stream is cut by the
 		// buffer's end: one clock reading per 4 KB of queries.)
-		if now := time.Now(); k.readBy.Sub(now) > readTimeout {
-			k.readBy = now.Add(readTimeout)
-			c.SetReadDeadline(k.readBy)
-			if s.closing.Load() {
-				return false, false
-			}
+		if now := time.Now(); k.readBy.Sub(now) > readTimeout && !k.readUntil(now.Add(readTimeout)) {
+			return false, false
 		}
 	}
 	return true, drained
+}
+
+// readUntil sets the connection's read deadline to t; false when the
+// server is shutting down. Checked after the deadline is set: a shutdown
+// in between set its own deadline first, which this one replaced.
+func (k *tcpConnLoop) readUntil(t time.Time) bool {
+	k.readBy = t
+	k.c.SetReadDeadline(t)
+	return !k.s.closing.Load()
 }
 
 // flush writes the answers buffered; false when the connection is to close.
