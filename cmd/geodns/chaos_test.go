@@ -65,16 +65,6 @@ func (b *backend) kill() {
 	}
 }
 
-// freeLoopback returns a free TCP address on the given loopback IP.
-func freeLoopback(t *testing.T, ip string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", ip+":0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 const (
 	eastAddr = "192.0.2.10"
 	westAddr = "198.51.100.10"

@@ -49,37 +49,39 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freeAddr returns a loopback address whose port is free for UDP and TCP.
+// freeAddr returns a 127.0.0.1 address whose port is free for UDP and TCP.
+func freeAddr(t *testing.T) string { return freeLoopback(t, "127.0.0.1") }
+
+// freeLoopback returns an address on ip whose port is free for UDP and TCP,
+// for a server the test starts (or a port nothing should answer on).
 //
-// The port is below the ephemeral range: between this check and the
-// server's own bind, any connect() on the machine (other test packages
-// run alongside, thousands of probe connections) may take a free
-// ephemeral port as its source, and then the server cannot bind it (seen
-// twice in a day of runs). Below the range only an explicit bind takes it.
-func freeAddr(t *testing.T) string {
+// The port is in 10000-19999: below the ephemeral range, because between
+// this check and the server's own bind any connect() on the machine
+// (other test packages run alongside, thousands of probe connections, a
+// node's own etcd client) may take a free ephemeral port as its source,
+// and then the server cannot bind it (seen in CI: a cluster node's HTTP
+// port). Below the range only an explicit bind takes it; and not in
+// etcdtest's 20000-31999, so that a restarted etcd member finds its port.
+func freeLoopback(t *testing.T, ip string) string {
 	t.Helper()
-	low := 32768 // Linux's default start of the ephemeral range
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if v, err := strconv.Atoi(f[0]); err == nil {
-				low = v
-			}
-		}
-	}
-	for try := 0; ; try++ {
-		port := 0 // after 100 taken ports: any the kernel gives
-		if try < 100 {
-			port = 10000 + rand.IntN(max(low-10000, 1))
-		}
-		ln, err := resolver.Listen(fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil && port != 0 {
+	for range 1000 {
+		// Plain binds, not resolver.Listen: its SO_REUSEPORT would share a
+		// port a running geodns holds.
+		addr := net.JoinHostPort(ip, strconv.Itoa(10000+rand.IntN(10000)))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
 			continue // taken: another
 		}
-		require.NoError(t, err)
-		addr := ln.Addr()
+		pc, err := net.ListenPacket("udp", addr)
 		ln.Close()
+		if err != nil {
+			continue
+		}
+		pc.Close()
 		return addr
 	}
+	t.Fatalf("no free port on %s in 10000-19999", ip)
+	return ""
 }
 
 // process is a command started by startProcess; done closes when it exits.

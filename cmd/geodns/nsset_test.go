@@ -146,7 +146,8 @@ type siteBackend struct {
 
 func startSiteBackend(t *testing.T, ip string) *siteBackend {
 	b := &siteBackend{from: map[string]int{}}
-	ln, err := net.Listen("tcp", ip+":0")
+	// Below the ephemeral range (freeLoopback): revive binds it again.
+	ln, err := net.Listen("tcp", freeLoopback(t, ip))
 	require.NoError(t, err)
 	b.addr = ln.Addr().String()
 	b.serve(ln)
