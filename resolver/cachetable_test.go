@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/geodns/geodns/zones"
 	"github.com/stretchr/testify/require"
 )
 
@@ -70,4 +71,65 @@ func TestTableMatchesMap(t *testing.T) {
 		require.Same(t, e, tab.get([]byte(k), e.hash), k)
 	}
 	require.Nil(t, tab.get([]byte("absent"), maphash.String(seed, "absent")))
+}
+
+// TestVariantsWhileAdded: writers add more decisions' variants than an
+// entry keeps while readers look them up without a lock (run with -race).
+// The entry ends with maxVariants variants, each the response first added
+// for its decision, charged to the entry and its shard once.
+func TestVariantsWhileAdded(t *testing.T) {
+	c := newFastCache(nil, 1<<30)
+	key := []byte("www.example.com.\x00\x01")
+	e := c.put(key, &entry{})
+	base, shardBase := e.size.Load(), c.shard(key).bytes.Load()
+	decision := func(i int) zones.Decision { return zones.Decision{Sites: []string{fmt.Sprintf("site-%d", i)}} }
+	const decisions = 3 * maxVariants
+	var first [decisions]atomic.Pointer[packed] // the response each decision's first add offered
+	stop := make(chan struct{})
+	var wg, readers sync.WaitGroup
+	for range 2 {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if p := c.variant(e, decision(i%decisions)); p != nil && p != first[i%decisions].Load() {
+					panic("a variant that was not the first added for its decision")
+				}
+			}
+		}()
+	}
+	for w := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range decisions {
+				i := (i + w*maxVariants) % decisions
+				p := &packed{wire: make([]byte, 100)}
+				if first[i].CompareAndSwap(nil, p) {
+					c.addVariant(key, e, decision(i), p)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	readers.Wait()
+	found := 0
+	var charged int64
+	for i := range decisions {
+		if p := c.variant(e, decision(i)); p != nil {
+			require.Same(t, first[i].Load(), p)
+			found++
+			var kb [128]byte
+			charged += int64(len(decisionKey(kb[:0], decision(i), false)) + cap(p.wire) + entryOverhead/2)
+		}
+	}
+	require.Equal(t, maxVariants, found)
+	require.Equal(t, base+charged, e.size.Load())
+	require.Equal(t, shardBase+charged, c.shard(key).bytes.Load())
 }

@@ -191,7 +191,7 @@ func (h *Handler) keep(c *fastCache, key []byte, kh uint64, e *entry, o *outcome
 		}
 	}
 	if e == nil {
-		e = c.putH(key, kh, &entry{svc: o.svc, origin: o.zone, v6: o.svcV6, variants: map[string]*packed{},
+		e = c.putH(key, kh, &entry{svc: o.svc, origin: o.zone, v6: o.svcV6,
 			// Signed answers are kept per address set: RRSIGs cover them.
 			addrs: !o.svc.CNAME && (fq.qtype == dns.TypeA || fq.qtype == dns.TypeAAAA) && !(fq.do && h.cfg.Signer != nil)})
 	}
