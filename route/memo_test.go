@@ -59,8 +59,8 @@ func TestMemoMatchesFreshDecisions(t *testing.T) {
 	clock := func() time.Time { return now }
 	op := &swapOp{}
 	loc := &movingLocator{}
-	memoized := &Router{Loc: loc, Operator: op, Now: clock}
-	fresh := &Router{Loc: loc, Operator: op, Now: clock}
+	memoized := &Router{Loc: loc, Operator: op, Now: clock, Turn: counter()}
+	fresh := &Router{Loc: loc, Operator: op, Now: clock, Turn: counter()}
 
 	var clients []netip.Prefix
 	for _, p := range []string{"10.10.1.0/24", "10.10.1.7/32", "10.20.3.0/24", "10.30.0.0/24", "10.40.2.0/24",
@@ -193,4 +193,11 @@ func TestMemoCollidingNetworksKept(t *testing.T) {
 			require.Equal(t, []string{"us-east"}, r.Route(z.Origin, web, c, false).Sites, "one more evicts one of them")
 		}
 	}
+}
+
+// counter is a Router.Turn that counts 1, 2, 3...: two routers given one
+// each and asked the same turn their answers in step.
+func counter() func() uint32 {
+	var n uint32
+	return func() uint32 { n++; return n }
 }

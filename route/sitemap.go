@@ -341,7 +341,7 @@ func (r *Router) routeMapped(pl *plan, m *siteMap, cls uint32, p placement, svc 
 		if !e.scope0 {
 			d.Scope = min(client.Bits(), p.network.Bits())
 		}
-		e.ans.fill(&d, r.rot.Add(1), svc.Answers)
+		e.ans.fill(&d, r.turn(), svc.Answers)
 		return d, true
 	}
 	d, ans, fixed := r.decide(pl, svc, client, v6, &p, nil)
@@ -354,7 +354,7 @@ func (r *Router) routeMapped(pl *plan, m *siteMap, cls uint32, p placement, svc 
 		e.d.Addrs, e.d.Names = nil, nil
 		slot.Store(e)
 	}
-	ans.fill(&d, r.rot.Add(1), svc.Answers)
+	ans.fill(&d, r.turn(), svc.Answers)
 	return d, true
 }
 
