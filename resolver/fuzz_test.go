@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"bytes"
+	"encoding/binary"
 	"net"
 	"net/netip"
 	"strings"
@@ -97,8 +98,13 @@ func FuzzECS(f *testing.F) {
 	f.Add([]byte{0, 2, 56, 0, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0})
 	f.Add([]byte{0, 0, 0, 0})
 	f.Add([]byte{0, 1, 33, 0, 1, 2, 3, 4, 5})
+	f.Add([]byte{0, 1, 23, 0, 198, 51, 101})
+	f.Add([]byte{0, 2, 0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ecs, ok := parseSubnet(data)
+		if want, wantOK := parseSubnetNetip(data); ok != wantOK || ecs != want {
+			t.Fatalf("option %x: read as %v %v, netip's checks say %v %v", data, ecs, ok, want, wantOK)
+		}
 		if !ok || ecs.family == 0 {
 			return
 		}
@@ -121,4 +127,27 @@ func FuzzECS(f *testing.F) {
 			t.Fatalf("option %x read as %v", data, ecs.prefix)
 		}
 	})
+}
+
+// parseSubnetNetip reads an ECS option as parseSubnet did before it
+// checked the bytes itself: netip builds the prefix, and newSubnet
+// checks family, length and masking.
+func parseSubnetNetip(b []byte) (clientSubnet, bool) {
+	if len(b) < 4 || b[3] != 0 {
+		return clientSubnet{}, false
+	}
+	family, source, a := binary.BigEndian.Uint16(b), b[2], b[4:]
+	if family == 0 {
+		return clientSubnet{}, source == 0 && len(a) == 0
+	}
+	if len(a) != (int(source)+7)/8 || len(a) > 16 {
+		return clientSubnet{}, false
+	}
+	var x [16]byte
+	copy(x[:], a)
+	addr := netip.AddrFrom16(x)
+	if family == 1 {
+		addr = netip.AddrFrom4([4]byte(x[:4]))
+	}
+	return newSubnet(family, source, addr)
 }

@@ -244,19 +244,32 @@ func parseSubnet(b []byte) (clientSubnet, bool) {
 		// Some clients send family 0 with prefix 0: "do not use ECS".
 		return clientSubnet{}, source == 0 && len(a) == 0
 	}
-	if len(a) != (int(source)+7)/8 {
+	bits := 0
+	switch family {
+	case 1:
+		bits = 32
+	case 2:
+		bits = 128
+	}
+	if bits == 0 || int(source) > bits || len(a) != (int(source)+7)/8 {
 		return clientSubnet{}, false // the address in as many bytes as the prefix needs, as RFC 7871 asks
 	}
-	var x [16]byte
-	if len(a) > len(x) {
+	// Only the last byte can hold bits past the prefix. (Checked on the
+	// bytes: netip's Masked was a quarter of reading an option.)
+	if r := source % 8; r != 0 && a[len(a)-1]&(0xff>>r) != 0 {
 		return clientSubnet{}, false
 	}
-	copy(x[:], a)
-	addr := netip.AddrFrom16(x)
+	var addr netip.Addr
 	if family == 1 {
-		addr = netip.AddrFrom4([4]byte(x[:4])) // longer prefixes newSubnet refuses
+		var x [4]byte
+		copy(x[:], a)
+		addr = netip.AddrFrom4(x)
+	} else {
+		var x [16]byte
+		copy(x[:], a)
+		addr = netip.AddrFrom16(x)
 	}
-	return newSubnet(family, source, addr)
+	return clientSubnet{family: family, source: source, prefix: netip.PrefixFrom(addr, int(source))}, true
 }
 
 // limit returns the size a response to fq may have.
