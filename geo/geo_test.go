@@ -61,6 +61,31 @@ func TestLocateMaxMind(t *testing.T) {
 	require.True(t, loc.Network.Contains(netip.MustParseAddr("192.0.2.1")))
 }
 
+// TestLocateNetworkNarrowedByEarlierDatabase: a client the second
+// database places, in a network of it that the first database places
+// parts of, is located with the first database's empty network around it:
+// the network (an ECS scope) claims none of the addresses the first
+// database places elsewhere.
+func TestLocateNetworkNarrowedByEarlierDatabase(t *testing.T) {
+	dir := t.TempDir()
+	first := geotest.MaxMind(t, dir, "first.mmdb", []geotest.Entry{{CIDR: "10.0.1.0/24", Country: "FR", Lat: 48.9, Lon: 2.35}})
+	second := geotest.MaxMind(t, dir, "second.mmdb", []geotest.Entry{{CIDR: "10.0.0.0/16", Country: "US", Lat: 40.7, Lon: -74}})
+	l, err := NewLocator([]string{first, second}, quiet)
+	require.NoError(t, err)
+	paris := netip.MustParsePrefix("10.0.1.0/24")
+	for _, a := range []string{"10.0.0.7", "10.0.2.5", "10.0.200.1"} {
+		loc, ok := l.Locate(netip.MustParseAddr(a))
+		require.True(t, ok, a)
+		require.Equal(t, "US", loc.Country, a)
+		require.True(t, loc.Network.Contains(netip.MustParseAddr(a)), "%s in %v", a, loc.Network)
+		require.False(t, loc.Network.Overlaps(paris), "%s: %v claims the first database's %v", a, loc.Network, paris)
+	}
+	loc, ok := l.Locate(netip.MustParseAddr("10.0.1.9"))
+	require.True(t, ok)
+	require.Equal(t, "FR", loc.Country)
+	require.Equal(t, paris, loc.Network)
+}
+
 func TestLocateDBIP(t *testing.T) {
 	dir := t.TempDir()
 	v4 := geotest.DBIP(t, dir, "dbip-city-ipv4.mmdb", false, []geotest.Entry{

@@ -53,9 +53,11 @@ func (l *Locator) Databases() []string {
 // Generation changes whenever the databases in use do.
 func (l *Locator) Generation() uint64 { return l.gen.Load() }
 
-// Locate places addr. ok is false when no database knows it; the Location's
-// Network then still says how far that holds (zero when there is no
-// database at all).
+// Locate places addr by the first database that does. The Location's
+// Network is how far that holds: that database's network, within the
+// networks the databases before it leave empty around addr. ok is false
+// when no database knows it; Network then still says how far that holds
+// (zero when there is no database at all).
 func (l *Locator) Locate(addr netip.Addr) (loc Location, ok bool) {
 	addr = addr.Unmap()
 	for _, d := range *l.dbs.Load() {
@@ -67,6 +69,13 @@ func (l *Locator) Locate(addr netip.Addr) (loc Location, ok bool) {
 			continue // a corrupt record is an unknown location, not a failed query
 		}
 		if found {
+			// The earlier databases place no one in loc.Network, the
+			// narrowest of their empty networks here: the location holds
+			// where both do. (Else an ECS scope from got.Network claimed
+			// addresses an earlier database places elsewhere.)
+			if n := loc.Network; n.IsValid() && n.Addr().Is4() == got.Network.Addr().Is4() && n.Bits() > got.Network.Bits() {
+				got.Network = n
+			}
 			return got, true
 		}
 		if !loc.Network.IsValid() || got.Network.Bits() > loc.Network.Bits() {

@@ -185,10 +185,11 @@ func compileMapT(t *testing.T, svc *zones.Service, loc *geo.Locator) *siteMap {
 // decides what a router without one decides (Explain: located and ranked
 // anew), through dials, a drain, all-down and a return ramp with the clock
 // moving through it, for clients across two databases; and every network
-// in its ECS scope gets the same sites. (The scope may be wider than the
-// database network's, where neighbours rank alike, or narrower, where a
-// network of the second database has networks of the first inside it:
-// the lookup's scope then claims addresses the first database places.)
+// in its ECS scope gets the same sites, the map's scope and the lookup's.
+// (The map's may be wider than the database network's, where neighbours
+// rank alike. Where a network of the second database has networks of the
+// first inside it, the lookup's is the first database's empty network
+// around the client: Locate narrows it.)
 func TestSiteMapRoutesAsFresh(t *testing.T) {
 	z, err := zones.Compile("example.net.yaml", []byte(mapZoneYAML), "example.net.", time.Now(), nil)
 	require.NoError(t, err)
@@ -233,15 +234,19 @@ func TestSiteMapRoutesAsFresh(t *testing.T) {
 						require.True(t, ok)
 						got.Why.Lat, got.Why.Lon, got.Why.Mapped = lat, lon, false
 					}
+					freshScope := want.Scope
 					want.Scope = got.Scope
 					require.Equal(t, want, got, "%s, pass %d: %v v6 %v", phase, pass, c, v6)
 					if pass == 0 && got.Why.Bucket < 0 {
 						// The whole scope is answered alike (hashed answers
-						// hold for the hashed network only, checked above).
-						block := netip.PrefixFrom(c.Addr(), got.Scope).Masked()
-						for _, b := range []netip.Addr{block.Addr(), lastOf(block)} {
-							w, _ := other.Explain(z.Origin, svc, netip.PrefixFrom(b, c.Bits()).Masked(), v6)
-							require.Equal(t, got.Sites, w.Sites, "%s: scope /%d of %v (v6 %v: %+v) holds not for %v", phase, got.Scope, c, v6, got, b)
+						// hold for the hashed network only, checked above),
+						// the map's and the lookup's.
+						for _, scope := range []int{got.Scope, freshScope} {
+							block := netip.PrefixFrom(c.Addr(), scope).Masked()
+							for _, b := range []netip.Addr{block.Addr(), lastOf(block)} {
+								w, _ := other.Explain(z.Origin, svc, netip.PrefixFrom(b, c.Bits()).Masked(), v6)
+								require.Equal(t, got.Sites, w.Sites, "%s: scope /%d of %v (v6 %v: %+v) holds not for %v", phase, scope, c, v6, got, b)
+							}
 						}
 					}
 				}
