@@ -88,6 +88,7 @@ func Listen(addr string) (Listener, error) {
 			for _, pc := range l.udpSockets() {
 				if uc, ok := pc.(*net.UDPConn); ok {
 					uc.SetReadBuffer(udpReadBuffer) // the kernel caps it at net.core.rmem_max, silently
+					fragments(uc, false)            // best effort, as the buffer
 				}
 			}
 			if n := len(l.more) + 1; n > 1 && steerable(l.UDP.LocalAddr().(*net.UDPAddr).AddrPort().Addr(), n) {
@@ -102,6 +103,26 @@ func Listen(addr string) (Listener, error) {
 		}
 	}
 	return Listener{}, fmt.Errorf("listen %s: %w", addr, last)
+}
+
+// MaxUnfragmentedUDP is the largest UDP response that crosses an Ethernet
+// link (MTU 1500) in one IPv6 datagram: 1500 less 40 bytes of IPv6 and 8
+// of UDP header.
+const MaxUnfragmentedUDP = 1452
+
+// AllowFragments lets the listener's UDP answers leave in fragments when
+// they are larger than the interface MTU (Linux; elsewhere the system
+// decides). Listen makes them leave whole with Don't Fragment set, which
+// loses any answer above the link MTU: a server whose max UDP size is
+// above MaxUnfragmentedUDP calls this.
+func (l Listener) AllowFragments() error {
+	var errs []error
+	for _, pc := range l.udpSockets() {
+		if uc, ok := pc.(*net.UDPConn); ok {
+			errs = append(errs, fragments(uc, true))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // udpSockets returns the listener's UDP sockets: UDP and the more.

@@ -277,6 +277,12 @@ func serve(args []string, stderr io.Writer) int {
 			log.Error("cannot listen", "addr", addr, "error", err)
 			return 1
 		}
+		if cfg.MaxUDPSize > resolver.MaxUnfragmentedUDP {
+			// Answers may outgrow a link: fragmented here rather than lost.
+			if err := ln.AllowFragments(); err != nil {
+				log.Warn("UDP answers above the link MTU may be dropped", "addr", addr, "error", err)
+			}
+		}
 		lns = append(lns, ln)
 		log.Info("serving DNS", "addr", ln.Addr(), "transport", "udp+tcp")
 	}
