@@ -2,8 +2,6 @@ package benchmarks
 
 import (
 	"encoding/binary"
-	"net"
-	"net/netip"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -95,18 +93,7 @@ func benchSigned(b *testing.B, kase, mode string, h *resolver.Handler, signed bo
 		})
 	case "geo-ecs":
 		b.Run("geo-ecs/"+mode, func(b *testing.B) {
-			wires := make([][]byte, len(clients))
-			for i, a := range clients {
-				m := new(dns.Msg).SetQuestion("www.example.com.", dns.TypeA)
-				m.SetEdns0(1232, true)
-				e := &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: 24, Address: net.IP(netip.PrefixFrom(a, 24).Masked().Addr().AsSlice())}
-				if a.Is6() {
-					e.Family, e.SourceNetmask = 2, 56
-					e.Address = net.IP(netip.PrefixFrom(a, 56).Masked().Addr().AsSlice())
-				}
-				m.IsEdns0().Option = append(m.IsEdns0().Option, e)
-				wires[i], _ = m.Pack()
-			}
+			wires := packAll(wwwQueries(true, true))
 			buf := make([]byte, 0, 4096)
 			check(b, h.ServeWire(wires[0], clients[0], false, buf), signed)
 			b.ReportAllocs()

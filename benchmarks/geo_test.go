@@ -59,25 +59,9 @@ func BenchmarkServiceAnswer(b *testing.B) {
 		ecs, wire bool
 	}{{"ecs", true, false}, {"source-address", false, false}, {"wire-ecs", true, true}, {"wire-source-address", false, true}} {
 		b.Run(c.name, func(b *testing.B) {
-			reqs := make([]*dns.Msg, len(clients))
-			for i, a := range clients {
-				m := new(dns.Msg).SetQuestion("www.example.com.", dns.TypeA)
-				m.SetEdns0(1232, false)
-				if c.ecs {
-					e := &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: 24, Address: net.IP(netip.PrefixFrom(a, 24).Masked().Addr().AsSlice())}
-					if a.Is6() {
-						e.Family, e.SourceNetmask = 2, 56
-						e.Address = net.IP(netip.PrefixFrom(a, 56).Masked().Addr().AsSlice())
-					}
-					m.IsEdns0().Option = append(m.IsEdns0().Option, e)
-				}
-				reqs[i] = m
-			}
+			reqs := wwwQueries(c.ecs, false)
 			if c.wire {
-				wires := make([][]byte, len(reqs))
-				for i, m := range reqs {
-					wires[i], _ = m.Pack()
-				}
+				wires := packAll(reqs)
 				buf := make([]byte, 0, 4096)
 				b.ReportAllocs()
 				i := 0
@@ -106,24 +90,42 @@ func BenchmarkServiceAnswer(b *testing.B) {
 	}
 }
 
+// wwwQueries is www.example.com A with EDNS (and DO), one per client of
+// clients, with an ECS option for the client's /24 or /56 when ecs is set.
+func wwwQueries(ecs, do bool) []*dns.Msg {
+	reqs := make([]*dns.Msg, len(clients))
+	for i, a := range clients {
+		m := new(dns.Msg).SetQuestion("www.example.com.", dns.TypeA)
+		m.SetEdns0(1232, do)
+		if ecs {
+			e := &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: 24, Address: net.IP(netip.PrefixFrom(a, 24).Masked().Addr().AsSlice())}
+			if a.Is6() {
+				e.Family, e.SourceNetmask = 2, 56
+				e.Address = net.IP(netip.PrefixFrom(a, 56).Masked().Addr().AsSlice())
+			}
+			m.IsEdns0().Option = append(m.IsEdns0().Option, e)
+		}
+		reqs[i] = m
+	}
+	return reqs
+}
+
+// packAll packs each message.
+func packAll(ms []*dns.Msg) [][]byte {
+	wires := make([][]byte, len(ms))
+	for i, m := range ms {
+		wires[i], _ = m.Pack()
+	}
+	return wires
+}
+
 // BenchmarkServiceAnswerParallel is wire-ecs on every P at once (run with
 // -cpu 2): what the cores share on a service answer's path (an entry, the
 // router's memo and counters) shows as time per answer above the
 // one-core figure.
 func BenchmarkServiceAnswerParallel(b *testing.B) {
 	_, h := loadExampleRouted(b, &route.Router{Loc: realLocator(b)})
-	wires := make([][]byte, len(clients))
-	for i, a := range clients {
-		m := new(dns.Msg).SetQuestion("www.example.com.", dns.TypeA)
-		m.SetEdns0(1232, false)
-		e := &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: 24, Address: net.IP(netip.PrefixFrom(a, 24).Masked().Addr().AsSlice())}
-		if a.Is6() {
-			e.Family, e.SourceNetmask = 2, 56
-			e.Address = net.IP(netip.PrefixFrom(a, 56).Masked().Addr().AsSlice())
-		}
-		m.IsEdns0().Option = append(m.IsEdns0().Option, e)
-		wires[i], _ = m.Pack()
-	}
+	wires := packAll(wwwQueries(true, false))
 	b.ReportAllocs()
 	var next atomic.Int32
 	b.RunParallel(func(pb *testing.PB) {

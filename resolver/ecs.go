@@ -12,25 +12,16 @@ type clientSubnet struct {
 	prefix netip.Prefix // the address masked to the source prefix
 }
 
-// newSubnet checks an ECS option's family, source prefix and address
-// (parseSubnet ends here): ok is false for an unknown family, a prefix
-// longer than the family's addresses, or address bits set past the prefix.
-func newSubnet(family uint16, source uint8, addr netip.Addr) (clientSubnet, bool) {
-	bits := 0
+// familyBits is the address length of an ECS family (1: IPv4, 2: IPv6);
+// 0 for any other.
+func familyBits(family uint16) int {
 	switch family {
 	case 1:
-		bits = 32
+		return 32
 	case 2:
-		bits = 128
+		return 128
 	}
-	if bits == 0 || addr.BitLen() != bits || int(source) > bits {
-		return clientSubnet{}, false
-	}
-	p := netip.PrefixFrom(addr, int(source))
-	if p.Masked().Addr() != addr {
-		return clientSubnet{}, false // bits set beyond the source prefix
-	}
-	return clientSubnet{family: family, source: source, prefix: p}, true
+	return 0
 }
 
 // usable reports whether the option names a client network to route by:

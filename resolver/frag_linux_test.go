@@ -12,55 +12,48 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// mtuDiscover returns the IP_MTU_DISCOVER (v6: IPV6_MTU_DISCOVER) mode of
-// every UDP socket of l.
-func mtuDiscover(t *testing.T, l Listener, v6 bool) (modes []int) {
+// sockopts returns the integer socket option level/name of every UDP
+// socket of l.
+func sockopts(t *testing.T, l Listener, level, name int) (got []int) {
 	t.Helper()
 	for _, pc := range l.udpSockets() {
 		rc, err := pc.(syscall.Conn).SyscallConn()
 		require.NoError(t, err)
-		var got int
+		var v int
 		var gerr error
-		require.NoError(t, rc.Control(func(fd uintptr) {
-			if v6 {
-				got, gerr = unix.GetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER)
-			} else {
-				got, gerr = unix.GetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MTU_DISCOVER)
-			}
-		}))
+		require.NoError(t, rc.Control(func(fd uintptr) { v, gerr = unix.GetsockoptInt(int(fd), level, name) }))
 		require.NoError(t, gerr)
-		modes = append(modes, got)
+		got = append(got, v)
 	}
-	return modes
+	return got
 }
 
 // TestUDPDontFragment: a listener's UDP sockets send with DF set and
 // ignore path MTU (PROBE), on IPv4 and IPv6; AllowFragments turns them to
 // fragmenting at the interface MTU, path MTU still ignored (OMIT).
 func TestUDPDontFragment(t *testing.T) {
-	l, err := Listen("127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	for _, m := range mtuDiscover(t, l, false) {
-		require.Equal(t, unix.IP_PMTUDISC_PROBE, m)
-	}
-	require.NoError(t, l.AllowFragments())
-	for _, m := range mtuDiscover(t, l, false) {
-		require.Equal(t, unix.IP_PMTUDISC_OMIT, m)
-	}
-
-	l6, err := Listen("[::1]:0")
-	if err != nil {
-		t.Logf("no IPv6 loopback: %v", err)
-		return
-	}
-	defer l6.Close()
-	for _, m := range mtuDiscover(t, l6, true) {
-		require.Equal(t, unix.IPV6_PMTUDISC_PROBE, m)
-	}
-	require.NoError(t, l6.AllowFragments())
-	for _, m := range mtuDiscover(t, l6, true) {
-		require.Equal(t, unix.IPV6_PMTUDISC_OMIT, m)
+	for _, c := range []struct {
+		addr              string
+		level, name       int
+		whole, fragmented int
+	}{
+		{"127.0.0.1:0", unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_PROBE, unix.IP_PMTUDISC_OMIT},
+		{"[::1]:0", unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_PROBE, unix.IPV6_PMTUDISC_OMIT},
+	} {
+		l, err := Listen(c.addr)
+		if err != nil && c.level == unix.IPPROTO_IPV6 {
+			t.Logf("no IPv6 loopback: %v", err)
+			continue
+		}
+		require.NoError(t, err)
+		for _, m := range sockopts(t, l, c.level, c.name) {
+			require.Equal(t, c.whole, m, c.addr)
+		}
+		require.NoError(t, l.AllowFragments())
+		for _, m := range sockopts(t, l, c.level, c.name) {
+			require.Equal(t, c.fragmented, m, c.addr)
+		}
+		l.Close()
 	}
 }
 

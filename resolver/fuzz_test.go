@@ -151,3 +151,19 @@ func parseSubnetNetip(b []byte) (clientSubnet, bool) {
 	}
 	return newSubnet(family, source, addr)
 }
+
+// newSubnet checks an ECS option's family, source prefix and address as
+// netip sees them (the tests' reading of an option): ok is false for an
+// unknown family, a prefix longer than the family's addresses, or address
+// bits set past the prefix.
+func newSubnet(family uint16, source uint8, addr netip.Addr) (clientSubnet, bool) {
+	bits := familyBits(family)
+	if bits == 0 || addr.BitLen() != bits || int(source) > bits {
+		return clientSubnet{}, false
+	}
+	p := netip.PrefixFrom(addr, int(source))
+	if p.Masked().Addr() != addr {
+		return clientSubnet{}, false // bits set beyond the source prefix
+	}
+	return clientSubnet{family: family, source: source, prefix: p}, true
+}

@@ -244,13 +244,7 @@ func parseSubnet(b []byte) (clientSubnet, bool) {
 		// Some clients send family 0 with prefix 0: "do not use ECS".
 		return clientSubnet{}, source == 0 && len(a) == 0
 	}
-	bits := 0
-	switch family {
-	case 1:
-		bits = 32
-	case 2:
-		bits = 128
-	}
+	bits := familyBits(family)
 	if bits == 0 || int(source) > bits || len(a) != (int(source)+7)/8 {
 		return clientSubnet{}, false // the address in as many bytes as the prefix needs, as RFC 7871 asks
 	}

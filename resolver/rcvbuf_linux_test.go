@@ -22,15 +22,7 @@ func TestUDPReadBuffer(t *testing.T) {
 	l, err := Listen("127.0.0.1:0")
 	require.NoError(t, err)
 	defer l.Close()
-	for _, pc := range l.udpSockets() {
-		rc, err := pc.(syscall.Conn).SyscallConn()
-		require.NoError(t, err)
-		var got int
-		var gerr error
-		require.NoError(t, rc.Control(func(fd uintptr) {
-			got, gerr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF)
-		}))
-		require.NoError(t, gerr)
+	for _, got := range sockopts(t, l, syscall.SOL_SOCKET, syscall.SO_RCVBUF) {
 		require.Equal(t, want, got)
 	}
 }
