@@ -83,8 +83,9 @@ func (r *Router) logger() *slog.Logger {
 // Random per answer, from the thread's own generator, rather than a count
 // of the router's: that count was an atomic add per answer on a line
 // every core writes, and made a service answer on two cores slower than
-// on one (BenchmarkServiceAnswerParallel -cpu 2: 387-415 ns an answer, one
-// core 218-241). Clients of a site still spread over its endpoints alike.
+// on one (BenchmarkServiceAnswerParallel -cpu 2: 406-427 ns an answer, one
+// core 271-278; now 133-139). Clients of a site still spread over its
+// endpoints alike.
 func (r *Router) turn() uint32 {
 	if r.Turn != nil {
 		return r.Turn()
