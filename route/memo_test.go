@@ -59,8 +59,8 @@ func TestMemoMatchesFreshDecisions(t *testing.T) {
 	clock := func() time.Time { return now }
 	op := &swapOp{}
 	loc := &movingLocator{}
-	memoized := &Router{Loc: loc, Operator: op, Now: clock, Turn: counter()}
-	fresh := &Router{Loc: loc, Operator: op, Now: clock, Turn: counter()}
+	memoized := &Router{Loc: loc, Operator: op, Now: clock, turns: counter()}
+	fresh := &Router{Loc: loc, Operator: op, Now: clock, turns: counter()}
 
 	var clients []netip.Prefix
 	for _, p := range []string{"10.10.1.0/24", "10.10.1.7/32", "10.20.3.0/24", "10.30.0.0/24", "10.40.2.0/24",
@@ -195,7 +195,7 @@ func TestMemoCollidingNetworksKept(t *testing.T) {
 	}
 }
 
-// counter is a Router.Turn that counts 1, 2, 3...: two routers given one
+// counter is a Router.turns that counts 1, 2, 3...: two routers given one
 // each and asked the same turn their answers in step.
 func counter() func() uint32 {
 	var n uint32

@@ -52,11 +52,11 @@ type Router struct {
 	// from the plan loop (Run). nil: none.
 	Metrics *Metrics
 	Log     *slog.Logger // the plan loop's; nil: slog.Default
-	// Turn returns how far to turn a site's endpoints for one answer
+	// turns returns how far to turn a site's endpoints for one answer
 	// (which come first, and which are answered when there are more
 	// than the service answers). nil: at random. Tests that compare two
 	// routers' answers give both the same sequence.
-	Turn func() uint32
+	turns func() uint32
 	demandCache
 	memo      memo
 	plans     sync.Map // *zones.Service -> *plan
@@ -79,7 +79,7 @@ func (r *Router) logger() *slog.Logger {
 	return slog.Default()
 }
 
-// turn returns the rotation of one answer: Turn's, else a random one.
+// turn returns the rotation of one answer: turns's, else a random one.
 // Random per answer, from the thread's own generator, rather than a count
 // of the router's: that count was an atomic add per answer on a line
 // every core writes, and made a service answer on two cores slower than
@@ -87,8 +87,8 @@ func (r *Router) logger() *slog.Logger {
 // core 271-278; now 133-139). Clients of a site still spread over its
 // endpoints alike.
 func (r *Router) turn() uint32 {
-	if r.Turn != nil {
-		return r.Turn()
+	if r.turns != nil {
+		return r.turns()
 	}
 	return rand.Uint32()
 }

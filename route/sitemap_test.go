@@ -199,9 +199,9 @@ func TestSiteMapRoutesAsFresh(t *testing.T) {
 	now := t0
 	clock := func() time.Time { return now }
 	op := &swapOp{}
-	mapped := &Router{Loc: loc, Operator: op, Now: clock, Turn: counter()}
-	fresh := &Router{Loc: loc, Operator: op, Now: clock, Turn: counter()}
-	other := &Router{Loc: loc, Operator: op, Now: clock, Turn: counter()} // for the scope checks: fresh and mapped rotate in step
+	mapped := &Router{Loc: loc, Operator: op, Now: clock, turns: counter()}
+	fresh := &Router{Loc: loc, Operator: op, Now: clock, turns: counter()}
+	other := &Router{Loc: loc, Operator: op, Now: clock} // for the scope checks (sites only), so that fresh and mapped turn in step
 	mapped.CompileSiteMaps(zones.NewSet(z))
 	require.NotNil(t, mapped.planFor(z.Origin, svc).idx.smap.Load(), "the map is in use")
 
