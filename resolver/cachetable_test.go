@@ -21,25 +21,12 @@ func TestTableMatchesMap(t *testing.T) {
 	var cur atomic.Pointer[table]
 	cur.Store(newTable(16))
 	model := map[string]*entry{}
-	stop := make(chan struct{})
-	var readers sync.WaitGroup
-	for range 2 {
-		readers.Add(1)
-		go func() {
-			defer readers.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				k := []byte(fmt.Sprintf("k%d", i%500))
-				if e := cur.Load().get(k, maphash.Bytes(seed, k)); e != nil && e.key != string(k) {
-					panic("wrong entry")
-				}
-			}
-		}()
-	}
+	stop := readWhile(2, func(i int) {
+		k := []byte(fmt.Sprintf("k%d", i%500))
+		if e := cur.Load().get(k, maphash.Bytes(seed, k)); e != nil && e.key != string(k) {
+			panic("wrong entry")
+		}
+	})
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 20000 {
 		k := fmt.Sprintf("k%d", rng.IntN(500))
@@ -64,8 +51,7 @@ func TestTableMatchesMap(t *testing.T) {
 		require.LessOrEqual(t, 2*tab.used, len(tab.slots), "half full at most")
 		mu.Unlock()
 	}
-	close(stop)
-	readers.Wait()
+	stop()
 	tab := cur.Load()
 	for k, e := range model {
 		require.Same(t, e, tab.get([]byte(k), e.hash), k)
@@ -85,24 +71,12 @@ func TestVariantsWhileAdded(t *testing.T) {
 	decision := func(i int) zones.Decision { return zones.Decision{Sites: []string{fmt.Sprintf("site-%d", i)}} }
 	const decisions = 3 * maxVariants
 	var first [decisions]atomic.Pointer[packed] // the response each decision's first add offered
-	stop := make(chan struct{})
-	var wg, readers sync.WaitGroup
-	for range 2 {
-		readers.Add(1)
-		go func() {
-			defer readers.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if p := c.variant(e, decision(i%decisions)); p != nil && p != first[i%decisions].Load() {
-					panic("a variant that was not the first added for its decision")
-				}
-			}
-		}()
-	}
+	stop := readWhile(2, func(i int) {
+		if p := c.variant(e, decision(i%decisions)); p != nil && p != first[i%decisions].Load() {
+			panic("a variant that was not the first added for its decision")
+		}
+	})
+	var wg sync.WaitGroup
 	for w := range 3 {
 		wg.Add(1)
 		go func() {
@@ -117,8 +91,7 @@ func TestVariantsWhileAdded(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	close(stop)
-	readers.Wait()
+	stop()
 	found := 0
 	var charged int64
 	for i := range decisions {
@@ -132,4 +105,26 @@ func TestVariantsWhileAdded(t *testing.T) {
 	require.Equal(t, maxVariants, found)
 	require.Equal(t, base+charged, e.size.Load())
 	require.Equal(t, shardBase+charged, c.shard(key).bytes.Load())
+}
+
+// readWhile runs n readers, each calling read with 0, 1, 2... until the
+// returned stop, which waits for them.
+func readWhile(n int, read func(i int)) (stop func()) {
+	done := make(chan struct{})
+	var readers sync.WaitGroup
+	for range n {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				read(i)
+			}
+		}()
+	}
+	return func() { close(done); readers.Wait() }
 }
