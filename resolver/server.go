@@ -163,9 +163,10 @@ type ServeOptions struct {
 	// once when none is idle. Default DefaultMaxTCPConns.
 	MaxTCPConns int
 	Log         *slog.Logger // default slog.Default()
-	// ReaderProcs, where each UDP reader holds a P of its own while it
-	// waits (Linux, udp_linux.go), is called with the number of readers
-	// Serve starts; the function it returns is called when they stop.
+	// ReaderProcs, where each UDP reader and TCP event loop holds a P of
+	// its own while it waits (Linux, udp_linux.go, tcploop_linux.go), is
+	// called with the number of them Serve starts; the function it
+	// returns is called when they stop.
 	// GOMAXPROCS is the program's to set, not a library's: cmd/geodns
 	// adds a P per reader so the readers take none from the rest of the
 	// program. Default nil: the setting is left as it is.
@@ -208,14 +209,19 @@ func Serve(ctx context.Context, h WireHandler, opts ServeOptions, lns ...Listene
 	}
 	var servers []*tcpServer
 	var udp []net.PacketConn
+	var loops *tcpLoops
+	if len(lns) > 0 {
+		loops = newTCPLoops(runtime.GOMAXPROCS(0), opts.Log) // one a core, for every listener
+		defer loops.stop()
+	}
 	for _, l := range lns {
-		servers = append(servers, newTCPServer(l.TCP, opts.MaxTCPConns, h, opts.Log))
+		servers = append(servers, newTCPServer(l.TCP, opts.MaxTCPConns, h, opts.Log, loops))
 		udp = append(udp, l.udpSockets()...)
 	}
 	var udpWG sync.WaitGroup
 	stopped := make(chan struct{})
-	if readersHoldProcs && opts.ReaderProcs != nil && len(udp) > 0 {
-		defer opts.ReaderProcs(len(udp))()
+	if readers := len(udp) + loops.count(); readersHoldProcs && opts.ReaderProcs != nil && readers > 0 {
+		defer opts.ReaderProcs(readers)()
 	}
 	for _, pc := range udp {
 		c, ok := pc.(*net.UDPConn)

@@ -53,6 +53,7 @@ const tcpFlushAt = 16 << 10
 // tcpServer serves one listener.
 type tcpServer struct {
 	ln     net.Listener
+	loops  *tcpLoops // on Linux, the event loops its connections are served from
 	h      WireHandler
 	stream Streamer // h, if it is one: zone transfers
 	log    *slog.Logger
@@ -68,7 +69,12 @@ type tcpServer struct {
 
 // tcpConn is a connection and whether it waits for a query.
 type tcpConn struct {
+	// Conn is nil while an event loop serves the connection (loop, fd; see
+	// tcploop_linux.go), and set when the loop hands it to a goroutine.
+	// Changed by the connection's owner, under the server's mu.
 	net.Conn
+	loop *tcpLoop
+	fd   int
 	// idle is when the connection began waiting for a query (nanoseconds
 	// after the server's epoch, > 0), 0 while it answers, or evicted. The
 	// connection's goroutine moves it between waiting and answering; an
@@ -80,9 +86,9 @@ type tcpConn struct {
 
 const evicted = -1
 
-func newTCPServer(ln net.Listener, max int, h WireHandler, log *slog.Logger) *tcpServer {
+func newTCPServer(ln net.Listener, max int, h WireHandler, log *slog.Logger, loops *tcpLoops) *tcpServer {
 	st, _ := h.(Streamer)
-	return &tcpServer{ln: ln, h: h, stream: st, log: log, max: max, epoch: time.Now()}
+	return &tcpServer{ln: ln, h: h, stream: st, log: log, max: max, epoch: time.Now(), loops: loops}
 }
 
 // stamp returns t as an idle stamp: > 0 and rising with t.
@@ -109,23 +115,42 @@ func (s *tcpServer) serve() error {
 			continue
 		}
 		backoff = 0
-		// Read and written with raw system calls (see rawconn).
-		c := &tcpConn{Conn: rawconn.Wrap(nc)}
-		c.idle.Store(s.stamp(time.Now()))
+		now := time.Now()
+		c := &tcpConn{fd: -1}
+		c.idle.Store(s.stamp(now))
+		k := &tcpConnLoop{s: s, c: c, remote: addrOf(nc.RemoteAddr()), idle: c.idle.Load(),
+			buf: make([]byte, 4096), out: make([]byte, 0, 4096)}
+		loop := s.loops.pick()
+		if loop != nil {
+			// Served by an event loop from its own descriptor; the Go
+			// connection goes, leaving the runtime's poller (tcploop_linux.go).
+			if c.fd = adopt(nc); c.fd >= 0 {
+				c.loop = loop
+			}
+		}
+		if c.loop == nil {
+			c.Conn = rawconn.Wrap(nc) // read and written with raw system calls (see rawconn)
+		}
 		s.mu.Lock()
 		if s.closing.Load() {
 			s.mu.Unlock()
-			nc.Close()
+			c.close()
 			return nil
 		}
-		var victim *tcpConn
 		if int(s.live.Load()) >= s.max {
-			if victim = s.evictLocked(); victim == nil {
+			victim := s.evictLocked()
+			if victim == nil {
 				// Every slot answers: the client learns at once, and a flood
 				// of connections cannot fill the kernel's backlog.
 				s.mu.Unlock()
-				nc.Close()
+				c.close()
 				continue
+			}
+			// It was waiting for a query: it ends now.
+			if victim.loop != nil {
+				victim.loop.wake()
+			} else {
+				victim.Close()
 			}
 		}
 		c.i = len(s.conns)
@@ -133,11 +158,33 @@ func (s *tcpServer) serve() error {
 		s.live.Add(1)
 		s.wg.Add(1)
 		s.mu.Unlock()
-		if victim != nil {
-			victim.Close() // its goroutine, waiting for a query, returns
+		if c.loop != nil {
+			c.loop.add(k, now.Add(readTimeout)) // for the first query
+			continue
 		}
-		go s.conn(c)
+		go s.conn(k)
 	}
+}
+
+// close closes c's connection, from whoever holds it before any loop or
+// goroutine serves it.
+func (c *tcpConn) close() {
+	if c.Conn != nil {
+		c.Conn.Close()
+	} else if c.fd >= 0 {
+		closeFD(c.fd)
+	}
+}
+
+// stopLocked ends c's wait for a query as the server shuts down: a
+// goroutine's read returns at once, and the loop serving it is woken to
+// see why. Under s.mu.
+func (c *tcpConn) stopLocked() {
+	if c.loop != nil {
+		c.loop.wake()
+		return
+	}
+	c.SetReadDeadline(time.Now())
 }
 
 // evictLocked takes the slot of the connection waiting for a query the
@@ -172,9 +219,8 @@ func (s *tcpServer) shutdown(done <-chan struct{}) {
 	s.mu.Lock()
 	s.closing.Store(true)
 	s.ln.Close()
-	now := time.Now()
 	for _, c := range s.conns {
-		c.SetReadDeadline(now)
+		c.stopLocked()
 	}
 	s.mu.Unlock()
 	finished := make(chan struct{})
@@ -189,7 +235,9 @@ func (s *tcpServer) shutdown(done <-chan struct{}) {
 	}
 	s.mu.Lock()
 	for _, c := range s.conns {
-		c.Close()
+		if c.loop == nil {
+			c.Close() // a loop closes its own at once (stopLocked, above)
+		}
 	}
 	s.mu.Unlock()
 	<-finished
@@ -205,30 +253,58 @@ func (s *tcpServer) idleTimeout() time.Duration {
 	return tcpIdleTimeout
 }
 
-func (s *tcpServer) conn(c *tcpConn) {
-	defer func() {
-		c.Close()
-		s.mu.Lock()
-		if c.idle.Swap(evicted) != evicted {
-			s.live.Add(-1)
-		}
-		last := s.conns[len(s.conns)-1]
-		last.i = c.i
-		s.conns[c.i] = last
-		s.conns[len(s.conns)-1] = nil
-		s.conns = s.conns[:len(s.conns)-1]
-		s.mu.Unlock()
-		s.wg.Done()
-	}()
+// conn serves a connection from its own goroutine.
+func (s *tcpServer) conn(k *tcpConnLoop) {
+	c := k.c
+	defer s.release(c)
 	if c.idle.Load() == evicted {
 		return // before it started
 	}
-	k := &tcpConnLoop{s: s, c: c, remote: addrOf(c.RemoteAddr()), idle: c.idle.Load(),
-		buf: make([]byte, 4096), out: make([]byte, 0, 4096)}
 	if !k.readUntil(time.Now().Add(readTimeout)) { // for the first query
 		return
 	}
 	rawconn.ReadLoop(c.Conn, k.room, k.got)
+}
+
+// resume serves, from its own goroutine, a connection an event loop handed
+// over (tcploop_linux.go): it first writes the answers the socket would not
+// take at once, then answers what is buffered (a transfer among it), and
+// then reads as conn does.
+func (s *tcpServer) resume(k *tcpConnLoop, more bool) {
+	c := k.c
+	defer s.release(c)
+	if len(k.pending) > 0 {
+		if !c.write(k.pending) {
+			return
+		}
+		k.pending = nil
+	}
+	if !more {
+		return
+	}
+	if more, _ = k.got(0, nil); !more {
+		return
+	}
+	if !k.readUntil(k.readBy) { // the loop kept the deadline itself
+		return
+	}
+	rawconn.ReadLoop(c.Conn, k.room, k.got)
+}
+
+// release closes c and gives up its slot.
+func (s *tcpServer) release(c *tcpConn) {
+	c.close()
+	s.mu.Lock()
+	if c.idle.Swap(evicted) != evicted {
+		s.live.Add(-1)
+	}
+	last := s.conns[len(s.conns)-1]
+	last.i = c.i
+	s.conns[c.i] = last
+	s.conns[len(s.conns)-1] = nil
+	s.conns = s.conns[:len(s.conns)-1]
+	s.mu.Unlock()
+	s.wg.Done()
 }
 
 // tcpConnLoop is the state of a connection between its reads: the queries
@@ -243,6 +319,11 @@ type tcpConnLoop struct {
 	out    []byte // answers not yet written, framed
 	readBy time.Time
 	idle   int64 // as stored in c.idle: 0 while answering
+	// pending is what a loop's socket would not take at once; a
+	// goroutine writes it, and answers what is left (handOff: a
+	// transfer, which would hold the loop up).
+	pending []byte
+	handOff bool
 }
 
 // room is where the next read goes: after what is buffered, which is
@@ -276,6 +357,9 @@ func (k *tcpConnLoop) got(n int, err error) (more, drained bool) {
 	drained = n < k.asked
 	s, c := k.s, k.c
 	for k.w-k.r >= 2 {
+		if len(k.pending) > 0 {
+			return true, false // the client is slow to read: a goroutine goes on (resume)
+		}
 		size := int(binary.BigEndian.Uint16(k.buf[k.r:]))
 		if k.w-k.r < 2+size {
 			break
@@ -290,6 +374,13 @@ func (k *tcpConnLoop) got(n int, err error) (more, drained bool) {
 			k.idle = 0
 		}
 		if s.stream != nil && s.stream.Claims(q) {
+			if c.loop != nil {
+				// Left for a goroutine (resume), the loop's other
+				// connections not waiting on it.
+				k.r -= 2 + size
+				k.handOff = true
+				return k.flush(), false
+			}
 			// A transfer: any number of messages, written as they are
 			// made, after the answers before it.
 			if !k.flush() {
@@ -322,7 +413,7 @@ func (k *tcpConnLoop) got(n int, err error) (more, drained bool) {
 		k.out = out
 		if s.closing.Load() {
 			// Answer this one, and no more: the shutdown's deadline is set.
-			c.write(k.out)
+			k.flush()
 			return false, false
 		}
 		if len(k.out) >= tcpFlushAt && k.w-k.r >= 2 {
@@ -337,6 +428,9 @@ func (k *tcpConnLoop) got(n int, err error) (more, drained bool) {
 	// answered first.
 	if !k.flush() {
 		return false, false
+	}
+	if len(k.pending) > 0 {
+		return true, false // still answering: resume writes the rest
 	}
 	if k.idle == 0 {
 		// Answered: the idle time starts. (Messages that get no answer
@@ -365,7 +459,11 @@ func (k *tcpConnLoop) got(n int, err error) (more, drained bool) {
 // in between set its own deadline first, which this one replaced.
 func (k *tcpConnLoop) readUntil(t time.Time) bool {
 	k.readBy = t
-	k.c.SetReadDeadline(t)
+	if l := k.c.loop; l != nil {
+		l.due(t) // no deadline on the socket: the loop closes it in time
+	} else {
+		k.c.SetReadDeadline(t)
+	}
 	return !k.s.closing.Load()
 }
 
@@ -374,7 +472,11 @@ func (k *tcpConnLoop) flush() bool {
 	if len(k.out) == 0 {
 		return true
 	}
-	if !k.c.write(k.out) {
+	if k.c.loop != nil {
+		if !k.push() {
+			return false
+		}
+	} else if !k.c.write(k.out) {
 		return false
 	}
 	k.out = k.out[:0]

@@ -10,9 +10,9 @@ import (
 // packages say when they would want more (resolver.ServeOptions.ReaderProcs,
 // zones.SetCompileHook) and this file decides.
 
-// readerProcs counts the UDP readers running; each holds a P of its own
-// while it waits (resolver's udp_linux.go), so GOMAXPROCS is the program's
-// own setting plus them. It is resolver.ServeOptions.ReaderProcs.
+// readerProcs counts the UDP readers and TCP event loops running; each
+// holds a P of its own while it waits (resolver's udp_linux.go and
+// tcploop_linux.go), so GOMAXPROCS is the program's own setting plus them. It is resolver.ServeOptions.ReaderProcs.
 var readerProcs struct {
 	sync.Mutex
 	base, n int

@@ -49,9 +49,9 @@ func TestReaderProcs(t *testing.T) {
 }
 
 // TestServeSetsReaderProcs: the server (not the resolver package) gives
-// each UDP reader a P: with GOMAXPROCS=3 it binds three UDP sockets on its
-// one listen address and runs with six Ps, and GOGC is back to its setting
-// once the zones have loaded.
+// each UDP reader and TCP event loop a P: with GOMAXPROCS=3 it binds three
+// UDP sockets on its one listen address, runs three loops, and so runs with
+// nine Ps; and GOGC is back to its setting once the zones have loaded.
 func TestServeSetsReaderProcs(t *testing.T) {
 	t.Setenv("GOMAXPROCS", "3") // the server's, started below
 	dir := t.TempDir()
@@ -65,7 +65,7 @@ func TestServeSetsReaderProcs(t *testing.T) {
 		body = b
 		return code == 200
 	}, 5*time.Second, 50*time.Millisecond)
-	require.Equal(t, "go_sched_gomaxprocs_threads 6", grepLine(body, "go_sched_gomaxprocs_threads "), "3 + a P for each of 3 UDP readers")
+	require.Equal(t, "go_sched_gomaxprocs_threads 9", grepLine(body, "go_sched_gomaxprocs_threads "), "3 + a P for each of 3 UDP readers and 3 TCP loops")
 	require.Equal(t, "go_gc_gogc_percent 100", grepLine(body, "go_gc_gogc_percent "))
 }
 

@@ -397,7 +397,7 @@ func serve(args []string, stderr io.Writer) int {
 		go func() { errc <- statusPage.Run(ctx) }() // the page's map sample and timeline
 		running += 2
 	}
-	serveOpts := resolver.ServeOptions{MaxTCPConns: cfg.MaxTCPConns, ReaderProcs: addReaderProcs} // a P per UDP reader (knobs.go)
+	serveOpts := resolver.ServeOptions{MaxTCPConns: cfg.MaxTCPConns, ReaderProcs: addReaderProcs} // a P per UDP reader and TCP loop (knobs.go)
 	go func() { errc <- resolver.Serve(ctx, transfers, serveOpts, lns...) }()
 	err = <-errc
 	stop()
