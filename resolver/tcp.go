@@ -14,7 +14,9 @@ import (
 )
 
 // DNS over TCP (RFC 7766) with the same wire path as UDP: each connection
-// has a goroutine that reads length-prefixed queries, answers each with
+// is read by an event loop (on Linux, tcploop_linux.go) or a goroutine of
+// its own (elsewhere, and after a loop hands it over), which reads
+// length-prefixed queries (tcpConnLoop.got), answers each with
 // ServeWire into the connection's own output buffer and writes that buffer
 // when no complete query is left buffered, or when it holds tcpFlushAt
 // bytes. So a client that pipelines gets its answers in one write per
@@ -22,8 +24,8 @@ import (
 // those writes reach the socket: there is no buffered writer to spill on
 // its own. Reads go into the connection's own buffer, and after a read
 // that drained the socket the connection waits for data rather than
-// reading again to find none (rawconn.ReadLoop): per batch, the poller's
-// wait, one read and one write.
+// reading again to find none (rawconn.ReadLoop; a loop's epoll is
+// level-triggered): per batch, the poller's wait, one read and one write.
 //
 // Every input is hostile until bounded:
 //   - A write that has to wait for the client gets writeTimeout, counted

@@ -24,13 +24,17 @@ import (
 // (tcpConnLoop.got), with raw reads and writes.
 //
 // A goroutine per connection, waiting in the runtime's poller, cost a trip
-// through the scheduler per query: at 10k queries a second on one
-// connection the runtime's poll, its ready list and the search for work
-// between queries took 1.3x Knot's CPU (issue 23), though the system calls
-// were the same three a query. A loop waiting in its own epoll set wakes
-// straight into its work. Like a UDP reader it waits in a system call and
-// holds a P of its own (ServeOptions.ReaderProcs), and passes through the
-// scheduler every yieldEvery while busy.
+// through the scheduler per query (the runtime's poll, its ready list, the
+// search for work between queries); the system calls were already the
+// three a query that a loop makes. A loop waiting in its own epoll set
+// wakes straight into its work: 5 % more queries per core, 5 % less CPU at
+// 10k queries a second on one connection (issue 23; benchmarks/RESULTS.md).
+// What is left at that rate, 1.5x Knot's CPU on one core, is the wake-up
+// itself: both servers make the same context switches and segments per
+// query. Like a UDP reader a loop waits in a system call and holds a P of
+// its own (ServeOptions.ReaderProcs), and passes through the scheduler
+// every yieldEvery while busy; it is locked to its thread, so that its
+// wake-ups are all on one thread, as a C server's worker's are.
 //
 // Accepting stays with the server's goroutine (rare next to queries), which
 // takes the socket out of the runtime's poller (adopt) and hands it to a

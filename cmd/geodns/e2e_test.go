@@ -67,7 +67,11 @@ func freeLoopback(t *testing.T, ip string) string {
 	for range 1000 {
 		// Plain binds, not resolver.Listen: its SO_REUSEPORT would share a
 		// port a running geodns holds.
-		addr := net.JoinHostPort(ip, strconv.Itoa(10000+rand.IntN(10000)))
+		port := 10000 + rand.IntN(10000)
+		if !handOut(port) {
+			continue
+		}
+		addr := net.JoinHostPort(ip, strconv.Itoa(port))
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			continue // taken: another
@@ -82,6 +86,29 @@ func freeLoopback(t *testing.T, ip string) string {
 	}
 	t.Fatalf("no free port on %s in 10000-19999", ip)
 	return ""
+}
+
+// handedOut holds the ports freeLoopback has given: free when checked, a
+// port is bound only later, by the process it was given to, so without
+// this two nodes of one test could be given the same port (CI: a node's
+// DNS port was another's, "bind: address already in use").
+var handedOut struct {
+	sync.Mutex
+	ports map[int]bool
+}
+
+// handOut reserves port for this test process; false if it was given before.
+func handOut(port int) bool {
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.ports[port] {
+		return false
+	}
+	if handedOut.ports == nil {
+		handedOut.ports = map[int]bool{}
+	}
+	handedOut.ports[port] = true
+	return true
 }
 
 // process is a command started by startProcess; done closes when it exits.
