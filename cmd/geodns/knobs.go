@@ -12,7 +12,8 @@ import (
 
 // readerProcs counts the UDP readers and TCP event loops running; each
 // holds a P of its own while it waits (resolver's udp_linux.go and
-// tcploop_linux.go), so GOMAXPROCS is the program's own setting plus them. It is resolver.ServeOptions.ReaderProcs.
+// tcploop_linux.go), so GOMAXPROCS is the program's own setting plus
+// them. It is resolver.ServeOptions.ReaderProcs.
 var readerProcs struct {
 	sync.Mutex
 	base, n int
