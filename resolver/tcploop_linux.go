@@ -247,7 +247,7 @@ func (l *tcpLoop) take() (stop, look bool) {
 	l.mu.Unlock()
 	for _, k := range queue {
 		c := k.c
-		if c.idle.Load() == evicted || k.s.closing.Load() {
+		if k.ended() {
 			k.s.release(c)
 			continue
 		}
@@ -263,12 +263,18 @@ func (l *tcpLoop) take() (stop, look bool) {
 	return stopping && len(l.conns) == 0, look
 }
 
+// ended says whether a connection of the loop's is to close without
+// waiting for its deadline: it was evicted, or its server shuts down.
+func (k *tcpConnLoop) ended() bool {
+	return k.c.idle.Load() == evicted || k.s.closing.Load()
+}
+
 // sweep closes the connections whose read deadline has passed, or which
 // were evicted or shut down, and finds the next deadline.
 func (l *tcpLoop) sweep(now time.Time) {
 	l.next = now.Add(time.Hour)
 	for _, k := range l.conns {
-		if k.s.closing.Load() || k.c.idle.Load() == evicted || !now.Before(k.readBy) {
+		if k.ended() || !now.Before(k.readBy) {
 			l.drop(k)
 			continue
 		}
@@ -351,9 +357,11 @@ func (l *tcpLoop) handOff(k *tcpConnLoop, more bool) {
 	nc, err := net.FileConn(f) // its own descriptor, in the runtime's poller
 	f.Close()
 	s.mu.Lock()
-	c.loop, c.fd = nil, -1
+	c.fd = -1 // closed: the goroutine's descriptor is nc's
 	if err == nil {
-		c.Conn = rawconn.Wrap(nc)
+		// Only now a goroutine's: until release, a failed hand-over
+		// stays the loop's (stopLocked wakes it; it has no Conn to stop).
+		c.loop, c.Conn = nil, rawconn.Wrap(nc)
 	}
 	s.mu.Unlock()
 	if err != nil {
