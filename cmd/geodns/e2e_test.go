@@ -92,23 +92,12 @@ func freeLoopback(t *testing.T, ip string) string {
 // port is bound only later, by the process it was given to, so without
 // this two nodes of one test could be given the same port (CI: a node's
 // DNS port was another's, "bind: address already in use").
-var handedOut struct {
-	sync.Mutex
-	ports map[int]bool
-}
+var handedOut sync.Map // port -> true
 
 // handOut reserves port for this test process; false if it was given before.
 func handOut(port int) bool {
-	handedOut.Lock()
-	defer handedOut.Unlock()
-	if handedOut.ports[port] {
-		return false
-	}
-	if handedOut.ports == nil {
-		handedOut.ports = map[int]bool{}
-	}
-	handedOut.ports[port] = true
-	return true
+	_, given := handedOut.LoadOrStore(port, true)
+	return !given
 }
 
 // process is a command started by startProcess; done closes when it exits.
