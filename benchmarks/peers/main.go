@@ -1,7 +1,8 @@
 // Command peers measures geodns against gdnsd, Knot and NSD with dnsperf:
 // the same zone data in each, every server pinned to one core and dnsperf
-// to the other, the servers interleaved round by round (this VM's speed
-// drifts), and ratios taken against the peers measured in the same round.
+// to the other, the servers interleaved cell by cell (this VM's speed
+// drifts; see measureRound), and ratios taken against the peers measured
+// in the same round.
 //
 //	scripts/bench-deps.sh && make build
 //	go run ./benchmarks/peers -rounds 3 -duration 5s
@@ -106,6 +107,7 @@ var (
 	outDir     = flag.String("out", "", "directory for raw output and the summary (default benchmarks/out/peers-<time>)")
 	basePort   = flag.Int("port", 5400, "first of the ports the servers listen on")
 	keep       = flag.Bool("keep", false, "keep the work directory (configs, zones, logs)")
+	order      = flag.String("order", "cell", "cell: all servers of a pass up at once, each cell run on one after the other; server: one server up at a time, all its cells, then the next")
 	floodNames = flag.Int("flood-names", 1000000, "distinct names of the flood cells (fewer for a quick smoke run; the peak RSS after the flood needs the full million to fill geodns's answer cache)")
 )
 
@@ -281,6 +283,9 @@ func main() {
 	default:
 		fatalf("unknown suite %q", *suite)
 	}
+	if *order != "cell" && *order != "server" {
+		fatalf("-order: cell or server")
+	}
 	needLink, needGen, needDBIP := false, false, false
 	for i := range passes {
 		p := &passes[i]
@@ -354,11 +359,7 @@ func main() {
 	t0 := time.Now()
 	for r := 1; r <= *rounds; r++ {
 		for _, p := range passes {
-			names := p.servers
-			order := append(slices.Clone(names[(r-1)%len(names):]), names[:(r-1)%len(names)]...)
-			for _, name := range order {
-				results = append(results, measure(e, p, name, r)...)
-			}
+			results = append(results, measureRound(e, p, r)...)
 		}
 		log.Printf("round %d done after %v", r, time.Since(t0).Round(time.Second))
 	}
@@ -430,9 +431,67 @@ func setupLink() string {
 	return ns
 }
 
-// measure starts one server, checks its answers, runs every cell it
-// serves and stops it.
-func measure(e env, p pass, name string, round int) []result {
+// rotate returns xs turned left by k.
+func rotate[T any](xs []T, k int) []T {
+	k %= len(xs)
+	return append(slices.Clone(xs[k:]), xs[:k]...)
+}
+
+// measureRound runs one round of a pass. With -order cell (the default)
+// every server of the pass is started first, and each cell is then run on
+// one server after the other, in an order that turns with the round and
+// the cell: the runs a ratio compares are seconds apart. This VM slows
+// down by up to a quarter for half a minute at a time; with -order server
+// (one server started, all its cells run, stopped, then the next) one
+// server's whole set of cells could fall into such a spell and the other's
+// not. The idle servers wait on the same cores meanwhile; their CPU time
+// is not the measured server's.
+func measureRound(e env, p pass, round int) []result {
+	base := len(cleanups)
+	stopFrom := func(n int) {
+		for i := len(cleanups) - 1; i >= n; i-- {
+			cleanups[i]()
+		}
+		cleanups = cleanups[:n]
+	}
+	defer stopFrom(base)
+	var out []result
+	names := rotate(p.servers, round-1)
+	if *order == "server" {
+		for _, name := range names {
+			s := launch(e, p, name, round)
+			for _, c := range p.cells {
+				if serves(name, c) && (!c.dbip || p.db == "dbip") {
+					out = append(out, s.run(e, p, c, round))
+				}
+			}
+			stopFrom(base)
+		}
+		return out
+	}
+	var live []*server
+	for _, name := range names {
+		live = append(live, launch(e, p, name, round))
+	}
+	for i, c := range p.cells {
+		for _, s := range rotate(live, i) {
+			if serves(s.name, c) && (!c.dbip || p.db == "dbip") {
+				out = append(out, s.run(e, p, c, round))
+			}
+		}
+	}
+	return out
+}
+
+// server is a server under test, started and checked.
+type server struct {
+	name, dir, addr string
+	port, pid       int
+}
+
+// launch starts one server (its stop is pushed on cleanups) and checks
+// its answers.
+func launch(e env, p pass, name string, round int) *server {
 	port := *basePort + slices.Index(p.servers, name)
 	dir := filepath.Join(e.work, fmt.Sprintf("%s-%d-%d-%s", name, round, p.cores, p.db))
 	check(os.MkdirAll(dir, 0o755))
@@ -441,7 +500,7 @@ func measure(e env, p pass, name string, round int) []result {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	check(cmd.Start())
 	pid := cmd.Process.Pid
-	stop := func() {
+	cleanups = append(cleanups, func() {
 		syscall.Kill(-pid, syscall.SIGTERM)
 		done := make(chan struct{})
 		go func() { cmd.Wait(); close(done) }()
@@ -451,49 +510,42 @@ func measure(e env, p pass, name string, round int) []result {
 			syscall.Kill(-pid, syscall.SIGKILL)
 			<-done
 		}
-	}
-	cleanups = append(cleanups, stop)
-	defer func() {
-		cleanups = cleanups[:len(cleanups)-1]
-		stop()
-	}()
-	server := net.JoinHostPort(addr, strconv.Itoa(port))
-	if err := ready(server); err != nil {
+	})
+	s := &server{name: name, dir: dir, addr: net.JoinHostPort(addr, strconv.Itoa(port)), port: port, pid: pid}
+	if err := ready(s.addr); err != nil {
 		fatalf("%s did not start: %v (log in %s)", name, err, dir)
 	}
-	verify(e, name, server, geo, p)
-	var out []result
-	for _, c := range p.cells {
-		if !serves(name, c) || (c.dbip && p.db != "dbip") {
-			continue
+	verify(e, name, s.addr, geo, p)
+	return s
+}
+
+// run measures one cell on s: a saturation run, then the fixed rate.
+func (s *server) run(e env, p pass, c cell, round int) result {
+	res := result{pass: p.label, server: s.name, cell: c.name, round: round}
+	if c.name == "ecs200k" && strings.HasPrefix(s.name, "geodns") && s.name != "geodns-base" {
+		// geodns compiles a service's site map once its clients come
+		// from many networks (route/sitemap.go), seconds of work for
+		// DB-IP, as a server with real traffic does in its first
+		// seconds. Warmed up here, so that the cell measures the
+		// steady state, not the compile sharing the core; the cells
+		// before it ask from one network each and never need the map.
+		warmNetworks(s.addr, 20000)
+		if !waitLog(filepath.Join(s.dir, "server.log"), "site map compiled", 3*time.Minute) {
+			fatalf("%s compiled no site map within 3 minutes (log in %s)", s.name, s.dir)
 		}
-		res := result{pass: p.label, server: name, cell: c.name, round: round}
-		if c.name == "ecs200k" && strings.HasPrefix(name, "geodns") && name != "geodns-base" {
-			// geodns compiles a service's site map once its clients come
-			// from many networks (route/sitemap.go), seconds of work for
-			// DB-IP, as a server with real traffic does in its first
-			// seconds. Warmed up here, so that the cell measures the
-			// steady state, not the compile sharing the core; the cells
-			// before it ask from one network each and never need the map.
-			warmNetworks(server, 20000)
-			if !waitLog(filepath.Join(dir, "server.log"), "site map compiled", 3*time.Minute) {
-				fatalf("%s compiled no site map within 3 minutes (log in %s)", name, dir)
-			}
-		}
-		if !c.fixedOnly {
-			sat := load(e, p, name, round, c, port, pid, false)
-			res.qps, res.cpu, res.perCore, res.lost = sat.qps, sat.cpu, sat.perCore, sat.lost
-		}
-		if p.fixed || c.fixedOnly {
-			fixed := load(e, p, name, round, c, port, pid, true)
-			res.p50, res.p99, res.fixedCPU, res.fixedRate = fixed.p50, fixed.p99, fixed.cpu, fixed.qps
-		}
-		res.rssKB = peakRSS(pid)
-		log.Printf("round %d %s %-10s %-13s %8.0f qps  cpu %5.1f%%  %8.0f q/core-s  lost %.2f%% | @%d qps (answered %.0f/s) p50 %.3f ms p99 %.3f ms cpu %5.1f%%  rss %d MB",
-			round, p.label, name, c.name, res.qps, 100*res.cpu, res.perCore, res.lost, *fixedQPS, res.fixedRate, res.p50, res.p99, 100*res.fixedCPU, res.rssKB/1024)
-		out = append(out, res)
 	}
-	return out
+	if !c.fixedOnly {
+		sat := load(e, p, s.name, round, c, s.port, s.pid, false)
+		res.qps, res.cpu, res.perCore, res.lost = sat.qps, sat.cpu, sat.perCore, sat.lost
+	}
+	if p.fixed || c.fixedOnly {
+		fixed := load(e, p, s.name, round, c, s.port, s.pid, true)
+		res.p50, res.p99, res.fixedCPU, res.fixedRate = fixed.p50, fixed.p99, fixed.cpu, fixed.qps
+	}
+	res.rssKB = peakRSS(s.pid)
+	log.Printf("round %d %s %-10s %-13s %8.0f qps  cpu %5.1f%%  %8.0f q/core-s  lost %.2f%% | @%d qps (answered %.0f/s) p50 %.3f ms p99 %.3f ms cpu %5.1f%%  rss %d MB",
+		round, p.label, s.name, c.name, res.qps, 100*res.cpu, res.perCore, res.lost, *fixedQPS, res.fixedRate, res.p50, res.p99, 100*res.fixedCPU, res.rssKB/1024)
+	return res
 }
 
 // warmNetworks asks the geo name from n distinct client /24s (ECS).
