@@ -52,8 +52,21 @@ func start(e env, p pass, dir, name string, port int) (*exec.Cmd, bool) {
 		check(err)
 		// GOMAXPROCS (the cores) is also the number of UDP sockets and
 		// readers; cookies are on by default.
-		args := []string{bin, "serve", "--zones", zd, "--listen", listen, "--http", "off", "--log-format", "json",
+		args := []string{bin, "serve", "--zones", zd, "--http", "off", "--log-format", "json",
 			"--state-dir", filepath.Join(dir, "state")}
+		if e.netns != "" {
+			// The two addresses the cells use, not the wildcard the
+			// others listen on: on a wildcard socket geodns steers
+			// datagrams to readers by CPU only if every interface
+			// spreads its receive work over CPUs (resolver/spread_linux.go),
+			// and the harness's veth has one queue and no RPS. On
+			// loopback it steers. (That cost the two-core cells of
+			// 2026-12-03's suite a fifth of geodns's QPS per core.)
+			args = append(args, "--listen", net.JoinHostPort(addr, strconv.Itoa(port)),
+				"--listen", net.JoinHostPort(linkServer, strconv.Itoa(port)))
+		} else {
+			args = append(args, "--listen", listen)
+		}
 		if p.db == "dbip" {
 			args = append(args, "--geoip", e.dbip.v4, "--geoip", e.dbip.v6) // DB-IP's own two files, as geodns reads them
 		} else {
