@@ -60,8 +60,8 @@ func start(e env, p pass, dir, name string, port int) (*exec.Cmd, bool) {
 			// datagrams to readers by CPU only if every interface
 			// spreads its receive work over CPUs (resolver/spread_linux.go),
 			// and the harness's veth has one queue and no RPS. On
-			// loopback it steers. (That cost the two-core cells of
-			// 2026-12-03's suite a fifth of geodns's QPS per core.)
+			// loopback it steers. (On two cores that cost geodns about a third
+			// of its QPS per core in 2026-12-03's suite.)
 			args = append(args, "--listen", net.JoinHostPort(addr, strconv.Itoa(port)),
 				"--listen", net.JoinHostPort(linkServer, strconv.Itoa(port)))
 		} else {
