@@ -4,7 +4,6 @@ package resolver
 
 import (
 	"encoding/binary"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -288,20 +287,13 @@ func (l *tcpLoop) sweep(now time.Time) {
 func (l *tcpLoop) serve(k *tcpConnLoop) {
 	for range 8 {
 		n, errno := rawconn.Read(k.c.fd, k.room())
-		var err error
 		switch errno {
-		case 0:
-			if n == 0 {
-				err = io.EOF
-			}
 		case unix.EAGAIN:
 			return
 		case unix.EINTR:
 			continue
-		default:
-			n, err = 0, errno
 		}
-		more, drained := k.got(n, err)
+		more, drained := k.got(rawconn.ReadResult(n, errno))
 		if len(k.pending) > 0 || k.handOff {
 			l.handOff(k, more)
 			return
@@ -320,8 +312,11 @@ func (l *tcpLoop) serve(k *tcpConnLoop) {
 // is kept in k.pending, for resume to write. False when the connection is
 // to close (reset: see tcpConn.write).
 func (k *tcpConnLoop) push() bool {
-	b := k.out
-	for len(k.pending) == 0 && len(b) > 0 {
+	if len(k.pending) > 0 {
+		k.pending = append(k.pending, k.out...) // behind what waits already
+		return true
+	}
+	for b := k.out; len(b) > 0; {
 		n, errno := rawconn.Write(k.c.fd, b)
 		switch errno {
 		case 0:
@@ -335,7 +330,6 @@ func (k *tcpConnLoop) push() bool {
 			return false
 		}
 	}
-	k.pending = append(k.pending, b...)
 	return true
 }
 

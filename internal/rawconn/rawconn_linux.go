@@ -151,6 +151,12 @@ func result(op string, n int, errno syscall.Errno, err error) (int, error) {
 	return n, nil
 }
 
+// ReadResult turns what Read returned into what net.Conn's Read returns:
+// io.EOF for an end of stream, an error for an errno.
+func ReadResult(n int, errno syscall.Errno) (int, error) {
+	return result("read", n, errno, nil)
+}
+
 // Read is read(2) on a non-blocking descriptor, made raw.
 func Read(fd int, b []byte) (int, syscall.Errno) {
 	if len(b) == 0 {
@@ -186,7 +192,7 @@ func (c *conn) readLoop(room func() []byte, got func(n int, err error) (more, dr
 		if errno == unix.EAGAIN {
 			return false // wait for data
 		}
-		n, err := result("read", n, errno, nil)
+		n, err := ReadResult(n, errno)
 		more, drained := got(n, err)
 		switch {
 		case !more || err != nil:
