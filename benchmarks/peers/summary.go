@@ -146,7 +146,7 @@ func issue23Table(results []result, passes []pass) string {
 				continue
 			}
 			for _, c := range p.cells {
-				if !serves(g, c) || (c.dbip && p.db != "dbip") || c.gen == "none" {
+				if !serves(g, c) || c.gen == "none" {
 					continue
 				}
 				name := c.name
