@@ -57,6 +57,11 @@ type Cluster struct {
 	contact     atomic.Int64 // unix nanoseconds of the last answer from etcd
 	disconnects atomic.Int64 // unix nanoseconds the node last lost contact; 0: connected
 
+	revMu   sync.Mutex
+	seen    int64         // the highest revision etcd answered a read, write or grant with
+	epoch   int64         // how many times etcd was seen to go back in time
+	rewound chan struct{} // closed at the next time it does
+
 	mu        sync.Mutex
 	leaseDone chan struct{} // closed when the current lease is lost
 	sessions  []func(ctx context.Context, lease clientv3.LeaseID) error
@@ -107,7 +112,7 @@ func New(opts Options) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{opts: opts, cfg: opts.Config, prefix: opts.Config.prefix(), log: opts.Log.With("cluster_node", opts.Config.Node), cli: cli,
-		nodes: map[string]Node{}, nodesCh: make(chan struct{}), leaseDone: make(chan struct{})}
+		nodes: map[string]Node{}, nodesCh: make(chan struct{}), leaseDone: make(chan struct{}), rewound: make(chan struct{})}
 	c.self = Node{Name: opts.Config.Node, Region: opts.Config.Region, Version: opts.Version, Address: opts.Address, Started: time.Now().UTC()}
 	c.disconnects.Store(time.Now().UnixNano())
 	c.metrics = newMetrics(c, opts.Registerer)
@@ -188,6 +193,32 @@ func (c *Cluster) Stale() time.Duration {
 
 // touch records an answer from etcd.
 func (c *Cluster) touch() { c.contact.Store(time.Now().UnixNano()) }
+
+// observe records the revision of an answer from etcd to a read, a write
+// or a lease grant, and returns the epoch it belongs to and a channel
+// closed when that epoch ends. etcd's revision never goes back, unless
+// its data was lost (a member rebuilt empty, a restore from an older
+// snapshot) or another cluster took its address: the revisions the node
+// has seen then mean nothing there, and a watch resumed from one waits,
+// silent, for the new cluster to reach it. So a revision below the
+// highest seen starts a new epoch, in which every Mirror reads everything
+// again. (Watch and keep-alive answers are not observed: a member may
+// send those from behind the others; these answers come after raft has
+// applied everything before them.)
+func (c *Cluster) observe(rev int64) (int64, <-chan struct{}) {
+	c.revMu.Lock()
+	defer c.revMu.Unlock()
+	if rev < c.seen {
+		c.log.Warn("cluster: etcd went back in time (its data was lost or replaced); reading the shared state again",
+			"revision", rev, "seen", c.seen)
+		c.metrics.rewinds.Inc()
+		c.epoch++
+		close(c.rewound)
+		c.rewound = make(chan struct{})
+	}
+	c.seen = rev // the highest, or where the new history starts
+	return c.epoch, c.rewound
+}
 
 // Nodes returns the live nodes, by name.
 func (c *Cluster) Nodes() []Node {
@@ -286,6 +317,7 @@ func (c *Cluster) keepLease(ctx context.Context) {
 		}
 		backoff = 100 * time.Millisecond
 		c.touch()
+		c.observe(g.Revision)
 		c.session(ctx, g.ID)
 	}
 }

@@ -3,7 +3,8 @@ package cluster
 import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
-	drift *prometheus.GaugeVec
+	drift   *prometheus.GaugeVec
+	rewinds prometheus.Counter
 }
 
 // newMetrics registers the cluster's metrics; the label values are
@@ -14,12 +15,16 @@ func newMetrics(c *Cluster, reg prometheus.Registerer) *metrics {
 			Name: "geodns_cluster_drift",
 			Help: "Live nodes that serve something other than this node (kind zone: a zone's content or serial; geoip: a GeoIP database; operator: the applied operator state), as this node sees them.",
 		}, []string{"kind"}),
+		rewinds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "geodns_cluster_rewinds_total",
+			Help: "Times etcd answered with a revision below one it had answered with before (its data lost or replaced), after which the node read the shared state again.",
+		}),
 	}
 	for _, k := range []string{"zone", "geoip", "operator"} {
 		m.drift.WithLabelValues(k)
 	}
 	if reg != nil {
-		reg.MustRegister(m.drift,
+		reg.MustRegister(m.drift, m.rewinds,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "geodns_cluster_connected",
 				Help: "1 while this node holds its etcd lease and etcd answers; 0 while it serves its last view alone.",

@@ -13,6 +13,7 @@ import (
 // mirrored prefix.
 type Update struct {
 	Revision int64             // the etcd revision the mirror has reached
+	Epoch    int64             // the times etcd went back in time before it (Cluster.observe): revisions compare within one epoch
 	Reset    bool              // a full read: Puts is every key; forget any other
 	Puts     map[string][]byte // keys set (created or changed)
 	Mods     map[string]int64  // the mod revision of each key in Puts
@@ -22,13 +23,16 @@ type Update struct {
 // Mirror keeps f told of every change under path (relative to the
 // prefix) until ctx ends: a full read first (Reset), then a watch from
 // the revision after it. A broken watch resumes from the last revision it
-// delivered; one whose revision was compacted away reads everything again
+// delivered; one whose revision was compacted away, or which etcd has gone
+// back from (its data lost: Cluster.observe), reads everything again
 // (Reset). f is called from one goroutine, one update at a time. Mirror
 // blocks until ctx ends; while etcd is unreachable it delivers nothing,
 // so the consumer keeps its last view.
 func (c *Cluster) Mirror(ctx context.Context, path string, f func(Update)) {
 	prefix := c.Key(path)
 	var rev int64 // 0: read everything first
+	var epoch int64
+	var rewound <-chan struct{}
 	backoff := 100 * time.Millisecond
 	pause := func() {
 		sleep(ctx, backoff)
@@ -44,7 +48,8 @@ func (c *Cluster) Mirror(ctx context.Context, path string, f func(Update)) {
 				continue
 			}
 			c.touch()
-			u := Update{Revision: r.Header.Revision, Reset: true, Puts: make(map[string][]byte, len(r.Kvs)), Mods: make(map[string]int64, len(r.Kvs))}
+			epoch, rewound = c.observe(r.Header.Revision)
+			u := Update{Revision: r.Header.Revision, Epoch: epoch, Reset: true, Puts: make(map[string][]byte, len(r.Kvs)), Mods: make(map[string]int64, len(r.Kvs))}
 			for _, kv := range r.Kvs {
 				k := strings.TrimPrefix(string(kv.Key), prefix)
 				u.Puts[k], u.Mods[k] = kv.Value, kv.ModRevision
@@ -56,7 +61,19 @@ func (c *Cluster) Mirror(ctx context.Context, path string, f func(Update)) {
 		// (and another member is tried) rather than keep it silent.
 		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 		wch := c.cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithProgressNotify())
-		for wr := range wch {
+	watch:
+		for {
+			var wr clientv3.WatchResponse
+			var ok bool
+			select {
+			case <-rewound:
+				rev = 0
+				break watch
+			case wr, ok = <-wch:
+			}
+			if !ok {
+				break
+			}
 			if wr.CompactRevision != 0 {
 				c.log.Warn("cluster: watch fell behind a compaction; reading everything again", "prefix", prefix,
 					"revision", rev, "compacted", wr.CompactRevision)
@@ -71,7 +88,7 @@ func (c *Cluster) Mirror(ctx context.Context, path string, f func(Update)) {
 			if len(wr.Events) == 0 {
 				continue // progress
 			}
-			u := Update{Revision: wr.Header.Revision, Puts: map[string][]byte{}, Mods: map[string]int64{}}
+			u := Update{Revision: wr.Header.Revision, Epoch: epoch, Puts: map[string][]byte{}, Mods: map[string]int64{}}
 			for _, ev := range wr.Events {
 				k := strings.TrimPrefix(string(ev.Kv.Key), prefix)
 				if ev.Type == mvccpb.DELETE {

@@ -32,6 +32,7 @@ type OperatorStore struct {
 	mu      sync.Mutex // orders Apply's with the mirror's applies
 	cond    *sync.Cond // Broadcast when applied moves
 	applied atomic.Int64
+	epoch   int64 // of applied (Update.Epoch); under mu
 	errMu   sync.Mutex
 	err     error
 }
@@ -81,7 +82,7 @@ func (s *OperatorStore) Apply(c opstate.Change) (*opstate.State, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*s.c.opts.Timeout)
 	defer cancel()
 	key := s.c.Key(operatorKey)
-	var rev int64
+	var rev, epoch int64
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("%w: etcd did not answer (%v); the change is not made", opstate.ErrNotSaved, err)
@@ -95,6 +96,7 @@ func (s *OperatorStore) Apply(c opstate.Change) (*opstate.State, error) {
 			sleep(ctx, 50*time.Millisecond)
 			continue
 		}
+		s.c.observe(r.Header.Revision)
 		cur, cmp := s.local.Load(), clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
 		if len(r.Kvs) > 0 {
 			if cur, err = opstate.Unmarshal(r.Kvs[0].Value, 0); err != nil {
@@ -115,6 +117,7 @@ func (s *OperatorStore) Apply(c opstate.Change) (*opstate.State, error) {
 			continue
 		}
 		s.c.touch()
+		epoch, _ = s.c.observe(t.Header.Revision)
 		if t.Succeeded {
 			rev = t.Header.Revision
 			break
@@ -125,10 +128,13 @@ func (s *OperatorStore) Apply(c opstate.Change) (*opstate.State, error) {
 	defer s.mu.Unlock()
 	stop := context.AfterFunc(ctx, func() { s.mu.Lock(); s.cond.Broadcast(); s.mu.Unlock() })
 	defer stop()
-	for s.applied.Load() < rev && ctx.Err() == nil {
+	// A revision is compared within its epoch: after etcd lost its data,
+	// the revision applied before the loss says nothing of this one.
+	pending := func() bool { return s.epoch < epoch || s.epoch == epoch && s.applied.Load() < rev }
+	for pending() && ctx.Err() == nil {
 		s.cond.Wait()
 	}
-	if s.applied.Load() < rev {
+	if pending() {
 		// Written, but the watch has not brought it back yet: it will be
 		// in effect here when it does.
 		return nil, fmt.Errorf("%w: the change is saved in etcd (revision %d) but not yet in effect on this node; it will be when its watch brings it", opstate.ErrNotSaved, rev)
@@ -180,6 +186,7 @@ func (s *OperatorStore) apply(ctx context.Context, u Update) {
 	}
 	s.mu.Lock()
 	s.applied.Store(modRev)
+	s.epoch = u.Epoch
 	s.cond.Broadcast()
 	s.mu.Unlock()
 	if s.OnApplied != nil {

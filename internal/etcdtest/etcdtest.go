@@ -198,6 +198,19 @@ func (c *Cluster) RestartAll() {
 	c.WaitHealthy()
 }
 
+// Wipe plays the loss of etcd's data: every member is killed, its data
+// directory removed, and the cluster started again empty, on the same
+// addresses and with the same cluster ID; it returns once it answers.
+func (c *Cluster) Wipe() {
+	c.KillAll()
+	for _, m := range c.members {
+		if err := os.RemoveAll(filepath.Join(m.dir, "data")); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	c.RestartAll()
+}
+
 func (c *Cluster) stopAll() {
 	c.KillAll()
 	if c.t.Failed() {
