@@ -145,7 +145,15 @@ func (w *Watcher) init() {
 // gone keeps serving (and is reported); with force (SIGHUP) it is removed.
 // It returns the errors of the files that failed; the zones that loaded are
 // served either way. Every error is also logged.
-func (w *Watcher) Scan(force bool) error {
+func (w *Watcher) Scan(force bool) error { return w.scan(force, force) }
+
+// ReloadAll loads every zone file again, changed or not, like SIGHUP, but
+// keeps serving a zone whose file is gone: for reloads the operator did
+// not ask for (a node of an NS set numbering its zones from etcd again),
+// which must not remove zones as only SIGHUP and zone_missing_grace do.
+func (w *Watcher) ReloadAll() error { return w.scan(true, false) }
+
+func (w *Watcher) scan(all, removeGone bool) error {
 	w.init()
 	files, err := w.list()
 	if files == nil {
@@ -163,13 +171,13 @@ func (w *Watcher) Scan(force bool) error {
 			continue // list reported it; whatever serves keeps serving
 		}
 		st := w.zones[origin]
-		if !force && st != nil && st.missing.IsZero() && stamp(paths[0], st.seen).equal(st.seen) {
+		if !all && st != nil && st.missing.IsZero() && stamp(paths[0], st.seen).equal(st.seen) {
 			continue
 		}
 		delete(w.pending, origin)
-		w.startLocked(origin, paths[0], force, false, fingerprint{}, &wg, report)
+		w.startLocked(origin, paths[0], all, false, fingerprint{}, &wg, report)
 	}
-	w.goneLocked(files, force)
+	w.goneLocked(files, removeGone)
 	w.mu.Unlock()
 	wg.Wait()
 	return errors.Join(errs...)

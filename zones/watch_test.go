@@ -95,9 +95,17 @@ func TestWatcher(t *testing.T) {
 	require.Equal(t, "192.0.2.5", answerA(&set, "v.example."))
 	require.Equal(t, "192.0.2.4", answerA(&set, "w.example."), "other zones are untouched")
 
+	// A reload nobody asked to remove zones with (a cluster node renumbering
+	// its zones) reloads everything and keeps the zone whose file is gone.
+	ok := testutil.ToFloat64(m.reloads.WithLabelValues("w.example.", "ok"))
+	require.NoError(t, w.ReloadAll())
+	require.Equal(t, ok+1, testutil.ToFloat64(m.reloads.WithLabelValues("w.example.", "ok")))
+	require.Equal(t, "192.0.2.5", answerA(&set, "v.example."), "still served, its file gone")
+	require.Equal(t, 1.0, testutil.ToFloat64(m.missing.WithLabelValues("v.example.")))
+
 	// SIGHUP reloads everything, even files whose stamp did not change,
 	// and drops the zone whose file is gone.
-	ok := testutil.ToFloat64(m.reloads.WithLabelValues("w.example.", "ok"))
+	ok = testutil.ToFloat64(m.reloads.WithLabelValues("w.example.", "ok"))
 	hup <- syscall.SIGHUP
 	require.Eventually(t, func() bool {
 		return testutil.ToFloat64(m.reloads.WithLabelValues("w.example.", "ok")) == ok+1

@@ -9,12 +9,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -34,7 +32,7 @@ type clusterParts struct {
 	operator *cluster.OperatorStore
 	serials  *cluster.Serials
 	reports  *cluster.Reports
-	hup      chan os.Signal // the zone watcher's reload: set by sources
+	reload   func() // reloads every zone, removing none: set by run's caller
 	votes    *cluster.Votes // health across the set: set by shareHealth
 }
 
@@ -45,11 +43,8 @@ func newClusterParts(cfg cluster.Config, local *opstate.FileStore, log *slog.Log
 	}
 	p := &clusterParts{cluster: c, operator: cluster.NewOperatorStore(c, local)}
 	p.serials = cluster.NewSerials(c, func() {
-		if p.hup != nil {
-			select {
-			case p.hup <- syscall.SIGHUP:
-			default:
-			}
+		if p.reload != nil {
+			p.reload()
 		}
 	})
 	return p, nil

@@ -326,6 +326,23 @@ func TestClusterEtcdFailures(t *testing.T) {
 	v := nodes[2].view(t)
 	require.False(t, v.Connected)
 	require.Greater(t, v.StaleSeconds, 0.0)
+	// A zone whose file goes during the outage keeps serving through the
+	// reload that renumbers ns3's zones when etcd is back: only SIGHUP or
+	// zone_missing_grace remove a zone (the reload was a SIGHUP before).
+	otherFile := filepath.Join(nodes[2].zdir, "other.example.yaml")
+	require.NoError(t, os.WriteFile(otherFile, []byte("soa: {ns: ns1.other.example., mbox: h.other.example.}\nrecords:\n  \"@\": {NS: [ns1.other.example.]}\n  ns1: {A: [192.0.2.53]}\n  www: {A: [192.0.2.7]}\n"), 0o644))
+	otherAnswer := func() int {
+		m := new(dns.Msg)
+		m.SetQuestion("www.other.example.", dns.TypeA)
+		r, _, err := c.Exchange(m, nodes[2].dns)
+		if err != nil {
+			return -1
+		}
+		return r.Rcode
+	}
+	require.Eventually(t, func() bool { return otherAnswer() == dns.RcodeSuccess }, 10*time.Second, 20*time.Millisecond)
+	require.NoError(t, os.Remove(otherFile))
+	require.Eventually(t, func() bool { return nodes[2].metric(t, `geodns_zone_file_missing{zone="other.example."}`) == "1" }, 10*time.Second, 20*time.Millisecond)
 	for _, n := range nodes {
 		require.NotEmpty(t, n.metric(t, "geodns_cluster_stale_seconds"))
 		require.NotEqual(t, "0", n.metric(t, "geodns_cluster_stale_seconds"))
@@ -333,6 +350,9 @@ func TestClusterEtcdFailures(t *testing.T) {
 
 	// etcd back: every node reconnects and applies one revision; a change
 	// reaches all of them again.
+	const reloadsOK = `geodns_zone_reloads_total{result="ok",zone="example.com."}`
+	reloadsBefore := nodes[2].metric(t, reloadsOK)
+	require.NotEmpty(t, reloadsBefore)
 	ec.RestartAll()
 	start = time.Now()
 	require.Eventually(t, func() bool {
@@ -347,6 +367,9 @@ func TestClusterEtcdFailures(t *testing.T) {
 		return revs[0] != 0 && revs[0] == revs[1] && revs[1] == revs[2]
 	}, 15*time.Second, 20*time.Millisecond)
 	t.Logf("etcd back: all nodes connected on one revision %v after the cluster answered", time.Since(start).Round(time.Millisecond))
+	require.Eventually(t, func() bool { return nodes[2].metric(t, reloadsOK) != reloadsBefore }, 10*time.Second, 20*time.Millisecond,
+		"ns3 reloads the zone it numbered alone")
+	require.Equal(t, dns.RcodeSuccess, otherAnswer(), "the zone whose file went is still served after the reconnect's reload")
 	for _, n := range nodes {
 		require.Equal(t, westAddr, eastAnswer(c, n.dns))
 	}

@@ -348,7 +348,8 @@ func serve(args []string, stderr io.Writer) int {
 		}
 	}
 	if clus != nil {
-		clus.hup = hup
+		// Not a SIGHUP: that would also remove zones whose file is gone.
+		clus.reload = func() { go watcher.ReloadAll() }
 		clus.sources(&set, locator)
 		onChange := watcher.OnChange
 		watcher.OnChange = func(s *zones.Set) { onChange(s); clus.reports.Changed() }
