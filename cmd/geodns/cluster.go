@@ -32,7 +32,7 @@ type clusterParts struct {
 	operator *cluster.OperatorStore
 	serials  *cluster.Serials
 	reports  *cluster.Reports
-	reload   func() // reloads every zone, removing none: set by run's caller
+	reload   func()         // reloads every zone, removing none: set by run's caller
 	votes    *cluster.Votes // health across the set: set by shareHealth
 }
 
