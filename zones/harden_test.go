@@ -532,3 +532,85 @@ func TestWatcherNoPartialZones(t *testing.T) {
 	require.Empty(t, partial, "partial zones were served")
 	require.Greater(t, len(versions), 1)
 }
+
+// A few hundred bytes of master file that make millions of records: a
+// $GENERATE per line (65,536 records each), or an $INCLUDE tree whose
+// levels each include the next several times under origins of their own.
+// Before, the byte cap was per file and nothing counted records: the
+// loads grew past gigabytes. Now the records and the bytes of an import
+// with its includes are capped together, and the load fails at once.
+func TestRecordBombsRefused(t *testing.T) {
+	dir := t.TempDir()
+	var gen strings.Builder
+	for i := range 100 {
+		fmt.Fprintf(&gen, "$GENERATE 0-65535 g%d-$ A 192.0.2.1\n", i)
+	}
+	writeZone(t, dir, "gen.zone", gen.String())
+	writeZone(t, dir, "gen.example.yaml", "import: gen.zone\n"+headNS)
+
+	// Six levels of three includes, 1,000 records per leaf: 729,000.
+	writeZone(t, dir, "l6.inc", genLines(1000))
+	for lvl := 5; lvl >= 0; lvl-- {
+		var b strings.Builder
+		for j := range 3 {
+			fmt.Fprintf(&b, "$INCLUDE l%d.inc o%d\n", lvl+1, j)
+		}
+		writeZone(t, dir, fmt.Sprintf("l%d.inc", lvl), b.String())
+	}
+	writeZone(t, dir, "tree.example.yaml", "import: l0.inc\n"+headNS)
+
+	l := Limits{MaxRecords: 100_000}
+	for _, name := range []string{"gen.example.yaml", "tree.example.yaml"} {
+		start := time.Now()
+		done := make(chan error, 1)
+		go func() { _, err := l.Load(filepath.Join(dir, name), nil); done <- err }()
+		var err error
+		select {
+		case err = <-done:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("loading %s did not return", name)
+		}
+		require.ErrorContains(t, err, name+":1:9: import: ")
+		require.ErrorContains(t, err, "more than 100000 records, with its $INCLUDEs and $GENERATEs (zone_max_records); not loaded")
+		t.Logf("%s: refused after %v", name, time.Since(start).Round(time.Millisecond))
+	}
+
+	// Under the cap, the tree loads: 729,000 records with the default.
+	z, err := Limits{}.Load(filepath.Join(dir, "tree.example.yaml"), nil)
+	require.NoError(t, err)
+	require.Len(t, z.Lookup("r999.o2.o2.o2.o2.o2.o2.tree.example.", dns.TypeA, false, nil).Answer, 1)
+
+	// The includes share the import's byte budget: 3^6 leaves of 20 KB
+	// read 15 MB, over a cap each file alone is far under.
+	l = Limits{MaxFileSize: 1 << 20}
+	_, err = l.Load(filepath.Join(dir, "tree.example.yaml"), nil)
+	require.ErrorContains(t, err, "zone_max_file_size")
+}
+
+// genLines is n A records r0..r<n-1>, relative to the current origin.
+func genLines(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "r%d 60 A 192.0.2.1\n", i)
+	}
+	return b.String()
+}
+
+// An import file of NUL bytes (a crash mid-deploy): before, the parser
+// quoted the whole run in its error, 4x escaped, and a regexp then ran
+// over it: 10 MB took 6 s and 300 MB. Now it fails at once, with where
+// the run starts.
+func TestBinaryImportFailsFast(t *testing.T) {
+	dir := t.TempDir()
+	writeZone(t, dir, "nul.zone", "www 60 A 192.0.2.1\n"+strings.Repeat("\x00", 10<<20))
+	writeZone(t, dir, "nul.example.yaml", "import: nul.zone\n"+headNS)
+	writeZone(t, dir, "inc.zone", "www 60 A 192.0.2.1\n$INCLUDE nul.zone sub\n")
+	writeZone(t, dir, "inc.example.yaml", "import: inc.zone\n"+headNS)
+	for _, name := range []string{"nul.example.yaml", "inc.example.yaml"} {
+		start := time.Now()
+		err := loadWithin(t, filepath.Join(dir, name))
+		require.ErrorContains(t, err, "nul.zone:2:1: a token of over 262144 bytes without a blank or line break: not a master file (binary or corrupt?)")
+		require.Less(t, len(err.Error()), 1000, "the error quotes nothing of the file")
+		t.Logf("%s: %v after %v", name, err, time.Since(start).Round(time.Millisecond))
+	}
+}

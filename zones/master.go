@@ -40,14 +40,17 @@ import (
 // given to it by its absolute path, so a name is absolute once the slash
 // is back.
 type includeFS struct {
-	limits Limits
-	dir    string    // the zone file's directory, allowed besides limits.ImportDirs
-	sum    io.Writer // the zone's content hash: included bytes count too
-	detect *directiveDetector
+	limits  Limits
+	left    *int64                   // bytes the import and its includes may still read
+	display func(name string) string // a file's name in errors
+	dir     string                   // the zone file's directory, allowed besides limits.ImportDirs
+	sum     io.Writer                // the zone's content hash: included bytes count too
+	detect  *directiveDetector
 
 	mu     sync.Mutex // Open runs on the parser's goroutine
 	opened []string
 	capped []*capReader
+	tokens []*tokenReader
 }
 
 func (f *includeFS) Open(name string) (fs.File, error) {
@@ -56,12 +59,14 @@ func (f *includeFS) Open(name string) (fs.File, error) {
 	if err != nil {
 		return nil, includeErr{fileMsg(path, err)}
 	}
-	capped := &capReader{r: file, left: f.limits.maxSize()}
+	capped := &capReader{r: file, left: f.left}
 	f.mu.Lock()
 	f.opened = append(f.opened, path)
+	tokens := &tokenReader{r: capped, file: f.display(path), line: 1, col: 1}
 	f.capped = append(f.capped, capped)
+	f.tokens = append(f.tokens, tokens)
 	f.mu.Unlock()
-	return &includedFile{File: file, r: io.TeeReader(capped, io.MultiWriter(f.sum, f.detect))}, nil
+	return &includedFile{File: file, r: io.TeeReader(tokens, io.MultiWriter(f.sum, f.detect))}, nil
 }
 
 // includeErr is a refused $INCLUDE, worded without the parser's repetition.
@@ -146,7 +151,11 @@ func (c *compiler) scanMaster(path, display string, mk ttlState, bind *ttlState,
 	if err != nil {
 		return out
 	}
-	data, err := io.ReadAll(&capReader{r: f, left: c.limits.maxSize()})
+	if c.scanLeft == nil {
+		left := c.limits.maxSize() // one budget for the files together, as when they were parsed
+		c.scanLeft = &left
+	}
+	data, err := io.ReadAll(&capReader{r: f, left: c.scanLeft})
 	f.Close()
 	if err != nil {
 		return out
@@ -518,19 +527,25 @@ func (c *compiler) importFile(add func([]placed)) {
 	// zone's content hash stands on them: hash).
 	sum := sha256.New()
 	detect := &directiveDetector{}
-	capped := &capReader{r: f, left: c.limits.maxSize()}
-	zp := dns.NewZoneParser(io.TeeReader(capped, io.MultiWriter(sum, detect)), s.origin, c.importPath)
+	left := c.limits.maxSize()
+	capped := &capReader{r: f, left: &left}
+	tokens := &tokenReader{r: capped, file: path, line: 1, col: 1}
+	zp := dns.NewZoneParser(io.TeeReader(tokens, io.MultiWriter(sum, detect)), s.origin, c.importPath)
 	zp.SetDefaultTTL(s.ttl)
 	// $INCLUDE: relative to the including file, confined as the import.
-	incs := &includeFS{limits: c.limits, dir: filepath.Dir(s.file), sum: sum, detect: detect}
+	incs := &includeFS{limits: c.limits, left: &left, display: c.displayFile, dir: filepath.Dir(s.file), sum: sum, detect: detect}
 	zp.SetIncludeAllowed(true)
 	zp.SetIncludeFS(incs)
 	const batchSize = 2048
 	batches := make(chan []placed, 4)
+	maxRecords, records := c.limits.maxRecords(), 0
 	go func() {
 		defer close(batches)
 		batch := make([]placed, 0, batchSize)
 		for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
+			if records++; records > maxRecords {
+				break // the parser is left as it is: nothing more is read
+			}
 			batch = append(batch, placed{rr, nil})
 			if len(batch) == batchSize {
 				batches <- batch
@@ -547,7 +562,10 @@ func (c *compiler) importFile(add func([]placed)) {
 	// The channel is closed: the parser is done, and its error final.
 	sum.Sum(c.imported[:0])
 	c.z.Imports = append(c.z.Imports, incs.opened...)
-	c.needTTLFix = detect.generate || len(incs.opened) > 0
+	if records > maxRecords {
+		c.errAt(s.importNode, "import: %s: more than %d records, with its $INCLUDEs and $GENERATEs (zone_max_records); not loaded", path, maxRecords)
+		return
+	}
 	if capped.over {
 		c.errAt(s.importNode, "import: %s %v", path, capped.err())
 		return
@@ -555,6 +573,13 @@ func (c *compiler) importFile(add func([]placed)) {
 	for i, cr := range incs.capped {
 		if cr.over {
 			c.errAt(s.importNode, "import: %s: $INCLUDE %s %v", path, incs.opened[i], cr.err())
+			return
+		}
+	}
+	// Before the parser's error, which would quote the token cut short.
+	for _, t := range append([]*tokenReader{tokens}, incs.tokens...) {
+		if t.long != nil {
+			c.errs.add(t.long.File, t.long.Line, t.long.Col, "%s", t.long.msg())
 			return
 		}
 	}
@@ -570,5 +595,9 @@ func (c *compiler) importFile(add func([]placed)) {
 		} else {
 			c.errAt(s.importNode, "import %s: %v", s.importFile, err)
 		}
+		return
 	}
+	// Only a whole import is scanned again: the scan makes a position for
+	// each record a $GENERATE makes, and a refused one may make millions.
+	c.needTTLFix = detect.generate || len(incs.opened) > 0
 }

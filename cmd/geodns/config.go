@@ -49,6 +49,7 @@ type config struct {
 	// whose file is gone keeps serving (default 0: until SIGHUP).
 	ZoneImportDirs   []string      `yaml:"zone_import_dirs"`
 	ZoneMaxFileSize  int64         `yaml:"zone_max_file_size"`
+	ZoneMaxRecords   int           `yaml:"zone_max_records"`
 	ZoneMissingGrace time.Duration `yaml:"zone_missing_grace"`
 	// Zone transfers (docs/transfers.md): TSIG keys by name, and the
 	// catalog zone (default none).
@@ -445,7 +446,7 @@ func (d *configDecoder) validate(c *config, root *yaml.Node) {
 			d.errf(at, "%s", p.Msg)
 		}
 	}
-	for _, k := range []string{"max_tcp_connections", "answer_cache_bytes", "zone_max_file_size"} {
+	for _, k := range []string{"max_tcp_connections", "answer_cache_bytes", "zone_max_file_size", "zone_max_records"} {
 		if n := at(k); n != nil && strings.HasPrefix(n.Value, "-") {
 			d.errf(n, "%s: %s is negative", k, n.Value)
 		}

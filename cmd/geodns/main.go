@@ -258,7 +258,7 @@ func serve(args []string, stderr io.Writer) int {
 	zones.SetCompileHook(loadingGC) // GOGC 200 while zones compile (knobs.go)
 	watcher := zones.NewWatcher(cfg.Zones, &set, zones.NewMetrics(reg), log)
 	watcher.OnChange = health.SetZones
-	watcher.Limits = zones.Limits{MaxFileSize: cfg.ZoneMaxFileSize, ImportDirs: cfg.ZoneImportDirs}
+	watcher.Limits = zones.Limits{MaxFileSize: cfg.ZoneMaxFileSize, MaxRecords: cfg.ZoneMaxRecords, ImportDirs: cfg.ZoneImportDirs}
 	watcher.MissingGrace = cfg.ZoneMissingGrace
 	if clus != nil {
 		watcher.Serials = clus.serials
@@ -465,6 +465,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 		}
 		limits.ImportDirs = append(cfg.ZoneImportDirs, importDirs...)
 		limits.MaxFileSize = cfg.ZoneMaxFileSize
+		limits.MaxRecords = cfg.ZoneMaxRecords
 		allow, _ = cfg.probeAllow() // load has checked each prefix
 		fmt.Fprintf(stdout, "%s: ok\n", *configFile)
 	}
