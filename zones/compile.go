@@ -178,6 +178,7 @@ func (c *compiler) build(uses []serviceUse, mtime time.Time, prev *Zone) *Zone {
 	c.finishNodes()
 	c.services(uses)
 	c.validate(recs)
+	c.checkWire(recs)
 	if len(c.errs) > 0 {
 		return nil
 	}
