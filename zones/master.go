@@ -433,7 +433,10 @@ func (c *compiler) fixTTLs(recs []placed) {
 		}
 		for i := range n.sets {
 			if s := &n.sets[i]; s.rtype == k.rtype && len(s.all) > 0 {
-				ttl := s.all[0].Header().Ttl // RFC 2181 5.2: one TTL per set, the first record's
+				ttl := s.all[0].Header().Ttl // RFC 2181 5.2: one TTL per set, the lowest (addRecords)
+				for _, rr := range s.all {
+					ttl = min(ttl, rr.Header().Ttl)
+				}
 				for _, rr := range s.all {
 					rr.Header().Ttl = ttl
 				}

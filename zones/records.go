@@ -150,7 +150,15 @@ func (c *compiler) addRecords(recs []placed) {
 		}
 		set := &n.sets[i]
 		if len(set.all) > 0 {
-			h.Ttl = set.all[0].Header().Ttl // RFC 2181 5.2: one TTL per set
+			// RFC 2181 5.2: one TTL per set, the lowest given (as Knot;
+			// the set is kept no longer than any record of it was meant to be).
+			if t := set.all[0].Header().Ttl; h.Ttl > t {
+				h.Ttl = t
+			} else if h.Ttl < t {
+				for _, o := range set.all {
+					o.Header().Ttl = h.Ttl
+				}
+			}
 		}
 		set.all = append(set.all, rr) // records only until finishNodes counts them
 	}

@@ -118,7 +118,27 @@ $GENERATE 1-1 mixed A 192.0.2.$
 	a := z.Lookup("mixed.gen.example.", dns.TypeA, false, nil)
 	require.Len(t, a.Answer, 2)
 	for _, rr := range a.Answer {
-		require.Equal(t, uint32(900), rr.Header().Ttl, "one TTL per set: the first record's")
+		require.Equal(t, uint32(300), rr.Header().Ttl, "one TTL per set: the lowest (the generated record's, from $TTL)")
+	}
+}
+
+// TestSetTTLIsTheLowest: records of one set given different TTLs share
+// the lowest (RFC 2181 5.2), whichever comes first. Before, the first
+// record's TTL won: a set was served for 200 s though one record of it
+// was meant to last 100 (NSD keeps each record's own; Knot the lowest).
+func TestSetTTLIsTheLowest(t *testing.T) {
+	dir := t.TempDir()
+	writeZone(t, dir, "mix.zone", "$TTL 300\n@ SOA ns1 host 1 3600 600 1209600 120\n@ NS ns1\nns1 A 192.0.2.1\n"+
+		"mix2 200 TXT \"two\"\nmix2 100 TXT \"one\"\nup 100 TXT \"one\"\nup 200 TXT \"two\"\n")
+	writeZone(t, dir, "mix.example.yaml", "import: mix.zone\nrecords:\n  y: {TXT: [a]}\n")
+	z, err := LoadFile(filepath.Join(dir, "mix.example.yaml"), nil)
+	require.NoError(t, err)
+	for _, name := range []string{"mix2", "up"} {
+		a := z.Lookup(name+".mix.example.", dns.TypeTXT, false, nil)
+		require.Len(t, a.Answer, 2)
+		for _, rr := range a.Answer {
+			require.Equal(t, uint32(100), rr.Header().Ttl, "%s: %s", name, rr)
+		}
 	}
 }
 
