@@ -14,7 +14,9 @@ func (c *compiler) validate(recs []placed) {
 	at, warn := c.reporters(recs)
 	apex := z.nodes[z.Origin]
 	if apex == nil || apex.get(dns.TypeNS) == nil {
-		c.errAt(c.spec.names[z.Origin], "zone %s: no NS records at the apex", z.Origin)
+		// NSD and Knot load such a zone (a new zone, or one served only to
+		// secondaries by transfer): a warning, as theirs.
+		warn(z.Origin, "no NS records at the apex: no resolver can be delegated to this zone")
 	}
 	c.shares(func(nodes []*node) [2]uint64 {
 		for _, n := range nodes {
@@ -62,7 +64,8 @@ func (c *compiler) validateNode(n *node, at, warn func(name, format string, args
 			n.service.Name, dns.TypeToString[n.sets[0].rtype])
 	}
 	if n.get(dns.TypeDS) != nil && !n.cut {
-		at(name, "DS record without a delegation (NS) at the same name")
+		// NSD and Knot serve it as data: a warning, as theirs.
+		warn(name, "DS record without a delegation (NS) at the same name: resolvers ask the parent zone for a DS, never this one")
 	}
 	if n.cut {
 		if strings.HasPrefix(name, "*.") {
