@@ -1,6 +1,7 @@
 package dnssec
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"strings"
@@ -350,4 +351,108 @@ func TestKeyFileFollowed(t *testing.T) {
 	ro.Tick(context.Background())
 	keys, _ := ro.Apex("example.com.", dns.TypeDNSKEY)
 	require.Len(t, keys, 2)
+}
+
+// canonicalLess reports whether a sorts before b in canonical order
+// (RFC 4034 6.1): labels compared from the root, lowercased, as octets.
+func canonicalLess(t *testing.T, a, b string) bool {
+	t.Helper()
+	la, lb := wireLabels(t, a), wireLabels(t, b)
+	for i := 1; i <= len(la) && i <= len(lb); i++ {
+		x, y := bytes.ToLower(la[len(la)-i]), bytes.ToLower(lb[len(lb)-i])
+		if c := bytes.Compare(x, y); c != 0 {
+			return c < 0
+		}
+	}
+	return len(la) < len(lb)
+}
+
+// wireLabels returns the labels of name as octets, packing it: an invalid
+// or too long name fails the test.
+func wireLabels(t *testing.T, name string) [][]byte {
+	t.Helper()
+	buf := make([]byte, 300)
+	n, err := dns.PackDomainName(name, buf, 0, nil, false)
+	require.NoError(t, err, "%q packs", name)
+	require.LessOrEqual(t, n, 255)
+	var out [][]byte
+	for i := 0; buf[i] != 0; i += 1 + int(buf[i]) {
+		out = append(out, buf[i+1:i+1+int(buf[i])])
+	}
+	return out
+}
+
+// longName is a name of wire length n under example.com. (13 octets),
+// its first label first long.
+func longName(first string, n int) string {
+	name := first + ".example.com."
+	buf := make([]byte, 255)
+	size, _ := dns.PackDomainName(name, buf, 0, nil, false)
+	left := n - size
+	for left > 0 {
+		l := min(left-1, 63)
+		if left-(l+1) == 1 { // a remainder of one octet makes no label
+			l--
+		}
+		name = strings.Replace(name, ".", "."+strings.Repeat("a", l)+".", 1)
+		left -= l + 1
+	}
+	return name
+}
+
+func TestNextNameLong(t *testing.T) {
+	ff := "\\255"
+	for _, tc := range []struct {
+		name, first string
+		size        int
+		want        string // the first label of the successor, "" for \000 in front
+	}{
+		{name: "253 octets", first: "x", size: 253},
+		{name: "254 octets", first: "x", size: 254, want: "x\\000"},
+		{name: "255 octets", first: "x", size: 255, want: "y"},
+		{name: "255, 63-octet label", first: strings.Repeat("b", 63), size: 255, want: strings.Repeat("b", 62) + "c"},
+		{name: "254, 63-octet label", first: strings.Repeat("b", 63), size: 254, want: strings.Repeat("b", 62) + "c"},
+		{name: "253, 63-octet label", first: strings.Repeat("b", 63), size: 253},
+		{name: "255, ends 0xff", first: "k" + ff, size: 255, want: "l"},
+		{name: "255, ends 0xff 0xff", first: "k" + ff + ff, size: 255, want: "l"},
+		{name: "255, skips uppercase", first: "k@", size: 255, want: "k["},
+		{name: "255, uppercase counts as lowercase", first: "kQ", size: 255, want: "kr"},
+		{name: "255, 0xff label carries to the parent", first: ff, size: 255},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := longName(tc.first, tc.size)
+			size := 1
+			for _, l := range wireLabels(t, name) {
+				size += 1 + len(l)
+			}
+			require.Equal(t, tc.size, size, "the test's name has the size asked")
+
+			next := nextName(name)
+			wireLabels(t, next) // a valid name of at most 255 octets
+			require.True(t, canonicalLess(t, name, next), "%s sorts after %s", next, name)
+			_, rest, _ := strings.Cut(name, ".")
+			switch {
+			case tc.first == ff:
+				_, parentRest, _ := strings.Cut(rest, ".")
+				parent := strings.TrimSuffix(rest, "."+parentRest)
+				require.Equal(t, parent[:len(parent)-1]+"b."+parentRest, next, "the parent's last octet incremented")
+			case tc.want == "":
+				require.Equal(t, "\\000."+name, next)
+			default:
+				require.Equal(t, tc.want+"."+rest, next)
+			}
+
+			// The compact denial of the name packs in a message.
+			for _, nsec := range []dns.RR{NXNameNSEC(name, 60), NoDataNSEC(name, 60, []uint16{dns.TypeA})} {
+				m := new(dns.Msg)
+				m.SetQuestion(name, dns.TypeA)
+				m.Ns = []dns.RR{nsec}
+				b, err := m.Pack()
+				require.NoError(t, err)
+				back := new(dns.Msg)
+				require.NoError(t, back.Unpack(b))
+				require.Equal(t, next, back.Ns[0].(*dns.NSEC).NextDomain)
+			}
+		})
+	}
 }

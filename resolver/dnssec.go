@@ -89,6 +89,11 @@ func (zs *zoneSigner) signedAnswer(z *zones.Zone, qname string, qtype uint16, a 
 	if !do {
 		return a, a.Result == zones.NXDomain
 	}
+	if qtype == dns.TypeNSEC || qtype == dns.TypeRRSIG {
+		if own, ok := zs.ownRecords(z, qname, qtype, co); ok {
+			return own, false
+		}
+	}
 	out := zones.Answer{Result: a.Result, Answer: a.Answer, Ns: a.Ns, Extra: a.Extra}
 	switch a.Result {
 	case zones.Delegation:
@@ -121,6 +126,64 @@ func (zs *zoneSigner) signedAnswer(z *zones.Zone, qname string, qtype uint16, a 
 	}
 	out.Extra = zs.signSets(z, a.Extra)
 	return out, false
+}
+
+// ownRecords answers a question for the NSEC or RRSIG records of qname
+// itself; ok is false where the usual answer stands (a referral, a name
+// below a DNAME, a name that does not exist asked with CO). Under compact
+// denial every name has an NSEC — the one its denials carry, listing NSEC
+// and RRSIG — so a NODATA for either type would deny what its own proof
+// lists (RFC 4035 5.4), and validators call it bogus. The NSEC is the
+// answer instead, as if stored (a name that does not exist gets its
+// NXNAME NSEC, like any other type's denial); a CNAME is not followed, as
+// NSEC and RRSIG live beside one (RFC 4034 4, RFC 2181 10.1). RRSIG is
+// answered with the signatures of the name's RRsets and of its NSEC, as a
+// server holding a signed zone would: a validator takes them as they are
+// (Unbound does not validate a positive RRSIG answer; there are no
+// signatures over signatures). A service's A and AAAA signatures are left
+// out: they are made per answer, for the client's site.
+func (zs *zoneSigner) ownRecords(z *zones.Zone, qname string, qtype uint16, co bool) (zones.Answer, bool) {
+	s := zs.s
+	own := z.Lookup(qname, dns.TypeCNAME, true, nil) // CNAME: the name itself, no chain followed
+	nx := own.Result == zones.NXDomain
+	switch {
+	case own.Result == zones.Delegation, own.Result == zones.YXDomain, nx && co:
+		return zones.Answer{}, false
+	}
+	for _, rr := range own.Answer {
+		if rr.Header().Rrtype == dns.TypeDNAME {
+			return zones.Answer{}, false // the name is the DNAME target's: the usual substitution answers
+		}
+	}
+	var types []uint16
+	if !nx {
+		types = z.NameTypes(qname)
+	}
+	nsec := s.Deny(z.Origin, qname, z.NegativeTTL(), types, nx)
+	if qtype == dns.TypeNSEC {
+		return zones.Answer{Result: zones.Success, Answer: nsec}, true
+	}
+	var sigs []dns.RR
+	for _, t := range types {
+		a := z.Lookup(qname, t, true, nil)
+		if a.Result != zones.Success {
+			continue // a service's addresses (no client here)
+		}
+		set := slices.DeleteFunc(slices.Clone(a.Answer), func(rr dns.RR) bool {
+			return rr.Header().Rrtype != t || !strings.EqualFold(rr.Header().Name, qname)
+		})
+		if len(set) > 0 {
+			sigs = append(sigs, zs.Sign(z, set)...)
+		}
+	}
+	if qname == z.Origin {
+		for _, t := range []uint16{dns.TypeDNSKEY, dns.TypeCDS, dns.TypeCDNSKEY} {
+			_, ks := s.Apex(z.Origin, t)
+			sigs = append(sigs, ks...)
+		}
+	}
+	sigs = append(sigs, zs.Sign(z, nsec)...)
+	return zones.Answer{Result: zones.Success, Answer: sigs}, true
 }
 
 // signSets returns rrs with the signatures of each RRset after it.

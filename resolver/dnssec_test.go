@@ -100,7 +100,8 @@ func TestSignedAnswers(t *testing.T) {
 	for _, name := range []string{"www.example.net.", "WwW.ExAmple.NET.", "example.net.", "mail.example.net.",
 		"nothere.example.net.", "a.b.c.example.net.", "b.c.example.net.", "alias.example.net.", "chain.example.net.",
 		"foo.wild.example.net.", "sub.example.net.", "deep.sub.example.net.", "svc.example.net.", "svcalias.example.net."} {
-		for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeMX, dns.TypeTXT, dns.TypeNS, dns.TypeSOA, dns.TypeDS, dns.TypeDNSKEY} {
+		for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeMX, dns.TypeTXT, dns.TypeNS, dns.TypeSOA, dns.TypeDS, dns.TypeDNSKEY,
+			dns.TypeNSEC, dns.TypeRRSIG} {
 			m := ask(doQuery(name, qt))
 			validate(t, keys, m)
 			require.NotEqual(t, dns.RcodeNameError, m.Rcode, "compact denial answers NOERROR")
@@ -148,6 +149,87 @@ func TestSignedAnswers(t *testing.T) {
 	m = ask(new(dns.Msg).SetQuestion("example.net.", dns.TypeDNSKEY))
 	require.Len(t, m.Answer, 1)
 	require.IsType(t, &dns.DNSKEY{}, m.Answer[0])
+}
+
+// TestSignedNSECAndRRSIGQueries: a question for the NSEC or RRSIG records
+// of a name is answered with them. It used to get NODATA whose NSEC
+// listed the very type it denied, which validators reject as bogus.
+func TestSignedNSECAndRRSIGQueries(t *testing.T) {
+	h, signer, _ := newSignedHandler(t)
+	keys, _ := signer.Apex("example.net.", dns.TypeDNSKEY)
+	ask := func(q *dns.Msg) *dns.Msg {
+		t.Helper()
+		wire, err := q.Pack()
+		require.NoError(t, err)
+		m := new(dns.Msg)
+		require.NoError(t, m.Unpack(h.ServeWire(wire, testClient, true, nil)))
+		return m
+	}
+	owned := func(m *dns.Msg, name string, qtype uint16) []dns.RR {
+		var set []dns.RR
+		for _, rr := range m.Answer {
+			if rr.Header().Rrtype == qtype && strings.EqualFold(rr.Header().Name, name) {
+				set = append(set, rr)
+			}
+		}
+		return set
+	}
+	for _, name := range []string{"www.example.net.", "example.net.", "mail.example.net.", "b.c.example.net.",
+		"alias.example.net.", "foo.wild.example.net.", "svc.example.net.", "nothere.example.net."} {
+		t.Run(name, func(t *testing.T) {
+			// The NSEC: the one the name's denials carry (for a type no
+			// name has), now in the answer, signed.
+			m := ask(doQuery(name, dns.TypeNSEC))
+			require.Equal(t, dns.RcodeSuccess, m.Rcode)
+			validate(t, keys, m)
+			nsecs := owned(m, name, dns.TypeNSEC)
+			require.Len(t, nsecs, 1, "%v", m)
+			require.Len(t, m.Answer, 2, "the NSEC and its signature, no CNAME followed: %v", m)
+			require.Nil(t, nsecOf(m), "no denial")
+			if name == "alias.example.net." { // every other question follows the CNAME
+				require.Equal(t, []uint16{dns.TypeCNAME, dns.TypeRRSIG, dns.TypeNSEC}, nsecs[0].(*dns.NSEC).TypeBitMap)
+			} else {
+				proof := nsecOf(ask(doQuery(name, dns.TypeNULL)))
+				require.NotNil(t, proof)
+				require.Equal(t, proof.String(), nsecs[0].String())
+			}
+
+			// RRSIG: signatures over the name's RRsets, each as served.
+			m = ask(doQuery(name, dns.TypeRRSIG))
+			require.Equal(t, dns.RcodeSuccess, m.Rcode)
+			require.NotEmpty(t, m.Answer)
+			covered := map[uint16]bool{}
+			for _, rr := range m.Answer {
+				sig, ok := rr.(*dns.RRSIG)
+				require.True(t, ok, "only signatures: %v", m)
+				require.True(t, strings.EqualFold(name, sig.Hdr.Name))
+				covered[sig.TypeCovered] = true
+				set := owned(ask(doQuery(name, sig.TypeCovered)), name, sig.TypeCovered)
+				require.NotEmpty(t, set, "%s %s", name, dns.TypeToString[sig.TypeCovered])
+				var key *dns.DNSKEY
+				for _, k := range keys {
+					if k.(*dns.DNSKEY).KeyTag() == sig.KeyTag {
+						key = k.(*dns.DNSKEY)
+					}
+				}
+				require.NotNil(t, key)
+				require.NoError(t, sig.Verify(key, set), "%v", sig)
+			}
+			require.True(t, covered[dns.TypeNSEC])
+		})
+	}
+
+	// A name that does not exist, asked with CO: NXDOMAIN and its proof.
+	q := doQuery("nothere.example.net.", dns.TypeNSEC)
+	q.IsEdns0().SetCo()
+	m := ask(q)
+	require.Equal(t, dns.RcodeNameError, m.Rcode)
+	require.True(t, dnssec.IsNXName(nsecOf(m)))
+	// Without DO nothing changes: NODATA, no records.
+	m = ask(new(dns.Msg).SetQuestion("www.example.net.", dns.TypeNSEC))
+	require.Empty(t, m.Answer)
+	// A referral stays a referral.
+	require.False(t, ask(doQuery("deep.sub.example.net.", dns.TypeNSEC)).Authoritative)
 }
 
 // TestUnsignedUnchanged: without DO, or for a zone that is not signed,
