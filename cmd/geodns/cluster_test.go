@@ -633,3 +633,39 @@ func TestClusterLostNode(t *testing.T) {
 		return err == nil && r.Count == 0
 	}, 5*time.Second, 20*time.Millisecond, "ns3's record goes when it is back")
 }
+
+// TestClusterWrongEtcdAddress: a node whose cluster.etcd has nothing
+// listening serves DNS and is ready (etcd is not on the query path), logs
+// a warning naming the endpoint and the error, and `geodns cluster status`
+// says it is not connected and exits 4.
+func TestClusterWrongEtcdAddress(t *testing.T) {
+	dir := t.TempDir()
+	zdir := filepath.Join(dir, "zones")
+	require.NoError(t, os.MkdirAll(zdir, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(zdir, "example.com.yaml"), []byte(clusterZone), 0o644))
+	etcd := freeLoopback(t, "127.0.0.1") // nothing listens there
+	config := filepath.Join(dir, "geodns.yaml")
+	require.NoError(t, os.WriteFile(config, []byte("cluster:\n  etcd: [http://"+etcd+"]\n  node: ns1\n  lease_ttl: 2s\n"), 0o644))
+	httpAddr := freeLoopback(t, "127.0.0.1")
+	_, log := startGeodns(t, zdir, "example.com.", "--config", config, "--state-dir", filepath.Join(dir, "state"), "--http", httpAddr)
+
+	require.Eventually(t, func() bool {
+		return strings.Contains(log.String(), "no lease from etcd") && strings.Contains(log.String(), "connection refused")
+	}, 10*time.Second, 20*time.Millisecond, "no warning:\n%s", log.String())
+	for _, l := range strings.Split(log.String(), "\n") {
+		if strings.Contains(l, "no lease from etcd") {
+			require.Contains(t, l, "level=WARN")
+			require.Contains(t, l, etcd, "the endpoint")
+			t.Logf("serve logs: %s", l)
+			break
+		}
+	}
+	code, body := call(t, "GET", "http://"+httpAddr+"/readyz", "")
+	require.Equal(t, 200, code, "ready without etcd (docs/operations.md): %s", body)
+
+	code, out, errOut := runGeodns(t, "cluster", "status", "--api", "http://"+httpAddr)
+	require.Equal(t, 4, code, "not connected: exit 4\n%s%s", out, errOut)
+	require.Contains(t, out, "ns1 is NOT connected to etcd")
+	require.NotContains(t, out, "no drift: every live node")
+	t.Logf("geodns cluster status:\n%s", out)
+}
