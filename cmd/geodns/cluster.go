@@ -75,16 +75,16 @@ func (p *clusterParts) run(ctx context.Context) error {
 	return err
 }
 
-// clusterCmd is `geodns cluster status --api URL`: the NS set as one node
-// sees it, as a table.
+// clusterCmd is `geodns cluster status [--api URL]`: the NS set as one
+// node sees it, as a table.
 func clusterCmd(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "status" {
-		fmt.Fprint(stderr, "usage: geodns cluster status --api URL [--json]\n")
+		fmt.Fprint(stderr, "usage: geodns cluster status [--api URL] [--json]\nThe API is --api, else $GEODNS_API, else http://127.0.0.1:8053.\n")
 		return 2
 	}
 	fs := flag.NewFlagSet("cluster status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	apiURL := fs.String("api", "http://127.0.0.1:8053", "a node's API URL")
+	apiURL := fs.String("api", defaultAPI(), "a node's API URL; $GEODNS_API when not given")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2

@@ -669,3 +669,25 @@ func TestClusterWrongEtcdAddress(t *testing.T) {
 	require.NotContains(t, out, "no drift: every live node")
 	t.Logf("geodns cluster status:\n%s", out)
 }
+
+// TestClusterStatusAPIEnv: `geodns cluster status` finds the node's API
+// through $GEODNS_API, as `geodns ctl` does; --api wins over it.
+func TestClusterStatusAPIEnv(t *testing.T) {
+	addr := serveOn(t, "127.0.0.1", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/cluster" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"node": "ns1", "connected": true, "nodes": [{"node": "ns1", "self": true, "state": "live", "connected": true}], "votes": []}`)
+	}))
+	env := []string{"GEODNS_API=http://" + addr}
+	code, out, errOut := runWithEnv(t, env, "cluster", "status")
+	require.Equal(t, 0, code, "%s%s", out, errOut)
+	require.Contains(t, out, "as seen by ns1 (connected)")
+
+	dead := freeLoopback(t, "127.0.0.1") // nothing listens there
+	code, _, errOut = runWithEnv(t, env, "cluster", "status", "--api", "http://"+dead)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, dead, "--api wins over $GEODNS_API")
+}
