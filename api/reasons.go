@@ -107,6 +107,18 @@ func endpointStanding(ep *zones.Endpoint, tab *health.Table, op *opstate.State, 
 		es.State, es.Reason = StateUp, "not probed yet"
 	case p == nil:
 		es.State, es.Reason = StateUp, "not checked"
+	case p.Voted && (!p.Runs || p.Own != es.Up):
+		// The set outvoted this node's own probe, or decided a target this
+		// node does not probe: its own results do not say why.
+		es.State = StateDown
+		if es.Up {
+			es.State = StateUp
+		}
+		own := "not probed here"
+		if p.Runs {
+			own = "this node's probe: " + orNone(p.Last, p.Reason)
+		}
+		es.Reason = fmt.Sprintf("check %s %s by the set's votes (%s)", p.Check, es.State, own)
 	case es.Up:
 		es.State, es.Reason = StateUp, fmt.Sprintf("check %s passing: %s", p.Check, orNone(p.Last, p.Reason))
 	default:

@@ -2,11 +2,16 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
+	"net"
+	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,6 +74,8 @@ type Cluster struct {
 	nodes     map[string]Node
 	nodesCh   chan struct{} // closed at the next change of nodes
 	started   atomic.Bool
+
+	noLeaseWarnEvery time.Duration // how often a node without a lease says so; default a minute
 }
 
 // New makes a Cluster; it connects lazily (in Run), so a node starts while
@@ -112,7 +119,8 @@ func New(opts Options) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{opts: opts, cfg: opts.Config, prefix: opts.Config.prefix(), log: opts.Log.With("cluster_node", opts.Config.Node), cli: cli,
-		nodes: map[string]Node{}, nodesCh: make(chan struct{}), leaseDone: make(chan struct{}), rewound: make(chan struct{})}
+		nodes: map[string]Node{}, nodesCh: make(chan struct{}), leaseDone: make(chan struct{}), rewound: make(chan struct{}),
+		noLeaseWarnEvery: time.Minute}
 	c.self = Node{Name: opts.Config.Node, Region: opts.Config.Region, Version: opts.Version, Address: opts.Address, Started: time.Now().UTC()}
 	c.disconnects.Store(time.Now().UnixNano())
 	c.metrics = newMetrics(c, opts.Registerer)
@@ -303,23 +311,81 @@ func (c *Cluster) register(ctx context.Context, lease clientv3.LeaseID) error {
 // grants a new one, until ctx ends.
 func (c *Cluster) keepLease(ctx context.Context) {
 	backoff := 100 * time.Millisecond
+	var failing, warned time.Time // since when grants fail; the last warning
 	for ctx.Err() == nil {
 		gctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 		g, err := c.cli.Grant(gctx, int64(c.opts.TTL/time.Second))
 		cancel()
 		if err != nil {
-			if ctx.Err() == nil {
-				c.log.Debug("cluster: no lease", "error", err)
+			// A wrong address or a dead etcd must show in the log, but
+			// the retries come every few seconds: warn when it starts,
+			// then at a bounded rate.
+			if now := time.Now(); ctx.Err() == nil {
+				if failing.IsZero() {
+					failing = now
+				}
+				if warned.IsZero() || now.Sub(warned) >= c.noLeaseWarnEvery {
+					args := []any{"etcd", c.cfg.Etcd, "error", err, "failing_for", now.Sub(failing).Round(time.Second).String()}
+					if errors.Is(err, context.DeadlineExceeded) {
+						args = append(args, "dial", c.dialErrors(ctx))
+					}
+					c.log.Warn("cluster: no lease from etcd; serving the last shared view, changes are refused", args...)
+					warned = now
+				}
 			}
 			sleep(ctx, backoff)
 			backoff = min(2*backoff, c.opts.TTL/3)
 			continue
 		}
+		failing, warned = time.Time{}, time.Time{}
 		backoff = 100 * time.Millisecond
 		c.touch()
 		c.observe(g.Revision)
 		c.session(ctx, g.ID)
 	}
+}
+
+// dialErrors connects to each endpoint as the client would (TCP, then
+// TLS) and says why each it cannot reach fails; "" when all answer. The
+// client's own error is only "context deadline exceeded" when no member
+// answers, which names neither a refused port nor a wrong certificate.
+func (c *Cluster) dialErrors(ctx context.Context) string {
+	tc, _ := c.cfg.tlsConfig() // New loaded it already
+	errs := make([]error, len(c.cfg.Etcd))
+	var wg sync.WaitGroup
+	for i, e := range c.cfg.Etcd {
+		wg.Go(func() {
+			u, err := url.Parse(e)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			d := &net.Dialer{Timeout: c.opts.Timeout}
+			conn, err := d.DialContext(ctx, "tcp", u.Host)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer conn.Close()
+			if u.Scheme == "https" && tc != nil {
+				tc := tc.Clone()
+				tc.ServerName = u.Hostname()
+				hctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+				defer cancel()
+				if err := tls.Client(conn, tc).HandshakeContext(hctx); err != nil {
+					errs[i] = fmt.Errorf("%s: TLS: %w", u.Host, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	var out []string
+	for _, err := range errs {
+		if err != nil {
+			out = append(out, err.Error())
+		}
+	}
+	return strings.Join(out, "; ")
 }
 
 // session holds one lease until it is lost or ctx ends.

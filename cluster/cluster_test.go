@@ -1,9 +1,13 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
+	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -104,4 +108,63 @@ func TestNodesAndConnection(t *testing.T) {
 	t.Logf("reconnected %v after etcd answered", time.Since(start).Round(time.Millisecond))
 	require.Zero(t, a.Stale())
 	require.Equal(t, []string{"ns1"}, names(a.Nodes()))
+}
+
+// lockedBuffer is a log destination safe for the Cluster's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestNoEtcdIsLogged: a node whose etcd endpoint has nothing listening
+// says so at WARN, naming the endpoint and the error, once when it starts
+// failing and then at most once per interval, not at every retry.
+func TestNoEtcdIsLogged(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	endpoint := "http://" + l.Addr().String()
+	l.Close() // nothing listens there now
+	var buf lockedBuffer
+	c, err := New(Options{Config: Config{Etcd: []string{endpoint}, Node: "ns1"}, TTL: 2 * time.Second, Timeout: 300 * time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	require.NoError(t, err)
+	c.noLeaseWarnEvery = 2 * time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx); c.Close(); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	warnings := func() []string {
+		var out []string
+		for _, line := range strings.Split(buf.String(), "\n") {
+			if strings.Contains(line, "level=WARN") && strings.Contains(line, "no lease") {
+				out = append(out, line)
+			}
+		}
+		return out
+	}
+	require.Eventually(t, func() bool { return len(warnings()) > 0 }, 2*time.Second, 10*time.Millisecond, "no warning:\n%s", buf.String())
+	first := warnings()[0]
+	require.Contains(t, first, l.Addr().String(), "the endpoint")
+	require.Contains(t, first, "connection refused", "the error")
+	require.False(t, c.Connected())
+	// Retries every 100 ms to 600 ms (a third of the TTL): many in the
+	// next second, and still only the one warning.
+	time.Sleep(time.Second)
+	require.Len(t, warnings(), 1, buf.String())
+	// Still failing after the interval: warned again.
+	require.Eventually(t, func() bool { return len(warnings()) == 2 }, 3*time.Second, 10*time.Millisecond, buf.String())
+	t.Logf("log:\n%s", buf.String())
 }

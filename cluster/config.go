@@ -3,6 +3,7 @@ package cluster
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/url"
@@ -59,8 +60,9 @@ func (c Config) prefix() string {
 
 var nodeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 
-// Problem is one invalid value of a Config: its key (etcd, node, ...;
-// Item is the list index for etcd, else -1) and what is wrong.
+// Problem is one invalid value of a Config: its key (etcd, node, ...,
+// tls.ca: dotted below the section; Item is the list index for etcd,
+// else -1) and what is wrong.
 type Problem struct {
 	Key  string
 	Item int
@@ -118,22 +120,76 @@ func (c Config) Check() []Problem {
 	return out
 }
 
+// CheckFiles loads the TLS files as New does and lists what is wrong
+// with them, each at its key (tls.ca, tls.cert, tls.key); for a Config
+// that Check passes, so that `geodns check` finds what serve would.
+func (c Config) CheckFiles() []Problem {
+	_, ps := c.loadTLS()
+	return ps
+}
+
 // tlsConfig loads the mTLS files; nil without TLS.
 func (c Config) tlsConfig() (*tls.Config, error) {
+	tc, ps := c.loadTLS()
+	if len(ps) > 0 {
+		var errs []error
+		for _, p := range ps {
+			errs = append(errs, errors.New(p.Msg))
+		}
+		return nil, errors.Join(errs...)
+	}
+	return tc, nil
+}
+
+// loadTLS reads and parses the mTLS files; nil without TLS. Each file is
+// checked on its own, so one pass reports every bad one.
+func (c Config) loadTLS() (*tls.Config, []Problem) {
 	if c.TLS == (TLSConfig{}) {
 		return nil, nil
 	}
-	ca, err := os.ReadFile(c.TLS.CA)
-	if err != nil {
-		return nil, fmt.Errorf("cluster.tls.ca: %w", err)
+	var ps []Problem
+	bad := func(key, format string, args ...any) {
+		ps = append(ps, Problem{key, -1, "cluster." + key + ": " + fmt.Sprintf(format, args...)})
 	}
 	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(ca) {
-		return nil, errors.New("cluster.tls.ca: no PEM certificate in " + c.TLS.CA)
+	if ca, err := os.ReadFile(c.TLS.CA); err != nil {
+		bad("tls.ca", "%v", err)
+	} else if !pool.AppendCertsFromPEM(ca) {
+		bad("tls.ca", "no PEM certificate in %s", c.TLS.CA)
 	}
-	pair, err := tls.LoadX509KeyPair(c.TLS.Cert, c.TLS.Key)
+	cert := readPEM("tls.cert", c.TLS.Cert, "certificate", func(t string) bool { return t == "CERTIFICATE" }, bad)
+	key := readPEM("tls.key", c.TLS.Key, "private key", func(t string) bool { return strings.HasSuffix(t, "PRIVATE KEY") }, bad)
+	if cert == nil || key == nil {
+		return nil, ps
+	}
+	// Both files hold PEM of the right kind: what is left is a key that
+	// does not go with the certificate, or one that does not parse.
+	pair, err := tls.X509KeyPair(cert, key)
 	if err != nil {
-		return nil, fmt.Errorf("cluster.tls: %w", err)
+		bad("tls.key", "%s with cert %s: %v", c.TLS.Key, c.TLS.Cert, err)
+	}
+	if len(ps) > 0 {
+		return nil, ps
 	}
 	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// readPEM reads file (the value of key) and returns it if it holds a PEM
+// block of a type that want accepts; else it reports why to bad.
+func readPEM(key, file, what string, want func(string) bool, bad func(key, format string, args ...any)) []byte {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		bad(key, "%v", err)
+		return nil
+	}
+	for rest := data; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			bad(key, "no PEM %s in %s", what, file)
+			return nil
+		}
+		if want(b.Type) {
+			return data
+		}
+	}
 }

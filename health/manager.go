@@ -126,6 +126,7 @@ type probe struct {
 	verdict State     // the NS set's last decision
 	decided bool      // verdict holds one
 	eff     State     // its state in the last table
+	voted   bool      // eff is the set's decision, not this node's own state
 	// last is the latest result; lastErr and lastErrAt the latest failure
 	// (kept while it passes again, so a status page can say why it flapped).
 	last      string
@@ -528,6 +529,13 @@ type ProbeStatus struct {
 	Last        string    `json:"last"`
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	// Voted is set when Up is the NS set's decision from the votes rather
+	// than this node's own state; Own is then this node's own state, and
+	// Runs whether it probes the target (Since, Reason and Last are its
+	// own results, stale when it does not).
+	Voted bool `json:"voted,omitempty"`
+	Own   bool `json:"own"`
+	Runs  bool `json:"runs"`
 }
 
 // Status returns every probe's state, ordered by check and target.
@@ -540,7 +548,7 @@ func (m *Manager) Status() []ProbeStatus {
 			up = p.eff.Up // in an NS set the state shown is the set's (Votes has this node's)
 		}
 		out = append(out, ProbeStatus{p.key, p.check, p.spec.Target, p.site, slices.Clone(p.ids), up, p.since, p.reason,
-			p.last, p.lastErr, p.lastErrAt})
+			p.last, p.lastErr, p.lastErrAt, p.voted, p.up, p.runs})
 	}
 	m.mu.Unlock() // sorted without the lock: probe results wait for no status page
 	sort.Slice(out, func(i, j int) bool {

@@ -350,8 +350,10 @@ func (m *Manager) voteChangedLocked(p *probe) {
 // set's decision from the votes (the last one, while no votes are left);
 // the node's own where nothing was decided, and, once cut off past the
 // grace period, for the probes it has run since.
+// It records in p.voted which of the two it is.
 func (m *Manager) effectiveLocked(p *probe) State {
 	own := State{Up: p.up, Back: p.back}
+	p.voted = false
 	if !m.sharing || p.spec.Check.Type == "static" {
 		return own
 	}
@@ -361,6 +363,7 @@ func (m *Manager) effectiveLocked(p *probe) State {
 	if !p.decided || (m.alone && p.runs && p.fresh > 0) {
 		return own
 	}
+	p.voted = true
 	return p.verdict
 }
 

@@ -32,3 +32,36 @@ records:
 	require.Contains(t, errOut.String(), "warning: "+zone+":6:19:")
 	require.NotContains(t, out.String(), "ok: zone")
 }
+
+// TestCheckClusterTLS: `geodns check --config` loads the cluster's TLS
+// files as serve does, and both report a missing or non-PEM file at its
+// key, as file:line:col.
+func TestCheckClusterTLS(t *testing.T) {
+	dir, zdir := t.TempDir(), t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(zdir, "example.com.yaml"), []byte(clusterZone), 0o644))
+	notPEM := filepath.Join(dir, "cert.pem")
+	require.NoError(t, os.WriteFile(notPEM, []byte("not a certificate\n"), 0o644))
+	config := filepath.Join(dir, "geodns.yaml")
+	require.NoError(t, os.WriteFile(config, []byte(`cluster:
+  etcd: [https://127.0.0.1:2379]
+  node: ns1
+  tls: {ca: /nonexist/ca.pem, cert: `+notPEM+`, key: /nonexist/key.pem}
+`), 0o644))
+	want := []string{
+		config + ":4:13: cluster.tls.ca: open /nonexist/ca.pem: no such file or directory",
+		config + ":4:37: cluster.tls.cert: no PEM certificate in " + notPEM,
+	}
+	var out, errOut bytes.Buffer
+	require.Equal(t, 1, run([]string{"check", "--config", config, "--zones", zdir}, &out, &errOut), out.String())
+	t.Logf("check:\n%s", errOut.String())
+	for _, w := range want {
+		require.Contains(t, errOut.String(), w)
+	}
+	require.Contains(t, errOut.String(), "cluster.tls.key: open /nonexist/key.pem")
+	require.NotContains(t, out.String(), "ok")
+
+	out.Reset()
+	errOut.Reset()
+	require.NotZero(t, run([]string{"serve", "--config", config, "--zones", zdir, "--http", "off"}, &out, &errOut))
+	require.Contains(t, errOut.String(), want[0], "serve reports it the same way")
+}

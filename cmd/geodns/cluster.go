@@ -75,16 +75,16 @@ func (p *clusterParts) run(ctx context.Context) error {
 	return err
 }
 
-// clusterCmd is `geodns cluster status --api URL`: the NS set as one node
-// sees it, as a table.
+// clusterCmd is `geodns cluster status [--api URL]`: the NS set as one
+// node sees it, as a table.
 func clusterCmd(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "status" {
-		fmt.Fprint(stderr, "usage: geodns cluster status --api URL [--json]\n")
+		fmt.Fprint(stderr, "usage: geodns cluster status [--api URL] [--json]\nThe API is --api, else $GEODNS_API, else http://127.0.0.1:8053.\n")
 		return 2
 	}
 	fs := flag.NewFlagSet("cluster status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	apiURL := fs.String("api", "http://127.0.0.1:8053", "a node's API URL")
+	apiURL := fs.String("api", defaultAPI(), "a node's API URL; $GEODNS_API when not given")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
@@ -99,7 +99,10 @@ func clusterCmd(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	printCluster(stdout, v)
-	if v.Drift {
+	switch {
+	case !v.Connected:
+		return 4 // before drift: a stale view may hide drift or show drift that is gone
+	case v.Drift:
 		return 3 // scripts can alert on drift
 	}
 	return 0
@@ -132,7 +135,7 @@ func fetchCluster(base string) (api.ClusterView, []byte, error) {
 func printCluster(w io.Writer, v api.ClusterView) {
 	conn := "connected"
 	if !v.Connected {
-		conn = fmt.Sprintf("NOT connected for %.0fs: serving its last view", v.StaleSeconds)
+		conn = fmt.Sprintf("NOT connected to etcd for %.0fs: serving its last view", v.StaleSeconds)
 	}
 	fmt.Fprintf(w, "as seen by %s (%s)\n\n", v.Node, conn)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -155,7 +158,11 @@ func printCluster(w io.Writer, v api.ClusterView) {
 			fmt.Fprintf(w, "drift: %s: %s\n", n.Node, d)
 		}
 	}
-	if !v.Drift {
+	switch {
+	case !v.Connected:
+		fmt.Fprintf(w, "\n%s is NOT connected to etcd (for %.0fs): this is its last view and may be stale; its log says why (\"no lease from etcd\")\n",
+			v.Node, v.StaleSeconds)
+	case !v.Drift:
 		fmt.Fprintln(w, "\nno drift: every live node serves the same zones, serials and GeoIP data")
 	}
 	for _, n := range v.Nodes {

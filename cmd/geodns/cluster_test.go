@@ -633,3 +633,61 @@ func TestClusterLostNode(t *testing.T) {
 		return err == nil && r.Count == 0
 	}, 5*time.Second, 20*time.Millisecond, "ns3's record goes when it is back")
 }
+
+// TestClusterWrongEtcdAddress: a node whose cluster.etcd has nothing
+// listening serves DNS and is ready (etcd is not on the query path), logs
+// a warning naming the endpoint and the error, and `geodns cluster status`
+// says it is not connected and exits 4.
+func TestClusterWrongEtcdAddress(t *testing.T) {
+	dir := t.TempDir()
+	zdir := filepath.Join(dir, "zones")
+	require.NoError(t, os.MkdirAll(zdir, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(zdir, "example.com.yaml"), []byte(clusterZone), 0o644))
+	etcd := freeLoopback(t, "127.0.0.1") // nothing listens there
+	config := filepath.Join(dir, "geodns.yaml")
+	require.NoError(t, os.WriteFile(config, []byte("cluster:\n  etcd: [http://"+etcd+"]\n  node: ns1\n  lease_ttl: 2s\n"), 0o644))
+	httpAddr := freeLoopback(t, "127.0.0.1")
+	_, log := startGeodns(t, zdir, "example.com.", "--config", config, "--state-dir", filepath.Join(dir, "state"), "--http", httpAddr)
+
+	require.Eventually(t, func() bool {
+		return strings.Contains(log.String(), "no lease from etcd") && strings.Contains(log.String(), "connection refused")
+	}, 10*time.Second, 20*time.Millisecond, "no warning:\n%s", log.String())
+	for _, l := range strings.Split(log.String(), "\n") {
+		if strings.Contains(l, "no lease from etcd") {
+			require.Contains(t, l, "level=WARN")
+			require.Contains(t, l, etcd, "the endpoint")
+			t.Logf("serve logs: %s", l)
+			break
+		}
+	}
+	code, body := call(t, "GET", "http://"+httpAddr+"/readyz", "")
+	require.Equal(t, 200, code, "ready without etcd (docs/operations.md): %s", body)
+
+	code, out, errOut := runGeodns(t, "cluster", "status", "--api", "http://"+httpAddr)
+	require.Equal(t, 4, code, "not connected: exit 4\n%s%s", out, errOut)
+	require.Contains(t, out, "ns1 is NOT connected to etcd")
+	require.NotContains(t, out, "no drift: every live node")
+	t.Logf("geodns cluster status:\n%s", out)
+}
+
+// TestClusterStatusAPIEnv: `geodns cluster status` finds the node's API
+// through $GEODNS_API, as `geodns ctl` does; --api wins over it.
+func TestClusterStatusAPIEnv(t *testing.T) {
+	addr := serveOn(t, "127.0.0.1", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/cluster" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"node": "ns1", "connected": true, "nodes": [{"node": "ns1", "self": true, "state": "live", "connected": true}], "votes": []}`)
+	}))
+	env := []string{"GEODNS_API=http://" + addr}
+	code, out, errOut := runWithEnv(t, env, "cluster", "status")
+	require.Equal(t, 0, code, "%s%s", out, errOut)
+	require.Contains(t, out, "as seen by ns1 (connected)")
+
+	dead := freeLoopback(t, "127.0.0.1") // nothing listens there
+	code, _, errOut = runWithEnv(t, env, "cluster", "status", "--api", "http://"+dead)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, dead, "--api wins over $GEODNS_API")
+}

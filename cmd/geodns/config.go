@@ -435,13 +435,21 @@ func (d *configDecoder) validate(c *config, root *yaml.Node) {
 		}
 	}
 	if n := at("cluster"); n != nil {
-		for _, p := range c.Cluster.Check() {
-			at := n
-			if k := valueNode(n, p.Key); k != nil {
-				at = k
-				if p.Item >= 0 {
-					at = item(k, p.Item)
+		ps := c.Cluster.Check()
+		if len(ps) == 0 {
+			ps = c.Cluster.CheckFiles() // serve loads them at start: check must fail where it would
+		}
+		for _, p := range ps {
+			at := n // at the key (tls.ca: its deepest part there is)
+			for k := range strings.SplitSeq(p.Key, ".") {
+				v := valueNode(at, k)
+				if v == nil {
+					break
 				}
+				at = v
+			}
+			if p.Item >= 0 {
+				at = item(at, p.Item)
 			}
 			d.errf(at, "%s", p.Msg)
 		}

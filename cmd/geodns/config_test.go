@@ -1,12 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/geodns/geodns/internal/etcdtest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -118,19 +120,30 @@ func TestVersionText(t *testing.T) {
 // The cluster: section as the issue shapes it, with the defaults it
 // leaves.
 func TestConfigCluster(t *testing.T) {
+	// The TLS files are loaded (as serve does): real ones.
+	certs := etcdtest.NewCerts(t, t.TempDir())
+	cert, key := certs.Client("ns1")
 	f := filepath.Join(t.TempDir(), "geodns.yaml")
-	require.NoError(t, os.WriteFile(f, []byte(`cluster:
+	section := `cluster:
   etcd: [https://10.0.0.1:2379, https://10.0.0.2:2379]
   node: ns1
   region: eu
-  tls: {ca: /etc/geodns/ca.pem, cert: /etc/geodns/ns1.pem, key: /etc/geodns/ns1-key.pem}
-`), 0o644))
+  tls: {ca: %s, cert: %s, key: %s}
+`
+	require.NoError(t, os.WriteFile(f, fmt.Appendf(nil, section, certs.CA, cert, key), 0o644))
 	c := defaultConfig()
 	require.NoError(t, c.load(f))
 	require.True(t, c.Cluster.Enabled())
 	require.Equal(t, []string{"https://10.0.0.1:2379", "https://10.0.0.2:2379"}, c.Cluster.Etcd)
 	require.Equal(t, "ns1", c.Cluster.Node)
-	require.Equal(t, "/etc/geodns/ns1-key.pem", c.Cluster.TLS.Key)
+	require.Equal(t, key, c.Cluster.TLS.Key)
+	// Another identity's key: at the key, not at start.
+	_, key2 := certs.Client("ns2")
+	require.NoError(t, os.WriteFile(f, fmt.Appendf(nil, section, certs.CA, cert, key2), 0o644))
+	c = defaultConfig()
+	err := c.load(f)
+	require.ErrorContains(t, err, fmt.Sprintf("geodns.yaml:5:%d: cluster.tls.key: %s with cert %s: tls: private key does not match public key",
+		len("  tls: {ca: , cert: , key: ")+len(certs.CA)+len(cert)+1, key2, cert))
 	require.Empty(t, c.Cluster.Prefix, "the default, /geodns, is the cluster package's")
 	require.False(t, defaultConfig().Cluster.Enabled(), "no section: a single node")
 

@@ -30,17 +30,22 @@ The API is --api, else $GEODNS_API, else http://127.0.0.1:8053. Write calls
 need the token: $GEODNS_API_TOKEN, or --token-file FILE.
 `
 
+// defaultAPI is the admin API of the commands that talk to a node
+// (ctl, cluster status) without --api: $GEODNS_API, else the serve default.
+func defaultAPI() string {
+	if u := os.Getenv("GEODNS_API"); u != "" {
+		return u
+	}
+	return "http://127.0.0.1:8053"
+}
+
 // ctl talks to a running server's admin API: the operator's interface
 // instead of curl and JSON.
 func ctl(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("ctl", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, ctlUsage) }
-	defAPI := os.Getenv("GEODNS_API")
-	if defAPI == "" {
-		defAPI = "http://127.0.0.1:8053"
-	}
-	apiURL := fs.String("api", defAPI, "the admin API's URL")
+	apiURL := fs.String("api", defaultAPI(), "the admin API's URL")
 	tokenFile := fs.String("token-file", "", "a file holding the API token (default $GEODNS_API_TOKEN)")
 	reason := fs.String("reason", "", "why: shown in status and explain beside the override or dial")
 	endpoint := fs.String("endpoint", "", "an endpoint (address or CNAME) instead of a site")
