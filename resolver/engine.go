@@ -264,7 +264,7 @@ func (h *Handler) resolve(set *zones.Set, fq *query, remote netip.Addr, tcp bool
 	}
 	o.echoCookie = true
 	switch fq.qclass {
-	case dns.ClassINET:
+	case dns.ClassINET, dns.ClassANY: // QCLASS * matches IN, the only class served (RFC 1035 3.2.5; NSD, Knot)
 		o.in, o.echoECS = true, true
 		h.answerIN(set, &o, fq, remote, tcp, pre, md, tap, rt)
 		if fq.ecs != nil {

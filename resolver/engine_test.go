@@ -131,6 +131,7 @@ func oddQueries() []*dns.Msg {
 			opt(q, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"})
 		}),
 		mk(func(q *dns.Msg) { q.Question[0].Qclass = dns.ClassHESIOD; q.SetEdns0(1232, false) }),
+		mk(func(q *dns.Msg) { q.Question[0].Qclass = dns.ClassANY }),
 		mk(func(q *dns.Msg) { q.Question[0].Qtype = dns.TypeAXFR }),
 		mk(func(q *dns.Msg) { q.Question[0].Qtype = dns.TypeOPT; q.SetEdns0(1232, false) }),
 		mk(func(q *dns.Msg) { q.SetEdns0(1232, false); q.IsEdns0().SetVersion(1) }),

@@ -385,3 +385,28 @@ func TestAbsentNameAskedAgainIsCached(t *testing.T) {
 		require.Equal(t, first, ask(name), "%s from its own entry", name)
 	}
 }
+
+// TestClassANYAnswersIN: a question of class * (ANY) is answered from the
+// IN data, the only class served, with the question echoed, as NSD and
+// Knot do (RFC 1035 3.2.5). Before, it was REFUSED.
+func TestClassANYAnswersIN(t *testing.T) {
+	h := newTestHandler(t, Config{})
+	for _, name := range []string{"mail.example.net.", "nothere.example.net."} {
+		q := new(dns.Msg).SetQuestion(name, dns.TypeA)
+		q.Question[0].Qclass = dns.ClassANY
+		wire, err := q.Pack()
+		require.NoError(t, err)
+		r := new(dns.Msg)
+		require.NoError(t, r.Unpack(h.ServeWire(wire, testClient, false, nil)))
+		require.Equal(t, q.Question, r.Question, "echoed")
+		require.True(t, r.Authoritative)
+		if name == "nothere.example.net." {
+			require.Equal(t, dns.RcodeNameError, r.Rcode)
+			continue
+		}
+		require.Equal(t, dns.RcodeSuccess, r.Rcode)
+		require.Len(t, r.Answer, 1)
+		require.Equal(t, "192.0.2.25", r.Answer[0].(*dns.A).A.String())
+		require.Equal(t, uint16(dns.ClassINET), r.Answer[0].Header().Class)
+	}
+}

@@ -97,7 +97,7 @@ func oracleAnswer(h *Handler, req *dns.Msg, remote netip.Addr, tcp bool) (m *dns
 	}
 	q := req.Question[0]
 	switch q.Qclass {
-	case dns.ClassINET:
+	case dns.ClassINET, dns.ClassANY:
 		var scope int
 		var ede *dns.EDNS0_EDE
 		scope, _, ede = oracleIN(h, m, q, client, tcp)
