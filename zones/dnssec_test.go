@@ -2,6 +2,8 @@ package zones
 
 import (
 	"net/netip"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,4 +45,52 @@ func TestNameTypes(t *testing.T) {
 	}
 	require.Equal(t, uint32(60), z.NegativeTTL())
 	require.Equal(t, uint32(3600), z.MaxTTL())
+}
+
+// TestSignedZoneDropsImportedDNSSEC: a signed zone whose master file
+// still holds another signer's records (RRSIG, NSEC, DNSKEY, NSEC3PARAM)
+// loads without them, each a warning. Before, they were served beside the
+// signer's own, and re-signed: an old NSEC "www NSEC zzz" validated as a
+// proof that nothing lies between, while xxx exists.
+func TestSignedZoneDropsImportedDNSSEC(t *testing.T) {
+	dir := t.TempDir()
+	writeZone(t, dir, "imp.zone", strings.Join([]string{
+		"$TTL 300",
+		"@ SOA ns1 host 1 3600 600 1209600 120",
+		"@ NS ns1",
+		"ns1 A 192.0.2.1",
+		"www A 192.0.2.2",
+		"www NSEC zzz.imp.example. A RRSIG NSEC",
+		"www RRSIG A 13 3 300 20300101000000 20200101000000 3023 imp.example. dGVzdA==",
+		"xxx A 192.0.2.3",
+		"@ DNSKEY 257 3 13 dGVzdA==",
+		"@ NSEC3PARAM 1 0 0 -",
+	}, "\n")+"\n")
+	for _, signed := range []bool{true, false} {
+		y := "import: imp.zone\n"
+		if signed {
+			y += "dnssec: {algorithm: ECDSAP256SHA256}\n"
+		}
+		writeZone(t, dir, "imp.example.yaml", y)
+		z, err := LoadFile(filepath.Join(dir, "imp.example.yaml"), nil)
+		require.NoError(t, err)
+		nsec := z.Lookup("www.imp.example.", dns.TypeNSEC, false, nil)
+		if !signed {
+			require.Len(t, nsec.Answer, 1, "an unsigned zone serves what it is given")
+			continue
+		}
+		require.Empty(t, nsec.Answer, "the old NSEC is not served")
+		require.Empty(t, z.Lookup("imp.example.", dns.TypeDNSKEY, false, nil).Answer)
+		require.Len(t, z.Lookup("www.imp.example.", dns.TypeA, false, nil).Answer, 1)
+		var ws []string
+		for _, w := range z.Warnings {
+			ws = append(ws, strings.TrimPrefix(w.Error(), dir+"/"))
+		}
+		require.Equal(t, []string{
+			`imp.zone:6:1: name "www": NSEC record in a zone geodns signs (dnssec:): dropped, the signer makes its own`,
+			`imp.zone:7:1: name "www": RRSIG record in a zone geodns signs (dnssec:): dropped, the signer makes its own`,
+			`imp.zone:9:1: name "@": DNSKEY record in a zone geodns signs (dnssec:): dropped, the signer makes its own`,
+			`imp.zone:10:1: name "@": NSEC3PARAM record in a zone geodns signs (dnssec:): dropped, the signer makes its own`,
+		}, ws)
+	}
 }

@@ -136,6 +136,10 @@ func (c *compiler) addRecords(recs []placed) {
 			c.placeErr(p, "name %q: class %s is not served (only IN)", c.rel(h.Name), dns.Class(h.Class))
 			continue
 		}
+		if c.spec.dnssec != nil && signerOwns(h.Rrtype) {
+			c.signerOwned = append(c.signerOwned, rr) // warned of in validate, where warnings are placed
+			continue
+		}
 		n := c.node(h.Name)
 		i := slices.IndexFunc(n.sets, func(s rrset) bool { return s.rtype == h.Rrtype })
 		if i < 0 {
@@ -162,6 +166,18 @@ func (c *compiler) addRecords(recs []placed) {
 		}
 		set.all = append(set.all, rr) // records only until finishNodes counts them
 	}
+}
+
+// signerOwns tells the types a signed zone gets from its signer alone:
+// imported ones (a zone once signed elsewhere) would be served beside the
+// signer's, and an old NSEC of the file proves names absent that exist. Knot
+// drops them too when it signs a zone itself.
+func signerOwns(t uint16) bool {
+	switch t {
+	case dns.TypeRRSIG, dns.TypeNSEC, dns.TypeNSEC3, dns.TypeNSEC3PARAM, dns.TypeDNSKEY, dns.TypeCDS, dns.TypeCDNSKEY:
+		return true
+	}
+	return false
 }
 
 // dedupe keeps each record of a set once (RFC 2181 5), in the order given.

@@ -25,6 +25,9 @@ func (c *compiler) validate(recs []placed) {
 		return [2]uint64{}
 	})
 	c.checkTargets()
+	for _, rr := range c.signerOwned {
+		c.warnRR(rr, rr.Header().Name, "%s record in a zone geodns signs (dnssec:): dropped, the signer makes its own", dns.TypeToString[rr.Header().Rrtype])
+	}
 }
 
 // validateNode checks one name against the rest of the zone; at reports,
