@@ -94,3 +94,19 @@ func TestSignedZoneDropsImportedDNSSEC(t *testing.T) {
 		}, ws)
 	}
 }
+
+// TestRdataNamesUnescaped: a name in record data written with an escape
+// for a printable byte ("\066y", B) is kept as the plain byte, as owner
+// names are. Before, the escape stayed: a signer lowercases names as text
+// and left the B, a validator lowercases the wire, and the CNAME's
+// signature failed to verify ("RRSIG failed to verify").
+func TestRdataNamesUnescaped(t *testing.T) {
+	src := "soa: {ns: ns1.e.example., mbox: h.e.example.}\ndnssec: {algorithm: ECDSAP256SHA256}\n" +
+		"records:\n  \"@\": {NS: [ns1.e.example.], MX: ['10 \\077x.e.example.']}\n  ns1: {A: [192.0.2.1]}\n" +
+		"  esc: {CNAME: '\\066y.e.example.'}\n  odd: {CNAME: 'a\\.b.e.example.'}\n"
+	z, err := Compile("e.example.yaml", []byte(src), "e.example.", time.Now(), nil)
+	require.NoError(t, err)
+	require.Equal(t, "By.e.example.", z.Lookup("esc.e.example.", dns.TypeCNAME, false, nil).Answer[0].(*dns.CNAME).Target)
+	require.Equal(t, "a\\.b.e.example.", z.Lookup("odd.e.example.", dns.TypeCNAME, false, nil).Answer[0].(*dns.CNAME).Target, "a dot in a label stays escaped")
+	require.Equal(t, "Mx.e.example.", z.Lookup("e.example.", dns.TypeMX, false, nil).Answer[0].(*dns.MX).Mx)
+}

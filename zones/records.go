@@ -136,6 +136,7 @@ func (c *compiler) addRecords(recs []placed) {
 			c.placeErr(p, "name %q: class %s is not served (only IN)", c.rel(h.Name), dns.Class(h.Class))
 			continue
 		}
+		unescapeNames(rr)
 		if c.spec.dnssec != nil && signerOwns(h.Rrtype) {
 			c.signerOwned = append(c.signerOwned, rr) // warned of in validate, where warnings are placed
 			continue
@@ -165,6 +166,59 @@ func (c *compiler) addRecords(recs []placed) {
 			}
 		}
 		set.all = append(set.all, rr) // records only until finishNodes counts them
+	}
+}
+
+// unescapeNames rewrites the domain names in rr's data with no escape
+// for a printable byte ("\066y" becomes "By"), as owner names are
+// (CanonicalName). A signer lowercases names as text, which leaves "\066"
+// (B) as it is, where a validator lowercases the wire: the signature of a
+// CNAME to "\066y" failed to verify.
+func unescapeNames(rr dns.RR) {
+	fix := func(s *string) {
+		if strings.IndexByte(*s, '\\') < 0 {
+			return
+		}
+		buf := make([]byte, 256)
+		if n, err := dns.PackDomainName(*s, buf, 0, nil, false); err == nil {
+			if name, _, err := dns.UnpackDomainName(buf[:n], 0); err == nil {
+				*s = name
+			}
+		}
+	}
+	switch x := rr.(type) {
+	case *dns.NS:
+		fix(&x.Ns)
+	case *dns.CNAME:
+		fix(&x.Target)
+	case *dns.DNAME:
+		fix(&x.Target)
+	case *dns.PTR:
+		fix(&x.Ptr)
+	case *dns.MX:
+		fix(&x.Mx)
+	case *dns.SRV:
+		fix(&x.Target)
+	case *dns.SOA:
+		fix(&x.Ns)
+		fix(&x.Mbox)
+	case *dns.NAPTR:
+		fix(&x.Replacement)
+	case *dns.AFSDB:
+		fix(&x.Hostname)
+	case *dns.KX:
+		fix(&x.Exchanger)
+	case *dns.RT:
+		fix(&x.Host)
+	case *dns.RP:
+		fix(&x.Mbox)
+		fix(&x.Txt)
+	case *dns.MINFO:
+		fix(&x.Rmail)
+		fix(&x.Email)
+	case *dns.PX:
+		fix(&x.Map822)
+		fix(&x.Mapx400)
 	}
 }
 
