@@ -26,7 +26,7 @@ type query struct {
 	qclass uint16
 
 	edns    bool
-	badOPT  bool // two OPT records, one not owned by the root, or one outside the additional section
+	badOPT  bool // two OPT records, one not owned by the root, or one outside the additional section; or a TSIG not last
 	version uint8
 	do      bool
 	co      bool // Compact Answers OK (RFC 9824)
@@ -104,6 +104,10 @@ func parseQuery(q []byte, fq *query) parseStatus {
 			return parseError
 		}
 		off = rdata + rdlen
+		if rtype == dns.TypeTSIG && i != an+ns+ar-1 {
+			fq.badOPT = true // a TSIG must come last (RFC 8945 5.1): FORMERR, as NSD and Knot
+			continue
+		}
 		if rtype != dns.TypeOPT {
 			continue
 		}

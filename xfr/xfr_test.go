@@ -2,6 +2,7 @@ package xfr
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"os"
@@ -402,4 +403,46 @@ func TestCorruptTransferStateKeepsSerials(t *testing.T) {
 	h2 := newHarnessSrc(t, dir, changed)
 	s, _ := h2.srv.Serial("t.test.")
 	require.Equal(t, uint32(101), s, "the serial secondaries hold, not the zone's own 100")
+}
+
+// TestUnreadableTSIGIsFormErr: a query whose TSIG cannot be read, or
+// whose TSIG is not the last record, gets FORMERR (RFC 8945 5.1, 5.2), as
+// from NSD and Knot. Before, both got an ordinary unsigned answer.
+func TestUnreadableTSIGIsFormErr(t *testing.T) {
+	h := newHarness(t, t.TempDir())
+	q := new(dns.Msg).SetQuestion("ns1.t.test.", dns.TypeA)
+	base, err := q.Pack()
+	require.NoError(t, err)
+	q.SetTsig(keyName, dns.HmacSHA256, 300, time.Now().Unix())
+	garbled, err := q.Pack()
+	require.NoError(t, err)
+	// The TSIG's RDLENGTH, after its owner name, type, class and TTL:
+	// shortened, the algorithm name runs past the rdata.
+	at := len(base) + len(dns.Fqdn(keyName)) + 1 + 8
+	binary.BigEndian.PutUint16(garbled[at:], 3)
+	garbled = garbled[:at+2+3]
+
+	first := new(dns.Msg).SetQuestion("ns1.t.test.", dns.TypeA)
+	first.SetTsig(keyName, dns.HmacSHA256, 300, time.Now().Unix())
+	first.SetEdns0(1232, false) // the OPT after the TSIG
+	tsigFirst, err := first.Pack()
+	require.NoError(t, err)
+
+	for name, wire := range map[string][]byte{"unreadable": garbled, "not last": tsigFirst} {
+		for _, network := range []string{"udp", "tcp"} {
+			c, err := net.Dial(network, h.addr)
+			require.NoError(t, err)
+			co := &dns.Conn{Conn: c}
+			_, err = co.Write(wire)
+			require.NoError(t, err)
+			co.SetReadDeadline(time.Now().Add(2 * time.Second))
+			b, err := co.ReadMsgHeader(nil)
+			c.Close()
+			require.NoError(t, err, "%s over %s", name, network)
+			r := new(dns.Msg)
+			require.NoError(t, r.Unpack(b))
+			require.Equal(t, binary.BigEndian.Uint16(wire), r.Id)
+			require.Equal(t, dns.RcodeFormatError, r.Rcode, "%s over %s", name, network)
+		}
+	}
 }
