@@ -65,8 +65,9 @@ type tcpServer struct {
 	closing atomic.Bool
 	live    atomic.Int32 // connections holding a slot; changed under mu
 	mu      sync.Mutex
-	conns   []*tcpConn     // every connection still running, evicted ones too
-	wg      sync.WaitGroup // one per connection
+	conns   []*tcpConn           // every connection still running, evicted ones too
+	clients map[netip.Prefix]int // connections running per client network (clientNet), under mu
+	wg      sync.WaitGroup       // one per connection
 }
 
 // tcpConn is a connection and whether it waits for a query.
@@ -82,15 +83,48 @@ type tcpConn struct {
 	// connection's goroutine moves it between waiting and answering; an
 	// evictor takes it from waiting to evicted, by compare-and-swap, so
 	// one answering is never evicted.
-	idle atomic.Int64
-	i    int // index in conns, under mu
+	idle   atomic.Int64
+	i      int          // index in conns, under mu
+	client netip.Prefix // its client's network: clientNet
+}
+
+// A client's share: once half the slots are taken, a client network with
+// an eighth of them answering gets no more. A slot answering is never
+// taken back (an idle one is: evictLocked), so one client pipelining
+// queries it never reads could otherwise hold every slot, a write timeout
+// at a time, from one address (an attack run: 60 connections against 50
+// slots answered 7 of 111 others' queries). Clients are told apart by
+// network, as RRL does: /32, and /64 for IPv6. Called under mu; it scans
+// the connections only for a client with that many.
+func (s *tcpServer) fullFor(client netip.Prefix) bool {
+	share := max(s.max/8, 1)
+	if int(s.live.Load()) < s.max/2 || s.clients[client] < share {
+		return false
+	}
+	answering := 0
+	for _, c := range s.conns {
+		if c.client == client && c.idle.Load() == 0 {
+			answering++
+		}
+	}
+	return answering >= share
+}
+
+// clientNet is a client's network: its address, or its /64.
+func clientNet(a netip.Addr) netip.Prefix {
+	a = a.Unmap()
+	if a.Is4() {
+		return netip.PrefixFrom(a, 32)
+	}
+	p, _ := a.Prefix(64)
+	return p
 }
 
 const evicted = -1
 
 func newTCPServer(ln net.Listener, max int, h WireHandler, log *slog.Logger, loops *tcpLoops) *tcpServer {
 	st, _ := h.(Streamer)
-	return &tcpServer{ln: ln, h: h, stream: st, log: log, max: max, epoch: time.Now(), loops: loops}
+	return &tcpServer{ln: ln, h: h, stream: st, log: log, max: max, epoch: time.Now(), loops: loops, clients: map[netip.Prefix]int{}}
 }
 
 // stamp returns t as an idle stamp: > 0 and rising with t.
@@ -139,6 +173,12 @@ func (s *tcpServer) serve() error {
 			c.close()
 			return nil
 		}
+		c.client = clientNet(k.remote)
+		if s.fullFor(c.client) {
+			s.mu.Unlock()
+			c.close()
+			continue
+		}
 		if int(s.live.Load()) >= s.max {
 			victim := s.evictLocked()
 			if victim == nil {
@@ -157,6 +197,7 @@ func (s *tcpServer) serve() error {
 		}
 		c.i = len(s.conns)
 		s.conns = append(s.conns, c)
+		s.clients[c.client]++
 		s.live.Add(1)
 		s.wg.Add(1)
 		s.mu.Unlock()
@@ -305,6 +346,9 @@ func (s *tcpServer) release(c *tcpConn) {
 	s.conns[c.i] = last
 	s.conns[len(s.conns)-1] = nil
 	s.conns = s.conns[:len(s.conns)-1]
+	if s.clients[c.client]--; s.clients[c.client] <= 0 {
+		delete(s.clients, c.client)
+	}
 	s.mu.Unlock()
 	s.wg.Done()
 }

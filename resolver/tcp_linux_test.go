@@ -18,7 +18,10 @@ import (
 
 // dialSmallWindow connects with a 4 KB receive buffer, as an attacker
 // that wants the server's writes to block soon would.
-func dialSmallWindow(t *testing.T, addr string) net.Conn {
+func dialSmallWindow(t *testing.T, addr string) net.Conn { return dialSmallWindowFrom(t, addr, nil) }
+
+// dialSmallWindowFrom is dialSmallWindow from the address from (nil: any).
+func dialSmallWindowFrom(t *testing.T, addr string, from net.IP) net.Conn {
 	t.Helper()
 	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
 		var serr error
@@ -30,6 +33,9 @@ func dialSmallWindow(t *testing.T, addr string) net.Conn {
 		}
 		return serr
 	}}
+	if from != nil {
+		d.LocalAddr = &net.TCPAddr{IP: from}
+	}
 	c, err := d.DialContext(context.Background(), "tcp", addr)
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
@@ -85,18 +91,19 @@ func waitServerClosed(t *testing.T, conns []net.Conn, start time.Time, d time.Du
 	return freed
 }
 
-// TestTCPNeverReadingClients: as many clients as there are slots pipeline
-// queries for 58 KB answers and never read. Each is closed within about
-// writeTimeout of its writes blocking, and a new client then gets answers.
-// (The server's writes once had no deadline when its buffer spilled: the
-// slots were held for as long as the clients stayed.)
+// TestTCPNeverReadingClients: as many clients as there are slots, each
+// from an address of its own, pipeline queries for 58 KB answers and never
+// read. Each is closed within about writeTimeout of its writes blocking,
+// and a new client then gets answers. (The server's writes once had no
+// deadline when its buffer spilled: the slots were held for as long as the
+// clients stayed.)
 func TestTCPNeverReadingClients(t *testing.T) {
 	const slots = 20
 	addr := serveBig(t, slots)
 	start := time.Now()
 	var attackers []net.Conn
-	for range slots {
-		c := dialSmallWindow(t, addr)
+	for i := range slots {
+		c := dialSmallWindowFrom(t, addr, net.IPv4(127, 0, 1, byte(10+i)))
 		pipelineHuge(t, c, 64)
 		attackers = append(attackers, c)
 	}
@@ -167,4 +174,47 @@ func TestTCPSlowReader(t *testing.T) {
 	freed := waitServerClosed(t, []net.Conn{c}, start, 10*time.Second)
 	require.NotZero(t, freed[0], "the connection is still open after 10 s")
 	t.Logf("closed at %v", freed[0].Round(time.Millisecond))
+}
+
+// TestTCPOneClientCannotTakeEverySlot: one client address opening more
+// connections than there are slots, each pipelining queries it never
+// reads, holds no more than half the slots (once half are taken, a client
+// network holding an eighth gets no more), and a client from another
+// address is answered at once. Before, the one client held every slot, a
+// write timeout at a time, and the other was closed at once.
+func TestTCPOneClientCannotTakeEverySlot(t *testing.T) {
+	const slots = 16
+	addr := serveBig(t, slots)
+	var attackers []net.Conn
+	for range slots + 4 {
+		c := dialSmallWindowFrom(t, addr, net.IPv4(127, 0, 0, 1))
+		pipelineHuge(t, c, 64)
+		attackers = append(attackers, c)
+	}
+	held := 0
+	require.Eventually(t, func() bool {
+		held = 0
+		for _, c := range attackers {
+			if _, unread := tcpInfo(t, c); unread > 0 {
+				held++
+			}
+		}
+		return held >= slots/2
+	}, 5*time.Second, 5*time.Millisecond)
+	time.Sleep(50 * time.Millisecond)
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	c, err := d.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer c.Close()
+	r, err := ask(c, new(dns.Msg).SetQuestion("www.example.net.", dns.TypeA), time.Second)
+	require.NoError(t, err, "another client is answered while the first holds its share")
+	require.Len(t, r.Answer, 2)
+	held = 0
+	for _, a := range attackers {
+		if _, unread := tcpInfo(t, a); unread > 0 {
+			held++
+		}
+	}
+	t.Logf("one address, %d connections: %d held slots of %d", len(attackers), held, slots)
+	require.LessOrEqual(t, held, slots/2)
 }
