@@ -184,6 +184,15 @@ func (v *Votes) share(last sharing) sharing {
 		v.c.log.Warn("cluster: cut off from etcd past the partition grace; this node probes every target and its own results decide",
 			"stale", v.c.Stale().Round(time.Millisecond), "grace", v.opts.Grace)
 		next.alone = true
+	case !last.joined && !last.alone && v.c.Stale() >= v.opts.Grace:
+		// Not joined since it started: the manager was never given a
+		// share, so it already probes every target and decides alone.
+		// Said once it has waited as long as a partition would.
+		v.c.log.Warn("cluster: not connected to etcd since start; this node probes every target and its own results decide until it joins",
+			"stale", v.c.Stale().Round(time.Millisecond))
+		next.alone = true
+		v.metrics.alone.Set(1)
+		return next
 	}
 	if next == last || !next.joined {
 		return next

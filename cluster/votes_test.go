@@ -14,6 +14,7 @@ import (
 	"github.com/geodns/geodns/health"
 	"github.com/geodns/geodns/internal/etcdtest"
 	"github.com/geodns/geodns/zones"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -68,9 +69,10 @@ func votesZone(t *testing.T, check string, targets []string) *zones.Set {
 
 // voter is one node: a Cluster, a health manager and its Votes.
 type voter struct {
-	c    *Cluster
-	h    *health.Manager
-	stop func()
+	c     *Cluster
+	h     *health.Manager
+	votes *Votes
+	stop  func()
 }
 
 func startVoter(t *testing.T, ec *etcdtest.Cluster, name string, set *zones.Set, allow []netip.Prefix, opts VotesOptions) *voter {
@@ -97,7 +99,7 @@ func startVoter(t *testing.T, ec *etcdtest.Cluster, name string, set *zones.Set,
 		}
 	}
 	t.Cleanup(stop)
-	return &voter{c: c, h: h, stop: stop}
+	return &voter{c: c, h: h, votes: v, stop: stop}
 }
 
 func upIn(h *health.Manager, set *zones.Set, target string) bool {
@@ -322,4 +324,22 @@ func TestProbersOfMatchesRendezvous(t *testing.T) {
 			require.ElementsMatch(t, want, of(id), "k %d id %s", k, id)
 		}
 	}
+}
+
+// TestVotesAloneFromStart: a node started while etcd is down probes every
+// target and decides alone; past the partition grace it says so, in the
+// log and in geodns_cluster_health_alone, as a node cut off later does.
+// Before, the metric stayed 0 and nothing was logged. When etcd comes,
+// it joins and the metric goes back to 0.
+func TestVotesAloneFromStart(t *testing.T) {
+	ec := etcdtest.Start(t, etcdtest.Options{Members: 1})
+	b := startBackends(t, 1)
+	set := votesZone(t, "{type: http, port: 80}", b.addrs)
+	ec.KillAll()
+	v := startVoter(t, ec, "ns1", set, loopback, VotesOptions{Grace: 500 * time.Millisecond})
+	votes := v.votes
+	require.Eventually(t, func() bool { return testutil.ToFloat64(votes.metrics.alone) == 1 }, 10*time.Second, 20*time.Millisecond)
+	require.True(t, upIn(v.h, set, b.addrs[0]), "decided from its own probe")
+	ec.RestartAll()
+	require.Eventually(t, func() bool { return testutil.ToFloat64(votes.metrics.alone) == 0 }, 15*time.Second, 20*time.Millisecond)
 }
