@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"slices"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/geodns/geodns/internal/statefile"
 	"github.com/geodns/geodns/zones"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -25,10 +27,17 @@ import (
 // (a return to older content: secondaries ignore a serial that goes
 // back).
 //
-// While etcd does not answer, a node numbers the zone alone (the mtime
-// rule) and the difference shows as drift until the zone next loads.
+// While etcd does not answer, a node numbers the zone alone: with the
+// serial etcd last gave this content, if the node kept it (SetCache: a
+// node restarted in an outage then serves what the set serves), else by
+// the mtime rule, and the difference shows as drift until the zone next
+// loads.
 type Serials struct {
 	c *Cluster
+
+	cacheMu sync.Mutex
+	cache   map[string]cachedSerial // by zone: the last serial etcd gave, for its content
+	path    string                  // where cache is kept; "" not kept
 
 	// failed: when the last ask failed (unix nanoseconds; 0: it did not).
 	// Until etcd answers the node again, the next ones do not wait (a
@@ -40,6 +49,50 @@ type Serials struct {
 }
 
 var _ zones.SerialSource = (*Serials)(nil)
+
+// cachedSerial is the serial etcd gave a zone's content (its hash, hex).
+type cachedSerial struct {
+	Hash   string `json:"hash"`
+	Serial uint32 `json:"serial"`
+}
+
+// SetCache keeps the serial etcd last gave each zone's content in path
+// (a state file) and reads what is there; call before the zones load.
+func (s *Serials) SetCache(path string) {
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	s.path, s.cache = path, map[string]cachedSerial{}
+	statefile.Load(path, "zone serials", s.c.log, func(b []byte) error {
+		m := map[string]cachedSerial{}
+		if err := json.Unmarshal(b, &m); err != nil {
+			return err
+		}
+		s.cache = m
+		return nil
+	})
+}
+
+// remember records what etcd gave origin's content, written when new.
+func (s *Serials) remember(origin, hash string, serial uint32) {
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	if s.path == "" || s.cache[origin] == (cachedSerial{hash, serial}) {
+		return
+	}
+	s.cache[origin] = cachedSerial{hash, serial}
+	b, _ := json.Marshal(s.cache)
+	if err := statefile.Write(s.path, b); err != nil {
+		s.c.log.Warn("cluster: zone serials not kept", "file", s.path, "error", err)
+	}
+}
+
+// recall returns the serial etcd last gave this content of origin.
+func (s *Serials) recall(origin, hash string) (uint32, bool) {
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	c, ok := s.cache[origin]
+	return c.Serial, ok && c.Hash == hash
+}
 
 // NewSerials returns the serial source of c. reload, if set, is called
 // when the node connects while some zone is numbered alone: it should
@@ -65,12 +118,20 @@ const keep = 32
 // Serial implements zones.SerialSource.
 func (s *Serials) Serial(origin string, hash [32]byte, want, prev uint32, moved bool) (uint32, bool) {
 	serial, ok := want, false
+	h := hex.EncodeToString(hash[:])
 	if f := s.failed.Load(); f == 0 || s.c.contact.Load() > f {
-		serial, ok = s.serial(origin, hex.EncodeToString(hash[:]), want, prev, moved)
+		serial, ok = s.serial(origin, h, want, prev, moved)
 		if ok {
 			s.failed.Store(0)
+			s.remember(origin, h, serial)
 		} else {
 			s.failed.Store(time.Now().UnixNano())
+		}
+	}
+	if !ok {
+		if kept, found := s.recall(origin, h); found {
+			s.c.log.Info("cluster: etcd did not answer; the zone keeps the serial etcd gave this content", "zone", origin, "serial", kept)
+			serial = kept
 		}
 	}
 	s.mu.Lock()
@@ -80,7 +141,7 @@ func (s *Serials) Serial(origin string, hash [32]byte, want, prev uint32, moved 
 		s.local[origin] = true
 	}
 	s.mu.Unlock()
-	if !ok {
+	if !ok && serial == want {
 		s.c.log.Warn("cluster: etcd did not answer; the zone's serial is this node's alone until it loads again", "zone", origin, "serial", want)
 	}
 	return serial, ok

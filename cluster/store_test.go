@@ -227,3 +227,30 @@ func TestOperatorAfterEtcdDataLoss(t *testing.T) {
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return len(stores[1].Load().Sites()) == 1 }, 10*time.Second, 10*time.Millisecond)
 }
+
+// TestSerialsKeptForAnOutage: a node keeps the serial etcd gave each
+// zone's content; restarted while etcd is down, it gives that content the
+// same serial (the set's), and only new content one of its own. Before,
+// it numbered every zone by its files' mtimes, unlike the other nodes.
+func TestSerialsKeptForAnOutage(t *testing.T) {
+	ec := etcdtest.Start(t, etcdtest.Options{Members: 1})
+	cache := filepath.Join(t.TempDir(), "serials.json")
+	c, stop := startNode(t, testConfig(ec, "ns1", "eu"))
+	s := NewSerials(c, nil)
+	s.SetCache(cache)
+	a, b := [32]byte{1}, [32]byte{2}
+	first, ok := s.Serial("example.com.", a, 1000, 0, false)
+	require.True(t, ok)
+	stop()
+
+	ec.KillAll()
+	c2, _ := startNode(t, testConfig(ec, "ns1", "eu"))
+	s2 := NewSerials(c2, nil)
+	s2.SetCache(cache)
+	got, ok := s2.Serial("example.com.", a, 5555, 0, false)
+	require.False(t, ok, "etcd is down")
+	require.Equal(t, first, got, "the serial etcd gave this content")
+	require.Equal(t, []string{"example.com."}, s2.Local(), "still to be confirmed when etcd is back")
+	other, _ := s2.Serial("example.com.", b, 6666, got, true)
+	require.Equal(t, uint32(6666), other, "new content: numbered alone")
+}

@@ -238,6 +238,9 @@ func serve(args []string, stderr io.Writer) int {
 		operator = clus.operator
 		if cfg.StateDir == "" {
 			log.Warn("cluster: state_dir is not set: a node that starts while etcd is unreachable has no drains until it connects")
+		} else {
+			// A node restarted in an etcd outage serves the set's serials.
+			clus.serials.SetCache(filepath.Join(cfg.StateDir, "serials.json"))
 		}
 	}
 	// The router's plan loop rebuilds its plans, and reports services
