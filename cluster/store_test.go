@@ -83,6 +83,18 @@ func TestMirrorResyncsAfterCompaction(t *testing.T) {
 	require.Equal(t, 2, resets, "one full read at start, one after the compaction")
 }
 
+// startOperator runs the shared operator state of a node named name, over
+// the state file at path, until the test ends.
+func startOperator(t *testing.T, ec *etcdtest.Cluster, name, path string) *OperatorStore {
+	c, _ := startNode(t, testConfig(ec, name, "eu"))
+	s := NewOperatorStore(c, opstate.OpenFile(opstate.FileOptions{Path: path, Log: quiet}))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return s
+}
+
 // TestOperatorConcurrentChanges: changes made at once through two nodes
 // all land (transactions on the key's revision, none lost), each node
 // applies them all, and a node started while etcd is down serves what it
@@ -92,14 +104,7 @@ func TestOperatorConcurrentChanges(t *testing.T) {
 	dirs := []string{t.TempDir(), t.TempDir()}
 	var stores []*OperatorStore
 	for i, name := range []string{"ns1", "ns2"} {
-		c, _ := startNode(t, testConfig(ec, name, "eu"))
-		local := opstate.OpenFile(opstate.FileOptions{Path: filepath.Join(dirs[i], "operator.json"), Log: quiet})
-		s := NewOperatorStore(c, local)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { s.Run(ctx); close(done) }()
-		t.Cleanup(func() { cancel(); <-done })
-		stores = append(stores, s)
+		stores = append(stores, startOperator(t, ec, name, filepath.Join(dirs[i], "operator.json")))
 	}
 	var wg sync.WaitGroup
 	const each = 10
@@ -192,14 +197,7 @@ func TestOperatorAfterEtcdDataLoss(t *testing.T) {
 	ec := etcdtest.Start(t, etcdtest.Options{Members: 1})
 	var stores []*OperatorStore
 	for _, name := range []string{"ns1", "ns2"} {
-		c, _ := startNode(t, testConfig(ec, name, "eu"))
-		local := opstate.OpenFile(opstate.FileOptions{Path: filepath.Join(t.TempDir(), "operator.json"), Log: quiet})
-		s := NewOperatorStore(c, local)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { s.Run(ctx); close(done) }()
-		t.Cleanup(func() { cancel(); <-done })
-		stores = append(stores, s)
+		stores = append(stores, startOperator(t, ec, name, filepath.Join(t.TempDir(), "operator.json")))
 	}
 	// Revisions well past where the rebuilt etcd will be.
 	admin := ec.Client()

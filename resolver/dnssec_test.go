@@ -85,17 +85,20 @@ func nsecOf(m *dns.Msg) *dns.NSEC {
 	return nil
 }
 
+// askTCP sends q to h as over TCP and returns the answer.
+func askTCP(t *testing.T, h *Handler, q *dns.Msg) *dns.Msg {
+	t.Helper()
+	wire, err := q.Pack()
+	require.NoError(t, err)
+	m := new(dns.Msg)
+	require.NoError(t, m.Unpack(h.ServeWire(wire, testClient, true, nil)))
+	return m
+}
+
 func TestSignedAnswers(t *testing.T) {
 	h, signer, _ := newSignedHandler(t)
 	keys, _ := signer.Apex("example.net.", dns.TypeDNSKEY)
-	ask := func(q *dns.Msg) *dns.Msg {
-		t.Helper()
-		wire, err := q.Pack()
-		require.NoError(t, err)
-		m := new(dns.Msg)
-		require.NoError(t, m.Unpack(h.ServeWire(wire, testClient, true, nil)))
-		return m
-	}
+	ask := func(q *dns.Msg) *dns.Msg { t.Helper(); return askTCP(t, h, q) }
 	// Every kind of answer validates.
 	for _, name := range []string{"www.example.net.", "WwW.ExAmple.NET.", "example.net.", "mail.example.net.",
 		"nothere.example.net.", "a.b.c.example.net.", "b.c.example.net.", "alias.example.net.", "chain.example.net.",
@@ -157,14 +160,7 @@ func TestSignedAnswers(t *testing.T) {
 func TestSignedNSECAndRRSIGQueries(t *testing.T) {
 	h, signer, _ := newSignedHandler(t)
 	keys, _ := signer.Apex("example.net.", dns.TypeDNSKEY)
-	ask := func(q *dns.Msg) *dns.Msg {
-		t.Helper()
-		wire, err := q.Pack()
-		require.NoError(t, err)
-		m := new(dns.Msg)
-		require.NoError(t, m.Unpack(h.ServeWire(wire, testClient, true, nil)))
-		return m
-	}
+	ask := func(q *dns.Msg) *dns.Msg { t.Helper(); return askTCP(t, h, q) }
 	owned := func(m *dns.Msg, name string, qtype uint16) []dns.RR {
 		var set []dns.RR
 		for _, rr := range m.Answer {

@@ -336,14 +336,11 @@ func TestMalformedTransferQueriesAnswered(t *testing.T) {
 		wire, err := q.Pack()
 		require.NoError(t, err)
 		for _, network := range []string{"tcp", "udp"} {
-			c, err := net.Dial(network, h.addr)
-			require.NoError(t, err)
-			co := &dns.Conn{Conn: c}
-			_, err = co.Write(wire)
-			require.NoError(t, err)
-			co.SetReadDeadline(time.Now().Add(2 * time.Second))
-			r, err := co.ReadMsg()
-			c.Close()
+			b, err := sendRaw(t, network, h.addr, wire)
+			r := new(dns.Msg)
+			if err == nil {
+				err = r.Unpack(b)
+			}
 			if err != nil && strings.Contains(err.Error(), "TSIG") {
 				err = nil // an answer came; miekg checks the TSIG it does not hold
 			}
@@ -405,6 +402,20 @@ func TestCorruptTransferStateKeepsSerials(t *testing.T) {
 	require.Equal(t, uint32(101), s, "the serial secondaries hold, not the zone's own 100")
 }
 
+// sendRaw sends the message wire to addr over network and returns the
+// answer's bytes, unchecked.
+func sendRaw(t *testing.T, network, addr string, wire []byte) ([]byte, error) {
+	t.Helper()
+	c, err := net.Dial(network, addr)
+	require.NoError(t, err)
+	defer c.Close()
+	co := &dns.Conn{Conn: c}
+	_, err = co.Write(wire)
+	require.NoError(t, err)
+	co.SetReadDeadline(time.Now().Add(2 * time.Second))
+	return co.ReadMsgHeader(nil)
+}
+
 // TestUnreadableTSIGIsFormErr: a query whose TSIG cannot be read, or
 // whose TSIG is not the last record, gets FORMERR (RFC 8945 5.1, 5.2), as
 // from NSD and Knot. Before, both got an ordinary unsigned answer.
@@ -430,14 +441,7 @@ func TestUnreadableTSIGIsFormErr(t *testing.T) {
 
 	for name, wire := range map[string][]byte{"unreadable": garbled, "not last": tsigFirst} {
 		for _, network := range []string{"udp", "tcp"} {
-			c, err := net.Dial(network, h.addr)
-			require.NoError(t, err)
-			co := &dns.Conn{Conn: c}
-			_, err = co.Write(wire)
-			require.NoError(t, err)
-			co.SetReadDeadline(time.Now().Add(2 * time.Second))
-			b, err := co.ReadMsgHeader(nil)
-			c.Close()
+			b, err := sendRaw(t, network, h.addr, wire)
 			require.NoError(t, err, "%s over %s", name, network)
 			r := new(dns.Msg)
 			require.NoError(t, r.Unpack(b))
