@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -613,4 +614,18 @@ func TestBinaryImportFailsFast(t *testing.T) {
 		require.Less(t, len(err.Error()), 1000, "the error quotes nothing of the file")
 		t.Logf("%s: %v after %v", name, err, time.Since(start).Round(time.Millisecond))
 	}
+
+	// 300 MB of them (sparse: no disk): the name table was sized from the
+	// file's size before a byte was read, 460 MB.
+	f, err := os.Create(filepath.Join(dir, "nul.zone"))
+	require.NoError(t, err)
+	require.NoError(t, f.Truncate(300<<20))
+	require.NoError(t, f.Close())
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	err = loadWithin(t, filepath.Join(dir, "nul.example.yaml"))
+	runtime.ReadMemStats(&after)
+	require.ErrorContains(t, err, "nul.zone:1:1: a token of over 262144 bytes")
+	t.Logf("300 MB of NULs: %d MB allocated", (after.TotalAlloc-before.TotalAlloc)>>20)
+	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(128<<20))
 }

@@ -523,8 +523,10 @@ func (c *compiler) importFile(add func([]placed)) {
 	defer f.Close()
 	if len(c.z.nodes) == 0 {
 		// Big files: size the node map once rather than rehash it as it
-		// fills (a record line is rarely under 24 bytes).
-		c.z.nodes = make(map[string]*node, st.Size()/24)
+		// fills (a record line is rarely under 24 bytes), up to a million
+		// names: a file of garbage would otherwise get a map of its size
+		// (300 MB of NULs: 460 MB) before its first byte is read.
+		c.z.nodes = make(map[string]*node, min(st.Size()/24, 1<<20))
 	}
 	// The bytes the parser reads are hashed as it reads them (the
 	// zone's content hash stands on them: hash).
