@@ -43,6 +43,9 @@ type Limits struct {
 	ImportDirs []string
 
 	serials SerialSource // Watcher.Serials
+	// big, if set, is called once when an import passes bigLoad records,
+	// from the parse: the watcher moves the load to its lane for big ones.
+	big func()
 }
 
 func (l Limits) maxRecords() int {

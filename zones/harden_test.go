@@ -629,3 +629,35 @@ func TestBinaryImportFailsFast(t *testing.T) {
 	t.Logf("300 MB of NULs: %d MB allocated", (after.TotalAlloc-before.TotalAlloc)>>20)
 	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(128<<20))
 }
+
+// TestRecordBombsDoNotHoldEverySlot: as many zones as there are load slots,
+// each a few lines of $GENERATE that fill zone_max_records, are loading
+// while another zone is edited: the edit loads at once, as the bombs move
+// to the lane of big loads. Before, they held every slot until refused.
+func TestRecordBombsDoNotHoldEverySlot(t *testing.T) {
+	dir := t.TempDir()
+	writeZone(t, dir, "small.example.yaml", zoneWithA("192.0.2.1"))
+	var set atomic.Pointer[Set]
+	log, _ := newLog()
+	w := NewWatcher(dir, &set, nil, log)
+	w.Poll, w.Debounce, w.Workers = time.Hour, 20*time.Millisecond, 2
+	w.Limits.MaxRecords = 1_500_000
+	require.NoError(t, w.Scan(true))
+	runWatcher(t, w, nil)
+
+	var gen strings.Builder
+	for i := range 30 {
+		fmt.Fprintf(&gen, "$GENERATE 0-65535 g%d-$ A 192.0.2.1\n", i)
+	}
+	for i := range 2 {
+		writeZone(t, dir, fmt.Sprintf("bomb%d.zone", i), gen.String())
+		writeZone(t, dir, fmt.Sprintf("bomb%d.example.yaml", i), fmt.Sprintf("import: bomb%d.zone\n", i)+headNS)
+	}
+	time.Sleep(300 * time.Millisecond) // both bombs loading
+	start := time.Now()
+	writeZone(t, dir, "small.example.yaml", zoneWithA("192.0.2.2"))
+	require.Eventually(t, func() bool { return answerA(&set, "small.example.") == "192.0.2.2" }, 30*time.Second, 10*time.Millisecond)
+	took := time.Since(start)
+	t.Logf("the edit loaded after %v, beside two loads of 1.5M records", took.Round(time.Millisecond))
+	require.Less(t, took, 2*time.Second)
+}

@@ -551,6 +551,9 @@ func (c *compiler) importFile(add func([]placed)) {
 			if records++; records > maxRecords {
 				break // the parser is left as it is: nothing more is read
 			}
+			if records == bigLoad && c.limits.big != nil {
+				c.limits.big()
+			}
 			batch = append(batch, placed{rr, nil})
 			if len(batch) == batchSize {
 				batches <- batch

@@ -21,9 +21,10 @@ import (
 
 // Watcher keeps a zone set in step with a directory of <zone>.yaml files.
 //
-// Each zone loads on its own goroutine (at most Workers at once) and is
-// swapped in as soon as it compiles, so a big zone never holds up an edit of
-// a small one. A file that fails to load is logged, counted and not served,
+// Each zone loads on its own goroutine (at most Workers at once; a load
+// past bigLoad records moves to a lane of Workers/2 of its own: moveBig)
+// and is swapped in as soon as it compiles, so a big zone never holds up an
+// edit of a small one. A file that fails to load is logged, counted and not served,
 // while the version loaded before it keeps serving. A file is loaded only
 // once it is complete: one renamed into place after Debounce, one written in
 // place only after it stayed unchanged for Settle. A zone whose file
@@ -54,7 +55,8 @@ type Watcher struct {
 	// OpenWait is how long a file still open for writing (Linux) must be
 	// quiet before it loads all the same. Default 1m.
 	OpenWait time.Duration
-	// Workers is how many zones load at once. Default 4.
+	// Workers is how many zones load at once (and half as many more past
+	// bigLoad records). Default 4.
 	Workers int
 	// MissingGrace, if positive, removes a zone whose file has been gone
 	// this long (checked every Poll). Default 0: it serves until SIGHUP.
@@ -73,6 +75,7 @@ type Watcher struct {
 	running atomic.Bool   // Run is serving the pending queue
 	closes  bool          // Run sees writers close files (writeWatcher)
 	sem     chan struct{} // a slot per running load
+	bigSem  chan struct{} // a slot per running load past bigLoad records: moveBig
 	wake    chan struct{} // pending changed off the Run goroutine
 	mu      sync.Mutex    // guards the fields below and publishing
 	zones   map[string]*zoneState
@@ -136,6 +139,7 @@ func (w *Watcher) init() {
 			n = 4
 		}
 		w.sem = make(chan struct{}, n)
+		w.bigSem = make(chan struct{}, max(n/2, 1))
 		w.wake = make(chan struct{}, 1)
 	})
 }
@@ -316,9 +320,14 @@ func (w *Watcher) startLocked(origin, path string, force, settle bool, want fing
 		}
 		for {
 			w.sem <- struct{}{}
-			res := w.loadOne(origin, path, force, want)
+			var big atomic.Bool
+			res := w.loadOne(origin, path, force, want, func() { w.moveBig(); big.Store(true) })
 			want = fingerprint{}
-			<-w.sem
+			if big.Load() {
+				<-w.bigSem
+			} else {
+				<-w.sem
+			}
 			w.mu.Lock()
 			if err := w.finishLocked(res); err != nil && report != nil {
 				report(err)
@@ -359,7 +368,18 @@ type loadResult struct {
 	changed      bool // a file changed while it was read: result dropped
 }
 
-func (w *Watcher) loadOne(origin, path string, force bool, want fingerprint) (res loadResult) {
+// moveBig moves a load that has passed bigLoad records from its slot to
+// one of the fewer slots of big loads, waiting for one: a few zones that
+// load millions of records (big ones, or a few lines of $GENERATE made to
+// fill zone_max_records) then never hold every slot, and an edit of any
+// other zone loads at once. (An attack run: four such zones held the four
+// slots for 16 s, and the big loads' memory together grew to 3.3 GB.)
+func (w *Watcher) moveBig() {
+	<-w.sem
+	w.bigSem <- struct{}{}
+}
+
+func (w *Watcher) loadOne(origin, path string, force bool, want fingerprint, big func()) (res loadResult) {
 	res = loadResult{origin: origin, path: path, force: force}
 	w.mu.Lock()
 	var last fingerprint
@@ -380,7 +400,7 @@ func (w *Watcher) loadOne(origin, path string, force bool, want fingerprint) (re
 		}
 	}()
 	l := w.Limits
-	l.serials = w.Serials
+	l.serials, l.big = w.Serials, big
 	z, err := l.Load(path, w.set.Load().Zone(origin))
 	if err != nil {
 		if _, lerr := os.Lstat(path); errors.Is(lerr, fs.ErrNotExist) {
