@@ -202,29 +202,52 @@ func (c *Cluster) Stale() time.Duration {
 // touch records an answer from etcd.
 func (c *Cluster) touch() { c.contact.Store(time.Now().UnixNano()) }
 
-// observe records the revision of an answer from etcd to a read, a write
-// or a lease grant, and returns the epoch it belongs to and a channel
-// closed when that epoch ends. etcd's revision never goes back, unless
-// its data was lost (a member rebuilt empty, a restore from an older
-// snapshot) or another cluster took its address: the revisions the node
-// has seen then mean nothing there, and a watch resumed from one waits,
-// silent, for the new cluster to reach it. So a revision below the
-// highest seen starts a new epoch, in which every Mirror reads everything
-// again. (Watch and keep-alive answers are not observed: a member may
-// send those from behind the others; these answers come after raft has
-// applied everything before them.)
-func (c *Cluster) observe(rev int64) (int64, <-chan struct{}) {
+// A floor is what the node had seen of etcd's history when it sent a
+// request: the epoch and the highest revision.
+type floor struct{ epoch, rev int64 }
+
+// floor returns the node's floor now, for a request about to be sent.
+func (c *Cluster) floor() floor {
 	c.revMu.Lock()
 	defer c.revMu.Unlock()
-	if rev < c.seen {
+	return floor{c.epoch, c.seen}
+}
+
+// saw raises the highest revision seen (from any answer: a watch's too).
+func (c *Cluster) saw(rev int64) {
+	c.revMu.Lock()
+	c.seen = max(c.seen, rev)
+	c.revMu.Unlock()
+}
+
+// observe records the revision of an answer to a read, a write or a lease
+// grant sent at floor f, and returns the epoch it belongs to and a channel
+// closed when that epoch ends. etcd's revision never goes back, unless its
+// data was lost (a member rebuilt empty, a restore from an older snapshot)
+// or another cluster took its address: the revisions the node has seen
+// then mean nothing there, and a watch resumed from one waits, silent, for
+// the new history to reach it. An answer that raft applied after
+// everything committed before it was sent (these are) cannot have a
+// revision below one the node saw before sending it, from whatever
+// answer, watches included (a member's watch is never ahead of the
+// commit). One that does starts a new epoch, in which every Mirror reads
+// everything again. (Answers to requests sent at once arrive in any
+// order, so each is held to its own floor, not to the others'.)
+func (c *Cluster) observe(f floor, rev int64) (int64, <-chan struct{}) {
+	c.revMu.Lock()
+	defer c.revMu.Unlock()
+	switch {
+	case f.epoch == c.epoch && rev < f.rev:
 		c.log.Warn("cluster: etcd went back in time (its data was lost or replaced); reading the shared state again",
-			"revision", rev, "seen", c.seen)
+			"revision", rev, "seen", f.rev)
 		c.metrics.rewinds.Inc()
 		c.epoch++
 		close(c.rewound)
 		c.rewound = make(chan struct{})
+		c.seen = rev // where the new history starts
+	case f.epoch == c.epoch:
+		c.seen = max(c.seen, rev)
 	}
-	c.seen = rev // the highest, or where the new history starts
 	return c.epoch, c.rewound
 }
 
@@ -314,6 +337,7 @@ func (c *Cluster) keepLease(ctx context.Context) {
 	var failing, warned time.Time // since when grants fail; the last warning
 	for ctx.Err() == nil {
 		gctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+		f := c.floor()
 		g, err := c.cli.Grant(gctx, int64(c.opts.TTL/time.Second))
 		cancel()
 		if err != nil {
@@ -340,7 +364,7 @@ func (c *Cluster) keepLease(ctx context.Context) {
 		failing, warned = time.Time{}, time.Time{}
 		backoff = 100 * time.Millisecond
 		c.touch()
-		c.observe(g.Revision)
+		c.observe(f, g.Revision)
 		c.session(ctx, g.ID)
 	}
 }

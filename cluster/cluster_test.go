@@ -168,3 +168,27 @@ func TestNoEtcdIsLogged(t *testing.T) {
 	require.Eventually(t, func() bool { return len(warnings()) == 2 }, 3*time.Second, 10*time.Millisecond, buf.String())
 	t.Logf("log:\n%s", buf.String())
 }
+
+// TestRewindNeedsAnAnswerBelowItsFloor: answers to requests sent at once
+// arrive in any order; a lower revision than another answer's is no
+// rewind unless it is below what the node had seen when it sent that
+// request. Before, a clean start counted two rewinds (revision 5 after 6).
+func TestRewindNeedsAnAnswerBelowItsFloor(t *testing.T) {
+	c, err := New(Options{Config: Config{Etcd: []string{"http://127.0.0.1:9"}, Node: "ns1"}, Log: quiet})
+	require.NoError(t, err)
+	defer c.Close()
+	f1, f2 := c.floor(), c.floor()
+	c.observe(f2, 6)
+	epoch, _ := c.observe(f1, 5)
+	require.Zero(t, epoch, "sent before 6 was seen: no rewind")
+	c.saw(40) // a watch's answer
+	epoch, rewound := c.observe(c.floor(), 12)
+	require.Equal(t, int64(1), epoch, "below what the watch showed: a rewind")
+	select {
+	case <-rewound:
+		t.Fatal("the new epoch's channel is open")
+	default:
+	}
+	epoch, _ = c.observe(c.floor(), 13)
+	require.Equal(t, int64(1), epoch, "the new history goes on")
+}

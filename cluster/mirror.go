@@ -41,6 +41,7 @@ func (c *Cluster) Mirror(ctx context.Context, path string, f func(Update)) {
 	for ctx.Err() == nil {
 		if rev == 0 {
 			gctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+			fl := c.floor()
 			r, err := c.cli.Get(gctx, prefix, clientv3.WithPrefix())
 			cancel()
 			if err != nil {
@@ -48,7 +49,7 @@ func (c *Cluster) Mirror(ctx context.Context, path string, f func(Update)) {
 				continue
 			}
 			c.touch()
-			epoch, rewound = c.observe(r.Header.Revision)
+			epoch, rewound = c.observe(fl, r.Header.Revision)
 			u := Update{Revision: r.Header.Revision, Epoch: epoch, Reset: true, Puts: make(map[string][]byte, len(r.Kvs)), Mods: make(map[string]int64, len(r.Kvs))}
 			for _, kv := range r.Kvs {
 				k := strings.TrimPrefix(string(kv.Key), prefix)
@@ -84,6 +85,7 @@ func (c *Cluster) Mirror(ctx context.Context, path string, f func(Update)) {
 				break
 			}
 			c.touch()
+			c.saw(wr.Header.Revision)
 			backoff = 100 * time.Millisecond
 			if len(wr.Events) == 0 {
 				continue // progress

@@ -88,6 +88,7 @@ func (s *OperatorStore) Apply(c opstate.Change) (*opstate.State, error) {
 			return nil, fmt.Errorf("%w: etcd did not answer (%v); the change is not made", opstate.ErrNotSaved, err)
 		}
 		actx, acancel := context.WithTimeout(ctx, s.c.opts.Timeout)
+		f := s.c.floor()
 		r, err := s.c.cli.Get(actx, key)
 		if err != nil {
 			acancel()
@@ -96,7 +97,7 @@ func (s *OperatorStore) Apply(c opstate.Change) (*opstate.State, error) {
 			sleep(ctx, 50*time.Millisecond)
 			continue
 		}
-		s.c.observe(r.Header.Revision)
+		s.c.observe(f, r.Header.Revision)
 		cur, cmp := s.local.Load(), clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
 		if len(r.Kvs) > 0 {
 			if cur, err = opstate.Unmarshal(r.Kvs[0].Value, 0); err != nil {
@@ -110,6 +111,7 @@ func (s *OperatorStore) Apply(c opstate.Change) (*opstate.State, error) {
 			acancel()
 			return nil, err
 		}
+		f = s.c.floor()
 		t, err := s.c.cli.Txn(actx).If(cmp).Then(clientv3.OpPut(key, string(b))).Commit()
 		acancel()
 		if err != nil {
@@ -117,7 +119,7 @@ func (s *OperatorStore) Apply(c opstate.Change) (*opstate.State, error) {
 			continue
 		}
 		s.c.touch()
-		epoch, _ = s.c.observe(t.Header.Revision)
+		epoch, _ = s.c.observe(f, t.Header.Revision)
 		if t.Succeeded {
 			rev = t.Header.Revision
 			break
