@@ -445,8 +445,12 @@ func (w *Watcher) finishLocked(res loadResult) error {
 	case res.err != nil:
 		st.seen = res.pre
 		w.metrics.failed(o)
+		msg := "zone not loaded; previous version keeps serving"
+		if w.set.Load().Zone(o) == nil {
+			msg = "zone not loaded; not served until its file loads" // there is no previous version
+		}
 		for _, e := range Errors(res.err) {
-			w.log.Error("zone not loaded; previous version keeps serving", "zone", o, "error", e.Error())
+			w.log.Error(msg, "zone", o, "error", e.Error())
 		}
 		return res.err
 	}

@@ -139,10 +139,14 @@ func TestWatcherFirstLoadFails(t *testing.T) {
 	writeZone(t, dir, "ok.example.yaml", zoneWithA("192.0.2.1"))
 	writeZone(t, dir, "bad.example.yaml", "soa: [\n")
 	var set atomic.Pointer[Set]
-	w := NewWatcher(dir, &set, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	log, logged := newLog()
+	w := NewWatcher(dir, &set, nil, log)
 	err := w.Scan(true)
 	require.ErrorContains(t, err, "bad.example.yaml:")
 	require.NotNil(t, set.Load().Zone("ok.example."), "good zones serve while a bad one is rejected")
+	// There is no previous version to keep serving: the log says so (it
+	// said a previous version kept serving).
+	require.Contains(t, logged.String(), `msg="zone not loaded; not served until its file loads" zone=bad.example.`)
 	require.Nil(t, set.Load().Zone("bad.example."))
 }
 
