@@ -46,6 +46,8 @@ func (c *compiler) link() {
 				if t := z.nodes[target]; t != nil {
 					s.all = append(s.all, t.get(dns.TypeA)...)
 					s.all = append(s.all, t.get(dns.TypeAAAA)...)
+				} else {
+					s.all = append(s.all, z.wildAddrs(target)...)
 				}
 			}
 			if end := int(s.n) + maxExtra; len(s.all) > end {
@@ -53,6 +55,38 @@ func (c *compiler) link() {
 			}
 		}
 	}
+}
+
+// wildAddrs returns the addresses a wildcard gives name, which does not
+// exist (RFC 4592: the closest encloser's wildcard), owned by name: glue
+// and additional data for a target that exists only through a wildcard,
+// as NSD and Knot give. None where the encloser is a cut or a DNAME, which
+// no wildcard answers below.
+func (z *Zone) wildAddrs(name string) []dns.RR {
+	for p := name; p != z.Origin; {
+		off, end := dns.NextLabel(p, 0)
+		if end {
+			return nil
+		}
+		p = p[off:]
+		enc := z.nodes[p]
+		if enc == nil {
+			continue
+		}
+		if enc.cut || enc.dname || enc.wild == nil {
+			return nil
+		}
+		var out []dns.RR
+		for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
+			for _, rr := range enc.wild.get(t) {
+				rr = dns.Copy(rr)
+				rr.Header().Name = name
+				out = append(out, rr)
+			}
+		}
+		return out
+	}
+	return nil
 }
 
 // finishNodes dedupes and orders each node's sets once all are added.

@@ -381,3 +381,23 @@ func TestAnswerAppendKeepsExtra(t *testing.T) {
 	_ = append(a.Answer, &dns.A{Hdr: dns.RR_Header{Name: "x.example.com.", Rrtype: dns.TypeA, Class: dns.ClassINET}})
 	require.Equal(t, want, z.Lookup("example.com.", dns.TypeMX, false, nil).Extra[0].String())
 }
+
+// TestGlueFromWildcard: a delegation whose NS target exists only through
+// a wildcard gets that wildcard's address as glue, owned by the target,
+// as from NSD and Knot; none from a wildcard beyond a cut. Before, the
+// referral had no glue (the load check counted the wildcard's address).
+func TestGlueFromWildcard(t *testing.T) {
+	src := "soa: {ns: ns1.d.example., mbox: h.d.example.}\nrecords:\n  \"@\": {NS: [ns1.d.example.]}\n  ns1: {A: [192.0.2.1]}\n" +
+		"  \"*.wh\": {A: [192.0.2.44]}\n  wg: {NS: [ns.x.wh.d.example.]}\n" +
+		"  cut: {NS: [ns1.d.example.]}\n  \"*.cut\": {A: [192.0.2.9]}\n  wc: {NS: [ns.y.cut.d.example.]}\n"
+	z, err := Compile("d.example.yaml", []byte(src), "d.example.", time.Now(), nil)
+	require.NoError(t, err)
+	a := z.Lookup("host.wg.d.example.", dns.TypeA, false, nil)
+	require.Equal(t, Delegation, a.Result)
+	require.Len(t, a.Extra, 1)
+	require.Equal(t, "ns.x.wh.d.example.", a.Extra[0].Header().Name)
+	require.Equal(t, "192.0.2.44", a.Extra[0].(*dns.A).A.String())
+	a = z.Lookup("host.wc.d.example.", dns.TypeA, false, nil)
+	require.Equal(t, Delegation, a.Result)
+	require.Empty(t, a.Extra, "no wildcard answers below a cut")
+}
