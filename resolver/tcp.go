@@ -86,16 +86,19 @@ type tcpConn struct {
 	idle   atomic.Int64
 	i      int          // index in conns, under mu
 	client netip.Prefix // its client's network: clientNet
+	born   int64        // its idle stamp when accepted: still that, it has asked nothing yet
 }
 
 // A client's share: once half the slots are taken, a client network with
-// an eighth of them answering gets no more. A slot answering is never
-// taken back (an idle one is: evictLocked), so one client pipelining
-// queries it never reads could otherwise hold every slot, a write timeout
-// at a time, from one address (an attack run: 60 connections against 50
-// slots answered 7 of 111 others' queries). Clients are told apart by
-// network, as RRL does: /32, and /64 for IPv6. Called under mu; it scans
-// the connections only for a client with that many.
+// an eighth of them answering, or not yet asked anything, gets no more. A
+// slot answering is never taken back (an idle one is: evictLocked), so one
+// client pipelining queries it never reads could otherwise hold every
+// slot, a write timeout at a time, from one address (an attack run: 60
+// connections against 50 slots answered 7 of 111 others' queries). New
+// connections count too: a burst of them is accepted before any has read
+// its first query. Clients are told apart by network, as RRL does: /32,
+// and /64 for IPv6. Called under mu; it scans the connections only for a
+// client with that many.
 func (s *tcpServer) fullFor(client netip.Prefix) bool {
 	share := max(s.max/8, 1)
 	if int(s.live.Load()) < s.max/2 || s.clients[client] < share {
@@ -103,7 +106,7 @@ func (s *tcpServer) fullFor(client netip.Prefix) bool {
 	}
 	answering := 0
 	for _, c := range s.conns {
-		if c.client == client && c.idle.Load() == 0 {
+		if v := c.idle.Load(); c.client == client && (v == 0 || v == c.born) {
 			answering++
 		}
 	}
@@ -152,8 +155,8 @@ func (s *tcpServer) serve() error {
 		}
 		backoff = 0
 		now := time.Now()
-		c := &tcpConn{fd: -1}
-		c.idle.Store(s.stamp(now))
+		c := &tcpConn{fd: -1, born: s.stamp(now)}
+		c.idle.Store(c.born)
 		k := &tcpConnLoop{s: s, c: c, remote: addrOf(nc.RemoteAddr()), idle: c.idle.Load(),
 			buf: make([]byte, 4096), out: make([]byte, 0, 4096)}
 		loop := s.loops.pick()
