@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -378,11 +380,12 @@ func (h *Handler) answerCHAOS(o *outcome, qtype uint16) {
 }
 
 // truncate fits m into size bytes. Additional data is dropped first, as it
-// is optional, except a referral's glue: without it a referral is useless,
-// so a referral that does not fit whole is sent empty with TC (RFC 9471).
-// An answer or authority section that does not fit is sent empty with TC so
-// the client retries over TCP rather than caching a partial RRset. It
-// reports whether anything was dropped.
+// is optional: whole RRsets from the end, keeping as many as fit (RFC 2181
+// 9: no TC for it), except a referral's glue: without it a referral is
+// useless, so a referral that does not fit whole is sent empty with TC (RFC
+// 9471). An answer or authority section that does not fit is sent empty
+// with TC so the client retries over TCP rather than caching a partial
+// RRset. It reports whether anything was dropped.
 func truncate(m *dns.Msg, size int) (trimmed bool) {
 	// The uncompressed length is a cheap upper bound (no compression map):
 	// when it fits, the compressed message fits too.
@@ -399,14 +402,47 @@ func truncate(m *dns.Msg, size int) (trimmed bool) {
 		}
 	}
 	if m.Authoritative || len(m.Answer) > 0 {
+		extra := m.Extra
 		m.Extra = opt
 		if m.Len() <= size {
+			m.Extra = keepExtra(m, extra, opt, size)
 			return true
 		}
 	}
 	m.Truncated = true
 	m.Answer, m.Ns, m.Extra = nil, nil, opt
 	return true
+}
+
+// keepExtra returns the longest run of extra's RRsets, from the first,
+// that m fits in size with (and opt, the OPT record, last); m fits with
+// opt alone. A binary search over the RRsets' ends: a packing per step.
+func keepExtra(m *dns.Msg, extra, opt []dns.RR, size int) []dns.RR {
+	var ends []int // where each RRset of extra ends, OPT left out
+	var rrs []dns.RR
+	for i, rr := range extra {
+		if rr.Header().Rrtype == dns.TypeOPT {
+			continue
+		}
+		rrs = append(rrs, rr)
+		if i+1 == len(extra) || extra[i+1].Header().Rrtype != rr.Header().Rrtype || !strings.EqualFold(extra[i+1].Header().Name, rr.Header().Name) {
+			ends = append(ends, len(rrs))
+		}
+	}
+	with := func(k int) []dns.RR { return append(slices.Clip(rrs[:k]), opt...) }
+	lo, hi := 0, len(ends) // ends[:lo] fit; ends[:hi+1] do not
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		if m.Extra = with(ends[mid-1]); m.Len() <= size {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	if lo == 0 {
+		return opt
+	}
+	return with(ends[lo-1])
 }
 
 func addrRR(hdr dns.RR_Header, a netip.Addr) dns.RR {

@@ -410,3 +410,50 @@ func TestClassANYAnswersIN(t *testing.T) {
 		require.Equal(t, uint16(dns.ClassINET), r.Answer[0].Header().Class)
 	}
 }
+
+// TestAdditionalKeptAsFarAsItFits: an answer whose additional data does
+// not all fit keeps the address RRsets that do, whole, without TC (RFC
+// 2181 9), as NSD and Knot send. Before, every additional record went.
+func TestAdditionalKeptAsFarAsItFits(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("soa: {ns: ns1.m.example., mbox: h.m.example.}\nrecords:\n  \"@\": {NS: [ns1.m.example.], MX: [")
+	for i := range 12 {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "'10 mail-server-number-%02d.m.example.'", i)
+	}
+	b.WriteString("]}\n  ns1: {A: [192.0.2.1]}\n")
+	for i := range 12 {
+		fmt.Fprintf(&b, "  mail-server-number-%02d: {A: [192.0.2.%d], AAAA: ['2001:db8::%d']}\n", i, 10+i, 10+i)
+	}
+	z, err := zones.Compile("m.example.yaml", []byte(b.String()), "m.example.", time.Unix(1700000000, 0), nil)
+	require.NoError(t, err)
+	var set atomic.Pointer[zones.Set]
+	set.Store(zones.NewSet(z))
+	h := NewHandler(&set, &route.Router{}, Config{}, nil)
+	q := new(dns.Msg).SetQuestion("m.example.", dns.TypeMX)
+	q.SetEdns0(1232, false)
+	for _, size := range []uint16{700, 1232} {
+		q.IsEdns0().SetUDPSize(size)
+		wire, err := q.Pack()
+		require.NoError(t, err)
+		r := new(dns.Msg)
+		out := h.ServeWire(wire, testClient, false, nil)
+		require.NoError(t, r.Unpack(out))
+		require.LessOrEqual(t, len(out), int(size))
+		require.False(t, r.Truncated, "size %d", size)
+		require.Len(t, r.Answer, 12)
+		addrs := len(r.Extra) - 1 // the OPT
+		t.Logf("buffer %d: %d of 24 addresses in %d bytes", size, addrs, len(out))
+		if size == 1232 {
+			require.Equal(t, 24, addrs)
+			continue
+		}
+		require.Greater(t, addrs, 0, "as many as fit")
+		require.Less(t, addrs, 24)
+		for i := 0; i+1 < len(r.Extra)-1; i += 2 { // whole RRsets: A then AAAA per name
+			require.Equal(t, r.Extra[i].Header().Name, r.Extra[i+1].Header().Name)
+		}
+	}
+}
