@@ -2,7 +2,9 @@ package cluster
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -62,10 +64,11 @@ type Cluster struct {
 	contact     atomic.Int64 // unix nanoseconds of the last answer from etcd
 	disconnects atomic.Int64 // unix nanoseconds the node last lost contact; 0: connected
 
-	revMu   sync.Mutex
-	seen    int64         // the highest revision etcd answered a read, write or grant with
-	epoch   int64         // how many times etcd was seen to go back in time
-	rewound chan struct{} // closed at the next time it does
+	revMu      sync.Mutex
+	generation string        // P/generation as last read: checkGeneration
+	seen       int64         // the highest revision etcd answered a read, write or grant with
+	epoch      int64         // how many times etcd was seen to go back in time
+	rewound    chan struct{} // closed at the next time it does
 
 	mu        sync.Mutex
 	leaseDone chan struct{} // closed when the current lease is lost
@@ -238,17 +241,55 @@ func (c *Cluster) observe(f floor, rev int64) (int64, <-chan struct{}) {
 	defer c.revMu.Unlock()
 	switch {
 	case f.epoch == c.epoch && rev < f.rev:
-		c.log.Warn("cluster: etcd went back in time (its data was lost or replaced); reading the shared state again",
-			"revision", rev, "seen", f.rev)
-		c.metrics.rewinds.Inc()
-		c.epoch++
-		close(c.rewound)
-		c.rewound = make(chan struct{})
-		c.seen = rev // where the new history starts
+		c.rewindLocked(rev, "revision", rev, "seen", f.rev)
 	case f.epoch == c.epoch:
 		c.seen = max(c.seen, rev)
 	}
 	return c.epoch, c.rewound
+}
+
+// rewindLocked starts a new epoch at revision rev: every Mirror reads
+// everything again. Under revMu.
+func (c *Cluster) rewindLocked(rev int64, why ...any) {
+	c.log.Warn("cluster: etcd went back in time (its data was lost or replaced); reading the shared state again", why...)
+	c.metrics.rewinds.Inc()
+	c.epoch++
+	close(c.rewound)
+	c.rewound = make(chan struct{})
+	c.seen = rev // where the new history starts
+}
+
+const generationKey = "generation"
+
+// checkGeneration reads P/generation, a random value the first node to
+// find it missing puts there, and starts a new epoch when it is not the
+// value the node saw before: etcd's data was lost and rebuilt, even when
+// the new history's revisions already passed all the node saw (revisions
+// alone cannot tell then). Called with each new lease, which a data loss
+// always takes (the lease is gone with it).
+func (c *Cluster) checkGeneration(ctx context.Context) {
+	key := c.Key(generationKey)
+	gctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
+	b := make([]byte, 16)
+	rand.Read(b)
+	t, err := c.cli.Txn(gctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, hex.EncodeToString(b))).Else(clientv3.OpGet(key)).Commit()
+	if err != nil {
+		return // checked again with the next lease
+	}
+	gen := hex.EncodeToString(b)
+	if !t.Succeeded {
+		if kvs := t.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+			gen = string(kvs[0].Value)
+		}
+	}
+	c.revMu.Lock()
+	defer c.revMu.Unlock()
+	if c.generation != "" && gen != c.generation {
+		c.rewindLocked(t.Header.Revision, "generation", gen, "was", c.generation)
+	}
+	c.generation = gen
 }
 
 // Nodes returns the live nodes, by name.
@@ -365,6 +406,7 @@ func (c *Cluster) keepLease(ctx context.Context) {
 		backoff = 100 * time.Millisecond
 		c.touch()
 		c.observe(f, g.Revision)
+		c.checkGeneration(ctx)
 		c.session(ctx, g.ID)
 	}
 }

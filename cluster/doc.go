@@ -21,6 +21,10 @@
 //	                          "left" (it stopped); under a lease of its own
 //	                          of 24 h, never kept alive; deleted when the
 //	                          node is back
+//	P/generation              a random value, put by the first node to find
+//	                          it missing: a different one after a node
+//	                          reconnects means etcd's data was rebuilt
+//	                          (Cluster.checkGeneration)
 //	P/operator                the operator state (drains, forces, dials) as
 //	                          the state file's JSON; changed only by a
 //	                          transaction on its mod revision

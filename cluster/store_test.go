@@ -260,3 +260,30 @@ func TestSerialsKeptForAnOutage(t *testing.T) {
 	other, _ := s2.Serial("example.com.", b, 6666, got, true)
 	require.Equal(t, uint32(6666), other, "new content: numbered alone")
 }
+
+// TestGenerationShowsAReplacedHistory: etcd rebuilt and written past every
+// revision a node saw before it reconnects shows no revision going back;
+// the generation key, gone with the old data, shows it. Before, such a node
+// kept watching the new history from its old revision: no full read, and
+// a key written below that revision was never seen.
+func TestGenerationShowsAReplacedHistory(t *testing.T) {
+	ec := etcdtest.Start(t, etcdtest.Options{Members: 1})
+	c, _ := startNode(t, testConfig(ec, "ns1", "eu"))
+	require.Eventually(t, c.Connected, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { c.revMu.Lock(); defer c.revMu.Unlock(); return c.generation != "" }, 5*time.Second, 10*time.Millisecond)
+	require.Zero(t, c.floor().epoch)
+
+	// The old data gone, and a new history far past the node's revisions.
+	admin := ec.Client()
+	ctx := context.Background()
+	_, err := admin.Delete(ctx, "/test/", clientv3.WithPrefix())
+	require.NoError(t, err)
+	for i := range 200 {
+		_, err := admin.Put(ctx, fmt.Sprintf("/other/%d", i), "x")
+		require.NoError(t, err)
+	}
+	lease, _ := c.Lease()
+	_, err = admin.Revoke(ctx, lease) // gone with the data, as in a rebuild
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return c.floor().epoch == 1 }, 10*time.Second, 10*time.Millisecond)
+}
