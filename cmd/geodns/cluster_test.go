@@ -690,4 +690,9 @@ func TestClusterStatusAPIEnv(t *testing.T) {
 	code, _, errOut = runWithEnv(t, env, "cluster", "status", "--api", "http://"+dead)
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, dead, "--api wins over $GEODNS_API")
+
+	// geodns drill too (it asked 127.0.0.1:8053 whatever $GEODNS_API said).
+	code, _, errOut = runWithEnv(t, []string{"GEODNS_API=http://" + dead}, "drill", "--site", "east")
+	require.Equal(t, 1, code, errOut)
+	require.Contains(t, errOut, dead, "drill asks $GEODNS_API")
 }

@@ -38,7 +38,7 @@ var sampleClients = []string{
 func drill(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("drill", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	apiURL := fs.String("api", "http://127.0.0.1:8053", "the geodns admin API")
+	apiURL := fs.String("api", defaultAPI(), "the geodns admin API; $GEODNS_API when not given")
 	site := fs.String("site", "", "the site to drain")
 	clients := fs.String("clients", "", "client networks near the site, comma separated (default: sample networks the site answers)")
 	name := fs.String("name", "", "the name to query (default: the first name of a service at the site)")
