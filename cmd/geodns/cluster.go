@@ -96,9 +96,11 @@ func clusterCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	if *asJSON {
 		stdout.Write(raw)
-		return 0
+	} else {
+		printCluster(stdout, v)
 	}
-	printCluster(stdout, v)
+	// The same codes with --json: a script reading the JSON can alert on
+	// them as well.
 	switch {
 	case !v.Connected:
 		return 4 // before drift: a stale view may hide drift or show drift that is gone

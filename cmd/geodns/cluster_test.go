@@ -668,6 +668,9 @@ func TestClusterWrongEtcdAddress(t *testing.T) {
 	require.Contains(t, out, "ns1 is NOT connected to etcd")
 	require.NotContains(t, out, "no drift: every live node")
 	t.Logf("geodns cluster status:\n%s", out)
+	code, out, errOut = runGeodns(t, "cluster", "status", "--json", "--api", "http://"+httpAddr)
+	require.Equal(t, 4, code, "--json: the same exit code (it was 0)\n%s%s", out, errOut)
+	require.Contains(t, out, `"connected": false`)
 }
 
 // TestClusterStatusAPIEnv: `geodns cluster status` finds the node's API
