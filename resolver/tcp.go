@@ -100,7 +100,9 @@ type tcpConn struct {
 // and /64 for IPv6. Called under mu; it scans the connections only for a
 // client with that many.
 func (s *tcpServer) fullFor(client netip.Prefix) bool {
-	share := max(s.max/8, 1)
+	// At least 4: with a handful of slots (tests, a lab) one client's
+	// connection caught between its answer and its next wait would do.
+	share := max(s.max/8, 4)
 	if int(s.live.Load()) < s.max/2 || s.clients[client] < share {
 		return false
 	}
