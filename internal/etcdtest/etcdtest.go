@@ -116,14 +116,32 @@ func Start(t testing.TB, opts Options) *Cluster {
 // freePort returns a port that was free a moment ago.
 func freePort(t testing.TB) int { return freePortOn(t, "127.0.0.1") }
 
+// portsTaken are the ports freePortOn has handed out in this process.
+var (
+	portsMu    sync.Mutex
+	portsTaken = map[int]bool{}
+)
+
 // freePortOn picks a free port below Linux's ephemeral range (32768 and
 // up): a member restarted on its port after a kill must find it still
 // free, and ports in the ephemeral range are handed to other tests'
 // ":0" listeners and to outgoing connections meanwhile (a restart failed
 // with "address already in use" in a full run).
+//
+// A port is handed out once per process: a member's peer port is only
+// bound when it starts, so two picks for one cluster could otherwise be
+// the same free port ("initial cluster ... has duplicate url", in a
+// fresh-clone run).
 func freePortOn(t testing.TB, host string) int {
 	for range 1000 {
 		port := 20000 + rand.IntN(12000)
+		portsMu.Lock()
+		taken := portsTaken[port]
+		portsTaken[port] = true
+		portsMu.Unlock()
+		if taken {
+			continue
+		}
 		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 		if err != nil {
 			continue

@@ -47,3 +47,15 @@ func TestClusterSurvivesOneMember(t *testing.T) {
 	_, err = anon.Get(short, "k")
 	require.Error(t, err, "a client without a certificate of the CA is refused")
 }
+
+// TestFreePortsDistinct: ports are handed out once per process. Before,
+// two members of one cluster could get the same peer port (it is bound
+// only when the member starts), and etcd refused "duplicate url".
+func TestFreePortsDistinct(t *testing.T) {
+	seen := map[int]bool{}
+	for range 500 {
+		p := freePort(t)
+		require.False(t, seen[p], "port %d handed out twice", p)
+		seen[p] = true
+	}
+}
