@@ -107,7 +107,7 @@ func (h *Handler) serve(q []byte, remote netip.Addr, tcp bool, out []byte, tap *
 	case parseDrop:
 		return nil
 	case parseError:
-		return formerrWire(q, out)
+		return FormErrWire(q, out)
 	}
 	fq.at = at
 	limit := fq.limit(tcp, h.cfg.MaxUDPSize)
@@ -569,9 +569,10 @@ func (h *Handler) deliver(p *packed, fq *query, remote netip.Addr, tcp bool, out
 	return resp
 }
 
-// formerrWire answers a message whose header can be read but nothing
-// after it: FORMERR, the header alone, like miekg/dns's server.
-func formerrWire(q, out []byte) []byte {
+// FormErrWire answers a message whose header can be read but nothing
+// after it: FORMERR, the header alone, like miekg/dns's server (and xfr's
+// answer to a TSIG it cannot read). q holds at least a header.
+func FormErrWire(q, out []byte) []byte {
 	resp := append(out[:0], q[:12]...)
 	resp[2] = 0x80 | q[2]&0x79 // QR, opcode, RD
 	resp[3] = dns.RcodeFormatError

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/geodns/geodns/resolver"
 	"github.com/miekg/dns"
 )
 
@@ -37,7 +38,7 @@ func (s *Server) ServeWireAt(q []byte, remote netip.Addr, tcp bool, out []byte, 
 	}
 	req := new(dns.Msg)
 	if err := req.Unpack(q); err != nil {
-		return formErr(q, out) // a TSIG that cannot be read: RFC 8945 5.2
+		return resolver.FormErrWire(q, out) // a TSIG that cannot be read: RFC 8945 5.2
 	}
 	if req.Response {
 		return s.inner(q, remote, tcp, out, now)
@@ -72,7 +73,7 @@ func (s *Server) Stream(q []byte, remote netip.Addr, send func([]byte) bool) (ok
 	}()
 	req := new(dns.Msg)
 	if err := req.Unpack(q); err != nil && hasTSIG(q) {
-		return send(formErr(q, nil))
+		return send(resolver.FormErrWire(q, nil))
 	} else if err != nil || req.Response || len(req.Question) != 1 {
 		return send(s.opts.Inner.ServeWire(q, remote, true, nil))
 	}
@@ -406,14 +407,6 @@ func qtype(q []byte) (uint16, bool) {
 		return 0, false
 	}
 	return binary.BigEndian.Uint16(q[off:]), true
-}
-
-// formErr is a FORMERR for q, whose header is read (hasTSIG checked
-// it): its ID, opcode and RD echoed, no sections (RFC 8945 5.2 asks it of
-// a TSIG that cannot be read; a question past it may not be either).
-func formErr(q, out []byte) []byte {
-	out = append(out[:0], q[0], q[1], 0x80|q[2]&0x79, dns.RcodeFormatError, 0, 0, 0, 0, 0, 0, 0, 0)
-	return out
 }
 
 // hasTSIG reports whether a query's last additional record is a TSIG. It
