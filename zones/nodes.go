@@ -63,30 +63,22 @@ func (c *compiler) link() {
 // as NSD and Knot give. None where the encloser is a cut or a DNAME, which
 // no wildcard answers below.
 func (z *Zone) wildAddrs(name string) []dns.RR {
-	for p := name; p != z.Origin; {
-		off, end := dns.NextLabel(p, 0)
-		if end {
-			return nil
-		}
-		p = p[off:]
-		enc := z.nodes[p]
-		if enc == nil {
-			continue
-		}
-		if enc.cut || enc.dname || enc.wild == nil {
-			return nil
-		}
-		var out []dns.RR
-		for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
-			for _, rr := range enc.wild.get(t) {
-				rr = dns.Copy(rr)
-				rr.Header().Name = name
-				out = append(out, rr)
-			}
-		}
-		return out
+	if !dns.IsSubDomain(z.Origin, name) {
+		return nil
 	}
-	return nil
+	n, stop, ce := z.find(name, dns.TypeA) // the lookup's own walk: its closest encloser, and cuts and DNAMEs
+	if n != nil || stop != nil || ce.wild == nil {
+		return nil
+	}
+	var out []dns.RR
+	for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
+		for _, rr := range ce.wild.get(t) {
+			rr = dns.Copy(rr)
+			rr.Header().Name = name
+			out = append(out, rr)
+		}
+	}
+	return out
 }
 
 // finishNodes dedupes and orders each node's sets once all are added.
