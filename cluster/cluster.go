@@ -57,6 +57,7 @@ type Cluster struct {
 	prefix  string
 	log     *slog.Logger
 	cli     *clientv3.Client
+	tls     *tls.Config // the client's, as New loaded it (nil: plain)
 	self    Node
 	metrics *metrics
 
@@ -121,7 +122,7 @@ func New(opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{opts: opts, cfg: opts.Config, prefix: opts.Config.prefix(), log: opts.Log.With("cluster_node", opts.Config.Node), cli: cli,
+	c := &Cluster{opts: opts, cfg: opts.Config, tls: tc, prefix: opts.Config.prefix(), log: opts.Log.With("cluster_node", opts.Config.Node), cli: cli,
 		nodes: map[string]Node{}, nodesCh: make(chan struct{}), leaseDone: make(chan struct{}), rewound: make(chan struct{}),
 		noLeaseWarnEvery: time.Minute}
 	c.self = Node{Name: opts.Config.Node, Region: opts.Config.Region, Version: opts.Version, Address: opts.Address, Started: time.Now().UTC()}
@@ -416,7 +417,7 @@ func (c *Cluster) keepLease(ctx context.Context) {
 // client's own error is only "context deadline exceeded" when no member
 // answers, which names neither a refused port nor a wrong certificate.
 func (c *Cluster) dialErrors(ctx context.Context) string {
-	tc, _ := c.cfg.tlsConfig() // New loaded it already
+	tc := c.tls
 	errs := make([]error, len(c.cfg.Etcd))
 	var wg sync.WaitGroup
 	for i, e := range c.cfg.Etcd {
