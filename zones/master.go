@@ -51,6 +51,7 @@ type includeFS struct {
 	opened []string
 	capped []*capReader
 	tokens []*tokenReader
+	breaks map[string]*breakReader // by the file's name in errors
 }
 
 func (f *includeFS) Open(name string) (fs.File, error) {
@@ -65,8 +66,10 @@ func (f *includeFS) Open(name string) (fs.File, error) {
 	tokens := &tokenReader{r: capped, file: f.display(path), line: 1, col: 1}
 	f.capped = append(f.capped, capped)
 	f.tokens = append(f.tokens, tokens)
+	breaks := newBreakReader(io.TeeReader(tokens, io.MultiWriter(f.sum, f.detect)))
+	f.breaks[tokens.file] = breaks // a file included twice: the later, which the parser reads last
 	f.mu.Unlock()
-	return &includedFile{File: file, r: io.TeeReader(tokens, io.MultiWriter(f.sum, f.detect))}, nil
+	return &includedFile{File: file, r: breaks}, nil
 }
 
 // includeErr is a refused $INCLUDE, worded without the parser's repetition.
@@ -535,10 +538,12 @@ func (c *compiler) importFile(add func([]placed)) {
 	left := c.limits.maxSize()
 	capped := &capReader{r: f, left: &left}
 	tokens := &tokenReader{r: capped, file: path, line: 1, col: 1}
-	zp := dns.NewZoneParser(io.TeeReader(tokens, io.MultiWriter(sum, detect)), s.origin, c.importPath)
+	breaks := newBreakReader(io.TeeReader(tokens, io.MultiWriter(sum, detect)))
+	zp := dns.NewZoneParser(breaks, s.origin, c.importPath)
 	zp.SetDefaultTTL(s.ttl)
 	// $INCLUDE: relative to the including file, confined as the import.
-	incs := &includeFS{limits: c.limits, left: &left, display: c.displayFile, dir: filepath.Dir(s.file), sum: sum, detect: detect}
+	incs := &includeFS{limits: c.limits, left: &left, display: c.displayFile, dir: filepath.Dir(s.file), sum: sum, detect: detect,
+		breaks: map[string]*breakReader{c.importDisplay: breaks}}
 	zp.SetIncludeAllowed(true)
 	zp.SetIncludeFS(incs)
 	const batchSize = 2048
@@ -599,7 +604,11 @@ func (c *compiler) importFile(add func([]placed)) {
 			if k := includeErrRE.FindStringSubmatch(msg); k != nil {
 				msg = "$INCLUDE " + k[1] + ": " + k[2] // the parser's wording says the path thrice
 			}
-			c.errs.add(c.displayFile(m[1]), line, col, "%s", msg)
+			file := c.displayFile(m[1])
+			if b := incs.breaks[file]; b != nil {
+				line = b.fileLine(line)
+			}
+			c.errs.add(file, line, col, "%s", msg)
 		} else {
 			c.errAt(s.importNode, "import %s: %v", s.importFile, err)
 		}

@@ -236,9 +236,12 @@ func conformanceNames(t *testing.T, refs map[string]string) []string {
 		strings.Repeat("c", 50) + ".long.dname.test.": true, // just fits
 	}
 	for origin, file := range refs {
-		f, err := os.Open(file)
+		data, err := os.ReadFile(file)
 		require.NoError(t, err)
-		zp := dns.NewZoneParser(f, origin, file)
+		// Every line break doubled: miekg/dns reads the line after an
+		// IPSECKEY record as part of it (zones/recordbreak.go). Only the
+		// names are wanted here, and empty lines do not change them.
+		zp := dns.NewZoneParser(strings.NewReader(strings.ReplaceAll(string(data), "\n", "\n\n")), origin, file)
 		for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
 			n := strings.ToLower(rr.Header().Name)
 			for p := n; dns.IsSubDomain(origin, p); {
@@ -260,7 +263,6 @@ func conformanceNames(t *testing.T, refs map[string]string) []string {
 				set["www.x."+n] = true
 			}
 		}
-		f.Close()
 		require.NoError(t, zp.Err(), file)
 	}
 	out := make([]string, 0, len(set))
