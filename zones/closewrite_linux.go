@@ -119,5 +119,25 @@ func (w *writeWatcher) readAll() bool {
 	}
 }
 
+// rewatch watches dir again, after the path came to name another
+// directory (a symlink switched to a new release).
+func (w *writeWatcher) rewatch(dir string) error {
+	dir = filepath.Clean(dir)
+	wd, err := unix.InotifyAddWatch(w.fd, dir, unix.IN_MODIFY|unix.IN_CLOSE_WRITE|unix.IN_ONLYDIR)
+	if err != nil {
+		return &os.PathError{Op: "inotify_add_watch", Path: dir, Err: err}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for old, d := range w.dirs {
+		if d == dir && old != int32(wd) {
+			unix.InotifyRmWatch(w.fd, uint32(old)) // the old release: its events would name the new one's files
+			delete(w.dirs, old)
+		}
+	}
+	w.dirs[int32(wd)] = dir
+	return nil
+}
+
 // Close stops the watcher; take must not be called after.
 func (w *writeWatcher) Close() { w.f.Close() }

@@ -21,4 +21,6 @@ func newWriteWatcher([]string) (*writeWatcher, error) {
 
 func (w *writeWatcher) take() []writeEvent { return nil }
 
+func (w *writeWatcher) rewatch(string) error { return nil }
+
 func (w *writeWatcher) Close() {}

@@ -531,11 +531,24 @@ func (w *Watcher) Run(ctx context.Context, hup <-chan os.Signal) error {
 			w.log.Warn("cannot watch an import directory; its changes are seen every poll", "dir", d, "error", err)
 		}
 	}
+	// A zones directory that is a symlink (zones -> releases/N, switched
+	// with mv -T) is watched from its parent too: the switch happens there,
+	// and the watch on the old release sees nothing of it.
+	parent := ""
+	if fi, err := os.Lstat(w.dir); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		if err := fw.Add(filepath.Dir(w.dir)); err != nil {
+			w.log.Warn("cannot watch the directory of the zones directory's symlink; a switch of the symlink is seen every poll", "dir", filepath.Dir(w.dir), "error", err)
+		} else {
+			parent = filepath.Dir(w.dir)
+		}
+	}
 	var writes <-chan struct{}
 	takeWrites := func() {}
+	rewatch := func() error { return nil }
 	if ww, err := newWriteWatcher(append([]string{w.dir}, w.Limits.ImportDirs...)); err == nil {
 		defer ww.Close()
 		writes = ww.ready
+		rewatch = func() error { return ww.rewatch(w.dir) }
 		takeWrites = func() {
 			for _, we := range ww.take() {
 				kind := evWrite
@@ -557,6 +570,15 @@ func (w *Watcher) Run(ctx context.Context, hup <-chan os.Signal) error {
 	defer poll.Stop()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	// A look at every zone's files, soon: after a switch that renames no
+	// zone file (a directory or a symlink appearing), and at most once per
+	// Debounce however many such events come.
+	var repoll <-chan time.Time
+	pollSoon := func() {
+		if repoll == nil {
+			repoll = time.After(w.Debounce)
+		}
+	}
 	rearm := func() {
 		w.mu.Lock()
 		var next time.Time
@@ -582,12 +604,30 @@ func (w *Watcher) Run(ctx context.Context, hup <-chan os.Signal) error {
 			if !ok {
 				return errors.New("file watcher closed")
 			}
+			name := filepath.Clean(ev.Name)
 			whole := ev.Has(fsnotify.Create) || ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename)
+			if parent != "" && filepath.Dir(name) == parent {
+				if name == w.dir && ev.Has(fsnotify.Create) {
+					// The symlink names another release: watch that one.
+					fw.Remove(w.dir) // the old release's watch, if it still exists
+					err := errors.Join(fw.Add(w.dir), rewatch())
+					if err != nil {
+						w.log.Warn("cannot watch the zones directory after its symlink switched; changes are seen every poll", "dir", w.dir, "error", err)
+					}
+					pollSoon()
+				}
+				if name == w.dir || !w.watchesDir(parent) {
+					continue
+				}
+			}
+			if whole && filepath.Dir(name) == w.dir && linkOrDir(name) {
+				pollSoon() // a ConfigMap's ..data switched, say: the zone files' names saw nothing
+			}
 			switch {
 			case whole:
-				w.event(filepath.Clean(ev.Name), evWhole)
+				w.event(name, evWhole)
 			case ev.Has(fsnotify.Write) && writes == nil:
-				w.event(filepath.Clean(ev.Name), evWrite)
+				w.event(name, evWrite)
 			default:
 				continue // a chmod; or a write, which writes reports in order with its close
 			}
@@ -611,8 +651,24 @@ func (w *Watcher) Run(ctx context.Context, hup <-chan os.Signal) error {
 		case <-poll.C:
 			w.poll()
 			rearm()
+		case <-repoll:
+			repoll = nil
+			w.poll()
+			rearm()
 		}
 	}
+}
+
+// watchesDir tells whether dir is one the watcher watches for itself (the
+// zones directory or an import directory), not only for a symlink in it.
+func (w *Watcher) watchesDir(dir string) bool {
+	return dir == w.dir || slices.Contains(w.Limits.ImportDirs, dir)
+}
+
+// linkOrDir tells whether path is a symlink or a directory (not followed).
+func linkOrDir(path string) bool {
+	fi, err := os.Lstat(path)
+	return err == nil && (fi.Mode()&os.ModeSymlink != 0 || fi.IsDir())
 }
 
 // Kinds of file event.
