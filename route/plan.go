@@ -25,8 +25,8 @@ type svcIndex struct {
 	sig        string                  // mapSignature: "" when the service has no site map
 	smap       atomic.Pointer[siteMap] // its site map, once compiled (sitemap.go)
 	placed     atomic.Int64            // clients placed by a database lookup: a map is compiled after mapAfter
-	// strands[c][f]: a rule that may match clients of address family c
-	// (IPv4, IPv6) confines them to sites without endpoints of family f,
+	// strands[c][f]: a rule (with only) that may match clients of address
+	// family c (IPv4, IPv6) confines them to sites without endpoints of family f,
 	// so that they get an all-down answer others do not.
 	strands [2][2]bool
 }
@@ -63,6 +63,9 @@ func newIndex(svc *zones.Service) *svcIndex {
 		}
 	}
 	for _, r := range svc.Rules {
+		if !r.Only {
+			continue // its clients go on to the other sites
+		}
 		var matches [2]bool // client families the rule can match
 		if len(r.CIDRs) == 0 {
 			matches = [2]bool{true, true}

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -217,19 +218,35 @@ func (r *Router) Explain(origin string, svc *zones.Service, client netip.Prefix,
 	return d, t
 }
 
-// siteGroups orders a service's sites for a client: a matching rule's
-// sites, else sites by distance in groups of equally near ones, else the
-// default order.
+// siteGroups orders a service's sites for a client: sites by distance in
+// groups of equally near ones, else the default order; a matching rule's
+// sites come first, one by one (and alone, for a rule with only).
 // rule is the index of the matching rule, -1 if none.
 func siteGroups(svc *zones.Service, loc geo.Location, located bool, addr netip.Addr, dist *[]geo.SiteDistance) (groups [][]string, rule int) {
-	switch rule := geo.MatchRule(svc.Rules, loc, addr); {
-	case rule >= 0:
-		return singletons(svc.Rules[rule].Sites), rule
-	case located && loc.HasCoords:
-		return geo.Rank(svc.Sites, loc, dist), -1
-	default:
-		return singletons(svc.SiteOrder), -1
+	var order [][]string
+	if located && loc.HasCoords {
+		order = geo.Rank(svc.Sites, loc, dist)
+	} else {
+		order = singletons(svc.SiteOrder)
 	}
+	rule = geo.MatchRule(svc.Rules, loc, addr)
+	if rule < 0 {
+		return order, -1
+	}
+	r := &svc.Rules[rule]
+	groups = singletons(r.Sites)
+	if r.Only {
+		return groups, rule
+	}
+	// The rest after them: a rule says where its clients go first, and a
+	// down site is skipped, theirs as anyone's.
+	for _, g := range order {
+		rest := slices.DeleteFunc(slices.Clone(g), func(s string) bool { return slices.Contains(r.Sites, s) })
+		if len(rest) > 0 {
+			groups = append(groups, rest)
+		}
+	}
+	return groups, rule
 }
 
 // decide makes the decision for a client placed at p from plan pl, all but

@@ -153,6 +153,38 @@ func TestRouteRules(t *testing.T) {
 	require.Equal(t, 25, d.Scope)
 }
 
+// TestRouteRuleSitesDown: a rule puts its sites first; when they are all
+// down its clients go on to the other sites, nearest first, as anyone's
+// do. Before, they got the all-down policy (serve-all: dead addresses),
+// uncounted, while other sites were up. A rule with only: true keeps its
+// clients to its sites.
+func TestRouteRuleSitesDown(t *testing.T) {
+	z := loadZone(t)
+	web := z.Services["web"]
+	euDown := &Router{Loc: places, Operator: downHealth{"site:eu": true}}
+	d, tr := euDown.Explain(z.Origin, web, prefix("192.0.2.0/26"), false)
+	require.Equal(t, 1, tr.Rule)
+	require.Equal(t, []string{"us-east"}, sitesOf(d), "the rule's eu is down: New York's nearest up site")
+	require.False(t, d.AllDown)
+	require.Equal(t, 26, d.Scope)
+	require.Equal(t, []string{"eu"}, tr.Down)
+
+	usDown := &Router{Loc: places, Operator: downHealth{"site:us-east": true, "site:us-west": true}}
+	d = usDown.Route(z.Origin, web, prefix("10.40.0.0/24"), false)
+	require.Equal(t, []string{"eu"}, sitesOf(d), "Mexico's rule sites both down: eu")
+	require.False(t, d.AllDown)
+
+	only := *web
+	only.Rules = append([]zones.Rule(nil), web.Rules...)
+	only.Rules[1].Only = true
+	d = euDown.Route(z.Origin, &only, prefix("192.0.2.0/26"), false)
+	require.True(t, d.AllDown, "only: the rule's clients stay with its sites")
+	require.Empty(t, d.Sites)
+	require.Len(t, d.Addrs, 2, "serve-all")
+	d = euDown.Route(z.Origin, &only, prefix("10.10.1.0/24"), false)
+	require.Equal(t, []string{"us-east"}, sitesOf(d), "others are not confined")
+}
+
 func TestRouteWithoutLocation(t *testing.T) {
 	z := loadZone(t)
 	web := z.Services["web"]

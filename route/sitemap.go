@@ -206,6 +206,9 @@ func mapSignature(svc *zones.Service) string {
 			b.WriteString(strings.Join(l, ","))
 			b.WriteByte('/')
 		}
+		if r.Only {
+			b.WriteString("only")
+		}
 	}
 	return b.String()
 }

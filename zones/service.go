@@ -50,6 +50,10 @@ type Rule struct {
 	Subdivisions []string // ISO 3166-2 subdivision codes, upper case
 	CIDRs        []netip.Prefix
 	Sites        []string
+	// Only keeps the rule's clients to its sites: when they are all down,
+	// the all-down policy answers them. Without it they go on to the
+	// other sites, nearest first.
+	Only bool
 }
 
 // Service is a geo- and health-routed name's configuration.

@@ -625,6 +625,7 @@ func (d *decoder) rules(svc *serviceSpec, n *yaml.Node, what string) {
 					svc.siteRefs = append(svc.siteRefs, ref{sn.Value, sn})
 				}
 			},
+			"only": func(x *yaml.Node) { r.Only, _ = d.bool(x, rw+": only") },
 		})
 		if matchNode == nil {
 			d.errf(rn, "%s: missing match", rw)

@@ -115,6 +115,8 @@ func TestFullZoneDecoded(t *testing.T) {
 	require.Equal(t, "127.0.0.2:8443", web.Endpoints[0].Target)
 	require.Equal(t, []string{"CA", "MX"}, web.Rules[0].Countries)
 	require.Equal(t, "203.0.113.0/24", web.Rules[1].CIDRs[0].String())
+	require.False(t, web.Rules[0].Only)
+	require.True(t, web.Rules[1].Only)
 	hc := z.Checks["hc"]
 	require.Equal(t, 2*time.Second, hc.Interval)
 	require.Equal(t, []int{200, 204}, hc.ExpectStatus)
