@@ -343,6 +343,13 @@ func (h *Handler) answerIN(set *zones.Set, o *outcome, fq *query, remote netip.A
 		a, nx = zs.signedAnswer(z, o.qname, fq.qtype, a, fq.do, fq.co)
 		o.co = nx && fq.co
 	}
+	if o.decision.AllDown && len(a.Answer) == 0 && o.svc != nil {
+		// An all-down NODATA (the nodata policy, or a family no site has
+		// up): resolvers cache it for the SOA's TTL, which must be the
+		// degraded TTL as any other all-down answer's, or clients would
+		// stay away for the zone's negative TTL after the sites are back.
+		a.Ns = shortTTL(a.Ns, o.svc.DegradedTTL)
+	}
 	o.aa = a.Result != zones.Delegation
 	switch {
 	case nx:
@@ -351,6 +358,20 @@ func (h *Handler) answerIN(set *zones.Set, o *outcome, fq *query, remote netip.A
 		o.rcode = dns.RcodeYXDomain
 	}
 	o.answer, o.ns, o.extra = a.Answer, a.Ns, a.Extra
+}
+
+// shortTTL returns rrs with every TTL cut to at most ttl: copies, as the
+// records may be the zone's own.
+func shortTTL(rrs []dns.RR, ttl uint32) []dns.RR {
+	out := make([]dns.RR, len(rrs))
+	for i, rr := range rrs {
+		if rr.Header().Ttl > ttl {
+			rr = dns.Copy(rr)
+			rr.Header().Ttl = ttl
+		}
+		out[i] = rr
+	}
+	return out
 }
 
 // write is the one writer: every response but the two written from the

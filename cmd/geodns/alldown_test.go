@@ -44,10 +44,18 @@ services:
 	require.Eventually(t, func() bool { code, _ := call(t, "GET", base+"/readyz", ""); return code == 200 }, 5*time.Second, 20*time.Millisecond)
 
 	c := &dns.Client{Timeout: time.Second}
+	var nodata *dns.Msg
 	require.Eventually(t, func() bool { // east goes down after fall (2) probes
 		r, _, err := c.Exchange(question("www.example.com.", dns.TypeA), server)
+		nodata = r
 		return err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) == 0 // all down for A: the nodata policy
 	}, 10*time.Second, 50*time.Millisecond)
+	// Resolvers cache that NODATA for the SOA's TTL: the degraded TTL, as
+	// the other all-down answers, not the zone's negative TTL (60 here),
+	// so clients come back soon after the sites do.
+	require.Len(t, nodata.Ns, 1)
+	require.Equal(t, dns.TypeSOA, nodata.Ns[0].Header().Rrtype)
+	require.Equal(t, uint32(5), nodata.Ns[0].Header().Ttl, "the degraded TTL")
 	r, _, err := c.Exchange(question("www.example.com.", dns.TypeAAAA), server)
 	require.NoError(t, err)
 	require.Len(t, r.Answer, 1, "west answers AAAA")
