@@ -224,6 +224,22 @@ func (m *Manager) SetZones(set *zones.Set) {
 	}
 	m.batch = batchWindow(shortest)
 	now := time.Now()
+	// The state of the probes that go, by endpoint: a check whose settings
+	// change (a timeout, a path) is a new probe for the same endpoints,
+	// which starts from what the old one knew, as from a persisted state.
+	// Started up instead, a known-dead site was answered at the full TTL
+	// until the new probe had failed fall times.
+	left := map[string]*probe{}
+	for key, p := range m.probes {
+		if _, keep := want[key]; keep || !p.known {
+			continue
+		}
+		for _, id := range p.ids {
+			if q := left[id]; q == nil || q.up && !p.up {
+				left[id] = p // a down one wins: the safer guess
+			}
+		}
+	}
 	for key, p := range m.probes {
 		if _, keep := want[key]; !keep {
 			p.removed = true
@@ -248,6 +264,16 @@ func (m *Manager) SetZones(set *zones.Set) {
 		w.up = true
 		if s, ok := m.saved[key]; ok {
 			w.up, w.known, w.since, w.reason, w.back = s.Up, true, s.Since, s.Reason+" (before restart)", s.Back
+		} else {
+			var from *probe
+			for _, id := range w.ids {
+				if q := left[id]; q != nil && (from == nil || from.up && !q.up) {
+					from = q
+				}
+			}
+			if from != nil {
+				w.up, w.known, w.since, w.reason, w.back = from.up, true, from.since, from.reason+" (before the check changed)", from.back
+			}
 		}
 		// A random first run spreads probes over the interval, so they do
 		// not fire in lockstep.

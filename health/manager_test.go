@@ -317,6 +317,33 @@ func TestSetZonesReconciles(t *testing.T) {
 	m.mu.Unlock()
 }
 
+// TestCheckChangeKeepsState: an edit of a check's settings makes new
+// probes for its endpoints; they start from the state the old probes had,
+// not up. Before, a site known dead was answered at the full TTL until
+// the new probe failed fall times.
+func TestCheckChangeKeepsState(t *testing.T) {
+	set := compile(t, zoneYAML("{type: http, port: 8080}", []string{e1}, []string{w1}))
+	m := NewManager(Options{Allow: loopback, Log: quiet})
+	m.SetZones(set)
+	p := probeFor(t, m, e1)
+	m.record(p, Result{Reason: "connection refused"}, nil)
+	m.record(p, Result{Reason: "connection refused"}, nil)
+	m.record(probeFor(t, m, w1), Result{OK: true}, nil)
+	require.False(t, upOf(m, set, e1))
+
+	set2 := compile(t, zoneYAML("{type: http, port: 8080, timeout: 700ms}", []string{e1}, []string{w1}))
+	m.SetZones(set2)
+	p2 := probeFor(t, m, e1)
+	require.NotSame(t, p, p2, "other settings: another probe")
+	require.False(t, upOf(m, set2, e1), "still down: the state it had")
+	require.True(t, upOf(m, set2, w1))
+	require.Contains(t, p2.reason, "connection refused (before the check changed)")
+
+	// It comes back as any down endpoint does: after rise successes.
+	m.record(p2, Result{OK: true}, nil)
+	require.False(t, upOf(m, set2, e1))
+}
+
 // TestReturns: when a probe came back up (its down-to-up, which the
 // return ramp reads) is published and survives a restart.
 func TestReturns(t *testing.T) {
