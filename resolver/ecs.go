@@ -25,13 +25,42 @@ func familyBits(family uint16) int {
 }
 
 // usable reports whether the option names a client network to route by:
-// a non-zero source prefix of a global unicast, non-private address.
+// a non-zero source prefix of a global unicast, non-private address, and
+// not one of the other networks no client is reached at (local).
 func (c *clientSubnet) usable() bool {
 	if c == nil || c.source == 0 || c.family == 0 {
 		return false
 	}
 	a := c.prefix.Addr()
-	return a.IsGlobalUnicast() && !a.IsPrivate()
+	return a.IsGlobalUnicast() && !a.IsPrivate() && !local(a)
+}
+
+// notGlobal are the networks of IANA's special-purpose address registries
+// that are not globally reachable, beyond those netip's IsGlobalUnicast
+// and IsPrivate exclude. A resolver behind carrier-grade NAT sends
+// 100.64.0.0/10: where that is says nothing of where its clients are, and
+// the query's source address is the better guess. The documentation
+// ranges (192.0.2.0/24, 2001:db8::/32, ...) stay usable: no real client
+// has them, and examples and tests stand them for real networks.
+var notGlobal = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"),      // this network
+	netip.MustParsePrefix("100.64.0.0/10"),  // shared address space (RFC 6598)
+	netip.MustParsePrefix("192.0.0.0/24"),   // IETF protocol assignments
+	netip.MustParsePrefix("198.18.0.0/15"),  // benchmarking
+	netip.MustParsePrefix("240.0.0.0/4"),    // reserved
+	netip.MustParsePrefix("100::/64"),       // discard-only
+	netip.MustParsePrefix("64:ff9b:1::/48"), // local-use IPv4/IPv6 translation
+	netip.MustParsePrefix("2001:2::/48"),    // benchmarking
+	netip.MustParsePrefix("5f00::/16"),      // segment routing SIDs
+}
+
+func local(a netip.Addr) bool {
+	for _, p := range notGlobal {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // addrOf returns the IP of a remote address.

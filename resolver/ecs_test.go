@@ -113,6 +113,13 @@ func TestECSRouting(t *testing.T) {
 		{"no ECS: the source address", "svc.example.net.", dns.TypeA, nil, netip.MustParseAddr("198.51.100.7"), west4, -1},
 		{"source prefix 0: the source address, scope 0", "svc.example.net.", dns.TypeA, &dns.EDNS0_SUBNET{Family: 1, Address: net.IPv4zero.To4()}, netip.MustParseAddr("198.51.100.7"), west4, 0},
 		{"private subnet ignored", "svc.example.net.", dns.TypeA, subnet("10.1.0.0/16"), netip.MustParseAddr("198.51.100.7"), west4, 0},
+		// Not globally reachable (IANA's special-purpose registries): no
+		// client is located by them. Before, they were routed as clients.
+		{"shared address space (CGNAT) ignored", "svc.example.net.", dns.TypeA, subnet("100.64.0.0/24"), netip.MustParseAddr("198.51.100.7"), west4, 0},
+		{"benchmarking range ignored", "svc.example.net.", dns.TypeA, subnet("198.18.0.0/24"), netip.MustParseAddr("198.51.100.7"), west4, 0},
+		{"reserved 240/4 ignored", "svc.example.net.", dns.TypeA, subnet("240.0.0.0/24"), netip.MustParseAddr("198.51.100.7"), west4, 0},
+		{"this network 0/8 ignored", "svc.example.net.", dns.TypeA, subnet("0.1.0.0/24"), netip.MustParseAddr("198.51.100.7"), west4, 0},
+		{"IPv6 discard-only ignored", "svc.example.net.", dns.TypeA, subnet("100::/56"), netip.MustParseAddr("198.51.100.7"), west4, 0},
 		{"static name: scope 0", "www.example.net.", dns.TypeA, subnet("198.51.100.0/24"), resolver, []string{"192.0.2.80", "192.0.2.81"}, 0},
 		{"CNAME into a service carries its scope", "svcalias.example.net.", dns.TypeA, subnet("198.51.100.0/24"), resolver, west4, 24},
 		{"one site with IPv6: scope 0", "svc.example.net.", dns.TypeAAAA, subnet("203.0.113.0/24"), resolver, []string{"2001:db8::10"}, 0},
