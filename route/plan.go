@@ -354,7 +354,7 @@ func (a *answer) fill(d *Decision, n uint32, limit int) {
 // held apart: most answers come from one site, and then nothing is
 // allocated to gather them, nor to rotate them when it came with its
 // double.
-type segs[T any] struct {
+type segs[T comparable] struct {
 	first []T
 	twice []T // first twice over, if known
 	more  [][]T
@@ -401,8 +401,14 @@ func (s *segs[T]) rotated(n uint32, limit int) []T {
 		l++
 	}
 	segs := 1 + len(s.more)
-	for i, cur := start, s.seg(l); len(out) < cap(out); {
-		out = append(out, cur[i])
+	// Once each: an address at two sites that answer together (an
+	// anycast address, or serve-all) is one record. A site lists an
+	// address once (the zone compiler refuses more), so the one-site path
+	// above has nothing to skip.
+	for i, cur, seen := start, s.seg(l), 0; len(out) < cap(out) && seen < s.total; seen++ {
+		if !slices.Contains(out, cur[i]) {
+			out = append(out, cur[i])
+		}
 		if i++; i == len(cur) {
 			l = (l + 1) % segs
 			i, cur = 0, s.seg(l)

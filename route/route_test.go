@@ -185,6 +185,40 @@ func TestRouteRuleSitesDown(t *testing.T) {
 	require.Equal(t, []string{"us-east"}, sitesOf(d), "others are not confined")
 }
 
+// TestRouteAnycastOnce: an address at two sites that answer together (an
+// anycast address checked at each; serve-all) is one record of the answer.
+// Before, it was answered twice.
+func TestRouteAnycastOnce(t *testing.T) {
+	z, err := zones.Compile("example.net.yaml", []byte(`
+soa: {ns: ns1.example.net., mbox: hostmaster.example.net.}
+records:
+  "@": {NS: [ns1.example.net.]}
+  any: {service: any}
+sites:
+  us-east: {lat: 39.04, lon: -77.49}
+  us-west: {lat: 37.34, lon: -121.89}
+services:
+  any:
+    answers: 4
+    endpoints:
+      - {site: us-east, address: 192.0.2.1}
+      - {site: us-west, address: 192.0.2.1}
+      - {site: us-west, address: 198.51.100.1}
+`), "example.net.", time.Now(), nil)
+	require.NoError(t, err)
+	svc := z.Services["any"]
+	want := []netip.Addr{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("198.51.100.1")}
+	for range 10 {
+		d := (&Router{Loc: places}).Route(z.Origin, svc, prefix("10.30.0.0/24"), false)
+		require.Equal(t, []string{"us-east", "us-west"}, sitesOf(d), "Kansas: both")
+		require.ElementsMatch(t, want, d.Addrs)
+		all := downHealth{"site:us-east": true, "site:us-west": true}
+		d = (&Router{Loc: places, Operator: all}).Route(z.Origin, svc, prefix("10.30.0.0/24"), false)
+		require.True(t, d.AllDown)
+		require.ElementsMatch(t, want, d.Addrs, "serve-all")
+	}
+}
+
 func TestRouteWithoutLocation(t *testing.T) {
 	z := loadZone(t)
 	web := z.Services["web"]

@@ -527,6 +527,7 @@ func (d *decoder) endpoints(svc *serviceSpec, n *yaml.Node, what, origin string)
 		d.errf(n, "%s: endpoints: expected a list, got %s", what, kindName(n))
 		return
 	}
+	seen := map[string]int{} // site and address (or cname): the endpoint's number
 	for i, en := range n.Content {
 		en = resolveAlias(en)
 		ew := fmt.Sprintf("%s endpoint %d", what, i+1)
@@ -575,8 +576,25 @@ func (d *decoder) endpoints(svc *serviceSpec, n *yaml.Node, what, origin string)
 		} else if svc.CNAME != (cnameNode != nil) {
 			d.errf(en, "%s: a service answers either addresses or CNAMEs, not a mix", ew)
 		}
+		// One address twice in a site would be answered twice (RFC 2181
+		// 5: a set holds a record once). In two sites it is allowed: an
+		// anycast address checked at each; answers list it once.
+		if k := ep.Site + " " + ep.Address.String() + " " + dns.CanonicalName(ep.CNAME); ep.Site != "" && (ep.Address.IsValid() || ep.CNAME != "") {
+			if j, dup := seen[k]; dup {
+				d.errf(en, "%s: site %s lists %s already (endpoint %d)", ew, ep.Site, endpointText(ep), j)
+			} else {
+				seen[k] = i + 1
+			}
+		}
 		svc.Endpoints = append(svc.Endpoints, ep)
 	}
+}
+
+func endpointText(ep Endpoint) string {
+	if ep.Address.IsValid() {
+		return ep.Address.String()
+	}
+	return ep.CNAME
 }
 
 func (d *decoder) rules(svc *serviceSpec, n *yaml.Node, what string) {
