@@ -293,6 +293,25 @@ func (m *Manager) SetZones(set *zones.Set) {
 	}
 }
 
+// Static records the result of every static check now, without running
+// the scheduler: for a manager that never runs (geodns explain offline),
+// whose table then holds what the zone files decide and every other
+// probe up.
+func (m *Manager) Static() {
+	m.mu.Lock()
+	var static []*probe
+	for _, p := range m.probes {
+		if p.spec.Check.Type == "static" {
+			static = append(static, p)
+		}
+	}
+	m.mu.Unlock()
+	for _, p := range static {
+		res, _ := m.prober.probe(context.Background(), p.spec, nil)
+		m.record(p, res, nil)
+	}
+}
+
 // publishEvery bounds how often probe results rebuild the snapshot: when a
 // datacenter dies, thousands of transitions arrive within a second, and
 // each rebuild is O(endpoints).
@@ -455,14 +474,18 @@ func (m *Manager) record(p *probe, res Result, kept *conn) {
 	p.results++
 	p.fresh++
 	was := p.up
+	rise, fall := c.Rise, c.Fall
+	if c.Type == "static" {
+		rise, fall = 1, 1 // the zone file's word: nothing to confirm
+	}
 	if res.OK {
 		p.succ, p.fail = p.succ+1, 0
-		if !p.up && p.succ >= c.Rise {
+		if !p.up && p.succ >= rise {
 			p.up = true
 		}
 	} else {
 		p.fail, p.succ = p.fail+1, 0
-		if p.up && p.fail >= c.Fall {
+		if p.up && p.fail >= fall {
 			p.up = false
 		}
 	}

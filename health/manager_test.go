@@ -427,3 +427,15 @@ func TestBatchWindow(t *testing.T) {
 		})
 	}
 }
+
+// TestStaticDecidesAtOnce: a static check is the zone file's word, so its
+// one result decides, without fall or rise runs; Static records them all
+// without the scheduler (geodns explain offline).
+func TestStaticDecidesAtOnce(t *testing.T) {
+	set := compile(t, zoneYAML("{type: static, up: false}", []string{e1}, nil))
+	m := NewManager(Options{Log: quiet})
+	m.SetZones(set)
+	require.True(t, upOf(m, set, e1), "nothing recorded yet")
+	m.Static()
+	require.False(t, upOf(m, set, e1), "down at its first result (fall is 2)")
+}

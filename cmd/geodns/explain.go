@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/geodns/geodns/api"
+	"github.com/geodns/geodns/health"
 	"github.com/geodns/geodns/resolver"
 	"github.com/geodns/geodns/route"
 	"github.com/geodns/geodns/zones"
@@ -69,7 +70,8 @@ func explain(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	// Offline: the zone files as they are, every endpoint up.
+	// Offline: the zone files as they are: static checks as they say,
+	// every other endpoint up (nothing is probed).
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var set atomic.Pointer[zones.Set]
 	if err := zones.NewWatcher(*dir, &set, nil, quiet).Scan(true); err != nil {
@@ -78,7 +80,12 @@ func explain(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	locator := newLocator(geoip, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	router := &route.Router{Loc: locator}
+	checks := health.NewManager(health.Options{Log: quiet})
+	if s := set.Load(); s != nil {
+		checks.SetZones(s)
+		checks.Static()
+	}
+	router := &route.Router{Loc: locator, Health: checks}
 	h := resolver.NewHandler(&set, router, resolver.Config{}, quiet)
 	e := api.Explain(set.Load(), router, h.Uncounted(), pos[0], qtype, prefix)
 	printExplanation(stdout, e)
