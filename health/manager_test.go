@@ -435,7 +435,8 @@ func TestStaticDecidesAtOnce(t *testing.T) {
 	set := compile(t, zoneYAML("{type: static, up: false}", []string{e1}, nil))
 	m := NewManager(Options{Log: quiet})
 	m.SetZones(set)
-	require.True(t, upOf(m, set, e1), "nothing recorded yet")
+	ep := set.Zone("example.net.").Services["web"].Endpoints[0]
+	require.True(t, m.Table().Probe(ep.Probe).Up, "nothing recorded yet")
 	m.Static()
-	require.False(t, upOf(m, set, e1), "down at its first result (fall is 2)")
+	require.False(t, m.Table().Probe(ep.Probe).Up, "down at its first result (fall is 2)")
 }
