@@ -10,6 +10,7 @@ type Metrics struct {
 	missing *prometheus.GaugeVec
 	warns   *prometheus.GaugeVec
 	same    *prometheus.CounterVec
+	failing *prometheus.GaugeVec
 }
 
 // NewMetrics registers the zone metrics with reg (nil: not registered).
@@ -35,13 +36,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "geodns_zone_warnings",
 			Help: "Warnings of the zone version being served (occluded data, targets without addresses, ...): logged when it loads.",
 		}, []string{"zone"}),
+		failing: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "geodns_zone_load_failing",
+			Help: "1 while a zone's file fails to load: an older version is served, or (no geodns_zone_serial) none. A zone that fails from the start has no error counter at 0 before it; this is set from its first failure.",
+		}, []string{"zone"}),
 		same: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "geodns_zone_serial_unchanged_total",
 			Help: "Loads of a zone whose content changed while its SOA serial did not.",
 		}, []string{"zone"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.reloads, m.serial, m.records, m.missing, m.warns, m.same)
+		reg.MustRegister(m.reloads, m.serial, m.records, m.missing, m.warns, m.same, m.failing)
 	}
 	return m
 }
@@ -53,13 +58,17 @@ func (m *Metrics) loaded(z *Zone) {
 	m.records.WithLabelValues(z.Origin).Set(float64(z.Len()))
 	m.missing.DeleteLabelValues(z.Origin)
 	m.warns.WithLabelValues(z.Origin).Set(float64(len(z.Warnings)))
+	m.failing.WithLabelValues(z.Origin).Set(0)
 }
 
 func (m *Metrics) serialUnchanged(zone string) { m.same.WithLabelValues(zone).Inc() }
 
 func (m *Metrics) fileMissing(zone string) { m.missing.WithLabelValues(zone).Set(1) }
 
-func (m *Metrics) failed(zone string) { m.reloads.WithLabelValues(zone, "error").Inc() }
+func (m *Metrics) failed(zone string) {
+	m.reloads.WithLabelValues(zone, "error").Inc()
+	m.failing.WithLabelValues(zone).Set(1)
+}
 
 func (m *Metrics) removed(zone string) {
 	m.reloads.DeleteLabelValues(zone, "ok")
@@ -69,4 +78,5 @@ func (m *Metrics) removed(zone string) {
 	m.missing.DeleteLabelValues(zone)
 	m.warns.DeleteLabelValues(zone)
 	m.same.DeleteLabelValues(zone)
+	m.failing.DeleteLabelValues(zone)
 }

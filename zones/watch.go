@@ -257,6 +257,7 @@ func (w *Watcher) goneLocked(files map[string][]string, force bool) {
 		}
 		if cur.Zone(o) == nil {
 			delete(w.zones, o)
+			w.metrics.removed(o) // a zone that never loaded: its failure series go with its file
 			continue
 		}
 		if st == nil {

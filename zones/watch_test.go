@@ -140,7 +140,8 @@ func TestWatcherFirstLoadFails(t *testing.T) {
 	writeZone(t, dir, "bad.example.yaml", "soa: [\n")
 	var set atomic.Pointer[Set]
 	log, logged := newLog()
-	w := NewWatcher(dir, &set, nil, log)
+	m := NewMetrics(prometheus.NewRegistry())
+	w := NewWatcher(dir, &set, m, log)
 	err := w.Scan(true)
 	require.ErrorContains(t, err, "bad.example.yaml:")
 	require.NotNil(t, set.Load().Zone("ok.example."), "good zones serve while a bad one is rejected")
@@ -148,6 +149,21 @@ func TestWatcherFirstLoadFails(t *testing.T) {
 	// said a previous version kept serving).
 	require.Contains(t, logged.String(), `msg="zone not loaded; not served until its file loads" zone=bad.example.`)
 	require.Nil(t, set.Load().Zone("bad.example."))
+	// And a metric says so: its error counter starts at 1, which
+	// increase() never sees move, so an alert needs a gauge.
+	require.Equal(t, 1.0, testutil.ToFloat64(m.failing.WithLabelValues("bad.example.")))
+	require.Equal(t, 0.0, testutil.ToFloat64(m.failing.WithLabelValues("ok.example.")))
+
+	writeZone(t, dir, "bad.example.yaml", zoneWithA("192.0.2.2"))
+	require.NoError(t, w.Scan(false))
+	require.Equal(t, 0.0, testutil.ToFloat64(m.failing.WithLabelValues("bad.example.")), "fixed")
+
+	writeZone(t, dir, "never.example.yaml", "soa: [\n")
+	require.Error(t, w.Scan(false))
+	require.Equal(t, 1.0, testutil.ToFloat64(m.failing.WithLabelValues("never.example.")))
+	require.NoError(t, os.Remove(filepath.Join(dir, "never.example.yaml")))
+	require.NoError(t, w.Scan(true))
+	require.Equal(t, 2, testutil.CollectAndCount(m.failing, "geodns_zone_load_failing"), "its file gone, its series goes (ok and bad stay)")
 }
 
 // TestBrokenEditKeepsServing writes each broken zone in testdata/bad over
