@@ -293,6 +293,16 @@ func readBody(r *http.Request, v any) error {
 	return nil
 }
 
+// tooLarge answers 413 when err is a body over maxBody, and says so.
+func tooLarge(w http.ResponseWriter, err error) bool {
+	var mb *http.MaxBytesError
+	if !errors.As(err, &mb) {
+		return false
+	}
+	writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is over %d bytes (a reason is a line of text)", maxBody))
+	return true
+}
+
 // override handles POST .../{name}/{action}: drain, undrain, force-up,
 // force-down, with an optional body {"reason": "..."}.
 func (s *Server) override(kind opstate.ChangeKind) http.HandlerFunc {
@@ -312,6 +322,9 @@ func (s *Server) override(kind opstate.ChangeKind) http.HandlerFunc {
 		}
 		var body OverrideRequest
 		if err := readBody(r, &body); err != nil {
+			if tooLarge(w, err) {
+				return
+			}
 			writeError(w, http.StatusBadRequest, `the body, if any, must be {"reason": "<text>"}`)
 			return
 		}
@@ -372,6 +385,9 @@ func (s *Server) dial(w http.ResponseWriter, r *http.Request) {
 		pct := body.Dial
 		if pct == nil {
 			pct = body.Weight
+		}
+		if tooLarge(w, err) {
+			return
 		}
 		if err != nil || pct == nil || (body.Dial != nil && body.Weight != nil) {
 			writeError(w, http.StatusBadRequest, `body must be {"dial_percent": <0-100>, "reason": "<text, optional>"}`)
@@ -443,8 +459,10 @@ func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
 		writeError(w, http.StatusForbidden, "write calls are disabled: no API token is configured")
 		return false
 	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || got == "" {
+	// The scheme is case-insensitive (RFC 9110 11.1): "bearer x" is asked too.
+	scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	got = strings.TrimLeft(got, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || got == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="geodns"`)
 		writeError(w, http.StatusUnauthorized, "missing Authorization: Bearer <token>")
 		return false

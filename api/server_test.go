@@ -215,3 +215,38 @@ func TestUnknownNames(t *testing.T) {
 	require.Equal(t, 200, code, e.Error)
 	require.NotContains(t, s.Operator.Load().Sites(), "gone")
 }
+
+// TestAuthSchemeAndBodySize: the Authorization scheme is case-insensitive
+// (RFC 9110 11.1: "bearer" was refused 401 as if missing), and a body over
+// the limit is 413 saying so (it was 400 "the body must be ...").
+func TestAuthSchemeAndBodySize(t *testing.T) {
+	s := testServer(t)
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	do := func(auth, path, body string) (int, Error) {
+		req, err := http.NewRequest("POST", srv.URL+path, strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", auth)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var e Error
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&e))
+		return resp.StatusCode, e
+	}
+	for _, auth := range []string{"bearer t0ken", "BEARER t0ken", "Bearer  t0ken"} {
+		code, e := do(auth, "/api/v1/sites/east/drain", "")
+		require.Equal(t, 200, code, "%q: %s", auth, e.Error)
+	}
+	code, _ := do("Basic t0ken", "/api/v1/sites/east/drain", "")
+	require.Equal(t, http.StatusUnauthorized, code)
+	code, _ = do("bearer wrong", "/api/v1/sites/east/drain", "")
+	require.Equal(t, http.StatusForbidden, code)
+
+	long := `{"reason": "` + strings.Repeat("x", 5000) + `"}`
+	code, e := do("Bearer t0ken", "/api/v1/sites/east/drain", long)
+	require.Equal(t, http.StatusRequestEntityTooLarge, code, e.Error)
+	require.Contains(t, e.Error, "over 4096 bytes")
+	code, e = do("Bearer t0ken", "/api/v1/services/web/sites/west/dial", `{"dial_percent": 50, "reason": "`+strings.Repeat("x", 5000)+`"}`)
+	require.Equal(t, http.StatusRequestEntityTooLarge, code, e.Error)
+}
