@@ -426,6 +426,15 @@ func (d *configDecoder) validate(c *config, root *yaml.Node) {
 			}
 		}
 	}
+	if n := at("api_token_file"); n != nil && c.APITokenFile != "" {
+		// Read as serve reads it: a file that is missing, unreadable or
+		// empty would leave the API without write calls, or stop serve.
+		if t, err := c.token(); err != nil {
+			d.errf(n, "%v", err)
+		} else if t == "" {
+			d.errf(n, "api token file %s is empty: write calls would be disabled", c.APITokenFile)
+		}
+	}
 	if n := at("log_format"); n != nil && c.LogFormat != "text" && c.LogFormat != "json" {
 		d.errf(n, "log_format: %q: want text or json", c.LogFormat)
 	}

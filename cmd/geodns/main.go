@@ -142,6 +142,12 @@ func serve(args []string, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	if fs.NArg() > 0 {
+		// Flag parsing stops at the first argument, so `serve FILE --zones
+		// DIR` would drop both and start on the defaults.
+		fmt.Fprintf(stderr, "geodns serve: unexpected argument %q (a config file is --config FILE)\n", fs.Arg(0))
+		return 2
+	}
 	for _, a := range listen {
 		if err := checkAddr("--listen", a); err != nil {
 			fmt.Fprintf(stderr, "geodns: %v\n", err)
@@ -187,6 +193,9 @@ func serve(args []string, stderr io.Writer) int {
 		cfg.APITokenFile = *tokenFile
 	}
 	token, err := cfg.token()
+	if err == nil && token == "" && cfg.APITokenFile != "" {
+		err = fmt.Errorf("api token file %s is empty: write calls would be disabled", cfg.APITokenFile)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "geodns: %v\n", err)
 		return 2
@@ -257,6 +266,18 @@ func serve(args []string, stderr io.Writer) int {
 		log.Warn("probe_allow is not set: health checks may connect anywhere a zone file points them")
 	}
 
+	if cfg.StateDir == "" {
+		log.Warn("state_dir is not set: drains, forces and dials, health states and serials are lost at restart")
+	}
+	if st, err := os.Stat(cfg.Zones); err != nil || !st.IsDir() {
+		// Nothing to watch: the watcher would stop the server a moment
+		// after it said it serves.
+		if err == nil {
+			err = errors.New("not a directory")
+		}
+		log.Error("zones directory", "dir", cfg.Zones, "error", err)
+		return 1
+	}
 	var set atomic.Pointer[zones.Set]
 	zones.SetCompileHook(loadingGC) // GOGC 200 while zones compile (knobs.go)
 	watcher := zones.NewWatcher(cfg.Zones, &set, zones.NewMetrics(reg), log)
@@ -470,6 +491,15 @@ func check(args []string, stdout, stderr io.Writer) int {
 		limits.MaxFileSize = cfg.ZoneMaxFileSize
 		limits.MaxRecords = cfg.ZoneMaxRecords
 		allow, _ = cfg.probeAllow() // load has checked each prefix
+		if len(cfg.GeoIP) > 0 {
+			// serve runs without a database it cannot open (every client
+			// then gets the default order): check says so first.
+			if _, err := geo.NewLocator(cfg.GeoIP, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+				fmt.Fprintf(stderr, "%s: geoip: %v\n", *configFile, err)
+				fmt.Fprintf(stderr, "geodns check: %s has errors\n", *configFile)
+				return 1
+			}
+		}
 		fmt.Fprintf(stdout, "%s: ok\n", *configFile)
 	}
 	files := fs.Args()
@@ -569,6 +599,14 @@ func importCmd(args []string, stdout, stderr io.Writer) int {
 	if *origin == "" || fs.NArg() != 1 {
 		fmt.Fprint(stderr, "usage: geodns import --origin ZONE FILE.zone\n")
 		return 2
+	}
+	// A file that cannot be read is that one error, not also the SOA the
+	// zone built around it then lacks.
+	if f, err := os.Open(fs.Arg(0)); err != nil {
+		fmt.Fprintf(stderr, "geodns import: %v\n", err)
+		return 1
+	} else {
+		f.Close()
 	}
 	// Loaded as a zone importing it would be: the same errors as `geodns
 	// check`, and its warnings, on stderr.
