@@ -370,6 +370,24 @@ func TestMissingGrace(t *testing.T) {
 	require.GreaterOrEqual(t, time.Since(gone), 200*time.Millisecond)
 }
 
+// TestMissingGraceWithoutPoll: the grace ends on time, not at the next
+// poll after it (30 s by default: a zone with zone_missing_grace: 3s was
+// still served 8 s after its file went).
+func TestMissingGraceWithoutPoll(t *testing.T) {
+	dir := t.TempDir()
+	writeZone(t, dir, "g.example.yaml", zoneWithA("192.0.2.1"))
+	var set atomic.Pointer[Set]
+	log, _ := newLog()
+	w := NewWatcher(dir, &set, nil, log)
+	w.Poll, w.MissingGrace = time.Hour, 300*time.Millisecond
+	require.NoError(t, w.Scan(true))
+	runWatcher(t, w, nil)
+	gone := time.Now()
+	require.NoError(t, os.Remove(filepath.Join(dir, "g.example.yaml")))
+	require.Eventually(t, func() bool { return set.Load().Zone("g.example.") == nil }, 5*time.Second, 5*time.Millisecond)
+	require.GreaterOrEqual(t, time.Since(gone), 300*time.Millisecond)
+}
+
 // bigZone writes a zone of n imported records.
 func bigZone(t *testing.T, dir, name string, serial, n int) {
 	t.Helper()

@@ -281,6 +281,24 @@ func (w *Watcher) goneLocked(files map[string][]string, force bool) {
 }
 
 // missingLocked notes, once, that a served zone's file is gone.
+// graceEndLocked is when the first zone whose file is gone has been so for
+// MissingGrace; zero if none (or no grace).
+func (w *Watcher) graceEndLocked() time.Time {
+	var at time.Time
+	if w.MissingGrace <= 0 {
+		return at
+	}
+	for _, st := range w.zones {
+		if st.missing.IsZero() {
+			continue
+		}
+		if end := st.missing.Add(w.MissingGrace); at.IsZero() || end.Before(at) {
+			at = end
+		}
+	}
+	return at
+}
+
 func (w *Watcher) missingLocked(origin string, st *zoneState) {
 	if !st.missing.IsZero() {
 		return
@@ -588,6 +606,11 @@ func (w *Watcher) Run(ctx context.Context, hup <-chan os.Signal) error {
 				next = p.due
 			}
 		}
+		// A zone whose file is gone goes when zone_missing_grace has
+		// passed, not at the next poll after that (up to 30 s later).
+		if at := w.graceEndLocked(); !at.IsZero() && (next.IsZero() || at.Before(next)) {
+			next = at
+		}
 		w.mu.Unlock()
 		if next.IsZero() {
 			next = time.Now().Add(time.Hour)
@@ -642,7 +665,14 @@ func (w *Watcher) Run(ctx context.Context, hup <-chan os.Signal) error {
 			// Every write made so far must count before a file is judged
 			// settled, even one whose event is still in the kernel's queue.
 			takeWrites()
-			w.due(time.Now())
+			now := time.Now()
+			w.due(now)
+			w.mu.Lock()
+			at := w.graceEndLocked()
+			w.mu.Unlock()
+			if !at.IsZero() && !at.After(now) {
+				w.poll() // it removes the zones whose grace is over
+			}
 			rearm()
 		case <-w.wake:
 			rearm()
