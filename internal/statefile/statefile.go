@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -48,6 +49,7 @@ func Read(path string) ([]byte, error) {
 // write would otherwise replace it with an empty one. corrupt reports that
 // the file was corrupt (for a metric). what names the file in logs.
 func Load(path, what string, log *slog.Logger, decode func([]byte) error) (corrupt bool) {
+	removeTemps(path)
 	err := decodeFile(path, decode)
 	if err == nil {
 		return false
@@ -73,6 +75,20 @@ func Load(path, what string, log *slog.Logger, decode func([]byte) error) (corru
 }
 
 // decodeFile reads path and decodes it; a missing file decodes nothing.
+// removeTemps removes the temporary files of Write a process stopped
+// mid-write left beside path (".<name>.<digits>"): nothing else reads
+// them, and each start would otherwise add to them.
+func removeTemps(path string) {
+	prefix := "." + filepath.Base(path) + "."
+	entries, _ := os.ReadDir(filepath.Dir(path))
+	for _, e := range entries {
+		digits, ok := strings.CutPrefix(e.Name(), prefix)
+		if ok && digits != "" && strings.Trim(digits, "0123456789") == "" && e.Type().IsRegular() {
+			os.Remove(filepath.Join(filepath.Dir(path), e.Name()))
+		}
+	}
+}
+
 func decodeFile(path string, decode func([]byte) error) error {
 	data, err := Read(path)
 	if err != nil || data == nil {
