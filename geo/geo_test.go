@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"unsafe"
@@ -136,11 +137,25 @@ func TestLocatorReloadsChangedFile(t *testing.T) {
 	loc, _ = l.Locate(netip.MustParseAddr("198.51.100.1"))
 	require.Equal(t, "CA", loc.Country)
 
-	// A broken replacement keeps the database that works.
+	require.False(t, l.Failing(path))
+
+	// A broken replacement keeps the database that works, and says it
+	// fails (geodns_geoip_load_failing): a log line alone is missed.
 	require.NoError(t, writeFile(path, "not a database"))
 	require.Error(t, l.reload(false))
 	loc, _ = l.Locate(netip.MustParseAddr("198.51.100.1"))
 	require.Equal(t, "CA", loc.Country)
+	require.True(t, l.Failing(path))
+	geotest.MaxMind(t, dir, "city.mmdb", maxmindEntries)
+	require.NoError(t, l.reload(false))
+	require.False(t, l.Failing(path), "it opens again")
+
+	// A path that never opened (a typo) fails from the start.
+	typo := filepath.Join(dir, "city.mmbd")
+	l, err = NewLocator([]string{path, typo}, quiet)
+	require.Error(t, err)
+	require.True(t, l.Failing(typo))
+	require.False(t, l.Failing(path))
 }
 
 func TestDistance(t *testing.T) {

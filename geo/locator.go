@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"sync/atomic"
@@ -19,6 +20,9 @@ type Locator struct {
 	dbs    atomic.Pointer[[]*db]
 	gen    atomic.Uint64 // bumped on every swap: caches of derived data key on it
 	stamps map[string]stamp
+	// failing: the paths whose last open failed (for Failing); a file
+	// that opens again leaves it.
+	failing atomic.Pointer[map[string]bool]
 	// Poll is how often files are checked for changes. Default 10s.
 	Poll time.Duration
 }
@@ -48,6 +52,16 @@ func (l *Locator) Databases() []string {
 		out = append(out, d.path)
 	}
 	return out
+}
+
+// Failing reports whether the database at path failed to open the last
+// time it was read (at start, or when its file changed): none of it is in
+// use, or only an older version.
+func (l *Locator) Failing(path string) bool {
+	if f := l.failing.Load(); f != nil {
+		return (*f)[path]
+	}
+	return false
 }
 
 // Generation changes whenever the databases in use do.
@@ -112,6 +126,11 @@ func (l *Locator) reload(force bool) error {
 		errs    []error
 		changed bool
 	)
+	failing := map[string]bool{}
+	if f := l.failing.Load(); f != nil {
+		failing = maps.Clone(*f)
+	}
+	defer l.failing.Store(&failing)
 	for _, p := range l.paths {
 		st, err := os.Stat(p)
 		cur := stamp{}
@@ -127,6 +146,7 @@ func (l *Locator) reload(force bool) error {
 		}
 		l.stamps[p] = cur
 		d, err := openDB(p)
+		failing[p] = err != nil
 		if err != nil {
 			errs = append(errs, err)
 			l.log.Error("GeoIP database not loaded", "file", p, "error", err, "kept", prev != nil)

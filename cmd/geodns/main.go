@@ -293,6 +293,20 @@ func serve(args []string, stderr io.Writer) int {
 
 	// Locate before listening: no query is answered without the GeoIP data.
 	locator := newLocator(cfg.GeoIP, log)
+	for _, path := range slices.Compact(slices.Sorted(slices.Values(cfg.GeoIP))) {
+		// A database that does not open leaves clients in the default
+		// order (or an older version of it): a log line alone is missed.
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "geodns_geoip_load_failing",
+			Help:        "1 while a configured GeoIP database failed to open (at start, or when its file changed): not in use, or an older version is.",
+			ConstLabels: prometheus.Labels{"file": path},
+		}, func() float64 {
+			if locator.Failing(path) {
+				return 1
+			}
+			return 0
+		}))
+	}
 
 	var lns []resolver.Listener
 	for _, addr := range cfg.Listen {

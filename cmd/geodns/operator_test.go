@@ -3,7 +3,9 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -57,6 +59,15 @@ func TestOperatorMistakesFailFast(t *testing.T) {
 	code, _, errOut = runGeodns(t, "serve", "--zones", zdir, "--api-token-file", empty, "--listen", "127.0.0.1:0", "--http", "off")
 	require.Equal(t, 2, code)
 	require.Contains(t, errOut, "is empty: write calls would be disabled")
+
+	// serve keeps running without a database it cannot open (the spec's
+	// "without any database the server still runs"), and a metric says so.
+	httpAddr := freeLoopback(t, "127.0.0.1")
+	_, _ = startGeodns(t, zdir, "example.com.", "--geoip", filepath.Join(dir, "city.mmbd"), "--http", httpAddr)
+	require.Eventually(t, func() bool {
+		code, metrics := call(t, "GET", "http://"+httpAddr+"/metrics", "")
+		return code == 200 && strings.Contains(metrics, `geodns_geoip_load_failing{file="`+filepath.Join(dir, "city.mmbd")+`"} 1`)
+	}, 5*time.Second, 20*time.Millisecond)
 
 	code, _, errOut = runGeodns(t, "import", "--origin", "example.org.", filepath.Join(dir, "nonexist.zone"))
 	require.Equal(t, 1, code)
