@@ -66,7 +66,9 @@ dist)
 	install -d -m 0755 "$stage/$name"
 	install_tree "$stage/$name" usr/local/bin
 	sed -i 's|/usr/bin/geodns|/usr/local/bin/geodns|' "$stage/$name/lib/systemd/system/geodns.service"
-	install -m 0644 "$top/LICENSE" "$stage/$name/"
+	# The archive unpacks onto /: the licence goes with the other documents,
+	# not to /LICENSE.
+	install -m 0644 "$top/LICENSE" "$stage/$name/usr/share/doc/geodns/LICENSE"
 	tar -C "$stage" --owner=0 --group=0 --numeric-owner --sort=name -czf "$out/$name.tar.gz" "$name"
 	echo "$out/$name.tar.gz"
 	;;
