@@ -164,3 +164,38 @@ func TestDrillSiteDown(t *testing.T) {
 	require.Equal(t, 1, rc)
 	require.Equal(t, "geodns drill: no service has a site \"us-eats\"; did you mean \"us-east\"?\n", errOut)
 }
+
+// TestDrillInterrupted: Ctrl-C during a drill's hold says the drill was
+// interrupted and undrains the site. It said every nameserver LAGS
+// ("context canceled") and that they lagged, exit 1.
+func TestDrillInterrupted(t *testing.T) {
+	files := realDB(t)
+	east := serveOn(t, "127.0.0.2", http.HandlerFunc(okBackend))
+	west := serveOn(t, "127.0.0.3", http.HandlerFunc(okBackend))
+	zdir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(zdir, "example.com.yaml"), []byte(chaosZone(east, west)), 0o644))
+	httpAddr := freeLoopback(t, "127.0.0.1")
+	startGeodns(t, zdir, "example.com.", "--geoip", files[0], "--geoip", files[1], "--state-dir", t.TempDir(),
+		"--http", httpAddr, "--api-token-file", tokenFile(t, testToken))
+	base := "http://" + httpAddr
+	require.Eventually(t, func() bool {
+		_, body := call(t, "GET", base+"/readyz", "")
+		return strings.Contains(body, "ready")
+	}, 10*time.Second, 50*time.Millisecond)
+
+	var stdout, stderr logBuffer
+	cmd := exec.Command(binary, "drill", "--api", base, "--site", "us-east", "--duration", "30s")
+	cmd.Env = append(os.Environ(), "GEODNS_API_TOKEN="+testToken)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Start())
+	require.Eventually(t, func() bool { return strings.Contains(stdout.String(), "drained us-east") }, 15*time.Second, 20*time.Millisecond, "%s%s", &stdout, &stderr)
+	require.NoError(t, cmd.Process.Signal(os.Interrupt))
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee)
+	require.Equal(t, 1, ee.ExitCode())
+	require.Equal(t, "geodns drill: interrupted; site us-east is undrained\n", stderr.String())
+	require.NotContains(t, stdout.String(), "LAGS")
+	_, body := call(t, "GET", base+"/api/v1/status", "")
+	require.NotContains(t, body, `"drained"`, "undrained on the way out")
+}

@@ -202,13 +202,22 @@ func drill(args []string, stdout, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 	drained = true
+	// An interrupt (Ctrl-C) ends the drill early: said as such, not as
+	// nameservers lagging, and the site is undrained on the way out.
+	interrupted := func() int {
+		return fail("interrupted; site %s is undrained", *site)
+	}
 	moved, err := ns.waitAll(ctx, nets, false, *wait, func(q *querier, d time.Duration, err error) {
-		if err == nil {
+		switch {
+		case err == nil:
 			say("  %s: moved off %s in %.2f s", q.server, *site, d.Seconds())
-		} else {
+		case ctx.Err() == nil:
 			say("  %s: LAGS: %v", q.server, err)
 		}
 	})
+	if ctx.Err() != nil {
+		return interrupted()
+	}
 	if err != nil {
 		return fail("waiting for clients to move: %v", err)
 	}
@@ -222,17 +231,24 @@ func drill(args []string, stdout, stderr io.Writer) int {
 		}
 		sleepCtx(ctx, 200*time.Millisecond)
 	}
+	if ctx.Err() != nil {
+		return interrupted() // undrained by the deferred call
+	}
 	if err := post("undrain"); err != nil {
 		return fail("%v", err)
 	}
 	drained = false
 	back, err := ns.waitAll(ctx, nets, true, *wait+ramp, func(q *querier, d time.Duration, err error) {
-		if err == nil {
+		switch {
+		case err == nil:
 			say("  %s: back on %s in %.2f s", q.server, *site, d.Seconds())
-		} else {
+		case ctx.Err() == nil:
 			say("  %s: LAGS: %v", q.server, err)
 		}
 	})
+	if ctx.Err() != nil {
+		return fail("interrupted; site %s was undrained, its clients not yet seen back", *site)
+	}
 	if err != nil {
 		return fail("waiting for clients to come back: %v", err)
 	}
