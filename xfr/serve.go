@@ -155,8 +155,8 @@ func (s *Server) signedAnswer(req *dns.Msg, remote netip.Addr, tcp bool, k *key)
 }
 
 // soaAnswer answers an SOA query for a zone whose exported serial is not
-// the zone's own (an edit that changed no exported record, such as a
-// rule, moves the zone's serial only): the SOA says the exported serial,
+// the zone's own (an exported record changed under a serial that did not
+// move forward, so the export moved past it): the SOA says the exported serial,
 // so a secondary checking it sees what a transfer would give it. nil for
 // any other query: the inner handler answers it, its fast path untouched.
 func (s *Server) soaAnswer(q []byte, remote netip.Addr, tcp bool, out []byte) []byte {

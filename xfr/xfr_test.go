@@ -270,22 +270,19 @@ t.test.	3600	IN	SOA	ns1.t.test. h.t.test. 101 3600 600 1209600 60
 	_ = cat
 }
 
-// TestSOASaysExportedSerial: an edit that changes no exported record (a
-// site's capacity) moves the zone's own serial but not the exported one,
-// and SOA answers, signed or not, say the exported one.
+// TestSOASaysExportedSerial: an edit of an exported record under a
+// serial the operator did not move (a file with serial: 100) moves the
+// exported serial past the zone's own, and SOA answers, signed or not,
+// say the exported one.
 func TestSOASaysExportedSerial(t *testing.T) {
 	h := newHarness(t, t.TempDir())
-	noSerial := strings.Replace(zoneSrc, ", serial: 100", "", 1)
-	noSerial = strings.Replace(noSerial, "NOTIFY", `"`+h.set.Load().Zone("t.test.").Transfer.Notify[0].String()+`"`, 1)
-	h.load(noSerial)
-	require.Eventually(t, func() bool { return h.srv.Built() == h.set.Load() }, 5*time.Second, 10*time.Millisecond)
-	exp, _ := h.srv.Serial("t.test.")
-	h.load(strings.Replace(noSerial, "b: {lat: 2, lon: 2}", "b: {lat: 2, lon: 2, capacity: 7}", 1))
+	changed := strings.Replace(zoneSrc, "ns1: {A: [192.0.2.53]}", "ns1: {A: [192.0.2.54]}", 1)
+	h.load(strings.Replace(changed, "NOTIFY", `"`+h.set.Load().Zone("t.test.").Transfer.Notify[0].String()+`"`, 1))
 	require.Eventually(t, func() bool { return h.srv.Built() == h.set.Load() }, 5*time.Second, 10*time.Millisecond)
 	own := h.set.Load().Zone("t.test.").Serial
-	require.NotEqual(t, exp, own, "the zone's own serial should move")
-	s, _ := h.srv.Serial("t.test.")
-	require.Equal(t, exp, s, "the exported serial moved")
+	exp, _ := h.srv.Serial("t.test.")
+	require.Equal(t, uint32(100), own)
+	require.Equal(t, uint32(101), exp, "the exported serial did not move")
 
 	for _, signed := range []bool{false, true} {
 		m := new(dns.Msg).SetQuestion("t.test.", dns.TypeSOA)
@@ -449,4 +446,56 @@ func TestUnreadableTSIGIsFormErr(t *testing.T) {
 			require.Equal(t, dns.RcodeFormatError, r.Rcode, "%s over %s", name, network)
 		}
 	}
+}
+
+// TestSOAOnlyEditFollowsZoneSerial: an edit of the SOA alone, the serial
+// bumped by the operator (10 -> 11, a new minimum TTL), moves the exported
+// serial with it: NOTIFY, the SOA query, a negative answer and IXFR (an
+// empty difference, the new SOA) all say 11 and the new fields. The
+// export used to stay at 10, the digest leaving the SOA out, so the
+// secondaries never saw the edit.
+func TestSOAOnlyEditFollowsZoneSerial(t *testing.T) {
+	h := newHarness(t, t.TempDir())
+	notify := `"` + h.set.Load().Zone("t.test.").Transfer.Notify[0].String() + `"`
+	for first := range h.notify {
+		if first.Answer[0].(*dns.SOA).Serial == 100 {
+			break
+		}
+	}
+	edited := strings.Replace(zoneSrc, "serial: 100}", "serial: 101, minttl: 5}", 1)
+	h.load(strings.Replace(edited, "NOTIFY", notify, 1))
+	require.Eventually(t, func() bool { return h.srv.Built() == h.set.Load() }, 5*time.Second, 10*time.Millisecond)
+	s, _ := h.srv.Serial("t.test.")
+	require.Equal(t, uint32(101), s, "the exported serial follows the zone's")
+	select {
+	case n := <-h.notify:
+		require.Equal(t, uint32(101), n.Answer[0].(*dns.SOA).Serial)
+	case <-time.After(3 * time.Second):
+		t.Fatal("no NOTIFY for the SOA edit")
+	}
+	r, err := dns.Exchange(new(dns.Msg).SetQuestion("t.test.", dns.TypeSOA), h.addr)
+	require.NoError(t, err)
+	require.Equal(t, uint32(101), r.Answer[0].(*dns.SOA).Serial)
+	require.Equal(t, uint32(5), r.Answer[0].(*dns.SOA).Minttl)
+	r, err = dns.Exchange(new(dns.Msg).SetQuestion("nx.t.test.", dns.TypeA), h.addr)
+	require.NoError(t, err)
+	require.Equal(t, dns.RcodeNameError, r.Rcode)
+	require.Equal(t, uint32(101), r.Ns[0].(*dns.SOA).Serial, "a negative answer says the serial an SOA query says")
+
+	rrs, err := h.xfr("t.test.", dns.TypeIXFR, 100, keyName, dns.HmacSHA256, keySecret)
+	require.NoError(t, err)
+	require.Equal(t, `t.test.	3600	IN	SOA	ns1.t.test. h.t.test. 101 3600 600 1209600 5
+t.test.	3600	IN	SOA	ns1.t.test. h.t.test. 100 3600 600 1209600 5
+t.test.	3600	IN	SOA	ns1.t.test. h.t.test. 101 3600 600 1209600 5
+t.test.	3600	IN	SOA	ns1.t.test. h.t.test. 101 3600 600 1209600 5
+`, texts(rrs))
+
+	// A rule-only edit under an automatic serial moves the export too:
+	// the SOA served and the one transferred never differ.
+	auto := strings.Replace(edited, ", serial: 101", "", 1)
+	h.load(strings.Replace(auto, "NOTIFY", notify, 1))
+	require.Eventually(t, func() bool { return h.srv.Built() == h.set.Load() }, 5*time.Second, 10*time.Millisecond)
+	own := h.set.Load().Zone("t.test.").Serial
+	s, _ = h.srv.Serial("t.test.")
+	require.Equal(t, own, s)
 }
