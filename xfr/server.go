@@ -203,7 +203,7 @@ func (s *Server) update(ctx context.Context) {
 			continue
 		}
 		rrs, hash := exported(z)
-		v := s.version(prev, z.Origin, z.SOA(), z.Serial, rrs, hash, true, false)
+		v := s.version(prev, z.Origin, z.SOA(), z.Serial, rrs, hash, true, z.DNSSEC != nil)
 		v.src, v.tr = z, z.Transfer
 		next[z.Origin] = v
 		dirty = true
