@@ -213,8 +213,13 @@ func (s *Server) update(ctx context.Context) {
 	}
 	for o := range old {
 		if next[o] == nil && (s.catalog == nil || o != s.catalog.origin) {
-			delete(s.state, o)
-			dirty = true
+			// Removed: its serial and digest are kept, so the zone added
+			// back continues after its last exported serial (secondaries
+			// may still hold it); its journal is dropped.
+			if st := s.state[o]; st != nil && st.Journal != nil {
+				s.state[o] = &zoneState{Serial: st.Serial, Hash: st.Hash}
+				dirty = true
+			}
 		}
 	}
 	if s.catalog != nil {

@@ -499,3 +499,31 @@ t.test.	3600	IN	SOA	ns1.t.test. h.t.test. 101 3600 600 1209600 5
 	s, _ = h.srv.Serial("t.test.")
 	require.Equal(t, own, s)
 }
+
+// TestReaddedZoneKeepsSerial: a zone removed and added back continues
+// after its last exported serial. Its state used to be dropped with it,
+// so the export went back to the zone's own serial (100, below the 101
+// the secondaries hold) and 100 named a second, different content.
+func TestReaddedZoneKeepsSerial(t *testing.T) {
+	h := newHarness(t, t.TempDir())
+	notify := `"` + h.set.Load().Zone("t.test.").Transfer.Notify[0].String() + `"`
+	changed := strings.Replace(zoneSrc, "ns1: {A: [192.0.2.53]}", "ns1: {A: [192.0.2.54]}", 1)
+	h.load(strings.Replace(changed, "NOTIFY", notify, 1))
+	require.Eventually(t, func() bool { s, _ := h.srv.Serial("t.test."); return s == 101 }, 5*time.Second, 10*time.Millisecond)
+
+	removeReadd := func(src string) uint32 {
+		h.set.Store(h.set.Load().Without("t.test."))
+		h.srv.Changed(nil)
+		require.Eventually(t, func() bool { _, ok := h.srv.Serial("t.test."); return !ok }, 5*time.Second, 10*time.Millisecond)
+		h.load(strings.Replace(src, "NOTIFY", notify, 1))
+		require.Eventually(t, func() bool { return h.srv.Built() == h.set.Load() }, 5*time.Second, 10*time.Millisecond)
+		s, ok := h.srv.Serial("t.test.")
+		require.True(t, ok)
+		return s
+	}
+	require.Equal(t, uint32(102), removeReadd(zoneSrc), "the first content back, under serial 100: after 101")
+	require.Equal(t, uint32(102), removeReadd(zoneSrc), "the same content back: the same serial")
+	r, err := dns.Exchange(new(dns.Msg).SetQuestion("t.test.", dns.TypeSOA), h.addr)
+	require.NoError(t, err)
+	require.Equal(t, uint32(102), r.Answer[0].(*dns.SOA).Serial)
+}
