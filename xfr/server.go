@@ -197,8 +197,8 @@ func (s *Server) update(ctx context.Context) {
 		}
 		if z.Transfer == nil {
 			// Not transferable: no exported view to build (sorting and
-			// digesting a big zone on each reload would be for nothing);
-			// listed in the catalog all the same.
+			// digesting a big zone on each reload would be for nothing),
+			// and not in the catalog.
 			next[z.Origin] = &view{origin: z.Origin, src: z, soa: z.SOA()}
 			continue
 		}

@@ -527,3 +527,32 @@ func TestReaddedZoneKeepsSerial(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, uint32(102), r.Answer[0].(*dns.SOA).Serial)
 }
+
+// TestCatalogListsTransferableZonesOnly: the catalog lists the zones
+// with a transfer: setting, not the others. It used to list every zone,
+// so a catalog consumer (Knot) kept retrying a transfer always refused,
+// and answered SERVFAIL for the zone.
+func TestCatalogListsTransferableZonesOnly(t *testing.T) {
+	h := newHarness(t, t.TempDir())
+	z, err := zones.Compile("u.yaml", []byte("origin: u.test.\nsoa: {ns: ns1.u.test., mbox: h.u.test., serial: 1}\nrecords:\n  \"@\": {NS: [ns1.u.test.]}\n  ns1: {A: [192.0.2.53]}\n"), "u.test.", h.mtime, nil)
+	require.NoError(t, err)
+	h.set.Store(h.set.Load().With(z))
+	h.srv.Changed(nil)
+	require.Eventually(t, func() bool { return h.srv.Built() == h.set.Load() }, 5*time.Second, 10*time.Millisecond)
+
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 2 * time.Second}
+	nc, err := d.Dial("tcp", h.addr)
+	require.NoError(t, err)
+	ch, err := (&dns.Transfer{Conn: &dns.Conn{Conn: nc}}).In(new(dns.Msg).SetAxfr("catalog.invalid."), h.addr)
+	require.NoError(t, err)
+	var members []string
+	for env := range ch {
+		require.NoError(t, env.Error)
+		for _, rr := range env.RR {
+			if p, ok := rr.(*dns.PTR); ok {
+				members = append(members, p.Ptr)
+			}
+		}
+	}
+	require.Equal(t, []string{"t.test."}, members)
+}
