@@ -285,7 +285,7 @@ const maxTransferBytes = 65535 - 1024
 // EDE 18 (Prohibited) to any other.
 func (s *Server) transfer(req *dns.Msg, remote netip.Addr, k *key, send func([]byte) bool) bool {
 	q := req.Question[0]
-	v := (*s.views.Load())[dns.CanonicalName(q.Name)]
+	v := s.current(dns.CanonicalName(q.Name))
 	reqMAC := ""
 	if ts := req.IsTsig(); ts != nil {
 		reqMAC = ts.MAC
@@ -344,6 +344,40 @@ func (s *Server) transfer(req *dns.Msg, remote netip.Addr, k *key, send func([]b
 		first = false
 	}
 	return true
+}
+
+// transferWait bounds how long a transfer waits for the view of the zone
+// the set holds now.
+const transferWait = 5 * time.Second
+
+// current returns the view of origin built from the version of the zone
+// the zone set holds now. SOA queries say that version's serial as soon as
+// it is loaded, while Run builds the views after: a secondary that saw the
+// new serial and asks for the transfer at once would get the old content,
+// and stay with it until its next refresh. So when the view is older than
+// the zone, Run is kicked and the transfer waits for it (transferWait at
+// most, then the view there is).
+func (s *Server) current(origin string) *view {
+	v := (*s.views.Load())[origin]
+	deadline := time.Time{}
+	for {
+		set := s.opts.Zones.Load()
+		if set == nil {
+			return v
+		}
+		z := set.Zone(origin)
+		if z == nil || v != nil && v.src == z {
+			return v
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(transferWait)
+		} else if time.Now().After(deadline) {
+			return v
+		}
+		s.Changed(nil)
+		time.Sleep(5 * time.Millisecond)
+		v = (*s.views.Load())[origin]
+	}
 }
 
 // records lists a transfer's answer records: for AXFR (and IXFR the

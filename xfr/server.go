@@ -202,7 +202,15 @@ func (s *Server) update(ctx context.Context) {
 			next[z.Origin] = &view{origin: z.Origin, src: z, soa: z.SOA()}
 			continue
 		}
-		rrs, hash := exported(z)
+		var rrs []dns.RR
+		var hash [32]byte
+		if prev != nil && prev.src != nil && prev.rrs != nil && prev.src.Hash == z.Hash {
+			// The same content reloaded (a SIGHUP reloads every zone):
+			// the same exported records, not sorted and digested again.
+			rrs, hash = prev.rrs, prev.hash
+		} else {
+			rrs, hash = exported(z)
+		}
 		v := s.version(prev, z.Origin, z.SOA(), z.Serial, rrs, hash, true, z.DNSSEC != nil)
 		v.src, v.tr = z, z.Transfer
 		next[z.Origin] = v

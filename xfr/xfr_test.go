@@ -556,3 +556,48 @@ func TestCatalogListsTransferableZonesOnly(t *testing.T) {
 	}
 	require.Equal(t, []string{"t.test."}, members)
 }
+
+// TestTransferWaitsForCurrentView: a transfer asked right after an edit
+// loaded, before the transfer loop has built its view (here: the loop not
+// told, its next poll up to 200 ms away), gets the new version: SOA
+// queries already say its serial. It used to get the old content (and an
+// IXFR from the old serial the SOA alone), so a secondary refreshing in
+// that window stayed stale until its next refresh.
+func TestTransferWaitsForCurrentView(t *testing.T) {
+	h := newHarness(t, t.TempDir())
+	notify := `"` + h.set.Load().Zone("t.test.").Transfer.Notify[0].String() + `"`
+	changed := strings.Replace(zoneSrc, "serial: 100", "serial: 101", 1)
+	changed = strings.Replace(changed, "ns1: {A: [192.0.2.53]}", "ns1: {A: [192.0.2.54]}", 1)
+	changed = strings.Replace(changed, "NOTIFY", notify, 1)
+	h.mtime = h.mtime.Add(time.Second)
+	z, err := zones.Compile("t.yaml", []byte(changed), "t.test.", h.mtime, h.set.Load().Zone("t.test."))
+	require.NoError(t, err)
+	h.set.Store(h.set.Load().With(z)) // the loop not told (no Changed)
+	require.Equal(t, uint32(101), soaSerial(t, h.addr))
+	rrs, err := h.xfr("t.test.", dns.TypeIXFR, 100, keyName, dns.HmacSHA256, keySecret)
+	require.NoError(t, err)
+	require.Equal(t, uint32(101), rrs[0].(*dns.SOA).Serial, "the transfer gives the version the SOA announces")
+	require.Len(t, rrs, 6, texts(rrs))
+}
+
+func soaSerial(t *testing.T, addr string) uint32 {
+	r, err := dns.Exchange(new(dns.Msg).SetQuestion("t.test.", dns.TypeSOA), addr)
+	require.NoError(t, err)
+	return r.Answer[0].(*dns.SOA).Serial
+}
+
+// TestReloadReusesExportedRecords: a zone reloaded with the same content
+// (a SIGHUP reloads every zone) keeps its view's exported records rather
+// than sorting and digesting them again: on a 100k-record zone that took
+// seconds, and every other zone's new view waited for it.
+func TestReloadReusesExportedRecords(t *testing.T) {
+	h := newHarness(t, t.TempDir())
+	before := (*h.srv.views.Load())["t.test."]
+	h.load(strings.Replace(zoneSrc, "NOTIFY", `"`+h.set.Load().Zone("t.test.").Transfer.Notify[0].String()+`"`, 1))
+	require.Eventually(t, func() bool { return h.srv.Built() == h.set.Load() }, 5*time.Second, 10*time.Millisecond)
+	after := (*h.srv.views.Load())["t.test."]
+	require.NotSame(t, before.src, after.src, "a new version of the zone")
+	require.Equal(t, before.src.Hash, after.src.Hash)
+	require.Same(t, &before.rrs[0], &after.rrs[0], "the exported records built again")
+	require.Equal(t, before.soa.Serial, after.soa.Serial)
+}
