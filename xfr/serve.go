@@ -29,6 +29,16 @@ func (s *Server) ServeWireAt(q []byte, remote netip.Addr, tcp bool, out []byte, 
 		}
 	}()
 	if !hasTSIG(q) {
+		if qt, ok := qtype(q); ok && qt == dns.TypeIXFR {
+			req := new(dns.Msg)
+			if req.Unpack(q) == nil && !req.Response {
+				if m := s.udpIXFR(req, remote, nil); m != nil {
+					if b, err := m.PackBuffer(out[:cap(out)]); err == nil {
+						return b
+					}
+				}
+			}
+		}
 		if s.patched.Load() && isSOAQuery(q) {
 			if b := s.soaAnswer(q, remote, tcp, out); b != nil {
 				return b
@@ -142,7 +152,13 @@ func (s *Server) signedAnswer(req *dns.Msg, remote netip.Addr, tcp bool, k *key)
 		return nil
 	}
 	req.Extra = req.Extra[:len(req.Extra)-1]
-	m := s.catalogAnswer(req)
+	var m *dns.Msg
+	if len(req.Question) == 1 && req.Question[0].Qtype == dns.TypeIXFR {
+		m = s.udpIXFR(req, remote, k)
+	}
+	if m == nil {
+		m = s.catalogAnswer(req)
+	}
 	if m == nil {
 		m = s.opts.Inner.Answer(req, remote, tcp)
 		s.patchSOA(m)
@@ -291,20 +307,7 @@ func (s *Server) transfer(req *dns.Msg, remote netip.Addr, k *key, send func([]b
 		reqMAC = ts.MAC
 	}
 	if v == nil || !allowed(v, remote, k) {
-		m := new(dns.Msg)
-		m.SetRcode(req, dns.RcodeRefused)
-		m.Extra = nil
-		if req.IsEdns0() != nil {
-			o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
-			o.SetUDPSize(dns.DefaultMsgSize)
-			code := uint16(dns.ExtendedErrorCodeProhibited)
-			if v == nil {
-				code = dns.ExtendedErrorCodeNotAuthoritative
-			}
-			o.Option = []dns.EDNS0{&dns.EDNS0_EDE{InfoCode: code}}
-			m.Extra = append(m.Extra, o)
-		}
-		b, _ := s.pack(m, k, reqMAC, false)
+		b, _ := s.pack(refusal(req, v), k, reqMAC, false)
 		return send(b)
 	}
 	// The records are read in parts (SOA, the view's own slice, SOA), not
@@ -346,6 +349,49 @@ func (s *Server) transfer(req *dns.Msg, remote netip.Addr, k *key, send func([]b
 	return true
 }
 
+// refusal is the answer to a transfer of v (nil: a zone not served) the
+// client may not have: REFUSED, with EDE 18 (Prohibited) or 20 (Not
+// Authoritative) if the request has EDNS.
+func refusal(req *dns.Msg, v *view) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetRcode(req, dns.RcodeRefused)
+	m.Extra = nil
+	if req.IsEdns0() != nil {
+		o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+		o.SetUDPSize(dns.DefaultMsgSize)
+		code := uint16(dns.ExtendedErrorCodeProhibited)
+		if v == nil {
+			code = dns.ExtendedErrorCodeNotAuthoritative
+		}
+		o.Option = []dns.EDNS0{&dns.EDNS0_EDE{InfoCode: code}}
+		m.Extra = append(m.Extra, o)
+	}
+	return m
+}
+
+// udpIXFR answers an IXFR that did not come over TCP (Stream takes
+// those): with the zone's current SOA, to a client that may transfer the
+// zone (RFC 1995 2: a client told of a serial it does not hold then
+// transfers over TCP), REFUSED to any other. nil for a zone without a
+// view (not served: the inner handler answers).
+func (s *Server) udpIXFR(req *dns.Msg, remote netip.Addr, k *key) *dns.Msg {
+	if len(req.Question) != 1 || req.Opcode != dns.OpcodeQuery || req.Question[0].Qclass != dns.ClassINET {
+		return nil
+	}
+	v := (*s.views.Load())[dns.CanonicalName(req.Question[0].Name)]
+	if v == nil || v.soa == nil {
+		return nil
+	}
+	if !allowed(v, remote, k) {
+		return refusal(req, v)
+	}
+	m := new(dns.Msg)
+	m.SetReply(req)
+	m.Authoritative = true
+	m.Answer = []dns.RR{v.soa}
+	return m
+}
+
 // transferWait bounds how long a transfer waits for the view of the zone
 // the set holds now.
 const transferWait = 5 * time.Second
@@ -366,7 +412,7 @@ func (s *Server) current(origin string) *view {
 			return v
 		}
 		z := set.Zone(origin)
-		if z == nil || v != nil && v.src == z {
+		if z == nil || v != nil && v.src == z || s.running.Load() == 0 {
 			return v
 		}
 		if deadline.IsZero() {

@@ -73,6 +73,7 @@ type Server struct {
 	pending  map[string]*context.CancelFunc // origin+target -> the NOTIFY still retrying
 
 	notifies atomic.Uint64 // NOTIFY messages sent, retries included
+	running  atomic.Int32  // Runs building views: a transfer waits for one only then
 	built    atomic.Pointer[zones.Set]
 	// patched: some view's exported serial is not its zone's own, so SOA
 	// answers may need patching; while false (nearly always) an SOA query
@@ -167,6 +168,8 @@ const pollEvery = 200 * time.Millisecond
 func (s *Server) Run(ctx context.Context) error {
 	t := time.NewTicker(pollEvery)
 	defer t.Stop()
+	s.running.Add(1)
+	defer s.running.Add(-1)
 	for {
 		s.update(ctx)
 		select {

@@ -601,3 +601,37 @@ func TestReloadReusesExportedRecords(t *testing.T) {
 	require.Same(t, &before.rrs[0], &after.rrs[0], "the exported records built again")
 	require.Equal(t, before.soa.Serial, after.soa.Serial)
 }
+
+// TestIXFROverUDPGetsSOA: an IXFR over UDP from an allowed client gets the
+// current SOA (RFC 1995 2: the client then transfers over TCP), signed if
+// asked signed, as from NSD and Knot. It used to get REFUSED, and NSD with
+// "request-xfr: UDP" never updated. Other clients still get REFUSED.
+func TestIXFROverUDPGetsSOA(t *testing.T) {
+	h := newHarness(t, t.TempDir())
+	m := new(dns.Msg)
+	m.SetIxfr("t.test.", 99, "ns1.t.test.", "h.t.test.")
+	m.SetTsig(keyName, dns.HmacSHA256, 300, time.Now().Unix())
+	c := &dns.Client{TsigSecret: map[string]string{keyName: keySecret}}
+	r, _, err := c.Exchange(m, h.addr)
+	require.NoError(t, err)
+	require.Equal(t, dns.RcodeSuccess, r.Rcode, r.String())
+	require.NotNil(t, r.IsTsig())
+	require.Len(t, r.Answer, 1, r.String())
+	require.Equal(t, uint32(100), r.Answer[0].(*dns.SOA).Serial)
+	require.True(t, r.Authoritative)
+
+	// Unsigned, from an allowed address: the SOA; from another: REFUSED.
+	for _, from := range []net.IP{net.IPv4(127, 0, 0, 2), net.IPv4(127, 0, 0, 1)} {
+		m := new(dns.Msg)
+		m.SetIxfr("t.test.", 99, "ns1.t.test.", "h.t.test.")
+		d := &net.Dialer{LocalAddr: &net.UDPAddr{IP: from}}
+		r, _, err := (&dns.Client{Dialer: d}).Exchange(m, h.addr)
+		require.NoError(t, err)
+		if from[15] == 2 {
+			require.Equal(t, dns.RcodeSuccess, r.Rcode)
+			require.Equal(t, uint32(100), r.Answer[0].(*dns.SOA).Serial)
+		} else {
+			require.Equal(t, dns.RcodeRefused, r.Rcode)
+		}
+	}
+}
