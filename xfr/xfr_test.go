@@ -165,6 +165,7 @@ fb.t.test.	3600	IN	A	192.0.2.1
 fb.t.test.	3600	IN	A	192.0.2.2
 ns1.t.test.	3600	IN	A	192.0.2.53
 www.t.test.	3600	IN	A	192.0.2.1
+www.t.test.	3600	IN	AAAA	2001:db8::2
 t.test.	3600	IN	SOA	ns1.t.test. h.t.test. 100 3600 600 1209600 60
 `, texts(rrs))
 
@@ -200,7 +201,7 @@ t.test.	3600	IN	SOA	ns1.t.test. h.t.test. 100 3600 600 1209600 60
 		require.NoError(t, env.Error)
 		n += len(env.RR)
 	}
-	require.Equal(t, 7, n)
+	require.Equal(t, 8, n)
 
 	// A signed SOA query over UDP gets a signed answer.
 	m = new(dns.Msg).SetQuestion("t.test.", dns.TypeSOA)
@@ -258,7 +259,7 @@ t.test.	3600	IN	SOA	ns1.t.test. h.t.test. 101 3600 600 1209600 60
 	// From a serial the journal does not reach: the whole zone.
 	rrs, err = h.xfr("t.test.", dns.TypeIXFR, 50, keyName, dns.HmacSHA256, keySecret)
 	require.NoError(t, err)
-	require.Len(t, rrs, 7)
+	require.Len(t, rrs, 8)
 	// Up to date: the SOA alone.
 	rrs, err = h.xfr("t.test.", dns.TypeIXFR, 101, keyName, dns.HmacSHA256, keySecret)
 	require.NoError(t, err)
@@ -634,4 +635,33 @@ func TestIXFROverUDPGetsSOA(t *testing.T) {
 			require.Equal(t, dns.RcodeRefused, r.Rcode)
 		}
 	}
+}
+
+// TestDefaultExportPerFamily: a service exported by default (no export:,
+// no fallback) exports, for each address family, the endpoints of the
+// first site in its order that has that family: what geodns answers a
+// client with no known location while all is up. The first site here has
+// an IPv4 address only; its AAAA used to be dropped from the export while
+// geodns served the next site's.
+func TestDefaultExportPerFamily(t *testing.T) {
+	h := newHarness(t, t.TempDir())
+	rrs, err := h.xfr("t.test.", dns.TypeAXFR, 0, keyName, dns.HmacSHA256, keySecret)
+	require.NoError(t, err)
+	var www []string
+	for _, rr := range rrs {
+		if rr.Header().Name == "www.t.test." {
+			www = append(www, rr.String())
+		}
+	}
+	served := func(qtype uint16) []string {
+		r, err := dns.Exchange(new(dns.Msg).SetQuestion("www.t.test.", qtype), h.addr)
+		require.NoError(t, err)
+		var out []string
+		for _, rr := range r.Answer {
+			out = append(out, rr.String())
+		}
+		return out
+	}
+	require.Equal(t, append(served(dns.TypeA), served(dns.TypeAAAA)...), www)
+	require.Equal(t, []string{"www.t.test.\t3600\tIN\tA\t192.0.2.1", "www.t.test.\t3600\tIN\tAAAA\t2001:db8::2"}, www)
 }
