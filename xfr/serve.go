@@ -2,6 +2,7 @@ package xfr
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"net/netip"
 	"slices"
 	"time"
@@ -130,12 +131,21 @@ func (s *Server) verify(req *dns.Msg, q []byte) (*key, []byte) {
 	m.SetRcode(req, dns.RcodeNotAuth)
 	m.Extra = nil
 	m.SetTsig(ts.Hdr.Name, ts.Algorithm, 300, time.Now().Unix())
-	m.Extra[0].(*dns.TSIG).Error = tsigErr
-	m.Extra[0].(*dns.TSIG).OrigId = req.Id
+	rt := m.Extra[0].(*dns.TSIG)
+	rt.Error = tsigErr
+	rt.OrigId = req.Id
 	secret := ""
 	mac := ""
 	if tsigErr == dns.RcodeBadTime {
+		// RFC 8945 5.2.3: the request's Time Signed echoed, our time in
+		// Other Data (48 bits), signed, so the client sees the skew.
 		secret, mac = k.secret, ts.MAC
+		var now [6]byte
+		t := uint64(time.Now().Unix())
+		binary.BigEndian.PutUint16(now[:], uint16(t>>32))
+		binary.BigEndian.PutUint32(now[2:], uint32(t))
+		rt.TimeSigned = ts.TimeSigned
+		rt.OtherLen, rt.OtherData = 6, hex.EncodeToString(now[:])
 	}
 	b, _, err := dns.TsigGenerate(m, secret, mac, false)
 	if err != nil {

@@ -3,6 +3,7 @@ package xfr
 import (
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -664,4 +665,47 @@ func TestDefaultExportPerFamily(t *testing.T) {
 	}
 	require.Equal(t, append(served(dns.TypeA), served(dns.TypeAAAA)...), www)
 	require.Equal(t, []string{"www.t.test.\t3600\tIN\tA\t192.0.2.1", "www.t.test.\t3600\tIN\tAAAA\t2001:db8::2"}, www)
+}
+
+// TestBADTIMEEchoesTimeSigned: a query signed with a time out of the fudge
+// gets NOTAUTH with the TSIG error BADTIME, the request's Time Signed
+// echoed, the server's current time in Other Data (6 octets), and a MAC
+// over it all (RFC 8945 5.2.3), so the client can tell its clock is off.
+// The answer used to carry the server's time as Time Signed and no Other
+// Data.
+func TestBADTIMEEchoesTimeSigned(t *testing.T) {
+	h := newHarness(t, t.TempDir())
+	m := new(dns.Msg).SetQuestion("t.test.", dns.TypeSOA)
+	signed := time.Now().Add(-time.Hour).Unix()
+	m.SetTsig(keyName, dns.HmacSHA256, 300, signed)
+	wire, reqMAC, err := dns.TsigGenerate(m, keySecret, "", false)
+	require.NoError(t, err)
+	for _, network := range []string{"udp", "tcp"} {
+		b, err := sendRaw(t, network, h.addr, wire)
+		require.NoError(t, err)
+		r := new(dns.Msg)
+		require.NoError(t, r.Unpack(b))
+		ts := r.IsTsig()
+		require.NotNil(t, ts, network)
+		require.Equal(t, dns.RcodeNotAuth, r.Rcode)
+		require.Equal(t, uint16(dns.RcodeBadTime), ts.Error)
+		require.Equal(t, uint64(signed), ts.TimeSigned, "%s: the request's Time Signed echoed", network)
+		require.Equal(t, uint16(6), ts.OtherLen, network)
+		other, err := hex.DecodeString(ts.OtherData)
+		require.NoError(t, err)
+		require.Len(t, other, 6)
+		now := int64(binary.BigEndian.Uint16(other))<<32 | int64(binary.BigEndian.Uint32(other[2:]))
+		require.InDelta(t, time.Now().Unix(), now, 5, "%s: the server's time in Other Data", network)
+		// The MAC covers it all: made again over the same message and
+		// TSIG fields, it is the one sent (miekg/dns does not verify a
+		// NOTAUTH message itself).
+		again := r.Copy()
+		again.Extra = again.Extra[:len(again.Extra)-1]
+		again.SetTsig(ts.Hdr.Name, ts.Algorithm, ts.Fudge, int64(ts.TimeSigned))
+		x := again.Extra[len(again.Extra)-1].(*dns.TSIG)
+		x.Error, x.OrigId, x.OtherLen, x.OtherData = ts.Error, ts.OrigId, ts.OtherLen, ts.OtherData
+		_, mac, err := dns.TsigGenerate(again, keySecret, reqMAC, false)
+		require.NoError(t, err)
+		require.Equal(t, mac, ts.MAC, "%s: the MAC", network)
+	}
 }
