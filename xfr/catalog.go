@@ -8,7 +8,8 @@ import (
 )
 
 // catalogRecords are the catalog zone's records (RFC 9432): its NS, the
-// schema version 2, and one member PTR per zone served, under a label
+// schema version 2, and one member PTR per zone served with a transfer:
+// setting (a consumer could never transfer the others), under a label
 // derived from the member's name so it stays the same across versions.
 func catalogRecords(origin string, views map[string]*view) ([]dns.RR, [32]byte) {
 	hdr := func(name string, t uint16) dns.RR_Header {
@@ -19,8 +20,8 @@ func catalogRecords(origin string, views map[string]*view) ([]dns.RR, [32]byte) 
 		&dns.TXT{Hdr: hdr("version."+origin, dns.TypeTXT), Txt: []string{"2"}},
 	}
 	for o, v := range views {
-		if v.src == nil {
-			continue // the catalog itself
+		if v.src == nil || v.tr == nil {
+			continue // the catalog itself, or a zone never transferred
 		}
 		id := sha256.Sum256([]byte(o))
 		rrs = append(rrs, &dns.PTR{Hdr: hdr(hex.EncodeToString(id[:10])+".zones."+origin, dns.TypePTR), Ptr: o})

@@ -68,8 +68,11 @@ func sortDigest(rrs []dns.RR) ([]dns.RR, [32]byte) {
 //   - a site name: every endpoint of that site;
 //   - "all": every endpoint of every site (all sites, as configured; not
 //     "all up sites", which would tie the serial to health);
-//   - default: the fallback addresses if any, else the endpoints of the
-//     first site in the service's site order (the sites as listed).
+//   - default: the fallback addresses if any, else, for each address
+//     family, the endpoints of the first site in the service's site order
+//     (the sites as listed) that has that family: what a client with no
+//     known location gets while all is up (a site without AAAA falls back
+//     to the next for AAAA). A CNAME service: the first site's.
 //
 // A CNAME service exports one CNAME: the first endpoint name chosen.
 func exportAnswer(owner string, svc *zones.Service) []dns.RR {
@@ -82,8 +85,25 @@ func exportAnswer(owner string, svc *zones.Service) []dns.RR {
 	case svc.Export == "all":
 	case svc.Export != "":
 		site = svc.Export
-	case len(svc.SiteOrder) > 0:
+	case svc.CNAME && len(svc.SiteOrder) > 0:
 		site = svc.SiteOrder[0]
+	case len(svc.SiteOrder) > 0:
+		for _, v4 := range []bool{true, false} {
+			for _, site := range svc.SiteOrder {
+				n := len(addrs)
+				for _, ep := range svc.Endpoints {
+					if ep.Site == site && ep.Address.IsValid() && ep.Address.Unmap().Is4() == v4 {
+						addrs = append(addrs, ep.Address)
+					}
+				}
+				if len(addrs) > n {
+					break
+				}
+			}
+		}
+		if addrs == nil {
+			addrs = []netip.Addr{} // no address at all: nothing exported
+		}
 	}
 	if addrs == nil {
 		for _, ep := range svc.Endpoints {

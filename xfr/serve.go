@@ -2,6 +2,7 @@ package xfr
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"net/netip"
 	"slices"
 	"time"
@@ -29,6 +30,16 @@ func (s *Server) ServeWireAt(q []byte, remote netip.Addr, tcp bool, out []byte, 
 		}
 	}()
 	if !hasTSIG(q) {
+		if qt, ok := qtype(q); ok && qt == dns.TypeIXFR {
+			req := new(dns.Msg)
+			if req.Unpack(q) == nil && !req.Response {
+				if m := s.udpIXFR(req, remote, nil); m != nil {
+					if b, err := m.PackBuffer(out[:cap(out)]); err == nil {
+						return b
+					}
+				}
+			}
+		}
 		if s.patched.Load() && isSOAQuery(q) {
 			if b := s.soaAnswer(q, remote, tcp, out); b != nil {
 				return b
@@ -120,12 +131,21 @@ func (s *Server) verify(req *dns.Msg, q []byte) (*key, []byte) {
 	m.SetRcode(req, dns.RcodeNotAuth)
 	m.Extra = nil
 	m.SetTsig(ts.Hdr.Name, ts.Algorithm, 300, time.Now().Unix())
-	m.Extra[0].(*dns.TSIG).Error = tsigErr
-	m.Extra[0].(*dns.TSIG).OrigId = req.Id
+	rt := m.Extra[0].(*dns.TSIG)
+	rt.Error = tsigErr
+	rt.OrigId = req.Id
 	secret := ""
 	mac := ""
 	if tsigErr == dns.RcodeBadTime {
+		// RFC 8945 5.2.3: the request's Time Signed echoed, our time in
+		// Other Data (48 bits), signed, so the client sees the skew.
 		secret, mac = k.secret, ts.MAC
+		var now [6]byte
+		t := uint64(time.Now().Unix())
+		binary.BigEndian.PutUint16(now[:], uint16(t>>32))
+		binary.BigEndian.PutUint32(now[2:], uint32(t))
+		rt.TimeSigned = ts.TimeSigned
+		rt.OtherLen, rt.OtherData = 6, hex.EncodeToString(now[:])
 	}
 	b, _, err := dns.TsigGenerate(m, secret, mac, false)
 	if err != nil {
@@ -142,7 +162,13 @@ func (s *Server) signedAnswer(req *dns.Msg, remote netip.Addr, tcp bool, k *key)
 		return nil
 	}
 	req.Extra = req.Extra[:len(req.Extra)-1]
-	m := s.catalogAnswer(req)
+	var m *dns.Msg
+	if len(req.Question) == 1 && req.Question[0].Qtype == dns.TypeIXFR {
+		m = s.udpIXFR(req, remote, k)
+	}
+	if m == nil {
+		m = s.catalogAnswer(req)
+	}
 	if m == nil {
 		m = s.opts.Inner.Answer(req, remote, tcp)
 		s.patchSOA(m)
@@ -155,8 +181,8 @@ func (s *Server) signedAnswer(req *dns.Msg, remote netip.Addr, tcp bool, k *key)
 }
 
 // soaAnswer answers an SOA query for a zone whose exported serial is not
-// the zone's own (an edit that changed no exported record, such as a
-// rule, moves the zone's serial only): the SOA says the exported serial,
+// the zone's own (an exported record changed under a serial that did not
+// move forward, so the export moved past it): the SOA says the exported serial,
 // so a secondary checking it sees what a transfer would give it. nil for
 // any other query: the inner handler answers it, its fast path untouched.
 func (s *Server) soaAnswer(q []byte, remote netip.Addr, tcp bool, out []byte) []byte {
@@ -285,26 +311,13 @@ const maxTransferBytes = 65535 - 1024
 // EDE 18 (Prohibited) to any other.
 func (s *Server) transfer(req *dns.Msg, remote netip.Addr, k *key, send func([]byte) bool) bool {
 	q := req.Question[0]
-	v := (*s.views.Load())[dns.CanonicalName(q.Name)]
+	v := s.current(dns.CanonicalName(q.Name))
 	reqMAC := ""
 	if ts := req.IsTsig(); ts != nil {
 		reqMAC = ts.MAC
 	}
 	if v == nil || !allowed(v, remote, k) {
-		m := new(dns.Msg)
-		m.SetRcode(req, dns.RcodeRefused)
-		m.Extra = nil
-		if req.IsEdns0() != nil {
-			o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
-			o.SetUDPSize(dns.DefaultMsgSize)
-			code := uint16(dns.ExtendedErrorCodeProhibited)
-			if v == nil {
-				code = dns.ExtendedErrorCodeNotAuthoritative
-			}
-			o.Option = []dns.EDNS0{&dns.EDNS0_EDE{InfoCode: code}}
-			m.Extra = append(m.Extra, o)
-		}
-		b, _ := s.pack(m, k, reqMAC, false)
+		b, _ := s.pack(refusal(req, v), k, reqMAC, false)
 		return send(b)
 	}
 	// The records are read in parts (SOA, the view's own slice, SOA), not
@@ -344,6 +357,83 @@ func (s *Server) transfer(req *dns.Msg, remote netip.Addr, k *key, send func([]b
 		first = false
 	}
 	return true
+}
+
+// refusal is the answer to a transfer of v (nil: a zone not served) the
+// client may not have: REFUSED, with EDE 18 (Prohibited) or 20 (Not
+// Authoritative) if the request has EDNS.
+func refusal(req *dns.Msg, v *view) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetRcode(req, dns.RcodeRefused)
+	m.Extra = nil
+	if req.IsEdns0() != nil {
+		o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+		o.SetUDPSize(dns.DefaultMsgSize)
+		code := uint16(dns.ExtendedErrorCodeProhibited)
+		if v == nil {
+			code = dns.ExtendedErrorCodeNotAuthoritative
+		}
+		o.Option = []dns.EDNS0{&dns.EDNS0_EDE{InfoCode: code}}
+		m.Extra = append(m.Extra, o)
+	}
+	return m
+}
+
+// udpIXFR answers an IXFR that did not come over TCP (Stream takes
+// those): with the zone's current SOA, to a client that may transfer the
+// zone (RFC 1995 2: a client told of a serial it does not hold then
+// transfers over TCP), REFUSED to any other. nil for a zone without a
+// view (not served: the inner handler answers).
+func (s *Server) udpIXFR(req *dns.Msg, remote netip.Addr, k *key) *dns.Msg {
+	if len(req.Question) != 1 || req.Opcode != dns.OpcodeQuery || req.Question[0].Qclass != dns.ClassINET {
+		return nil
+	}
+	v := (*s.views.Load())[dns.CanonicalName(req.Question[0].Name)]
+	if v == nil || v.soa == nil {
+		return nil
+	}
+	if !allowed(v, remote, k) {
+		return refusal(req, v)
+	}
+	m := new(dns.Msg)
+	m.SetReply(req)
+	m.Authoritative = true
+	m.Answer = []dns.RR{v.soa}
+	return m
+}
+
+// transferWait bounds how long a transfer waits for the view of the zone
+// the set holds now.
+const transferWait = 5 * time.Second
+
+// current returns the view of origin built from the version of the zone
+// the zone set holds now. SOA queries say that version's serial as soon as
+// it is loaded, while Run builds the views after: a secondary that saw the
+// new serial and asks for the transfer at once would get the old content,
+// and stay with it until its next refresh. So when the view is older than
+// the zone, Run is kicked and the transfer waits for it (transferWait at
+// most, then the view there is).
+func (s *Server) current(origin string) *view {
+	v := (*s.views.Load())[origin]
+	deadline := time.Time{}
+	for {
+		set := s.opts.Zones.Load()
+		if set == nil {
+			return v
+		}
+		z := set.Zone(origin)
+		if z == nil || v != nil && v.src == z || s.running.Load() == 0 {
+			return v
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(transferWait)
+		} else if time.Now().After(deadline) {
+			return v
+		}
+		s.Changed(nil)
+		time.Sleep(5 * time.Millisecond)
+		v = (*s.views.Load())[origin]
+	}
 }
 
 // records lists a transfer's answer records: for AXFR (and IXFR the

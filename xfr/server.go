@@ -2,6 +2,8 @@ package xfr
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"log/slog"
@@ -71,6 +73,7 @@ type Server struct {
 	pending  map[string]*context.CancelFunc // origin+target -> the NOTIFY still retrying
 
 	notifies atomic.Uint64 // NOTIFY messages sent, retries included
+	running  atomic.Int32  // Runs building views: a transfer waits for one only then
 	built    atomic.Pointer[zones.Set]
 	// patched: some view's exported serial is not its zone's own, so SOA
 	// answers may need patching; while false (nearly always) an SOA query
@@ -165,6 +168,8 @@ const pollEvery = 200 * time.Millisecond
 func (s *Server) Run(ctx context.Context) error {
 	t := time.NewTicker(pollEvery)
 	defer t.Stop()
+	s.running.Add(1)
+	defer s.running.Add(-1)
 	for {
 		s.update(ctx)
 		select {
@@ -195,13 +200,21 @@ func (s *Server) update(ctx context.Context) {
 		}
 		if z.Transfer == nil {
 			// Not transferable: no exported view to build (sorting and
-			// digesting a big zone on each reload would be for nothing);
-			// listed in the catalog all the same.
+			// digesting a big zone on each reload would be for nothing),
+			// and not in the catalog.
 			next[z.Origin] = &view{origin: z.Origin, src: z, soa: z.SOA()}
 			continue
 		}
-		rrs, hash := exported(z)
-		v := s.version(prev, z.Origin, z.SOA(), z.Serial, rrs, hash)
+		var rrs []dns.RR
+		var hash [32]byte
+		if prev != nil && prev.src != nil && prev.rrs != nil && prev.src.Hash == z.Hash {
+			// The same content reloaded (a SIGHUP reloads every zone):
+			// the same exported records, not sorted and digested again.
+			rrs, hash = prev.rrs, prev.hash
+		} else {
+			rrs, hash = exported(z)
+		}
+		v := s.version(prev, z.Origin, z.SOA(), z.Serial, rrs, hash, true, z.DNSSEC != nil)
 		v.src, v.tr = z, z.Transfer
 		next[z.Origin] = v
 		dirty = true
@@ -211,8 +224,13 @@ func (s *Server) update(ctx context.Context) {
 	}
 	for o := range old {
 		if next[o] == nil && (s.catalog == nil || o != s.catalog.origin) {
-			delete(s.state, o)
-			dirty = true
+			// Removed: its serial and digest are kept, so the zone added
+			// back continues after its last exported serial (secondaries
+			// may still hold it); its journal is dropped.
+			if st := s.state[o]; st != nil && st.Journal != nil {
+				s.state[o] = &zoneState{Serial: st.Serial, Hash: st.Hash}
+				dirty = true
+			}
 		}
 	}
 	if s.catalog != nil {
@@ -220,7 +238,7 @@ func (s *Server) update(ctx context.Context) {
 		rrs, hash := catalogRecords(s.catalog.origin, next)
 		if prev == nil || prev.hash != hash {
 			soa := catalogSOA(s.catalog.origin)
-			v := s.version(prev, s.catalog.origin, soa, uint32(time.Now().Unix()), rrs, hash)
+			v := s.version(prev, s.catalog.origin, soa, uint32(time.Now().Unix()), rrs, hash, false, false)
 			v.tr = s.catalog.tr
 			changed = append(changed, v)
 			dirty = true
@@ -248,46 +266,80 @@ func (s *Server) update(ctx context.Context) {
 	}
 }
 
-// version makes the next view of a zone: the same serial and journal if
-// the exported content is unchanged, else a serial after the last one
-// (the zone's own if that is later) and the difference journaled.
-func (s *Server) version(prev *view, origin string, soa *dns.SOA, want uint32, rrs []dns.RR, hash [32]byte) *view {
+// version makes the next view of a zone. The exported serial follows the
+// zone's own serial (want) whenever it moves forward, past the last
+// exported serial, whether the exported content changed or not (an
+// unchanged content journals an empty difference: the new SOA fields
+// travel in the IXFR); it stays the same while neither the content nor
+// the zone's serial moves; and a new content under a serial that did not
+// move forward gets the last exported serial + 1 (SOA answers are then
+// patched). fixed (a signed zone, whose SOA is signed as the zone has
+// it): the serial is always want, so what is signed is what is served.
+// follow false (the catalog): want is used only when the content changes.
+func (s *Server) version(prev *view, origin string, soa *dns.SOA, want uint32, rrs []dns.RR, hash [32]byte, follow, fixed bool) *view {
 	v := &view{origin: origin, rrs: rrs, hash: hash}
 	st := s.state[origin]
 	hashHex := hex.EncodeToString(hash[:])
+	same := st != nil && st.Hash == hashHex
 	serial := want
 	switch {
-	case st != nil && st.Hash == hashHex:
+	case st == nil, fixed:
+	case follow && serialAfter(want, st.Serial):
+	case same:
 		serial = st.Serial
-		if prev != nil {
-			v.journal = prev.journal
-		} else {
-			v.journal = s.journalFromState(st)
-		}
-	case st != nil:
-		if !serialAfter(serial, st.Serial) {
-			serial = st.Serial + 1
-		}
-		if prev != nil && prev.rrs != nil && hex.EncodeToString(prev.hash[:]) == st.Hash {
-			// Journaled: what changed since the last version.
-			d := diff(prev.rrs, rrs)
-			d.From, d.To = st.Serial, serial
-			v.journal = s.trim(append(append([]delta(nil), prev.journal...), d))
-		}
-		// Else (a restart with other content): the old content is not
-		// kept, so IXFR from before falls back to AXFR.
+	case !serialAfter(want, st.Serial):
+		serial = st.Serial + 1
 	}
-	if src := s.opts.Serials; src != nil {
-		moved := st != nil && st.Hash != hashHex
+	if st != nil {
+		// The journal up to the last version, and that version's records
+		// when known.
+		var base []delta
+		var old []dns.RR
+		known := false
+		switch {
+		case prev != nil && prev.rrs != nil && hex.EncodeToString(prev.hash[:]) == st.Hash:
+			base, old, known = prev.journal, prev.rrs, true
+		case prev == nil:
+			base = s.journalFromState(st)
+			old, known = rrs, same
+		}
+		switch {
+		case serial == st.Serial && same:
+			v.journal = base
+		case serialAfter(serial, st.Serial) && known:
+			// Journaled: what changed since the last version (maybe
+			// nothing but the SOA).
+			d := diff(old, rrs)
+			d.From, d.To = st.Serial, serial
+			v.journal = s.trim(append(append([]delta(nil), base...), d))
+		}
+		// Else (a restart with other content, or a signed zone whose
+		// serial did not move forward): the old content is not kept, so
+		// IXFR from before falls back to AXFR.
+	}
+	if src := s.opts.Serials; src != nil && !fixed {
+		moved := st != nil && (!same || serial != st.Serial)
 		var prevSerial uint32
 		if moved {
 			prevSerial = st.Serial
 		}
-		if x, ok := src.Serial("export:"+origin, hash, serial, prevSerial, moved); ok && x != serial {
+		key := hash
+		if follow {
+			// One exported version is its content under one zone serial:
+			// the zone's serial, numbered for the cluster already, moves
+			// the export on every node alike.
+			var b [36]byte
+			copy(b[:], hash[:])
+			binary.BigEndian.PutUint32(b[32:], want)
+			key = sha256.Sum256(b[:])
+		}
+		if x, ok := src.Serial("export:"+origin, key, serial, prevSerial, moved); ok && x != serial {
 			if !moved {
 				v.journal = nil // renumbered, not changed: its deltas end at the old serial
-			} else if n := len(v.journal); n > 0 {
+			} else if n := len(v.journal); n > 0 && v.journal[n-1].From == prevSerial && v.journal[n-1].To == serial {
 				v.journal[n-1].To = x
+			} else {
+				v.journal = nil
 			}
 			serial = x
 		}

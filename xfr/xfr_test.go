@@ -3,6 +3,7 @@ package xfr
 import (
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -165,6 +166,7 @@ fb.t.test.	3600	IN	A	192.0.2.1
 fb.t.test.	3600	IN	A	192.0.2.2
 ns1.t.test.	3600	IN	A	192.0.2.53
 www.t.test.	3600	IN	A	192.0.2.1
+www.t.test.	3600	IN	AAAA	2001:db8::2
 t.test.	3600	IN	SOA	ns1.t.test. h.t.test. 100 3600 600 1209600 60
 `, texts(rrs))
 
@@ -200,7 +202,7 @@ t.test.	3600	IN	SOA	ns1.t.test. h.t.test. 100 3600 600 1209600 60
 		require.NoError(t, env.Error)
 		n += len(env.RR)
 	}
-	require.Equal(t, 7, n)
+	require.Equal(t, 8, n)
 
 	// A signed SOA query over UDP gets a signed answer.
 	m = new(dns.Msg).SetQuestion("t.test.", dns.TypeSOA)
@@ -258,7 +260,7 @@ t.test.	3600	IN	SOA	ns1.t.test. h.t.test. 101 3600 600 1209600 60
 	// From a serial the journal does not reach: the whole zone.
 	rrs, err = h.xfr("t.test.", dns.TypeIXFR, 50, keyName, dns.HmacSHA256, keySecret)
 	require.NoError(t, err)
-	require.Len(t, rrs, 7)
+	require.Len(t, rrs, 8)
 	// Up to date: the SOA alone.
 	rrs, err = h.xfr("t.test.", dns.TypeIXFR, 101, keyName, dns.HmacSHA256, keySecret)
 	require.NoError(t, err)
@@ -270,22 +272,19 @@ t.test.	3600	IN	SOA	ns1.t.test. h.t.test. 101 3600 600 1209600 60
 	_ = cat
 }
 
-// TestSOASaysExportedSerial: an edit that changes no exported record (a
-// site's capacity) moves the zone's own serial but not the exported one,
-// and SOA answers, signed or not, say the exported one.
+// TestSOASaysExportedSerial: an edit of an exported record under a
+// serial the operator did not move (a file with serial: 100) moves the
+// exported serial past the zone's own, and SOA answers, signed or not,
+// say the exported one.
 func TestSOASaysExportedSerial(t *testing.T) {
 	h := newHarness(t, t.TempDir())
-	noSerial := strings.Replace(zoneSrc, ", serial: 100", "", 1)
-	noSerial = strings.Replace(noSerial, "NOTIFY", `"`+h.set.Load().Zone("t.test.").Transfer.Notify[0].String()+`"`, 1)
-	h.load(noSerial)
-	require.Eventually(t, func() bool { return h.srv.Built() == h.set.Load() }, 5*time.Second, 10*time.Millisecond)
-	exp, _ := h.srv.Serial("t.test.")
-	h.load(strings.Replace(noSerial, "b: {lat: 2, lon: 2}", "b: {lat: 2, lon: 2, capacity: 7}", 1))
+	changed := strings.Replace(zoneSrc, "ns1: {A: [192.0.2.53]}", "ns1: {A: [192.0.2.54]}", 1)
+	h.load(strings.Replace(changed, "NOTIFY", `"`+h.set.Load().Zone("t.test.").Transfer.Notify[0].String()+`"`, 1))
 	require.Eventually(t, func() bool { return h.srv.Built() == h.set.Load() }, 5*time.Second, 10*time.Millisecond)
 	own := h.set.Load().Zone("t.test.").Serial
-	require.NotEqual(t, exp, own, "the zone's own serial should move")
-	s, _ := h.srv.Serial("t.test.")
-	require.Equal(t, exp, s, "the exported serial moved")
+	exp, _ := h.srv.Serial("t.test.")
+	require.Equal(t, uint32(100), own)
+	require.Equal(t, uint32(101), exp, "the exported serial did not move")
 
 	for _, signed := range []bool{false, true} {
 		m := new(dns.Msg).SetQuestion("t.test.", dns.TypeSOA)
@@ -448,5 +447,265 @@ func TestUnreadableTSIGIsFormErr(t *testing.T) {
 			require.Equal(t, binary.BigEndian.Uint16(wire), r.Id)
 			require.Equal(t, dns.RcodeFormatError, r.Rcode, "%s over %s", name, network)
 		}
+	}
+}
+
+// TestSOAOnlyEditFollowsZoneSerial: an edit of the SOA alone, the serial
+// bumped by the operator (10 -> 11, a new minimum TTL), moves the exported
+// serial with it: NOTIFY, the SOA query, a negative answer and IXFR (an
+// empty difference, the new SOA) all say 11 and the new fields. The
+// export used to stay at 10, the digest leaving the SOA out, so the
+// secondaries never saw the edit.
+func TestSOAOnlyEditFollowsZoneSerial(t *testing.T) {
+	h := newHarness(t, t.TempDir())
+	notify := `"` + h.set.Load().Zone("t.test.").Transfer.Notify[0].String() + `"`
+	for first := range h.notify {
+		if first.Answer[0].(*dns.SOA).Serial == 100 {
+			break
+		}
+	}
+	edited := strings.Replace(zoneSrc, "serial: 100}", "serial: 101, minttl: 5}", 1)
+	h.load(strings.Replace(edited, "NOTIFY", notify, 1))
+	require.Eventually(t, func() bool { return h.srv.Built() == h.set.Load() }, 5*time.Second, 10*time.Millisecond)
+	s, _ := h.srv.Serial("t.test.")
+	require.Equal(t, uint32(101), s, "the exported serial follows the zone's")
+	select {
+	case n := <-h.notify:
+		require.Equal(t, uint32(101), n.Answer[0].(*dns.SOA).Serial)
+	case <-time.After(3 * time.Second):
+		t.Fatal("no NOTIFY for the SOA edit")
+	}
+	r, err := dns.Exchange(new(dns.Msg).SetQuestion("t.test.", dns.TypeSOA), h.addr)
+	require.NoError(t, err)
+	require.Equal(t, uint32(101), r.Answer[0].(*dns.SOA).Serial)
+	require.Equal(t, uint32(5), r.Answer[0].(*dns.SOA).Minttl)
+	r, err = dns.Exchange(new(dns.Msg).SetQuestion("nx.t.test.", dns.TypeA), h.addr)
+	require.NoError(t, err)
+	require.Equal(t, dns.RcodeNameError, r.Rcode)
+	require.Equal(t, uint32(101), r.Ns[0].(*dns.SOA).Serial, "a negative answer says the serial an SOA query says")
+
+	rrs, err := h.xfr("t.test.", dns.TypeIXFR, 100, keyName, dns.HmacSHA256, keySecret)
+	require.NoError(t, err)
+	require.Equal(t, `t.test.	3600	IN	SOA	ns1.t.test. h.t.test. 101 3600 600 1209600 5
+t.test.	3600	IN	SOA	ns1.t.test. h.t.test. 100 3600 600 1209600 5
+t.test.	3600	IN	SOA	ns1.t.test. h.t.test. 101 3600 600 1209600 5
+t.test.	3600	IN	SOA	ns1.t.test. h.t.test. 101 3600 600 1209600 5
+`, texts(rrs))
+
+	// A rule-only edit under an automatic serial moves the export too:
+	// the SOA served and the one transferred never differ.
+	auto := strings.Replace(edited, ", serial: 101", "", 1)
+	h.load(strings.Replace(auto, "NOTIFY", notify, 1))
+	require.Eventually(t, func() bool { return h.srv.Built() == h.set.Load() }, 5*time.Second, 10*time.Millisecond)
+	own := h.set.Load().Zone("t.test.").Serial
+	s, _ = h.srv.Serial("t.test.")
+	require.Equal(t, own, s)
+}
+
+// TestReaddedZoneKeepsSerial: a zone removed and added back continues
+// after its last exported serial. Its state used to be dropped with it,
+// so the export went back to the zone's own serial (100, below the 101
+// the secondaries hold) and 100 named a second, different content.
+func TestReaddedZoneKeepsSerial(t *testing.T) {
+	h := newHarness(t, t.TempDir())
+	notify := `"` + h.set.Load().Zone("t.test.").Transfer.Notify[0].String() + `"`
+	changed := strings.Replace(zoneSrc, "ns1: {A: [192.0.2.53]}", "ns1: {A: [192.0.2.54]}", 1)
+	h.load(strings.Replace(changed, "NOTIFY", notify, 1))
+	require.Eventually(t, func() bool { s, _ := h.srv.Serial("t.test."); return s == 101 }, 5*time.Second, 10*time.Millisecond)
+
+	removeReadd := func(src string) uint32 {
+		h.set.Store(h.set.Load().Without("t.test."))
+		h.srv.Changed(nil)
+		require.Eventually(t, func() bool { _, ok := h.srv.Serial("t.test."); return !ok }, 5*time.Second, 10*time.Millisecond)
+		h.load(strings.Replace(src, "NOTIFY", notify, 1))
+		require.Eventually(t, func() bool { return h.srv.Built() == h.set.Load() }, 5*time.Second, 10*time.Millisecond)
+		s, ok := h.srv.Serial("t.test.")
+		require.True(t, ok)
+		return s
+	}
+	require.Equal(t, uint32(102), removeReadd(zoneSrc), "the first content back, under serial 100: after 101")
+	require.Equal(t, uint32(102), removeReadd(zoneSrc), "the same content back: the same serial")
+	r, err := dns.Exchange(new(dns.Msg).SetQuestion("t.test.", dns.TypeSOA), h.addr)
+	require.NoError(t, err)
+	require.Equal(t, uint32(102), r.Answer[0].(*dns.SOA).Serial)
+}
+
+// TestCatalogListsTransferableZonesOnly: the catalog lists the zones
+// with a transfer: setting, not the others. It used to list every zone,
+// so a catalog consumer (Knot) kept retrying a transfer always refused,
+// and answered SERVFAIL for the zone.
+func TestCatalogListsTransferableZonesOnly(t *testing.T) {
+	h := newHarness(t, t.TempDir())
+	z, err := zones.Compile("u.yaml", []byte("origin: u.test.\nsoa: {ns: ns1.u.test., mbox: h.u.test., serial: 1}\nrecords:\n  \"@\": {NS: [ns1.u.test.]}\n  ns1: {A: [192.0.2.53]}\n"), "u.test.", h.mtime, nil)
+	require.NoError(t, err)
+	h.set.Store(h.set.Load().With(z))
+	h.srv.Changed(nil)
+	require.Eventually(t, func() bool { return h.srv.Built() == h.set.Load() }, 5*time.Second, 10*time.Millisecond)
+
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 2 * time.Second}
+	nc, err := d.Dial("tcp", h.addr)
+	require.NoError(t, err)
+	ch, err := (&dns.Transfer{Conn: &dns.Conn{Conn: nc}}).In(new(dns.Msg).SetAxfr("catalog.invalid."), h.addr)
+	require.NoError(t, err)
+	var members []string
+	for env := range ch {
+		require.NoError(t, env.Error)
+		for _, rr := range env.RR {
+			if p, ok := rr.(*dns.PTR); ok {
+				members = append(members, p.Ptr)
+			}
+		}
+	}
+	require.Equal(t, []string{"t.test."}, members)
+}
+
+// TestTransferWaitsForCurrentView: a transfer asked right after an edit
+// loaded, before the transfer loop has built its view (here: the loop not
+// told, its next poll up to 200 ms away), gets the new version: SOA
+// queries already say its serial. It used to get the old content (and an
+// IXFR from the old serial the SOA alone), so a secondary refreshing in
+// that window stayed stale until its next refresh.
+func TestTransferWaitsForCurrentView(t *testing.T) {
+	h := newHarness(t, t.TempDir())
+	notify := `"` + h.set.Load().Zone("t.test.").Transfer.Notify[0].String() + `"`
+	changed := strings.Replace(zoneSrc, "serial: 100", "serial: 101", 1)
+	changed = strings.Replace(changed, "ns1: {A: [192.0.2.53]}", "ns1: {A: [192.0.2.54]}", 1)
+	changed = strings.Replace(changed, "NOTIFY", notify, 1)
+	h.mtime = h.mtime.Add(time.Second)
+	z, err := zones.Compile("t.yaml", []byte(changed), "t.test.", h.mtime, h.set.Load().Zone("t.test."))
+	require.NoError(t, err)
+	h.set.Store(h.set.Load().With(z)) // the loop not told (no Changed)
+	require.Equal(t, uint32(101), soaSerial(t, h.addr))
+	rrs, err := h.xfr("t.test.", dns.TypeIXFR, 100, keyName, dns.HmacSHA256, keySecret)
+	require.NoError(t, err)
+	require.Equal(t, uint32(101), rrs[0].(*dns.SOA).Serial, "the transfer gives the version the SOA announces")
+	require.Len(t, rrs, 6, texts(rrs))
+}
+
+func soaSerial(t *testing.T, addr string) uint32 {
+	r, err := dns.Exchange(new(dns.Msg).SetQuestion("t.test.", dns.TypeSOA), addr)
+	require.NoError(t, err)
+	return r.Answer[0].(*dns.SOA).Serial
+}
+
+// TestReloadReusesExportedRecords: a zone reloaded with the same content
+// (a SIGHUP reloads every zone) keeps its view's exported records rather
+// than sorting and digesting them again: on a 100k-record zone that took
+// seconds, and every other zone's new view waited for it.
+func TestReloadReusesExportedRecords(t *testing.T) {
+	h := newHarness(t, t.TempDir())
+	before := (*h.srv.views.Load())["t.test."]
+	h.load(strings.Replace(zoneSrc, "NOTIFY", `"`+h.set.Load().Zone("t.test.").Transfer.Notify[0].String()+`"`, 1))
+	require.Eventually(t, func() bool { return h.srv.Built() == h.set.Load() }, 5*time.Second, 10*time.Millisecond)
+	after := (*h.srv.views.Load())["t.test."]
+	require.NotSame(t, before.src, after.src, "a new version of the zone")
+	require.Equal(t, before.src.Hash, after.src.Hash)
+	require.Same(t, &before.rrs[0], &after.rrs[0], "the exported records built again")
+	require.Equal(t, before.soa.Serial, after.soa.Serial)
+}
+
+// TestIXFROverUDPGetsSOA: an IXFR over UDP from an allowed client gets the
+// current SOA (RFC 1995 2: the client then transfers over TCP), signed if
+// asked signed, as from NSD and Knot. It used to get REFUSED, and NSD with
+// "request-xfr: UDP" never updated. Other clients still get REFUSED.
+func TestIXFROverUDPGetsSOA(t *testing.T) {
+	h := newHarness(t, t.TempDir())
+	m := new(dns.Msg)
+	m.SetIxfr("t.test.", 99, "ns1.t.test.", "h.t.test.")
+	m.SetTsig(keyName, dns.HmacSHA256, 300, time.Now().Unix())
+	c := &dns.Client{TsigSecret: map[string]string{keyName: keySecret}}
+	r, _, err := c.Exchange(m, h.addr)
+	require.NoError(t, err)
+	require.Equal(t, dns.RcodeSuccess, r.Rcode, r.String())
+	require.NotNil(t, r.IsTsig())
+	require.Len(t, r.Answer, 1, r.String())
+	require.Equal(t, uint32(100), r.Answer[0].(*dns.SOA).Serial)
+	require.True(t, r.Authoritative)
+
+	// Unsigned, from an allowed address: the SOA; from another: REFUSED.
+	for _, from := range []net.IP{net.IPv4(127, 0, 0, 2), net.IPv4(127, 0, 0, 1)} {
+		m := new(dns.Msg)
+		m.SetIxfr("t.test.", 99, "ns1.t.test.", "h.t.test.")
+		d := &net.Dialer{LocalAddr: &net.UDPAddr{IP: from}}
+		r, _, err := (&dns.Client{Dialer: d}).Exchange(m, h.addr)
+		require.NoError(t, err)
+		if from[15] == 2 {
+			require.Equal(t, dns.RcodeSuccess, r.Rcode)
+			require.Equal(t, uint32(100), r.Answer[0].(*dns.SOA).Serial)
+		} else {
+			require.Equal(t, dns.RcodeRefused, r.Rcode)
+		}
+	}
+}
+
+// TestDefaultExportPerFamily: a service exported by default (no export:,
+// no fallback) exports, for each address family, the endpoints of the
+// first site in its order that has that family: what geodns answers a
+// client with no known location while all is up. The first site here has
+// an IPv4 address only; its AAAA used to be dropped from the export while
+// geodns served the next site's.
+func TestDefaultExportPerFamily(t *testing.T) {
+	h := newHarness(t, t.TempDir())
+	rrs, err := h.xfr("t.test.", dns.TypeAXFR, 0, keyName, dns.HmacSHA256, keySecret)
+	require.NoError(t, err)
+	var www []string
+	for _, rr := range rrs {
+		if rr.Header().Name == "www.t.test." {
+			www = append(www, rr.String())
+		}
+	}
+	served := func(qtype uint16) []string {
+		r, err := dns.Exchange(new(dns.Msg).SetQuestion("www.t.test.", qtype), h.addr)
+		require.NoError(t, err)
+		var out []string
+		for _, rr := range r.Answer {
+			out = append(out, rr.String())
+		}
+		return out
+	}
+	require.Equal(t, append(served(dns.TypeA), served(dns.TypeAAAA)...), www)
+	require.Equal(t, []string{"www.t.test.\t3600\tIN\tA\t192.0.2.1", "www.t.test.\t3600\tIN\tAAAA\t2001:db8::2"}, www)
+}
+
+// TestBADTIMEEchoesTimeSigned: a query signed with a time out of the fudge
+// gets NOTAUTH with the TSIG error BADTIME, the request's Time Signed
+// echoed, the server's current time in Other Data (6 octets), and a MAC
+// over it all (RFC 8945 5.2.3), so the client can tell its clock is off.
+// The answer used to carry the server's time as Time Signed and no Other
+// Data.
+func TestBADTIMEEchoesTimeSigned(t *testing.T) {
+	h := newHarness(t, t.TempDir())
+	m := new(dns.Msg).SetQuestion("t.test.", dns.TypeSOA)
+	signed := time.Now().Add(-time.Hour).Unix()
+	m.SetTsig(keyName, dns.HmacSHA256, 300, signed)
+	wire, reqMAC, err := dns.TsigGenerate(m, keySecret, "", false)
+	require.NoError(t, err)
+	for _, network := range []string{"udp", "tcp"} {
+		b, err := sendRaw(t, network, h.addr, wire)
+		require.NoError(t, err)
+		r := new(dns.Msg)
+		require.NoError(t, r.Unpack(b))
+		ts := r.IsTsig()
+		require.NotNil(t, ts, network)
+		require.Equal(t, dns.RcodeNotAuth, r.Rcode)
+		require.Equal(t, uint16(dns.RcodeBadTime), ts.Error)
+		require.Equal(t, uint64(signed), ts.TimeSigned, "%s: the request's Time Signed echoed", network)
+		require.Equal(t, uint16(6), ts.OtherLen, network)
+		other, err := hex.DecodeString(ts.OtherData)
+		require.NoError(t, err)
+		require.Len(t, other, 6)
+		now := int64(binary.BigEndian.Uint16(other))<<32 | int64(binary.BigEndian.Uint32(other[2:]))
+		require.InDelta(t, time.Now().Unix(), now, 5, "%s: the server's time in Other Data", network)
+		// The MAC covers it all: made again over the same message and
+		// TSIG fields, it is the one sent (miekg/dns does not verify a
+		// NOTAUTH message itself).
+		again := r.Copy()
+		again.Extra = again.Extra[:len(again.Extra)-1]
+		again.SetTsig(ts.Hdr.Name, ts.Algorithm, ts.Fudge, int64(ts.TimeSigned))
+		x := again.Extra[len(again.Extra)-1].(*dns.TSIG)
+		x.Error, x.OrigId, x.OtherLen, x.OtherData = ts.Error, ts.OrigId, ts.OtherLen, ts.OtherData
+		_, mac, err := dns.TsigGenerate(again, keySecret, reqMAC, false)
+		require.NoError(t, err)
+		require.Equal(t, mac, ts.MAC, "%s: the MAC", network)
 	}
 }

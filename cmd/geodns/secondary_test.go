@@ -363,3 +363,102 @@ func TestConfigTSIGKeyRejected(t *testing.T) {
 	require.Equal(t, 2, code, errOut)
 	require.Contains(t, errOut, `algorithm \"hmac-md5\" is not hmac-sha256 or hmac-sha512`)
 }
+
+// TestSignedZoneTransferSOAVerifies: a signed zone (dnssec:) that is
+// transferred always serves and transfers its own SOA, whose signature
+// verifies. An exported record edited under a serial the operator did not
+// bump used to move the exported serial to 101 and patch the SOA answers
+// to it, while the RRSIG covered the zone's SOA at 100: validators
+// rejected the SOA ("RRSIG failed to verify").
+func TestSignedZoneTransferSOAVerifies(t *testing.T) {
+	zonesDir, stateDir := t.TempDir(), t.TempDir()
+	src := `origin: sig.test.
+ttl: 300
+soa: {ns: ns1.sig.test., mbox: h.sig.test., serial: 100}
+dnssec: {algorithm: ECDSAP256SHA256}
+transfer: {allow: ["key:xfr-key"]}
+records:
+  "@": {NS: [ns1.sig.test.]}
+  ns1: {A: [127.0.1.53]}
+  x: {TXT: ["version 1"]}
+`
+	zoneFile := filepath.Join(zonesDir, "sig.test.yaml")
+	require.NoError(t, os.WriteFile(zoneFile, []byte(src), 0o644))
+	confFile := filepath.Join(t.TempDir(), "geodns.yaml")
+	require.NoError(t, os.WriteFile(confFile, []byte(fmt.Sprintf("tsig_keys:\n  %s: {algorithm: hmac-sha256, secret: %q}\n",
+		xfrKey, xfrSecret)), 0o644))
+	primary, _ := startGeodns(t, zonesDir, "sig.test.", "--config", confFile, "--state-dir", stateDir)
+
+	ask := func(name string, qtype uint16) *dns.Msg {
+		q := question(name, qtype)
+		q.SetEdns0(1232, true)
+		r, _, err := (&dns.Client{Net: "tcp", Timeout: 2 * time.Second}).Exchange(q, primary)
+		require.NoError(t, err)
+		return r
+	}
+	var keys []*dns.DNSKEY
+	for _, rr := range ask("sig.test.", dns.TypeDNSKEY).Answer {
+		if k, ok := rr.(*dns.DNSKEY); ok {
+			keys = append(keys, k)
+		}
+	}
+	require.NotEmpty(t, keys)
+	verify := func(what string, sec []dns.RR) uint32 {
+		t.Helper()
+		var soa []dns.RR
+		var sig *dns.RRSIG
+		for _, rr := range sec {
+			switch x := rr.(type) {
+			case *dns.SOA:
+				soa = append(soa, x)
+			case *dns.RRSIG:
+				if x.TypeCovered == dns.TypeSOA {
+					sig = x
+				}
+			}
+		}
+		require.Len(t, soa, 1, what)
+		require.NotNil(t, sig, what)
+		ok := false
+		for _, k := range keys {
+			if k.KeyTag() == sig.KeyTag && sig.Verify(k, soa) == nil {
+				ok = true
+			}
+		}
+		require.True(t, ok, "%s: the SOA's RRSIG does not verify: %v", what, soa[0])
+		return soa[0].(*dns.SOA).Serial
+	}
+	axfrSerial := func() uint32 {
+		m := new(dns.Msg).SetAxfr("sig.test.")
+		m.SetTsig(xfrKey, dns.HmacSHA256, 300, time.Now().Unix())
+		ch, err := (&dns.Transfer{TsigSecret: map[string]string{xfrKey: xfrSecret}}).In(m, primary)
+		require.NoError(t, err)
+		var serial uint32
+		for env := range ch {
+			require.NoError(t, env.Error)
+			if serial == 0 {
+				serial = env.RR[0].(*dns.SOA).Serial
+			}
+		}
+		return serial
+	}
+	require.Equal(t, uint32(100), verify("SOA", ask("sig.test.", dns.TypeSOA).Answer))
+	require.Equal(t, uint32(100), axfrSerial())
+
+	// An exported record edited, the serial left at 100.
+	writeByRename(t, zoneFile, strings.Replace(src, "version 1", "version 2", 1))
+	require.Eventually(t, func() bool {
+		r := ask("x.sig.test.", dns.TypeTXT)
+		return len(r.Answer) > 0 && r.Answer[0].(*dns.TXT).Txt[0] == "version 2"
+	}, 5*time.Second, 10*time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // the transfer loop rebuilds the view
+	served := verify("SOA after the edit", ask("sig.test.", dns.TypeSOA).Answer)
+	verify("NXDOMAIN after the edit", ask("nx.sig.test.", dns.TypeA).Ns)
+	require.Equal(t, served, axfrSerial(), "the SOA served is the SOA transferred")
+	// Signed with the transfer key (a secondary's SOA check): the same SOA.
+	q := question("sig.test.", dns.TypeSOA)
+	q.SetTsig(xfrKey, dns.HmacSHA256, 300, time.Now().Unix())
+	r, _, err := (&dns.Client{TsigSecret: map[string]string{xfrKey: xfrSecret}}).Exchange(q, primary)
+	require.NoError(t, err)
+	require.Equal(t, served, r.Answer[0].(*dns.SOA).Serial)
+}
