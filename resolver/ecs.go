@@ -42,20 +42,31 @@ func (c *clientSubnet) usable() bool {
 // the query's source address is the better guess. The documentation
 // ranges (192.0.2.0/24, 2001:db8::/32, ...) stay usable: no real client
 // has them, and examples and tests stand them for real networks.
-var notGlobal = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"),      // this network
-	netip.MustParsePrefix("100.64.0.0/10"),  // shared address space (RFC 6598)
-	netip.MustParsePrefix("192.0.0.0/24"),   // IETF protocol assignments
-	netip.MustParsePrefix("198.18.0.0/15"),  // benchmarking
-	netip.MustParsePrefix("240.0.0.0/4"),    // reserved
+var notGlobal6 = []netip.Prefix{
 	netip.MustParsePrefix("100::/64"),       // discard-only
 	netip.MustParsePrefix("64:ff9b:1::/48"), // local-use IPv4/IPv6 translation
 	netip.MustParsePrefix("2001:2::/48"),    // benchmarking
 	netip.MustParsePrefix("5f00::/16"),      // segment routing SIDs
 }
 
+// local reports whether a is in one of those networks. IPv4 by its first
+// octets: this runs for every query with ECS.
 func local(a netip.Addr) bool {
-	for _, p := range notGlobal {
+	if a.Is4() {
+		b := a.As4()
+		switch b[0] {
+		case 0: // this network, 0.0.0.0/8
+			return true
+		case 100: // shared address space (RFC 6598), 100.64.0.0/10
+			return b[1]&0xc0 == 64
+		case 192: // IETF protocol assignments, 192.0.0.0/24
+			return b[1] == 0 && b[2] == 0
+		case 198: // benchmarking, 198.18.0.0/15
+			return b[1]&0xfe == 18
+		}
+		return b[0] >= 240 // reserved, 240.0.0.0/4
+	}
+	for _, p := range notGlobal6 {
 		if p.Contains(a) {
 			return true
 		}

@@ -202,3 +202,19 @@ func TestECSOverTheWire(t *testing.T) {
 	require.Equal(t, uint8(24), e.SourceScope)
 	require.Equal(t, "198.51.100.0", e.Address.String())
 }
+
+// TestLocalNetworks: the edges of the networks no client is reached at.
+func TestLocalNetworks(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"0.255.255.255": true, "1.0.0.0": false,
+		"100.63.255.255": false, "100.64.0.0": true, "100.127.255.255": true, "100.128.0.0": false,
+		"192.0.0.255": true, "192.0.1.0": false, "191.255.255.255": false,
+		"198.17.255.255": false, "198.18.0.0": true, "198.19.255.255": true, "198.20.0.0": false,
+		"239.255.255.255": false, "240.0.0.0": true, "255.255.255.255": true,
+		"192.0.2.1": false, "198.51.100.1": false, "203.0.113.1": false, // documentation: usable
+		"100::1": true, "100:0:0:1::": false, "64:ff9b:1::1": true, "64:ff9b::1": false,
+		"2001:2::1": true, "2001:3::1": false, "5f00::1": true, "2001:db8::1": false,
+	} {
+		require.Equal(t, want, local(netip.MustParseAddr(addr)), addr)
+	}
+}
