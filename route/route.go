@@ -223,21 +223,21 @@ func (r *Router) Explain(origin string, svc *zones.Service, client netip.Prefix,
 // sites come first, one by one (and alone, for a rule with only).
 // rule is the index of the matching rule, -1 if none.
 func siteGroups(svc *zones.Service, loc geo.Location, located bool, addr netip.Addr, dist *[]geo.SiteDistance) (groups [][]string, rule int) {
+	rule = geo.MatchRule(svc.Rules, loc, addr)
+	if rule >= 0 && svc.Rules[rule].Only {
+		return singletons(svc.Rules[rule].Sites), rule
+	}
 	var order [][]string
 	if located && loc.HasCoords {
 		order = geo.Rank(svc.Sites, loc, dist)
 	} else {
 		order = singletons(svc.SiteOrder)
 	}
-	rule = geo.MatchRule(svc.Rules, loc, addr)
 	if rule < 0 {
 		return order, -1
 	}
 	r := &svc.Rules[rule]
 	groups = singletons(r.Sites)
-	if r.Only {
-		return groups, rule
-	}
 	// The rest after them: a rule says where its clients go first, and a
 	// down site is skipped, theirs as anyone's.
 	for _, g := range order {
