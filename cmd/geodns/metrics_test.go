@@ -70,8 +70,10 @@ services:
 	require.Len(t, r.Answer, 1)
 
 	// Series that exist only while their condition holds (the cluster's:
-	// with a cluster: section, checked by cluster_test.go).
-	onlyWhile := map[string]bool{"geodns_zone_file_missing": true, "geodns_cluster_connected": true, "geodns_cluster_drift": true}
+	// with a cluster: section, checked by cluster_test.go; GeoIP's: one a
+	// configured database, checked by TestOperatorMistakesFailFast).
+	onlyWhile := map[string]bool{"geodns_zone_file_missing": true, "geodns_cluster_connected": true, "geodns_cluster_drift": true,
+		"geodns_geoip_load_failing": true}
 	var metrics string
 	require.Eventually(t, func() bool { // the first probe results are in
 		var code int
