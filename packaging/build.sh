@@ -36,6 +36,14 @@ deb)
 	# Debian versions sort ~ before anything: 0.1.0~dev+abc before 0.1.0.
 	debver=$(echo "$version" | sed 's/^v//; s/-dev/~dev/; s/-/./g')
 	install_tree "$stage" usr/bin
+	# Debian's names: a native package's changelog.gz is a Debian
+	# changelog (it points to CHANGELOG.md.gz), and the binary is static on
+	# purpose (Go, CGO off), said to lintian.
+	when=$(date -u -R ${SOURCE_DATE_EPOCH:+-d @$SOURCE_DATE_EPOCH})
+	printf 'geodns (%s) unstable; urgency=medium\n\n  * Release %s: see /usr/share/doc/geodns/CHANGELOG.md.gz.\n\n -- geodns authors <geodns@example.org>  %s\n' \
+		"$debver" "$version" "$when" | gzip -9n >"$stage/usr/share/doc/geodns/changelog.gz"
+	install -D -m 0644 /dev/null "$stage/usr/share/lintian/overrides/geodns"
+	echo "geodns: statically-linked-binary [usr/bin/geodns]" >"$stage/usr/share/lintian/overrides/geodns"
 	install -d "$stage/DEBIAN"
 	install -m 0755 "$here/postinst" "$here/prerm" "$here/postrm" "$stage/DEBIAN/"
 	echo /etc/geodns/geodns.yaml >"$stage/DEBIAN/conffiles"
