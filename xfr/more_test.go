@@ -178,3 +178,38 @@ func FuzzServe(f *testing.F) {
 		require.Zero(t, inner.n.Load(), "a panic was recovered")
 	})
 }
+
+// TestNotifyFromListenAddress: NOTIFY leaves from the address given
+// (serve passes its listen address), which a secondary's allow-notify
+// names; the system's pick (127.0.0.1 here, another address on a host
+// with several) was refused by NSD as matching no ACL.
+func TestNotifyFromListenAddress(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	from := make(chan netip.Addr, 10)
+	ns := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, m *dns.Msg) {
+		from <- w.RemoteAddr().(*net.UDPAddr).AddrPort().Addr()
+		w.WriteMsg(new(dns.Msg).SetReply(m))
+	})}
+	go ns.ActivateAndServe()
+	t.Cleanup(func() { ns.Shutdown() })
+	target := pc.LocalAddr().(*net.UDPAddr).AddrPort()
+	soa := &dns.SOA{Hdr: dns.RR_Header{Name: "t.test.", Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: 60}, Ns: "ns1.t.test.", Mbox: "h.t.test.", Serial: 7}
+	for _, c := range []struct {
+		notifyFrom []netip.Addr
+		want       string
+	}{
+		{[]netip.Addr{netip.MustParseAddr("::1"), netip.MustParseAddr("127.0.0.21")}, "127.0.0.21"}, // the first of the family
+		{nil, "127.0.0.1"}, // the system's pick
+	} {
+		s, err := New(Options{Zones: new(atomic.Pointer[zones.Set]), Inner: resolver.NewHandler(new(atomic.Pointer[zones.Set]), &route.Router{}, resolver.Config{}, nil), NotifyFrom: c.notifyFrom})
+		require.NoError(t, err)
+		s.notifyOne(context.Background(), "t.test.", soa, target, nil)
+		select {
+		case got := <-from:
+			require.Equal(t, c.want, got.String())
+		case <-time.After(5 * time.Second):
+			t.Fatal("no NOTIFY")
+		}
+	}
+}

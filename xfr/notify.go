@@ -2,6 +2,7 @@ package xfr
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"time"
 
@@ -61,6 +62,12 @@ func (s *Server) notifyOne(ctx context.Context, origin string, soa *dns.SOA, tar
 		m.SetNotify(origin)
 		m.Answer = []dns.RR{soa}
 		c := &dns.Client{Net: "udp", Timeout: time.Second}
+		for _, src := range s.opts.NotifyFrom {
+			if src.Unmap().Is4() == target.Addr().Unmap().Is4() {
+				c.Dialer = &net.Dialer{LocalAddr: net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0)), Timeout: time.Second}
+				break
+			}
+		}
 		if k != nil {
 			m.SetTsig(k.name, k.alg, 300, time.Now().Unix())
 			c.TsigSecret = map[string]string{k.name: k.secret}

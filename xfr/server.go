@@ -46,7 +46,12 @@ type Options struct {
 	// (cluster.Serials, asked for "export:<zone>"): one exported content,
 	// one serial on every server, whatever reloads each has seen.
 	Serials zones.SerialSource
-	Log     *slog.Logger
+	// NotifyFrom are the addresses NOTIFY leaves from, the first of each
+	// family used (the server's listen addresses when they name one; a
+	// secondary's allow-notify names the primary's address). None: the
+	// system picks, which on a host with several addresses may be another.
+	NotifyFrom []netip.Addr
+	Log        *slog.Logger
 }
 
 // Catalog is the catalog zone's server config (catalog:).

@@ -369,6 +369,12 @@ func serve(args []string, stderr io.Writer) int {
 		return 2
 	}
 	xfrOpts := xfr.Options{Zones: &set, Inner: h, Keys: tsigKeys, StateDir: cfg.StateDir, Catalog: cfg.Catalog, Log: log}
+	for _, l := range cfg.Listen {
+		// NOTIFY leaves from the address secondaries know us by.
+		if ap, err := netip.ParseAddrPort(l); err == nil && !ap.Addr().IsUnspecified() {
+			xfrOpts.NotifyFrom = append(xfrOpts.NotifyFrom, ap.Addr().Unmap())
+		}
+	}
 	if clus != nil {
 		xfrOpts.Serials = clus.serials // exported serials too: one per exported content
 	}
