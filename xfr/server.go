@@ -107,6 +107,7 @@ type delta struct {
 type zoneState struct {
 	Serial  uint32      `json:"serial"`
 	Hash    string      `json:"hash"`
+	SOA     string      `json:"soa,omitempty"` // the SOA with serial 0: its other fields
 	Journal []deltaJSON `json:"journal,omitempty"`
 }
 
@@ -233,7 +234,7 @@ func (s *Server) update(ctx context.Context) {
 			// back continues after its last exported serial (secondaries
 			// may still hold it); its journal is dropped.
 			if st := s.state[o]; st != nil && st.Journal != nil {
-				s.state[o] = &zoneState{Serial: st.Serial, Hash: st.Hash}
+				s.state[o] = &zoneState{Serial: st.Serial, Hash: st.Hash, SOA: st.SOA}
 				dirty = true
 			}
 		}
@@ -285,7 +286,14 @@ func (s *Server) version(prev *view, origin string, soa *dns.SOA, want uint32, r
 	v := &view{origin: origin, rrs: rrs, hash: hash}
 	st := s.state[origin]
 	hashHex := hex.EncodeToString(hash[:])
-	same := st != nil && st.Hash == hashHex
+	// The SOA's other fields are content too: an edit of the negative TTL
+	// alone under an unchanged serial moves the export as a record's edit
+	// does, or secondaries would keep the old SOA under the same serial.
+	// (A state written before they were kept has none: taken as equal.)
+	k := dns.Copy(soa).(*dns.SOA)
+	k.Serial = 0
+	soaText := k.String()
+	same := st != nil && st.Hash == hashHex && (st.SOA == "" || st.SOA == soaText)
 	serial := want
 	switch {
 	case st == nil, fixed:
@@ -352,7 +360,7 @@ func (s *Server) version(prev *view, origin string, soa *dns.SOA, want uint32, r
 	x := dns.Copy(soa).(*dns.SOA)
 	x.Serial = serial
 	v.soa = x
-	s.state[origin] = &zoneState{Serial: serial, Hash: hashHex, Journal: journalJSON(v.journal)}
+	s.state[origin] = &zoneState{Serial: serial, Hash: hashHex, SOA: soaText, Journal: journalJSON(v.journal)}
 	return v
 }
 

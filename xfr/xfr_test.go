@@ -709,3 +709,32 @@ func TestBADTIMEEchoesTimeSigned(t *testing.T) {
 		require.Equal(t, mac, ts.MAC, "%s: the MAC", network)
 	}
 }
+
+// TestSOAOnlyEditUnderSameSerial: the SOA's other fields edited while its
+// serial stays (or goes back) move the export past it, as a record's edit
+// does: secondaries kept the old SOA under the same serial for good
+// (geodns served "100 ... 5", Knot held "100 ... 60").
+func TestSOAOnlyEditUnderSameSerial(t *testing.T) {
+	h := newHarness(t, t.TempDir())
+	notify := `"` + h.set.Load().Zone("t.test.").Transfer.Notify[0].String() + `"`
+	edited := strings.Replace(zoneSrc, "serial: 100}", "serial: 100, minttl: 5}", 1)
+	h.load(strings.Replace(edited, "NOTIFY", notify, 1))
+	require.Eventually(t, func() bool { return h.srv.Built() == h.set.Load() }, 5*time.Second, 10*time.Millisecond)
+	s, _ := h.srv.Serial("t.test.")
+	require.Equal(t, uint32(101), s, "the export moves past the unchanged serial")
+	r, err := dns.Exchange(new(dns.Msg).SetQuestion("t.test.", dns.TypeSOA), h.addr)
+	require.NoError(t, err)
+	require.Equal(t, uint32(101), r.Answer[0].(*dns.SOA).Serial)
+	require.Equal(t, uint32(5), r.Answer[0].(*dns.SOA).Minttl)
+	rrs, err := h.xfr("t.test.", dns.TypeIXFR, 100, keyName, dns.HmacSHA256, keySecret)
+	require.NoError(t, err)
+	require.Equal(t, uint32(101), rrs[0].(*dns.SOA).Serial, "IXFR from 100 brings the new SOA")
+	require.Equal(t, uint32(5), rrs[0].(*dns.SOA).Minttl)
+
+	// Back to the first SOA under a serial that went back: one more.
+	back := strings.Replace(zoneSrc, "serial: 100}", "serial: 99}", 1)
+	h.load(strings.Replace(back, "NOTIFY", notify, 1))
+	require.Eventually(t, func() bool { return h.srv.Built() == h.set.Load() }, 5*time.Second, 10*time.Millisecond)
+	s, _ = h.srv.Serial("t.test.")
+	require.Equal(t, uint32(102), s)
+}
