@@ -285,6 +285,11 @@ func changeOf(r *http.Request, reason string) opstate.Meta {
 
 // readBody decodes an optional JSON body into v: an empty body is none.
 func readBody(r *http.Request, v any) error {
+	if r.ContentLength > maxBody {
+		// Too large, whatever it holds: said before the decoder finds
+		// something else wrong at its first byte.
+		return &http.MaxBytesError{Limit: maxBody}
+	}
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {

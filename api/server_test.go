@@ -249,4 +249,6 @@ func TestAuthSchemeAndBodySize(t *testing.T) {
 	require.Contains(t, e.Error, "over 4096 bytes")
 	code, e = do("Bearer t0ken", "/api/v1/services/web/sites/west/dial", `{"dial_percent": 50, "reason": "`+strings.Repeat("x", 5000)+`"}`)
 	require.Equal(t, http.StatusRequestEntityTooLarge, code, e.Error)
+	code, e = do("Bearer t0ken", "/api/v1/sites/east/drain", strings.Repeat("not json ", 600))
+	require.Equal(t, http.StatusRequestEntityTooLarge, code, "too large and not JSON: %s", e.Error)
 }
