@@ -471,6 +471,23 @@ func (d *configDecoder) validate(c *config, root *yaml.Node) {
 }
 
 // valueNode returns the value of key in mapping m, or nil.
+// itemPos is where the i-th value of key (or key's value, if it is not a
+// list) is written in the config file at path, as file:line:col; the file
+// alone when it cannot be read again.
+func itemPos(path, key string, i int) string {
+	data, err := readConfig(path)
+	var doc yaml.Node
+	if err != nil || yaml.Unmarshal(data, &doc) != nil || len(doc.Content) == 0 {
+		return path
+	}
+	n := valueNode(doc.Content[0], key)
+	if n == nil {
+		return path
+	}
+	n = item(n, i)
+	return fmt.Sprintf("%s:%d:%d", path, n.Line, n.Column)
+}
+
 func valueNode(m *yaml.Node, key string) *yaml.Node {
 	if m.Kind != yaml.MappingNode {
 		return nil

@@ -511,14 +511,18 @@ func check(args []string, stdout, stderr io.Writer) int {
 		limits.MaxFileSize = cfg.ZoneMaxFileSize
 		limits.MaxRecords = cfg.ZoneMaxRecords
 		allow, _ = cfg.probeAllow() // load has checked each prefix
-		if len(cfg.GeoIP) > 0 {
-			// serve runs without a database it cannot open (every client
-			// then gets the default order): check says so first.
-			if _, err := geo.NewLocator(cfg.GeoIP, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
-				fmt.Fprintf(stderr, "%s: geoip: %v\n", *configFile, err)
-				fmt.Fprintf(stderr, "geodns check: %s has errors\n", *configFile)
-				return 1
+		// serve runs without a database it cannot open (every client then
+		// gets the default order): check says so first, at its line.
+		geoBad := false
+		for i, path := range cfg.GeoIP {
+			if _, err := geo.NewLocator([]string{path}, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+				fmt.Fprintf(stderr, "%s: geoip: %v\n", itemPos(*configFile, "geoip", i), err)
+				geoBad = true
 			}
+		}
+		if geoBad {
+			fmt.Fprintf(stderr, "geodns check: %s has errors\n", *configFile)
+			return 1
 		}
 		fmt.Fprintf(stdout, "%s: ok\n", *configFile)
 	}

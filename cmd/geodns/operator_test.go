@@ -41,17 +41,14 @@ func TestOperatorMistakesFailFast(t *testing.T) {
 	empty := filepath.Join(dir, "empty-token")
 	require.NoError(t, os.WriteFile(empty, []byte("\n"), 0o600))
 	for name, c := range map[string]struct{ body, want string }{
-		"geoip typo":    {"geoip: [" + filepath.Join(dir, "dbip-city-ipv4.mmbd") + "]\n", "geoip: "},
+		"geoip typo":    {"geoip: [" + filepath.Join(dir, "dbip-city-ipv4.mmbd") + "]\n", "geodns.yaml:1:9: geoip: "},
 		"token missing": {"api_token_file: " + filepath.Join(dir, "missing-token") + "\n", "geodns.yaml:1:17: api token file: open "},
 		"token empty":   {"api_token_file: " + empty + "\n", "geodns.yaml:1:17: api token file " + empty + " is empty"},
 	} {
 		cfg := filepath.Join(dir, "geodns.yaml")
 		require.NoError(t, os.WriteFile(cfg, []byte("zones: "+zdir+"\n"+c.body), 0o644))
 		// The key is on line 2 here: the zones line comes first.
-		want := c.want
-		if name != "geoip typo" {
-			want = "geodns.yaml:2:17:" + want[len("geodns.yaml:1:17:"):]
-		}
+		want := strings.Replace(c.want, "geodns.yaml:1:", "geodns.yaml:2:", 1)
 		code, out, errOut := runGeodns(t, "check", "--config", cfg)
 		require.Equal(t, 1, code, "%s: %s%s", name, out, errOut)
 		require.Contains(t, errOut, want, name)
