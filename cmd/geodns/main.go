@@ -516,7 +516,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 		geoBad := false
 		for i, path := range cfg.GeoIP {
 			if _, err := geo.NewLocator([]string{path}, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
-				fmt.Fprintf(stderr, "%s: geoip: %v\n", itemPos(*configFile, "geoip", i), err)
+				fmt.Fprintf(stderr, "%s: %v\n", itemPos(*configFile, "geoip", i), err) // "geoip PATH: open ..."
 				geoBad = true
 			}
 		}

@@ -41,7 +41,7 @@ func TestOperatorMistakesFailFast(t *testing.T) {
 	empty := filepath.Join(dir, "empty-token")
 	require.NoError(t, os.WriteFile(empty, []byte("\n"), 0o600))
 	for name, c := range map[string]struct{ body, want string }{
-		"geoip typo":    {"geoip: [" + filepath.Join(dir, "dbip-city-ipv4.mmbd") + "]\n", "geodns.yaml:1:9: geoip: "},
+		"geoip typo":    {"geoip: [" + filepath.Join(dir, "dbip-city-ipv4.mmbd") + "]\n", "geodns.yaml:1:9: geoip "},
 		"token missing": {"api_token_file: " + filepath.Join(dir, "missing-token") + "\n", "geodns.yaml:1:17: api token file: open "},
 		"token empty":   {"api_token_file: " + empty + "\n", "geodns.yaml:1:17: api token file " + empty + " is empty"},
 	} {
