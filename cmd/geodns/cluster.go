@@ -180,12 +180,15 @@ func printCluster(w io.Writer, v api.ClusterView) {
 }
 
 // nodeState is a node's state for the table: live, lost or left (with
-// how long ago; revision and zones are then its last report's), or lost
-// for a live node not connected.
+// how long ago; revision and zones are then its last report's), lost for
+// another node not connected, and "cut off" for the node answering when it
+// is not: it serves, from its last view (it said "lost", as if dead).
 func nodeState(n cluster.NodeView) string {
 	switch {
 	case n.State == cluster.StateLost || n.State == cluster.StateLeft:
 		return fmt.Sprintf("%s %s ago", n.State, time.Since(n.Since).Round(time.Second))
+	case !n.Connected && n.Self:
+		return "cut off"
 	case !n.Connected:
 		return "lost"
 	}
