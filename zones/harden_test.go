@@ -375,6 +375,33 @@ func TestMissingGrace(t *testing.T) {
 	}
 }
 
+// TestMissingGraceFileBackBroken: a file that goes and comes back broken
+// before its grace ends is no longer missing: the old version serves on,
+// and the watcher does not wake for a grace that ended (the first version
+// of the grace timer looked at such a zone forever: a core at 100 %).
+func TestMissingGraceFileBackBroken(t *testing.T) {
+	dir := t.TempDir()
+	writeZone(t, dir, "g.example.yaml", zoneWithA("192.0.2.1"))
+	var set atomic.Pointer[Set]
+	log, _ := newLog()
+	w := NewWatcher(dir, &set, nil, log)
+	w.Poll, w.Debounce, w.MissingGrace = time.Hour, 10*time.Millisecond, 200*time.Millisecond
+	require.NoError(t, w.Scan(true))
+	runWatcher(t, w, nil)
+	require.NoError(t, os.Remove(filepath.Join(dir, "g.example.yaml")))
+	require.Eventually(t, func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.zones["g.example."] != nil && !w.zones["g.example."].missing.IsZero()
+	}, 5*time.Second, 5*time.Millisecond)
+	writeZone(t, dir, "g.example.yaml", "soa: [broken\n")
+	time.Sleep(600 * time.Millisecond) // past the grace
+	before := w.polls.Load()
+	time.Sleep(500 * time.Millisecond)
+	require.Less(t, w.polls.Load()-before, int64(5), "the watcher keeps looking at the zone's files")
+	require.Equal(t, "192.0.2.1", answerA(&set, "g.example."), "its file is back: not removed; the broken edit is not served")
+}
+
 // bigZone writes a zone of n imported records.
 func bigZone(t *testing.T, dir, name string, serial, n int) {
 	t.Helper()

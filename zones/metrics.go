@@ -65,6 +65,8 @@ func (m *Metrics) serialUnchanged(zone string) { m.same.WithLabelValues(zone).In
 
 func (m *Metrics) fileMissing(zone string) { m.missing.WithLabelValues(zone).Set(1) }
 
+func (m *Metrics) fileBack(zone string) { m.missing.DeleteLabelValues(zone) }
+
 func (m *Metrics) failed(zone string) {
 	m.reloads.WithLabelValues(zone, "error").Inc()
 	m.failing.WithLabelValues(zone).Set(1)

@@ -73,6 +73,7 @@ type Watcher struct {
 
 	once    sync.Once
 	running atomic.Bool   // Run is serving the pending queue
+	polls   atomic.Int64  // looks at every zone's files (poll), for tests
 	closes  bool          // Run sees writers close files (writeWatcher)
 	sem     chan struct{} // a slot per running load
 	bigSem  chan struct{} // a slot per running load past bigLoad records: moveBig
@@ -249,6 +250,12 @@ func (w *Watcher) goneLocked(files map[string][]string, force bool) {
 	}
 	for _, o := range sortedKeys(origins) {
 		if len(files[o]) > 0 {
+			if st := w.zones[o]; st != nil && !st.missing.IsZero() {
+				// Back (if broken, not loaded: the old version serves
+				// on), so no grace runs out for it any more.
+				st.missing = time.Time{}
+				w.metrics.fileBack(o)
+			}
 			continue
 		}
 		st := w.zones[o]
@@ -289,8 +296,8 @@ func (w *Watcher) graceEndLocked() time.Time {
 		return at
 	}
 	for _, st := range w.zones {
-		if st.missing.IsZero() {
-			continue
+		if st.missing.IsZero() || st.loading {
+			continue // a load in progress finds the file gone, or not
 		}
 		if end := st.missing.Add(w.MissingGrace); at.IsZero() || end.Before(at) {
 			at = end
@@ -842,6 +849,7 @@ func (w *Watcher) due(now time.Time) {
 // poll queues every zone whose files differ from the last load, and deals
 // with the zones whose file is gone.
 func (w *Watcher) poll() {
+	w.polls.Add(1)
 	files, _ := w.list()
 	if files == nil {
 		return
