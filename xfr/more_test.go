@@ -213,3 +213,24 @@ func TestNotifyFromListenAddress(t *testing.T) {
 		}
 	}
 }
+
+// TestNotifySource: the source fits the target: a loopback listen address
+// is not used for a remote secondary (the dial fails: NOTIFY was never
+// sent), nor a public one preferred for a secondary on loopback.
+func TestNotifySource(t *testing.T) {
+	a := netip.MustParseAddr
+	listen := []netip.Addr{a("127.0.0.1"), a("::1"), a("fe80::1"), a("192.0.2.53"), a("2001:db8::53")}
+	for dst, want := range map[string]string{
+		"198.51.100.7": "192.0.2.53",
+		"127.0.0.22":   "127.0.0.1",
+		"2001:db8::7":  "2001:db8::53",
+		"::1":          "::1",
+		"fe80::7":      "fe80::1",
+	} {
+		got, ok := notifySource(listen, a(dst))
+		require.True(t, ok, dst)
+		require.Equal(t, want, got.String(), dst)
+	}
+	_, ok := notifySource([]netip.Addr{a("127.0.0.1")}, a("198.51.100.7"))
+	require.False(t, ok, "only loopback to listen on: the system picks")
+}

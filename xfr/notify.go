@@ -62,11 +62,8 @@ func (s *Server) notifyOne(ctx context.Context, origin string, soa *dns.SOA, tar
 		m.SetNotify(origin)
 		m.Answer = []dns.RR{soa}
 		c := &dns.Client{Net: "udp", Timeout: time.Second}
-		for _, src := range s.opts.NotifyFrom {
-			if src.Unmap().Is4() == target.Addr().Unmap().Is4() {
-				c.Dialer = &net.Dialer{LocalAddr: net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0)), Timeout: time.Second}
-				break
-			}
+		if src, ok := notifySource(s.opts.NotifyFrom, target.Addr()); ok {
+			c.Dialer = &net.Dialer{LocalAddr: net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0)), Timeout: time.Second}
 		}
 		if k != nil {
 			m.SetTsig(k.name, k.alg, 300, time.Now().Unix())
@@ -94,4 +91,25 @@ func (s *Server) notifyOne(ctx context.Context, origin string, soa *dns.SOA, tar
 		wait *= 2
 	}
 	s.opts.Log.Warn("NOTIFY never acknowledged", "zone", origin, "serial", soa.Serial, "to", target.String())
+}
+
+// notifySource is the address NOTIFY to dst leaves from: the first of
+// from of dst's family that can reach it. A loopback or link-local
+// address reaches only its own kind (sending from 127.0.0.1 to another
+// host fails: "invalid argument"), so with listen: [127.0.0.1:53,
+// 192.0.2.53:53] a remote secondary is notified from 192.0.2.53. None
+// fits: the system picks.
+func notifySource(from []netip.Addr, dst netip.Addr) (netip.Addr, bool) {
+	dst = dst.Unmap()
+	for _, src := range from {
+		src = src.Unmap()
+		switch {
+		case src.Is4() != dst.Is4():
+		case src.IsLoopback() != dst.IsLoopback():
+		case src.IsLinkLocalUnicast() && !dst.IsLinkLocalUnicast():
+		default:
+			return src, true
+		}
+	}
+	return netip.Addr{}, false
 }
