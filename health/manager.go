@@ -101,6 +101,9 @@ type probe struct {
 	check string // the check's name, for logs and metrics
 	site  string // a site it serves, for logs and metrics
 	ids   []string
+	// eps are its endpoints as site and ID ("east 192.0.2.1"): an address
+	// at two sites is two endpoints, each with its own probe and state.
+	eps []string
 
 	removed  bool           // no endpoint uses it any more; its queue entry is dropped when it comes up
 	turn     uint32         // its queue entry's; an entry of an older turn (rescheduled) is dropped when it comes up
@@ -195,6 +198,7 @@ func (m *Manager) SetZones(set *zones.Set) {
 					want[p.key] = p
 				}
 				p.ids = append(p.ids, ep.ID)
+				p.eps = append(p.eps, ep.Site+" "+ep.ID)
 			}
 		}
 	}
@@ -224,7 +228,7 @@ func (m *Manager) SetZones(set *zones.Set) {
 	}
 	m.batch = batchWindow(shortest)
 	now := time.Now()
-	// The state of the probes that go, by endpoint: a check whose settings
+	// The state of the probes that go, by endpoint (site and ID): a check whose settings
 	// change (a timeout, a path) is a new probe for the same endpoints,
 	// which starts from what the old one knew, as from a persisted state.
 	// Started up instead, a known-dead site was answered at the full TTL
@@ -234,9 +238,9 @@ func (m *Manager) SetZones(set *zones.Set) {
 		if _, keep := want[key]; keep || !p.known {
 			continue
 		}
-		for _, id := range p.ids {
-			if q := left[id]; q == nil || q.up && !p.up {
-				left[id] = p // a down one wins: the safer guess
+		for _, ep := range p.eps {
+			if q := left[ep]; q == nil || q.up && !p.up {
+				left[ep] = p // a down one wins: the safer guess
 			}
 		}
 	}
@@ -257,7 +261,7 @@ func (m *Manager) SetZones(set *zones.Set) {
 	}
 	for key, w := range want {
 		if p, ok := m.probes[key]; ok {
-			p.spec, p.check, p.site, p.ids, p.target, p.num = w.spec, w.check, w.site, w.ids, w.target, w.num
+			p.spec, p.check, p.site, p.ids, p.eps, p.target, p.num = w.spec, w.check, w.site, w.ids, w.eps, w.target, w.num
 			m.metrics.set(p) // its series follows a new check name or site
 			continue
 		}
@@ -266,8 +270,8 @@ func (m *Manager) SetZones(set *zones.Set) {
 			w.up, w.known, w.since, w.reason, w.back = s.Up, true, s.Since, s.Reason+" (before restart)", s.Back
 		} else {
 			var from *probe
-			for _, id := range w.ids {
-				if q := left[id]; q != nil && (from == nil || from.up && !q.up) {
+			for _, ep := range w.eps {
+				if q := left[ep]; q != nil && (from == nil || from.up && !q.up) {
 					from = q
 				}
 			}

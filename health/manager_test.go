@@ -428,6 +428,44 @@ func TestBatchWindow(t *testing.T) {
 	}
 }
 
+// TestCheckChangeKeepsStatePerSite: an anycast address at two sites, each
+// checked at its own target, is two endpoints: after an edit of the shared
+// check, each new probe starts from its own site's state. (Keyed by the
+// address alone, east's down state went to west too.)
+func TestCheckChangeKeepsStatePerSite(t *testing.T) {
+	zone := func(check string) *zones.Set {
+		return compile(t, `soa: {ns: ns1.example.net., mbox: h.example.net.}
+records:
+  "@": {NS: [ns1.example.net.]}
+  www: {service: web}
+sites:
+  east: {lat: 39, lon: -77}
+  west: {lat: 37, lon: -122}
+checks:
+  hc: `+check+`
+services:
+  web:
+    endpoints:
+      - {site: east, address: 192.0.2.1, check: hc, target: "`+e1+`"}
+      - {site: west, address: 192.0.2.1, check: hc, target: "`+w1+`"}
+`)
+	}
+	set := zone("{type: http, port: 8080}")
+	m := NewManager(Options{Allow: loopback, Log: quiet})
+	m.SetZones(set)
+	p := probeFor(t, m, e1)
+	m.record(p, Result{Reason: "refused"}, nil)
+	m.record(p, Result{Reason: "refused"}, nil)
+	m.record(probeFor(t, m, w1), Result{OK: true}, nil)
+	require.False(t, upOf(m, set, e1))
+	require.True(t, upOf(m, set, w1))
+
+	set2 := zone("{type: http, port: 8080, timeout: 700ms}")
+	m.SetZones(set2)
+	require.False(t, upOf(m, set2, e1), "east stays down")
+	require.True(t, upOf(m, set2, w1), "west stays up: another endpoint, though the same address")
+}
+
 // TestStaticDecidesAtOnce: a static check is the zone file's word, so its
 // one result decides, without fall or rise runs; Static records them all
 // without the scheduler (geodns explain offline).
