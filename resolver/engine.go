@@ -3,6 +3,7 @@ package resolver
 import (
 	"encoding/binary"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -343,9 +344,10 @@ func (h *Handler) answerIN(set *zones.Set, o *outcome, fq *query, remote netip.A
 		a, nx = zs.signedAnswer(z, o.qname, fq.qtype, a, fq.do, fq.co)
 		o.co = nx && fq.co
 	}
-	if o.decision.AllDown && len(a.Answer) == 0 && o.svc != nil {
+	if o.decision.AllDown && o.svc != nil && !slices.ContainsFunc(a.Answer, func(rr dns.RR) bool { return rr.Header().Rrtype == fq.qtype }) {
 		// An all-down NODATA (the nodata policy, or a family no site has
-		// up): resolvers cache it for the SOA's TTL, which must be the
+		// up), maybe at the end of a CNAME chain: resolvers cache it for
+		// the SOA's TTL, which must be the
 		// degraded TTL as any other all-down answer's, or clients would
 		// stay away for the zone's negative TTL after the sites are back.
 		a.Ns = shortTTL(a.Ns, o.svc.DegradedTTL)

@@ -24,6 +24,7 @@ func TestAllDownMetricPerFamily(t *testing.T) {
 records:
   "@": {NS: [ns1.example.com.]}
   www: {service: web}
+  alias: {CNAME: www}
 sites:
   east: {lat: 39.04, lon: -77.49}
   west: {lat: 37.34, lon: -121.89}
@@ -56,6 +57,13 @@ services:
 	require.Len(t, nodata.Ns, 1)
 	require.Equal(t, dns.TypeSOA, nodata.Ns[0].Header().Rrtype)
 	require.Equal(t, uint32(5), nodata.Ns[0].Header().Ttl, "the degraded TTL")
+	// So at the end of a CNAME chain (its answer holds the CNAME).
+	viaAlias, _, err := c.Exchange(question("alias.example.com.", dns.TypeA), server)
+	require.NoError(t, err)
+	require.Len(t, viaAlias.Answer, 1)
+	require.Equal(t, dns.TypeCNAME, viaAlias.Answer[0].Header().Rrtype)
+	require.Len(t, viaAlias.Ns, 1)
+	require.Equal(t, uint32(5), viaAlias.Ns[0].Header().Ttl, "the degraded TTL through the CNAME")
 	r, _, err := c.Exchange(question("www.example.com.", dns.TypeAAAA), server)
 	require.NoError(t, err)
 	require.Len(t, r.Answer, 1, "west answers AAAA")
