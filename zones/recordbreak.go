@@ -14,8 +14,8 @@ import (
 // and numbers lines as the file does when an error names one.
 //
 // It follows the lexer's rules far enough to know where a record ends: a
-// line break outside quotes, parentheses and escapes; a comment from ';'
-// to the line's end. An empty line between records changes nothing else
+// line break outside quotes and parentheses (escaped or not, as the lexer
+// has it); a comment from ';' to the line's end. An empty line between records changes nothing else
 // (the owner of a line that starts blank is still the previous record's).
 type breakReader struct {
 	r     io.Reader
@@ -56,10 +56,17 @@ func (b *breakReader) scan(in []byte) {
 	for _, c := range in {
 		b.out = append(b.out, c)
 		switch {
+		case b.esc && c == '\n' && !b.quote:
+			// The lexer does not escape a line break: it ends the
+			// record, after a backslash as anywhere.
+			b.esc = false
+			b.tokEnd()
+			b.lineEnd()
+			continue
 		case b.esc:
 			b.esc = false
 			if c == '\n' {
-				b.line++
+				b.line++ // in quotes: part of the string
 			}
 			b.tokByte(c)
 			continue
