@@ -19,6 +19,7 @@ type svcIndex struct {
 	site       map[string]int  // site name -> index in svc.Sites
 	eps        [][2][]int32    // per site, per family (IPv4, IPv6): endpoint indices
 	candidates [2]int          // sites with endpoints of the family
+	shared     bool            // an address (or name) is at two sites: answers gathering sites list it once
 	all        [2][]netip.Addr // every address of the family: serve-all's answer
 	allNames   []string        // CNAME services: every name
 	capShares  map[string]float64
@@ -54,6 +55,12 @@ func newIndex(svc *zones.Service) *svcIndex {
 				}
 			}
 		}
+	}
+	seen := make(map[string]bool, len(svc.Endpoints))
+	for _, ep := range svc.Endpoints {
+		k := ep.Address.String() + ep.CNAME
+		x.shared = x.shared || seen[k]
+		seen[k] = true
 	}
 	for s := range x.eps {
 		for f := range 2 {
@@ -326,6 +333,10 @@ func (r *Router) AllDown(origin string, svc *zones.Service, v6 bool) bool {
 type answer struct {
 	addrs segs[netip.Addr]
 	names segs[string]
+	// once: some address is at two sites (svcIndex.shared), so a list
+	// gathered from several is read without repeats. Else nothing is
+	// compared: the zone compiler refuses an address twice in one site.
+	once bool
 }
 
 func (a *answer) add(fp *famPlan) {
@@ -346,8 +357,8 @@ func twice[T any](l []T) (half, whole []T) {
 // fill sets d's addresses and names: all gathered, turned by n so that
 // clients of one site spread over its endpoints, at most limit of each.
 func (a *answer) fill(d *Decision, n uint32, limit int) {
-	d.Addrs = a.addrs.rotated(n, limit)
-	d.Names = a.names.rotated(n, limit)
+	d.Addrs = a.addrs.rotated(n, limit, a.once)
+	d.Names = a.names.rotated(n, limit, a.once)
 }
 
 // segs is a list of lists read as their concatenation. The first list is
@@ -384,8 +395,9 @@ func (s *segs[T]) seg(i int) []T {
 }
 
 // rotated returns at most limit elements of the concatenation, starting
-// at element n mod its length and wrapping around.
-func (s *segs[T]) rotated(n uint32, limit int) []T {
+// at element n mod its length and wrapping around; with once, each
+// element once.
+func (s *segs[T]) rotated(n uint32, limit int, once bool) []T {
 	if s.total == 0 || limit <= 0 {
 		return nil
 	}
@@ -406,7 +418,7 @@ func (s *segs[T]) rotated(n uint32, limit int) []T {
 	// address once (the zone compiler refuses more), so the one-site path
 	// above has nothing to skip.
 	for i, cur, seen := start, s.seg(l), 0; len(out) < cap(out) && seen < s.total; seen++ {
-		if !slices.Contains(out, cur[i]) {
+		if !once || !slices.Contains(out, cur[i]) {
 			out = append(out, cur[i])
 		}
 		if i++; i == len(cur) {

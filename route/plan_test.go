@@ -151,7 +151,7 @@ func TestSegsRotated(t *testing.T) {
 			k := int(n % uint32(len(all)))
 			want := append(append([]int{}, all[k:]...), all[:k]...)
 			want = want[:min(limit, len(want))]
-			got := s.rotated(n, limit)
+			got := s.rotated(n, limit, false)
 			if limit == 0 {
 				require.Empty(t, got)
 				continue
@@ -160,7 +160,7 @@ func TestSegsRotated(t *testing.T) {
 		}
 	}
 	var empty segs[int]
-	require.Nil(t, empty.rotated(3, 2))
+	require.Nil(t, empty.rotated(3, 2, false))
 
 	// One list with its double: rotations are subslices of the double,
 	// the same as those of the list alone, and cannot grow into it.
@@ -170,14 +170,14 @@ func TestSegsRotated(t *testing.T) {
 	doubled.addTwice(half, whole)
 	for n := range uint32(12) {
 		for limit := range 7 {
-			got := doubled.rotated(n, limit)
-			require.Equal(t, one.rotated(n, limit), got, "n %d limit %d", n, limit)
+			got := doubled.rotated(n, limit, false)
+			require.Equal(t, one.rotated(n, limit, false), got, "n %d limit %d", n, limit)
 			require.Equal(t, len(got), cap(got))
 		}
 	}
 	require.Equal(t, []int{1, 2, 3, 4, 5}, half)
 	doubled.add([]int{6}) // a second list: no longer one double
-	require.Equal(t, []int{6, 1, 2}, doubled.rotated(5, 3))
+	require.Equal(t, []int{6, 1, 2}, doubled.rotated(5, 3, false))
 }
 
 // swapHealth is a countingHealth replaced whole, as the health manager

@@ -254,6 +254,7 @@ func siteGroups(svc *zones.Service, loc geo.Location, located bool, addr netip.A
 // decision depends on nothing else than the client network, pl and p: not
 // on the time (a return ramp in progress) nor on the spill estimate.
 func (r *Router) decide(pl *plan, svc *zones.Service, client netip.Prefix, v6 bool, p *placement, tr *Trace) (d Decision, ans answer, fixed bool) {
+	ans.once = pl.idx.shared
 	addr := client.Addr().Unmap()
 	var (
 		loc        = p.location() // coordinates unknown while p.approx: see coords
