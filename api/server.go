@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -285,12 +286,14 @@ func changeOf(r *http.Request, reason string) opstate.Meta {
 
 // readBody decodes an optional JSON body into v: an empty body is none.
 func readBody(r *http.Request, v any) error {
-	if r.ContentLength > maxBody {
-		// Too large, whatever it holds: said before the decoder finds
-		// something else wrong at its first byte.
-		return &http.MaxBytesError{Limit: maxBody}
+	// Read whole first (MaxBytesHandler stops it past maxBody): too large
+	// is said whatever the body holds, before the decoder finds something
+	// else wrong at its first byte, with or without a Content-Length.
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return err
 	}
-	dec := json.NewDecoder(r.Body)
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
 		return err

@@ -251,4 +251,12 @@ func TestAuthSchemeAndBodySize(t *testing.T) {
 	require.Equal(t, http.StatusRequestEntityTooLarge, code, e.Error)
 	code, e = do("Bearer t0ken", "/api/v1/sites/east/drain", strings.Repeat("not json ", 600))
 	require.Equal(t, http.StatusRequestEntityTooLarge, code, "too large and not JSON: %s", e.Error)
+	// Chunked (a reader of unknown length: no Content-Length): the same.
+	req, err := http.NewRequest("POST", srv.URL+"/api/v1/sites/east/drain", io.MultiReader(strings.NewReader(strings.Repeat("not json ", 600))))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer t0ken")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, "chunked, too large, not JSON")
 }
