@@ -30,22 +30,29 @@ func (s *Server) ServeWireAt(q []byte, remote netip.Addr, tcp bool, out []byte, 
 		}
 	}()
 	if !hasTSIG(q) {
-		if qt, ok := qtype(q); ok && qt == dns.TypeIXFR {
-			req := new(dns.Msg)
-			if req.Unpack(q) == nil && !req.Response {
-				if m := s.udpIXFR(req, remote, nil); m != nil {
-					if b, err := m.PackBuffer(out[:cap(out)]); err == nil {
-						return b
-					}
-				}
-			}
-		}
 		if s.patched.Load() && isSOAQuery(q) {
 			if b := s.soaAnswer(q, remote, tcp, out); b != nil {
 				return b
 			}
 		}
-		return s.inner(q, remote, tcp, out, now)
+		resp := s.inner(q, remote, tcp, out, now)
+		// The engine refuses transfers; an IXFR over UDP gets the SOA here
+		// (udpIXFR). It is looked for only in what the engine refused or
+		// left unanswered (RRL), so no other query parses its question
+		// once more.
+		if len(resp) < 4 || resp[3]&0x0f == dns.RcodeRefused {
+			if qt, ok := qtype(q); ok && qt == dns.TypeIXFR {
+				req := new(dns.Msg)
+				if req.Unpack(q) == nil && !req.Response {
+					if m := s.udpIXFR(req, remote, nil); m != nil {
+						if b, err := m.Pack(); err == nil {
+							return b
+						}
+					}
+				}
+			}
+		}
+		return resp
 	}
 	req := new(dns.Msg)
 	if err := req.Unpack(q); err != nil {
