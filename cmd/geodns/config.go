@@ -67,14 +67,21 @@ type config struct {
 }
 
 // token returns the API token: from the token file if one is named, else
-// GEODNS_API_TOKEN, else api_token.
+// GEODNS_API_TOKEN, else api_token. A named file that is empty is an
+// error, for check and serve alike.
 func (c *config) token() (string, error) {
 	if c.APITokenFile != "" {
 		b, err := os.ReadFile(c.APITokenFile)
 		if err != nil {
 			return "", fmt.Errorf("api token file: %w", err)
 		}
-		return strings.TrimSpace(string(b)), nil
+		t := strings.TrimSpace(string(b))
+		if t == "" {
+			// Configured, yet no token: the API would run without write
+			// calls, and say so only at INFO.
+			return "", fmt.Errorf("api token file %s is empty: write calls would be disabled", c.APITokenFile)
+		}
+		return t, nil
 	}
 	if t := os.Getenv("GEODNS_API_TOKEN"); t != "" {
 		return t, nil
@@ -428,11 +435,9 @@ func (d *configDecoder) validate(c *config, root *yaml.Node) {
 	}
 	if n := at("api_token_file"); n != nil && c.APITokenFile != "" {
 		// Read as serve reads it: a file that is missing, unreadable or
-		// empty would leave the API without write calls, or stop serve.
-		if t, err := c.token(); err != nil {
+		// empty stops serve.
+		if _, err := c.token(); err != nil {
 			d.errf(n, "%v", err)
-		} else if t == "" {
-			d.errf(n, "api token file %s is empty: write calls would be disabled", c.APITokenFile)
 		}
 	}
 	if n := at("log_format"); n != nil && c.LogFormat != "text" && c.LogFormat != "json" {

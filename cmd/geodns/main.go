@@ -193,9 +193,6 @@ func serve(args []string, stderr io.Writer) int {
 		cfg.APITokenFile = *tokenFile
 	}
 	token, err := cfg.token()
-	if err == nil && token == "" && cfg.APITokenFile != "" {
-		err = fmt.Errorf("api token file %s is empty: write calls would be disabled", cfg.APITokenFile)
-	}
 	if err != nil {
 		fmt.Fprintf(stderr, "geodns: %v\n", err)
 		return 2
