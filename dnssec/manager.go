@@ -2,6 +2,7 @@ package dnssec
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -60,6 +61,8 @@ type Manager struct {
 
 	mu    sync.Mutex // writers: Sync, Run's steps, Rollover
 	zones map[string]*zoneEntry
+
+	exports exportCache // signatures of transfers (export.go)
 }
 
 type zoneEntry struct {
@@ -173,6 +176,7 @@ func (m *Manager) Sync(cfgs []ZoneConfig) error {
 			m.cache.drop(st.id)
 		}
 	}
+	m.forgetExport(func(origin string) bool { return next[origin] != nil })
 	m.updateMetrics(now)
 	return errors.Join(errs...)
 }
@@ -275,23 +279,37 @@ func (st *state) putApex(rrset []dns.RR) error {
 
 // sign signs rrset with each of the state's keys for its type.
 func (st *state) sign(rrset []dns.RR) ([]dns.RR, error) {
-	keys := st.zsks
-	switch rrset[0].Header().Rrtype {
-	case dns.TypeDNSKEY, dns.TypeCDS, dns.TypeCDNSKEY:
-		keys = st.ksks
-	}
+	return st.signIn(rrset, st.inception, st.expiration, false)
+}
+
+// signIn signs rrset in the window given; det: deterministically (export.go).
+func (st *state) signIn(rrset []dns.RR, inception, expiration uint32, det bool) ([]dns.RR, error) {
+	keys := st.keysFor(rrset[0].Header().Rrtype)
 	out := make([]dns.RR, 0, len(keys))
 	for _, k := range keys {
 		sig := &dns.RRSIG{Hdr: dns.RR_Header{Ttl: rrset[0].Header().Ttl}, Algorithm: k.Algorithm,
-			KeyTag: k.Tag, SignerName: st.origin, Inception: st.inception, Expiration: st.expiration,
+			KeyTag: k.Tag, SignerName: st.origin, Inception: inception, Expiration: expiration,
 			OrigTtl: rrset[0].Header().Ttl}
-		if err := sig.Sign(k.signer, rrset); err != nil {
+		var s crypto.Signer = k.signer
+		if det {
+			s = deterministic{s}
+		}
+		if err := sig.Sign(s, rrset); err != nil {
 			return nil, err
 		}
 		out = append(out, sig)
 	}
 	st.signed.Add(float64(len(out)))
 	return out, nil
+}
+
+// keysFor returns the keys that sign RRsets of type t.
+func (st *state) keysFor(t uint16) []*Key {
+	switch t {
+	case dns.TypeDNSKEY, dns.TypeCDS, dns.TypeCDNSKEY:
+		return st.ksks
+	}
+	return st.zsks
 }
 
 // Sign returns the RRSIG records of rrset (records of one owner and type

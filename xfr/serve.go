@@ -235,20 +235,45 @@ func (s *Server) patchSOA(m *dns.Msg) {
 		return
 	}
 	// The sections may be the zone's own slices, shared by every
-	// answer: patched in copies.
+	// answer: patched in copies. A signed zone's SOA signatures are the
+	// exported SOA's, which cover its serial.
 	patch := func(sec []dns.RR) []dns.RR {
 		out := sec
+		signed := false
 		for i, rr := range sec {
-			if soa, ok := rr.(*dns.SOA); ok && dns.CanonicalName(soa.Hdr.Name) == v.origin {
+			switch x := rr.(type) {
+			case *dns.SOA:
+				if dns.CanonicalName(x.Hdr.Name) != v.origin {
+					continue
+				}
 				if &out[0] == &sec[0] {
 					out = slices.Clone(sec)
 				}
-				x := dns.Copy(soa).(*dns.SOA)
+				x = dns.Copy(x).(*dns.SOA)
 				x.Serial = v.soa.Serial
 				out[i] = x
+			case *dns.RRSIG:
+				if x.TypeCovered == dns.TypeSOA && dns.CanonicalName(x.Hdr.Name) == v.origin {
+					if &out[0] == &sec[0] {
+						out = slices.Clone(sec)
+					}
+					signed = true
+					out[i] = nil
+				}
 			}
 		}
-		return out
+		if !signed {
+			return out
+		}
+		// out is a copy: the old signatures go, the exported SOA's take
+		// their place.
+		kept := out[:0]
+		for _, rr := range out {
+			if rr != nil {
+				kept = append(kept, rr)
+			}
+		}
+		return append(kept, v.soaSigs...)
 	}
 	m.Answer, m.Ns = patch(m.Answer), patch(m.Ns)
 }
@@ -467,7 +492,7 @@ func (s *Server) records(v *view, req *dns.Msg) [][]dns.RR {
 			}
 		}
 	}
-	return [][]dns.RR{soa, v.rrs, soa}
+	return [][]dns.RR{soa, v.soaSigs, v.rrs, soa}
 }
 
 // allowed reports whether a client may transfer v: its address is in an

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,7 +52,22 @@ type Options struct {
 	// secondary's allow-notify names the primary's address). None: the
 	// system picks, which on a host with several addresses may be another.
 	NotifyFrom []netip.Addr
-	Log        *slog.Logger
+	// Signer, if set, signs the transfers of signed zones (dnssec:):
+	// secondaries get the zone signed, as they must serve it.
+	Signer Signer
+	Log    *slog.Logger
+}
+
+// Signer signs a zone's exported records for transfer; *dnssec.Manager is
+// one.
+type Signer interface {
+	// Export returns rrs (the SOA excluded) signed: the DNSKEY RRset, an
+	// NSEC chain and the RRSIGs, with what signs the SOA once its serial
+	// is known. The same records and stamp give the same bytes.
+	Export(origin string, soa *dns.SOA, rrs []dns.RR) ([]dns.RR, func(*dns.SOA) []dns.RR, error)
+	// ExportStamp changes when Export's signatures would (keys, window);
+	// ok is false for a zone it does not sign.
+	ExportStamp(origin string) (stamp string, ok bool)
 }
 
 // Catalog is the catalog zone's server config (catalog:).
@@ -95,6 +111,10 @@ type view struct {
 	hash    [32]byte
 	tr      *zones.Transfer
 	journal []delta // oldest first; the last ends at soa.Serial
+	// A signed zone's: the SOA's signatures, and what rrs were signed
+	// with (Signer.ExportStamp).
+	soaSigs []dns.RR
+	stamp   string
 }
 
 // delta is one change of the exported content.
@@ -190,17 +210,21 @@ func (s *Server) Run(ctx context.Context) error {
 // update builds the views of the zones that changed.
 func (s *Server) update(ctx context.Context) {
 	set := s.opts.Zones.Load()
-	if set == nil || set == s.lastSet {
+	if set == nil {
+		return
+	}
+	old := *s.views.Load()
+	if set == s.lastSet && !s.resign(set, old) {
 		return
 	}
 	s.lastSet = set
-	old := *s.views.Load()
 	next := make(map[string]*view, len(old))
 	var changed []*view
 	dirty := false
 	for _, z := range set.Zones() {
 		prev := old[z.Origin]
-		if prev != nil && prev.src == z {
+		stamp, signed := s.stamp(z)
+		if prev != nil && prev.src == z && prev.stamp == stamp {
 			next[z.Origin] = prev
 			continue
 		}
@@ -213,15 +237,32 @@ func (s *Server) update(ctx context.Context) {
 		}
 		var rrs []dns.RR
 		var hash [32]byte
-		if prev != nil && prev.src != nil && prev.rrs != nil && prev.src.Hash == z.Hash {
+		var signSOA func(*dns.SOA) []dns.RR
+		switch {
+		case prev != nil && prev.src != nil && prev.rrs != nil && prev.src.Hash == z.Hash && prev.stamp == stamp && !signed:
 			// The same content reloaded (a SIGHUP reloads every zone):
 			// the same exported records, not sorted and digested again.
 			rrs, hash = prev.rrs, prev.hash
-		} else {
+		case signed:
+			rrs, _ = exported(z)
+			var err error
+			rrs, signSOA, err = s.opts.Signer.Export(z.Origin, z.SOA(), rrs)
+			if err != nil {
+				s.opts.Log.Error("transfer: cannot sign the zone; secondaries keep what they have", "zone", z.Origin, "error", err)
+				if prev != nil {
+					next[z.Origin] = prev
+				}
+				continue
+			}
+			rrs, hash = sortDigest(rrs)
+		default:
 			rrs, hash = exported(z)
 		}
-		v := s.version(prev, z.Origin, z.SOA(), z.Serial, rrs, hash, true, z.DNSSEC != nil)
-		v.src, v.tr = z, z.Transfer
+		// A signed zone whose signer does not sign it (its keys could not
+		// be loaded) exports unsigned, as it is served, under its own
+		// serial: the SOA's RRSIG in answers covers that serial.
+		v := s.version(prev, z.Origin, z.SOA(), z.Serial, rrs, hash, true, z.DNSSEC != nil && !signed, signSOA)
+		v.src, v.tr, v.stamp = z, z.Transfer, stamp
 		next[z.Origin] = v
 		dirty = true
 		if prev == nil || prev.soa.Serial != v.soa.Serial {
@@ -244,7 +285,7 @@ func (s *Server) update(ctx context.Context) {
 		rrs, hash := catalogRecords(s.catalog.origin, next)
 		if prev == nil || prev.hash != hash {
 			soa := catalogSOA(s.catalog.origin)
-			v := s.version(prev, s.catalog.origin, soa, uint32(time.Now().Unix()), rrs, hash, false, false)
+			v := s.version(prev, s.catalog.origin, soa, uint32(time.Now().Unix()), rrs, hash, false, false, nil)
 			v.tr = s.catalog.tr
 			changed = append(changed, v)
 			dirty = true
@@ -282,7 +323,9 @@ func (s *Server) update(ctx context.Context) {
 // patched). fixed (a signed zone, whose SOA is signed as the zone has
 // it): the serial is always want, so what is signed is what is served.
 // follow false (the catalog): want is used only when the content changes.
-func (s *Server) version(prev *view, origin string, soa *dns.SOA, want uint32, rrs []dns.RR, hash [32]byte, follow, fixed bool) *view {
+// signSOA (a zone signed for transfer) signs the exported SOA; a new
+// version's difference deletes the last SOA's signatures and adds its own.
+func (s *Server) version(prev *view, origin string, soa *dns.SOA, want uint32, rrs []dns.RR, hash [32]byte, follow, fixed bool, signSOA func(*dns.SOA) []dns.RR) *view {
 	v := &view{origin: origin, rrs: rrs, hash: hash}
 	st := s.state[origin]
 	hashHex := hex.EncodeToString(hash[:])
@@ -360,8 +403,46 @@ func (s *Server) version(prev *view, origin string, soa *dns.SOA, want uint32, r
 	x := dns.Copy(soa).(*dns.SOA)
 	x.Serial = serial
 	v.soa = x
+	if signSOA != nil {
+		v.soaSigs = signSOA(x)
+		if n := len(v.journal); n > 0 && v.journal[n-1].To == serial && st != nil && v.journal[n-1].From == st.Serial &&
+			serial != st.Serial && prev != nil {
+			// The difference made here (a copy: base's are shared).
+			d := v.journal[n-1]
+			d.Del = append(slices.Clip(d.Del), prev.soaSigs...)
+			d.Add = append(slices.Clip(d.Add), v.soaSigs...)
+			v.journal = append(slices.Clip(v.journal[:n-1]), d)
+		}
+	}
 	s.state[origin] = &zoneState{Serial: serial, Hash: hashHex, SOA: soaText, Journal: journalJSON(v.journal)}
 	return v
+}
+
+// stamp returns what a zone's transfer would be signed with now, and
+// whether it is signed for transfer.
+func (s *Server) stamp(z *zones.Zone) (string, bool) {
+	if z.DNSSEC == nil || z.Transfer == nil || s.opts.Signer == nil {
+		return "", false
+	}
+	return s.opts.Signer.ExportStamp(z.Origin)
+}
+
+// resign reports whether a signed zone's transfer is to be signed again
+// (a new window, a key event) though the zone set did not change.
+func (s *Server) resign(set *zones.Set, views map[string]*view) bool {
+	if s.opts.Signer == nil {
+		return false
+	}
+	for _, z := range set.Zones() {
+		if z.DNSSEC == nil || z.Transfer == nil {
+			continue
+		}
+		stamp, _ := s.stamp(z)
+		if v := views[z.Origin]; v == nil || v.stamp != stamp {
+			return true
+		}
+	}
+	return false
 }
 
 // trim keeps the journal within its bounds, dropping the oldest first.

@@ -65,8 +65,10 @@ type harness struct {
 // sockets, NOTIFY going to a UDP listener of the test's.
 func newHarness(t testing.TB, stateDir string) *harness { return newHarnessSrc(t, stateDir, zoneSrc) }
 
-// newHarnessSrc is newHarness serving src (NOTIFY: where NOTIFY goes).
-func newHarnessSrc(t testing.TB, stateDir, src string) *harness {
+// newHarnessSrc is newHarness serving src (NOTIFY: where NOTIFY goes);
+// opts change the server's options and its inner handler's config before
+// either starts (the zone is loaded by then).
+func newHarnessSrc(t testing.TB, stateDir, src string, opts ...func(*Options, *resolver.Config)) *harness {
 	h := &harness{t: t, notify: make(chan *dns.Msg, 100), mtime: time.Unix(1000, 0)}
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -85,9 +87,14 @@ func newHarnessSrc(t testing.TB, stateDir, src string) *harness {
 	h.load(strings.Replace(src, "NOTIFY", `"`+pc.LocalAddr().String()+`"`, 1))
 	keys, err := ParseKeys(map[string]KeyConfig{"sec1": {Algorithm: "hmac-sha256", Secret: keySecret}})
 	require.NoError(t, err)
-	inner := resolver.NewHandler(&h.set, &route.Router{}, resolver.Config{}, nil)
-	h.srv, err = New(Options{Zones: &h.set, Inner: inner, Keys: keys, StateDir: stateDir,
-		Catalog: Catalog{Zone: "catalog.invalid.", Allow: []string{"127.0.0.2/32"}}})
+	o := Options{Zones: &h.set, Keys: keys, StateDir: stateDir,
+		Catalog: Catalog{Zone: "catalog.invalid.", Allow: []string{"127.0.0.2/32"}}}
+	var cfg resolver.Config
+	for _, f := range opts {
+		f(&o, &cfg)
+	}
+	o.Inner = resolver.NewHandler(&h.set, &route.Router{}, cfg, nil)
+	h.srv, err = New(o)
 	require.NoError(t, err)
 	ln, err := resolver.Listen("127.0.0.1:0")
 	require.NoError(t, err)

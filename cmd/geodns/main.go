@@ -365,7 +365,7 @@ func serve(args []string, stderr io.Writer) int {
 		log.Error("config", "error", err)
 		return 2
 	}
-	xfrOpts := xfr.Options{Zones: &set, Inner: h, Keys: tsigKeys, StateDir: cfg.StateDir, Catalog: cfg.Catalog, Log: log}
+	xfrOpts := xfr.Options{Zones: &set, Inner: h, Keys: tsigKeys, StateDir: cfg.StateDir, Catalog: cfg.Catalog, Signer: signer, Log: log}
 	for _, l := range cfg.Listen {
 		// NOTIFY leaves from the address secondaries know us by.
 		if ap, err := netip.ParseAddrPort(l); err == nil && !ap.Addr().IsUnspecified() {
@@ -383,10 +383,11 @@ func serve(args []string, stderr io.Writer) int {
 	onChange := watcher.OnChange
 	watcher.OnChange = func(s *zones.Set) {
 		onChange(s)
-		transfers.Changed(s)
+		// Keys first: the transfers of a newly signed zone are signed.
 		if err := signer.Sync(dnssecZones(s)); err != nil {
 			log.Error("dnssec: zones not signed", "error", err)
 		}
+		transfers.Changed(s)
 	}
 	if clus != nil {
 		// Not a SIGHUP: that would also remove zones whose file is gone.

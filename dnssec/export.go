@@ -1,0 +1,258 @@
+package dnssec
+
+import (
+	"crypto"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// A zone transferred to a stock secondary (NSD, Knot, BIND) must arrive
+// signed: the secondary serves it as it got it, and a validator rejects
+// unsigned answers from a zone whose parent has a DS. What the server
+// answers itself is signed online with compact denial; a secondary needs
+// what a signer of master files makes instead: the DNSKEY RRset, an RRSIG
+// over every authoritative RRset, and an NSEC chain over the names.
+//
+// Every node of a set and every rebuild must make the same bytes for the
+// same content, or IXFR would delete signatures the secondary does not
+// hold and the exported serial would move with no change (the set numbers
+// exported versions by their digest). So the signatures are deterministic
+// (RFC 6979 for ECDSA; Ed25519 is by nature) and their window is fixed by
+// the clock alone: it opens at a multiple of Validity-Refresh since the
+// epoch, so what is transferred always has at least Refresh left.
+
+// exportCache keeps a zone's export signatures of the last Export, by
+// RRset and window: a rebuild signs only what changed.
+type exportCache struct {
+	mu    sync.Mutex
+	zones map[string]map[string][]dns.RR
+}
+
+// ExportStamp identifies what a zone's transfer is signed with (its keys
+// and the export window now): while it stays the same, so do the
+// signatures Export makes for the same records. ok is false when the zone
+// is not signed.
+func (m *Manager) ExportStamp(origin string) (stamp string, ok bool) {
+	st := m.state(origin)
+	if st == nil {
+		return "", false
+	}
+	inc, exp := st.exportWindow(m.opts.Now())
+	return fmt.Sprintf("%d-%d-%d", inc, exp, st.id), true
+}
+
+// exportWindow is the signing window of transfers at now (see above).
+func (st *state) exportWindow(now time.Time) (inception, expiration uint32) {
+	period := max(st.policy.Validity-st.policy.Refresh, time.Minute)
+	start := time.Unix(now.Unix()/int64(period/time.Second)*int64(period/time.Second), 0)
+	return uint32(start.Add(-st.policy.Backdate).Unix()), uint32(start.Add(st.policy.Validity).Unix())
+}
+
+// Export signs the records of zone origin for transfer. rrs are its
+// records but the SOA (soa gives the negative TTL). It returns them with
+// the signer's apex RRsets (DNSKEY, and CDS and CDNSKEY during a
+// rollover), an NSEC chain over the authoritative names and the RRSIGs of
+// every authoritative RRset; NS records at a delegation and the records
+// below one (glue) stay unsigned and out of the chain. signSOA signs the
+// SOA in the same window, once its serial is known. The returned records
+// share the given ones; none may be mutated.
+func (m *Manager) Export(origin string, soa *dns.SOA, rrs []dns.RR) (out []dns.RR, signSOA func(*dns.SOA) []dns.RR, err error) {
+	st := m.state(origin)
+	if st == nil {
+		return nil, nil, errors.New("dnssec: zone " + origin + " is not signed")
+	}
+	inc, exp := st.exportWindow(m.opts.Now())
+	m.exports.mu.Lock()
+	defer m.exports.mu.Unlock()
+	if m.exports.zones == nil {
+		m.exports.zones = map[string]map[string][]dns.RR{}
+	}
+	old := m.exports.zones[origin]
+	cache := map[string][]dns.RR{}
+	var failed error
+	sign := func(rrset []dns.RR) []dns.RR {
+		var b strings.Builder
+		fmt.Fprintf(&b, "%d %d", inc, exp)
+		for _, k := range st.keysFor(rrset[0].Header().Rrtype) {
+			fmt.Fprintf(&b, " %d/%d", k.Tag, k.Algorithm)
+		}
+		for _, rr := range rrset {
+			b.WriteByte('\n')
+			b.WriteString(rr.String())
+		}
+		key := b.String()
+		sigs, ok := cache[key]
+		if !ok {
+			sigs, ok = old[key]
+		}
+		if !ok {
+			var err error
+			if sigs, err = st.signIn(rrset, inc, exp, true); err != nil {
+				failed = err
+				return nil
+			}
+		}
+		cache[key] = sigs
+		return sigs
+	}
+
+	// RRsets by owner, the owners in canonical order.
+	type owner struct {
+		name, shown string // canonical; as the records have it
+		sets        map[uint16][]dns.RR
+	}
+	byName := map[string]*owner{}
+	var names []*owner
+	add := func(rr dns.RR) {
+		n := dns.CanonicalName(rr.Header().Name)
+		o := byName[n]
+		if o == nil {
+			o = &owner{name: n, shown: rr.Header().Name, sets: map[uint16][]dns.RR{}}
+			byName[n] = o
+			names = append(names, o)
+		}
+		t := rr.Header().Rrtype
+		o.sets[t] = append(o.sets[t], rr)
+	}
+	for _, rr := range rrs {
+		add(rr)
+	}
+	for _, t := range st.types {
+		for _, rr := range st.apex[t][0] {
+			add(rr)
+		}
+	}
+	if byName[origin] == nil {
+		add(&dns.SOA{Hdr: dns.RR_Header{Name: origin, Rrtype: dns.TypeSOA, Class: dns.ClassINET}})
+		delete(byName[origin].sets, dns.TypeSOA)
+	}
+	slices.SortFunc(names, func(a, b *owner) int { return canonicalCompare(a.name, b.name) })
+
+	ttl := min(soa.Hdr.Ttl, soa.Minttl)
+	var chain []*owner // the authoritative names, in order
+	var kinds []bool   // per chain name: a delegation
+	var cuts []string
+	out = make([]dns.RR, 0, len(rrs)*2+len(names)*2)
+	for _, o := range names {
+		below := false
+		for _, c := range cuts {
+			if dns.IsSubDomain(c, o.name) {
+				below = true
+				break
+			}
+		}
+		if below {
+			// Glue, or data under a cut: served as given, unsigned.
+			for _, t := range sortedTypes(o.sets) {
+				out = append(out, o.sets[t]...)
+			}
+			continue
+		}
+		cut := o.name != origin && o.sets[dns.TypeNS] != nil
+		if cut {
+			cuts = append(cuts, o.name)
+		}
+		for _, t := range sortedTypes(o.sets) {
+			out = append(out, o.sets[t]...)
+			if cut && t != dns.TypeDS {
+				continue // the child's NS: not ours to sign
+			}
+			out = append(out, sign(o.sets[t])...)
+		}
+		chain = append(chain, o)
+		kinds = append(kinds, cut)
+	}
+	for i, o := range chain {
+		next := chain[(i+1)%len(chain)].shown
+		types := []uint16{dns.TypeRRSIG, dns.TypeNSEC}
+		if o.name == origin {
+			types = append(types, dns.TypeSOA)
+		}
+		for t := range o.sets {
+			if !kinds[i] || t == dns.TypeNS || t == dns.TypeDS {
+				types = append(types, t)
+			}
+		}
+		slices.Sort(types)
+		nsec := &dns.NSEC{Hdr: dns.RR_Header{Name: o.shown, Rrtype: dns.TypeNSEC, Class: dns.ClassINET, Ttl: ttl},
+			NextDomain: next, TypeBitMap: slices.Compact(types)}
+		out = append(out, nsec)
+		out = append(out, sign([]dns.RR{nsec})...)
+	}
+	if failed != nil {
+		return nil, nil, failed
+	}
+	m.exports.zones[origin] = cache
+	signSOA = func(s *dns.SOA) []dns.RR {
+		sigs, err := st.signIn([]dns.RR{s}, inc, exp, true)
+		if err != nil {
+			return nil
+		}
+		return sigs
+	}
+	return out, signSOA, nil
+}
+
+// forgetExport drops the export signatures of zones no longer signed.
+func (m *Manager) forgetExport(keep func(string) bool) {
+	m.exports.mu.Lock()
+	defer m.exports.mu.Unlock()
+	for z := range m.exports.zones {
+		if !keep(z) {
+			delete(m.exports.zones, z)
+		}
+	}
+}
+
+func sortedTypes(sets map[uint16][]dns.RR) []uint16 {
+	ts := make([]uint16, 0, len(sets))
+	for t := range sets {
+		ts = append(ts, t)
+	}
+	slices.Sort(ts)
+	return ts
+}
+
+// canonicalCompare orders names as RFC 4034 6.1 does: label by label from
+// the root, each label as lowercased octets.
+func canonicalCompare(a, b string) int {
+	wa, wb := nameLabels(a), nameLabels(b)
+	for i, j := len(wa)-1, len(wb)-1; i >= 0 && j >= 0; i, j = i-1, j-1 {
+		la, lb := wa[i], wb[j]
+		for k := 0; k < len(la) && k < len(lb); k++ {
+			if c := int(lower(la[k])) - int(lower(lb[k])); c != 0 {
+				return c
+			}
+		}
+		if c := len(la) - len(lb); c != 0 {
+			return c
+		}
+	}
+	return len(wa) - len(wb)
+}
+
+// wireLabels returns a name's labels as octets (escapes resolved).
+func nameLabels(name string) [][]byte {
+	var buf [256]byte
+	n, err := dns.PackDomainName(dns.Fqdn(name), buf[:], 0, nil, false)
+	if err != nil {
+		return nil
+	}
+	return splitWire(slices.Clone(buf[:n]))
+}
+
+// deterministic signs with RFC 6979 nonces (ECDSA with no random source;
+// Ed25519 takes none), so one RRset in one window gets one signature on
+// every node and at every rebuild.
+type deterministic struct{ crypto.Signer }
+
+func (d deterministic) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	return d.Signer.Sign(nil, digest, opts)
+}

@@ -1,0 +1,183 @@
+package dnssec
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/stretchr/testify/require"
+)
+
+// exportZone is a zone's records but the SOA, as the transfer server
+// gives them: apex data, a wildcard, a CNAME, a delegation with DS and
+// glue, one without DS, and an escaped label that sorts by its octets.
+func exportZone(t *testing.T) []dns.RR {
+	var out []dns.RR
+	for _, s := range []string{
+		"ex.test. 300 IN NS ns1.ex.test.",
+		"ex.test. 300 IN MX 10 mail.ex.test.",
+		"ns1.ex.test. 300 IN A 192.0.2.53",
+		"mail.ex.test. 300 IN A 192.0.2.25",
+		"www.ex.test. 60 IN A 192.0.2.1",
+		"www.ex.test. 60 IN A 192.0.2.2",
+		"www.ex.test. 60 IN AAAA 2001:db8::1",
+		"*.wild.ex.test. 300 IN TXT \"wild\"",
+		"alias.ex.test. 300 IN CNAME www.ex.test.",
+		"sub.ex.test. 300 IN NS ns.sub.ex.test.",
+		"sub.ex.test. 300 IN DS 12345 13 2 0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF",
+		"ns.sub.ex.test. 300 IN A 192.0.2.54",
+		"deep.ns.sub.ex.test. 300 IN A 192.0.2.55",
+		"insec.ex.test. 300 IN NS ns.insec.ex.test.",
+		"ns.insec.ex.test. 300 IN A 192.0.2.56",
+		"a\\.b.ex.test. 300 IN TXT \"escaped dot\"",
+		"Z.ex.test. 300 IN TXT \"upper\"",
+	} {
+		out = append(out, rr(t, s))
+	}
+	return out
+}
+
+func exportSOA(t *testing.T, serial uint32) *dns.SOA {
+	s := rr(t, "ex.test. 3600 IN SOA ns1.ex.test. h.ex.test. 1 3600 600 86400 300").(*dns.SOA)
+	s.Serial = serial
+	return s
+}
+
+// TestExportSigned: a zone signed for transfer has its DNSKEY RRset, an
+// NSEC chain in canonical order over the authoritative names (the glue
+// out of it), and a valid signature over every authoritative RRset; the
+// delegation's NS and the glue are unsigned.
+func TestExportSigned(t *testing.T) {
+	for _, alg := range []string{"ECDSAP256SHA256", "ED25519"} {
+		t.Run(alg, func(t *testing.T) {
+			c := &clock{t: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)}
+			m := newTestManager(t, t.TempDir(), c, nil, nil)
+			a, err := ParseAlgorithm(alg)
+			require.NoError(t, err)
+			require.NoError(t, m.Sync([]ZoneConfig{{Origin: "ex.test.", Policy: Policy{Algorithm: a, Split: alg == "ED25519"}}}))
+			soa := exportSOA(t, 7)
+			out, signSOA, err := m.Export("ex.test.", soa, exportZone(t))
+			require.NoError(t, err)
+
+			sets := map[string][]dns.RR{} // owner/type -> RRset
+			sigs := map[string][]dns.RR{} // owner/covered -> RRSIGs
+			var keys []dns.RR
+			var nsecs []*dns.NSEC
+			for _, rr := range out {
+				h := rr.Header()
+				switch x := rr.(type) {
+				case *dns.RRSIG:
+					k := strings.ToLower(h.Name) + "/" + dns.TypeToString[x.TypeCovered]
+					sigs[k] = append(sigs[k], rr)
+					continue
+				case *dns.DNSKEY:
+					keys = append(keys, rr)
+				case *dns.NSEC:
+					nsecs = append(nsecs, x)
+				}
+				k := strings.ToLower(h.Name) + "/" + dns.TypeToString[h.Rrtype]
+				sets[k] = append(sets[k], rr)
+			}
+			require.Len(t, keys, map[bool]int{false: 1, true: 2}[alg == "ED25519"])
+			for k, set := range sets {
+				switch k {
+				case "sub.ex.test./NS", "insec.ex.test./NS", "ns.sub.ex.test./A", "deep.ns.sub.ex.test./A", "ns.insec.ex.test./A":
+					require.Empty(t, sigs[k], "%s is not the zone's to sign", k)
+					continue
+				}
+				verify(t, keys, sigs[k], set, c.now())
+				delete(sigs, k)
+			}
+			for k := range sigs {
+				require.Contains(t, []string{"sub.ex.test./NS", "insec.ex.test./NS"}, k, "a signature over nothing")
+			}
+			for _, s := range signSOA(soa) {
+				require.NoError(t, s.(*dns.RRSIG).Verify(keyOf(keys, s.(*dns.RRSIG).KeyTag), []dns.RR{soa}))
+			}
+
+			// The chain: apex first, canonical order, back to the apex.
+			var chain []string
+			for _, n := range nsecs {
+				chain = append(chain, n.Hdr.Name+" -> "+n.NextDomain+" "+strings.Join(typeNames(n.TypeBitMap), ","))
+				require.Equal(t, uint32(300), n.Hdr.Ttl, "min(SOA TTL, minimum)")
+			}
+			require.Equal(t, []string{
+				"ex.test. -> a\\.b.ex.test. NS,SOA,MX,RRSIG,NSEC,DNSKEY",
+				"a\\.b.ex.test. -> alias.ex.test. TXT,RRSIG,NSEC",
+				"alias.ex.test. -> insec.ex.test. CNAME,RRSIG,NSEC",
+				"insec.ex.test. -> mail.ex.test. NS,RRSIG,NSEC",
+				"mail.ex.test. -> ns1.ex.test. A,RRSIG,NSEC",
+				"ns1.ex.test. -> sub.ex.test. A,RRSIG,NSEC",
+				"sub.ex.test. -> *.wild.ex.test. NS,DS,RRSIG,NSEC",
+				"*.wild.ex.test. -> www.ex.test. TXT,RRSIG,NSEC",
+				"www.ex.test. -> Z.ex.test. A,AAAA,RRSIG,NSEC",
+				"Z.ex.test. -> ex.test. TXT,RRSIG,NSEC",
+			}, chain)
+		})
+	}
+}
+
+func keyOf(keys []dns.RR, tag uint16) *dns.DNSKEY {
+	for _, k := range keys {
+		if k.(*dns.DNSKEY).KeyTag() == tag {
+			return k.(*dns.DNSKEY)
+		}
+	}
+	return nil
+}
+
+func typeNames(ts []uint16) []string {
+	var out []string
+	for _, t := range ts {
+		out = append(out, dns.TypeToString[t])
+	}
+	return out
+}
+
+// TestExportDeterministic: two nodes sharing the key directory, and one
+// node asked twice, sign the same records to the same bytes within a
+// window; the next window (Validity - Refresh later) signs anew, with at
+// least Refresh left.
+func TestExportDeterministic(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{t: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)}
+	cfg := []ZoneConfig{{Origin: "ex.test."}}
+	a := newTestManager(t, dir, c, nil, nil)
+	require.NoError(t, a.Sync(cfg))
+	b := NewManager(Options{Store: Store{Dir: dir}, Now: c.now, ReadOnly: true})
+	require.NoError(t, b.Sync(cfg))
+
+	text := func(m *Manager) []string {
+		soa := exportSOA(t, 7)
+		out, signSOA, err := m.Export("ex.test.", soa, exportZone(t))
+		require.NoError(t, err)
+		var s []string
+		for _, rr := range append(out, signSOA(soa)...) {
+			s = append(s, rr.String())
+		}
+		return s
+	}
+	first := text(a)
+	require.Equal(t, first, text(b), "two nodes")
+	c.add(time.Hour)
+	require.Equal(t, first, text(a), "an hour later, the same window")
+	stamp, ok := a.ExportStamp("ex.test.")
+	require.True(t, ok)
+
+	c.add(7 * 24 * time.Hour)
+	next := text(a)
+	require.NotEqual(t, first, next)
+	stamp2, _ := a.ExportStamp("ex.test.")
+	require.NotEqual(t, stamp, stamp2)
+	require.Equal(t, next, text(b))
+	for _, s := range next {
+		if rr, err := dns.NewRR(s); err == nil {
+			if sig, ok := rr.(*dns.RRSIG); ok {
+				left := time.Unix(int64(sig.Expiration), 0).Sub(c.now())
+				require.GreaterOrEqual(t, left, 7*24*time.Hour, "what is transferred has at least Refresh left")
+				require.True(t, sig.ValidityPeriod(c.now()))
+			}
+		}
+	}
+}

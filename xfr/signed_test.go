@@ -1,0 +1,178 @@
+package xfr
+
+import (
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/geodns/geodns/dnssec"
+	"github.com/geodns/geodns/resolver"
+	"github.com/miekg/dns"
+	"github.com/stretchr/testify/require"
+)
+
+// clock is a settable clock: the signer's export window moves with it.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// signedHarness serves zoneSrc signed (dnssec:), online and in transfers,
+// with keys in keyDir and the signer's clock c.
+func signedHarness(t *testing.T, stateDir, keyDir string, c *clock) *harness {
+	m := dnssec.NewManager(dnssec.Options{Store: dnssec.Store{Dir: keyDir}, Now: c.now})
+	return newHarnessSrc(t, stateDir, zoneSrc+"dnssec: {algorithm: ECDSAP256SHA256}\n", func(o *Options, cfg *resolver.Config) {
+		require.NoError(t, m.Sync([]dnssec.ZoneConfig{{Origin: "t.test."}}))
+		o.Signer = m
+		cfg.Signer = resolver.NewSigner(m)
+	})
+}
+
+// checkSigned checks that an AXFR's records are a signed zone: a DNSKEY
+// RRset, and every RRset (the SOA's included) with a signature that
+// verifies at time at; it returns the records but the SOAs.
+func checkSigned(t *testing.T, axfr []dns.RR, at time.Time) []dns.RR {
+	t.Helper()
+	require.GreaterOrEqual(t, len(axfr), 2)
+	body := axfr[1 : len(axfr)-1]
+	sets := map[string][]dns.RR{}
+	sigs := map[string][]*dns.RRSIG{}
+	var keys []*dns.DNSKEY
+	for _, rr := range append([]dns.RR{axfr[0]}, body...) {
+		h := rr.Header()
+		if sig, ok := rr.(*dns.RRSIG); ok {
+			k := strings.ToLower(h.Name) + "/" + dns.TypeToString[sig.TypeCovered]
+			sigs[k] = append(sigs[k], sig)
+			continue
+		}
+		if k, ok := rr.(*dns.DNSKEY); ok {
+			keys = append(keys, k)
+		}
+		k := strings.ToLower(h.Name) + "/" + dns.TypeToString[h.Rrtype]
+		sets[k] = append(sets[k], rr)
+	}
+	require.NotEmpty(t, keys, "no DNSKEY in the transfer")
+	require.Contains(t, sets, "t.test./NSEC")
+	for k, set := range sets {
+		require.NotEmpty(t, sigs[k], "%s is not signed", k)
+		for _, sig := range sigs[k] {
+			i := slices.IndexFunc(keys, func(d *dns.DNSKEY) bool { return d.KeyTag() == sig.KeyTag })
+			require.GreaterOrEqual(t, i, 0)
+			require.NoError(t, sig.Verify(keys[i], set), "%s", k)
+			require.True(t, sig.ValidityPeriod(at), "%s", k)
+		}
+	}
+	return body
+}
+
+// TestSignedZoneTransfer: a signed zone transfers signed. When the export
+// window moves (Validity - Refresh later) the exported serial moves by
+// one, SOA answers say it with a signature that verifies, and the IXFR
+// turns the old signed zone into the new one, the SOA's signatures too.
+// A restart with the same keys and clock exports the same bytes under the
+// same serial.
+func TestSignedZoneTransfer(t *testing.T) {
+	stateDir, keyDir := t.TempDir(), t.TempDir()
+	c := &clock{t: time.Now()}
+	h := signedHarness(t, stateDir, keyDir, c)
+	axfr := func() []dns.RR {
+		rrs, err := h.xfr("t.test.", dns.TypeAXFR, 0, keyName, dns.HmacSHA256, keySecret)
+		require.NoError(t, err)
+		return rrs
+	}
+	soaAnswer := func() (*dns.SOA, []dns.RR) {
+		q := new(dns.Msg).SetQuestion("t.test.", dns.TypeSOA)
+		q.SetEdns0(1232, true)
+		r, err := dns.Exchange(q, h.addr)
+		require.NoError(t, err)
+		var soa *dns.SOA
+		var sigs []dns.RR
+		for _, rr := range r.Answer {
+			switch x := rr.(type) {
+			case *dns.SOA:
+				soa = x
+			case *dns.RRSIG:
+				sigs = append(sigs, x)
+			}
+		}
+		require.NotNil(t, soa, "%v", r)
+		return soa, sigs
+	}
+	first := axfr()
+	require.Equal(t, uint32(100), first[0].(*dns.SOA).Serial)
+	old := checkSigned(t, first, c.now())
+	t.Logf("AXFR: %d records, the first and last the SOA", len(first))
+
+	// A week on: the signatures are made again, the serial moves.
+	c.add(7 * 24 * time.Hour)
+	h.srv.Changed(nil)
+	require.Eventually(t, func() bool { s, _ := h.srv.Serial("t.test."); return s == 101 }, 5*time.Second, 10*time.Millisecond)
+	second := axfr()
+	require.Equal(t, uint32(101), second[0].(*dns.SOA).Serial)
+	cur := checkSigned(t, second, c.now())
+
+	soa, sigs := soaAnswer()
+	require.Equal(t, uint32(101), soa.Serial, "SOA answers say the exported serial")
+	require.Len(t, sigs, 1, "the zone's own SOA signature is replaced, not kept beside")
+	keys := map[uint16]*dns.DNSKEY{}
+	for _, rr := range second {
+		if k, ok := rr.(*dns.DNSKEY); ok {
+			keys[k.KeyTag()] = k
+		}
+	}
+	sig := sigs[0].(*dns.RRSIG)
+	require.NoError(t, sig.Verify(keys[sig.KeyTag], []dns.RR{soa}), "the patched SOA's signature")
+
+	// IXFR from 100 applied to the first transfer gives the second.
+	ixfr, err := h.xfr("t.test.", dns.TypeIXFR, 100, keyName, dns.HmacSHA256, keySecret)
+	require.NoError(t, err)
+	have := map[string]bool{}
+	for _, rr := range old {
+		have[rr.String()] = true
+	}
+	// ixfr: SOA 101, (SOA from, deleted..., SOA to, added...)..., SOA 101
+	adding := true // the next SOA (the first, a version's old one) starts a deletion
+	delSOASig := false
+	for _, rr := range ixfr[1 : len(ixfr)-1] {
+		if _, ok := rr.(*dns.SOA); ok {
+			adding = !adding
+			continue
+		}
+		if adding {
+			have[rr.String()] = true
+			continue
+		}
+		require.True(t, have[rr.String()], "IXFR deletes what the secondary does not hold: %v", rr)
+		if s, ok := rr.(*dns.RRSIG); ok && s.TypeCovered == dns.TypeSOA {
+			delSOASig = true
+		}
+		delete(have, rr.String())
+	}
+	require.True(t, delSOASig, "the old SOA's signature is deleted")
+	var want []string
+	for _, rr := range cur {
+		want = append(want, rr.String())
+	}
+	var got []string
+	for k := range have {
+		got = append(got, k)
+	}
+	slices.Sort(want)
+	slices.Sort(got)
+	require.Equal(t, want, got)
+
+	// The same keys, clock and state after a restart: the same bytes.
+	h2 := signedHarness(t, stateDir, keyDir, c)
+	again, err := h2.xfr("t.test.", dns.TypeAXFR, 0, keyName, dns.HmacSHA256, keySecret)
+	require.NoError(t, err)
+	require.Equal(t, texts(second), texts(again))
+}
