@@ -365,11 +365,12 @@ func TestConfigTSIGKeyRejected(t *testing.T) {
 }
 
 // TestSignedZoneTransferSOAVerifies: a signed zone (dnssec:) that is
-// transferred always serves and transfers its own SOA, whose signature
-// verifies. An exported record edited under a serial the operator did not
-// bump used to move the exported serial to 101 and patch the SOA answers
-// to it, while the RRSIG covered the zone's SOA at 100: validators
-// rejected the SOA ("RRSIG failed to verify").
+// transferred serves the SOA it transfers, and its signature verifies. An
+// exported record edited under a serial the operator did not bump used to
+// move the exported serial to 101 and patch the SOA answers to it, while
+// the RRSIG covered the zone's SOA at 100: validators rejected the SOA
+// ("RRSIG failed to verify"). The patched SOA now carries the exported
+// SOA's signature.
 func TestSignedZoneTransferSOAVerifies(t *testing.T) {
 	zonesDir, stateDir := t.TempDir(), t.TempDir()
 	src := `origin: sig.test.
@@ -454,6 +455,7 @@ records:
 	time.Sleep(500 * time.Millisecond) // the transfer loop rebuilds the view
 	served := verify("SOA after the edit", ask("sig.test.", dns.TypeSOA).Answer)
 	verify("NXDOMAIN after the edit", ask("nx.sig.test.", dns.TypeA).Ns)
+	require.Equal(t, uint32(101), served, "the export moved past 100, its signature with it")
 	require.Equal(t, served, axfrSerial(), "the SOA served is the SOA transferred")
 	// Signed with the transfer key (a secondary's SOA check): the same SOA.
 	q := question("sig.test.", dns.TypeSOA)
