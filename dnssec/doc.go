@@ -47,6 +47,14 @@
 // name has. A delegation without DS is proven insecure by an NSEC at the
 // cut listing NS, RRSIG and NSEC.
 //
+// # Transfers
+//
+// Manager.Export signs a zone for stock secondaries as a signer of master
+// files would: the DNSKEY RRset, an NSEC chain over the names, an RRSIG
+// over every authoritative RRset. Its signatures are deterministic and its
+// window set by the clock alone, so nodes sharing keys transfer the same
+// bytes (export.go).
+//
 // # Rollovers
 //
 // Timings follow RFC 7583 from the TTLs and Policy.Propagation (Dprp):

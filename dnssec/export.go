@@ -26,7 +26,10 @@ import (
 // exported versions by their digest). So the signatures are deterministic
 // (RFC 6979 for ECDSA; Ed25519 is by nature) and their window is fixed by
 // the clock alone: it opens at a multiple of Validity-Refresh since the
-// epoch, so what is transferred always has at least Refresh left.
+// epoch, so what is transferred always has at least Refresh left. A
+// secondary cut off from its primaries serves the zone until the SOA's
+// expire, so the window lasts long enough for that too: what is
+// transferred always has more than the SOA's expire left.
 
 // exportCache keeps a zone's export signatures of the last Export, by
 // RRset and window: a rebuild signs only what changed.
@@ -44,15 +47,17 @@ func (m *Manager) ExportStamp(origin string) (stamp string, ok bool) {
 	if st == nil {
 		return "", false
 	}
-	inc, exp := st.exportWindow(m.opts.Now())
-	return fmt.Sprintf("%d-%d-%d", inc, exp, st.id), true
+	inc, _ := st.exportWindow(m.opts.Now(), 0)
+	return fmt.Sprintf("%d-%d", inc, st.id), true
 }
 
-// exportWindow is the signing window of transfers at now (see above).
-func (st *state) exportWindow(now time.Time) (inception, expiration uint32) {
+// exportWindow is the signing window of transfers at now for a zone whose
+// SOA's expire is expire (see above).
+func (st *state) exportWindow(now time.Time, expire time.Duration) (inception, expiration uint32) {
 	period := max(st.policy.Validity-st.policy.Refresh, time.Minute)
 	start := time.Unix(now.Unix()/int64(period/time.Second)*int64(period/time.Second), 0)
-	return uint32(start.Add(-st.policy.Backdate).Unix()), uint32(start.Add(st.policy.Validity).Unix())
+	life := max(st.policy.Validity, period+expire+time.Hour)
+	return uint32(start.Add(-st.policy.Backdate).Unix()), uint32(start.Add(life).Unix())
 }
 
 // Export signs the records of zone origin for transfer. rrs are its
@@ -68,7 +73,7 @@ func (m *Manager) Export(origin string, soa *dns.SOA, rrs []dns.RR) (out []dns.R
 	if st == nil {
 		return nil, nil, errors.New("dnssec: zone " + origin + " is not signed")
 	}
-	inc, exp := st.exportWindow(m.opts.Now())
+	inc, exp := st.exportWindow(m.opts.Now(), time.Duration(soa.Expire)*time.Second)
 	m.exports.mu.Lock()
 	defer m.exports.mu.Unlock()
 	if m.exports.zones == nil {

@@ -181,3 +181,27 @@ func TestExportDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// TestExportOutlivesExpire: a secondary cut off from its primaries serves
+// the zone until the SOA's expire; what it was given last still validates
+// then. With the defaults (validity 14 days, refresh 7, expire 14) the
+// signatures last 21 days and an hour from the window's start.
+func TestExportOutlivesExpire(t *testing.T) {
+	c := &clock{t: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)}
+	m := newTestManager(t, t.TempDir(), c, nil, nil)
+	require.NoError(t, m.Sync([]ZoneConfig{{Origin: "ex.test."}}))
+	soa := exportSOA(t, 7)
+	soa.Expire = 14 * 86400
+	for range 8 {
+		// Just before the window moves is when the least is left.
+		c.add(24*time.Hour - time.Second)
+		out, signSOA, err := m.Export("ex.test.", soa, exportZone(t))
+		require.NoError(t, err)
+		for _, rr := range append(out, signSOA(soa)...) {
+			if sig, ok := rr.(*dns.RRSIG); ok {
+				left := time.Unix(int64(sig.Expiration), 0).Sub(c.now())
+				require.Greater(t, left, 14*24*time.Hour, "%v", sig)
+			}
+		}
+	}
+}
