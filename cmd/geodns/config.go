@@ -230,8 +230,8 @@ func (d *configDecoder) errf(n *yaml.Node, format string, args ...any) {
 
 var durationType = reflect.TypeOf(time.Duration(0))
 
-// decode sets v (a struct, string, list of strings, integer or duration)
-// from n; key is the dotted key path for messages.
+// decode sets v (a struct, string, list of strings, boolean, integer or
+// duration) from n; key is the dotted key path for messages.
 func (d *configDecoder) decode(n *yaml.Node, v reflect.Value, key string) {
 	what := key
 	if what == "" {
@@ -338,6 +338,19 @@ func (d *configDecoder) decode(n *yaml.Node, v reflect.Value, key string) {
 	case v.Kind() == reflect.String:
 		if s, ok := d.scalar(n, what); ok {
 			v.SetString(s)
+		}
+	case v.Kind() == reflect.Bool:
+		s, ok := d.scalar(n, what)
+		if !ok {
+			return
+		}
+		switch strings.ToLower(s) {
+		case "true", "yes", "on":
+			v.SetBool(true)
+		case "false", "no", "off":
+			v.SetBool(false)
+		default:
+			d.errf(n, "%s: %q is not true or false", what, s)
 		}
 	case v.CanInt():
 		s, ok := d.scalar(n, what)

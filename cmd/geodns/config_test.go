@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/geodns/geodns/internal/etcdtest"
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 )
 
 // The shipped example configurations load under the strict parser.
@@ -150,4 +152,59 @@ func TestConfigCluster(t *testing.T) {
 	require.NoError(t, os.WriteFile(f, []byte("cluster: {etcd: [http://127.0.0.1:2379], node: ns1, lease_ttl: 1500ms}\n"), 0o644))
 	c = defaultConfig()
 	require.ErrorContains(t, c.load(f), "geodns.yaml:1:64: cluster.lease_ttl: 1.5s: want whole seconds, at least 2s")
+}
+
+// TestConfigBool: dnssec.follow, the config's boolean, loads; it used to
+// stop the server with a panic ("config: no decoder for bool"), so a set
+// sharing its keys as docs/dnssec.md says could not start.
+func TestConfigBool(t *testing.T) {
+	for _, tc := range []struct {
+		text string
+		want bool
+		err  string
+	}{
+		{"true", true, ""}, {"yes", true, ""}, {"off", false, ""}, {"false", false, ""},
+		{"maybe", false, `geodns.yaml:1:18: dnssec.follow: "maybe" is not true or false`},
+	} {
+		f := filepath.Join(t.TempDir(), "geodns.yaml")
+		require.NoError(t, os.WriteFile(f, []byte("dnssec: {follow: "+tc.text+"}\n"), 0o644))
+		c := defaultConfig()
+		err := c.load(f)
+		if tc.err != "" {
+			require.ErrorContains(t, err, tc.err)
+			continue
+		}
+		require.NoError(t, err, tc.text)
+		require.Equal(t, tc.want, c.DNSSEC.Follow, tc.text)
+	}
+}
+
+// TestConfigDecodesEveryField: every field of the config has a decoder.
+// A field of a kind without one panicked at load, for the operators who
+// set it only.
+func TestConfigDecodesEveryField(t *testing.T) {
+	var walk func(reflect.Type, string)
+	walk = func(ty reflect.Type, key string) {
+		if ty.Kind() == reflect.Struct && ty != reflect.TypeOf(time.Time{}) {
+			for i := range ty.NumField() {
+				f := ty.Field(i)
+				tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+				if tag == "" || tag == "-" {
+					continue
+				}
+				walk(f.Type, strings.TrimPrefix(key+"."+tag, "."))
+			}
+			return
+		}
+		if ty.Kind() == reflect.Map {
+			walk(ty.Elem(), key+".NAME")
+			return
+		}
+		d := &configDecoder{file: "geodns.yaml"}
+		v := reflect.New(ty).Elem()
+		require.NotPanics(t, func() {
+			d.decode(&yaml.Node{Kind: yaml.ScalarNode, Value: "1", Line: 1, Column: 1}, v, key)
+		}, "%s (%s) has no decoder", key, ty)
+	}
+	walk(reflect.TypeOf(config{}), "")
 }
