@@ -699,3 +699,62 @@ func TestClusterStatusAPIEnv(t *testing.T) {
 	require.Equal(t, 1, code, errOut)
 	require.Contains(t, errOut, dead, "drill asks $GEODNS_API")
 }
+
+// TestClusterSignedTransfersAgree: two nodes sharing a key directory (one
+// rolls keys, the other follows) transfer a signed zone as the same bytes
+// under the same serial, before and after an edit deployed to both at
+// different times, so a secondary may take IXFR from either.
+func TestClusterSignedTransfersAgree(t *testing.T) {
+	ec := etcdtest.Start(t, etcdtest.Options{TLS: true})
+	zone := clusterZone + "dnssec: {algorithm: ECDSAP256SHA256}\ntransfer: {allow: [127.0.0.0/8]}\n"
+	nodes := newClusterNodes(t, ec, 2, zone)
+	keys := t.TempDir()
+	for i, n := range nodes {
+		f, err := os.OpenFile(n.config, os.O_APPEND|os.O_WRONLY, 0)
+		require.NoError(t, err)
+		_, err = fmt.Fprintf(f, "dnssec: {key_dir: %s, follow: %v}\n", keys, i > 0)
+		require.NoError(t, err)
+		require.NoError(t, f.Close())
+	}
+	base := time.Now().Add(-time.Hour).Truncate(time.Second)
+	for i, n := range nodes {
+		n.deploy(t, zone, base.Add(time.Duration(i)*10*time.Minute))
+		n.start(t) // the first makes the keys
+	}
+	axfr := func(n *clusterNode) string {
+		ch, err := (&dns.Transfer{}).In(new(dns.Msg).SetAxfr("example.com."), n.dns)
+		require.NoError(t, err)
+		var b strings.Builder
+		for env := range ch {
+			require.NoError(t, env.Error)
+			for _, rr := range env.RR {
+				b.WriteString(rr.String() + "\n")
+			}
+		}
+		return b.String()
+	}
+	same := func(what string) string {
+		t.Helper()
+		var a, b string
+		require.Eventually(t, func() bool {
+			a, b = axfr(nodes[0]), axfr(nodes[1])
+			return a == b
+		}, 10*time.Second, 50*time.Millisecond, "%s: the nodes transfer different zones:\n%s\n---\n%s", what, a, b)
+		require.Contains(t, a, "RRSIG\tSOA")
+		require.Contains(t, a, "\tNSEC\t")
+		return a
+	}
+	first := same("deployed")
+	t.Logf("both nodes transfer %d records, serial %d", strings.Count(first, "\n"), soaSerial(nodes[0].dns, "example.com."))
+
+	edited := strings.Replace(zone, "ttl: 30", "ttl: 31", 1)
+	nodes[1].deploy(t, edited, base.Add(30*time.Minute))
+	nodes[0].deploy(t, edited, base.Add(40*time.Minute))
+	var second string
+	require.Eventually(t, func() bool {
+		second = same("edited")
+		return second != first
+	}, 10*time.Second, 50*time.Millisecond)
+	require.Equal(t, soaSerial(nodes[0].dns, "example.com."), soaSerial(nodes[1].dns, "example.com."))
+	t.Logf("after the edit: serial %d on both, the same %d records", soaSerial(nodes[0].dns, "example.com."), strings.Count(second, "\n"))
+}
