@@ -31,6 +31,10 @@
 //	P/serials/<zone>/last     the newest serial given to the zone
 //	P/serials/<zone>/<hash>   the serial of one content (sha256 hex) of the
 //	                          zone, set at the content's first appearance
+//	P/dnssec/<zone>           the zone's DNSSEC keys (the key file's JSON),
+//	                          sealed with AES-256-GCM under the set's
+//	                          secret; written by a transaction on its mod
+//	                          revision (KeyStore, keys.go)
 //	P/votes/<node>/<id>       the node's health vote on one probe (id:
 //	                          health.VoteID), "u|d <since ms> <back ms>";
 //	                          under its lease (Votes, votes.go)
@@ -56,8 +60,8 @@
 //     (its lease's keep-alive answered within the TTL), and since when it
 //     has not.
 //
-// OperatorStore (operator.go), Serials (serials.go) and Reports
-// (report.go) are built on these; cmd/geodns/cluster.go wires them.
+// OperatorStore (operator.go), Serials (serials.go), Reports (report.go)
+// and KeyStore (keys.go) are built on these; cmd/geodns/cluster.go wires them.
 //
 // # Failures
 //

@@ -185,6 +185,42 @@ func (s Store) path(origin string) string {
 	return filepath.Join(s.Dir, name+".keys.json")
 }
 
+// KeyStore keeps the zones' keys: a directory of files (Store), shared by
+// the nodes of a set or not, or etcd (cluster.KeyStore).
+type KeyStore interface {
+	// LoadKeys returns origin's keys and their version; nil keys (and
+	// version "") if none are stored.
+	LoadKeys(origin string) (*ZoneKeys, string, error)
+	// SaveKeys stores zk if origin's stored version is still prev (""
+	// when none was stored), and returns the new version; ErrConflict if
+	// another writer stored keys meanwhile. A store with one writer may
+	// not check.
+	SaveKeys(zk *ZoneKeys, prev string) (string, error)
+	// KeysVersion returns the version of origin's stored keys ("": none).
+	KeysVersion(origin string) (string, error)
+}
+
+// ErrConflict is SaveKeys's error when the keys it would replace are not
+// the ones stored: another node changed them first.
+var ErrConflict = errors.New("dnssec: another node changed the keys first")
+
+// MarshalKeys is a zone's keys as stored (JSON, private keys included).
+func MarshalKeys(zk *ZoneKeys) ([]byte, error) { return json.MarshalIndent(zk, "", "  ") }
+
+// UnmarshalKeys parses what MarshalKeys made.
+func UnmarshalKeys(b []byte) (*ZoneKeys, error) {
+	zk := &ZoneKeys{}
+	if err := json.Unmarshal(b, zk); err != nil {
+		return nil, err
+	}
+	for _, k := range zk.Keys {
+		if err := k.load(); err != nil {
+			return nil, err
+		}
+	}
+	return zk, nil
+}
+
 // Load reads the keys of origin; a zone without a file has no keys
 // (nil, nil).
 func (s Store) Load(origin string) (*ZoneKeys, error) {
@@ -195,16 +231,45 @@ func (s Store) Load(origin string) (*ZoneKeys, error) {
 	if err != nil {
 		return nil, err
 	}
-	zk := &ZoneKeys{}
-	if err := json.Unmarshal(b, zk); err != nil {
+	zk, err := UnmarshalKeys(b)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.path(origin), err)
 	}
-	for _, k := range zk.Keys {
-		if err := k.load(); err != nil {
-			return nil, fmt.Errorf("%s: %w", s.path(origin), err)
-		}
-	}
 	return zk, nil
+}
+
+// LoadKeys implements KeyStore.
+func (s Store) LoadKeys(origin string) (*ZoneKeys, string, error) {
+	v, err := s.KeysVersion(origin)
+	if err != nil {
+		return nil, "", err
+	}
+	zk, err := s.Load(origin)
+	if zk == nil {
+		v = ""
+	}
+	return zk, v, err
+}
+
+// SaveKeys implements KeyStore; a directory has one writer (the others
+// follow), so prev is not checked.
+func (s Store) SaveKeys(zk *ZoneKeys, _ string) (string, error) {
+	if err := s.Save(zk); err != nil {
+		return "", err
+	}
+	return s.KeysVersion(zk.Origin)
+}
+
+// KeysVersion implements KeyStore: the file's modification time and size.
+func (s Store) KeysVersion(origin string) (string, error) {
+	fi, err := os.Stat(s.path(origin))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d/%d", fi.ModTime().UnixNano(), fi.Size()), nil
 }
 
 // Save writes the keys of a zone: a new file, synced, renamed over the old,
@@ -213,7 +278,7 @@ func (s Store) Save(zk *ZoneKeys) error {
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(zk, "", "  ")
+	b, err := MarshalKeys(zk)
 	if err != nil {
 		return err
 	}

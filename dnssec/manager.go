@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"reflect"
 	"slices"
 	"sync"
@@ -19,8 +18,8 @@ import (
 
 // Options configure a Manager; the zero value is usable but for Store.
 type Options struct {
-	// Store keeps the key files. Required.
-	Store Store
+	// Store keeps the keys: a directory (Store) or etcd. Required.
+	Store KeyStore
 	// ReadOnly follows the key files without writing them or rolling
 	// keys: for the nodes of a set that share a key directory with the
 	// one node that rolls. Default false.
@@ -66,14 +65,9 @@ type Manager struct {
 }
 
 type zoneEntry struct {
-	cfg   ZoneConfig
-	keys  *ZoneKeys
-	stamp fileStamp
-}
-
-type fileStamp struct {
-	mod  time.Time
-	size int64
+	cfg     ZoneConfig
+	keys    *ZoneKeys
+	version string // of keys in the store (KeyStore.KeysVersion)
 }
 
 // state is one zone's signing state: its keys and signing window. It is
@@ -143,7 +137,7 @@ func (m *Manager) Sync(cfgs []ZoneConfig) error {
 			next[c.Origin] = old
 			continue
 		}
-		zk, stamp, err := m.loadOrCreate(c, now)
+		zk, version, err := m.loadOrCreate(c, now)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("zone %s: %w", c.Origin, err))
 			if old != nil {
@@ -151,7 +145,7 @@ func (m *Manager) Sync(cfgs []ZoneConfig) error {
 			}
 			continue
 		}
-		m.zones[c.Origin] = &zoneEntry{cfg: c, keys: zk, stamp: stamp}
+		m.zones[c.Origin] = &zoneEntry{cfg: c, keys: zk, version: version}
 		st, err := m.build(c, zk, now)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("zone %s: %w", c.Origin, err))
@@ -181,33 +175,50 @@ func (m *Manager) Sync(cfgs []ZoneConfig) error {
 	return errors.Join(errs...)
 }
 
-func (m *Manager) loadOrCreate(c ZoneConfig, now time.Time) (*ZoneKeys, fileStamp, error) {
-	zk, err := m.opts.Store.Load(c.Origin)
+func (m *Manager) loadOrCreate(c ZoneConfig, now time.Time) (*ZoneKeys, string, error) {
+	zk, version, err := m.opts.Store.LoadKeys(c.Origin)
 	if err != nil {
-		return nil, fileStamp{}, err
+		return nil, "", err
 	}
 	if zk == nil {
 		if m.opts.ReadOnly {
-			return nil, fileStamp{}, errors.New("no key file (read-only key directory)")
+			return nil, "", errors.New("no key file (read-only key directory)")
 		}
 		zk = &ZoneKeys{Origin: c.Origin}
 		if err := zk.setup(c.Policy.withDefaults(), now); err != nil {
-			return nil, fileStamp{}, err
+			return nil, "", err
 		}
-		if err := m.opts.Store.Save(zk); err != nil {
-			return nil, fileStamp{}, err
+		version, err = m.opts.Store.SaveKeys(zk, "")
+		if errors.Is(err, ErrConflict) {
+			// Another node made the zone's keys first: those sign.
+			if zk, version, err = m.opts.Store.LoadKeys(c.Origin); err == nil && zk == nil {
+				err = errors.New("the keys another node stored are gone")
+			}
+			if err != nil {
+				return nil, "", err
+			}
+			m.opts.Log.Info("dnssec: keys made by another node", "zone", c.Origin, "keys", tags(zk))
+			return zk, version, nil
+		}
+		if err != nil {
+			return nil, "", err
 		}
 		m.opts.Log.Info("dnssec: keys made", "zone", c.Origin, "keys", tags(zk))
 	}
-	return zk, m.stamp(c.Origin), nil
+	return zk, version, nil
 }
 
-func (m *Manager) stamp(origin string) fileStamp {
-	fi, err := os.Stat(m.opts.Store.path(origin))
-	if err != nil {
-		return fileStamp{}
+// adopt replaces e's keys by the stored ones, which another writer
+// changed; false if they cannot be read.
+func (m *Manager) adopt(e *zoneEntry, why string) bool {
+	zk, version, err := m.opts.Store.LoadKeys(e.cfg.Origin)
+	if err != nil || zk == nil {
+		m.opts.Log.Error("dnssec: cannot reload the keys; signing with the keys loaded", "zone", e.cfg.Origin, "error", err)
+		return false
 	}
-	return fileStamp{fi.ModTime(), fi.Size()}
+	e.keys, e.version = zk, version
+	m.opts.Log.Info("dnssec: keys reloaded: "+why, "zone", e.cfg.Origin, "keys", tags(zk), "roll", rollString(zk.Roll))
+	return true
 }
 
 func tags(zk *ZoneKeys) []string {
@@ -402,14 +413,8 @@ func (m *Manager) Tick(ctx context.Context) {
 	now := m.opts.Now()
 	for origin, e := range m.zones {
 		changed := false
-		if s := m.stamp(origin); s != e.stamp {
-			zk, err := m.opts.Store.Load(origin)
-			if err != nil || zk == nil {
-				m.opts.Log.Error("dnssec: cannot reload the key file; signing with the keys loaded", "zone", origin, "error", err)
-			} else {
-				e.keys, e.stamp, changed = zk, s, true
-				m.opts.Log.Info("dnssec: key file changed on disk: reloaded", "zone", origin, "keys", tags(zk))
-			}
+		if v, err := m.opts.Store.KeysVersion(origin); err == nil && v != e.version {
+			changed = m.adopt(e, "changed in the store")
 		}
 		if !m.opts.ReadOnly {
 			ch, err := m.step(ctx, e, now)
@@ -452,10 +457,19 @@ func (m *Manager) step(ctx context.Context, e *zoneEntry, now time.Time) (bool, 
 	after := e.keys.Roll
 	moved := changed || (before == nil) != (after == nil) || (after != nil && after.Phase != phase)
 	if moved {
-		if serr := m.opts.Store.Save(e.keys); serr != nil {
-			return changed, errors.Join(err, serr)
+		v, serr := m.opts.Store.SaveKeys(e.keys, e.version)
+		if errors.Is(serr, ErrConflict) {
+			// Another node stepped first: its keys, not these, are the
+			// zone's (this step is dropped, made again from them if due).
+			return m.adopt(e, "another node moved the rollover first"), err
 		}
-		e.stamp = m.stamp(e.cfg.Origin)
+		if serr != nil {
+			// Not stored: signing goes on with the stored keys, and the
+			// step is made again at the next tick.
+			m.adopt(e, "the step could not be stored")
+			return true, errors.Join(err, serr)
+		}
+		e.version = v
 		m.opts.Log.Info("dnssec: key event", "zone", e.cfg.Origin, "keys", tags(e.keys), "roll", rollString(after))
 	}
 	return changed, err
@@ -534,10 +548,16 @@ func (m *Manager) Rollover(origin string, r Role) error {
 	if err := e.keys.StartRoll(e.cfg.Policy, r, now); err != nil {
 		return err
 	}
-	if err := m.opts.Store.Save(e.keys); err != nil {
+	v, err := m.opts.Store.SaveKeys(e.keys, e.version)
+	if err != nil {
+		if m.adopt(e, "the rollover could not be stored") {
+			if rerr := m.renew(e, now); rerr != nil {
+				return errors.Join(err, rerr)
+			}
+		}
 		return err
 	}
-	e.stamp = m.stamp(origin)
+	e.version = v
 	return m.renew(e, now)
 }
 

@@ -700,19 +700,33 @@ func TestClusterStatusAPIEnv(t *testing.T) {
 	require.Contains(t, errOut, dead, "drill asks $GEODNS_API")
 }
 
-// TestClusterSignedTransfersAgree: two nodes sharing a key directory (one
-// rolls keys, the other follows) transfer a signed zone as the same bytes
-// under the same serial, before and after an edit deployed to both at
-// different times, so a secondary may take IXFR from either.
+// TestClusterSignedTransfersAgree: two nodes sharing keys transfer a
+// signed zone as the same bytes under the same serial, before and after
+// an edit deployed to both at different times, so a secondary may take
+// IXFR from either. The keys are shared through a directory (one node
+// rolls, the other follows) or through etcd (key_secret_file; each node
+// its own key_dir), where `geodns dnssec ds` finds them too.
 func TestClusterSignedTransfersAgree(t *testing.T) {
+	for _, through := range []string{"directory", "etcd"} {
+		t.Run(through, func(t *testing.T) { testClusterSignedTransfersAgree(t, through) })
+	}
+}
+
+func testClusterSignedTransfersAgree(t *testing.T, through string) {
 	ec := etcdtest.Start(t, etcdtest.Options{TLS: true})
 	zone := clusterZone + "dnssec: {algorithm: ECDSAP256SHA256}\ntransfer: {allow: [127.0.0.0/8]}\n"
 	nodes := newClusterNodes(t, ec, 2, zone)
 	keys := t.TempDir()
+	secret := filepath.Join(t.TempDir(), "dnssec.secret")
+	require.NoError(t, os.WriteFile(secret, []byte("c2VjcmV0IG9mIHRoZSBzZXQsIHNoYXJlZCBieSBldmVyeSBub2Rl\n"), 0o600))
 	for i, n := range nodes {
 		f, err := os.OpenFile(n.config, os.O_APPEND|os.O_WRONLY, 0)
 		require.NoError(t, err)
-		_, err = fmt.Fprintf(f, "dnssec: {key_dir: %s, follow: %v}\n", keys, i > 0)
+		if through == "etcd" {
+			_, err = fmt.Fprintf(f, "dnssec: {key_secret_file: %s}\n", secret)
+		} else {
+			_, err = fmt.Fprintf(f, "dnssec: {key_dir: %s, follow: %v}\n", keys, i > 0)
+		}
 		require.NoError(t, err)
 		require.NoError(t, f.Close())
 	}
@@ -746,6 +760,17 @@ func TestClusterSignedTransfersAgree(t *testing.T) {
 	}
 	first := same("deployed")
 	t.Logf("both nodes transfer %d records, serial %d", strings.Count(first, "\n"), soaSerial(nodes[0].dns, "example.com."))
+	if through == "etcd" {
+		// The DS for the registrar, read from etcd, is the served key's.
+		code, out, errOut := runGeodns(t, "dnssec", "ds", "--zone", "example.com", "--config", nodes[1].config)
+		require.Equal(t, 0, code, errOut)
+		t.Logf("$ geodns dnssec ds --zone example.com --config ns2.yaml\n%s", out)
+		r, err := dns.Exchange(question("example.com.", dns.TypeDNSKEY), nodes[0].dns)
+		require.NoError(t, err)
+		require.Len(t, r.Answer, 1)
+		ds := r.Answer[0].(*dns.DNSKEY).ToDS(dns.SHA256)
+		require.Contains(t, out, fmt.Sprintf("DS %d %d %d %s", ds.KeyTag, ds.Algorithm, ds.DigestType, strings.ToUpper(ds.Digest)))
+	}
 
 	edited := strings.Replace(zone, "ttl: 30", "ttl: 31", 1)
 	nodes[1].deploy(t, edited, base.Add(30*time.Minute))

@@ -481,6 +481,19 @@ func (d *configDecoder) validate(c *config, root *yaml.Node) {
 			d.errf(at, "%s", p.Msg)
 		}
 	}
+	if n := at("dnssec"); n != nil && c.DNSSEC.KeySecretFile != "" {
+		kn := valueNode(n, "key_secret_file")
+		switch {
+		case !c.Cluster.Enabled():
+			d.errf(kn, "dnssec.key_secret_file: keys are shared through etcd only in an NS set (cluster:); without one they stay in key_dir")
+		case c.DNSSEC.Follow:
+			d.errf(valueNode(n, "follow"), "dnssec.follow: with key_secret_file every node keeps the keys in etcd and may roll them; follow is for a shared key_dir")
+		default:
+			if _, err := c.keySecret(); err != nil {
+				d.errf(kn, "%v", err)
+			}
+		}
+	}
 	for _, k := range []string{"max_tcp_connections", "answer_cache_bytes", "zone_max_file_size", "zone_max_records"} {
 		if n := at(k); n != nil && strings.HasPrefix(n.Value, "-") {
 			d.errf(n, "%s: %s is negative", k, n.Value)

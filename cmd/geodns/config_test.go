@@ -208,3 +208,30 @@ func TestConfigDecodesEveryField(t *testing.T) {
 	}
 	walk(reflect.TypeOf(config{}), "")
 }
+
+// TestConfigKeySecret: dnssec.key_secret_file is refused outside an NS
+// set, beside follow, and when it is too short, each at its key.
+func TestConfigKeySecret(t *testing.T) {
+	dir := t.TempDir()
+	short := filepath.Join(dir, "short")
+	require.NoError(t, os.WriteFile(short, []byte("tiny\n"), 0o600))
+	good := filepath.Join(dir, "good")
+	require.NoError(t, os.WriteFile(good, []byte("c2VjcmV0IG9mIHRoZSBzZXQsIHNoYXJlZCBieSBldmVyeSBub2Rl\n"), 0o600))
+	clusterKeys := "cluster: {etcd: [\"http://127.0.0.1:2379\"], node: ns1}\n"
+	for _, tc := range []struct{ text, err string }{
+		{"dnssec: {key_secret_file: " + good + "}\n", "geodns.yaml:1:27: dnssec.key_secret_file: keys are shared through etcd only in an NS set"},
+		{clusterKeys + "dnssec: {key_secret_file: " + good + ", follow: true}\n", "geodns.yaml:2:" + fmt.Sprint(27+len(good)+10) + ": dnssec.follow: with key_secret_file"},
+		{clusterKeys + "dnssec: {key_secret_file: " + short + "}\n", "has fewer than 16 bytes"},
+		{clusterKeys + "dnssec: {key_secret_file: " + good + "}\n", ""},
+	} {
+		f := filepath.Join(t.TempDir(), "geodns.yaml")
+		require.NoError(t, os.WriteFile(f, []byte(tc.text), 0o644))
+		c := defaultConfig()
+		err := c.load(f)
+		if tc.err == "" {
+			require.NoError(t, err)
+			continue
+		}
+		require.ErrorContains(t, err, tc.err)
+	}
+}

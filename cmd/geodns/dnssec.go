@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/geodns/geodns/cluster"
 	"github.com/geodns/geodns/dnssec"
 	"github.com/geodns/geodns/zones"
 	"github.com/miekg/dns"
@@ -25,6 +27,11 @@ type dnssecConfig struct {
 	// Follow: read the key files, never write them or roll keys (another
 	// node that shares key_dir does). Default false.
 	Follow bool `yaml:"follow"`
+	// KeySecretFile, in an NS set (cluster:), puts the keys in etcd,
+	// sealed with a key derived from this file's content (the same file
+	// on every node): the nodes share keys with no shared directory, and
+	// key_dir keeps each node's copy (cluster.KeyStore).
+	KeySecretFile string `yaml:"key_secret_file"`
 	// SignatureCacheBytes bounds the signature cache. Default 32 MiB.
 	SignatureCacheBytes int64 `yaml:"signature_cache_bytes"`
 	// Interval is how often rollovers are stepped, key files checked and
@@ -41,6 +48,37 @@ func (c *config) keyDir() string {
 		return filepath.Join(c.StateDir, "dnssec")
 	}
 	return "dnssec-keys"
+}
+
+// keySecret reads dnssec.key_secret_file.
+func (c *config) keySecret() ([]byte, error) {
+	b, err := os.ReadFile(c.DNSSEC.KeySecretFile)
+	if err != nil {
+		return nil, fmt.Errorf("dnssec.key_secret_file: %w", err)
+	}
+	if len(strings.TrimSpace(string(b))) < 16 {
+		return nil, fmt.Errorf("dnssec.key_secret_file: %s has fewer than 16 bytes; make one with: head -c 32 /dev/urandom | base64 > %s",
+			c.DNSSEC.KeySecretFile, c.DNSSEC.KeySecretFile)
+	}
+	return b, nil
+}
+
+// keyStore returns where the keys are: etcd (key_secret_file in an NS
+// set; c is the node's cluster, or one made to reach etcd), else key_dir.
+func (c *config) keyStore(cl *cluster.Cluster) (dnssec.KeyStore, string, error) {
+	local := dnssec.Store{Dir: c.keyDir()}
+	if c.DNSSEC.KeySecretFile == "" || cl == nil {
+		return local, local.Dir, nil
+	}
+	secret, err := c.keySecret()
+	if err != nil {
+		return nil, "", err
+	}
+	ks, err := cluster.NewKeyStore(cl, secret, local)
+	if err != nil {
+		return nil, "", fmt.Errorf("dnssec.key_secret_file: %w", err)
+	}
+	return ks, "etcd " + cl.Key("dnssec/") + " (a copy in " + local.Dir + ")", nil
 }
 
 // dnssecPolicy turns a zone's dnssec: key into the signer's policy.
@@ -106,18 +144,33 @@ func dnssecCmd(args []string, stdout, stderr io.Writer) int {
 	if *keyDir != "" {
 		cfg.DNSSEC.KeyDir = *keyDir
 	}
-	store := dnssec.Store{Dir: cfg.keyDir()}
+	var cl *cluster.Cluster
+	if cfg.Cluster.Enabled() && cfg.DNSSEC.KeySecretFile != "" && *keyDir == "" {
+		// The keys are in etcd: asked there, as the nodes do.
+		c, err := cluster.New(cluster.Options{Config: cfg.Cluster, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			fmt.Fprintf(stderr, "geodns dnssec: cluster: %v\n", err)
+			return 1
+		}
+		defer c.Close()
+		cl = c
+	}
+	store, where, err := cfg.keyStore(cl)
+	if err != nil {
+		fmt.Fprintf(stderr, "geodns dnssec: %v\n", err)
+		return 1
+	}
 	policy := dnssec.Policy{}
 	if z, err := zones.LoadFile(filepath.Join(cfg.Zones, strings.TrimSuffix(origin, ".")+".yaml"), nil); err == nil && z.DNSSEC != nil {
 		policy = dnssecPolicy(z)
 	}
-	zk, err := store.Load(origin)
+	zk, version, err := store.LoadKeys(origin)
 	if err != nil {
 		fmt.Fprintf(stderr, "geodns dnssec: %v\n", err)
 		return 1
 	}
 	if zk == nil {
-		fmt.Fprintf(stderr, "geodns dnssec: no keys for %s in %s (the server makes them when it loads a zone with a dnssec: key)\n", origin, store.Dir)
+		fmt.Fprintf(stderr, "geodns dnssec: no keys for %s in %s (the server makes them when it loads a zone with a dnssec: key)\n", origin, where)
 		return 1
 	}
 	switch sub {
@@ -146,7 +199,14 @@ func dnssecCmd(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "geodns dnssec: %v\n", err)
 			return 1
 		}
-		if err := store.Save(zk); err != nil {
+		if cl != nil && version == "" {
+			fmt.Fprintf(stderr, "geodns dnssec: etcd is unreachable; a rollover is started only where every node sees it\n")
+			return 1
+		}
+		if _, err := store.SaveKeys(zk, version); err != nil {
+			if errors.Is(err, dnssec.ErrConflict) {
+				err = fmt.Errorf("a node changed the keys meanwhile; run the command again (%w)", err)
+			}
 			fmt.Fprintf(stderr, "geodns dnssec: %v\n", err)
 			return 1
 		}
@@ -194,14 +254,14 @@ func printKeyStatus(w io.Writer, zk *dnssec.ZoneKeys, p dnssec.Policy) {
 // startDNSSEC makes the signer and runs it until ctx ends. It is made
 // whether or not a zone is signed yet (a reload may sign one); an unsigned
 // zone costs a query one map lookup.
-func startDNSSEC(ctx context.Context, cfg *config, opts dnssec.Options, log *slog.Logger) *dnssec.Manager {
-	opts.Store = dnssec.Store{Dir: cfg.keyDir()}
+func startDNSSEC(ctx context.Context, cfg *config, store dnssec.KeyStore, where string, opts dnssec.Options, log *slog.Logger) *dnssec.Manager {
+	opts.Store = store
 	opts.ReadOnly = cfg.DNSSEC.Follow
 	opts.CacheBytes = cfg.DNSSEC.SignatureCacheBytes
 	opts.Interval = cfg.DNSSEC.Interval
 	opts.Log = log
-	if _, err := os.Stat(opts.Store.Dir); err == nil {
-		log.Info("dnssec: key directory", "dir", opts.Store.Dir)
+	if _, err := os.Stat(cfg.keyDir()); err == nil || cfg.DNSSEC.KeySecretFile != "" {
+		log.Info("dnssec: keys", "in", where)
 	}
 	m := dnssec.NewManager(opts)
 	go m.Run(ctx)

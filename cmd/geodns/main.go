@@ -24,6 +24,7 @@ import (
 	"syscall"
 
 	"github.com/geodns/geodns/api"
+	"github.com/geodns/geodns/cluster"
 	"github.com/geodns/geodns/dnssec"
 	"github.com/geodns/geodns/geo"
 	healthpkg "github.com/geodns/geodns/health"
@@ -349,7 +350,16 @@ func serve(args []string, stderr io.Writer) int {
 		log.Info("sampled JSON query log", "path", cfg.QueryLog.Path, "sample", cfg.QueryLog.Sample, "max_per_second", cfg.QueryLog.MaxPerSecond)
 	}
 	// DNSSEC (docs/dnssec.md): keys for the signed zones, before the first answer.
-	signer := startDNSSEC(ctx, &cfg, dnssec.Options{Registerer: reg}, log)
+	var clusterOfKeys *cluster.Cluster
+	if clus != nil {
+		clusterOfKeys = clus.cluster
+	}
+	keys, keysWhere, err := cfg.keyStore(clusterOfKeys)
+	if err != nil {
+		log.Error("dnssec", "error", err)
+		return 2
+	}
+	signer := startDNSSEC(ctx, &cfg, keys, keysWhere, dnssec.Options{Registerer: reg}, log)
 	if err := signer.Sync(dnssecZones(set.Load())); err != nil {
 		log.Error("dnssec: zones not signed", "error", err)
 	}
