@@ -47,7 +47,9 @@ type KeyStore struct {
 const downFor = 10 * time.Second
 
 // NewKeyStore returns the key store of the set: secret is the content of
-// the secret file (at least 16 bytes), local the node's key directory.
+// the secret file (at least 16 bytes), local the node's key directory
+// (Dir "": no local copy, as for a command that only reads or starts a
+// rollover).
 func NewKeyStore(c *Cluster, secret []byte, local dnssec.Store) (*KeyStore, error) {
 	secret = bytes.TrimSpace(secret)
 	if len(secret) < 16 {
@@ -122,6 +124,9 @@ func (s *KeyStore) LoadKeys(origin string) (*dnssec.ZoneKeys, string, error) {
 	s.c.saw(r.Header.Revision)
 	if len(r.Kvs) == 0 {
 		// None in etcd: this node's copy, if it has one, goes there.
+		if s.local.Dir == "" {
+			return nil, "", nil
+		}
 		zk, err := s.local.Load(origin)
 		if err != nil || zk == nil {
 			return nil, "", err
@@ -152,6 +157,12 @@ func (s *KeyStore) LoadKeys(origin string) (*dnssec.ZoneKeys, string, error) {
 // fallback reads the local copy when etcd could not be asked (err says
 // why, nil: it failed lately).
 func (s *KeyStore) fallback(origin string, err error) (*dnssec.ZoneKeys, string, error) {
+	if s.local.Dir == "" {
+		if err == nil {
+			err = errors.New("etcd is unreachable")
+		}
+		return nil, "", err
+	}
 	zk, lerr := s.local.Load(origin)
 	if lerr != nil || zk == nil {
 		if err == nil {
@@ -164,6 +175,9 @@ func (s *KeyStore) fallback(origin string, err error) (*dnssec.ZoneKeys, string,
 
 // keepLocal writes zk to the local copy if it differs.
 func (s *KeyStore) keepLocal(zk *dnssec.ZoneKeys) {
+	if s.local.Dir == "" {
+		return
+	}
 	b, err := dnssec.MarshalKeys(zk)
 	if err != nil {
 		return

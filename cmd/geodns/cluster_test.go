@@ -770,6 +770,10 @@ func testClusterSignedTransfersAgree(t *testing.T, through string) {
 		require.Len(t, r.Answer, 1)
 		ds := r.Answer[0].(*dns.DNSKEY).ToDS(dns.SHA256)
 		require.Contains(t, out, fmt.Sprintf("DS %d %d %d %s", ds.KeyTag, ds.Algorithm, ds.DigestType, strings.ToUpper(ds.Digest)))
+		// A command keeps no copy of the private keys (it wrote one into
+		// its working directory, ./dnssec-keys, the default key_dir).
+		_, err = os.Stat("dnssec-keys")
+		require.True(t, os.IsNotExist(err), "geodns dnssec ds left private keys in ./dnssec-keys")
 	}
 
 	edited := strings.Replace(zone, "ttl: 30", "ttl: 31", 1)

@@ -65,10 +65,18 @@ func (c *config) keySecret() ([]byte, error) {
 
 // keyStore returns where the keys are: etcd (key_secret_file in an NS
 // set; c is the node's cluster, or one made to reach etcd), else key_dir.
-func (c *config) keyStore(cl *cluster.Cluster) (dnssec.KeyStore, string, error) {
+// copy: etcd's keys are kept in key_dir too (a node; not a command, whose
+// key_dir may not be the node's).
+func (c *config) keyStore(cl *cluster.Cluster, copy bool) (dnssec.KeyStore, string, error) {
 	local := dnssec.Store{Dir: c.keyDir()}
 	if c.DNSSEC.KeySecretFile == "" || cl == nil {
 		return local, local.Dir, nil
+	}
+	where := "etcd " + cl.Key("dnssec/")
+	if copy {
+		where += " (a copy in " + local.Dir + ")"
+	} else {
+		local.Dir = ""
 	}
 	secret, err := c.keySecret()
 	if err != nil {
@@ -78,7 +86,7 @@ func (c *config) keyStore(cl *cluster.Cluster) (dnssec.KeyStore, string, error) 
 	if err != nil {
 		return nil, "", fmt.Errorf("dnssec.key_secret_file: %w", err)
 	}
-	return ks, "etcd " + cl.Key("dnssec/") + " (a copy in " + local.Dir + ")", nil
+	return ks, where, nil
 }
 
 // dnssecPolicy turns a zone's dnssec: key into the signer's policy.
@@ -155,7 +163,7 @@ func dnssecCmd(args []string, stdout, stderr io.Writer) int {
 		defer c.Close()
 		cl = c
 	}
-	store, where, err := cfg.keyStore(cl)
+	store, where, err := cfg.keyStore(cl, false)
 	if err != nil {
 		fmt.Fprintf(stderr, "geodns dnssec: %v\n", err)
 		return 1

@@ -354,7 +354,7 @@ func serve(args []string, stderr io.Writer) int {
 	if clus != nil {
 		clusterOfKeys = clus.cluster
 	}
-	keys, keysWhere, err := cfg.keyStore(clusterOfKeys)
+	keys, keysWhere, err := cfg.keyStore(clusterOfKeys, true)
 	if err != nil {
 		log.Error("dnssec", "error", err)
 		return 2
