@@ -150,8 +150,26 @@ func (s *KeyStore) LoadKeys(origin string) (*dnssec.ZoneKeys, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("etcd %s: %w", s.key(origin), err)
 	}
+	rev := strconv.FormatInt(kv.ModRevision, 10)
+	if s.local.Dir != "" {
+		// etcd restored from an older backup holds keys the set has moved
+		// past (a key the parent's DS no longer names): this node's newer
+		// copy goes back instead.
+		if mine, err := s.local.Load(origin); err == nil && mine != nil && mine.Generation > zk.Generation {
+			v, err := s.SaveKeys(mine, rev)
+			if errors.Is(err, dnssec.ErrConflict) {
+				return s.LoadKeys(origin)
+			}
+			if err != nil {
+				return mine, "", nil
+			}
+			s.c.log.Warn("dnssec: etcd held older keys than this node's copy (restored from a backup?); stored the copy",
+				"zone", origin, "etcd_generation", zk.Generation, "copy_generation", mine.Generation)
+			return mine, v, nil
+		}
+	}
 	s.keepLocal(zk)
-	return zk, strconv.FormatInt(kv.ModRevision, 10), nil
+	return zk, rev, nil
 }
 
 // fallback reads the local copy when etcd could not be asked (err says

@@ -98,8 +98,9 @@ func TestKeyStoreSharesKeys(t *testing.T) {
 
 // TestKeyStoreWithoutEtcd: a node that starts while etcd is unreachable
 // signs with its local copy of the keys; one without a copy makes no
-// keys of its own (they would not be the set's); etcd rebuilt empty gets
-// a node's copy back rather than new keys.
+// keys of its own (they would not be the set's); etcd rebuilt empty, or
+// restored from a backup older than a rollover, gets a node's copy back
+// rather than new keys or the old ones.
 func TestKeyStoreWithoutEtcd(t *testing.T) {
 	ec := etcdtest.Start(t, etcdtest.Options{Members: 1})
 	c, _ := startNode(t, testConfig(ec, "ns1", "eu"))
@@ -120,14 +121,34 @@ func TestKeyStoreWithoutEtcd(t *testing.T) {
 	require.NoError(t, fresh.m.Sync(cfg))
 	require.Equal(t, want, fresh.dnskeys("example.com."), "the copy went back to etcd, not new keys")
 
+	// etcd restored from a backup taken before a rollover: the older
+	// keys (their key alone) come back to etcd. The node, which has moved
+	// past them, does not take them: its copy goes back.
+	backup, err := c.Client().Get(context.Background(), c.Key("dnssec/example.com."))
+	require.NoError(t, err)
+	n.m.Tick(context.Background()) // the keys' revision moved when they went back
+	require.NoError(t, n.m.Rollover("example.com.", dnssec.CSK))
+	rolled := n.dnskeys("example.com.")
+	require.NotEqual(t, want, rolled)
+	_, err = c.Client().Put(context.Background(), c.Key("dnssec/example.com."), string(backup.Kvs[0].Value))
+	require.NoError(t, err)
+	n.m.Tick(context.Background())
+	require.Equal(t, rolled, n.dnskeys("example.com."), "the node kept the newer keys")
+	late := newKeyNode(t, c, keySecret)
+	require.NoError(t, late.m.Sync(cfg))
+	require.Equal(t, rolled, late.dnskeys("example.com."), "etcd holds them again")
+	want = rolled
+
 	ec.KillAll()
 	restarted, err := NewKeyStore(c, []byte(keySecret), dnssec.Store{Dir: n.local})
 	require.NoError(t, err)
 	m = dnssec.NewManager(dnssec.Options{Store: restarted})
 	require.NoError(t, m.Sync(cfg), "the local copy signs")
 	rrs, _ := m.Apex("example.com.", dns.TypeDNSKEY)
-	require.Len(t, rrs, 1)
-	require.Contains(t, want, rrs[0].(*dns.DNSKEY).PublicKey)
+	require.Len(t, rrs, 2)
+	for _, rr := range rrs {
+		require.Contains(t, want, rr.(*dns.DNSKEY).PublicKey)
+	}
 
 	none := newKeyNode(t, c, keySecret)
 	err = none.m.Sync(cfg)

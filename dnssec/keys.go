@@ -160,6 +160,9 @@ type ZoneKeys struct {
 	Origin string `json:"origin"`
 	Keys   []*Key `json:"keys"`
 	Roll   *Roll  `json:"roll,omitempty"`
+	// Generation counts the saves of the zone's keys: a store that went
+	// back (etcd restored from a backup) holds a lower one than a node.
+	Generation uint64 `json:"generation,omitempty"`
 }
 
 func (zk *ZoneKeys) key(tag uint16, role Role) *Key {

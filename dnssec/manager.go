@@ -188,6 +188,7 @@ func (m *Manager) loadOrCreate(c ZoneConfig, now time.Time) (*ZoneKeys, string, 
 		if err := zk.setup(c.Policy.withDefaults(), now); err != nil {
 			return nil, "", err
 		}
+		zk.Generation = 1
 		version, err = m.opts.Store.SaveKeys(zk, "")
 		if errors.Is(err, ErrConflict) {
 			// Another node made the zone's keys first: those sign.
@@ -457,6 +458,7 @@ func (m *Manager) step(ctx context.Context, e *zoneEntry, now time.Time) (bool, 
 	after := e.keys.Roll
 	moved := changed || (before == nil) != (after == nil) || (after != nil && after.Phase != phase)
 	if moved {
+		e.keys.Generation++
 		v, serr := m.opts.Store.SaveKeys(e.keys, e.version)
 		if errors.Is(serr, ErrConflict) {
 			// Another node stepped first: its keys, not these, are the
@@ -548,6 +550,7 @@ func (m *Manager) Rollover(origin string, r Role) error {
 	if err := e.keys.StartRoll(e.cfg.Policy, r, now); err != nil {
 		return err
 	}
+	e.keys.Generation++
 	v, err := m.opts.Store.SaveKeys(e.keys, e.version)
 	if err != nil {
 		if m.adopt(e, "the rollover could not be stored") {

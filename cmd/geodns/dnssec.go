@@ -211,6 +211,7 @@ func dnssecCmd(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "geodns dnssec: etcd is unreachable; a rollover is started only where every node sees it\n")
 			return 1
 		}
+		zk.Generation++
 		if _, err := store.SaveKeys(zk, version); err != nil {
 			if errors.Is(err, dnssec.ErrConflict) {
 				err = fmt.Errorf("a node changed the keys meanwhile; run the command again (%w)", err)
