@@ -89,6 +89,7 @@ type Server struct {
 
 	// Run's own, except where noted.
 	state    map[string]*zoneState
+	unsigned map[string]string // zone -> the stamp its transfer failed to be signed under
 	lastSet  *zones.Set
 	notifyMu sync.Mutex
 	pending  map[string]*context.CancelFunc // origin+target -> the NOTIFY still retrying
@@ -149,7 +150,8 @@ func New(o Options) (*Server, error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	s := &Server{opts: o, kick: make(chan struct{}, 1), state: map[string]*zoneState{}, pending: map[string]*context.CancelFunc{}}
+	s := &Server{opts: o, kick: make(chan struct{}, 1), state: map[string]*zoneState{}, unsigned: map[string]string{},
+		pending: map[string]*context.CancelFunc{}}
 	s.timed, _ = o.Inner.(timedInner)
 	empty := map[string]*view{}
 	s.views.Store(&empty)
@@ -248,12 +250,16 @@ func (s *Server) update(ctx context.Context) {
 			var err error
 			rrs, signSOA, err = s.opts.Signer.Export(z.Origin, z.SOA(), rrs)
 			if err != nil {
+				// Tried again at the next change of the zone or of what
+				// signs it, not at every poll.
+				s.unsigned[z.Origin] = stamp
 				s.opts.Log.Error("transfer: cannot sign the zone; secondaries keep what they have", "zone", z.Origin, "error", err)
 				if prev != nil {
 					next[z.Origin] = prev
 				}
 				continue
 			}
+			delete(s.unsigned, z.Origin)
 			rrs, hash = sortDigest(rrs)
 		default:
 			rrs, hash = exported(z)
@@ -438,7 +444,7 @@ func (s *Server) resign(set *zones.Set, views map[string]*view) bool {
 			continue
 		}
 		stamp, _ := s.stamp(z)
-		if v := views[z.Origin]; v == nil || v.stamp != stamp {
+		if v := views[z.Origin]; (v == nil || v.stamp != stamp) && s.unsigned[z.Origin] != stamp {
 			return true
 		}
 	}
