@@ -205,3 +205,29 @@ func TestExportOutlivesExpire(t *testing.T) {
 		}
 	}
 }
+
+// countingStore counts the reads of a KeyStore.
+type countingStore struct {
+	Store
+	loads int
+}
+
+func (c *countingStore) LoadKeys(origin string) (*ZoneKeys, string, error) {
+	c.loads++
+	return c.Store.LoadKeys(origin)
+}
+
+// TestSyncPolicyChangeKeepsKeys: a zone whose policy changes (a TTL edit
+// moves its largest TTL) is signed again with the keys loaded, not read
+// from the store again, which in an NS set means etcd, on the zone
+// watcher's path.
+func TestSyncPolicyChangeKeepsKeys(t *testing.T) {
+	store := &countingStore{Store: Store{Dir: t.TempDir()}}
+	m := NewManager(Options{Store: store})
+	require.NoError(t, m.Sync([]ZoneConfig{{Origin: "ex.test.", Policy: Policy{MaxZoneTTL: 300}}}))
+	before, _ := m.Apex("ex.test.", dns.TypeDNSKEY)
+	require.NoError(t, m.Sync([]ZoneConfig{{Origin: "ex.test.", Policy: Policy{MaxZoneTTL: 600}}}))
+	after, _ := m.Apex("ex.test.", dns.TypeDNSKEY)
+	require.Equal(t, 1, store.loads)
+	require.Equal(t, before[0].String(), after[0].String())
+}

@@ -137,13 +137,22 @@ func (m *Manager) Sync(cfgs []ZoneConfig) error {
 			next[c.Origin] = old
 			continue
 		}
-		zk, version, err := m.loadOrCreate(c, now)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("zone %s: %w", c.Origin, err))
-			if old != nil {
-				next[c.Origin] = old
+		var zk *ZoneKeys
+		var version string
+		if e := m.zones[c.Origin]; e != nil {
+			// Its policy changed (a TTL edit moves MaxZoneTTL): the keys
+			// loaded serve, not read again (from etcd, perhaps slow);
+			// Tick follows the store.
+			zk, version = e.keys, e.version
+		} else {
+			var err error
+			if zk, version, err = m.loadOrCreate(c, now); err != nil {
+				errs = append(errs, fmt.Errorf("zone %s: %w", c.Origin, err))
+				if old != nil {
+					next[c.Origin] = old
+				}
+				continue
 			}
-			continue
 		}
 		m.zones[c.Origin] = &zoneEntry{cfg: c, keys: zk, version: version}
 		st, err := m.build(c, zk, now)
