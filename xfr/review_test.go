@@ -1,0 +1,200 @@
+package xfr
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/geodns/geodns/dnssec"
+	"github.com/geodns/geodns/resolver"
+	"github.com/miekg/dns"
+	"github.com/stretchr/testify/require"
+)
+
+const signedSrc = zoneSrc + "dnssec: {algorithm: ECDSAP256SHA256}\n"
+
+// revHarness is signedHarness with the zone source and manager options
+// given; it returns the manager too.
+func revHarness(t *testing.T, stateDir, keyDir string, c *clock, src string, ro bool) (*harness, *dnssec.Manager) {
+	m := dnssec.NewManager(dnssec.Options{Store: dnssec.Store{Dir: keyDir}, Now: c.now, ReadOnly: ro})
+	h := newHarnessSrc(t, stateDir, src, func(o *Options, cfg *resolver.Config) {
+		if strings.Contains(src, "dnssec:") {
+			err := m.Sync([]dnssec.ZoneConfig{{Origin: "t.test."}})
+			if !ro {
+				require.NoError(t, err)
+			}
+		}
+		o.Signer = m
+		cfg.Signer = resolver.NewSigner(m)
+	})
+	return h, m
+}
+
+// secondary is what a stock secondary holds: a serial and records
+// (the SOA excluded).
+type secondary struct {
+	t      *testing.T
+	serial uint32
+	have   map[string]bool
+}
+
+func (s *secondary) axfr(h *harness) {
+	rrs, err := h.xfr("t.test.", dns.TypeAXFR, 0, keyName, dns.HmacSHA256, keySecret)
+	require.NoError(s.t, err)
+	s.serial = rrs[0].(*dns.SOA).Serial
+	s.have = map[string]bool{}
+	for _, rr := range rrs[1 : len(rrs)-1] {
+		s.have[rr.String()] = true
+	}
+}
+
+// ixfr applies an IXFR from s.serial, checking each deletion is of a
+// record held. It returns false if the answer was a full transfer.
+func (s *secondary) ixfr(h *harness) (incremental bool) {
+	t := s.t
+	t.Helper()
+	rrs, err := h.xfr("t.test.", dns.TypeIXFR, s.serial, keyName, dns.HmacSHA256, keySecret)
+	require.NoError(t, err)
+	newSerial := rrs[0].(*dns.SOA).Serial
+	if len(rrs) == 1 {
+		return true
+	}
+	if second, ok := rrs[1].(*dns.SOA); !ok || second.Serial != s.serial {
+		// AXFR-style
+		s.serial = newSerial
+		s.have = map[string]bool{}
+		for _, rr := range rrs[1 : len(rrs)-1] {
+			s.have[rr.String()] = true
+		}
+		return false
+	}
+	require.True(t, serialAfter(newSerial, s.serial), "IXFR to %d from %d: not forward", newSerial, s.serial)
+	adding := true
+	for _, rr := range rrs[1 : len(rrs)-1] {
+		if _, ok := rr.(*dns.SOA); ok {
+			adding = !adding
+			continue
+		}
+		if adding {
+			require.False(t, s.have[rr.String()], "IXFR adds a record already held: %v", rr)
+			s.have[rr.String()] = true
+			continue
+		}
+		require.True(t, s.have[rr.String()], "IXFR deletes a record not held: %v", rr)
+		delete(s.have, rr.String())
+	}
+	s.serial = newSerial
+	return true
+}
+
+// equalsAXFR checks s holds what an AXFR gives now.
+func (s *secondary) equalsAXFR(h *harness, msg string) {
+	t := s.t
+	t.Helper()
+	o := &secondary{t: t}
+	o.axfr(h)
+	require.Equal(t, o.serial, s.serial, "%s: serial", msg)
+	require.Equal(t, sortedKeys(o.have), sortedKeys(s.have), "%s: content after IXFR != AXFR", msg)
+}
+
+func sortedKeys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func notifySrc(h *harness, src string) string {
+	return strings.Replace(src, "NOTIFY", `"`+h.set.Load().Zone("t.test.").Transfer.Notify[0].String()+`"`, 1)
+}
+
+func waitSerial(t *testing.T, h *harness, want uint32) {
+	t.Helper()
+	require.Eventually(t, func() bool { s, _ := h.srv.Serial("t.test."); return s == want && h.srv.Built() == h.set.Load() },
+		5*time.Second, 10*time.Millisecond, "serial %d", want)
+}
+
+// TestRevRestartSerialOnlyBump: geodns stopped, the zone's serial bumped
+// (nothing else), restarted within the same export window: the IXFR from
+// the secondary's serial must swap the SOA's RRSIG.
+func TestRevRestartSerialOnlyBump(t *testing.T) {
+	stateDir, keyDir := t.TempDir(), t.TempDir()
+	c := &clock{t: time.Now()}
+	h, _ := revHarness(t, stateDir, keyDir, c, signedSrc, false)
+	sec := &secondary{t: t}
+	sec.axfr(h)
+	require.Equal(t, uint32(100), sec.serial)
+
+	h2, _ := revHarness(t, stateDir, keyDir, c, strings.Replace(signedSrc, "serial: 100", "serial: 101", 1), false)
+	waitSerial(t, h2, 101)
+	require.True(t, sec.ixfr(h2), "incremental")
+	sec.equalsAXFR(h2, "after restart with a serial-only bump")
+}
+
+// TestRevSignedToUnsigned: dnssec: removed. The IXFR must delete every
+// signature, the SOA's too.
+func TestRevSignedToUnsigned(t *testing.T) {
+	stateDir, keyDir := t.TempDir(), t.TempDir()
+	c := &clock{t: time.Now()}
+	h, m := revHarness(t, stateDir, keyDir, c, signedSrc, false)
+	sec := &secondary{t: t}
+	sec.axfr(h)
+	// dnssec: removed, as main.go does it: signer first, then transfers.
+	require.NoError(t, m.Sync(nil))
+	h.load(notifySrc(h, strings.Replace(zoneSrc, "serial: 100", "serial: 101", 1)))
+	waitSerial(t, h, 101)
+	sec.ixfr(h)
+	sec.equalsAXFR(h, "signed -> unsigned")
+
+	// And back: unsigned -> signed.
+	require.NoError(t, m.Sync([]dnssec.ZoneConfig{{Origin: "t.test."}}))
+	h.load(notifySrc(h, strings.Replace(signedSrc, "serial: 100", "serial: 102", 1)))
+	waitSerial(t, h, 102)
+	sec.ixfr(h)
+	sec.equalsAXFR(h, "unsigned -> signed")
+}
+
+// TestRevSignerLostAtRestart: the exported serial moved past the zone's
+// own (a window move); after a restart where the keys cannot be loaded
+// (read-only key directory without the file, as a follow: node before
+// they arrive), the exported serial must not go back.
+func TestRevSignerLostAtRestart(t *testing.T) {
+	stateDir, keyDir := t.TempDir(), t.TempDir()
+	c := &clock{t: time.Now()}
+	h, _ := revHarness(t, stateDir, keyDir, c, signedSrc, false)
+	c.add(7 * 24 * time.Hour)
+	h.srv.Changed(nil)
+	waitSerial(t, h, 101)
+
+	h2, _ := revHarness(t, stateDir, t.TempDir(), c, signedSrc, true)
+	s, _ := h2.srv.Serial("t.test.")
+	require.True(t, serialAfter(s, 101) || s == 101, "exported serial went back from 101 to %d", s)
+}
+
+// TestRevWindowMovesAndEdits: edits and window moves interleaved, each
+// IXFR applied; the secondary ends as the AXFR.
+func TestRevWindowMovesAndEdits(t *testing.T) {
+	stateDir, keyDir := t.TempDir(), t.TempDir()
+	c := &clock{t: time.Now()}
+	h, _ := revHarness(t, stateDir, keyDir, c, signedSrc, false)
+	sec := &secondary{t: t}
+	sec.axfr(h)
+	serial := 100
+	for i := 0; i < 6; i++ {
+		if i%2 == 0 {
+			c.add(7 * 24 * time.Hour)
+			h.srv.Changed(nil)
+		} else {
+			src := strings.Replace(signedSrc, "serial: 100", "serial: 100", 1)
+			src = strings.Replace(src, "ns1: {A: [192.0.2.53]}", "ns1: {A: [192.0.2."+string(rune('0'+i))+"]}", 1)
+			h.load(notifySrc(h, src))
+		}
+		serial++
+		waitSerial(t, h, uint32(serial))
+		require.True(t, sec.ixfr(h))
+		sec.equalsAXFR(h, "step")
+	}
+}
