@@ -411,11 +411,19 @@ func (s *Server) version(prev *view, origin string, soa *dns.SOA, want uint32, r
 	v.soa = x
 	if signSOA != nil {
 		v.soaSigs = signSOA(x)
+	}
+	// The last version's SOA signatures, deleted by the difference even
+	// when this version is not signed (dnssec: removed).
+	var oldSigs []dns.RR
+	if prev != nil {
+		oldSigs = prev.soaSigs
+	}
+	if len(oldSigs)+len(v.soaSigs) > 0 {
 		if n := len(v.journal); n > 0 && v.journal[n-1].To == serial && st != nil && v.journal[n-1].From == st.Serial &&
-			serial != st.Serial && prev != nil {
+			serial != st.Serial {
 			// The difference made here (a copy: base's are shared).
 			d := v.journal[n-1]
-			d.Del = append(slices.Clip(d.Del), prev.soaSigs...)
+			d.Del = append(slices.Clip(d.Del), oldSigs...)
 			d.Add = append(slices.Clip(d.Add), v.soaSigs...)
 			v.journal = append(slices.Clip(v.journal[:n-1]), d)
 		}
