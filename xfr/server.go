@@ -412,11 +412,20 @@ func (s *Server) version(prev *view, origin string, soa *dns.SOA, want uint32, r
 	if signSOA != nil {
 		v.soaSigs = signSOA(x)
 	}
-	// The last version's SOA signatures, deleted by the difference even
-	// when this version is not signed (dnssec: removed).
+	// The last version's SOA signatures: the view's, or after a restart
+	// (no view) with the same content (so the same window and keys), the
+	// same deterministic signatures made again over the last SOA.
 	var oldSigs []dns.RR
-	if prev != nil {
+	switch {
+	case prev != nil:
 		oldSigs = prev.soaSigs
+	case st != nil && same && signSOA != nil && st.SOA != "":
+		if rr, err := dns.NewRR(st.SOA); err == nil {
+			if last, ok := rr.(*dns.SOA); ok {
+				last.Serial = st.Serial
+				oldSigs = signSOA(last)
+			}
+		}
 	}
 	if len(oldSigs)+len(v.soaSigs) > 0 {
 		if n := len(v.journal); n > 0 && v.journal[n-1].To == serial && st != nil && v.journal[n-1].From == st.Serial &&
