@@ -93,6 +93,7 @@ type Server struct {
 	lastSet  *zones.Set
 	notifyMu sync.Mutex
 	pending  map[string]*context.CancelFunc // origin+target -> the NOTIFY still retrying
+	held     map[string]*zones.Zone         // zones whose view is held back (update), logged once
 
 	notifies atomic.Uint64 // NOTIFY messages sent, retries included
 	running  atomic.Int32  // Runs building views: a transfer waits for one only then
@@ -151,7 +152,7 @@ func New(o Options) (*Server, error) {
 		o.Log = slog.Default()
 	}
 	s := &Server{opts: o, kick: make(chan struct{}, 1), state: map[string]*zoneState{}, unsigned: map[string]string{},
-		pending: map[string]*context.CancelFunc{}}
+		pending: map[string]*context.CancelFunc{}, held: map[string]*zones.Zone{}}
 	s.timed, _ = o.Inner.(timedInner)
 	empty := map[string]*view{}
 	s.views.Store(&empty)
@@ -235,6 +236,22 @@ func (s *Server) update(ctx context.Context) {
 			// digesting a big zone on each reload would be for nothing),
 			// and not in the catalog.
 			next[z.Origin] = &view{origin: z.Origin, src: z, soa: z.SOA()}
+			continue
+		}
+		if st := s.state[z.Origin]; z.DNSSEC != nil && !signed && st != nil && serialAfter(st.Serial, z.Serial) {
+			// Signed online but not for transfer (its keys not loaded),
+			// it would export under its own serial, which is behind what
+			// was exported (signed for transfer): secondaries keep what
+			// they have until the zone is signed again or its serial
+			// passes the exported one.
+			if prev != nil {
+				next[z.Origin] = prev
+			}
+			if s.held[z.Origin] != z {
+				s.held[z.Origin] = z
+				s.opts.Log.Error("transfer: the zone's transfer cannot be signed and its serial is behind the exported one; secondaries keep what they have",
+					"zone", z.Origin, "serial", z.Serial, "exported", st.Serial)
+			}
 			continue
 		}
 		var rrs []dns.RR

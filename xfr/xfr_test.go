@@ -104,7 +104,7 @@ func newHarnessSrc(t testing.TB, stateDir, src string, opts ...func(*Options, *r
 	go func() { resolver.Serve(ctx, h.srv, resolver.ServeOptions{}, ln); done <- struct{}{} }()
 	go func() { h.srv.Run(ctx); done <- struct{}{} }()
 	t.Cleanup(func() { cancel(); <-done; <-done })
-	require.Eventually(t, func() bool { _, ok := h.srv.Serial("t.test."); return ok }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return h.srv.Built() == h.set.Load() }, 5*time.Second, 10*time.Millisecond)
 	return h
 }
 
