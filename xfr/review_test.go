@@ -1,8 +1,10 @@
 package xfr
 
 import (
+	"errors"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -200,4 +202,52 @@ func TestRevWindowMovesAndEdits(t *testing.T) {
 		require.True(t, sec.ixfr(h))
 		sec.equalsAXFR(h, "step")
 	}
+}
+
+// TestRevReaddSigned: a signed zone removed and added back (keys kept)
+// with only its serial bumped: the IXFR swaps the SOA's RRSIG.
+func TestRevReaddSigned(t *testing.T) {
+	stateDir, keyDir := t.TempDir(), t.TempDir()
+	c := &clock{t: time.Now()}
+	h, m := revHarness(t, stateDir, keyDir, c, signedSrc, false)
+	sec := &secondary{t: t}
+	sec.axfr(h)
+	src := notifySrc(h, signedSrc)
+	require.NoError(t, m.Sync(nil))
+	h.set.Store(h.set.Load().Without("t.test."))
+	h.srv.Changed(nil)
+	require.Eventually(t, func() bool { _, ok := h.srv.Serial("t.test."); return !ok }, 5*time.Second, 10*time.Millisecond)
+	require.NoError(t, m.Sync([]dnssec.ZoneConfig{{Origin: "t.test."}}))
+	h.load(strings.Replace(src, "serial: 100", "serial: 101", 1))
+	waitSerial(t, h, 101)
+	require.True(t, sec.ixfr(h))
+	sec.equalsAXFR(h, "re-added")
+}
+
+type failingSigner struct {
+	*dnssec.Manager
+	calls atomic.Int32
+}
+
+func (f *failingSigner) Export(origin string, soa *dns.SOA, rrs []dns.RR) ([]dns.RR, func(*dns.SOA) []dns.RR, error) {
+	f.calls.Add(1)
+	return nil, nil, errors.New("signer broken")
+}
+
+// TestRevFailingSignerRetriedEveryPoll: a signer whose Export fails is
+// called (and logged) on every 200 ms poll.
+func TestRevFailingSignerRetriedEveryPoll(t *testing.T) {
+	c := &clock{t: time.Now()}
+	m := dnssec.NewManager(dnssec.Options{Store: dnssec.Store{Dir: t.TempDir()}, Now: c.now})
+	f := &failingSigner{Manager: m}
+	h := newHarnessSrc(t, t.TempDir(), signedSrc, func(o *Options, cfg *resolver.Config) {
+		require.NoError(t, m.Sync([]dnssec.ZoneConfig{{Origin: "t.test."}}))
+		o.Signer = f
+		cfg.Signer = resolver.NewSigner(m)
+	})
+	_ = h
+	n0 := f.calls.Load()
+	time.Sleep(2 * time.Second)
+	t.Logf("Export calls in 2 s with no change: %d", f.calls.Load()-n0)
+	require.LessOrEqual(t, f.calls.Load()-n0, int32(1))
 }
