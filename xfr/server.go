@@ -89,11 +89,11 @@ type Server struct {
 
 	// Run's own, except where noted.
 	state    map[string]*zoneState
-	unsigned map[string]string // zone -> the stamp its transfer failed to be signed under
 	lastSet  *zones.Set
 	notifyMu sync.Mutex
 	pending  map[string]*context.CancelFunc // origin+target -> the NOTIFY still retrying
 	held     map[string]*zones.Zone         // zones whose view is held back (update), logged once
+	failed   map[string]exportFailure       // zones whose transfer could not be signed
 
 	notifies atomic.Uint64 // NOTIFY messages sent, retries included
 	running  atomic.Int32  // Runs building views: a transfer waits for one only then
@@ -151,8 +151,7 @@ func New(o Options) (*Server, error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	s := &Server{opts: o, kick: make(chan struct{}, 1), state: map[string]*zoneState{}, unsigned: map[string]string{},
-		pending: map[string]*context.CancelFunc{}, held: map[string]*zones.Zone{}}
+	s := &Server{opts: o, kick: make(chan struct{}, 1), state: map[string]*zoneState{}, pending: map[string]*context.CancelFunc{}, held: map[string]*zones.Zone{}, failed: map[string]exportFailure{}}
 	s.timed, _ = o.Inner.(timedInner)
 	empty := map[string]*view{}
 	s.views.Store(&empty)
@@ -231,6 +230,12 @@ func (s *Server) update(ctx context.Context) {
 			next[z.Origin] = prev
 			continue
 		}
+		if s.failed[z.Origin].holds(z, stamp) {
+			if prev != nil {
+				next[z.Origin] = prev
+			}
+			continue
+		}
 		if z.Transfer == nil {
 			// Not transferable: no exported view to build (sorting and
 			// digesting a big zone on each reload would be for nothing),
@@ -267,16 +272,14 @@ func (s *Server) update(ctx context.Context) {
 			var err error
 			rrs, signSOA, err = s.opts.Signer.Export(z.Origin, z.SOA(), rrs)
 			if err != nil {
-				// Tried again at the next change of the zone or of what
-				// signs it, not at every poll.
-				s.unsigned[z.Origin] = stamp
 				s.opts.Log.Error("transfer: cannot sign the zone; secondaries keep what they have", "zone", z.Origin, "error", err)
+				s.failed[z.Origin] = exportFailure{z, stamp, time.Now()}
 				if prev != nil {
 					next[z.Origin] = prev
 				}
 				continue
 			}
-			delete(s.unsigned, z.Origin)
+			delete(s.failed, z.Origin)
 			rrs, hash = sortDigest(rrs)
 		default:
 			rrs, hash = exported(z)
@@ -458,6 +461,18 @@ func (s *Server) version(prev *view, origin string, soa *dns.SOA, want uint32, r
 	return v
 }
 
+// exportFailure is a zone version whose transfer could not be signed
+// with stamp: tried again when either changes, or a minute later.
+type exportFailure struct {
+	z     *zones.Zone
+	stamp string
+	at    time.Time
+}
+
+func (f exportFailure) holds(z *zones.Zone, stamp string) bool {
+	return f.z == z && f.stamp == stamp && time.Since(f.at) < time.Minute
+}
+
 // stamp returns what a zone's transfer would be signed with now, and
 // whether it is signed for transfer.
 func (s *Server) stamp(z *zones.Zone) (string, bool) {
@@ -478,7 +493,10 @@ func (s *Server) resign(set *zones.Set, views map[string]*view) bool {
 			continue
 		}
 		stamp, _ := s.stamp(z)
-		if v := views[z.Origin]; (v == nil || v.stamp != stamp) && s.unsigned[z.Origin] != stamp {
+		if s.failed[z.Origin].holds(z, stamp) {
+			continue
+		}
+		if v := views[z.Origin]; v == nil || v.stamp != stamp {
 			return true
 		}
 	}
