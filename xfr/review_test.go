@@ -251,3 +251,60 @@ func TestRevFailingSignerRetriedEveryPoll(t *testing.T) {
 	t.Logf("Export calls in 2 s with no change: %d", f.calls.Load()-n0)
 	require.LessOrEqual(t, f.calls.Load()-n0, int32(1))
 }
+
+type slowSigner struct {
+	*dnssec.Manager
+	delay atomic.Int64
+}
+
+func (f *slowSigner) Export(origin string, soa *dns.SOA, rrs []dns.RR) ([]dns.RR, func(*dns.SOA) []dns.RR, error) {
+	time.Sleep(time.Duration(f.delay.Load())) // a big zone
+	return f.Manager.Export(origin, soa, rrs)
+}
+
+// TestRevPatchedSOAStaleSigs: while the views are being built (a big
+// signed zone's Export takes seconds), a zone whose SOA fields changed is
+// answered with its new SOA under the old exported serial and the old
+// exported SOA's RRSIG: a signature that does not verify.
+func TestRevPatchedSOAStaleSigs(t *testing.T) {
+	c := &clock{t: time.Now()}
+	m := dnssec.NewManager(dnssec.Options{Store: dnssec.Store{Dir: t.TempDir()}, Now: c.now})
+	f := &slowSigner{Manager: m}
+	h := newHarnessSrc(t, t.TempDir(), signedSrc, func(o *Options, cfg *resolver.Config) {
+		require.NoError(t, m.Sync([]dnssec.ZoneConfig{{Origin: "t.test."}}))
+		o.Signer = f
+		cfg.Signer = resolver.NewSigner(m)
+	})
+	c.add(7 * 24 * time.Hour) // the window moves: exported 101, the zone's own 100
+	h.srv.Changed(nil)
+	waitSerial(t, h, 101)
+	keys, _ := m.Apex("t.test.", dns.TypeDNSKEY)
+
+	f.delay.Store(int64(2 * time.Second))
+	// An edit of the SOA's expire (or refresh, negative TTL...) and a serial bump.
+	h.load(notifySrc(h, strings.Replace(strings.Replace(signedSrc, "serial: 100", "serial: 100, expire: 1209601", 1), "ns1: {A: [192.0.2.53]}", "ns1: {A: [192.0.2.54]}", 1)))
+	time.Sleep(100 * time.Millisecond)
+	q := new(dns.Msg).SetQuestion("t.test.", dns.TypeSOA)
+	q.SetEdns0(1232, true)
+	r, err := dns.Exchange(q, h.addr)
+	require.NoError(t, err)
+	var soa *dns.SOA
+	var sig *dns.RRSIG
+	for _, rr := range r.Answer {
+		switch x := rr.(type) {
+		case *dns.SOA:
+			soa = x
+		case *dns.RRSIG:
+			sig = x
+		}
+	}
+	require.NotNil(t, sig)
+	var key *dns.DNSKEY
+	for _, k := range keys {
+		if k.(*dns.DNSKEY).KeyTag() == sig.KeyTag {
+			key = k.(*dns.DNSKEY)
+		}
+	}
+	t.Logf("answer: %v", soa)
+	require.NoError(t, sig.Verify(key, []dns.RR{soa}), "the SOA answer's RRSIG does not verify")
+}
