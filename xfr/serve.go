@@ -238,6 +238,19 @@ func (s *Server) patchSOA(m *dns.Msg) {
 	// answer: patched in copies. A signed zone's SOA signatures are the
 	// exported SOA's, which cover its serial.
 	patch := func(sec []dns.RR) []dns.RR {
+		// An answer from a version of the zone the view was not built
+		// from (Run has not built it yet) whose SOA differs from the
+		// exported one but for the serial is left as it is: the exported
+		// SOA's signatures would not cover it.
+		for _, rr := range sec {
+			if x, ok := rr.(*dns.SOA); ok && dns.CanonicalName(x.Hdr.Name) == v.origin {
+				y := *x
+				y.Serial = v.soa.Serial
+				if !dns.IsDuplicate(&y, v.soa) {
+					return sec
+				}
+			}
+		}
 		out := sec
 		signed := false
 		for i, rr := range sec {
