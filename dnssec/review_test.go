@@ -55,7 +55,11 @@ func TestRevExportOddNames(t *testing.T) {
 	for _, rr := range out {
 		b.WriteString(rr.String() + "\n")
 	}
-	f := filepath.Join(os.Getenv("REVDIR"), "ex.test.zone")
+	dir := os.Getenv("REVDIR")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	f := filepath.Join(dir, "ex.test.zone")
 	require.NoError(t, os.WriteFile(f, []byte(b.String()), 0o644))
 	for _, rr := range out {
 		if n, ok := rr.(*dns.NSEC); ok {
