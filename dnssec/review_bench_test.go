@@ -2,6 +2,7 @@ package dnssec
 
 import (
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -50,5 +51,33 @@ func BenchmarkRevExport100k(b *testing.B) {
 				m.ExportStamp("ex.test.")
 			}
 		})
+	}
+}
+
+// TestRevExportDelegations (REV_PERF=1): Export of a zone of n
+// delegations (a registry-like zone): the cut check walks every cut so
+// far for every name.
+func TestRevExportDelegations(t *testing.T) {
+	if os.Getenv("REV_PERF") == "" {
+		t.Skip("REV_PERF")
+	}
+	c := &clock{t: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)}
+	m := NewManager(Options{Store: Store{Dir: t.TempDir()}, Now: c.now})
+	if err := m.Sync([]ZoneConfig{{Origin: "ex.test.", Policy: Policy{Algorithm: dns.ED25519}}}); err != nil {
+		t.Fatal(err)
+	}
+	soa := &dns.SOA{Hdr: dns.RR_Header{Name: "ex.test.", Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: 3600},
+		Ns: "ns.ex.test.", Mbox: "h.ex.test.", Serial: 1, Refresh: 3600, Retry: 600, Expire: 1209600, Minttl: 300}
+	for _, n := range []int{10000, 20000, 40000} {
+		var rrs []dns.RR
+		for i := 0; i < n; i++ {
+			rrs = append(rrs, &dns.NS{Hdr: dns.RR_Header{Name: fmt.Sprintf("d%d.ex.test.", i), Rrtype: dns.TypeNS, Class: dns.ClassINET, Ttl: 300}, Ns: "ns.elsewhere.test."})
+		}
+		m.Export("ex.test.", soa, rrs) // signatures cached
+		start := time.Now()
+		if _, _, err := m.Export("ex.test.", soa, rrs); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%d delegations, warm: %v", n, time.Since(start))
 	}
 }
