@@ -143,36 +143,31 @@ func (m *Manager) Export(origin string, soa *dns.SOA, rrs []dns.RR) (out []dns.R
 	ttl := min(soa.Hdr.Ttl, soa.Minttl)
 	var chain []*owner // the authoritative names, in order
 	var kinds []bool   // per chain name: a delegation
-	var cuts []string
+	// The names below a cut follow it in canonical order, none between
+	// but below it: the last cut is the only one a name can be below.
+	cut := ""
 	out = make([]dns.RR, 0, len(rrs)*2+len(names)*2)
 	for _, o := range names {
-		below := false
-		for _, c := range cuts {
-			if dns.IsSubDomain(c, o.name) {
-				below = true
-				break
-			}
-		}
-		if below {
+		if cut != "" && dns.IsSubDomain(cut, o.name) {
 			// Glue, or data under a cut: served as given, unsigned.
 			for _, t := range sortedTypes(o.sets) {
 				out = append(out, o.sets[t]...)
 			}
 			continue
 		}
-		cut := o.name != origin && o.sets[dns.TypeNS] != nil
-		if cut {
-			cuts = append(cuts, o.name)
+		isCut := o.name != origin && o.sets[dns.TypeNS] != nil
+		if isCut {
+			cut = o.name
 		}
 		for _, t := range sortedTypes(o.sets) {
 			out = append(out, o.sets[t]...)
-			if cut && t != dns.TypeDS {
+			if isCut && t != dns.TypeDS {
 				continue // the child's NS: not ours to sign
 			}
 			out = append(out, sign(o.sets[t])...)
 		}
 		chain = append(chain, o)
-		kinds = append(kinds, cut)
+		kinds = append(kinds, isCut)
 	}
 	for i, o := range chain {
 		next := chain[(i+1)%len(chain)].shown
