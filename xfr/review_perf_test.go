@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -27,7 +28,11 @@ func TestRevBigSignedUpdate(t *testing.T) {
 	}
 	dir := t.TempDir()
 	var b strings.Builder
-	for i := range 100000 {
+	n := 100000
+	if v, err := strconv.Atoi(os.Getenv("REV_PERF")); err == nil && v > 1 {
+		n = v
+	}
+	for i := range n {
 		fmt.Fprintf(&b, "h%d 60 IN A 10.%d.%d.%d\n", i, i>>16, i>>8&255, i&255)
 	}
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "big.zone"), []byte(b.String()), 0o644))
@@ -45,14 +50,16 @@ func TestRevBigSignedUpdate(t *testing.T) {
 	c := &clock{t: time.Now()}
 	m := dnssec.NewManager(dnssec.Options{Store: dnssec.Store{Dir: t.TempDir()}, Now: c.now})
 	require.NoError(t, m.Sync([]dnssec.ZoneConfig{{Origin: "big.test."}}))
-	s, err := New(Options{Zones: &set.Pointer, Inner: resolver.NewHandler(&set.Pointer, &route.Router{}, resolver.Config{}, nil), Signer: m, StateDir: t.TempDir()})
+	stateDir := t.TempDir()
+	s, err := New(Options{Zones: &set.Pointer, Inner: resolver.NewHandler(&set.Pointer, &route.Router{}, resolver.Config{}, nil), Signer: m, StateDir: stateDir})
 	require.NoError(t, err)
 	ctx := context.Background()
 	timed := func(what string) {
 		start := time.Now()
 		s.update(ctx)
 		sr, _ := s.Serial("big.test.")
-		t.Logf("%s: %v (serial %d, %d records)", what, time.Since(start), sr, len((*s.views.Load())["big.test."].rrs))
+		fi, _ := os.Stat(filepath.Join(stateDir, "xfr.json"))
+		t.Logf("%s: %v (serial %d, %d records; xfr.json %d bytes)", what, time.Since(start), sr, len((*s.views.Load())["big.test."].rrs), fi.Size())
 	}
 	timed("first build")
 	set.Store(set.Load().With(compile(z)))
@@ -64,6 +71,10 @@ func TestRevBigSignedUpdate(t *testing.T) {
 	t.Logf("resign check: %v", time.Since(start)/1000)
 	c.add(8 * 24 * time.Hour)
 	timed("window move")
+	c.add(8 * 24 * time.Hour)
+	timed("window move 2")
+	c.add(8 * 24 * time.Hour)
+	timed("window move 3")
 }
 
 type atomicSet struct{ Pointer atomic.Pointer[zones.Set] }
