@@ -2,6 +2,8 @@ package xfr
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -307,4 +309,47 @@ func TestRevPatchedSOAStaleSigs(t *testing.T) {
 	}
 	t.Logf("answer: %v", soa)
 	require.NoError(t, sig.Verify(key, []dns.RR{soa}), "the SOA answer's RRSIG does not verify")
+}
+
+// TestRevSignerLostSerialReused: as TestRevSignerLostAtRestart, then the
+// keys come back in a later window: the serial the secondaries hold must
+// not name another content.
+func TestRevSignerLostSerialReused(t *testing.T) {
+	stateDir, keyDir := t.TempDir(), t.TempDir()
+	c := &clock{t: time.Now()}
+	h, _ := revHarness(t, stateDir, keyDir, c, signedSrc, false)
+	c.add(7 * 24 * time.Hour)
+	h.srv.Changed(nil)
+	waitSerial(t, h, 101)
+	sec := &secondary{t: t}
+	sec.axfr(h)
+
+	// Restart with the key file away (a follow: node, a volume not yet there).
+	files, _ := filepath.Glob(filepath.Join(keyDir, "*"))
+	require.NotEmpty(t, files)
+	aside := t.TempDir()
+	for _, f := range files {
+		require.NoError(t, os.Rename(f, filepath.Join(aside, filepath.Base(f))))
+	}
+	h2, m2 := revHarness(t, stateDir, keyDir, c, signedSrc, true)
+	s, ok := h2.srv.Serial("t.test.")
+	t.Logf("restarted without keys: view %v, serial %d", ok, s)
+	// A week later the keys are back.
+	c.add(7 * 24 * time.Hour)
+	for _, f := range files {
+		require.NoError(t, os.Rename(filepath.Join(aside, filepath.Base(f)), f))
+	}
+	require.NoError(t, m2.Sync([]dnssec.ZoneConfig{{Origin: "t.test."}}))
+	h2.srv.Changed(nil)
+	require.Eventually(t, func() bool { _, ok := m2.ExportStamp("t.test."); return ok }, time.Second, 10*time.Millisecond)
+	time.Sleep(500 * time.Millisecond)
+	o := &secondary{t: t}
+	o.axfr(h2)
+	t.Logf("keys back: serial %d (the secondary holds %d)", o.serial, sec.serial)
+	if o.serial == sec.serial {
+		require.Equal(t, sortedKeys(sec.have), sortedKeys(o.have), "serial %d names two contents", o.serial)
+	}
+	require.True(t, serialAfter(o.serial, sec.serial) || o.serial == sec.serial, "serial went back")
+	sec.ixfr(h2)
+	sec.equalsAXFR(h2, "after the keys came back")
 }
