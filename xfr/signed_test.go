@@ -1,18 +1,14 @@
 package xfr
 
 import (
-	"context"
-	"errors"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/geodns/geodns/dnssec"
 	"github.com/geodns/geodns/resolver"
-	"github.com/geodns/geodns/route"
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
 )
@@ -179,38 +175,4 @@ func TestSignedZoneTransfer(t *testing.T) {
 	again, err := h2.xfr("t.test.", dns.TypeAXFR, 0, keyName, dns.HmacSHA256, keySecret)
 	require.NoError(t, err)
 	require.Equal(t, texts(second), texts(again))
-}
-
-// failingSigner signs nothing, and counts the attempts.
-type failingSigner struct{ tries atomic.Int32 }
-
-func (f *failingSigner) Export(string, *dns.SOA, []dns.RR) ([]dns.RR, func(*dns.SOA) []dns.RR, error) {
-	f.tries.Add(1)
-	return nil, nil, errors.New("no key signs")
-}
-func (f *failingSigner) ExportStamp(string) (string, bool) { return "window 1", true }
-
-// TestSignerFailingTriedOnce: a zone whose transfer cannot be signed is
-// not transferred (unsigned, it would fail validation on the
-// secondaries), and signing it is not tried again at every poll, which
-// logged an error five times a second, until the zone or the stamp
-// changes.
-func TestSignerFailingTriedOnce(t *testing.T) {
-	f := &failingSigner{}
-	h := &harness{t: t, notify: make(chan *dns.Msg, 100), mtime: time.Unix(1000, 0)}
-	h.load(strings.Replace(zoneSrc, "NOTIFY", `"127.0.0.1:9"`, 1) + "dnssec: {algorithm: ECDSAP256SHA256}\n")
-	inner := resolver.NewHandler(&h.set, &route.Router{}, resolver.Config{}, nil)
-	srv, err := New(Options{Zones: &h.set, Inner: inner, Signer: f})
-	require.NoError(t, err)
-	h.srv = srv
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { srv.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-	time.Sleep(time.Second) // five polls
-	require.Equal(t, int32(1), f.tries.Load())
-	_, served := srv.Serial("t.test.")
-	require.False(t, served, "not transferred unsigned")
-	h.load(strings.Replace(zoneSrc, "NOTIFY", `"127.0.0.1:9"`, 1) + "dnssec: {algorithm: ECDSAP256SHA256}\nttl: 77\n")
-	require.Eventually(t, func() bool { return f.tries.Load() == 2 }, 2*time.Second, 10*time.Millisecond, "an edit: tried again")
 }

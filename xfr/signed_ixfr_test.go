@@ -18,9 +18,9 @@ import (
 
 const signedSrc = zoneSrc + "dnssec: {algorithm: ECDSAP256SHA256}\n"
 
-// revHarness is signedHarness with the zone source and manager options
+// signedHarnessRO is signedHarness with the zone source and manager options
 // given; it returns the manager too.
-func revHarness(t *testing.T, stateDir, keyDir string, c *clock, src string, ro bool) (*harness, *dnssec.Manager) {
+func signedHarnessRO(t *testing.T, stateDir, keyDir string, c *clock, src string, ro bool) (*harness, *dnssec.Manager) {
 	m := dnssec.NewManager(dnssec.Options{Store: dnssec.Store{Dir: keyDir}, Now: c.now, ReadOnly: ro})
 	h := newHarnessSrc(t, stateDir, src, func(o *Options, cfg *resolver.Config) {
 		if strings.Contains(src, "dnssec:") {
@@ -121,29 +121,29 @@ func waitSerial(t *testing.T, h *harness, want uint32) {
 		5*time.Second, 10*time.Millisecond, "serial %d", want)
 }
 
-// TestRevRestartSerialOnlyBump: geodns stopped, the zone's serial bumped
+// TestRestartSerialOnlyBump: geodns stopped, the zone's serial bumped
 // (nothing else), restarted within the same export window: the IXFR from
 // the secondary's serial must swap the SOA's RRSIG.
-func TestRevRestartSerialOnlyBump(t *testing.T) {
+func TestRestartSerialOnlyBump(t *testing.T) {
 	stateDir, keyDir := t.TempDir(), t.TempDir()
 	c := &clock{t: time.Now()}
-	h, _ := revHarness(t, stateDir, keyDir, c, signedSrc, false)
+	h, _ := signedHarnessRO(t, stateDir, keyDir, c, signedSrc, false)
 	sec := &secondary{t: t}
 	sec.axfr(h)
 	require.Equal(t, uint32(100), sec.serial)
 
-	h2, _ := revHarness(t, stateDir, keyDir, c, strings.Replace(signedSrc, "serial: 100", "serial: 101", 1), false)
+	h2, _ := signedHarnessRO(t, stateDir, keyDir, c, strings.Replace(signedSrc, "serial: 100", "serial: 101", 1), false)
 	waitSerial(t, h2, 101)
 	require.True(t, sec.ixfr(h2), "incremental")
 	sec.equalsAXFR(h2, "after restart with a serial-only bump")
 }
 
-// TestRevSignedToUnsigned: dnssec: removed. The IXFR must delete every
+// TestSignedToUnsigned: dnssec: removed. The IXFR must delete every
 // signature, the SOA's too.
-func TestRevSignedToUnsigned(t *testing.T) {
+func TestSignedToUnsigned(t *testing.T) {
 	stateDir, keyDir := t.TempDir(), t.TempDir()
 	c := &clock{t: time.Now()}
-	h, m := revHarness(t, stateDir, keyDir, c, signedSrc, false)
+	h, m := signedHarnessRO(t, stateDir, keyDir, c, signedSrc, false)
 	sec := &secondary{t: t}
 	sec.axfr(h)
 	// dnssec: removed, as main.go does it: signer first, then transfers.
@@ -161,19 +161,19 @@ func TestRevSignedToUnsigned(t *testing.T) {
 	sec.equalsAXFR(h, "unsigned -> signed")
 }
 
-// TestRevSignerLostAtRestart: the exported serial moved past the zone's
+// TestSignerLostAtRestart: the exported serial moved past the zone's
 // own (a window move); after a restart where the keys cannot be loaded
 // (read-only key directory without the file, as a follow: node before
 // they arrive), the exported serial must not go back.
-func TestRevSignerLostAtRestart(t *testing.T) {
+func TestSignerLostAtRestart(t *testing.T) {
 	stateDir, keyDir := t.TempDir(), t.TempDir()
 	c := &clock{t: time.Now()}
-	h, _ := revHarness(t, stateDir, keyDir, c, signedSrc, false)
+	h, _ := signedHarnessRO(t, stateDir, keyDir, c, signedSrc, false)
 	c.add(7 * 24 * time.Hour)
 	h.srv.Changed(nil)
 	waitSerial(t, h, 101)
 
-	h2, _ := revHarness(t, stateDir, t.TempDir(), c, signedSrc, true)
+	h2, _ := signedHarnessRO(t, stateDir, t.TempDir(), c, signedSrc, true)
 	s, ok := h2.srv.Serial("t.test.")
 	require.True(t, !ok || serialAfter(s, 101) || s == 101, "exported serial went back from 101 to %d", s)
 	r, err := dns.Exchange(new(dns.Msg).SetQuestion("t.test.", dns.TypeSOA), h2.addr)
@@ -181,12 +181,12 @@ func TestRevSignerLostAtRestart(t *testing.T) {
 	t.Logf("view: %v; SOA answer serial %d", ok, r.Answer[0].(*dns.SOA).Serial)
 }
 
-// TestRevWindowMovesAndEdits: edits and window moves interleaved, each
+// TestWindowMovesAndEdits: edits and window moves interleaved, each
 // IXFR applied; the secondary ends as the AXFR.
-func TestRevWindowMovesAndEdits(t *testing.T) {
+func TestWindowMovesAndEdits(t *testing.T) {
 	stateDir, keyDir := t.TempDir(), t.TempDir()
 	c := &clock{t: time.Now()}
-	h, _ := revHarness(t, stateDir, keyDir, c, signedSrc, false)
+	h, _ := signedHarnessRO(t, stateDir, keyDir, c, signedSrc, false)
 	sec := &secondary{t: t}
 	sec.axfr(h)
 	serial := 100
@@ -206,12 +206,12 @@ func TestRevWindowMovesAndEdits(t *testing.T) {
 	}
 }
 
-// TestRevReaddSigned: a signed zone removed and added back (keys kept)
+// TestReaddSigned: a signed zone removed and added back (keys kept)
 // with only its serial bumped: the IXFR swaps the SOA's RRSIG.
-func TestRevReaddSigned(t *testing.T) {
+func TestReaddSigned(t *testing.T) {
 	stateDir, keyDir := t.TempDir(), t.TempDir()
 	c := &clock{t: time.Now()}
-	h, m := revHarness(t, stateDir, keyDir, c, signedSrc, false)
+	h, m := signedHarnessRO(t, stateDir, keyDir, c, signedSrc, false)
 	sec := &secondary{t: t}
 	sec.axfr(h)
 	src := notifySrc(h, signedSrc)
@@ -236,9 +236,9 @@ func (f *failingSigner) Export(origin string, soa *dns.SOA, rrs []dns.RR) ([]dns
 	return nil, nil, errors.New("signer broken")
 }
 
-// TestRevFailingSignerRetriedEveryPoll: a signer whose Export fails is
-// called (and logged) on every 200 ms poll.
-func TestRevFailingSignerRetriedEveryPoll(t *testing.T) {
+// TestFailingSignerRetriedEveryPoll: a signer whose Export fails is not
+// called (and logged) again at every 200 ms poll (it was: 10 calls in 2 s).
+func TestFailingSignerRetriedEveryPoll(t *testing.T) {
 	c := &clock{t: time.Now()}
 	m := dnssec.NewManager(dnssec.Options{Store: dnssec.Store{Dir: t.TempDir()}, Now: c.now})
 	f := &failingSigner{Manager: m}
@@ -264,11 +264,11 @@ func (f *slowSigner) Export(origin string, soa *dns.SOA, rrs []dns.RR) ([]dns.RR
 	return f.Manager.Export(origin, soa, rrs)
 }
 
-// TestRevPatchedSOAStaleSigs: while the views are being built (a big
+// TestPatchedSOAStaleSigs: while the views are being built (a big
 // signed zone's Export takes seconds), a zone whose SOA fields changed is
 // answered with its new SOA under the old exported serial and the old
 // exported SOA's RRSIG: a signature that does not verify.
-func TestRevPatchedSOAStaleSigs(t *testing.T) {
+func TestPatchedSOAStaleSigs(t *testing.T) {
 	c := &clock{t: time.Now()}
 	m := dnssec.NewManager(dnssec.Options{Store: dnssec.Store{Dir: t.TempDir()}, Now: c.now})
 	f := &slowSigner{Manager: m}
@@ -311,13 +311,13 @@ func TestRevPatchedSOAStaleSigs(t *testing.T) {
 	require.NoError(t, sig.Verify(key, []dns.RR{soa}), "the SOA answer's RRSIG does not verify")
 }
 
-// TestRevSignerLostSerialReused: as TestRevSignerLostAtRestart, then the
+// TestSignerLostSerialReused: as TestSignerLostAtRestart, then the
 // keys come back in a later window: the serial the secondaries hold must
 // not name another content.
-func TestRevSignerLostSerialReused(t *testing.T) {
+func TestSignerLostSerialReused(t *testing.T) {
 	stateDir, keyDir := t.TempDir(), t.TempDir()
 	c := &clock{t: time.Now()}
-	h, _ := revHarness(t, stateDir, keyDir, c, signedSrc, false)
+	h, _ := signedHarnessRO(t, stateDir, keyDir, c, signedSrc, false)
 	c.add(7 * 24 * time.Hour)
 	h.srv.Changed(nil)
 	waitSerial(t, h, 101)
@@ -331,7 +331,7 @@ func TestRevSignerLostSerialReused(t *testing.T) {
 	for _, f := range files {
 		require.NoError(t, os.Rename(f, filepath.Join(aside, filepath.Base(f))))
 	}
-	h2, m2 := revHarness(t, stateDir, keyDir, c, signedSrc, true)
+	h2, m2 := signedHarnessRO(t, stateDir, keyDir, c, signedSrc, true)
 	s, ok := h2.srv.Serial("t.test.")
 	t.Logf("restarted without keys: view %v, serial %d", ok, s)
 	// A week later the keys are back.
