@@ -2,8 +2,11 @@ package dnssec
 
 import (
 	"crypto"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"slices"
 	"strings"
@@ -25,8 +28,9 @@ import (
 // hold and the exported serial would move with no change (the set numbers
 // exported versions by their digest). So the signatures are deterministic
 // (RFC 6979 for ECDSA; Ed25519 is by nature) and their window is fixed by
-// the clock alone: it opens at a multiple of Validity-Refresh since the
-// epoch, so what is transferred always has at least Refresh left. A
+// the clock and the zone's name alone: it opens every Validity-Refresh,
+// at an offset from the epoch derived from the name, so what is
+// transferred always has at least Refresh left. A
 // secondary cut off from its primaries serves the zone until the SOA's
 // expire, so the window lasts long enough for that too: what is
 // transferred always has more than the SOA's expire left.
@@ -48,15 +52,42 @@ func (m *Manager) ExportStamp(origin string) (stamp string, ok bool) {
 		return "", false
 	}
 	inc, _ := st.exportWindow(m.opts.Now(), 0)
-	return fmt.Sprintf("%d-%d", inc, st.id), true
+	return fmt.Sprintf("%d-%s", inc, st.exportKeys()), true
+}
+
+// exportKeys identifies what signs a zone's transfer: the keys that sign
+// and the apex RRsets the signer adds. Not the state's id, which a
+// renewal of the answers' signatures moves with nothing else changed.
+func (st *state) exportKeys() string {
+	st.exportOnce.Do(func() {
+		h := sha256.New()
+		for _, ks := range [][]*Key{st.zsks, st.ksks} {
+			for _, k := range ks {
+				fmt.Fprintf(h, "%d/%d ", k.Tag, k.Algorithm)
+			}
+			h.Write([]byte{'|'})
+		}
+		for _, t := range st.types {
+			for _, rr := range st.apex[t][0] {
+				h.Write([]byte(rr.String()))
+			}
+		}
+		st.exportID = hex.EncodeToString(h.Sum(nil)[:12])
+	})
+	return st.exportID
 }
 
 // exportWindow is the signing window of transfers at now for a zone whose
-// SOA's expire is expire (see above).
+// SOA's expire is expire (see above). The windows of a zone start at an
+// offset of their own (from its name, the same on every node), so that the
+// zones of a server are not all signed again at the same moment.
 func (st *state) exportWindow(now time.Time, expire time.Duration) (inception, expiration uint32) {
-	period := max(st.policy.Validity-st.policy.Refresh, time.Minute)
-	start := time.Unix(now.Unix()/int64(period/time.Second)*int64(period/time.Second), 0)
-	life := max(st.policy.Validity, period+expire+time.Hour)
+	period := int64(max(st.policy.Validity-st.policy.Refresh, time.Minute) / time.Second)
+	f := fnv.New64a()
+	f.Write([]byte(st.origin))
+	off := int64(f.Sum64() % uint64(period))
+	start := time.Unix((now.Unix()-off)/period*period+off, 0)
+	life := max(st.policy.Validity, time.Duration(period)*time.Second+expire+time.Hour)
 	return uint32(start.Add(-st.policy.Backdate).Unix()), uint32(start.Add(life).Unix())
 }
 

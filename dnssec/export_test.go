@@ -1,6 +1,7 @@
 package dnssec
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -230,4 +231,43 @@ func TestSyncPolicyChangeKeepsKeys(t *testing.T) {
 	after, _ := m.Apex("ex.test.", dns.TypeDNSKEY)
 	require.Equal(t, 1, store.loads)
 	require.Equal(t, before[0].String(), after[0].String())
+}
+
+// TestExportStampIgnoresRenewal: renewing the answers' signatures (a new
+// signing state, nothing else changed) leaves the transfer's stamp as it
+// is; it used to carry the state's id, and a renewal re-exported every
+// signed zone.
+func TestExportStampIgnoresRenewal(t *testing.T) {
+	c := &clock{t: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)}
+	m := newTestManager(t, t.TempDir(), c, nil, nil)
+	require.NoError(t, m.Sync([]ZoneConfig{{Origin: "ex.test."}}))
+	before, _ := m.ExportStamp("ex.test.")
+	id := m.state("ex.test.").id
+	m.mu.Lock()
+	require.NoError(t, m.renew(m.zones["ex.test."], c.now()))
+	m.mu.Unlock()
+	require.NotEqual(t, id, m.state("ex.test.").id, "renewed")
+	after, _ := m.ExportStamp("ex.test.")
+	require.Equal(t, before, after)
+	// A key event does change it.
+	require.NoError(t, m.Rollover("ex.test.", CSK))
+	rolled, _ := m.ExportStamp("ex.test.")
+	require.NotEqual(t, before, rolled)
+}
+
+// TestExportWindowsStaggered: zones move to a new window at moments of
+// their own (an offset from the name), not all at once: a server's
+// zones were all signed again in the same instant, one after the other
+// in the transfer loop.
+func TestExportWindowsStaggered(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	starts := map[uint32]bool{}
+	for i := range 20 {
+		st := &state{origin: fmt.Sprintf("z%d.test.", i), policy: Policy{}.withDefaults()}
+		inc, exp := st.exportWindow(now, 14*24*time.Hour)
+		starts[inc] = true
+		require.LessOrEqual(t, int64(inc), now.Unix(), "opened already")
+		require.Greater(t, time.Unix(int64(exp), 0).Sub(now), 14*24*time.Hour)
+	}
+	require.Greater(t, len(starts), 15, "20 zones, as many windows")
 }

@@ -83,6 +83,9 @@ type state struct {
 	apex       map[uint16][2][]dns.RR // DNSKEY, CDS, CDNSKEY: the RRset and its signatures
 	types      []uint16
 	signed     prometheus.Counter
+
+	exportOnce sync.Once // exportID, made when first needed (export.go)
+	exportID   string
 }
 
 // NewManager returns a manager with no zones.

@@ -117,6 +117,7 @@ type view struct {
 	// with (Signer.ExportStamp).
 	soaSigs []dns.RR
 	stamp   string
+	signSOA func(*dns.SOA) []dns.RR // signs an SOA as rrs are signed
 }
 
 // delta is one change of the exported content.
@@ -263,10 +264,12 @@ func (s *Server) update(ctx context.Context) {
 		var hash [32]byte
 		var signSOA func(*dns.SOA) []dns.RR
 		switch {
-		case prev != nil && prev.src != nil && prev.rrs != nil && prev.src.Hash == z.Hash && prev.stamp == stamp && !signed:
+		case prev != nil && prev.src != nil && prev.rrs != nil && prev.src.Hash == z.Hash && prev.stamp == stamp &&
+			(!signed || prev.signSOA != nil):
 			// The same content reloaded (a SIGHUP reloads every zone):
-			// the same exported records, not sorted and digested again.
-			rrs, hash = prev.rrs, prev.hash
+			// the same exported records (signed with the same keys in the
+			// same window), not sorted, digested or signed again.
+			rrs, hash, signSOA = prev.rrs, prev.hash, prev.signSOA
 		case signed:
 			rrs, _ = exported(z)
 			var err error
@@ -430,7 +433,7 @@ func (s *Server) version(prev *view, origin string, soa *dns.SOA, want uint32, r
 	x.Serial = serial
 	v.soa = x
 	if signSOA != nil {
-		v.soaSigs = signSOA(x)
+		v.soaSigs, v.signSOA = signSOA(x), signSOA
 	}
 	// The last version's SOA signatures: the view's, or after a restart
 	// (no view) with the same content (so the same window and keys), the

@@ -176,3 +176,21 @@ func TestSignedZoneTransfer(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, texts(second), texts(again))
 }
+
+// TestSignedReloadReusesExport: a signed zone reloaded with the same
+// content (a SIGHUP) keeps its signed records, built, sorted and signed
+// once; a 100k-record zone took 6.8 s of the transfer loop per SIGHUP.
+func TestSignedReloadReusesExport(t *testing.T) {
+	c := &clock{t: time.Now()}
+	h := signedHarness(t, t.TempDir(), t.TempDir(), c)
+	before := (*h.srv.views.Load())["t.test."]
+	require.NotEmpty(t, before.soaSigs)
+	h.load(strings.Replace(zoneSrc, "NOTIFY", `"`+h.set.Load().Zone("t.test.").Transfer.Notify[0].String()+`"`, 1) +
+		"dnssec: {algorithm: ECDSAP256SHA256}\n")
+	require.Eventually(t, func() bool { return h.srv.Built() == h.set.Load() }, 5*time.Second, 10*time.Millisecond)
+	after := (*h.srv.views.Load())["t.test."]
+	require.NotSame(t, before.src, after.src, "a new version of the zone")
+	require.Same(t, &before.rrs[0], &after.rrs[0], "the signed records built again")
+	require.Equal(t, before.soa.Serial, after.soa.Serial)
+	require.Equal(t, texts(before.soaSigs), texts(after.soaSigs))
+}
