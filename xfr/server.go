@@ -17,6 +17,7 @@ import (
 	"github.com/geodns/geodns/internal/statefile"
 	"github.com/geodns/geodns/zones"
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Inner answers ordinary queries; *resolver.Handler is one.
@@ -52,6 +53,8 @@ type Options struct {
 	// secondary's allow-notify names the primary's address). None: the
 	// system picks, which on a host with several addresses may be another.
 	NotifyFrom []netip.Addr
+	// Registerer, if set, gets the transfer metrics.
+	Registerer prometheus.Registerer
 	// Signer, if set, signs the transfers of signed zones (dnssec:):
 	// secondaries get the zone signed, as they must serve it.
 	Signer Signer
@@ -164,6 +167,11 @@ func New(o Options) (*Server, error) {
 		s.catalog = &view{origin: dns.CanonicalName(o.Catalog.Zone), tr: tr}
 	}
 	s.load()
+	if o.Registerer != nil {
+		if err := o.Registerer.Register(collector{s}); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/geodns/geodns/dnssec"
 	"github.com/geodns/geodns/resolver"
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 )
 
@@ -193,4 +194,26 @@ func TestSignedReloadReusesExport(t *testing.T) {
 	require.Same(t, &before.rrs[0], &after.rrs[0], "the signed records built again")
 	require.Equal(t, before.soa.Serial, after.soa.Serial)
 	require.Equal(t, texts(before.soaSigs), texts(after.soaSigs))
+}
+
+// TestTransferSignatureExpiryMetric: geodns_transfer_signature_expiry_seconds
+// says how long the last transfer's signatures have left: more than the
+// SOA's expire (14 days here) plus an hour.
+func TestTransferSignatureExpiryMetric(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := &clock{t: time.Now()}
+	m := dnssec.NewManager(dnssec.Options{Store: dnssec.Store{Dir: t.TempDir()}, Now: c.now})
+	newHarnessSrc(t, t.TempDir(), zoneSrc+"dnssec: {algorithm: ECDSAP256SHA256}\n", func(o *Options, cfg *resolver.Config) {
+		require.NoError(t, m.Sync([]dnssec.ZoneConfig{{Origin: "t.test."}}))
+		o.Signer, o.Registerer = m, reg
+		cfg.Signer = resolver.NewSigner(m)
+	})
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	require.Len(t, mfs, 1)
+	require.Equal(t, "geodns_transfer_signature_expiry_seconds", mfs[0].GetName())
+	require.Len(t, mfs[0].Metric, 1, "the signed zone only, not the catalog")
+	left := time.Duration(mfs[0].Metric[0].GetGauge().GetValue()) * time.Second
+	require.Greater(t, left, 14*24*time.Hour+time.Hour)
+	t.Logf("t.test.'s transferred signatures have %v left", left.Round(time.Minute))
 }

@@ -59,10 +59,16 @@ services:
       - {site: east, address: 192.0.2.10, check: up}
 `
 	require.NoError(t, os.WriteFile(filepath.Join(zdir, "example.com.yaml"), []byte(zone), 0o644))
+	// A signed zone with transfers: the signatures' series.
+	require.NoError(t, os.WriteFile(filepath.Join(zdir, "signed.test.yaml"), []byte(`soa: {ns: ns1.signed.test., mbox: h.signed.test.}
+records: {"@": {NS: [ns1.signed.test.]}, ns1: {A: [192.0.2.53]}}
+dnssec: {algorithm: ECDSAP256SHA256}
+transfer: {allow: [127.0.0.0/8]}
+`), 0o644))
 	conf := filepath.Join(t.TempDir(), "geodns.yaml")
 	require.NoError(t, os.WriteFile(conf, []byte("rrl: {responses_per_second: 1000}\n"), 0o644))
 	httpAddr := freeLoopback(t, "127.0.0.1")
-	server, _ := startGeodns(t, zdir, "example.com.", "--http", httpAddr, "--config", conf)
+	server, _ := startGeodns(t, zdir, "example.com.", "--http", httpAddr, "--config", conf, "--state-dir", t.TempDir())
 	base := "http://" + httpAddr
 	c := &dns.Client{Timeout: time.Second}
 	r, _, err := c.Exchange(question("www.example.com.", dns.TypeA), server)
@@ -78,7 +84,8 @@ services:
 	require.Eventually(t, func() bool { // the first probe results are in
 		var code int
 		code, metrics = call(t, "GET", base+"/metrics", "")
-		return code == http.StatusOK && strings.Contains(metrics, "geodns_check_duration_seconds_count")
+		return code == http.StatusOK && strings.Contains(metrics, "geodns_check_duration_seconds_count") &&
+			strings.Contains(metrics, "geodns_transfer_signature_expiry_seconds")
 	}, 5*time.Second, 20*time.Millisecond)
 	for _, name := range deployMetrics(t) {
 		if onlyWhile[name] {
