@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -112,11 +114,20 @@ func (m *Manager) Export(origin string, soa *dns.SOA, rrs []dns.RR) (out []dns.R
 	}
 	old := m.exports.zones[origin]
 	cache := map[string][]dns.RR{}
-	var failed error
-	sign := func(rrset []dns.RR) []dns.RR {
+	// Signatures found in the cache go into out at once; the others get
+	// placeholders, filled once every missing one is made, on every core
+	// (a new window signs a whole zone: 100,000 RRsets took 10.8 s on one).
+	type job struct {
+		key   string
+		rrset []dns.RR
+		at, n int // out[at:at+n]
+	}
+	var jobs []job
+	sign := func(rrset []dns.RR) {
 		var b strings.Builder
 		fmt.Fprintf(&b, "%d %d", inc, exp)
-		for _, k := range st.keysFor(rrset[0].Header().Rrtype) {
+		keys := st.keysFor(rrset[0].Header().Rrtype)
+		for _, k := range keys {
 			fmt.Fprintf(&b, " %d/%d", k.Tag, k.Algorithm)
 		}
 		for _, rr := range rrset {
@@ -128,15 +139,15 @@ func (m *Manager) Export(origin string, soa *dns.SOA, rrs []dns.RR) (out []dns.R
 		if !ok {
 			sigs, ok = old[key]
 		}
-		if !ok {
-			var err error
-			if sigs, err = st.signIn(rrset, inc, exp, true); err != nil {
-				failed = err
-				return nil
-			}
+		if ok {
+			cache[key] = sigs
+			out = append(out, sigs...)
+			return
 		}
-		cache[key] = sigs
-		return sigs
+		jobs = append(jobs, job{key, rrset, len(out), len(keys)})
+		for range keys {
+			out = append(out, nil)
+		}
 	}
 
 	// RRsets by owner, the owners in canonical order.
@@ -195,7 +206,7 @@ func (m *Manager) Export(origin string, soa *dns.SOA, rrs []dns.RR) (out []dns.R
 			if isCut && t != dns.TypeDS {
 				continue // the child's NS: not ours to sign
 			}
-			out = append(out, sign(o.sets[t])...)
+			sign(o.sets[t])
 		}
 		chain = append(chain, o)
 		kinds = append(kinds, isCut)
@@ -215,10 +226,29 @@ func (m *Manager) Export(origin string, soa *dns.SOA, rrs []dns.RR) (out []dns.R
 		nsec := &dns.NSEC{Hdr: dns.RR_Header{Name: o.shown, Rrtype: dns.TypeNSEC, Class: dns.ClassINET, Ttl: ttl},
 			NextDomain: next, TypeBitMap: slices.Compact(types)}
 		out = append(out, nsec)
-		out = append(out, sign([]dns.RR{nsec})...)
+		sign([]dns.RR{nsec})
 	}
-	if failed != nil {
-		return nil, nil, failed
+	made := make([][]dns.RR, len(jobs))
+	errs := make([]error, len(jobs))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(jobs)) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(jobs); i = int(next.Add(1) - 1) {
+				made[i], errs[i] = st.signIn(jobs[i].rrset, inc, exp, true)
+			}
+		})
+	}
+	wg.Wait()
+	for i, j := range jobs {
+		if errs[i] != nil {
+			return nil, nil, errs[i]
+		}
+		if len(made[i]) != j.n {
+			return nil, nil, fmt.Errorf("dnssec: %d signatures made for %d keys", len(made[i]), j.n)
+		}
+		copy(out[j.at:j.at+j.n], made[i])
+		cache[j.key] = made[i]
 	}
 	m.exports.zones[origin] = cache
 	signSOA = func(s *dns.SOA) []dns.RR {
