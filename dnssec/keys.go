@@ -165,6 +165,23 @@ type ZoneKeys struct {
 	Generation uint64 `json:"generation,omitempty"`
 }
 
+// clone returns a copy of zk that can be changed (a step, a rollover)
+// without touching zk: the keys that sign now stay as stored until the
+// change is.
+func (zk *ZoneKeys) clone() *ZoneKeys {
+	c := *zk
+	c.Keys = make([]*Key, len(zk.Keys))
+	for i, k := range zk.Keys {
+		kc := *k
+		c.Keys[i] = &kc
+	}
+	if zk.Roll != nil {
+		r := *zk.Roll
+		c.Roll = &r
+	}
+	return &c
+}
+
 func (zk *ZoneKeys) key(tag uint16, role Role) *Key {
 	for _, k := range zk.Keys {
 		if k.Tag == tag && k.Role == role {

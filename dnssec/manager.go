@@ -449,7 +449,10 @@ func (m *Manager) Tick(ctx context.Context) {
 
 // step moves e's rollover on and saves the keys when they changed.
 func (m *Manager) step(ctx context.Context, e *zoneEntry, now time.Time) (bool, error) {
-	before := e.keys.Roll
+	// The step is made on a copy: e.keys change only once it is stored
+	// (a step that is not stored must not sign, nor be built upon).
+	zk := e.keys.clone()
+	before := zk.Roll
 	var phase Phase
 	if before != nil {
 		phase = before.Phase
@@ -459,33 +462,34 @@ func (m *Manager) step(ctx context.Context, e *zoneEntry, now time.Time) (bool, 
 		switch {
 		case err != nil:
 			m.metrics.dsChecks.WithLabelValues(origin, "error").Inc()
-		case e.keys.Roll != nil && hasDS(ds, e.keys.key(e.keys.Roll.New, e.keys.Roll.Role).DNSKEY()):
+		case zk.Roll != nil && hasDS(ds, zk.key(zk.Roll.New, zk.Roll.Role).DNSKEY()):
 			m.metrics.dsChecks.WithLabelValues(origin, "found").Inc()
 		default:
 			m.metrics.dsChecks.WithLabelValues(origin, "missing").Inc()
 		}
 		return ds, ttl, err
 	}
-	changed, _, err := e.keys.Step(ctx, e.cfg.Policy, now, parent)
-	after := e.keys.Roll
+	changed, _, err := zk.Step(ctx, e.cfg.Policy, now, parent)
+	after := zk.Roll
 	moved := changed || (before == nil) != (after == nil) || (after != nil && after.Phase != phase)
-	if moved {
-		e.keys.Generation++
-		v, serr := m.opts.Store.SaveKeys(e.keys, e.version)
-		if errors.Is(serr, ErrConflict) {
-			// Another node stepped first: its keys, not these, are the
-			// zone's (this step is dropped, made again from them if due).
-			return m.adopt(e, "another node moved the rollover first"), err
-		}
-		if serr != nil {
-			// Not stored: signing goes on with the stored keys, and the
-			// step is made again at the next tick.
-			m.adopt(e, "the step could not be stored")
-			return true, errors.Join(err, serr)
-		}
-		e.version = v
-		m.opts.Log.Info("dnssec: key event", "zone", e.cfg.Origin, "keys", tags(e.keys), "roll", rollString(after))
+	if !moved {
+		e.keys = zk
+		return false, err
 	}
+	zk.Generation++
+	v, serr := m.opts.Store.SaveKeys(zk, e.version)
+	if errors.Is(serr, ErrConflict) {
+		// Another node stepped first: its keys, not these, are the
+		// zone's (this step is dropped, made again from them if due).
+		return m.adopt(e, "another node moved the rollover first"), err
+	}
+	if serr != nil {
+		// Not stored: signing goes on with the stored keys, and the
+		// step is made again at the next tick.
+		return m.adopt(e, "the step could not be stored"), errors.Join(err, serr)
+	}
+	e.keys, e.version = zk, v
+	m.opts.Log.Info("dnssec: key event", "zone", e.cfg.Origin, "keys", tags(zk), "roll", rollString(after))
 	return changed, err
 }
 
@@ -559,11 +563,12 @@ func (m *Manager) Rollover(origin string, r Role) error {
 		return fmt.Errorf("zone %s is not signed", origin)
 	}
 	now := m.opts.Now()
-	if err := e.keys.StartRoll(e.cfg.Policy, r, now); err != nil {
+	zk := e.keys.clone() // e.keys change once the rollover is stored
+	if err := zk.StartRoll(e.cfg.Policy, r, now); err != nil {
 		return err
 	}
-	e.keys.Generation++
-	v, err := m.opts.Store.SaveKeys(e.keys, e.version)
+	zk.Generation++
+	v, err := m.opts.Store.SaveKeys(zk, e.version)
 	if err != nil {
 		if m.adopt(e, "the rollover could not be stored") {
 			if rerr := m.renew(e, now); rerr != nil {
@@ -572,7 +577,7 @@ func (m *Manager) Rollover(origin string, r Role) error {
 		}
 		return err
 	}
-	e.version = v
+	e.keys, e.version = zk, v
 	return m.renew(e, now)
 }
 

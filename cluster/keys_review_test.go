@@ -1,0 +1,112 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/geodns/geodns/dnssec"
+	"github.com/geodns/geodns/internal/etcdtest"
+	"github.com/miekg/dns"
+	"github.com/stretchr/testify/require"
+)
+
+// reviewClock is a settable clock for accelerated time.
+type reviewClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *reviewClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *reviewClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// reviewNode is newKeyNode with a clock, a parent stub and a log.
+func reviewNode(t *testing.T, c *Cluster, clk *reviewClock, log *slog.Logger) *keyNode {
+	t.Helper()
+	local := t.TempDir()
+	ks, err := NewKeyStore(c, []byte(keySecret), dnssec.Store{Dir: local})
+	require.NoError(t, err)
+	if log == nil {
+		log = quiet
+	}
+	m := dnssec.NewManager(dnssec.Options{Store: ks, Now: clk.now, Log: log,
+		ParentDS: func(context.Context, string, []string) ([]*dns.DS, uint32, error) { return nil, 0, nil }})
+	return &keyNode{store: ks, m: m, local: local}
+}
+
+func (n *keyNode) dnskeyTags(origin string) map[uint16]bool {
+	rrs, _ := n.m.Apex(origin, dns.TypeDNSKEY)
+	out := map[uint16]bool{}
+	for _, rr := range rrs {
+		out[rr.(*dns.DNSKEY).KeyTag()] = true
+	}
+	return out
+}
+
+// TestReviewLostSaveLeavesKeysMutated: when a step (or Rollover) cannot
+// be stored and the stored keys cannot be read back (a value in etcd
+// that does not open: corrupt, or sealed with another node's secret), the
+// manager keeps the keys it mutated but never stored, and signs with them
+// at its next renewal. Two nodes each start a ZSK rollover on their own,
+// with a new ZSK the other does not have.
+func TestReviewLostSaveLeavesKeysMutated(t *testing.T) {
+	ec := etcdtest.Start(t, etcdtest.Options{Members: 1})
+	clk := &reviewClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c1, _ := startNode(t, testConfig(ec, "ns1", "eu"))
+	c2, _ := startNode(t, testConfig(ec, "ns2", "eu"))
+	var logA bytes.Buffer
+	a := reviewNode(t, c1, clk, slog.New(slog.NewTextHandler(&logA, nil)))
+	b := reviewNode(t, c2, clk, nil)
+	p := dnssec.Policy{Split: true, ZSKLifetime: 2 * time.Hour, DNSKEYTTL: 60, MaxZoneTTL: 300,
+		Propagation: 10 * time.Second, Validity: 4 * time.Hour, Refresh: 2 * time.Hour}
+	cfg := []dnssec.ZoneConfig{{Origin: "example.com.", Policy: p}}
+	require.NoError(t, a.m.Sync(cfg))
+	require.NoError(t, b.m.Sync(cfg))
+	before := a.dnskeyTags("example.com.")
+	require.Equal(t, before, b.dnskeyTags("example.com."))
+
+	// A value that does not open lands in etcd.
+	_, err := c1.Client().Put(context.Background(), c1.Key("dnssec/example.com."), "not sealed keys, corrupt")
+	require.NoError(t, err)
+
+	// A manual rollover on a: refused...
+	err = a.m.Rollover("example.com.", dnssec.ZSK)
+	require.Error(t, err)
+	zk, _, _ := a.m.Keys("example.com.")
+	t.Logf("a after the failed Rollover: roll %+v, %d keys", zk.Roll, len(zk.Keys))
+	require.Nil(t, zk.Roll, "Rollover returned %v, yet a rollover is under way in a's keys", err)
+}
+
+// TestReviewLostStepsDiverge: as above, through Tick: the ZSK's lifetime
+// ends; each node starts the rollover with its own new ZSK, cannot store
+// it, and publishes it at its next renewal anyway.
+func TestReviewLostStepsDiverge(t *testing.T) {
+	ec := etcdtest.Start(t, etcdtest.Options{Members: 1})
+	clk := &reviewClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c1, _ := startNode(t, testConfig(ec, "ns1", "eu"))
+	c2, _ := startNode(t, testConfig(ec, "ns2", "eu"))
+	a := reviewNode(t, c1, clk, nil)
+	b := reviewNode(t, c2, clk, nil)
+	p := dnssec.Policy{Split: true, ZSKLifetime: 2 * time.Hour, DNSKEYTTL: 60, MaxZoneTTL: 300,
+		Propagation: 10 * time.Second, Validity: 4 * time.Hour, Refresh: 2 * time.Hour}
+	cfg := []dnssec.ZoneConfig{{Origin: "example.com.", Policy: p}}
+	require.NoError(t, a.m.Sync(cfg))
+	require.NoError(t, b.m.Sync(cfg))
+	require.Equal(t, a.dnskeyTags("example.com."), b.dnskeyTags("example.com."))
+
+	_, err := c1.Client().Put(context.Background(), c1.Key("dnssec/example.com."), "not sealed keys, corrupt")
+	require.NoError(t, err)
+	clk.add(2*time.Hour + time.Minute)
+	a.m.Tick(context.Background())
+	b.m.Tick(context.Background())
+	ta, tb := a.dnskeyTags("example.com."), b.dnskeyTags("example.com.")
+	t.Logf("DNSKEY tags: a %v, b %v", ta, tb)
+	require.Equal(t, ta, tb, "the two nodes publish different DNSKEY RRsets, neither stored anywhere")
+}
