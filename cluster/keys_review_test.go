@@ -50,6 +50,36 @@ func (n *keyNode) dnskeyTags(origin string) map[uint16]bool {
 	return out
 }
 
+// TestReviewZoneSignedAfterEtcdIsBack: a node that starts (or loads a
+// zone) while etcd is unreachable, with no local copy, leaves the zone
+// unsigned, as documented "until etcd is back": the next tick after etcd
+// answers again loads its keys (Sync runs on a zone change only).
+func TestReviewZoneSignedAfterEtcdIsBack(t *testing.T) {
+	ec := etcdtest.Start(t, etcdtest.Options{Members: 1})
+	clk := &reviewClock{t: time.Now()}
+	c1, _ := startNode(t, testConfig(ec, "ns1", "eu"))
+	c2, _ := startNode(t, testConfig(ec, "ns2", "eu"))
+	a := reviewNode(t, c1, clk, nil)
+	cfg := []dnssec.ZoneConfig{{Origin: "example.com."}}
+	require.NoError(t, a.m.Sync(cfg))
+
+	ec.KillAll()
+	b := reviewNode(t, c2, clk, nil) // a new node: no local copy
+	err := b.m.Sync(cfg)
+	require.ErrorContains(t, err, "no copy")
+	require.False(t, b.m.Signs("example.com."))
+
+	ec.RestartAll()
+	time.Sleep(downFor + time.Second)
+	// etcd answers again: the keys are there.
+	r, err := c2.Client().Get(context.Background(), c2.Key("dnssec/example.com."))
+	require.NoError(t, err)
+	require.Len(t, r.Kvs, 1)
+	b.m.Tick(context.Background())
+	require.True(t, b.m.Signs("example.com."), "etcd is back and holds the keys: the zone is signed")
+	require.Equal(t, a.dnskeys("example.com."), b.dnskeys("example.com."), "the set's keys")
+}
+
 // TestReviewLostSaveLeavesKeysMutated: when a step (or Rollover) cannot
 // be stored and the stored keys cannot be read back (a value in etcd
 // that does not open: corrupt, or sealed with another node's secret), the

@@ -456,3 +456,33 @@ func TestNextNameLong(t *testing.T) {
 		})
 	}
 }
+
+// TestFollowerSignsOnceKeysAreMade: a follower (read-only) that loads a
+// zone before the node that rolls has made its keys signs it at its next
+// tick after they are made, not at the next change of the zone.
+func TestFollowerSignsOnceKeysAreMade(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	ro := NewManager(Options{Store: Store{Dir: dir}, ReadOnly: true, Now: c.now})
+	cfg := []ZoneConfig{{Origin: "example.com."}}
+	require.Error(t, ro.Sync(cfg))
+	require.False(t, ro.Signs("example.com."))
+	ro.Tick(context.Background())
+	require.False(t, ro.Signs("example.com."), "still no keys")
+
+	rw := newTestManager(t, dir, c, nil, nil)
+	require.NoError(t, rw.Sync(cfg))
+	ro.Tick(context.Background())
+	require.True(t, ro.Signs("example.com."))
+	want, _ := rw.Apex("example.com.", dns.TypeDNSKEY)
+	got, _ := ro.Apex("example.com.", dns.TypeDNSKEY)
+	require.Equal(t, want, got)
+
+	// A zone no longer listed is not tried again.
+	gone := NewManager(Options{Store: Store{Dir: t.TempDir()}, ReadOnly: true, Now: c.now})
+	require.Error(t, gone.Sync(cfg))
+	require.NoError(t, gone.Sync(nil))
+	require.NoError(t, newTestManager(t, gone.opts.Store.(Store).Dir, c, nil, nil).Sync(cfg))
+	gone.Tick(context.Background())
+	require.False(t, gone.Signs("example.com."))
+}

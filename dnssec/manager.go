@@ -60,6 +60,10 @@ type Manager struct {
 
 	mu    sync.Mutex // writers: Sync, Run's steps, Rollover
 	zones map[string]*zoneEntry
+	// pending are the zones Sync could not load keys for (the store
+	// unreachable, a follower before the keys are made): Tick tries
+	// them again.
+	pending map[string]ZoneConfig
 
 	exports exportCache // signatures of transfers (export.go)
 }
@@ -106,7 +110,7 @@ func NewManager(opts Options) *Manager {
 		opts.Interval = time.Minute
 	}
 	m := &Manager{opts: opts, metrics: NewMetrics(opts.Registerer), cache: newSigCache(opts.CacheBytes),
-		zones: map[string]*zoneEntry{}}
+		zones: map[string]*zoneEntry{}, pending: map[string]ZoneConfig{}}
 	empty := map[string]*state{}
 	m.states.Store(&empty)
 	return m
@@ -153,10 +157,13 @@ func (m *Manager) Sync(cfgs []ZoneConfig) error {
 				errs = append(errs, fmt.Errorf("zone %s: %w", c.Origin, err))
 				if old != nil {
 					next[c.Origin] = old
+				} else {
+					m.pending[c.Origin] = c
 				}
 				continue
 			}
 		}
+		delete(m.pending, c.Origin)
 		m.zones[c.Origin] = &zoneEntry{cfg: c, keys: zk, version: version}
 		st, err := m.build(c, zk, now)
 		if err != nil {
@@ -172,6 +179,11 @@ func (m *Manager) Sync(cfgs []ZoneConfig) error {
 		if !seen[origin] {
 			delete(m.zones, origin)
 			m.metrics.forget(origin)
+		}
+	}
+	for origin := range m.pending {
+		if !seen[origin] {
+			delete(m.pending, origin)
 		}
 	}
 	prev := *m.states.Load()
@@ -443,6 +455,20 @@ func (m *Manager) Tick(ctx context.Context) {
 		if err := m.renew(e, now); err != nil {
 			m.opts.Log.Error("dnssec: cannot re-sign; serving the previous signatures", "zone", origin, "error", err)
 		}
+	}
+	for origin, c := range m.pending {
+		zk, version, err := m.loadOrCreate(c, now)
+		if err != nil {
+			continue // said at Sync; tried again at the next tick
+		}
+		e := &zoneEntry{cfg: c, keys: zk, version: version}
+		if err := m.renew(e, now); err != nil {
+			m.opts.Log.Error("dnssec: zone not signed", "zone", origin, "error", err)
+			continue
+		}
+		delete(m.pending, origin)
+		m.zones[origin] = e
+		m.opts.Log.Info("dnssec: keys loaded; the zone is signed", "zone", origin, "keys", tags(zk))
 	}
 	m.updateMetrics(now)
 }
