@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -139,4 +141,28 @@ func TestReviewLostStepsDiverge(t *testing.T) {
 	ta, tb := a.dnskeyTags("example.com."), b.dnskeyTags("example.com.")
 	t.Logf("DNSKEY tags: a %v, b %v", ta, tb)
 	require.Equal(t, ta, tb, "the two nodes publish different DNSKEY RRsets, neither stored anywhere")
+}
+
+// TestReviewLocalCopyOfAnotherZone: a local key file whose origin is not
+// the zone's (a file copied or renamed by hand) was pushed to the other
+// zone's key in etcd, and when that one existed LoadKeys recursed for
+// ever (under the manager's lock: zone loading stalled). It is refused.
+func TestReviewLocalCopyOfAnotherZone(t *testing.T) {
+	ec := etcdtest.Start(t, etcdtest.Options{Members: 1})
+	clk := &reviewClock{t: time.Now()}
+	c1, _ := startNode(t, testConfig(ec, "ns1", "eu"))
+	a := reviewNode(t, c1, clk, nil)
+	require.NoError(t, a.m.Sync([]dnssec.ZoneConfig{{Origin: "example.com."}}))
+	b, err := os.ReadFile(filepath.Join(a.local, "example.com.keys.json"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(a.local, "example.net.keys.json"), b, 0o600))
+
+	done := make(chan error, 1)
+	go func() { _, _, err := a.store.LoadKeys("example.net."); done <- err }()
+	select {
+	case err := <-done:
+		require.ErrorContains(t, err, "the keys of example.com., not of example.net.")
+	case <-time.After(10 * time.Second):
+		t.Fatal("LoadKeys(example.net.) has not returned in 10 s")
+	}
 }

@@ -255,6 +255,11 @@ func (s Store) Load(origin string) (*ZoneKeys, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.path(origin), err)
 	}
+	if !strings.EqualFold(zk.Origin, origin) {
+		// A file copied or renamed by hand: its keys would be saved
+		// back to the other zone's file (or etcd key).
+		return nil, fmt.Errorf("%s: the keys of %s, not of %s", s.path(origin), zk.Origin, origin)
+	}
 	return zk, nil
 }
 
