@@ -38,9 +38,16 @@ type KeyStore struct {
 	aead  cipher.AEAD
 	local dnssec.Store
 
-	mu   sync.Mutex
-	down time.Time // when etcd last failed: local copies are read for a while
+	check []byte // the value of P/dnssec-secret: the secret's fingerprint
+
+	mu      sync.Mutex
+	down    time.Time // when etcd last failed: local copies are read for a while
+	checked bool      // P/dnssec-secret was found to be this node's check
 }
+
+// errSecret is SaveKeys's error when the set's keys are sealed with
+// another secret than this node's.
+var errSecret = errors.New("the set's DNSSEC keys are sealed with another key_secret_file than this node's: it stores none")
 
 // downFor is how long after a failure etcd is not asked again: a start
 // in an outage reads every zone's keys locally, not after a timeout each.
@@ -64,7 +71,40 @@ func NewKeyStore(c *Cluster, secret []byte, local dnssec.Store) (*KeyStore, erro
 	if err != nil {
 		return nil, err
 	}
-	return &KeyStore{c: c, aead: aead, local: local}, nil
+	// A fingerprint of the secret, not a way back to it: the first node
+	// to write keys stores it, and a node whose secret differs writes
+	// none (keys sealed with its secret would open on no other node).
+	check := sha256.Sum256(append([]byte("geodns dnssec secret check\x00"), secret...))
+	return &KeyStore{c: c, aead: aead, local: local, check: []byte(fmt.Sprintf("%x", check))}, nil
+}
+
+// checkSecret makes sure that the set's secret is this node's before it
+// writes keys: P/dnssec-secret holds its fingerprint (put there by the
+// first node to write).
+func (s *KeyStore) checkSecret(ctx context.Context) error {
+	s.mu.Lock()
+	ok := s.checked
+	s.mu.Unlock()
+	if ok {
+		return nil
+	}
+	key := s.c.Key("dnssec-secret")
+	r, err := s.c.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, string(s.check))).Else(clientv3.OpGet(key)).Commit()
+	if err != nil {
+		return s.failed(err)
+	}
+	s.c.saw(r.Header.Revision)
+	if !r.Succeeded {
+		kvs := r.Responses[0].GetResponseRange().Kvs
+		if len(kvs) == 0 || !bytes.Equal(kvs[0].Value, s.check) {
+			return errSecret
+		}
+	}
+	s.mu.Lock()
+	s.checked = true
+	s.mu.Unlock()
+	return nil
 }
 
 func (s *KeyStore) key(origin string) string { return s.c.Key("dnssec/" + origin) }
@@ -232,6 +272,9 @@ func (s *KeyStore) SaveKeys(zk *dnssec.ZoneKeys, prev string) (string, error) {
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()
+	if err := s.checkSecret(ctx); err != nil {
+		return "", err
+	}
 	r, err := s.c.cli.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, string(v))).Commit()
 	if err != nil {
 		return "", s.failed(err)

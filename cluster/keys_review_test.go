@@ -166,3 +166,28 @@ func TestReviewLocalCopyOfAnotherZone(t *testing.T) {
 		t.Fatal("LoadKeys(example.net.) has not returned in 10 s")
 	}
 }
+
+// TestReviewWrongSecretMakesKeys: a node with another secret that loaded
+// a new zone first made its keys, sealed with its secret: no other node
+// could open them, and the zone was unsigned on every node but that one.
+// The set's secret is fingerprinted in etcd by the first node to write
+// keys; a node whose secret differs writes none, and says so.
+func TestReviewWrongSecretMakesKeys(t *testing.T) {
+	ec := etcdtest.Start(t, etcdtest.Options{Members: 1})
+	c1, _ := startNode(t, testConfig(ec, "ns1", "eu"))
+	c2, _ := startNode(t, testConfig(ec, "ns2", "eu"))
+	good := newKeyNode(t, c2, keySecret)
+	require.NoError(t, good.m.Sync([]dnssec.ZoneConfig{{Origin: "example.com."}}))
+
+	odd := newKeyNode(t, c1, "another secret, not the set's one")
+	cfg := []dnssec.ZoneConfig{{Origin: "new.example."}}
+	err := odd.m.Sync(cfg)
+	require.ErrorContains(t, err, "sealed with another key_secret_file")
+	require.False(t, odd.m.Signs("new.example."))
+	require.NoError(t, good.m.Sync(cfg), "the set's node makes the zone's keys")
+	require.True(t, good.m.Signs("new.example."))
+	r, err := c1.Client().Get(context.Background(), c1.Key("dnssec-secret"))
+	require.NoError(t, err)
+	require.Len(t, r.Kvs, 1)
+	require.NotContains(t, string(r.Kvs[0].Value), keySecret)
+}
