@@ -49,18 +49,23 @@ type KeyStore struct {
 // another secret than this node's.
 var errSecret = errors.New("the set's DNSSEC keys are sealed with another key_secret_file than this node's: it stores none")
 
+// MinSecret is the shortest key secret: the secret keys the seal
+// directly (no password stretching), so it must be random and long.
+const minSecret = 32
+
 // downFor is how long after a failure etcd is not asked again: a start
 // in an outage reads every zone's keys locally, not after a timeout each.
 const downFor = 10 * time.Second
 
 // NewKeyStore returns the key store of the set: secret is the content of
-// the secret file (at least 16 bytes), local the node's key directory
+// the secret file (at least 32 bytes: it is used as a key, not
+// stretched like a password), local the node's key directory
 // (Dir "": no local copy, as for a command that only reads or starts a
 // rollover).
 func NewKeyStore(c *Cluster, secret []byte, local dnssec.Store) (*KeyStore, error) {
 	secret = bytes.TrimSpace(secret)
-	if len(secret) < 16 {
-		return nil, errors.New("the DNSSEC key secret has fewer than 16 bytes (make one with: head -c 32 /dev/urandom | base64)")
+	if len(secret) < minSecret {
+		return nil, fmt.Errorf("the DNSSEC key secret has fewer than %d bytes (make one with: head -c 32 /dev/urandom | base64)", minSecret)
 	}
 	k := sha256.Sum256(append([]byte("geodns dnssec keys\x00"), secret...))
 	block, err := aes.NewCipher(k[:])
@@ -269,6 +274,10 @@ func (s *KeyStore) SaveKeys(zk *dnssec.ZoneKeys, prev string) (string, error) {
 			return "", fmt.Errorf("dnssec keys: version %q is not etcd's", prev)
 		}
 		cmp = clientv3.Compare(clientv3.ModRevision(key), "=", rev)
+	}
+	if !s.reachable() {
+		// Failed lately: each zone's key event would wait a timeout.
+		return "", errors.New("etcd is unreachable")
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()

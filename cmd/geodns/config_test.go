@@ -221,7 +221,7 @@ func TestConfigKeySecret(t *testing.T) {
 	for _, tc := range []struct{ text, err string }{
 		{"dnssec: {key_secret_file: " + good + "}\n", "geodns.yaml:1:27: dnssec.key_secret_file: keys are shared through etcd only in an NS set"},
 		{clusterKeys + "dnssec: {key_secret_file: " + good + ", follow: true}\n", "geodns.yaml:2:" + fmt.Sprint(27+len(good)+10) + ": dnssec.follow: with key_secret_file"},
-		{clusterKeys + "dnssec: {key_secret_file: " + short + "}\n", "has fewer than 16 bytes"},
+		{clusterKeys + "dnssec: {key_secret_file: " + short + "}\n", "has fewer than 32 bytes"},
 		{clusterKeys + "dnssec: {key_secret_file: " + good + "}\n", ""},
 	} {
 		f := filepath.Join(t.TempDir(), "geodns.yaml")

@@ -56,8 +56,8 @@ func (c *config) keySecret() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dnssec.key_secret_file: %w", err)
 	}
-	if len(strings.TrimSpace(string(b))) < 16 {
-		return nil, fmt.Errorf("dnssec.key_secret_file: %s has fewer than 16 bytes; make one with: head -c 32 /dev/urandom | base64 > %s",
+	if len(strings.TrimSpace(string(b))) < 32 {
+		return nil, fmt.Errorf("dnssec.key_secret_file: %s has fewer than 32 bytes; make one with: head -c 32 /dev/urandom | base64 > %s",
 			c.DNSSEC.KeySecretFile, c.DNSSEC.KeySecretFile)
 	}
 	return b, nil

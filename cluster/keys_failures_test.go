@@ -52,11 +52,11 @@ func (n *keyNode) dnskeyTags(origin string) map[uint16]bool {
 	return out
 }
 
-// TestReviewZoneSignedAfterEtcdIsBack: a node that starts (or loads a
+// TestKeyStoreZoneSignedAfterEtcdIsBack: a node that starts (or loads a
 // zone) while etcd is unreachable, with no local copy, leaves the zone
 // unsigned, as documented "until etcd is back": the next tick after etcd
 // answers again loads its keys (Sync runs on a zone change only).
-func TestReviewZoneSignedAfterEtcdIsBack(t *testing.T) {
+func TestKeyStoreZoneSignedAfterEtcdIsBack(t *testing.T) {
 	ec := etcdtest.Start(t, etcdtest.Options{Members: 1})
 	clk := &reviewClock{t: time.Now()}
 	c1, _ := startNode(t, testConfig(ec, "ns1", "eu"))
@@ -82,13 +82,13 @@ func TestReviewZoneSignedAfterEtcdIsBack(t *testing.T) {
 	require.Equal(t, a.dnskeys("example.com."), b.dnskeys("example.com."), "the set's keys")
 }
 
-// TestReviewLostSaveLeavesKeysMutated: when a step (or Rollover) cannot
+// TestKeyStoreLostSaveLeavesKeysMutated: when a step (or Rollover) cannot
 // be stored and the stored keys cannot be read back (a value in etcd
 // that does not open: corrupt, or sealed with another node's secret), the
 // manager keeps the keys it mutated but never stored, and signs with them
 // at its next renewal. Two nodes each start a ZSK rollover on their own,
 // with a new ZSK the other does not have.
-func TestReviewLostSaveLeavesKeysMutated(t *testing.T) {
+func TestKeyStoreLostSaveLeavesKeysMutated(t *testing.T) {
 	ec := etcdtest.Start(t, etcdtest.Options{Members: 1})
 	clk := &reviewClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	c1, _ := startNode(t, testConfig(ec, "ns1", "eu"))
@@ -116,10 +116,10 @@ func TestReviewLostSaveLeavesKeysMutated(t *testing.T) {
 	require.Nil(t, zk.Roll, "Rollover returned %v, yet a rollover is under way in a's keys", err)
 }
 
-// TestReviewLostStepsDiverge: as above, through Tick: the ZSK's lifetime
+// TestKeyStoreLostStepsDiverge: as above, through Tick: the ZSK's lifetime
 // ends; each node starts the rollover with its own new ZSK, cannot store
 // it, and publishes it at its next renewal anyway.
-func TestReviewLostStepsDiverge(t *testing.T) {
+func TestKeyStoreLostStepsDiverge(t *testing.T) {
 	ec := etcdtest.Start(t, etcdtest.Options{Members: 1})
 	clk := &reviewClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	c1, _ := startNode(t, testConfig(ec, "ns1", "eu"))
@@ -143,11 +143,11 @@ func TestReviewLostStepsDiverge(t *testing.T) {
 	require.Equal(t, ta, tb, "the two nodes publish different DNSKEY RRsets, neither stored anywhere")
 }
 
-// TestReviewLocalCopyOfAnotherZone: a local key file whose origin is not
+// TestKeyStoreLocalCopyOfAnotherZone: a local key file whose origin is not
 // the zone's (a file copied or renamed by hand) was pushed to the other
 // zone's key in etcd, and when that one existed LoadKeys recursed for
 // ever (under the manager's lock: zone loading stalled). It is refused.
-func TestReviewLocalCopyOfAnotherZone(t *testing.T) {
+func TestKeyStoreLocalCopyOfAnotherZone(t *testing.T) {
 	ec := etcdtest.Start(t, etcdtest.Options{Members: 1})
 	clk := &reviewClock{t: time.Now()}
 	c1, _ := startNode(t, testConfig(ec, "ns1", "eu"))
@@ -167,12 +167,12 @@ func TestReviewLocalCopyOfAnotherZone(t *testing.T) {
 	}
 }
 
-// TestReviewWrongSecretMakesKeys: a node with another secret that loaded
+// TestKeyStoreWrongSecretMakesKeys: a node with another secret that loaded
 // a new zone first made its keys, sealed with its secret: no other node
 // could open them, and the zone was unsigned on every node but that one.
 // The set's secret is fingerprinted in etcd by the first node to write
 // keys; a node whose secret differs writes none, and says so.
-func TestReviewWrongSecretMakesKeys(t *testing.T) {
+func TestKeyStoreWrongSecretMakesKeys(t *testing.T) {
 	ec := etcdtest.Start(t, etcdtest.Options{Members: 1})
 	c1, _ := startNode(t, testConfig(ec, "ns1", "eu"))
 	c2, _ := startNode(t, testConfig(ec, "ns2", "eu"))
