@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -294,6 +295,27 @@ func (s *KeyStore) SaveKeys(zk *dnssec.ZoneKeys, prev string) (string, error) {
 	}
 	s.keepLocal(zk)
 	return strconv.FormatInt(r.Header.Revision, 10), nil
+}
+
+// AllKeysVersions returns every zone's KeysVersion from one read of the
+// prefix (the manager's tick asks for all of them).
+func (s *KeyStore) AllKeysVersions() (map[string]string, error) {
+	if !s.reachable() {
+		return nil, errors.New("etcd is unreachable")
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	prefix := s.key("")
+	r, err := s.c.cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return nil, s.failed(err)
+	}
+	s.c.saw(r.Header.Revision)
+	out := make(map[string]string, len(r.Kvs))
+	for _, kv := range r.Kvs {
+		out[strings.TrimPrefix(string(kv.Key), prefix)] = strconv.FormatInt(kv.ModRevision, 10)
+	}
+	return out, nil
 }
 
 // KeysVersion implements dnssec.KeyStore: the key's revision in etcd.

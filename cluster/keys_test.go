@@ -155,3 +155,29 @@ func TestKeyStoreWithoutEtcd(t *testing.T) {
 	require.ErrorContains(t, err, "this node has no copy of the keys")
 	require.False(t, none.m.Signs("example.com."), "no keys of its own")
 }
+
+// TestKeyStoreTickReadsAllVersionsAtOnce: with several zones, a node's
+// tick learns which keys changed from one read of the prefix; a rollover
+// of one zone on another node reaches it, and the other zone is left be.
+func TestKeyStoreTickReadsAllVersionsAtOnce(t *testing.T) {
+	ec := etcdtest.Start(t, etcdtest.Options{Members: 1})
+	c1, _ := startNode(t, testConfig(ec, "ns1", "eu"))
+	c2, _ := startNode(t, testConfig(ec, "ns2", "eu"))
+	a, b := newKeyNode(t, c1, keySecret), newKeyNode(t, c2, keySecret)
+	cfg := []dnssec.ZoneConfig{{Origin: "one.test."}, {Origin: "two.test."}}
+	require.NoError(t, a.m.Sync(cfg))
+	require.NoError(t, b.m.Sync(cfg))
+	vs, err := b.store.AllKeysVersions()
+	require.NoError(t, err)
+	require.Len(t, vs, 2)
+	for _, z := range []string{"one.test.", "two.test."} {
+		v, err := b.store.KeysVersion(z)
+		require.NoError(t, err)
+		require.Equal(t, v, vs[z], z)
+	}
+	one := b.dnskeys("one.test.")
+	require.NoError(t, a.m.Rollover("two.test.", dnssec.CSK))
+	b.m.Tick(context.Background())
+	require.Equal(t, a.dnskeys("two.test."), b.dnskeys("two.test."))
+	require.Equal(t, one, b.dnskeys("one.test."))
+}

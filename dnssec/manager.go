@@ -436,9 +436,23 @@ func (m *Manager) Tick(ctx context.Context) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.opts.Now()
+	// Every zone's version in one request when the store can (etcd: one
+	// read of the prefix, not one per zone with the lock held).
+	var versions map[string]string
+	if all, ok := m.opts.Store.(interface {
+		AllKeysVersions() (map[string]string, error)
+	}); ok && len(m.zones) > 1 {
+		versions, _ = all.AllKeysVersions()
+	}
 	for origin, e := range m.zones {
 		changed := false
-		if v, err := m.opts.Store.KeysVersion(origin); err == nil && v != e.version {
+		v, err := "", error(nil)
+		if versions != nil {
+			v = versions[origin]
+		} else {
+			v, err = m.opts.Store.KeysVersion(origin)
+		}
+		if err == nil && v != e.version {
 			changed = m.adopt(e, "changed in the store")
 		}
 		if !m.opts.ReadOnly {
