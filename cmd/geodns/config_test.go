@@ -235,3 +235,20 @@ func TestConfigKeySecret(t *testing.T) {
 		require.ErrorContains(t, err, tc.err)
 	}
 }
+
+// TestDNSSECCommandEtcdDown: `geodns dnssec ds` with the keys in etcd and
+// etcd unreachable fails and names the endpoints it tried (it said only
+// "context deadline exceeded").
+func TestDNSSECCommandEtcdDown(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret")
+	require.NoError(t, os.WriteFile(secret, []byte("c2VjcmV0IG9mIHRoZSBzZXQsIHNoYXJlZCBieSBldmVyeSBub2Rl\n"), 0o600))
+	dead := "http://" + freeAddr(t) // nothing listens there
+	conf := filepath.Join(dir, "geodns.yaml")
+	require.NoError(t, os.WriteFile(conf, []byte(fmt.Sprintf("cluster: {etcd: [%q], node: ns1}\ndnssec: {key_secret_file: %s}\n",
+		dead, secret)), 0o644))
+	code, _, errOut := runGeodns(t, "dnssec", "ds", "--zone", "example.com", "--config", conf)
+	require.Equal(t, 1, code, errOut)
+	require.Contains(t, errOut, "(etcd: "+dead+")")
+	t.Logf("geodns dnssec ds, etcd down: %s", strings.TrimSpace(errOut))
+}

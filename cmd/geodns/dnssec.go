@@ -174,6 +174,9 @@ func dnssecCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	zk, version, err := store.LoadKeys(origin)
 	if err != nil {
+		if cl != nil {
+			err = fmt.Errorf("%w (etcd: %s)", err, strings.Join(cfg.Cluster.Etcd, ", "))
+		}
 		fmt.Fprintf(stderr, "geodns dnssec: %v\n", err)
 		return 1
 	}
@@ -271,6 +274,14 @@ func startDNSSEC(ctx context.Context, cfg *config, store dnssec.KeyStore, where 
 	opts.Log = log
 	if _, err := os.Stat(cfg.keyDir()); err == nil || cfg.DNSSEC.KeySecretFile != "" {
 		log.Info("dnssec: keys", "in", where)
+	}
+	if f := cfg.DNSSEC.KeySecretFile; f != "" {
+		// Whoever reads it opens every zone's private keys in etcd (and
+		// its backups): said, not refused (a mounted secret may be 0644).
+		if fi, err := os.Stat(f); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			log.Warn("dnssec: key_secret_file is readable by other users than its owner; with it, etcd's copy of the keys opens",
+				"file", f, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
+		}
 	}
 	m := dnssec.NewManager(opts)
 	go m.Run(ctx)
