@@ -503,9 +503,9 @@ func (s *Server) resign(set *zones.Set, views map[string]*view) bool {
 		if z.DNSSEC == nil || z.Transfer == nil {
 			continue
 		}
-		stamp, _ := s.stamp(z)
-		if s.failed[z.Origin].holds(z, stamp) {
-			continue
+		stamp, signed := s.stamp(z)
+		if s.failed[z.Origin].holds(z, stamp) || !signed && s.held[z.Origin] == z {
+			continue // looked at again when the zone or its signing changes
 		}
 		if v := views[z.Origin]; v == nil || v.stamp != stamp {
 			return true

@@ -353,3 +353,21 @@ func TestSignerLostSerialReused(t *testing.T) {
 	sec.ixfr(h2)
 	sec.equalsAXFR(h2, "after the keys came back")
 }
+
+// TestHeldZoneNotRebuiltEveryPoll: a signed zone held back (its signer
+// has no keys, its serial behind the exported one) is looked at again
+// when the zone or its signing changes, not at every 200 ms poll, which
+// rebuilt and published the whole view map five times a second.
+func TestHeldZoneNotRebuiltEveryPoll(t *testing.T) {
+	stateDir, keyDir := t.TempDir(), t.TempDir()
+	c := &clock{t: time.Now()}
+	h, _ := signedHarnessRO(t, stateDir, keyDir, c, signedSrc, false)
+	c.add(7 * 24 * time.Hour)
+	h.srv.Changed(nil)
+	waitSerial(t, h, 101)
+
+	h2, _ := signedHarnessRO(t, stateDir, t.TempDir(), c, signedSrc, true) // no keys
+	before := h2.srv.views.Load()
+	time.Sleep(time.Second)
+	require.Same(t, before, h2.srv.views.Load(), "the views were rebuilt with nothing changed")
+}
