@@ -6,31 +6,18 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/geodns/geodns/dnssec"
 	"github.com/geodns/geodns/internal/etcdtest"
+	"github.com/geodns/geodns/internal/testclock"
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
 )
 
-// reviewClock is a settable clock for accelerated time.
-type reviewClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *reviewClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *reviewClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // reviewNode is newKeyNode with a clock, a parent stub and a log.
-func reviewNode(t *testing.T, c *Cluster, clk *reviewClock, log *slog.Logger) *keyNode {
+func reviewNode(t *testing.T, c *Cluster, clk *testclock.Clock, log *slog.Logger) *keyNode {
 	t.Helper()
 	local := t.TempDir()
 	ks, err := NewKeyStore(c, []byte(keySecret), dnssec.Store{Dir: local})
@@ -38,7 +25,7 @@ func reviewNode(t *testing.T, c *Cluster, clk *reviewClock, log *slog.Logger) *k
 	if log == nil {
 		log = quiet
 	}
-	m := dnssec.NewManager(dnssec.Options{Store: ks, Now: clk.now, Log: log,
+	m := dnssec.NewManager(dnssec.Options{Store: ks, Now: clk.Now, Log: log,
 		ParentDS: func(context.Context, string, []string) ([]*dns.DS, uint32, error) { return nil, 0, nil }})
 	return &keyNode{store: ks, m: m, local: local}
 }
@@ -58,7 +45,7 @@ func (n *keyNode) dnskeyTags(origin string) map[uint16]bool {
 // answers again loads its keys (Sync runs on a zone change only).
 func TestKeyStoreZoneSignedAfterEtcdIsBack(t *testing.T) {
 	ec := etcdtest.Start(t, etcdtest.Options{Members: 1})
-	clk := &reviewClock{t: time.Now()}
+	clk := testclock.New(time.Now())
 	c1, _ := startNode(t, testConfig(ec, "ns1", "eu"))
 	c2, _ := startNode(t, testConfig(ec, "ns2", "eu"))
 	a := reviewNode(t, c1, clk, nil)
@@ -90,7 +77,7 @@ func TestKeyStoreZoneSignedAfterEtcdIsBack(t *testing.T) {
 // with a new ZSK the other does not have.
 func TestKeyStoreLostSaveLeavesKeysMutated(t *testing.T) {
 	ec := etcdtest.Start(t, etcdtest.Options{Members: 1})
-	clk := &reviewClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	c1, _ := startNode(t, testConfig(ec, "ns1", "eu"))
 	c2, _ := startNode(t, testConfig(ec, "ns2", "eu"))
 	var logA bytes.Buffer
@@ -121,7 +108,7 @@ func TestKeyStoreLostSaveLeavesKeysMutated(t *testing.T) {
 // it, and publishes it at its next renewal anyway.
 func TestKeyStoreLostStepsDiverge(t *testing.T) {
 	ec := etcdtest.Start(t, etcdtest.Options{Members: 1})
-	clk := &reviewClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	c1, _ := startNode(t, testConfig(ec, "ns1", "eu"))
 	c2, _ := startNode(t, testConfig(ec, "ns2", "eu"))
 	a := reviewNode(t, c1, clk, nil)
@@ -135,7 +122,7 @@ func TestKeyStoreLostStepsDiverge(t *testing.T) {
 
 	_, err := c1.Client().Put(context.Background(), c1.Key("dnssec/example.com."), "not sealed keys, corrupt")
 	require.NoError(t, err)
-	clk.add(2*time.Hour + time.Minute)
+	clk.Add(2*time.Hour + time.Minute)
 	a.m.Tick(context.Background())
 	b.m.Tick(context.Background())
 	ta, tb := a.dnskeyTags("example.com."), b.dnskeyTags("example.com.")
@@ -149,7 +136,7 @@ func TestKeyStoreLostStepsDiverge(t *testing.T) {
 // ever (under the manager's lock: zone loading stalled). It is refused.
 func TestKeyStoreLocalCopyOfAnotherZone(t *testing.T) {
 	ec := etcdtest.Start(t, etcdtest.Options{Members: 1})
-	clk := &reviewClock{t: time.Now()}
+	clk := testclock.New(time.Now())
 	c1, _ := startNode(t, testConfig(ec, "ns1", "eu"))
 	a := reviewNode(t, c1, clk, nil)
 	require.NoError(t, a.m.Sync([]dnssec.ZoneConfig{{Origin: "example.com."}}))

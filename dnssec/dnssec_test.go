@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/geodns/geodns/internal/testclock"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -22,21 +23,8 @@ func rr(t *testing.T, s string) dns.RR {
 	return r
 }
 
-// clock is a settable clock for accelerated time.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func newTestManager(t *testing.T, dir string, c *clock, parent ParentDS, reg prometheus.Registerer) *Manager {
-	return NewManager(Options{Store: Store{Dir: dir}, Now: c.now, ParentDS: parent, Registerer: reg, CacheBytes: 1 << 20})
+func newTestManager(t *testing.T, dir string, c *testclock.Clock, parent ParentDS, reg prometheus.Registerer) *Manager {
+	return NewManager(Options{Store: Store{Dir: dir}, Now: c.Now, ParentDS: parent, Registerer: reg, CacheBytes: 1 << 20})
 }
 
 // verify checks that sigs hold a valid signature of rrset by one of the
@@ -64,7 +52,7 @@ func TestKeysStoredPrivateAndReloaded(t *testing.T) {
 			dir := t.TempDir()
 			a, err := ParseAlgorithm(alg)
 			require.NoError(t, err)
-			c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+			c := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 			m := newTestManager(t, dir, c, nil, nil)
 			require.NoError(t, m.Sync([]ZoneConfig{{Origin: "example.com.", Policy: Policy{Algorithm: a}}}))
 			fi, err := os.Stat(Store{Dir: dir}.path("example.com."))
@@ -90,12 +78,12 @@ func TestKeysStoredPrivateAndReloaded(t *testing.T) {
 
 func TestSignCachedAndValid(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
-	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	m := newTestManager(t, t.TempDir(), c, nil, reg)
 	require.NoError(t, m.Sync([]ZoneConfig{{Origin: "example.com.", Policy: Policy{Split: true}}}))
 	keys, ksig := m.Apex("example.com.", dns.TypeDNSKEY)
 	require.Len(t, keys, 2)
-	verify(t, keys, ksig, keys, c.now())
+	verify(t, keys, ksig, keys, c.Now())
 	// The DNSKEY RRset is signed by the KSK only.
 	require.Len(t, ksig, 1)
 	require.Equal(t, uint16(dns.SEP|dns.ZONE), keyByTag(keys, ksig[0].(*dns.RRSIG).KeyTag).Flags)
@@ -103,11 +91,11 @@ func TestSignCachedAndValid(t *testing.T) {
 	set := []dns.RR{rr(t, "www.example.com. 30 IN A 192.0.2.10"), rr(t, "www.example.com. 30 IN A 192.0.2.11")}
 	sigs := m.Sign("example.com.", set)
 	require.Len(t, sigs, 1)
-	verify(t, keys, sigs, set, c.now())
+	verify(t, keys, sigs, set, c.Now())
 	s := sigs[0].(*dns.RRSIG)
 	require.Equal(t, uint16(256), keyByTag(keys, s.KeyTag).Flags, "data is signed by the ZSK")
-	require.Equal(t, uint32(c.now().Add(-time.Hour).Unix()), s.Inception, "backdated an hour")
-	require.Equal(t, uint32(c.now().Add(14*day).Unix()), s.Expiration)
+	require.Equal(t, uint32(c.Now().Add(-time.Hour).Unix()), s.Inception, "backdated an hour")
+	require.Equal(t, uint32(c.Now().Add(14*day).Unix()), s.Expiration)
 	signed := testutil.ToFloat64(m.metrics.signatures.WithLabelValues("example.com."))
 
 	// The same set again, owner in another case: from the cache.
@@ -135,8 +123,8 @@ func keyByTag(keys []dns.RR, tag uint16) *dns.DNSKEY {
 }
 
 func TestSignatureCacheBounded(t *testing.T) {
-	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	m := NewManager(Options{Store: Store{Dir: t.TempDir()}, Now: c.now, CacheBytes: 64 << 10})
+	c := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	m := NewManager(Options{Store: Store{Dir: t.TempDir()}, Now: c.Now, CacheBytes: 64 << 10})
 	require.NoError(t, m.Sync([]ZoneConfig{{Origin: "example.com."}}))
 	for i := 0; i < 2000; i++ {
 		set := []dns.RR{NXNameNSEC(strings.Repeat("x", i%50+1)+itoa(uint16(i))+".example.com.", 60)}
@@ -164,13 +152,13 @@ func TestCompactDenial(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "\\000.nope.example.com.", back.(*dns.NSEC).NextDomain)
 
-	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	m := newTestManager(t, t.TempDir(), c, nil, nil)
 	require.NoError(t, m.Sync([]ZoneConfig{{Origin: "example.com."}}))
 	keys, _ := m.Apex("example.com.", dns.TypeDNSKEY)
 	d := m.Deny("example.com.", "nope.example.com.", 60, nil, true)
 	require.Len(t, d, 1)
-	verify(t, keys, m.Sign("example.com.", d), d, c.now())
+	verify(t, keys, m.Sign("example.com.", d), d, c.Now())
 	// NODATA at the apex lists the signer's DNSKEY too.
 	d = m.Deny("example.com.", "example.com.", 60, []uint16{dns.TypeSOA, dns.TypeNS}, false)
 	require.Equal(t, []uint16{dns.TypeNS, dns.TypeSOA, dns.TypeRRSIG, dns.TypeNSEC, dns.TypeDNSKEY}, d[0].(*dns.NSEC).TypeBitMap)
@@ -182,7 +170,7 @@ func TestCompactDenial(t *testing.T) {
 // TTL, and every answer in between validates with the DS the parent has.
 func TestCSKRolloverWaitsForParent(t *testing.T) {
 	dir := t.TempDir()
-	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	var mu sync.Mutex
 	var parentDS []*dns.DS
 	parent := func(context.Context, string, []string) ([]*dns.DS, uint32, error) {
@@ -199,7 +187,7 @@ func TestCSKRolloverWaitsForParent(t *testing.T) {
 	parentDS = []*dns.DS{old.ToDS(dns.SHA256)}
 	zk, _, _ := m.Keys("example.com.")
 	next, what := zk.NextEvent(p)
-	require.Equal(t, c.now().Add(30*day), next)
+	require.Equal(t, c.Now().Add(30*day), next)
 	require.Contains(t, what, "rolled")
 
 	set := []dns.RR{rr(t, "www.example.com. 30 IN A 192.0.2.10")}
@@ -220,11 +208,11 @@ func TestCSKRolloverWaitsForParent(t *testing.T) {
 			}
 		}
 		require.True(t, ok, "the DNSKEY RRset is signed by a key the parent's DS names")
-		verify(t, keys, m.Sign("example.com.", set), set, c.now())
+		verify(t, keys, m.Sign("example.com.", set), set, c.Now())
 	}
 	validates()
 	gen := m.Generation()
-	c.add(30 * day)
+	c.Add(30 * day)
 	m.Tick(context.Background())
 	require.Greater(t, m.Generation(), gen, "a key event moves the generation")
 	keys, ksigs := m.Apex("example.com.", dns.TypeDNSKEY)
@@ -235,21 +223,21 @@ func TestCSKRolloverWaitsForParent(t *testing.T) {
 	require.Nil(t, cds, "no CDS before the DNSKEY TTL has passed")
 	validates()
 
-	c.add(70 * time.Second)
+	c.Add(70 * time.Second)
 	m.Tick(context.Background())
 	cds, cdsSigs := m.Apex("example.com.", dns.TypeCDS)
 	require.Len(t, cds, 1, "CDS up")
 	cdnskey, _ := m.Apex("example.com.", dns.TypeCDNSKEY)
 	require.Len(t, cdnskey, 1)
 	keys, _ = m.Apex("example.com.", dns.TypeDNSKEY)
-	verify(t, keys, cdsSigs, cds, c.now())
+	verify(t, keys, cdsSigs, cds, c.Now())
 	newTag := cds[0].(*dns.CDS).KeyTag
 	require.NotEqual(t, old.KeyTag(), newTag)
 	require.Contains(t, m.ApexTypes("example.com."), dns.TypeCDS)
 
 	// The parent has not moved: however long we wait, the old key stays.
 	for i := 0; i < 5; i++ {
-		c.add(time.Hour)
+		c.Add(time.Hour)
 		m.Tick(context.Background())
 		keys, _ = m.Apex("example.com.", dns.TypeDNSKEY)
 		require.Len(t, keys, 2)
@@ -263,11 +251,11 @@ func TestCSKRolloverWaitsForParent(t *testing.T) {
 	keys, _ = m.Apex("example.com.", dns.TypeDNSKEY)
 	require.Len(t, keys, 2, "kept for the parent's DS TTL")
 	validates()
-	c.add(69 * time.Second)
+	c.Add(69 * time.Second)
 	m.Tick(context.Background())
 	keys, _ = m.Apex("example.com.", dns.TypeDNSKEY)
 	require.Len(t, keys, 2, "DS TTL 60 s + propagation 10 s not over")
-	c.add(2 * time.Second)
+	c.Add(2 * time.Second)
 	m.Tick(context.Background())
 	keys, _ = m.Apex("example.com.", dns.TypeDNSKEY)
 	require.Len(t, keys, 1, "old key removed")
@@ -284,7 +272,7 @@ func TestCSKRolloverWaitsForParent(t *testing.T) {
 }
 
 func TestZSKPrePublication(t *testing.T) {
-	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	p := Policy{Split: true, DNSKEYTTL: 60, MaxZoneTTL: 300, Propagation: 10 * time.Second}
 	m := newTestManager(t, t.TempDir(), c, nil, nil)
 	require.NoError(t, m.Sync([]ZoneConfig{{Origin: "example.com.", Policy: p}}))
@@ -296,14 +284,14 @@ func TestZSKPrePublication(t *testing.T) {
 	sigs := m.Sign("example.com.", set)
 	require.Len(t, sigs, 1, "but does not sign yet")
 	require.Equal(t, oldSig, sigs[0].(*dns.RRSIG).KeyTag)
-	c.add(71 * time.Second)
+	c.Add(71 * time.Second)
 	m.Tick(context.Background())
 	sigs = m.Sign("example.com.", set)
 	require.Len(t, sigs, 1)
 	require.NotEqual(t, oldSig, sigs[0].(*dns.RRSIG).KeyTag, "the new ZSK signs")
 	keys, _ = m.Apex("example.com.", dns.TypeDNSKEY)
 	require.Len(t, keys, 3, "the old one stays for the zone's largest TTL")
-	c.add(311 * time.Second)
+	c.Add(311 * time.Second)
 	m.Tick(context.Background())
 	keys, _ = m.Apex("example.com.", dns.TypeDNSKEY)
 	require.Len(t, keys, 2)
@@ -313,17 +301,17 @@ func TestZSKPrePublication(t *testing.T) {
 // TestRenewBeforeExpiry: signatures are remade in the background before
 // they expire, and the cache holds the new ones before they are served.
 func TestRenewBeforeExpiry(t *testing.T) {
-	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	m := newTestManager(t, t.TempDir(), c, nil, nil)
 	p := Policy{Validity: 10 * day, Refresh: 4 * day}
 	require.NoError(t, m.Sync([]ZoneConfig{{Origin: "example.com.", Policy: p}}))
 	set := []dns.RR{rr(t, "www.example.com. 30 IN A 192.0.2.10")}
 	first := m.Sign("example.com.", set)[0].(*dns.RRSIG)
 	gen := m.Generation()
-	c.add(5 * day)
+	c.Add(5 * day)
 	m.Tick(context.Background())
 	require.Equal(t, gen, m.Generation(), "6 days left: not yet")
-	c.add(day + time.Minute)
+	c.Add(day + time.Minute)
 	m.Tick(context.Background())
 	require.Greater(t, m.Generation(), gen)
 	misses := testutil.ToFloat64(m.metrics.misses)
@@ -331,21 +319,21 @@ func TestRenewBeforeExpiry(t *testing.T) {
 	require.Equal(t, misses, testutil.ToFloat64(m.metrics.misses), "re-signed ahead: a cache hit")
 	require.Greater(t, again.Expiration, first.Expiration)
 	keys, _ := m.Apex("example.com.", dns.TypeDNSKEY)
-	verify(t, keys, []dns.RR{again}, set, c.now().Add(9*day))
+	verify(t, keys, []dns.RR{again}, set, c.Now().Add(9*day))
 	require.InDelta(t, 10.0, testutil.ToFloat64(m.metrics.expiry.WithLabelValues("example.com."))/86400, 0.01, "days until expiry")
 }
 
 func TestKeyFileFollowed(t *testing.T) {
 	dir := t.TempDir()
-	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	m := newTestManager(t, dir, c, nil, nil)
 	require.NoError(t, m.Sync([]ZoneConfig{{Origin: "example.com."}}))
-	ro := NewManager(Options{Store: Store{Dir: dir}, ReadOnly: true, Now: c.now})
+	ro := NewManager(Options{Store: Store{Dir: dir}, ReadOnly: true, Now: c.Now})
 	require.NoError(t, ro.Sync([]ZoneConfig{{Origin: "example.com."}}))
 	// The CLI starts a roll in the file; the reader follows it.
 	zk, err := Store{Dir: dir}.Load("example.com.")
 	require.NoError(t, err)
-	require.NoError(t, zk.StartRoll(Policy{}, CSK, c.now()))
+	require.NoError(t, zk.StartRoll(Policy{}, CSK, c.Now()))
 	time.Sleep(10 * time.Millisecond) // a distinct modification time
 	require.NoError(t, Store{Dir: dir}.Save(zk))
 	ro.Tick(context.Background())
@@ -462,8 +450,8 @@ func TestNextNameLong(t *testing.T) {
 // tick after they are made, not at the next change of the zone.
 func TestFollowerSignsOnceKeysAreMade(t *testing.T) {
 	dir := t.TempDir()
-	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	ro := NewManager(Options{Store: Store{Dir: dir}, ReadOnly: true, Now: c.now})
+	c := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	ro := NewManager(Options{Store: Store{Dir: dir}, ReadOnly: true, Now: c.Now})
 	cfg := []ZoneConfig{{Origin: "example.com."}}
 	require.Error(t, ro.Sync(cfg))
 	require.False(t, ro.Signs("example.com."))
@@ -479,7 +467,7 @@ func TestFollowerSignsOnceKeysAreMade(t *testing.T) {
 	require.Equal(t, want, got)
 
 	// A zone no longer listed is not tried again.
-	gone := NewManager(Options{Store: Store{Dir: t.TempDir()}, ReadOnly: true, Now: c.now})
+	gone := NewManager(Options{Store: Store{Dir: t.TempDir()}, ReadOnly: true, Now: c.Now})
 	require.Error(t, gone.Sync(cfg))
 	require.NoError(t, gone.Sync(nil))
 	require.NoError(t, newTestManager(t, gone.opts.Store.(Store).Dir, c, nil, nil).Sync(cfg))

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/geodns/geodns/internal/testclock"
 	"github.com/miekg/dns"
 )
 
@@ -21,8 +22,8 @@ func benchZone(n int) []dns.RR {
 // every RRset signed) and warm (the same window: cached signatures).
 func BenchmarkExport100k(b *testing.B) {
 	for _, alg := range []string{"ECDSAP256SHA256", "ED25519"} {
-		c := &clock{t: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)}
-		m := NewManager(Options{Store: Store{Dir: b.TempDir()}, Now: c.now})
+		c := testclock.New(time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC))
+		m := NewManager(Options{Store: Store{Dir: b.TempDir()}, Now: c.Now})
 		a, _ := ParseAlgorithm(alg)
 		if err := m.Sync([]ZoneConfig{{Origin: "ex.test.", Policy: Policy{Algorithm: a}}}); err != nil {
 			b.Fatal(err)
@@ -32,7 +33,7 @@ func BenchmarkExport100k(b *testing.B) {
 			Ns: "ns.ex.test.", Mbox: "h.ex.test.", Serial: 1, Refresh: 3600, Retry: 600, Expire: 1209600, Minttl: 300}
 		b.Run(alg+"/cold", func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				c.add(30 * 24 * time.Hour)
+				c.Add(30 * 24 * time.Hour)
 				if _, _, err := m.Export("ex.test.", soa, rrs); err != nil {
 					b.Fatal(err)
 				}
@@ -57,8 +58,8 @@ func BenchmarkExport100k(b *testing.B) {
 // registry-like zone of 20,000 delegations. Checking each name against
 // every cut before it made this quadratic: 22.5 s, 0.29 s since.
 func BenchmarkExportDelegations(b *testing.B) {
-	c := &clock{t: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)}
-	m := NewManager(Options{Store: Store{Dir: b.TempDir()}, Now: c.now})
+	c := testclock.New(time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC))
+	m := NewManager(Options{Store: Store{Dir: b.TempDir()}, Now: c.Now})
 	if err := m.Sync([]ZoneConfig{{Origin: "ex.test.", Policy: Policy{Algorithm: dns.ED25519}}}); err != nil {
 		b.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/geodns/geodns/internal/testclock"
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
 )
@@ -18,7 +19,7 @@ import (
 // DS and an address at the cut, a DS without NS), writes it as a master
 // file and has kzonecheck -d on and ldns-verify-zone judge it.
 func TestExportOddNames(t *testing.T) {
-	c := &clock{t: time.Now()}
+	c := testclock.New(time.Now())
 	m := newTestManager(t, t.TempDir(), c, nil, nil)
 	require.NoError(t, m.Sync([]ZoneConfig{{Origin: "ex.test."}}))
 	var rrs []dns.RR

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/geodns/geodns/internal/testclock"
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
 )
@@ -52,7 +53,7 @@ func exportSOA(t *testing.T, serial uint32) *dns.SOA {
 func TestExportSigned(t *testing.T) {
 	for _, alg := range []string{"ECDSAP256SHA256", "ED25519"} {
 		t.Run(alg, func(t *testing.T) {
-			c := &clock{t: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)}
+			c := testclock.New(time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC))
 			m := newTestManager(t, t.TempDir(), c, nil, nil)
 			a, err := ParseAlgorithm(alg)
 			require.NoError(t, err)
@@ -87,7 +88,7 @@ func TestExportSigned(t *testing.T) {
 					require.Empty(t, sigs[k], "%s is not the zone's to sign", k)
 					continue
 				}
-				verify(t, keys, sigs[k], set, c.now())
+				verify(t, keys, sigs[k], set, c.Now())
 				delete(sigs, k)
 			}
 			for k := range sigs {
@@ -142,11 +143,11 @@ func typeNames(ts []uint16) []string {
 // least Refresh left.
 func TestExportDeterministic(t *testing.T) {
 	dir := t.TempDir()
-	c := &clock{t: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)}
+	c := testclock.New(time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC))
 	cfg := []ZoneConfig{{Origin: "ex.test."}}
 	a := newTestManager(t, dir, c, nil, nil)
 	require.NoError(t, a.Sync(cfg))
-	b := NewManager(Options{Store: Store{Dir: dir}, Now: c.now, ReadOnly: true})
+	b := NewManager(Options{Store: Store{Dir: dir}, Now: c.Now, ReadOnly: true})
 	require.NoError(t, b.Sync(cfg))
 
 	text := func(m *Manager) []string {
@@ -161,12 +162,12 @@ func TestExportDeterministic(t *testing.T) {
 	}
 	first := text(a)
 	require.Equal(t, first, text(b), "two nodes")
-	c.add(time.Hour)
+	c.Add(time.Hour)
 	require.Equal(t, first, text(a), "an hour later, the same window")
 	stamp, ok := a.ExportStamp("ex.test.")
 	require.True(t, ok)
 
-	c.add(7 * 24 * time.Hour)
+	c.Add(7 * 24 * time.Hour)
 	next := text(a)
 	require.NotEqual(t, first, next)
 	stamp2, _ := a.ExportStamp("ex.test.")
@@ -175,9 +176,9 @@ func TestExportDeterministic(t *testing.T) {
 	for _, s := range next {
 		if rr, err := dns.NewRR(s); err == nil {
 			if sig, ok := rr.(*dns.RRSIG); ok {
-				left := time.Unix(int64(sig.Expiration), 0).Sub(c.now())
+				left := time.Unix(int64(sig.Expiration), 0).Sub(c.Now())
 				require.GreaterOrEqual(t, left, 7*24*time.Hour, "what is transferred has at least Refresh left")
-				require.True(t, sig.ValidityPeriod(c.now()))
+				require.True(t, sig.ValidityPeriod(c.Now()))
 			}
 		}
 	}
@@ -188,19 +189,19 @@ func TestExportDeterministic(t *testing.T) {
 // then. With the defaults (validity 14 days, refresh 7, expire 14) the
 // signatures last 21 days and an hour from the window's start.
 func TestExportOutlivesExpire(t *testing.T) {
-	c := &clock{t: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)}
+	c := testclock.New(time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC))
 	m := newTestManager(t, t.TempDir(), c, nil, nil)
 	require.NoError(t, m.Sync([]ZoneConfig{{Origin: "ex.test."}}))
 	soa := exportSOA(t, 7)
 	soa.Expire = 14 * 86400
 	for range 8 {
 		// Just before the window moves is when the least is left.
-		c.add(24*time.Hour - time.Second)
+		c.Add(24*time.Hour - time.Second)
 		out, signSOA, err := m.Export("ex.test.", soa, exportZone(t))
 		require.NoError(t, err)
 		for _, rr := range append(out, signSOA(soa)...) {
 			if sig, ok := rr.(*dns.RRSIG); ok {
-				left := time.Unix(int64(sig.Expiration), 0).Sub(c.now())
+				left := time.Unix(int64(sig.Expiration), 0).Sub(c.Now())
 				require.Greater(t, left, 14*24*time.Hour, "%v", sig)
 			}
 		}
@@ -238,13 +239,13 @@ func TestSyncPolicyChangeKeepsKeys(t *testing.T) {
 // is; it used to carry the state's id, and a renewal re-exported every
 // signed zone.
 func TestExportStampIgnoresRenewal(t *testing.T) {
-	c := &clock{t: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)}
+	c := testclock.New(time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC))
 	m := newTestManager(t, t.TempDir(), c, nil, nil)
 	require.NoError(t, m.Sync([]ZoneConfig{{Origin: "ex.test."}}))
 	before, _ := m.ExportStamp("ex.test.")
 	id := m.state("ex.test.").id
 	m.mu.Lock()
-	require.NoError(t, m.renew(m.zones["ex.test."], c.now()))
+	require.NoError(t, m.renew(m.zones["ex.test."], c.Now()))
 	m.mu.Unlock()
 	require.NotEqual(t, id, m.state("ex.test.").id, "renewed")
 	after, _ := m.ExportStamp("ex.test.")

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/geodns/geodns/dnssec"
+	"github.com/geodns/geodns/internal/testclock"
 	"github.com/geodns/geodns/resolver"
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
@@ -20,8 +21,8 @@ const signedSrc = zoneSrc + "dnssec: {algorithm: ECDSAP256SHA256}\n"
 
 // signedHarnessRO is signedHarness with the zone source and manager options
 // given; it returns the manager too.
-func signedHarnessRO(t *testing.T, stateDir, keyDir string, c *clock, src string, ro bool) (*harness, *dnssec.Manager) {
-	m := dnssec.NewManager(dnssec.Options{Store: dnssec.Store{Dir: keyDir}, Now: c.now, ReadOnly: ro})
+func signedHarnessRO(t *testing.T, stateDir, keyDir string, c *testclock.Clock, src string, ro bool) (*harness, *dnssec.Manager) {
+	m := dnssec.NewManager(dnssec.Options{Store: dnssec.Store{Dir: keyDir}, Now: c.Now, ReadOnly: ro})
 	h := newHarnessSrc(t, stateDir, src, func(o *Options, cfg *resolver.Config) {
 		if strings.Contains(src, "dnssec:") {
 			err := m.Sync([]dnssec.ZoneConfig{{Origin: "t.test."}})
@@ -126,7 +127,7 @@ func waitSerial(t *testing.T, h *harness, want uint32) {
 // the secondary's serial must swap the SOA's RRSIG.
 func TestRestartSerialOnlyBump(t *testing.T) {
 	stateDir, keyDir := t.TempDir(), t.TempDir()
-	c := &clock{t: time.Now()}
+	c := testclock.New(time.Now())
 	h, _ := signedHarnessRO(t, stateDir, keyDir, c, signedSrc, false)
 	sec := &secondary{t: t}
 	sec.axfr(h)
@@ -142,7 +143,7 @@ func TestRestartSerialOnlyBump(t *testing.T) {
 // signature, the SOA's too.
 func TestSignedToUnsigned(t *testing.T) {
 	stateDir, keyDir := t.TempDir(), t.TempDir()
-	c := &clock{t: time.Now()}
+	c := testclock.New(time.Now())
 	h, m := signedHarnessRO(t, stateDir, keyDir, c, signedSrc, false)
 	sec := &secondary{t: t}
 	sec.axfr(h)
@@ -161,17 +162,25 @@ func TestSignedToUnsigned(t *testing.T) {
 	sec.equalsAXFR(h, "unsigned -> signed")
 }
 
+// exportedPastZoneSerial serves signedSrc with its keys in keyDir and
+// moves the signing window once: the exported serial is 101, past the
+// zone's own 100.
+func exportedPastZoneSerial(t *testing.T) (h *harness, stateDir, keyDir string, c *testclock.Clock) {
+	stateDir, keyDir = t.TempDir(), t.TempDir()
+	c = testclock.New(time.Now())
+	h, _ = signedHarnessRO(t, stateDir, keyDir, c, signedSrc, false)
+	c.Add(7 * 24 * time.Hour)
+	h.srv.Changed(nil)
+	waitSerial(t, h, 101)
+	return h, stateDir, keyDir, c
+}
+
 // TestSignerLostAtRestart: the exported serial moved past the zone's
 // own (a window move); after a restart where the keys cannot be loaded
 // (read-only key directory without the file, as a follow: node before
 // they arrive), the exported serial must not go back.
 func TestSignerLostAtRestart(t *testing.T) {
-	stateDir, keyDir := t.TempDir(), t.TempDir()
-	c := &clock{t: time.Now()}
-	h, _ := signedHarnessRO(t, stateDir, keyDir, c, signedSrc, false)
-	c.add(7 * 24 * time.Hour)
-	h.srv.Changed(nil)
-	waitSerial(t, h, 101)
+	_, stateDir, _, c := exportedPastZoneSerial(t)
 
 	h2, _ := signedHarnessRO(t, stateDir, t.TempDir(), c, signedSrc, true)
 	s, ok := h2.srv.Serial("t.test.")
@@ -185,14 +194,14 @@ func TestSignerLostAtRestart(t *testing.T) {
 // IXFR applied; the secondary ends as the AXFR.
 func TestWindowMovesAndEdits(t *testing.T) {
 	stateDir, keyDir := t.TempDir(), t.TempDir()
-	c := &clock{t: time.Now()}
+	c := testclock.New(time.Now())
 	h, _ := signedHarnessRO(t, stateDir, keyDir, c, signedSrc, false)
 	sec := &secondary{t: t}
 	sec.axfr(h)
 	serial := 100
 	for i := 0; i < 6; i++ {
 		if i%2 == 0 {
-			c.add(7 * 24 * time.Hour)
+			c.Add(7 * 24 * time.Hour)
 			h.srv.Changed(nil)
 		} else {
 			src := strings.Replace(signedSrc, "serial: 100", "serial: 100", 1)
@@ -210,7 +219,7 @@ func TestWindowMovesAndEdits(t *testing.T) {
 // with only its serial bumped: the IXFR swaps the SOA's RRSIG.
 func TestReaddSigned(t *testing.T) {
 	stateDir, keyDir := t.TempDir(), t.TempDir()
-	c := &clock{t: time.Now()}
+	c := testclock.New(time.Now())
 	h, m := signedHarnessRO(t, stateDir, keyDir, c, signedSrc, false)
 	sec := &secondary{t: t}
 	sec.axfr(h)
@@ -239,8 +248,8 @@ func (f *failingSigner) Export(origin string, soa *dns.SOA, rrs []dns.RR) ([]dns
 // TestFailingSignerRetriedEveryPoll: a signer whose Export fails is not
 // called (and logged) again at every 200 ms poll (it was: 10 calls in 2 s).
 func TestFailingSignerRetriedEveryPoll(t *testing.T) {
-	c := &clock{t: time.Now()}
-	m := dnssec.NewManager(dnssec.Options{Store: dnssec.Store{Dir: t.TempDir()}, Now: c.now})
+	c := testclock.New(time.Now())
+	m := dnssec.NewManager(dnssec.Options{Store: dnssec.Store{Dir: t.TempDir()}, Now: c.Now})
 	f := &failingSigner{Manager: m}
 	h := newHarnessSrc(t, t.TempDir(), signedSrc, func(o *Options, cfg *resolver.Config) {
 		require.NoError(t, m.Sync([]dnssec.ZoneConfig{{Origin: "t.test."}}))
@@ -269,15 +278,15 @@ func (f *slowSigner) Export(origin string, soa *dns.SOA, rrs []dns.RR) ([]dns.RR
 // answered with its new SOA under the old exported serial and the old
 // exported SOA's RRSIG: a signature that does not verify.
 func TestPatchedSOAStaleSigs(t *testing.T) {
-	c := &clock{t: time.Now()}
-	m := dnssec.NewManager(dnssec.Options{Store: dnssec.Store{Dir: t.TempDir()}, Now: c.now})
+	c := testclock.New(time.Now())
+	m := dnssec.NewManager(dnssec.Options{Store: dnssec.Store{Dir: t.TempDir()}, Now: c.Now})
 	f := &slowSigner{Manager: m}
 	h := newHarnessSrc(t, t.TempDir(), signedSrc, func(o *Options, cfg *resolver.Config) {
 		require.NoError(t, m.Sync([]dnssec.ZoneConfig{{Origin: "t.test."}}))
 		o.Signer = f
 		cfg.Signer = resolver.NewSigner(m)
 	})
-	c.add(7 * 24 * time.Hour) // the window moves: exported 101, the zone's own 100
+	c.Add(7 * 24 * time.Hour) // the window moves: exported 101, the zone's own 100
 	h.srv.Changed(nil)
 	waitSerial(t, h, 101)
 	keys, _ := m.Apex("t.test.", dns.TypeDNSKEY)
@@ -315,12 +324,7 @@ func TestPatchedSOAStaleSigs(t *testing.T) {
 // keys come back in a later window: the serial the secondaries hold must
 // not name another content.
 func TestSignerLostSerialReused(t *testing.T) {
-	stateDir, keyDir := t.TempDir(), t.TempDir()
-	c := &clock{t: time.Now()}
-	h, _ := signedHarnessRO(t, stateDir, keyDir, c, signedSrc, false)
-	c.add(7 * 24 * time.Hour)
-	h.srv.Changed(nil)
-	waitSerial(t, h, 101)
+	h, stateDir, keyDir, c := exportedPastZoneSerial(t)
 	sec := &secondary{t: t}
 	sec.axfr(h)
 
@@ -335,7 +339,7 @@ func TestSignerLostSerialReused(t *testing.T) {
 	s, ok := h2.srv.Serial("t.test.")
 	t.Logf("restarted without keys: view %v, serial %d", ok, s)
 	// A week later the keys are back.
-	c.add(7 * 24 * time.Hour)
+	c.Add(7 * 24 * time.Hour)
 	for _, f := range files {
 		require.NoError(t, os.Rename(filepath.Join(aside, filepath.Base(f)), f))
 	}
@@ -359,12 +363,7 @@ func TestSignerLostSerialReused(t *testing.T) {
 // when the zone or its signing changes, not at every 200 ms poll, which
 // rebuilt and published the whole view map five times a second.
 func TestHeldZoneNotRebuiltEveryPoll(t *testing.T) {
-	stateDir, keyDir := t.TempDir(), t.TempDir()
-	c := &clock{t: time.Now()}
-	h, _ := signedHarnessRO(t, stateDir, keyDir, c, signedSrc, false)
-	c.add(7 * 24 * time.Hour)
-	h.srv.Changed(nil)
-	waitSerial(t, h, 101)
+	_, stateDir, _, c := exportedPastZoneSerial(t)
 
 	h2, _ := signedHarnessRO(t, stateDir, t.TempDir(), c, signedSrc, true) // no keys
 	before := h2.srv.views.Load()

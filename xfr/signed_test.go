@@ -3,34 +3,21 @@ package xfr
 import (
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/geodns/geodns/dnssec"
+	"github.com/geodns/geodns/internal/testclock"
 	"github.com/geodns/geodns/resolver"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 )
 
-// clock is a settable clock: the signer's export window moves with it.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // signedHarness serves zoneSrc signed (dnssec:), online and in transfers,
 // with keys in keyDir and the signer's clock c.
-func signedHarness(t *testing.T, stateDir, keyDir string, c *clock) *harness {
-	m := dnssec.NewManager(dnssec.Options{Store: dnssec.Store{Dir: keyDir}, Now: c.now})
+func signedHarness(t *testing.T, stateDir, keyDir string, c *testclock.Clock) *harness {
+	m := dnssec.NewManager(dnssec.Options{Store: dnssec.Store{Dir: keyDir}, Now: c.Now})
 	return newHarnessSrc(t, stateDir, zoneSrc+"dnssec: {algorithm: ECDSAP256SHA256}\n", func(o *Options, cfg *resolver.Config) {
 		require.NoError(t, m.Sync([]dnssec.ZoneConfig{{Origin: "t.test."}}))
 		o.Signer = m
@@ -83,7 +70,7 @@ func checkSigned(t *testing.T, axfr []dns.RR, at time.Time) []dns.RR {
 // same serial.
 func TestSignedZoneTransfer(t *testing.T) {
 	stateDir, keyDir := t.TempDir(), t.TempDir()
-	c := &clock{t: time.Now()}
+	c := testclock.New(time.Now())
 	h := signedHarness(t, stateDir, keyDir, c)
 	axfr := func() []dns.RR {
 		rrs, err := h.xfr("t.test.", dns.TypeAXFR, 0, keyName, dns.HmacSHA256, keySecret)
@@ -110,16 +97,16 @@ func TestSignedZoneTransfer(t *testing.T) {
 	}
 	first := axfr()
 	require.Equal(t, uint32(100), first[0].(*dns.SOA).Serial)
-	old := checkSigned(t, first, c.now())
+	old := checkSigned(t, first, c.Now())
 	t.Logf("AXFR: %d records, the first and last the SOA", len(first))
 
 	// A week on: the signatures are made again, the serial moves.
-	c.add(7 * 24 * time.Hour)
+	c.Add(7 * 24 * time.Hour)
 	h.srv.Changed(nil)
 	require.Eventually(t, func() bool { s, _ := h.srv.Serial("t.test."); return s == 101 }, 5*time.Second, 10*time.Millisecond)
 	second := axfr()
 	require.Equal(t, uint32(101), second[0].(*dns.SOA).Serial)
-	cur := checkSigned(t, second, c.now())
+	cur := checkSigned(t, second, c.Now())
 
 	soa, sigs := soaAnswer()
 	require.Equal(t, uint32(101), soa.Serial, "SOA answers say the exported serial")
@@ -182,7 +169,7 @@ func TestSignedZoneTransfer(t *testing.T) {
 // content (a SIGHUP) keeps its signed records, built, sorted and signed
 // once; a 100k-record zone took 6.8 s of the transfer loop per SIGHUP.
 func TestSignedReloadReusesExport(t *testing.T) {
-	c := &clock{t: time.Now()}
+	c := testclock.New(time.Now())
 	h := signedHarness(t, t.TempDir(), t.TempDir(), c)
 	before := (*h.srv.views.Load())["t.test."]
 	require.NotEmpty(t, before.soaSigs)
@@ -201,8 +188,8 @@ func TestSignedReloadReusesExport(t *testing.T) {
 // SOA's expire (14 days here) plus an hour.
 func TestTransferSignatureExpiryMetric(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	c := &clock{t: time.Now()}
-	m := dnssec.NewManager(dnssec.Options{Store: dnssec.Store{Dir: t.TempDir()}, Now: c.now})
+	c := testclock.New(time.Now())
+	m := dnssec.NewManager(dnssec.Options{Store: dnssec.Store{Dir: t.TempDir()}, Now: c.Now})
 	newHarnessSrc(t, t.TempDir(), zoneSrc+"dnssec: {algorithm: ECDSAP256SHA256}\n", func(o *Options, cfg *resolver.Config) {
 		require.NoError(t, m.Sync([]dnssec.ZoneConfig{{Origin: "t.test."}}))
 		o.Signer, o.Registerer = m, reg
