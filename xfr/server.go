@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"path/filepath"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -364,6 +363,7 @@ func (s *Server) update(ctx context.Context) {
 // version's difference deletes the last SOA's signatures and adds its own.
 func (s *Server) version(prev *view, origin string, soa *dns.SOA, want uint32, rrs []dns.RR, hash [32]byte, follow, fixed bool, signSOA func(*dns.SOA) []dns.RR) *view {
 	v := &view{origin: origin, rrs: rrs, hash: hash}
+	made := false // the journal ends with a delta made here
 	st := s.state[origin]
 	hashHex := hex.EncodeToString(hash[:])
 	// The SOA's other fields are content too: an edit of the negative TTL
@@ -401,10 +401,12 @@ func (s *Server) version(prev *view, origin string, soa *dns.SOA, want uint32, r
 			v.journal = base
 		case serialAfter(serial, st.Serial) && known:
 			// Journaled: what changed since the last version (maybe
-			// nothing but the SOA).
+			// nothing but the SOA). It is the journal's last delta, of a
+			// slice of its own (trim drops the oldest first).
 			d := diff(old, rrs)
 			d.From, d.To = st.Serial, serial
 			v.journal = s.trim(append(append([]delta(nil), base...), d))
+			made = len(v.journal) > 0
 		}
 		// Else (a restart with other content, or a signed zone whose
 		// serial did not move forward): the old content is not kept, so
@@ -427,11 +429,11 @@ func (s *Server) version(prev *view, origin string, soa *dns.SOA, want uint32, r
 			key = sha256.Sum256(b[:])
 		}
 		if x, ok := src.Serial("export:"+origin, key, serial, prevSerial, moved); ok && x != serial {
-			if !moved {
-				v.journal = nil // renumbered, not changed: its deltas end at the old serial
-			} else if n := len(v.journal); n > 0 && v.journal[n-1].From == prevSerial && v.journal[n-1].To == serial {
-				v.journal[n-1].To = x
+			if made {
+				v.journal[len(v.journal)-1].To = x
 			} else {
+				// Renumbered, not changed, or changed with no delta: the
+				// journal's deltas end at another serial.
 				v.journal = nil
 			}
 			serial = x
@@ -458,15 +460,10 @@ func (s *Server) version(prev *view, origin string, soa *dns.SOA, want uint32, r
 			}
 		}
 	}
-	if len(oldSigs)+len(v.soaSigs) > 0 {
-		if n := len(v.journal); n > 0 && v.journal[n-1].To == serial && st != nil && v.journal[n-1].From == st.Serial &&
-			serial != st.Serial {
-			// The difference made here (a copy: base's are shared).
-			d := v.journal[n-1]
-			d.Del = append(slices.Clip(d.Del), oldSigs...)
-			d.Add = append(slices.Clip(d.Add), v.soaSigs...)
-			v.journal = append(slices.Clip(v.journal[:n-1]), d)
-		}
+	if made {
+		d := &v.journal[len(v.journal)-1]
+		d.Del = append(d.Del, oldSigs...)
+		d.Add = append(d.Add, v.soaSigs...)
 	}
 	s.state[origin] = &zoneState{Serial: serial, Hash: hashHex, SOA: soaText, Journal: journalJSON(v.journal)}
 	return v
