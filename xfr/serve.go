@@ -238,55 +238,38 @@ func (s *Server) patchSOA(m *dns.Msg) {
 	// answer: patched in copies. A signed zone's SOA signatures are the
 	// exported SOA's, which cover its serial.
 	patch := func(sec []dns.RR) []dns.RR {
-		// An answer from a version of the zone the view was not built
-		// from (Run has not built it yet) whose SOA differs from the
-		// exported one but for the serial is left as it is: the exported
-		// SOA's signatures would not cover it.
-		for _, rr := range sec {
-			if x, ok := rr.(*dns.SOA); ok && dns.CanonicalName(x.Hdr.Name) == v.origin {
-				y := *x
-				y.Serial = v.soa.Serial
-				if !dns.IsDuplicate(&y, v.soa) {
-					return sec
-				}
-			}
+		i := slices.IndexFunc(sec, func(rr dns.RR) bool {
+			x, ok := rr.(*dns.SOA)
+			return ok && dns.CanonicalName(x.Hdr.Name) == v.origin
+		})
+		if i < 0 {
+			return sec
 		}
-		out := sec
+		soa := dns.Copy(sec[i]).(*dns.SOA)
+		soa.Serial = v.soa.Serial
+		if !dns.IsDuplicate(soa, v.soa) {
+			// From a version of the zone the view was not built from
+			// (Run has not built it yet), its SOA other than the exported
+			// one: left as it is, which the exported signatures would not
+			// cover.
+			return sec
+		}
+		out := make([]dns.RR, 0, len(sec)+len(v.soaSigs))
 		signed := false
-		for i, rr := range sec {
-			switch x := rr.(type) {
-			case *dns.SOA:
-				if dns.CanonicalName(x.Hdr.Name) != v.origin {
-					continue
-				}
-				if &out[0] == &sec[0] {
-					out = slices.Clone(sec)
-				}
-				x = dns.Copy(x).(*dns.SOA)
-				x.Serial = v.soa.Serial
-				out[i] = x
-			case *dns.RRSIG:
-				if x.TypeCovered == dns.TypeSOA && dns.CanonicalName(x.Hdr.Name) == v.origin {
-					if &out[0] == &sec[0] {
-						out = slices.Clone(sec)
-					}
-					signed = true
-					out[i] = nil
-				}
+		for j, rr := range sec {
+			if x, ok := rr.(*dns.RRSIG); ok && x.TypeCovered == dns.TypeSOA && dns.CanonicalName(x.Hdr.Name) == v.origin {
+				signed = true // the zone's own: the exported SOA's go in
+				continue
 			}
-		}
-		if !signed {
-			return out
-		}
-		// out is a copy: the old signatures go, the exported SOA's take
-		// their place.
-		kept := out[:0]
-		for _, rr := range out {
-			if rr != nil {
-				kept = append(kept, rr)
+			if j == i {
+				rr = soa
 			}
+			out = append(out, rr)
 		}
-		return append(kept, v.soaSigs...)
+		if signed {
+			out = append(out, v.soaSigs...)
+		}
+		return out
 	}
 	m.Answer, m.Ns = patch(m.Answer), patch(m.Ns)
 }
