@@ -94,8 +94,7 @@ type Server struct {
 	lastSet  *zones.Set
 	notifyMu sync.Mutex
 	pending  map[string]*context.CancelFunc // origin+target -> the NOTIFY still retrying
-	held     map[string]*zones.Zone         // zones whose view is held back (update), logged once
-	failed   map[string]exportFailure       // zones whose transfer could not be signed
+	held     map[string]hold                // zones whose view is held back (update)
 
 	notifies atomic.Uint64 // NOTIFY messages sent, retries included
 	running  atomic.Int32  // Runs building views: a transfer waits for one only then
@@ -154,7 +153,7 @@ func New(o Options) (*Server, error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	s := &Server{opts: o, kick: make(chan struct{}, 1), state: map[string]*zoneState{}, pending: map[string]*context.CancelFunc{}, held: map[string]*zones.Zone{}, failed: map[string]exportFailure{}}
+	s := &Server{opts: o, kick: make(chan struct{}, 1), state: map[string]*zoneState{}, pending: map[string]*context.CancelFunc{}, held: map[string]hold{}}
 	s.timed, _ = o.Inner.(timedInner)
 	empty := map[string]*view{}
 	s.views.Store(&empty)
@@ -238,7 +237,7 @@ func (s *Server) update(ctx context.Context) {
 			next[z.Origin] = prev
 			continue
 		}
-		if s.failed[z.Origin].holds(z, stamp) {
+		if s.held[z.Origin].holds(z, stamp) {
 			if prev != nil {
 				next[z.Origin] = prev
 			}
@@ -260,11 +259,11 @@ func (s *Server) update(ctx context.Context) {
 			if prev != nil {
 				next[z.Origin] = prev
 			}
-			if s.held[z.Origin] != z {
-				s.held[z.Origin] = z
+			if s.held[z.Origin].z != z { // said once per version
 				s.opts.Log.Error("transfer: the zone's transfer cannot be signed and its serial is behind the exported one; secondaries keep what they have",
 					"zone", z.Origin, "serial", z.Serial, "exported", st.Serial)
 			}
+			s.held[z.Origin] = hold{z, stamp, time.Now()}
 			continue
 		}
 		var rrs []dns.RR
@@ -283,13 +282,12 @@ func (s *Server) update(ctx context.Context) {
 			rrs, signSOA, err = s.opts.Signer.Export(z.Origin, z.SOA(), rrs)
 			if err != nil {
 				s.opts.Log.Error("transfer: cannot sign the zone; secondaries keep what they have", "zone", z.Origin, "error", err)
-				s.failed[z.Origin] = exportFailure{z, stamp, time.Now()}
+				s.held[z.Origin] = hold{z, stamp, time.Now()}
 				if prev != nil {
 					next[z.Origin] = prev
 				}
 				continue
 			}
-			delete(s.failed, z.Origin)
 			rrs, hash = sortDigest(rrs)
 		default:
 			rrs, hash = exported(z)
@@ -300,6 +298,7 @@ func (s *Server) update(ctx context.Context) {
 		v := s.version(prev, z.Origin, z.SOA(), z.Serial, rrs, hash, true, z.DNSSEC != nil && !signed, signSOA)
 		v.src, v.tr, v.stamp = z, z.Transfer, stamp
 		next[z.Origin] = v
+		delete(s.held, z.Origin)
 		dirty = true
 		if prev == nil || prev.soa.Serial != v.soa.Serial {
 			changed = append(changed, v)
@@ -469,16 +468,17 @@ func (s *Server) version(prev *view, origin string, soa *dns.SOA, want uint32, r
 	return v
 }
 
-// exportFailure is a zone version whose transfer could not be signed
-// with stamp: tried again when either changes, or a minute later.
-type exportFailure struct {
+// hold is a zone version whose view is held back, its transfer not
+// signed with stamp (signing failed, or its signer has no keys): looked at
+// again when either changes, or a minute later, not at every poll.
+type hold struct {
 	z     *zones.Zone
 	stamp string
 	at    time.Time
 }
 
-func (f exportFailure) holds(z *zones.Zone, stamp string) bool {
-	return f.z == z && f.stamp == stamp && time.Since(f.at) < time.Minute
+func (h hold) holds(z *zones.Zone, stamp string) bool {
+	return h.z == z && h.stamp == stamp && time.Since(h.at) < time.Minute
 }
 
 // stamp returns what a zone's transfer would be signed with now, and
@@ -500,9 +500,9 @@ func (s *Server) resign(set *zones.Set, views map[string]*view) bool {
 		if z.DNSSEC == nil || z.Transfer == nil {
 			continue
 		}
-		stamp, signed := s.stamp(z)
-		if s.failed[z.Origin].holds(z, stamp) || !signed && s.held[z.Origin] == z {
-			continue // looked at again when the zone or its signing changes
+		stamp, _ := s.stamp(z)
+		if s.held[z.Origin].holds(z, stamp) {
+			continue
 		}
 		if v := views[z.Origin]; v == nil || v.stamp != stamp {
 			return true
