@@ -1,6 +1,7 @@
 package dnssec
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/sha256"
 	"encoding/hex"
@@ -152,8 +153,10 @@ func (m *Manager) Export(origin string, soa *dns.SOA, rrs []dns.RR) (out []dns.R
 
 	// RRsets by owner, the owners in canonical order.
 	type owner struct {
-		name, shown string // canonical; as the records have it
+		name, shown string   // canonical; as the records have it
+		labels      [][]byte // name's labels, lowercased octets: its canonical order
 		sets        map[uint16][]dns.RR
+		cut         bool // a delegation
 	}
 	byName := map[string]*owner{}
 	var names []*owner
@@ -161,7 +164,7 @@ func (m *Manager) Export(origin string, soa *dns.SOA, rrs []dns.RR) (out []dns.R
 		n := dns.CanonicalName(rr.Header().Name)
 		o := byName[n]
 		if o == nil {
-			o = &owner{name: n, shown: rr.Header().Name, sets: map[uint16][]dns.RR{}}
+			o = &owner{name: n, shown: rr.Header().Name, labels: canonicalLabels(n), sets: map[uint16][]dns.RR{}}
 			byName[n] = o
 			names = append(names, o)
 		}
@@ -180,11 +183,10 @@ func (m *Manager) Export(origin string, soa *dns.SOA, rrs []dns.RR) (out []dns.R
 		add(&dns.SOA{Hdr: dns.RR_Header{Name: origin, Rrtype: dns.TypeSOA, Class: dns.ClassINET}})
 		delete(byName[origin].sets, dns.TypeSOA)
 	}
-	slices.SortFunc(names, func(a, b *owner) int { return canonicalCompare(a.name, b.name) })
+	slices.SortFunc(names, func(a, b *owner) int { return compareLabels(a.labels, b.labels) })
 
 	ttl := min(soa.Hdr.Ttl, soa.Minttl)
 	var chain []*owner // the authoritative names, in order
-	var kinds []bool   // per chain name: a delegation
 	// The names below a cut follow it in canonical order, none between
 	// but below it: the last cut is the only one a name can be below.
 	cut := ""
@@ -197,19 +199,18 @@ func (m *Manager) Export(origin string, soa *dns.SOA, rrs []dns.RR) (out []dns.R
 			}
 			continue
 		}
-		isCut := o.name != origin && o.sets[dns.TypeNS] != nil
-		if isCut {
+		o.cut = o.name != origin && o.sets[dns.TypeNS] != nil
+		if o.cut {
 			cut = o.name
 		}
 		for _, t := range sortedTypes(o.sets) {
 			out = append(out, o.sets[t]...)
-			if isCut && t != dns.TypeDS {
+			if o.cut && t != dns.TypeDS {
 				continue // the child's NS: not ours to sign
 			}
 			sign(o.sets[t])
 		}
 		chain = append(chain, o)
-		kinds = append(kinds, isCut)
 	}
 	for i, o := range chain {
 		next := chain[(i+1)%len(chain)].shown
@@ -218,7 +219,7 @@ func (m *Manager) Export(origin string, soa *dns.SOA, rrs []dns.RR) (out []dns.R
 			types = append(types, dns.TypeSOA)
 		}
 		for t := range o.sets {
-			if !kinds[i] || t == dns.TypeNS || t == dns.TypeDS {
+			if !o.cut || t == dns.TypeNS || t == dns.TypeDS {
 				types = append(types, t)
 			}
 		}
@@ -281,32 +282,32 @@ func sortedTypes(sets map[uint16][]dns.RR) []uint16 {
 	return ts
 }
 
-// canonicalCompare orders names as RFC 4034 6.1 does: label by label from
-// the root, each label as lowercased octets.
-func canonicalCompare(a, b string) int {
-	wa, wb := nameLabels(a), nameLabels(b)
-	for i, j := len(wa)-1, len(wb)-1; i >= 0 && j >= 0; i, j = i-1, j-1 {
-		la, lb := wa[i], wb[j]
-		for k := 0; k < len(la) && k < len(lb); k++ {
-			if c := int(lower(la[k])) - int(lower(lb[k])); c != 0 {
-				return c
-			}
-		}
-		if c := len(la) - len(lb); c != 0 {
-			return c
-		}
-	}
-	return len(wa) - len(wb)
-}
-
-// wireLabels returns a name's labels as octets (escapes resolved).
-func nameLabels(name string) [][]byte {
+// canonicalLabels returns a name's labels as lowercased octets (escapes
+// resolved), computed once per name for sorting.
+func canonicalLabels(name string) [][]byte {
 	var buf [256]byte
 	n, err := dns.PackDomainName(dns.Fqdn(name), buf[:], 0, nil, false)
 	if err != nil {
 		return nil
 	}
-	return splitWire(slices.Clone(buf[:n]))
+	labels := splitWire(buf[:n]) // copies
+	for _, l := range labels {
+		for k, c := range l {
+			l[k] = lower(c)
+		}
+	}
+	return labels
+}
+
+// compareLabels orders names as RFC 4034 6.1 does: label by label from
+// the root, each label as lowercased octets (canonicalLabels).
+func compareLabels(a, b [][]byte) int {
+	for i, j := len(a)-1, len(b)-1; i >= 0 && j >= 0; i, j = i-1, j-1 {
+		if c := bytes.Compare(a[i], b[j]); c != 0 {
+			return c
+		}
+	}
+	return len(a) - len(b)
 }
 
 // deterministic signs with RFC 6979 nonces (ECDSA with no random source;
