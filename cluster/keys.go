@@ -221,35 +221,24 @@ func (s *KeyStore) LoadKeys(origin string) (*dnssec.ZoneKeys, string, error) {
 // fallback reads the local copy when etcd could not be asked (err says
 // why, nil: it failed lately).
 func (s *KeyStore) fallback(origin string, err error) (*dnssec.ZoneKeys, string, error) {
+	if err == nil {
+		err = errors.New("etcd is unreachable")
+	}
 	if s.local.Dir == "" {
-		if err == nil {
-			err = errors.New("etcd is unreachable")
-		}
 		return nil, "", err
 	}
 	zk, lerr := s.local.Load(origin)
 	if lerr != nil || zk == nil {
-		if err == nil {
-			err = errors.New("etcd is unreachable")
-		}
 		return nil, "", errors.Join(err, lerr, errors.New("and this node has no copy of the keys"))
 	}
 	return zk, "", nil
 }
 
-// keepLocal writes zk to the local copy if it differs.
+// keepLocal writes zk to the local copy (Store.Save leaves it alone if
+// it holds zk already).
 func (s *KeyStore) keepLocal(zk *dnssec.ZoneKeys) {
 	if s.local.Dir == "" {
 		return
-	}
-	b, err := dnssec.MarshalKeys(zk)
-	if err != nil {
-		return
-	}
-	if old, err := s.local.Load(zk.Origin); err == nil && old != nil {
-		if ob, err := dnssec.MarshalKeys(old); err == nil && bytes.Equal(ob, b) {
-			return
-		}
 	}
 	if err := s.local.Save(zk); err != nil {
 		s.c.log.Warn("dnssec: cannot keep a local copy of the keys", "zone", zk.Origin, "error", err)

@@ -1,6 +1,7 @@
 package dnssec
 
 import (
+	"bytes"
 	"crypto"
 	"encoding/json"
 	"errors"
@@ -298,7 +299,8 @@ func (s Store) KeysVersion(origin string) (string, error) {
 }
 
 // Save writes the keys of a zone: a new file, synced, renamed over the old,
-// so a crash leaves one version or the other.
+// so a crash leaves one version or the other; nothing when the file holds
+// them already.
 func (s Store) Save(zk *ZoneKeys) error {
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return err
@@ -307,7 +309,11 @@ func (s Store) Save(zk *ZoneKeys) error {
 	if err != nil {
 		return err
 	}
+	b = append(b, '\n')
 	p := s.path(zk.Origin)
+	if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, b) {
+		return nil // the same keys: no write, no new mtime for followers to reload
+	}
 	f, err := os.CreateTemp(s.Dir, ".keys-*")
 	if err != nil {
 		return err
@@ -317,7 +323,7 @@ func (s Store) Save(zk *ZoneKeys) error {
 		f.Close()
 		return err
 	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
+	if _, err := f.Write(b); err != nil {
 		f.Close()
 		return err
 	}
