@@ -305,3 +305,37 @@ func (c *Cluster) WaitHealthy() {
 		}
 	}
 }
+
+// Leader returns the index of the member that leads the cluster now (-1
+// when no running member names a leader it knows). Killing the leader
+// makes etcd elect another, which pauses every write and lease keep-alive
+// for an election timeout or two; killing a follower pauses nothing.
+func (c *Cluster) Leader() int {
+	c.t.Helper()
+	cli := c.newClient()
+	defer cli.Close()
+	ids := map[uint64]int{}
+	var leader uint64
+	for i, m := range c.members {
+		c.mu.Lock()
+		running := m.cmd != nil
+		c.mu.Unlock()
+		if !running {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		st, err := cli.Status(ctx, m.client)
+		cancel()
+		if err != nil {
+			continue
+		}
+		ids[st.Header.MemberId] = i
+		if st.Leader != 0 {
+			leader = st.Leader
+		}
+	}
+	if i, ok := ids[leader]; ok {
+		return i
+	}
+	return -1
+}
