@@ -24,7 +24,9 @@ type run struct {
 // fixed rate: one client, 50 outstanding, -fixed-qps, every latency kept.
 func load(e env, p pass, name string, round int, c cell, port, pid int, fixed bool) run {
 	server := addr
-	if c.link {
+	if c.nic {
+		server = nicServer
+	} else if c.link {
 		server = linkServer
 	}
 	var args []string

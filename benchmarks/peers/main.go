@@ -113,11 +113,14 @@ var (
 
 const addr = "127.0.0.1"
 
-// The veth link of the tcp-link cell: the servers' end, and dnsperf's in
-// a namespace of its own. Nothing routes these beyond the pair.
+// The veth links of the tcp-link and tcp-nic cells: the servers' ends,
+// and dnsperf's in a namespace of its own. Nothing routes these beyond
+// the pairs.
 const (
 	linkServer = "10.223.0.1"
 	linkClient = "10.223.0.2"
+	nicServer  = "10.223.0.5"
+	nicClient  = "10.223.0.6"
 )
 
 // ECS 198.51.100.0/24, which the benchmark's GeoIP data places in the US.
@@ -134,7 +137,8 @@ type cell struct {
 	do         bool   // DNSSEC OK set (dnsperf -D)
 	cookie     bool   // a client cookie in every query
 	gen        string // "": dnsperf; "one": ecsload with the cell's one ECS network; "many": ecsload over the 200,000 /24s; "none": ecsload, no EDNS
-	link       bool   // TCP from the client namespace over the veth pair
+	link       bool   // TCP from the client namespace over a veth pair
+	nic        bool   // over the pair that steers received packets to the receiver's CPUs (RPS)
 	fixedOnly  bool   // only the fixed-rate run
 	dbip       bool   // only with the DB-IP data
 }
@@ -155,6 +159,7 @@ var allCells = []cell{
 	{name: "mixed+cookie", file: "q_mixed.txt", cookie: true},
 	{name: "flood+cookie", file: "q_flood.txt", once: true, cookie: true},
 	{name: "tcp-link", file: "q_static.txt", tcp: true, link: true, fixedOnly: true},
+	{name: "tcp-nic", file: "q_static.txt", tcp: true, link: true, nic: true, fixedOnly: true},
 	{name: "ecs200k", file: "q_geo.txt", geo: true, ecs: true, gen: "many", dbip: true},
 	{name: "static-gen", file: "q_static.txt", gen: "none"},
 }
@@ -181,7 +186,7 @@ func issue23() []pass {
 	return []pass{
 		{label: "1 core, synthetic GeoIP2", cores: 1, db: "synthetic", fixed: true,
 			servers: []string{"geodns", "geodns-rrl", "gdnsd", "knot", "knot-rrl", "knot-geoip", "nsd", "nsd-rrl"},
-			cells:   cellsNamed("static,static-gen,geo,ecs,mixed,tcp,tcp-link,static+cookie,geo+cookie,ecs+cookie,mixed+cookie,flood,flood+cookie")},
+			cells:   cellsNamed("static,static-gen,geo,ecs,mixed,tcp,tcp-link,tcp-nic,static+cookie,geo+cookie,ecs+cookie,mixed+cookie,flood,flood+cookie")},
 		{label: "2 cores, synthetic GeoIP2", cores: 2, db: "synthetic",
 			servers: []string{"geodns", "gdnsd", "knot", "knot-geoip"},
 			cells:   cellsNamed("static,geo,ecs,mixed,tcp,flood")},
@@ -438,7 +443,55 @@ func setupLink() string {
 	run("-n", ns, "addr", "add", linkClient+"/30", "dev", "gp-cli")
 	run("-n", ns, "link", "set", "gp-cli", "up")
 	run("-n", ns, "link", "set", "lo", "up")
+	// The NIC-like pair: each end steers what it receives (RPS) to its
+	// own side's CPU, as a NIC's interrupt lands on the receiving machine.
+	// On a plain veth the sender's system call runs the receiver's
+	// stack and wakes the receiver's thread, so a server pays for its
+	// client's receive work.
+	run("link", "add", "gp-nsrv", "type", "veth", "peer", "name", "gp-ncli", "netns", ns)
+	run("addr", "add", nicServer+"/30", "dev", "gp-nsrv")
+	run("link", "set", "gp-nsrv", "up")
+	run("-n", ns, "addr", "add", nicClient+"/30", "dev", "gp-ncli")
+	run("-n", ns, "link", "set", "gp-ncli", "up")
+	srvCPUs, cliCPUs := "0", "1" // one server core's pass, where the fixed-rate runs are
+	if *serverCPU != "" {
+		srvCPUs = *serverCPU
+	}
+	if *clientCPU != "" {
+		cliCPUs = *clientCPU
+	}
+	// /sys shows the devices of the namespace that mounted it: the
+	// harness's own namespace gets a fresh mount in a private mount
+	// namespace, and ip netns exec makes one for the client's.
+	for _, w := range [][]string{
+		{"unshare", "-m", "sh", "-c", "mount -t sysfs sysfs /sys && echo " + cpuMask(srvCPUs) + " > /sys/class/net/gp-nsrv/queues/rx-0/rps_cpus"},
+		{"ip", "netns", "exec", ns, "sh", "-c", "echo " + cpuMask(cliCPUs) + " > /sys/class/net/gp-ncli/queues/rx-0/rps_cpus"},
+	} {
+		if out, err := exec.Command(w[0], w[1:]...).CombinedOutput(); err != nil {
+			fatalf("%s: %v\n%s", strings.Join(w, " "), err, out)
+		}
+	}
 	return ns
+}
+
+// cpuMask turns a CPU list as taskset takes it ("0", "0-1", "1,3") into
+// the hex mask sysfs takes.
+func cpuMask(list string) string {
+	var m uint64
+	for _, part := range strings.Split(list, ",") {
+		lo, hi, ok := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		check(err)
+		b := a
+		if ok {
+			b, err = strconv.Atoi(hi)
+			check(err)
+		}
+		for i := a; i <= b; i++ {
+			m |= 1 << i
+		}
+	}
+	return strconv.FormatUint(m, 16)
 }
 
 // rotate returns xs turned left by k.

@@ -55,7 +55,7 @@ func start(e env, p pass, dir, name string, port int) (*exec.Cmd, bool) {
 		args := []string{bin, "serve", "--zones", zd, "--http", "off", "--log-format", "json",
 			"--state-dir", filepath.Join(dir, "state")}
 		if e.netns != "" {
-			// The two addresses the cells use, not the wildcard the
+			// The three addresses the cells use, not the wildcard the
 			// others listen on: on a wildcard socket geodns steers
 			// datagrams to readers by CPU only if every interface
 			// spreads its receive work over CPUs (resolver/spread_linux.go),
@@ -63,7 +63,8 @@ func start(e env, p pass, dir, name string, port int) (*exec.Cmd, bool) {
 			// loopback it steers. (On two cores that cost geodns about a third
 			// of its QPS per core in 2026-12-03's suite.)
 			args = append(args, "--listen", net.JoinHostPort(addr, strconv.Itoa(port)),
-				"--listen", net.JoinHostPort(linkServer, strconv.Itoa(port)))
+				"--listen", net.JoinHostPort(linkServer, strconv.Itoa(port)),
+				"--listen", net.JoinHostPort(nicServer, strconv.Itoa(port)))
 		} else {
 			args = append(args, "--listen", listen)
 		}
