@@ -62,6 +62,10 @@
 //     (the harness then runs in a new network namespace itself: root), so
 //     that what is measured is not loopback's Nagle/ack coupling of client
 //     and server.
+//   - tcp-nic: the same over a second veth pair whose ends steer what they
+//     receive (RPS) to their own side's CPUs: the client's receive work and
+//     wake-up run on dnsperf's CPU, as behind a NIC, not in the server's
+//     send. On a plain veth, as on loopback, the sender pays for both.
 //
 // Peak RSS (VmHWM) is read after every cell, the floods included.
 package main
