@@ -286,8 +286,9 @@ func TestClusterEtcdFailures(t *testing.T) {
 	// A follower down: every node stays connected (for over a lease TTL),
 	// and a change still reaches every node. (Member 0 used to be killed,
 	// and was the leader in about a third of the runs: see below.)
-	follower := (ec.Leader() + 1) % 3
-	ec.Kill(follower)
+	leader := ec.Leader()
+	require.NotEqual(t, -1, leader, "etcd names no leader")
+	ec.Kill((leader + 1) % 3)
 	killed := time.Now()
 	for time.Since(killed) < 4*time.Second { // over a lease TTL
 		for _, n := range nodes {
@@ -311,8 +312,8 @@ func TestClusterEtcdFailures(t *testing.T) {
 	// test's 3 s lease a node may count itself disconnected for a moment
 	// (one of five runs did). Every node answers from its view throughout,
 	// is connected again soon after, and a change reaches all of them.
-	leader := ec.Leader()
-	require.NotEqual(t, -1, leader)
+	leader = ec.Leader()
+	require.NotEqual(t, -1, leader, "etcd names no leader")
 	ec.Kill(leader)
 	killed = time.Now()
 	var flipped []string // nodes that counted themselves disconnected meanwhile
