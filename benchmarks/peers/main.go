@@ -296,6 +296,7 @@ func main() {
 		fatalf("-order: cell or server")
 	}
 	needLink, needGen, needDBIP := false, false, false
+	var linkCPUs [2]string // the server's and the client's CPUs of the first pass with a link cell
 	for i := range passes {
 		p := &passes[i]
 		if p.cores != 1 && p.cores != 2 {
@@ -329,7 +330,9 @@ func main() {
 			p.servers = slices.DeleteFunc(p.servers, func(s string) bool { return s == "knot-geoip" })
 		}
 		for _, c := range p.cells {
-			needLink = needLink || c.link
+			if c.link && !needLink {
+				needLink, linkCPUs = true, [2]string{p.serverCPU, p.cpus}
+			}
 			needGen = needGen || c.gen != ""
 		}
 		needDBIP = needDBIP || p.db == "dbip"
@@ -358,7 +361,7 @@ func main() {
 	go func() { fatalf("%v", <-sig) }()
 	e := env{work: work, listen: addr}
 	if needLink {
-		e.netns = setupLink()
+		e.netns = setupLink(linkCPUs[0], linkCPUs[1])
 		e.listen = "0.0.0.0"
 	}
 	if needGen {
@@ -428,10 +431,11 @@ func estimate(passes []pass) time.Duration {
 	return time.Duration(secs * float64(*rounds) * float64(time.Second))
 }
 
-// setupLink makes the client namespace of tcp-link and the veth pair to
-// it, and returns the namespace's name. Called inside the harness's own
-// namespace, whose loopback it also brings up.
-func setupLink() string {
+// setupLink makes the client namespace of tcp-link and tcp-nic and the
+// two veth pairs to it (tcp-nic's steering what each end receives to
+// srvCPUs and cliCPUs), and returns the namespace's name. Called inside
+// the harness's own namespace, whose loopback it also brings up.
+func setupLink(srvCPUs, cliCPUs string) string {
 	ns := fmt.Sprintf("geodns-peers-%d", os.Getpid())
 	run := func(args ...string) {
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
@@ -457,13 +461,6 @@ func setupLink() string {
 	run("link", "set", "gp-nsrv", "up")
 	run("-n", ns, "addr", "add", nicClient+"/30", "dev", "gp-ncli")
 	run("-n", ns, "link", "set", "gp-ncli", "up")
-	srvCPUs, cliCPUs := "0", "1" // one server core's pass, where the fixed-rate runs are
-	if *serverCPU != "" {
-		srvCPUs = *serverCPU
-	}
-	if *clientCPU != "" {
-		cliCPUs = *clientCPU
-	}
 	// /sys shows the devices of the namespace that mounted it: the
 	// harness's own namespace gets a fresh mount in a private mount
 	// namespace, and ip netns exec makes one for the client's.
@@ -478,10 +475,10 @@ func setupLink() string {
 	return ns
 }
 
-// cpuMask turns a CPU list as taskset takes it ("0", "0-1", "1,3") into
-// the hex mask sysfs takes.
-func cpuMask(list string) string {
-	var m uint64
+// cpuList returns the CPUs of a list as taskset takes it ("0", "0-1",
+// "1,3").
+func cpuList(list string) []int {
+	var out []int
 	for _, part := range strings.Split(list, ",") {
 		lo, hi, ok := strings.Cut(part, "-")
 		a, err := strconv.Atoi(lo)
@@ -491,9 +488,18 @@ func cpuMask(list string) string {
 			b, err = strconv.Atoi(hi)
 			check(err)
 		}
-		for i := a; i <= b; i++ {
-			m |= 1 << i
+		for c := a; c <= b; c++ {
+			out = append(out, c)
 		}
+	}
+	return out
+}
+
+// cpuMask returns a CPU list as the hex mask sysfs takes.
+func cpuMask(list string) string {
+	var m uint64
+	for _, c := range cpuList(list) {
+		m |= 1 << c
 	}
 	return strconv.FormatUint(m, 16)
 }

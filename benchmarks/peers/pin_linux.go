@@ -5,7 +5,6 @@ package main
 import (
 	"os"
 	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,18 +17,8 @@ import (
 // that exist now are moved; those made later inherit it from them.
 func pinSelf(cpus string) {
 	var set unix.CPUSet
-	for _, part := range strings.Split(cpus, ",") {
-		lo, hi, ok := strings.Cut(part, "-")
-		a, err := strconv.Atoi(lo)
-		check(err)
-		b := a
-		if ok {
-			b, err = strconv.Atoi(hi)
-			check(err)
-		}
-		for c := a; c <= b; c++ {
-			set.Set(c)
-		}
+	for _, c := range cpuList(cpus) {
+		set.Set(c)
 	}
 	tasks, err := os.ReadDir("/proc/self/task")
 	check(err)
