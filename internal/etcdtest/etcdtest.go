@@ -170,6 +170,13 @@ func (c *Cluster) start(i int) {
 	go func(done chan struct{}) { cmd.Wait(); log.Close(); close(done) }(m.done)
 }
 
+// running reports whether member m's process is up (not killed).
+func (c *Cluster) running(m *member) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return m.cmd != nil
+}
+
 // Endpoints returns the members' client URLs.
 func (c *Cluster) Endpoints() []string {
 	var out []string
@@ -282,10 +289,7 @@ func (c *Cluster) WaitHealthy() {
 	defer cli.Close()
 	deadline := time.Now().Add(30 * time.Second)
 	for _, m := range c.members {
-		c.mu.Lock()
-		running := m.cmd != nil
-		c.mu.Unlock()
-		if !running {
+		if !c.running(m) {
 			continue
 		}
 		for {
@@ -317,10 +321,7 @@ func (c *Cluster) Leader() int {
 	ids := map[uint64]int{}
 	var leader uint64
 	for i, m := range c.members {
-		c.mu.Lock()
-		running := m.cmd != nil
-		c.mu.Unlock()
-		if !running {
+		if !c.running(m) {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
