@@ -297,14 +297,21 @@ func TestClusterEtcdFailures(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	start := time.Now()
-	code, body = call(t, "POST", nodes[1].url("/api/v1/sites/us-east/undrain"), testToken)
-	require.Equal(t, 200, code, body)
-	untilAnswer(t, c, all3(), eastAddr, time.Second)
-	t.Logf("one etcd member (a follower) down: undrain via ns2 reached all nodes %v after the call", time.Since(start).Round(time.Millisecond))
-	code, body = call(t, "POST", nodes[1].url("/api/v1/sites/us-east/drain"), testToken)
-	require.Equal(t, 200, code, body)
-	untilAnswer(t, c, all3(), westAddr, time.Second)
+	// undrainDrain undrains us-east via n, waits for every node to answer
+	// east, drains it again and waits for west; it returns how long the
+	// undrain took to reach every node.
+	undrainDrain := func(n *clusterNode) time.Duration {
+		start := time.Now()
+		code, body := call(t, "POST", n.url("/api/v1/sites/us-east/undrain"), testToken)
+		require.Equal(t, 200, code, body)
+		untilAnswer(t, c, all3(), eastAddr, time.Second)
+		took := time.Since(start).Round(time.Millisecond)
+		code, body = call(t, "POST", n.url("/api/v1/sites/us-east/drain"), testToken)
+		require.Equal(t, 200, code, body)
+		untilAnswer(t, c, all3(), westAddr, time.Second)
+		return took
+	}
+	t.Logf("one etcd member (a follower) down: undrain via ns2 reached all nodes %v after the call", undrainDrain(nodes[1]))
 	ec.RestartAll()
 
 	// The leader down: etcd elects another (an election timeout or two,
@@ -327,21 +334,14 @@ func TestClusterEtcdFailures(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	waitMetricEverywhere(t, nodes, "geodns_cluster_connected", "1", 10*time.Second, "every node connected after the election")
-	start = time.Now()
-	code, body = call(t, "POST", nodes[0].url("/api/v1/sites/us-east/undrain"), testToken)
-	require.Equal(t, 200, code, body)
-	untilAnswer(t, c, all3(), eastAddr, time.Second)
 	t.Logf("the etcd leader down: nodes that reported disconnected meanwhile: %v; undrain via ns1 reached all nodes %v after the call",
-		flipped, time.Since(start).Round(time.Millisecond))
-	code, body = call(t, "POST", nodes[0].url("/api/v1/sites/us-east/drain"), testToken)
-	require.Equal(t, 200, code, body)
-	untilAnswer(t, c, all3(), westAddr, time.Second)
+		flipped, undrainDrain(nodes[0]))
 	ec.RestartAll()
 
 	// Every member down: nodes notice within a lease TTL and keep the
 	// drain; a change is refused, not half made.
 	ec.KillAll()
-	start = time.Now()
+	start := time.Now()
 	waitMetricEverywhere(t, nodes, "geodns_cluster_connected", "0", 8*time.Second, "every node disconnected")
 	t.Logf("all etcd members down: every node reports disconnected after %v (lease TTL 3s)", time.Since(start).Round(time.Millisecond))
 	for _, n := range nodes {
