@@ -1,6 +1,7 @@
 package benchmarks
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"runtime"
@@ -30,6 +31,25 @@ func loadExampleRouted(b *testing.B, r *route.Router) (*zones.Zone, *resolver.Ha
 	var set atomic.Pointer[zones.Set]
 	set.Store(zones.NewSet(z))
 	return z, resolver.NewHandler(&set, r, resolver.Config{}, nil)
+}
+
+// loadExampleServed is loadExampleRouted with r's plan loop running, as
+// in the server: queries take the plans it publishes.
+func loadExampleServed(b *testing.B, r *route.Router) (*zones.Zone, *resolver.Handler) {
+	b.Helper()
+	z, h := loadExampleRouted(b, r)
+	set := zones.NewSet(z)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.Run(ctx, func() *zones.Set { return set })
+	}()
+	b.Cleanup(func() { cancel(); <-done })
+	for r.PlanGeneration() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	return z, h
 }
 
 var answerCases = []struct {

@@ -51,7 +51,7 @@ func BenchmarkLocate(b *testing.B) {
 // BenchmarkServiceAnswer measures a geo-routed answer: ECS parsed, client
 // located in the real data, sites ranked, the message built and packed.
 func BenchmarkServiceAnswer(b *testing.B) {
-	_, h := loadExampleRouted(b, &route.Router{Loc: realLocator(b)})
+	_, h := loadExampleServed(b, &route.Router{Loc: realLocator(b)})
 	// wire: the server's path (ServeWire: cached packed variants); the
 	// others go through Answer (a dns.Msg in, one out, packed again).
 	for _, c := range []struct {
@@ -124,7 +124,7 @@ func packAll(ms []*dns.Msg) [][]byte {
 // router's memo and counters) shows as time per answer above the
 // one-core figure.
 func BenchmarkServiceAnswerParallel(b *testing.B) {
-	_, h := loadExampleRouted(b, &route.Router{Loc: realLocator(b)})
+	_, h := loadExampleServed(b, &route.Router{Loc: realLocator(b)})
 	wires := packAll(wwwQueries(true, false))
 	b.ReportAllocs()
 	var next atomic.Int32

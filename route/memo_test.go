@@ -39,8 +39,17 @@ func (l *movingLocator) Locate(a netip.Addr) (geo.Location, bool) {
 // decision made from scratch (Explain: the client located and ranked anew)
 // answers, query after query, while dials, overrides, return ramps (the
 // clock moving through one), spillover, all-down and the database change
-// under it. Two routers see the same state and rotate in step.
+// under it. Two routers see the same state and rotate in step. Twice:
+// with plans built by queries, and published by the plan loop (a round
+// after each change, as Run does), where a kept decision is taken without
+// looking its plan up.
 func TestMemoMatchesFreshDecisions(t *testing.T) {
+	for _, published := range []bool{false, true} {
+		t.Run(fmt.Sprintf("published=%v", published), func(t *testing.T) { memoMatchesFresh(t, published) })
+	}
+}
+
+func memoMatchesFresh(t *testing.T, published bool) {
 	// Capacities, so that the spread follows the demand estimate.
 	src := strings.NewReplacer("lon: -77.49}", "lon: -77.49, capacity: 100}", "lon: -121.89}", "lon: -121.89, capacity: 30}",
 		"lon: 8.68}", "lon: 8.68, capacity: 75}").Replace(zoneYAML)
@@ -59,7 +68,7 @@ func TestMemoMatchesFreshDecisions(t *testing.T) {
 	clock := func() time.Time { return now }
 	op := &swapOp{}
 	loc := &movingLocator{}
-	memoized := &Router{Loc: loc, Operator: op, Now: clock, turns: counter()}
+	memoized := &Router{Loc: loc, Operator: op, Now: clock, turns: counter(), Log: quiet}
 	fresh := &Router{Loc: loc, Operator: op, Now: clock, turns: counter()}
 
 	var clients []netip.Prefix
@@ -77,8 +86,12 @@ func TestMemoMatchesFreshDecisions(t *testing.T) {
 		version++
 		op.cur.Store(opstate.NewState(sites, eps, lifted, dials, version))
 	}
+	memoized.loop.running.Store(published)
 	compare := func(phase string) {
 		t.Helper()
+		if published {
+			memoized.Refresh(zones.NewSet(z)) // the loop's round after the change
+		}
 		for pass := range 3 {
 			for _, s := range []string{"web", "edge", "spill"} {
 				svc := web

@@ -113,6 +113,11 @@ type plan struct {
 	nums      []int32
 	numbering uint64
 	classDec  atomic.Pointer[classDecisions] // decisions per class of the service's site map
+	// gone is set once Router.plans no longer holds the plan (replaced by a
+	// newer one, or its service forgotten): while the plan loop runs, a
+	// memo entry made from a plan not gone is current without asking
+	// Router.plans (Route).
+	gone atomic.Bool
 }
 
 // famPlan is a site's endpoints of one family.
@@ -190,7 +195,10 @@ func (r *Router) plan(origin string, svc *zones.Service, published bool, tab *he
 	if old == nil && r.planCount.Add(1) > 1<<16 && !r.loop.running.Load() {
 		// Without the plan loop, which forgets the services of replaced
 		// zone versions, a bound: they are never asked again.
-		r.plans.Clear()
+		r.plans.Range(func(k, _ any) bool {
+			r.forget(k)
+			return true
+		})
 		r.planCount.Store(0)
 	}
 	if published && old == nil {
@@ -198,8 +206,17 @@ func (r *Router) plan(origin string, svc *zones.Service, published bool, tab *he
 		actual, _ := r.plans.LoadOrStore(svc, p)
 		return actual.(*plan)
 	}
-	r.plans.Store(svc, p)
+	if prev, ok := r.plans.Swap(svc, p); ok {
+		prev.(*plan).gone.Store(true)
+	}
 	return p
+}
+
+// forget removes a service's plan from Router.plans (k: its *zones.Service).
+func (r *Router) forget(k any) {
+	if prev, ok := r.plans.LoadAndDelete(k); ok {
+		prev.(*plan).gone.Store(true)
+	}
 }
 
 // buildPlan builds svc's plan from tab and op, reusing old's probe

@@ -206,7 +206,7 @@ func (r *Router) refresh(set *zones.Set) {
 	// Forget what services of replaced zone versions left behind.
 	r.plans.Range(func(k, _ any) bool {
 		if !live[k.(*zones.Service)] {
-			r.plans.Delete(k)
+			r.forget(k)
 			r.planCount.Add(-1)
 		}
 		return true
