@@ -172,7 +172,7 @@ func BenchmarkServiceAnswerNetworks(b *testing.B) {
 	loc := realLocator(b)
 	_, memoH := loadExampleRouted(b, &route.Router{Loc: loc})
 	mapped := &route.Router{Loc: loc}
-	z, mapH := loadExampleRouted(b, mapped)
+	z, mapH := loadExampleServed(b, mapped) // as the server: plans published, maps compiled by the loop too
 	mapped.CompileSiteMaps(zones.NewSet(z))
 	src := netip.MustParseAddr("127.0.0.1")
 	for _, c := range []struct {

@@ -41,8 +41,8 @@ func (l *movingLocator) Locate(a netip.Addr) (geo.Location, bool) {
 // clock moving through one), spillover, all-down and the database change
 // under it. Two routers see the same state and rotate in step. Twice:
 // with plans built by queries, and published by the plan loop (a round
-// after each change, as Run does), where a kept decision is taken without
-// looking its plan up.
+// after each change, as Run does), where queries find the published plans
+// in the router's slots.
 func TestMemoMatchesFreshDecisions(t *testing.T) {
 	for _, published := range []bool{false, true} {
 		t.Run(fmt.Sprintf("published=%v", published), func(t *testing.T) { memoMatchesFresh(t, published) })

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/geodns/geodns/health"
 	"github.com/geodns/geodns/opstate"
@@ -113,10 +114,10 @@ type plan struct {
 	nums      []int32
 	numbering uint64
 	classDec  atomic.Pointer[classDecisions] // decisions per class of the service's site map
+	svc       *zones.Service                 // the service it is for
 	// gone is set once Router.plans no longer holds the plan (replaced by a
-	// newer one, or its service forgotten): while the plan loop runs, a
-	// memo entry made from a plan not gone is current without asking
-	// Router.plans (Route).
+	// newer one, or its service forgotten): a plan in Router.planSlots is
+	// current while it is not gone.
 	gone atomic.Bool
 }
 
@@ -160,7 +161,28 @@ func (r *Router) snapshots() (*health.Table, *opstate.State) {
 // the moment before the loop's refresh), or when no loop runs (then at each
 // change).
 func (r *Router) planFor(origin string, svc *zones.Service) *plan {
-	return r.plan(origin, svc, r.loop.running.Load(), nil, nil)
+	if !r.loop.running.Load() {
+		return r.plan(origin, svc, false, nil, nil)
+	}
+	slot := &r.planSlots[planSlot(svc)]
+	if p := slot.Load(); p != nil && p.svc == svc && !p.gone.Load() {
+		return p // what plans holds for svc: a plan leaves it marked gone
+	}
+	p := r.plan(origin, svc, true, nil, nil)
+	slot.Store(p) // over a colliding service's: that one looks in the map until it takes the slot back
+	return p
+}
+
+// planSlotCount is how many services' plans Router.planSlots hold.
+const (
+	planSlotBits  = 8
+	planSlotCount = 1 << planSlotBits
+)
+
+// planSlot is svc's slot in Router.planSlots: multiplicative hashing of
+// its address (the collector does not move it).
+func planSlot(svc *zones.Service) uint64 {
+	return uint64(uintptr(unsafe.Pointer(svc))) * 0x9e3779b97f4a7c15 >> (64 - planSlotBits)
 }
 
 // plan returns svc's plan: any one built, if published is set and one is;
@@ -215,14 +237,16 @@ func (r *Router) plan(origin string, svc *zones.Service, published bool, tab *he
 // forget removes a service's plan from Router.plans (k: its *zones.Service).
 func (r *Router) forget(k any) {
 	if prev, ok := r.plans.LoadAndDelete(k); ok {
-		prev.(*plan).gone.Store(true)
+		p := prev.(*plan)
+		p.gone.Store(true)
+		r.planSlots[planSlot(p.svc)].CompareAndSwap(p, nil) // nor kept from the collector there
 	}
 }
 
 // buildPlan builds svc's plan from tab and op, reusing old's probe
 // numbers when they still hold.
 func (r *Router) buildPlan(svc *zones.Service, idx *svcIndex, tab *health.Table, op *opstate.State, old *plan) *plan {
-	p := &plan{idx: idx, tab: tab, op: op, sites: make([][2]famPlan, len(idx.eps)), dials: make([]float64, len(svc.Sites)),
+	p := &plan{svc: svc, idx: idx, tab: tab, op: op, sites: make([][2]famPlan, len(idx.eps)), dials: make([]float64, len(svc.Sites)),
 		last: op.LastLift()}
 	if t := tab.LastReturn(); t.After(p.last) {
 		p.last = t

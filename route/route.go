@@ -59,8 +59,13 @@ type Router struct {
 	// routers' answers give both the same sequence.
 	turns func() uint32
 	demandCache
-	memo      memo
-	plans     sync.Map // *zones.Service -> *plan
+	memo  memo
+	plans sync.Map // *zones.Service -> *plan
+	// planSlots hold plans found in plans, by their service's address:
+	// while the plan loop runs, a query finds its service's plan there
+	// (planFor) rather than in the map (interface hashing and a trie walk,
+	// a fifth of a cached geo answer).
+	planSlots [planSlotCount]atomic.Pointer[plan]
 	planCount atomic.Int64
 	loop      loopState
 	mapsMu    sync.Mutex          // one compile round at a time
@@ -145,19 +150,6 @@ const MaxRampDetourKm = 5000.0
 // ignored. origin is the zone's name, for health lookups. The returned
 // slices are shared: callers must not modify them.
 func (r *Router) Route(origin string, svc *zones.Service, client netip.Prefix, v6 bool) Decision {
-	k := memoKey{svc: svc, client: client, v6: v6}
-	set := r.memo.set(&k)
-	e := set.find(&k)
-	gen := r.locGen()
-	// A network asked before, whose decision was kept from a plan still
-	// published: what the steps below would find, without looking the
-	// plan up (a map keyed by the service, a fifth of a cached geo answer).
-	if e != nil && e.pl != nil && !e.pl.gone.Load() && e.gen == gen && r.loop.running.Load() &&
-		r.siteMap(e.pl) == nil && r.rampsOver(svc, e.pl) {
-		d := e.d
-		e.ans.fill(&d, r.turn(), svc.Answers)
-		return d
-	}
 	pl := r.planFor(origin, svc)
 	var mp placement // placed by the site map, if the service has one
 	mapped := false
@@ -171,6 +163,10 @@ func (r *Router) Route(origin string, svc *zones.Service, client netip.Prefix, v
 			}
 		}
 	}
+	k := memoKey{svc: svc, client: client, v6: v6}
+	set := r.memo.set(&k)
+	gen := r.locGen()
+	e := set.find(&k)
 	var p placement
 	placed := e != nil && e.gen == gen
 	if placed {
