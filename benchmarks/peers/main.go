@@ -595,16 +595,24 @@ func launch(e env, p pass, name string, round int) *server {
 // run measures one cell on s: a saturation run, then the fixed rate.
 func (s *server) run(e env, p pass, c cell, round int) result {
 	res := result{pass: p.label, server: s.name, cell: c.name, round: round}
-	if c.name == "ecs200k" && strings.HasPrefix(s.name, "geodns") && s.name != "geodns-base" {
+	if c.name == "ecs200k" && strings.HasPrefix(s.name, "geodns") {
 		// geodns compiles a service's site map once its clients come
 		// from many networks (route/sitemap.go), seconds of work for
 		// DB-IP, as a server with real traffic does in its first
 		// seconds. Warmed up here, so that the cell measures the
 		// steady state, not the compile sharing the core; the cells
 		// before it ask from one network each and never need the map.
+		// geodns-base too, unless it is a build from before site maps.
 		warmNetworks(s.addr, 20000)
-		if !waitLog(filepath.Join(s.dir, "server.log"), "site map compiled", 3*time.Minute) {
-			fatalf("%s compiled no site map within 3 minutes (log in %s)", s.name, s.dir)
+		wait := 3 * time.Minute
+		if s.name == "geodns-base" {
+			wait = time.Minute
+		}
+		if !waitLog(filepath.Join(s.dir, "server.log"), "site map compiled", wait) {
+			if s.name != "geodns-base" {
+				fatalf("%s compiled no site map within 3 minutes (log in %s)", s.name, s.dir)
+			}
+			log.Printf("%s compiled no site map within a minute: measured without one", s.name)
 		}
 	}
 	if !c.fixedOnly {
