@@ -221,7 +221,6 @@ func (r *Router) plan(origin string, svc *zones.Service, published bool, tab *he
 			r.forget(k)
 			return true
 		})
-		r.planCount.Store(0)
 	}
 	if published && old == nil {
 		// Never replace what the loop published meanwhile: it may be newer.
@@ -234,9 +233,11 @@ func (r *Router) plan(origin string, svc *zones.Service, published bool, tab *he
 	return p
 }
 
-// forget removes a service's plan from Router.plans (k: its *zones.Service).
+// forget removes a service's plan from Router.plans (k: its *zones.Service),
+// and from planCount.
 func (r *Router) forget(k any) {
 	if prev, ok := r.plans.LoadAndDelete(k); ok {
+		r.planCount.Add(-1)
 		p := prev.(*plan)
 		p.gone.Store(true)
 		r.planSlots[planSlot(p.svc)].CompareAndSwap(p, nil) // nor kept from the collector there

@@ -207,7 +207,6 @@ func (r *Router) refresh(set *zones.Set) {
 	r.plans.Range(func(k, _ any) bool {
 		if !live[k.(*zones.Service)] {
 			r.forget(k)
-			r.planCount.Add(-1)
 		}
 		return true
 	})
