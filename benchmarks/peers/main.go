@@ -604,15 +604,15 @@ func (s *server) run(e env, p pass, c cell, round int) result {
 		// before it ask from one network each and never need the map.
 		// geodns-base too, unless it is a build from before site maps.
 		warmNetworks(s.addr, 20000)
-		wait := 3 * time.Minute
-		if s.name == "geodns-base" {
+		base, wait := s.name == "geodns-base", 3*time.Minute
+		if base {
 			wait = time.Minute
 		}
 		if !waitLog(filepath.Join(s.dir, "server.log"), "site map compiled", wait) {
-			if s.name != "geodns-base" {
-				fatalf("%s compiled no site map within 3 minutes (log in %s)", s.name, s.dir)
+			if !base {
+				fatalf("%s compiled no site map within %v (log in %s)", s.name, wait, s.dir)
 			}
-			log.Printf("%s compiled no site map within a minute: measured without one", s.name)
+			log.Printf("%s compiled no site map within %v: measured without one", s.name, wait)
 		}
 	}
 	if !c.fixedOnly {

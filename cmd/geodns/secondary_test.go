@@ -258,15 +258,13 @@ catalog:
 		// Eventually: NSD reloads by starting new server processes, and
 		// a query during the handover can still reach an old one (one
 		// run of 3 saw the new SOA serial, then "version 1" from NSD).
-		txt := ""
 		require.Eventually(t, func() bool {
 			r, _, err := (&dns.Client{}).Exchange(question("x.sec.test.", dns.TypeTXT), sec)
-			if err == nil && len(r.Answer) == 1 {
-				if rr, ok := r.Answer[0].(*dns.TXT); ok {
-					txt = rr.Txt[0]
-				}
+			if err != nil || len(r.Answer) != 1 {
+				return false
 			}
-			return txt == "version 2"
+			rr, ok := r.Answer[0].(*dns.TXT)
+			return ok && rr.Txt[0] == "version 2"
 		}, time.Second, 10*time.Millisecond, "%s: the edited TXT within 1 s of its serial", sec)
 	}
 	// IXFR carried the one-record change: Knot logs the IXFR, and the
