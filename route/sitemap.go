@@ -59,15 +59,30 @@ type mapClass struct {
 
 // spanTable is one family's address space as runs of one class: run i
 // starts at (hi[i], lo[i]) and ends where run i+1 starts. Addresses are
-// 128-bit numbers; IPv4 ones in the top 32 bits of hi, and lo is nil
-// (all zero) for IPv4. index[b] is the
-// first run whose start's top 16 bits are b or more, so a lookup searches
-// the runs of one bucket.
+// 128-bit numbers. IPv4 ones are in the top 32 bits of hi, and the low 32
+// bits hold the run's class (lo and cls are nil): one load gives a
+// lookup both, where a separate class array cost the ecs200k cell a
+// cache miss per query (the table is megabytes; with 200,000 client
+// networks in turn its lines are rarely cached).
+//
+// bucket has an entry per value of the top 16 address bits. Where one run
+// covers the whole bucket, the entry is the answer itself (most of
+// DB-IP's buckets for a service of a few sites): bit 0 set, the scope in
+// bits 8-15, the class in bits 32-63. The scope is the same for every
+// address of such a bucket: the run holds the bucket's /16, so the widest
+// prefix in it is at most 16 bits long and depends on those bits only.
+// Otherwise the entry is the bucket's runs, first<<1 | end<<32 (run first
+// is the first starting in the bucket), searched in turn.
 type spanTable struct {
 	hi, lo []uint64
-	cls    []uint32
-	index  []uint32 // 1<<16 + 1 entries
+	cls    []uint32 // IPv6
+	bucket []uint64 // 1<<16 entries
 }
+
+const (
+	bucketWhole = 1         // the bucket's entry is its class and scope
+	v4Class     = 1<<32 - 1 // an IPv4 run's class, in its hi
+)
 
 // key is addr as a 128-bit number.
 func key(addr netip.Addr) (hi, lo uint64) {
@@ -90,14 +105,22 @@ func less(h1, l1, h2, l2 uint64) bool { return h1 < h2 || h1 == h2 && l1 < l2 }
 // address in it is of the same class.
 func (t *spanTable) lookup(addr netip.Addr) (cls uint32, scope int) {
 	h, l := key(addr)
-	b := h >> 48
-	i, j := int(t.index[b]), int(t.index[b+1])
+	e := t.bucket[h>>48]
+	if e&bucketWhole != 0 {
+		return uint32(e >> 32), int(uint8(e >> 8))
+	}
+	return t.search(h, l, int(uint32(e)>>1), int(e>>32))
+}
+
+// search is lookup in the runs [i, j) of addr's bucket (h, l).
+func (t *spanTable) search(h, l uint64, i, j int) (cls uint32, scope int) {
 	// The last run starting at or before addr: in the bucket, else the run
 	// before it (which reaches into the bucket).
 	if t.lo == nil {
+		hm := h | v4Class // not below a run starting at addr, whatever its class
 		for i < j {
 			m := int(uint(i+j) >> 1)
-			if h < t.hi[m] {
+			if hm < t.hi[m] {
 				j = m
 			} else {
 				i = m + 1
@@ -114,10 +137,10 @@ func (t *spanTable) lookup(addr netip.Addr) (cls uint32, scope int) {
 		}
 	}
 	k := i - 1
-	sh, sl := t.hi[k], t.at(k)
+	sh, sl, c := t.run(k)
 	eh, el := ^uint64(0), ^uint64(0)
 	if k+1 < len(t.hi) {
-		eh, el = t.hi[k+1], t.at(k+1)
+		eh, el, _ = t.run(k + 1)
 		if el == 0 {
 			eh--
 		}
@@ -129,15 +152,47 @@ func (t *spanTable) lookup(addr netip.Addr) (cls uint32, scope int) {
 	// end), c1 and c2 the bits addr shares with start and end.
 	p1 := min(common(h, l, sh, sl)+1, 128-tz(sh, sl))
 	p2 := min(common(h, l, eh, el)+1, 128-tz(^eh, ^el))
-	return t.cls[k], max(p1, p2)
+	return c, max(p1, p2)
 }
 
-// at is lo[i], 0 for IPv4.
-func (t *spanTable) at(i int) uint64 {
+// run is run i: its start and class.
+func (t *spanTable) run(i int) (hi, lo uint64, cls uint32) {
 	if t.lo == nil {
-		return 0
+		return t.hi[i] &^ v4Class, 0, uint32(t.hi[i])
 	}
-	return t.lo[i]
+	return t.hi[i], t.lo[i], t.cls[i]
+}
+
+// runs is how many runs the table has.
+func (t *spanTable) runs() int { return len(t.hi) }
+
+// finish indexes the runs by bucket, once they are all added (hi, lo,
+// cls); for IPv4 it moves the classes into hi.
+func (t *spanTable) finish() {
+	if t.lo == nil {
+		for i, c := range t.cls {
+			t.hi[i] |= uint64(c)
+		}
+		t.cls = nil
+	}
+	t.bucket = make([]uint64, 1<<16)
+	r := 0
+	for b := range 1 << 16 {
+		first := r
+		for r < len(t.hi) && t.hi[r]>>48 == uint64(b) {
+			r++
+		}
+		t.bucket[b] = uint64(first)<<1 | uint64(r)<<32
+		whole := r == first // no run starts in the bucket: the one before covers it
+		if r == first+1 {
+			sh, sl, _ := t.run(first)
+			whole = sh == uint64(b)<<48 && sl == 0 // one starts at its first address
+		}
+		if whole {
+			c, scope := t.search(uint64(b)<<48, 0, first, r)
+			t.bucket[b] = bucketWhole | uint64(scope)<<8 | uint64(c)<<32
+		}
+	}
 }
 
 // common is how many leading bits two 128-bit numbers share.
@@ -283,15 +338,7 @@ func compileMap(ctx context.Context, svc *zones.Service, loc *geo.Locator) *site
 		if more {
 			add(next, unplaced)
 		}
-		t.index = make([]uint32, 1<<16+1)
-		r := 0
-		for b := range 1 << 16 {
-			for r < len(t.hi) && t.hi[r]>>48 < uint64(b) {
-				r++
-			}
-			t.index[b] = uint32(r)
-		}
-		t.index[1<<16] = uint32(len(t.hi))
+		t.finish()
 	}
 	if gens[0] == gens[1] {
 		m.gen = gens[0]
@@ -433,7 +480,7 @@ func (r *Router) compile(ctx context.Context, set *zones.Set, all bool) {
 					r.Metrics.mapSeconds.Observe(time.Since(start).Seconds())
 				}
 				r.logger().Info("site map compiled", "zone", z.Origin, "service", svc.Name, "classes", len(m.classes),
-					"runs_ipv4", len(m.fam[0].hi), "runs_ipv6", len(m.fam[1].hi), "took", time.Since(start).Round(time.Millisecond))
+					"runs_ipv4", m.fam[0].runs(), "runs_ipv6", m.fam[1].runs(), "took", time.Since(start).Round(time.Millisecond))
 			}
 			idx.smap.Store(m)
 		}

@@ -156,7 +156,7 @@ func TestSiteMapMatchesLocate(t *testing.T) {
 	loc, nets := mapDatabases(t, 1500)
 	m := compileMapT(t, svc, loc)
 	require.Equal(t, loc.Generation(), m.gen)
-	t.Logf("%d classes, %d IPv4 runs, %d IPv6 runs from %d networks", len(m.classes), len(m.fam[0].hi), len(m.fam[1].hi), len(nets))
+	t.Logf("%d classes, %d IPv4 runs, %d IPv6 runs from %d networks", len(m.classes), m.fam[0].runs(), m.fam[1].runs(), len(nets))
 	require.Greater(t, len(m.classes), 5)
 	rng := rand.New(rand.NewPCG(3, 5))
 	checked := 0
@@ -172,6 +172,67 @@ func TestSiteMapMatchesLocate(t *testing.T) {
 		checked++
 	}
 	t.Logf("%d addresses checked", checked)
+}
+
+// TestSpanTableLookup: the bucketed lookup (a whole bucket's class read
+// from its entry, or a search of its runs) gives what a scan of all the
+// runs gives: the run holding the address, and the shortest prefix of the
+// address inside that run. Both kinds of bucket occur in both families.
+func TestSpanTableLookup(t *testing.T) {
+	z, err := zones.Compile("example.net.yaml", []byte(mapZoneYAML), "example.net.", time.Now(), nil)
+	require.NoError(t, err)
+	loc, nets := mapDatabases(t, 1500)
+	m := compileMapT(t, z.Services["web"], loc)
+	for f := range m.fam {
+		whole := 0
+		for _, e := range m.fam[f].bucket {
+			whole += int(e & bucketWhole)
+		}
+		t.Logf("family %d: %d runs, %d of %d buckets whole", f, m.fam[f].runs(), whole, len(m.fam[f].bucket))
+		require.Greater(t, whole, 0)
+		require.Less(t, whole, len(m.fam[f].bucket))
+	}
+	rng := rand.New(rand.NewPCG(7, 11))
+	addrs := samples(nets, rng)
+	for range 2000 { // whole buckets of IPv6 too
+		addrs = append(addrs, netip.AddrFrom16([16]byte{byte(rng.IntN(256)), byte(rng.IntN(256)), 0, byte(rng.IntN(256)), 15: byte(rng.IntN(256))}))
+	}
+	for _, a := range addrs {
+		checkSpanLookup(t, &m.fam[b2i(!a.Is4())], a)
+	}
+}
+
+// checkSpanLookup compares tab's lookup of a with a scan of its runs.
+func checkSpanLookup(t *testing.T, tab *spanTable, a netip.Addr) {
+	t.Helper()
+	h, l := key(a)
+	k := 0 // the last run starting at or before a
+	for k+1 < tab.runs() {
+		nh, nl, _ := tab.run(k + 1)
+		if less(h, l, nh, nl) {
+			break
+		}
+		k++
+	}
+	sh, sl, want := tab.run(k)
+	bits := a.BitLen() // the shortest prefix of a inside run k
+	for bits > 0 {
+		wider := netip.PrefixFrom(a, bits-1).Masked()
+		fh, fl := key(wider.Addr())
+		lh, ll := key(lastOf(wider))
+		inRun := !less(fh, fl, sh, sl)
+		if k+1 < tab.runs() {
+			nh, nl, _ := tab.run(k + 1)
+			inRun = inRun && less(lh, ll, nh, nl)
+		}
+		if !inRun {
+			break
+		}
+		bits--
+	}
+	cls, scope := tab.lookup(a)
+	require.Equal(t, want, cls, "%v", a)
+	require.Equal(t, bits, scope, "%v", a)
 }
 
 func compileMapT(t *testing.T, svc *zones.Service, loc *geo.Locator) *siteMap {
