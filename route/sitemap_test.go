@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
+	"sort"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -175,7 +178,7 @@ func TestSiteMapMatchesLocate(t *testing.T) {
 }
 
 // TestSpanTableLookup: the bucketed lookup (a whole bucket's class read
-// from its entry, or a search of its runs) gives what a scan of all the
+// from its entry, or a search of its runs) gives what a search of all the
 // runs gives: the run holding the address, and the shortest prefix of the
 // address inside that run. Both kinds of bucket occur in both families.
 func TestSpanTableLookup(t *testing.T) {
@@ -202,18 +205,71 @@ func TestSpanTableLookup(t *testing.T) {
 	}
 }
 
-// checkSpanLookup compares tab's lookup of a with a scan of its runs.
+// TestSpanTableDense: tables with thousands of runs in one bucket, runs at
+// and around bucket edges, and large classes, against a search of all the
+// runs.
+func TestSpanTableDense(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, v6 := range []bool{false, true} {
+		starts := map[netip.Addr]bool{}
+		if v6 {
+			starts[netip.IPv6Unspecified()] = true
+		} else {
+			starts[netip.IPv4Unspecified()] = true
+		}
+		addr := func(x uint32) netip.Addr { // x in the top 32 bits
+			if v6 {
+				return netip.AddrFrom16([16]byte{byte(x >> 24), byte(x >> 16), byte(x >> 8), byte(x), 8: byte(rng.IntN(2))})
+			}
+			return netip.AddrFrom4([4]byte{byte(x >> 24), byte(x >> 16), byte(x >> 8), byte(x)})
+		}
+		for range 3000 { // dense: one bucket of either width
+			starts[addr(0x0a0b0000|rng.Uint32N(1<<12))] = true
+		}
+		for range 500 { // bucket edges
+			b := rng.Uint32N(1<<12) << 20
+			starts[addr(b)] = true
+			starts[addr(b-1)] = true
+		}
+		for range 2000 {
+			starts[addr(rng.Uint32())] = true
+		}
+		var tab spanTable
+		for _, a := range slices.SortedFunc(maps.Keys(starts), netip.Addr.Compare) {
+			h, l := key(a)
+			c := rng.Uint32N(50)
+			if rng.IntN(10) == 0 {
+				c = 1<<26 + rng.Uint32N(1000)
+			}
+			tab.hi, tab.cls = append(tab.hi, h), append(tab.cls, c)
+			if v6 {
+				tab.lo = append(tab.lo, l)
+			}
+		}
+		tab.finish()
+		for a := range starts {
+			for _, x := range []netip.Addr{a, a.Prev(), a.Next()} {
+				if x.IsValid() && x.Is4() == !v6 {
+					checkSpanLookup(t, &tab, x)
+				}
+			}
+		}
+		for range 5000 {
+			checkSpanLookup(t, &tab, addr(rng.Uint32()))
+			checkSpanLookup(t, &tab, addr(0x0a0b0000|rng.Uint32N(1<<16)))
+		}
+	}
+}
+
+// checkSpanLookup compares tab's lookup of a with a search of all its
+// runs and a walk out from a to the shortest prefix inside its run.
 func checkSpanLookup(t *testing.T, tab *spanTable, a netip.Addr) {
 	t.Helper()
 	h, l := key(a)
-	k := 0 // the last run starting at or before a
-	for k+1 < tab.runs() {
-		nh, nl, _ := tab.run(k + 1)
-		if less(h, l, nh, nl) {
-			break
-		}
-		k++
-	}
+	k := sort.Search(tab.runs(), func(m int) bool { // the last run starting at or before a
+		sh, sl, _ := tab.run(m)
+		return less(h, l, sh, sl)
+	}) - 1
 	sh, sl, want := tab.run(k)
 	bits := a.BitLen() // the shortest prefix of a inside run k
 	for bits > 0 {
