@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math/rand/v2"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -127,4 +128,35 @@ func readWhile(n int, read func(i int)) (stop func()) {
 		}()
 	}
 	return func() { close(done); readers.Wait() }
+}
+
+// TestVariantsByState: decisions that differ only in state (degraded, all
+// down) or site get variants of their own, for address entries and
+// others; a site named like another's state and name ("dna", degraded
+// "na") is no exception.
+func TestVariantsByState(t *testing.T) {
+	c := newFastCache(nil, 1<<30)
+	addr := netip.MustParseAddr("192.0.2.1")
+	for _, addrs := range []bool{true, false} {
+		key := fmt.Appendf(nil, "www.example.com.\x00\x01%v", addrs)
+		e := c.put(key, &entry{addrs: addrs})
+		ds := []zones.Decision{
+			{Sites: []string{"na"}, Addrs: []netip.Addr{addr}},
+			{Sites: []string{"na"}, Addrs: []netip.Addr{addr}, Degraded: true},
+			{Sites: []string{"dna"}, Addrs: []netip.Addr{addr}},
+			{Sites: []string{"xna"}, Addrs: []netip.Addr{addr}},
+			{Sites: []string{"na"}, Addrs: []netip.Addr{addr}, AllDown: true},
+			{Sites: []string{"na"}, Addrs: []netip.Addr{addr}, AllDown: true, Degraded: true},
+			{Sites: []string{"na"}, Addrs: []netip.Addr{addr, addr}},
+		}
+		ps := make([]*packed, len(ds))
+		for i, d := range ds {
+			require.Nil(t, c.variant(e, d), "%v %d", addrs, i)
+			ps[i] = &packed{wire: make([]byte, 10)}
+			c.addVariant(key, e, d, ps[i])
+		}
+		for i, d := range ds {
+			require.Same(t, ps[i], c.variant(e, d), "%v %d", addrs, i)
+		}
+	}
 }
