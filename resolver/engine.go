@@ -223,7 +223,7 @@ func reserve(fq *query, cookie, ecs bool) int {
 // clientOf returns the network a query is routed by: its ECS source when
 // usable (ecs true), else the remote address.
 func clientOf(fq *query, remote netip.Addr) (client netip.Prefix, ecs bool) {
-	if fq.ecs != nil && !fq.ecsBad && fq.subnet.usable() {
+	if fq.ecs != nil && !fq.ecsBad && fq.ecsUsable {
 		return fq.subnet.prefix, true
 	}
 	return netip.PrefixFrom(remote, remote.BitLen()), false
@@ -232,7 +232,7 @@ func clientOf(fq *query, remote netip.Addr) (client netip.Prefix, ecs bool) {
 // ecsScope is the scope answered in the ECS option: 0 when the option was
 // not used (RFC 7871 7.2.1).
 func ecsScope(fq *query, scope int) int {
-	if fq.ecs != nil && !fq.subnet.usable() {
+	if fq.ecs != nil && !fq.ecsUsable {
 		return 0
 	}
 	return scope

@@ -35,9 +35,10 @@ type query struct {
 	// ecs is the ECS option's data (family, prefixes, address), or nil;
 	// subnet is what it says, when ecsBad is false. ecsBad: malformed
 	// (RFC 7871 7.1.2: FORMERR), or two ECS options.
-	ecs    []byte
-	ecsBad bool
-	subnet clientSubnet
+	ecs       []byte
+	ecsBad    bool
+	subnet    clientSubnet
+	ecsUsable bool // subnet.usable()
 	// cookie is the first COOKIE option's data, or nil; cookieBad: its
 	// length is not a client cookie's or a client and server cookie's
 	// (RFC 7873 5.2.2: FORMERR).
@@ -147,6 +148,7 @@ func (fq *query) options(b []byte) bool {
 			fq.ecs = data
 			cs, ok := parseSubnet(data)
 			fq.subnet, fq.ecsBad = cs, fq.ecsBad || !ok
+			fq.ecsUsable = cs.usable() // once: routing and the answer's scope both ask
 		case dns.EDNS0COOKIE:
 			if fq.cookie == nil && !fq.cookieBad { // only the first counts (RFC 7873 5.2)
 				fq.cookie, fq.cookieBad = data, !cookieLen(l)
