@@ -391,7 +391,7 @@ func (r *Router) routeMapped(pl *plan, m *siteMap, cls uint32, p placement, svc 
 		if !e.scope0 {
 			d.Scope = min(client.Bits(), p.network.Bits())
 		}
-		e.ans.fill(&d, r.turn(), svc.Answers)
+		e.ans.fill(&d, r.turnFor(&e.ans), svc.Answers)
 		return d, true
 	}
 	d, ans, fixed := r.decide(pl, svc, client, v6, &p, nil)
@@ -404,7 +404,7 @@ func (r *Router) routeMapped(pl *plan, m *siteMap, cls uint32, p placement, svc 
 		e.d.Addrs, e.d.Names = nil, nil
 		slot.Store(e)
 	}
-	ans.fill(&d, r.turn(), svc.Answers)
+	ans.fill(&d, r.turnFor(&ans), svc.Answers)
 	return d, true
 }
 
