@@ -166,10 +166,9 @@ func (r *Router) Route(origin string, svc *zones.Service, client netip.Prefix, v
 	mapped := false
 	if m := r.siteMap(pl); m != nil {
 		if addr := client.Addr().Unmap(); addr.IsValid() {
-			var cls uint32
-			cls, mp = m.place(addr)
+			cls := m.place(addr, &mp)
 			mapped = true
-			if d, ok := r.routeMapped(pl, m, cls, mp, svc, client, v6); ok {
+			if d, ok := r.routeMapped(pl, m, cls, &mp, svc, client, v6); ok {
 				return d
 			}
 		}
@@ -225,7 +224,8 @@ func (r *Router) Explain(origin string, svc *zones.Service, client netip.Prefix,
 	p.lat, p.lon, p.hasCoords, p.network = loc.Lat, loc.Lon, loc.HasCoords, loc.Network
 	if m := r.siteMap(pl); m != nil && addr.IsValid() {
 		// Queries are answered by the map: its scope is theirs.
-		_, mp := m.place(addr)
+		var mp placement
+		m.place(addr, &mp)
 		p.network = mp.network
 	}
 	t.Location, t.Located, t.Rule, t.Groups = loc, located, p.rule, p.groups

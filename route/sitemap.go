@@ -217,12 +217,14 @@ func (m *siteMap) lookup(addr netip.Addr) (cls uint32, scope int) {
 	return m.fam[b2i(!addr.Is4())].lookup(addr)
 }
 
-// place places addr (valid, unmapped) by the map: its class, and the
-// placement, without coordinates.
-func (m *siteMap) place(addr netip.Addr) (uint32, placement) {
+// place places addr (valid, unmapped) by the map: it returns its class
+// and sets p to the placement, without coordinates (in place: the
+// placement is a hundred bytes, copied twice per query when returned).
+func (m *siteMap) place(addr netip.Addr, p *placement) uint32 {
 	cls, bits := m.lookup(addr)
 	c := &m.classes[cls]
-	return cls, placement{groups: c.groups, rule: c.rule, hasCoords: c.hasCoords, network: netip.PrefixFrom(addr, bits), approx: true}
+	*p = placement{groups: c.groups, rule: c.rule, hasCoords: c.hasCoords, network: netip.PrefixFrom(addr, bits), approx: true}
+	return cls
 }
 
 // siteMap returns the site map of pl's service if it has one for the
@@ -381,7 +383,7 @@ func (pl *plan) decisions(m *siteMap) *classDecisions {
 // routeMapped is Route for a client the site map m placed (class cls,
 // placement p): ok is false, before any decision, when the client must go
 // the other way (by network, still placed by p).
-func (r *Router) routeMapped(pl *plan, m *siteMap, cls uint32, p placement, svc *zones.Service, client netip.Prefix, v6 bool) (d Decision, ok bool) {
+func (r *Router) routeMapped(pl *plan, m *siteMap, cls uint32, p *placement, svc *zones.Service, client netip.Prefix, v6 bool) (d Decision, ok bool) {
 	slot := &pl.decisions(m).e[2*int(cls)+b2i(v6)]
 	if e := slot.Load(); e != nil {
 		if e.perNet || !r.rampsOver(svc, pl) {
@@ -394,7 +396,7 @@ func (r *Router) routeMapped(pl *plan, m *siteMap, cls uint32, p placement, svc 
 		e.ans.fill(&d, r.turnFor(&e.ans), svc.Answers)
 		return d, true
 	}
-	d, ans, fixed := r.decide(pl, svc, client, v6, &p, nil)
+	d, ans, fixed := r.decide(pl, svc, client, v6, p, nil)
 	hashed := d.Why.Bucket >= 0 || d.Why.Spilled
 	switch {
 	case fixed && hashed:
