@@ -32,8 +32,11 @@ import (
 // itself: both servers make the same context switches and segments per
 // query. Like a UDP reader a loop waits in a system call and holds a P of
 // its own (ServeOptions.ReaderProcs), and passes through the scheduler
-// every yieldEvery while busy; it is locked to its thread, so that its
-// wake-ups are all on one thread, as a C server's worker's are.
+// every yieldEvery. It is not locked to its thread: a locked goroutine's
+// yield hands its P to another thread and waits to be handed it back (two
+// wake-ups, 200 times a second), where an unlocked one mostly goes on
+// where it was; CPU at 10k queries a second over TCP fell 3-11 % in three
+// runs against the locked loop (benchmarks/RESULTS.md, tenth session).
 //
 // Accepting stays with the server's goroutine (rare next to queries), which
 // takes the socket out of the runtime's poller (adopt) and hands it to a
@@ -191,8 +194,6 @@ func (l *tcpLoop) due(t time.Time) {
 }
 
 func (l *tcpLoop) run() {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	var events [128]unix.EpollEvent
 	yielded := time.Now()
 	for {
