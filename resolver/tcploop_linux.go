@@ -28,9 +28,9 @@ import (
 // three a query that a loop makes. A loop waiting in its own epoll set
 // wakes straight into its work: 5 % more queries per core, 5 % less CPU at
 // 10k queries a second on one connection (issue 23; benchmarks/RESULTS.md).
-// What is left at that rate, 1.5x Knot's CPU on one core, is the wake-up
-// itself: both servers make the same context switches and segments per
-// query. Like a UDP reader a loop waits in a system call and holds a P of
+// What is left at that rate, 1.0-1.1x Knot's CPU behind a NIC-like link
+// and 1.3x on loopback (as gdnsd's), is the wake-up itself: both servers
+// make the same context switches and segments per query. Like a UDP reader a loop waits in a system call and holds a P of
 // its own (ServeOptions.ReaderProcs), and passes through the scheduler
 // every yieldEvery. It is not locked to its thread: a locked goroutine's
 // yield hands its P to another thread and waits to be handed it back (two
