@@ -16,12 +16,20 @@ import (
 
 type run struct {
 	qps, cpu, perCore, lost, p50, p99 float64
+	// core: how busy the server's CPUs were (their non-idle time, in
+	// cores): the server, and the network work the kernel did there for
+	// it outside its own system calls (the receive work tcp-nic steers to
+	// the server's CPU, segments sent from a softirq), which process
+	// accounting charges to whatever ran then, or to no one when the CPU
+	// was idle.
+	core float64
 }
 
 // load runs one dnsperf (or ecsload) pinned to the client CPUs and reads
-// the server's CPU time around it. Saturation: 4 clients with 200 queries
-// outstanding on one core (8 and 400 over two threads with -cores 2);
-// fixed rate: one client, 50 outstanding, -fixed-qps, every latency kept.
+// the server's CPU time and its CPUs' idle time around it. Saturation: 4
+// clients with 200 queries outstanding on one core (8 and 400 over two
+// threads with -cores 2); fixed rate: one client, 50 outstanding,
+// -fixed-qps, every latency kept.
 func load(e env, p pass, name string, round int, c cell, port, pid int, fixed bool) run {
 	server := addr
 	if c.nic {
@@ -80,9 +88,10 @@ func load(e env, p pass, name string, round int, c cell, port, pid int, fixed bo
 		cmd = exec.Command("ip", append([]string{"netns", "exec", e.netns, "taskset"}, args...)...)
 	}
 	cmd.Env = append(os.Environ(), fmt.Sprintf("GOMAXPROCS=%d", p.cores)) // ecsload's threads
-	t0, w0 := cpuTicks(pid), time.Now()
+	cores := cpuList(p.serverCPU)
+	t0, i0, w0 := cpuTicks(pid), idleTicks(cores), time.Now()
 	out, err := cmd.CombinedOutput()
-	t1, wall := cpuTicks(pid), time.Since(w0)
+	t1, i1, wall := cpuTicks(pid), idleTicks(cores), time.Since(w0)
 	if err != nil {
 		fatalf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, out)
 	}
@@ -119,6 +128,7 @@ func load(e env, p pass, name string, round int, c cell, port, pid int, fixed bo
 	check(os.WriteFile(raw, []byte(summary.String()), 0o644))
 	secs := float64(t1-t0) / clkTck
 	r.cpu = secs / wall.Seconds()
+	r.core = max(0, float64(len(cores))-float64(i1-i0)/clkTck/wall.Seconds())
 	if secs > 0 {
 		r.perCore = completed / secs
 	}
@@ -175,6 +185,28 @@ func cpuTicks(pid int) int64 {
 			u, _ := strconv.ParseInt(f[11], 10, 64)
 			s, _ := strconv.ParseInt(f[12], 10, 64)
 			t += u + s
+		}
+	}
+	return t
+}
+
+// idleTicks is the idle time of the CPUs given (idle and iowait in
+// /proc/stat, in clock ticks), which the kernel measures for a tickless
+// idle CPU. The busy fields there are sampled at ticks: on this VM they
+// added up to less than the server's own CPU time.
+func idleTicks(cpus []int) int64 {
+	b, err := os.ReadFile("/proc/stat")
+	check(err)
+	var t int64
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 6 || !strings.HasPrefix(f[0], "cpu") || f[0] == "cpu" {
+			continue
+		}
+		if n, err := strconv.Atoi(f[0][3:]); err == nil && slices.Contains(cpus, n) {
+			idle, _ := strconv.ParseInt(f[4], 10, 64)
+			iowait, _ := strconv.ParseInt(f[5], 10, 64)
+			t += idle + iowait
 		}
 	}
 	return t

@@ -252,6 +252,7 @@ type result struct {
 	lost               float64 // saturation: % lost
 	p50, p99           float64 // fixed rate, ms
 	fixedCPU           float64 // fixed rate: server CPU, share of one core
+	fixedCore          float64 // fixed rate: the server's CPUs' busy time, share of one core (see run.core)
 	fixedRate          float64 // fixed rate: the QPS answered (below -fixed-qps when the server or the path cannot keep up)
 	rssKB              int64   // peak RSS of the server (VmHWM summed over its processes)
 }
@@ -392,9 +393,9 @@ func main() {
 	fmt.Print(summary)
 	check(os.WriteFile(filepath.Join(*outDir, "summary.md"), []byte(summary), 0o644))
 	var tsv strings.Builder
-	fmt.Fprintln(&tsv, "pass\tserver\tcell\tround\tqps\tcpu\tqps_per_core\tlost_pct\tp50_ms\tp99_ms\tfixed_cpu\tfixed_qps\trss_kb")
+	fmt.Fprintln(&tsv, "pass\tserver\tcell\tround\tqps\tcpu\tqps_per_core\tlost_pct\tp50_ms\tp99_ms\tfixed_cpu\tfixed_qps\trss_kb\tfixed_core")
 	for _, x := range results {
-		fmt.Fprintf(&tsv, "%s\t%s\t%s\t%d\t%.0f\t%.3f\t%.0f\t%.2f\t%.3f\t%.3f\t%.3f\t%.0f\t%d\n", x.pass, x.server, x.cell, x.round, x.qps, x.cpu, x.perCore, x.lost, x.p50, x.p99, x.fixedCPU, x.fixedRate, x.rssKB)
+		fmt.Fprintf(&tsv, "%s\t%s\t%s\t%d\t%.0f\t%.3f\t%.0f\t%.2f\t%.3f\t%.3f\t%.3f\t%.0f\t%d\t%.3f\n", x.pass, x.server, x.cell, x.round, x.qps, x.cpu, x.perCore, x.lost, x.p50, x.p99, x.fixedCPU, x.fixedRate, x.rssKB, x.fixedCore)
 	}
 	check(os.WriteFile(filepath.Join(*outDir, "runs.tsv"), []byte(tsv.String()), 0o644))
 	log.Printf("results in %s (%v)", *outDir, time.Since(t0).Round(time.Second))
@@ -621,11 +622,11 @@ func (s *server) run(e env, p pass, c cell, round int) result {
 	}
 	if p.fixed || c.fixedOnly {
 		fixed := load(e, p, s.name, round, c, s.port, s.pid, true)
-		res.p50, res.p99, res.fixedCPU, res.fixedRate = fixed.p50, fixed.p99, fixed.cpu, fixed.qps
+		res.p50, res.p99, res.fixedCPU, res.fixedRate, res.fixedCore = fixed.p50, fixed.p99, fixed.cpu, fixed.qps, fixed.core
 	}
 	res.rssKB = peakRSS(s.pid)
-	log.Printf("round %d %s %-10s %-13s %8.0f qps  cpu %5.1f%%  %8.0f q/core-s  lost %.2f%% | @%d qps (answered %.0f/s) p50 %.3f ms p99 %.3f ms cpu %5.1f%%  rss %d MB",
-		round, p.label, s.name, c.name, res.qps, 100*res.cpu, res.perCore, res.lost, *fixedQPS, res.fixedRate, res.p50, res.p99, 100*res.fixedCPU, res.rssKB/1024)
+	log.Printf("round %d %s %-10s %-13s %8.0f qps  cpu %5.1f%%  %8.0f q/core-s  lost %.2f%% | @%d qps (answered %.0f/s) p50 %.3f ms p99 %.3f ms cpu %5.1f%% (core %5.1f%%)  rss %d MB",
+		round, p.label, s.name, c.name, res.qps, 100*res.cpu, res.perCore, res.lost, *fixedQPS, res.fixedRate, res.p50, res.p99, 100*res.fixedCPU, 100*res.fixedCore, res.rssKB/1024)
 	return res
 }
 

@@ -52,6 +52,7 @@ var (
 	perCore  = func(r result) float64 { return r.perCore }
 	qpsOf    = func(r result) float64 { return r.qps }
 	fixedCPU = func(r result) float64 { return r.fixedCPU }
+	coreOf   = func(r result) float64 { return r.fixedCore }
 	rssOf    = func(r result) float64 { return float64(r.rssKB) }
 )
 
@@ -87,8 +88,8 @@ func summarize(results []result, passes []pass) string {
 		for _, s := range refs {
 			fmt.Fprintf(&b, " ÷ %s |", s)
 		}
-		fmt.Fprintln(&b, " answered @10k | p50 ms @10k | p99 ms @10k | p99 ÷ Knot | CPU @10k | CPU ÷ Knot | peak RSS | RSS ÷ Knot |")
-		fmt.Fprintln(&b, "|---|---|---|---|---|"+strings.Repeat("---|", len(refs))+"---|---|---|---|---|---|---|---|")
+		fmt.Fprintln(&b, " answered @10k | p50 ms @10k | p99 ms @10k | p99 ÷ Knot | CPU @10k | CPU ÷ Knot | core busy @10k | core ÷ Knot | peak RSS | RSS ÷ Knot |")
+		fmt.Fprintln(&b, "|---|---|---|---|---|"+strings.Repeat("---|", len(refs))+"---|---|---|---|---|---|---|---|---|---|")
 		for _, c := range p.cells {
 			for _, s := range p.servers {
 				if _, ok := l.get(p.label, s, c.name, 1); !ok {
@@ -110,13 +111,14 @@ func summarize(results []result, passes []pass) string {
 					fmt.Fprintf(&b, " %s |", l.ratios(p.label, s, ref, c.name, perCore))
 				}
 				if p.fixed || c.fixedOnly {
-					fmt.Fprintf(&b, " %.0f | %.3f | %.3f | %s | %.1f %% | %s |",
+					fmt.Fprintf(&b, " %.0f | %.3f | %.3f | %s | %.1f %% | %s | %.1f %% | %s |",
 						l.med(p.label, s, c.name, func(r result) float64 { return r.fixedRate }), l.med(p.label, s, c.name, func(r result) float64 { return r.p50 }),
 						l.med(p.label, s, c.name, func(r result) float64 { return r.p99 }),
 						l.ratios(p.label, s, knot, c.name, func(r result) float64 { return r.p99 }),
-						100*l.med(p.label, s, c.name, fixedCPU), l.ratios(p.label, s, knot, c.name, fixedCPU))
+						100*l.med(p.label, s, c.name, fixedCPU), l.ratios(p.label, s, knot, c.name, fixedCPU),
+						100*l.med(p.label, s, c.name, coreOf), l.ratios(p.label, s, knot, c.name, coreOf))
 				} else {
-					b.WriteString(" – | – | – | – | – | – |") // no fixed-rate run in this pass
+					b.WriteString(" – | – | – | – | – | – | – | – |") // no fixed-rate run in this pass
 				}
 				fmt.Fprintf(&b, " %.0f MB | %s |\n", l.med(p.label, s, c.name, rssOf)/1024, l.ratios(p.label, s, knot, c.name, rssOf))
 			}
@@ -134,8 +136,8 @@ func issue23Table(results []result, passes []pass) string {
 	l := lookup(results)
 	var b strings.Builder
 	fmt.Fprintf(&b, "## Issue 23 (%s, `go run ./benchmarks/peers -suite issue23 -rounds %d -duration %v`)\n\n", time.Now().Format(time.DateOnly), *rounds, *duration)
-	b.WriteString("Ratios are medians over rounds of ratios within a round. QPS ratios are per server core; ÷ Knot is Knot with mod-geoip on the geo cells, knot-rrl on the RRL rows (÷ NSD: nsd-rrl). CPU ÷ Knot at a fixed 10k qps (1-core passes; the RRL rows against Knot without RRL, as knot-rrl limits that rate from one /24). RSS: peak (VmHWM) after the cell.\n\n")
-	b.WriteString("| pass | cell | geodns ÷ gdnsd | ÷ NSD | ÷ Knot | CPU @10k ÷ Knot | geodns peak RSS | RSS ÷ Knot |\n|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("Ratios are medians over rounds of ratios within a round. QPS ratios are per server core; ÷ Knot is Knot with mod-geoip on the geo cells, knot-rrl on the RRL rows (÷ NSD: nsd-rrl). CPU ÷ Knot at a fixed 10k qps (1-core passes; the RRL rows against Knot without RRL, as knot-rrl limits that rate from one /24): the server process's CPU time, and its core's busy time (the server's CPU less that core's idle time: it also counts the network work the kernel did on that core outside the server's system calls). RSS: peak (VmHWM) after the cell.\n\n")
+	b.WriteString("| pass | cell | geodns ÷ gdnsd | ÷ NSD | ÷ Knot | CPU @10k ÷ Knot | core busy @10k ÷ Knot | geodns peak RSS | RSS ÷ Knot |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, p := range passes {
 		for _, rrl := range []bool{false, true} {
 			g, nsd := "geodns", "nsd"
@@ -171,9 +173,9 @@ func issue23Table(results []result, passes []pass) string {
 				if rrl && l.med(p.label, knot, c.name, func(r result) float64 { return r.lost }) > 0 {
 					kq = "– (knot-rrl limits one /24 at this rate)"
 				}
-				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %.0f MB | %s |\n", p.label, name, gd,
+				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %.0f MB | %s |\n", p.label, name, gd,
 					l.ratios(p.label, g, nsd, c.name, perCore), kq,
-					cpu, l.med(p.label, g, c.name, rssOf)/1024, l.ratios(p.label, g, knot, c.name, rssOf))
+					cpu, l.ratios(p.label, g, cpuKnot, c.name, coreOf), l.med(p.label, g, c.name, rssOf)/1024, l.ratios(p.label, g, knot, c.name, rssOf))
 			}
 		}
 	}
