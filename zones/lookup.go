@@ -169,7 +169,7 @@ func (z *Zone) Absent(name string, qtype uint16) (enc string, encWire int, ok bo
 // DNAME strictly above name (stop.dname); and the closest encloser.
 // A DS question at a cut is answered by this (the parent) side.
 func (z *Zone) find(name string, qtype uint16) (n, stop, ce *node) {
-	ce = z.nodes[z.Origin]
+	ce = z.apex
 	below := len(name) - len(z.Origin) // labels starting before this are below the apex
 	if below > 0 && ce.dname {
 		return nil, ce, ce // a DNAME at the apex: every name below is substituted

@@ -126,6 +126,9 @@ func (c *compiler) node(name string) *node {
 func (c *compiler) newNode(name string) *node {
 	n := &node{name: name}
 	c.z.nodes[name] = n
+	if name == c.z.Origin {
+		c.z.apex = n
+	}
 	c.all = append(c.all, n)
 	if strings.HasPrefix(name, "*.") {
 		c.wilds = append(c.wilds, n)

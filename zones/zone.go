@@ -46,6 +46,7 @@ type Zone struct {
 	soa    *dns.SOA
 	negSOA []dns.RR // the SOA with the negative-caching TTL, for authority sections
 	nodes  map[string]*node
+	apex   *node // nodes[Origin], which every lookup starts from: not hashed per query
 	count  int
 }
 
