@@ -28,14 +28,16 @@ import (
 // three a query that a loop makes. A loop waiting in its own epoll set
 // wakes straight into its work: 5 % more queries per core, 5 % less CPU at
 // 10k queries a second on one connection (issue 23; benchmarks/RESULTS.md).
-// What is left at that rate, 1.0-1.1x Knot's CPU behind a NIC-like link
-// and 1.3x on loopback (as gdnsd's), is the wake-up itself: both servers
-// make the same context switches and segments per query. Like a UDP reader a loop waits in a system call and holds a P of
-// its own (ServeOptions.ReaderProcs), and passes through the scheduler
-// every yieldEvery. It is not locked to its thread: a locked goroutine's
-// yield hands its P to another thread and waits to be handed it back (two
-// wake-ups, 200 times a second), where an unlocked one mostly goes on
-// where it was. CPU at 10k queries a second over TCP, against the locked
+// At that rate behind a NIC-like link a loop's core is busy 0.94-0.96x
+// as long as Knot's (0.98-1.06x counting the processes' CPU time only);
+// on loopback 1.3x, as gdnsd, which also answers at once: there the
+// answer's send wakes the client (benchmarks/RESULTS.md, eleventh
+// session). Like a UDP reader a loop waits in a system call and holds a
+// P of its own (ServeOptions.ReaderProcs), and passes through the
+// scheduler every yieldEvery. It is not locked to its thread: a locked
+// goroutine's yield hands its P to another thread and waits to be handed
+// it back (two wake-ups, 200 times a second), where an unlocked one
+// mostly goes on where it was. CPU at 10k queries a second over TCP, against the locked
 // loop in the same rounds: 0.89-0.97 on loopback, 0.90-1.01 over the
 // NIC-like link (four runs; benchmarks/RESULTS.md, tenth session).
 //
