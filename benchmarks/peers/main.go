@@ -18,7 +18,9 @@
 // the last release), for a before-and-after in the same rounds. Per cell
 // and server: a saturation run (QPS, server CPU,
 // QPS per server core) and a run at a fixed rate with per-query latencies
-// (p50, p99, server CPU). Knot and NSD serve no geo names here.
+// (p50, p99, server CPU, and the busy time of the server's cores, which
+// also counts the kernel's network work there outside the server's own
+// system calls: see run.core). Knot and NSD serve no geo names here.
 //
 // DNSSEC (issue 21): geodns-signed is geodns with the zone signed (a
 // dnssec: key), knot-signed Knot signing online (mod-onlinesign); the
