@@ -200,7 +200,7 @@ func idleTicks(cpus []int) int64 {
 	var t int64
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
-		if len(f) < 6 || !strings.HasPrefix(f[0], "cpu") || f[0] == "cpu" {
+		if len(f) < 6 || !strings.HasPrefix(f[0], "cpu") { // "cpu" itself, the sum, has no number: skipped below
 			continue
 		}
 		if n, err := strconv.Atoi(f[0][3:]); err == nil && slices.Contains(cpus, n) {
