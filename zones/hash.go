@@ -156,7 +156,8 @@ func (c *compiler) serial(mtime time.Time, prev *Zone) {
 	soa := dns.Copy(z.soa).(*dns.SOA)
 	soa.Serial = serial
 	z.soa, z.Serial = soa, serial
-	z.nodes[z.Origin].sets[slices.IndexFunc(z.nodes[z.Origin].sets, func(s rrset) bool { return s.rtype == dns.TypeSOA })].all[0] = soa
+	sets := z.apex.sets
+	sets[slices.IndexFunc(sets, func(s rrset) bool { return s.rtype == dns.TypeSOA })].all[0] = soa
 }
 
 // SerialSource numbers the automatic serials of a set of servers, so

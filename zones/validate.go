@@ -12,7 +12,7 @@ func (c *compiler) validate(recs []placed) {
 	// at reports a problem with the records of name, warn one that does
 	// not stop the load (warnings.go: reporter).
 	at, warn := c.reporters(recs)
-	apex := z.nodes[z.Origin]
+	apex := z.apex
 	if apex == nil || apex.get(dns.TypeNS) == nil {
 		// NSD and Knot load such a zone (a new zone, or one served only to
 		// secondaries by transfer): a warning, as theirs.
