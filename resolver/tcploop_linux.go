@@ -37,9 +37,10 @@ import (
 // scheduler every yieldEvery. It is not locked to its thread: a locked
 // goroutine's yield hands its P to another thread and waits to be handed
 // it back (two wake-ups, 200 times a second), where an unlocked one
-// mostly goes on where it was. CPU at 10k queries a second over TCP, against the locked
-// loop in the same rounds: 0.89-0.97 on loopback, 0.90-1.01 over the
-// NIC-like link (four runs; benchmarks/RESULTS.md, tenth session).
+// mostly goes on where it was. CPU at 10k queries a second over TCP,
+// against the locked loop in the same rounds: 0.89-0.97 on loopback,
+// 0.90-1.01 over the NIC-like link (four runs; benchmarks/RESULTS.md,
+// tenth session).
 //
 // Accepting stays with the server's goroutine (rare next to queries), which
 // takes the socket out of the runtime's poller (adopt) and hands it to a
