@@ -190,25 +190,10 @@ func cpuTicks(pid int) int64 {
 	return t
 }
 
-// idleTicks is the idle time of the CPUs given (idle and iowait in
-// /proc/stat, in clock ticks), which the kernel measures for a tickless
-// idle CPU. The busy fields there are sampled at ticks: on this VM they
-// added up to less than the server's own CPU time.
+// idleTicks is proc.IdleTicks; the harness stops if /proc cannot be read.
 func idleTicks(cpus []int) int64 {
-	b, err := os.ReadFile("/proc/stat")
+	t, err := proc.IdleTicks(cpus)
 	check(err)
-	var t int64
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 6 || !strings.HasPrefix(f[0], "cpu") { // "cpu" itself, the sum, has no number: skipped below
-			continue
-		}
-		if n, err := strconv.Atoi(f[0][3:]); err == nil && slices.Contains(cpus, n) {
-			idle, _ := strconv.ParseInt(f[4], 10, 64)
-			iowait, _ := strconv.ParseInt(f[5], 10, 64)
-			t += idle + iowait
-		}
-	}
 	return t
 }
 

@@ -49,11 +49,11 @@ func (l lookup) med(pass, server, cell string, f func(result) float64) float64 {
 }
 
 var (
-	perCore  = func(r result) float64 { return r.perCore }
-	qpsOf    = func(r result) float64 { return r.qps }
-	fixedCPU = func(r result) float64 { return r.fixedCPU }
-	coreOf   = func(r result) float64 { return r.fixedCore }
-	rssOf    = func(r result) float64 { return float64(r.rssKB) }
+	perCore   = func(r result) float64 { return r.perCore }
+	qpsOf     = func(r result) float64 { return r.qps }
+	fixedCPU  = func(r result) float64 { return r.fixedCPU }
+	fixedCore = func(r result) float64 { return r.fixedCore }
+	rssOf     = func(r result) float64 { return float64(r.rssKB) }
 )
 
 // knotFor is the Knot a cell compares with: mod-geoip for the geo cells.
@@ -116,7 +116,7 @@ func summarize(results []result, passes []pass) string {
 						l.med(p.label, s, c.name, func(r result) float64 { return r.p99 }),
 						l.ratios(p.label, s, knot, c.name, func(r result) float64 { return r.p99 }),
 						100*l.med(p.label, s, c.name, fixedCPU), l.ratios(p.label, s, knot, c.name, fixedCPU),
-						100*l.med(p.label, s, c.name, coreOf), l.ratios(p.label, s, knot, c.name, coreOf))
+						100*l.med(p.label, s, c.name, fixedCore), l.ratios(p.label, s, knot, c.name, fixedCore))
 				} else {
 					b.WriteString(" – | – | – | – | – | – | – | – |") // no fixed-rate run in this pass
 				}
@@ -175,7 +175,7 @@ func issue23Table(results []result, passes []pass) string {
 				}
 				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %.0f MB | %s |\n", p.label, name, gd,
 					l.ratios(p.label, g, nsd, c.name, perCore), kq,
-					cpu, l.ratios(p.label, g, cpuKnot, c.name, coreOf), l.med(p.label, g, c.name, rssOf)/1024, l.ratios(p.label, g, knot, c.name, rssOf))
+					cpu, l.ratios(p.label, g, cpuKnot, c.name, fixedCore), l.med(p.label, g, c.name, rssOf)/1024, l.ratios(p.label, g, knot, c.name, rssOf))
 			}
 		}
 	}

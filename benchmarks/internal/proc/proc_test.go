@@ -1,4 +1,4 @@
-package main
+package proc
 
 import (
 	"os"
@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// idleTicks sums the per-CPU lines it is asked for, not the machine's
+// IdleTicks sums the per-CPU lines it is asked for, not the machine's
 // aggregate "cpu" line: over all CPUs it matches that line's idle and
 // iowait, read at the same moment but for the ticks in between.
 func TestIdleTicks(t *testing.T) {
@@ -19,7 +19,7 @@ func TestIdleTicks(t *testing.T) {
 	for i := range all {
 		all[i] = i
 	}
-	sum := idleTicks(all)
+	sum := idleOf(t, all)
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		t.Fatal(err)
@@ -34,11 +34,20 @@ func TestIdleTicks(t *testing.T) {
 		t.Errorf("idle over all CPUs %d, aggregate line %d (read after it)", sum, idle+iowait)
 	}
 	if len(all) > 1 {
-		if one := idleTicks(all[:1]); one <= 0 || one >= idleTicks(all) {
-			t.Errorf("CPU 0's idle %d, all CPUs' %d", one, idleTicks(all))
+		if one := idleOf(t, all[:1]); one <= 0 || one >= idleOf(t, all) {
+			t.Errorf("CPU 0's idle %d, all CPUs' %d", one, idleOf(t, all))
 		}
 	}
-	if n := idleTicks([]int{len(all) + 1000}); n != 0 {
+	if n := idleOf(t, []int{len(all) + 1000}); n != 0 {
 		t.Errorf("a CPU that does not exist: %d ticks", n)
 	}
+}
+
+func idleOf(t *testing.T, cpus []int) int64 {
+	t.Helper()
+	n, err := IdleTicks(cpus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
