@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/geodns/geodns/zones"
 	"github.com/miekg/dns"
@@ -87,15 +86,14 @@ func (h *Handler) serveAbsent(c *fastCache, set *zones.Set, key []byte, kh uint6
 		// signed answer is never the same for two names: not tried.
 		return nil, false
 	}
-	// The name in text form, in a buffer of our own: looked up, not kept.
-	var tb [4 * 255]byte
-	text := zones.AppendNameFromWire(tb[:0], fq.lowerName())
-	qname := unsafe.String(unsafe.SliceData(text), len(text))
-	z := set.Find(qname, fq.qtype)
+	// Decided on the wire name, as asked: its text form is needed only to
+	// write a template.
+	lname := fq.lowerName()
+	z := set.FindWire(lname, fq.qtype)
 	if z == nil {
 		return nil, false
 	}
-	enc, encWire, ok := z.Absent(qname, fq.qtype)
+	encWire, ok := z.AbsentWire(lname)
 	n := len(fq.name)
 	if !ok || encWire >= n {
 		return nil, false
@@ -107,7 +105,7 @@ func (h *Handler) serveAbsent(c *fastCache, set *zones.Set, key []byte, kh uint6
 		t = e.absent
 	}
 	if t == nil {
-		t = h.template(set, z, enc, fq, remote, tcp)
+		t = h.template(set, z, zones.NameFromWire(lname[n-encWire:]), fq, remote, tcp)
 		c.put(tkey, &entry{absent: t})
 	}
 	if t.p == nil {

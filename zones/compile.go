@@ -132,6 +132,7 @@ func (c *compiler) build(uses []serviceUse, mtime time.Time, prev *Zone) *Zone {
 		Origin: s.origin, File: s.file, nodes: map[string]*node{},
 		Sites: map[string]*Site{}, Services: map[string]*Service{}, Checks: map[string]*Check{},
 	}
+	z.originWire = string(appendWire(nil, z.Origin))
 	c.z = z
 	var recs []placed
 	c.parsed = &recs
@@ -178,6 +179,7 @@ func (c *compiler) build(uses []serviceUse, mtime time.Time, prev *Zone) *Zone {
 	c.addRecords(recs[imported:])
 	c.finishNodes()
 	c.services(uses)
+	c.indexWire()
 	c.validate(recs)
 	c.checkWire(recs)
 	if len(c.errs) > 0 {

@@ -3,6 +3,7 @@ package zones
 import (
 	"slices"
 	"strings"
+	"unsafe"
 
 	"github.com/miekg/dns"
 )
@@ -255,6 +256,10 @@ type Set struct {
 	// only the suffixes of a name some origin could be, so a name below a
 	// zone's apex costs one map lookup, not one per label.
 	lens [4]uint64
+	// wire and wireLens are zones and lens for origins in lower-case wire
+	// form, for FindWire.
+	wire     map[string]*Zone
+	wireLens [4]uint64
 }
 
 // NewSet returns a set of the given zones.
@@ -267,20 +272,31 @@ func NewSet(zs ...*Zone) *Set {
 	return s
 }
 
-// index sets lens from the zones.
+// index sets lens, wire and wireLens from the zones.
 func (s *Set) index() {
-	s.lens = [4]uint64{}
-	for o := range s.zones {
-		n := len(o) % 256
-		s.lens[n/64] |= 1 << (n % 64)
+	s.lens, s.wireLens = [4]uint64{}, [4]uint64{}
+	s.wire = make(map[string]*Zone, len(s.zones))
+	for o, z := range s.zones {
+		setLen(&s.lens, len(o))
+		s.wire[z.originWire] = z
+		setLen(&s.wireLens, len(z.originWire))
 	}
 }
 
-// mayHold reports whether some origin is n bytes long (or may be).
-func (s *Set) mayHold(n int) bool {
+// setLen marks length n in a bit set of lengths (mod 256).
+func setLen(lens *[4]uint64, n int) {
 	n %= 256
-	return s.lens[n/64]&(1<<(n%64)) != 0
+	lens[n/64] |= 1 << (n % 64)
 }
+
+// hasLen reports whether length n (mod 256) is marked in lens.
+func hasLen(lens *[4]uint64, n int) bool {
+	n %= 256
+	return lens[n/64]&(1<<(n%64)) != 0
+}
+
+// mayHold reports whether some origin is n bytes long (or may be).
+func (s *Set) mayHold(n int) bool { return hasLen(&s.lens, n) }
 
 // With returns a copy of the set with z added or replaced.
 func (s *Set) With(z *Zone) *Set { return s.Update([]*Zone{z}, nil) }
@@ -337,6 +353,27 @@ func (s *Set) Find(qname string, qtype uint16) *Zone {
 	}
 	if z := s.zones["."]; z != nil {
 		return z
+	}
+	return best
+}
+
+// FindWire is Find for the lower-case wire name name (uncompressed, ending
+// with the root label): the zone that answers it, found without the name's
+// text form.
+func (s *Set) FindWire(name []byte, qtype uint16) *Zone {
+	var best *Zone
+	for off := 0; off < len(name); off += int(name[off]) + 1 {
+		suffix := name[off:]
+		if !hasLen(&s.wireLens, len(suffix)) {
+			continue
+		}
+		if z := s.wire[unsafe.String(unsafe.SliceData(suffix), len(suffix))]; z != nil {
+			if off == 0 && qtype == dns.TypeDS && len(name) > 1 {
+				best = z // a DS at an apex: the parent's, when served
+				continue
+			}
+			return z
+		}
 	}
 	return best
 }

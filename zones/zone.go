@@ -48,6 +48,11 @@ type Zone struct {
 	nodes  map[string]*node
 	apex   *node // nodes[Origin], which every lookup starts from: not hashed per query
 	count  int
+
+	// For absent names asked in wire form (AbsentWire, Set.FindWire):
+	// the origin's wire form, lower case, and every node's name hashed.
+	originWire string
+	wire       wireIndex
 }
 
 // Transfer is a zone's transfer: key (docs/transfers.md).
