@@ -77,10 +77,10 @@ func absentKey(b *[255 + 4]byte, k []byte, nameLen, encWire int) []byte {
 // not fit the client's limit: the caller resolves the query.
 //
 // A name asked a second time (the doorkeeper's rule, with the template's
-// doorkeeper; kh is key's hash) gets an entry of its own, so an absent
-// name clients do ask for (a typo in a popular link, a resolver's probe)
-// is a plain cache hit from then on.
-func (h *Handler) serveAbsent(c *fastCache, set *zones.Set, key []byte, kh uint64, fq *query, remote netip.Addr, tcp bool, out []byte, limit int, md mode) ([]byte, bool) {
+// doorkeeper; kh is key's hash, nh its name's) gets an entry of its own,
+// so an absent name clients do ask for (a typo in a popular link, a
+// resolver's probe) is a plain cache hit from then on.
+func (h *Handler) serveAbsent(c *fastCache, set *zones.Set, key []byte, kh, nh uint64, fq *query, remote netip.Addr, tcp bool, out []byte, limit int, md mode) ([]byte, bool) {
 	if !fq.question || fq.do && h.cfg.Signer != nil {
 		// Signed denial names the question (compact denial's NSEC), so a
 		// signed answer is never the same for two names: not tried.
@@ -93,20 +93,21 @@ func (h *Handler) serveAbsent(c *fastCache, set *zones.Set, key []byte, kh uint6
 	if z == nil {
 		return nil, false
 	}
-	encWire, ok := z.AbsentWire(lname)
+	encWire, encHash, ok := z.AbsentWire(lname, nh)
 	n := len(fq.name)
 	if !ok || encWire >= n {
 		return nil, false
 	}
 	var kb [255 + 4]byte
 	tkey := absentKey(&kb, key, n, encWire)
+	tkh := keyHash(encHash, key[n:], true) // c.hash(tkey), from the hash the walk made
 	var t *template
-	if e := c.get(tkey); e != nil {
+	if e := c.getH(tkey, tkh); e != nil {
 		t = e.absent
 	}
 	if t == nil {
 		t = h.template(set, z, zones.NameFromWire(lname[n-encWire:]), fq, remote, tcp)
-		c.put(tkey, &entry{absent: t})
+		c.putH(tkey, tkh, &entry{absent: t})
 	}
 	if t.p == nil {
 		return nil, false

@@ -116,12 +116,14 @@ func (h *Handler) serve(q []byte, remote netip.Addr, tcp bool, out []byte, tap *
 	var c *fastCache
 	var key []byte
 	var kh uint64 // key's hash: its shard, its doorkeeper slots
+	var nh uint64 // the name's (zones.WireHash), which kh is made from
 	var pre *preDecision
 	var e *entry
 	if md != explain && set != nil && h.cacheable(&fq) {
 		c = h.cache(set)
 		key = fq.key(tcp)
-		kh = c.hash(key)
+		nh = zones.WireHash(fq.lowerName())
+		kh = keyHash(nh, key[len(fq.name):], false)
 		if e = c.getH(key, kh); e != nil {
 			p, scope := e.static, 0
 			var addrs []netip.Addr
@@ -143,7 +145,7 @@ func (h *Handler) serve(q []byte, remote netip.Addr, tcp bool, out []byte, tap *
 		}
 	}
 	if c != nil && e == nil {
-		if resp, ok := h.serveAbsent(c, set, key, kh, &fq, remote, tcp, out, limit, md); ok {
+		if resp, ok := h.serveAbsent(c, set, key, kh, nh, &fq, remote, tcp, out, limit, md); ok {
 			return resp
 		}
 	}

@@ -346,6 +346,15 @@ func TestAbsentNamesStayOutOfTheCache(t *testing.T) {
 	}
 	require.LessOrEqual(t, n, 4, "entries after 50,000 absent names")
 	require.Less(t, c.bytes(), int64(8<<10))
+	// Each template is where the cache's hash of its key finds it
+	// (serveAbsent makes that hash from the one the zone walk made).
+	for _, enc := range []string{"example.net.", "wild.example.net."} {
+		k := keyOf(t, "x."+enc)
+		var kb [255 + 4]byte
+		e := c.get(absentKey(&kb, k, len(k)-3, len(k)-3-2))
+		require.NotNil(t, e, enc)
+		require.NotNil(t, e.absent, enc)
+	}
 }
 
 // keyOf is the cache key of an A question for name over UDP.

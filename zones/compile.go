@@ -133,6 +133,7 @@ func (c *compiler) build(uses []serviceUse, mtime time.Time, prev *Zone) *Zone {
 		Sites: map[string]*Site{}, Services: map[string]*Service{}, Checks: map[string]*Check{},
 	}
 	z.originWire = string(appendWire(nil, z.Origin))
+	z.originHash = WireHash([]byte(z.originWire))
 	c.z = z
 	var recs []placed
 	c.parsed = &recs

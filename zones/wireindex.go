@@ -32,6 +32,11 @@ import (
 // index is never written to disk.
 var wireSeed = maphash.MakeSeed()
 
+// WireHash returns the hash of the lower-case wire name name as the wire
+// index keeps it. The resolver's cache derives its keys' hashes from it,
+// so that a query's name is hashed once for the cache and the index.
+func WireHash(name []byte) uint64 { return maphash.Bytes(wireSeed, name) }
+
 // The low two bits of a slot are its node's flags; the rest is the top of
 // its name's hash (the bottom picks the slot). A slot of 0 is empty.
 const (
@@ -107,7 +112,7 @@ func (c *compiler) indexWire() {
 			if n.dname {
 				flags |= wireDNAME
 			}
-			z.wire.add(maphash.Bytes(wireSeed, appendWire(buf[:0], n.name)), flags)
+			z.wire.add(WireHash(appendWire(buf[:0], n.name)), flags)
 		}
 		return [2]uint64{}
 	})
@@ -137,17 +142,18 @@ func appendWire(b []byte, s string) []byte {
 }
 
 // AbsentWire is Absent for the lower-case wire name name (uncompressed,
-// ending with the root label, in the zone): whether it has no node of its
-// own and no delegation or DNAME above it, and if so the length of its
-// closest encloser's wire form, the last encWire octets of name. Like
-// Absent but for two names of equal hash (see the wire index).
-func (z *Zone) AbsentWire(name []byte) (encWire int, ok bool) {
+// ending with the root label, in the zone) of hash h (WireHash): whether
+// it has no node of its own and no delegation or DNAME above it, and if
+// so the length of its closest encloser's wire form, the last encWire
+// octets of name, and that suffix's hash. Like Absent but for two names
+// of equal hash (see the wire index).
+func (z *Zone) AbsentWire(name []byte, h uint64) (encWire int, encHash uint64, ok bool) {
 	below := len(name) - len(z.originWire) // labels starting before this are below the apex
 	if below <= 0 {
-		return 0, false // the apex, which exists
+		return 0, 0, false // the apex, which exists
 	}
 	if z.apex.dname {
-		return 0, false // a DNAME at the apex: every name below is substituted
+		return 0, 0, false // a DNAME at the apex: every name below is substituted
 	}
 	var starts [128]uint8 // label starts below the apex; a name has at most 127 labels and 255 octets
 	k := 0
@@ -155,17 +161,21 @@ func (z *Zone) AbsentWire(name []byte) (encWire int, ok bool) {
 		starts[k] = uint8(off)
 		k++
 	}
-	enc := len(z.originWire)
+	enc, encHash := len(z.originWire), z.originHash
 	for i := k - 1; i >= 0; i-- {
 		suffix := name[starts[i]:]
-		flags, found := z.wire.get(maphash.Bytes(wireSeed, suffix))
+		sh := h
+		if i > 0 {
+			sh = WireHash(suffix)
+		}
+		flags, found := z.wire.get(sh)
 		if !found {
-			return enc, true
+			return enc, encHash, true
 		}
 		if i == 0 || flags != 0 {
-			return 0, false // the name itself, or a cut or DNAME above it
+			return 0, 0, false // the name itself, or a cut or DNAME above it
 		}
-		enc = len(suffix)
+		enc, encHash = len(suffix), sh
 	}
-	return 0, false
+	return 0, 0, false
 }

@@ -56,12 +56,13 @@ func TestAbsentWireAgreesWithAbsent(t *testing.T) {
 			}
 			wire := appendWire(nil, name)
 			enc, want, ok := z.Absent(name, dns.TypeA)
-			got, gotOK := z.AbsentWire(wire)
+			got, gotHash, gotOK := z.AbsentWire(wire, WireHash(wire))
 			require.Equal(t, ok, gotOK, "%s in %s", name, z.Origin)
 			if ok {
 				absent++
 				require.Equal(t, want, got, "%s in %s: encloser %s", name, z.Origin, enc)
 				require.Equal(t, enc, NameFromWire(wire[len(wire)-got:]))
+				require.Equal(t, WireHash(wire[len(wire)-got:]), gotHash, "%s: the encloser's hash", name)
 			}
 		}
 		if !z.apex.dname { // below a DNAME at the apex, nothing is absent

@@ -52,6 +52,7 @@ type Zone struct {
 	// For absent names asked in wire form (AbsentWire, Set.FindWire):
 	// the origin's wire form, lower case, and every node's name hashed.
 	originWire string
+	originHash uint64 // WireHash(originWire)
 	wire       wireIndex
 }
 
