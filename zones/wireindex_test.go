@@ -75,12 +75,7 @@ func TestAbsentWireAgreesWithAbsent(t *testing.T) {
 // TestSetFindWire: FindWire finds the zone Find does, DS questions at an
 // apex and the root zone included.
 func TestSetFindWire(t *testing.T) {
-	mk := func(origin string) *Zone {
-		src := "soa: {ns: a.example., mbox: b.example.}\nrecords: {\"@\": {NS: [ns1.example.net.]}}\n"
-		z, err := Compile(origin+"yaml", []byte(src), origin, time.Now(), nil)
-		require.NoError(t, err)
-		return z
-	}
+	mk := func(origin string) *Zone { return apexOnly(t, origin) }
 	s := NewSet(mk("example.com."), mk("sub.example.com."), mk("a\\.b.example.net."))
 	names := []string{".", "com.", "example.com.", "sub.example.com.", "a.sub.example.com.", "www.example.com.",
 		"example.org.", "x.y.example.org.", "a\\.b.example.net.", "c.a\\.b.example.net.", "b.example.net.", "c.a.b.example.net."}

@@ -295,13 +295,16 @@ func TestLookupDoesNotMutateZone(t *testing.T) {
 	}
 }
 
+// apexOnly compiles a zone named origin that holds its SOA and NS only.
+func apexOnly(t *testing.T, origin string) *Zone {
+	src := "soa: {ns: a.example., mbox: b.example.}\nrecords: {\"@\": {NS: [ns1.example.net.]}}\n"
+	z, err := Compile(origin+"yaml", []byte(src), origin, time.Now(), nil)
+	require.NoError(t, err)
+	return z
+}
+
 func TestSetFind(t *testing.T) {
-	mk := func(origin string) *Zone {
-		src := "soa: {ns: a.example., mbox: b.example.}\nrecords: {\"@\": {NS: [ns1.example.net.]}}\n"
-		z, err := Compile(origin+"yaml", []byte(src), origin, time.Now(), nil)
-		require.NoError(t, err)
-		return z
-	}
+	mk := func(origin string) *Zone { return apexOnly(t, origin) }
 	s := NewSet(mk("example.com."), mk("sub.example.com."))
 	require.Equal(t, "sub.example.com.", s.Find("a.sub.example.com.", dns.TypeA).Origin)
 	require.Equal(t, "sub.example.com.", s.Find("sub.example.com.", dns.TypeSOA).Origin)
