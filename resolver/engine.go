@@ -293,7 +293,7 @@ func (h *Handler) answerIN(set *zones.Set, o *outcome, fq *query, remote netip.A
 	}
 	var z *zones.Zone
 	if set != nil {
-		z = set.Find(o.qname, fq.qtype)
+		z = set.FindWire(fq.lowerName(), fq.qtype)
 	}
 	if z == nil {
 		o.rcode, o.ede = dns.RcodeRefused, edeNotAuthoritative // not ours, and we never recurse

@@ -251,15 +251,14 @@ func appendRRs(dst, rrs []dns.RR, synth bool, owner string) []dns.RR {
 
 // Set is an immutable collection of zones, found by longest suffix match.
 type Set struct {
-	zones map[string]*Zone
-	// lens has bit n%256 set for every origin n bytes long: Find looks up
-	// only the suffixes of a name some origin could be, so a name below a
-	// zone's apex costs one map lookup, not one per label.
+	zones map[string]*Zone // by origin
+	// wire is the zones by origin in lower-case wire form, where Find and
+	// FindWire look names up; lens has bit n%256 set for every such origin
+	// n octets long, so that only the suffixes of a name some origin could
+	// be are looked up: a name below a zone's apex costs one map lookup,
+	// not one per label.
+	wire map[string]*Zone
 	lens [4]uint64
-	// wire and wireLens are zones and lens for origins in lower-case wire
-	// form, for FindWire.
-	wire     map[string]*Zone
-	wireLens [4]uint64
 }
 
 // NewSet returns a set of the given zones.
@@ -272,31 +271,23 @@ func NewSet(zs ...*Zone) *Set {
 	return s
 }
 
-// index sets lens, wire and wireLens from the zones.
+// index sets wire and lens from the zones.
 func (s *Set) index() {
-	s.lens, s.wireLens = [4]uint64{}, [4]uint64{}
+	s.lens = [4]uint64{}
 	s.wire = make(map[string]*Zone, len(s.zones))
-	for o, z := range s.zones {
-		setLen(&s.lens, len(o))
+	for _, z := range s.zones {
 		s.wire[z.originWire] = z
-		setLen(&s.wireLens, len(z.originWire))
+		n := len(z.originWire) % 256
+		s.lens[n/64] |= 1 << (n % 64)
 	}
 }
 
-// setLen marks length n in a bit set of lengths (mod 256).
-func setLen(lens *[4]uint64, n int) {
+// mayHold reports whether some origin is n octets long in wire form (or
+// may be).
+func (s *Set) mayHold(n int) bool {
 	n %= 256
-	lens[n/64] |= 1 << (n % 64)
+	return s.lens[n/64]&(1<<(n%64)) != 0
 }
-
-// hasLen reports whether length n (mod 256) is marked in lens.
-func hasLen(lens *[4]uint64, n int) bool {
-	n %= 256
-	return lens[n/64]&(1<<(n%64)) != 0
-}
-
-// mayHold reports whether some origin is n bytes long (or may be).
-func (s *Set) mayHold(n int) bool { return hasLen(&s.lens, n) }
 
 // With returns a copy of the set with z added or replaced.
 func (s *Set) With(z *Zone) *Set { return s.Update([]*Zone{z}, nil) }
@@ -336,35 +327,20 @@ func (s *Set) Zones() []*Zone {
 
 // Find returns the zone that answers qname (canonical): the closest
 // enclosing one. A DS question at a zone's apex belongs to the parent zone
-// when the parent is served too (RFC 4035 3.1.4.1).
+// when the parent is served too (RFC 4035 3.1.4.1). A qname that is not a
+// name (see appendWire) has none.
 func (s *Set) Find(qname string, qtype uint16) *Zone {
-	var best *Zone
-	for off, end := 0, false; !end; off, end = dns.NextLabel(qname, off) {
-		if !s.mayHold(len(qname) - off) {
-			continue
-		}
-		if z := s.zones[qname[off:]]; z != nil {
-			if off == 0 && qtype == dns.TypeDS && qname != "." {
-				best = z
-				continue
-			}
-			return z
-		}
-	}
-	if z := s.zones["."]; z != nil {
-		return z
-	}
-	return best
+	var buf [256]byte
+	return s.FindWire(appendWire(buf[:0], qname), qtype)
 }
 
 // FindWire is Find for the lower-case wire name name (uncompressed, ending
-// with the root label): the zone that answers it, found without the name's
-// text form.
+// with the root label), which a query holds: found without its text form.
 func (s *Set) FindWire(name []byte, qtype uint16) *Zone {
 	var best *Zone
 	for off := 0; off < len(name); off += int(name[off]) + 1 {
 		suffix := name[off:]
-		if !hasLen(&s.wireLens, len(suffix)) {
+		if !s.mayHold(len(suffix)) {
 			continue
 		}
 		if z := s.wire[unsafe.String(unsafe.SliceData(suffix), len(suffix))]; z != nil {

@@ -118,7 +118,9 @@ func (c *compiler) indexWire() {
 	})
 }
 
-// appendWire appends the wire form of the canonical name s to b.
+// appendWire appends the wire form of the canonical name s to b, or
+// nothing when s is not a name (a label over 63 octets, the name over
+// 255, a bad escape).
 func appendWire(b []byte, s string) []byte {
 	if s == "." {
 		return append(b, 0)
@@ -127,16 +129,22 @@ func appendWire(b []byte, s string) []byte {
 		var buf [256]byte
 		n, err := dns.PackDomainName(s, buf[:], 0, nil, false)
 		if err != nil {
-			return append(b, s...) // not a name a query can ask: any key will do
+			return b
 		}
 		return append(b, buf[:n]...)
 	}
-	start := 0
+	at, start := len(b), 0
 	for i := 0; i < len(s); i++ {
 		if s[i] == '.' {
+			if i-start > 63 {
+				return b[:at]
+			}
 			b = append(append(b, byte(i-start)), s[start:i]...)
 			start = i + 1
 		}
+	}
+	if len(b)-at >= 255 {
+		return b[:at]
 	}
 	return append(b, 0)
 }
