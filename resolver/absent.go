@@ -147,7 +147,7 @@ func (h *Handler) template(set *zones.Set, z *zones.Zone, enc string, fq *query,
 		if enc == "." {
 			name = label + "."
 		}
-		if e, _, ok := z.Absent(name, fq.qtype); !ok || e != enc {
+		if e, ok := z.Absent(name, fq.qtype); !ok || e != enc {
 			return t // a zone of the made-up names: not ours to guess
 		}
 		wire := make([]byte, 255)

@@ -155,14 +155,13 @@ func substitute(name, owner, target string) (string, bool) {
 // Absent reports whether name, canonical and in the zone, has no node of
 // its own and no delegation or DNAME above it: its answer then depends
 // only on its closest encloser (NXDOMAIN, or the records of the
-// encloser's wildcard under the name asked), which Absent returns with the
-// length of its wire form.
-func (z *Zone) Absent(name string, qtype uint16) (enc string, encWire int, ok bool) {
+// encloser's wildcard under the name asked), which Absent returns.
+func (z *Zone) Absent(name string, qtype uint16) (enc string, ok bool) {
 	n, stop, ce := z.find(name, qtype)
 	if n != nil || stop != nil {
-		return "", 0, false
+		return "", false
 	}
-	return ce.name, nameWireLen(ce.name), true
+	return ce.name, true
 }
 
 // find walks from the apex down to name. It returns the node for name if it

@@ -55,7 +55,8 @@ func TestAbsentWireAgreesWithAbsent(t *testing.T) {
 				continue
 			}
 			wire := appendWire(nil, name)
-			enc, want, ok := z.Absent(name, dns.TypeA)
+			enc, ok := z.Absent(name, dns.TypeA)
+			want := nameWireLen(enc)
 			got, gotHash, gotOK := z.AbsentWire(wire, WireHash(wire))
 			require.Equal(t, ok, gotOK, "%s in %s", name, z.Origin)
 			if ok {
