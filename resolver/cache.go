@@ -87,7 +87,7 @@ type fastCache struct {
 const doorSlots = 1 << 16
 
 type cacheShard struct {
-	mu    sync.Mutex            // writers: put, evict
+	mu    sync.Mutex            // writers: putH, evict
 	tab   atomic.Pointer[table] // the entries by key, read without mu (cachetable.go)
 	ring  []*entry              // every entry once, in no order; the hand walks it
 	hand  int
@@ -155,9 +155,7 @@ func knock(door []atomic.Uint32, h uint64) bool {
 	return false
 }
 
-func (c *fastCache) get(key []byte) *entry { return c.getH(key, c.hash(key)) }
-
-// getH is get for a key whose hash is h.
+// getH returns the entry under key (of hash h), nil if none.
 func (c *fastCache) getH(key []byte, h uint64) *entry {
 	s := &c.shards[h%fastShards]
 	e := s.tab.Load().get(key, h)
@@ -167,12 +165,10 @@ func (c *fastCache) getH(key []byte, h uint64) *entry {
 	return e
 }
 
-// put adds e under key, evicting until it fits, and returns the entry the
-// cache holds for key (another query's, if it came first). An entry
-// larger than a shard's budget is not kept (e is returned, not held).
-func (c *fastCache) put(key []byte, e *entry) *entry { return c.putH(key, c.hash(key), e) }
-
-// putH is put for a key whose hash is h.
+// putH adds e under key (of hash h), evicting until it fits, and returns
+// the entry the cache holds for key (another query's, if it came first).
+// An entry larger than a shard's budget is not kept (e is returned, not
+// held).
 func (c *fastCache) putH(key []byte, h uint64, e *entry) *entry {
 	size := int64(entryOverhead + 2*len(key))
 	if e.static != nil {
@@ -347,7 +343,7 @@ func (c *fastCache) variant(e *entry, d zones.Decision) *packed {
 }
 
 // addVariant keeps p as service entry e's response for decision d, while
-// the cache's shard has room (making room as put does, or a full shard
+// the cache's shard has room (making room as putH does, or a full shard
 // would keep every new decision uncached) and e has fewer than
 // maxVariants.
 func (c *fastCache) addVariant(key []byte, e *entry, d zones.Decision, p *packed) {

@@ -76,11 +76,10 @@ func TestAbsentWireAgreesWithAbsent(t *testing.T) {
 // TestSetFindWire: FindWire finds the zone Find does, DS questions at an
 // apex and the root zone included.
 func TestSetFindWire(t *testing.T) {
-	mk := func(origin string) *Zone { return apexOnly(t, origin) }
-	s := NewSet(mk("example.com."), mk("sub.example.com."), mk("a\\.b.example.net."))
+	s := NewSet(apexOnly(t, "example.com."), apexOnly(t, "sub.example.com."), apexOnly(t, "a\\.b.example.net."))
 	names := []string{".", "com.", "example.com.", "sub.example.com.", "a.sub.example.com.", "www.example.com.",
 		"example.org.", "x.y.example.org.", "a\\.b.example.net.", "c.a\\.b.example.net.", "b.example.net.", "c.a.b.example.net."}
-	for _, set := range []*Set{s, s.With(mk(".")), s.Without("example.com."), s.With(mk("example.org."))} {
+	for _, set := range []*Set{s, s.With(apexOnly(t, ".")), s.Without("example.com."), s.With(apexOnly(t, "example.org."))} {
 		for _, name := range names {
 			for _, qtype := range []uint16{dns.TypeA, dns.TypeDS, dns.TypeSOA} {
 				require.Same(t, set.Find(name, qtype), set.FindWire(appendWire(nil, name), qtype), "%s %s", name, dns.TypeToString[qtype])

@@ -304,8 +304,7 @@ func apexOnly(t *testing.T, origin string) *Zone {
 }
 
 func TestSetFind(t *testing.T) {
-	mk := func(origin string) *Zone { return apexOnly(t, origin) }
-	s := NewSet(mk("example.com."), mk("sub.example.com."))
+	s := NewSet(apexOnly(t, "example.com."), apexOnly(t, "sub.example.com."))
 	require.Equal(t, "sub.example.com.", s.Find("a.sub.example.com.", dns.TypeA).Origin)
 	require.Equal(t, "sub.example.com.", s.Find("sub.example.com.", dns.TypeSOA).Origin)
 	require.Equal(t, "example.com.", s.Find("sub.example.com.", dns.TypeDS).Origin, "DS comes from the parent")
@@ -315,7 +314,7 @@ func TestSetFind(t *testing.T) {
 	require.Len(t, s.Without("example.com.").Zones(), 1)
 	// Find looks up only suffixes as long as some origin: a copy knows its own.
 	require.Equal(t, "example.com.", s.Without("sub.example.com.").Find("a.sub.example.com.", dns.TypeA).Origin)
-	w := s.With(mk("example.org.")).With(mk("a.b.example.net."))
+	w := s.With(apexOnly(t, "example.org.")).With(apexOnly(t, "a.b.example.net."))
 	require.Equal(t, "example.org.", w.Find("x.y.example.org.", dns.TypeA).Origin)
 	require.Equal(t, "a.b.example.net.", w.Find("c.a.b.example.net.", dns.TypeA).Origin)
 	require.Nil(t, s.Find("x.y.example.org.", dns.TypeA))
