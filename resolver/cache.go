@@ -335,9 +335,9 @@ func (vs *variantSet) count() int {
 
 // variant returns the packed response of service entry e for decision d,
 // or nil when no query got that decision yet.
-func (c *fastCache) variant(e *entry, d zones.Decision) *packed {
+func (c *fastCache) variant(e *entry, d *zones.Decision) *packed {
 	if vs := e.variants.Load(); vs != nil {
-		return vs.get(e, &d)
+		return vs.get(e, d)
 	}
 	return nil
 }

@@ -79,7 +79,7 @@ func TestVariantsWhileAdded(t *testing.T) {
 	const decisions = 3 * maxVariants
 	var first [decisions]atomic.Pointer[packed] // the response each decision's first add offered
 	stop := readWhile(2, func(i int) {
-		if p := c.variant(e, decision(i%decisions)); p != nil && p != first[i%decisions].Load() {
+		if p := c.variant(e, new(decision(i%decisions))); p != nil && p != first[i%decisions].Load() {
 			panic("a variant that was not the first added for its decision")
 		}
 	})
@@ -102,7 +102,7 @@ func TestVariantsWhileAdded(t *testing.T) {
 	found := 0
 	var charged int64
 	for i := range decisions {
-		if p := c.variant(e, decision(i)); p != nil {
+		if p := c.variant(e, new(decision(i))); p != nil {
 			require.Same(t, first[i].Load(), p)
 			found++
 			var kb [128]byte
@@ -157,12 +157,12 @@ func TestVariantsByState(t *testing.T) {
 		}
 		ps := make([]*packed, len(ds))
 		for i, d := range ds {
-			require.Nil(t, c.variant(e, d), "%v %d", addrs, i)
+			require.Nil(t, c.variant(e, &d), "%v %d", addrs, i)
 			ps[i] = &packed{wire: make([]byte, 10)}
 			c.addVariant(key, e, d, ps[i])
 		}
 		for i, d := range ds {
-			require.Same(t, ps[i], c.variant(e, d), "%v %d", addrs, i)
+			require.Same(t, ps[i], c.variant(e, &d), "%v %d", addrs, i)
 		}
 	}
 }

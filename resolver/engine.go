@@ -134,7 +134,7 @@ func (h *Handler) serve(q []byte, remote netip.Addr, tcp bool, out []byte, tap *
 				if tap != nil {
 					tap.set(h.router, e.svc, client, ecs, d, ecsScope(&fq, scope))
 				}
-				if p = c.variant(e, d); p == nil {
+				if p = c.variant(e, &d); p == nil {
 					pre = &preDecision{svc: e.svc, v6: e.v6, d: d}
 				}
 				addrs = d.Addrs

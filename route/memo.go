@@ -1,7 +1,6 @@
 package route
 
 import (
-	"encoding/binary"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -81,20 +80,23 @@ type memo struct {
 // sets of three or more).
 type memoSet [memoWays]atomic.Pointer[memoEntry]
 
-// set returns k's set.
-func (m *memo) set(k *memoKey) *memoSet {
+// setOf returns the set of the key (svc, client, v6). The key's fields
+// are passed apart: a memoKey built to pass was copied by halves that the
+// copy's wide loads could not take from the store buffer (the hottest
+// instructions of a memo hit).
+func (m *memo) setOf(svc *zones.Service, client netip.Prefix, v6 bool) *memoSet {
 	s := m.sets.Load()
 	if s == nil {
 		m.sets.CompareAndSwap(nil, new([memoSlots / memoWays]memoSet))
 		s = m.sets.Load()
 	}
-	return &s[k.set()]
+	return &s[memoSetIndex(svc, client, v6)]
 }
 
-// find returns k's entry in set, if it holds one.
-func (set *memoSet) find(k *memoKey) *memoEntry {
+// find returns the key's entry in set, if it holds one.
+func (set *memoSet) find(svc *zones.Service, client netip.Prefix, v6 bool) *memoEntry {
 	for i := range set {
-		if e := set[i].Load(); e != nil && e.key == *k {
+		if e := set[i].Load(); e != nil && e.key.svc == svc && e.key.client == client && e.key.v6 == v6 {
 			return e
 		}
 	}
@@ -123,13 +125,15 @@ func (set *memoSet) put(e *memoEntry, evict uint32) {
 	set[evict%memoWays].Store(e)
 }
 
-// set is k's set number: multiplicative hashing, whose top bits depend on
-// every bit of the key (the service by its address, which the collector
-// does not move).
-func (k *memoKey) set() uint64 {
-	b := k.client.Addr().As16()
-	h := (binary.BigEndian.Uint64(b[:8]) ^ uint64(uintptr(unsafe.Pointer(k.svc)))) * 0x9e3779b97f4a7c15
-	h = (h ^ binary.BigEndian.Uint64(b[8:]) ^ uint64(k.client.Bits())<<1 ^ uint64(b2i(k.v6))) * 0xbf58476d1ce4e5b9
+// memoSetIndex is a key's set number: multiplicative hashing, whose top
+// bits depend on every bit of the key (the service by its address, which
+// the collector does not move). The address by key, which reads an IPv4
+// one by As4: As16's array, copied whole, stalled on its two halves' stores
+// (a quarter of a memo hit's time).
+func memoSetIndex(svc *zones.Service, client netip.Prefix, v6 bool) uint64 {
+	hi, lo := key(client.Addr())
+	h := (hi ^ uint64(uintptr(unsafe.Pointer(svc)))) * 0x9e3779b97f4a7c15
+	h = (h ^ lo ^ uint64(client.Bits())<<1 ^ uint64(b2i(v6))) * 0xbf58476d1ce4e5b9
 	return h >> (64 - memoBits + memoWaysBits)
 }
 

@@ -160,30 +160,51 @@ const MaxRampDetourKm = 5000.0
 // address family v6 (A: false, AAAA: true). For CNAME services v6 is
 // ignored. origin is the zone's name, for health lookups. The returned
 // slices are shared: callers must not modify them.
-func (r *Router) Route(origin string, svc *zones.Service, client netip.Prefix, v6 bool) Decision {
+func (r *Router) Route(origin string, svc *zones.Service, client netip.Prefix, v6 bool) (d Decision) {
+	// d is written in place, never built and then copied: a copy reads
+	// back by wide loads what was just stored field by field, which the
+	// store buffer cannot forward (a third of a memo hit's time).
 	pl := r.planFor(origin, svc)
+	m := r.siteMap(pl)
+	if m == nil {
+		// The memo's hit, apart: a network's repeated query (one resolver
+		// asking over and over) costs a set's read, not route's frame of
+		// placements and decisions to clear.
+		set := r.memo.setOf(svc, client, v6)
+		if e := set.find(svc, client, v6); e != nil && e.pl == pl && e.gen == r.locGen() && r.rampsOver(svc, pl) {
+			d = e.d
+			e.ans.fill(&d, r.turnFor(&e.ans), svc.Answers)
+			return d
+		}
+	}
+	r.route(pl, m, svc, client, v6, &d)
+	return d
+}
+
+// route is Route past the memo's hit, for plan pl and site map m (nil:
+// none), into d.
+func (r *Router) route(pl *plan, m *siteMap, svc *zones.Service, client netip.Prefix, v6 bool, d *Decision) {
 	var mp placement // placed by the site map, if the service has one
 	mapped := false
-	if m := r.siteMap(pl); m != nil {
+	if m != nil {
 		if addr := client.Addr().Unmap(); addr.IsValid() {
 			cls := m.place(addr, &mp)
 			mapped = true
-			if d, ok := r.routeMapped(pl, m, cls, &mp, svc, client, v6); ok {
-				return d
+			if r.routeMapped(pl, m, cls, &mp, svc, client, v6, d) {
+				return
 			}
 		}
 	}
-	k := memoKey{svc: svc, client: client, v6: v6}
-	set := r.memo.set(&k)
+	set := r.memo.setOf(svc, client, v6)
 	gen := r.locGen()
-	e := set.find(&k)
+	e := set.find(svc, client, v6)
 	var p placement
 	placed := e != nil && e.gen == gen
 	if placed {
 		if e.pl == pl && r.rampsOver(svc, pl) {
-			d := e.d
-			e.ans.fill(&d, r.turnFor(&e.ans), svc.Answers)
-			return d
+			*d = e.d
+			e.ans.fill(d, r.turnFor(&e.ans), svc.Answers)
+			return
 		}
 		p = e.place
 	} else if mapped {
@@ -191,19 +212,19 @@ func (r *Router) Route(origin string, svc *zones.Service, client netip.Prefix, v
 	} else {
 		p = r.place(pl, svc, client)
 	}
-	d, ans, fixed := r.decide(pl, svc, client, v6, &p, nil)
+	dd, ans, fixed := r.decide(pl, svc, client, v6, &p, nil)
 	n := r.turn()
 	if fixed || !placed {
 		// Kept for the next query of the network: the placement, and the
 		// decision unless it depended on the time or the spill estimate.
-		ne := &memoEntry{key: k, gen: gen, place: p}
+		ne := &memoEntry{key: memoKey{svc: svc, client: client, v6: v6}, gen: gen, place: p}
 		if fixed {
-			ne.pl, ne.d, ne.ans = pl, d, ans
+			ne.pl, ne.d, ne.ans = pl, dd, ans
 		}
 		set.put(ne, n>>3) // which busy entry goes: by bits that turn
 	}
-	ans.fill(&d, n, svc.Answers)
-	return d
+	*d = dd
+	ans.fill(d, n, svc.Answers)
 }
 
 // Explain is Route with a trace of the steps taken. It places the client

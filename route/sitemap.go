@@ -223,7 +223,11 @@ func (m *siteMap) lookup(addr netip.Addr) (cls uint32, scope int) {
 func (m *siteMap) place(addr netip.Addr, p *placement) uint32 {
 	cls, bits := m.lookup(addr)
 	c := &m.classes[cls]
-	*p = placement{groups: c.groups, rule: c.rule, hasCoords: c.hasCoords, network: netip.PrefixFrom(addr, bits), approx: true}
+	// Field by field: a placement literal was built aside and copied in by
+	// wide loads the store buffer could not forward (half of place's time).
+	p.lat, p.lon, p.hasCoords = 0, 0, c.hasCoords
+	p.network = netip.PrefixFrom(addr, bits)
+	p.groups, p.rule, p.approx = c.groups, c.rule, true
 	return cls
 }
 
@@ -381,33 +385,34 @@ func (pl *plan) decisions(m *siteMap) *classDecisions {
 }
 
 // routeMapped is Route for a client the site map m placed (class cls,
-// placement p): ok is false, before any decision, when the client must go
-// the other way (by network, still placed by p).
-func (r *Router) routeMapped(pl *plan, m *siteMap, cls uint32, p *placement, svc *zones.Service, client netip.Prefix, v6 bool) (d Decision, ok bool) {
+// placement p), into d: false, before any decision, when the client must
+// go the other way (by network, still placed by p).
+func (r *Router) routeMapped(pl *plan, m *siteMap, cls uint32, p *placement, svc *zones.Service, client netip.Prefix, v6 bool, d *Decision) bool {
 	slot := &pl.decisions(m).e[2*int(cls)+b2i(v6)]
 	if e := slot.Load(); e != nil {
 		if e.perNet || !r.rampsOver(svc, pl) {
-			return d, false
+			return false
 		}
-		d = e.d
+		*d = e.d
 		if !e.scope0 {
 			d.Scope = min(client.Bits(), p.network.Bits())
 		}
-		e.ans.fill(&d, r.turnFor(&e.ans), svc.Answers)
-		return d, true
+		e.ans.fill(d, r.turnFor(&e.ans), svc.Answers)
+		return true
 	}
-	d, ans, fixed := r.decide(pl, svc, client, v6, p, nil)
-	hashed := d.Why.Bucket >= 0 || d.Why.Spilled
+	dd, ans, fixed := r.decide(pl, svc, client, v6, p, nil)
+	hashed := dd.Why.Bucket >= 0 || dd.Why.Spilled
 	switch {
 	case fixed && hashed:
 		slot.Store(&classEntry{perNet: true})
 	case fixed && p.approx:
-		e := &classEntry{d: d, ans: ans, scope0: d.Scope == 0}
+		e := &classEntry{d: dd, ans: ans, scope0: dd.Scope == 0}
 		e.d.Addrs, e.d.Names = nil, nil
 		slot.Store(e)
 	}
-	ans.fill(&d, r.turnFor(&ans), svc.Answers)
-	return d, true
+	*d = dd
+	ans.fill(d, r.turnFor(&ans), svc.Answers)
+	return true
 }
 
 // exact locates a placement made from a map, for what needs the client's
