@@ -3,7 +3,6 @@ package resolver
 import (
 	"encoding/binary"
 	"net/netip"
-	"sync/atomic"
 
 	"github.com/geodns/geodns/zones"
 	"github.com/miekg/dns"
@@ -51,7 +50,7 @@ type template struct {
 	// the processor's cache while a flood asks below the encloser, where
 	// a slot of the cache's 256 KiB doorkeeper was a cache miss per name
 	// (a third of a flood query's time in the server).
-	door [absentDoorSlots]atomic.Uint32
+	door [absentDoorSlots]uint32 // see knock
 }
 
 // absentDoorSlots is the size of a template's doorkeeper: 1 KiB. A name
