@@ -101,7 +101,8 @@ func FuzzECS(f *testing.F) {
 	f.Add([]byte{0, 1, 23, 0, 198, 51, 101})
 	f.Add([]byte{0, 2, 0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		ecs, ok := parseSubnet(data)
+		var ecs clientSubnet
+		ok := parseSubnet(data, &ecs)
 		if want, wantOK := parseSubnetNetip(data); ok != wantOK || ecs != want {
 			t.Fatalf("option %x: read as %v %v, netip's checks say %v %v", data, ecs, ok, want, wantOK)
 		}
