@@ -99,7 +99,7 @@ func (h *Handler) serveAbsent(c *fastCache, set *zones.Set, key []byte, kh, nh u
 	}
 	var kb [255 + 4]byte
 	tkey := absentKey(&kb, key, n, encWire)
-	tkh := keyHash(encHash, key[n:], true) // c.hash(tkey), from the hash the walk made
+	tkh := keyHash(encHash, key[n:], true) // tkey's, from the hash the walk made
 	var t *template
 	if e := c.getH(tkey, tkh); e != nil {
 		t = e.absent

@@ -41,7 +41,7 @@ type entry struct {
 	mu       sync.Mutex // serializes adding variants, and evicted
 
 	key  string       // the cache key
-	hash uint64       // key's hash (fastCache.hash)
+	hash uint64       // key's hash (keyHash)
 	size atomic.Int64 // bytes charged to the cache, variants included
 	ref  atomic.Bool  // CLOCK: used since the hand last passed
 	slot int          // index in the shard's ring; guarded by the shard's lock
@@ -103,23 +103,14 @@ func newFastCache(set *zones.Set, budget int64) *fastCache {
 	return c
 }
 
-// hash is the hash of a key that picks its shard and doorkeeper slot: the
-// engine computes it once per query and passes it on (getH, admitH). A
-// key is a lower-case wire name and three bytes of type and flags, the
-// name after 0xC0 for a template (absentKey); its hash is made from the
-// name's (keyHash), which the absent path needs too.
-func (c *fastCache) hash(key []byte) uint64 {
-	n := len(key) - 3
-	if key[0] == 0xC0 {
-		return keyHash(zones.WireHash(key[1:n]), key[n:], true)
-	}
-	return keyHash(zones.WireHash(key[:n]), key[n:], false)
-}
-
 // keyHash is the hash of a cache key whose name has hash name
 // (zones.WireHash, AES-based: a few ns) and whose last three bytes are
 // tail: one multiply and a shift, so that the low bits (shard, doorkeeper
-// slot) and the high ones (doorkeeper tag) depend on all of it.
+// slot) and the high ones (doorkeeper tag) depend on all of it. A key is
+// a lower-case wire name and three bytes of type and flags, the name
+// after 0xC0 for a template (absentKey, template set). The engine makes
+// it once per query, from the name's hash the absent path needs too, and
+// passes it on (getH, putH, admitH, addVariant).
 func keyHash(name uint64, tail []byte, template bool) uint64 {
 	x := uint64(tail[0])<<16 | uint64(tail[1])<<8 | uint64(tail[2])
 	if template {
@@ -128,8 +119,6 @@ func keyHash(name uint64, tail []byte, template bool) uint64 {
 	h := (name ^ x) * 0x9e3779b97f4a7c15
 	return h ^ h>>32
 }
-
-func (c *fastCache) shard(key []byte) *cacheShard { return &c.shards[c.hash(key)%fastShards] }
 
 // admitH tells whether a question the cache does not hold (h its key's
 // hash) is to be filled and kept: always while its shard has room, else
@@ -354,14 +343,14 @@ func (c *fastCache) variant(e *entry, d *zones.Decision) *packed {
 }
 
 // addVariant keeps p as service entry e's response for decision d, while
-// the cache's shard has room (making room as putH does, or a full shard
-// would keep every new decision uncached) and e has fewer than
-// maxVariants.
-func (c *fastCache) addVariant(key []byte, e *entry, d zones.Decision, p *packed) {
+// the cache's shard (e's key's, of hash h) has room (making room as putH
+// does, or a full shard would keep every new decision uncached) and e has
+// fewer than maxVariants.
+func (c *fastCache) addVariant(h uint64, e *entry, d zones.Decision, p *packed) {
 	var kb [128]byte
 	k := decisionKey(kb[:0], d, e.addrs)
 	size := int64(len(k) + cap(p.wire) + entryOverhead/2)
-	s := c.shard(key)
+	s := &c.shards[h%fastShards]
 	if s.bytes.Load()+size > c.budget {
 		s.mu.Lock()
 		for s.bytes.Load()+size > c.budget && len(s.ring) > 1 {

@@ -206,7 +206,7 @@ func (h *Handler) keep(c *fastCache, key []byte, kh uint64, e *entry, o *outcome
 			return // not the shape deliver patches: not kept
 		}
 	}
-	c.addVariant(key, e, o.decision, p)
+	c.addVariant(kh, e, o.decision, p)
 }
 
 // reserve is what deliver appends to a response to fq: its COOKIE and
