@@ -32,9 +32,9 @@ func newTable(size int) *table { return &table{slots: make([]slot, size)} }
 // start is where h's probe begins (the low bits of h pick the shard).
 func (t *table) start(h uint64) int { return int(h>>32) & (len(t.slots) - 1) }
 
-// tagOf is h's tag: bits that neither pick the shard nor (in tables up
-// to 2^24 slots) the probe's start; never 0.
-func tagOf(h uint64) uint32 { return uint32(h>>6) | 1 }
+// tagOf is h's tag: its low 32 bits but those that pick the shard (the
+// probe's start is from the high 32, see start); never 0.
+func tagOf(h uint64) uint32 { return uint32(h)&^(fastShards-1) | 1 }
 
 // get returns the entry under key (of hash h), nil if none.
 func (t *table) get(key []byte, h uint64) *entry {
