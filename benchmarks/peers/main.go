@@ -70,6 +70,12 @@
 //     send. On a plain veth, as on loopback, the sender pays for both.
 //
 // Peak RSS (VmHWM) is read after every cell, the floods included.
+//
+// The server geodns-null (benchmarks/nullserver, built here) is geodns's
+// serving loop answering every query with the query itself: no answer
+// engine. Beside geodns and gdnsd it shows what the engine costs and what
+// a faster one could at best gain (-servers geodns,geodns-null,gdnsd).
+// It gives no answers, so the harness checks none from it.
 package main
 
 import (
@@ -262,6 +268,7 @@ type result struct {
 // env is what the runs of a pass share.
 type env struct {
 	work, ecsload string
+	null          string // benchmarks/nullserver, built when geodns-null is measured
 	dbip          dbipData
 	netns         string // the client namespace of tcp-link; "" when no cell needs it
 	listen        string // the servers' address: loopback, or any address inside the harness's own namespace
@@ -298,7 +305,7 @@ func main() {
 	if *order != "cell" && *order != "server" {
 		fatalf("-order: cell or server")
 	}
-	needLink, needGen, needDBIP := false, false, false
+	needLink, needGen, needDBIP, needNull := false, false, false, false
 	var linkCPUs [2]string // the server's and the client's CPUs of the first pass with a link cell
 	for i := range passes {
 		p := &passes[i]
@@ -339,6 +346,7 @@ func main() {
 			needGen = needGen || c.gen != ""
 		}
 		needDBIP = needDBIP || p.db == "dbip"
+		needNull = needNull || slices.Contains(p.servers, "geodns-null")
 	}
 	if needLink && os.Getenv("GEODNS_PEERS_NETNS") == "" {
 		// The whole run moves into a network namespace of its own, where
@@ -366,6 +374,12 @@ func main() {
 	if needLink {
 		e.netns = setupLink(linkCPUs[0], linkCPUs[1])
 		e.listen = "0.0.0.0"
+	}
+	if needNull {
+		e.null = filepath.Join(work, "nullserver")
+		if out, err := exec.Command("go", "build", "-o", e.null, "./benchmarks/nullserver").CombinedOutput(); err != nil {
+			fatalf("building nullserver (run from the repository root): %v\n%s", err, out)
+		}
 	}
 	if needGen {
 		e.ecsload = filepath.Join(work, "ecsload")
@@ -588,17 +602,19 @@ func launch(e env, p pass, name string, round int) *server {
 		}
 	})
 	s := &server{name: name, dir: dir, addr: net.JoinHostPort(addr, strconv.Itoa(port)), port: port, pid: pid}
-	if err := ready(s.addr); err != nil {
+	if err := ready(s.addr, name != "geodns-null"); err != nil {
 		fatalf("%s did not start: %v (log in %s)", name, err, dir)
 	}
-	verify(e, name, s.addr, geo, p)
+	if name != "geodns-null" { // it answers nothing: its responses are the queries
+		verify(e, name, s.addr, geo, p)
+	}
 	return s
 }
 
 // run measures one cell on s: a saturation run, then the fixed rate.
 func (s *server) run(e env, p pass, c cell, round int) result {
 	res := result{pass: p.label, server: s.name, cell: c.name, round: round}
-	if c.name == "ecs200k" && strings.HasPrefix(s.name, "geodns") {
+	if c.name == "ecs200k" && strings.HasPrefix(s.name, "geodns") && s.name != "geodns-null" {
 		// geodns compiles a service's site map once its clients come
 		// from many networks (route/sitemap.go), seconds of work for
 		// DB-IP, as a server with real traffic does in its first

@@ -80,6 +80,12 @@ func start(e env, p pass, dir, name string, port int) (*exec.Cmd, bool) {
 			args = append(args, "--config", conf)
 		}
 		return pin(args...), true
+	case "geodns-null":
+		l := listen
+		if e.netns != "" {
+			l = net.JoinHostPort(addr, strconv.Itoa(port)) + "," + net.JoinHostPort(linkServer, strconv.Itoa(port)) + "," + net.JoinHostPort(nicServer, strconv.Itoa(port))
+		}
+		return pin(e.null, "-listen", l), true
 	case "gdnsd":
 		check(os.MkdirAll(filepath.Join(dir, "zones"), 0o755))
 		z, err := os.ReadFile(zone)
@@ -201,14 +207,15 @@ func withWWW(from, to string) {
 	check(os.WriteFile(to, append(b, "www 300 IN A 192.0.2.100\n"...), 0o644))
 }
 
-// ready waits until the server answers the static name.
-func ready(server string) error {
+// ready waits until the server answers the static name (with an answer
+// record, when answers is set).
+func ready(server string, answers bool) error {
 	c := &dns.Client{Timeout: 200 * time.Millisecond}
 	var err error
 	for range 150 {
 		var r *dns.Msg
 		r, _, err = c.Exchange(new(dns.Msg).SetQuestion("static.example.com.", dns.TypeA), server)
-		if err == nil && len(r.Answer) == 1 {
+		if err == nil && (len(r.Answer) == 1 || !answers) {
 			return nil
 		}
 		time.Sleep(100 * time.Millisecond)

@@ -1,0 +1,64 @@
+// Command nullserver is geodns's serving loop with the answer engine
+// taken out: the same sockets, UDP readers and TCP event loops
+// (resolver.Serve, with a P per reader as cmd/geodns adds), answering
+// every query with the query itself, the QR bit set. It is no DNS server:
+// it is the bound on what a faster engine could gain. The harness
+// (benchmarks/peers, server geodns-null) measures it beside geodns and
+// gdnsd; the difference between it and geodns is everything the engine
+// costs, the difference between it and gdnsd what geodns's serving loop
+// and the Go runtime cost against gdnsd's.
+//
+//	GOMAXPROCS=1 taskset -c 0 nullserver -listen 127.0.0.1:5400
+package main
+
+import (
+	"context"
+	"flag"
+	"log"
+	"net/netip"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/geodns/geodns/resolver"
+)
+
+// echo answers each query with itself as a response.
+type echo struct{}
+
+func (echo) ServeWire(q []byte, _ netip.Addr, _ bool, out []byte) []byte {
+	if len(q) < 12 || q[2]&0x80 != 0 {
+		return nil // a response: no answer, as geodns does
+	}
+	resp := append(out[:0], q...)
+	resp[2] |= 0x80
+	return resp
+}
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:5400", "addresses to serve, comma-separated")
+	flag.Parse()
+	var lns []resolver.Listener
+	for _, a := range strings.Split(*listen, ",") {
+		l, err := resolver.Listen(a)
+		if err != nil {
+			log.Fatal(err)
+		}
+		lns = append(lns, l)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := resolver.Serve(ctx, echo{}, resolver.ServeOptions{
+		// As cmd/geodns: each reader holds a P of its own while it waits.
+		ReaderProcs: func(readers int) func() {
+			base := runtime.GOMAXPROCS(0)
+			runtime.GOMAXPROCS(base + readers)
+			return func() { runtime.GOMAXPROCS(base) }
+		},
+	}, lns...)
+	if err != nil && ctx.Err() == nil {
+		log.Fatal(err)
+	}
+}
