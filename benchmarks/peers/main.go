@@ -189,7 +189,8 @@ type pass struct {
 }
 
 // issue23 is the suite of issue 23: everything on one core and the
-// synthetic data (with the fixed-rate runs: CPU ÷ Knot), the scaling
+// synthetic data (with the fixed-rate runs: CPU ÷ Knot; with geodns-null,
+// the bound of an engine costing nothing), the scaling
 // cells on two cores, and the geo cells on the DB-IP data on both. The
 // floods come last in a pass, so that the peak RSS after each other cell
 // is that cell's; static-gen follows static, so that ecsload and dnsperf
@@ -197,7 +198,7 @@ type pass struct {
 func issue23() []pass {
 	return []pass{
 		{label: "1 core, synthetic GeoIP2", cores: 1, db: "synthetic", fixed: true,
-			servers: []string{"geodns", "geodns-rrl", "gdnsd", "knot", "knot-rrl", "knot-geoip", "nsd", "nsd-rrl"},
+			servers: []string{"geodns", "geodns-rrl", "geodns-null", "gdnsd", "knot", "knot-rrl", "knot-geoip", "nsd", "nsd-rrl"},
 			cells:   cellsNamed("static,static-gen,geo,ecs,mixed,tcp,tcp-link,tcp-nic,static+cookie,geo+cookie,ecs+cookie,mixed+cookie,flood,flood+cookie")},
 		{label: "2 cores, synthetic GeoIP2", cores: 2, db: "synthetic",
 			servers: []string{"geodns", "gdnsd", "knot", "knot-geoip"},
