@@ -8,7 +8,7 @@
 // costs, the difference between it and gdnsd what geodns's serving loop
 // and the Go runtime cost against gdnsd's.
 //
-//	GOMAXPROCS=1 taskset -c 0 nullserver -listen 127.0.0.1:5400
+//	GOMAXPROCS=1 taskset -c 0 nullserver --listen 127.0.0.1:5400 [--listen ...]
 package main
 
 import (
@@ -19,7 +19,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"strings"
 	"syscall"
 
 	"github.com/geodns/geodns/resolver"
@@ -38,10 +37,17 @@ func (echo) ServeWire(q []byte, _ netip.Addr, _ bool, out []byte) []byte {
 }
 
 func main() {
-	listen := flag.String("listen", "127.0.0.1:5400", "addresses to serve, comma-separated")
+	var addrs []string
+	flag.Func("listen", "an address to serve, as geodns serve's --listen (repeat for more; default 127.0.0.1:5400)", func(a string) error {
+		addrs = append(addrs, a)
+		return nil
+	})
 	flag.Parse()
+	if len(addrs) == 0 {
+		addrs = []string{"127.0.0.1:5400"}
+	}
 	var lns []resolver.Listener
-	for _, a := range strings.Split(*listen, ",") {
+	for _, a := range addrs {
 		l, err := resolver.Listen(a)
 		if err != nil {
 			log.Fatal(err)

@@ -198,7 +198,7 @@ type pass struct {
 func issue23() []pass {
 	return []pass{
 		{label: "1 core, synthetic GeoIP2", cores: 1, db: "synthetic", fixed: true,
-			servers: []string{"geodns", "geodns-rrl", "geodns-null", "gdnsd", "knot", "knot-rrl", "knot-geoip", "nsd", "nsd-rrl"},
+			servers: []string{"geodns", "geodns-rrl", nullServer, "gdnsd", "knot", "knot-rrl", "knot-geoip", "nsd", "nsd-rrl"},
 			cells:   cellsNamed("static,static-gen,geo,ecs,mixed,tcp,tcp-link,tcp-nic,static+cookie,geo+cookie,ecs+cookie,mixed+cookie,flood,flood+cookie")},
 		{label: "2 cores, synthetic GeoIP2", cores: 2, db: "synthetic",
 			servers: []string{"geodns", "gdnsd", "knot", "knot-geoip"},
@@ -265,6 +265,9 @@ type result struct {
 	fixedRate          float64 // fixed rate: the QPS answered (below -fixed-qps when the server or the path cannot keep up)
 	rssKB              int64   // peak RSS of the server (VmHWM summed over its processes)
 }
+
+// nullServer is benchmarks/nullserver's name among the servers.
+const nullServer = "geodns-null"
 
 // env is what the runs of a pass share.
 type env struct {
@@ -347,7 +350,7 @@ func main() {
 			needGen = needGen || c.gen != ""
 		}
 		needDBIP = needDBIP || p.db == "dbip"
-		needNull = needNull || slices.Contains(p.servers, "geodns-null")
+		needNull = needNull || slices.Contains(p.servers, nullServer)
 	}
 	if needLink && os.Getenv("GEODNS_PEERS_NETNS") == "" {
 		// The whole run moves into a network namespace of its own, where
@@ -603,10 +606,11 @@ func launch(e env, p pass, name string, round int) *server {
 		}
 	})
 	s := &server{name: name, dir: dir, addr: net.JoinHostPort(addr, strconv.Itoa(port)), port: port, pid: pid}
-	if err := ready(s.addr, name != "geodns-null"); err != nil {
+	answers := name != nullServer // it answers nothing: its responses are the queries
+	if err := ready(s.addr, answers); err != nil {
 		fatalf("%s did not start: %v (log in %s)", name, err, dir)
 	}
-	if name != "geodns-null" { // it answers nothing: its responses are the queries
+	if answers {
 		verify(e, name, s.addr, geo, p)
 	}
 	return s
@@ -615,7 +619,7 @@ func launch(e env, p pass, name string, round int) *server {
 // run measures one cell on s: a saturation run, then the fixed rate.
 func (s *server) run(e env, p pass, c cell, round int) result {
 	res := result{pass: p.label, server: s.name, cell: c.name, round: round}
-	if c.name == "ecs200k" && strings.HasPrefix(s.name, "geodns") && s.name != "geodns-null" {
+	if c.name == "ecs200k" && strings.HasPrefix(s.name, "geodns") && s.name != nullServer {
 		// geodns compiles a service's site map once its clients come
 		// from many networks (route/sitemap.go), seconds of work for
 		// DB-IP, as a server with real traffic does in its first

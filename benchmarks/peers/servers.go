@@ -34,7 +34,6 @@ func start(e env, p pass, dir, name string, port int) (*exec.Cmd, bool) {
 		return c
 	}
 	zone := filepath.Join(e.work, "example.com.zone")
-	listen := net.JoinHostPort(e.listen, strconv.Itoa(port))
 	switch name {
 	case "geodns", "geodns-rrl", "geodns-base", "geodns-signed":
 		zd := filepath.Join(dir, "zones")
@@ -54,20 +53,7 @@ func start(e env, p pass, dir, name string, port int) (*exec.Cmd, bool) {
 		// readers; cookies are on by default.
 		args := []string{bin, "serve", "--zones", zd, "--http", "off", "--log-format", "json",
 			"--state-dir", filepath.Join(dir, "state")}
-		if e.netns != "" {
-			// The three addresses the cells use, not the wildcard the
-			// others listen on: on a wildcard socket geodns steers
-			// datagrams to readers by CPU only if every interface
-			// spreads its receive work over CPUs (resolver/spread_linux.go),
-			// and the harness's veth has one queue and no RPS. On
-			// loopback it steers. (On two cores that cost geodns about a third
-			// of its QPS per core in 2026-12-03's suite.)
-			args = append(args, "--listen", net.JoinHostPort(addr, strconv.Itoa(port)),
-				"--listen", net.JoinHostPort(linkServer, strconv.Itoa(port)),
-				"--listen", net.JoinHostPort(nicServer, strconv.Itoa(port)))
-		} else {
-			args = append(args, "--listen", listen)
-		}
+		args = append(args, geodnsListen(e, port)...)
 		if p.db == "dbip" {
 			args = append(args, "--geoip", e.dbip.v4, "--geoip", e.dbip.v6) // DB-IP's own two files, as geodns reads them
 		} else {
@@ -80,12 +66,8 @@ func start(e env, p pass, dir, name string, port int) (*exec.Cmd, bool) {
 			args = append(args, "--config", conf)
 		}
 		return pin(args...), true
-	case "geodns-null":
-		l := listen
-		if e.netns != "" {
-			l = net.JoinHostPort(addr, strconv.Itoa(port)) + "," + net.JoinHostPort(linkServer, strconv.Itoa(port)) + "," + net.JoinHostPort(nicServer, strconv.Itoa(port))
-		}
-		return pin(e.null, "-listen", l), true
+	case nullServer:
+		return pin(append([]string{e.null}, geodnsListen(e, port)...)...), true
 	case "gdnsd":
 		check(os.MkdirAll(filepath.Join(dir, "zones"), 0o755))
 		z, err := os.ReadFile(zone)
@@ -116,6 +98,25 @@ func start(e env, p pass, dir, name string, port int) (*exec.Cmd, bool) {
 	}
 	fatalf("unknown server %q", name)
 	return nil, false
+}
+
+// geodnsListen is the --listen arguments of geodns (and nullserver, which
+// serves through the same code) on port. In the link cells' namespace,
+// the three addresses the cells use, not the wildcard the others listen
+// on: on a wildcard socket geodns steers datagrams to readers by CPU only
+// if every interface spreads its receive work over CPUs
+// (resolver/spread_linux.go), and the harness's veth has one queue and no
+// RPS. On loopback it steers. (On two cores that cost geodns about a third
+// of its QPS per core in 2026-12-03's suite.)
+func geodnsListen(e env, port int) []string {
+	if e.netns == "" {
+		return []string{"--listen", net.JoinHostPort(e.listen, strconv.Itoa(port))}
+	}
+	var args []string
+	for _, a := range []string{addr, linkServer, nicServer} {
+		args = append(args, "--listen", net.JoinHostPort(a, strconv.Itoa(port)))
+	}
+	return args
 }
 
 // knotConf: Knot as its documentation configures each part. Workers: one
