@@ -28,12 +28,14 @@ import (
 // level-triggered): per batch, the poller's wait, one read and one write.
 //
 // Every input is hostile until bounded:
-//   - A write that has to wait for the client gets writeTimeout, counted
-//     from when it first has to wait (rawconn.WriteWithin), then the
-//     connection is reset. That is the budget for unread answers: the
-//     socket buffers, one batch here, and writeTimeout to take them. The
-//     deadline is set only for a write that waits, so a write the socket
-//     takes at once (nearly all) costs no timer, and none meets a stale one.
+//   - A write that has to wait for the client is reset when the client
+//     takes less than 16 KB (rawconn.MinProgress) in a writeTimeout,
+//     counted from when it first has to wait (rawconn.WriteWithin). That is
+//     the budget for unread answers: the socket buffers, one batch here,
+//     and writeTimeout to take them; a client that keeps reading, a
+//     secondary on a slow link, goes on. The deadline is set only for a
+//     write that waits, so a write the socket takes at once (nearly all)
+//     costs no timer, and none meets a stale one.
 //   - A connection waits tcpIdleTimeout for its next query, and readTimeout
 //     for its first one, for the rest of a query once part has come, and
 //     for its next one when it goes idle with more than half the slots

@@ -3,8 +3,10 @@
 package rawconn
 
 import (
+	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -113,10 +115,18 @@ func (c *conn) write(b []byte, backOff bool) (int, error) {
 }
 
 // WriteWithin writes all of b to c. A write that has to wait for the peer
-// to take data waits at most timeout in all, counted from when it first has
-// to wait; then it fails. The deadline is set only then, and cleared once b
-// is written: a write the socket takes at once (nearly all) costs no timer,
-// and no write ever meets a deadline left over from an earlier one.
+// to take data fails when the peer takes less than MinProgress bytes in a
+// whole timeout, counted from when it first has to wait; a peer that keeps
+// reading, however slowly its link is, keeps the write going. The deadline
+// is set only then, and cleared once b is written: a write the socket takes
+// at once (nearly all) costs no timer, and no write ever meets a deadline
+// left over from an earlier one.
+//
+// Progress is what the peer acknowledged (TCP_INFO's bytes_acked), not
+// what the write got into the socket: the kernel reports a full socket
+// writable again only once a third of it has drained, and loopback's
+// send buffers grow to 4 MB, so a client reading 360 KB a second, steadily,
+// met a plain deadline of 2 s before its socket woke the writer.
 func WriteWithin(c net.Conn, b []byte, timeout time.Duration) error {
 	rc, ok := c.(*conn)
 	if !ok {
@@ -128,13 +138,44 @@ func WriteWithin(c net.Conn, b []byte, timeout time.Duration) error {
 	if err != nil || n == len(b) {
 		return err
 	}
-	if err := c.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
-		return err
-	}
-	if _, err := rc.write(b[n:], false); err != nil {
-		return err
+	acked, known := rc.acked()
+	for {
+		if err := c.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
+			return err
+		}
+		m, err := rc.write(b[n:], false)
+		n += m
+		if err == nil {
+			break
+		}
+		was := acked
+		if acked, known = rc.acked(); !known || acked-was < MinProgress || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return err
+		}
 	}
 	return c.SetWriteDeadline(time.Time{})
+}
+
+// MinProgress is the least a peer must take in one timeout of WriteWithin's
+// for a waiting write to go on: 16 KB, 8 KB a second at the server's 2 s.
+// A reader of a byte now and then (a client holding a connection open
+// without taking its answers) does not.
+const MinProgress = 16 << 10
+
+// acked returns the bytes the peer has acknowledged; false if the kernel
+// does not say.
+func (c *conn) acked() (uint64, bool) {
+	var n uint64
+	var err error
+	if cerr := c.rc.Control(func(fd uintptr) {
+		var info *unix.TCPInfo
+		if info, err = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+			n = info.Bytes_acked
+		}
+	}); cerr != nil || err != nil {
+		return 0, false
+	}
+	return n, true
 }
 
 // result turns the outcome of a raw read or write (op) into what net.Conn
