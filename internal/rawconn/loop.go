@@ -16,7 +16,9 @@ import "net"
 // RawConn.Read, whose readiness is reset only when it starts, so an edge
 // after the read stays noticed. After a read that did not drain the socket
 // the loop goes round through a new RawConn.Read, so closing and deadlines
-// are checked between reads as with net.Conn.Read, however fast data comes.
+// are checked between reads as with net.Conn.Read, however fast data comes;
+// so it does after a read that took the peer's FIN with its last data
+// (which no readiness follows: see conn.readLoop).
 func ReadLoop(c net.Conn, room func() []byte, got func(n int, err error) (more, drained bool)) {
 	if rawReadLoop(c, room, got) {
 		return

@@ -3,6 +3,7 @@ package rawconn
 import (
 	"errors"
 	"io"
+	"net"
 	"os"
 	"runtime"
 	"testing"
@@ -98,4 +99,41 @@ func TestReadLoopDeadlineUnderFlood(t *testing.T) {
 	})
 	require.True(t, errors.Is(end, os.ErrDeadlineExceeded), "got %v", end)
 	require.Less(t, time.Since(start), 10*time.Second)
+}
+
+// TestReadLoopSeesEOFAfterLastData: a peer that sends its last message and
+// its FIN together (a client half-closing after its last query) ends the
+// loop at once. The read that takes the message takes the FIN with it and
+// returns less than it asked, like a read that drained the socket; no
+// readiness comes after it, so a loop that waited then sat until its
+// deadline (a handed-off DNS connection: 10 s).
+func TestReadLoopSeesEOFAfterLastData(t *testing.T) {
+	for _, after := range []bool{false, true} {
+		c, peer := pair(t)
+		e := &echoLoop{c: c, buf: make([]byte, 512)}
+		if !after {
+			// Queued before the loop's first read.
+			_, err := peer.Write(make([]byte, 100))
+			require.NoError(t, err)
+			require.NoError(t, peer.(*net.TCPConn).CloseWrite())
+			time.Sleep(50 * time.Millisecond)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		done := make(chan struct{})
+		start := time.Now()
+		go func() { defer close(done); ReadLoop(c, e.room, e.got) }()
+		if after {
+			// Queued while the loop waits, after a first message.
+			_, err := peer.Write(make([]byte, 100))
+			require.NoError(t, err)
+			_, err = io.ReadFull(peer, make([]byte, 100))
+			require.NoError(t, err)
+			_, err = peer.Write(make([]byte, 100))
+			require.NoError(t, err)
+			require.NoError(t, peer.(*net.TCPConn).CloseWrite())
+		}
+		<-done
+		require.ErrorIs(t, e.end, io.EOF, "after a first message: %v", after)
+		require.Less(t, time.Since(start), time.Second, "after a first message: %v", after)
+	}
 }

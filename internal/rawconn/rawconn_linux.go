@@ -224,12 +224,43 @@ func rawReadLoop(c net.Conn, room func() []byte, got func(n int, err error) (mor
 }
 
 // readLoop is ReadLoop for a raw connection.
+//
+// A read that returns less than it asked for drained the socket, unless it
+// also took the peer's FIN: a read that reaches the FIN takes it with the
+// data before it, and no readiness follows, so a loop that then waited sat
+// until its deadline with the peer gone (a DNS client half-closing after
+// its last query: 10 s). So reads are recvmsg with TCP_INQ, whose count of
+// bytes left is 1 once the FIN has come (Linux 4.18): the loop waits only
+// when it is 0. Without TCP_INQ it reads again after every read instead.
 func (c *conn) readLoop(room func() []byte, got func(n int, err error) (more, drained bool)) {
 	c.r.mu.Lock()
 	defer c.r.mu.Unlock()
+	inq := false
+	c.rc.Control(func(fd uintptr) { inq = unix.SetsockoptInt(int(fd), unix.SOL_TCP, unix.TCP_INQ, 1) == nil })
+	var (
+		iov unix.Iovec
+		cm  [4]uint64 // one control message of 4 bytes, aligned
+		msg unix.Msghdr
+	)
 	stop := false
 	fn := func(fd uintptr) bool {
-		n, errno := Read(int(fd), room())
+		b := room()
+		var n int
+		var errno syscall.Errno
+		left := -1 // not known
+		if inq {
+			iov.Base = &b[0]
+			iov.SetLen(len(b))
+			msg = unix.Msghdr{Iov: &iov, Iovlen: 1, Control: (*byte)(unsafe.Pointer(&cm[0]))}
+			msg.SetControllen(int(unsafe.Sizeof(cm)))
+			r, _, e := unix.RawSyscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&msg)), 0)
+			n, errno = int(r), e
+			if e == 0 {
+				left = inqLeft(&msg, &cm)
+			}
+		} else {
+			n, errno = Read(int(fd), b)
+		}
 		if errno == unix.EAGAIN {
 			return false // wait for data
 		}
@@ -239,8 +270,8 @@ func (c *conn) readLoop(room func() []byte, got func(n int, err error) (more, dr
 		case !more || err != nil:
 			stop = true
 			return true
-		case !drained:
-			return true // round again through RawConn.Read
+		case !drained || left != 0:
+			return true // round again through RawConn.Read: more to read, or the FIN
 		}
 		return false // drained: wait for more before reading, within this call
 	}
@@ -250,4 +281,17 @@ func (c *conn) readLoop(room func() []byte, got func(n int, err error) (more, dr
 			return
 		}
 	}
+}
+
+// inqLeft returns the TCP_CM_INQ count a recvmsg wrote into cm; -1 if it
+// wrote none.
+func inqLeft(msg *unix.Msghdr, cm *[4]uint64) int {
+	if int(msg.Controllen) < unix.CmsgLen(4) {
+		return -1
+	}
+	h := (*unix.Cmsghdr)(unsafe.Pointer(cm))
+	if h.Level != unix.SOL_TCP || h.Type != unix.TCP_CM_INQ {
+		return -1
+	}
+	return int(*(*int32)(unsafe.Add(unsafe.Pointer(cm), unix.CmsgLen(0))))
 }
