@@ -54,6 +54,7 @@ func readHead(br *bufio.Reader, wantBody bool, limit int64) (response, error) {
 		return r, err
 	}
 	proto, rest, ok := bytes.Cut(line, []byte(" "))
+	rest = bytes.TrimLeft(rest, " ") // "HTTP/1.0  200": net/http skips the spaces too
 	if !ok || len(rest) < 3 || !bytes.HasPrefix(proto, []byte("HTTP/1.")) || len(proto) != len("HTTP/1.x") ||
 		proto[7] < '0' || proto[7] > '9' || (len(rest) > 3 && rest[3] != ' ') {
 		return r, fmt.Errorf("malformed status line %q", line)
