@@ -1,7 +1,6 @@
 package rawconn
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -98,19 +97,9 @@ func TestWriteWithinSlowSteadyReader(t *testing.T) {
 // reader's reads, not a segment per window update.
 func smallSegmentPair(t *testing.T) (wrapped, peer net.Conn) {
 	t.Helper()
-	mss := func(_, _ string, rc syscall.RawConn) error {
+	return pairWith(t, func(_, _ string, rc syscall.RawConn) error {
 		var err error
 		rc.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_MAXSEG, 1400) })
 		return err
-	}
-	ln, err := (&net.ListenConfig{Control: mss}).Listen(context.Background(), "tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	peer, err = (&net.Dialer{Control: mss}).Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	c, err := ln.Accept()
-	require.NoError(t, err)
-	wrapped = Wrap(c)
-	t.Cleanup(func() { wrapped.Close(); peer.Close() })
-	return wrapped, peer
+	})
 }

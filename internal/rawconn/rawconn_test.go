@@ -1,10 +1,12 @@
 package rawconn
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 
@@ -12,12 +14,16 @@ import (
 )
 
 // pair returns the two ends of a loopback TCP connection, the first wrapped.
-func pair(t *testing.T) (wrapped, peer net.Conn) {
+func pair(t *testing.T) (wrapped, peer net.Conn) { return pairWith(t, nil) }
+
+// pairWith is pair with control applied to both sockets before they
+// connect (nil: none).
+func pairWith(t *testing.T, control func(network, address string, c syscall.RawConn) error) (wrapped, peer net.Conn) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := (&net.ListenConfig{Control: control}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer ln.Close()
-	peer, err = net.Dial("tcp", ln.Addr().String())
+	peer, err = (&net.Dialer{Control: control}).Dial("tcp", ln.Addr().String())
 	require.NoError(t, err)
 	c, err := ln.Accept()
 	require.NoError(t, err)
