@@ -18,9 +18,9 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"runtime"
 	"syscall"
 
+	"github.com/geodns/geodns/internal/procs"
 	"github.com/geodns/geodns/resolver"
 )
 
@@ -57,12 +57,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := resolver.Serve(ctx, echo{}, resolver.ServeOptions{
-		// As cmd/geodns: each reader holds a P of its own while it waits.
-		ReaderProcs: func(readers int) func() {
-			base := runtime.GOMAXPROCS(0)
-			runtime.GOMAXPROCS(base + readers)
-			return func() { runtime.GOMAXPROCS(base) }
-		},
+		ReaderProcs: procs.AddReaderProcs, // as cmd/geodns: each reader holds a P of its own while it waits
 	}, lns...)
 	if err != nil && ctx.Err() == nil {
 		log.Fatal(err)

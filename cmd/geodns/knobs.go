@@ -1,37 +1,15 @@
 package main
 
 import (
-	"runtime"
 	"runtime/debug"
 	"sync"
 )
 
 // Process-wide knobs (GOMAXPROCS, GOGC) are the program's to set: the
 // packages say when they would want more (resolver.ServeOptions.ReaderProcs,
-// zones.SetCompileHook) and this file decides.
-
-// readerProcs counts the UDP readers and TCP event loops running; each
-// holds a P of its own while it waits (resolver's udp_linux.go and
-// tcploop_linux.go), so GOMAXPROCS is the program's own setting plus
-// them. It is resolver.ServeOptions.ReaderProcs.
-var readerProcs struct {
-	sync.Mutex
-	base, n int
-}
-
-func addReaderProcs(readers int) (done func()) {
-	add := func(d int) {
-		readerProcs.Lock()
-		defer readerProcs.Unlock()
-		if readerProcs.n == 0 {
-			readerProcs.base = runtime.GOMAXPROCS(0)
-		}
-		readerProcs.n += d
-		runtime.GOMAXPROCS(readerProcs.base + readerProcs.n)
-	}
-	add(readers)
-	return func() { add(-readers) }
-}
+// zones.SetCompileHook) and the program decides: a P per UDP reader and
+// TCP loop (procs.AddReaderProcs, shared with benchmarks/nullserver), and
+// GOGC while zones compile (below).
 
 // loadGCPercent is the collector's GOGC while zones compile. A compile
 // allocates its result while the heap grows under it, so at GOGC 100 the

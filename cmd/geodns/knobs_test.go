@@ -3,7 +3,6 @@ package main
 import (
 	"os"
 	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -32,20 +31,6 @@ func TestLoadingGC(t *testing.T) {
 		done()
 		require.Equal(t, setting, debug.SetGCPercent(setting))
 	}
-}
-
-// TestReaderProcs: each UDP reader adds a P on top of the program's own
-// setting while it runs; when the last stops, the setting is back.
-func TestReaderProcs(t *testing.T) {
-	base := runtime.GOMAXPROCS(0)
-	done1 := addReaderProcs(2)
-	require.Equal(t, base+2, runtime.GOMAXPROCS(0))
-	done2 := addReaderProcs(3)
-	require.Equal(t, base+5, runtime.GOMAXPROCS(0))
-	done1()
-	require.Equal(t, base+3, runtime.GOMAXPROCS(0))
-	done2()
-	require.Equal(t, base, runtime.GOMAXPROCS(0))
 }
 
 // TestServeSetsReaderProcs: the server (not the resolver package) gives

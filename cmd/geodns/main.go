@@ -28,6 +28,7 @@ import (
 	"github.com/geodns/geodns/dnssec"
 	"github.com/geodns/geodns/geo"
 	healthpkg "github.com/geodns/geodns/health"
+	"github.com/geodns/geodns/internal/procs"
 	"github.com/geodns/geodns/opstate"
 	"github.com/geodns/geodns/resolver"
 	"github.com/geodns/geodns/route"
@@ -450,7 +451,7 @@ func serve(args []string, stderr io.Writer) int {
 		go func() { errc <- statusPage.Run(ctx) }() // the page's map sample and timeline
 		running += 2
 	}
-	serveOpts := resolver.ServeOptions{MaxTCPConns: cfg.MaxTCPConns, ReaderProcs: addReaderProcs} // a P per UDP reader and TCP loop (knobs.go)
+	serveOpts := resolver.ServeOptions{MaxTCPConns: cfg.MaxTCPConns, ReaderProcs: procs.AddReaderProcs} // a P per UDP reader and TCP loop (knobs.go)
 	go func() { errc <- resolver.Serve(ctx, transfers, serveOpts, lns...) }()
 	err = <-errc
 	stop()
