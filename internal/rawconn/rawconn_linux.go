@@ -240,8 +240,8 @@ func (c *conn) readLoop(room func() []byte, got func(n int, err error) (more, dr
 	var (
 		iov unix.Iovec
 		cm  [4]uint64 // one control message of 4 bytes, aligned
-		msg unix.Msghdr
 	)
+	msg := unix.Msghdr{Iov: &iov, Iovlen: 1, Control: (*byte)(unsafe.Pointer(&cm[0]))}
 	stop := false
 	fn := func(fd uintptr) bool {
 		b := room()
@@ -251,8 +251,7 @@ func (c *conn) readLoop(room func() []byte, got func(n int, err error) (more, dr
 		if inq {
 			iov.Base = &b[0]
 			iov.SetLen(len(b))
-			msg = unix.Msghdr{Iov: &iov, Iovlen: 1, Control: (*byte)(unsafe.Pointer(&cm[0]))}
-			msg.SetControllen(int(unsafe.Sizeof(cm)))
+			msg.SetControllen(int(unsafe.Sizeof(cm))) // the kernel sets it to what it wrote
 			r, _, e := unix.RawSyscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&msg)), 0)
 			n, errno = int(r), e
 			if e == 0 {
