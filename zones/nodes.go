@@ -94,7 +94,9 @@ func (c *compiler) finishNodes() {
 			}
 			slices.SortFunc(n.sets, func(a, b rrset) int { return int(a.rtype) - int(b.rtype) })
 			n.cut = n.name != z.Origin && n.get(dns.TypeNS) != nil
-			n.dname = n.get(dns.TypeDNAME) != nil
+			// RFC 6672 2.3: a DNAME beside NS below the apex is occluded
+			// by the delegation and MUST be ignored (check warns of it).
+			n.dname = !n.cut && n.get(dns.TypeDNAME) != nil
 		}
 		return count
 	})

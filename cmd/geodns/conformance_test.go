@@ -317,3 +317,39 @@ func zoneOf(name string, origins []string) string {
 }
 
 func firstLine(s string) string { return strings.SplitN(s, "\n", 2)[0] }
+
+// TestDNAMEAtCutMatchesNSD: a DNAME beside NS below the apex is occluded by
+// the delegation (RFC 6672 2.3: it MUST be ignored), as `geodns check`
+// warns: the name and everything below it get the referral NSD gives,
+// never a DNAME or a CNAME owned by the cut. Knot refuses such a zone, so
+// NSD is the only reference (and NSD refuses data below the DNAME, glue
+// included, so the NS is out of the zone).
+func TestDNAMEAtCutMatchesNSD(t *testing.T) {
+	dir := t.TempDir()
+	master := filepath.Join(dir, "cutdname.test.zone")
+	require.NoError(t, os.WriteFile(master, []byte(`$ORIGIN cutdname.test.
+$TTL 300
+@     SOA   ns1 hostmaster 1 3600 600 1209600 60
+@     NS    ns1
+ns1   A     192.0.2.53
+nd    NS    ns.other.example.
+nd    DNAME target.example.
+`), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "cutdname.test.yaml"),
+		[]byte("origin: cutdname.test.\nimport: cutdname.test.zone\n"), 0o644))
+	nsd := startNSD(t, map[string]string{"cutdname.test.": master})
+	ours, _ := startGeodns(t, dir, "cutdname.test.")
+	waitSOA(t, nsd, "cutdname.test.")
+	for _, name := range []string{"nd.cutdname.test.", "x.nd.cutdname.test.", "a.b.nd.cutdname.test."} {
+		for _, qt := range []uint16{dns.TypeA, dns.TypeNS, dns.TypeDNAME, dns.TypeCNAME, dns.TypeDS, dns.TypeANY} {
+			for _, tcp := range []bool{false, true} {
+				q := query{name: name, qtype: qt, tcp: tcp, edns: 1232}
+				a, err := q.exchange(ours)
+				require.NoError(t, err, "geodns: %s", q)
+				b, err := q.exchange(nsd)
+				require.NoError(t, err, "NSD: %s", q)
+				require.Empty(t, compareResponses(q, a, b, nsdAsk(nsd)), "%s: geodns\n%v\nNSD\n%v", q, a, b)
+			}
+		}
+	}
+}
