@@ -141,6 +141,19 @@ func (c *compiler) addRecords(recs []placed) {
 			c.signerOwned = append(c.signerOwned, rr) // warned of in validate, where warnings are placed
 			continue
 		}
+		if c.spec.dnssec == nil && signedElsewhere(h.Rrtype) {
+			// Served as plain data, a signed file's RRSIGs would never
+			// reach a DO query and its denials would not be proven: with
+			// a DS at the parent, validators would fail the whole zone.
+			// Refused, once per zone, with the way out.
+			if !c.presigned {
+				c.presigned = true
+				c.placeErr(p, "name %q: %s record: a pre-signed zone is not served as it is; geodns signs zones itself: add dnssec: "+
+					"to the zone's YAML (the file's RRSIG, NSEC and NSEC3 records are then dropped), or remove them from the file",
+					c.rel(h.Name), dns.TypeToString[h.Rrtype])
+			}
+			continue
+		}
 		n := c.node(h.Name)
 		i := slices.IndexFunc(n.sets, func(s rrset) bool { return s.rtype == h.Rrtype })
 		if i < 0 {
@@ -155,8 +168,8 @@ func (c *compiler) addRecords(recs []placed) {
 		}
 		set := &n.sets[i]
 		if len(set.all) > 0 {
-			// RFC 2181 5.2: one TTL per set, the lowest given (as Knot;
-			// the set is kept no longer than any record of it was meant to be).
+			// RFC 2181 5.2: one TTL per set, the lowest given (the set is
+			// kept no longer than any record of it was meant to be).
 			if t := set.all[0].Header().Ttl; h.Ttl > t {
 				h.Ttl = t
 			} else if h.Ttl < t {
@@ -232,6 +245,12 @@ func signerOwns(t uint16) bool {
 		return true
 	}
 	return false
+}
+
+// signedElsewhere tells the types only a signed zone has: found in a zone
+// geodns does not sign, they mean a pre-signed file.
+func signedElsewhere(t uint16) bool {
+	return t == dns.TypeRRSIG || t == dns.TypeNSEC || t == dns.TypeNSEC3
 }
 
 // dedupe keeps each record of a set once (RFC 2181 5), in the order given.

@@ -42,7 +42,7 @@ func (c *compiler) validateNode(n *node, at, warn func(name, format string, args
 			at(name, "more than one CNAME")
 		}
 		for _, s := range n.sets {
-			if s.rtype != dns.TypeCNAME && s.rtype != dns.TypeRRSIG && s.rtype != dns.TypeNSEC {
+			if s.rtype != dns.TypeCNAME {
 				at(name, "CNAME beside other data (%s)", dns.TypeToString[s.rtype])
 				break
 			}
@@ -79,7 +79,7 @@ func (c *compiler) validateNode(n *node, at, warn func(name, format string, args
 		}
 		for _, s := range n.sets {
 			switch s.rtype {
-			case dns.TypeNS, dns.TypeDS, dns.TypeA, dns.TypeAAAA, dns.TypeRRSIG, dns.TypeNSEC:
+			case dns.TypeNS, dns.TypeDS, dns.TypeA, dns.TypeAAAA:
 			default:
 				// Occluded (RFC 2181 6): loaded, never served, as NSD,
 				// Knot and BIND do.
