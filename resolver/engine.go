@@ -246,6 +246,9 @@ func (h *Handler) resolve(set *zones.Set, fq *query, remote netip.Addr, tcp bool
 	if fq.question {
 		o.qname = zones.NameFromWire(fq.lowerName())
 	}
+	// RFC 6891 6.1.1: a request with an OPT gets one back, its errors
+	// too (as Knot); a malformed OPT part is answered without.
+	o.opt = fq.edns && !fq.badOPT
 	switch {
 	case fq.opcode != dns.OpcodeQuery:
 		o.rcode = dns.RcodeNotImplemented
@@ -254,12 +257,9 @@ func (h *Handler) resolve(set *zones.Set, fq *query, remote netip.Addr, tcp bool
 		o.rcode = dns.RcodeFormatError
 		return o
 	}
-	if fq.edns {
-		o.opt = true
-		if fq.version != 0 {
-			o.rcode = dns.RcodeBadVers // RFC 6891 6.1.3
-			return o
-		}
+	if fq.edns && fq.version != 0 {
+		o.rcode = dns.RcodeBadVers // RFC 6891 6.1.3
+		return o
 	}
 	if fq.ecsBad || fq.cookieBad {
 		o.rcode = dns.RcodeFormatError

@@ -54,15 +54,17 @@ func oracleAnswer(h *Handler, req *dns.Msg, remote netip.Addr, tcp bool) (m *dns
 	m = new(dns.Msg)
 	m.SetReply(req)
 	m.Compress = true
-	if req.Opcode != dns.OpcodeQuery {
-		m.Rcode = dns.RcodeNotImplemented
-		return m, cookie
-	}
-	if len(req.Question) != 1 {
-		m.Rcode = dns.RcodeFormatError
-		return m, cookie
-	}
 	opt, ok := oracleRequestOPT(req)
+	if req.Opcode != dns.OpcodeQuery || len(req.Question) != 1 {
+		m.Rcode = dns.RcodeFormatError
+		if req.Opcode != dns.OpcodeQuery {
+			m.Rcode = dns.RcodeNotImplemented
+		}
+		if ok && opt != nil {
+			m.Extra = append(m.Extra, oracleResponseOPT(h, opt)) // RFC 6891 6.1.1
+		}
+		return m, cookie
+	}
 	if !ok {
 		m.Rcode = dns.RcodeFormatError
 		return m, cookie

@@ -137,11 +137,49 @@ func TestListenSamePort(t *testing.T) {
 func TestServerUnknownOpcode(t *testing.T) {
 	addr := startServer(t)
 	for _, op := range []int{dns.OpcodeIQuery, dns.OpcodeStatus, dns.OpcodeUpdate, 15} {
-		m := new(dns.Msg).SetQuestion("www.example.net.", dns.TypeA)
-		m.Opcode = op
-		r, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(m, addr)
-		require.NoError(t, err, "opcode %d", op)
-		require.Equal(t, dns.RcodeNotImplemented, r.Rcode, "opcode %d", op)
+		for _, edns := range []bool{false, true} {
+			m := new(dns.Msg).SetQuestion("www.example.net.", dns.TypeA)
+			m.Opcode = op
+			if edns {
+				m.SetEdns0(1232, false)
+			}
+			r, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(m, addr)
+			require.NoError(t, err, "opcode %d", op)
+			require.Equal(t, dns.RcodeNotImplemented, r.Rcode, "opcode %d", op)
+			require.Equal(t, edns, r.IsEdns0() != nil, "opcode %d, EDNS %v: an OPT back exactly when one came (RFC 6891 6.1.1)", op, edns)
+		}
+	}
+}
+
+// TestServerFormErrKeepsOPT: a FORMERR for the question count to a request
+// with an OPT carries one (RFC 6891 6.1.1, as Knot); one for two OPTs does
+// not (the request's OPT part is what is wrong). Before, no error had one.
+func TestServerFormErrKeepsOPT(t *testing.T) {
+	addr := startServer(t)
+	withOPT := func(qs ...dns.Question) *dns.Msg {
+		m := new(dns.Msg)
+		m.Id = dns.Id()
+		m.Question = qs
+		return m.SetEdns0(1232, false)
+	}
+	q := dns.Question{Name: "www.example.net.", Qtype: dns.TypeA, Qclass: dns.ClassINET}
+	twoOPT := withOPT(q)
+	twoOPT.Extra = append(twoOPT.Extra, twoOPT.Extra[0])
+	for _, c := range []struct {
+		what string
+		m    *dns.Msg
+		opt  bool
+	}{
+		{"no question", withOPT(), true},
+		{"two questions", withOPT(q, q), true},
+		{"two OPTs", twoOPT, false},
+	} {
+		for _, proto := range []string{"udp", "tcp"} {
+			r, _, err := (&dns.Client{Net: proto, Timeout: 2 * time.Second}).Exchange(c.m, addr)
+			require.NoError(t, err, "%s over %s", c.what, proto)
+			require.Equal(t, dns.RcodeFormatError, r.Rcode, "%s over %s", c.what, proto)
+			require.Equal(t, c.opt, r.IsEdns0() != nil, "%s over %s: OPT in the FORMERR", c.what, proto)
+		}
 	}
 }
 
