@@ -100,6 +100,7 @@ type compiler struct {
 	scanLeft      *int64    // bytes scanMaster may still read, over all the files it scans
 	signerOwned   []dns.RR  // records of a signed zone its signer makes itself, dropped: signerOwns
 	presigned     bool      // a record only a signed zone has was refused (once per zone): signedElsewhere
+	bigTTLs       []bigTTL  // records given a TTL above maxTTL, served with 0
 	positions     []recPos  // where each imported record was written: importPositions
 	rep           *reporter // places validate's errors and warnings (warnings.go)
 	parsed        *[]placed // build's records, imported ones first in parse order: importPos

@@ -137,6 +137,13 @@ func (c *compiler) addRecords(recs []placed) {
 			continue
 		}
 		unescapeNames(rr)
+		if h.Ttl > maxTTL {
+			// RFC 2181 8: the top bit is reserved and a receiver reads such
+			// a TTL as 0; so it is served, with a warning (as BIND). Knot
+			// and NSD load it too; the YAML's ttl: refuses it.
+			c.bigTTLs = append(c.bigTTLs, bigTTL{rr, h.Ttl})
+			h.Ttl = 0
+		}
 		if c.spec.dnssec != nil && signerOwns(h.Rrtype) {
 			c.signerOwned = append(c.signerOwned, rr) // warned of in validate, where warnings are placed
 			continue
@@ -245,6 +252,15 @@ func signerOwns(t uint16) bool {
 		return true
 	}
 	return false
+}
+
+// maxTTL is the largest TTL a record may have (RFC 2181 8).
+const maxTTL = 1<<31 - 1
+
+// bigTTL is a record given a TTL above maxTTL, and that TTL.
+type bigTTL struct {
+	rr  dns.RR
+	ttl uint32
 }
 
 // signedElsewhere tells the types only a signed zone has: found in a zone

@@ -25,6 +25,9 @@ func (c *compiler) validate(recs []placed) {
 		return [2]uint64{}
 	})
 	c.checkTargets()
+	for _, b := range c.bigTTLs {
+		c.warnRR(b.rr, b.rr.Header().Name, "TTL %d is above 2147483647 (RFC 2181 8: a receiver reads it as 0): served as 0", b.ttl)
+	}
 	for _, rr := range c.signerOwned {
 		c.warnRR(rr, rr.Header().Name, "%s record in a zone geodns signs (dnssec:): dropped, the signer makes its own", dns.TypeToString[rr.Header().Rrtype])
 	}

@@ -390,3 +390,40 @@ func FuzzScanMatchesParser(f *testing.F) {
 		require.Len(t, got, n, "%q", src)
 	})
 }
+
+// TestImportedTTLTopBit: a master file's TTL above 2^31-1 is served as 0
+// (RFC 2181 8: a receiver reads it so), with a warning at its record, as
+// BIND does. Before, 4294967295 went out as it was, the SOA's in every
+// negative answer too.
+func TestImportedTTLTopBit(t *testing.T) {
+	dir := t.TempDir()
+	writeZone(t, dir, "big.zone", strings.Join([]string{
+		"$TTL 300",
+		"@ 2147483648 SOA ns1 host 1 3600 600 1209600 120",
+		"@ NS ns1",
+		"ns1 A 192.0.2.1",
+		"x 4294967295 A 192.0.2.2",
+		"y 2147483647 A 192.0.2.3",
+	}, "\n")+"\n")
+	writeZone(t, dir, "big.example.yaml", "import: big.zone\n")
+	z, err := LoadFile(filepath.Join(dir, "big.example.yaml"), nil)
+	require.NoError(t, err)
+	ttl := func(name string, qtype uint16) uint32 {
+		a := z.Lookup(name, qtype, false, nil)
+		require.Len(t, a.Answer, 1, "%s %d", name, qtype)
+		return a.Answer[0].Header().Ttl
+	}
+	require.Equal(t, uint32(0), ttl("x.big.example.", dns.TypeA))
+	require.Equal(t, uint32(2147483647), ttl("y.big.example.", dns.TypeA), "the largest TTL allowed is kept")
+	require.Equal(t, uint32(0), ttl("big.example.", dns.TypeSOA))
+	neg := z.Lookup("nx.big.example.", dns.TypeA, false, nil)
+	require.Equal(t, uint32(0), neg.Ns[0].Header().Ttl, "the negative answer's SOA")
+	var ws []string
+	for _, w := range z.Warnings {
+		ws = append(ws, strings.TrimPrefix(w.Error(), dir+"/"))
+	}
+	require.Equal(t, []string{
+		`big.zone:2:1: name "@": TTL 2147483648 is above 2147483647 (RFC 2181 8: a receiver reads it as 0): served as 0`,
+		`big.zone:5:1: name "x": TTL 4294967295 is above 2147483647 (RFC 2181 8: a receiver reads it as 0): served as 0`,
+	}, ws)
+}
