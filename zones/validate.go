@@ -75,7 +75,17 @@ func (c *compiler) validateNode(n *node, at, warn func(name, format string, args
 	}
 	if n.cut {
 		if strings.HasPrefix(name, "*.") {
-			at(name, "wildcard delegations are not supported")
+			// RFC 4592 4.2 leaves a wildcard NS undefined; NSD and Knot
+			// load it and differ. geodns answers as NSD: a delegation of
+			// the literal name, the names it matches get its other
+			// records (NODATA but for NS). Unsigned only: what a signer
+			// should prove there is no better defined.
+			if c.spec.dnssec != nil {
+				at(name, "wildcard delegation (NS at a wildcard) in a zone geodns signs: not supported")
+			} else {
+				warn(name, "wildcard delegation (NS at a wildcard; RFC 4592 4.2 leaves it undefined): served as NSD does, "+
+					"a referral for the literal name, and names the wildcard matches get NODATA but for NS")
+			}
 		}
 		if n.service != nil {
 			at(name, "a service at a delegation point")

@@ -427,3 +427,24 @@ func TestImportedTTLTopBit(t *testing.T) {
 		`big.zone:5:1: name "x": TTL 4294967295 is above 2147483647 (RFC 2181 8: a receiver reads it as 0): served as 0`,
 	}, ws)
 }
+
+// TestWildcardDelegation: NS at a wildcard loads with a warning (NSD and
+// Knot load it; before, geodns refused the zone), names the wildcard
+// matches get its other records, as NSD answers; a zone geodns signs
+// refuses it.
+func TestWildcardDelegation(t *testing.T) {
+	dir := t.TempDir()
+	writeZone(t, dir, "wns.zone", "$TTL 300\n@ SOA ns1 host 1 3600 600 1209600 120\n@ NS ns1\nns1 A 192.0.2.1\n*.w NS ns.other.example.\n")
+	writeZone(t, dir, "wns.example.yaml", "import: wns.zone\n")
+	z, err := LoadFile(filepath.Join(dir, "wns.example.yaml"), nil)
+	require.NoError(t, err)
+	require.Len(t, z.Warnings, 1)
+	require.Contains(t, z.Warnings[0].Error(), `wns.zone:5:1: name "*.w": wildcard delegation (NS at a wildcard`)
+	require.Equal(t, NoData, z.Lookup("foo.w.wns.example.", dns.TypeA, false, nil).Result, "a matched name: the wildcard's other records")
+	require.Equal(t, Delegation, z.Lookup("*.w.wns.example.", dns.TypeA, false, nil).Result, "the literal name is delegated")
+	require.Equal(t, Delegation, z.Lookup("x.*.w.wns.example.", dns.TypeA, false, nil).Result)
+
+	writeZone(t, dir, "wns.example.yaml", "import: wns.zone\ndnssec: {algorithm: ECDSAP256SHA256}\n")
+	_, err = LoadFile(filepath.Join(dir, "wns.example.yaml"), nil)
+	require.ErrorContains(t, err, `wns.zone:5:1: name "*.w": wildcard delegation (NS at a wildcard) in a zone geodns signs: not supported`)
+}

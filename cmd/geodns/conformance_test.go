@@ -65,6 +65,10 @@ var knownGaps = []gap{}
 //     owner (*.wd, served as the literal name's DNAME): the references stop
 //     at different points; geodns stops at the first repeated name, as NSD
 //     does (the log says which reference each such answer matched).
+//   - A wildcard delegation (wildns.test: NS at *.w; RFC 4592 4.2 leaves
+//     it undefined): NSD answers the names the wildcard matches from its
+//     other records (NODATA but for NS), Knot refers them to the NS owned by
+//     the wildcard. geodns follows NSD: the literal name is the cut.
 //   - A response NSD and Knot truncate at 512 bytes where geodns's fits:
 //     see untruncated; the whole answers are compared.
 func TestConformanceZones(t *testing.T) {
