@@ -137,6 +137,12 @@ func (c *compiler) addRecords(recs []placed) {
 			continue
 		}
 		unescapeNames(rr)
+		if t, ok := rr.(*dns.TXT); ok && len(t.Txt) == 0 {
+			// RFC 1035 3.3.14: one or more strings; NSD and Knot refuse
+			// it too, and packed it would go out as one empty string.
+			c.placeErr(p, "name %q: TXT record without a string (write \"\" for an empty one)", c.rel(h.Name))
+			continue
+		}
 		if h.Ttl > maxTTL {
 			// RFC 2181 8: the top bit is reserved and a receiver reads such
 			// a TTL as 0; so it is served, with a warning (as BIND). Knot

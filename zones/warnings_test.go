@@ -448,3 +448,15 @@ func TestWildcardDelegation(t *testing.T) {
 	_, err = LoadFile(filepath.Join(dir, "wns.example.yaml"), nil)
 	require.ErrorContains(t, err, `wns.zone:5:1: name "*.w": wildcard delegation (NS at a wildcard) in a zone geodns signs: not supported`)
 }
+
+// TestTXTWithoutString: a TXT record with no string is refused (RFC 1035
+// 3.3.14; NSD and Knot refuse it too); before, it loaded and went out as
+// one empty string. An empty string written as "" is fine.
+func TestTXTWithoutString(t *testing.T) {
+	dir := t.TempDir()
+	writeZone(t, dir, "txt.zone", "$TTL 300\n@ SOA ns1 host 1 3600 600 1209600 120\n@ NS ns1\nns1 A 192.0.2.1\ne TXT \"\"\nx TXT\n")
+	writeZone(t, dir, "txt.example.yaml", "import: txt.zone\n")
+	_, err := LoadFile(filepath.Join(dir, "txt.example.yaml"), nil)
+	require.ErrorContains(t, err, `txt.zone:6:1: name "x": TXT record without a string (write "" for an empty one)`)
+	require.NotContains(t, err.Error(), `"e"`)
+}
