@@ -255,6 +255,17 @@ func (d *decoder) sites(s *spec, n *yaml.Node) {
 	})
 }
 
+// requestToken reports whether s holds only printable ASCII without
+// spaces: what a request target or a Host header may be written with.
+func requestToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 func (d *decoder) checks(s *spec, n *yaml.Node) {
 	d.entries(n, "checks", func(k, v *yaml.Node) {
 		c := &Check{Name: k.Value, Interval: DefaultInterval, Timeout: DefaultTimeout, Rise: DefaultRise, Fall: DefaultFall, Up: true, KeepAlive: true}
@@ -274,8 +285,19 @@ func (d *decoder) checks(s *spec, n *yaml.Node) {
 					c.Port = int(p)
 				}
 			},
-			"path":        func(x *yaml.Node) { c.Path, _ = d.scalar(x, what+": path") },
-			"host":        func(x *yaml.Node) { c.Host, _ = d.scalar(x, what+": host") },
+			// Both go into the probe's request line and headers as they
+			// are: a CR, LF or space there would let a zone file write
+			// requests of its own to whatever probe_allow lets through.
+			"path": func(x *yaml.Node) {
+				if c.Path, _ = d.scalar(x, what+": path"); c.Path != "" && (c.Path[0] != '/' || !requestToken(c.Path)) {
+					d.errf(x, "%s: path %q: \"/\" then printable ASCII without spaces (percent-encode the rest)", what, c.Path)
+				}
+			},
+			"host": func(x *yaml.Node) {
+				if c.Host, _ = d.scalar(x, what+": host"); !requestToken(c.Host) {
+					d.errf(x, "%s: host %q: printable ASCII without spaces", what, c.Host)
+				}
+			},
 			"expect_body": func(x *yaml.Node) { c.ExpectBody, _ = d.scalar(x, what+": expect_body") },
 			"expect_status": func(x *yaml.Node) {
 				for _, sn := range d.list(x, what+": expect_status") {

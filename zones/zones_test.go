@@ -186,6 +186,32 @@ checks: {hc: {type: http%s}}
 	require.Equal(t, "up_ratio: 0.18", Quorum{UpRatio: 0.18}.String())
 }
 
+// TestCheckRequestFields: an http check's path and host go into the
+// probe's request as written, so a CR, LF or space in them is refused at
+// its key. Before, a path "/h HTTP/1.1\r\nX: 1\r\n\r\nGET /evil" loaded,
+// and the probe sent the backend two requests of the zone file's making.
+func TestCheckRequestFields(t *testing.T) {
+	src := `soa: {ns: a.example., mbox: b.example.}
+records: {"@": {NS: [ns1.example.net.]}}
+checks: {hc: {type: http, %s}}
+`
+	for _, ok := range []string{`path: "/healthz?x=1&y=%20"`, `path: ""`, `host: www.example.com:8443`, `host: "[2001:db8::1]"`} {
+		_, err := Compile("d.example.yaml", []byte(strings.Replace(src, "%s", ok, 1)), "d.example.", time.Now(), nil)
+		require.NoError(t, err, ok)
+	}
+	for field, want := range map[string]string{
+		`path: "/h HTTP/1.1\r\nX-Inj: 1\r\n\r\nGET /evil"`: `d.example.yaml:3:33: check "hc": path "/h HTTP/1.1\r\nX-Inj: 1\r\n\r\nGET /evil": "/" then printable ASCII without spaces (percent-encode the rest)`,
+		`path: "/a b"`:           `d.example.yaml:3:33: check "hc": path "/a b": "/" then printable ASCII`,
+		`path: healthz`:          `d.example.yaml:3:33: check "hc": path "healthz": "/" then`,
+		`path: "/caf\u00e9"`:     `d.example.yaml:3:33: check "hc": path "/café": "/" then`,
+		`host: "h\r\nX-Host: 1"`: `d.example.yaml:3:33: check "hc": host "h\r\nX-Host: 1": printable ASCII without spaces`,
+		`host: "a b"`:            `d.example.yaml:3:33: check "hc": host "a b": printable ASCII without spaces`,
+	} {
+		_, err := Compile("d.example.yaml", []byte(strings.Replace(src, "%s", field, 1)), "d.example.", time.Now(), nil)
+		require.ErrorContains(t, err, want, field)
+	}
+}
+
 const serialZone = `soa: {ns: a.example., mbox: b.example.}
 records: {"@": {NS: [ns1.example.net.]}, www: {A: [%s]}}
 `
