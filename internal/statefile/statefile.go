@@ -66,11 +66,29 @@ func Load(path, what string, log *slog.Logger, decode func([]byte) error) (corru
 	} else {
 		log.Error("corrupt "+what+" file kept aside", "file", aside)
 	}
-	if err := decodeFile(path+PrevSuffix, decode); err != nil {
-		log.Error("previous "+what+" not loaded either; starting without it", "file", path+PrevSuffix, "error", err)
+	prev := path + PrevSuffix
+	data, err := Read(prev)
+	if err == nil && data != nil {
+		if err = decode(data); err != nil {
+			err = fmt.Errorf("%s: %w: %v", prev, ErrCorrupt, err)
+		}
+	}
+	if err != nil {
+		log.Error("previous "+what+" not loaded either; starting without it", "file", prev, "error", err)
 		return true
 	}
-	log.Warn(what+" loaded from the previous copy", "file", path+PrevSuffix)
+	if data == nil {
+		log.Warn("no previous "+what+" copy; starting without it", "file", prev)
+		return true
+	}
+	// The copy becomes the file again: the file is otherwise written only
+	// when the state next changes, and a restart before that would find
+	// none and start empty, losing what was just recovered.
+	if err := Write(path, data); err != nil {
+		log.Error("previous "+what+" loaded but not written back; it is lost at the next restart unless the state changes first", "file", path, "error", err)
+	} else {
+		log.Warn(what+" restored from the previous copy", "file", prev)
+	}
 	return true
 }
 

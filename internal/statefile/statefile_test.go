@@ -1,6 +1,8 @@
 package statefile
 
 import (
+	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -32,4 +34,31 @@ func TestLoadRemovesTemps(t *testing.T) {
 		names = append(names, e.Name())
 	}
 	require.ElementsMatch(t, []string{"health.json", "health.json.prev", ".health.json.keep", ".other.json.123", "health.json.corrupt-x"}, names)
+}
+
+// TestLoadRestoresPrevious: a corrupt file is replaced by its previous
+// copy on disk, not only in memory: a second start with no write between
+// loads that copy again. Before, the second start found no file and began
+// empty (an operator's drain, recovered once, was lost at the next restart).
+func TestLoadRestoresPrevious(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "operator.json")
+	require.NoError(t, Write(path, []byte(`{"drained":["us-east"]}`)))
+	require.NoError(t, Write(path, []byte(`{"drained":["us-east"],"n":2}`)))
+	require.NoError(t, os.WriteFile(path, []byte(`{"drained": ["us-`), 0o644)) // torn
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	decodeJSON := func(got *string) func([]byte) error {
+		return func(b []byte) error {
+			if !json.Valid(b) {
+				return errors.New("not JSON")
+			}
+			*got = string(b)
+			return nil
+		}
+	}
+	for start, wantCorrupt := range []bool{true, false, false} {
+		var got string
+		require.Equal(t, wantCorrupt, Load(path, "operator state", log, decodeJSON(&got)), "start %d", start)
+		require.Equal(t, `{"drained":["us-east"]}`, got, "start %d: the last good copy", start)
+	}
 }
