@@ -64,8 +64,9 @@ type Watcher struct {
 	// Limits bounds what a load reads. Default: the zero Limits (the zone
 	// directory only, DefaultMaxFileSize).
 	Limits Limits
-	// Serials, if set, numbers automatic serials for a set of servers
-	// (cluster.Serials): one content, one serial on every server.
+	// Serials, if set, numbers automatic serials: for a set of servers
+	// (cluster.Serials: one content, one serial on every server), or for
+	// one server across its restarts (SerialFile).
 	Serials SerialSource
 	// OnChange, if set, is called with the new set after each change
 	// (health checking follows the served endpoints this way).

@@ -285,6 +285,12 @@ func serve(args []string, stderr io.Writer) int {
 	watcher.MissingGrace = cfg.ZoneMissingGrace
 	if clus != nil {
 		watcher.Serials = clus.serials
+	} else if cfg.StateDir != "" {
+		// A restart numbers automatic serials as a reload does (never
+		// below what secondaries and caches hold).
+		kept := zones.OpenSerialFile(filepath.Join(cfg.StateDir, "serials.json"), log)
+		defer kept.Flush()
+		watcher.Serials = kept
 	}
 	if err := watcher.Scan(true); err != nil && len(set.Load().Zones()) == 0 {
 		log.Warn("no zone loaded; serving REFUSED until a zone file loads", "dir", cfg.Zones, "error", err)

@@ -144,3 +144,35 @@ func TestUsageErrors(t *testing.T) {
 	require.Equal(t, 2, code)
 	require.Contains(t, stderr, "--origin")
 }
+
+// TestAutomaticSerialKeptAcrossRestart: with a state_dir, a restart
+// numbers a zone as a reload does. An edit whose file is older than the
+// last (rsync -a, cp -p) gets the last serial + 1 while serving; before,
+// a restart then served the file's time, an hour below what secondaries
+// and caches held.
+func TestAutomaticSerialKeptAcrossRestart(t *testing.T) {
+	dir, state := t.TempDir(), t.TempDir()
+	path := filepath.Join(dir, "kept.test.yaml")
+	zone := func(addr string) string {
+		return "soa: {ns: ns1.kept.test., mbox: h.kept.test.}\nrecords:\n  \"@\": {NS: [ns1.kept.test.]}\n  ns1: {A: [" + addr + "]}\n"
+	}
+	require.NoError(t, os.WriteFile(path, []byte(zone("192.0.2.1")), 0o644))
+	addr, _ := startGeodns(t, dir, "kept.test.", "--state-dir", state)
+	first := soaSerial(addr, "kept.test.")
+	require.NotZero(t, first)
+
+	// The new content is written with a time an hour back, then renamed
+	// in, as a copy keeping times would leave it.
+	tmp := filepath.Join(dir, ".kept.tmp")
+	require.NoError(t, os.WriteFile(tmp, []byte(zone("192.0.2.2")), 0o644))
+	old := time.Now().Add(-time.Hour)
+	require.NoError(t, os.Chtimes(tmp, old, old))
+	require.NoError(t, os.Rename(tmp, path))
+	require.Eventually(t, func() bool { return soaSerial(addr, "kept.test.") == first+1 }, 5*time.Second, 20*time.Millisecond,
+		"the older file's content comes after the serial served")
+
+	time.Sleep(time.Second) // the serials file is written within 200 ms of a change
+	stopGeodns(t, addr)
+	again, _ := startGeodns(t, dir, "kept.test.", "--state-dir", state)
+	require.Equal(t, first+1, soaSerial(again, "kept.test."), "the serial after a restart (the file's time would be %d)", uint32(old.Unix()))
+}
