@@ -184,7 +184,32 @@ func (s *Server) signedAnswer(req *dns.Msg, remote netip.Addr, tcp bool, k *key)
 		return nil
 	}
 	b, _ := s.pack(m, k, ts.MAC, false)
+	if limit := s.udpLimit(req); !tcp && len(b) > limit {
+		// The answer was sized for the client without the TSIG. RFC 8945
+		// 5.3: one that cannot carry its TSIG is sent as the question
+		// and the TSIG with TC, so the client retries over TCP.
+		t := new(dns.Msg)
+		t.SetReply(req)
+		t.Authoritative, t.Truncated = m.Authoritative, true
+		if opt := m.IsEdns0(); opt != nil {
+			o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+			o.SetUDPSize(opt.UDPSize())
+			o.SetDo(opt.Do())
+			t.Extra = []dns.RR{o} // RFC 6891 6.1.1: an EDNS query gets an OPT back
+		}
+		b, _ = s.pack(t, k, ts.MAC, false)
+	}
 	return b
+}
+
+// udpLimit is the size a UDP answer to req may have, TSIG included: 512
+// without EDNS, else the client's EDNS size within 512 and MaxUDPSize,
+// as the inner handler bounds its answers.
+func (s *Server) udpLimit(req *dns.Msg) int {
+	if opt := req.IsEdns0(); opt != nil {
+		return max(512, min(int(opt.UDPSize()), int(s.opts.MaxUDPSize)))
+	}
+	return 512
 }
 
 // soaAnswer answers an SOA query for a zone whose exported serial is not

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/geodns/geodns/internal/statefile"
+	"github.com/geodns/geodns/resolver"
 	"github.com/geodns/geodns/zones"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,6 +55,10 @@ type Options struct {
 	NotifyFrom []netip.Addr
 	// Registerer, if set, gets the transfer metrics.
 	Registerer prometheus.Registerer
+	// MaxUDPSize caps a signed UDP answer, TSIG included, whatever the
+	// client's EDNS size, as the inner handler caps the others. Default
+	// resolver.DefaultMaxUDPSize.
+	MaxUDPSize uint16
 	// Signer, if set, signs the transfers of signed zones (dnssec:):
 	// secondaries get the zone signed, as they must serve it.
 	Signer Signer
@@ -152,6 +157,9 @@ func New(o Options) (*Server, error) {
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()
+	}
+	if o.MaxUDPSize == 0 {
+		o.MaxUDPSize = resolver.DefaultMaxUDPSize
 	}
 	s := &Server{opts: o, kick: make(chan struct{}, 1), state: map[string]*zoneState{}, pending: map[string]*context.CancelFunc{}, held: map[string]hold{}}
 	s.timed, _ = o.Inner.(timedInner)
