@@ -174,7 +174,7 @@ func (s *Server) signedAnswer(req *dns.Msg, remote netip.Addr, tcp bool, k *key)
 		m = s.udpIXFR(req, remote, k)
 	}
 	if m == nil {
-		m = s.catalogAnswer(req)
+		m = s.catalogAnswer(req, remote, k)
 	}
 	if m == nil {
 		m = s.opts.Inner.Answer(req, remote, tcp)
@@ -301,8 +301,10 @@ func (s *Server) patchSOA(m *dns.Msg) {
 
 // catalogAnswer answers a query for a name in the catalog zone from its
 // view; nil if the name is not in it. Only signed queries get here: the
-// catalog is for secondaries, which check its SOA with their key.
-func (s *Server) catalogAnswer(req *dns.Msg) *dns.Msg {
+// catalog is for secondaries, which check its SOA with their key. A client
+// the catalog's allow: does not let transfer it is refused as its
+// transfer is: its member names are not for every key holder to confirm.
+func (s *Server) catalogAnswer(req *dns.Msg, remote netip.Addr, k *key) *dns.Msg {
 	if s.catalog == nil || len(req.Question) != 1 {
 		return nil
 	}
@@ -314,6 +316,9 @@ func (s *Server) catalogAnswer(req *dns.Msg) *dns.Msg {
 	v := (*s.views.Load())[s.catalog.origin]
 	if v == nil {
 		return nil
+	}
+	if !allowed(v, remote, k) {
+		return refusal(req, v)
 	}
 	m := new(dns.Msg)
 	m.SetReply(req)
