@@ -508,17 +508,25 @@ func (s *Server) records(v *view, req *dns.Msg) [][]dns.RR {
 			if i := slices.IndexFunc(v.journal, func(d delta) bool { return d.From == have.Serial }); i >= 0 {
 				out := [][]dns.RR{soa}
 				for _, d := range v.journal[i:] {
-					from := dns.Copy(v.soa).(*dns.SOA)
-					from.Serial = d.From
-					to := dns.Copy(v.soa).(*dns.SOA)
-					to.Serial = d.To
-					out = append(out, []dns.RR{from}, d.Del, []dns.RR{to}, d.Add)
+					out = append(out, []dns.RR{soaAt(v, d.FromSOA, d.From)}, d.Del, []dns.RR{soaAt(v, d.ToSOA, d.To)}, d.Add)
 				}
 				return append(out, soa)
 			}
 		}
 	}
 	return [][]dns.RR{soa, v.soaSigs, v.rrs, soa}
+}
+
+// soaAt returns a version's SOA as the journal keeps it, or, when it does
+// not (a state file from before), the current SOA's fields under that
+// version's serial.
+func soaAt(v *view, soa *dns.SOA, serial uint32) *dns.SOA {
+	if soa != nil && soa.Serial == serial {
+		return soa
+	}
+	x := dns.Copy(v.soa).(*dns.SOA)
+	x.Serial = serial
+	return x
 }
 
 // allowed reports whether a client may transfer v: its address is in an
