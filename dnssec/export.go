@@ -36,7 +36,8 @@ import (
 // transferred always has at least Refresh left. A
 // secondary cut off from its primaries serves the zone until the SOA's
 // expire, so the window lasts long enough for that too: what is
-// transferred always has more than the SOA's expire left.
+// transferred always has more than the SOA's expire (capped at
+// MaxExpireTerm) left.
 
 // exportCache keeps a zone's export signatures of the last Export, by
 // RRset and window: a rebuild signs only what changed.
@@ -80,6 +81,11 @@ func (st *state) exportKeys() string {
 	return st.exportID
 }
 
+// MaxExpireTerm bounds the SOA expire a transfer's signing window makes
+// room for: 24 weeks, BIND's own cap on a secondary's expire
+// (DNS_MAX_EXPIRE).
+const MaxExpireTerm = 24 * 7 * 24 * time.Hour
+
 // exportWindow is the signing window of transfers at now for a zone whose
 // SOA's expire is expire (see above). The windows of a zone start at an
 // offset of their own (from its name, the same on every node), so that the
@@ -90,7 +96,10 @@ func (st *state) exportWindow(now time.Time, expire time.Duration) (inception, e
 	f.Write([]byte(st.origin))
 	off := int64(f.Sum64() % uint64(period))
 	start := time.Unix((now.Unix()-off)/period*period+off, 0)
-	life := max(st.policy.Validity, time.Duration(period)*time.Second+expire+time.Hour)
+	// A secondary keeps serving until expire at most; BIND clamps it to
+	// 24 weeks anyway. Capped, a zone's expire (any 32-bit number) cannot
+	// stretch the window past 2^31 s, where signature times wrap.
+	life := max(st.policy.Validity, time.Duration(period)*time.Second+min(expire, MaxExpireTerm)+time.Hour)
 	return uint32(start.Add(-st.policy.Backdate).Unix()), uint32(start.Add(life).Unix())
 }
 

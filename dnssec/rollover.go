@@ -27,7 +27,8 @@ type Policy struct {
 	// Propagation is the time a change takes to reach every nameserver
 	// of the zone (Dprp of RFC 7583). Default 1 h.
 	Propagation time.Duration
-	// Validity is the lifetime of signatures. Default 14 days.
+	// Validity is the lifetime of signatures. Default 14 days, at most
+	// 3660 days.
 	Validity time.Duration
 	// Refresh: signatures are remade when less than this is left. Default
 	// 7 days; it must be less than Validity.
@@ -68,6 +69,9 @@ func (p Policy) withDefaults() Policy {
 	if p.Validity == 0 {
 		p.Validity = 14 * day
 	}
+	// Past 2^31 s a signature's expiration reads as before its inception
+	// (RFC 4034 3.1.5); zones refuses more than this, as BIND does.
+	p.Validity = min(p.Validity, 3660*day)
 	if p.Refresh == 0 || p.Refresh >= p.Validity {
 		p.Refresh = p.Validity / 2
 	}

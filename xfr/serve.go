@@ -174,7 +174,7 @@ func (s *Server) signedAnswer(req *dns.Msg, remote netip.Addr, tcp bool, k *key)
 		m = s.udpIXFR(req, remote, k)
 	}
 	if m == nil {
-		m = s.catalogAnswer(req)
+		m = s.catalogAnswer(req, remote, k)
 	}
 	if m == nil {
 		m = s.opts.Inner.Answer(req, remote, tcp)
@@ -184,7 +184,32 @@ func (s *Server) signedAnswer(req *dns.Msg, remote netip.Addr, tcp bool, k *key)
 		return nil
 	}
 	b, _ := s.pack(m, k, ts.MAC, false)
+	if limit := s.udpLimit(req); !tcp && len(b) > limit {
+		// The answer was sized for the client without the TSIG. RFC 8945
+		// 5.3: one that cannot carry its TSIG is sent as the question
+		// and the TSIG with TC, so the client retries over TCP.
+		t := new(dns.Msg)
+		t.SetReply(req)
+		t.Authoritative, t.Truncated = m.Authoritative, true
+		if opt := m.IsEdns0(); opt != nil {
+			o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+			o.SetUDPSize(opt.UDPSize())
+			o.SetDo(opt.Do())
+			t.Extra = []dns.RR{o} // RFC 6891 6.1.1: an EDNS query gets an OPT back
+		}
+		b, _ = s.pack(t, k, ts.MAC, false)
+	}
 	return b
+}
+
+// udpLimit is the size a UDP answer to req may have, TSIG included: 512
+// without EDNS, else the client's EDNS size within 512 and MaxUDPSize,
+// as the inner handler bounds its answers.
+func (s *Server) udpLimit(req *dns.Msg) int {
+	if opt := req.IsEdns0(); opt != nil {
+		return max(512, min(int(opt.UDPSize()), int(s.opts.MaxUDPSize)))
+	}
+	return 512
 }
 
 // soaAnswer answers an SOA query for a zone whose exported serial is not
@@ -276,8 +301,10 @@ func (s *Server) patchSOA(m *dns.Msg) {
 
 // catalogAnswer answers a query for a name in the catalog zone from its
 // view; nil if the name is not in it. Only signed queries get here: the
-// catalog is for secondaries, which check its SOA with their key.
-func (s *Server) catalogAnswer(req *dns.Msg) *dns.Msg {
+// catalog is for secondaries, which check its SOA with their key. A client
+// the catalog's allow: does not let transfer it is refused as its
+// transfer is: its member names are not for every key holder to confirm.
+func (s *Server) catalogAnswer(req *dns.Msg, remote netip.Addr, k *key) *dns.Msg {
 	if s.catalog == nil || len(req.Question) != 1 {
 		return nil
 	}
@@ -289,6 +316,9 @@ func (s *Server) catalogAnswer(req *dns.Msg) *dns.Msg {
 	v := (*s.views.Load())[s.catalog.origin]
 	if v == nil {
 		return nil
+	}
+	if !allowed(v, remote, k) {
+		return refusal(req, v)
 	}
 	m := new(dns.Msg)
 	m.SetReply(req)
@@ -478,17 +508,25 @@ func (s *Server) records(v *view, req *dns.Msg) [][]dns.RR {
 			if i := slices.IndexFunc(v.journal, func(d delta) bool { return d.From == have.Serial }); i >= 0 {
 				out := [][]dns.RR{soa}
 				for _, d := range v.journal[i:] {
-					from := dns.Copy(v.soa).(*dns.SOA)
-					from.Serial = d.From
-					to := dns.Copy(v.soa).(*dns.SOA)
-					to.Serial = d.To
-					out = append(out, []dns.RR{from}, d.Del, []dns.RR{to}, d.Add)
+					out = append(out, []dns.RR{soaAt(v, d.FromSOA, d.From)}, d.Del, []dns.RR{soaAt(v, d.ToSOA, d.To)}, d.Add)
 				}
 				return append(out, soa)
 			}
 		}
 	}
 	return [][]dns.RR{soa, v.soaSigs, v.rrs, soa}
+}
+
+// soaAt returns a version's SOA as the journal keeps it, or, when it does
+// not (a state file from before), the current SOA's fields under that
+// version's serial.
+func soaAt(v *view, soa *dns.SOA, serial uint32) *dns.SOA {
+	if soa != nil && soa.Serial == serial {
+		return soa
+	}
+	x := dns.Copy(v.soa).(*dns.SOA)
+	x.Serial = serial
+	return x
 }
 
 // allowed reports whether a client may transfer v: its address is in an

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/geodns/geodns/internal/statefile"
+	"github.com/geodns/geodns/resolver"
 	"github.com/geodns/geodns/zones"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,6 +55,10 @@ type Options struct {
 	NotifyFrom []netip.Addr
 	// Registerer, if set, gets the transfer metrics.
 	Registerer prometheus.Registerer
+	// MaxUDPSize caps a signed UDP answer, TSIG included, whatever the
+	// client's EDNS size, as the inner handler caps the others. Default
+	// resolver.DefaultMaxUDPSize.
+	MaxUDPSize uint16
 	// Signer, if set, signs the transfers of signed zones (dnssec:):
 	// secondaries get the zone signed, as they must serve it.
 	Signer Signer
@@ -125,6 +130,10 @@ type view struct {
 type delta struct {
 	From, To uint32
 	Del, Add []dns.RR
+	// The two versions' SOAs, which begin its deletions and its additions
+	// in an IXFR (RFC 1995 4); nil when not known (a state file written
+	// before they were kept).
+	FromSOA, ToSOA *dns.SOA
 }
 
 // zoneState is what the state file keeps of a zone.
@@ -136,10 +145,12 @@ type zoneState struct {
 }
 
 type deltaJSON struct {
-	From uint32   `json:"from"`
-	To   uint32   `json:"to"`
-	Del  []string `json:"del"`
-	Add  []string `json:"add"`
+	From    uint32   `json:"from"`
+	To      uint32   `json:"to"`
+	Del     []string `json:"del"`
+	Add     []string `json:"add"`
+	FromSOA string   `json:"from_soa,omitempty"`
+	ToSOA   string   `json:"to_soa,omitempty"`
 }
 
 // New returns a server; nothing is served until Run has built the views.
@@ -152,6 +163,9 @@ func New(o Options) (*Server, error) {
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()
+	}
+	if o.MaxUDPSize == 0 {
+		o.MaxUDPSize = resolver.DefaultMaxUDPSize
 	}
 	s := &Server{opts: o, kick: make(chan struct{}, 1), state: map[string]*zoneState{}, pending: map[string]*context.CancelFunc{}, held: map[string]hold{}}
 	s.timed, _ = o.Inner.(timedInner)
@@ -404,6 +418,7 @@ func (s *Server) version(prev *view, origin string, soa *dns.SOA, want uint32, r
 			// slice of its own (trim drops the oldest first).
 			d := diff(old, rrs)
 			d.From, d.To = st.Serial, serial
+			d.FromSOA = lastSOA(prev, st)
 			v.journal = s.trim(append(append([]delta(nil), base...), d))
 			made = len(v.journal) > 0
 		}
@@ -461,11 +476,30 @@ func (s *Server) version(prev *view, origin string, soa *dns.SOA, want uint32, r
 	}
 	if made {
 		d := &v.journal[len(v.journal)-1]
+		d.ToSOA = x
 		d.Del = append(d.Del, oldSigs...)
 		d.Add = append(d.Add, v.soaSigs...)
 	}
 	s.state[origin] = &zoneState{Serial: serial, Hash: hashHex, SOA: soaText, Journal: journalJSON(v.journal)}
 	return v
+}
+
+// lastSOA returns the SOA of the last exported version (serial
+// st.Serial): the view's, or after a restart the one the state file
+// keeps; nil if neither is known.
+func lastSOA(prev *view, st *zoneState) *dns.SOA {
+	if prev != nil && prev.soa != nil && prev.soa.Serial == st.Serial {
+		return prev.soa
+	}
+	if st.SOA == "" {
+		return nil
+	}
+	soa, ok := parseSOA(st.SOA)
+	if !ok {
+		return nil
+	}
+	soa.Serial = st.Serial
+	return soa
 }
 
 // hold is a zone version whose view is held back, its transfer not
@@ -553,6 +587,9 @@ func journalJSON(j []delta) []deltaJSON {
 	out := make([]deltaJSON, len(j))
 	for i, d := range j {
 		out[i] = deltaJSON{From: d.From, To: d.To}
+		if d.FromSOA != nil && d.ToSOA != nil {
+			out[i].FromSOA, out[i].ToSOA = d.FromSOA.String(), d.ToSOA.String()
+		}
 		for _, rr := range d.Del {
 			out[i].Del = append(out[i].Del, rr.String())
 		}
@@ -580,6 +617,12 @@ func (s *Server) journalFromState(st *zoneState) []delta {
 			return out
 		}
 		d.Del, d.Add = parse(dj.Del), parse(dj.Add)
+		if dj.FromSOA != "" && dj.ToSOA != "" {
+			// Unreadable, they are left out: the IXFR then falls back
+			// to the current SOA's fields, as before they were kept.
+			d.FromSOA, _ = parseSOA(dj.FromSOA)
+			d.ToSOA, _ = parseSOA(dj.ToSOA)
+		}
 		if !ok {
 			j = nil // a gap: IXFR from before it falls back to AXFR
 			continue
@@ -587,6 +630,16 @@ func (s *Server) journalFromState(st *zoneState) []delta {
 		j = append(j, d)
 	}
 	return j
+}
+
+// parseSOA parses an SOA's text.
+func parseSOA(text string) (*dns.SOA, bool) {
+	rr, err := dns.NewRR(text)
+	if err != nil {
+		return nil, false
+	}
+	soa, ok := rr.(*dns.SOA)
+	return soa, ok
 }
 
 func (s *Server) stateFile() string {

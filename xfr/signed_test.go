@@ -204,3 +204,44 @@ func TestTransferSignatureExpiryMetric(t *testing.T) {
 	require.Greater(t, left, 14*24*time.Hour+time.Hour)
 	t.Logf("t.test.'s transferred signatures have %v left", left.Round(time.Minute))
 }
+
+// TestLongSOAExpireWindow: a signed zone whose SOA expire is as long as
+// the zone file allows (2^31-1 s here) still transfers signatures whose
+// expiration comes after their inception in serial arithmetic (RFC 4034
+// 3.1.5), which a validator requires: the window's expire term is capped
+// at 24 weeks, and the expiry metric says what is left of the window.
+func TestLongSOAExpireWindow(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := testclock.New(time.Now())
+	m := dnssec.NewManager(dnssec.Options{Store: dnssec.Store{Dir: t.TempDir()}, Now: c.Now})
+	src := strings.Replace(zoneSrc, "serial: 100}", "serial: 100, expire: 2147483647}", 1)
+	h := newHarnessSrc(t, t.TempDir(), src+"dnssec: {algorithm: ECDSAP256SHA256}\n", func(o *Options, cfg *resolver.Config) {
+		require.NoError(t, m.Sync([]dnssec.ZoneConfig{{Origin: "t.test."}}))
+		o.Signer, o.Registerer = m, reg
+		cfg.Signer = resolver.NewSigner(m)
+	})
+	axfr, err := h.xfr("t.test.", dns.TypeAXFR, 0, keyName, dns.HmacSHA256, keySecret)
+	require.NoError(t, err)
+	require.Equal(t, uint32(2147483647), axfr[0].(*dns.SOA).Expire)
+	n := 0
+	for _, rr := range axfr {
+		sig, ok := rr.(*dns.RRSIG)
+		if !ok {
+			continue
+		}
+		n++
+		require.True(t, serialAfter(sig.Expiration, sig.Inception),
+			"%s/%s: expiration %d is not after inception %d (RFC 1982: %d s apart)",
+			sig.Hdr.Name, dns.TypeToString[sig.TypeCovered], sig.Expiration, sig.Inception, sig.Expiration-sig.Inception)
+	}
+	require.NotZero(t, n)
+	checkSigned(t, axfr, c.Now())
+
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	require.Len(t, mfs, 1)
+	left := time.Duration(mfs[0].Metric[0].GetGauge().GetValue()) * time.Second
+	t.Logf("signatures: %d; the transfer's have %v left", n, left.Round(time.Minute))
+	require.Greater(t, left, 24*7*24*time.Hour, "more than the capped expire term left")
+	require.Less(t, left, (7+24*7)*24*time.Hour+2*time.Hour, "the window's period, the capped expire term and an hour at most")
+}

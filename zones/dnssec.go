@@ -26,6 +26,13 @@ type DNSSEC struct {
 	Parent      []netip.AddrPort // parent: the parent's nameservers, asked for our DS during rollovers
 }
 
+// MaxSignatureValidity bounds signature_validity. Signature times are
+// 32-bit serial numbers (RFC 4034 3.1.5): an expiration 2^31 s or more
+// after the inception reads as before it, and validators reject the
+// signature. BIND refuses a sig-validity-interval over 3660 days; so do we,
+// which leaves room for the transfer window (dnssec.exportWindow).
+const MaxSignatureValidity = 3660 * 24 * time.Hour
+
 // dnssecAlgorithms are the algorithms a zone may name.
 var dnssecAlgorithms = []string{"ECDSAP256SHA256", "ED25519"}
 
@@ -64,12 +71,17 @@ func (d *decoder) dnssec(n *yaml.Node) *DNSSEC {
 				c.Split = b
 			}
 		},
-		"csk_lifetime":       lifetime(&c.CSKLifetime, "dnssec: csk_lifetime"),
-		"ksk_lifetime":       lifetime(&c.KSKLifetime, "dnssec: ksk_lifetime"),
-		"zsk_lifetime":       lifetime(&c.ZSKLifetime, "dnssec: zsk_lifetime"),
-		"propagation":        long(&c.Propagation, "dnssec: propagation"),
-		"signature_validity": long(&c.Validity, "dnssec: signature_validity"),
-		"signature_refresh":  long(&c.Refresh, "dnssec: signature_refresh"),
+		"csk_lifetime": lifetime(&c.CSKLifetime, "dnssec: csk_lifetime"),
+		"ksk_lifetime": lifetime(&c.KSKLifetime, "dnssec: ksk_lifetime"),
+		"zsk_lifetime": lifetime(&c.ZSKLifetime, "dnssec: zsk_lifetime"),
+		"propagation":  long(&c.Propagation, "dnssec: propagation"),
+		"signature_validity": func(v *yaml.Node) {
+			long(&c.Validity, "dnssec: signature_validity")(v)
+			if c.Validity > MaxSignatureValidity {
+				d.errf(v, "dnssec: signature_validity: %s is more than %dd", v.Value, MaxSignatureValidity/(24*time.Hour))
+			}
+		},
+		"signature_refresh": long(&c.Refresh, "dnssec: signature_refresh"),
 		"dnskey_ttl": func(v *yaml.Node) {
 			if t, ok := d.ttl(v, "dnssec: dnskey_ttl"); ok {
 				c.DNSKEYTTL = t

@@ -244,13 +244,19 @@ func (c *compiler) hasAddress(name string) bool {
 }
 
 // checkSerial warns when the zone's content changed since prev while its
-// SOA serial (given by the zone, not automatic) did not: secondaries and
-// caches keyed on the serial miss the change. BIND warns likewise.
+// SOA serial (given by the zone, not automatic) did not. BIND warns
+// likewise, but here secondaries do get the change: the transfer server
+// moves the exported serial past the file's on its own (xfr.version). So
+// the warning says that, rather than that the change is lost.
 func (c *compiler) checkSerial(recs []placed, prev *Zone) {
 	z := c.z
 	if prev == nil || !c.spec.serialSet || prev.Hash == z.Hash || prev.Serial != z.Serial {
 		return
 	}
 	_, warn := c.reporters(recs)
-	warn(z.Origin, "the content changed but the SOA serial (%d) did not: secondaries will not see the change", z.Serial)
+	if z.Transfer != nil {
+		warn(z.Origin, "the content changed but the SOA serial (%d) did not: if what is transferred changed, transfers export it under the next serial (SOA answers and NOTIFY say it, IXFR delivers it), ahead of the file's", z.Serial)
+		return
+	}
+	warn(z.Origin, "the content changed but the SOA serial (%d) did not: SOA answers still say %d, so what compares serials cannot tell the versions apart", z.Serial, z.Serial)
 }

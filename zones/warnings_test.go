@@ -214,6 +214,8 @@ func TestSerialUnchangedWarning(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, v2.Warnings, 1)
 	require.Contains(t, v2.Warnings[0].Error(), `ser.example.yaml:3:3: name "@": the content changed but the SOA serial (7) did not`)
+	// Not transferred: nothing moves the serial on its own.
+	require.Contains(t, v2.Warnings[0].Error(), "SOA answers still say 7")
 }
 
 // TestImportFileChecks: `geodns import` (ImportFile) refuses what check

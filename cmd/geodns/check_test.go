@@ -65,3 +65,31 @@ func TestCheckClusterTLS(t *testing.T) {
 	require.NotZero(t, run([]string{"serve", "--config", config, "--zones", zdir, "--http", "off"}, &out, &errOut))
 	require.Contains(t, errOut.String(), want[0], "serve reports it the same way")
 }
+
+// TestCheckSignatureValidityBound: `geodns check` refuses a
+// signature_validity over 3660 days at its position: now + validity as a
+// 32-bit signature time would wrap, and validators reject signatures
+// whose expiration is not after their inception (RFC 4034 3.1.5).
+func TestCheckSignatureValidityBound(t *testing.T) {
+	dir := t.TempDir()
+	zone := filepath.Join(dir, "ev.example.yaml")
+	write := func(validity string) {
+		require.NoError(t, os.WriteFile(zone, []byte(`soa: {ns: ns1.example.net., mbox: h.example.net.}
+dnssec: {algorithm: ECDSAP256SHA256, signature_validity: `+validity+`}
+records:
+  "@": {NS: [ns1.example.net.]}
+`), 0o644))
+	}
+	var out, errOut bytes.Buffer
+	write("30000d")
+	require.Equal(t, 1, run([]string{"check", zone}, &out, &errOut), out.String())
+	t.Logf("check:\n%s", errOut.String())
+	require.Contains(t, errOut.String(), zone+":2:58: dnssec: signature_validity: 30000d is more than 3660d")
+	require.NotContains(t, out.String(), "ok: zone")
+
+	out.Reset()
+	errOut.Reset()
+	write("3660d")
+	require.Equal(t, 0, run([]string{"check", zone}, &out, &errOut), errOut.String())
+	require.Contains(t, out.String(), "ok: zone ev.example.")
+}

@@ -382,7 +382,7 @@ func serve(args []string, stderr io.Writer) int {
 		log.Error("config", "error", err)
 		return 2
 	}
-	xfrOpts := xfr.Options{Zones: &set, Inner: h, Keys: tsigKeys, StateDir: cfg.StateDir, Catalog: cfg.Catalog, Signer: signer, Registerer: reg, Log: log}
+	xfrOpts := xfr.Options{Zones: &set, Inner: h, Keys: tsigKeys, StateDir: cfg.StateDir, Catalog: cfg.Catalog, Signer: signer, Registerer: reg, Log: log, MaxUDPSize: cfg.MaxUDPSize}
 	for _, l := range cfg.Listen {
 		// NOTIFY leaves from the address secondaries know us by.
 		if ap, err := netip.ParseAddrPort(l); err == nil && !ap.Addr().IsUnspecified() {
