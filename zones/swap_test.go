@@ -72,3 +72,44 @@ func TestWatcherSeesSymlinkedDirSwap(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(root, "releases", "2", "s.example.yaml"), []byte(zoneWithA("192.0.2.4")), 0o644))
 	require.Eventually(t, func() bool { return answerA(&set, "s.example.") == "192.0.2.4" }, 10*time.Second, 20*time.Millisecond)
 }
+
+// TestWatcherSeesDirRenamedOver: a zones directory (no symlink) replaced
+// whole (cp -a zones zones.new, edit, mv zones zones.old, mv zones.new
+// zones). The watch on the old directory sees nothing of it: the switch
+// must be seen from the parent, the new directory watched from then on,
+// and SIGHUP must watch it too. Before, the swap and every edit after it
+// waited for the poll (17-27 s in the review's run).
+func TestWatcherSeesDirRenamedOver(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "zones")
+	require.NoError(t, os.Mkdir(dir, 0o755))
+	writeZone(t, dir, "r.example.yaml", zoneWithA("192.0.2.1"))
+
+	var set atomic.Pointer[Set]
+	log, _ := newLog()
+	w := NewWatcher(dir, &set, nil, log)
+	w.Poll = time.Hour // the swap itself must be seen
+	require.NoError(t, w.Scan(true))
+	require.Equal(t, "192.0.2.1", answerA(&set, "r.example."))
+	runWatcher(t, w, nil)
+
+	swap := func(n, addr string) {
+		next := filepath.Join(root, "zones.new")
+		require.NoError(t, os.Mkdir(next, 0o755))
+		writeZone(t, next, "r.example.yaml", zoneWithA(addr))
+		require.NoError(t, os.Rename(dir, filepath.Join(root, "zones.old"+n)))
+		require.NoError(t, os.Rename(next, dir))
+	}
+	swap("1", "192.0.2.2")
+	require.Eventually(t, func() bool { return answerA(&set, "r.example.") == "192.0.2.2" }, 10*time.Second, 20*time.Millisecond)
+	// The new directory is watched: a rename into place, then a write in place.
+	writeZone(t, dir, "r.example.yaml", zoneWithA("192.0.2.3"))
+	require.Eventually(t, func() bool { return answerA(&set, "r.example.") == "192.0.2.3" }, 10*time.Second, 20*time.Millisecond)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "r.example.yaml"), []byte(zoneWithA("192.0.2.4")), 0o644))
+	require.Eventually(t, func() bool { return answerA(&set, "r.example.") == "192.0.2.4" }, 10*time.Second, 20*time.Millisecond)
+	// Twice: the watch follows every switch, not only the first.
+	swap("2", "192.0.2.5")
+	require.Eventually(t, func() bool { return answerA(&set, "r.example.") == "192.0.2.5" }, 10*time.Second, 20*time.Millisecond)
+	writeZone(t, dir, "r.example.yaml", zoneWithA("192.0.2.6"))
+	require.Eventually(t, func() bool { return answerA(&set, "r.example.") == "192.0.2.6" }, 10*time.Second, 20*time.Millisecond)
+}

@@ -558,24 +558,24 @@ func (w *Watcher) Run(ctx context.Context, hup <-chan os.Signal) error {
 			w.log.Warn("cannot watch an import directory; its changes are seen every poll", "dir", d, "error", err)
 		}
 	}
-	// A zones directory that is a symlink (zones -> releases/N, switched
-	// with mv -T) is watched from its parent too: the switch happens there,
-	// and the watch on the old release sees nothing of it.
-	parent := ""
-	if fi, err := os.Lstat(w.dir); err == nil && fi.Mode()&os.ModeSymlink != 0 {
-		if err := fw.Add(filepath.Dir(w.dir)); err != nil {
-			w.log.Warn("cannot watch the directory of the zones directory's symlink; a switch of the symlink is seen every poll", "dir", filepath.Dir(w.dir), "error", err)
-		} else {
-			parent = filepath.Dir(w.dir)
-		}
+	// The zones directory is watched from its parent too: a symlink to a
+	// release switched with mv -T, or a directory renamed over it (mv
+	// zones.new zones), replaces it there, and the watch on the old one
+	// sees nothing of it.
+	parent := filepath.Dir(w.dir)
+	if parent == w.dir {
+		parent = "" // the root has no parent
+	} else if err := fw.Add(parent); err != nil {
+		w.log.Warn("cannot watch the directory holding the zones directory; a replacement of the zones directory is seen every poll or at SIGHUP", "dir", parent, "error", err)
+		parent = ""
 	}
 	var writes <-chan struct{}
 	takeWrites := func() {}
-	rewatch := func() error { return nil }
+	rewatchWrites := func() error { return nil }
 	if ww, err := newWriteWatcher(append([]string{w.dir}, w.Limits.ImportDirs...)); err == nil {
 		defer ww.Close()
 		writes = ww.ready
-		rewatch = func() error { return ww.rewatch(w.dir) }
+		rewatchWrites = func() error { return ww.rewatch(w.dir) }
 		takeWrites = func() {
 			for _, we := range ww.take() {
 				kind := evWrite
@@ -590,6 +590,14 @@ func (w *Watcher) Run(ctx context.Context, hup <-chan os.Signal) error {
 		w.mu.Unlock()
 	} else if seesCloses {
 		w.log.Warn("cannot see writers close zone files; a file written in place loads once quiet for the settle time", "error", err)
+	}
+	// rewatch watches the directory the zones path names now, in place of
+	// the one it named when watched.
+	rewatch := func() {
+		fw.Remove(w.dir) // the old directory's watch, if it still exists
+		if err := errors.Join(fw.Add(w.dir), rewatchWrites()); err != nil {
+			w.log.Warn("cannot watch the zones directory after it was replaced; changes are seen every poll", "dir", w.dir, "error", err)
+		}
 	}
 	// Catch what changed between the caller's first Scan and the watch.
 	w.poll()
@@ -640,12 +648,9 @@ func (w *Watcher) Run(ctx context.Context, hup <-chan os.Signal) error {
 			whole := ev.Has(fsnotify.Create) || ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename)
 			if parent != "" && filepath.Dir(name) == parent {
 				if name == w.dir && ev.Has(fsnotify.Create) {
-					// The symlink names another release: watch that one.
-					fw.Remove(w.dir) // the old release's watch, if it still exists
-					err := errors.Join(fw.Add(w.dir), rewatch())
-					if err != nil {
-						w.log.Warn("cannot watch the zones directory after its symlink switched; changes are seen every poll", "dir", w.dir, "error", err)
-					}
+					// Another directory has the name (or the symlink names
+					// another release): watch that one.
+					rewatch()
 					pollSoon()
 				}
 				if name == w.dir || !w.watchesDir(parent) {
@@ -686,6 +691,7 @@ func (w *Watcher) Run(ctx context.Context, hup <-chan os.Signal) error {
 			rearm()
 		case <-hup:
 			w.log.Info("SIGHUP: reloading all zones; zones whose file is gone are removed")
+			rewatch() // the directory may have been replaced unseen
 			go w.Scan(true)
 		case <-poll.C:
 			w.poll()
