@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -267,7 +268,7 @@ func (m *Manager) SetZones(set *zones.Set) {
 		}
 		w.up = true
 		if s, ok := m.saved[key]; ok {
-			w.up, w.known, w.since, w.reason, w.back = s.Up, true, s.Since, s.Reason+" (before restart)", s.Back
+			w.up, w.known, w.since, w.reason, w.back = s.Up, true, s.Since, marked(s.Reason, beforeRestart), s.Back
 		} else {
 			var from *probe
 			for _, ep := range w.eps {
@@ -276,7 +277,7 @@ func (m *Manager) SetZones(set *zones.Set) {
 				}
 			}
 			if from != nil {
-				w.up, w.known, w.since, w.reason, w.back = from.up, true, from.since, from.reason+" (before the check changed)", from.back
+				w.up, w.known, w.since, w.reason, w.back = from.up, true, from.since, marked(from.reason, beforeChange), from.back
 			}
 		}
 		// A random first run spreads probes over the interval, so they do
@@ -669,5 +670,23 @@ func (h probeHeap) down(i int) {
 		}
 		h[i], h[c] = h[c], h[i]
 		i = c
+	}
+}
+
+// Marks on a reason carried over from before a restart or a check change.
+const (
+	beforeRestart = " (before restart)"
+	beforeChange  = " (before the check changed)"
+)
+
+// marked returns reason with mark, once: the marks a reason already has
+// (it was saved marked, and went through more restarts or changes) go.
+func marked(reason, mark string) string {
+	for {
+		r := strings.TrimSuffix(strings.TrimSuffix(reason, beforeRestart), beforeChange)
+		if r == reason {
+			return reason + mark
+		}
+		reason = r
 	}
 }

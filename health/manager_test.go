@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -202,6 +203,50 @@ func TestPersistence(t *testing.T) {
 	p2 := probeFor(t, m2, e1)
 	m2.record(p2, Result{OK: true}, nil)
 	require.False(t, upOf(m2, set, e1))
+}
+
+// TestPersistenceReasonOnce: a reason restored at start is marked "(before
+// restart)" once however many restarts it goes through unchanged. Before,
+// each restart saved the mark and added another ("HTTP 200 (before
+// restart) (before restart) ...").
+func TestPersistenceReasonOnce(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "health.json")
+	set := compile(t, zoneYAML("{type: http, port: 8080}", []string{e1}, []string{w1}))
+	m, stop := savingManager(file, set)
+	p := probeFor(t, m, e1)
+	m.record(p, Result{Reason: "connection refused"}, nil)
+	m.record(p, Result{Reason: "connection refused"}, nil)
+	require.Eventually(t, func() bool {
+		st, err := load(file)
+		return err == nil && len(st.Probes) == 1 && !st.Probes[p.key].Up
+	}, 5*time.Second, 10*time.Millisecond)
+	stop()
+	for restart := range 3 {
+		m, stop = savingManager(file, set)
+		require.Equal(t, "connection refused (before restart)", reasonOf(m, e1), "restart %d", restart)
+		// Another probe's change (down, then up, then down) saves the
+		// whole state, e1's restored reason too.
+		w := probeFor(t, m, w1)
+		up := restart%2 == 1
+		for range 3 {
+			m.record(w, Result{OK: up, Reason: fmt.Sprintf("result %d", restart)}, nil)
+		}
+		require.Eventually(t, func() bool {
+			st, err := load(file)
+			return err == nil && st.Probes[w.key].Up == up && strings.HasPrefix(st.Probes[w.key].Reason, fmt.Sprintf("result %d", restart))
+		}, 5*time.Second, 10*time.Millisecond)
+		stop()
+	}
+}
+
+// reasonOf returns the status reason of the endpoint at address addr.
+func reasonOf(m *Manager, addr string) string {
+	for _, s := range m.Status() {
+		if s.Target == addr || slices.Contains(s.Endpoints, addr) {
+			return s.Reason
+		}
+	}
+	return ""
 }
 
 // TestCorruptStateFileKeepsProbes: a truncated state file at start is
