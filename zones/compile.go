@@ -2,8 +2,6 @@ package zones
 
 import (
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -197,16 +195,3 @@ func (c *compiler) build(uses []serviceUse, mtime time.Time, prev *Zone) *Zone {
 	c.link()
 	return z
 }
-
-// yamlError converts a yaml.v3 syntax error into a positioned error.
-// yaml.v3 reports only a line, so the error points at its first column.
-func yamlError(file string, err error) *PosError {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		return &PosError{File: file, Line: line, Col: 1, Msg: "yaml: " + m[2]}
-	}
-	return &PosError{File: file, Line: 1, Col: 1, Msg: "yaml: " + msg}
-}
-
-var yamlLineRE = regexp.MustCompile(`^line (\d+): (.*)$`)

@@ -67,7 +67,7 @@ func decodeSpec(file string, data []byte, origin string) (*spec, []serviceUse, e
 	d := &decoder{file: file}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		d.errs = append(d.errs, yamlError(file, err))
+		d.errs = append(d.errs, SyntaxError(file, data, err))
 		return nil, nil, d.errs
 	}
 	s := &spec{file: file, origin: origin, ttl: DefaultTTL, names: map[string]*yaml.Node{}}

@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"reflect"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -119,7 +118,7 @@ func (c *config) load(path string) error {
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return configSyntaxError(path, data, err)
+		return zones.SyntaxError(path, data, err)
 	}
 	d := &configDecoder{file: path}
 	if len(doc.Content) == 0 { // an empty file: all defaults
@@ -157,64 +156,6 @@ func readConfig(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: larger than %d bytes: not a geodns config file", path, maxConfigSize)
 	}
 	return data, nil
-}
-
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
-// configSyntaxError positions a yaml.v3 syntax error and adds a hint for
-// the usual causes. yaml.v3 gives a line, no column, and for a badly
-// indented line often the line where the enclosing block starts; so the
-// line reported is the first at which the file, read up to it, stops
-// parsing.
-func configSyntaxError(path string, data []byte, err error) error {
-	msg, line := err.Error(), 1
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		line, _ = strconv.Atoi(m[1])
-		msg = m[2]
-	} else {
-		msg = strings.TrimPrefix(msg, "yaml: ")
-	}
-	if l := firstBadLine(data); l > line {
-		line = l
-	}
-	hint := ""
-	switch {
-	case strings.Contains(msg, "found character that cannot start any token"),
-		strings.Contains(msg, "found a tab character"):
-		hint = "a tab? YAML indents with spaces only"
-	case strings.Contains(msg, "mapping values are not allowed"):
-		hint = "is this line indented deeper than the key above it, or does a value hold an unquoted ': '? quote it"
-	case strings.Contains(msg, "did not find expected key"),
-		strings.Contains(msg, "did not find expected '-' indicator"),
-		strings.Contains(msg, "block mapping"), strings.Contains(msg, "block sequence"):
-		hint = "this line's indentation lines up with none of the keys or list items above it"
-	case strings.Contains(msg, "found unexpected end of stream"),
-		strings.Contains(msg, "did not find expected"):
-		hint = "an unclosed quote or bracket?"
-	}
-	if hint != "" {
-		msg += " (" + hint + ")"
-	}
-	return &zones.PosError{File: path, Line: line, Col: 1, Msg: "yaml: " + msg}
-}
-
-// firstBadLine returns the smallest n such that the first n lines of data
-// do not parse, or 0. Files of over 2000 lines are not searched (a config
-// file has tens), as each try parses the prefix again.
-func firstBadLine(data []byte) int {
-	lines := strings.SplitAfter(string(data), "\n")
-	if len(lines) > 2000 {
-		return 0
-	}
-	prefix := 0
-	for i, l := range lines {
-		prefix += len(l)
-		var n yaml.Node
-		if yaml.Unmarshal(data[:prefix], &n) != nil {
-			return i + 1
-		}
-	}
-	return 0
 }
 
 // configDecoder walks the YAML nodes into the config struct, by the yaml
