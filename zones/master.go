@@ -3,6 +3,7 @@ package zones
 import (
 	"bytes"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -499,7 +500,12 @@ func (c *compiler) importPos(rr dns.RR) (recPos, bool) {
 var (
 	parseErrRE   = regexp.MustCompile(`^(?:(.*): )?dns: (.*) at line: (\d+):(\d+)$`)
 	includeErrRE = regexp.MustCompile("^failed to open `([^']*)'(?: as `[^']*')?: (.*): \"[^\"]*\"$")
+	typeTokenRE     = regexp.MustCompile(`^(?:not a TTL|unknown RR type): "([^"]*)"$`)
 )
+
+// unreadTypes are the IANA types whose text form the master-file parser
+// does not read (obsolete ones NSD still does), with their numbers.
+var unreadTypes = map[string]uint16{"WKS": 11, "NSAP": 22, "A6": 38, "SINK": 40}
 
 // importFile reads the master file named by import:, relative to the zone
 // file, and hands its records to add in batches, in file order. The file
@@ -603,6 +609,9 @@ func (c *compiler) importFile(add func([]placed)) {
 			msg := m[2]
 			if k := includeErrRE.FindStringSubmatch(msg); k != nil {
 				msg = "$INCLUDE " + k[1] + ": " + k[2] // the parser's wording says the path thrice
+			} else if k := typeTokenRE.FindStringSubmatch(msg); k != nil && unreadTypes[k[1]] != 0 {
+				// A type the parser does not know (taken for a TTL when no TTL or class comes first).
+				msg = fmt.Sprintf("record type %s is not read in its text form; write it as TYPE%d \\# <length> <hex> (RFC 3597)", k[1], unreadTypes[k[1]])
 			}
 			file := c.displayFile(m[1])
 			if b := incs.breaks[file]; b != nil {
