@@ -500,7 +500,7 @@ func (c *compiler) importPos(rr dns.RR) (recPos, bool) {
 var (
 	parseErrRE   = regexp.MustCompile(`^(?:(.*): )?dns: (.*) at line: (\d+):(\d+)$`)
 	includeErrRE = regexp.MustCompile("^failed to open `([^']*)'(?: as `[^']*')?: (.*): \"[^\"]*\"$")
-	typeTokenRE     = regexp.MustCompile(`^(?:not a TTL|unknown RR type): "([^"]*)"$`)
+	typeTokenRE  = regexp.MustCompile(`^(?:not a TTL|unknown RR type): "([^"]*)"$`)
 )
 
 // unreadTypes are the IANA types whose text form the master-file parser
