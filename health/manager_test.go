@@ -178,9 +178,11 @@ func savingManager(file string, set *zones.Set) (m *Manager, stop func()) {
 	return m, func() { cancel(); <-done }
 }
 
-func TestPersistence(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "health.json")
-	set := compile(t, zoneYAML("{type: http, port: 8080}", []string{e1}, []string{w1}))
+// savedDown runs a manager that sees e1 fail until its state file says
+// so ("connection refused"), and returns the file and the zones.
+func savedDown(t *testing.T) (file string, set *zones.Set) {
+	file = filepath.Join(t.TempDir(), "health.json")
+	set = compile(t, zoneYAML("{type: http, port: 8080}", []string{e1}, []string{w1}))
 	m, stop := savingManager(file, set)
 	p := probeFor(t, m, e1)
 	m.record(p, Result{Reason: "connection refused"}, nil)
@@ -190,6 +192,11 @@ func TestPersistence(t *testing.T) {
 		return err == nil && len(st.Probes) == 1 && !st.Probes[p.key].Up
 	}, 5*time.Second, 10*time.Millisecond)
 	stop()
+	return file, set
+}
+
+func TestPersistence(t *testing.T) {
+	file, set := savedDown(t)
 
 	// A new process: the state is there before any probe runs.
 	m2 := NewManager(Options{Allow: loopback, Log: quiet, StateFile: file})
@@ -210,19 +217,9 @@ func TestPersistence(t *testing.T) {
 // each restart saved the mark and added another ("HTTP 200 (before
 // restart) (before restart) ...").
 func TestPersistenceReasonOnce(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "health.json")
-	set := compile(t, zoneYAML("{type: http, port: 8080}", []string{e1}, []string{w1}))
-	m, stop := savingManager(file, set)
-	p := probeFor(t, m, e1)
-	m.record(p, Result{Reason: "connection refused"}, nil)
-	m.record(p, Result{Reason: "connection refused"}, nil)
-	require.Eventually(t, func() bool {
-		st, err := load(file)
-		return err == nil && len(st.Probes) == 1 && !st.Probes[p.key].Up
-	}, 5*time.Second, 10*time.Millisecond)
-	stop()
+	file, set := savedDown(t)
 	for restart := range 3 {
-		m, stop = savingManager(file, set)
+		m, stop := savingManager(file, set)
 		require.Equal(t, "connection refused (before restart)", reasonOf(m, e1), "restart %d", restart)
 		// Another probe's change (down, then up, then down) saves the
 		// whole state, e1's restored reason too.
