@@ -460,6 +460,9 @@ func serve(args []string, stderr io.Writer) int {
 	serveOpts := resolver.ServeOptions{MaxTCPConns: cfg.MaxTCPConns, ReaderProcs: procs.AddReaderProcs} // a P per UDP reader and TCP loop (knobs.go)
 	go func() { errc <- resolver.Serve(ctx, transfers, serveOpts, lns...) }()
 	err = <-errc
+	if ctx.Err() != nil {
+		log.Info("stopping", "cause", context.Cause(ctx)) // the signal's name
+	}
 	stop()
 	if err != nil {
 		log.Error("stopping", "error", err)
