@@ -88,7 +88,7 @@ func TestCheckAgainstConfig(t *testing.T) {
 	var out, errb strings.Builder
 	cfg := write("narrow.yaml", "zones: "+zone+"\nprobe_allow: [10.0.0.0/8]\n")
 	require.Equal(t, 1, run([]string{"check", "--config", cfg}, &out, &errb))
-	require.Contains(t, errb.String(), "example.com.yaml: service www.example.com., site us-east, endpoint 192.0.2.10: check \"web\" probes 127.0.0.2:8080, which probe_allow in "+cfg+" forbids")
+	require.Contains(t, errb.String(), "example.com.yaml: service \"web\" (at api.example.com., example.com., www.example.com.), site us-east, endpoint 192.0.2.10: check \"web\" probes 127.0.0.2:8080, which probe_allow in "+cfg+" forbids")
 	require.Contains(t, errb.String(), "geodns check: 1 of 1 zone files have errors")
 
 	out.Reset()

@@ -615,8 +615,18 @@ func forbiddenProbes(file string, z *zones.Zone, allow []netip.Prefix, configFil
 		owners = append(owners, name)
 	}
 	sort.Strings(owners)
+	// A service at several names is told once, with all of them.
+	var svcs []*zones.Service
+	at := map[*zones.Service][]string{}
 	for _, name := range owners {
-		for _, e := range names[name].Endpoints {
+		svc := names[name]
+		if at[svc] == nil {
+			svcs = append(svcs, svc)
+		}
+		at[svc] = append(at[svc], name)
+	}
+	for _, svc := range svcs {
+		for _, e := range svc.Endpoints {
 			if e.Probe == nil || e.Probe.Target == "" {
 				continue // never probed, or a static check
 			}
@@ -624,8 +634,8 @@ func forbiddenProbes(file string, z *zones.Zone, allow []netip.Prefix, configFil
 			if err == nil && slices.ContainsFunc(allow, func(p netip.Prefix) bool { return p.Contains(ap.Addr().Unmap()) }) {
 				continue
 			}
-			out = append(out, fmt.Sprintf("%s: service %s, site %s, endpoint %s: check %q probes %s, which probe_allow in %s forbids: the endpoint would always be down (give it a target: inside probe_allow, or widen probe_allow)",
-				file, name, e.Site, e.ID, e.Check, e.Probe.Target, configFile))
+			out = append(out, fmt.Sprintf("%s: service %q (at %s), site %s, endpoint %s: check %q probes %s, which probe_allow in %s forbids: the endpoint would always be down (give it a target: inside probe_allow, or widen probe_allow)",
+				file, svc.Name, strings.Join(at[svc], ", "), e.Site, e.ID, e.Check, e.Probe.Target, configFile))
 		}
 	}
 	return out
