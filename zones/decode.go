@@ -2,12 +2,15 @@ package zones
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/geodns/geodns/internal/suggest"
 	"github.com/miekg/dns"
 	"gopkg.in/yaml.v3"
 )
@@ -54,7 +57,12 @@ func (d *decoder) fields(n *yaml.Node, what string, fs map[string]func(v *yaml.N
 	d.entries(n, what, func(k, v *yaml.Node) {
 		f, ok := fs[k.Value]
 		if !ok {
-			d.errf(k, "%s: unknown key %q", what, k.Value)
+			keys := slices.Sorted(maps.Keys(fs))
+			if s := suggest.Closest(k.Value, keys); s != "" {
+				d.errf(k, "%s: unknown key %q (did you mean %s?)", what, k.Value, s)
+			} else {
+				d.errf(k, "%s: unknown key %q (keys: %s)", what, k.Value, strings.Join(keys, ", "))
+			}
 			return
 		}
 		f(v)
