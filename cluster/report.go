@@ -30,6 +30,10 @@ type Report struct {
 	OperatorRevision int64                 `json:"operator_revision"`
 	Zones            map[string]ZoneReport `json:"zones"`
 	GeoIP            map[string]string     `json:"geoip"` // database file name -> sha256
+	// Probes is a hash of the vote ids of the probes the node has (see
+	// probesHash): nodes with the same one have the same probes, and
+	// share them among themselves (Votes). "": not known (an older node).
+	Probes string `json:"probes,omitempty"`
 }
 
 // ZoneReport is one zone as a node serves it.
@@ -53,12 +57,17 @@ type Reports struct {
 	src  Sources
 	kick chan struct{}
 
-	others atomic.Pointer[map[string]Report] // live nodes' published reports
-	gone   atomic.Pointer[map[string]Gone]   // nodes lost or left, by name (P/gone/)
-	mods   map[string]int64                  // the mod revision of each report in others; the mirror's own
+	others  atomic.Pointer[map[string]Report] // live nodes' published reports
+	updated chan struct{}                     // closed at the next change of others; under mu
+	gone    atomic.Pointer[map[string]Gone]   // nodes lost or left, by name (P/gone/)
+	mods    map[string]int64                  // the mod revision of each report in others; the mirror's own
 
 	mu     sync.Mutex
 	hashes map[string]fileHash // GeoIP path -> its hash, while its stamp holds
+	probes struct {            // probesHash of the last zone set seen
+		set  *zones.Set
+		hash string
+	}
 }
 
 type fileHash struct {
@@ -69,7 +78,8 @@ type fileHash struct {
 
 // NewReports makes c's reports; call before c.Run, then run Run.
 func NewReports(c *Cluster, src Sources) *Reports {
-	r := &Reports{c: c, src: src, kick: make(chan struct{}, 1), hashes: map[string]fileHash{}, mods: map[string]int64{}}
+	r := &Reports{c: c, src: src, kick: make(chan struct{}, 1), hashes: map[string]fileHash{}, mods: map[string]int64{},
+		updated: make(chan struct{})}
 	empty := map[string]Report{}
 	r.others.Store(&empty)
 	noneGone := map[string]Gone{}
@@ -135,6 +145,10 @@ func (r *Reports) Run(ctx context.Context) error {
 			delete(next, k)
 		}
 		r.others.Store(&next)
+		r.mu.Lock()
+		close(r.updated)
+		r.updated = make(chan struct{})
+		r.mu.Unlock()
 		r.updateMetrics()
 		now := time.Now().UTC()
 		for name, rep := range prev {
@@ -259,6 +273,7 @@ func (r *Reports) Self() Report {
 			for _, z := range set.Zones() {
 				rep.Zones[z.Origin] = ZoneReport{Serial: z.Serial, Hash: hex.EncodeToString(z.Hash[:])}
 			}
+			rep.Probes = r.probesOf(set)
 		}
 	}
 	if r.src.GeoIP != nil {
@@ -269,6 +284,41 @@ func (r *Reports) Self() Report {
 		}
 	}
 	return rep
+}
+
+// probesOf returns probesHash(set), computed once per set.
+func (r *Reports) probesOf(set *zones.Set) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.probes.set != set {
+		r.probes.set, r.probes.hash = set, probesHash(set)
+	}
+	return r.probes.hash
+}
+
+// Updated returns a channel closed at the next change of the other
+// nodes' reports.
+func (r *Reports) Updated() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.updated
+}
+
+// probeSets returns this node's Probes and every other live node's, by
+// name (those whose report is not known yet are left out).
+func (r *Reports) probeSets() (self string, others map[string]string) {
+	if r.src.Zones != nil {
+		if set := r.src.Zones(); set != nil {
+			self = r.probesOf(set)
+		}
+	}
+	others = map[string]string{}
+	for name, rep := range *r.others.Load() {
+		if name != r.c.self.Name {
+			others[name] = rep.Probes
+		}
+	}
+	return self, others
 }
 
 // fileHash returns the sha256 of a file, hashed again only when its

@@ -68,6 +68,7 @@ func (p *clusterParts) run(ctx context.Context) error {
 	wg.Go(func() { p.operator.Run(ctx) })
 	wg.Go(func() { p.reports.Run(ctx) })
 	if p.votes != nil {
+		p.votes.UseReports(p.reports)
 		wg.Go(func() { p.votes.Run(ctx) })
 	}
 	err := p.cluster.Run(ctx)
@@ -202,7 +203,7 @@ func printVotes(w io.Writer, votes []api.ProbeVotes) {
 	if len(votes) == 0 {
 		return
 	}
-	var up, down, split int
+	var up, down, split, none int
 	var shown []api.ProbeVotes
 	for _, p := range votes {
 		agree := true
@@ -210,6 +211,9 @@ func printVotes(w io.Writer, votes []api.ProbeVotes) {
 			agree = agree && n.Up == p.Up
 		}
 		switch {
+		case len(p.Votes) == 0:
+			// Not "up by every vote": its last decision stands, checked by nobody.
+			none++
 		case !agree:
 			split++
 		case p.Up:
@@ -220,7 +224,7 @@ func printVotes(w io.Writer, votes []api.ProbeVotes) {
 		}
 		shown = append(shown, p)
 	}
-	fmt.Fprintf(w, "\nhealth votes on %d probes: %d up by every vote, %d down, %d where the nodes disagree\n", len(votes), up, down, split)
+	fmt.Fprintf(w, "\nhealth votes on %d probes: %d up by every vote, %d down, %d where the nodes disagree, %d with no votes\n", len(votes), up, down, split, none)
 	if len(shown) == 0 {
 		return
 	}
@@ -235,6 +239,8 @@ func printVotes(w io.Writer, votes []api.ProbeVotes) {
 		switch {
 		case !p.Decided:
 			decided = "no votes yet"
+		case len(p.Votes) == 0:
+			decided = upDown(p.Up) + ", no votes (kept)"
 		case p.Up:
 			decided = "up"
 		}
