@@ -3,13 +3,16 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/geodns/geodns/internal/etcdtest"
 	"github.com/geodns/geodns/opstate"
+	"github.com/geodns/geodns/zones"
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -259,6 +262,8 @@ func TestSerialsKeptForAnOutage(t *testing.T) {
 	require.Equal(t, []string{"example.com."}, s2.Local(), "still to be confirmed when etcd is back")
 	other, _ := s2.Serial("example.com.", b, 6666, got, true)
 	require.Equal(t, uint32(6666), other, "new content: numbered alone")
+	back, _ := s2.Serial("example.com.", a, 7777, other, true)
+	require.Equal(t, uint32(7777), back, "a return to the first content: its kept serial would go back")
 }
 
 // TestGenerationShowsAReplacedHistory: etcd rebuilt and written past every
@@ -286,4 +291,38 @@ func TestGenerationShowsAReplacedHistory(t *testing.T) {
 	_, err = admin.Revoke(ctx, lease) // gone with the data, as in a rebuild
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return c.floor().epoch == 1 }, 10*time.Second, 10*time.Millisecond)
+}
+
+// TestZoneKeepsItsSerialThroughAnOutage: the same through the zone
+// loader. A node restarted while etcd is down loads a zone whose content
+// etcd numbered before (its file's mtime now later): it serves the serial
+// etcd gave it, the set's. Before, Serials returned the kept serial with
+// ok false, and the loader dropped it for the file's mtime.
+func TestZoneKeepsItsSerialThroughAnOutage(t *testing.T) {
+	ec := etcdtest.Start(t, etcdtest.Options{Members: 1})
+	dir, state := t.TempDir(), t.TempDir()
+	file := filepath.Join(dir, "example.com.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("soa: {ns: ns1.example.com., mbox: h.example.com.}\nrecords:\n  \"@\": {NS: [ns1.example.com.], A: [192.0.2.1]}\n"), 0o644))
+	mtime := time.Now().Add(-time.Hour).Truncate(time.Second)
+	require.NoError(t, os.Chtimes(file, mtime, mtime))
+	load := func(c *Cluster) *zones.Zone {
+		s := NewSerials(c, nil)
+		s.SetCache(filepath.Join(state, "serials.json"))
+		var set atomic.Pointer[zones.Set]
+		w := zones.NewWatcher(dir, &set, nil, quiet)
+		w.Serials = s
+		require.NoError(t, w.Scan(true))
+		return set.Load().Zone("example.com.")
+	}
+	c, stop := startNode(t, testConfig(ec, "ns1", "eu"))
+	first := load(c).Serial
+	stop()
+
+	ec.KillAll()
+	later := mtime.Add(10 * time.Minute) // the same content, deployed again
+	require.NoError(t, os.Chtimes(file, later, later))
+	c2, _ := startNode(t, testConfig(ec, "ns1", "eu"))
+	got := load(c2).Serial
+	t.Logf("serial from etcd %d; restarted in the outage: %d (the file's mtime: %d)", first, got, later.Unix())
+	require.Equal(t, first, got, "the serial etcd gave this content")
 }
