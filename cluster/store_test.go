@@ -326,3 +326,38 @@ func TestZoneKeepsItsSerialThroughAnOutage(t *testing.T) {
 	t.Logf("serial from etcd %d; restarted in the outage: %d (the file's mtime: %d)", first, got, later.Unix())
 	require.Equal(t, first, got, "the serial etcd gave this content")
 }
+
+// TestOperatorUnreadableInEtcd: a value at P/operator that does not
+// decode (written by hand) leaves every node on its last state, ready
+// (its DNS answers are right), and says which key and why; a change made
+// through the API replaces it, from the last state the nodes applied.
+// Before, every node's Err (and so /readyz) failed with "state file not
+// written", and every change was refused until the key was fixed by hand.
+func TestOperatorUnreadableInEtcd(t *testing.T) {
+	ec := etcdtest.Start(t, etcdtest.Options{Members: 1})
+	stores := []*OperatorStore{
+		startOperator(t, ec, "ns1", filepath.Join(t.TempDir(), "operator.json")),
+		startOperator(t, ec, "ns2", filepath.Join(t.TempDir(), "operator.json")),
+	}
+	_, err := stores[0].Apply(opstate.Site("east", opstate.Drain))
+	require.NoError(t, err)
+	for _, s := range stores {
+		require.Eventually(t, func() bool { return len(s.Load().Sites()) == 1 }, 5*time.Second, 10*time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = ec.Client().Put(ctx, "/test/operator", "not json")
+	require.NoError(t, err)
+	for _, s := range stores {
+		require.Eventually(t, func() bool { return s.Warning() != nil }, 5*time.Second, 10*time.Millisecond)
+		require.NoError(t, s.Err(), "the node serves its last state: ready")
+		require.ErrorContains(t, s.Warning(), "the operator state in etcd (/test/operator) is not readable: invalid character 'o'")
+		require.Contains(t, s.Load().Sites(), "east", "the last state is kept")
+	}
+	_, err = stores[1].Apply(opstate.Site("west", opstate.Drain))
+	require.NoError(t, err, "a change replaces the unreadable value")
+	for _, s := range stores {
+		require.Eventually(t, func() bool { return len(s.Load().Sites()) == 2 && s.Warning() == nil }, 5*time.Second, 10*time.Millisecond,
+			"both drains, from the last state applied")
+	}
+}
