@@ -62,8 +62,12 @@ func (p *clusterParts) shareHealth(cfg cluster.Config, h *health.Manager, reg pr
 	p.votes = cluster.NewVotes(p.cluster, h, cluster.VotesOptions{Probers: cfg.Probers, Grace: cfg.PartitionGrace}, reg)
 }
 
-// run runs the parts until ctx ends.
+// run runs the parts until ctx ends, or the session ends with an error
+// (another live process uses this node's name): then it stops them all
+// and returns it, and the server stops.
 func (p *clusterParts) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { p.operator.Run(ctx) })
 	wg.Go(func() { p.reports.Run(ctx) })
@@ -72,6 +76,7 @@ func (p *clusterParts) run(ctx context.Context) error {
 		wg.Go(func() { p.votes.Run(ctx) })
 	}
 	err := p.cluster.Run(ctx)
+	cancel()
 	wg.Wait()
 	return err
 }
