@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/geodns/geodns/zones"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -29,7 +31,11 @@ type Report struct {
 	// the node has applied.
 	OperatorRevision int64                 `json:"operator_revision"`
 	Zones            map[string]ZoneReport `json:"zones"`
-	GeoIP            map[string]string     `json:"geoip"` // database file name -> sha256
+	// ZonesOmitted is how many zones the node serves but left out of
+	// Zones: the whole report was larger than etcd takes in one request
+	// (--max-request-bytes). They count for no drift.
+	ZonesOmitted int               `json:"zones_omitted,omitempty"`
+	GeoIP        map[string]string `json:"geoip"` // database file name -> sha256
 	// Probes is a hash of the vote ids of the probes the node has (see
 	// probesHash): nodes with the same one have the same probes, and
 	// share them among themselves (Votes). "": not known (an older node).
@@ -227,12 +233,33 @@ func (r *Reports) publish(ctx context.Context, lease clientv3.LeaseID) error {
 	t := time.NewTicker(publishEvery)
 	defer t.Stop()
 	last, back := "", false
+	tooLarge := 0 // the size of the smallest report etcd refused as too large; 0: none
+	put := func(b []byte) error {
+		pctx, cancel := context.WithTimeout(ctx, r.c.opts.Timeout)
+		defer cancel()
+		_, err := r.c.cli.Put(pctx, r.c.Key("report/"+r.c.self.Name), string(b), clientv3.WithLease(lease))
+		return err
+	}
 	for {
-		b, _ := json.Marshal(r.Self())
+		rep := r.Self()
+		b, _ := json.Marshal(rep)
+		if tooLarge > 0 && len(b) >= tooLarge {
+			b = withoutZones(rep)
+		}
 		if string(b) != last {
-			pctx, cancel := context.WithTimeout(ctx, r.c.opts.Timeout)
-			_, err := r.c.cli.Put(pctx, r.c.Key("report/"+r.c.self.Name), string(b), clientv3.WithLease(lease))
-			cancel()
+			err := put(b)
+			if errors.Is(err, rpctypes.ErrRequestTooLarge) && rep.ZonesOmitted == 0 && len(rep.Zones) > 0 {
+				// Published without its zones rather than not at all: the
+				// node stays in every view, its operator revision and GeoIP
+				// files in drift, and it is no longer listed as gone.
+				if tooLarge == 0 || len(b) < tooLarge {
+					tooLarge = len(b)
+				}
+				r.c.log.Warn("cluster: this node's report is larger than etcd takes in one request; published without its zones, which show in no drift",
+					"bytes", len(b), "zones", len(rep.Zones))
+				b = withoutZones(rep)
+				err = put(b)
+			}
 			if err != nil {
 				return err
 			}
@@ -259,6 +286,13 @@ func (r *Reports) publish(ctx context.Context, lease clientv3.LeaseID) error {
 		case <-t.C:
 		}
 	}
+}
+
+// withoutZones is rep published without its zones (they are counted).
+func withoutZones(rep Report) []byte {
+	rep.ZonesOmitted, rep.Zones = len(rep.Zones), map[string]ZoneReport{}
+	b, _ := json.Marshal(rep)
+	return b
 }
 
 // Self returns this node's report as of now.
@@ -429,7 +463,7 @@ func Drift(reports []Report) map[string][]string {
 	}
 	// Each aspect: a key (zone origin, database name), and the value each
 	// node has for it ("" when it has none).
-	check := func(kind string, keys []string, val func(Report, string) string) {
+	check := func(reports []Report, kind string, keys []string, val func(Report, string) string) {
 		for _, k := range keys {
 			count := map[string]int{}
 			for _, rep := range reports {
@@ -453,22 +487,25 @@ func Drift(reports []Report) map[string][]string {
 		zoneKeys = append(zoneKeys, slices.Collect(maps.Keys(rep.Zones))...)
 		dbKeys = append(dbKeys, slices.Collect(maps.Keys(rep.GeoIP))...)
 	}
+	// A report whose zones were left out (too large for etcd) says
+	// nothing of them: not "every zone missing".
+	withZones := slices.DeleteFunc(slices.Clone(reports), func(rep Report) bool { return rep.ZonesOmitted > 0 })
 	slices.Sort(zoneKeys)
 	slices.Sort(dbKeys)
-	check("zone", slices.Compact(zoneKeys), func(rep Report, k string) string {
+	check(withZones, "zone", slices.Compact(zoneKeys), func(rep Report, k string) string {
 		z, ok := rep.Zones[k]
 		if !ok {
 			return ""
 		}
 		return fmt.Sprintf("serial %d hash %.12s", z.Serial, z.Hash)
 	})
-	check("geoip", slices.Compact(dbKeys), func(rep Report, k string) string {
+	check(reports, "geoip", slices.Compact(dbKeys), func(rep Report, k string) string {
 		if s, ok := rep.GeoIP[k]; ok {
 			return fmt.Sprintf("sha256 %.12s", s)
 		}
 		return ""
 	})
-	check("operator", []string{"state"}, func(rep Report, _ string) string {
+	check(reports, "operator", []string{"state"}, func(rep Report, _ string) string {
 		return fmt.Sprintf("revision %d", rep.OperatorRevision)
 	})
 	return out

@@ -361,3 +361,48 @@ func TestOperatorUnreadableInEtcd(t *testing.T) {
 			"both drains, from the last state applied")
 	}
 }
+
+// TestReportTooLargeForEtcd: a node whose report (every zone's serial
+// and hash) is larger than etcd takes in one request publishes it
+// without its zones, says how many it left out, and shows in the other
+// nodes' view. Before, the put failed again every lease_ttl/4 without
+// end ("request is too large"): the node was missing from every view
+// and drift, and its gone record was never deleted.
+func TestReportTooLargeForEtcd(t *testing.T) {
+	ec := etcdtest.Start(t, etcdtest.Options{Members: 1, MaxRequestBytes: 16 << 10})
+	var zs []*zones.Zone
+	for i := range 300 {
+		origin := fmt.Sprintf("zone-%03d.example.", i)
+		z, err := zones.Compile(origin+"yaml", []byte("soa: {ns: ns1.example.net., mbox: h.example.net.}\nrecords:\n  \"@\": {A: [192.0.2.1]}\n"), origin, time.Now(), nil)
+		require.NoError(t, err)
+		zs = append(zs, z)
+	}
+	big := zones.NewSet(zs...)
+	small := zones.NewSet(zs[0])
+	run := func(name string, set *zones.Set) *Reports {
+		c, err := New(Options{Config: testConfig(ec, name, "eu"), Version: "test", TTL: 3 * time.Second, Timeout: time.Second, Log: quiet})
+		require.NoError(t, err)
+		r := NewReports(c, Sources{Zones: func() *zones.Set { return set }})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{}, 2)
+		go func() { c.Run(ctx); done <- struct{}{} }()
+		go func() { r.Run(ctx); done <- struct{}{} }()
+		t.Cleanup(func() { cancel(); <-done; <-done; c.Close() })
+		return r
+	}
+	run("big1", big)
+	other := run("ns2", small)
+	var seen NodeView
+	require.Eventually(t, func() bool {
+		for _, n := range other.View().Nodes {
+			if n.Node == "big1" && n.State == StateLive {
+				seen = n
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 20*time.Millisecond, "big1 is in ns2's view")
+	require.Equal(t, 300, seen.ZonesOmitted)
+	require.Empty(t, seen.Zones)
+	require.Empty(t, seen.Drift, "zones left out are not drift")
+}

@@ -158,7 +158,7 @@ func printCluster(w io.Writer, v api.ClusterView) {
 		if len(n.Drift) > 0 {
 			drift = fmt.Sprintf("DRIFT (%d)", len(n.Drift))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\n", name, dash(n.Region), lease, n.OperatorRevision, zoneList(n.Zones), len(n.GeoIP), drift)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\n", name, dash(n.Region), lease, n.OperatorRevision, zoneList(n.Report), len(n.GeoIP), drift)
 	}
 	tw.Flush()
 	for _, n := range v.Nodes {
@@ -280,9 +280,12 @@ func dash(s string) string {
 }
 
 // zoneList shows zones as origin@serial, sorted.
-func zoneList(zs map[string]cluster.ZoneReport) string {
+func zoneList(rep cluster.Report) string {
+	if rep.ZonesOmitted > 0 {
+		return fmt.Sprintf("%d zones (not in its report: too large for etcd)", rep.ZonesOmitted)
+	}
 	var out []string
-	for o, z := range zs {
+	for o, z := range rep.Zones {
 		out = append(out, fmt.Sprintf("%s@%d", o, z.Serial))
 	}
 	sort.Strings(out)

@@ -43,3 +43,16 @@ func TestClusterStatusVotelessProbe(t *testing.T) {
 	require.Regexp(t, `(?m)^192\.0\.2\.2:80\s+up, no votes \(kept\)\s+no\s+-$`, out)
 	require.NotContains(t, out, "192.0.2.1:80", out)
 }
+
+// TestClusterStatusZonesOmitted: a node whose report left its zones out
+// (too large for etcd) says how many, not "-" as a node without zones.
+func TestClusterStatusZonesOmitted(t *testing.T) {
+	v := api.ClusterView{}
+	v.Node, v.Connected = "ns1", true
+	v.Nodes = []cluster.NodeView{
+		{Report: cluster.Report{Node: "ns1", ZonesOmitted: 14000}, Self: true, State: cluster.StateLive, Connected: true},
+	}
+	var b strings.Builder
+	printCluster(&b, v)
+	require.Contains(t, b.String(), "14000 zones (not in its report: too large for etcd)")
+}
