@@ -174,8 +174,21 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	case !s.Health.Table().Ready():
 		writeJSON(w, http.StatusServiceUnavailable, Readiness{Reason: "first round of health checks not done"})
 	default:
-		writeJSON(w, http.StatusOK, Readiness{Ready: true})
+		ready := Readiness{Ready: true}
+		if op, ok := s.Operator.(operatorWarner); ok {
+			if err := op.Warning(); err != nil {
+				ready.Reason = err.Error()
+			}
+		}
+		writeJSON(w, http.StatusOK, ready)
 	}
+}
+
+// operatorWarner is an operator store that can be wrong without the node
+// serving wrong (cluster.OperatorStore: the state in etcd does not
+// decode, the node keeps its last one): /readyz says so and stays ready.
+type operatorWarner interface {
+	Warning() error
 }
 
 func percent(f float64) float64 { return math.Round(f*1000) / 10 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -259,4 +260,41 @@ func TestAuthSchemeAndBodySize(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, "chunked, too large, not JSON")
+}
+
+// warnStore is an operator store with a Warning, as a node of an NS set
+// whose operator state in etcd does not decode.
+type warnStore struct {
+	*opstate.FileStore
+	warn error
+}
+
+func (w warnStore) Warning() error { return w.warn }
+
+// TestReadyzOperatorWarning: an operator state in etcd that does not
+// decode leaves the node serving its last one: /readyz stays 200 (else
+// every node of the set would leave its load balancer at once) and says
+// which key and why.
+func TestReadyzOperatorWarning(t *testing.T) {
+	z, err := zones.Compile("example.net.yaml", []byte(fuzzZone), "example.net.", time.Now(), nil)
+	require.NoError(t, err)
+	var set atomic.Pointer[zones.Set]
+	set.Store(zones.NewSet(z))
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	hm := health.NewManager(health.Options{Log: quiet})
+	hm.SetZones(set.Load())
+	op := warnStore{opstate.OpenFile(opstate.FileOptions{Log: quiet}),
+		errors.New("the operator state in etcd (/geodns/operator) is not readable: invalid character 'o'")}
+	router := &route.Router{Health: hm, Operator: op}
+	s := &Server{Zones: &set, Health: hm, Operator: op, Router: router, Resolver: resolver.NewHandler(&set, router, resolver.Config{}, quiet).Uncounted(),
+		Gatherer: prometheus.NewRegistry(), Log: quiet}
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/readyz")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	require.Contains(t, string(body), `"ready": true`)
+	require.Contains(t, string(body), "the operator state in etcd (/geodns/operator) is not readable: invalid character 'o'")
 }

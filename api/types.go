@@ -133,7 +133,10 @@ type Error struct {
 
 // Readiness is the answer of GET /readyz.
 type Readiness struct {
-	Ready  bool   `json:"ready"`
+	Ready bool `json:"ready"`
+	// Reason says why not ready, or, when ready, what is wrong that does
+	// not keep the node from serving right (an unreadable operator state
+	// in etcd).
 	Reason string `json:"reason,omitempty"`
 }
 

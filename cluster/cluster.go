@@ -128,7 +128,6 @@ func New(opts Options) (*Cluster, error) {
 	c.self = Node{Name: opts.Config.Node, Region: opts.Config.Region, Version: opts.Version, Address: opts.Address, Started: time.Now().UTC()}
 	c.disconnects.Store(time.Now().UnixNano())
 	c.metrics = newMetrics(c, opts.Registerer)
-	c.OnSession(c.register)
 	return c, nil
 }
 
@@ -321,16 +320,21 @@ func compareStrings(a, b string) int {
 
 // Run keeps the node's lease and registration and the node list until
 // ctx ends, then revokes the lease (the node leaves at once, not a TTL
-// later).
+// later). It returns an error, having written nothing under the node's
+// name, when another live process holds that name (node names must be
+// unique in the set): the caller should stop.
 func (c *Cluster) Run(ctx context.Context) error {
 	c.started.Store(true)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		c.Mirror(ctx, "nodes/", c.applyNodes)
 	})
-	c.keepLease(ctx)
+	err := c.keepLease(ctx)
+	cancel()
 	wg.Wait()
-	return nil
+	return err
 }
 
 // Close closes the etcd client, once Run and every user of it are done.
@@ -362,21 +366,71 @@ func (c *Cluster) applyNodes(u Update) {
 	c.nodesCh = make(chan struct{})
 }
 
-// register puts the node's registration under the lease.
+// heldError is a registration held under another lease by another
+// process: the same node restarted (until its old lease lapses), or
+// another process with the same node name.
+type heldError struct {
+	lease clientv3.LeaseID
+	node  Node
+}
+
+func (e *heldError) Error() string {
+	return fmt.Sprintf("node name %q is held by another live process (region %s, address %s, version %s, started %s); every node of the set needs its own name",
+		e.node.Name, e.node.Region, e.node.Address, e.node.Version, e.node.Started.Format(time.RFC3339))
+}
+
+// register puts the node's registration under the lease, unless another
+// process holds it (heldError): nothing under the node's name is written
+// before it is registered, so that a second process with the same name
+// never overwrites the first's registration, report or votes.
 func (c *Cluster) register(ctx context.Context, lease clientv3.LeaseID) error {
 	b, _ := json.Marshal(c.self)
+	key := c.Key("nodes/" + c.self.Name)
 	rctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
-	_, err := c.cli.Put(rctx, c.Key("nodes/"+c.self.Name), string(b), clientv3.WithLease(lease))
+	put := clientv3.OpPut(key, string(b), clientv3.WithLease(lease))
+	t, err := c.cli.Txn(rctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).Then(put).Else(clientv3.OpGet(key)).Commit()
+	if err != nil || t.Succeeded {
+		return err
+	}
+	kvs := t.Responses[0].GetResponseRange().Kvs
+	if len(kvs) == 0 {
+		return errors.New("registration changed meanwhile")
+	}
+	var held Node
+	json.Unmarshal(kvs[0].Value, &held)
+	// This process's own (under a lease it lost, not yet lapsed in etcd):
+	// taken over.
+	if clientv3.LeaseID(kvs[0].Lease) != lease && !held.Started.Equal(c.self.Started) {
+		return &heldError{lease: clientv3.LeaseID(kvs[0].Lease), node: held}
+	}
+	_, err = c.cli.Txn(rctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", kvs[0].ModRevision)).Then(put).Commit()
 	return err
+}
+
+// heldFor is how long a registration may stay held by another lease
+// before this node takes it as another live process's: that lease's TTL
+// (a restarted node waits for the old lease of its previous run) and a
+// margin for etcd's expiry check (every 500 ms).
+func (c *Cluster) heldFor(ctx context.Context, lease clientv3.LeaseID) time.Duration {
+	tctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
+	ttl := c.opts.TTL
+	if r, err := c.cli.TimeToLive(tctx, lease); err == nil && r.GrantedTTL > 0 {
+		ttl = time.Duration(r.GrantedTTL) * time.Second
+	}
+	return ttl + 2*time.Second
 }
 
 // keepLease grants a lease, keeps it alive and runs the session work
 // under it; when it is lost (etcd unreachable for a TTL, or expired), it
-// grants a new one, until ctx ends.
-func (c *Cluster) keepLease(ctx context.Context) {
+// grants a new one, until ctx ends. It returns an error when another live
+// process holds this node's name.
+func (c *Cluster) keepLease(ctx context.Context) error {
 	backoff := 100 * time.Millisecond
 	var failing, warned time.Time // since when grants fail; the last warning
+	var held clientv3.LeaseID     // the other lease holding the registration
+	var heldUntil time.Time       // when it has been held too long to be a restart's
 	for ctx.Err() == nil {
 		gctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 		f := c.floor()
@@ -408,8 +462,23 @@ func (c *Cluster) keepLease(ctx context.Context) {
 		c.touch()
 		c.observe(f, g.Revision)
 		c.checkGeneration(ctx)
-		c.session(ctx, g.ID)
+		var he *heldError
+		if err := c.session(ctx, g.ID); errors.As(err, &he) {
+			now := time.Now()
+			if he.lease != held {
+				held, heldUntil = he.lease, now.Add(c.heldFor(ctx, he.lease))
+				c.log.Info("cluster: this node's name is registered under another lease; waiting for it to lapse (a restart's)",
+					"lease", int64(he.lease), "region", he.node.Region, "started", he.node.Started)
+			} else if now.After(heldUntil) {
+				c.log.Error("cluster: another live process uses this node's name; stopping", "error", he.Error())
+				return he
+			}
+			sleep(ctx, 500*time.Millisecond)
+		} else if err != nil {
+			sleep(ctx, backoff)
+		}
 	}
+	return nil
 }
 
 // dialErrors connects to each endpoint as the client would (TCP, then
@@ -455,13 +524,22 @@ func (c *Cluster) dialErrors(ctx context.Context) string {
 	return strings.Join(out, "; ")
 }
 
-// session holds one lease until it is lost or ctx ends.
-func (c *Cluster) session(ctx context.Context, id clientv3.LeaseID) {
+// session holds one lease until it is lost or ctx ends. It registers
+// the node first: when that fails, nothing else runs under the lease,
+// which is revoked, and the error is returned.
+func (c *Cluster) session(ctx context.Context, id clientv3.LeaseID) error {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ka, err := c.cli.KeepAlive(sctx, id)
 	if err != nil {
-		return
+		return err
+	}
+	if err := c.register(sctx, id); err != nil {
+		cancel()
+		rctx, rcancel := context.WithTimeout(context.Background(), time.Second)
+		c.cli.Revoke(rctx, id)
+		rcancel()
+		return err
 	}
 	c.mu.Lock()
 	c.lease.Store(int64(id))
@@ -504,9 +582,10 @@ func (c *Cluster) session(ctx context.Context, id clientv3.LeaseID) {
 		rctx, rcancel := context.WithTimeout(context.Background(), time.Second)
 		c.cli.Revoke(rctx, id) // leave at once; a dead etcd lets the lease lapse instead
 		rcancel()
-		return
+		return nil
 	}
 	c.log.Warn("cluster: lost the etcd lease; serving the last shared view until etcd answers again", "lease", int64(id))
+	return nil
 }
 
 // sleep waits d or until ctx ends.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/geodns/geodns/internal/etcdtest"
 	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -191,4 +192,64 @@ func TestRewindNeedsAnAnswerBelowItsFloor(t *testing.T) {
 	}
 	epoch, _ = c.observe(c.floor(), 13)
 	require.Equal(t, int64(1), epoch, "the new history goes on")
+}
+
+// TestDuplicateNodeName: a second process started with a node name a live
+// process holds does not register over it: Run returns an error naming
+// the other process, and the first keeps its registration and votes.
+// Before, the second overwrote P/nodes/<name>, deleted the first's votes
+// under its new lease, and, stopping, took the first's keys with it.
+func TestDuplicateNodeName(t *testing.T) {
+	ec := etcdtest.Start(t, etcdtest.Options{Members: 1})
+	first, _ := startNode(t, testConfig(ec, "ns1", "r1"))
+	require.Eventually(t, func() bool { return len(first.Nodes()) == 1 }, 10*time.Second, 20*time.Millisecond)
+	cli := ec.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	lease, _ := first.Lease()
+	_, err := cli.Put(ctx, "/test/votes/ns1/x", "u 0 0", clientv3.WithLease(lease))
+	require.NoError(t, err)
+
+	second, err := New(Options{Config: testConfig(ec, "ns1", "r2"), Version: "test", TTL: 3 * time.Second, Timeout: time.Second, Log: quiet})
+	require.NoError(t, err)
+	defer second.Close()
+	// Votes under the second's lease would delete the first's (resync).
+	done := make(chan error, 1)
+	go func() { done <- second.Run(ctx) }()
+	var runErr error
+	select {
+	case runErr = <-done:
+	case <-time.After(15 * time.Second):
+	}
+	require.Error(t, runErr, "the second process runs on as ns1")
+	require.ErrorContains(t, runErr, `node name "ns1" is held by another live process (region r1`)
+	t.Logf("second process: %v", runErr)
+	r, err := cli.Get(ctx, "/test/nodes/ns1")
+	require.NoError(t, err)
+	require.Len(t, r.Kvs, 1)
+	require.Contains(t, string(r.Kvs[0].Value), `"region":"r1"`, "the first's registration")
+	r, err = cli.Get(ctx, "/test/votes/ns1/x")
+	require.NoError(t, err)
+	require.Len(t, r.Kvs, 1, "the first's vote")
+}
+
+// TestRestartAfterACrash: a node restarted before the lease of its
+// previous run lapsed (killed, its registration still in etcd for up to
+// a TTL) is not taken for a duplicate: it registers once that lease goes.
+func TestRestartAfterACrash(t *testing.T) {
+	ec := etcdtest.Start(t, etcdtest.Options{Members: 1})
+	cli := ec.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	g, err := cli.Grant(ctx, 3) // the dead run's lease: nobody keeps it alive
+	require.NoError(t, err)
+	_, err = cli.Put(ctx, "/test/nodes/ns1", `{"node":"ns1","region":"r1","started":"2026-01-01T00:00:00Z"}`, clientv3.WithLease(g.ID))
+	require.NoError(t, err)
+	c, _ := startNode(t, testConfig(ec, "ns1", "r1"))
+	start := time.Now()
+	require.Eventually(t, func() bool {
+		l, _ := c.Lease()
+		return l != 0 && len(c.Nodes()) == 1 && c.Nodes()[0].Started.Equal(c.self.Started)
+	}, 15*time.Second, 20*time.Millisecond)
+	t.Logf("registered %v after the start (the old lease had 3 s)", time.Since(start).Round(time.Millisecond))
 }

@@ -13,7 +13,7 @@ func newMetrics(c *Cluster, reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		drift: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "geodns_cluster_drift",
-			Help: "Live nodes that serve something other than this node (kind zone: a zone's content or serial; geoip: a GeoIP database; operator: the applied operator state), as this node sees them.",
+			Help: "Live nodes, this one included, that serve something other than most live nodes do (a tie to the first node by name) (kind zone: a zone's content or serial, or a zone missing; geoip: a GeoIP database; operator: the applied operator state): the same number on every node that sees the same reports.",
 		}, []string{"kind"}),
 		rewinds: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "geodns_cluster_rewinds_total",

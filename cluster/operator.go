@@ -33,8 +33,9 @@ type OperatorStore struct {
 	cond    *sync.Cond // Broadcast when applied moves
 	applied atomic.Int64
 	epoch   int64 // of applied (Update.Epoch); under mu
-	errMu   sync.Mutex
-	err     error
+	badMu   sync.Mutex
+	bad     error // the value in etcd does not decode (Warning)
+	badRev  int64 // its mod revision, logged once
 }
 
 var _ opstate.Store = (*OperatorStore)(nil)
@@ -56,13 +57,17 @@ func (s *OperatorStore) Load() *opstate.State { return s.local.Load() }
 func (s *OperatorStore) Watch(f func(*opstate.State)) { s.local.Watch(f) }
 
 // Err implements opstate.Store: the local state file's last write failed.
-func (s *OperatorStore) Err() error {
-	if err := s.local.Err(); err != nil {
-		return err
-	}
-	s.errMu.Lock()
-	defer s.errMu.Unlock()
-	return s.err
+func (s *OperatorStore) Err() error { return s.local.Err() }
+
+// Warning returns why the operator state in etcd is not applied: its
+// value does not decode (the key and the error). The node keeps its last
+// state meanwhile, which serves right, so it is not an Err (not ready
+// would take every node of the set out at once); the next change made
+// through the API replaces the value. nil: none.
+func (s *OperatorStore) Warning() error {
+	s.badMu.Lock()
+	defer s.badMu.Unlock()
+	return s.bad
 }
 
 // Revision returns the etcd mod revision of the operator state this node
@@ -100,9 +105,13 @@ func (s *OperatorStore) Apply(c opstate.Change) (*opstate.State, error) {
 		s.c.observe(f, r.Header.Revision)
 		cur, cmp := s.local.Load(), clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
 		if len(r.Kvs) > 0 {
-			if cur, err = opstate.Unmarshal(r.Kvs[0].Value, 0); err != nil {
-				acancel()
-				return nil, fmt.Errorf("%w: the operator state in etcd (%s) is not readable: %v", opstate.ErrNotSaved, key, err)
+			if st, err := opstate.Unmarshal(r.Kvs[0].Value, 0); err == nil {
+				cur = st
+			} else {
+				// Replaced from the last state this node applied, which
+				// every node has kept since (the change is made to that).
+				s.c.log.Warn("cluster: replacing the unreadable operator state in etcd with this node's last one and the change",
+					"key", key, "error", err)
 			}
 			cmp = clientv3.Compare(clientv3.ModRevision(key), "=", r.Kvs[0].ModRevision)
 		}
@@ -158,10 +167,11 @@ func (s *OperatorStore) apply(ctx context.Context, u Update) {
 		modRev = u.Mods[""]
 		st, err := opstate.Unmarshal(v, 0)
 		if err != nil {
-			s.setErr(fmt.Errorf("the operator state in etcd (%s) is not readable: %v; keeping the last one", s.c.Key(operatorKey), err))
+			s.setBad(modRev, fmt.Errorf("the operator state in etcd (%s) is not readable: %v; this node keeps its last one (revision %d) until a change through the API replaces it",
+				s.c.Key(operatorKey), err, s.applied.Load()))
 			return
 		}
-		s.setErr(nil)
+		s.setBad(0, nil)
 		if _, err := s.local.Replace(st); err != nil {
 			s.c.log.Error("cluster: operator state applied but not saved locally", "error", err)
 		}
@@ -196,8 +206,14 @@ func (s *OperatorStore) apply(ctx context.Context, u Update) {
 	}
 }
 
-func (s *OperatorStore) setErr(err error) {
-	s.errMu.Lock()
-	defer s.errMu.Unlock()
-	s.err = err
+// setBad sets Warning, and logs a new unreadable value (of mod revision
+// rev) once.
+func (s *OperatorStore) setBad(rev int64, err error) {
+	s.badMu.Lock()
+	defer s.badMu.Unlock()
+	s.bad = err
+	if err != nil && rev != s.badRev {
+		s.c.log.Error("cluster: "+err.Error(), "key", s.c.Key(operatorKey), "revision", rev)
+	}
+	s.badRev = rev
 }

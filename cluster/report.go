@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/geodns/geodns/zones"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -29,7 +31,15 @@ type Report struct {
 	// the node has applied.
 	OperatorRevision int64                 `json:"operator_revision"`
 	Zones            map[string]ZoneReport `json:"zones"`
-	GeoIP            map[string]string     `json:"geoip"` // database file name -> sha256
+	// ZonesOmitted is how many zones the node serves but left out of
+	// Zones: the whole report was larger than etcd takes in one request
+	// (--max-request-bytes). They count for no drift.
+	ZonesOmitted int               `json:"zones_omitted,omitempty"`
+	GeoIP        map[string]string `json:"geoip"` // database file name -> sha256
+	// Probes is a hash of the vote ids of the probes the node has (see
+	// probesHash): nodes with the same one have the same probes, and
+	// share them among themselves (Votes). "": not known (an older node).
+	Probes string `json:"probes,omitempty"`
 }
 
 // ZoneReport is one zone as a node serves it.
@@ -53,12 +63,17 @@ type Reports struct {
 	src  Sources
 	kick chan struct{}
 
-	others atomic.Pointer[map[string]Report] // live nodes' published reports
-	gone   atomic.Pointer[map[string]Gone]   // nodes lost or left, by name (P/gone/)
-	mods   map[string]int64                  // the mod revision of each report in others; the mirror's own
+	others  atomic.Pointer[map[string]Report] // live nodes' published reports
+	updated chan struct{}                     // closed at the next change of others; under mu
+	gone    atomic.Pointer[map[string]Gone]   // nodes lost or left, by name (P/gone/)
+	mods    map[string]int64                  // the mod revision of each report in others; the mirror's own
 
 	mu     sync.Mutex
 	hashes map[string]fileHash // GeoIP path -> its hash, while its stamp holds
+	probes struct {            // probesHash of the last zone set seen
+		set  *zones.Set
+		hash string
+	}
 }
 
 type fileHash struct {
@@ -69,7 +84,8 @@ type fileHash struct {
 
 // NewReports makes c's reports; call before c.Run, then run Run.
 func NewReports(c *Cluster, src Sources) *Reports {
-	r := &Reports{c: c, src: src, kick: make(chan struct{}, 1), hashes: map[string]fileHash{}, mods: map[string]int64{}}
+	r := &Reports{c: c, src: src, kick: make(chan struct{}, 1), hashes: map[string]fileHash{}, mods: map[string]int64{},
+		updated: make(chan struct{})}
 	empty := map[string]Report{}
 	r.others.Store(&empty)
 	noneGone := map[string]Gone{}
@@ -135,6 +151,10 @@ func (r *Reports) Run(ctx context.Context) error {
 			delete(next, k)
 		}
 		r.others.Store(&next)
+		r.mu.Lock()
+		close(r.updated)
+		r.updated = make(chan struct{})
+		r.mu.Unlock()
 		r.updateMetrics()
 		now := time.Now().UTC()
 		for name, rep := range prev {
@@ -213,12 +233,33 @@ func (r *Reports) publish(ctx context.Context, lease clientv3.LeaseID) error {
 	t := time.NewTicker(publishEvery)
 	defer t.Stop()
 	last, back := "", false
+	tooLarge := 0 // the size of the smallest report etcd refused as too large; 0: none
+	put := func(b []byte) error {
+		pctx, cancel := context.WithTimeout(ctx, r.c.opts.Timeout)
+		defer cancel()
+		_, err := r.c.cli.Put(pctx, r.c.Key("report/"+r.c.self.Name), string(b), clientv3.WithLease(lease))
+		return err
+	}
 	for {
-		b, _ := json.Marshal(r.Self())
+		rep := r.Self()
+		b, _ := json.Marshal(rep)
+		if tooLarge > 0 && len(b) >= tooLarge {
+			b = withoutZones(rep)
+		}
 		if string(b) != last {
-			pctx, cancel := context.WithTimeout(ctx, r.c.opts.Timeout)
-			_, err := r.c.cli.Put(pctx, r.c.Key("report/"+r.c.self.Name), string(b), clientv3.WithLease(lease))
-			cancel()
+			err := put(b)
+			if errors.Is(err, rpctypes.ErrRequestTooLarge) && rep.ZonesOmitted == 0 && len(rep.Zones) > 0 {
+				// Published without its zones rather than not at all: the
+				// node stays in every view, its operator revision and GeoIP
+				// files in drift, and it is no longer listed as gone.
+				if tooLarge == 0 || len(b) < tooLarge {
+					tooLarge = len(b)
+				}
+				r.c.log.Warn("cluster: this node's report is larger than etcd takes in one request; published without its zones, which show in no drift",
+					"bytes", len(b), "zones", len(rep.Zones))
+				b = withoutZones(rep)
+				err = put(b)
+			}
 			if err != nil {
 				return err
 			}
@@ -247,6 +288,13 @@ func (r *Reports) publish(ctx context.Context, lease clientv3.LeaseID) error {
 	}
 }
 
+// withoutZones is rep published without its zones (they are counted).
+func withoutZones(rep Report) []byte {
+	rep.ZonesOmitted, rep.Zones = len(rep.Zones), map[string]ZoneReport{}
+	b, _ := json.Marshal(rep)
+	return b
+}
+
 // Self returns this node's report as of now.
 func (r *Reports) Self() Report {
 	rep := Report{Node: r.c.self.Name, Region: r.c.self.Region, Version: r.c.self.Version,
@@ -259,6 +307,7 @@ func (r *Reports) Self() Report {
 			for _, z := range set.Zones() {
 				rep.Zones[z.Origin] = ZoneReport{Serial: z.Serial, Hash: hex.EncodeToString(z.Hash[:])}
 			}
+			rep.Probes = r.probesOf(set)
 		}
 	}
 	if r.src.GeoIP != nil {
@@ -269,6 +318,41 @@ func (r *Reports) Self() Report {
 		}
 	}
 	return rep
+}
+
+// probesOf returns probesHash(set), computed once per set.
+func (r *Reports) probesOf(set *zones.Set) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.probes.set != set {
+		r.probes.set, r.probes.hash = set, probesHash(set)
+	}
+	return r.probes.hash
+}
+
+// Updated returns a channel closed at the next change of the other
+// nodes' reports.
+func (r *Reports) Updated() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.updated
+}
+
+// probeSets returns this node's Probes and every other live node's, by
+// name (those whose report is not known yet are left out).
+func (r *Reports) probeSets() (self string, others map[string]string) {
+	if r.src.Zones != nil {
+		if set := r.src.Zones(); set != nil {
+			self = r.probesOf(set)
+		}
+	}
+	others = map[string]string{}
+	for name, rep := range *r.others.Load() {
+		if name != r.c.self.Name {
+			others[name] = rep.Probes
+		}
+	}
+	return self, others
 }
 
 // fileHash returns the sha256 of a file, hashed again only when its
@@ -379,7 +463,7 @@ func Drift(reports []Report) map[string][]string {
 	}
 	// Each aspect: a key (zone origin, database name), and the value each
 	// node has for it ("" when it has none).
-	check := func(kind string, keys []string, val func(Report, string) string) {
+	check := func(reports []Report, kind string, keys []string, val func(Report, string) string) {
 		for _, k := range keys {
 			count := map[string]int{}
 			for _, rep := range reports {
@@ -403,22 +487,25 @@ func Drift(reports []Report) map[string][]string {
 		zoneKeys = append(zoneKeys, slices.Collect(maps.Keys(rep.Zones))...)
 		dbKeys = append(dbKeys, slices.Collect(maps.Keys(rep.GeoIP))...)
 	}
+	// A report whose zones were left out (too large for etcd) says
+	// nothing of them: not "every zone missing".
+	withZones := slices.DeleteFunc(slices.Clone(reports), func(rep Report) bool { return rep.ZonesOmitted > 0 })
 	slices.Sort(zoneKeys)
 	slices.Sort(dbKeys)
-	check("zone", slices.Compact(zoneKeys), func(rep Report, k string) string {
+	check(withZones, "zone", slices.Compact(zoneKeys), func(rep Report, k string) string {
 		z, ok := rep.Zones[k]
 		if !ok {
 			return ""
 		}
 		return fmt.Sprintf("serial %d hash %.12s", z.Serial, z.Hash)
 	})
-	check("geoip", slices.Compact(dbKeys), func(rep Report, k string) string {
+	check(reports, "geoip", slices.Compact(dbKeys), func(rep Report, k string) string {
 		if s, ok := rep.GeoIP[k]; ok {
 			return fmt.Sprintf("sha256 %.12s", s)
 		}
 		return ""
 	})
-	check("operator", []string{"state"}, func(rep Report, _ string) string {
+	check(reports, "operator", []string{"state"}, func(rep Report, _ string) string {
 		return fmt.Sprintf("revision %d", rep.OperatorRevision)
 	})
 	return out

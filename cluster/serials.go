@@ -129,7 +129,9 @@ func (s *Serials) Serial(origin string, hash [32]byte, want, prev uint32, moved 
 		}
 	}
 	if !ok {
-		if kept, found := s.recall(origin, h); found {
+		// A return to an older content keeps the rule etcd's answer
+		// follows: never a serial that goes back.
+		if kept, found := s.recall(origin, h); found && (!moved || serialAfter(kept, prev)) {
 			s.c.log.Info("cluster: etcd did not answer; the zone keeps the serial etcd gave this content", "zone", origin, "serial", kept)
 			serial = kept
 		}

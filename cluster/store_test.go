@@ -3,13 +3,16 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/geodns/geodns/internal/etcdtest"
 	"github.com/geodns/geodns/opstate"
+	"github.com/geodns/geodns/zones"
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -259,6 +262,8 @@ func TestSerialsKeptForAnOutage(t *testing.T) {
 	require.Equal(t, []string{"example.com."}, s2.Local(), "still to be confirmed when etcd is back")
 	other, _ := s2.Serial("example.com.", b, 6666, got, true)
 	require.Equal(t, uint32(6666), other, "new content: numbered alone")
+	back, _ := s2.Serial("example.com.", a, 7777, other, true)
+	require.Equal(t, uint32(7777), back, "a return to the first content: its kept serial would go back")
 }
 
 // TestGenerationShowsAReplacedHistory: etcd rebuilt and written past every
@@ -286,4 +291,118 @@ func TestGenerationShowsAReplacedHistory(t *testing.T) {
 	_, err = admin.Revoke(ctx, lease) // gone with the data, as in a rebuild
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return c.floor().epoch == 1 }, 10*time.Second, 10*time.Millisecond)
+}
+
+// TestZoneKeepsItsSerialThroughAnOutage: the same through the zone
+// loader. A node restarted while etcd is down loads a zone whose content
+// etcd numbered before (its file's mtime now later): it serves the serial
+// etcd gave it, the set's. Before, Serials returned the kept serial with
+// ok false, and the loader dropped it for the file's mtime.
+func TestZoneKeepsItsSerialThroughAnOutage(t *testing.T) {
+	ec := etcdtest.Start(t, etcdtest.Options{Members: 1})
+	dir, state := t.TempDir(), t.TempDir()
+	file := filepath.Join(dir, "example.com.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("soa: {ns: ns1.example.com., mbox: h.example.com.}\nrecords:\n  \"@\": {NS: [ns1.example.com.], A: [192.0.2.1]}\n"), 0o644))
+	mtime := time.Now().Add(-time.Hour).Truncate(time.Second)
+	require.NoError(t, os.Chtimes(file, mtime, mtime))
+	load := func(c *Cluster) *zones.Zone {
+		s := NewSerials(c, nil)
+		s.SetCache(filepath.Join(state, "serials.json"))
+		var set atomic.Pointer[zones.Set]
+		w := zones.NewWatcher(dir, &set, nil, quiet)
+		w.Serials = s
+		require.NoError(t, w.Scan(true))
+		return set.Load().Zone("example.com.")
+	}
+	c, stop := startNode(t, testConfig(ec, "ns1", "eu"))
+	first := load(c).Serial
+	stop()
+
+	ec.KillAll()
+	later := mtime.Add(10 * time.Minute) // the same content, deployed again
+	require.NoError(t, os.Chtimes(file, later, later))
+	c2, _ := startNode(t, testConfig(ec, "ns1", "eu"))
+	got := load(c2).Serial
+	t.Logf("serial from etcd %d; restarted in the outage: %d (the file's mtime: %d)", first, got, later.Unix())
+	require.Equal(t, first, got, "the serial etcd gave this content")
+}
+
+// TestOperatorUnreadableInEtcd: a value at P/operator that does not
+// decode (written by hand) leaves every node on its last state, ready
+// (its DNS answers are right), and says which key and why; a change made
+// through the API replaces it, from the last state the nodes applied.
+// Before, every node's Err (and so /readyz) failed with "state file not
+// written", and every change was refused until the key was fixed by hand.
+func TestOperatorUnreadableInEtcd(t *testing.T) {
+	ec := etcdtest.Start(t, etcdtest.Options{Members: 1})
+	stores := []*OperatorStore{
+		startOperator(t, ec, "ns1", filepath.Join(t.TempDir(), "operator.json")),
+		startOperator(t, ec, "ns2", filepath.Join(t.TempDir(), "operator.json")),
+	}
+	_, err := stores[0].Apply(opstate.Site("east", opstate.Drain))
+	require.NoError(t, err)
+	for _, s := range stores {
+		require.Eventually(t, func() bool { return len(s.Load().Sites()) == 1 }, 5*time.Second, 10*time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = ec.Client().Put(ctx, "/test/operator", "not json")
+	require.NoError(t, err)
+	for _, s := range stores {
+		require.Eventually(t, func() bool { return s.Warning() != nil }, 5*time.Second, 10*time.Millisecond)
+		require.NoError(t, s.Err(), "the node serves its last state: ready")
+		require.ErrorContains(t, s.Warning(), "the operator state in etcd (/test/operator) is not readable: invalid character 'o'")
+		require.Contains(t, s.Load().Sites(), "east", "the last state is kept")
+	}
+	_, err = stores[1].Apply(opstate.Site("west", opstate.Drain))
+	require.NoError(t, err, "a change replaces the unreadable value")
+	for _, s := range stores {
+		require.Eventually(t, func() bool { return len(s.Load().Sites()) == 2 && s.Warning() == nil }, 5*time.Second, 10*time.Millisecond,
+			"both drains, from the last state applied")
+	}
+}
+
+// TestReportTooLargeForEtcd: a node whose report (every zone's serial
+// and hash) is larger than etcd takes in one request publishes it
+// without its zones, says how many it left out, and shows in the other
+// nodes' view. Before, the put failed again every lease_ttl/4 without
+// end ("request is too large"): the node was missing from every view
+// and drift, and its gone record was never deleted.
+func TestReportTooLargeForEtcd(t *testing.T) {
+	ec := etcdtest.Start(t, etcdtest.Options{Members: 1, MaxRequestBytes: 16 << 10})
+	var zs []*zones.Zone
+	for i := range 300 {
+		origin := fmt.Sprintf("zone-%03d.example.", i)
+		z, err := zones.Compile(origin+"yaml", []byte("soa: {ns: ns1.example.net., mbox: h.example.net.}\nrecords:\n  \"@\": {A: [192.0.2.1]}\n"), origin, time.Now(), nil)
+		require.NoError(t, err)
+		zs = append(zs, z)
+	}
+	big := zones.NewSet(zs...)
+	small := zones.NewSet(zs[0])
+	run := func(name string, set *zones.Set) *Reports {
+		c, err := New(Options{Config: testConfig(ec, name, "eu"), Version: "test", TTL: 3 * time.Second, Timeout: time.Second, Log: quiet})
+		require.NoError(t, err)
+		r := NewReports(c, Sources{Zones: func() *zones.Set { return set }})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{}, 2)
+		go func() { c.Run(ctx); done <- struct{}{} }()
+		go func() { r.Run(ctx); done <- struct{}{} }()
+		t.Cleanup(func() { cancel(); <-done; <-done; c.Close() })
+		return r
+	}
+	run("big1", big)
+	other := run("ns2", small)
+	var seen NodeView
+	require.Eventually(t, func() bool {
+		for _, n := range other.View().Nodes {
+			if n.Node == "big1" && n.State == StateLive {
+				seen = n
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 20*time.Millisecond, "big1 is in ns2's view")
+	require.Equal(t, 300, seen.ZonesOmitted)
+	require.Empty(t, seen.Zones)
+	require.Empty(t, seen.Drift, "zones left out are not drift")
 }

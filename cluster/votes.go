@@ -3,6 +3,8 @@ package cluster
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"maps"
 	"slices"
 	"strconv"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/geodns/geodns/health"
+	"github.com/geodns/geodns/zones"
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -28,6 +31,16 @@ import (
 // node's death moves only its own share (its heirs probe it at once). A
 // node that joins takes its share over: the old probers keep probing and
 // voting until the new one's vote is in (health.Sharing.Probers).
+//
+// Nodes share a probe only with nodes that have it: the live nodes are
+// grouped by the probes they have (Report.Probes), and each group shares
+// its probes among itself. While nodes run different versions of a zone
+// (a rolling deploy, a file that fails to load on one node), a probe
+// whose vote id changed is not given to a node that does not have it,
+// where nobody would probe it; a probe both versions have is probed in
+// each group. A probe that still gets no vote for the partition grace
+// (a node's report not seen yet) is probed by every node that has it
+// (health.Sharing.Grace).
 
 // VotesOptions configure Votes.
 type VotesOptions struct {
@@ -49,7 +62,12 @@ type Votes struct {
 	h       *health.Manager
 	opts    VotesOptions
 	metrics *voteMetrics
+	reports *Reports // nil: every live node is taken to have every probe
 }
+
+// UseReports has probes shared only among nodes with the same probes, as
+// their reports say; call before Run.
+func (v *Votes) UseReports(r *Reports) { v.reports = r }
 
 // NewVotes shares h's health through c.
 func NewVotes(c *Cluster, h *health.Manager, opts VotesOptions, reg prometheus.Registerer) *Votes {
@@ -121,11 +139,16 @@ func (v *Votes) loop(ctx context.Context) {
 	)
 	defer tick.Stop()
 	for {
+		var reports <-chan struct{} // nil: never
+		if v.reports != nil {
+			reports = v.reports.Updated()
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		case <-v.c.NodesChanged():
+		case <-reports:
 		case <-v.h.VotesChanged():
 			wantPush = true
 			// Batch: a burst of transitions (a datacenter dies) is one write.
@@ -169,8 +192,19 @@ func (v *Votes) share(last sharing) sharing {
 		}
 		next.alone, next.joined = false, true
 		names := []string{v.c.self.Name}
+		var mine string
+		var theirs map[string]string
+		if v.reports != nil {
+			mine, theirs = v.reports.probeSets()
+		}
 		for _, n := range v.c.Nodes() {
-			if n.Name != v.c.self.Name {
+			if n.Name == v.c.self.Name {
+				continue
+			}
+			// Left out: a node without this node's probes, or not known
+			// yet. Rendezvous over fewer nodes gives a probe one of them
+			// or this node: a prober more, never none.
+			if p, ok := theirs[n.Name]; v.reports == nil || ok && p == mine {
 				names = append(names, n.Name)
 			}
 		}
@@ -197,7 +231,7 @@ func (v *Votes) share(last sharing) sharing {
 	if next == last || !next.joined {
 		return next
 	}
-	s := health.Sharing{Alone: next.alone}
+	s := health.Sharing{Alone: next.alone, Grace: v.opts.Grace}
 	if !next.alone {
 		nodes := strings.Split(next.nodes, ",")
 		s.Runs = rendezvous(v.c.self.Name, nodes, next.probers)
@@ -269,6 +303,28 @@ func probersOf(nodes []string, k int) func(id string) []string {
 		}
 		return out
 	}
+}
+
+// probesHash is a hash of the vote ids of every probe of set that votes
+// (all but static checks), sorted: the same on two nodes with the same
+// probes, whatever else differs.
+func probesHash(set *zones.Set) string {
+	ids := map[string]struct{}{}
+	for _, z := range set.Zones() {
+		for _, svc := range z.Services {
+			for _, ep := range svc.Endpoints {
+				if ep.Probe != nil && ep.Probe.Check.Type != "static" {
+					ids[health.VoteID(ep.Probe.Key)] = struct{}{}
+				}
+			}
+		}
+	}
+	h := sha256.New()
+	for _, id := range slices.Sorted(maps.Keys(ids)) {
+		h.Write([]byte(id))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // score is FNV-1a of node, a zero byte and id, finished with a

@@ -15,6 +15,7 @@ import (
 	"github.com/geodns/geodns/internal/etcdtest"
 	"github.com/geodns/geodns/zones"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -77,13 +78,27 @@ type voter struct {
 
 func startVoter(t *testing.T, ec *etcdtest.Cluster, name string, set *zones.Set, allow []netip.Prefix, opts VotesOptions) *voter {
 	t.Helper()
+	return startVoterReports(t, ec, name, set, allow, opts, true)
+}
+
+// startVoterReports starts a voter, with its reports (as geodns runs it)
+// or without (every live node taken to have every probe).
+func startVoterReports(t *testing.T, ec *etcdtest.Cluster, name string, set *zones.Set, allow []netip.Prefix, opts VotesOptions, reports bool) *voter {
+	t.Helper()
 	c, err := New(Options{Config: testConfig(ec, name, ""), Version: "test", TTL: 2 * time.Second, Timeout: time.Second, Log: quiet})
 	require.NoError(t, err)
 	h := health.NewManager(health.Options{Allow: allow, Log: quiet, MaxKept: -1})
 	h.SetZones(set)
 	v := NewVotes(c, h, opts, nil)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{}, 3)
+	parts := 3
+	done := make(chan struct{}, 4)
+	if reports {
+		r := NewReports(c, Sources{Zones: func() *zones.Set { return set }})
+		v.UseReports(r)
+		parts++
+		go func() { r.Run(ctx); done <- struct{}{} }()
+	}
 	go func() { c.Run(ctx); done <- struct{}{} }()
 	go func() { h.Run(ctx); done <- struct{}{} }()
 	go func() { v.Run(ctx); done <- struct{}{} }()
@@ -92,9 +107,9 @@ func startVoter(t *testing.T, ec *etcdtest.Cluster, name string, set *zones.Set,
 		if !stopped {
 			stopped = true
 			cancel()
-			<-done
-			<-done
-			<-done
+			for range parts {
+				<-done
+			}
 			c.Close()
 		}
 	}
@@ -342,4 +357,84 @@ func TestVotesAloneFromStart(t *testing.T) {
 	require.True(t, upIn(v.h, set, b.addrs[0]), "decided from its own probe")
 	ec.RestartAll()
 	require.Eventually(t, func() bool { return testutil.ToFloat64(votes.metrics.alone) == 0 }, 15*time.Second, 20*time.Millisecond)
+}
+
+// TestVotesNoProberHasTheProbe: with probers 1 of 3 and ns3 on another
+// version of the check (a rolling deploy), rendezvous over all three
+// nodes gave some of ns1's and ns2's probes to ns3, which does not have
+// them, and some of ns3's to the others: nobody voted on those, and every
+// node kept their last decision, "up", for as long as it lasted, after
+// the targets died. Probes are shared among the nodes with the same
+// probes: every target dies on every node as fast as when all agree (the
+// grace, a minute here, plays no part).
+func TestVotesNoProberHasTheProbe(t *testing.T) {
+	orphanTest(t, VotesOptions{Probers: 1, Grace: time.Minute}, true)
+}
+
+// TestVotesOrphanAdopted: the same without reports (as when a node's
+// report is not seen yet, or nodes do not agree on who has what): a node
+// that has a probe nobody votes on for the partition grace probes it
+// itself.
+func TestVotesOrphanAdopted(t *testing.T) {
+	orphanTest(t, VotesOptions{Probers: 1, Grace: time.Second}, false)
+}
+
+// orphanTest runs ns1 and ns2 on one version of a check and ns3 on
+// another, kills every target, and wants them down on every node within
+// 10 s.
+func orphanTest(t *testing.T, opts VotesOptions, reports bool) {
+	const targets = 12
+	ec := etcdtest.Start(t, etcdtest.Options{Members: 1})
+	b := startBackends(t, targets)
+	oldSet := votesZone(t, "{type: http, port: 80, path: /healthz, interval: 200ms, timeout: 150ms, fall: 2, keepalive: false}", b.addrs)
+	newSet := votesZone(t, "{type: http, port: 80, path: /healthz, interval: 300ms, timeout: 150ms, fall: 2, keepalive: false}", b.addrs)
+	type node struct {
+		v   *voter
+		set *zones.Set
+	}
+	ns := []node{
+		{startVoterReports(t, ec, "ns1", oldSet, loopback, opts, reports), oldSet},
+		{startVoterReports(t, ec, "ns2", oldSet, loopback, opts, reports), oldSet},
+		{startVoterReports(t, ec, "ns3", newSet, loopback, opts, reports), newSet},
+	}
+	start := time.Now()
+	var voteless []string
+	if !assert.Eventually(t, func() bool {
+		voteless = nil
+		for _, n := range ns {
+			if len(n.v.c.Nodes()) != 3 || len(n.v.h.Votes()) != targets {
+				voteless = append(voteless, n.v.c.self.Name+": not joined")
+				continue
+			}
+			for key, st := range n.v.h.Votes() {
+				if len(st.Votes) == 0 {
+					voteless = append(voteless, n.v.c.self.Name+":"+key[:strings.IndexByte(key, '|')])
+				}
+			}
+		}
+		return len(voteless) == 0
+	}, 15*time.Second, 20*time.Millisecond) {
+		t.Fatalf("probes without a vote 15 s after the start: %v", voteless)
+	}
+	t.Logf("every probe has a vote on every node %v after the start", time.Since(start).Round(time.Millisecond))
+	for _, s := range b.srvs {
+		s.Close()
+	}
+	died := time.Now()
+	stuck := func() []string {
+		var out []string
+		for _, n := range ns {
+			for _, a := range b.addrs {
+				if upIn(n.v.h, n.set, a) {
+					out = append(out, n.v.c.self.Name+":"+a)
+				}
+			}
+		}
+		return out
+	}
+	var up []string
+	if !assert.Eventually(t, func() bool { up = stuck(); return len(up) == 0 }, 10*time.Second, 20*time.Millisecond) {
+		t.Fatalf("still up 10 s after every target died: %v", up)
+	}
+	t.Logf("every target down on every node %v after they died (grace %v)", time.Since(died).Round(time.Millisecond), opts.Grace)
 }

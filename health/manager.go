@@ -85,9 +85,11 @@ type Manager struct {
 	alone     bool                 // cut off past the grace period
 	runs      func(id string) bool // which probes this node runs; nil: all
 	probers   func(id string) []string
-	handing   map[*probe]struct{} // probes this node hands over (handover)
-	votes     map[string][]Vote   // every node's votes, by VoteID
-	voteDirty map[string]struct{} // own votes changed since DrainVotes
+	chosen    func(id string) []string // Sharing.Probers, also outside a handover
+	grace     time.Duration            // Sharing.Grace
+	handing   map[*probe]struct{}      // probes this node hands over (handover)
+	votes     map[string][]Vote        // every node's votes, by VoteID
+	voteDirty map[string]struct{}      // own votes changed since DrainVotes
 	voteCh    chan struct{}
 
 	table atomic.Pointer[Table]
@@ -126,6 +128,8 @@ type probe struct {
 	handing bool      // this node hands it over (handOverLocked): it runs it until its heirs voted
 	heirs   []string  // the nodes that take it over
 	handEnd time.Time // when the handover ends whatever the heirs did
+	adopted bool      // run here, not by rendezvous: nobody voted on it for the grace (orphanLocked)
+	votedAt time.Time // when it last had a vote (or was set up, or the node joined)
 	fresh   int       // results since it started running here (its vote counts from the first)
 	verdict State     // the NS set's last decision
 	decided bool      // verdict holds one
@@ -287,6 +291,7 @@ func (m *Manager) SetZones(set *zones.Set) {
 			next = now
 		}
 		m.probes[key] = w
+		w.votedAt = now
 		w.runs = m.wantsRunLocked(w)
 		m.queue.push(queued{at: next.Sub(m.epoch), every: w.spec.Check.Interval, p: w})
 		m.metrics.set(w)
@@ -349,9 +354,11 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	var adopted []*probe
 	for {
 		m.mu.Lock()
 		now := time.Since(m.epoch)
+		adopted = adopted[:0]
 		for len(m.queue) > 0 && m.queue[0].at <= now {
 			q := &m.queue[0]
 			p := q.p
@@ -368,6 +375,10 @@ func (m *Manager) Run(ctx context.Context) error {
 			if p.handing && m.handedLocked(p, time.Now()) {
 				m.stopRunLocked(p)
 			}
+			if m.orphanLocked(p, time.Now()) && m.adoptLocked(p) {
+				adopted = append(adopted, p)
+				continue
+			}
 			if p.inflight || !p.runs {
 				continue // the last one has not returned (timeout <= interval makes this rare), or another node probes it
 			}
@@ -383,6 +394,11 @@ func (m *Manager) Run(ctx context.Context) error {
 			default:
 				m.metrics.skipped.Inc()
 			}
+		}
+		if len(adopted) > 0 {
+			m.log.Warn("cluster: no node of the NS set voted on probes this node has for the partition grace; probing them here until their probers vote",
+				"probes", len(adopted), "target", adopted[0].spec.Target, "grace", m.grace)
+			m.takeOverLocked(adopted)
 		}
 		wait := time.Hour
 		if len(m.queue) > 0 {

@@ -108,6 +108,12 @@ type Sharing struct {
 	// and keeps its vote until each of them has voted. nil: it stops at
 	// once. Called with the manager's lock held.
 	Probers func(id string) []string
+	// Grace is how long a probe this node has but does not run may go
+	// without any vote before this node probes it too (the partition
+	// grace, applied to one probe): its probers may not have it (they run
+	// another version of the zone). It probes it until one of its Probers
+	// votes. 0: never.
+	Grace time.Duration
 }
 
 // SetSharing makes the manager share its health with an NS set (from the
@@ -123,11 +129,16 @@ func (m *Manager) SetSharing(s Sharing) {
 	// have voted on everything it does not run all along.
 	member := m.sharing && m.runs != nil && !m.alone
 	m.sharing, m.alone, m.runs, m.probers = true, s.Alone, s.Runs, nil
+	m.chosen, m.grace = s.Probers, s.Grace
 	if member {
 		m.probers = s.Probers
 	}
+	now := time.Now()
 	var taken []*probe
 	for _, p := range m.probes {
+		if !member { // votes count from the join: none yet is no orphan
+			p.adopted, p.votedAt = false, now
+		}
 		if m.applyRunsLocked(p) {
 			taken = append(taken, p)
 		}
@@ -251,7 +262,36 @@ func (m *Manager) stopRunLocked(p *probe) {
 
 // wantsRunLocked says whether this node runs p.
 func (m *Manager) wantsRunLocked(p *probe) bool {
-	return !m.sharing || m.runs == nil || p.spec.Check.Type == "static" || m.runs(p.vid)
+	return !m.sharing || m.runs == nil || p.spec.Check.Type == "static" || p.adopted || m.runs(p.vid)
+}
+
+// orphanLocked says whether p, which this node has and does not run, has
+// gone without any vote for the grace: its probers do not have it (nodes
+// on another version of its zone, or a view of them not current yet).
+// Its last decision would otherwise stand for as long as that lasts.
+func (m *Manager) orphanLocked(p *probe, now time.Time) bool {
+	return m.sharing && !m.alone && m.runs != nil && m.grace > 0 && !p.runs && !p.removed &&
+		p.spec.Check.Type != "static" && len(m.votes[p.vid]) == 0 && now.Sub(p.votedAt) >= m.grace
+}
+
+// adoptLocked has this node run p, an orphan, until one of its probers
+// votes; true when it has just taken p over.
+func (m *Manager) adoptLocked(p *probe) bool {
+	p.adopted = true
+	return m.applyRunsLocked(p)
+}
+
+// unadoptLocked ends the adoption of p once one of its probers voted on
+// it: it is probed where it should be again.
+func (m *Manager) unadoptLocked(p *probe) {
+	if !p.adopted || m.chosen == nil {
+		return
+	}
+	chosen := m.chosen(p.vid)
+	if slices.ContainsFunc(m.votes[p.vid], func(v Vote) bool { return slices.Contains(chosen, v.Node) }) {
+		p.adopted = false
+		m.applyRunsLocked(p)
+	}
 }
 
 // UpdateVotes applies the NS set's votes: by VoteID, by node, a vote or
@@ -259,6 +299,11 @@ func (m *Manager) wantsRunLocked(p *probe) bool {
 func (m *Manager) UpdateVotes(reset bool, votes map[string]map[string]*Vote) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	had := make(map[string]bool, len(votes)) // the ids updated that had votes before
+	for id := range votes {
+		had[id] = len(m.votes[id]) > 0
+	}
+	old := m.votes
 	if reset || m.votes == nil {
 		m.votes = map[string][]Vote{}
 	}
@@ -279,6 +324,13 @@ func (m *Manager) UpdateVotes(reset bool, votes map[string]map[string]*Vote) {
 		}
 	}
 	now := time.Now()
+	for _, p := range m.probes {
+		// votedAt: the last moment p had a vote, for orphanLocked.
+		if len(m.votes[p.vid]) > 0 || had[p.vid] || (reset && len(old[p.vid]) > 0) {
+			p.votedAt = now
+		}
+		m.unadoptLocked(p)
+	}
 	for p := range m.handing {
 		if m.handedLocked(p, now) {
 			m.stopRunLocked(p)

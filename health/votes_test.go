@@ -269,3 +269,35 @@ func TestHandOver(t *testing.T) {
 	require.False(t, m.handedLocked(pe, time.Now()))
 	require.True(t, m.handedLocked(pe, time.Now().Add(2*time.Second+800*time.Millisecond+2*time.Second+time.Second)))
 }
+
+// TestOrphanAdopted: a probe this node has, which its probers do not run
+// (they have another version of the zone), and which nobody votes on for
+// the grace, is probed here until one of its probers votes; before, its
+// last decision stood for as long as that lasted.
+func TestOrphanAdopted(t *testing.T) {
+	set := compile(t, zoneYAML("{type: http, port: 8080, rise: 1, fall: 1}", []string{e1}, []string{w1}))
+	m := NewManager(Options{Allow: loopback, Log: quiet})
+	m.SetZones(set)
+	pe, pw := probeFor(t, m, e1), probeFor(t, m, w1)
+	m.SetSharing(Sharing{Runs: func(string) bool { return false }, Probers: func(string) []string { return []string{"ns3"} }, Grace: time.Second})
+	now := time.Now()
+	require.False(t, m.orphanLocked(pw, now), "within the grace")
+	m.UpdateVotes(false, map[string]map[string]*Vote{pe.vid: {"ns3": {Up: true}}})
+	later := time.Now().Add(2 * time.Second)
+	require.False(t, m.orphanLocked(pe, later), "voted on")
+	require.True(t, m.orphanLocked(pw, later), "no vote for the grace")
+	m.UpdateVotes(false, map[string]map[string]*Vote{pe.vid: {"ns3": nil}})
+	require.False(t, m.orphanLocked(pe, time.Now().Add(500*time.Millisecond)), "the grace counts from its last vote")
+
+	m.DrainVotes() // the withdrawals of the join
+	require.True(t, m.adoptLocked(pw))
+	require.True(t, pw.runs)
+	m.record(pw, Result{Reason: "refused"}, nil)
+	require.Equal(t, map[string]*Vote{pw.vid: {Up: false, Since: pw.since}}, m.DrainVotes(), "its vote counts")
+	m.UpdateVotes(false, map[string]map[string]*Vote{pw.vid: {"ns2": {Up: false}}})
+	require.True(t, pw.runs, "ns2 (another node that adopted it) is not its prober")
+	m.UpdateVotes(false, map[string]map[string]*Vote{pw.vid: {"ns3": {Up: false}}})
+	require.False(t, pw.runs, "its prober voted")
+	require.False(t, pw.adopted)
+	require.False(t, m.orphanLocked(pw, time.Now().Add(time.Hour)), "voted on")
+}

@@ -149,9 +149,10 @@ func (c *compiler) serial(mtime time.Time, prev *Zone) {
 		if moved {
 			ps = prev.Serial
 		}
-		if s, ok := src.Serial(z.Origin, z.Hash, serial, ps, moved); ok {
-			serial = s
-		}
+		// Used when the source cannot answer too: it may have kept the
+		// serial it gave this content before (a node restarted while etcd
+		// is down serves the set's serial, not its file's mtime).
+		serial, _ = src.Serial(z.Origin, z.Hash, serial, ps, moved)
 	}
 	soa := dns.Copy(z.soa).(*dns.SOA)
 	soa.Serial = serial
@@ -168,7 +169,9 @@ type SerialSource interface {
 	// serial this server would give it alone. moved: the server replaces
 	// another content, served with serial prev, which the new content's
 	// serial must come after. ok false (the source cannot answer now):
-	// want is used.
+	// serial is want, or the serial the source gave this content before
+	// and kept (after prev when moved); the zone is to be loaded again
+	// when the source answers. The serial returned is used either way.
 	Serial(origin string, hash [32]byte, want, prev uint32, moved bool) (serial uint32, ok bool)
 }
 

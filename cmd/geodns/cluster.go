@@ -62,15 +62,21 @@ func (p *clusterParts) shareHealth(cfg cluster.Config, h *health.Manager, reg pr
 	p.votes = cluster.NewVotes(p.cluster, h, cluster.VotesOptions{Probers: cfg.Probers, Grace: cfg.PartitionGrace}, reg)
 }
 
-// run runs the parts until ctx ends.
+// run runs the parts until ctx ends, or the session ends with an error
+// (another live process uses this node's name): then it stops them all
+// and returns it, and the server stops.
 func (p *clusterParts) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { p.operator.Run(ctx) })
 	wg.Go(func() { p.reports.Run(ctx) })
 	if p.votes != nil {
+		p.votes.UseReports(p.reports)
 		wg.Go(func() { p.votes.Run(ctx) })
 	}
 	err := p.cluster.Run(ctx)
+	cancel()
 	wg.Wait()
 	return err
 }
@@ -152,7 +158,7 @@ func printCluster(w io.Writer, v api.ClusterView) {
 		if len(n.Drift) > 0 {
 			drift = fmt.Sprintf("DRIFT (%d)", len(n.Drift))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\n", name, dash(n.Region), lease, n.OperatorRevision, zoneList(n.Zones), len(n.GeoIP), drift)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\n", name, dash(n.Region), lease, n.OperatorRevision, zoneList(n.Report), len(n.GeoIP), drift)
 	}
 	tw.Flush()
 	for _, n := range v.Nodes {
@@ -202,7 +208,7 @@ func printVotes(w io.Writer, votes []api.ProbeVotes) {
 	if len(votes) == 0 {
 		return
 	}
-	var up, down, split int
+	var up, down, split, none int
 	var shown []api.ProbeVotes
 	for _, p := range votes {
 		agree := true
@@ -210,6 +216,9 @@ func printVotes(w io.Writer, votes []api.ProbeVotes) {
 			agree = agree && n.Up == p.Up
 		}
 		switch {
+		case len(p.Votes) == 0:
+			// Not "up by every vote": its last decision stands, checked by nobody.
+			none++
 		case !agree:
 			split++
 		case p.Up:
@@ -220,7 +229,7 @@ func printVotes(w io.Writer, votes []api.ProbeVotes) {
 		}
 		shown = append(shown, p)
 	}
-	fmt.Fprintf(w, "\nhealth votes on %d probes: %d up by every vote, %d down, %d where the nodes disagree\n", len(votes), up, down, split)
+	fmt.Fprintf(w, "\nhealth votes on %d probes: %d up by every vote, %d down, %d where the nodes disagree, %d with no votes\n", len(votes), up, down, split, none)
 	if len(shown) == 0 {
 		return
 	}
@@ -235,6 +244,8 @@ func printVotes(w io.Writer, votes []api.ProbeVotes) {
 		switch {
 		case !p.Decided:
 			decided = "no votes yet"
+		case len(p.Votes) == 0:
+			decided = upDown(p.Up) + ", no votes (kept)"
 		case p.Up:
 			decided = "up"
 		}
@@ -269,9 +280,12 @@ func dash(s string) string {
 }
 
 // zoneList shows zones as origin@serial, sorted.
-func zoneList(zs map[string]cluster.ZoneReport) string {
+func zoneList(rep cluster.Report) string {
+	if rep.ZonesOmitted > 0 {
+		return fmt.Sprintf("%d zones (not in its report: too large for etcd)", rep.ZonesOmitted)
+	}
 	var out []string
-	for o, z := range zs {
+	for o, z := range rep.Zones {
 		out = append(out, fmt.Sprintf("%s@%d", o, z.Serial))
 	}
 	sort.Strings(out)

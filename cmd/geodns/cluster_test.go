@@ -533,7 +533,7 @@ services:
 	require.Eventually(t, func() bool {
 		var code int
 		code, out, _ = runGeodns(t, "cluster", "status", "--api", nodes[0].url(""))
-		return code == 0 && strings.Contains(out, "health votes on 2 probes: 1 up by every vote, 1 down, 0 where the nodes disagree") &&
+		return code == 0 && strings.Contains(out, "health votes on 2 probes: 1 up by every vote, 1 down, 0 where the nodes disagree, 0 with no votes") &&
 			strings.Contains(out, dead+"  down     yes          ns1=down ns2=down ns3=down")
 	}, 15*time.Second, 200*time.Millisecond, "cluster status:\n%s", out)
 	t.Logf("geodns cluster status:\n%s", out)

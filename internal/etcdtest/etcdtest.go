@@ -37,6 +37,9 @@ type Options struct {
 	// Host is the address clients connect to; default 127.0.0.1 (another
 	// is for tests whose clients live in network namespaces of their own).
 	Host string
+	// MaxRequestBytes is each member's --max-request-bytes; default
+	// etcd's (1.5 MiB).
+	MaxRequestBytes int
 }
 
 // Cluster is a running etcd cluster.
@@ -96,6 +99,9 @@ func Start(t testing.TB, opts Options) *Cluster {
 			// minimum lease TTL follows (1.5 election timeouts: 2 s).
 			"--heartbeat-interval", "100", "--election-timeout", "1000",
 			"--log-level", "warn", "--logger", "zap",
+		}
+		if opts.MaxRequestBytes > 0 {
+			m.args = append(m.args, "--max-request-bytes", fmt.Sprint(opts.MaxRequestBytes))
 		}
 		if opts.TLS {
 			m.args = append(m.args, "--cert-file", c.Certs.ServerCert, "--key-file", c.Certs.ServerKey,
