@@ -442,7 +442,9 @@ func (s *Server) version(prev *view, origin string, soa *dns.SOA, want uint32, r
 			binary.BigEndian.PutUint32(b[32:], want)
 			key = sha256.Sum256(b[:])
 		}
-		if x, ok := src.Serial("export:"+origin, key, serial, prevSerial, moved); ok && x != serial {
+		// Used when the source cannot answer too (zones.SerialSource): it
+		// may have kept the set's serial for this export.
+		if x, _ := src.Serial("export:"+origin, key, serial, prevSerial, moved); x != serial {
 			if made {
 				v.journal[len(v.journal)-1].To = x
 			} else {
