@@ -44,8 +44,10 @@ type Serials struct {
 	// reload of many zones in an outage).
 	failed atomic.Int64
 
-	mu    sync.Mutex
-	local map[string]bool // zones numbered alone (etcd did not answer)
+	mu     sync.Mutex
+	local  map[string]bool         // zones numbered alone (etcd did not answer)
+	served map[string]cachedSerial // by zone (and "export:" zone): the content and serial this node serves
+	reload func()                  // NewSerials's
 }
 
 var _ zones.SerialSource = (*Serials)(nil)
@@ -98,7 +100,7 @@ func (s *Serials) recall(origin, hash string) (uint32, bool) {
 // when the node connects while some zone is numbered alone: it should
 // load the zones again (SIGHUP's reload), which numbers them from etcd.
 func NewSerials(c *Cluster, reload func()) *Serials {
-	s := &Serials{c: c, local: map[string]bool{}}
+	s := &Serials{c: c, local: map[string]bool{}, served: map[string]cachedSerial{}, reload: reload}
 	if reload != nil {
 		c.OnSession(func(ctx context.Context, _ clientv3.LeaseID) error {
 			if len(s.Local()) > 0 {
@@ -142,11 +144,46 @@ func (s *Serials) Serial(origin string, hash [32]byte, want, prev uint32, moved 
 	} else {
 		s.local[origin] = true
 	}
+	s.served[origin] = cachedSerial{h, serial}
 	s.mu.Unlock()
 	if !ok && serial == want {
 		s.c.log.Warn("cluster: etcd did not answer; the zone's serial is this node's alone until it loads again", "zone", origin, "serial", want)
 	}
 	return serial, ok
+}
+
+// Run follows the serials the set records until ctx ends. A node that
+// comes back to a content after another (a bad push reverted) numbers it
+// anew, past the serial it served meanwhile; the nodes that kept serving
+// that content under its old serial then load their zones again (the
+// reload given to NewSerials) and take the new one. Without it, one
+// content stayed under two serials, shown as drift, until the other
+// nodes' files next changed.
+func (s *Serials) Run(ctx context.Context) {
+	if s.reload == nil {
+		return
+	}
+	s.c.Mirror(ctx, "serials/", func(u Update) {
+		var stale []string
+		s.mu.Lock()
+		for k, v := range u.Puts {
+			i := strings.LastIndexByte(k, '/')
+			if i < 0 {
+				continue
+			}
+			origin, hash := k[:i], k[i+1:]
+			n, err := strconv.ParseUint(string(v), 10, 32)
+			if cur, ok := s.served[origin]; ok && err == nil && cur.Hash == hash && serialAfter(uint32(n), cur.Serial) {
+				stale = append(stale, origin)
+			}
+		}
+		s.mu.Unlock()
+		if len(stale) > 0 {
+			slices.Sort(stale)
+			s.c.log.Info("cluster: another node renumbered content this node serves; reloading the zones", "zones", stale)
+			s.reload()
+		}
+	})
 }
 
 // Local returns the zones numbered alone since they last loaded.

@@ -406,3 +406,48 @@ func TestReportTooLargeForEtcd(t *testing.T) {
 	require.Empty(t, seen.Zones)
 	require.Empty(t, seen.Drift, "zones left out are not drift")
 }
+
+// TestRevertedContentConverges: two nodes serve content H under
+// one serial; one of them gets a bad push (B) and then H back, which it
+// must number past B's serial. The other node, which kept serving H,
+// takes that new serial within seconds (one content, one serial), with
+// no change to its files. Before, it kept the old one and the set showed
+// drift until its file next changed.
+func TestRevertedContentConverges(t *testing.T) {
+	ec := etcdtest.Start(t, etcdtest.Options{Members: 1})
+	zone := func(addr string) string {
+		return "soa: {ns: ns1.example.com., mbox: h.example.com.}\nrecords:\n  \"@\": {NS: [ns1.example.com.], A: [" + addr + "]}\n"
+	}
+	type node struct {
+		dir string
+		set atomic.Pointer[zones.Set]
+		w   *zones.Watcher
+	}
+	start := func(name string) *node {
+		n := &node{dir: t.TempDir()}
+		require.NoError(t, os.WriteFile(filepath.Join(n.dir, "example.com.yaml"), []byte(zone("192.0.2.1")), 0o644))
+		c, _ := startNode(t, testConfig(ec, name, "eu"))
+		n.w = zones.NewWatcher(n.dir, &n.set, nil, quiet)
+		s := NewSerials(c, func() { go n.w.ReloadAll() })
+		n.w.Serials = s
+		require.NoError(t, n.w.Scan(true))
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		go s.Run(ctx)
+		return n
+	}
+	serial := func(n *node) uint32 { return n.set.Load().Zone("example.com.").Serial }
+	a, b := start("ns1"), start("ns2")
+	h := serial(a)
+	require.Equal(t, h, serial(b), "one content, one serial")
+
+	// The bad push and its revert, on ns2 only.
+	for _, addr := range []string{"192.0.2.66", "192.0.2.1"} {
+		require.NoError(t, os.WriteFile(filepath.Join(b.dir, "example.com.yaml"), []byte(zone(addr)), 0o644))
+		require.NoError(t, b.w.ReloadAll())
+	}
+	back := serial(b)
+	require.True(t, serialAfter(back, h), "the reverted content comes after the bad push's serial on ns2: %d after %d", back, h)
+	require.Eventually(t, func() bool { return serial(a) == back }, 10*time.Second, 20*time.Millisecond,
+		"ns1 takes the serial the content has now (%d), not %d", back, serial(a))
+}

@@ -71,6 +71,7 @@ func (p *clusterParts) run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { p.operator.Run(ctx) })
 	wg.Go(func() { p.reports.Run(ctx) })
+	wg.Go(func() { p.serials.Run(ctx) }) // a content renumbered elsewhere: reload
 	if p.votes != nil {
 		p.votes.UseReports(p.reports)
 		wg.Go(func() { p.votes.Run(ctx) })
