@@ -399,19 +399,25 @@ func (c *Cluster) register(ctx context.Context, lease clientv3.LeaseID) error {
 	}
 	var held Node
 	json.Unmarshal(kvs[0].Value, &held)
-	// This process's own (under a lease it lost, not yet lapsed in etcd):
-	// taken over.
-	if clientv3.LeaseID(kvs[0].Lease) != lease && !held.Started.Equal(c.self.Started) {
-		return &heldError{lease: clientv3.LeaseID(kvs[0].Lease), node: held}
+	// Taken over: this process's own (under a lease it lost, not yet
+	// lapsed in etcd), or one under no lease (no live process's: written
+	// by hand).
+	if other := clientv3.LeaseID(kvs[0].Lease); other != lease && other != 0 && !held.Started.Equal(c.self.Started) {
+		return &heldError{lease: other, node: held}
 	}
-	_, err = c.cli.Txn(rctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", kvs[0].ModRevision)).Then(put).Commit()
+	t, err = c.cli.Txn(rctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", kvs[0].ModRevision)).Then(put).Commit()
+	if err == nil && !t.Succeeded {
+		err = errors.New("registration changed meanwhile") // its lease lapsed, say: the next session registers
+	}
 	return err
 }
 
 // heldFor is how long a registration may stay held by another lease
-// before this node takes it as another live process's: that lease's TTL
-// (a restarted node waits for the old lease of its previous run) and a
-// margin for etcd's expiry check (every 500 ms).
+// before this node takes it as another live process's. A restarted node
+// waits for the lease of its previous run to lapse: its TTL, or two when
+// an etcd leader change gave it its full TTL again meanwhile (etcd does
+// that for every lease), and a margin for etcd's expiry check (every
+// 500 ms). A live process's lease never lapses.
 func (c *Cluster) heldFor(ctx context.Context, lease clientv3.LeaseID) time.Duration {
 	tctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
@@ -419,7 +425,7 @@ func (c *Cluster) heldFor(ctx context.Context, lease clientv3.LeaseID) time.Dura
 	if r, err := c.cli.TimeToLive(tctx, lease); err == nil && r.GrantedTTL > 0 {
 		ttl = time.Duration(r.GrantedTTL) * time.Second
 	}
-	return ttl + 2*time.Second
+	return 2*ttl + 2*time.Second
 }
 
 // keepLease grants a lease, keeps it alive and runs the session work
