@@ -36,11 +36,15 @@ func startNode(t *testing.T, cfg Config) (c *Cluster, stop func()) {
 	return startNodeTTL(t, cfg, 3*time.Second)
 }
 
-// startNodeTTL is startNode with a lease TTL of ttl.
-func startNodeTTL(t *testing.T, cfg Config, ttl time.Duration) (c *Cluster, stop func()) {
+// startNodeTTL is startNode with a lease TTL of ttl; before, if given,
+// sees the Cluster before it runs (what must be set up before Run).
+func startNodeTTL(t *testing.T, cfg Config, ttl time.Duration, before ...func(*Cluster)) (c *Cluster, stop func()) {
 	t.Helper()
 	c, err := New(Options{Config: cfg, Version: "test", TTL: ttl, Timeout: time.Second, Log: quiet})
 	require.NoError(t, err)
+	for _, f := range before {
+		f(c)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { c.Run(ctx); c.Close(); close(done) }()

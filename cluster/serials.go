@@ -163,6 +163,9 @@ func (s *Serials) Run(ctx context.Context) {
 	if s.reload == nil {
 		return
 	}
+	// One reload for a burst: a node reverting many zones writes one
+	// serial each, and each would otherwise reload every zone here.
+	var pending atomic.Bool
 	s.c.Mirror(ctx, "serials/", func(u Update) {
 		var stale []string
 		s.mu.Lock()
@@ -178,13 +181,21 @@ func (s *Serials) Run(ctx context.Context) {
 			}
 		}
 		s.mu.Unlock()
-		if len(stale) > 0 {
+		if len(stale) > 0 && pending.CompareAndSwap(false, true) {
 			slices.Sort(stale)
 			s.c.log.Info("cluster: another node renumbered content this node serves; reloading the zones", "zones", stale)
-			s.reload()
+			time.AfterFunc(renumberDelay, func() {
+				pending.Store(false) // a renumbering after this point reloads again
+				if ctx.Err() == nil {
+					s.reload()
+				}
+			})
 		}
 	})
 }
+
+// renumberDelay gathers the renumberings of a burst into one reload.
+const renumberDelay = 300 * time.Millisecond
 
 // Local returns the zones numbered alone since they last loaded.
 func (s *Serials) Local() []string {

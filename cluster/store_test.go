@@ -426,9 +426,12 @@ func TestRevertedContentConverges(t *testing.T) {
 	start := func(name string) *node {
 		n := &node{dir: t.TempDir()}
 		require.NoError(t, os.WriteFile(filepath.Join(n.dir, "example.com.yaml"), []byte(zone("192.0.2.1")), 0o644))
-		c, _ := startNode(t, testConfig(ec, name, "eu"))
+		var s *Serials
+		// NewSerials with a reload hooks the session: before Run.
+		startNodeTTL(t, testConfig(ec, name, "eu"), 3*time.Second, func(c *Cluster) {
+			s = NewSerials(c, func() { go n.w.ReloadAll() })
+		})
 		n.w = zones.NewWatcher(n.dir, &n.set, nil, quiet)
-		s := NewSerials(c, func() { go n.w.ReloadAll() })
 		n.w.Serials = s
 		require.NoError(t, n.w.Scan(true))
 		ctx, cancel := context.WithCancel(context.Background())
