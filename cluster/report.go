@@ -19,6 +19,8 @@ import (
 	"github.com/geodns/geodns/zones"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Report is what one node serves, as it publishes it under its lease at
@@ -248,7 +250,7 @@ func (r *Reports) publish(ctx context.Context, lease clientv3.LeaseID) error {
 		}
 		if string(b) != last {
 			err := put(b)
-			if errors.Is(err, rpctypes.ErrRequestTooLarge) && rep.ZonesOmitted == 0 && len(rep.Zones) > 0 {
+			if tooLargeErr(err) && rep.ZonesOmitted == 0 && len(rep.Zones) > 0 {
 				// Published without its zones rather than not at all: the
 				// node stays in every view, its operator revision and GeoIP
 				// files in drift, and it is no longer listed as gone.
@@ -546,4 +548,13 @@ func (r *Reports) updateMetrics() {
 	for k, n := range counts {
 		r.c.metrics.drift.WithLabelValues(k).Set(float64(n))
 	}
+}
+
+// tooLargeErr tells an error of a request too large for etcd: the
+// member's --max-request-bytes (ErrRequestTooLarge), or the client's own
+// limit on a message it sends (2 MiB; gRPC's ResourceExhausted, which
+// the client does not translate), reached first once the members'
+// limit is raised past it.
+func tooLargeErr(err error) bool {
+	return errors.Is(err, rpctypes.ErrRequestTooLarge) || status.Code(err) == codes.ResourceExhausted
 }

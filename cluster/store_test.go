@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -367,44 +368,59 @@ func TestOperatorUnreadableInEtcd(t *testing.T) {
 // without its zones, says how many it left out, and shows in the other
 // nodes' view. Before, the put failed again every lease_ttl/4 without
 // end ("request is too large"): the node was missing from every view
-// and drift, and its gone record was never deleted.
+// and drift, and its gone record was never deleted. Both limits: the
+// members' --max-request-bytes (16 KiB here), and, with the members'
+// raised to 8 MiB as the docs advise, the client's own 2 MiB on what it
+// sends (a gRPC ResourceExhausted, which the fallback missed at first).
 func TestReportTooLargeForEtcd(t *testing.T) {
-	ec := etcdtest.Start(t, etcdtest.Options{Members: 1, MaxRequestBytes: 16 << 10})
-	var zs []*zones.Zone
-	for i := range 300 {
-		origin := fmt.Sprintf("zone-%03d.example.", i)
-		z, err := zones.Compile(origin+"yaml", []byte("soa: {ns: ns1.example.net., mbox: h.example.net.}\nrecords:\n  \"@\": {A: [192.0.2.1]}\n"), origin, time.Now(), nil)
-		require.NoError(t, err)
-		zs = append(zs, z)
-	}
-	big := zones.NewSet(zs...)
-	small := zones.NewSet(zs[0])
-	run := func(name string, set *zones.Set) *Reports {
-		c, err := New(Options{Config: testConfig(ec, name, "eu"), Version: "test", TTL: 3 * time.Second, Timeout: time.Second, Log: quiet})
-		require.NoError(t, err)
-		r := NewReports(c, Sources{Zones: func() *zones.Set { return set }})
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{}, 2)
-		go func() { c.Run(ctx); done <- struct{}{} }()
-		go func() { r.Run(ctx); done <- struct{}{} }()
-		t.Cleanup(func() { cancel(); <-done; <-done; c.Close() })
-		return r
-	}
-	run("big1", big)
-	other := run("ns2", small)
-	var seen NodeView
-	require.Eventually(t, func() bool {
-		for _, n := range other.View().Nodes {
-			if n.Node == "big1" && n.State == StateLive {
-				seen = n
-				return true
+	for _, tc := range []struct {
+		name     string
+		maxBytes int
+		zones    int
+		label    string // lengthens each zone's name, and so its report entry
+	}{
+		{"member limit", 16 << 10, 300, ""},
+		{"client limit", 8 << 20, 12000, strings.Repeat("x", 60) + "."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ec := etcdtest.Start(t, etcdtest.Options{Members: 1, MaxRequestBytes: tc.maxBytes})
+			var zs []*zones.Zone
+			for i := range tc.zones {
+				origin := fmt.Sprintf("zone-%05d.%sexample.", i, tc.label)
+				z, err := zones.Compile(origin+"yaml", []byte("soa: {ns: ns1.example.net., mbox: h.example.net.}\nrecords:\n  \"@\": {A: [192.0.2.1]}\n"), origin, time.Now(), nil)
+				require.NoError(t, err)
+				zs = append(zs, z)
 			}
-		}
-		return false
-	}, 10*time.Second, 20*time.Millisecond, "big1 is in ns2's view")
-	require.Equal(t, 300, seen.ZonesOmitted)
-	require.Empty(t, seen.Zones)
-	require.Empty(t, seen.Drift, "zones left out are not drift")
+			big := zones.NewSet(zs...)
+			small := zones.NewSet(zs[0])
+			run := func(name string, set *zones.Set) *Reports {
+				c, err := New(Options{Config: testConfig(ec, name, "eu"), Version: "test", TTL: 3 * time.Second, Timeout: time.Second, Log: quiet})
+				require.NoError(t, err)
+				r := NewReports(c, Sources{Zones: func() *zones.Set { return set }})
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan struct{}, 2)
+				go func() { c.Run(ctx); done <- struct{}{} }()
+				go func() { r.Run(ctx); done <- struct{}{} }()
+				t.Cleanup(func() { cancel(); <-done; <-done; c.Close() })
+				return r
+			}
+			run("big1", big)
+			other := run("ns2", small)
+			var seen NodeView
+			require.Eventually(t, func() bool {
+				for _, n := range other.View().Nodes {
+					if n.Node == "big1" && n.State == StateLive {
+						seen = n
+						return true
+					}
+				}
+				return false
+			}, 20*time.Second, 20*time.Millisecond, "big1 is in ns2's view")
+			require.Equal(t, tc.zones, seen.ZonesOmitted)
+			require.Empty(t, seen.Zones)
+			require.Empty(t, seen.Drift, "zones left out are not drift")
+		})
+	}
 }
 
 // TestRevertedContentConverges: two nodes serve content H under
