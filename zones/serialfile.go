@@ -74,14 +74,21 @@ func (f *SerialFile) Serial(origin string, hash [32]byte, want, prev uint32, mov
 	return want, true
 }
 
-// Flush writes what is not on disk yet (at shutdown).
+// Flush writes what is not on disk yet, and waits for a write under way
+// (at shutdown).
 func (f *SerialFile) Flush() {
 	f.mu.Lock()
-	t := f.timer
-	f.mu.Unlock()
-	if t != nil && t.Stop() {
-		f.write()
+	if f.timer != nil {
+		f.timer.Stop()
 	}
+	dirty := f.dirty
+	f.mu.Unlock()
+	if dirty {
+		f.write()
+		return
+	}
+	f.wmu.Lock() // a write that took the map already holds it
+	f.wmu.Unlock()
 }
 
 func (f *SerialFile) write() {

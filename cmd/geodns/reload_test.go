@@ -1,12 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -171,8 +173,24 @@ func TestAutomaticSerialKeptAcrossRestart(t *testing.T) {
 	require.Eventually(t, func() bool { return soaSerial(addr, "kept.test.") == first+1 }, 5*time.Second, 20*time.Millisecond,
 		"the older file's content comes after the serial served")
 
-	time.Sleep(time.Second) // the serials file is written within 200 ms of a change
+	// The serials file has it (written within 200 ms of a change), then a crash.
+	require.Eventually(t, func() bool {
+		b, err := os.ReadFile(filepath.Join(state, "serials.json"))
+		return err == nil && strings.Contains(string(b), fmt.Sprintf(`"serial":%d`, first+1))
+	}, 5*time.Second, 20*time.Millisecond)
 	stopGeodns(t, addr)
 	again, _ := startGeodns(t, dir, "kept.test.", "--state-dir", state)
 	require.Equal(t, first+1, soaSerial(again, "kept.test."), "the serial after a restart (the file's time would be %d)", uint32(old.Unix()))
+
+	// A stop (SIGTERM) right after a change writes it before exiting.
+	require.NoError(t, os.WriteFile(tmp, []byte(zone("192.0.2.3")), 0o644))
+	require.NoError(t, os.Chtimes(tmp, old, old))
+	require.NoError(t, os.Rename(tmp, path))
+	require.Eventually(t, func() bool { return soaSerial(again, "kept.test.") == first+2 }, 5*time.Second, 5*time.Millisecond)
+	v, _ := servers.Load(again)
+	p := v.(*process)
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	<-p.done
+	third, _ := startGeodns(t, dir, "kept.test.", "--state-dir", state)
+	require.Equal(t, first+2, soaSerial(third, "kept.test."), "the serial written at the stop")
 }
