@@ -190,7 +190,7 @@ func (s *Server) signedAnswer(req *dns.Msg, remote netip.Addr, tcp bool, k *key)
 		// and the TSIG with TC, so the client retries over TCP.
 		t := new(dns.Msg)
 		t.SetReply(req)
-		t.Authoritative, t.Truncated = m.Authoritative, true
+		t.Authoritative, t.Truncated, t.Rcode = m.Authoritative, true, m.Rcode
 		if opt := m.IsEdns0(); opt != nil {
 			o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
 			o.SetUDPSize(opt.UDPSize())
