@@ -119,8 +119,15 @@ const keep = 32
 
 // Serial implements zones.SerialSource.
 func (s *Serials) Serial(origin string, hash [32]byte, want, prev uint32, moved bool) (uint32, bool) {
-	serial, ok := want, false
 	h := hex.EncodeToString(hash[:])
+	// A content this node numbered before is recorded, if etcd no longer
+	// has it (its data lost and rebuilt), under the serial kept for it:
+	// the one the other nodes still serve, not this node's file time.
+	kept, found := s.recall(origin, h)
+	if found = found && (!moved || serialAfter(kept, prev)); found {
+		want = kept
+	}
+	serial, ok := want, false
 	if f := s.failed.Load(); f == 0 || s.c.contact.Load() > f {
 		serial, ok = s.serial(origin, h, want, prev, moved)
 		if ok {
@@ -128,14 +135,6 @@ func (s *Serials) Serial(origin string, hash [32]byte, want, prev uint32, moved 
 			s.remember(origin, h, serial)
 		} else {
 			s.failed.Store(time.Now().UnixNano())
-		}
-	}
-	if !ok {
-		// A return to an older content keeps the rule etcd's answer
-		// follows: never a serial that goes back.
-		if kept, found := s.recall(origin, h); found && (!moved || serialAfter(kept, prev)) {
-			s.c.log.Info("cluster: etcd did not answer; the zone keeps the serial etcd gave this content", "zone", origin, "serial", kept)
-			serial = kept
 		}
 	}
 	s.mu.Lock()
@@ -146,7 +145,11 @@ func (s *Serials) Serial(origin string, hash [32]byte, want, prev uint32, moved 
 	}
 	s.served[origin] = cachedSerial{h, serial}
 	s.mu.Unlock()
-	if !ok && serial == want {
+	switch {
+	case ok:
+	case found:
+		s.c.log.Info("cluster: etcd did not answer; the zone keeps the serial etcd gave this content", "zone", origin, "serial", kept)
+	default:
 		s.c.log.Warn("cluster: etcd did not answer; the zone's serial is this node's alone until it loads again", "zone", origin, "serial", want)
 	}
 	return serial, ok

@@ -470,3 +470,41 @@ func TestRevertedContentConverges(t *testing.T) {
 	require.Eventually(t, func() bool { return serial(a) == back }, 10*time.Second, 20*time.Millisecond,
 		"ns1 takes the serial the content has now (%d), not %d", back, serial(a))
 }
+
+// TestKeptSerialAfterEtcdDataLoss: etcd's serials are gone (its data lost
+// and rebuilt) and a node loads a zone whose content it had numbered
+// before: it records the serial it kept for that content, the one the
+// other nodes still serve, not its file's time. Before, it recorded the
+// mtime rule's serial and the set showed drift for good (the cluster
+// review's 3b).
+func TestKeptSerialAfterEtcdDataLoss(t *testing.T) {
+	ec := etcdtest.Start(t, etcdtest.Options{Members: 1})
+	dir, state := t.TempDir(), t.TempDir()
+	file := filepath.Join(dir, "example.com.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("soa: {ns: ns1.example.com., mbox: h.example.com.}\nrecords:\n  \"@\": {NS: [ns1.example.com.], A: [192.0.2.1]}\n"), 0o644))
+	mtime := time.Now().Add(-time.Hour).Truncate(time.Second)
+	require.NoError(t, os.Chtimes(file, mtime, mtime))
+	load := func(c *Cluster) *zones.Zone {
+		s := NewSerials(c, nil)
+		s.SetCache(filepath.Join(state, "serials.json"))
+		var set atomic.Pointer[zones.Set]
+		w := zones.NewWatcher(dir, &set, nil, quiet)
+		w.Serials = s
+		require.NoError(t, w.Scan(true))
+		return set.Load().Zone("example.com.")
+	}
+	c, stop := startNode(t, testConfig(ec, "ns1", "eu"))
+	first := load(c).Serial
+	stop()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := ec.Client().Delete(ctx, "/test/serials/", clientv3.WithPrefix())
+	require.NoError(t, err)
+	later := mtime.Add(10 * time.Minute) // the same content, deployed again
+	require.NoError(t, os.Chtimes(file, later, later))
+	c2, _ := startNode(t, testConfig(ec, "ns1", "eu"))
+	got := load(c2).Serial
+	t.Logf("serial before the loss %d; after: %d (the file's mtime: %d)", first, got, later.Unix())
+	require.Equal(t, first, got, "the serial this node kept for the content")
+}
