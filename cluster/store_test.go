@@ -251,6 +251,7 @@ func TestSerialsKeptForAnOutage(t *testing.T) {
 	a, b := [32]byte{1}, [32]byte{2}
 	first, ok := s.Serial("example.com.", a, 1000, 0, false)
 	require.True(t, ok)
+	s.Flush() // as serve does when it stops
 	stop()
 
 	ec.KillAll()
@@ -313,6 +314,7 @@ func TestZoneKeepsItsSerialThroughAnOutage(t *testing.T) {
 		w := zones.NewWatcher(dir, &set, nil, quiet)
 		w.Serials = s
 		require.NoError(t, w.Scan(true))
+		s.Flush() // as serve does when it stops
 		return set.Load().Zone("example.com.")
 	}
 	c, stop := startNode(t, testConfig(ec, "ns1", "eu"))
@@ -491,6 +493,7 @@ func TestKeptSerialAfterEtcdDataLoss(t *testing.T) {
 		w := zones.NewWatcher(dir, &set, nil, quiet)
 		w.Serials = s
 		require.NoError(t, w.Scan(true))
+		s.Flush() // as serve does when it stops
 		return set.Load().Zone("example.com.")
 	}
 	c, stop := startNode(t, testConfig(ec, "ns1", "eu"))

@@ -66,12 +66,35 @@ func (f *SerialFile) Serial(origin string, hash [32]byte, want, prev uint32, mov
 	if ok && !serialAfter(want, k.Serial) {
 		want = k.Serial + 1
 	}
-	f.kept[origin] = keptSerial{h, want}
+	f.keepLocked(origin, h, want)
+	return want, true
+}
+
+// Kept returns the serial kept for origin's content of hash hash (hex).
+func (f *SerialFile) Kept(origin, hash string) (uint32, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k, ok := f.kept[origin]
+	return k.Serial, ok && k.Hash == hash
+}
+
+// Keep records serial as that of origin's content of hash hash (hex):
+// the cluster's cache of what etcd gave, in the same file form.
+func (f *SerialFile) Keep(origin, hash string, serial uint32) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.kept[origin] != (keptSerial{hash, serial}) {
+		f.keepLocked(origin, hash, serial)
+	}
+}
+
+// keepLocked records a serial and has the file written soon.
+func (f *SerialFile) keepLocked(origin, hash string, serial uint32) {
+	f.kept[origin] = keptSerial{hash, serial}
 	if !f.dirty {
 		f.dirty = true
 		f.timer = time.AfterFunc(serialWriteDelay, f.write)
 	}
-	return want, true
 }
 
 // Flush writes what is not on disk yet, and waits for a write under way

@@ -249,6 +249,7 @@ func serve(args []string, stderr io.Writer) int {
 		} else {
 			// A node restarted in an etcd outage serves the set's serials.
 			clus.serials.SetCache(filepath.Join(cfg.StateDir, "serials.json"))
+			defer clus.serials.Flush()
 		}
 	}
 	// The router's plan loop rebuilds its plans, and reports services
