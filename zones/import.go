@@ -88,8 +88,16 @@ func masterYAML(rrs []dns.RR, origin, file string) ([]byte, error) {
 			zoneTTL, best = t, n
 		}
 	}
+	// Each name's canonical sort key made once, not split again at every
+	// comparison (that was 900 MB of garbage for 100,000 names).
+	sortKeys := make(map[string]string, len(order))
+	for _, k := range order {
+		if _, ok := sortKeys[k.name]; !ok {
+			sortKeys[k.name] = canonicalKey(k.name)
+		}
+	}
 	slices.SortStableFunc(order, func(a, b key) int {
-		if c := compareNames(a.name, b.name); c != 0 {
+		if c := strings.Compare(sortKeys[a.name], sortKeys[b.name]); c != 0 {
 			return c
 		}
 		return int(a.rtype) - int(b.rtype)
@@ -109,7 +117,11 @@ func masterYAML(rrs []dns.RR, origin, file string) ([]byte, error) {
 	if soa.Hdr.Ttl != zoneTTL {
 		soaMap.Content = append(soaMap.Content, str("ttl"), num(soa.Hdr.Ttl))
 	}
-	records := mapping()
+	// The records mapping is written a name at a time, indented under its
+	// key: the YAML encoder keeps every event of a document until its end
+	// (a 100,000-record zone took 870 MB to import).
+	var records bytes.Buffer
+	var err error
 	var cur *yaml.Node
 	var curName string
 	var curSets [][]dns.RR
@@ -136,7 +148,9 @@ func masterYAML(rrs []dns.RR, origin, file string) ([]byte, error) {
 			}
 			cur.Content = append(cur.Content, str(typeName(s[0].Header().Rrtype)), v)
 		}
-		records.Content = append(records.Content, str(relName(curName, origin)), cur)
+		if err == nil {
+			err = encodeYAML(&records, mapping(str(relName(curName, origin)), cur), "  ")
+		}
 	}
 	for _, k := range order {
 		if cur == nil || k.name != curName {
@@ -147,17 +161,51 @@ func masterYAML(rrs []dns.RR, origin, file string) ([]byte, error) {
 	}
 	flush()
 	doc := mapping(str("origin"), str(origin), str("ttl"), num(zoneTTL), str("soa"), soaMap)
-	if len(records.Content) > 0 {
-		doc.Content = append(doc.Content, str("records"), records)
-	}
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# imported from %s\n", file)
-	enc := yaml.NewEncoder(&b)
-	enc.SetIndent(2)
-	if err := enc.Encode(doc); err != nil {
+	if err == nil {
+		err = encodeYAML(&b, doc, "")
+	}
+	if err != nil {
 		return nil, err
 	}
-	return b.Bytes(), enc.Close()
+	if records.Len() > 0 {
+		b.WriteString("records:\n")
+		b.Write(records.Bytes())
+	}
+	return b.Bytes(), nil
+}
+
+// encodeYAML writes n as YAML (indent 2) to b, each line after indent.
+func encodeYAML(b *bytes.Buffer, n *yaml.Node, indent string) error {
+	var one bytes.Buffer
+	enc := yaml.NewEncoder(&one)
+	enc.SetIndent(2)
+	if err := enc.Encode(n); err != nil {
+		return err
+	}
+	if err := enc.Close(); err != nil {
+		return err
+	}
+	for line := range strings.Lines(one.String()) {
+		b.WriteString(indent)
+		b.WriteString(line)
+	}
+	return nil
+}
+
+// canonicalKey is a key whose byte order is the canonical order of names
+// (RFC 4034 6.1: by labels from the root, so a zone reads top-down): the
+// lowercased labels from the root, each ended by a zero byte (which no
+// label's text has: they escape it).
+func canonicalKey(name string) string {
+	labels := dns.SplitDomainName(name)
+	var k strings.Builder
+	for i := len(labels) - 1; i >= 0; i-- {
+		k.WriteString(strings.ToLower(labels[i]))
+		k.WriteByte(0)
+	}
+	return k.String()
 }
 
 // rdata is a record's data in presentation format, without the header.
@@ -173,16 +221,4 @@ func typeName(t uint16) string {
 		return s
 	}
 	return "TYPE" + strconv.Itoa(int(t))
-}
-
-// compareNames orders names canonically (RFC 4034 6.1): by labels from the
-// root, so a zone reads top-down.
-func compareNames(a, b string) int {
-	la, lb := dns.SplitDomainName(a), dns.SplitDomainName(b)
-	for i, j := len(la)-1, len(lb)-1; i >= 0 && j >= 0; i, j = i-1, j-1 {
-		if c := strings.Compare(strings.ToLower(la[i]), strings.ToLower(lb[j])); c != 0 {
-			return c
-		}
-	}
-	return len(la) - len(lb)
 }
