@@ -107,7 +107,39 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle("GET /ui/", s.UI)
 		mux.Handle("GET /ui", s.UI)
 	}
-	return http.MaxBytesHandler(mux, maxBody)
+	return http.MaxBytesHandler(jsonMisses(mux), maxBody)
+}
+
+// jsonMisses answers a request no route takes, as every other error of
+// the API, in JSON: 405 with the methods the path has (Allow), else 404.
+// The mux's own answers are plain text.
+func jsonMisses(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
+			if m == r.Method {
+				continue
+			}
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := mux.Handler(probe); pattern != "" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) == 0 {
+			writeError(w, http.StatusNotFound, "no such path: "+r.URL.Path)
+			return
+		}
+		if slices.Contains(allow, http.MethodGet) {
+			allow = append(allow, http.MethodHead) // GET routes answer HEAD
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path+" (allowed: "+strings.Join(allow, ", ")+")")
+	})
 }
 
 // Serve listens on ln until ctx is done, then shuts down gracefully.

@@ -298,3 +298,33 @@ func TestReadyzOperatorWarning(t *testing.T) {
 	require.Contains(t, string(body), `"ready": true`)
 	require.Contains(t, string(body), "the operator state in etcd (/geodns/operator) is not readable: invalid character 'o'")
 }
+
+// TestMissesAreJSON: a request no route takes is answered in JSON as
+// every other error: 405 with the path's methods in Allow, or 404. Before,
+// both were the mux's plain text ("Method Not Allowed").
+func TestMissesAreJSON(t *testing.T) {
+	srv := httptest.NewServer(testServer(t).Handler())
+	defer srv.Close()
+	for _, tc := range []struct{ method, path, allow, msg string }{
+		{"DELETE", "/api/v1/status", "GET, HEAD", "DELETE is not allowed on /api/v1/status (allowed: GET, HEAD)"},
+		{"GET", "/api/v1/sites/east/drain", "POST", "GET is not allowed on /api/v1/sites/east/drain (allowed: POST)"},
+		{"PUT", "/api/v1/services/web/sites/east/dial", "POST, DELETE", "PUT is not allowed on /api/v1/services/web/sites/east/dial (allowed: POST, DELETE)"},
+		{"GET", "/api/v1/nothing", "", "no such path: /api/v1/nothing"},
+	} {
+		req, err := http.NewRequest(tc.method, srv.URL+tc.path, nil)
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		var e Error
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&e), "%s %s: JSON", tc.method, tc.path)
+		resp.Body.Close()
+		want := http.StatusMethodNotAllowed
+		if tc.allow == "" {
+			want = http.StatusNotFound
+		}
+		require.Equal(t, want, resp.StatusCode, "%s %s", tc.method, tc.path)
+		require.Equal(t, tc.allow, resp.Header.Get("Allow"), "%s %s", tc.method, tc.path)
+		require.Equal(t, tc.msg, e.Error)
+		require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+	}
+}
