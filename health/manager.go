@@ -296,6 +296,11 @@ func (m *Manager) SetZones(set *zones.Set) {
 		m.queue.push(queued{at: next.Sub(m.epoch), every: w.spec.Check.Interval, p: w})
 		m.metrics.set(w)
 	}
+	checks := map[string]bool{}
+	for _, p := range m.probes {
+		checks[p.check] = true
+	}
+	m.metrics.prune(checks)
 	m.publishLocked()
 	select {
 	case m.wake <- struct{}{}:

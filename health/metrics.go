@@ -10,6 +10,8 @@ type metrics struct {
 
 	stateWriteErrors prometheus.Counter
 	stateCorrupt     prometheus.Counter
+
+	checks map[string]bool // the checks of the probes at the last SetZones: prune
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -90,6 +92,19 @@ func (m *metrics) observe(p *probe, r Result) {
 
 func (m *metrics) transition(p *probe, state string) {
 	m.transitions.WithLabelValues(p.check, state).Inc()
+}
+
+// prune deletes the series of checks no probe has any more (removed or
+// renamed): their durations and transitions stayed until a restart.
+func (m *metrics) prune(checks map[string]bool) {
+	for c := range m.checks {
+		if !checks[c] {
+			m.duration.DeleteLabelValues(c)
+			m.transitions.DeleteLabelValues(c, "up")
+			m.transitions.DeleteLabelValues(c, "down")
+		}
+	}
+	m.checks = checks
 }
 
 // forget deletes a removed probe's series.

@@ -1,6 +1,9 @@
 package resolver
 
 import (
+	"sync"
+
+	"github.com/geodns/geodns/zones"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -15,6 +18,10 @@ type Metrics struct {
 	dnstapDropped prometheus.Counter
 
 	queryLogLines, queryLogDropped, queryLogLimited prometheus.Counter
+
+	pruneMu sync.Mutex
+	origins map[string]bool    // the zones of the last set Prune saw
+	pairs   map[[2]string]bool // its services' sites (and all-down)
 }
 
 // NewMetrics registers the resolver metrics with reg (nil: not registered).
@@ -95,11 +102,43 @@ func (m *Metrics) answer(service, site string) {
 	}
 }
 
-// Forget deletes the series of a zone that is no longer served.
-func (m *Metrics) Forget(zone string) {
-	if m != nil {
-		m.queries.DeletePartialMatch(prometheus.Labels{"zone": zone})
+// Prune deletes the series of what set no longer has: a removed zone's
+// queries, a removed or renamed service's or site's answers. Without it
+// they stayed until a restart, more with every churn of names. Call it
+// with each new set.
+func (m *Metrics) Prune(set *zones.Set) {
+	if m == nil {
+		return
 	}
+	origins := map[string]bool{}
+	pairs := map[[2]string]bool{} // service, site (or "all-down")
+	services := map[string]bool{}
+	for _, z := range set.Zones() {
+		origins[z.Origin] = true
+		for _, svc := range z.Services {
+			services[svc.Name] = true
+			pairs[[2]string{svc.Name, "all-down"}] = true
+			for _, site := range svc.Sites {
+				pairs[[2]string{svc.Name, site.Name}] = true
+			}
+		}
+	}
+	m.pruneMu.Lock()
+	defer m.pruneMu.Unlock()
+	for o := range m.origins {
+		if !origins[o] {
+			m.queries.DeletePartialMatch(prometheus.Labels{"zone": o})
+		}
+	}
+	for p := range m.pairs {
+		switch {
+		case !services[p[0]]:
+			m.answers.DeletePartialMatch(prometheus.Labels{"service": p[0]})
+		case !pairs[p]:
+			m.answers.DeleteLabelValues(p[0], p[1])
+		}
+	}
+	m.origins, m.pairs = origins, pairs
 }
 
 // DnstapDropped is the counter of queries whose dnstap messages were dropped.

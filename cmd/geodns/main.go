@@ -401,12 +401,14 @@ func serve(args []string, stderr io.Writer) int {
 	onChange := watcher.OnChange
 	watcher.OnChange = func(s *zones.Set) {
 		onChange(s)
+		metrics.Prune(s) // the series of zones, services and sites gone
 		// Keys first: the transfers of a newly signed zone are signed.
 		if err := signer.Sync(dnssecZones(s)); err != nil {
 			log.Error("dnssec: zones not signed", "error", err)
 		}
 		transfers.Changed(s)
 	}
+	metrics.Prune(set.Load()) // what the first scan loaded, for the next to compare
 	if clus != nil {
 		// Not a SIGHUP: that would also remove zones whose file is gone.
 		clus.reload = func() { go watcher.ReloadAll() }

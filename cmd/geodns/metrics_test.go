@@ -1,12 +1,14 @@
 package main
 
 import (
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -106,4 +108,74 @@ transfer: {allow: [127.0.0.0/8]}
 	} {
 		require.Contains(t, metrics, "\n"+series+"\n", "a fresh server exports %s", series)
 	}
+}
+
+// TestMetricsOfRemovedZone: a zone removed (its file gone, SIGHUP) takes
+// its query counters, its services' answer counters and its checks'
+// duration and transition series with it. Before, they stayed until a
+// restart: one more set of series with every zone, service or check that
+// came and went.
+func TestMetricsOfRemovedZone(t *testing.T) {
+	backend, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer backend.Close()
+	go func() {
+		for {
+			c, err := backend.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	zdir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(zdir, "keep.test.yaml"), []byte("soa: {ns: ns1.keep.test., mbox: h.keep.test.}\nrecords:\n  \"@\": {NS: [ns1.keep.test.]}\n  ns1: {A: [192.0.2.1]}\n"), 0o644))
+	gone := filepath.Join(zdir, "gone.test.yaml")
+	require.NoError(t, os.WriteFile(gone, []byte(`soa: {ns: ns1.keep.test., mbox: h.keep.test.}
+records:
+  "@": {NS: [ns1.keep.test.]}
+  www: {service: svcgone}
+sites:
+  east: {lat: 39.04, lon: -77.49}
+checks:
+  hcgone: {type: tcp, port: 1, interval: 200ms, timeout: 150ms}
+services:
+  svcgone:
+    endpoints:
+      - {site: east, address: 192.0.2.10, check: hcgone, target: "`+backend.Addr().String()+`"}
+`), 0o644))
+	httpAddr := freeLoopback(t, "127.0.0.1")
+	server, _ := startGeodns(t, zdir, "keep.test.", "--http", httpAddr)
+	waitSOA(t, server, "gone.test.")
+	base := "http://" + httpAddr
+	series := []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^geodns_queries_total\{[^}]*zone="gone.test."`),
+		regexp.MustCompile(`(?m)^geodns_answers_total\{service="svcgone"`),
+		regexp.MustCompile(`(?m)^geodns_check_duration_seconds_count\{check="hcgone"\}`),
+		regexp.MustCompile(`(?m)^geodns_health_transitions_total\{check="hcgone"`),
+	}
+	c := &dns.Client{Timeout: time.Second}
+	require.Eventually(t, func() bool {
+		c.Exchange(question("www.gone.test.", dns.TypeA), server)
+		_, metrics := call(t, "GET", base+"/metrics", "")
+		for _, re := range series {
+			if !re.MatchString(metrics) {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 50*time.Millisecond, "the zone's series are there")
+
+	require.NoError(t, os.Remove(gone))
+	v, _ := servers.Load(server)
+	require.NoError(t, v.(*process).cmd.Process.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool {
+		_, metrics := call(t, "GET", base+"/metrics", "")
+		for _, re := range series {
+			if re.MatchString(metrics) {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 50*time.Millisecond, "the removed zone's series are gone")
 }
