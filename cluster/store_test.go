@@ -302,6 +302,16 @@ func TestGenerationShowsAReplacedHistory(t *testing.T) {
 // ok false, and the loader dropped it for the file's mtime.
 func TestZoneKeepsItsSerialThroughAnOutage(t *testing.T) {
 	ec := etcdtest.Start(t, etcdtest.Options{Members: 1})
+	first, got, later := keptSerialRun(t, ec, ec.KillAll)
+	t.Logf("serial from etcd %d; restarted in the outage: %d (the file's mtime: %d)", first, got, later.Unix())
+	require.Equal(t, first, got, "the serial etcd gave this content")
+}
+
+// keptSerialRun loads a zone on node ns1 (its file an hour old), stops
+// the node, lets between change etcd, then makes the same content's file
+// ten minutes newer and loads it again on a new ns1 with the same state
+// directory: the serials of the two loads, and the second file's time.
+func keptSerialRun(t *testing.T, ec *etcdtest.Cluster, between func()) (first, got uint32, later time.Time) {
 	dir, state := t.TempDir(), t.TempDir()
 	file := filepath.Join(dir, "example.com.yaml")
 	require.NoError(t, os.WriteFile(file, []byte("soa: {ns: ns1.example.com., mbox: h.example.com.}\nrecords:\n  \"@\": {NS: [ns1.example.com.], A: [192.0.2.1]}\n"), 0o644))
@@ -318,16 +328,14 @@ func TestZoneKeepsItsSerialThroughAnOutage(t *testing.T) {
 		return set.Load().Zone("example.com.")
 	}
 	c, stop := startNode(t, testConfig(ec, "ns1", "eu"))
-	first := load(c).Serial
+	first = load(c).Serial
 	stop()
 
-	ec.KillAll()
-	later := mtime.Add(10 * time.Minute) // the same content, deployed again
+	between()
+	later = mtime.Add(10 * time.Minute) // the same content, deployed again
 	require.NoError(t, os.Chtimes(file, later, later))
 	c2, _ := startNode(t, testConfig(ec, "ns1", "eu"))
-	got := load(c2).Serial
-	t.Logf("serial from etcd %d; restarted in the outage: %d (the file's mtime: %d)", first, got, later.Unix())
-	require.Equal(t, first, got, "the serial etcd gave this content")
+	return first, load(c2).Serial, later
 }
 
 // TestOperatorUnreadableInEtcd: a value at P/operator that does not
@@ -481,33 +489,12 @@ func TestRevertedContentConverges(t *testing.T) {
 // review's 3b).
 func TestKeptSerialAfterEtcdDataLoss(t *testing.T) {
 	ec := etcdtest.Start(t, etcdtest.Options{Members: 1})
-	dir, state := t.TempDir(), t.TempDir()
-	file := filepath.Join(dir, "example.com.yaml")
-	require.NoError(t, os.WriteFile(file, []byte("soa: {ns: ns1.example.com., mbox: h.example.com.}\nrecords:\n  \"@\": {NS: [ns1.example.com.], A: [192.0.2.1]}\n"), 0o644))
-	mtime := time.Now().Add(-time.Hour).Truncate(time.Second)
-	require.NoError(t, os.Chtimes(file, mtime, mtime))
-	load := func(c *Cluster) *zones.Zone {
-		s := NewSerials(c, nil)
-		s.SetCache(filepath.Join(state, "serials.json"))
-		var set atomic.Pointer[zones.Set]
-		w := zones.NewWatcher(dir, &set, nil, quiet)
-		w.Serials = s
-		require.NoError(t, w.Scan(true))
-		s.Flush() // as serve does when it stops
-		return set.Load().Zone("example.com.")
-	}
-	c, stop := startNode(t, testConfig(ec, "ns1", "eu"))
-	first := load(c).Serial
-	stop()
-
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_, err := ec.Client().Delete(ctx, "/test/serials/", clientv3.WithPrefix())
-	require.NoError(t, err)
-	later := mtime.Add(10 * time.Minute) // the same content, deployed again
-	require.NoError(t, os.Chtimes(file, later, later))
-	c2, _ := startNode(t, testConfig(ec, "ns1", "eu"))
-	got := load(c2).Serial
+	first, got, later := keptSerialRun(t, ec, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := ec.Client().Delete(ctx, "/test/serials/", clientv3.WithPrefix())
+		require.NoError(t, err)
+	})
 	t.Logf("serial before the loss %d; after: %d (the file's mtime: %d)", first, got, later.Unix())
 	require.Equal(t, first, got, "the serial this node kept for the content")
 }
