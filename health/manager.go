@@ -88,6 +88,8 @@ type Manager struct {
 	chosen    func(id string) []string // Sharing.Probers, also outside a handover
 	grace     time.Duration            // Sharing.Grace
 	handing   map[*probe]struct{}      // probes this node hands over (handover)
+	adopted   map[*probe]struct{}      // probes this node runs as orphans (adoptLocked)
+	emptied   map[string]time.Time     // when an id's votes last went to none, while it has none
 	votes     map[string][]Vote        // every node's votes, by VoteID
 	voteDirty map[string]struct{}      // own votes changed since DrainVotes
 	voteCh    chan struct{}
@@ -129,7 +131,7 @@ type probe struct {
 	heirs   []string  // the nodes that take it over
 	handEnd time.Time // when the handover ends whatever the heirs did
 	adopted bool      // run here, not by rendezvous: nobody voted on it for the grace (orphanLocked)
-	votedAt time.Time // when it last had a vote (or was set up, or the node joined)
+	watched time.Time // when it was set up, or the node joined: its votes count from then
 	fresh   int       // results since it started running here (its vote counts from the first)
 	verdict State     // the NS set's last decision
 	decided bool      // verdict holds one
@@ -168,6 +170,8 @@ func NewManager(opts Options) *Manager {
 		saved:     map[string]savedProbe{},
 		voteDirty: map[string]struct{}{},
 		handing:   map[*probe]struct{}{},
+		adopted:   map[*probe]struct{}{},
+		emptied:   map[string]time.Time{},
 		voteCh:    make(chan struct{}, 1),
 		onChange:  opts.OnChange,
 	}
@@ -258,6 +262,8 @@ func (m *Manager) SetZones(set *zones.Set) {
 			}
 			delete(m.probes, key)
 			delete(m.handing, p)
+			delete(m.adopted, p)
+			delete(m.emptied, p.vid)
 			m.metrics.forget(p)
 			if p.runs {
 				m.voteChangedLocked(p) // its vote is withdrawn
@@ -291,7 +297,7 @@ func (m *Manager) SetZones(set *zones.Set) {
 			next = now
 		}
 		m.probes[key] = w
-		w.votedAt = now
+		w.watched = now
 		w.runs = m.wantsRunLocked(w)
 		m.queue.push(queued{at: next.Sub(m.epoch), every: w.spec.Check.Interval, p: w})
 		m.metrics.set(w)

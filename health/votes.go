@@ -134,10 +134,14 @@ func (m *Manager) SetSharing(s Sharing) {
 		m.probers = s.Probers
 	}
 	now := time.Now()
+	if !member { // votes count from the join: none yet is no orphan
+		clear(m.adopted)
+		clear(m.emptied)
+	}
 	var taken []*probe
 	for _, p := range m.probes {
-		if !member { // votes count from the join: none yet is no orphan
-			p.adopted, p.votedAt = false, now
+		if !member {
+			p.adopted, p.watched = false, now
 		}
 		if m.applyRunsLocked(p) {
 			taken = append(taken, p)
@@ -270,14 +274,22 @@ func (m *Manager) wantsRunLocked(p *probe) bool {
 // on another version of its zone, or a view of them not current yet).
 // Its last decision would otherwise stand for as long as that lasts.
 func (m *Manager) orphanLocked(p *probe, now time.Time) bool {
-	return m.sharing && !m.alone && m.runs != nil && m.grace > 0 && !p.runs && !p.removed &&
-		p.spec.Check.Type != "static" && len(m.votes[p.vid]) == 0 && now.Sub(p.votedAt) >= m.grace
+	if !m.sharing || m.alone || m.runs == nil || m.grace <= 0 || p.runs || p.removed ||
+		p.spec.Check.Type == "static" || len(m.votes[p.vid]) > 0 {
+		return false
+	}
+	since := p.watched // none since it was set up, or since its votes went
+	if t := m.emptied[p.vid]; t.After(since) {
+		since = t
+	}
+	return now.Sub(since) >= m.grace
 }
 
 // adoptLocked has this node run p, an orphan, until one of its probers
 // votes; true when it has just taken p over.
 func (m *Manager) adoptLocked(p *probe) bool {
 	p.adopted = true
+	m.adopted[p] = struct{}{}
 	return m.applyRunsLocked(p)
 }
 
@@ -290,6 +302,7 @@ func (m *Manager) unadoptLocked(p *probe) {
 	chosen := m.chosen(p.vid)
 	if slices.ContainsFunc(m.votes[p.vid], func(v Vote) bool { return slices.Contains(chosen, v.Node) }) {
 		p.adopted = false
+		delete(m.adopted, p)
 		m.applyRunsLocked(p)
 	}
 }
@@ -299,6 +312,7 @@ func (m *Manager) unadoptLocked(p *probe) {
 func (m *Manager) UpdateVotes(reset bool, votes map[string]map[string]*Vote) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	now := time.Now()
 	had := make(map[string]bool, len(votes)) // the ids updated that had votes before
 	for id := range votes {
 		had[id] = len(m.votes[id]) > 0
@@ -323,12 +337,25 @@ func (m *Manager) UpdateVotes(reset bool, votes map[string]map[string]*Vote) {
 			m.votes[id] = cur
 		}
 	}
-	now := time.Now()
-	for _, p := range m.probes {
-		// votedAt: the last moment p had a vote, for orphanLocked.
-		if len(m.votes[p.vid]) > 0 || had[p.vid] || (reset && len(old[p.vid]) > 0) {
-			p.votedAt = now
+	// When an id's votes went to none, for orphanLocked: the ids updated,
+	// and on a reset every id that had votes.
+	emptied := func(id string, had bool) {
+		switch {
+		case len(m.votes[id]) > 0:
+			delete(m.emptied, id)
+		case had:
+			m.emptied[id] = now
 		}
+	}
+	for id := range votes {
+		emptied(id, had[id] || reset && len(old[id]) > 0)
+	}
+	if reset {
+		for id, vs := range old {
+			emptied(id, len(vs) > 0)
+		}
+	}
+	for p := range m.adopted {
 		m.unadoptLocked(p)
 	}
 	for p := range m.handing {
