@@ -468,12 +468,9 @@ func (s *Server) version(prev *view, origin string, soa *dns.SOA, want uint32, r
 	switch {
 	case prev != nil:
 		oldSigs = prev.soaSigs
-	case st != nil && same && signSOA != nil && st.SOA != "":
-		if rr, err := dns.NewRR(st.SOA); err == nil {
-			if last, ok := rr.(*dns.SOA); ok {
-				last.Serial = st.Serial
-				oldSigs = signSOA(last)
-			}
+	case st != nil && same && signSOA != nil:
+		if last := lastSOA(nil, st); last != nil {
+			oldSigs = signSOA(last)
 		}
 	}
 	if made {
