@@ -79,8 +79,9 @@ func BenchmarkProbeHTTPKeepAlive(b *testing.B) {
 }
 
 // BenchmarkUpdateVotes applies a batch of 15 targets' votes from two
-// nodes to a node sharing 30,000 probes, as a flapping 5 % make them: the
-// work is the batch's, not the whole table's.
+// nodes to a node sharing 30,000 probes, as a flapping 5 % make them, the
+// table republished by Run's loop as in serve: the work is the batch's,
+// not the whole table's.
 func BenchmarkUpdateVotes(b *testing.B) {
 	const n = 30000
 	var z strings.Builder
@@ -93,6 +94,7 @@ func BenchmarkUpdateVotes(b *testing.B) {
 	m := NewManager(Options{Allow: loopback, Log: quiet})
 	m.SetZones(set)
 	m.SetSharing(Sharing{Runs: func(string) bool { return false }, Grace: time.Minute})
+	m.async = true // as under Run: the table is republished by its loop, batched, not per batch of votes
 	var ids []string
 	for _, p := range m.probes {
 		ids = append(ids, p.vid)
