@@ -89,7 +89,9 @@ func (h *Handler) serveAbsent(c *fastCache, set *zones.Set, key []byte, kh, nh u
 	// write a template.
 	lname := fq.lowerName()
 	z := set.FindWire(lname, fq.qtype)
-	if z == nil {
+	if z == nil || fq.do && z.Presigned() {
+		// A pre-signed zone's proofs depend on where the name falls
+		// between its NSEC (or NSEC3) records, not only on its encloser.
 		return nil, false
 	}
 	encWire, encHash, ok := z.AbsentWire(lname, nh)

@@ -346,6 +346,12 @@ func (h *Handler) answerIN(set *zones.Set, o *outcome, fq *query, remote netip.A
 		a, nx = zs.signedAnswer(z, o.qname, fq.qtype, a, fq.do, fq.co)
 		o.co = nx && fq.co
 	}
+	if fq.do && z.Presigned() {
+		// The file's proofs; write adds its signatures (presignedSigner).
+		if pr := z.Proofs(o.qname, fq.qtype, a); len(pr) > 0 {
+			a.Ns = append(a.Ns[:len(a.Ns):len(a.Ns)], pr...)
+		}
+	}
 	if o.decision.AllDown && o.svc != nil && !slices.ContainsFunc(a.Answer, func(rr dns.RR) bool { return rr.Header().Rrtype == fq.qtype }) {
 		// An all-down NODATA (the nodata policy, or a family no site has
 		// up), maybe at the end of a CNAME chain: resolvers cache it for
@@ -391,8 +397,10 @@ func (h *Handler) write(fq *query, o *outcome, limit int, buf []byte, keep bool,
 		m.Question = []dns.Question{{Name: o.qname, Qtype: fq.qtype, Qclass: fq.qclass}}
 	}
 	m.Answer, m.Ns = o.answer, o.ns
-	if fq.do && h.cfg.Signer != nil && o.z != nil {
-		m.Answer, m.Ns = h.sign(o.z, m.Answer), h.sign(o.z, m.Ns)
+	if fq.do && o.z != nil {
+		if s := h.signerOf(o.z); s != nil {
+			m.Answer, m.Ns = sign(s, o.z, m.Answer), sign(s, o.z, m.Ns)
+		}
 	}
 	optLen := 0
 	if o.opt {
@@ -479,9 +487,23 @@ func addrOffsets(wire []byte, qend int) []int {
 	return out
 }
 
-// sign returns rrs with the RRSIGs the signer makes for each of its RRsets
-// after the set; rrs itself when it signs none.
-func (h *Handler) sign(z *zones.Zone, rrs []dns.RR) []dns.RR {
+// signerOf returns what signs z's answers: its own file for a pre-signed
+// zone, else the configured signer (nil: none).
+func (h *Handler) signerOf(z *zones.Zone) Signer {
+	if z.Presigned() {
+		return presignedSigner{}
+	}
+	return h.cfg.Signer
+}
+
+// presignedSigner gives the RRSIGs a pre-signed zone's file holds.
+type presignedSigner struct{}
+
+func (presignedSigner) Sign(z *zones.Zone, rrs []dns.RR) []dns.RR { return z.Signatures(rrs) }
+
+// sign returns rrs with the RRSIGs signer s gives each of its RRsets after
+// the set; rrs itself when it gives none.
+func sign(s Signer, z *zones.Zone, rrs []dns.RR) []dns.RR {
 	var out []dns.RR
 	for i := 0; i < len(rrs); {
 		hdr := rrs[i].Header()
@@ -489,7 +511,7 @@ func (h *Handler) sign(z *zones.Zone, rrs []dns.RR) []dns.RR {
 		for j < len(rrs) && rrs[j].Header().Rrtype == hdr.Rrtype && strings.EqualFold(rrs[j].Header().Name, hdr.Name) {
 			j++
 		}
-		if sigs := h.cfg.Signer.Sign(z, rrs[i:j:j]); len(sigs) > 0 {
+		if sigs := s.Sign(z, rrs[i:j:j]); len(sigs) > 0 {
 			if out == nil {
 				out = append(make([]dns.RR, 0, len(rrs)+len(sigs)), rrs[:i]...)
 			}

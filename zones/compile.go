@@ -97,7 +97,8 @@ type compiler struct {
 	needTTLFix    bool      // the import holds a $GENERATE or an $INCLUDE: master.go, fixTTLs
 	scanLeft      *int64    // bytes scanMaster may still read, over all the files it scans
 	signerOwned   []dns.RR  // records of a signed zone its signer makes itself, dropped: signerOwns
-	presigned     bool      // a record only a signed zone has was refused (once per zone): signedElsewhere
+	presigned     bool      // a record only a signed zone has was read: the zone is pre-signed (presigned.go)
+	nsec3         []dns.RR  // a pre-signed zone's NSEC3 records and their RRSIGs, kept out of the name tree
 	bigTTLs       []bigTTL  // records given a TTL above maxTTL, served with 0
 	positions     []recPos  // where each imported record was written: importPositions
 	rep           *reporter // places validate's errors and warnings (warnings.go)
@@ -180,6 +181,9 @@ func (c *compiler) build(uses []serviceUse, mtime time.Time, prev *Zone) *Zone {
 	c.addRecords(recs[imported:])
 	c.finishNodes()
 	c.services(uses)
+	if c.presigned {
+		c.presign()
+	}
 	c.indexWire()
 	c.validate(recs)
 	c.checkWire(recs)

@@ -47,14 +47,15 @@ func TestNameTypes(t *testing.T) {
 	require.Equal(t, uint32(3600), z.MaxTTL())
 }
 
-// TestImportedDNSSECDroppedOrRefused: a signed zone whose master file
+// TestImportedDNSSECDroppedOrPresigned: a signed zone whose master file
 // still holds another signer's records (RRSIG, NSEC, DNSKEY, NSEC3PARAM)
 // loads without them, each a warning. Before, they were served beside the
 // signer's own, and re-signed: an old NSEC "www NSEC zzz" validated as a
-// proof that nothing lies between, while xxx exists. A zone geodns does not
-// sign refuses the file: before, it served the signatures as plain data
-// (none with a DO answer, no proof in a denial).
-func TestImportedDNSSECDroppedOrRefused(t *testing.T) {
+// proof that nothing lies between, while xxx exists. In a zone geodns does
+// not sign the file is pre-signed: served as it is, its signatures with
+// the sets they cover (before, refused; before that, served as plain data,
+// none with a DO answer).
+func TestImportedDNSSECDroppedOrPresigned(t *testing.T) {
 	dir := t.TempDir()
 	writeZone(t, dir, "imp.zone", strings.Join([]string{
 		"$TTL 300",
@@ -76,15 +77,18 @@ func TestImportedDNSSECDroppedOrRefused(t *testing.T) {
 		writeZone(t, dir, "imp.example.yaml", y)
 		z, err := LoadFile(filepath.Join(dir, "imp.example.yaml"), nil)
 		if !signed {
-			// A pre-signed file in a zone geodns does not sign: its
-			// signatures served as plain data would never reach a DO
-			// query, so it is refused, at its first such record, once.
-			require.Error(t, err)
-			require.Equal(t, `imp.zone:6:1: name "www": NSEC record: a pre-signed zone is not served as it is; geodns signs zones itself: `+
-				`add dnssec: to the zone's YAML (the file's RRSIG, NSEC and NSEC3 records are then dropped), or remove them from the file`,
-				strings.ReplaceAll(err.Error(), dir+"/", ""))
+			require.NoError(t, err)
+			require.True(t, z.Presigned())
+			www := z.Lookup("www.imp.example.", dns.TypeA, false, nil).Answer
+			require.Len(t, www, 1)
+			sigs := z.Signatures(www)
+			require.Len(t, sigs, 1)
+			require.Equal(t, dns.TypeA, sigs[0].(*dns.RRSIG).TypeCovered)
+			require.Len(t, z.Lookup("www.imp.example.", dns.TypeNSEC, false, nil).Answer, 1)
+			require.Empty(t, z.Warnings)
 			continue
 		}
+		require.False(t, z.Presigned())
 		require.NoError(t, err)
 		require.Empty(t, z.Lookup("www.imp.example.", dns.TypeNSEC, false, nil).Answer, "the old NSEC is not served")
 		require.Empty(t, z.Lookup("imp.example.", dns.TypeDNSKEY, false, nil).Answer)
@@ -116,4 +120,33 @@ func TestRdataNamesUnescaped(t *testing.T) {
 	require.Equal(t, "By.e.example.", z.Lookup("esc.e.example.", dns.TypeCNAME, false, nil).Answer[0].(*dns.CNAME).Target)
 	require.Equal(t, "a\\.b.e.example.", z.Lookup("odd.e.example.", dns.TypeCNAME, false, nil).Answer[0].(*dns.CNAME).Target, "a dot in a label stays escaped")
 	require.Equal(t, "Mx.e.example.", z.Lookup("e.example.", dns.TypeMX, false, nil).Answer[0].(*dns.MX).Mx)
+}
+
+// TestPresignedRefused: what a pre-signed zone cannot hold is refused with
+// its place: a service (no file can hold the signature of a per-client
+// answer), an NSEC3 owner that is not a hash below the apex, an NSEC3 hash
+// algorithm RFC 5155 does not define.
+func TestPresignedRefused(t *testing.T) {
+	dir := t.TempDir()
+	head := "$TTL 300\n@ SOA ns1 host 1 3600 600 1209600 120\n@ NS ns1\nns1 A 192.0.2.1\n"
+	for _, c := range []struct{ file, yaml, want string }{
+		{"www RRSIG A 13 3 300 20300101000000 20200101000000 3023 p.example. dGVzdA==\n",
+			"www: {service: web}\n",
+			`p.example.yaml:3:3: name "www": service "web" in a pre-signed zone (its file holds RRSIG, NSEC or NSEC3 records): ` +
+				`a per-client answer has no signature a file can hold; let geodns sign the zone (dnssec:) instead`},
+		{"a.b NSEC3 1 0 0 - 0p9mhaveqvm6t7vbl5lop2u3t2rp3tom A\n", "",
+			`p.zone:5:1: name "a.b": an NSEC3 record's owner is a hash one label below the apex`},
+		{"0p9mhaveqvm6t7vbl5lop2u3t2rp3tom NSEC3 2 0 0 - 0p9mhaveqvm6t7vbl5lop2u3t2rp3tom A\n", "",
+			`p.example.yaml:1:9: import p.zone: NSEC3 hash algorithm 2: only SHA-1 (1) is defined`},
+	} {
+		writeZone(t, dir, "p.zone", head+c.file)
+		y := "import: p.zone\n"
+		if c.yaml != "" {
+			y += "records:\n  " + c.yaml + "sites:\n  a: {lat: 1, lon: 1}\nservices:\n  web:\n    endpoints: [{site: a, address: 192.0.2.9}]\n"
+		}
+		writeZone(t, dir, "p.example.yaml", y)
+		_, err := LoadFile(filepath.Join(dir, "p.example.yaml"), nil)
+		require.Error(t, err)
+		require.Equal(t, c.want, strings.ReplaceAll(err.Error(), dir+"/", ""))
+	}
 }

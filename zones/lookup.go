@@ -106,7 +106,9 @@ func (z *Zone) LookupAs(qname, asked string, qtype uint16, minimalAny bool, svc 
 		if cname == nil && n.service != nil && n.service.CNAME && svc != nil {
 			cname = svc(n.service, name, dns.TypeCNAME) // a CNAME service: the target depends on the client
 		}
-		if cname != nil && qtype != dns.TypeCNAME && qtype != dns.TypeANY {
+		// A pre-signed zone's NSEC and RRSIG records stand beside a CNAME
+		// and answer for themselves (RFC 4035 2.5, 3.1.4 of RFC 4035).
+		if cname != nil && qtype != dns.TypeCNAME && qtype != dns.TypeANY && n.set(qtype) == nil {
 			a.Answer = appendRRs(a.Answer, cname, synth, owner)
 			target := CanonicalName(cname[0].(*dns.CNAME).Target)
 			if hop+1 >= maxChain || !dns.IsSubDomain(z.Origin, target) || answered(a.Answer, target) {
@@ -209,6 +211,9 @@ func (z *Zone) any(out []dns.RR, n *node, owner string, synth, minimal bool, svc
 		}
 	}
 	for i := range n.sets {
+		if n.sets[i].rtype == dns.TypeRRSIG {
+			continue // a pre-signed zone's: they come with the sets they sign, for DO
+		}
 		out = appendRRs(out, n.sets[i].records(), synth, owner)
 		if minimal {
 			break

@@ -469,11 +469,7 @@ func (c *compiler) displayFile(name string) string {
 // masterRecords are the records of a compiled zone, for ImportFile.
 func (z *Zone) masterRecords() []dns.RR {
 	var out []dns.RR
-	for _, n := range z.nodes {
-		for i := range n.sets {
-			out = append(out, n.sets[i].records()...)
-		}
-	}
+	z.Records(func(rr dns.RR) { out = append(out, rr) })
 	return out
 }
 

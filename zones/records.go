@@ -155,16 +155,15 @@ func (c *compiler) addRecords(recs []placed) {
 			continue
 		}
 		if c.spec.dnssec == nil && signedElsewhere(h.Rrtype) {
-			// Served as plain data, a signed file's RRSIGs would never
-			// reach a DO query and its denials would not be proven: with
-			// a DS at the parent, validators would fail the whole zone.
-			// Refused, once per zone, with the way out.
-			if !c.presigned {
-				c.presigned = true
-				c.placeErr(p, "name %q: %s record: a pre-signed zone is not served as it is; geodns signs zones itself: add dnssec: "+
-					"to the zone's YAML (the file's RRSIG, NSEC and NSEC3 records are then dropped), or remove them from the file",
-					c.rel(h.Name), dns.TypeToString[h.Rrtype])
+			c.presigned = true // served as signed elsewhere: presigned.go
+		}
+		if c.presigned && (h.Rrtype == dns.TypeNSEC3 || h.Rrtype == dns.TypeRRSIG && rr.(*dns.RRSIG).TypeCovered == dns.TypeNSEC3) {
+			// A hash, not a name of the zone: kept beside the tree.
+			if off, end := dns.NextLabel(h.Name, 0); end || h.Name[off:] != z.Origin {
+				c.placeErr(p, "name %q: an NSEC3 record's owner is a hash one label below the apex", c.rel(h.Name))
+				continue
 			}
+			c.nsec3 = append(c.nsec3, rr)
 			continue
 		}
 		n := c.node(h.Name)
@@ -180,9 +179,10 @@ func (c *compiler) addRecords(recs []placed) {
 			}
 		}
 		set := &n.sets[i]
-		if len(set.all) > 0 {
+		if len(set.all) > 0 && h.Rrtype != dns.TypeRRSIG {
 			// RFC 2181 5.2: one TTL per set, the lowest given (the set is
-			// kept no longer than any record of it was meant to be).
+			// kept no longer than any record of it was meant to be). Not
+			// RRSIGs: each has the TTL of the set it covers (RFC 4034 3).
 			if t := set.all[0].Header().Ttl; h.Ttl > t {
 				h.Ttl = t
 			} else if h.Ttl < t {

@@ -45,7 +45,8 @@ func (c *compiler) validateNode(n *node, at, warn func(name, format string, args
 			at(name, "more than one CNAME")
 		}
 		for _, s := range n.sets {
-			if s.rtype != dns.TypeCNAME {
+			// RRSIG and NSEC stand beside a CNAME (RFC 4035 2.5, 2.3).
+			if s.rtype != dns.TypeCNAME && s.rtype != dns.TypeRRSIG && s.rtype != dns.TypeNSEC {
 				at(name, "CNAME beside other data (%s)", dns.TypeToString[s.rtype])
 				break
 			}
@@ -61,6 +62,10 @@ func (c *compiler) validateNode(n *node, at, warn func(name, format string, args
 		if d := c.dnameAbove(name); d != "" {
 			at(name, "data below the DNAME at %s (RFC 6672 2.4: a DNAME's owner has no descendants; NSD and Knot refuse it too)", c.rel(d))
 		}
+	}
+	if n.service != nil && c.presigned {
+		at(name, "service %q in a pre-signed zone (its file holds RRSIG, NSEC or NSEC3 records): "+
+			"a per-client answer has no signature a file can hold; let geodns sign the zone (dnssec:) instead", n.service.Name)
 	}
 	if n.service != nil && (n.get(dns.TypeA) != nil || n.get(dns.TypeAAAA) != nil) {
 		at(name, "A/AAAA records beside a service (the service answers those)")
@@ -93,6 +98,9 @@ func (c *compiler) validateNode(n *node, at, warn func(name, format string, args
 		for _, s := range n.sets {
 			switch s.rtype {
 			case dns.TypeNS, dns.TypeDS, dns.TypeA, dns.TypeAAAA:
+			case dns.TypeNSEC, dns.TypeRRSIG:
+				// A pre-signed file's: the parent side's proof and signatures
+				// (RFC 4035 2.3, 2.4), served with a referral.
 			default:
 				// Occluded (RFC 2181 6): loaded, never served, as NSD,
 				// Knot and BIND do.

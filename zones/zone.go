@@ -54,6 +54,8 @@ type Zone struct {
 	originWire string
 	originHash uint64 // WireHash(originWire)
 	wire       wireIndex
+
+	pre *presigned // the proofs of a pre-signed zone (presigned.go); nil if it is not one
 }
 
 // Transfer is a zone's transfer: key (docs/transfers.md).
@@ -118,13 +120,19 @@ func (z *Zone) SOA() *dns.SOA { return z.soa }
 // Len returns the number of records in the zone.
 func (z *Zone) Len() int { return z.count }
 
-// Records calls fn for every record in the zone, names in no particular order.
+// Records calls fn for every record in the zone, names in no particular
+// order; a pre-signed zone's NSEC3 records and their signatures too.
 func (z *Zone) Records(fn func(dns.RR)) {
 	for _, n := range z.nodes {
 		for i := range n.sets {
 			for _, rr := range n.sets[i].records() {
 				fn(rr)
 			}
+		}
+	}
+	if z.pre != nil {
+		for _, rr := range z.pre.all {
+			fn(rr)
 		}
 	}
 }

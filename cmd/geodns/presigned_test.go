@@ -1,0 +1,233 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/miekg/dns"
+	"github.com/stretchr/testify/require"
+)
+
+// The pre-signed zones in testdata/presigned were signed by ldns-signzone
+// (signatures valid 2026-12-01 to 2037-12-31; the keys are not kept):
+//
+//	nsec.test    NSEC
+//	nsec3.test   NSEC3, SHA-1, 5 iterations, salt c0ffee
+//	optout.test  NSEC3 with opt-out, no iterations, no salt
+//
+// from one file holding what proofs are about: a wildcard and a name
+// beside it, a CNAME to a wildcard's name, CNAME chains, a CNAME to
+// nothing, an empty non-terminal, delegations with a DS and without one
+// (glue in the zone and out of it), DNAMEs to a name and to nothing.
+
+// presignedZones lays out the pre-signed zones for geodns (a YAML that
+// imports each file) and returns the YAML directory and the zone files
+// by origin, as NSD and Knot read them.
+func presignedZones(t *testing.T) (dir string, files map[string]string) {
+	t.Helper()
+	paths, err := filepath.Glob("testdata/presigned/*.zone")
+	require.NoError(t, err)
+	require.Len(t, paths, 3)
+	dir, files = t.TempDir(), map[string]string{}
+	for _, f := range paths {
+		origin := strings.TrimSuffix(filepath.Base(f), "zone")
+		copyConformance(t, f, dir)
+		yaml := fmt.Sprintf("origin: %s\nimport: %s\n", origin, filepath.Base(f))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, origin+"yaml"), []byte(yaml), 0o644))
+		files[origin] = f
+	}
+	return dir, files
+}
+
+// presignedNames are the names the pre-signed zones are asked about: every
+// owner but the NSEC3 hashes, its ancestors, a name below each, and names
+// a wildcard, a delegation or a DNAME answers.
+func presignedNames(t *testing.T, files map[string]string) []string {
+	t.Helper()
+	set := map[string]bool{}
+	for origin, f := range files {
+		data, err := os.ReadFile(f)
+		require.NoError(t, err)
+		zp := dns.NewZoneParser(strings.NewReader(string(data)), origin, f)
+		for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
+			if rr.Header().Rrtype == dns.TypeNSEC3 || rr.Header().Rrtype == dns.TypeRRSIG && rr.(*dns.RRSIG).TypeCovered == dns.TypeNSEC3 {
+				continue
+			}
+			n := strings.ToLower(rr.Header().Name)
+			for p := n; dns.IsSubDomain(origin, p); {
+				set[p] = true
+				off, end := dns.NextLabel(p, 0)
+				if end {
+					break
+				}
+				p = p[off:]
+			}
+			set["nx."+n] = true
+		}
+		require.NoError(t, zp.Err())
+		for _, n := range []string{"q.w", "a.b.w", "x.d", "y.x.d2", "x.secure", "x.insecure", "b.c", "zz", "0", "~"} {
+			set[n+"."+origin] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for n := range set {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestPresignedMatchesNSD: the pre-signed zones served by geodns, NSD and
+// Knot from the same files answer alike, with DO and without, over UDP and
+// TCP: the same answer and authority sections (signatures and proofs
+// included) as NSD, or as Knot where the two differ; referrals' glue too.
+func TestPresignedMatchesNSD(t *testing.T) {
+	dir, files := presignedZones(t)
+	for origin := range files {
+		var errOut strings.Builder
+		require.Equal(t, 0, run([]string{"check", filepath.Join(dir, origin+"yaml")}, io.Discard, &errOut), errOut.String())
+	}
+	nsd := startNSD(t, files)
+	knot := startKnot(t, files)
+	ours, _ := startGeodns(t, dir, "nsec.test.")
+	for origin := range files {
+		waitSOA(t, ours, origin)
+		waitSOA(t, nsd, origin)
+		waitSOA(t, knot, origin)
+	}
+	types := []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeTXT, dns.TypeCNAME, dns.TypeDNAME, dns.TypeMX, dns.TypeNS,
+		dns.TypeSOA, dns.TypeSRV, dns.TypeDS, dns.TypeDNSKEY, dns.TypeNSEC3PARAM, dns.TypeNSEC, dns.TypeRRSIG}
+	asked, signed := 0, 0
+	var diffs []string
+	for _, n := range presignedNames(t, files) {
+		for _, qt := range types {
+			for _, do := range []bool{true, false} {
+				for _, tcp := range []bool{false, true} {
+					q := query{name: n, qtype: qt, tcp: tcp, edns: 4096, do: do}
+					asked++
+					a, err := q.exchange(ours)
+					require.NoError(t, err, "geodns: %s", q)
+					b, err := q.exchange(nsd)
+					require.NoError(t, err, "nsd: %s", q)
+					c, err := q.exchange(knot)
+					require.NoError(t, err, "knot: %s", q)
+					for _, rr := range append(a.Answer, a.Ns...) {
+						if rr.Header().Rrtype == dns.TypeRRSIG && qt != dns.TypeRRSIG {
+							signed++
+							break
+						}
+					}
+					vsNSD := compareResponses(q, a, b, nsdAsk(nsd))
+					if vsNSD == "" {
+						continue
+					}
+					if vsKnot := compareResponses(q, a, c, nsdAsk(knot)); vsKnot != "" {
+						diffs = append(diffs, fmt.Sprintf("%s\n  vs NSD: %s\n  vs Knot: %s\n--- geodns:\n%s\n--- nsd:\n%s\n--- knot:\n%s",
+							q, vsNSD, vsKnot, a, b, c))
+					}
+				}
+			}
+		}
+	}
+	t.Logf("%d questions, %d answered with signatures, %d match neither NSD nor Knot", asked, signed, len(diffs))
+	if show := os.Getenv("PRESIGNED_SHOW"); show != "" {
+		for _, d := range diffs {
+			if strings.HasPrefix(d, show) {
+				t.Log(d)
+			}
+		}
+	}
+	for i, d := range diffs {
+		if i == 10 {
+			t.Errorf("... and %d more", len(diffs)-10)
+			break
+		}
+		t.Error(d)
+	}
+}
+
+// TestPresignedValidated: a validating Unbound, given each pre-signed
+// zone's key as its trust anchor, finds every kind of answer geodns gives
+// from them secure: positive answers, CNAME chains, wildcards, DNAME
+// substitution, NXDOMAIN, NODATA (empty non-terminals and wildcards too),
+// and the DS set of a delegation or the proof it has none.
+func TestPresignedValidated(t *testing.T) {
+	dir, files := presignedZones(t)
+	ours, _ := startGeodns(t, dir, "nsec.test.")
+	var anchors strings.Builder
+	stubs := map[string]string{}
+	for origin, f := range files {
+		waitSOA(t, ours, origin)
+		data, err := os.ReadFile(f)
+		require.NoError(t, err)
+		zp := dns.NewZoneParser(strings.NewReader(string(data)), origin, f)
+		for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
+			if k, isKey := rr.(*dns.DNSKEY); isKey && k.Flags == 257 {
+				fmt.Fprintf(&anchors, "  trust-anchor: %q\n", strings.ReplaceAll(k.String(), "\t", " "))
+			}
+		}
+		stubs[origin] = ours
+	}
+	unbound, ubLog := runUnbound(t, "validator iterator", "  val-log-level: 2\n  local-zone: \"test.\" nodefault\n"+anchors.String(),
+		stubs, "nsec.test.")
+
+	// In the opt-out zone every NSEC3 has the opt-out flag: a proof that
+	// rests on one covering the next closer name (NXDOMAIN, a wildcard's
+	// answer) cannot rule out an unsigned delegation there, and validators
+	// call it insecure (RFC 5155 9.2), not bogus: the rcode still holds
+	// (a bogus answer would be SERVFAIL). NSD serves the same proofs
+	// (TestPresignedMatchesNSD).
+	cases := []struct {
+		name   string
+		qtype  uint16
+		rcode  int
+		what   string
+		optOut bool // insecure in the opt-out zone
+	}{
+		{"www", dns.TypeA, dns.RcodeSuccess, "positive", false},
+		{"", dns.TypeMX, dns.RcodeSuccess, "apex, additional data", false},
+		{"chain", dns.TypeA, dns.RcodeSuccess, "CNAME chain", false},
+		{"dangling", dns.TypeA, dns.RcodeNameError, "CNAME to a name that does not exist", true},
+		{"nx.www", dns.TypeA, dns.RcodeNameError, "NXDOMAIN", true},
+		{"a.b.nx", dns.TypeTXT, dns.RcodeNameError, "NXDOMAIN, deeper", true},
+		{"zz", dns.TypeA, dns.RcodeNameError, "NXDOMAIN past the last name", true},
+		{"www", dns.TypeTXT, dns.RcodeSuccess, "NODATA", false},
+		{"c", dns.TypeA, dns.RcodeSuccess, "NODATA at an empty non-terminal", false},
+		{"_tcp", dns.TypeSRV, dns.RcodeSuccess, "NODATA at an empty non-terminal", false},
+		{"q.w", dns.TypeA, dns.RcodeSuccess, "wildcard", true},
+		{"a.b.w", dns.TypeTXT, dns.RcodeSuccess, "wildcard, two labels down", true},
+		{"q.w", dns.TypeMX, dns.RcodeSuccess, "wildcard NODATA", true},
+		{"wc", dns.TypeA, dns.RcodeSuccess, "CNAME to a wildcard's name", true},
+		{"d", dns.TypeDNAME, dns.RcodeSuccess, "DNAME", false},
+		{"x.d", dns.TypeA, dns.RcodeNameError, "DNAME to a name with nothing below", true},
+		{"x.d2", dns.TypeA, dns.RcodeNameError, "DNAME to nothing", true},
+		{"secure", dns.TypeDS, dns.RcodeSuccess, "DS of a delegation", false},
+		{"insecure", dns.TypeDS, dns.RcodeSuccess, "no DS at a delegation", false},
+		{"insecure2", dns.TypeDS, dns.RcodeSuccess, "no DS at a delegation without glue", false},
+	}
+	secure, insecure := 0, 0
+	for origin := range files {
+		for _, c := range cases {
+			name := origin
+			if c.name != "" {
+				name = c.name + "." + origin
+			}
+			r, err := resolve(unbound, name, c.qtype, "")
+			require.NoError(t, err)
+			require.Equal(t, c.rcode, r.Rcode, "%s %s (%s): %v\nunbound:\n%s", name, dns.TypeToString[c.qtype], c.what, r, ubLog.String())
+			if c.optOut && origin == "optout.test." {
+				require.False(t, r.AuthenticatedData, "%s %s (%s): secure despite opt-out", name, dns.TypeToString[c.qtype], c.what)
+				insecure++
+				continue
+			}
+			require.True(t, r.AuthenticatedData, "%s %s (%s) not secure: %v\nunbound:\n%s", name, dns.TypeToString[c.qtype], c.what, r, ubLog.String())
+			secure++
+		}
+	}
+	t.Logf("Unbound: %d answers secure, %d insecure by opt-out as expected, none bogus", secure, insecure)
+}

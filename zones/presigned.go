@@ -1,0 +1,371 @@
+package zones
+
+import (
+	"bytes"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// A pre-signed zone is a master file signed by another signer (an
+// operator's signer, a hidden primary's): its RRSIG, NSEC or NSEC3
+// records come with it, in a zone geodns does not sign itself. It is
+// served as NSD and Knot serve one: its records as they are, each RRset's
+// signatures beside it for a query with DO, and the file's own NSEC or
+// NSEC3 records as the proofs of what does not exist (RFC 4035 3.1.3,
+// RFC 5155 7.2). Nothing is signed here: a service (a per-client answer)
+// has no signature a file could hold, so a pre-signed zone has none.
+//
+// NSEC3 records are kept out of the name tree: their owners (hashes) are
+// not names of the zone, and a query for one is answered as for any
+// absent name, as NSD and Knot answer it.
+
+// presigned is what proving absence in a pre-signed zone needs.
+type presigned struct {
+	nsec  []nsecOwner   // the owners of NSEC records, in canonical order
+	nsec3 []nsec3Record // the NSEC3 chain of the zone's parameters, by hash
+	// The chain's hash parameters (RFC 5155 3), from the NSEC3PARAM at
+	// the apex or else the first NSEC3; nsec3 is empty without them.
+	alg        uint8
+	iterations uint16
+	salt       string
+	all        []dns.RR // the NSEC3 records and their RRSIGs, every one: for transfers
+}
+
+// nsecOwner is a name holding an NSEC record, with its canonical labels.
+type nsecOwner struct {
+	labels [][]byte
+	n      *node
+}
+
+// nsec3Record is an NSEC3 record of the chain and its signatures.
+type nsec3Record struct {
+	hash string // the owner's first label, lower case: base32hex sorts as the hash
+	rr   *dns.NSEC3
+	sigs []dns.RR
+}
+
+// Presigned reports whether the zone is served signed as its file is.
+func (z *Zone) Presigned() bool { return z.pre != nil }
+
+// Signatures returns the file's RRSIG records over rrset (one RRset, as
+// an answer holds it) in a pre-signed zone: those of its owner covering
+// its type, or for records a wildcard synthesized those of the wildcard,
+// owned by the name asked (their labels field tells a validator). Each is
+// given the TTL of the RRset as served. Nil otherwise.
+func (z *Zone) Signatures(rrset []dns.RR) []dns.RR {
+	if z.pre == nil || len(rrset) == 0 {
+		return nil
+	}
+	h := rrset[0].Header()
+	if h.Rrtype == dns.TypeRRSIG {
+		return nil
+	}
+	name := CanonicalName(h.Name)
+	var from []dns.RR
+	switch {
+	case h.Rrtype == dns.TypeNSEC3:
+		if r := z.pre.nsec3At(name, z.Origin); r != nil {
+			from = r.sigs
+		}
+	case z.nodes[name] != nil:
+		from = z.nodes[name].get(dns.TypeRRSIG)
+	default:
+		if n, stop, ce := z.find(name, h.Rrtype); n == nil && stop == nil && ce.wild != nil {
+			from = ce.wild.get(dns.TypeRRSIG)
+		}
+	}
+	var out []dns.RR
+	for _, rr := range from {
+		sig, ok := rr.(*dns.RRSIG)
+		if !ok || sig.TypeCovered != h.Rrtype {
+			continue
+		}
+		if sig.Hdr.Name != h.Name || sig.Hdr.Ttl != h.Ttl {
+			sig = dns.Copy(sig).(*dns.RRSIG)
+			sig.Hdr.Name, sig.Hdr.Ttl = h.Name, h.Ttl
+		}
+		out = append(out, sig)
+	}
+	return out
+}
+
+// Proofs returns what a pre-signed zone adds to the authority section of
+// answer a to qname/qtype for a query with DO, unsigned (the writer adds
+// the signatures): at a referral the DS set, or the proof there is none;
+// for a name or type that does not exist the NSEC or NSEC3 records that
+// deny it; for records synthesized from a wildcard the proof that the
+// name asked does not exist (RFC 4035 3.1.3, RFC 5155 7.2). Nil for a
+// zone that is not pre-signed.
+func (z *Zone) Proofs(qname string, qtype uint16, a Answer) []dns.RR {
+	p := z.pre
+	if p == nil {
+		return nil
+	}
+	var out []dns.RR
+	add := func(rrs ...dns.RR) {
+		for _, rr := range rrs {
+			if rr != nil && !slices.Contains(out, rr) {
+				out = append(out, rr)
+			}
+		}
+	}
+	switch a.Result {
+	case Delegation:
+		cut := CanonicalName(a.Ns[0].Header().Name)
+		n := z.nodes[cut]
+		if ds := n.get(dns.TypeDS); ds != nil {
+			return ds
+		}
+		add(p.nodata(z, n, cut)...)
+		return out
+	case YXDomain:
+		return nil
+	}
+	// Each RRset a wildcard synthesized: its owner does not exist.
+	name := qname
+	for i, rr := range a.Answer {
+		owner := CanonicalName(rr.Header().Name)
+		if i > 0 && owner == CanonicalName(a.Answer[i-1].Header().Name) {
+			continue
+		}
+		if n, stop, ce := z.find(owner, qtype); n == nil && stop == nil && ce.wild != nil {
+			add(p.noName(z, owner, ce, wildAnswer)...)
+		}
+		if c, ok := rr.(*dns.CNAME); ok {
+			name = CanonicalName(c.Target) // where the chain went on
+		}
+	}
+	if a.Result == Success || !dns.IsSubDomain(z.Origin, name) {
+		return out
+	}
+	n, stop, ce := z.find(name, qtype)
+	switch {
+	case stop != nil:
+	case n != nil:
+		add(p.nodata(z, n, name)...)
+	case ce.wild != nil:
+		// The wildcard exists and lacks the type: the name does not exist
+		// (closest encloser proof) and the wildcard holds no such type.
+		add(p.noName(z, name, ce, wildNoData)...)
+		add(p.nodata(z, ce.wild, ce.wild.name)...)
+	default:
+		add(p.noName(z, name, ce, nxName)...)
+	}
+	return out
+}
+
+// nodata proves that name (its node n, nil if it has none) has no record
+// of the type asked: its NSEC, or its NSEC3; an empty non-terminal has
+// none in an NSEC zone, where the NSEC before it covers it; without an
+// NSEC3 of its own (opt-out) the closest provable encloser's proof.
+func (p *presigned) nodata(z *Zone, n *node, name string) []dns.RR {
+	if len(p.nsec3) > 0 {
+		if r := p.nsec3At(p.hash(name)+"."+z.Origin, z.Origin); r != nil {
+			return []dns.RR{r.rr}
+		}
+		return p.closestProvable(z, name)
+	}
+	if n != nil {
+		if nsec := n.get(dns.TypeNSEC); nsec != nil {
+			return nsec
+		}
+	}
+	return []dns.RR{p.nsecCovering(name)}
+}
+
+// absence is what a proof that a name does not exist is for.
+type absence uint8
+
+const (
+	nxName     absence = iota // NXDOMAIN: no name, and no wildcard to answer it
+	wildNoData                // a wildcard matched the name, and lacks the type
+	wildAnswer                // a wildcard answered the name
+)
+
+// noName proves that name, whose closest encloser is ce, does not exist,
+// as what (RFC 4035 3.1.3, RFC 5155 7.2.2, 7.2.5, 7.2.6): the NSEC
+// covering it (and for NXDOMAIN the one covering the wildcard); in an
+// NSEC3 zone the closest encloser's NSEC3 (but for a wildcard answer),
+// the one covering the next closer name, and for NXDOMAIN the one
+// covering the wildcard.
+func (p *presigned) noName(z *Zone, name string, ce *node, what absence) []dns.RR {
+	wild := "*." + ce.name
+	if ce.name == "." {
+		wild = "*."
+	}
+	if len(p.nsec3) == 0 {
+		out := []dns.RR{p.nsecCovering(name)}
+		if what == nxName {
+			out = append(out, p.nsecCovering(wild))
+		}
+		return out
+	}
+	var out []dns.RR
+	if what != wildAnswer {
+		if r := p.nsec3At(p.hash(ce.name)+"."+z.Origin, z.Origin); r != nil {
+			out = append(out, r.rr)
+		}
+	}
+	out = append(out, p.nsec3Covering(p.hash(nextCloser(name, ce.name))).rr)
+	if what == nxName {
+		out = append(out, p.nsec3Covering(p.hash(wild)).rr)
+	}
+	return out
+}
+
+// closestProvable proves where name's proof starts when name has no NSEC3
+// of its own (RFC 5155 7.2.4, 7.2.7): the NSEC3 of its closest ancestor
+// that has one, and the (opt-out) NSEC3 covering the next closer name.
+func (p *presigned) closestProvable(z *Zone, name string) []dns.RR {
+	for child, up := name, name; up != z.Origin; {
+		off, end := dns.NextLabel(up, 0)
+		if end {
+			break
+		}
+		child, up = up, up[off:]
+		if r := p.nsec3At(p.hash(up)+"."+z.Origin, z.Origin); r != nil {
+			return []dns.RR{r.rr, p.nsec3Covering(p.hash(child)).rr}
+		}
+	}
+	return nil
+}
+
+// nextCloser is the name one label longer than its closest encloser ce
+// on the way to name (RFC 5155 1.3).
+func nextCloser(name, ce string) string {
+	for up := name; ; {
+		off, end := dns.NextLabel(up, 0)
+		if end || up[off:] == ce || off == len(up) {
+			return up
+		}
+		up = up[off:]
+	}
+}
+
+// hash is name's NSEC3 hash, as the first label of an NSEC3 owner is
+// kept (lower case).
+func (p *presigned) hash(name string) string {
+	return strings.ToLower(dns.HashName(name, p.alg, p.iterations, p.salt))
+}
+
+// nsec3At returns the chain's NSEC3 record owned by name, nil if none.
+func (p *presigned) nsec3At(name, origin string) *nsec3Record {
+	off, end := dns.NextLabel(name, 0)
+	if end || name[off:] != origin {
+		return nil
+	}
+	h := name[:off-1]
+	i, found := sort.Find(len(p.nsec3), func(i int) int { return strings.Compare(h, p.nsec3[i].hash) })
+	if !found {
+		return nil
+	}
+	return &p.nsec3[i]
+}
+
+// nsec3Covering returns the chain's NSEC3 record whose interval holds
+// hash h: the last one before it, or the last of all (the chain wraps).
+func (p *presigned) nsec3Covering(h string) *nsec3Record {
+	i := sort.Search(len(p.nsec3), func(i int) bool { return p.nsec3[i].hash >= h })
+	if i == 0 {
+		i = len(p.nsec3)
+	}
+	return &p.nsec3[i-1]
+}
+
+// nsecCovering returns the NSEC record of the last owner before name in
+// canonical order (RFC 4034 6.1): its interval holds name. The apex comes
+// first, so there is one for every name below it.
+func (p *presigned) nsecCovering(name string) dns.RR {
+	labels := CanonicalLabels(name)
+	i := sort.Search(len(p.nsec), func(i int) bool { return CompareCanonical(p.nsec[i].labels, labels) >= 0 })
+	if i == 0 {
+		i = len(p.nsec)
+	}
+	if i == 0 {
+		return nil
+	}
+	return p.nsec[i-1].n.get(dns.TypeNSEC)[0]
+}
+
+// CanonicalLabels returns a name's labels as lowercased octets (escapes
+// resolved), for CompareCanonical.
+func CanonicalLabels(name string) [][]byte {
+	var buf [256]byte
+	n, err := dns.PackDomainName(dns.Fqdn(name), buf[:], 0, nil, false)
+	if err != nil {
+		return nil
+	}
+	var labels [][]byte
+	for i := 0; i < n && buf[i] != 0; i += 1 + int(buf[i]) {
+		l := slices.Clone(buf[i+1 : i+1+int(buf[i])])
+		for k, c := range l {
+			if 'A' <= c && c <= 'Z' { // ASCII only: DNS folds no other case
+				l[k] = c + 'a' - 'A'
+			}
+		}
+		labels = append(labels, l)
+	}
+	return labels
+}
+
+// CompareCanonical orders names as RFC 4034 6.1 does: label by label from
+// the root, each label as lowercased octets (CanonicalLabels).
+func CompareCanonical(a, b [][]byte) int {
+	for i, j := len(a)-1, len(b)-1; i >= 0 && j >= 0; i, j = i-1, j-1 {
+		if c := bytes.Compare(a[i], b[j]); c != 0 {
+			return c
+		}
+	}
+	return len(a) - len(b)
+}
+
+// presign builds the zone's proofs from the records a pre-signed file
+// brought: the NSEC owners in canonical order, the NSEC3 chain of the
+// zone's parameters (records of other parameters, a chain being replaced,
+// are served in transfers but prove nothing).
+func (c *compiler) presign() {
+	z := c.z
+	p := &presigned{}
+	for _, n := range c.all {
+		if n.get(dns.TypeNSEC) != nil {
+			p.nsec = append(p.nsec, nsecOwner{labels: CanonicalLabels(n.name), n: n})
+		}
+	}
+	slices.SortFunc(p.nsec, func(a, b nsecOwner) int { return CompareCanonical(a.labels, b.labels) })
+	var param *dns.NSEC3PARAM
+	if ps := z.apex.get(dns.TypeNSEC3PARAM); len(ps) > 0 {
+		param = ps[0].(*dns.NSEC3PARAM)
+		p.alg, p.iterations, p.salt = param.Hash, param.Iterations, param.Salt
+	}
+	sigs := map[string][]dns.RR{}
+	for _, rr := range c.nsec3 {
+		if s, ok := rr.(*dns.RRSIG); ok {
+			sigs[s.Hdr.Name] = append(sigs[s.Hdr.Name], s)
+		}
+	}
+	for _, rr := range c.nsec3 {
+		n3, ok := rr.(*dns.NSEC3)
+		if !ok {
+			continue
+		}
+		if param == nil && len(p.nsec3) == 0 {
+			p.alg, p.iterations, p.salt = n3.Hash, n3.Iterations, n3.Salt
+		}
+		if n3.Hash != p.alg || n3.Iterations != p.iterations || !strings.EqualFold(n3.Salt, p.salt) {
+			continue
+		}
+		off, _ := dns.NextLabel(n3.Hdr.Name, 0)
+		p.nsec3 = append(p.nsec3, nsec3Record{hash: n3.Hdr.Name[:off-1], rr: n3, sigs: sigs[n3.Hdr.Name]})
+	}
+	slices.SortFunc(p.nsec3, func(a, b nsec3Record) int { return strings.Compare(a.hash, b.hash) })
+	p.nsec3 = slices.CompactFunc(p.nsec3, func(a, b nsec3Record) bool { return a.hash == b.hash })
+	if len(p.nsec3) > 0 && p.alg != dns.SHA1 {
+		c.errAt(c.spec.importNode, "import %s: NSEC3 hash algorithm %d: only SHA-1 (1) is defined", c.spec.importFile, p.alg)
+	}
+	p.all = c.nsec3
+	z.count += len(c.nsec3)
+	z.pre = p
+}
