@@ -347,10 +347,13 @@ func (h *Handler) answerIN(set *zones.Set, o *outcome, fq *query, remote netip.A
 		o.co = nx && fq.co
 	}
 	if fq.do && z.Presigned() {
-		// The file's proofs; write adds its signatures (presignedSigner).
+		// The file's proofs; write adds their signatures (presignedSigner)
+		// as it does the answer's. The additional section's are added
+		// here, as NSD and Knot add them (glue has none).
 		if pr := z.Proofs(o.qname, fq.qtype, a); len(pr) > 0 {
 			a.Ns = append(a.Ns[:len(a.Ns):len(a.Ns)], pr...)
 		}
+		a.Extra = sign(presignedSigner{}, z, a.Extra)
 	}
 	if o.decision.AllDown && o.svc != nil && !slices.ContainsFunc(a.Answer, func(rr dns.RR) bool { return rr.Header().Rrtype == fq.qtype }) {
 		// An all-down NODATA (the nodata policy, or a family no site has
