@@ -318,6 +318,12 @@ func compareANY(q query, a, b *dns.Msg, ask func(string, uint16) *dns.Msg) []str
 	var d []string
 	types := map[uint16]bool{}
 	for _, rr := range a.Answer {
+		if sig, ok := rr.(*dns.RRSIG); ok {
+			if !slices.ContainsFunc(a.Answer, func(o dns.RR) bool { return o.Header().Rrtype == sig.TypeCovered }) {
+				d = append(d, fmt.Sprintf("ANY: an RRSIG over %s, a set the answer does not hold", dns.TypeToString[sig.TypeCovered]))
+			}
+			continue // with DO, the signature of a set the answer holds
+		}
 		types[rr.Header().Rrtype] = true
 	}
 	if !q.tcp && len(types) > 1 {
