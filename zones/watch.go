@@ -490,7 +490,11 @@ func (w *Watcher) finishLocked(res loadResult) error {
 	}
 	w.metrics.loaded(z)
 	if prev == nil || prev.Serial != z.Serial || res.force {
-		w.log.Info("zone loaded", "zone", o, "serial", z.Serial, "records", z.Len())
+		attrs := []any{"zone", o, "serial", z.Serial, "records", z.Len()}
+		if z.Presigned() {
+			attrs = append(attrs, "signed", "pre-signed (the file's signatures and proofs)")
+		}
+		w.log.Info("zone loaded", attrs...)
 	}
 	// Warnings once per load of new content (not per query, nor for a
 	// touch that changed nothing); the gauge keeps their count.
