@@ -150,3 +150,18 @@ func TestPresignedRefused(t *testing.T) {
 		require.Equal(t, c.want, strings.ReplaceAll(err.Error(), dir+"/", ""))
 	}
 }
+
+// TestPresignedManyIterations: an NSEC3 chain of more iterations than
+// validators take as secure loads (NSD and Knot serve it) with a warning
+// at its first record.
+func TestPresignedManyIterations(t *testing.T) {
+	dir := t.TempDir()
+	writeZone(t, dir, "p.zone", "$TTL 300\n@ SOA ns1 host 1 3600 600 1209600 120\n@ NS ns1\nns1 A 192.0.2.1\n"+
+		"0p9mhaveqvm6t7vbl5lop2u3t2rp3tom NSEC3 1 0 500 ab 0p9mhaveqvm6t7vbl5lop2u3t2rp3tom A\n")
+	writeZone(t, dir, "p.example.yaml", "import: p.zone\n")
+	z, err := LoadFile(filepath.Join(dir, "p.example.yaml"), nil)
+	require.NoError(t, err)
+	require.Len(t, z.Warnings, 1)
+	require.Equal(t, `p.zone:5:1: name "0p9mhaveqvm6t7vbl5lop2u3t2rp3tom": NSEC3 with 500 extra iterations: validators treat more than 150 as insecure `+
+		`(RFC 9276 3.2), and each denial costs this server 1503 hashes; RFC 9276 says 0`, strings.ReplaceAll(z.Warnings[0].Error(), dir+"/", ""))
+}

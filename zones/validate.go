@@ -31,7 +31,16 @@ func (c *compiler) validate(recs []placed) {
 	for _, rr := range c.signerOwned {
 		c.warnRR(rr, rr.Header().Name, "%s record in a zone geodns signs (dnssec:): dropped, the signer makes its own", dns.TypeToString[rr.Header().Rrtype])
 	}
+	if p := z.pre; p != nil && len(p.nsec3) > 0 && p.iterations > maxNSEC3Iterations {
+		rr := p.nsec3[0].rr
+		c.warnRR(rr, rr.Hdr.Name, "NSEC3 with %d extra iterations: validators treat more than %d as insecure (RFC 9276 3.2), "+
+			"and each denial costs this server %d hashes; RFC 9276 says 0", p.iterations, maxNSEC3Iterations, 3*(int(p.iterations)+1))
+	}
 }
+
+// maxNSEC3Iterations is the most NSEC3 iterations validators still take
+// as secure (Unbound's and BIND's limit, RFC 9276 3.2).
+const maxNSEC3Iterations = 150
 
 // validateNode checks one name against the rest of the zone; at reports,
 // warn warns.
