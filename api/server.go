@@ -142,10 +142,13 @@ func jsonMisses(mux *http.ServeMux) http.Handler {
 	})
 }
 
-// Serve listens on ln until ctx is done, then shuts down gracefully.
+// Serve listens on ln until ctx is done, then shuts down gracefully. It
+// holds at most MaxConns connections at once.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	lim := limitConns(ln, MaxConns)
 	srv := &http.Server{
 		Handler:           s.Handler(),
+		ConnState:         lim.state,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -153,7 +156,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    16 << 10,
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(lim) }()
 	select {
 	case err := <-errc:
 		return err

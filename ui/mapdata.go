@@ -97,7 +97,13 @@ func (s *Server) mapJSON(zone, service string) []byte {
 		c = &mapCache{gen: gen, set: set, sample: sm, bodies: map[string][]byte{}}
 		s.mapOut = c
 	}
-	key := zone + " " + service
+	// Keyed by what is routed, not by what was asked: every name not
+	// served gets the first service's map, computed once, not once per
+	// name a client makes up.
+	key := ""
+	if z := set.Zone(zone); z != nil && z.Services[service] != nil {
+		key = z.Origin + " " + service
+	}
 	if b, ok := c.bodies[key]; ok {
 		return b
 	}

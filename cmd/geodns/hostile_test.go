@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -103,4 +105,41 @@ func TestZoneImportDirs(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, r.Answer, 1)
 	require.Equal(t, "192.0.2.77", r.Answer[0].(*dns.A).A.String())
+}
+
+// TestAPIConnectionFlood: a client holding 1,100 idle connections to the
+// HTTP API of a geodns limited to 1,024 file descriptors takes none of the
+// descriptors DNS over TCP, zone loads and probes need: a TCP query and a
+// new API request are answered, and nothing logs "too many open files".
+// Before, the API accepted every connection: the process ran out, TCP
+// queries timed out, and probes failed with "too many open files", every
+// endpoint down.
+func TestAPIConnectionFlood(t *testing.T) {
+	prlimit, err := exec.LookPath("prlimit") // util-linux, on every Debian
+	require.NoError(t, err)
+	dir := t.TempDir()
+	staticExample(t, dir)
+	addr, httpAddr := freeAddr(t), freeAddr(t)
+	log := new(logBuffer)
+	startProcess(t, log, prlimit, "--nofile=1024:1024", binary, "serve", "--zones", dir, "--listen", addr,
+		"--http", httpAddr, "--probe-allow", "127.0.0.0/8")
+	waitSOA(t, addr, "example.com.")
+
+	for range 1100 {
+		c, err := net.Dial("tcp", httpAddr)
+		require.NoError(t, err)
+		defer c.Close()
+		_, err = c.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+		require.NoError(t, err)
+	}
+	tcp := &dns.Client{Net: "tcp", Timeout: 2 * time.Second}
+	r, _, err := tcp.Exchange(question("www.example.com.", dns.TypeA), addr)
+	require.NoError(t, err, "DNS over TCP while the API is flooded")
+	require.Equal(t, dns.RcodeSuccess, r.Rcode)
+	hc := &http.Client{Timeout: 2 * time.Second}
+	resp, err := hc.Get("http://" + httpAddr + "/healthz")
+	require.NoError(t, err, "a new API request while the API is flooded")
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.NotContains(t, log.String(), "too many open files")
 }
