@@ -1,7 +1,6 @@
 package dnssec
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/geodns/geodns/zones"
 	"github.com/miekg/dns"
 )
 
@@ -162,8 +162,8 @@ func (m *Manager) Export(origin string, soa *dns.SOA, rrs []dns.RR) (out []dns.R
 
 	// RRsets by owner, the owners in canonical order.
 	type owner struct {
-		name, shown string   // canonical; as the records have it
-		labels      [][]byte // name's labels, lowercased octets: its canonical order
+		name, shown string // canonical; as the records have it
+		key         string // zones.CanonicalKey: its canonical order
 		sets        map[uint16][]dns.RR
 		cut         bool // a delegation
 	}
@@ -173,7 +173,7 @@ func (m *Manager) Export(origin string, soa *dns.SOA, rrs []dns.RR) (out []dns.R
 		n := dns.CanonicalName(rr.Header().Name)
 		o := byName[n]
 		if o == nil {
-			o = &owner{name: n, shown: rr.Header().Name, labels: canonicalLabels(n), sets: map[uint16][]dns.RR{}}
+			o = &owner{name: n, shown: rr.Header().Name, key: string(zones.CanonicalKey(nil, n)), sets: map[uint16][]dns.RR{}}
 			byName[n] = o
 			names = append(names, o)
 		}
@@ -192,7 +192,7 @@ func (m *Manager) Export(origin string, soa *dns.SOA, rrs []dns.RR) (out []dns.R
 		add(&dns.SOA{Hdr: dns.RR_Header{Name: origin, Rrtype: dns.TypeSOA, Class: dns.ClassINET}})
 		delete(byName[origin].sets, dns.TypeSOA)
 	}
-	slices.SortFunc(names, func(a, b *owner) int { return compareLabels(a.labels, b.labels) })
+	slices.SortFunc(names, func(a, b *owner) int { return strings.Compare(a.key, b.key) })
 
 	ttl := min(soa.Hdr.Ttl, soa.Minttl)
 	var chain []*owner // the authoritative names, in order
@@ -289,34 +289,6 @@ func sortedTypes(sets map[uint16][]dns.RR) []uint16 {
 	}
 	slices.Sort(ts)
 	return ts
-}
-
-// canonicalLabels returns a name's labels as lowercased octets (escapes
-// resolved), computed once per name for sorting.
-func canonicalLabels(name string) [][]byte {
-	var buf [256]byte
-	n, err := dns.PackDomainName(dns.Fqdn(name), buf[:], 0, nil, false)
-	if err != nil {
-		return nil
-	}
-	labels := splitWire(buf[:n]) // copies
-	for _, l := range labels {
-		for k, c := range l {
-			l[k] = lower(c)
-		}
-	}
-	return labels
-}
-
-// compareLabels orders names as RFC 4034 6.1 does: label by label from
-// the root, each label as lowercased octets (canonicalLabels).
-func compareLabels(a, b [][]byte) int {
-	for i, j := len(a)-1, len(b)-1; i >= 0 && j >= 0; i, j = i-1, j-1 {
-		if c := bytes.Compare(a[i], b[j]); c != 0 {
-			return c
-		}
-	}
-	return len(a) - len(b)
 }
 
 // deterministic signs with RFC 6979 nonces (ECDSA with no random source;

@@ -1,6 +1,7 @@
 package zones
 
 import (
+	"bytes"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -164,4 +165,16 @@ func TestPresignedManyIterations(t *testing.T) {
 	require.Len(t, z.Warnings, 1)
 	require.Equal(t, `p.zone:5:1: name "0p9mhaveqvm6t7vbl5lop2u3t2rp3tom": NSEC3 with 500 extra iterations: validators treat more than 150 as insecure `+
 		`(RFC 9276 3.2), and each denial costs this server 1503 hashes; RFC 9276 says 0`, strings.ReplaceAll(z.Warnings[0].Error(), dir+"/", ""))
+}
+
+// TestCanonicalKey: keys sort names as RFC 4034 6.1's example lists them,
+// octets 0x00 and 0x01 included.
+func TestCanonicalKey(t *testing.T) {
+	names := []string{"example.", "a.example.", "yljkjljk.a.example.", "Z.a.example.", "zABC.a.EXAMPLE.",
+		"z.example.", `\000.z.example.`, `\001.z.example.`, `\001\000.z.example.`, `\002.z.example.`, "*.z.example.", `\200.z.example.`}
+	for i := 1; i < len(names); i++ {
+		a, b := CanonicalKey(nil, names[i-1]), CanonicalKey(nil, names[i])
+		require.Negative(t, bytes.Compare(a, b), "%s before %s", names[i-1], names[i])
+	}
+	require.Equal(t, CanonicalKey(nil, "Z.A.example."), CanonicalKey(nil, "z.a.EXAMPLE."))
 }

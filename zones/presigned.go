@@ -24,7 +24,7 @@ import (
 
 // presigned is what proving absence in a pre-signed zone needs.
 type presigned struct {
-	nsec  []nsecOwner   // the owners of NSEC records, in canonical order
+	nsec  []*node       // the owners of NSEC records, in canonical order
 	nsec3 []nsec3Record // the NSEC3 chain of the zone's parameters, by hash
 	// The chain's hash parameters (RFC 5155 3), from the NSEC3PARAM at
 	// the apex or else the first NSEC3; nsec3 is empty without them.
@@ -32,12 +32,6 @@ type presigned struct {
 	iterations uint16
 	salt       string
 	all        []dns.RR // the NSEC3 records and their RRSIGs, every one: for transfers
-}
-
-// nsecOwner is a name holding an NSEC record, with its canonical labels.
-type nsecOwner struct {
-	labels [][]byte
-	n      *node
 }
 
 // nsec3Record is an NSEC3 record of the chain and its signatures.
@@ -279,47 +273,50 @@ func (p *presigned) nsec3Covering(h string) *nsec3Record {
 // canonical order (RFC 4034 6.1): its interval holds name. The apex comes
 // first, so there is one for every name below it.
 func (p *presigned) nsecCovering(name string) dns.RR {
-	labels := CanonicalLabels(name)
-	i := sort.Search(len(p.nsec), func(i int) bool { return CompareCanonical(p.nsec[i].labels, labels) >= 0 })
+	var kb, ob [2 * 256]byte
+	key := CanonicalKey(kb[:0], name)
+	i := sort.Search(len(p.nsec), func(i int) bool { return bytes.Compare(CanonicalKey(ob[:0], p.nsec[i].name), key) >= 0 })
 	if i == 0 {
 		i = len(p.nsec)
 	}
 	if i == 0 {
 		return nil
 	}
-	return p.nsec[i-1].n.get(dns.TypeNSEC)[0]
+	return p.nsec[i-1].get(dns.TypeNSEC)[0]
 }
 
-// CanonicalLabels returns a name's labels as lowercased octets (escapes
-// resolved), for CompareCanonical.
-func CanonicalLabels(name string) [][]byte {
+// CanonicalKey appends to dst a key of name whose byte order is the
+// canonical order of names (RFC 4034 6.1): its labels from the root, each
+// lowercased and ended by 0x00, its octets 0x00 and 0x01 written 0x01
+// 0x01 and 0x01 0x02, so that a label sorts before every longer one it
+// begins, and a name before the names below it.
+func CanonicalKey(dst []byte, name string) []byte {
 	var buf [256]byte
 	n, err := dns.PackDomainName(dns.Fqdn(name), buf[:], 0, nil, false)
 	if err != nil {
-		return nil
+		return dst
 	}
-	var labels [][]byte
+	var starts [128]int
+	k := 0
 	for i := 0; i < n && buf[i] != 0; i += 1 + int(buf[i]) {
-		l := slices.Clone(buf[i+1 : i+1+int(buf[i])])
-		for k, c := range l {
-			if 'A' <= c && c <= 'Z' { // ASCII only: DNS folds no other case
-				l[k] = c + 'a' - 'A'
+		starts[k] = i
+		k++
+	}
+	for j := k - 1; j >= 0; j-- {
+		i := starts[j]
+		for _, c := range buf[i+1 : i+1+int(buf[i])] {
+			switch {
+			case c <= 1:
+				dst = append(dst, 1, c+1)
+			case 'A' <= c && c <= 'Z': // ASCII only: DNS folds no other case
+				dst = append(dst, c+'a'-'A')
+			default:
+				dst = append(dst, c)
 			}
 		}
-		labels = append(labels, l)
+		dst = append(dst, 0)
 	}
-	return labels
-}
-
-// CompareCanonical orders names as RFC 4034 6.1 does: label by label from
-// the root, each label as lowercased octets (CanonicalLabels).
-func CompareCanonical(a, b [][]byte) int {
-	for i, j := len(a)-1, len(b)-1; i >= 0 && j >= 0; i, j = i-1, j-1 {
-		if c := bytes.Compare(a[i], b[j]); c != 0 {
-			return c
-		}
-	}
-	return len(a) - len(b)
+	return dst
 }
 
 // presign builds the zone's proofs from the records a pre-signed file
@@ -329,12 +326,21 @@ func CompareCanonical(a, b [][]byte) int {
 func (c *compiler) presign() {
 	z := c.z
 	p := &presigned{}
+	type keyed struct {
+		key string
+		n   *node
+	}
+	var owners []keyed // the keys only while sorting: a million names keep 8 bytes each
 	for _, n := range c.all {
 		if n.get(dns.TypeNSEC) != nil {
-			p.nsec = append(p.nsec, nsecOwner{labels: CanonicalLabels(n.name), n: n})
+			owners = append(owners, keyed{string(CanonicalKey(nil, n.name)), n})
 		}
 	}
-	slices.SortFunc(p.nsec, func(a, b nsecOwner) int { return CompareCanonical(a.labels, b.labels) })
+	slices.SortFunc(owners, func(a, b keyed) int { return strings.Compare(a.key, b.key) })
+	p.nsec = make([]*node, len(owners))
+	for i, o := range owners {
+		p.nsec[i] = o.n
+	}
 	var param *dns.NSEC3PARAM
 	if ps := z.apex.get(dns.TypeNSEC3PARAM); len(ps) > 0 {
 		param = ps[0].(*dns.NSEC3PARAM)
