@@ -178,3 +178,46 @@ func TestCanonicalKey(t *testing.T) {
 	}
 	require.Equal(t, CanonicalKey(nil, "Z.A.example."), CanonicalKey(nil, "z.a.EXAMPLE."))
 }
+
+// TestPresignedSignaturesExpire: a pre-signed zone says when its first
+// RRset runs out of signatures (the latest of each set's counts: a
+// signature of a key on its way out may expire first, harmlessly), and
+// warns when that has passed.
+func TestPresignedSignaturesExpire(t *testing.T) {
+	dir := t.TempDir()
+	head := "$TTL 300\n@ SOA ns1 host 1 3600 600 1209600 120\n@ NS ns1\nns1 A 192.0.2.1\nwww A 192.0.2.2\n"
+	for _, c := range []struct {
+		sigs, set, at, warning string
+	}{
+		{"www RRSIG A 13 3 300 20350101000000 20200101000000 1 p.example. dGVzdA==\n" +
+			"www RRSIG A 13 3 300 20210101000000 20200101000000 2 p.example. dGVzdA==\n" +
+			"ns1 RRSIG A 13 3 300 20340101000000 20200101000000 1 p.example. dGVzdA==\n",
+			"ns1.p.example. A", "2034-01-01T00:00:00Z", ""},
+		{"www RRSIG A 13 3 300 20210101000000 20200101000000 1 p.example. dGVzdA==\n",
+			"www.p.example. A", "2021-01-01T00:00:00Z",
+			`p.zone:2:1: name "@": the signatures of www.p.example. A expired at 2021-01-01T00:00:00Z (the first RRset without a valid one): ` +
+				`validators reject the zone's answers until its file is signed again`},
+	} {
+		writeZone(t, dir, "p.zone", head+c.sigs)
+		writeZone(t, dir, "p.example.yaml", "import: p.zone\n")
+		z, err := LoadFile(filepath.Join(dir, "p.example.yaml"), nil)
+		require.NoError(t, err)
+		at, set, ok := z.SignaturesExpire()
+		require.True(t, ok)
+		require.Equal(t, c.set, set)
+		require.Equal(t, c.at, at.UTC().Format(time.RFC3339))
+		var ws []string
+		for _, w := range z.Warnings {
+			ws = append(ws, strings.ReplaceAll(w.Error(), dir+"/", ""))
+		}
+		if c.warning == "" {
+			require.Empty(t, ws)
+		} else {
+			require.Equal(t, []string{c.warning}, ws)
+		}
+	}
+	z, err := LoadFile("testdata/good/signed.example.yaml", nil)
+	require.NoError(t, err)
+	_, _, ok := z.SignaturesExpire()
+	require.False(t, ok, "a zone geodns signs")
+}

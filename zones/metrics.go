@@ -11,6 +11,7 @@ type Metrics struct {
 	warns   *prometheus.GaugeVec
 	same    *prometheus.CounterVec
 	failing *prometheus.GaugeVec
+	expires *prometheus.GaugeVec
 }
 
 // NewMetrics registers the zone metrics with reg (nil: not registered).
@@ -40,13 +41,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "geodns_zone_load_failing",
 			Help: "1 while a zone's file fails to load: an older version is served, or (no geodns_zone_serial) none. A zone that fails from the start has no error counter at 0 before it; this is set from its first failure.",
 		}, []string{"zone"}),
+		expires: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "geodns_zone_signatures_expire_timestamp_seconds",
+			Help: "For a pre-signed zone, when the first of its RRsets has no unexpired signature left, Unix time: its file must be signed again before.",
+		}, []string{"zone"}),
 		same: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "geodns_zone_serial_unchanged_total",
 			Help: "Loads of a zone whose content changed while its SOA serial did not.",
 		}, []string{"zone"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.reloads, m.serial, m.records, m.missing, m.warns, m.same, m.failing)
+		reg.MustRegister(m.reloads, m.serial, m.records, m.missing, m.warns, m.same, m.failing, m.expires)
 	}
 	return m
 }
@@ -59,6 +64,11 @@ func (m *Metrics) loaded(z *Zone) {
 	m.missing.DeleteLabelValues(z.Origin)
 	m.warns.WithLabelValues(z.Origin).Set(float64(len(z.Warnings)))
 	m.failing.WithLabelValues(z.Origin).Set(0)
+	if at, _, ok := z.SignaturesExpire(); ok {
+		m.expires.WithLabelValues(z.Origin).Set(float64(at.Unix()))
+	} else {
+		m.expires.DeleteLabelValues(z.Origin)
+	}
 }
 
 func (m *Metrics) serialUnchanged(zone string) { m.same.WithLabelValues(zone).Inc() }
@@ -81,4 +91,5 @@ func (m *Metrics) removed(zone string) {
 	m.warns.DeleteLabelValues(zone)
 	m.same.DeleteLabelValues(zone)
 	m.failing.DeleteLabelValues(zone)
+	m.expires.DeleteLabelValues(zone)
 }

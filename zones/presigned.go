@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -32,6 +33,11 @@ type presigned struct {
 	iterations uint16
 	salt       string
 	all        []dns.RR // the NSEC3 records and their RRSIGs, every one: for transfers
+
+	// When the first RRset's signatures have all expired, and which set:
+	// the zone turns bogus then unless its file is signed again.
+	expires    time.Time
+	expiresSet string
 }
 
 // nsec3Record is an NSEC3 record of the chain and its signatures.
@@ -43,6 +49,56 @@ type nsec3Record struct {
 
 // Presigned reports whether the zone is served signed as its file is.
 func (z *Zone) Presigned() bool { return z.pre != nil }
+
+// SignaturesExpire returns, for a pre-signed zone, when the first of its
+// RRsets has no signature left that has not expired, and that set ("www
+// A"); ok is false for other zones (and a pre-signed file without RRSIGs).
+func (z *Zone) SignaturesExpire() (at time.Time, rrset string, ok bool) {
+	if z.pre == nil || z.pre.expiresSet == "" {
+		return time.Time{}, "", false
+	}
+	return z.pre.expires, z.pre.expiresSet, true
+}
+
+// rrsigTime is an RRSIG's inception or expiration as a time: of the times
+// the 32 bits can mean, the nearest to now (RFC 4034 3.1.5: serial number
+// arithmetic).
+func rrsigTime(t uint32, now time.Time) time.Time {
+	n := now.Unix()
+	return time.Unix(n+int64(int32(t-uint32(n))), 0)
+}
+
+// signaturesExpire finds when the first RRset of the zone runs out of
+// valid signatures: each set lasts as long as its latest signature (one
+// of a key on its way out may expire earlier, harmlessly).
+func (p *presigned) signaturesExpire(c *compiler, now time.Time) {
+	type set struct {
+		owner string
+		t     uint16
+	}
+	last := map[set]time.Time{}
+	note := func(sigs []dns.RR) {
+		for _, rr := range sigs {
+			sig, ok := rr.(*dns.RRSIG)
+			if !ok {
+				continue
+			}
+			k := set{sig.Hdr.Name, sig.TypeCovered}
+			if e := rrsigTime(sig.Expiration, now); e.After(last[k]) {
+				last[k] = e
+			}
+		}
+	}
+	for _, n := range c.all {
+		note(n.get(dns.TypeRRSIG))
+	}
+	note(c.nsec3)
+	for k, e := range last {
+		if p.expiresSet == "" || e.Before(p.expires) || e.Equal(p.expires) && k.owner < p.expiresSet {
+			p.expires, p.expiresSet = e, k.owner+" "+dns.TypeToString[k.t]
+		}
+	}
+}
 
 // Signatures returns the file's RRSIG records over rrset (one RRset, as
 // an answer holds it) in a pre-signed zone: those of its owner covering
@@ -372,6 +428,7 @@ func (c *compiler) presign() {
 		c.errAt(c.spec.importNode, "import %s: NSEC3 hash algorithm %d: only SHA-1 (1) is defined", c.spec.importFile, p.alg)
 	}
 	p.all = c.nsec3
+	p.signaturesExpire(c, time.Now())
 	z.count += len(c.nsec3)
 	z.pre = p
 }

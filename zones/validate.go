@@ -2,6 +2,7 @@ package zones
 
 import (
 	"strings"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -30,6 +31,10 @@ func (c *compiler) validate(recs []placed) {
 	}
 	for _, rr := range c.signerOwned {
 		c.warnRR(rr, rr.Header().Name, "%s record in a zone geodns signs (dnssec:): dropped, the signer makes its own", dns.TypeToString[rr.Header().Rrtype])
+	}
+	if at, set, ok := z.SignaturesExpire(); ok && at.Before(time.Now()) {
+		c.warnRR(nil, z.Origin, "the signatures of %s expired at %s (the first RRset without a valid one): "+
+			"validators reject the zone's answers until its file is signed again", set, at.UTC().Format(time.RFC3339))
 	}
 	if p := z.pre; p != nil && len(p.nsec3) > 0 && p.iterations > maxNSEC3Iterations {
 		rr := p.nsec3[0].rr

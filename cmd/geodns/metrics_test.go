@@ -79,9 +79,10 @@ transfer: {allow: [127.0.0.0/8]}
 
 	// Series that exist only while their condition holds (the cluster's:
 	// with a cluster: section, checked by cluster_test.go; GeoIP's: one a
-	// configured database, checked by TestOperatorMistakesFailFast).
+	// configured database, checked by TestOperatorMistakesFailFast; a
+	// pre-signed zone's, checked by TestPresignedTransfer).
 	onlyWhile := map[string]bool{"geodns_zone_file_missing": true, "geodns_cluster_connected": true, "geodns_cluster_drift": true,
-		"geodns_geoip_load_failing": true}
+		"geodns_geoip_load_failing": true, "geodns_zone_signatures_expire_timestamp_seconds": true}
 	var metrics string
 	require.Eventually(t, func() bool { // the first probe results are in
 		var code int

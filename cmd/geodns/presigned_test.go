@@ -254,14 +254,21 @@ func TestPresignedValidated(t *testing.T) {
 // TestPresignedTransfer: a pre-signed zone goes to secondaries as its file
 // holds it, signatures and NSEC3 chain included: the AXFR has the file's
 // records, one for one, and ldns-verify-zone finds it verified and
-// complete.
+// complete. The metrics say when its signatures expire.
 func TestPresignedTransfer(t *testing.T) {
 	dir, files := presignedZones(t)
 	for origin := range files {
 		y := fmt.Sprintf("origin: %s\nimport: %s\ntransfer: {allow: [127.0.0.1/32]}\n", origin, filepath.Base(files[origin]))
 		require.NoError(t, os.WriteFile(filepath.Join(dir, origin+"yaml"), []byte(y), 0o644))
 	}
-	ours, _ := startGeodns(t, dir, "nsec.test.")
+	httpAddr := freeAddr(t)
+	ours, _ := startGeodns(t, dir, "nsec.test.", "--http", httpAddr)
+	code, metrics := call(t, "GET", "http://"+httpAddr+"/metrics", "")
+	require.Equal(t, 200, code)
+	for origin := range files {
+		// 2037-12-31T00:00:00Z, the signer's -e.
+		require.Contains(t, metrics, fmt.Sprintf("geodns_zone_signatures_expire_timestamp_seconds{zone=%q} 2.1458304e+09", origin))
+	}
 	for origin, f := range files {
 		waitSOA(t, ours, origin)
 		tr := &dns.Transfer{}
