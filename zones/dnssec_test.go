@@ -221,3 +221,28 @@ func TestPresignedSignaturesExpire(t *testing.T) {
 	_, _, ok := z.SignaturesExpire()
 	require.False(t, ok, "a zone geodns signs")
 }
+
+// TestPresignedSignatureTTLs: each RRSIG takes the TTL of the set it
+// covers (RFC 4034 3). A YAML zone holds one TTL for all the RRSIGs at a
+// name: `geodns import` of a signed file wrote www's RRSIG over its NSEC
+// (TTL 300) with the A set's 600, served so before.
+func TestPresignedSignatureTTLs(t *testing.T) {
+	dir := t.TempDir()
+	writeZone(t, dir, "p.example.yaml", `soa: {ns: ns1.p.example., mbox: h.p.example.}
+records:
+  "@": {NS: [ns1.p.example.]}
+  ns1: {A: [192.0.2.1]}
+  www:
+    A: {ttl: 600, values: [192.0.2.2]}
+    RRSIG: {ttl: 600, values: ["A 13 3 600 20350101000000 20200101000000 1 p.example. dGVzdA==", "NSEC 13 3 300 20350101000000 20200101000000 1 p.example. dGVzdA=="]}
+    NSEC: {ttl: 300, values: [p.example. A RRSIG NSEC]}
+`)
+	z, err := LoadFile(filepath.Join(dir, "p.example.yaml"), nil)
+	require.NoError(t, err)
+	require.True(t, z.Presigned())
+	ttls := map[uint16]uint32{}
+	for _, rr := range z.Lookup("www.p.example.", dns.TypeRRSIG, false, nil).Answer {
+		ttls[rr.(*dns.RRSIG).TypeCovered] = rr.Header().Ttl
+	}
+	require.Equal(t, map[uint16]uint32{dns.TypeA: 600, dns.TypeNSEC: 300}, ttls)
+}

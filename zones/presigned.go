@@ -429,6 +429,30 @@ func (c *compiler) presign() {
 	}
 	p.all = c.nsec3
 	p.signaturesExpire(c, time.Now())
+	c.sigTTLs(p)
 	z.count += len(c.nsec3)
 	z.pre = p
+}
+
+// sigTTLs gives each RRSIG the TTL of the set it covers (RFC 4034 3): a
+// YAML zone (geodns import of a signed file) holds one TTL for all the
+// RRSIGs at a name, which cover sets of different TTLs.
+func (c *compiler) sigTTLs(p *presigned) {
+	fix := func(sigs []dns.RR, covered func(t uint16) []dns.RR) {
+		for _, rr := range sigs {
+			sig, ok := rr.(*dns.RRSIG)
+			if !ok {
+				continue
+			}
+			if set := covered(sig.TypeCovered); len(set) > 0 {
+				sig.Hdr.Ttl = set[0].Header().Ttl
+			}
+		}
+	}
+	for _, n := range c.all {
+		fix(n.get(dns.TypeRRSIG), n.get)
+	}
+	for _, r := range p.nsec3 {
+		fix(r.sigs, func(uint16) []dns.RR { return []dns.RR{r.rr} })
+	}
 }
