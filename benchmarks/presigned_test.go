@@ -51,11 +51,7 @@ func BenchmarkPresignedFlood(b *testing.B) {
 			n := 0
 			b.ReportAllocs()
 			for b.Loop() {
-				x := n
-				for i := len(digits) - 1; i >= 0; i-- {
-					digits[i] = byte('0' + x%10)
-					x /= 10
-				}
+				putDigits(digits, n)
 				n++
 				resp := h.ServeWire(wire, testClient, false, buf)
 				if len(resp) < 12 || resp[3]&0xF != dns.RcodeNameError || resp[9] < 4 { // the SOA, an NSEC (or NSEC3) at least, their RRSIGs

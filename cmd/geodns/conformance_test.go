@@ -228,6 +228,18 @@ func TestConformanceZones(t *testing.T) {
 	t.Logf("%d known gaps (%d cases) hold", len(knownGaps), len(differing))
 }
 
+// addAncestors puts name and its ancestors down to origin into set.
+func addAncestors(set map[string]bool, name, origin string) {
+	for p := name; dns.IsSubDomain(origin, p); {
+		set[p] = true
+		off, end := dns.NextLabel(p, 0)
+		if end {
+			break
+		}
+		p = p[off:]
+	}
+}
+
 // conformanceNames returns the names the conformance cases ask about: every
 // owner of the reference files and its ancestors in the zone, a name below
 // each DNAME, wildcard and delegation, a non-existent child of each owner,
@@ -248,14 +260,7 @@ func conformanceNames(t *testing.T, refs map[string]string) []string {
 		zp := dns.NewZoneParser(strings.NewReader(strings.ReplaceAll(string(data), "\n", "\n\n")), origin, file)
 		for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
 			n := strings.ToLower(rr.Header().Name)
-			for p := n; dns.IsSubDomain(origin, p); {
-				set[p] = true
-				off, end := dns.NextLabel(p, 0)
-				if end {
-					break
-				}
-				p = p[off:]
-			}
+			addAncestors(set, n, origin)
 			set["nx."+n] = true
 			if strings.HasPrefix(n, "*.") {
 				set["x"+n[1:]] = true

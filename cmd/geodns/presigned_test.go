@@ -60,14 +60,7 @@ func presignedNames(t *testing.T, files map[string]string) []string {
 				continue
 			}
 			n := strings.ToLower(rr.Header().Name)
-			for p := n; dns.IsSubDomain(origin, p); {
-				set[p] = true
-				off, end := dns.NextLabel(p, 0)
-				if end {
-					break
-				}
-				p = p[off:]
-			}
+			addAncestors(set, n, origin)
 			set["nx."+n] = true
 		}
 		require.NoError(t, zp.Err())
