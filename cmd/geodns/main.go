@@ -22,6 +22,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/geodns/geodns/api"
 	"github.com/geodns/geodns/cluster"
@@ -591,7 +592,13 @@ func check(args []string, stdout, stderr io.Writer) int {
 			bad++
 			continue
 		}
-		fmt.Fprintf(stdout, "%s: ok: zone %s, %d records, serial %d\n", f, z.Origin, z.Len(), z.Serial)
+		signed := ""
+		if at, set, ok := z.SignaturesExpire(); ok {
+			signed = fmt.Sprintf(", pre-signed (signatures valid until %s, %s first)", at.UTC().Format(time.RFC3339), set)
+		} else if z.Presigned() {
+			signed = ", pre-signed (no signatures)"
+		}
+		fmt.Fprintf(stdout, "%s: ok: zone %s, %d records, serial %d%s\n", f, z.Origin, z.Len(), z.Serial, signed)
 	}
 	if len(files)+clashed == 0 {
 		fmt.Fprintf(stderr, "geodns check: no <zone>.yaml files in %s\n", *dir)
