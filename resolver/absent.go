@@ -64,11 +64,16 @@ const absentDoorSlots = 256
 // of key k (fq.key) below an encloser whose wire form is the last encWire
 // bytes of its name: 0xC0 (never the first byte of a question's key, which
 // is a label length of at most 63 or the root's 0), the encloser, then the
-// type and flags as in a question's key.
-func absentKey(b *[255 + 4]byte, k []byte, nameLen, encWire int) []byte {
+// type and flags as in a question's key. (A pre-signed zone's templates
+// for DO add their interval: serveAbsent.)
+func absentKey(b *[absentKeyMax]byte, k []byte, nameLen, encWire int) []byte {
 	b[0] = 0xC0
 	return b[:1+copy(b[1:], k[nameLen-encWire:])]
 }
+
+// absentKeyMax is the longest template key: 0xC0, a name, the type and
+// flags, and a pre-signed zone's interval.
+const absentKeyMax = 1 + 255 + 3 + 4
 
 // serveAbsent answers fq from its closest encloser's template when its
 // name does not exist in the set's zone for it. ok is false when the name
@@ -89,9 +94,7 @@ func (h *Handler) serveAbsent(c *fastCache, set *zones.Set, key []byte, kh, nh u
 	// write a template.
 	lname := fq.lowerName()
 	z := set.FindWire(lname, fq.qtype)
-	if z == nil || fq.do && z.Presigned() {
-		// A pre-signed zone's proofs depend on where the name falls
-		// between its NSEC (or NSEC3) records, not only on its encloser.
+	if z == nil {
 		return nil, false
 	}
 	encWire, encHash, ok := z.AbsentWire(lname, nh)
@@ -99,15 +102,31 @@ func (h *Handler) serveAbsent(c *fastCache, set *zones.Set, key []byte, kh, nh u
 	if !ok || encWire >= n {
 		return nil, false
 	}
-	var kb [255 + 4]byte
+	var kb [absentKeyMax]byte
 	tkey := absentKey(&kb, key, n, encWire)
 	tkh := keyHash(encHash, key[n:], true) // tkey's, from the hash the walk made
+	signed := fq.do && z.Presigned()
+	if signed {
+		// A pre-signed zone's proofs depend on which of its NSEC (or
+		// NSEC3) intervals holds the name too: a template per interval.
+		interval, ok := z.ProofKey(lname, encWire)
+		if !ok {
+			return nil, false
+		}
+		tkey = binary.BigEndian.AppendUint32(tkey, interval)
+		x := (tkh ^ uint64(interval)<<24) * 0x9e3779b97f4a7c15
+		tkh = x ^ x>>32
+	}
 	var t *template
 	if e := c.getH(tkey, tkh); e != nil {
 		t = e.absent
 	}
 	if t == nil {
-		t = h.template(set, z, zones.NameFromWire(lname[n-encWire:]), fq, remote, tcp)
+		if signed {
+			t = h.signedTemplate(set, z, fq, remote, tcp)
+		} else {
+			t = h.template(set, z, zones.NameFromWire(lname[n-encWire:]), fq, remote, tcp)
+		}
 		c.putH(tkey, tkh, &entry{absent: t})
 	}
 	if t.p == nil {
@@ -171,28 +190,72 @@ func (h *Handler) template(set *zones.Set, z *zones.Zone, enc string, fq *query,
 		}
 		ps[i], names[i] = p, sq.name
 	}
-	ptrs, ok := movedPointers(ps[0].wire, ps[1].wire, ps[0].qend)
+	return h.finishTemplate(ps[0], ps[1], ps[2], names[0], names[2], fq.qtype, enc)
+}
+
+// finishTemplate makes the template of p0, written for the wire name
+// name0: p1 is the same response for a name one octet longer, which
+// shows the pointers that move; p2, written for name2, must be what the
+// template renders for it. An empty template when they are not.
+func (h *Handler) finishTemplate(p0, p1, p2 *packed, name0, name2 []byte, qtype uint16, enc string) *template {
+	t := &template{}
+	ptrs, ok := movedPointers(p0.wire, p1.wire, p0.qend)
 	if !ok {
 		return t
 	}
-	c := template{p: ps[0], ptrs: ptrs, nameLen: len(names[0])}
-	if got, ok := c.render(nil, names[2]); !ok || string(got) != string(ps[2].wire) {
+	c := template{p: p0, ptrs: ptrs, nameLen: len(name0)}
+	if got, ok := c.render(nil, name2); !ok || string(got) != string(p2.wire) {
 		return t // the pointers found do not make the engine's own answer
 	}
-	p := ps[0]
+	p := p0
 	if h.rrl != nil {
 		// Rate limited as BIND does: a wildcard's answers (and its NODATA)
 		// are one class, the wildcard's, not one per name asked; NXDOMAIN
 		// is the zone's already.
 		switch p.rrl.kind {
 		case kindAnswer:
-			p.rrl = h.rrl.classOf(kindAnswer, fq.qtype, "*."+enc)
+			p.rrl = h.rrl.classOf(kindAnswer, qtype, "*."+enc)
 		case kindNodata:
 			p.rrl = h.rrl.classOf(kindNodata, 0, "*."+enc)
 		}
 	}
-	t.p, t.ptrs, t.nameLen = p, ptrs, len(names[0])
+	t.p, t.ptrs, t.nameLen = p, ptrs, len(name0)
 	return t
+}
+
+// signedTemplate writes the template of the names below the closest
+// encloser of fq's name, in a pre-signed zone and with DO, that share its
+// denial interval (zones.Zone.ProofKey): they are answered with the same
+// records, so the response to fq's name is resolved once and written
+// three times — for the name, for the name with its first label one
+// octet longer (the pointers that move), and for the name as asked again
+// (the check). An empty template when the name's response is not one for
+// the interval's other names (a service, an error).
+func (h *Handler) signedTemplate(set *zones.Set, z *zones.Zone, fq *query, remote netip.Addr, tcp bool) *template {
+	name := fq.lowerName()
+	if name[0] >= 63 || len(name) >= 255 {
+		return &template{} // no longer name to write it for
+	}
+	o := h.resolve(set, fq, remote, tcp, nil, explain, nil, nil)
+	if !o.in || o.z != z || o.services > 0 || o.rcode != dns.RcodeSuccess && o.rcode != dns.RcodeNameError {
+		return &template{}
+	}
+	longer := make([]byte, 0, len(name)+1)
+	longer = append(append(append(longer, name[0]+1), name[1:1+name[0]]...), '-')
+	longer = append(longer, name[1+name[0]:]...)
+	write := func(wire []byte) *packed {
+		sq, so := *fq, o
+		sq.name = wire
+		copy(sq.lower[:], wire)
+		so.qname = zones.NameFromWire(wire)
+		return h.write(&sq, &so, 65535, nil, true, traffic)
+	}
+	p0, p1, p2 := write(name), write(longer), write(name)
+	if p0.trimmed || p1.trimmed {
+		return &template{}
+	}
+	enc := zones.NameFromWire(name[1+name[0]:])
+	return h.finishTemplate(p0, p1, p2, name, name, fq.qtype, enc)
 }
 
 // render appends t's response for the lower-case wire name name to dst:

@@ -350,7 +350,7 @@ func TestAbsentNamesStayOutOfTheCache(t *testing.T) {
 	// (serveAbsent makes that hash from the one the zone walk made).
 	for _, enc := range []string{"example.net.", "wild.example.net."} {
 		k := keyOf(t, "x."+enc)
-		var kb [255 + 4]byte
+		var kb [absentKeyMax]byte
 		e := c.get(absentKey(&kb, k, len(k)-3, len(k)-3-2))
 		require.NotNil(t, e, enc)
 		require.NotNil(t, e.absent, enc)

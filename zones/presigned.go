@@ -2,6 +2,9 @@ package zones
 
 import (
 	"bytes"
+	"crypto/sha1"
+	"encoding/base32"
+	"encoding/hex"
 	"slices"
 	"sort"
 	"strings"
@@ -31,8 +34,15 @@ type presigned struct {
 	// the apex or else the first NSEC3; nsec3 is empty without them.
 	alg        uint8
 	iterations uint16
-	salt       string
-	all        []dns.RR // the NSEC3 records and their RRSIGs, every one: for transfers
+	salt       string // as NSEC3 records write it (hex, "" for none)
+	saltRaw    []byte
+
+	// nsecKeys holds the CanonicalKey of every NSEC owner, in p.nsec's
+	// order, the i-th ending at nsecEnd[i]: a covering NSEC is found by
+	// comparing keys, not by making one for each name the search visits.
+	nsecKeys []byte
+	nsecEnd  []uint32
+	all      []dns.RR // the NSEC3 records and their RRSIGs, every one: for transfers
 
 	// When the first RRset's signatures have all expired, and which set:
 	// the zone turns bogus then unless its file is signed again.
@@ -298,8 +308,46 @@ func nextCloser(name, ce string) string {
 // hash is name's NSEC3 hash, as the first label of an NSEC3 owner is
 // kept (lower case).
 func (p *presigned) hash(name string) string {
-	return strings.ToLower(dns.HashName(name, p.alg, p.iterations, p.salt))
+	var buf [256]byte
+	n, err := dns.PackDomainName(dns.Fqdn(name), buf[:], 0, nil, false)
+	if err != nil {
+		return ""
+	}
+	return p.hashWire(buf[:n])
 }
+
+// hashWire is the NSEC3 hash (RFC 5155 5) of the wire name w, written as
+// an NSEC3 owner's first label is kept: base32hex, lower case.
+func (p *presigned) hashWire(w []byte) string {
+	var out [32]byte
+	p.hashWireTo(&out, w)
+	return string(out[:])
+}
+
+// hashWireTo is hashWire into out, for a search that keeps nothing.
+func (p *presigned) hashWireTo(out *[32]byte, w []byte) {
+	var lower [256]byte
+	for i, c := range w {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		lower[i] = c
+	}
+	h := sha1.New()
+	h.Write(lower[:len(w)])
+	h.Write(p.saltRaw)
+	var sum [sha1.Size]byte
+	h.Sum(sum[:0])
+	for range p.iterations {
+		h.Reset()
+		h.Write(sum[:])
+		h.Write(p.saltRaw)
+		h.Sum(sum[:0])
+	}
+	base32HexLower.Encode(out[:], sum[:])
+}
+
+var base32HexLower = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
 
 // nsec3At returns the chain's NSEC3 record owned by name, nil if none.
 func (p *presigned) nsec3At(name, origin string) *nsec3Record {
@@ -329,16 +377,66 @@ func (p *presigned) nsec3Covering(h string) *nsec3Record {
 // canonical order (RFC 4034 6.1): its interval holds name. The apex comes
 // first, so there is one for every name below it.
 func (p *presigned) nsecCovering(name string) dns.RR {
-	var kb, ob [2 * 256]byte
-	key := CanonicalKey(kb[:0], name)
-	i := sort.Search(len(p.nsec), func(i int) bool { return bytes.Compare(CanonicalKey(ob[:0], p.nsec[i].name), key) >= 0 })
+	var kb [2 * 256]byte
+	i, ok := p.nsecIndex(CanonicalKey(kb[:0], name))
+	if !ok {
+		return nil
+	}
+	return p.nsec[i].get(dns.TypeNSEC)[0]
+}
+
+// nsecIndex returns the index in p.nsec of the last owner whose key is
+// before key (the chain wraps: the last of all before the first).
+func (p *presigned) nsecIndex(key []byte) (int, bool) {
+	if len(p.nsec) == 0 {
+		return 0, false
+	}
+	i := sort.Search(len(p.nsec), func(i int) bool { return bytes.Compare(p.nsecKey(i), key) >= 0 })
 	if i == 0 {
 		i = len(p.nsec)
 	}
-	if i == 0 {
-		return nil
+	return i - 1, true
+}
+
+// nsecKey is the CanonicalKey of p.nsec[i].
+func (p *presigned) nsecKey(i int) []byte {
+	start := uint32(0)
+	if i > 0 {
+		start = p.nsecEnd[i-1]
 	}
-	return p.nsec[i-1].get(dns.TypeNSEC)[0]
+	return p.nsecKeys[start:p.nsecEnd[i]]
+}
+
+// ProofKey tells which of a pre-signed zone's denial intervals holds the
+// lower-case wire name name, which does not exist and whose closest
+// encloser is its last encWire octets (AbsentWire): the NSEC covering it,
+// or the NSEC3 covering its next closer name. With DO, names below one
+// encloser with the same key are answered with the same records (Proofs;
+// the question aside), so one response can serve them all. ok is false
+// for a zone that is not pre-signed, or has no chain.
+func (z *Zone) ProofKey(name []byte, encWire int) (uint32, bool) {
+	p := z.pre
+	switch {
+	case p == nil:
+		return 0, false
+	case len(p.nsec3) > 0:
+		// The next closer name: the label just below the encloser.
+		nc := 0
+		for off := 0; off < len(name)-encWire; off += int(name[off]) + 1 {
+			nc = off
+		}
+		var h [32]byte
+		p.hashWireTo(&h, name[nc:])
+		i := sort.Search(len(p.nsec3), func(i int) bool { return p.nsec3[i].hash >= string(h[:]) })
+		if i == 0 {
+			i = len(p.nsec3)
+		}
+		return uint32(i - 1), true
+	default:
+		var kb [2 * 256]byte
+		i, ok := p.nsecIndex(CanonicalKeyWire(kb[:0], name))
+		return uint32(i), ok
+	}
 }
 
 // CanonicalKey appends to dst a key of name whose byte order is the
@@ -352,15 +450,20 @@ func CanonicalKey(dst []byte, name string) []byte {
 	if err != nil {
 		return dst
 	}
+	return CanonicalKeyWire(dst, buf[:n])
+}
+
+// CanonicalKeyWire is CanonicalKey of the uncompressed wire name w.
+func CanonicalKeyWire(dst, w []byte) []byte {
 	var starts [128]int
 	k := 0
-	for i := 0; i < n && buf[i] != 0; i += 1 + int(buf[i]) {
+	for i := 0; i < len(w) && w[i] != 0 && k < len(starts); i += 1 + int(w[i]) {
 		starts[k] = i
 		k++
 	}
 	for j := k - 1; j >= 0; j-- {
 		i := starts[j]
-		for _, c := range buf[i+1 : i+1+int(buf[i])] {
+		for _, c := range w[i+1 : min(i+1+int(w[i]), len(w))] {
 			switch {
 			case c <= 1:
 				dst = append(dst, 1, c+1)
@@ -386,7 +489,7 @@ func (c *compiler) presign() {
 		key string
 		n   *node
 	}
-	var owners []keyed // the keys only while sorting: a million names keep 8 bytes each
+	var owners []keyed
 	for _, n := range c.all {
 		if n.get(dns.TypeNSEC) != nil {
 			owners = append(owners, keyed{string(CanonicalKey(nil, n.name)), n})
@@ -394,8 +497,11 @@ func (c *compiler) presign() {
 	}
 	slices.SortFunc(owners, func(a, b keyed) int { return strings.Compare(a.key, b.key) })
 	p.nsec = make([]*node, len(owners))
+	p.nsecEnd = make([]uint32, len(owners))
 	for i, o := range owners {
 		p.nsec[i] = o.n
+		p.nsecKeys = append(p.nsecKeys, o.key...)
+		p.nsecEnd[i] = uint32(len(p.nsecKeys))
 	}
 	var param *dns.NSEC3PARAM
 	if ps := z.apex.get(dns.TypeNSEC3PARAM); len(ps) > 0 {
@@ -421,6 +527,9 @@ func (c *compiler) presign() {
 		}
 		off, _ := dns.NextLabel(n3.Hdr.Name, 0)
 		p.nsec3 = append(p.nsec3, nsec3Record{hash: n3.Hdr.Name[:off-1], rr: n3, sigs: sigs[n3.Hdr.Name]})
+	}
+	if raw, err := hex.DecodeString(p.salt); err == nil {
+		p.saltRaw = raw // the parser read it as hex: it decodes
 	}
 	slices.SortFunc(p.nsec3, func(a, b nsec3Record) int { return strings.Compare(a.hash, b.hash) })
 	p.nsec3 = slices.CompactFunc(p.nsec3, func(a, b nsec3Record) bool { return a.hash == b.hash })

@@ -31,6 +31,13 @@
 //
 //	go run ./benchmarks/peers -servers geodns,geodns-signed,knot-signed -cells static-do,ecs-do,nxflood-do
 //
+// Pre-signed zones: geodns-presigned, nsd-presigned and knot-presigned
+// serve the benchmark zone signed ahead by ldns-signzone (NSEC3, no
+// iterations, no salt, as RFC 9276 says), each from the same file, as
+// each one's documentation serves a signed zone file (no signing option):
+//
+//	go run ./benchmarks/peers -servers geodns-presigned,nsd-presigned,knot-presigned -cells static-do,nxflood-do,mixed
+//
 // Issue 23 (`make bench23`, or `go run ./benchmarks/peers -suite issue23
 // -rounds 3`, as root from the repository root; about 30 minutes on the
 // 2-core VM) adds, each configured the way the peer's documentation
@@ -248,7 +255,7 @@ func serves(server string, c cell) bool {
 }
 
 func isGeo(server string) bool {
-	return strings.HasPrefix(server, "geodns") || server == "gdnsd" || server == "knot-geoip"
+	return strings.HasPrefix(server, "geodns") && !strings.HasSuffix(server, "-presigned") || server == "gdnsd" || server == "knot-geoip"
 }
 
 // result is one server's numbers for one cell in one round.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/miekg/dns"
@@ -66,6 +67,25 @@ func start(e env, p pass, dir, name string, port int) (*exec.Cmd, bool) {
 			args = append(args, "--config", conf)
 		}
 		return pin(args...), true
+	case "geodns-presigned":
+		zd := filepath.Join(dir, "zones")
+		check(os.MkdirAll(zd, 0o755))
+		copyFile(presignedZone(e), filepath.Join(zd, "presigned.zone"))
+		check(os.WriteFile(filepath.Join(zd, "example.com.yaml"), []byte("import: presigned.zone\n"), 0o644))
+		bin, err := filepath.Abs(*geodnsBin)
+		check(err)
+		args := []string{bin, "serve", "--zones", zd, "--http", "off", "--log-format", "json", "--state-dir", filepath.Join(dir, "state")}
+		return pin(append(args, geodnsListen(e, port)...)...), false
+	case "knot-presigned":
+		check(os.MkdirAll(filepath.Join(dir, "db"), 0o755))
+		copyFile(presignedZone(e), filepath.Join(dir, "example.com.zone"))
+		check(os.WriteFile(filepath.Join(dir, "knot.conf"), []byte(knotConf(e, p, dir, name, port)), 0o644))
+		return pin("knotd", "-c", filepath.Join(dir, "knot.conf")), false
+	case "nsd-presigned":
+		copyFile(presignedZone(e), filepath.Join(dir, "example.com.zone"))
+		rrl := "rrl-ratelimit: 0\n  rrl-whitelist-ratelimit: 0"
+		check(os.WriteFile(filepath.Join(dir, "nsd.conf"), fmt.Appendf(nil, nsdConfig, e.listen, port, p.cores, rrl, dir, dir, dir, dir, dir), 0o644))
+		return pin("nsd", "-d", "-c", filepath.Join(dir, "nsd.conf")), false
 	case nullServer:
 		return pin(append([]string{e.null}, geodnsListen(e, port)...)...), true
 	case "gdnsd":
@@ -202,6 +222,39 @@ func copyFile(from, to string) {
 
 // withWWW writes the zone with www as a plain record, for servers without
 // geo answers (and Knot's mod-geoip default: the other site).
+// presignedZone returns the benchmark zone (with www's static address)
+// signed by ldns-signzone, made once: NSEC3 with no iterations and no salt
+// (RFC 9276), a KSK and a ZSK (ECDSA P-256), signatures valid 30 days.
+func presignedZone(e env) string {
+	out := filepath.Join(e.work, "presigned.zone")
+	presignOnce.Do(func() {
+		keys := filepath.Join(e.work, "keys")
+		check(os.MkdirAll(keys, 0o755))
+		src := filepath.Join(keys, "example.com.zone")
+		withWWW(filepath.Join(e.work, "example.com.zone"), src)
+		var names []string
+		for _, ksk := range []bool{true, false} {
+			args := []string{"-a", "ECDSAP256SHA256"}
+			if ksk {
+				args = append(args, "-k")
+			}
+			cmd := exec.Command("ldns-keygen", append(args, "example.com")...)
+			cmd.Dir = keys
+			name, err := cmd.Output()
+			check(err)
+			names = append(names, filepath.Join(keys, strings.TrimSpace(string(name))))
+		}
+		expire := time.Now().Add(30 * 24 * time.Hour).UTC().Format("20060102150405")
+		args := append([]string{"-n", "-a", "1", "-t", "0", "-e", expire, "-f", out, src}, names...)
+		if b, err := exec.Command("ldns-signzone", args...).CombinedOutput(); err != nil {
+			fatalf("ldns-signzone: %v\n%s", err, b)
+		}
+	})
+	return out
+}
+
+var presignOnce sync.Once
+
 func withWWW(from, to string) {
 	b, err := os.ReadFile(from)
 	check(err)
@@ -324,7 +377,7 @@ func verify(e env, name, server string, geo bool, p pass) {
 				sigs++
 			}
 		}
-		if signed := strings.HasSuffix(name, "-signed"); signed != (sigs > 0) {
+		if signed := strings.HasSuffix(name, "-signed") || strings.HasSuffix(name, "-presigned"); signed != (sigs > 0) {
 			fatalf("%s: %s with DO: %d signatures", name, qname, sigs)
 		}
 	}

@@ -79,7 +79,7 @@ func summarize(results []result, passes []pass) string {
 			b.WriteString("Two server cores: the load generator shares CPUs 0-1 with the server (this VM has no third core).\n\n")
 		}
 		refs := []string{}
-		for _, s := range []string{"geodns", "gdnsd", "nsd", "knot", "knot-signed"} {
+		for _, s := range []string{"geodns", "gdnsd", "nsd", "knot", "knot-signed", "nsd-presigned", "knot-presigned"} {
 			if slices.Contains(p.servers, s) || (s == "knot" && slices.Contains(p.servers, "knot-geoip")) {
 				refs = append(refs, s)
 			}
