@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/geodns/geodns/dnssec"
 	"github.com/geodns/geodns/resolver"
 	"github.com/geodns/geodns/route"
 	"github.com/geodns/geodns/zones"
@@ -39,7 +40,12 @@ func BenchmarkPresignedFlood(b *testing.B) {
 			}
 			var set atomic.Pointer[zones.Set]
 			set.Store(zones.NewSet(z))
-			h := resolver.NewHandler(&set, &route.Router{}, resolver.Config{}, nil)
+			// A signer that signs no zone, as every server has one.
+			m := dnssec.NewManager(dnssec.Options{Store: dnssec.Store{Dir: b.TempDir()}})
+			if err := m.Sync(nil); err != nil {
+				b.Fatal(err)
+			}
+			h := resolver.NewHandler(&set, &route.Router{}, resolver.Config{Signer: resolver.NewSigner(m)}, nil)
 			req := new(dns.Msg).SetQuestion("r0000000000."+origin, dns.TypeA)
 			req.SetEdns0(1232, true)
 			wire, err := req.Pack()

@@ -85,16 +85,16 @@ const absentKeyMax = 1 + 255 + 3 + 4
 // so an absent name clients do ask for (a typo in a popular link, a
 // resolver's probe) is a plain cache hit from then on.
 func (h *Handler) serveAbsent(c *fastCache, set *zones.Set, key []byte, kh, nh uint64, fq *query, remote netip.Addr, tcp bool, out []byte, limit int, md mode) ([]byte, bool) {
-	if !fq.question || fq.do && h.cfg.Signer != nil {
-		// Signed denial names the question (compact denial's NSEC), so a
-		// signed answer is never the same for two names: not tried.
+	if !fq.question {
 		return nil, false
 	}
 	// Decided on the wire name, as asked: its text form is needed only to
 	// write a template.
 	lname := fq.lowerName()
 	z := set.FindWire(lname, fq.qtype)
-	if z == nil {
+	if z == nil || fq.do && h.signsOnline(z) {
+		// Signed denial names the question (compact denial's NSEC), so a
+		// signed answer is never the same for two names: not tried.
 		return nil, false
 	}
 	encWire, encHash, ok := z.AbsentWire(lname, nh)
@@ -151,6 +151,21 @@ func (h *Handler) serveAbsent(c *fastCache, set *zones.Set, key []byte, kh, nh u
 		c.putH(key, kh, &entry{static: &kept})
 	}
 	return h.deliver(&p, fq, remote, tcp, out, 0, nil, false, md), true
+}
+
+// signsOnline reports whether the signer signs z's answers as they are
+// made: geodns's own signer for the zones it signs, and any other Signer
+// (which may sign every zone). Not a pre-signed zone's or an unsigned one's:
+// before, every DO query for an absent name was resolved when the server
+// had a signer at all, which it always has (most resolvers set DO).
+func (h *Handler) signsOnline(z *zones.Zone) bool {
+	switch s := h.cfg.Signer.(type) {
+	case nil:
+		return false
+	case *zoneSigner:
+		return s.s.Signs(z.Origin)
+	}
+	return true
 }
 
 // template writes the response to absent names below enc in zone z, as
