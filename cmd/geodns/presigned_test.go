@@ -296,3 +296,44 @@ func TestPresignedTransfer(t *testing.T) {
 		require.Contains(t, verified, "Zone is verified and complete", origin)
 	}
 }
+
+// TestPresignedFitsUDP: a signed answer is sent whole over UDP when it
+// fits the client's buffer, as NSD and Knot send it: each question of the
+// pre-signed zones whose DO answer over TCP is 512 to 1232 bytes is asked
+// over UDP with a buffer of exactly that size, and must come back whole,
+// without TC. (miekg/dns's length estimate counts two bytes more than are
+// written per RRSIG and fourteen per NSEC3 record: answers within that
+// margin of the buffer came back empty with TC.)
+func TestPresignedFitsUDP(t *testing.T) {
+	dir, files := presignedZones(t)
+	ours, _ := startGeodns(t, dir, "nsec.test.")
+	for origin := range files {
+		waitSOA(t, ours, origin)
+	}
+	types := []uint16{dns.TypeA, dns.TypeTXT, dns.TypeMX, dns.TypeDS, dns.TypeSRV, dns.TypeNS, dns.TypeDNSKEY, dns.TypeSOA}
+	asked := 0
+	var bad []string
+	for _, n := range presignedNames(t, files) {
+		for _, qt := range types {
+			whole, err := query{name: n, qtype: qt, tcp: true, edns: 4096, do: true}.exchange(ours)
+			require.NoError(t, err)
+			whole.Compress = true
+			wire, err := whole.Pack()
+			require.NoError(t, err)
+			if len(wire) < 512 || len(wire) > 1232 {
+				continue
+			}
+			asked++
+			q := query{name: n, qtype: qt, edns: len(wire), do: true}
+			r, err := q.exchange(ours)
+			require.NoError(t, err)
+			if r.Truncated || len(r.Answer) != len(whole.Answer) || len(r.Ns) != len(whole.Ns) {
+				bad = append(bad, fmt.Sprintf("%s: %d bytes over TCP; over UDP TC=%v, %d+%d records, not %d+%d",
+					q, len(wire), r.Truncated, len(r.Answer), len(r.Ns), len(whole.Answer), len(whole.Ns)))
+			}
+		}
+	}
+	t.Logf("%d answers of 512 to 1232 bytes asked over UDP at their size, %d not sent whole", asked, len(bad))
+	require.Greater(t, asked, 50)
+	require.Empty(t, bad)
+}
