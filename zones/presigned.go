@@ -94,7 +94,8 @@ func (z *Zone) Signatures(rrset []dns.RR) []dns.RR {
 
 // Proofs returns what a pre-signed zone adds to the authority section of
 // answer a to qname/qtype for a query with DO, unsigned (the writer adds
-// the signatures): at a referral the DS set, or the proof there is none;
+// the signatures): at a referral (also one a CNAME or DNAME chain led to)
+// the DS set, or the proof there is none;
 // for a name or type that does not exist the NSEC or NSEC3 records that
 // deny it; for records synthesized from a wildcard the proof that the
 // name asked does not exist (RFC 4035 3.1.3, RFC 5155 7.2). Nil for a
@@ -114,13 +115,7 @@ func (z *Zone) Proofs(qname string, qtype uint16, a Answer) []dns.RR {
 	}
 	switch a.Result {
 	case Delegation:
-		cut := CanonicalName(a.Ns[0].Header().Name)
-		n := z.nodes[cut]
-		if ds := n.get(dns.TypeDS); ds != nil {
-			return ds
-		}
-		add(p.nodata(z, n, cut)...)
-		return out
+		return p.referral(z, a.Ns)
 	case YXDomain:
 		return nil
 	}
@@ -138,6 +133,12 @@ func (z *Zone) Proofs(qname string, qtype uint16, a Answer) []dns.RR {
 			name = CanonicalName(c.Target) // where the chain went on
 		}
 	}
+	if len(a.Ns) > 0 && a.Ns[0].Header().Rrtype == dns.TypeNS {
+		// The chain went on into a delegation: its referral, proven as
+		// one (the DS set, or the proof there is none), as NSD and Knot.
+		add(p.referral(z, a.Ns)...)
+		return out
+	}
 	if a.Result == Success || !dns.IsSubDomain(z.Origin, name) {
 		return out
 	}
@@ -153,6 +154,23 @@ func (z *Zone) Proofs(qname string, qtype uint16, a Answer) []dns.RR {
 		add(p.nodata(z, ce.wild, ce.wild.name)...)
 	default:
 		add(p.noName(z, name, ce, nxName)...)
+	}
+	return out
+}
+
+// referral proves a referral to the cut owning the NS set ns: the cut's
+// DS set, or the proof that it has none.
+func (p *presigned) referral(z *Zone, ns []dns.RR) []dns.RR {
+	cut := CanonicalName(ns[0].Header().Name)
+	n := z.nodes[cut]
+	if ds := n.get(dns.TypeDS); ds != nil {
+		return ds
+	}
+	var out []dns.RR
+	for _, rr := range p.nodata(z, n, cut) {
+		if rr != nil {
+			out = append(out, rr)
+		}
 	}
 	return out
 }
