@@ -26,8 +26,9 @@ import (
 type presigned struct {
 	nsec  []nsecOwner   // the owners of NSEC records, in canonical order
 	nsec3 []nsec3Record // the NSEC3 chain of the zone's parameters, by hash
-	// The chain's hash parameters (RFC 5155 3), from the NSEC3PARAM at
-	// the apex or else the first NSEC3; nsec3 is empty without them.
+	// The chain's hash parameters (RFC 5155 3), from the first
+	// NSEC3PARAM at the apex whose chain the file holds (else the first
+	// NSEC3PARAM), or else the first NSEC3; nsec3 is empty without them.
 	alg        uint8
 	iterations uint16
 	salt       string
@@ -353,9 +354,21 @@ func (c *compiler) presign() {
 		}
 	}
 	slices.SortFunc(p.nsec, func(a, b nsecOwner) int { return CompareCanonical(a.labels, b.labels) })
+	// The chain is that of the first NSEC3PARAM whose chain has the
+	// apex's NSEC3 (as NSD chooses): a file may list a chain it does not
+	// hold (RFC 5155 4 allows several NSEC3PARAMs), and proofs from no
+	// chain at all left every denial bogus.
 	var param *dns.NSEC3PARAM
 	if ps := z.apex.get(dns.TypeNSEC3PARAM); len(ps) > 0 {
 		param = ps[0].(*dns.NSEC3PARAM)
+		for _, rr := range ps {
+			if x := rr.(*dns.NSEC3PARAM); hasApex(c.nsec3, z.Origin, x) {
+				param = x
+				break
+			}
+		}
+	}
+	if param != nil {
 		p.alg, p.iterations, p.salt = param.Hash, param.Iterations, param.Salt
 	}
 	sigs := map[string][]dns.RR{}
@@ -386,4 +399,18 @@ func (c *compiler) presign() {
 	p.all = c.nsec3
 	z.count += len(c.nsec3)
 	z.pre = p
+}
+
+// hasApex reports whether the NSEC3 records nsec3 hold the apex's NSEC3
+// of the chain of param's parameters.
+func hasApex(nsec3 []dns.RR, origin string, param *dns.NSEC3PARAM) bool {
+	h := strings.ToLower(dns.HashName(origin, param.Hash, param.Iterations, param.Salt))
+	for _, rr := range nsec3 {
+		n3, ok := rr.(*dns.NSEC3)
+		if ok && n3.Hash == param.Hash && n3.Iterations == param.Iterations && strings.EqualFold(n3.Salt, param.Salt) &&
+			strings.HasPrefix(n3.Hdr.Name, h+".") {
+			return true
+		}
+	}
+	return false
 }
