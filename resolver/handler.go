@@ -392,7 +392,7 @@ func truncate(m *dns.Msg, size int) (trimmed bool) {
 	m.Compress = false
 	n := m.Len()
 	m.Compress = true
-	if n <= size || m.Len() <= size {
+	if n <= size || fits(m, size) {
 		return false
 	}
 	var opt []dns.RR
@@ -404,7 +404,7 @@ func truncate(m *dns.Msg, size int) (trimmed bool) {
 	if m.Authoritative || len(m.Answer) > 0 {
 		extra := m.Extra
 		m.Extra = opt
-		if m.Len() <= size {
+		if fits(m, size) {
 			m.Extra = keepExtra(m, extra, opt, size)
 			return true
 		}
@@ -412,6 +412,20 @@ func truncate(m *dns.Msg, size int) (trimmed bool) {
 	m.Truncated = true
 	m.Answer, m.Ns, m.Extra = nil, nil, opt
 	return true
+}
+
+// fits reports whether m, compressed, packs into size bytes. m.Len() is
+// only an estimate, and one that counts more than is written for signed
+// data (two bytes of base64 padding per RRSIG signature, more per NSEC3
+// record): a message it puts over the limit is packed and measured, or a
+// signed answer that fits would be sent empty with TC (NSD and Knot send
+// it whole).
+func fits(m *dns.Msg, size int) bool {
+	if m.Len() <= size {
+		return true
+	}
+	wire, err := m.Pack()
+	return err == nil && len(wire) <= size
 }
 
 // keepExtra returns the longest run of extra's RRsets, from the first,
@@ -433,7 +447,7 @@ func keepExtra(m *dns.Msg, extra, opt []dns.RR, size int) []dns.RR {
 	lo, hi := 0, len(ends) // ends[:lo] fit; ends[:hi+1] do not
 	for lo < hi {
 		mid := (lo + hi + 1) / 2
-		if m.Extra = with(ends[mid-1]); m.Len() <= size {
+		if m.Extra = with(ends[mid-1]); fits(m, size) {
 			lo = mid
 		} else {
 			hi = mid - 1

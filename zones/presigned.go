@@ -30,8 +30,9 @@ import (
 type presigned struct {
 	nsec  []*node       // the owners of NSEC records, in canonical order
 	nsec3 []nsec3Record // the NSEC3 chain of the zone's parameters, by hash
-	// The chain's hash parameters (RFC 5155 3), from the NSEC3PARAM at
-	// the apex or else the first NSEC3; nsec3 is empty without them.
+	// The chain's hash parameters (RFC 5155 3), from the first
+	// NSEC3PARAM at the apex whose chain the file holds (else the first
+	// NSEC3PARAM), or else the first NSEC3; nsec3 is empty without them.
 	alg        uint8
 	iterations uint16
 	salt       string // as NSEC3 records write it (hex, "" for none)
@@ -154,7 +155,8 @@ func (z *Zone) Signatures(rrset []dns.RR) []dns.RR {
 
 // Proofs returns what a pre-signed zone adds to the authority section of
 // answer a to qname/qtype for a query with DO, unsigned (the writer adds
-// the signatures): at a referral the DS set, or the proof there is none;
+// the signatures): at a referral (also one a CNAME or DNAME chain led to)
+// the DS set, or the proof there is none;
 // for a name or type that does not exist the NSEC or NSEC3 records that
 // deny it; for records synthesized from a wildcard the proof that the
 // name asked does not exist (RFC 4035 3.1.3, RFC 5155 7.2). Nil for a
@@ -174,13 +176,7 @@ func (z *Zone) Proofs(qname string, qtype uint16, a Answer) []dns.RR {
 	}
 	switch a.Result {
 	case Delegation:
-		cut := CanonicalName(a.Ns[0].Header().Name)
-		n := z.nodes[cut]
-		if ds := n.get(dns.TypeDS); ds != nil {
-			return ds
-		}
-		add(p.nodata(z, n, cut)...)
-		return out
+		return p.referral(z, a.Ns)
 	case YXDomain:
 		return nil
 	}
@@ -198,6 +194,12 @@ func (z *Zone) Proofs(qname string, qtype uint16, a Answer) []dns.RR {
 			name = CanonicalName(c.Target) // where the chain went on
 		}
 	}
+	if len(a.Ns) > 0 && a.Ns[0].Header().Rrtype == dns.TypeNS {
+		// The chain went on into a delegation: its referral, proven as
+		// one (the DS set, or the proof there is none), as NSD and Knot.
+		add(p.referral(z, a.Ns)...)
+		return out
+	}
 	if a.Result == Success || !dns.IsSubDomain(z.Origin, name) {
 		return out
 	}
@@ -213,6 +215,23 @@ func (z *Zone) Proofs(qname string, qtype uint16, a Answer) []dns.RR {
 		add(p.nodata(z, ce.wild, ce.wild.name)...)
 	default:
 		add(p.noName(z, name, ce, nxName)...)
+	}
+	return out
+}
+
+// referral proves a referral to the cut owning the NS set ns: the cut's
+// DS set, or the proof that it has none.
+func (p *presigned) referral(z *Zone, ns []dns.RR) []dns.RR {
+	cut := CanonicalName(ns[0].Header().Name)
+	n := z.nodes[cut]
+	if ds := n.get(dns.TypeDS); ds != nil {
+		return ds
+	}
+	var out []dns.RR
+	for _, rr := range p.nodata(z, n, cut) {
+		if rr != nil {
+			out = append(out, rr)
+		}
 	}
 	return out
 }
@@ -503,9 +522,21 @@ func (c *compiler) presign() {
 		p.nsecKeys = append(p.nsecKeys, o.key...)
 		p.nsecEnd[i] = uint32(len(p.nsecKeys))
 	}
+	// The chain is that of the first NSEC3PARAM whose chain has the
+	// apex's NSEC3 (as NSD chooses): a file may list a chain it does not
+	// hold (RFC 5155 4 allows several NSEC3PARAMs), and proofs from no
+	// chain at all left every denial bogus.
 	var param *dns.NSEC3PARAM
 	if ps := z.apex.get(dns.TypeNSEC3PARAM); len(ps) > 0 {
 		param = ps[0].(*dns.NSEC3PARAM)
+		for _, rr := range ps {
+			if x := rr.(*dns.NSEC3PARAM); hasApex(c.nsec3, z.Origin, x) {
+				param = x
+				break
+			}
+		}
+	}
+	if param != nil {
 		p.alg, p.iterations, p.salt = param.Hash, param.Iterations, param.Salt
 	}
 	sigs := map[string][]dns.RR{}
@@ -564,4 +595,18 @@ func (c *compiler) sigTTLs(p *presigned) {
 	for _, r := range p.nsec3 {
 		fix(r.sigs, func(uint16) []dns.RR { return []dns.RR{r.rr} })
 	}
+}
+
+// hasApex reports whether the NSEC3 records nsec3 hold the apex's NSEC3
+// of the chain of param's parameters.
+func hasApex(nsec3 []dns.RR, origin string, param *dns.NSEC3PARAM) bool {
+	h := strings.ToLower(dns.HashName(origin, param.Hash, param.Iterations, param.Salt))
+	for _, rr := range nsec3 {
+		n3, ok := rr.(*dns.NSEC3)
+		if ok && n3.Hash == param.Hash && n3.Iterations == param.Iterations && strings.EqualFold(n3.Salt, param.Salt) &&
+			strings.HasPrefix(n3.Hdr.Name, h+".") {
+			return true
+		}
+	}
+	return false
 }
