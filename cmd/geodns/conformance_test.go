@@ -228,10 +228,14 @@ func TestConformanceZones(t *testing.T) {
 	t.Logf("%d known gaps (%d cases) hold", len(knownGaps), len(differing))
 }
 
-// addAncestors puts name and its ancestors down to origin into set.
-func addAncestors(set map[string]bool, name, origin string) {
+// addAncestors puts name and its ancestors down to origin into set, and
+// each of them under each of prefixes.
+func addAncestors(set map[string]bool, name, origin string, prefixes ...string) {
 	for p := name; dns.IsSubDomain(origin, p); {
 		set[p] = true
+		for _, x := range prefixes {
+			set[x+p] = true
+		}
 		off, end := dns.NextLabel(p, 0)
 		if end {
 			break

@@ -159,16 +159,7 @@ func shapesNames(t *testing.T, origin, file string) []string {
 			set[n] = true
 			continue
 		}
-		for p := n; dns.IsSubDomain(origin, strings.ToLower(p)); {
-			set[p] = true
-			set["nx."+p] = true // below empty non-terminals too
-			off, end := dns.NextLabel(p, 0)
-			if end {
-				break
-			}
-			p = p[off:]
-		}
-		set["nx."+n] = true
+		addAncestors(set, n, origin, "nx.") // below empty non-terminals too
 		if strings.HasPrefix(n, "*.") {
 			set["q"+n[1:]] = true
 			set["a.b"+n[1:]] = true
