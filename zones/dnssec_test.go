@@ -188,7 +188,7 @@ func TestCanonicalKey(t *testing.T) {
 // warns when that has passed.
 func TestPresignedSignaturesExpire(t *testing.T) {
 	dir := t.TempDir()
-	head := "$TTL 300\n@ SOA ns1 host 1 3600 600 1209600 120\n@ NS ns1\nns1 A 192.0.2.1\nwww A 192.0.2.2\n"
+	head := "$TTL 300\n@ SOA ns1 host 1 3600 600 1209600 120\n@ NS ns1\n@ NSEC ns1.p.example. NS SOA RRSIG NSEC\nns1 A 192.0.2.1\nwww A 192.0.2.2\n"
 	for _, c := range []struct {
 		sigs, set, at, warning string
 	}{
@@ -306,4 +306,23 @@ func TestProofKey(t *testing.T) {
 		require.Greater(t, len(keys), 3, origin)
 		t.Logf("%s: %d (encloser, key) groups, %d keys", origin, len(groups), len(keys))
 	}
+}
+
+// TestPresignedWithoutChain: a pre-signed file with no NSEC records and no
+// NSEC3 chain of its NSEC3PARAM's parameters loads with a warning: its
+// denials go out without proof (validators reject them). Before, nothing
+// said so.
+func TestPresignedWithoutChain(t *testing.T) {
+	dir := t.TempDir()
+	writeZone(t, dir, "p.zone", "$TTL 300\n@ SOA ns1 host 1 3600 600 1209600 120\n@ NS ns1\nns1 A 192.0.2.1\n"+
+		"@ NSEC3PARAM 1 0 7 beef\n"+
+		"0p9mhaveqvm6t7vbl5lop2u3t2rp3tom NSEC3 1 0 0 - 0p9mhaveqvm6t7vbl5lop2u3t2rp3tom A\n"+
+		"ns1 RRSIG A 13 3 300 20350101000000 20200101000000 1 p.example. dGVzdA==\n")
+	writeZone(t, dir, "p.example.yaml", "import: p.zone\n")
+	z, err := LoadFile(filepath.Join(dir, "p.example.yaml"), nil)
+	require.NoError(t, err)
+	require.Len(t, z.Warnings, 1)
+	require.Equal(t, `p.zone:2:1: name "@": a pre-signed zone with no NSEC records, and no NSEC3 chain of its NSEC3PARAM's parameters `+
+		`(1 0 7 BEEF): names and types that do not exist are answered without proof, which validators reject`,
+		strings.ReplaceAll(z.Warnings[0].Error(), dir+"/", ""))
 }

@@ -36,6 +36,14 @@ func (c *compiler) validate(recs []placed) {
 		c.warnRR(nil, z.Origin, "the signatures of %s expired at %s (the first RRset without a valid one): "+
 			"validators reject the zone's answers until its file is signed again", set, at.UTC().Format(time.RFC3339))
 	}
+	if p := z.pre; p != nil && len(p.nsec) == 0 && len(p.nsec3) == 0 {
+		what := "no NSEC records and no NSEC3 records"
+		if ps := z.apex.get(dns.TypeNSEC3PARAM); len(ps) > 0 {
+			what = "no NSEC records, and no NSEC3 chain of its NSEC3PARAM's parameters (" + strings.TrimSpace(ps[0].(*dns.NSEC3PARAM).String()[len(ps[0].Header().String()):]) + ")"
+		}
+		c.warnRR(nil, z.Origin, "a pre-signed zone with %s: names and types that do not exist are answered without proof, "+
+			"which validators reject", what)
+	}
 	if p := z.pre; p != nil && len(p.nsec3) > 0 && p.iterations > maxNSEC3Iterations {
 		rr := p.nsec3[0].rr
 		c.warnRR(rr, rr.Hdr.Name, "NSEC3 with %d extra iterations: validators treat more than %d as insecure (RFC 9276 3.2), "+
