@@ -49,6 +49,10 @@
 //     2.10 sends only the last -E it is given, so ecs+cookie (two options)
 //     is sent by ecsload. NSD 4.6 has no cookie support (4.8 added it), so
 //     it runs no cookie cell.
+//   - DO: nxflood-do, a random-name flood with DO set (dnsperf -D), as
+//     resolvers send one (most set DO): the zone is unsigned, so every
+//     server answers it as without DO, or should (geodns did not: the
+//     absent-name templates were skipped with DO until f31a9aa).
 //   - RRL at a limit no cell reaches: geodns-rrl, knot-rrl (mod-rrl), nsd-rrl
 //     (rrl-ratelimit; Debian builds NSD with --enable-ratelimit and RRL on
 //     at 200/s by default, so the plain nsd server turns it off). gdnsd has
@@ -206,7 +210,7 @@ func issue23() []pass {
 	return []pass{
 		{label: "1 core, synthetic GeoIP2", cores: 1, db: "synthetic", fixed: true,
 			servers: []string{"geodns", "geodns-rrl", nullServer, "gdnsd", "knot", "knot-rrl", "knot-geoip", "nsd", "nsd-rrl"},
-			cells:   cellsNamed("static,static-gen,geo,ecs,mixed,tcp,tcp-link,tcp-nic,static+cookie,geo+cookie,ecs+cookie,mixed+cookie,flood,flood+cookie")},
+			cells:   cellsNamed("static,static-gen,geo,ecs,mixed,tcp,tcp-link,tcp-nic,static+cookie,geo+cookie,ecs+cookie,mixed+cookie,flood,flood+cookie,nxflood-do")},
 		{label: "2 cores, synthetic GeoIP2", cores: 2, db: "synthetic",
 			servers: []string{"geodns", "gdnsd", "knot", "knot-geoip"},
 			cells:   cellsNamed("static,geo,ecs,mixed,tcp,flood")},
