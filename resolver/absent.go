@@ -64,16 +64,15 @@ const absentDoorSlots = 256
 // of key k (fq.key) below an encloser whose wire form is the last encWire
 // bytes of its name: 0xC0 (never the first byte of a question's key, which
 // is a label length of at most 63 or the root's 0), the encloser, then the
-// type and flags as in a question's key. (A pre-signed zone's templates
-// for DO add their interval: serveAbsent.)
+// type and flags as in a question's key.
 func absentKey(b *[absentKeyMax]byte, k []byte, nameLen, encWire int) []byte {
 	b[0] = 0xC0
 	return b[:1+copy(b[1:], k[nameLen-encWire:])]
 }
 
 // absentKeyMax is the longest template key: 0xC0, a name, the type and
-// flags, and a pre-signed zone's interval.
-const absentKeyMax = 1 + 255 + 3 + 4
+// flags.
+const absentKeyMax = 1 + 255 + 3
 
 // serveAbsent answers fq from its closest encloser's template when its
 // name does not exist in the set's zone for it. ok is false when the name
@@ -92,9 +91,12 @@ func (h *Handler) serveAbsent(c *fastCache, set *zones.Set, key []byte, kh, nh u
 	// write a template.
 	lname := fq.lowerName()
 	z := set.FindWire(lname, fq.qtype)
-	if z == nil || fq.do && h.signsOnline(z) {
+	if z == nil || fq.do && (h.signsOnline(z) || z.Presigned()) {
 		// Signed denial names the question (compact denial's NSEC), so a
-		// signed answer is never the same for two names: not tried.
+		// signed answer is never the same for two names: not tried. A
+		// pre-signed zone's proofs depend on where the name falls between
+		// its NSEC or NSEC3 records: resolved per name (templates per
+		// interval were tried and left out: benchmarks/RESULTS.md).
 		return nil, false
 	}
 	encWire, encHash, ok := z.AbsentWire(lname, nh)
@@ -105,28 +107,12 @@ func (h *Handler) serveAbsent(c *fastCache, set *zones.Set, key []byte, kh, nh u
 	var kb [absentKeyMax]byte
 	tkey := absentKey(&kb, key, n, encWire)
 	tkh := keyHash(encHash, key[n:], true) // tkey's, from the hash the walk made
-	signed := fq.do && z.Presigned()
-	if signed {
-		// A pre-signed zone's proofs depend on which of its NSEC (or
-		// NSEC3) intervals holds the name too: a template per interval.
-		interval, ok := z.ProofKey(lname, encWire)
-		if !ok {
-			return nil, false
-		}
-		tkey = binary.BigEndian.AppendUint32(tkey, interval)
-		x := (tkh ^ uint64(interval)<<24) * 0x9e3779b97f4a7c15
-		tkh = x ^ x>>32
-	}
 	var t *template
 	if e := c.getH(tkey, tkh); e != nil {
 		t = e.absent
 	}
 	if t == nil {
-		if signed {
-			t = h.signedTemplate(set, z, fq, remote, tcp)
-		} else {
-			t = h.template(set, z, zones.NameFromWire(lname[n-encWire:]), fq, remote, tcp)
-		}
+		t = h.template(set, z, zones.NameFromWire(lname[n-encWire:]), fq, remote, tcp)
 		c.putH(tkey, tkh, &entry{absent: t})
 	}
 	if t.p == nil {
@@ -155,9 +141,9 @@ func (h *Handler) serveAbsent(c *fastCache, set *zones.Set, key []byte, kh, nh u
 
 // signsOnline reports whether the signer signs z's answers as they are
 // made: geodns's own signer for the zones it signs, and any other Signer
-// (which may sign every zone). Not a pre-signed zone's or an unsigned one's:
-// before, every DO query for an absent name was resolved when the server
-// had a signer at all, which it always has (most resolvers set DO).
+// (which may sign every zone). Not an unsigned zone's: before, every DO
+// query for an absent name was resolved when the server had a signer at
+// all, which it always has (most resolvers set DO).
 func (h *Handler) signsOnline(z *zones.Zone) bool {
 	switch s := h.cfg.Signer.(type) {
 	case nil:
@@ -236,41 +222,6 @@ func (h *Handler) finishTemplate(p0, p1, p2 *packed, name0, name2 []byte, qtype 
 	}
 	t.p, t.ptrs, t.nameLen = p, ptrs, len(name0)
 	return t
-}
-
-// signedTemplate writes the template of the names below the closest
-// encloser of fq's name, in a pre-signed zone and with DO, that share its
-// denial interval (zones.Zone.ProofKey): they are answered with the same
-// records, so the response to fq's name is resolved once and written
-// three times — for the name, for the name with its first label one
-// octet longer (the pointers that move), and for the name as asked again
-// (the check). An empty template when the name's response is not one for
-// the interval's other names (a service, an error).
-func (h *Handler) signedTemplate(set *zones.Set, z *zones.Zone, fq *query, remote netip.Addr, tcp bool) *template {
-	name := fq.lowerName()
-	if name[0] >= 63 || len(name) >= 255 {
-		return &template{} // no longer name to write it for
-	}
-	o := h.resolve(set, fq, remote, tcp, nil, explain, nil, nil)
-	if !o.in || o.z != z || o.services > 0 || o.rcode != dns.RcodeSuccess && o.rcode != dns.RcodeNameError {
-		return &template{}
-	}
-	longer := make([]byte, 0, len(name)+1)
-	longer = append(append(append(longer, name[0]+1), name[1:1+name[0]]...), '-')
-	longer = append(longer, name[1+name[0]:]...)
-	write := func(wire []byte) *packed {
-		sq, so := *fq, o
-		sq.name = wire
-		copy(sq.lower[:], wire)
-		so.qname = zones.NameFromWire(wire)
-		return h.write(&sq, &so, 65535, nil, true, traffic)
-	}
-	p0, p1, p2 := write(name), write(longer), write(name)
-	if p0.trimmed || p1.trimmed {
-		return &template{}
-	}
-	enc := zones.NameFromWire(name[1+name[0]:])
-	return h.finishTemplate(p0, p1, p2, name, name, fq.qtype, enc)
 }
 
 // render appends t's response for the lower-case wire name name to dst:

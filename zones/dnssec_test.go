@@ -2,10 +2,7 @@ package zones
 
 import (
 	"bytes"
-	"fmt"
-	"math/rand/v2"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -248,64 +245,6 @@ records:
 		ttls[rr.(*dns.RRSIG).TypeCovered] = rr.Header().Ttl
 	}
 	require.Equal(t, map[uint16]uint32{dns.TypeA: 600, dns.TypeNSEC: 300}, ttls)
-}
-
-// loadPresignedTestZone loads one of cmd/geodns's pre-signed test zones
-// (signed by ldns-signzone) through a YAML that imports it.
-func loadPresignedTestZone(t *testing.T, origin string) *Zone {
-	t.Helper()
-	dir := t.TempDir()
-	data, err := os.ReadFile(filepath.Join("../cmd/geodns/testdata/presigned", origin+"zone"))
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, origin+"zone"), data, 0o644))
-	writeZone(t, dir, origin+"yaml", "import: "+origin+"zone\n")
-	z, err := LoadFile(filepath.Join(dir, origin+"yaml"), nil)
-	require.NoError(t, err)
-	require.True(t, z.Presigned())
-	return z
-}
-
-// TestProofKey: absent names below one encloser with the same ProofKey
-// get the same proofs (the engine answers them from one response), and
-// the chain's hash is RFC 5155's (as miekg/dns computes it).
-func TestProofKey(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	for _, origin := range []string{"nsec.test.", "nsec3.test.", "optout.test."} {
-		z := loadPresignedTestZone(t, origin)
-		if p := z.pre; len(p.nsec3) > 0 {
-			for _, n := range []string{origin, "www." + origin, "*.w." + origin, "Mixed.Case." + origin} {
-				require.Equal(t, strings.ToLower(dns.HashName(n, p.alg, p.iterations, p.salt)), p.hash(n), n)
-			}
-		}
-		groups := map[string]string{}
-		keys := map[uint32]bool{}
-		for i := range 3000 {
-			label := fmt.Sprintf("%x", rng.Uint64()>>(rng.IntN(60)))
-			under := []string{"", "w.", "b.c.", "c.", "_tcp.", "zz.nx."}[i%6]
-			name := label + "." + under + origin
-			wire := appendWire(nil, name)
-			encWire, _, ok := z.AbsentWire(wire, WireHash(wire))
-			if !ok {
-				continue
-			}
-			key, ok := z.ProofKey(wire, encWire)
-			require.True(t, ok)
-			keys[key] = true
-			a := z.Lookup(name, dns.TypeA, false, nil)
-			var proofs []string
-			for _, rr := range z.Proofs(name, dns.TypeA, a) {
-				proofs = append(proofs, rr.String())
-			}
-			g := fmt.Sprintf("%d %s", key, wire[len(wire)-encWire:])
-			got := fmt.Sprint(a.Result, proofs)
-			if want, seen := groups[g]; seen {
-				require.Equal(t, want, got, "%s: proofs differ from another name of its key", name)
-			}
-			groups[g] = got
-		}
-		require.Greater(t, len(keys), 3, origin)
-		t.Logf("%s: %d (encloser, key) groups, %d keys", origin, len(groups), len(keys))
-	}
 }
 
 // TestPresignedWithoutChain: a pre-signed file with no NSEC records and no

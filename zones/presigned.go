@@ -426,38 +426,6 @@ func (p *presigned) nsecKey(i int) []byte {
 	return p.nsecKeys[start:p.nsecEnd[i]]
 }
 
-// ProofKey tells which of a pre-signed zone's denial intervals holds the
-// lower-case wire name name, which does not exist and whose closest
-// encloser is its last encWire octets (AbsentWire): the NSEC covering it,
-// or the NSEC3 covering its next closer name. With DO, names below one
-// encloser with the same key are answered with the same records (Proofs;
-// the question aside), so one response can serve them all. ok is false
-// for a zone that is not pre-signed, or has no chain.
-func (z *Zone) ProofKey(name []byte, encWire int) (uint32, bool) {
-	p := z.pre
-	switch {
-	case p == nil:
-		return 0, false
-	case len(p.nsec3) > 0:
-		// The next closer name: the label just below the encloser.
-		nc := 0
-		for off := 0; off < len(name)-encWire; off += int(name[off]) + 1 {
-			nc = off
-		}
-		var h [32]byte
-		p.hashWireTo(&h, name[nc:])
-		i := sort.Search(len(p.nsec3), func(i int) bool { return p.nsec3[i].hash >= string(h[:]) })
-		if i == 0 {
-			i = len(p.nsec3)
-		}
-		return uint32(i - 1), true
-	default:
-		var kb [2 * 256]byte
-		i, ok := p.nsecIndex(CanonicalKeyWire(kb[:0], name))
-		return uint32(i), ok
-	}
-}
-
 // CanonicalKey appends to dst a key of name whose byte order is the
 // canonical order of names (RFC 4034 6.1): its labels from the root, each
 // lowercased and ended by 0x00, its octets 0x00 and 0x01 written 0x01
