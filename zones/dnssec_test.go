@@ -265,3 +265,13 @@ func TestPresignedWithoutChain(t *testing.T) {
 		`(1 0 7 BEEF): names and types that do not exist are answered without proof, which validators reject`,
 		strings.ReplaceAll(z.Warnings[0].Error(), dir+"/", ""))
 }
+
+// TestPresignedHash: the NSEC3 hash a pre-signed zone makes is RFC 5155's,
+// as miekg/dns computes it, with a salt and iterations and without.
+func TestPresignedHash(t *testing.T) {
+	for _, p := range []*presigned{{alg: 1, iterations: 5, salt: "C0FFEE", saltRaw: []byte{0xc0, 0xff, 0xee}}, {alg: 1}} {
+		for _, n := range []string{"example.", "www.example.", "*.w.example.", "Mixed.Case.example.", `\000.example.`} {
+			require.Equal(t, strings.ToLower(dns.HashName(n, p.alg, p.iterations, p.salt)), p.hash(n), n)
+		}
+	}
+}

@@ -324,36 +324,23 @@ func nextCloser(name, ce string) string {
 	}
 }
 
-// hash is name's NSEC3 hash, as the first label of an NSEC3 owner is
-// kept (lower case).
+// hash is name's NSEC3 hash (RFC 5155 5), written as the first label of
+// an NSEC3 owner is kept: base32hex, lower case. Made here rather than by
+// dns.HashName, which decodes the salt and allocates at every call: this
+// is a DO query's path (1.4-1.6 us of an 8-10 us denial, measured).
 func (p *presigned) hash(name string) string {
-	var buf [256]byte
-	n, err := dns.PackDomainName(dns.Fqdn(name), buf[:], 0, nil, false)
+	var w [256]byte
+	n, err := dns.PackDomainName(dns.Fqdn(name), w[:], 0, nil, false)
 	if err != nil {
 		return ""
 	}
-	return p.hashWire(buf[:n])
-}
-
-// hashWire is the NSEC3 hash (RFC 5155 5) of the wire name w, written as
-// an NSEC3 owner's first label is kept: base32hex, lower case.
-func (p *presigned) hashWire(w []byte) string {
-	var out [32]byte
-	p.hashWireTo(&out, w)
-	return string(out[:])
-}
-
-// hashWireTo is hashWire into out, for a search that keeps nothing.
-func (p *presigned) hashWireTo(out *[32]byte, w []byte) {
-	var lower [256]byte
-	for i, c := range w {
+	for i, c := range w[:n] {
 		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
+			w[i] = c + 'a' - 'A'
 		}
-		lower[i] = c
 	}
 	h := sha1.New()
-	h.Write(lower[:len(w)])
+	h.Write(w[:n])
 	h.Write(p.saltRaw)
 	var sum [sha1.Size]byte
 	h.Sum(sum[:0])
@@ -363,7 +350,9 @@ func (p *presigned) hashWireTo(out *[32]byte, w []byte) {
 		h.Write(p.saltRaw)
 		h.Sum(sum[:0])
 	}
+	var out [32]byte
 	base32HexLower.Encode(out[:], sum[:])
+	return string(out[:])
 }
 
 var base32HexLower = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
@@ -432,25 +421,20 @@ func (p *presigned) nsecKey(i int) []byte {
 // 0x01 and 0x01 0x02, so that a label sorts before every longer one it
 // begins, and a name before the names below it.
 func CanonicalKey(dst []byte, name string) []byte {
-	var buf [256]byte
-	n, err := dns.PackDomainName(dns.Fqdn(name), buf[:], 0, nil, false)
+	var w [256]byte
+	n, err := dns.PackDomainName(dns.Fqdn(name), w[:], 0, nil, false)
 	if err != nil {
 		return dst
 	}
-	return CanonicalKeyWire(dst, buf[:n])
-}
-
-// CanonicalKeyWire is CanonicalKey of the uncompressed wire name w.
-func CanonicalKeyWire(dst, w []byte) []byte {
 	var starts [128]int
 	k := 0
-	for i := 0; i < len(w) && w[i] != 0 && k < len(starts); i += 1 + int(w[i]) {
+	for i := 0; i < n && w[i] != 0; i += 1 + int(w[i]) {
 		starts[k] = i
 		k++
 	}
 	for j := k - 1; j >= 0; j-- {
 		i := starts[j]
-		for _, c := range w[i+1 : min(i+1+int(w[i]), len(w))] {
+		for _, c := range w[i+1 : i+1+int(w[i])] {
 			switch {
 			case c <= 1:
 				dst = append(dst, 1, c+1)
