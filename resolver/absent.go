@@ -191,36 +191,27 @@ func (h *Handler) template(set *zones.Set, z *zones.Zone, enc string, fq *query,
 		}
 		ps[i], names[i] = p, sq.name
 	}
-	return h.finishTemplate(ps[0], ps[1], ps[2], names[0], names[2], fq.qtype, enc)
-}
-
-// finishTemplate makes the template of p0, written for the wire name
-// name0: p1 is the same response for a name one octet longer, which
-// shows the pointers that move; p2, written for name2, must be what the
-// template renders for it. An empty template when they are not.
-func (h *Handler) finishTemplate(p0, p1, p2 *packed, name0, name2 []byte, qtype uint16, enc string) *template {
-	t := &template{}
-	ptrs, ok := movedPointers(p0.wire, p1.wire, p0.qend)
+	ptrs, ok := movedPointers(ps[0].wire, ps[1].wire, ps[0].qend)
 	if !ok {
 		return t
 	}
-	c := template{p: p0, ptrs: ptrs, nameLen: len(name0)}
-	if got, ok := c.render(nil, name2); !ok || string(got) != string(p2.wire) {
+	c := template{p: ps[0], ptrs: ptrs, nameLen: len(names[0])}
+	if got, ok := c.render(nil, names[2]); !ok || string(got) != string(ps[2].wire) {
 		return t // the pointers found do not make the engine's own answer
 	}
-	p := p0
+	p := ps[0]
 	if h.rrl != nil {
 		// Rate limited as BIND does: a wildcard's answers (and its NODATA)
 		// are one class, the wildcard's, not one per name asked; NXDOMAIN
 		// is the zone's already.
 		switch p.rrl.kind {
 		case kindAnswer:
-			p.rrl = h.rrl.classOf(kindAnswer, qtype, "*."+enc)
+			p.rrl = h.rrl.classOf(kindAnswer, fq.qtype, "*."+enc)
 		case kindNodata:
 			p.rrl = h.rrl.classOf(kindNodata, 0, "*."+enc)
 		}
 	}
-	t.p, t.ptrs, t.nameLen = p, ptrs, len(name0)
+	t.p, t.ptrs, t.nameLen = p, ptrs, len(names[0])
 	return t
 }
 

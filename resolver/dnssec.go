@@ -124,7 +124,7 @@ func (zs *zoneSigner) signedAnswer(z *zones.Zone, qname string, qtype uint16, a 
 		out.Ns = append(out.Ns, s.Deny(z.Origin, name, z.NegativeTTL(), types, false)...)
 		return out, false
 	}
-	out.Extra = zs.signSets(z, a.Extra)
+	out.Extra = sign(zs, z, a.Extra)
 	return out, false
 }
 
@@ -184,23 +184,4 @@ func (zs *zoneSigner) ownRecords(z *zones.Zone, qname string, qtype uint16, co b
 	}
 	sigs = append(sigs, zs.Sign(z, nsec)...)
 	return zones.Answer{Result: zones.Success, Answer: sigs}, true
-}
-
-// signSets returns rrs with the signatures of each RRset after it.
-func (zs *zoneSigner) signSets(z *zones.Zone, rrs []dns.RR) []dns.RR {
-	if len(rrs) == 0 {
-		return rrs
-	}
-	out := make([]dns.RR, 0, 2*len(rrs))
-	for i := 0; i < len(rrs); {
-		h0 := rrs[i].Header()
-		j := i + 1
-		for j < len(rrs) && rrs[j].Header().Rrtype == h0.Rrtype && strings.EqualFold(rrs[j].Header().Name, h0.Name) {
-			j++
-		}
-		out = append(out, rrs[i:j]...)
-		out = append(out, zs.Sign(z, rrs[i:j:j])...)
-		i = j
-	}
-	return out
 }
