@@ -278,12 +278,7 @@ func conformanceNames(t *testing.T, refs map[string]string) []string {
 		}
 		require.NoError(t, zp.Err(), file)
 	}
-	out := make([]string, 0, len(set))
-	for n := range set {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
+	return sortedNames(set)
 }
 
 // untruncated returns ref, or, when ref is truncated and geodns's answer

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -135,25 +134,15 @@ func kzoneSign(t *testing.T, dir, origin, src string, policy ...string) (file st
 	b, err := os.ReadFile(filepath.Join(kd, "out", origin+"zone"))
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(file, b, 0o644))
-	zp := dns.NewZoneParser(strings.NewReader(string(b)), origin, file)
-	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
-		if k, isKey := rr.(*dns.DNSKEY); isKey && k.Flags == 257 {
-			ksk = k
-		}
-	}
-	require.NotNil(t, ksk)
-	return file, ksk
+	return file, zoneKSK(t, origin, file)
 }
 
 // shapesNames are the names asked of a zone: every owner and its
 // ancestors, names below each, below wildcards and cuts.
 func shapesNames(t *testing.T, origin, file string) []string {
 	t.Helper()
-	data, err := os.ReadFile(file)
-	require.NoError(t, err)
 	set := map[string]bool{}
-	zp := dns.NewZoneParser(strings.NewReader(string(data)), origin, file)
-	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
+	for _, rr := range zoneFile(t, origin, file) {
 		n := rr.Header().Name
 		if rr.Header().Rrtype == dns.TypeNSEC3 {
 			set[n] = true
@@ -165,16 +154,10 @@ func shapesNames(t *testing.T, origin, file string) []string {
 			set["a.b"+n[1:]] = true
 		}
 	}
-	require.NoError(t, zp.Err())
 	for _, n := range []string{"x.dn", "a.dn", "b.a.dn", "nx.a.dn", "x.dnd", "q.dn2", "a.q.dn2", "x.deleg", "host.deleg", "x.y.insec", "q.y.insec", "zz", "~", "0", "a.x.ent.y", "r.l3.l2.l1"} {
 		set[n+"."+origin] = true
 	}
-	out := make([]string, 0, len(set))
-	for n := range set {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
+	return sortedNames(set)
 }
 
 // TestPresignedShapes: zones of harder shapes than the test data's
@@ -281,16 +264,12 @@ func TestPresignedShapes(t *testing.T) {
 // lower case.
 func nsec3Owners(t *testing.T, origin, file string) map[string]bool {
 	t.Helper()
-	data, err := os.ReadFile(file)
-	require.NoError(t, err)
 	out := map[string]bool{}
-	zp := dns.NewZoneParser(strings.NewReader(string(data)), origin, file)
-	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
+	for _, rr := range zoneFile(t, origin, file) {
 		if rr.Header().Rrtype == dns.TypeNSEC3 {
 			out[strings.ToLower(rr.Header().Name)] = true
 		}
 	}
-	require.NoError(t, zp.Err())
 	return out
 }
 

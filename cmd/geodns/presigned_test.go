@@ -51,10 +51,7 @@ func presignedNames(t *testing.T, files map[string]string) []string {
 	t.Helper()
 	set := map[string]bool{}
 	for origin, f := range files {
-		data, err := os.ReadFile(f)
-		require.NoError(t, err)
-		zp := dns.NewZoneParser(strings.NewReader(string(data)), origin, f)
-		for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
+		for _, rr := range zoneFile(t, origin, f) {
 			if rr.Header().Rrtype == dns.TypeNSEC3 || rr.Header().Rrtype == dns.TypeRRSIG && rr.(*dns.RRSIG).TypeCovered == dns.TypeNSEC3 {
 				continue
 			}
@@ -62,11 +59,41 @@ func presignedNames(t *testing.T, files map[string]string) []string {
 			addAncestors(set, n, origin)
 			set["nx."+n] = true
 		}
-		require.NoError(t, zp.Err())
 		for _, n := range []string{"q.w", "a.b.w", "x.d", "y.x.d2", "x.secure", "x.insecure", "b.c", "zz", "0", "~"} {
 			set[n+"."+origin] = true
 		}
 	}
+	return sortedNames(set)
+}
+
+// zoneFile returns the records of the master file file, for origin.
+func zoneFile(t *testing.T, origin, file string) []dns.RR {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	require.NoError(t, err)
+	var out []dns.RR
+	zp := dns.NewZoneParser(strings.NewReader(string(data)), origin, file)
+	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
+		out = append(out, rr)
+	}
+	require.NoError(t, zp.Err(), file)
+	return out
+}
+
+// zoneKSK returns the key-signing key (flags 257) of a signed master file.
+func zoneKSK(t *testing.T, origin, file string) *dns.DNSKEY {
+	t.Helper()
+	for _, rr := range zoneFile(t, origin, file) {
+		if k, ok := rr.(*dns.DNSKEY); ok && k.Flags == 257 {
+			return k
+		}
+	}
+	t.Fatalf("%s: no KSK", file)
+	return nil
+}
+
+// sortedNames returns the names of set, sorted.
+func sortedNames(set map[string]bool) []string {
 	out := make([]string, 0, len(set))
 	for n := range set {
 		out = append(out, n)
@@ -175,14 +202,7 @@ func TestPresignedValidated(t *testing.T) {
 	stubs := map[string]string{}
 	for origin, f := range files {
 		waitSOA(t, ours, origin)
-		data, err := os.ReadFile(f)
-		require.NoError(t, err)
-		zp := dns.NewZoneParser(strings.NewReader(string(data)), origin, f)
-		for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
-			if k, isKey := rr.(*dns.DNSKEY); isKey && k.Flags == 257 {
-				fmt.Fprintf(&anchors, "  trust-anchor: %q\n", strings.ReplaceAll(k.String(), "\t", " "))
-			}
-		}
+		fmt.Fprintf(&anchors, "  trust-anchor: %q\n", strings.ReplaceAll(zoneKSK(t, origin, f).String(), "\t", " "))
 		stubs[origin] = ours
 	}
 	unbound, ubLog := runUnbound(t, "validator iterator", "  val-log-level: 2\n  local-zone: \"test.\" nodefault\n"+anchors.String(),
@@ -279,11 +299,8 @@ func TestPresignedTransfer(t *testing.T) {
 		}
 		require.Greater(t, len(got), 2)
 		got = got[:len(got)-1] // the closing SOA
-		data, err := os.ReadFile(f)
-		require.NoError(t, err)
 		var want []string
-		zp := dns.NewZoneParser(strings.NewReader(string(data)), origin, f)
-		for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
+		for _, rr := range zoneFile(t, origin, f) {
 			want = append(want, strings.ToLower(rr.String()))
 		}
 		sort.Strings(got)
