@@ -169,7 +169,7 @@ func (z *Zone) Proofs(qname string, qtype uint16, a Answer) []dns.RR {
 	var out []dns.RR
 	add := func(rrs ...dns.RR) {
 		for _, rr := range rrs {
-			if rr != nil && !slices.Contains(out, rr) {
+			if !slices.Contains(out, rr) {
 				out = append(out, rr)
 			}
 		}
@@ -227,13 +227,7 @@ func (p *presigned) referral(z *Zone, ns []dns.RR) []dns.RR {
 	if ds := n.get(dns.TypeDS); ds != nil {
 		return ds
 	}
-	var out []dns.RR
-	for _, rr := range p.nodata(z, n, cut) {
-		if rr != nil {
-			out = append(out, rr)
-		}
-	}
-	return out
+	return p.nodata(z, n, cut)
 }
 
 // nodata proves that name (its node n, nil if it has none) has no record
@@ -252,7 +246,7 @@ func (p *presigned) nodata(z *Zone, n *node, name string) []dns.RR {
 			return nsec
 		}
 	}
-	return []dns.RR{p.nsecCovering(name)}
+	return p.nsecCovering(nil, name)
 }
 
 // absence is what a proof that a name does not exist is for.
@@ -276,9 +270,9 @@ func (p *presigned) noName(z *Zone, name string, ce *node, what absence) []dns.R
 		wild = "*."
 	}
 	if len(p.nsec3) == 0 {
-		out := []dns.RR{p.nsecCovering(name)}
+		out := p.nsecCovering(nil, name)
 		if what == nxName {
-			out = append(out, p.nsecCovering(wild))
+			out = p.nsecCovering(out, wild)
 		}
 		return out
 	}
@@ -381,16 +375,17 @@ func (p *presigned) nsec3Covering(h string) *nsec3Record {
 	return &p.nsec3[i-1]
 }
 
-// nsecCovering returns the NSEC record of the last owner before name in
-// canonical order (RFC 4034 6.1): its interval holds name. The apex comes
-// first, so there is one for every name below it.
-func (p *presigned) nsecCovering(name string) dns.RR {
+// nsecCovering appends to out the NSEC record of the last owner before
+// name in canonical order (RFC 4034 6.1): its interval holds name. The
+// apex comes first, so there is one for every name below it, in a zone
+// with NSEC records at all.
+func (p *presigned) nsecCovering(out []dns.RR, name string) []dns.RR {
 	var kb [2 * 256]byte
 	i, ok := p.nsecIndex(CanonicalKey(kb[:0], name))
 	if !ok {
-		return nil
+		return out
 	}
-	return p.nsec[i].get(dns.TypeNSEC)[0]
+	return append(out, p.nsec[i].get(dns.TypeNSEC)[0])
 }
 
 // nsecIndex returns the index in p.nsec of the last owner whose key is

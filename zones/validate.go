@@ -39,7 +39,7 @@ func (c *compiler) validate(recs []placed) {
 	if p := z.pre; p != nil && len(p.nsec) == 0 && len(p.nsec3) == 0 {
 		what := "no NSEC records and no NSEC3 records"
 		if ps := z.apex.get(dns.TypeNSEC3PARAM); len(ps) > 0 {
-			what = "no NSEC records, and no NSEC3 chain of its NSEC3PARAM's parameters (" + strings.TrimSpace(ps[0].(*dns.NSEC3PARAM).String()[len(ps[0].Header().String()):]) + ")"
+			what = "no NSEC records, and no NSEC3 chain of its NSEC3PARAM's parameters (" + rdata(ps[0]) + ")"
 		}
 		c.warnRR(nil, z.Origin, "a pre-signed zone with %s: names and types that do not exist are answered without proof, "+
 			"which validators reject", what)
