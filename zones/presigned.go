@@ -81,33 +81,42 @@ func rrsigTime(t uint32, now time.Time) time.Time {
 
 // signaturesExpire finds when the first RRset of the zone runs out of
 // valid signatures: each set lasts as long as its latest signature (one
-// of a key on its way out may expire earlier, harmlessly).
-func (p *presigned) signaturesExpire(c *compiler, now time.Time) {
-	type set struct {
-		owner string
-		t     uint16
-	}
-	last := map[set]time.Time{}
-	note := func(sigs []dns.RR) {
+// of a key on its way out may expire earlier, harmlessly). The RRSIGs of
+// one owner are looked at together, the NSEC3 ones by owner too (nsec3Sigs),
+// so a zone of a million names needs no map of every set at load.
+func (p *presigned) signaturesExpire(c *compiler, nsec3Sigs map[string][]dns.RR, now time.Time) {
+	var last []time.Time // by the index of the covered type in types
+	var types []uint16
+	owner := func(sigs []dns.RR) {
+		last, types = last[:0], types[:0]
 		for _, rr := range sigs {
 			sig, ok := rr.(*dns.RRSIG)
 			if !ok {
 				continue
 			}
-			k := set{sig.Hdr.Name, sig.TypeCovered}
-			if e := rrsigTime(sig.Expiration, now); e.After(last[k]) {
-				last[k] = e
+			e := rrsigTime(sig.Expiration, now)
+			if i := slices.Index(types, sig.TypeCovered); i >= 0 {
+				if e.After(last[i]) {
+					last[i] = e
+				}
+				continue
+			}
+			types, last = append(types, sig.TypeCovered), append(last, e)
+		}
+		for i, e := range last {
+			name := sigs[0].Header().Name
+			if p.expiresSet == "" || e.Before(p.expires) || e.Equal(p.expires) && name < p.expiresSet {
+				p.expires, p.expiresSet = e, name+" "+dns.TypeToString[types[i]]
 			}
 		}
 	}
 	for _, n := range c.all {
-		note(n.get(dns.TypeRRSIG))
-	}
-	note(c.nsec3)
-	for k, e := range last {
-		if p.expiresSet == "" || e.Before(p.expires) || e.Equal(p.expires) && k.owner < p.expiresSet {
-			p.expires, p.expiresSet = e, k.owner+" "+dns.TypeToString[k.t]
+		if sigs := n.get(dns.TypeRRSIG); len(sigs) > 0 {
+			owner(sigs)
 		}
+	}
+	for _, sigs := range nsec3Sigs {
+		owner(sigs)
 	}
 }
 
@@ -515,7 +524,7 @@ func (c *compiler) presign() {
 		c.errAt(c.spec.importNode, "import %s: NSEC3 hash algorithm %d: only SHA-1 (1) is defined", c.spec.importFile, p.alg)
 	}
 	p.all = c.nsec3
-	p.signaturesExpire(c, time.Now())
+	p.signaturesExpire(c, sigs, time.Now())
 	c.sigTTLs(p)
 	z.count += len(c.nsec3)
 	z.pre = p
