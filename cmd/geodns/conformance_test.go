@@ -140,12 +140,7 @@ func TestConformanceZones(t *testing.T) {
 					q.edns = 1232
 				}
 				asked++
-				a, err := q.exchange(ours)
-				require.NoError(t, err, "geodns: %s", q)
-				b, err := q.exchange(nsd)
-				require.NoError(t, err, "nsd: %s", q)
-				c, err := q.exchange(knot)
-				require.NoError(t, err, "knot: %s", q)
+				a, b, c := q.askAll(t, ours, nsd, knot)
 				b, c = untruncated(t, q, a, b, nsd), untruncated(t, q, a, c, knot)
 				vsNSD := compareResponses(q, a, b, nsdAsk(nsd))
 				vsKnot, ede := compareKnot(q, a, c, nsdAsk(knot))

@@ -163,6 +163,19 @@ func (q query) exchange(addr string) (*dns.Msg, error) {
 	return nil, err
 }
 
+// askAll asks q of geodns (ours), NSD and Knot, in that order.
+func (q query) askAll(t *testing.T, ours, nsd, knot string) (a, b, c *dns.Msg) {
+	t.Helper()
+	var err error
+	a, err = q.exchange(ours)
+	require.NoError(t, err, "geodns: %s", q)
+	b, err = q.exchange(nsd)
+	require.NoError(t, err, "nsd: %s", q)
+	c, err = q.exchange(knot)
+	require.NoError(t, err, "knot: %s", q)
+	return a, b, c
+}
+
 var corpusTypes = []uint16{
 	dns.TypeA, dns.TypeAAAA, dns.TypeNS, dns.TypeSOA, dns.TypeMX, dns.TypeTXT, dns.TypeCNAME,
 	dns.TypeSRV, dns.TypeCAA, dns.TypeDS, dns.TypePTR, dns.TypeNAPTR, dns.TypeHTTPS, dns.TypeSVCB,

@@ -234,12 +234,7 @@ func TestPresignedShapes(t *testing.T) {
 						}
 						q := query{name: randomCase(n, rng), qtype: qt, tcp: tcp, edns: 1232, do: do}
 						asked++
-						a, err := q.exchange(ours)
-						require.NoError(t, err, "geodns: %s", q)
-						b, err := q.exchange(nsd)
-						require.NoError(t, err, "nsd: %s", q)
-						c, err := q.exchange(knot)
-						require.NoError(t, err, "knot: %s", q)
+						a, b, c := q.askAll(t, ours, nsd, knot)
 						vsNSD, vsKnot := compareResponses(q, a, b, nsdAsk(nsd)), compareResponses(q, a, c, nsdAsk(knot))
 						if vsNSD != "" && vsKnot != "" {
 							diffs = append(diffs, fmt.Sprintf("%s\n  vs NSD: %s\n  vs Knot: %s\n--- geodns:\n%s\n--- nsd:\n%s\n--- knot:\n%s", q, vsNSD, vsKnot, a, b, c))
